@@ -1,0 +1,246 @@
+"""`python -m backend ...`: everything the dashboard does, from a shell. Exit code 0 only on success."""
+
+from __future__ import annotations
+
+import argparse
+import json
+import sys
+from dataclasses import asdict
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+
+from .config import RUNTIME_CHOICES
+from .context import ModelDeck, open_modeldeck
+from .datasets import DATASET_NAMES, load_dataset
+from .errors import ModelDeckError
+from .evaluation import evaluate_endpoint, sample
+from .registry import Model
+from .runtimes.base import DeployConfig, Deployment
+from .training import ensure_sample_model, train_sample
+
+
+def _err(message: str) -> None:
+    print(message, file=sys.stderr, flush=True)
+
+
+def _print_json(data: Any) -> None:
+    print(json.dumps(data, indent=2, default=str))
+
+
+def _parse_tags(pairs: list[str]) -> dict[str, str]:
+    tags = {}
+    for pair in pairs:
+        key, sep, value = pair.partition("=")
+        if not sep or not key:
+            raise ModelDeckError(f"tag {pair!r} is not key=value")
+        tags[key] = value
+    return tags
+
+
+def _model_dict(model: Model) -> dict[str, Any]:
+    data = asdict(model)
+    data["id"] = model.id
+    return data
+
+
+def _deployment_dict(d: Deployment) -> dict[str, Any]:
+    return {"name": d.name, "state": str(d.state), "model": d.model_id, "runtime": d.runtime,
+            "scoring_uri": d.scoring_uri, "config": d.config.to_dict(), "created_at": d.created_at,
+            "detail": d.detail, "exit_code": d.exit_code}
+
+
+def _ensure_models(deck: ModelDeck) -> None:
+    if deck.settings.auto_train:
+        ensure_sample_model(deck.registry, progress=lambda m: _err(f"[first run] {m}"))
+
+
+def cmd_train_sample(deck: ModelDeck, args: argparse.Namespace) -> int:
+    model = train_sample(deck.registry, progress=_err)
+    if args.json:
+        _print_json(_model_dict(model))
+    else:
+        print(f"{model.id} accuracy={model.metrics['accuracy']:.4f}")
+    return 0
+
+
+def cmd_models_list(deck: ModelDeck, args: argparse.Namespace) -> int:
+    _ensure_models(deck)
+    models = deck.registry.list()
+    if args.json:
+        _print_json([_model_dict(m) for m in models])
+        return 0
+    print(f"{'MODEL':<28} {'FRAMEWORK':<14} {'SKLEARN':<9} {'ACCURACY':<9} {'REGISTERED':<26} SHA256")
+    for m in models:
+        accuracy = m.metrics.get("accuracy")
+        print(f"{m.id:<28} {m.framework:<14} {m.sklearn_version or '-':<9} "
+              f"{'-' if accuracy is None else f'{accuracy:.4f}':<9} {m.created_at:<26} {m.sha256[:12]}")
+    return 0
+
+
+def cmd_models_register(deck: ModelDeck, args: argparse.Namespace) -> int:
+    model = deck.registry.register(args.name, [Path(f) for f in args.files], framework=args.framework,
+                                   tags=_parse_tags(args.tag), description=args.description)
+    if args.json:
+        _print_json(_model_dict(model))
+    else:
+        print(f"registered {model.id} sha256={model.sha256[:12]}")
+    return 0
+
+
+def cmd_deploy(deck: ModelDeck, args: argparse.Namespace) -> int:
+    _ensure_models(deck)
+    model = deck.registry.get_ref(args.model)
+    config = DeployConfig(cpu_cores=args.cpu_cores, memory_gb=args.memory_gb, tags=_parse_tags(args.tag),
+                          description=args.description)
+    _err(f"deploying {model.id} as {args.name!r} on {deck.runtime.describe()}")
+    deck.deployments.deploy(model, args.name, config, entry_script=args.entry_script, progress=_err)
+    deployment = deck.deployments.wait_for_deployment(args.name, timeout=args.timeout, progress=_err)
+    if args.json:
+        _print_json(_deployment_dict(deployment))
+    else:
+        print(deployment.scoring_uri)
+    return 0
+
+
+def cmd_deployments_list(deck: ModelDeck, args: argparse.Namespace) -> int:
+    deployments = deck.deployments.list()
+    if args.json:
+        _print_json([_deployment_dict(d) for d in deployments])
+        return 0
+    print(f"{'NAME':<24} {'STATE':<14} {'MODEL':<24} {'RUNTIME':<8} SCORING URI")
+    for d in deployments:
+        print(f"{d.name:<24} {str(d.state):<14} {d.model_id:<24} {d.runtime:<8} {d.scoring_uri or '-'}")
+    return 0
+
+
+def cmd_deployments_logs(deck: ModelDeck, args: argparse.Namespace) -> int:
+    print(deck.deployments.get_logs(args.name, tail=args.tail), end="")
+    return 0
+
+
+def cmd_deployments_delete(deck: ModelDeck, args: argparse.Namespace) -> int:
+    deck.deployments.delete(args.name)
+    _err(f"deleted {args.name}")
+    return 0
+
+
+def _healthy_uri(deck: ModelDeck, name: str) -> str:
+    deployment = deck.deployments.get(name)
+    if deployment.scoring_uri is None or str(deployment.state) != "Healthy":
+        raise ModelDeckError(f"deployment {name!r} is {deployment.state}, not Healthy"
+                             + (f": {deployment.detail}" if deployment.detail else ""))
+    return deployment.scoring_uri
+
+
+def cmd_score(deck: ModelDeck, args: argparse.Namespace) -> int:
+    uri = _healthy_uri(deck, args.name)
+    testset = load_dataset(args.dataset)
+    result = sample(deck.client, uri, testset, args.random, seed=args.seed, use_binary=not args.json_path)
+    rows = [{"index": int(i), "label": int(t), "prediction": int(p)}
+            for i, t, p in zip(result.indices, result.labels, result.predictions)]
+    if args.json:
+        _print_json(rows)
+    else:
+        print(f"{'INDEX':>6} {'LABEL':>5} {'PREDICTION':>10}")
+        for row in rows:
+            mark = "" if row["label"] == row["prediction"] else "  <- wrong"
+            print(f"{row['index']:>6} {row['label']:>5} {row['prediction']:>10}{mark}")
+        print(f"{int(result.correct.sum())} of {len(rows)} correct")
+    return 0
+
+
+def cmd_evaluate(deck: ModelDeck, args: argparse.Namespace) -> int:
+    uri = _healthy_uri(deck, args.name)
+    testset = load_dataset(args.dataset)
+    evaluation = evaluate_endpoint(deck.client, uri, testset, use_binary=not args.json_path)
+    if args.plot:
+        from .plots import confusion_heatmap, to_png
+
+        Path(args.plot).write_bytes(to_png(confusion_heatmap(evaluation)))
+        _err(f"wrote {args.plot}")
+    if args.json:
+        _print_json({"dataset": testset.name, "n": evaluation.n, "accuracy": evaluation.accuracy,
+                     "labels": list(evaluation.labels), "confusion_matrix": evaluation.confusion.tolist(),
+                     "most_confused": [asdict(p) for p in evaluation.most_confused]})
+        return 0
+    print(f"accuracy {evaluation.accuracy:.4f} on {evaluation.n} images of {testset.name}")
+    print("confusion matrix (rows: true label, columns: predicted label)")
+    width = max(5, len(str(int(evaluation.confusion.max()))) + 1)
+    print(" " * 6 + "".join(f"{label:>{width}}" for label in evaluation.labels))
+    for label, row in zip(evaluation.labels, evaluation.confusion):
+        print(f"{label:>6}" + "".join(f"{int(v):>{width}}" for v in row))
+    print("most confused: " + "; ".join(map(str, evaluation.most_confused)))
+    return 0
+
+
+def build_parser() -> argparse.ArgumentParser:
+    parser = argparse.ArgumentParser(prog="python -m backend", description="ModelDeck: deploy and inspect models.")
+    parser.add_argument("--runtime", choices=RUNTIME_CHOICES, default=None,
+                        help="where deployments run (default: $MODELDECK_RUNTIME or auto)")
+    sub = parser.add_subparsers(dest="command", required=True)
+
+    def add(subparsers, name, func, help_text, json_flag=True):
+        p = subparsers.add_parser(name, help=help_text)
+        p.set_defaults(func=func)
+        if json_flag:
+            p.add_argument("--json", action="store_true", help="print JSON")
+        return p
+
+    add(sub, "train-sample", cmd_train_sample, "train and register the sample model sklearn_mnist")
+
+    models = sub.add_parser("models", help="the model registry").add_subparsers(dest="models_command", required=True)
+    add(models, "list", cmd_models_list, "list registered models")
+    p = add(models, "register", cmd_models_register, "register a model file (next version of NAME)")
+    p.add_argument("name")
+    p.add_argument("files", nargs="+", metavar="FILE")
+    p.add_argument("--tag", action="append", default=[], metavar="KEY=VALUE")
+    p.add_argument("--description", default="")
+    p.add_argument("--framework", default="scikit-learn")
+
+    p = add(sub, "deploy", cmd_deploy, "deploy MODEL[:VERSION], wait until Healthy, print the scoring URI")
+    p.add_argument("model", metavar="MODEL[:VERSION]")
+    p.add_argument("--name", required=True, help="deployment name, e.g. mnist-demo")
+    p.add_argument("--cpu-cores", type=float, default=1.0)
+    p.add_argument("--memory-gb", type=float, default=1.0)
+    p.add_argument("--tag", action="append", default=[], metavar="KEY=VALUE")
+    p.add_argument("--description", default="")
+    p.add_argument("--entry-script", type=Path, default=None, help="scoring script (default: built-in sklearn)")
+    p.add_argument("--timeout", type=float, default=180.0, help="seconds to wait for Healthy")
+    p.add_argument("--runtime", choices=RUNTIME_CHOICES, default=argparse.SUPPRESS)
+
+    deployments = sub.add_parser("deployments", help="running deployments").add_subparsers(
+        dest="deployments_command", required=True)
+    add(deployments, "list", cmd_deployments_list, "list deployments")
+    p = add(deployments, "logs", cmd_deployments_logs, "print a deployment's log", json_flag=False)
+    p.add_argument("name")
+    p.add_argument("--tail", type=int, default=None)
+    p = add(deployments, "delete", cmd_deployments_delete, "stop and remove a deployment", json_flag=False)
+    p.add_argument("name")
+
+    for name, func, help_text in (("score", cmd_score, "score N random test images"),
+                                  ("evaluate", cmd_evaluate, "score the whole test set: accuracy + confusion")):
+        p = add(sub, name, func, help_text)
+        p.add_argument("name", help="deployment name")
+        p.add_argument("--dataset", choices=DATASET_NAMES, default="mnist")
+        p.add_argument("--json-path", action="store_true", help="send JSON instead of the binary .npy body")
+        if name == "score":
+            p.add_argument("--random", type=int, default=30, metavar="N")
+            p.add_argument("--seed", type=int, default=None)
+        else:
+            p.add_argument("--plot", metavar="FILE.png", help="write the normalised confusion heatmap")
+    return parser
+
+
+def main(argv: list[str] | None = None) -> int:
+    args = build_parser().parse_args(argv)
+    try:
+        deck = open_modeldeck(runtime=getattr(args, "runtime", None))
+        return args.func(deck, args)
+    except ModelDeckError as e:
+        _err(f"error: {e}")
+        return 1
+    except KeyboardInterrupt:
+        _err("interrupted")
+        return 130

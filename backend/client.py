@@ -1,0 +1,71 @@
+"""Scoring client: send a batch to a scoring URI, get predictions back, with clear errors."""
+
+from __future__ import annotations
+
+import io
+from typing import Any
+
+import numpy as np
+import orjson
+import requests
+
+from .errors import EndpointUnreachableError, ScoringRequestError, ScoringServerError
+
+NPY_TYPE = "application/x-npy"
+
+
+class ScoringClient:
+    """Talks to scoring endpoints; the HTTP session is passed in or made once."""
+
+    def __init__(self, session: requests.Session | None = None, timeout: float = 120.0) -> None:
+        self.session = session or requests.Session()
+        self.timeout = timeout
+
+    def _post(self, uri: str, body: bytes, content_type: str) -> Any:
+        try:
+            response = self.session.post(uri, data=body, headers={"Content-Type": content_type}, timeout=self.timeout)
+        except requests.ConnectionError as e:
+            raise EndpointUnreachableError(
+                f"nothing answers at {uri}: is the deployment running? ({type(e).__name__})") from e
+        except requests.Timeout as e:
+            raise EndpointUnreachableError(f"{uri} did not answer within {self.timeout:.0f} s") from e
+        if response.status_code >= 400:
+            try:
+                message = response.json().get("error", response.text)
+            except ValueError:
+                message = response.text[:500]
+            error = ScoringRequestError if response.status_code < 500 else ScoringServerError
+            raise error(response.status_code, message)
+        try:
+            return orjson.loads(response.content)
+        except orjson.JSONDecodeError as e:
+            raise ScoringServerError(response.status_code, f"the answer is not JSON: {response.text[:200]!r}") from e
+
+    def run(self, scoring_uri: str, data: Any) -> Any:
+        """POSTs `{"data": data}` as JSON (the tutorial's contract) and returns the decoded answer.
+
+        Raises:
+            EndpointUnreachableError, ScoringRequestError (4xx), ScoringServerError (5xx).
+        """
+        body = orjson.dumps({"data": data}, option=orjson.OPT_SERIALIZE_NUMPY)
+        return self._post(scoring_uri, body, "application/json")
+
+    def run_array(self, scoring_uri: str, X: np.ndarray) -> Any:
+        """POSTs `X` as an .npy body (the fast path); the endpoint's script needs run_array()."""
+        buffer = io.BytesIO()
+        np.save(buffer, np.ascontiguousarray(X), allow_pickle=False)
+        return self._post(scoring_uri, buffer.getvalue(), NPY_TYPE)
+
+    def info(self, scoring_uri: str) -> dict[str, Any]:
+        """GET /info next to the scoring URI ({} when the endpoint has none)."""
+        base = scoring_uri.rsplit("/score", 1)[0]
+        try:
+            response = self.session.get(base + "/info", timeout=5)
+        except requests.RequestException as e:
+            raise EndpointUnreachableError(f"nothing answers at {base}: {type(e).__name__}") from e
+        return response.json() if response.status_code == 200 else {}
+
+    def predict(self, scoring_uri: str, X: np.ndarray, *, use_binary: bool = True) -> np.ndarray:
+        """Predictions for the rows of X, over the binary path when allowed, else JSON."""
+        answer = self.run_array(scoring_uri, X) if use_binary else self.run(scoring_uri, X)
+        return np.asarray(answer)

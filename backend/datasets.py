@@ -1,0 +1,152 @@
+"""Test sets: the `TestSet` type and loaders for IDX files (MNIST format) and scikit-learn's digits."""
+
+from __future__ import annotations
+
+import gzip
+from dataclasses import dataclass
+from functools import lru_cache
+from pathlib import Path
+
+import numpy as np
+
+from .config import ASSETS_DIR
+from .errors import DatasetError, IdxFormatError
+
+# IDX type codes -> big-endian numpy dtypes (http://yann.lecun.com/exdb/mnist/ "THE IDX FILE FORMAT").
+_IDX_DTYPES = {0x08: ">u1", 0x09: ">i1", 0x0B: ">i2", 0x0C: ">i4", 0x0D: ">f4", 0x0E: ">f8"}
+MNIST_DIR = ASSETS_DIR / "data" / "mnist"
+FASHION_MNIST_DIR = Path("/usr/share/datasets/fashion-mnist")
+FASHION_CLASSES = ("T-shirt/top", "Trouser", "Pullover", "Dress", "Coat", "Sandal", "Shirt",
+                   "Sneaker", "Bag", "Ankle boot")
+
+
+@dataclass(frozen=True)
+class TestSet:
+    """Images as rows of floats in [0, 1] with their labels.
+
+    Attributes:
+        name: short name (the one `load_dataset` takes).
+        X: float32 array (n, height*width).
+        y: int64 array (n,).
+        image_shape: (height, width) to draw a row as an image.
+        class_names: display name of each label.
+        source: where the data came from.
+    """
+
+    __test__ = False  # not a pytest test class
+
+    name: str
+    X: np.ndarray
+    y: np.ndarray
+    image_shape: tuple[int, int]
+    class_names: tuple[str, ...]
+    source: str
+
+    def __len__(self) -> int:
+        return len(self.y)
+
+    @property
+    def n_features(self) -> int:
+        return int(self.X.shape[1])
+
+
+def read_idx(path: Path) -> np.ndarray:
+    """Reads an IDX file, gzip-compressed or not, as a numpy array of its dimensions.
+
+    Raises:
+        IdxFormatError: wrong magic number, unknown type code, or fewer bytes than the header says.
+        DatasetError: the file cannot be read.
+    """
+    path = Path(path)
+    try:
+        raw = path.read_bytes()
+        if raw[:2] == b"\x1f\x8b":
+            raw = gzip.decompress(raw)
+    except (OSError, EOFError) as e:
+        raise DatasetError(f"cannot read {path}: {e}") from e
+    if len(raw) < 4 or raw[0] != 0 or raw[1] != 0:
+        raise IdxFormatError(
+            f"{path} is not an IDX file: it starts with {raw[:4].hex() or 'nothing'}, "
+            "an IDX file starts with 0000 then a type code and the number of dimensions")
+    type_code, ndim = raw[2], raw[3]
+    if type_code not in _IDX_DTYPES:
+        raise IdxFormatError(f"{path}: unknown IDX type code 0x{type_code:02x}")
+    if ndim == 0 or len(raw) < 4 + 4 * ndim:
+        raise IdxFormatError(f"{path}: header truncated or with no dimensions (ndim={ndim})")
+    dims = tuple(int(d) for d in np.frombuffer(raw, dtype=">u4", count=ndim, offset=4))
+    dtype = np.dtype(_IDX_DTYPES[type_code])
+    expected = int(np.prod(dims, dtype=np.int64)) * dtype.itemsize
+    available = len(raw) - 4 - 4 * ndim
+    if available < expected:
+        raise IdxFormatError(
+            f"{path} is truncated: its header says {'x'.join(map(str, dims))} values "
+            f"({expected} bytes) but only {available} bytes follow")
+    data = np.frombuffer(raw, dtype=dtype, count=expected // dtype.itemsize, offset=4 + 4 * ndim)
+    return data.reshape(dims).astype(dtype.newbyteorder("="))
+
+
+def load_idx_pair(images: Path, labels: Path, *, name: str, class_names: tuple[str, ...] | None = None
+                  ) -> TestSet:
+    """A TestSet from an IDX image file (n x h x w) and its IDX label file (n), as the tutorial's
+    `load_data`: pixels divided by 255.
+
+    Raises:
+        IdxFormatError: either file is invalid, or they disagree on the number of items.
+    """
+    images_arr, labels_arr = read_idx(images), read_idx(labels)
+    if images_arr.ndim != 3 or labels_arr.ndim != 1:
+        raise IdxFormatError(
+            f"expected images n x height x width and labels n, got {images_arr.shape} and {labels_arr.shape}")
+    if len(images_arr) != len(labels_arr):
+        raise IdxFormatError(f"{images} has {len(images_arr)} images but {labels} has {len(labels_arr)} labels")
+    n, h, w = images_arr.shape
+    X = images_arr.reshape(n, h * w).astype(np.float32) / np.float32(255.0)
+    y = labels_arr.astype(np.int64)
+    names = class_names or tuple(str(i) for i in range(int(y.max()) + 1 if n else 0))
+    return TestSet(name, X, y, (h, w), names, f"{images} + {labels}")
+
+
+@lru_cache(maxsize=4)
+def load_mnist_test() -> TestSet:
+    """The real MNIST 10k test set shipped in assets/data/mnist."""
+    return load_idx_pair(MNIST_DIR / "t10k-images-idx3-ubyte.gz", MNIST_DIR / "t10k-labels-idx1-ubyte.gz",
+                         name="mnist")
+
+
+@lru_cache(maxsize=2)
+def load_digits_set() -> TestSet:
+    """scikit-learn's bundled 8x8 digits (1,797 images), pixels 0..16 scaled to [0, 1]."""
+    from sklearn.datasets import load_digits
+
+    digits = load_digits()
+    X = (digits.data / 16.0).astype(np.float32)
+    return TestSet("digits", X, digits.target.astype(np.int64), (8, 8),
+                   tuple(str(i) for i in range(10)), "sklearn.datasets.load_digits")
+
+
+def load_fashion_mnist_test() -> TestSet:
+    """Fashion-MNIST's 10k test set, from Debian's dataset-fashion-mnist package."""
+    base = FASHION_MNIST_DIR
+    images = next(iter(sorted(base.glob("t10k-images-idx3-ubyte*"))), None) if base.is_dir() else None
+    labels = next(iter(sorted(base.glob("t10k-labels-idx1-ubyte*"))), None) if base.is_dir() else None
+    if images is None or labels is None:
+        raise DatasetError(
+            f"Fashion-MNIST is not installed in {base}: apt-get install dataset-fashion-mnist")
+    return load_idx_pair(images, labels, name="fashion-mnist", class_names=FASHION_CLASSES)
+
+
+_LOADERS = {"mnist": load_mnist_test, "digits": load_digits_set, "fashion-mnist": load_fashion_mnist_test}
+DATASET_NAMES = tuple(_LOADERS)
+
+
+def load_dataset(name: str) -> TestSet:
+    """The test set called `name` (one of DATASET_NAMES).
+
+    Raises:
+        DatasetError: unknown name or data not available.
+    """
+    try:
+        loader = _LOADERS[name]
+    except KeyError:
+        raise DatasetError(f"unknown dataset {name!r}: choose one of {', '.join(DATASET_NAMES)}") from None
+    return loader()

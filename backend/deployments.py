@@ -1,0 +1,107 @@
+"""Deployments in the tutorial's words: deploy, wait_for_deployment, scoring_uri, get_logs, delete, list."""
+
+from __future__ import annotations
+
+import tempfile
+import time
+from pathlib import Path
+
+from .errors import DeploymentError, DeploymentExistsError, DeploymentFailedError, DeploymentNotFoundError, IncompatibleModelError
+from .registry import Model, ModelRegistry
+from .runtimes.base import (DeployConfig, Deployment, DeploymentSpec, DeploymentState, Progress, Runtime,
+                            validate_name)
+
+DEFAULT_SCRIPT = Path(__file__).resolve().parent / "serving" / "score_sklearn.py"
+LOG_TAIL_ON_FAILURE = 30
+
+
+def _quiet(_: str) -> None:
+    pass
+
+
+def check_compatible(model: Model, environment: dict[str, str]) -> None:
+    """A scikit-learn model must be unpickled with the scikit-learn version that saved it.
+
+    Raises:
+        IncompatibleModelError: the versions differ, with both named.
+    """
+    wanted, have = model.sklearn_version, environment.get("scikit-learn")
+    if model.framework == "scikit-learn" and wanted and have and wanted != have:
+        raise IncompatibleModelError(
+            f"model {model.id} was saved with scikit-learn {wanted} but this runtime serves with {have}: "
+            f"retrain and register it with scikit-learn {have}, or deploy where {wanted} is installed")
+
+
+class DeploymentService:
+    """Deploys registered models on one runtime and manages their deployments."""
+
+    def __init__(self, registry: ModelRegistry, runtime: Runtime) -> None:
+        self.registry = registry
+        self.runtime = runtime
+
+    def deploy(self, model: Model, name: str, config: DeployConfig | None = None, *,
+               entry_script: Path | None = None, progress: Progress = _quiet) -> Deployment:
+        """Starts a deployment of `model` called `name`; returns once it is starting (see wait_for_deployment).
+
+        Args:
+            entry_script: a scoring script with init()/run(raw_data); default: the built-in scikit-learn one.
+
+        Raises:
+            InvalidDeploymentNameError, DeploymentExistsError, ChecksumMismatchError,
+            IncompatibleModelError, DeploymentError (bad entry script, runtime failure).
+        """
+        validate_name(name)
+        config = config or DeployConfig()
+        try:
+            self.runtime.get(name)
+            raise DeploymentExistsError(
+                f"a deployment named {name!r} exists already: delete it first or pick another name")
+        except DeploymentNotFoundError:
+            pass
+        script = Path(entry_script) if entry_script else DEFAULT_SCRIPT
+        if not script.is_file():
+            raise DeploymentError(f"entry script {script} does not exist")
+        check_compatible(model, self.runtime.environment_versions(model))
+        with tempfile.TemporaryDirectory(prefix="modeldeck-stage-") as staging:
+            progress(f"checking and staging {len(model.files)} file(s) of {model.id}")
+            model_dir = self.registry.materialize(model, Path(staging) / "model")
+            spec = DeploymentSpec(name=name, model=model, config=config, model_dir=model_dir, script_path=script)
+            return self.runtime.create(spec, progress)
+
+    def wait_for_deployment(self, name: str, *, timeout: float = 180.0, progress: Progress = _quiet,
+                            poll_seconds: float = 0.2) -> Deployment:
+        """Waits until the deployment is Healthy.
+
+        Raises:
+            DeploymentFailedError: it ended Failed, or was not Healthy after `timeout` seconds; the
+                error carries the state, exit code and the last log lines.
+        """
+        deadline = time.monotonic() + timeout
+        last_state = None
+        while True:
+            deployment = self.runtime.get(name)
+            if deployment.state != last_state:
+                progress(f"{name}: {deployment.state}" + (f" — {deployment.detail}" if deployment.detail else ""))
+                last_state = deployment.state
+            if deployment.state is DeploymentState.HEALTHY:
+                return deployment
+            if deployment.state is DeploymentState.FAILED:
+                raise DeploymentFailedError(name, deployment.detail or "the server stopped",
+                                            exit_code=deployment.exit_code,
+                                            logs=self.get_logs(name, tail=LOG_TAIL_ON_FAILURE))
+            if time.monotonic() >= deadline:
+                raise DeploymentFailedError(name, f"not Healthy after {timeout:.0f} s", state=str(deployment.state),
+                                            logs=self.get_logs(name, tail=LOG_TAIL_ON_FAILURE))
+            time.sleep(poll_seconds)
+
+    def get(self, name: str) -> Deployment:
+        return self.runtime.get(name)
+
+    def list(self) -> list[Deployment]:
+        return self.runtime.list()
+
+    def get_logs(self, name: str, tail: int | None = None) -> str:
+        return self.runtime.logs(name, tail)
+
+    def delete(self, name: str) -> None:
+        self.runtime.remove(name)

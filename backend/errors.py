@@ -1,0 +1,126 @@
+"""Every error the backend raises on purpose.
+
+    ModelDeckError
+    ├── ConfigError
+    ├── RegistryError
+    │   ├── ModelNotFoundError
+    │   └── ChecksumMismatchError
+    ├── DatasetError
+    │   └── IdxFormatError
+    ├── RuntimeUnavailableError         (no engine answers, unknown runtime)
+    ├── DeploymentError
+    │   ├── InvalidDeploymentNameError
+    │   ├── DeploymentExistsError
+    │   ├── DeploymentNotFoundError
+    │   ├── DeploymentFailedError        (carries state, exit code and last log lines)
+    │   └── IncompatibleModelError       (library versions of model and environment differ)
+    └── ScoringError
+        ├── EndpointUnreachableError
+        ├── ScoringRequestError           (4xx: the request was wrong)
+        └── ScoringServerError            (5xx: the server failed)
+
+Messages say what happened and what to do next; callers show `str(error)` as is.
+"""
+
+from __future__ import annotations
+
+
+class ModelDeckError(Exception):
+    """Base class of every error ModelDeck raises on purpose."""
+
+
+class ConfigError(ModelDeckError):
+    """A setting read from the environment has an invalid value."""
+
+
+class RegistryError(ModelDeckError):
+    """The model registry cannot do what was asked."""
+
+
+class ModelNotFoundError(RegistryError):
+    """No model with that name (and version) is registered."""
+
+
+class ChecksumMismatchError(RegistryError):
+    """A stored model file no longer has the sha256 recorded at registration."""
+
+
+class DatasetError(ModelDeckError):
+    """A dataset cannot be found or read."""
+
+
+class IdxFormatError(DatasetError):
+    """A file is not a valid IDX file (wrong magic, truncated, bad dimensions)."""
+
+
+class RuntimeUnavailableError(ModelDeckError):
+    """The requested runtime cannot be used (for example, no Docker engine answers)."""
+
+
+class DeploymentError(ModelDeckError):
+    """A deployment cannot be created, found or managed."""
+
+
+class InvalidDeploymentNameError(DeploymentError):
+    """The deployment name does not fit the rules every runtime accepts."""
+
+
+class DeploymentExistsError(DeploymentError):
+    """A deployment with that name exists already."""
+
+
+class DeploymentNotFoundError(DeploymentError):
+    """No deployment with that name exists."""
+
+
+class IncompatibleModelError(DeploymentError):
+    """The model was saved with library versions the serving environment does not have."""
+
+
+class DeploymentFailedError(DeploymentError):
+    """A deployment ended Failed, or did not become Healthy in time.
+
+    Attributes:
+        name: the deployment's name.
+        state: the state it ended in.
+        exit_code: the server process's exit code, when it exited.
+        logs: the last lines of its log.
+    """
+
+    def __init__(self, name: str, reason: str, *, state: str = "Failed",
+                 exit_code: int | None = None, logs: str = "") -> None:
+        self.name = name
+        self.reason = reason
+        self.state = state
+        self.exit_code = exit_code
+        self.logs = logs
+        message = f"deployment {name!r} {state.lower()}: {reason}"
+        if exit_code is not None:
+            message += f" (exit code {exit_code})"
+        if logs.strip():
+            message += "\n--- last log lines ---\n" + logs.rstrip()
+        super().__init__(message)
+
+
+class ScoringError(ModelDeckError):
+    """Scoring against an endpoint failed."""
+
+
+class EndpointUnreachableError(ScoringError):
+    """Nothing answers at the scoring URI."""
+
+
+class ScoringRequestError(ScoringError):
+    """The endpoint refused the request as invalid (HTTP 4xx)."""
+
+    def __init__(self, status: int, message: str) -> None:
+        self.status = status
+        super().__init__(f"the endpoint refused the request (HTTP {status}): {message}")
+
+
+class ScoringServerError(ScoringError):
+    """The endpoint failed while scoring (HTTP 5xx)."""
+
+    def __init__(self, status: int, message: str) -> None:
+        self.status = status
+        super().__init__(f"the endpoint failed (HTTP {status}): {message}")

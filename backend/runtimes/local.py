@@ -1,0 +1,188 @@
+"""The local runtime: each deployment is a scoring-server process on 127.0.0.1.
+
+State lives on disk in `<home>/deployments/<name>/` (meta.json, model/, the script, server.log,
+exit_code), so any later process finds running deployments again. Limits are recorded, not
+enforced: cpu_cores sets the BLAS thread count; memory is not limited (use Docker for that).
+"""
+
+from __future__ import annotations
+
+import json
+import os
+import shutil
+import signal
+import socket
+import subprocess
+import sys
+import time
+from datetime import datetime, timezone
+from pathlib import Path
+
+from ..errors import DeploymentError, DeploymentExistsError, DeploymentNotFoundError
+from ..registry import Model, current_library_versions
+from .base import DeployConfig, Deployment, DeploymentSpec, DeploymentState, Progress
+from .probe import is_ready
+
+SERVING_PARENT = Path(__file__).resolve().parent.parent  # the folder holding the `serving` package
+STARTUP_GRACE_SECONDS = 300
+# A shell in front of the server records its exit code, so a later process can tell why it ended.
+_WRAPPER = '"$@"; code=$?; echo $code > "$MODELDECK_EXIT_FILE"; exit $code'
+
+
+def free_port(host: str = "127.0.0.1") -> int:
+    with socket.socket(socket.AF_INET, socket.SOCK_STREAM) as sock:
+        sock.bind((host, 0))
+        return sock.getsockname()[1]
+
+
+class LocalRuntime:
+    """Deployments as local processes (the embedded default where no Docker engine answers)."""
+
+    name = "local"
+
+    def __init__(self, root: Path) -> None:
+        self.root = Path(root)
+        self.root.mkdir(parents=True, exist_ok=True)
+        self._children: dict[int, subprocess.Popen] = {}
+
+    def describe(self) -> str:
+        return "local processes — no Docker engine in use"
+
+    def environment_versions(self, model: Model) -> dict[str, str]:
+        return current_library_versions()
+
+    def _dir(self, name: str) -> Path:
+        return self.root / name
+
+    def create(self, spec: DeploymentSpec, progress: Progress) -> Deployment:
+        target = self._dir(spec.name)
+        try:
+            target.mkdir()
+        except FileExistsError:
+            raise DeploymentExistsError(
+                f"a deployment named {spec.name!r} exists already (local runtime): delete it or pick another name"
+            ) from None
+        try:
+            shutil.copytree(spec.model_dir, target / "model")
+            (target / "app").mkdir()
+            script = target / "app" / spec.script_path.name
+            shutil.copyfile(spec.script_path, script)
+            port = free_port()
+            meta = {"name": spec.name, "model_name": spec.model.name, "model_version": spec.model.version,
+                    "config": spec.config.to_dict(), "port": port, "entry_script": script.name,
+                    "created_at": datetime.now(timezone.utc).isoformat(timespec="seconds")}
+            threads = str(max(1, int(spec.config.cpu_cores)))
+            env = {**os.environ, "PYTHONPATH": str(SERVING_PARENT), "MODELDECK_EXIT_FILE": str(target / "exit_code"),
+                   "AZUREML_MODEL_DIR": str(target / "model"), "MODEL_DIR": str(target / "model"),
+                   "OMP_NUM_THREADS": threads, "OPENBLAS_NUM_THREADS": threads, "MKL_NUM_THREADS": threads,
+                   "PYTHONUNBUFFERED": "1"}
+            command = ["/bin/sh", "-c", _WRAPPER, "modeldeck-serve", sys.executable, "-m", "serving",
+                       "--script", str(script), "--model-dir", str(target / "model"), "--host", "127.0.0.1",
+                       "--port", str(port), "--name", spec.name, "--model", spec.model.id]
+            progress(f"starting scoring server on 127.0.0.1:{port}")
+            with open(target / "server.log", "ab") as log:
+                proc = subprocess.Popen(command, stdin=subprocess.DEVNULL, stdout=log, stderr=subprocess.STDOUT,
+                                        env=env, cwd=target, start_new_session=True)
+            self._children[proc.pid] = proc
+            meta["pid"] = proc.pid
+            (target / "meta.json").write_text(json.dumps(meta, indent=2))
+        except OSError as e:
+            shutil.rmtree(target, ignore_errors=True)
+            raise DeploymentError(f"cannot start local deployment {spec.name!r}: {e}") from e
+        return self._read(target)
+
+    def _alive(self, pid: int, target: Path) -> bool:
+        child = self._children.get(pid)
+        if child is not None:
+            return child.poll() is None
+        try:
+            stat = Path(f"/proc/{pid}/stat").read_text()
+            cmdline = Path(f"/proc/{pid}/cmdline").read_bytes()
+        except OSError:
+            return False
+        state = stat.rsplit(")", 1)[1].split()[0]
+        return state not in ("Z", "X") and str(target).encode() in cmdline
+
+    def _read(self, target: Path) -> Deployment:
+        try:
+            meta = json.loads((target / "meta.json").read_text())
+        except (OSError, ValueError):
+            raise DeploymentNotFoundError(f"no deployment named {target.name!r} (local runtime)") from None
+        exit_code = None
+        detail = ""
+        if self._alive(meta["pid"], target):
+            if is_ready(meta["port"]):
+                state = DeploymentState.HEALTHY
+            else:
+                age = time.time() - (target / "meta.json").stat().st_mtime
+                state = DeploymentState.TRANSITIONING if age < STARTUP_GRACE_SECONDS else DeploymentState.UNHEALTHY
+                detail = "" if state is DeploymentState.TRANSITIONING else "the server process runs but does not answer"
+        else:
+            state = DeploymentState.FAILED
+            try:
+                exit_code = int((target / "exit_code").read_text().strip())
+                detail = f"the server process exited with code {exit_code}"
+            except (OSError, ValueError):
+                detail = "the server process is gone (killed, or the machine restarted)"
+        return Deployment(
+            name=meta["name"], runtime=self.name, model_name=meta["model_name"],
+            model_version=int(meta["model_version"]), state=state,
+            scoring_uri=f"http://127.0.0.1:{meta['port']}/score", config=DeployConfig.from_dict(meta["config"]),
+            created_at=meta["created_at"], detail=detail, exit_code=exit_code, entry_script=meta["entry_script"])
+
+    def get(self, name: str) -> Deployment:
+        return self._read(self._dir(name))
+
+    def list(self) -> list[Deployment]:
+        found = []
+        for target in sorted(self.root.iterdir()):
+            if (target / "meta.json").is_file():
+                try:
+                    found.append(self._read(target))
+                except DeploymentNotFoundError:
+                    continue  # removed while we looked
+        return found
+
+    def logs(self, name: str, tail: int | None = None) -> str:
+        target = self._dir(name)
+        if not (target / "meta.json").is_file():
+            raise DeploymentNotFoundError(f"no deployment named {name!r} (local runtime)")
+        try:
+            text = (target / "server.log").read_text(errors="replace")
+        except OSError:
+            return ""
+        if tail is not None:
+            text = "\n".join(text.splitlines()[-tail:])
+        return text
+
+    def remove(self, name: str) -> None:
+        deployment = self.get(name)  # raises DeploymentNotFoundError
+        target = self._dir(name)
+        pid = json.loads((target / "meta.json").read_text())["pid"]
+        if deployment.state is not DeploymentState.FAILED:
+            self._stop(pid, target)
+        child = self._children.pop(pid, None)
+        if child is not None:
+            child.wait(timeout=10)
+        shutil.rmtree(target, ignore_errors=True)
+
+    def _stop(self, pid: int, target: Path) -> None:
+        """SIGTERM to the process group, SIGKILL after 10 s."""
+        for sig, wait in ((signal.SIGTERM, 10.0), (signal.SIGKILL, 5.0)):
+            try:
+                os.killpg(pid, sig)
+            except ProcessLookupError:
+                return
+            deadline = time.monotonic() + wait
+            while time.monotonic() < deadline:
+                if not self._alive(pid, target) and not _group_alive(pid):
+                    return
+                time.sleep(0.05)
+
+
+def _group_alive(pgid: int) -> bool:
+    try:
+        os.killpg(pgid, 0)
+        return True
+    except (ProcessLookupError, PermissionError):
+        return False

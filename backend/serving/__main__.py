@@ -1,0 +1,77 @@
+"""Runs the scoring server: `python -m serving --script score.py --model-dir DIR --port N`.
+
+init() runs before the server listens, so a listening server is a ready one; if init() raises,
+the traceback goes to stderr and the process exits with code 3.
+"""
+
+from __future__ import annotations
+
+import argparse
+import logging
+import os
+import platform
+import sys
+import traceback
+from importlib import metadata
+
+INIT_FAILED_EXIT_CODE = 3
+
+
+def _versions() -> dict[str, str]:
+    versions = {"python": platform.python_version()}
+    for name in ("scikit-learn", "numpy", "scipy", "joblib", "fastapi", "uvicorn"):
+        try:
+            versions[name] = metadata.version(name)
+        except metadata.PackageNotFoundError:
+            pass
+    return versions
+
+
+class _QuietProbes(logging.Filter):
+    """Keeps readiness and liveness probes out of the access log, so the log shows real traffic."""
+
+    def filter(self, record: logging.LogRecord) -> bool:
+        args = record.args if isinstance(record.args, tuple) else ()
+        return not (len(args) >= 3 and args[2] in ("/ready", "/health"))
+
+
+def main(argv: list[str] | None = None) -> int:
+    parser = argparse.ArgumentParser(prog="python -m serving", description=__doc__)
+    parser.add_argument("--script", required=True, help="scoring script with init() and run(raw_data)")
+    parser.add_argument("--model-dir", required=True, help="folder with the model files")
+    parser.add_argument("--host", default="127.0.0.1")
+    parser.add_argument("--port", type=int, default=8000)
+    parser.add_argument("--name", default="", help="deployment name, shown by /info")
+    parser.add_argument("--model", default="", help="model name:version, shown by /info")
+    args = parser.parse_args(argv)
+
+    logging.basicConfig(level=logging.INFO, stream=sys.stderr,
+                        format="%(asctime)s %(levelname)s %(name)s: %(message)s")
+    os.environ.setdefault("AZUREML_MODEL_DIR", args.model_dir)
+    os.environ.setdefault("MODEL_DIR", args.model_dir)
+
+    from .script import load_script
+
+    print(f"modeldeck serving: loading {args.script} with model dir {args.model_dir}", file=sys.stderr, flush=True)
+    try:
+        script = load_script(args.script)
+        script.init()
+    except BaseException:
+        print("modeldeck serving: init() failed:\n" + traceback.format_exc(), file=sys.stderr, flush=True)
+        return INIT_FAILED_EXIT_CODE
+    print("modeldeck serving: init() done", file=sys.stderr, flush=True)
+
+    import uvicorn
+
+    from .app import create_app
+
+    info = {"deployment": args.name, "model": args.model, "script": os.path.basename(args.script),
+            "n_features": getattr(script, "n_features", None), "versions": _versions()}
+    app = create_app(script, info)
+    logging.getLogger("uvicorn.access").addFilter(_QuietProbes())
+    uvicorn.run(app, host=args.host, port=args.port, log_level="info", timeout_graceful_shutdown=5)
+    return 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())

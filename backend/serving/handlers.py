@@ -1,0 +1,78 @@
+"""Request handling as plain functions: body in, (status, JSON-able payload) out.
+
+The web framework only decodes requests and wraps these results.
+"""
+
+from __future__ import annotations
+
+import io
+import logging
+import traceback
+from dataclasses import dataclass
+from types import ModuleType
+from typing import Any
+
+import numpy as np
+
+log = logging.getLogger("modeldeck.serving")
+
+# curl -d sends form-urlencoded by default; its body is still the JSON text, so take it as JSON.
+JSON_TYPES = ("application/json", "text/plain", "application/x-www-form-urlencoded", "")
+NPY_TYPE = "application/x-npy"
+
+NOT_UTF8 = "the request body is not UTF-8 text; send JSON like {\"data\": [[...], ...]}"
+NO_ARRAY_SUPPORT = ("this scoring script has no run_array(); send JSON (application/json) instead "
+                    "of " + NPY_TYPE)
+BAD_NPY = "the request body is not a valid .npy array: {}"
+UNSUPPORTED_TYPE = "content type {!r} is not supported: use application/json or " + NPY_TYPE
+EMPTY_BODY = "the request body is empty; send JSON like {\"data\": [[...], ...]}"
+
+
+@dataclass(frozen=True)
+class Result:
+    status: int
+    payload: Any
+
+
+def _error(status: int, message: str, kind: str = "InvalidInput") -> Result:
+    return Result(status, {"error": message, "type": kind})
+
+
+def _call(fn, arg: Any) -> Result:
+    """Runs the script's function; its input errors become 400, anything else 500 (and is logged)."""
+    try:
+        return Result(200, fn(arg))
+    except (ValueError, TypeError, KeyError, IndexError) as e:
+        message = str(e) if not isinstance(e, KeyError) else f"missing key {e}"
+        log.info("rejected input: %s: %s", type(e).__name__, message)
+        return _error(400, message or type(e).__name__, type(e).__name__)
+    except Exception as e:  # a real fault in the script: report it, keep serving
+        log.error("run() failed:\n%s", traceback.format_exc())
+        return _error(500, f"{type(e).__name__}: {e}", type(e).__name__)
+
+
+def handle_score(script: ModuleType, body: bytes, content_type: str) -> Result:
+    """Scores one request body with the scoring script.
+
+    JSON bodies go to `run(raw_data: str)` unchanged, as the tutorial's contract says; a
+    `application/x-npy` body goes to `run_array(ndarray)` where the script has one.
+    """
+    media_type = content_type.split(";")[0].strip().lower()
+    if not body:
+        return _error(400, EMPTY_BODY)
+    if media_type == NPY_TYPE:
+        run_array = getattr(script, "run_array", None)
+        if not callable(run_array):
+            return _error(415, NO_ARRAY_SUPPORT, "UnsupportedMediaType")
+        try:
+            array = np.load(io.BytesIO(body), allow_pickle=False)
+        except Exception as e:  # np.load raises several kinds for garbage
+            return _error(400, BAD_NPY.format(e))
+        return _call(run_array, array)
+    if media_type in JSON_TYPES or media_type.endswith("+json"):
+        try:
+            text = body.decode("utf-8")
+        except UnicodeDecodeError:
+            return _error(400, NOT_UTF8)
+        return _call(script.run, text)
+    return _error(415, UNSUPPORTED_TYPE.format(media_type), "UnsupportedMediaType")

@@ -1,0 +1,68 @@
+"""ModelDeck's built-in scoring script for scikit-learn models (the tutorial's contract, stricter input).
+
+init() loads the single .pkl/.joblib/.pickle file in $AZUREML_MODEL_DIR (or $MODEL_DIR);
+run(raw_data) takes '{"data": [[...], ...]}' and returns the predicted labels as a list;
+run_array(X) does the same for a numpy array (the server's application/x-npy path).
+"""
+
+import os
+
+import joblib
+import numpy as np
+import orjson
+
+MODEL_SUFFIXES = (".pkl", ".joblib", ".pickle")
+model = None
+n_features = None
+
+
+def init():
+    global model, n_features
+    model_dir = os.environ.get("AZUREML_MODEL_DIR") or os.environ["MODEL_DIR"]
+    found = sorted(os.listdir(model_dir))
+    candidates = [name for name in found if name.endswith(MODEL_SUFFIXES)]
+    if len(candidates) != 1:
+        raise RuntimeError(
+            f"expected exactly one model file ({', '.join(MODEL_SUFFIXES)}) in {model_dir}, "
+            f"found {len(candidates)}: {found}")
+    model = joblib.load(os.path.join(model_dir, candidates[0]))
+    n_features = getattr(model, "n_features_in_", None)
+
+
+def run(raw_data):
+    try:
+        payload = orjson.loads(raw_data)
+    except orjson.JSONDecodeError as e:
+        raise ValueError(f"the request body is not valid JSON: {e}") from None
+    if not isinstance(payload, dict) or "data" not in payload:
+        raise ValueError('the request must be a JSON object with a "data" key: {"data": [[...], ...]}')
+    rows = payload["data"]
+    if not isinstance(rows, list) or not rows:
+        raise ValueError('"data" must be a non-empty list of rows')
+    if not all(isinstance(row, list) for row in rows):
+        raise ValueError('"data" must be a list of rows, each a list of numbers')
+    lengths = {len(row) for row in rows}
+    if len(lengths) != 1:
+        raise ValueError(f'rows of "data" have different lengths: {sorted(lengths)}')
+    try:
+        X = np.array(rows, dtype=np.float32)
+    except (ValueError, TypeError):
+        raise ValueError('every value in "data" must be a number') from None
+    return run_array(X)
+
+
+def run_array(X):
+    X = np.asarray(X)
+    if X.ndim == 1 and n_features is not None and X.shape[0] == n_features:
+        X = X[None, :]
+    if X.ndim != 2 or X.shape[0] == 0:
+        raise ValueError(f"expected a non-empty 2-D batch (rows x features), got shape {list(X.shape)}")
+    if n_features is not None and X.shape[1] != n_features:
+        raise ValueError(f"each row must have {n_features} values, got {X.shape[1]}")
+    if X.dtype == np.uint8:
+        X = X.astype(np.float32) / np.float32(255.0)
+    elif not np.issubdtype(X.dtype, np.number):
+        raise ValueError(f"values must be numbers, got dtype {X.dtype}")
+    if not np.isfinite(X).all():
+        raise ValueError("values must be finite numbers (no NaN or infinity)")
+    return model.predict(X)

@@ -1,0 +1,45 @@
+#!/usr/bin/env bash
+# Installs everything ModelDeck needs on Debian/Ubuntu (idempotent; root or sudo):
+# Debian packages (python3-venv, docker.io, debootstrap, chromium), a Docker engine that answers,
+# the offline base image, and the Python virtualenv .venv with requirements.txt.
+set -euo pipefail
+cd "$(dirname "$0")/.."
+SUDO=""; [ "$(id -u)" -eq 0 ] || SUDO="sudo"
+log() { echo "[setup] $*"; }
+
+need=()
+python3 -c 'import venv, ensurepip' 2>/dev/null || need+=(python3-venv)
+command -v dockerd >/dev/null || need+=(docker.io)
+command -v debootstrap >/dev/null || need+=(debootstrap)
+command -v chromium >/dev/null || need+=(chromium)
+command -v curl >/dev/null || need+=(curl)
+if [ ${#need[@]} -gt 0 ]; then
+  log "installing Debian packages: ${need[*]}"
+  $SUDO apt-get update -q >/dev/null
+  DEBIAN_FRONTEND=noninteractive $SUDO apt-get install -y -q --no-install-recommends "${need[@]}" >/dev/null
+fi
+
+if ! $SUDO docker info >/dev/null 2>&1; then
+  if [ -d /run/systemd/system ] && $SUDO systemctl start docker 2>/dev/null; then
+    log "started docker with systemctl"
+  else
+    log "starting dockerd in the background (log: /tmp/modeldeck-dockerd.log)"
+    $SUDO sh -c 'nohup dockerd >/tmp/modeldeck-dockerd.log 2>&1 &'
+  fi
+  for _ in $(seq 1 60); do $SUDO docker info >/dev/null 2>&1 && break; sleep 0.5; done
+  $SUDO docker info >/dev/null 2>&1 || { echo "[setup] dockerd did not start:" >&2; tail -20 /tmp/modeldeck-dockerd.log >&2; exit 1; }
+fi
+log "docker engine $($SUDO docker version -f '{{.Server.Version}}')"
+$SUDO bash scripts/build-base-image.sh
+
+if [ ! -x .venv/bin/python ]; then
+  log "creating .venv"
+  python3 -m venv .venv
+fi
+if ! cmp -s requirements.txt .venv/.requirements.installed; then
+  log "installing Python packages (requirements.txt)"
+  .venv/bin/pip install -q --upgrade pip
+  .venv/bin/pip install -q -r requirements.txt
+  cp requirements.txt .venv/.requirements.installed
+fi
+log "ready"

@@ -1,0 +1,69 @@
+"""Shared fixtures: one trained sample model per test session, real runtimes, cleanup of what tests start."""
+
+from __future__ import annotations
+
+import os
+import shutil
+from pathlib import Path
+
+import pytest
+
+from backend.config import Settings
+from backend.context import ModelDeck, open_modeldeck
+from backend.registry import Model, ModelRegistry
+from backend.training import train_sample
+
+FIXTURES = Path(__file__).parent / "fixtures"
+
+
+@pytest.fixture(scope="session")
+def trained_home(tmp_path_factory) -> Path:
+    """A MODELDECK_HOME whose registry holds the sample model (trained once per session)."""
+    home = tmp_path_factory.mktemp("modeldeck-home")
+    settings = Settings(home=home, runtime="local")
+    train_sample(ModelRegistry(settings.registry_path, settings.blobs_dir))
+    return home
+
+
+@pytest.fixture(scope="session")
+def sample_model(trained_home) -> Model:
+    settings = Settings(home=trained_home)
+    return ModelRegistry(settings.registry_path, settings.blobs_dir).get("sklearn_mnist")
+
+
+@pytest.fixture(scope="session")
+def sample_model_dir(trained_home, sample_model, tmp_path_factory) -> Path:
+    """The sample model's files, materialized as a deployment sees them."""
+    settings = Settings(home=trained_home)
+    registry = ModelRegistry(settings.registry_path, settings.blobs_dir)
+    return registry.materialize(sample_model, tmp_path_factory.mktemp("model"))
+
+
+@pytest.fixture()
+def model_env(sample_model_dir, monkeypatch) -> Path:
+    monkeypatch.setenv("AZUREML_MODEL_DIR", str(sample_model_dir))
+    monkeypatch.setenv("MODEL_DIR", str(sample_model_dir))
+    return sample_model_dir
+
+
+@pytest.fixture()
+def local_deck(trained_home, tmp_path) -> ModelDeck:
+    """A ModelDeck on the local runtime over the session's registry, its deployments in this test's folder.
+    Every deployment the test leaves is deleted afterwards."""
+    home = tmp_path / "home"
+    home.mkdir()
+    for name in ("registry.sqlite3", "blobs"):
+        src = trained_home / name
+        (shutil.copytree if src.is_dir() else shutil.copyfile)(src, home / name)
+    deck = open_modeldeck(Settings(home=home, runtime="local"))
+    yield deck
+    for deployment in deck.deployments.list():
+        deck.deployments.delete(deployment.name)
+
+
+@pytest.fixture()
+def cli_env(tmp_path) -> dict[str, str]:
+    """Environment for running `python -m backend` in a subprocess with a fresh home."""
+    env = {**os.environ, "MODELDECK_HOME": str(tmp_path / "cli-home"), "MODELDECK_RUNTIME": "local"}
+    env["PYTHONPATH"] = str(Path(__file__).resolve().parent.parent)
+    return env

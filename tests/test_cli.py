@@ -1,0 +1,60 @@
+"""`python -m backend` end to end in subprocesses, on a fresh home, as a user would type it."""
+
+import json
+import subprocess
+import sys
+
+import pytest
+
+
+def cli(env, *args, check=True):
+    result = subprocess.run([sys.executable, "-m", "backend", *args], env=env, capture_output=True, text=True,
+                            timeout=300)
+    if check and result.returncode != 0:
+        pytest.fail(f"{args} exited {result.returncode}:\n{result.stdout}\n{result.stderr}")
+    return result
+
+
+def test_train_deploy_evaluate_score_delete_from_a_shell(cli_env):
+    trained = json.loads(cli(cli_env, "train-sample", "--json").stdout)
+    assert trained["id"] == "sklearn_mnist:1" and trained["metrics"]["accuracy"] > 0.85
+    deployed = cli(cli_env, "deploy", "sklearn_mnist", "--name", "demo", "--runtime", "local")
+    uri = deployed.stdout.strip()
+    assert uri.startswith("http://127.0.0.1:") and "Healthy" in deployed.stderr
+    try:
+        evaluated = cli(cli_env, "evaluate", "demo", "--dataset", "mnist", "--json")
+        assert json.loads(evaluated.stdout)["accuracy"] == pytest.approx(trained["metrics"]["accuracy"], abs=1e-4)
+        text = cli(cli_env, "evaluate", "demo", "--json-path").stdout
+        assert f"accuracy {trained['metrics']['accuracy']:.4f} on 10000 images of mnist" in text
+        scored = json.loads(cli(cli_env, "score", "demo", "--random", "30", "--json").stdout)
+        assert len(scored) == 30 and len({row["index"] for row in scored}) == 30
+        listed = json.loads(cli(cli_env, "deployments", "list", "--json").stdout)
+        assert [(d["name"], d["state"], d["scoring_uri"]) for d in listed] == [("demo", "Healthy", uri)]
+        assert "Uvicorn running" in cli(cli_env, "deployments", "logs", "demo").stdout
+    finally:
+        cli(cli_env, "deployments", "delete", "demo")
+    assert json.loads(cli(cli_env, "deployments", "list", "--json").stdout) == []
+    processes = subprocess.run(["ps", "-eo", "args"], capture_output=True, text=True).stdout
+    assert cli_env["MODELDECK_HOME"] not in processes
+
+
+def test_models_list_trains_the_sample_model_on_first_run(cli_env):
+    models = json.loads(cli(cli_env, "models", "list", "--json").stdout)
+    assert [m["id"] for m in models] == ["sklearn_mnist:1"]
+
+
+def test_register_a_model_file_with_tags(cli_env, tmp_path):
+    path = tmp_path / "model.pkl"
+    path.write_bytes(b"bytes")
+    cli_env["MODELDECK_AUTO_TRAIN"] = "0"
+    registered = json.loads(cli(cli_env, "models", "register", "mine", str(path), "--tag", "a=b", "--json").stdout)
+    assert registered["id"] == "mine:1" and registered["tags"] == {"a": "b"}
+
+
+def test_errors_exit_non_zero_with_a_message_and_no_traceback(cli_env):
+    cli_env["MODELDECK_AUTO_TRAIN"] = "0"
+    result = cli(cli_env, "deploy", "nope", "--name", "demo", check=False)
+    assert result.returncode == 1
+    assert "error: model 'nope' is not registered" in result.stderr and "Traceback" not in result.stderr
+    missing = cli(cli_env, "evaluate", "ghost", check=False)
+    assert missing.returncode == 1 and "no deployment named 'ghost'" in missing.stderr

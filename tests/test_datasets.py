@@ -1,0 +1,81 @@
+import gzip
+import struct
+
+import numpy as np
+import pytest
+
+from backend.datasets import load_dataset, load_idx_pair, load_mnist_test, read_idx
+from backend.errors import DatasetError, IdxFormatError
+
+
+def write_idx(path, array: np.ndarray, type_code: int = 0x08, compress: bool = False) -> None:
+    header = struct.pack(">BBBB", 0, 0, type_code, array.ndim) + struct.pack(f">{array.ndim}I", *array.shape)
+    data = header + array.astype(array.dtype.newbyteorder(">")).tobytes()
+    path.write_bytes(gzip.compress(data) if compress else data)
+
+
+@pytest.mark.parametrize("compress", [False, True])
+def test_read_idx_reads_plain_and_gzip_files(tmp_path, compress):
+    images = np.arange(2 * 3 * 4, dtype=np.uint8).reshape(2, 3, 4)
+    write_idx(tmp_path / "x.idx", images, compress=compress)
+    assert np.array_equal(read_idx(tmp_path / "x.idx"), images)
+
+
+def test_read_idx_reads_big_endian_ints(tmp_path):
+    values = np.array([1, -2, 300000], dtype=np.int32)
+    write_idx(tmp_path / "x.idx", values, type_code=0x0C)
+    assert read_idx(tmp_path / "x.idx").tolist() == [1, -2, 300000]
+
+
+def test_truncated_idx_file_says_how_many_bytes_are_missing(tmp_path):
+    write_idx(tmp_path / "x.idx", np.zeros((10, 28, 28), dtype=np.uint8))
+    raw = (tmp_path / "x.idx").read_bytes()
+    (tmp_path / "x.idx").write_bytes(raw[:-100])
+    with pytest.raises(IdxFormatError, match=r"truncated: its header says 10x28x28 values \(7840 bytes\) but only 7740"):
+        read_idx(tmp_path / "x.idx")
+
+
+def test_wrong_magic_is_refused(tmp_path):
+    (tmp_path / "x.idx").write_bytes(b"PK\x03\x04 this is a zip")
+    with pytest.raises(IdxFormatError, match="is not an IDX file: it starts with 504b0304"):
+        read_idx(tmp_path / "x.idx")
+
+
+def test_unknown_type_code_is_refused(tmp_path):
+    (tmp_path / "x.idx").write_bytes(bytes([0, 0, 0x42, 1, 0, 0, 0, 1, 7]))
+    with pytest.raises(IdxFormatError, match="unknown IDX type code 0x42"):
+        read_idx(tmp_path / "x.idx")
+
+
+def test_images_and_labels_must_agree_on_count(tmp_path):
+    write_idx(tmp_path / "i.idx", np.zeros((3, 2, 2), dtype=np.uint8))
+    write_idx(tmp_path / "l.idx", np.zeros(4, dtype=np.uint8))
+    with pytest.raises(IdxFormatError, match="has 3 images but .* has 4 labels"):
+        load_idx_pair(tmp_path / "i.idx", tmp_path / "l.idx", name="t")
+
+
+def test_idx_pair_scales_pixels_to_unit_range(tmp_path):
+    write_idx(tmp_path / "i.idx", np.array([[[0, 255], [51, 102]]], dtype=np.uint8))
+    write_idx(tmp_path / "l.idx", np.array([3], dtype=np.uint8))
+    testset = load_idx_pair(tmp_path / "i.idx", tmp_path / "l.idx", name="t")
+    assert testset.X.dtype == np.float32 and testset.X.shape == (1, 4)
+    assert np.allclose(testset.X[0], [0.0, 1.0, 0.2, 0.4])
+    assert testset.image_shape == (2, 2) and testset.y.tolist() == [3]
+
+
+def test_bundled_mnist_test_set_is_the_real_10k_set():
+    mnist = load_mnist_test()
+    assert mnist.X.shape == (10000, 784) and mnist.image_shape == (28, 28)
+    assert 0.0 <= mnist.X.min() and mnist.X.max() == 1.0
+    assert mnist.y[:10].tolist() == [7, 2, 1, 0, 4, 1, 4, 9, 5, 9]
+    assert np.bincount(mnist.y).tolist() == [980, 1135, 1032, 1010, 982, 892, 958, 1028, 974, 1009]
+
+
+def test_digits_dataset_loads_with_8x8_images():
+    digits = load_dataset("digits")
+    assert digits.X.shape == (1797, 64) and digits.image_shape == (8, 8) and digits.X.max() <= 1.0
+
+
+def test_unknown_dataset_lists_the_known_ones():
+    with pytest.raises(DatasetError, match="choose one of mnist, digits"):
+        load_dataset("cifar")

@@ -1,0 +1,52 @@
+import numpy as np
+
+from backend.datasets import TestSet
+from backend.evaluation import Samples, evaluate, most_confused, normalized_confusion
+from backend.plots import confusion_heatmap, sample_strip, to_png
+
+
+def test_normalized_confusion_divides_rows_and_zeroes_the_diagonal():
+    confusion = np.array([[8, 2, 0], [1, 1, 2], [0, 0, 0]])
+    normalized = normalized_confusion(confusion)
+    assert np.allclose(normalized, [[0, 0.2, 0], [0.25, 0, 0.5], [0, 0, 0]])
+
+
+def test_most_confused_lists_the_largest_off_diagonal_counts_in_words():
+    confusion = np.array([[5, 0, 3], [7, 5, 0], [0, 1, 9]])
+    pairs = most_confused(confusion, ("a", "b", "c"), top=3)
+    assert [str(p) for p in pairs] == ["b taken for a: 7 times", "a taken for c: 3 times", "c taken for b: 1 times"]
+
+
+def test_evaluate_computes_accuracy_precision_and_recall():
+    y_true = np.array([0, 0, 1, 1, 2, 2])
+    y_pred = np.array([0, 1, 1, 1, 2, 0])
+    result = evaluate(y_true, y_pred, ("0", "1", "2"))
+    assert result.accuracy == 4 / 6 and result.n == 6
+    assert result.confusion.tolist() == [[1, 1, 0], [0, 2, 0], [1, 0, 1]]
+    assert np.allclose(result.recall, [0.5, 1.0, 0.5])
+    assert np.allclose(result.precision, [0.5, 2 / 3, 1.0])
+
+
+def test_sample_strip_marks_misclassified_images_red_on_an_inverted_colormap():
+    images = np.random.default_rng(0).random((3, 4)).astype(np.float32)
+    samples = Samples(indices=np.arange(3), images=images, labels=np.array([1, 2, 3]),
+                      predictions=np.array([1, 5, 3]), image_shape=(2, 2), class_names=tuple("0123456789"))
+    fig = sample_strip(samples)
+    axes = fig.axes[:3]
+    assert [ax.get_title() for ax in axes] == ["1", "5", "3"]
+    assert [ax.title.get_color() for ax in axes] == ["black", "red", "black"]
+    assert [ax.images[0].get_cmap().name for ax in axes] == ["binary", "Greys_r", "binary"]
+    assert to_png(fig)[:8] == b"\x89PNG\r\n\x1a\n"
+
+
+def test_heatmap_has_labelled_axes_and_a_colour_bar():
+    result = evaluate(np.array([0, 1, 1]), np.array([0, 0, 1]), ("0", "1"))
+    fig = confusion_heatmap(result)
+    ax = fig.axes[0]
+    assert ax.get_xlabel() == "predicted label" and ax.get_ylabel() == "true label"
+    assert len(fig.axes) == 2  # the heatmap and its colour bar
+    assert np.allclose(ax.images[0].get_array(), [[0, 0], [0.5, 0]])
+
+
+def test_testset_is_not_collected_by_pytest():
+    assert TestSet.__test__ is False

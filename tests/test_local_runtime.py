@@ -1,0 +1,116 @@
+"""Deployments on the local runtime: real scoring-server processes on 127.0.0.1."""
+
+import json
+import os
+import signal
+import time
+
+import pytest
+
+from backend.datasets import load_mnist_test
+from backend.errors import (DeploymentExistsError, DeploymentFailedError, DeploymentNotFoundError,
+                            EndpointUnreachableError, IncompatibleModelError, InvalidDeploymentNameError)
+from backend.evaluation import evaluate_endpoint
+from backend.runtimes import DeployConfig, DeploymentState, LocalRuntime
+
+from .conftest import FIXTURES
+
+
+def deploy_and_wait(deck, name, **kwargs):
+    model = deck.registry.get("sklearn_mnist")
+    deck.deployments.deploy(model, name, DeployConfig(tags={"team": "qa"}, description="t"), **kwargs)
+    return deck.deployments.wait_for_deployment(name, timeout=60)
+
+
+def pid_of(deck, name) -> int:
+    return json.loads((deck.settings.local_deployments_dir / name / "meta.json").read_text())["pid"]
+
+
+def test_deploy_score_and_delete_leaves_no_process(local_deck, sample_model):
+    messages = []
+    deck = local_deck
+    deck.deployments.deploy(sample_model, "mnist-local", progress=messages.append)
+    deployment = deck.deployments.wait_for_deployment("mnist-local", timeout=60, progress=messages.append)
+    assert deployment.state is DeploymentState.HEALTHY
+    assert deployment.scoring_uri.startswith("http://127.0.0.1:") and deployment.scoring_uri.endswith("/score")
+    assert any("Healthy" in m for m in messages)
+    evaluation = evaluate_endpoint(deck.client, deployment.scoring_uri, load_mnist_test())
+    assert evaluation.accuracy == pytest.approx(sample_model.metrics["accuracy"], abs=1e-4)
+    pid = pid_of(deck, "mnist-local")
+    deck.deployments.delete("mnist-local")
+    with pytest.raises(ProcessLookupError):
+        os.killpg(pid, 0)
+    assert deck.deployments.list() == []
+    with pytest.raises(EndpointUnreachableError):
+        deck.client.run(deployment.scoring_uri, [[0.0] * 784])
+
+
+def test_tutorial_script_deploys_unchanged(local_deck, sample_model_dir):
+    import joblib
+
+    deployment = deploy_and_wait(local_deck, "tutorial", entry_script=FIXTURES / "tutorial_score.py")
+    X = load_mnist_test().X[:50]
+    expected = joblib.load(sample_model_dir / "sklearn_mnist_model.pkl").predict(X).tolist()
+    assert local_deck.client.run(deployment.scoring_uri, X.tolist()) == expected
+    assert deployment.entry_script == "tutorial_score.py"
+
+
+def test_a_new_runtime_instance_rediscovers_running_deployments(local_deck):
+    deployment = deploy_and_wait(local_deck, "found-again")
+    fresh = LocalRuntime(local_deck.settings.local_deployments_dir)
+    [found] = fresh.list()
+    assert (found.name, found.state, found.scoring_uri) == ("found-again", DeploymentState.HEALTHY,
+                                                             deployment.scoring_uri)
+    assert found.config.tags == {"team": "qa"} and found.model_id == "sklearn_mnist:1"
+
+
+def test_failing_init_ends_failed_with_the_traceback_in_the_logs(local_deck, sample_model):
+    local_deck.deployments.deploy(sample_model, "broken", entry_script=FIXTURES / "failing_init_score.py")
+    with pytest.raises(DeploymentFailedError) as caught:
+        local_deck.deployments.wait_for_deployment("broken", timeout=60)
+    error = caught.value
+    assert error.state == "Failed" and error.exit_code == 3
+    assert "weights are corrupt" in error.logs and "Traceback" in error.logs
+    assert local_deck.deployments.get("broken").state is DeploymentState.FAILED
+    assert "init() failed" in local_deck.deployments.get_logs("broken")
+    local_deck.deployments.delete("broken")
+    assert local_deck.deployments.list() == []
+
+
+def test_a_killed_server_shows_as_failed(local_deck):
+    deploy_and_wait(local_deck, "killed")
+    os.killpg(pid_of(local_deck, "killed"), signal.SIGKILL)
+    deadline = time.monotonic() + 10
+    while local_deck.deployments.get("killed").state is not DeploymentState.FAILED and time.monotonic() < deadline:
+        time.sleep(0.05)
+    assert local_deck.deployments.get("killed").state is DeploymentState.FAILED
+
+
+def test_a_taken_name_is_refused(local_deck, sample_model):
+    deploy_and_wait(local_deck, "taken")
+    with pytest.raises(DeploymentExistsError, match="'taken' exists already"):
+        local_deck.deployments.deploy(sample_model, "taken")
+
+
+@pytest.mark.parametrize("name", ["UPPER", "a", "under_score", "-lead", "trail-", "x" * 64])
+def test_invalid_names_are_refused_before_anything_starts(local_deck, sample_model, name):
+    with pytest.raises(InvalidDeploymentNameError, match="3 to 63 lowercase letters"):
+        local_deck.deployments.deploy(sample_model, name)
+    assert local_deck.deployments.list() == []
+
+
+def test_unknown_deployment_is_a_clear_error(local_deck):
+    with pytest.raises(DeploymentNotFoundError, match="no deployment named 'ghost'"):
+        local_deck.deployments.get_logs("ghost")
+    with pytest.raises(DeploymentNotFoundError):
+        local_deck.deployments.delete("ghost")
+
+
+def test_a_model_saved_with_another_sklearn_is_refused(local_deck, tmp_path):
+    path = tmp_path / "old.pkl"
+    path.write_bytes((local_deck.registry.blobs_dir / local_deck.registry.get("sklearn_mnist").files[0].sha256)
+                     .read_bytes())
+    old = local_deck.registry.register("old-model", [path], library_versions={"scikit-learn": "0.24.2"})
+    with pytest.raises(IncompatibleModelError, match="saved with scikit-learn 0.24.2 but this runtime serves with"):
+        local_deck.deployments.deploy(old, "old-model")
+    assert local_deck.deployments.list() == []

@@ -1,0 +1,80 @@
+import pytest
+
+from backend.errors import ChecksumMismatchError, ModelNotFoundError, RegistryError
+from backend.registry import ModelRegistry, parse_model_ref
+
+
+@pytest.fixture()
+def registry(tmp_path):
+    return ModelRegistry(tmp_path / "registry.sqlite3", tmp_path / "blobs")
+
+
+@pytest.fixture()
+def model_file(tmp_path):
+    path = tmp_path / "model.pkl"
+    path.write_bytes(b"not really a pickle, but bytes to store")
+    return path
+
+
+def test_registering_a_new_name_gives_version_1_and_records_library_versions(registry, model_file):
+    model = registry.register("digits", [model_file], tags={"team": "a"}, description="d", metrics={"accuracy": 0.9})
+    assert model.version == 1
+    assert model.files[0].name == "model.pkl"
+    assert model.files[0].size == model_file.stat().st_size
+    assert set(model.library_versions) >= {"python", "scikit-learn", "numpy", "joblib"}
+    assert model.tags == {"team": "a"} and model.metrics == {"accuracy": 0.9} and model.description == "d"
+
+
+def test_registering_the_same_name_again_creates_the_next_version_and_get_returns_the_latest(registry, model_file):
+    registry.register("digits", [model_file])
+    model_file.write_bytes(b"second version")
+    second = registry.register("digits", [model_file])
+    assert second.version == 2
+    assert registry.get("digits").version == 2
+    assert registry.get("digits", 1).files[0].sha256 != second.files[0].sha256
+    assert registry.get_ref("digits:1").version == 1
+
+
+def test_registry_survives_a_new_instance(registry, model_file, tmp_path):
+    registry.register("digits", [model_file])
+    again = ModelRegistry(tmp_path / "registry.sqlite3", tmp_path / "blobs")
+    assert [m.id for m in again.list()] == ["digits:1"]
+
+
+def test_unknown_model_names_what_is_registered(registry, model_file):
+    registry.register("digits", [model_file])
+    with pytest.raises(ModelNotFoundError, match=r"'nope' is not registered \(registered: digits:1\)"):
+        registry.get("nope")
+    with pytest.raises(ModelNotFoundError):
+        registry.get("digits", 7)
+
+
+@pytest.mark.parametrize("name", ["", "has space", "-dash", "x" * 101, "semi;colon"])
+def test_invalid_model_names_are_refused(registry, model_file, name):
+    with pytest.raises(RegistryError, match="is not valid"):
+        registry.register(name, [model_file])
+
+
+def test_missing_file_is_refused(registry, tmp_path):
+    with pytest.raises(RegistryError, match="does not exist"):
+        registry.register("digits", [tmp_path / "missing.pkl"])
+
+
+def test_materialize_copies_files_after_checking_their_sha256(registry, model_file, tmp_path):
+    model = registry.register("digits", [model_file])
+    out = registry.materialize(model, tmp_path / "out")
+    assert (out / "model.pkl").read_bytes() == model_file.read_bytes()
+
+
+def test_a_changed_blob_is_caught_before_deployment(registry, model_file, tmp_path):
+    model = registry.register("digits", [model_file])
+    (registry.blobs_dir / model.files[0].sha256).write_bytes(b"tampered")
+    with pytest.raises(ChecksumMismatchError, match="changed on disk"):
+        registry.materialize(model, tmp_path / "out")
+
+
+def test_parse_model_ref():
+    assert parse_model_ref("m") == ("m", None)
+    assert parse_model_ref("m:3") == ("m", 3)
+    with pytest.raises(RegistryError, match="positive whole number"):
+        parse_model_ref("m:latest")
