@@ -72,9 +72,12 @@ class DeploymentService:
                             poll_seconds: float = 0.2) -> Deployment:
         """Waits until the deployment is Healthy.
 
+        A deployment that fails, crashes or times out is stopped and kept: its logs stay readable
+        and `delete` removes it.
+
         Raises:
-            DeploymentFailedError: it ended Failed, or was not Healthy after `timeout` seconds; the
-                error carries the state, exit code and the last log lines.
+            DeploymentFailedError: it ended Failed or Unhealthy, or was not Healthy after `timeout`
+                seconds; the error carries the state, exit code and the last log lines.
         """
         deadline = time.monotonic() + timeout
         last_state = None
@@ -85,14 +88,24 @@ class DeploymentService:
                 last_state = deployment.state
             if deployment.state is DeploymentState.HEALTHY:
                 return deployment
-            if deployment.state is DeploymentState.FAILED:
+            if deployment.state in (DeploymentState.FAILED, DeploymentState.UNHEALTHY):
+                self._stop_quietly(name)
                 raise DeploymentFailedError(name, deployment.detail or "the server stopped",
                                             exit_code=deployment.exit_code,
                                             logs=self.get_logs(name, tail=LOG_TAIL_ON_FAILURE))
             if time.monotonic() >= deadline:
-                raise DeploymentFailedError(name, f"not Healthy after {timeout:.0f} s", state=str(deployment.state),
+                self._stop_quietly(name)
+                raise DeploymentFailedError(name, f"not Healthy after {timeout:.0f} s; stopped it",
+                                            state=str(deployment.state),
                                             logs=self.get_logs(name, tail=LOG_TAIL_ON_FAILURE))
             time.sleep(poll_seconds)
+
+    def _stop_quietly(self, name: str) -> None:
+        """A failed deployment is stopped (no restart loop) and kept, so its logs can be read."""
+        try:
+            self.runtime.stop(name)
+        except DeploymentNotFoundError:
+            pass
 
     def get(self, name: str) -> Deployment:
         return self.runtime.get(name)

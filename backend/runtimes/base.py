@@ -138,5 +138,8 @@ class Runtime(Protocol):
     def logs(self, name: str, tail: int | None = None) -> str:
         """The server's log (last `tail` lines). Raises DeploymentNotFoundError."""
 
+    def stop(self, name: str) -> None:
+        """Stops the server for good (no restarts) but keeps its logs. Raises DeploymentNotFoundError."""
+
     def remove(self, name: str) -> None:
         """Stops the deployment and removes all it left. Raises DeploymentNotFoundError."""

@@ -155,6 +155,11 @@ class LocalRuntime:
             text = "\n".join(text.splitlines()[-tail:])
         return text
 
+    def stop(self, name: str) -> None:
+        self.get(name)  # raises DeploymentNotFoundError
+        target = self._dir(name)
+        self._stop(json.loads((target / "meta.json").read_text())["pid"], target)
+
     def remove(self, name: str) -> None:
         deployment = self.get(name)  # raises DeploymentNotFoundError
         target = self._dir(name)

@@ -1,0 +1,237 @@
+"""Environment images: a scoring server plus the model's pinned libraries, built offline and cached.
+
+The tag is a hash of everything that goes in (Dockerfile, base image id, requirements, serving code),
+so an environment is built once and every later deployment of a model that needs it reuses it.
+Wheels are fetched on the host with `pip download` for the image's Python and the engine's
+architecture; the build itself runs with no network.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import json
+import shutil
+import subprocess
+import sys
+import tempfile
+from collections.abc import Callable, Iterable
+from dataclasses import dataclass
+from pathlib import Path
+
+from .config import ASSETS_DIR, DEFAULT_BASE_IMAGE, OFFLINE_BASE_IMAGE
+from .errors import ModelDeckError
+from .registry import Model
+
+Progress = Callable[[str], None]
+SERVING_DIR = Path(__file__).resolve().parent / "serving"
+DOCKERFILE = ASSETS_DIR / "Dockerfile"
+SERVING_REQUIREMENTS = ASSETS_DIR / "requirements-serving.txt"
+MODEL_LIBRARIES = ("scikit-learn", "numpy", "scipy", "joblib")
+IMAGE_REPOSITORY = "modeldeck/env"
+BUILD_LOG_TAIL = 25
+
+
+class ImageError(ModelDeckError):
+    """An environment image cannot be made."""
+
+
+class BaseImageMissingError(ImageError):
+    """The base image is not on the engine, and ModelDeck pulls nothing."""
+
+
+class WheelDownloadError(ImageError):
+    """`pip download` could not fetch the wheels for the image."""
+
+
+class ImageBuildError(ImageError):
+    """`docker build` failed; the message ends with the last lines of the build log."""
+
+
+@dataclass(frozen=True)
+class BasePython:
+    """What the base image runs: Python version, glibc version and machine."""
+
+    version: str  # "3.11"
+    glibc: str  # "2.36"
+    machine: str  # "x86_64"
+
+    def pip_platforms(self) -> list[str]:
+        """Every manylinux tag this glibc runs, newest first (pip does not expand --platform itself)."""
+        major, minor = (int(part) for part in self.glibc.split(".")[:2])
+        tags = [f"manylinux_{major}_{m}_{self.machine}" for m in range(minor, 4, -1)]
+        legacy = {17: "manylinux2014", 12: "manylinux2010", 5: "manylinux1"}
+        return tags + [f"{alias}_{self.machine}" for m, alias in legacy.items() if major == 2 and minor >= m]
+
+
+@dataclass(frozen=True)
+class EnvironmentImage:
+    tag: str
+    built: bool  # False: it was there already
+    requirements: str
+
+
+def requirements_for(model: Model, host_versions: dict[str, str], serving_requirements: str) -> str:
+    """The image's requirements: the serving stack's pins, and the model's libraries at the versions
+    that saved it (the host's where the model recorded none)."""
+    lines = [line.strip() for line in serving_requirements.splitlines() if line.strip() and not line.startswith("#")]
+    for library in MODEL_LIBRARIES:
+        version = model.library_versions.get(library) or host_versions.get(library)
+        lines.append(f"{library}=={version}" if version else library)
+    return "\n".join(sorted(lines, key=str.lower)) + "\n"
+
+
+def environment_tag(base_image_id: str, requirements: str, files: Iterable[tuple[str, bytes]]) -> str:
+    """`modeldeck/env:<16 hex>`: a hash of the base image id, requirements and every file copied in."""
+    digest = hashlib.sha256()
+    digest.update(base_image_id.encode() + b"\0" + requirements.encode() + b"\0")
+    for name, content in sorted(files):
+        digest.update(name.encode() + b"\0" + hashlib.sha256(content).digest())
+    return f"{IMAGE_REPOSITORY}:{digest.hexdigest()[:16]}"
+
+
+def serving_files() -> list[tuple[str, bytes]]:
+    """The files that go into the build context besides wheels/ and requirements.txt."""
+    files = [("Dockerfile", DOCKERFILE.read_bytes())]
+    for path in sorted(SERVING_DIR.rglob("*.py")):
+        files.append((f"serving/{path.relative_to(SERVING_DIR)}", path.read_bytes()))
+    return files
+
+
+def choose_base_image(configured: str | None, present: Callable[[str], bool]) -> str:
+    """The configured base image, else python:3.11-slim if present, else the offline-built one.
+
+    Raises:
+        BaseImageMissingError: none of them is on the engine, with how to get one.
+    """
+    candidates = [configured] if configured else [DEFAULT_BASE_IMAGE, OFFLINE_BASE_IMAGE]
+    for name in candidates:
+        if present(name):
+            return name
+    wanted = " or ".join(candidates)
+    raise BaseImageMissingError(
+        f"base image {wanted} is not on this Docker engine, and ModelDeck pulls nothing at run time. "
+        f"Build one offline with scripts/build-base-image.sh (makes {OFFLINE_BASE_IMAGE} with debootstrap), "
+        f"or `docker pull {DEFAULT_BASE_IMAGE}` where a registry is reachable, or set MODELDECK_BASE_IMAGE")
+
+
+def download_wheels(requirements: str, python: BasePython, dest: Path, progress: Progress) -> None:
+    """`pip download` of every wheel the requirements need, for the image's Python and platform.
+
+    Raises:
+        WheelDownloadError: with pip's last lines (for example: no wheel of that version).
+    """
+    dest.mkdir(parents=True, exist_ok=True)
+    req = dest.parent / "requirements.txt"
+    req.write_text(requirements)
+    nodot = python.version.replace(".", "")
+    command = [sys.executable, "-m", "pip", "download", "--disable-pip-version-check", "--only-binary=:all:",
+               "--python-version", python.version, "--implementation", "cp", "--abi", f"cp{nodot}",
+               "-d", str(dest), "-r", str(req)]
+    for platform in python.pip_platforms():
+        command += ["--platform", platform]
+    progress(f"fetching wheels for Python {python.version} / {python.machine} (pip download)")
+    result = subprocess.run(command, capture_output=True, text=True)
+    if result.returncode != 0:
+        lines = [line for line in (result.stdout + result.stderr).splitlines() if not line.startswith("WARNING")]
+        tail = "\n".join(lines[-12:])
+        raise WheelDownloadError(
+            f"pip download could not fetch the wheels for Python {python.version} on {python.machine}:\n{tail}")
+    progress(f"{len(list(dest.glob('*.whl')))} wheels ready")
+
+
+class ImageBuilder:
+    """Makes environment images on a Docker engine (docker SDK client passed in)."""
+
+    def __init__(self, client, cache_dir: Path, base_image: str | None = None) -> None:
+        self.client = client
+        self.cache_dir = Path(cache_dir)
+        self.configured_base = base_image
+
+    def _present(self, name: str) -> bool:
+        import docker.errors
+
+        try:
+            self.client.images.get(name)
+            return True
+        except docker.errors.ImageNotFound:
+            return False
+
+    def base_image(self) -> str:
+        return choose_base_image(self.configured_base, self._present)
+
+    def base_python(self, base: str) -> BasePython:
+        """Python version, glibc and machine of the base image (asked once per image id, then cached)."""
+        image_id = self.client.images.get(base).id
+        cache = self.cache_dir / "base-python" / f"{image_id.replace(':', '-')}.json"
+        if cache.is_file():
+            return BasePython(**json.loads(cache.read_text()))
+        probe = ("import json, platform, sys; print(json.dumps({'version': '%d.%d' % sys.version_info[:2], "
+                 "'glibc': platform.libc_ver()[1], 'machine': platform.machine()}))")
+        try:
+            out = self.client.containers.run(base, ["python3", "-c", probe], remove=True, network_disabled=True)
+            found = BasePython(**json.loads(out.decode().strip().splitlines()[-1]))
+        except Exception as e:  # any failure here means the base cannot serve Python
+            raise ImageError(f"base image {base} cannot run python3: {e}") from e
+        cache.parent.mkdir(parents=True, exist_ok=True)
+        cache.write_text(json.dumps(found.__dict__))
+        return found
+
+    def ensure(self, model: Model, host_versions: dict[str, str], progress: Progress) -> EnvironmentImage:
+        """The environment image for `model`, built only when no image has that hash yet.
+
+        Raises:
+            BaseImageMissingError, WheelDownloadError, ImageBuildError.
+        """
+        base = self.base_image()
+        requirements = requirements_for(model, host_versions, SERVING_REQUIREMENTS.read_text())
+        files = serving_files()
+        tag = environment_tag(self.client.images.get(base).id, requirements, files)
+        if self._present(tag):
+            progress(f"environment image {tag} is built already: reusing it")
+            return EnvironmentImage(tag, False, requirements)
+        progress(f"building environment image {tag} from {base}")
+        python = self.base_python(base)
+        key = hashlib.sha256(f"{requirements}{python}".encode()).hexdigest()[:16]
+        wheelhouse = self.cache_dir / "wheels" / key / "wheels"
+        if not (wheelhouse.parent / "complete").exists():
+            shutil.rmtree(wheelhouse.parent, ignore_errors=True)
+            download_wheels(requirements, python, wheelhouse, progress)
+            (wheelhouse.parent / "complete").touch()
+        else:
+            progress(f"wheels cached in {wheelhouse}")
+        with tempfile.TemporaryDirectory(prefix="modeldeck-build-") as ctx_dir:
+            ctx = Path(ctx_dir)
+            for name, content in files:
+                (ctx / name).parent.mkdir(parents=True, exist_ok=True)
+                (ctx / name).write_bytes(content)
+            (ctx / "requirements.txt").write_text(requirements)
+            shutil.copytree(wheelhouse, ctx / "wheels")
+            self._build(ctx, tag, base, progress)
+        return EnvironmentImage(tag, True, requirements)
+
+    def _build(self, ctx: Path, tag: str, base: str, progress: Progress) -> None:
+        import docker.errors
+
+        log: list[str] = []
+        try:
+            stream = self.client.api.build(path=str(ctx), tag=tag, buildargs={"BASE_IMAGE": base}, rm=True,
+                                           forcerm=True, pull=False, network_mode="none", decode=True,
+                                           labels={"modeldeck.environment": "true"})
+            for chunk in stream:
+                if "stream" in chunk:
+                    for line in chunk["stream"].splitlines():
+                        if line.strip():
+                            log.append(line)
+                            progress(f"build: {line}")
+                if "error" in chunk:
+                    log.append(chunk["error"].strip())
+                    raise ImageBuildError(
+                        f"building {tag} failed: {chunk['error'].strip()}\n--- build log ---\n"
+                        + "\n".join(log[-BUILD_LOG_TAIL:]))
+        except docker.errors.APIError as e:
+            raise ImageBuildError(f"building {tag} failed: {e.explanation or e}") from e
+        finally:
+            try:  # the multi-stage build leaves its first stage behind, untagged
+                self.client.images.prune(filters={"dangling": True, "label": "modeldeck.build-stage=true"})
+            except docker.errors.APIError:
+                pass

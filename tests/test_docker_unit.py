@@ -1,0 +1,97 @@
+"""Pure parts of the Docker runtime and image builder: no engine needed."""
+
+from datetime import datetime, timezone
+from pathlib import Path
+
+import pytest
+
+from backend.images import BaseImageMissingError, BasePython, choose_base_image, environment_tag, requirements_for
+from backend.registry import Model, ModelFile
+from backend.runtimes.base import DeployConfig, DeploymentSpec, DeploymentState
+from backend.runtimes.docker import container_create_args, state_of
+
+MODEL = Model("sklearn_mnist", 2, "scikit-learn", (ModelFile("m.pkl", "ab" * 32, 10),),
+              library_versions={"scikit-learn": "1.5.2", "numpy": "2.0.1"})
+
+
+def spec(**config) -> DeploymentSpec:
+    return DeploymentSpec("demo", MODEL, DeployConfig(**config), Path("/tmp/model"), Path("/x/score.py"))
+
+
+def test_create_args_enforce_limits_and_hardening():
+    args = container_create_args(spec(cpu_cores=1.5, memory_gb=0.5, tags={"a": "b"}), "img:1", "2026-01-01T00:00:00")
+    assert args["nano_cpus"] == 1_500_000_000
+    assert args["mem_limit"] == args["memswap_limit"] == "512m"
+    assert args["read_only"] is True and args["cap_drop"] == ["ALL"]
+    assert args["security_opt"] == ["no-new-privileges"] and args["pids_limit"] == 256
+    assert args["user"] == "10001:10001" and "/tmp" in args["tmpfs"]
+    assert args["ports"] == {"8000/tcp": ("127.0.0.1", None)}
+    assert args["restart_policy"] == {"Name": "no"}  # armed once the server was ready
+    assert args["environment"]["OMP_NUM_THREADS"] == "1"
+    assert args["environment"]["AZUREML_MODEL_DIR"] == args["environment"]["MODEL_DIR"] == "/var/modeldeck/model"
+
+
+def test_create_args_labels_carry_everything_needed_to_rediscover_the_deployment():
+    labels = container_create_args(spec(tags={"team": "x"}, description="hi"), "img:1", "t")["labels"]
+    assert labels["modeldeck.deployment"] == "demo"
+    assert (labels["modeldeck.model.name"], labels["modeldeck.model.version"]) == ("sklearn_mnist", "2")
+    assert DeployConfig.from_dict(__import__("json").loads(labels["modeldeck.config"])) == \
+        DeployConfig(tags={"team": "x"}, description="hi")
+    assert labels["modeldeck.entry_script"] == "score.py"
+
+
+STARTED = datetime(2026, 11, 26, 6, 0, tzinfo=timezone.utc).timestamp()
+
+
+def inspect(status, *, restarts=0, exit_code=0, oom=False, started="2026-11-26T06:00:00.0Z", memory=2**30):
+    return {"State": {"Status": status, "ExitCode": exit_code, "OOMKilled": oom, "StartedAt": started},
+            "RestartCount": restarts, "HostConfig": {"Memory": memory}}
+
+
+def test_state_of_maps_container_status_to_deployment_state():
+    now = STARTED + 10  # within the startup grace period
+    assert state_of(inspect("running"), True, now)[0] is DeploymentState.HEALTHY
+    assert state_of(inspect("running"), False, now)[0] is DeploymentState.TRANSITIONING
+    assert state_of(inspect("created"), False, now)[0] is DeploymentState.TRANSITIONING
+    failed = state_of(inspect("exited", exit_code=3), False, now)
+    assert failed == (DeploymentState.FAILED, "the container exited with code 3", 3)
+    crashed = state_of(inspect("restarting", restarts=2, exit_code=3), False, now)
+    assert crashed[0] is DeploymentState.UNHEALTHY and "restarted 2 time(s)" in crashed[1]
+
+
+def test_state_of_names_an_out_of_memory_kill_and_the_limit():
+    state, detail, code = state_of(inspect("exited", exit_code=137, oom=True, memory=64 * 2**20), False, 0)
+    assert state is DeploymentState.FAILED and code == 137
+    assert "memory limit of 64 MiB: deploy with more memory" in detail
+
+
+def test_state_of_a_silent_container_after_the_grace_period_is_unhealthy():
+    assert state_of(inspect("running"), False, STARTED + 400)[0] is DeploymentState.UNHEALTHY
+
+
+def test_requirements_pin_the_models_library_versions():
+    text = requirements_for(MODEL, {"scipy": "1.17.1", "joblib": "1.6.0"}, "fastapi==1\n# comment\n")
+    assert text.splitlines() == ["fastapi==1", "joblib==1.6.0", "numpy==2.0.1", "scikit-learn==1.5.2", "scipy==1.17.1"]
+
+
+def test_environment_tag_changes_with_any_input():
+    base = environment_tag("sha256:1", "a==1\n", [("Dockerfile", b"x")])
+    assert base.startswith("modeldeck/env:") and len(base.split(":")[1]) == 16
+    assert base == environment_tag("sha256:1", "a==1\n", [("Dockerfile", b"x")])
+    assert base != environment_tag("sha256:2", "a==1\n", [("Dockerfile", b"x")])
+    assert base != environment_tag("sha256:1", "a==2\n", [("Dockerfile", b"x")])
+    assert base != environment_tag("sha256:1", "a==1\n", [("Dockerfile", b"y")])
+
+
+def test_base_image_choice_prefers_configured_then_slim_then_offline():
+    assert choose_base_image(None, {"python:3.11-slim", "modeldeck/base:bookworm-py311"}.__contains__) == \
+        "python:3.11-slim"
+    assert choose_base_image(None, {"modeldeck/base:bookworm-py311"}.__contains__) == "modeldeck/base:bookworm-py311"
+    with pytest.raises(BaseImageMissingError, match="scripts/build-base-image.sh"):
+        choose_base_image("mine:1", {"python:3.11-slim"}.__contains__)
+
+
+def test_pip_platforms_cover_older_manylinux_tags():
+    platforms = BasePython("3.11", "2.36", "x86_64").pip_platforms()
+    assert platforms[0] == "manylinux_2_36_x86_64"
+    assert {"manylinux_2_17_x86_64", "manylinux2014_x86_64", "manylinux1_x86_64"} <= set(platforms)
