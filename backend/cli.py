@@ -16,7 +16,7 @@ from .context import ModelDeck, open_modeldeck
 from .datasets import DATASET_NAMES, load_dataset
 from .errors import ModelDeckError
 from .evaluation import evaluate_endpoint, sample
-from .registry import Model
+from .registry import Model, parse_tags
 from .runtimes.base import DeployConfig, Deployment
 from .training import ensure_sample_model, train_sample
 
@@ -30,13 +30,7 @@ def _print_json(data: Any) -> None:
 
 
 def _parse_tags(pairs: list[str]) -> dict[str, str]:
-    tags = {}
-    for pair in pairs:
-        key, sep, value = pair.partition("=")
-        if not sep or not key:
-            raise ModelDeckError(f"tag {pair!r} is not key=value")
-        tags[key] = value
-    return tags
+    return parse_tags(",".join(pairs))
 
 
 def _model_dict(model: Model) -> dict[str, Any]:

@@ -12,6 +12,7 @@ from .runtimes.base import (DeployConfig, Deployment, DeploymentSpec, Deployment
                             validate_name)
 
 DEFAULT_SCRIPT = Path(__file__).resolve().parent / "serving" / "score_sklearn.py"
+MODEL_SCRIPT_NAME = "score.py"
 LOG_TAIL_ON_FAILURE = 30
 
 
@@ -39,12 +40,23 @@ class DeploymentService:
         self.registry = registry
         self.runtime = runtime
 
+    def suggest_name(self, model: Model) -> str:
+        """A free, valid deployment name for `model`, like "sklearn-mnist-1"."""
+        stem = "".join(c if c.isalnum() else "-" for c in model.name.lower()).strip("-")[:50] or "model"
+        stem = stem if len(stem) >= 2 else f"{stem}-model"
+        taken = {d.name for d in self.list()}
+        n = 1
+        while f"{stem}-{n}" in taken:
+            n += 1
+        return f"{stem}-{n}"
+
     def deploy(self, model: Model, name: str, config: DeployConfig | None = None, *,
                entry_script: Path | None = None, progress: Progress = _quiet) -> Deployment:
         """Starts a deployment of `model` called `name`; returns once it is starting (see wait_for_deployment).
 
         Args:
-            entry_script: a scoring script with init()/run(raw_data); default: the built-in scikit-learn one.
+            entry_script: a scoring script with init()/run(raw_data); default: the model's own score.py
+                when it was registered with one, else the built-in scikit-learn script.
 
         Raises:
             InvalidDeploymentNameError, DeploymentExistsError, ChecksumMismatchError,
@@ -58,15 +70,22 @@ class DeploymentService:
                 f"a deployment named {name!r} exists already: delete it first or pick another name")
         except DeploymentNotFoundError:
             pass
-        script = Path(entry_script) if entry_script else DEFAULT_SCRIPT
-        if not script.is_file():
-            raise DeploymentError(f"entry script {script} does not exist")
+        if entry_script and not Path(entry_script).is_file():
+            raise DeploymentError(f"entry script {entry_script} does not exist")
         check_compatible(model, self.runtime.environment_versions(model))
         with tempfile.TemporaryDirectory(prefix="modeldeck-stage-") as staging:
             progress(f"checking and staging {len(model.files)} file(s) of {model.id}")
             model_dir = self.registry.materialize(model, Path(staging) / "model")
+            script = Path(entry_script) if entry_script else self._model_script(model_dir)
+            progress(f"scoring script: {script.name}")
             spec = DeploymentSpec(name=name, model=model, config=config, model_dir=model_dir, script_path=script)
             return self.runtime.create(spec, progress)
+
+    @staticmethod
+    def _model_script(model_dir: Path) -> Path:
+        """A model registered with its own score.py is served with it; others with the built-in script."""
+        own = model_dir / MODEL_SCRIPT_NAME
+        return own if own.is_file() else DEFAULT_SCRIPT
 
     def wait_for_deployment(self, name: str, *, timeout: float = 180.0, progress: Progress = _quiet,
                             poll_seconds: float = 0.2) -> Deployment:

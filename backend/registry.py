@@ -91,6 +91,27 @@ def file_sha256(path: Path) -> str:
     return digest.hexdigest()
 
 
+def bytes_sha256(content: bytes) -> str:
+    return hashlib.sha256(content).hexdigest()
+
+
+def parse_tags(text: str) -> dict[str, str]:
+    """ "team=vision, stage=demo" -> {"team": "vision", "stage": "demo"} (commas or new lines between pairs).
+
+    Raises:
+        RegistryError: a pair without '=' or with an empty key.
+    """
+    tags = {}
+    for pair in text.replace("\n", ",").split(","):
+        if not pair.strip():
+            continue
+        key, sep, value = pair.partition("=")
+        if not sep or not key.strip():
+            raise RegistryError(f"tag {pair.strip()!r} is not key=value")
+        tags[key.strip()] = value.strip()
+    return tags
+
+
 def parse_model_ref(ref: str) -> tuple[str, int | None]:
     """Splits "name" or "name:version" into (name, version or None).
 
@@ -174,6 +195,21 @@ class ModelRegistry:
                 conn.execute("ROLLBACK")
                 raise
         return self.get(name, version)
+
+    def register_bytes(self, name: str, files: dict[str, bytes], **kwargs) -> Model:
+        """`register` for uploaded files: {file name: content}. Same arguments and errors."""
+        import tempfile
+
+        with tempfile.TemporaryDirectory(prefix="modeldeck-upload-") as tmp:
+            paths = []
+            for filename, content in files.items():
+                safe = Path(filename).name
+                if not safe or safe in (".", ".."):
+                    raise RegistryError(f"file name {filename!r} is not valid")
+                path = Path(tmp) / safe
+                path.write_bytes(content)
+                paths.append(path)
+            return self.register(name, paths, **kwargs)
 
     def get(self, name: str, version: int | None = None) -> Model:
         """The model `name` at `version` (default: the latest).

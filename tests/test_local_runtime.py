@@ -4,6 +4,7 @@ import json
 import os
 import signal
 import time
+from pathlib import Path
 
 import pytest
 
@@ -22,6 +23,20 @@ def deploy_and_wait(deck, name, **kwargs):
     return deck.deployments.wait_for_deployment(name, timeout=60)
 
 
+def live_processes_mentioning(text: str) -> list[int]:
+    """Pids of running (not zombie) processes whose command line contains `text`."""
+    found = []
+    for proc in Path("/proc").glob("[0-9]*"):
+        try:
+            state = (proc / "stat").read_text().rsplit(")", 1)[1].split()[0]
+            cmdline = (proc / "cmdline").read_bytes()
+        except (OSError, IndexError):
+            continue
+        if state not in ("Z", "X") and text.encode() in cmdline:
+            found.append(int(proc.name))
+    return found
+
+
 def pid_of(deck, name) -> int:
     return json.loads((deck.settings.local_deployments_dir / name / "meta.json").read_text())["pid"]
 
@@ -36,10 +51,10 @@ def test_deploy_score_and_delete_leaves_no_process(local_deck, sample_model):
     assert any("Healthy" in m for m in messages)
     evaluation = evaluate_endpoint(deck.client, deployment.scoring_uri, load_mnist_test())
     assert evaluation.accuracy == pytest.approx(sample_model.metrics["accuracy"], abs=1e-4)
-    pid = pid_of(deck, "mnist-local")
+    target = str(deck.settings.local_deployments_dir / "mnist-local")
+    assert live_processes_mentioning(target)
     deck.deployments.delete("mnist-local")
-    with pytest.raises(ProcessLookupError):
-        os.killpg(pid, 0)
+    assert live_processes_mentioning(target) == []
     assert deck.deployments.list() == []
     with pytest.raises(EndpointUnreachableError):
         deck.client.run(deployment.scoring_uri, [[0.0] * 784])
