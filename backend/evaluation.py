@@ -114,6 +114,24 @@ def score_testset(client: ScoringClient, scoring_uri: str, testset: TestSet, *, 
     return np.concatenate(parts) if parts else np.empty(0, dtype=np.int64)
 
 
+def supports_binary(client: ScoringClient, scoring_uri: str) -> bool:
+    """Whether the endpoint takes the fast application/x-npy body (its /info says so)."""
+    try:
+        return "application/x-npy" in client.info(scoring_uri).get("content_types", [])
+    except Exception:  # an endpoint without /info, or one that fails to answer it: use JSON
+        return False
+
+
+def predictions_csv(indices: np.ndarray, labels: np.ndarray, predictions: np.ndarray,
+                    class_names: tuple[str, ...]) -> str:
+    """index,label,prediction,correct rows for a download."""
+    lines = ["index,label,prediction,correct"]
+    for i, t, p in zip(indices, labels, predictions):
+        name = class_names[int(p)] if 0 <= int(p) < len(class_names) else str(p)
+        lines.append(f"{int(i)},{class_names[int(t)]},{name},{int(t) == int(p)}")
+    return "\n".join(lines) + "\n"
+
+
 def evaluate_endpoint(client: ScoringClient, scoring_uri: str, testset: TestSet, **kwargs) -> Evaluation:
     """Scores the whole test set at the endpoint and evaluates the predictions."""
     predictions = score_testset(client, scoring_uri, testset, **kwargs)

@@ -1,0 +1,127 @@
+"""Deploy page: launch a deployment with live progress; list, inspect and delete deployments."""
+
+import os
+
+import streamlit as st
+
+from backend.errors import DeploymentFailedError, ModelDeckError
+from backend.registry import parse_tags
+from backend.runtimes import DeployConfig, DeploymentState, validate_name
+from backend.timefmt import age
+from dashboard.common import fail, get_deck
+
+BUILD_LINES_SHOWN = 12
+
+deck = get_deck()
+st.title("🚀 Deploy")
+st.caption(f"Runtime: {deck.runtime.describe()}")
+
+models = deck.registry.list()
+if not models:
+    st.info("No model is registered: train the sample model or register one on the Models page.")
+    st.page_link("views/models.py", label="Go to Models", icon="📦")
+    st.stop()
+
+names = sorted({m.name for m in models})
+left, right = st.columns([3, 1])
+model_name = left.selectbox("Model", names, index=names.index("sklearn_mnist") if "sklearn_mnist" in names else 0)
+versions = sorted((m.version for m in models if m.name == model_name), reverse=True)
+version = right.selectbox("Version", versions, format_func=lambda v: f"{v} (latest)" if v == versions[0] else str(v))
+model = deck.registry.get(model_name, version)
+accuracy = model.metrics.get("accuracy")
+st.caption(f"{model.description or 'no description'}"
+           + (f" — accuracy {accuracy:.4f}" if accuracy is not None else "")
+           + f" — scikit-learn {model.sklearn_version or '?'} — sha256 {model.sha256[:12]}")
+
+with st.form("deploy"):
+    name = st.text_input("Deployment name", value=deck.deployments.suggest_name(model),
+                         help="3-63 lowercase letters, digits and '-'")
+    c1, c2 = st.columns(2)
+    cpu = c1.number_input("CPU cores", min_value=0.25, max_value=float(os.cpu_count() or 1), value=1.0, step=0.25)
+    memory = c2.number_input("Memory (GB)", min_value=0.125, max_value=64.0, value=1.0, step=0.25)
+    tags = st.text_input("Tags", value="", placeholder="team=vision, stage=demo")
+    description = st.text_input("Description", value=f"{model.id} served by ModelDeck")
+    submitted = st.form_submit_button("Deploy", type="primary", icon="🚀")
+
+if submitted:
+    try:
+        validate_name(name)
+        config = DeployConfig(cpu_cores=float(cpu), memory_gb=float(memory), tags=parse_tags(tags),
+                              description=description)
+    except ModelDeckError as e:
+        fail(e, "Check the form")
+        st.stop()
+    with st.status(f"Deploying {model.id} as {name}…", expanded=True) as status:
+        build_box = st.empty()
+        build_lines: list[str] = []
+
+        def progress(message: str) -> None:
+            if message.startswith("build: "):
+                build_lines.append(message.removeprefix("build: "))
+                build_box.code("\n".join(build_lines[-BUILD_LINES_SHOWN:]), language=None)
+            else:
+                st.write(message)
+
+        try:
+            deck.deployments.deploy(model, name, config, progress=progress)
+            deployment = deck.deployments.wait_for_deployment(name, progress=progress)
+        except DeploymentFailedError as e:
+            status.update(label=f"{name} failed", state="error", expanded=True)
+            st.error(f"Deployment {name} {e.state.lower()}: {e.reason}")
+            if e.logs:
+                st.code(e.logs, language=None)
+            st.caption("The deployment is stopped and kept so its logs can be read: delete it below.")
+        except ModelDeckError as e:
+            status.update(label=f"{name} could not be deployed", state="error", expanded=True)
+            fail(e, "Deployment failed")
+        else:
+            status.update(label=f"{name} is Healthy", state="complete", expanded=False)
+            st.session_state.test_deployment = name
+            st.success(f"**{name}** is Healthy. Scoring URI:")
+            st.code(deployment.scoring_uri, language=None)
+            st.page_link("views/test.py", label="Test it", icon="🎯")
+
+st.divider()
+head, refresh = st.columns([5, 1])
+head.subheader("Deployments")
+refresh.button("Refresh", icon="🔄", width="stretch")
+try:
+    deployments = deck.deployments.list()
+except ModelDeckError as e:
+    fail(e, "Cannot list deployments")
+    st.stop()
+if not deployments:
+    st.info("No deployment yet.")
+    st.stop()
+
+state_icons = {DeploymentState.HEALTHY: "🟢", DeploymentState.TRANSITIONING: "🟡",
+               DeploymentState.UNHEALTHY: "🟠", DeploymentState.FAILED: "🔴"}
+st.dataframe([{"name": d.name, "state": f"{state_icons[d.state]} {d.state}", "model": d.model_id,
+               "runtime": d.runtime, "scoring URI": d.scoring_uri or "", "CPU": d.config.cpu_cores,
+               "memory (GB)": d.config.memory_gb, "age": age(d.created_at), "detail": d.detail,
+               "tags": ", ".join(f"{k}={v}" for k, v in d.config.tags.items())} for d in deployments],
+             hide_index=True, width="stretch")
+
+chosen = st.selectbox("Deployment", [d.name for d in deployments], key="manage_deployment")
+show_logs, delete = st.columns(2)
+if show_logs.button("Logs", icon="📜", width="stretch"):
+    try:
+        st.code(deck.deployments.get_logs(chosen, tail=200) or "(no output yet)", language=None)
+    except ModelDeckError as e:
+        fail(e, "Cannot read the logs")
+if delete.button("Delete…", icon="🗑️", width="stretch"):
+    st.session_state.confirm_delete = chosen
+if st.session_state.get("confirm_delete") == chosen:
+    st.warning(f"Delete **{chosen}**? Its container (or process) and logs are removed.")
+    yes, no = st.columns(2)
+    if yes.button(f"Yes, delete {chosen}", type="primary", width="stretch"):
+        try:
+            deck.deployments.delete(chosen)
+            st.session_state.pop("confirm_delete", None)
+            st.toast(f"Deleted {chosen}")
+            st.rerun()
+        except ModelDeckError as e:
+            fail(e, "Cannot delete")
+    if no.button("Cancel", width="stretch"):
+        st.session_state.pop("confirm_delete", None)
+        st.rerun()
