@@ -25,15 +25,15 @@ if deck.settings.auto_train and "sample_checked" not in st.session_state:
     st.session_state.sample_checked = True
 
 pages = [
-    st.Page(str(ROOT / "dashboard" / "views" / "models.py"), title="Models", icon="📦", url_path="models"),
-    st.Page(str(ROOT / "dashboard" / "views" / "deploy.py"), title="Deploy", icon="🚀", url_path="deploy",
+    st.Page(str(ROOT / "dashboard" / "views" / "models.py"), title="Models", icon=":material/inventory_2:", url_path="models"),
+    st.Page(str(ROOT / "dashboard" / "views" / "deploy.py"), title="Deploy", icon=":material/rocket_launch:", url_path="deploy",
             default=True),
-    st.Page(str(ROOT / "dashboard" / "views" / "test.py"), title="Test", icon="🎯", url_path="test"),
+    st.Page(str(ROOT / "dashboard" / "views" / "test.py"), title="Test", icon=":material/labs:", url_path="test"),
 ]
 page = st.navigation(pages)
 
 with st.sidebar:
-    st.markdown("### 🚢 ModelDeck")
+    st.markdown("### :material/sailing: ModelDeck")
     st.caption(deck.runtime.describe())
     try:
         deployments = deck.deployments.list()

@@ -16,6 +16,24 @@ from backend.training import train_sample
 FIXTURES = Path(__file__).parent / "fixtures"
 
 
+@pytest.fixture(scope="session", autouse=True)
+def remove_environment_images_built_by_tests():
+    """Environment images built during the session are removed at its end (the engine keeps the rest).
+    Without an engine this does nothing: the tests that need one fail on their own."""
+    try:
+        import docker
+
+        client = docker.from_env()
+        before = {tag for image in client.images.list("modeldeck/env") for tag in image.tags}
+    except Exception:
+        yield
+        return
+    yield
+    for image in client.images.list("modeldeck/env"):
+        for tag in set(image.tags) - before:
+            client.images.remove(tag)
+
+
 @pytest.fixture(scope="session")
 def trained_home(tmp_path_factory) -> Path:
     """A MODELDECK_HOME whose registry holds the sample model (trained once per session)."""

@@ -59,7 +59,7 @@ def test_first_run_trains_the_sample_model_and_opens_on_deploy(tmp_path, monkeyp
     monkeypatch.setenv("MODELDECK_RUNTIME", "local")
     common._open.clear()
     at = app()
-    assert at.title[0].value == "🚀 Deploy"
+    assert at.title[0].value == "Deploy"
     assert any("sklearn_mnist:1 registered" in s.label for s in at.get("expandable")) or at.selectbox[0].value == \
         "sklearn_mnist"
     assert at.selectbox[0].value == "sklearn_mnist"

@@ -6,20 +6,20 @@ import streamlit as st
 
 from backend.errors import DeploymentFailedError, ModelDeckError
 from backend.registry import parse_tags
-from backend.runtimes import DeployConfig, DeploymentState, validate_name
+from backend.runtimes import DeployConfig, validate_name
 from backend.timefmt import age
 from dashboard.common import fail, get_deck
 
 BUILD_LINES_SHOWN = 12
 
 deck = get_deck()
-st.title("🚀 Deploy")
+st.title("Deploy")
 st.caption(f"Runtime: {deck.runtime.describe()}")
 
 models = deck.registry.list()
 if not models:
     st.info("No model is registered: train the sample model or register one on the Models page.")
-    st.page_link("views/models.py", label="Go to Models", icon="📦")
+    st.page_link("views/models.py", label="Go to Models", icon=":material/inventory_2:")
     st.stop()
 
 names = sorted({m.name for m in models})
@@ -41,7 +41,7 @@ with st.form("deploy"):
     memory = c2.number_input("Memory (GB)", min_value=0.125, max_value=64.0, value=1.0, step=0.25)
     tags = st.text_input("Tags", value="", placeholder="team=vision, stage=demo")
     description = st.text_input("Description", value=f"{model.id} served by ModelDeck")
-    submitted = st.form_submit_button("Deploy", type="primary", icon="🚀")
+    submitted = st.form_submit_button("Deploy", type="primary", icon=":material/rocket_launch:")
 
 if submitted:
     try:
@@ -51,6 +51,7 @@ if submitted:
     except ModelDeckError as e:
         fail(e, "Check the form")
         st.stop()
+    deployed = None
     with st.status(f"Deploying {model.id} as {name}…", expanded=True) as status:
         build_box = st.empty()
         build_lines: list[str] = []
@@ -64,27 +65,32 @@ if submitted:
 
         try:
             deck.deployments.deploy(model, name, config, progress=progress)
-            deployment = deck.deployments.wait_for_deployment(name, progress=progress)
-        except DeploymentFailedError as e:
-            status.update(label=f"{name} failed", state="error", expanded=True)
-            st.error(f"Deployment {name} {e.state.lower()}: {e.reason}")
-            if e.logs:
-                st.code(e.logs, language=None)
-            st.caption("The deployment is stopped and kept so its logs can be read: delete it below.")
-        except ModelDeckError as e:
-            status.update(label=f"{name} could not be deployed", state="error", expanded=True)
-            fail(e, "Deployment failed")
-        else:
+            deployed = deck.deployments.wait_for_deployment(name, progress=progress)
             status.update(label=f"{name} is Healthy", state="complete", expanded=False)
-            st.session_state.test_deployment = name
-            st.success(f"**{name}** is Healthy. Scoring URI:")
-            st.code(deployment.scoring_uri, language=None)
-            st.page_link("views/test.py", label="Test it", icon="🎯")
+        except DeploymentFailedError as e:
+            status.update(label=f"{name} failed", state="error", expanded=False)
+            st.session_state.deploy_failure = e
+        except ModelDeckError as e:
+            status.update(label=f"{name} could not be deployed", state="error", expanded=False)
+            st.session_state.deploy_failure = e
+    failure = st.session_state.pop("deploy_failure", None)
+    if isinstance(failure, DeploymentFailedError):
+        st.error(f"Deployment {name} {failure.state.lower()}: {failure.reason}")
+        if failure.logs:
+            st.code(failure.logs, language=None)
+        st.caption("The deployment is stopped and kept so its logs can be read: delete it below.")
+    elif failure is not None:
+        fail(failure, "Deployment failed")
+    if deployed is not None:
+        st.session_state.test_deployment = name
+        st.success(f"**{name}** is Healthy. Scoring URI:")
+        st.code(deployed.scoring_uri, language=None)
+        st.page_link("views/test.py", label="Test it", icon=":material/labs:")
 
 st.divider()
 head, refresh = st.columns([5, 1])
 head.subheader("Deployments")
-refresh.button("Refresh", icon="🔄", width="stretch")
+refresh.button("Refresh", icon=":material/refresh:", width="stretch")
 try:
     deployments = deck.deployments.list()
 except ModelDeckError as e:
@@ -94,9 +100,7 @@ if not deployments:
     st.info("No deployment yet.")
     st.stop()
 
-state_icons = {DeploymentState.HEALTHY: "🟢", DeploymentState.TRANSITIONING: "🟡",
-               DeploymentState.UNHEALTHY: "🟠", DeploymentState.FAILED: "🔴"}
-st.dataframe([{"name": d.name, "state": f"{state_icons[d.state]} {d.state}", "model": d.model_id,
+st.dataframe([{"name": d.name, "state": str(d.state), "model": d.model_id,
                "runtime": d.runtime, "scoring URI": d.scoring_uri or "", "CPU": d.config.cpu_cores,
                "memory (GB)": d.config.memory_gb, "age": age(d.created_at), "detail": d.detail,
                "tags": ", ".join(f"{k}={v}" for k, v in d.config.tags.items())} for d in deployments],
@@ -104,12 +108,12 @@ st.dataframe([{"name": d.name, "state": f"{state_icons[d.state]} {d.state}", "mo
 
 chosen = st.selectbox("Deployment", [d.name for d in deployments], key="manage_deployment")
 show_logs, delete = st.columns(2)
-if show_logs.button("Logs", icon="📜", width="stretch"):
+if show_logs.button("Logs", icon=":material/article:", width="stretch"):
     try:
         st.code(deck.deployments.get_logs(chosen, tail=200) or "(no output yet)", language=None)
     except ModelDeckError as e:
         fail(e, "Cannot read the logs")
-if delete.button("Delete…", icon="🗑️", width="stretch"):
+if delete.button("Delete…", icon=":material/delete:", width="stretch"):
     st.session_state.confirm_delete = chosen
 if st.session_state.get("confirm_delete") == chosen:
     st.warning(f"Delete **{chosen}**? Its container (or process) and logs are removed.")

