@@ -1,0 +1,105 @@
+"""Deploy to Healthy on the Docker runtime: cold (no environment image yet, wheels cached) and warm
+(the environment image exists), against the floor of a bare `docker run` of the same image to /ready.
+
+Run: .venv/bin/python -m benchmarks.bench_deploy [--cold N] [--warm N]
+"""
+
+from __future__ import annotations
+
+import argparse
+import tempfile
+import time
+from pathlib import Path
+
+from backend.deployments import DEFAULT_SCRIPT
+from backend.images import requirements_for
+from backend.registry import current_library_versions
+from backend.runtimes.docker import deployment_tar
+from backend.runtimes.base import SCORING_PORT
+from backend.runtimes.probe import is_ready
+
+from .common import fmt, machine, scratch_deck, summary
+
+
+def _deploy_seconds(deck, model, name: str) -> float:
+    started = time.perf_counter()
+    deck.deployments.deploy(model, name)
+    deck.deployments.wait_for_deployment(name, timeout=600, poll_seconds=0.05)
+    seconds = time.perf_counter() - started
+    deck.deployments.delete(name)
+    return seconds
+
+
+def _bare_run_seconds(client, image: str, model_dir_tar: bytes) -> float:
+    """`docker create` + copy + start of the same image, polled to /ready: what any tool would pay."""
+    started = time.perf_counter()
+    container = client.containers.create(image, ports={f"{SCORING_PORT}/tcp": ("127.0.0.1", None)}, detach=True)
+    try:
+        container.put_archive("/var/modeldeck", model_dir_tar)
+        container.start()
+        container.reload()
+        port = int(container.attrs["NetworkSettings"]["Ports"][f"{SCORING_PORT}/tcp"][0]["HostPort"])
+        while not is_ready(port, timeout=0.5):
+            time.sleep(0.05)
+        return time.perf_counter() - started
+    finally:
+        container.remove(force=True, v=True)
+
+
+def run(cold: int = 3, warm: int = 5) -> dict:
+
+    deck = scratch_deck("docker")
+    model = deck.registry.get("sklearn_mnist")
+    client = deck.runtime.client
+    images = deck.runtime.images
+    # Build once first, so the wheels are cached and "cold" measures a build from cached wheels.
+    tag = images.ensure(model, current_library_versions(), lambda _: None).tag
+    cold_times = []
+    for i in range(cold):
+        client.images.remove(tag, force=True)
+        cold_times.append(_deploy_seconds(deck, model, f"bench-cold-{i}"))
+    warm_times = [_deploy_seconds(deck, model, f"bench-warm-{i}") for i in range(warm)]
+    # The bare run uses the image's default command, which serves app/score.py.
+    with tempfile.TemporaryDirectory() as tmp:
+        model_dir = deck.registry.materialize(model, Path(tmp) / "model")
+        script = Path(tmp) / "score.py"
+        script.write_bytes(DEFAULT_SCRIPT.read_bytes())
+        tar = deployment_tar(model_dir, script)
+    bare_times = [_bare_run_seconds(client, tag, tar) for _ in range(warm)]
+    results = {"cold": summary(cold_times), "warm": summary(warm_times), "bare": summary(bare_times),
+               "requirements": requirements_for(model, current_library_versions(), "").strip()}
+    return results
+
+
+def report(results: dict) -> str:
+    cold, warm, bare = results["cold"], results["warm"], results["bare"]
+    return "\n".join([
+        "### Deploy to Healthy (Docker runtime)",
+        "",
+        "| case | median | min | max | n |",
+        "|---|---|---|---|---|",
+        *(f"| {label} | {s['median']:.2f} s | {s['min']:.2f} s | {s['max']:.2f} s | {s['n']} |" for label, s in (
+            ("cold: environment image built (wheels cached)", cold),
+            ("warm: environment image reused", warm),
+            ("floor: bare docker create+copy+start of the same image to /ready", bare))),
+        "",
+        f"Warm is {cold['median'] / warm['median']:.1f}x faster than cold; warm costs "
+        f"{warm['median'] / bare['median']:.2f}x the bare-run floor.",
+    ])
+
+
+def main() -> None:
+    parser = argparse.ArgumentParser(description=__doc__)
+    parser.add_argument("--cold", type=int, default=3)
+    parser.add_argument("--warm", type=int, default=5)
+    args = parser.parse_args()
+    print(machine())
+    results = run(args.cold, args.warm)
+    print(f"cold deploy to Healthy: {fmt(results['cold'])}")
+    print(f"warm deploy to Healthy: {fmt(results['warm'])}")
+    print(f"bare docker run to /ready: {fmt(results['bare'])}")
+    print(report(results))
+
+
+if __name__ == "__main__":
+    main()

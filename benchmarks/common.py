@@ -1,0 +1,50 @@
+"""Helpers shared by the benchmarks: a scratch ModelDeck home with the sample model, and statistics."""
+
+from __future__ import annotations
+
+import os
+import platform
+import statistics
+import subprocess
+import tempfile
+from pathlib import Path
+
+from backend.config import Settings
+from backend.context import ModelDeck, open_modeldeck
+from backend.training import train_sample
+
+
+def scratch_deck(runtime: str) -> ModelDeck:
+    """A ModelDeck over a fresh temporary home with the sample model registered."""
+    home = Path(tempfile.mkdtemp(prefix="modeldeck-bench-"))
+    deck = open_modeldeck(Settings(home=home, runtime=runtime, auto_train=False))
+    train_sample(deck.registry)
+    return deck
+
+
+def summary(values: list[float]) -> dict[str, float]:
+    return {"median": statistics.median(values), "min": min(values), "max": max(values), "n": len(values)}
+
+
+def fmt(stats: dict[str, float], unit: str = "s", digits: int = 2) -> str:
+    return (f"{stats['median']:.{digits}f} {unit} (min {stats['min']:.{digits}f}, max {stats['max']:.{digits}f}, "
+            f"n={stats['n']})")
+
+
+def machine() -> str:
+    cpu = ""
+    try:
+        for line in Path("/proc/cpuinfo").read_text().splitlines():
+            if line.startswith("model name"):
+                cpu = line.split(":", 1)[1].strip()
+                break
+    except OSError:
+        pass
+    try:
+        engine = subprocess.run(["docker", "version", "-f", "{{.Server.Version}}"], capture_output=True, text=True,
+                                timeout=10).stdout.strip()
+    except (OSError, subprocess.TimeoutExpired):
+        engine = "none"
+    return (f"{platform.node()}: {os.cpu_count()} cores ({cpu}), "
+            f"{os.sysconf('SC_PAGE_SIZE') * os.sysconf('SC_PHYS_PAGES') / 2**30:.0f} GiB, "
+            f"Python {platform.python_version()}, Docker engine {engine or 'none'}")
