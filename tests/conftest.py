@@ -16,6 +16,14 @@ from backend.training import train_sample
 FIXTURES = Path(__file__).parent / "fixtures"
 
 
+def copy_home(trained_home: Path, dest: Path) -> Path:
+    """A new MODELDECK_HOME at `dest` with the session's registry (not its deployments)."""
+    dest.mkdir()
+    shutil.copyfile(trained_home / "registry.sqlite3", dest / "registry.sqlite3")
+    shutil.copytree(trained_home / "blobs", dest / "blobs")
+    return dest
+
+
 @pytest.fixture(scope="session", autouse=True)
 def remove_environment_images_built_by_tests():
     """Environment images built during the session are removed at its end (the engine keeps the rest).
@@ -68,12 +76,7 @@ def model_env(sample_model_dir, monkeypatch) -> Path:
 def local_deck(trained_home, tmp_path) -> ModelDeck:
     """A ModelDeck on the local runtime over the session's registry, its deployments in this test's folder.
     Every deployment the test leaves is deleted afterwards."""
-    home = tmp_path / "home"
-    home.mkdir()
-    for name in ("registry.sqlite3", "blobs"):
-        src = trained_home / name
-        (shutil.copytree if src.is_dir() else shutil.copyfile)(src, home / name)
-    deck = open_modeldeck(Settings(home=home, runtime="local"))
+    deck = open_modeldeck(Settings(home=copy_home(trained_home, tmp_path / "home"), runtime="local"))
     yield deck
     for deployment in deck.deployments.list():
         deck.deployments.delete(deployment.name)

@@ -1,6 +1,6 @@
 """Every dashboard page under Streamlit's AppTest, against the real backend on the local runtime."""
 
-import shutil
+import sys
 import subprocess
 from pathlib import Path
 
@@ -11,17 +11,15 @@ from backend.config import Settings
 from backend.context import open_modeldeck
 from dashboard import common
 
+from .conftest import copy_home
+
 APP = str(Path(__file__).resolve().parent.parent / "dashboard" / "app.py")
 
 
 @pytest.fixture()
 def home(trained_home, tmp_path, monkeypatch):
     """A home with the trained sample model, the local runtime, and deployments cleaned up after."""
-    home = tmp_path / "home"
-    home.mkdir()
-    for name in ("registry.sqlite3", "blobs"):
-        src = trained_home / name
-        (shutil.copytree if src.is_dir() else shutil.copyfile)(src, home / name)
+    home = copy_home(trained_home, tmp_path / "home")
     monkeypatch.setenv("MODELDECK_HOME", str(home))
     monkeypatch.setenv("MODELDECK_RUNTIME", "local")
     common._open.clear()
@@ -130,7 +128,7 @@ def test_test_page_sends_images_scores_the_test_set_and_shows_working_snippets(h
     result = subprocess.run(["bash", "-c", curl], capture_output=True, text=True, timeout=30)
     assert result.returncode == 0 and result.stdout == "[7]"  # the first MNIST test image is a 7
     python = next(c.value for c in at.code if c.value.startswith("import requests"))
-    out = subprocess.run([shutil.which("python3") or "python3", "-c", python], capture_output=True, text=True,
+    out = subprocess.run([sys.executable, "-c", python], capture_output=True, text=True,
                          timeout=30)
     assert out.stdout.strip() == "[7]", out.stderr
 

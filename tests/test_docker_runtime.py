@@ -2,7 +2,6 @@
 scripts/setup.sh installs and starts one."""
 
 import json
-import shutil
 import subprocess
 import sys
 
@@ -19,7 +18,7 @@ from backend.images import BaseImageMissingError
 from backend.runtimes import DeployConfig, DeploymentState, LocalRuntime, open_runtime
 from backend.runtimes.docker import LABEL, DockerRuntime
 
-from .conftest import FIXTURES
+from .conftest import FIXTURES, copy_home
 
 pytestmark = pytest.mark.docker
 
@@ -38,12 +37,7 @@ def engine():
 
 @pytest.fixture()
 def docker_deck(engine, trained_home, tmp_path):
-    home = tmp_path / "home"
-    home.mkdir()
-    for name in ("registry.sqlite3", "blobs"):
-        src = trained_home / name
-        (shutil.copytree if src.is_dir() else shutil.copyfile)(src, home / name)
-    deck = open_modeldeck(Settings(home=home, runtime="docker"))
+    deck = open_modeldeck(Settings(home=copy_home(trained_home, tmp_path / "home"), runtime="docker"))
     assert isinstance(deck.runtime, DockerRuntime)
     started = set()
     original = deck.deployments.deploy
