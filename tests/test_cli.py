@@ -30,7 +30,7 @@ def test_train_deploy_evaluate_score_delete_from_a_shell(cli_env):
         assert len(scored) == 30 and len({row["index"] for row in scored}) == 30
         listed = json.loads(cli(cli_env, "deployments", "list", "--json").stdout)
         assert [(d["name"], d["state"], d["scoring_uri"]) for d in listed] == [("demo", "Healthy", uri)]
-        assert "Uvicorn running" in cli(cli_env, "deployments", "logs", "demo").stdout
+        assert "modeldeck serving: listening on" in cli(cli_env, "deployments", "logs", "demo").stdout
     finally:
         cli(cli_env, "deployments", "delete", "demo")
     assert json.loads(cli(cli_env, "deployments", "list", "--json").stdout) == []

@@ -83,7 +83,7 @@ def test_deploy_page_deploys_lists_shows_logs_and_deletes_with_confirmation(home
     listed = at.dataframe[0].value
     assert list(listed["name"]) == [name] and "Healthy" in listed["state"][0]
     button(at, "Logs").click().run()
-    assert any("Uvicorn running" in c.value for c in at.code)
+    assert any("modeldeck serving: listening on" in c.value for c in at.code)
     button(at, "Delete…").click().run()
     assert "Delete **sklearn-mnist-1**?" in at.warning[0].value
     button(at, "Yes, delete sklearn-mnist-1").click().run()

@@ -77,7 +77,10 @@ def test_deploy_score_inspect_and_delete_a_container(docker_deck, engine, sample
     assert host["PidsLimit"] == 256 and "/tmp" in host["Tmpfs"]
     assert attrs["Config"]["User"] == "10001:10001"
     assert all(b["HostIp"] == "127.0.0.1" for b in attrs["NetworkSettings"]["Ports"]["8000/tcp"])
-    assert "Uvicorn running" in deck.deployments.get_logs("t-main")
+    assert "modeldeck serving: listening on" in deck.deployments.get_logs("t-main")
+    processes = engine.containers.get("modeldeck-t-main").top()["Processes"]
+    assert sum("-m serving" in " ".join(p) for p in processes) == 3  # 1.5 cores: a parent and 2 workers
+    assert deck.client.info(deployment.scoring_uri)["workers"] == 2
 
     deck.deployments.delete("t-main")
     assert engine.containers.list(all=True, filters={"name": "modeldeck-t-main"}) == []

@@ -7,7 +7,7 @@ import pytest
 
 from backend.images import BaseImageMissingError, BasePython, choose_base_image, environment_tag, requirements_for
 from backend.registry import Model, ModelFile
-from backend.runtimes.base import DeployConfig, DeploymentSpec, DeploymentState
+from backend.runtimes.base import DeployConfig, DeploymentSpec, DeploymentState, worker_plan
 from backend.runtimes.docker import container_create_args, state_of
 
 MODEL = Model("sklearn_mnist", 2, "scikit-learn", (ModelFile("m.pkl", "ab" * 32, 10),),
@@ -89,6 +89,11 @@ def test_base_image_choice_prefers_configured_then_slim_then_offline():
     assert choose_base_image(None, {"modeldeck/base:bookworm-py311"}.__contains__) == "modeldeck/base:bookworm-py311"
     with pytest.raises(BaseImageMissingError, match="scripts/build-base-image.sh"):
         choose_base_image("mine:1", {"python:3.11-slim"}.__contains__)
+
+
+def test_one_single_threaded_worker_per_core():
+    assert worker_plan(0.5) == (1, 1) and worker_plan(1) == (1, 1) and worker_plan(2) == (2, 1)
+    assert container_create_args(spec(cpu_cores=2), "img", "t")["command"][-2:] == ["--workers", "2"]
 
 
 def test_pip_platforms_cover_older_manylinux_tags():

@@ -97,6 +97,19 @@ class Deployment:
         return self.scoring_uri.rsplit("/score", 1)[0] if self.scoring_uri else None
 
 
+def worker_plan(cpu_cores: float) -> tuple[int, int]:
+    """(worker processes, BLAS threads per worker) for a CPU limit: one single-threaded worker per
+    core, so workers x threads matches the limit and nothing oversubscribes it."""
+    return max(1, round(cpu_cores)), 1
+
+
+def serving_environment(cpu_cores: float, model_dir: str) -> dict[str, str]:
+    """Environment of a scoring server: the tutorial's model folder variables and BLAS thread counts."""
+    _, threads = worker_plan(cpu_cores)
+    return {"AZUREML_MODEL_DIR": model_dir, "MODEL_DIR": model_dir, "OMP_NUM_THREADS": str(threads),
+            "OPENBLAS_NUM_THREADS": str(threads), "MKL_NUM_THREADS": str(threads)}
+
+
 def validate_name(name: str) -> str:
     """Checks a deployment name: 3-63 lowercase letters, digits and '-', not starting or ending with '-'.
 

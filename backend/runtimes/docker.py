@@ -22,7 +22,8 @@ from ..errors import DeploymentError, DeploymentExistsError, DeploymentNotFoundE
     RuntimeUnavailableError
 from ..images import MODEL_LIBRARIES, ImageBuilder
 from ..registry import Model, current_library_versions
-from .base import SCORING_PORT, DeployConfig, Deployment, DeploymentSpec, DeploymentState, Progress
+from .base import (SCORING_PORT, DeployConfig, Deployment, DeploymentSpec, DeploymentState, Progress,
+                   serving_environment, worker_plan)
 from .probe import is_ready
 
 LABEL = "modeldeck.deployment"
@@ -43,16 +44,16 @@ def container_create_args(spec: DeploymentSpec, image: str, created_at: str) -> 
     Pure: unit-tested without an engine.
     """
     config = spec.config
-    threads = str(max(1, int(config.cpu_cores)))
+    workers, _ = worker_plan(config.cpu_cores)
     memory = f"{max(6, int(round(config.memory_gb * 1024)))}m"
     script = f"{DATA_DIR}/app/{spec.script_path.name}"
     return {
         "image": image,
         "name": container_name(spec.name),
         "command": ["python", "-m", "serving", "--script", script, "--model-dir", f"{DATA_DIR}/model",
-                    "--host", "0.0.0.0", "--port", str(SCORING_PORT), "--name", spec.name, "--model", spec.model.id],
-        "environment": {"AZUREML_MODEL_DIR": f"{DATA_DIR}/model", "MODEL_DIR": f"{DATA_DIR}/model",
-                        "OMP_NUM_THREADS": threads, "OPENBLAS_NUM_THREADS": threads, "MKL_NUM_THREADS": threads},
+                    "--host", "0.0.0.0", "--port", str(SCORING_PORT), "--name", spec.name, "--model", spec.model.id,
+                    "--workers", str(workers)],
+        "environment": serving_environment(config.cpu_cores, f"{DATA_DIR}/model"),
         "ports": {f"{SCORING_PORT}/tcp": ("127.0.0.1", None)},
         "nano_cpus": int(config.cpu_cores * 1e9),
         "mem_limit": memory,

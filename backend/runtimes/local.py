@@ -20,7 +20,8 @@ from pathlib import Path
 
 from ..errors import DeploymentError, DeploymentExistsError, DeploymentNotFoundError
 from ..registry import Model, current_library_versions
-from .base import DeployConfig, Deployment, DeploymentSpec, DeploymentState, Progress
+from .base import (DeployConfig, Deployment, DeploymentSpec, DeploymentState, Progress, serving_environment,
+                   worker_plan)
 from .probe import is_ready
 
 SERVING_PARENT = Path(__file__).resolve().parent.parent  # the folder holding the `serving` package
@@ -71,14 +72,14 @@ class LocalRuntime:
             meta = {"name": spec.name, "model_name": spec.model.name, "model_version": spec.model.version,
                     "config": spec.config.to_dict(), "port": port, "entry_script": script.name,
                     "created_at": datetime.now(timezone.utc).isoformat(timespec="seconds")}
-            threads = str(max(1, int(spec.config.cpu_cores)))
-            env = {**os.environ, "PYTHONPATH": str(SERVING_PARENT), "MODELDECK_EXIT_FILE": str(target / "exit_code"),
-                   "AZUREML_MODEL_DIR": str(target / "model"), "MODEL_DIR": str(target / "model"),
-                   "OMP_NUM_THREADS": threads, "OPENBLAS_NUM_THREADS": threads, "MKL_NUM_THREADS": threads,
+            workers, _ = worker_plan(spec.config.cpu_cores)
+            env = {**os.environ, **serving_environment(spec.config.cpu_cores, str(target / "model")),
+                   "PYTHONPATH": str(SERVING_PARENT), "MODELDECK_EXIT_FILE": str(target / "exit_code"),
                    "PYTHONUNBUFFERED": "1"}
             command = ["/bin/sh", "-c", _WRAPPER, "modeldeck-serve", sys.executable, "-m", "serving",
                        "--script", str(script), "--model-dir", str(target / "model"), "--host", "127.0.0.1",
-                       "--port", str(port), "--name", spec.name, "--model", spec.model.id]
+                       "--port", str(port), "--name", spec.name, "--model", spec.model.id,
+                       "--workers", str(workers)]
             progress(f"starting scoring server on 127.0.0.1:{port}")
             with open(target / "server.log", "ab") as log:
                 proc = subprocess.Popen(command, stdin=subprocess.DEVNULL, stdout=log, stderr=subprocess.STDOUT,

@@ -43,6 +43,7 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--port", type=int, default=8000)
     parser.add_argument("--name", default="", help="deployment name, shown by /info")
     parser.add_argument("--model", default="", help="model name:version, shown by /info")
+    parser.add_argument("--workers", type=int, default=1, help="worker processes, forked after init()")
     args = parser.parse_args(argv)
 
     logging.basicConfig(level=logging.INFO, stream=sys.stderr,
@@ -61,16 +62,15 @@ def main(argv: list[str] | None = None) -> int:
         return INIT_FAILED_EXIT_CODE
     print("modeldeck serving: init() done", file=sys.stderr, flush=True)
 
-    import uvicorn
-
     from .app import create_app
+    from .workers import serve
 
     info = {"deployment": args.name, "model": args.model, "script": os.path.basename(args.script),
-            "n_features": getattr(script, "n_features", None), "versions": _versions()}
+            "n_features": getattr(script, "n_features", None), "workers": max(1, args.workers),
+            "versions": _versions()}
     app = create_app(script, info)
     logging.getLogger("uvicorn.access").addFilter(_QuietProbes())
-    uvicorn.run(app, host=args.host, port=args.port, log_level="info", timeout_graceful_shutdown=5)
-    return 0
+    return serve(app, args.host, args.port, args.workers)
 
 
 if __name__ == "__main__":

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import os
 from types import ModuleType
 from typing import Any
 
@@ -64,6 +65,6 @@ def create_app(script: ModuleType, info: dict[str, Any] | None = None) -> FastAP
 
     @app.get("/info", summary="What this endpoint serves")
     def get_info() -> dict[str, Any]:
-        return info
+        return {**info, "worker_pid": os.getpid()}
 
     return app
