@@ -129,3 +129,16 @@ def test_a_script_without_run_is_refused(tmp_path):
     script.write_text("def init():\n    pass\n")
     with pytest.raises(ScriptError, match="has no run"):
         load_script(script)
+
+
+def test_the_listening_socket_is_tcp_so_asyncio_disables_nagle():
+    # With proto 0, asyncio skips TCP_NODELAY and kept-alive requests wait ~40 ms on delayed ACKs.
+    import socket
+
+    from backend.serving.workers import bind
+
+    sock = bind("127.0.0.1", 0)
+    try:
+        assert sock.proto == socket.IPPROTO_TCP
+    finally:
+        sock.close()
