@@ -1,6 +1,6 @@
 #!/usr/bin/env bash
 # Installs everything ModelDeck needs on Debian/Ubuntu (idempotent; root or sudo):
-# Debian packages (python3-venv, docker.io, debootstrap, chromium), a Docker engine that answers,
+# Debian packages (python3-venv, docker.io, debootstrap, chromium, wrk), a Docker engine that answers,
 # the offline base image, and the Python virtualenv .venv with requirements.txt.
 set -euo pipefail
 cd "$(dirname "$0")/.."
@@ -13,6 +13,7 @@ command -v dockerd >/dev/null || need+=(docker.io)
 command -v debootstrap >/dev/null || need+=(debootstrap)
 command -v chromium >/dev/null || need+=(chromium)
 command -v curl >/dev/null || need+=(curl)
+command -v wrk >/dev/null || need+=(wrk)  # load generator of benchmarks/bench_requests.py
 if [ ${#need[@]} -gt 0 ]; then
   log "installing Debian packages: ${need[*]}"
   $SUDO apt-get update -q >/dev/null

@@ -1,6 +1,7 @@
 """The scoring server's app, driven through FastAPI's test client with the real sample model."""
 
 import io
+import json
 
 import numpy as np
 import pytest
@@ -142,3 +143,25 @@ def test_the_listening_socket_is_tcp_so_asyncio_disables_nagle():
         assert sock.proto == socket.IPPROTO_TCP
     finally:
         sock.close()
+
+
+def test_big_json_bodies_take_the_fast_parser_with_the_same_predictions(client):
+    X = load_mnist_test().X[:500]
+    body = json.dumps({"data": X.tolist()}).encode()
+    assert len(body) > 100_000
+    fast = client.post("/score", content=body, headers={"Content-Type": "application/json"})
+    buffer = io.BytesIO()
+    np.save(buffer, X)
+    assert fast.status_code == 200
+    assert fast.json() == client.post("/score", content=buffer.getvalue(),
+                                      headers={"Content-Type": "application/x-npy"}).json()
+
+
+@pytest.mark.parametrize("rows, message", [
+    ([[0.5] * 784] * 200 + [[0.5] * 783], "different lengths: [783, 784]"),
+    ([[0.5] * 784] * 199 + [["x"] * 784], "must be a number"),
+])
+def test_big_malformed_bodies_fall_back_to_the_strict_parser_and_its_messages(client, rows, message):
+    response = client.post("/score", content=json.dumps({"data": rows}).encode(),
+                           headers={"Content-Type": "application/json"})
+    assert response.status_code == 400 and message in response.json()["error"]

@@ -54,8 +54,9 @@ def _call(fn, arg: Any) -> Result:
 def handle_score(script: ModuleType, body: bytes, content_type: str) -> Result:
     """Scores one request body with the scoring script.
 
-    JSON bodies go to `run(raw_data: str)` unchanged, as the tutorial's contract says; a
-    `application/x-npy` body goes to `run_array(ndarray)` where the script has one.
+    JSON bodies go to `run(raw_data: str)` unchanged, as the tutorial's contract says (as bytes to a
+    script that sets `accepts_bytes = True`); an `application/x-npy` body goes to `run_array(ndarray)`
+    where the script has one.
     """
     media_type = content_type.split(";")[0].strip().lower()
     if not body:
@@ -70,6 +71,8 @@ def handle_score(script: ModuleType, body: bytes, content_type: str) -> Result:
             return _error(400, BAD_NPY.format(e))
         return _call(run_array, array)
     if media_type in JSON_TYPES or media_type.endswith("+json"):
+        if getattr(script, "accepts_bytes", False):  # the script parses bytes itself: skip a decode + copy
+            return _call(script.run, body)
         try:
             text = body.decode("utf-8")
         except UnicodeDecodeError:

@@ -1,7 +1,7 @@
 """ModelDeck's built-in scoring script for scikit-learn models (the tutorial's contract, stricter input).
 
 init() loads the single .pkl/.joblib/.pickle file in $AZUREML_MODEL_DIR (or $MODEL_DIR);
-run(raw_data) takes '{"data": [[...], ...]}' and returns the predicted labels as a list;
+run(raw_data) takes '{"data": [[...], ...]}' (str or bytes) and returns the predicted labels as a list;
 run_array(X) does the same for a numpy array (the server's application/x-npy path).
 """
 
@@ -11,7 +11,14 @@ import joblib
 import numpy as np
 import orjson
 
+try:  # simdjson turns a big {"data": [[...]]} into one float buffer without Python objects: ~3x faster
+    import simdjson
+except ImportError:  # the strict path below handles everything on its own
+    simdjson = None
+
 MODEL_SUFFIXES = (".pkl", ".joblib", ".pickle")
+FAST_PATH_MIN_CHARS = 100_000
+accepts_bytes = True  # the server may hand run() the body as bytes (orjson and simdjson parse both)
 model = None
 n_features = None
 
@@ -29,7 +36,26 @@ def init():
     n_features = getattr(model, "n_features_in_", None)
 
 
+def _fast_rows(raw_data):
+    """The rows of a well-formed {"data": [[numbers]]} body as float32, or None for anything else
+    (which the strict path then parses again and explains)."""
+    if simdjson is None or len(raw_data) < FAST_PATH_MIN_CHARS:
+        return None
+    try:  # a parser per call: one parser's documents are not safe to share between threads
+        rows = simdjson.Parser().parse(raw_data)["data"]
+        width = len(rows[0])
+        if not all(len(row) == width for row in rows):
+            return None
+        flat = np.frombuffer(rows.as_buffer(of_type="d"), dtype=np.float64)
+    except (ValueError, TypeError, KeyError, IndexError, RuntimeError, UnicodeDecodeError):
+        return None
+    return flat.reshape(len(rows), width).astype(np.float32) if width else None
+
+
 def run(raw_data):
+    X = _fast_rows(raw_data)
+    if X is not None:
+        return run_array(X)
     try:
         payload = orjson.loads(raw_data)
     except orjson.JSONDecodeError as e:

@@ -1,0 +1,89 @@
+"""The whole MNIST 10k test set scored in one call against a ModelDeck container: the tutorial's client
+(standard `json` + `requests`, the baseline) against ModelDeck's JSON path (orjson) and binary path
+(.npy body), alternating; predictions must be identical on every path.
+
+Run: .venv/bin/python -m benchmarks.bench_testset [--rounds 5]
+"""
+
+from __future__ import annotations
+
+import argparse
+import io
+import json
+import time
+
+import numpy as np
+import requests
+
+from backend.datasets import load_mnist_test
+from backend.runtimes import DeployConfig
+
+from .common import fmt, machine, scratch_deck, summary
+
+
+def tutorial_client(uri: str, X: np.ndarray) -> tuple[list, int]:
+    """What the Azure ML tutorial does: json.dumps of X.tolist(), requests.post, json.loads."""
+    test_samples = json.dumps({"data": X.tolist()})
+    response = requests.post(uri, test_samples, headers={"Content-Type": "application/json"}, timeout=300)
+    response.raise_for_status()
+    return json.loads(response.text), len(test_samples)
+
+
+def run(rounds: int = 5) -> dict:
+    deck = scratch_deck("docker")
+    model = deck.registry.get("sklearn_mnist")
+    X = load_mnist_test().X
+    deck.deployments.deploy(model, "bench-testset", DeployConfig(cpu_cores=1, memory_gb=2))
+    try:
+        uri = deck.deployments.wait_for_deployment("bench-testset").scoring_uri
+        client = deck.client
+        paths = {
+            "tutorial client: json + requests (baseline)": lambda: tutorial_client(uri, X)[0],
+            "ModelDeck JSON path (orjson)": lambda: client.run(uri, X),
+            "ModelDeck binary path (.npy)": lambda: client.run_array(uri, X),
+        }
+        reference = np.asarray(paths["ModelDeck binary path (.npy)"]())
+        times: dict[str, list[float]] = {name: [] for name in paths}
+        for _ in range(rounds):
+            for name, call in paths.items():
+                started = time.perf_counter()
+                predictions = call()
+                times[name].append(time.perf_counter() - started)
+                assert np.array_equal(np.asarray(predictions), reference), f"{name} predicted differently"
+        npy = io.BytesIO()
+        np.save(npy, X)
+        sizes = {"tutorial client: json + requests (baseline)": tutorial_client(uri, X)[1],
+                 "ModelDeck JSON path (orjson)": len(__import__("orjson").dumps({"data": X},
+                                                     option=__import__("orjson").OPT_SERIALIZE_NUMPY)),
+                 "ModelDeck binary path (.npy)": len(npy.getvalue())}
+    finally:
+        deck.deployments.delete("bench-testset")
+    return {"rounds": rounds, "n": len(X), "results": {name: {**summary(t), "bytes": sizes[name]}
+                                                          for name, t in times.items()}}
+
+
+def report(results: dict) -> str:
+    rows = results["results"]
+    base = rows["tutorial client: json + requests (baseline)"]["median"]
+    lines = [f"### The whole MNIST test set ({results['n']:,} x 784) in one call, Docker container (1 CPU)", "",
+             f"{results['rounds']} rounds, the paths alternating; identical predictions on every path.", "",
+             "| path | request body | median | min | max | speed-up vs baseline |", "|---|---|---|---|---|---|"]
+    for name, r in rows.items():
+        lines.append(f"| {name} | {r['bytes'] / 2**20:.1f} MiB | {r['median']:.3f} s | {r['min']:.3f} s | "
+                     f"{r['max']:.3f} s | {base / r['median']:.1f}x |")
+    return "\n".join(lines)
+
+
+def main() -> None:
+    parser = argparse.ArgumentParser(description=__doc__)
+    parser.add_argument("--rounds", type=int, default=5)
+    args = parser.parse_args()
+    print(machine())
+    results = run(args.rounds)
+    for name, r in results["results"].items():
+        print(f"{name}: {fmt(r, digits=3)}")
+    print(report(results))
+
+
+if __name__ == "__main__":
+    main()
