@@ -9,7 +9,6 @@ from dataclasses import asdict
 from pathlib import Path
 from typing import Any
 
-import numpy as np
 
 from .config import RUNTIME_CHOICES
 from .context import ModelDeck, open_modeldeck

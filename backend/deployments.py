@@ -6,7 +6,8 @@ import tempfile
 import time
 from pathlib import Path
 
-from .errors import DeploymentError, DeploymentExistsError, DeploymentFailedError, DeploymentNotFoundError, IncompatibleModelError
+from .errors import (DeploymentError, DeploymentExistsError, DeploymentFailedError, DeploymentNotFoundError,
+                     IncompatibleModelError)
 from .registry import Model, ModelRegistry
 from .runtimes.base import (DeployConfig, Deployment, DeploymentSpec, DeploymentState, Progress, Runtime,
                             validate_name)

@@ -22,7 +22,7 @@ from backend.datasets import load_mnist_test
 from backend.runtimes import DeployConfig
 from backend.runtimes.local import free_port
 
-from .common import machine, scratch_deck
+from .common import machine, scratch_deck, userland_proxy_enabled
 from .peers import MlflowServer, ensure_mlflow, mlflow_model_dir
 
 SEQUENTIAL_PER_ROUND = 300
@@ -86,10 +86,11 @@ def run(rounds: int = 5) -> dict:
         container = docker_deck.deployments.wait_for_deployment("bench-requests").scoring_uri
         local = local_deck.deployments.wait_for_deployment("bench-requests").scoring_uri
         mlflow = MlflowServer(python, mlflow_dir, free_port(), work / "mlflow.log")
+        route = "via docker-proxy" if userland_proxy_enabled() else "via iptables, no userland proxy"
         contestants = {
-            "ModelDeck container (Docker, 1 CPU, via the engine's port proxy)": (container, {"data": [row]}),
+            f"ModelDeck container (Docker, 1 CPU, {route})": (container, {"data": [row]}),
             "ModelDeck local process": (local, {"data": [row]}),
-            f"mlflow models serve (local, 1 worker)": (mlflow.url, {"inputs": [row]}),
+            "mlflow models serve (local, 1 worker)": (mlflow.url, {"inputs": [row]}),
         }
         answers = {name: requests.post(url, json=payload, timeout=10).json() for name, (url, payload) in
                    contestants.items()}

@@ -48,3 +48,23 @@ def machine() -> str:
     return (f"{platform.node()}: {os.cpu_count()} cores ({cpu}), "
             f"{os.sysconf('SC_PAGE_SIZE') * os.sysconf('SC_PHYS_PAGES') / 2**30:.0f} GiB, "
             f"Python {platform.python_version()}, Docker engine {engine or 'none'}")
+
+
+def userland_proxy_enabled() -> bool:
+    """Whether the local engine forwards published ports through docker-proxy (its default), read from
+    dockerd's command line and /etc/docker/daemon.json."""
+    import json
+
+    for cmdline in Path("/proc").glob("[0-9]*/cmdline"):
+        try:
+            args = cmdline.read_bytes().decode(errors="replace").split("\0")
+        except OSError:
+            continue
+        if args and args[0].endswith("dockerd"):
+            for arg in args:
+                if arg.startswith("--userland-proxy"):
+                    return not arg.endswith("=false")
+    try:
+        return bool(json.loads(Path("/etc/docker/daemon.json").read_text()).get("userland-proxy", True))
+    except (OSError, ValueError):
+        return True
