@@ -14,7 +14,7 @@ from .config import RUNTIME_CHOICES
 from .context import ModelDeck, open_modeldeck
 from .datasets import DATASET_NAMES, load_dataset
 from .errors import ModelDeckError
-from .evaluation import evaluate_endpoint, sample
+from .evaluation import evaluate_endpoint, sample, supports_binary
 from .registry import Model, parse_tags
 from .runtimes.base import DeployConfig, Deployment
 from .training import ensure_sample_model, train_sample
@@ -130,7 +130,8 @@ def _healthy_uri(deck: ModelDeck, name: str) -> str:
 def cmd_score(deck: ModelDeck, args: argparse.Namespace) -> int:
     uri = _healthy_uri(deck, args.name)
     testset = load_dataset(args.dataset)
-    result = sample(deck.client, uri, testset, args.random, seed=args.seed, use_binary=not args.json_path)
+    binary = not args.json_path and supports_binary(deck.client, uri)
+    result = sample(deck.client, uri, testset, args.random, seed=args.seed, use_binary=binary)
     rows = [{"index": int(i), "label": int(t), "prediction": int(p)}
             for i, t, p in zip(result.indices, result.labels, result.predictions)]
     if args.json:
@@ -147,7 +148,8 @@ def cmd_score(deck: ModelDeck, args: argparse.Namespace) -> int:
 def cmd_evaluate(deck: ModelDeck, args: argparse.Namespace) -> int:
     uri = _healthy_uri(deck, args.name)
     testset = load_dataset(args.dataset)
-    evaluation = evaluate_endpoint(deck.client, uri, testset, use_binary=not args.json_path)
+    binary = not args.json_path and supports_binary(deck.client, uri)
+    evaluation = evaluate_endpoint(deck.client, uri, testset, use_binary=binary)
     if args.plot:
         from .plots import confusion_heatmap, to_png
 
@@ -217,7 +219,8 @@ def build_parser() -> argparse.ArgumentParser:
         p = add(sub, name, func, help_text)
         p.add_argument("name", help="deployment name")
         p.add_argument("--dataset", choices=DATASET_NAMES, default="mnist")
-        p.add_argument("--json-path", action="store_true", help="send JSON instead of the binary .npy body")
+        p.add_argument("--json-path", action="store_true",
+                       help="send JSON even where the endpoint takes the faster binary .npy body")
         if name == "score":
             p.add_argument("--random", type=int, default=30, metavar="N")
             p.add_argument("--seed", type=int, default=None)

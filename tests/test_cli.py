@@ -58,3 +58,16 @@ def test_errors_exit_non_zero_with_a_message_and_no_traceback(cli_env):
     assert "error: model 'nope' is not registered" in result.stderr and "Traceback" not in result.stderr
     missing = cli(cli_env, "evaluate", "ghost", check=False)
     assert missing.returncode == 1 and "no deployment named 'ghost'" in missing.stderr
+
+
+def test_a_tutorial_script_deployment_is_evaluated_over_json(cli_env):
+    from pathlib import Path
+
+    script = Path(__file__).parent / "fixtures" / "tutorial_score.py"
+    cli(cli_env, "deploy", "sklearn_mnist", "--name", "tutorial", "--entry-script", str(script))
+    try:
+        result = json.loads(cli(cli_env, "evaluate", "tutorial", "--json").stdout)
+        recorded = json.loads(cli(cli_env, "models", "list", "--json").stdout)[0]["metrics"]["accuracy"]
+        assert result["accuracy"] == pytest.approx(recorded, abs=1e-4)
+    finally:
+        cli(cli_env, "deployments", "delete", "tutorial")

@@ -11,7 +11,7 @@ import pytest
 from backend.datasets import load_mnist_test
 from backend.errors import (DeploymentExistsError, DeploymentFailedError, DeploymentNotFoundError,
                             EndpointUnreachableError, IncompatibleModelError, InvalidDeploymentNameError)
-from backend.evaluation import evaluate_endpoint
+from backend.evaluation import evaluate_endpoint, supports_binary
 from backend.runtimes import DeployConfig, DeploymentState, LocalRuntime
 
 from .conftest import FIXTURES
@@ -68,6 +68,10 @@ def test_tutorial_script_deploys_unchanged(local_deck, sample_model_dir):
     expected = joblib.load(sample_model_dir / "sklearn_mnist_model.pkl").predict(X).tolist()
     assert local_deck.client.run(deployment.scoring_uri, X.tolist()) == expected
     assert deployment.entry_script == "tutorial_score.py"
+    assert not supports_binary(local_deck.client, deployment.scoring_uri)  # so clients send it JSON
+    evaluation = evaluate_endpoint(local_deck.client, deployment.scoring_uri, load_mnist_test(), use_binary=False)
+    assert evaluation.accuracy == pytest.approx(local_deck.registry.get("sklearn_mnist").metrics["accuracy"],
+                                                abs=1e-4)
 
 
 def test_a_new_runtime_instance_rediscovers_running_deployments(local_deck):
