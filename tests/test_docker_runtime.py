@@ -14,7 +14,7 @@ from backend.datasets import load_mnist_test
 from backend.errors import (ChecksumMismatchError, DeploymentExistsError, DeploymentFailedError,
                             DeploymentNotFoundError, EndpointUnreachableError, RuntimeUnavailableError)
 from backend.evaluation import evaluate_endpoint
-from backend.images import BaseImageMissingError
+from backend.images import BaseImageMissingError, WheelDownloadError
 from backend.runtimes import DeployConfig, DeploymentState, LocalRuntime, open_runtime
 from backend.runtimes.docker import LABEL, DockerRuntime
 
@@ -172,3 +172,12 @@ def test_an_unreachable_engine_is_a_clear_error_and_auto_falls_back_to_local(mon
                             capture_output=True, text=True, timeout=60)
     assert result.returncode == 1 and "error: no Docker engine answers" in result.stderr
     assert "Traceback" not in result.stderr
+
+
+def test_a_model_whose_library_version_cannot_be_installed_fails_before_any_container(docker_deck, engine):
+    blob = docker_deck.registry.blobs_dir / docker_deck.registry.get("sklearn_mnist").files[0].sha256
+    model = docker_deck.registry.register_bytes("ancient", {"model.pkl": blob.read_bytes()},
+                                                library_versions={"scikit-learn": "0.0.1"})
+    with pytest.raises(WheelDownloadError, match="scikit-learn==0.0.1"):
+        docker_deck.deployments.deploy(model, "t-ancient")
+    assert engine.containers.list(all=True, filters={"name": "modeldeck-t-ancient"}) == []

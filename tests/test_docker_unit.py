@@ -100,3 +100,18 @@ def test_pip_platforms_cover_older_manylinux_tags():
     platforms = BasePython("3.11", "2.36", "x86_64").pip_platforms()
     assert platforms[0] == "manylinux_2_36_x86_64"
     assert {"manylinux_2_17_x86_64", "manylinux2014_x86_64", "manylinux1_x86_64"} <= set(platforms)
+
+
+def test_an_engine_that_stops_answering_is_a_clear_error(tmp_path):
+    import docker
+
+    from backend.config import Settings
+    from backend.errors import RuntimeUnavailableError
+    from backend.runtimes.docker import DockerRuntime
+
+    gone = docker.DockerClient(base_url=f"unix://{tmp_path}/stopped.sock", version="1.41")
+    runtime = DockerRuntime(gone, Settings(home=tmp_path))
+    with pytest.raises(RuntimeUnavailableError, match="stopped answering .* start it again"):
+        runtime.list()
+    with pytest.raises(RuntimeUnavailableError):
+        runtime.get("demo")

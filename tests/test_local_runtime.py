@@ -133,3 +133,18 @@ def test_a_model_saved_with_another_sklearn_is_refused(local_deck, tmp_path):
     with pytest.raises(IncompatibleModelError, match="saved with scikit-learn 0.24.2 but this runtime serves with"):
         local_deck.deployments.deploy(old, "old-model")
     assert local_deck.deployments.list() == []
+
+
+def test_a_port_taken_between_choosing_and_binding_fails_with_the_reason(local_deck, sample_model, monkeypatch):
+    import socket
+
+    from backend.runtimes import local
+
+    with socket.socket() as squatter:
+        squatter.bind(("127.0.0.1", 0))
+        squatter.listen()
+        monkeypatch.setattr(local, "free_port", lambda: squatter.getsockname()[1])
+        local_deck.deployments.deploy(sample_model, "clash")
+        with pytest.raises(DeploymentFailedError) as caught:
+            local_deck.deployments.wait_for_deployment("clash", timeout=60)
+    assert caught.value.exit_code == 4 and "cannot listen on 127.0.0.1" in caught.value.logs
