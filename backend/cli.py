@@ -179,6 +179,8 @@ def build_parser() -> argparse.ArgumentParser:
     def add(subparsers, name, func, help_text, json_flag=True):
         p = subparsers.add_parser(name, help=help_text)
         p.set_defaults(func=func)
+        p.add_argument("--runtime", choices=RUNTIME_CHOICES, default=argparse.SUPPRESS,
+                       help="where deployments run (default: $MODELDECK_RUNTIME or auto)")
         if json_flag:
             p.add_argument("--json", action="store_true", help="print JSON")
         return p
@@ -203,7 +205,6 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--description", default="")
     p.add_argument("--entry-script", type=Path, default=None, help="scoring script (default: built-in sklearn)")
     p.add_argument("--timeout", type=float, default=180.0, help="seconds to wait for Healthy")
-    p.add_argument("--runtime", choices=RUNTIME_CHOICES, default=argparse.SUPPRESS)
 
     deployments = sub.add_parser("deployments", help="running deployments").add_subparsers(
         dest="deployments_command", required=True)

@@ -15,6 +15,7 @@ from .runtimes.base import (DeployConfig, Deployment, DeploymentSpec, Deployment
 DEFAULT_SCRIPT = Path(__file__).resolve().parent / "serving" / "score_sklearn.py"
 MODEL_SCRIPT_NAME = "score.py"
 LOG_TAIL_ON_FAILURE = 30
+STREAMED_LOG_LINES = 40  # at most this many new log lines per poll while waiting
 
 
 def _quiet(_: str) -> None:
@@ -101,8 +102,10 @@ class DeploymentService:
         """
         deadline = time.monotonic() + timeout
         last_state = None
+        log_lines_seen = 0
         while True:
             deployment = self.runtime.get(name)
+            log_lines_seen = self._stream_new_log_lines(name, log_lines_seen, progress)
             if deployment.state != last_state:
                 progress(f"{name}: {deployment.state}" + (f" — {deployment.detail}" if deployment.detail else ""))
                 last_state = deployment.state
@@ -119,6 +122,15 @@ class DeploymentService:
                                             state=str(deployment.state),
                                             logs=self.get_logs(name, tail=LOG_TAIL_ON_FAILURE))
             time.sleep(poll_seconds)
+
+    def _stream_new_log_lines(self, name: str, seen: int, progress: Progress) -> int:
+        """Passes the server's log lines written since the last call to `progress` as "log: ..."."""
+        lines = self.runtime.logs(name).splitlines()
+        if len(lines) < seen:  # a restarted server starts a new log
+            seen = 0
+        for line in lines[seen:seen + STREAMED_LOG_LINES]:
+            progress(f"log: {line}")
+        return len(lines)
 
     def _stop_quietly(self, name: str) -> None:
         """A failed deployment is stopped (no restart loop) and kept, so its logs can be read."""

@@ -10,7 +10,7 @@ from backend.runtimes import DeployConfig, validate_name
 from backend.timefmt import age
 from dashboard.common import fail, get_deck
 
-BUILD_LINES_SHOWN = 12
+STREAMED_LINES_SHOWN = 12
 
 deck = get_deck()
 st.title("Deploy")
@@ -53,15 +53,17 @@ if submitted:
         st.stop()
     deployed = None
     with st.status(f"Deploying {model.id} as {name}…", expanded=True) as status:
-        build_box = st.empty()
-        build_lines: list[str] = []
+        steps = st.container()
+        build_box, log_box = st.empty(), st.empty()
+        streamed: dict[str, list[str]] = {"build: ": [], "log: ": []}
 
         def progress(message: str) -> None:
-            if message.startswith("build: "):
-                build_lines.append(message.removeprefix("build: "))
-                build_box.code("\n".join(build_lines[-BUILD_LINES_SHOWN:]), language=None)
-            else:
-                st.write(message)
+            for prefix, box in (("build: ", build_box), ("log: ", log_box)):
+                if message.startswith(prefix):
+                    streamed[prefix].append(message.removeprefix(prefix))
+                    box.code("\n".join(streamed[prefix][-STREAMED_LINES_SHOWN:]), language=None)
+                    return
+            steps.write(message)
 
         try:
             deck.deployments.deploy(model, name, config, progress=progress)
