@@ -12,13 +12,18 @@ from pathlib import Path
 
 import pytest
 
+from backend.config import Settings
+from backend.registry import ModelRegistry
+
+from .conftest import copy_home
+
 ROOT = Path(__file__).resolve().parent.parent
 ARTIFACTS = ROOT / "artifacts"
 CHROMIUM = os.environ.get("MODELDECK_CHROMIUM", "/usr/bin/chromium")
 CHROMIUM_ARGS = ["--no-sandbox", "--disable-gpu", "--disable-background-networking", "--disable-component-update",
                  "--disable-sync", "--no-first-run", "--disable-quic", "--disable-default-apps"]
 
-pytestmark = [pytest.mark.browser, pytest.mark.docker]
+pytestmark = pytest.mark.browser
 
 
 def free_port() -> int:
@@ -27,18 +32,11 @@ def free_port() -> int:
         return sock.getsockname()[1]
 
 
-@pytest.fixture()
-def dashboard(tmp_path):
-    """`streamlit run dashboard/app.py` on 127.0.0.1 with an empty registry and the Docker runtime."""
-    import docker
-
-    try:
-        docker.from_env().ping()
-    except Exception as e:
-        pytest.fail(f"no Docker engine answers ({e}): run scripts/setup.sh")
+def start_dashboard(home: Path, runtime: str, log_path: Path) -> tuple[subprocess.Popen, str]:
+    """`streamlit run dashboard/app.py` on 127.0.0.1 with MODELDECK_HOME=home; waits for its health check."""
     port = free_port()
-    env = {**os.environ, "MODELDECK_HOME": str(tmp_path / "home"), "MODELDECK_RUNTIME": "docker"}
-    log = open(tmp_path / "streamlit.log", "wb")
+    env = {**os.environ, "MODELDECK_HOME": str(home), "MODELDECK_RUNTIME": runtime}
+    log = open(log_path, "wb")
     proc = subprocess.Popen(
         [sys.executable, "-m", "streamlit", "run", str(ROOT / "dashboard" / "app.py"), "--server.headless", "true",
          "--server.address", "127.0.0.1", "--server.port", str(port), "--browser.gatherUsageStats", "false",
@@ -49,34 +47,51 @@ def dashboard(tmp_path):
     while time.monotonic() < deadline:
         try:
             if urllib.request.urlopen(url + "/_stcore/health", timeout=1).status == 200:
-                break
+                return proc, url
         except OSError:
             time.sleep(0.2)
-    else:
-        proc.kill()
-        pytest.fail("streamlit did not start:\n" + (tmp_path / "streamlit.log").read_text())
-    yield url, tmp_path / "home"
+    proc.kill()
+    pytest.fail("streamlit did not start:\n" + log_path.read_text())
+
+
+def stop_dashboard(proc: subprocess.Popen) -> None:
     proc.terminate()
     proc.wait(timeout=20)
+
+
+def launch(pw):
+    assert Path(CHROMIUM).exists(), f"{CHROMIUM} is missing: run scripts/setup.sh (installs Debian's chromium)"
+    return pw.chromium.launch(executable_path=CHROMIUM, args=CHROMIUM_ARGS)
+
+
+@pytest.fixture()
+def dashboard(tmp_path):
+    """The dashboard with an empty registry on the Docker runtime."""
+    import docker
+
+    try:
+        docker.from_env().ping()
+    except Exception as e:
+        pytest.fail(f"no Docker engine answers ({e}): run scripts/setup.sh")
+    proc, url = start_dashboard(tmp_path / "home", "docker", tmp_path / "streamlit.log")
+    yield url, tmp_path / "home"
+    stop_dashboard(proc)
     client = docker.from_env()
     for container in client.containers.list(all=True, filters={"label": "modeldeck.deployment=sklearn-mnist-1"}):
         container.remove(force=True, v=True)
 
 
+@pytest.mark.docker
 def test_empty_registry_to_heatmap_in_a_real_browser_then_delete(dashboard):
     import docker
     from playwright.sync_api import expect, sync_playwright
 
-    from backend.config import Settings
-    from backend.registry import ModelRegistry
-
     url, home = dashboard
 
-    assert Path(CHROMIUM).exists(), f"{CHROMIUM} is missing: run scripts/setup.sh (installs Debian's chromium)"
     ARTIFACTS.mkdir(exist_ok=True)
     clicks = 0
     with sync_playwright() as pw:
-        browser = pw.chromium.launch(executable_path=CHROMIUM, args=CHROMIUM_ARGS)
+        browser = launch(pw)
         page = browser.new_page(viewport={"width": 1400, "height": 1000})
         started = time.monotonic()
         page.goto(url)
@@ -124,3 +139,35 @@ def test_empty_registry_to_heatmap_in_a_real_browser_then_delete(dashboard):
     assert accuracy == f"{trained.metrics['accuracy']:.2%}"
     assert docker.from_env().containers.list(all=True, filters={"label": "modeldeck.deployment=sklearn-mnist-1"}) == []
     assert clicks <= 5
+
+
+def test_registering_an_uploaded_model_in_a_real_browser(trained_home, sample_model, tmp_path):
+    from playwright.sync_api import expect, sync_playwright
+
+    from backend.registry import file_sha256
+
+    pickle_path = tmp_path / "my_digits.pkl"
+    pickle_path.write_bytes((trained_home / "blobs" / sample_model.files[0].sha256).read_bytes())
+    home = copy_home(trained_home, tmp_path / "home")
+    proc, url = start_dashboard(home, "local", tmp_path / "streamlit.log")
+    try:
+        with sync_playwright() as pw:
+            browser = launch(pw)
+            page = browser.new_page(viewport={"width": 1400, "height": 1400})
+            page.goto(url + "/models")
+            main = page.get_by_test_id("stMain")
+            expect(main.get_by_role("heading", name="Models", exact=True)).to_be_visible(timeout=60_000)
+            expect(main.get_by_text("A pickle or joblib file runs code when it is loaded")).to_be_visible()
+            page.get_by_test_id("stFileUploaderDropzoneInput").first.set_input_files(str(pickle_path))
+            main.get_by_label("Name").fill("my_digits")
+            main.get_by_label("Tags").fill("source=browser")
+            main.get_by_role("button", name="Register").click()
+            expect(main.get_by_text("Registered my_digits:1")).to_be_visible(timeout=60_000)
+            expect(main.get_by_text(file_sha256(pickle_path))).to_be_visible()
+            browser.close()
+    finally:
+        stop_dashboard(proc)
+    settings = Settings(home=home)
+    registered = ModelRegistry(settings.registry_path, settings.blobs_dir).get("my_digits")
+    assert registered.tags == {"source": "browser"}
+    assert registered.files[0].name == "my_digits.pkl" and registered.files[0].sha256 == file_sha256(pickle_path)

@@ -76,6 +76,6 @@ if submitted:
             versions = {**current_library_versions(), "scikit-learn": sklearn_version.strip()}
             registered = deck.registry.register_bytes(name.strip(), files, tags=parse_tags(tags),
                                                       description=description.strip(), library_versions=versions)
-            st.success(f"Registered {registered.id} (sha256 {registered.sha256[:12]}). Deploy it on the Deploy page.")
+            st.success(f"Registered {registered.id}. Deploy it on the Deploy page.")
         except ModelDeckError as e:
             fail(e, "Cannot register the model")
