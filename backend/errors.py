@@ -95,7 +95,7 @@ class DeploymentFailedError(DeploymentError):
         self.exit_code = exit_code
         self.logs = logs
         message = f"deployment {name!r} {state.lower()}: {reason}"
-        if exit_code is not None:
+        if exit_code is not None and f"code {exit_code}" not in reason:
             message += f" (exit code {exit_code})"
         if logs.strip():
             message += "\n--- last log lines ---\n" + logs.rstrip()

@@ -65,6 +65,11 @@ def test_state_of_names_an_out_of_memory_kill_and_the_limit():
     assert "memory limit of 64 MiB: deploy with more memory" in detail
 
 
+def test_state_of_a_sigkill_without_oom_does_not_blame_memory():
+    state, detail, _ = state_of(inspect("exited", exit_code=137, oom=False), False, 0)
+    assert state is DeploymentState.FAILED and detail == "the container exited with code 137 — killed (SIGKILL)"
+
+
 def test_state_of_a_silent_container_after_the_grace_period_is_unhealthy():
     assert state_of(inspect("running"), False, STARTED + 400)[0] is DeploymentState.UNHEALTHY
 

@@ -110,8 +110,11 @@ def state_of(attrs: dict[str, Any], ready: bool, now: float) -> tuple[Deployment
     restarts = int(attrs.get("RestartCount", 0))
     exit_code = state.get("ExitCode")
     limit = attrs.get("HostConfig", {}).get("Memory") or 0
-    oom = (" — killed for going over its memory limit" + (f" of {limit // 2**20} MiB" if limit else "")
-           + ": deploy with more memory") if state.get("OOMKilled") or exit_code == 137 else ""
+    if state.get("OOMKilled"):
+        oom = (" — killed for going over its memory limit" + (f" of {limit // 2**20} MiB" if limit else "")
+               + ": deploy with more memory")
+    else:
+        oom = " — killed (SIGKILL)" if exit_code == 137 else ""
     if status == "running" and ready:
         return DeploymentState.HEALTHY, "", None
     if status in ("exited", "dead"):
