@@ -8,14 +8,13 @@ Run: .venv/bin/python -m benchmarks.bench_dashboard [--rounds 5]
 
 from __future__ import annotations
 
-import argparse
 import os
 import time
 from pathlib import Path
 
 from backend.runtimes import DeployConfig
 
-from .common import fmt, machine, scratch_deck, summary
+from .common import bench_main, scratch_deck, summary
 
 ROOT = Path(__file__).resolve().parent.parent
 APP = str(ROOT / "dashboard" / "app.py")
@@ -80,14 +79,7 @@ def report(results: dict) -> str:
 
 
 def main() -> None:
-    parser = argparse.ArgumentParser(description=__doc__)
-    parser.add_argument("--rounds", type=int, default=5)
-    args = parser.parse_args()
-    print(machine())
-    results = run(args.rounds)
-    print(f"click to heatmap, ModelDeck script: {fmt(results['modeldeck'])}")
-    print(f"click to heatmap, tutorial score.py: {fmt(results['tutorial'])}")
-    print(report(results))
+    bench_main(__doc__, run, report)
 
 
 if __name__ == "__main__":

@@ -6,7 +6,6 @@ Run: .venv/bin/python -m benchmarks.bench_requests [--rounds 5]
 
 from __future__ import annotations
 
-import argparse
 import json
 import re
 import shutil
@@ -22,7 +21,7 @@ from backend.datasets import load_mnist_test
 from backend.runtimes import DeployConfig
 from backend.runtimes.local import free_port
 
-from .common import machine, scratch_deck, userland_proxy_enabled
+from .common import bench_main, scratch_deck, userland_proxy_enabled
 from .peers import MlflowServer, ensure_mlflow, mlflow_model_dir
 
 SEQUENTIAL_PER_ROUND = 300
@@ -131,11 +130,7 @@ def report(results: dict) -> str:
 
 
 def main() -> None:
-    parser = argparse.ArgumentParser(description=__doc__)
-    parser.add_argument("--rounds", type=int, default=5)
-    args = parser.parse_args()
-    print(machine())
-    print(report(run(args.rounds)))
+    bench_main(__doc__, run, report)
 
 
 if __name__ == "__main__":

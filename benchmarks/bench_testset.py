@@ -7,7 +7,6 @@ Run: .venv/bin/python -m benchmarks.bench_testset [--rounds 5]
 
 from __future__ import annotations
 
-import argparse
 import io
 import json
 import time
@@ -18,7 +17,7 @@ import requests
 from backend.datasets import load_mnist_test
 from backend.runtimes import DeployConfig
 
-from .common import fmt, machine, scratch_deck, summary
+from .common import bench_main, scratch_deck, summary
 
 
 def tutorial_client(uri: str, X: np.ndarray) -> tuple[list, int]:
@@ -75,14 +74,7 @@ def report(results: dict) -> str:
 
 
 def main() -> None:
-    parser = argparse.ArgumentParser(description=__doc__)
-    parser.add_argument("--rounds", type=int, default=5)
-    args = parser.parse_args()
-    print(machine())
-    results = run(args.rounds)
-    for name, r in results["results"].items():
-        print(f"{name}: {fmt(r, digits=3)}")
-    print(report(results))
+    bench_main(__doc__, run, report)
 
 
 if __name__ == "__main__":

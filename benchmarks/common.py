@@ -68,3 +68,14 @@ def userland_proxy_enabled() -> bool:
         return bool(json.loads(Path("/etc/docker/daemon.json").read_text()).get("userland-proxy", True))
     except (OSError, ValueError):
         return True
+
+
+def bench_main(doc: str, run, report) -> None:
+    """The command line of a benchmark: --rounds, then the machine and the report."""
+    import argparse
+
+    parser = argparse.ArgumentParser(description=doc)
+    parser.add_argument("--rounds", type=int, default=5)
+    args = parser.parse_args()
+    print(machine())
+    print(report(run(args.rounds)))
