@@ -57,7 +57,7 @@ def test_deploy_score_inspect_and_delete_a_container(docker_deck, engine, sample
     deck = docker_deck
     config = DeployConfig(cpu_cores=1.5, memory_gb=0.75, tags={"team": "qa"}, description="integration test")
     deck.deployments.deploy(sample_model, "t-main", config)
-    deployment = deck.deployments.wait_for_deployment("t-main", timeout=120)
+    deployment = deck.deployments.wait_for_deployment("t-main", timeout=180)
     assert deployment.runtime == "docker" and deployment.scoring_uri.startswith("http://127.0.0.1:")
 
     mnist = load_mnist_test()
@@ -92,7 +92,7 @@ def test_a_second_deployment_of_the_same_model_builds_nothing(docker_deck, sampl
     docker_deck.deployments.deploy(sample_model, "t-warm-a")
     messages = []
     docker_deck.deployments.deploy(sample_model, "t-warm-b", progress=messages.append)
-    docker_deck.deployments.wait_for_deployment("t-warm-b", timeout=60)
+    docker_deck.deployments.wait_for_deployment("t-warm-b", timeout=180)
     assert any("is built already: reusing it" in m for m in messages)
     assert not any(m.startswith("build:") or "pip download" in m for m in messages)
     with pytest.raises(DeploymentExistsError):
@@ -102,7 +102,7 @@ def test_a_second_deployment_of_the_same_model_builds_nothing(docker_deck, sampl
 def test_a_new_process_rediscovers_deployments_from_container_labels(docker_deck, sample_model, tmp_path):
     config = DeployConfig(tags={"stage": "demo"}, description="found again")
     docker_deck.deployments.deploy(sample_model, "t-labels", config)
-    deployment = docker_deck.deployments.wait_for_deployment("t-labels", timeout=60)
+    deployment = docker_deck.deployments.wait_for_deployment("t-labels", timeout=180)
     env = {"MODELDECK_HOME": str(tmp_path / "other-home"), "MODELDECK_AUTO_TRAIN": "0",
            "PATH": "/usr/bin:/bin", "PYTHONPATH": str(FIXTURES.parent.parent)}
     out = subprocess.run([sys.executable, "-m", "backend", "--runtime", "docker", "deployments", "list", "--json"],
@@ -116,7 +116,7 @@ def test_a_new_process_rediscovers_deployments_from_container_labels(docker_deck
 def test_failing_init_ends_failed_with_traceback_and_a_stopped_container(docker_deck, engine, sample_model):
     docker_deck.deployments.deploy(sample_model, "t-broken", entry_script=FIXTURES / "failing_init_score.py")
     with pytest.raises(DeploymentFailedError) as caught:
-        docker_deck.deployments.wait_for_deployment("t-broken", timeout=60)
+        docker_deck.deployments.wait_for_deployment("t-broken", timeout=180)
     assert caught.value.exit_code == 3
     assert "Traceback" in caught.value.logs and "weights are corrupt" in caught.value.logs
     container = engine.containers.get("modeldeck-t-broken")
@@ -129,14 +129,14 @@ def test_failing_init_ends_failed_with_traceback_and_a_stopped_container(docker_
 def test_a_memory_limit_too_small_to_load_the_model_fails_with_the_reason(docker_deck, sample_model):
     docker_deck.deployments.deploy(sample_model, "t-tiny", DeployConfig(memory_gb=0.03125))
     with pytest.raises(DeploymentFailedError) as caught:
-        docker_deck.deployments.wait_for_deployment("t-tiny", timeout=60)
+        docker_deck.deployments.wait_for_deployment("t-tiny", timeout=180)
     assert caught.value.exit_code == 137
     assert "memory limit of 32 MiB: deploy with more memory" in str(caught.value)
 
 
 def test_a_container_deleted_behind_our_back_is_reported_gone(docker_deck, engine, sample_model):
     docker_deck.deployments.deploy(sample_model, "t-gone")
-    deployment = docker_deck.deployments.wait_for_deployment("t-gone", timeout=60)
+    deployment = docker_deck.deployments.wait_for_deployment("t-gone", timeout=180)
     engine.containers.get("modeldeck-t-gone").remove(force=True, v=True)
     assert "t-gone" not in [d.name for d in docker_deck.deployments.list()]
     with pytest.raises(DeploymentNotFoundError, match="no deployment named 't-gone'"):
