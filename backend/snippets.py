@@ -8,9 +8,13 @@ import shlex
 import numpy as np
 
 
+def _values(row: np.ndarray) -> str:
+    """The row as a JSON list, 4 decimals (short enough to paste, the same prediction)."""
+    return json.dumps([round(float(v), 4) for v in np.asarray(row).ravel()])
+
+
 def _payload(row: np.ndarray) -> str:
-    values = ",".join(f"{float(v):.4g}" for v in np.asarray(row).ravel())
-    return '{"data": [[' + values + "]]}"
+    return '{"data": [' + _values(row) + "]}"
 
 
 def curl_snippet(scoring_uri: str, row: np.ndarray) -> str:
@@ -21,9 +25,8 @@ def curl_snippet(scoring_uri: str, row: np.ndarray) -> str:
 
 def python_snippet(scoring_uri: str, row: np.ndarray) -> str:
     """Python with `requests` that POSTs one row and prints the prediction."""
-    values = json.dumps([round(float(v), 4) for v in np.asarray(row).ravel()])
     return ("import requests\n\n"
-            f"row = {values}\n"
+            f"row = {_values(row)}\n"
             f"response = requests.post({scoring_uri!r}, json={{\"data\": [row]}}, timeout=30)\n"
             "response.raise_for_status()\n"
             "print(response.json())\n")

@@ -51,7 +51,7 @@ if submitted:
     except ModelDeckError as e:
         fail(e, "Check the form")
         st.stop()
-    deployed = None
+    deployed, failure = None, None
     with st.status(f"Deploying {model.id} as {name}…", expanded=True) as status:
         steps = st.container()
         build_box, log_box = st.empty(), st.empty()
@@ -71,11 +71,10 @@ if submitted:
             status.update(label=f"{name} is Healthy", state="complete", expanded=False)
         except DeploymentFailedError as e:
             status.update(label=f"{name} failed", state="error", expanded=False)
-            st.session_state.deploy_failure = e
+            failure = e
         except ModelDeckError as e:
             status.update(label=f"{name} could not be deployed", state="error", expanded=False)
-            st.session_state.deploy_failure = e
-    failure = st.session_state.pop("deploy_failure", None)
+            failure = e
     if isinstance(failure, DeploymentFailedError):
         st.error(f"Deployment {name} {failure.state.lower()}: {failure.reason}")
         if failure.logs:
