@@ -9,19 +9,23 @@ from dataclasses import asdict
 from pathlib import Path
 from typing import Any
 
-
 from .config import RUNTIME_CHOICES
 from .context import ModelDeck, open_modeldeck
-from .datasets import DATASET_NAMES, load_dataset
+from .datasets import DATASET_NAMES, TestSet, datasets_for, load_dataset
 from .errors import ModelDeckError
-from .evaluation import evaluate_endpoint, sample, supports_binary
-from .registry import Model, parse_tags
-from .runtimes.base import DeployConfig, Deployment
+from .inspection.evaluation import evaluate_endpoint, sample, supports_binary
+from .progress import ProgressEvent
+from .registry import Model, parse_signature, parse_tags
+from .runtimes.base import DeployConfig
 from .training import ensure_sample_model, train_sample
 
 
 def _err(message: str) -> None:
     print(message, file=sys.stderr, flush=True)
+
+
+def _progress(event: ProgressEvent) -> None:
+    _err(str(event))
 
 
 def _print_json(data: Any) -> None:
@@ -38,19 +42,13 @@ def _model_dict(model: Model) -> dict[str, Any]:
     return data
 
 
-def _deployment_dict(d: Deployment) -> dict[str, Any]:
-    return {"name": d.name, "state": str(d.state), "model": d.model_id, "runtime": d.runtime,
-            "scoring_uri": d.scoring_uri, "config": d.config.to_dict(), "created_at": d.created_at,
-            "detail": d.detail, "exit_code": d.exit_code}
-
-
 def _ensure_models(deck: ModelDeck) -> None:
     if deck.settings.auto_train:
-        ensure_sample_model(deck.registry, progress=lambda m: _err(f"[first run] {m}"))
+        ensure_sample_model(deck.registry, progress=lambda event: _err(f"[first run] {event}"))
 
 
 def cmd_train_sample(deck: ModelDeck, args: argparse.Namespace) -> int:
-    model = train_sample(deck.registry, progress=_err)
+    model = train_sample(deck.registry, progress=_progress)
     if args.json:
         _print_json(_model_dict(model))
     else:
@@ -64,17 +62,19 @@ def cmd_models_list(deck: ModelDeck, args: argparse.Namespace) -> int:
     if args.json:
         _print_json([_model_dict(m) for m in models])
         return 0
-    print(f"{'MODEL':<28} {'FRAMEWORK':<14} {'SKLEARN':<9} {'ACCURACY':<9} {'REGISTERED':<26} SHA256")
+    print(f"{'MODEL':<28} {'FRAMEWORK':<14} {'SKLEARN':<9} {'ACCURACY':<9} {'REGISTERED':<26} {'SHA256':<13} INPUT")
     for m in models:
         accuracy = m.metrics.get("accuracy")
         print(f"{m.id:<28} {m.framework:<14} {m.sklearn_version or '-':<9} "
-              f"{'-' if accuracy is None else f'{accuracy:.4f}':<9} {m.created_at:<26} {m.sha256[:12]}")
+              f"{'-' if accuracy is None else f'{accuracy:.4f}':<9} {m.created_at:<26} {m.sha256[:12]:<13} "
+              f"{m.signature.describe()}")
     return 0
 
 
 def cmd_models_register(deck: ModelDeck, args: argparse.Namespace) -> int:
+    signature = parse_signature(args.input_shape, args.value_range, args.classes)
     model = deck.registry.register(args.name, [Path(f) for f in args.files], framework=args.framework,
-                                   tags=_parse_tags(args.tag), description=args.description)
+                                   tags=_parse_tags(args.tag), description=args.description, signature=signature)
     if args.json:
         _print_json(_model_dict(model))
     else:
@@ -87,24 +87,30 @@ def cmd_deploy(deck: ModelDeck, args: argparse.Namespace) -> int:
     model = deck.registry.get_ref(args.model)
     config = DeployConfig(cpu_cores=args.cpu_cores, memory_gb=args.memory_gb, tags=_parse_tags(args.tag),
                           description=args.description)
-    _err(f"deploying {model.id} as {args.name!r} on {deck.runtime.describe()}")
-    deck.deployments.deploy(model, args.name, config, entry_script=args.entry_script, progress=_err)
-    deployment = deck.deployments.wait_for_deployment(args.name, timeout=args.timeout, progress=_err)
+    _err(f"deploying {model.id} as {args.name!r}")
+    deployment = deck.deployments.deploy_and_wait(model, args.name, config, target=args.runtime,
+                                                  entry_script=args.entry_script, timeout=args.timeout,
+                                                  progress=_progress)
     if args.json:
-        _print_json(_deployment_dict(deployment))
+        _print_json(deployment.to_dict())
     else:
         print(deployment.scoring_uri)
     return 0
 
 
 def cmd_deployments_list(deck: ModelDeck, args: argparse.Namespace) -> int:
-    deployments = deck.deployments.list()
+    snapshot = deck.deployments.snapshot(all_homes=args.all)
+    for target in snapshot.targets:
+        if not target.available:
+            _err(f"{target.name} runtime unavailable: {target.description}")
     if args.json:
-        _print_json([_deployment_dict(d) for d in deployments])
+        _print_json([d.to_dict() for d in snapshot.deployments])
         return 0
-    print(f"{'NAME':<24} {'STATE':<14} {'MODEL':<24} {'RUNTIME':<8} SCORING URI")
-    for d in deployments:
-        print(f"{d.name:<24} {str(d.state):<14} {d.model_id:<24} {d.runtime:<8} {d.scoring_uri or '-'}")
+    print(f"{'NAME':<24} {'STATE':<14} {'MODEL':<24} {'RUNTIME':<8} {'SCORING URI':<34}"
+          + (" HOME" if args.all else ""))
+    for d in snapshot.deployments:
+        home = "" if not args.all else (" this home" if d.owned else f" {d.record.home or '?'} (read-only)")
+        print(f"{d.name:<24} {str(d.state):<14} {d.model_id:<24} {d.runtime:<8} {d.scoring_uri or '-':<34}{home}")
     return 0
 
 
@@ -119,21 +125,24 @@ def cmd_deployments_delete(deck: ModelDeck, args: argparse.Namespace) -> int:
     return 0
 
 
-def _healthy_uri(deck: ModelDeck, name: str) -> str:
-    deployment = deck.deployments.get(name)
-    if deployment.scoring_uri is None or str(deployment.state) != "Healthy":
-        raise ModelDeckError(f"deployment {name!r} is {deployment.state}, not Healthy"
-                             + (f": {deployment.detail}" if deployment.detail else ""))
-    return deployment.scoring_uri
+def _scoring_target(deck: ModelDeck, args: argparse.Namespace) -> tuple[str, TestSet]:
+    """The Healthy deployment's scoring URI and the test set (default: the first that fits its model)."""
+    deployment = deck.deployments.healthy(args.name)
+    model = deck.deployments.model_of(deployment)
+    signature = model.signature if model is not None else None
+    dataset = args.dataset
+    if dataset is None:
+        fitting = datasets_for(signature)[0] if signature is not None else []
+        dataset = fitting[0].name if fitting else "mnist"
+    return deployment.scoring_uri or "", load_dataset(dataset, signature)
 
 
 def cmd_score(deck: ModelDeck, args: argparse.Namespace) -> int:
-    uri = _healthy_uri(deck, args.name)
-    testset = load_dataset(args.dataset)
+    uri, testset = _scoring_target(deck, args)
     binary = not args.json_path and supports_binary(deck.client, uri)
     result = sample(deck.client, uri, testset, args.random, seed=args.seed, use_binary=binary)
     rows = [{"index": int(i), "label": int(t), "prediction": int(p)}
-            for i, t, p in zip(result.indices, result.labels, result.predictions)]
+            for i, t, p in zip(result.indices, result.labels, result.predictions, strict=True)]
     if args.json:
         _print_json(rows)
     else:
@@ -146,12 +155,11 @@ def cmd_score(deck: ModelDeck, args: argparse.Namespace) -> int:
 
 
 def cmd_evaluate(deck: ModelDeck, args: argparse.Namespace) -> int:
-    uri = _healthy_uri(deck, args.name)
-    testset = load_dataset(args.dataset)
+    uri, testset = _scoring_target(deck, args)
     binary = not args.json_path and supports_binary(deck.client, uri)
     evaluation = evaluate_endpoint(deck.client, uri, testset, use_binary=binary)
     if args.plot:
-        from .plots import confusion_heatmap, to_png
+        from .inspection.plots import confusion_heatmap, to_png
 
         Path(args.plot).write_bytes(to_png(confusion_heatmap(evaluation)))
         _err(f"wrote {args.plot}")
@@ -164,23 +172,20 @@ def cmd_evaluate(deck: ModelDeck, args: argparse.Namespace) -> int:
     print("confusion matrix (rows: true label, columns: predicted label)")
     width = max(5, len(str(int(evaluation.confusion.max()))) + 1)
     print(" " * 6 + "".join(f"{label:>{width}}" for label in evaluation.labels))
-    for label, row in zip(evaluation.labels, evaluation.confusion):
+    for label, row in zip(evaluation.labels, evaluation.confusion, strict=True):
         print(f"{label:>6}" + "".join(f"{int(v):>{width}}" for v in row))
     print("most confused: " + "; ".join(map(str, evaluation.most_confused)))
     return 0
 
 
 def build_parser() -> argparse.ArgumentParser:
-    parser = argparse.ArgumentParser(prog="python -m backend", description="ModelDeck: deploy and inspect models.")
-    parser.add_argument("--runtime", choices=RUNTIME_CHOICES, default=None,
-                        help="where deployments run (default: $MODELDECK_RUNTIME or auto)")
+    parser = argparse.ArgumentParser(prog="modeldeck", description="ModelDeck: deploy and inspect models. "
+                                     "Deployments are found by name on every runtime (Docker and local).")
     sub = parser.add_subparsers(dest="command", required=True)
 
-    def add(subparsers, name, func, help_text, json_flag=True):
-        p = subparsers.add_parser(name, help=help_text)
+    def add(subparsers: Any, name: str, func: Any, help_text: str, json_flag: bool = True) -> argparse.ArgumentParser:
+        p: argparse.ArgumentParser = subparsers.add_parser(name, help=help_text)
         p.set_defaults(func=func)
-        p.add_argument("--runtime", choices=RUNTIME_CHOICES, default=argparse.SUPPRESS,
-                       help="where deployments run (default: $MODELDECK_RUNTIME or auto)")
         if json_flag:
             p.add_argument("--json", action="store_true", help="print JSON")
         return p
@@ -195,10 +200,17 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--tag", action="append", default=[], metavar="KEY=VALUE")
     p.add_argument("--description", default="")
     p.add_argument("--framework", default="scikit-learn")
+    p.add_argument("--input-shape", default="", metavar="HxW|N",
+                   help="what one input row is: an image HEIGHTxWIDTH (28x28) or a feature count (784)")
+    p.add_argument("--value-range", default="", metavar="LOW-HIGH", help="range of input values, e.g. 0-1")
+    p.add_argument("--classes", default="", metavar="LABELS", help="class labels: 0-9, or a comma-separated list")
 
     p = add(sub, "deploy", cmd_deploy, "deploy MODEL[:VERSION], wait until Healthy, print the scoring URI")
     p.add_argument("model", metavar="MODEL[:VERSION]")
     p.add_argument("--name", required=True, help="deployment name, e.g. mnist-demo")
+    p.add_argument("--runtime", choices=RUNTIME_CHOICES, default=None,
+                   help="where the new deployment runs (default: $MODELDECK_RUNTIME, else auto: Docker when an "
+                        "engine answers, else local)")
     p.add_argument("--cpu-cores", type=float, default=1.0)
     p.add_argument("--memory-gb", type=float, default=1.0)
     p.add_argument("--tag", action="append", default=[], metavar="KEY=VALUE")
@@ -208,7 +220,9 @@ def build_parser() -> argparse.ArgumentParser:
 
     deployments = sub.add_parser("deployments", help="running deployments").add_subparsers(
         dest="deployments_command", required=True)
-    add(deployments, "list", cmd_deployments_list, "list deployments")
+    p = add(deployments, "list", cmd_deployments_list, "list this home's deployments on every runtime")
+    p.add_argument("--all", action="store_true",
+                   help="also other ModelDeck homes' deployments on the same engine (read-only here)")
     p = add(deployments, "logs", cmd_deployments_logs, "print a deployment's log", json_flag=False)
     p.add_argument("name")
     p.add_argument("--tail", type=int, default=None)
@@ -219,7 +233,8 @@ def build_parser() -> argparse.ArgumentParser:
                                   ("evaluate", cmd_evaluate, "score the whole test set: accuracy + confusion")):
         p = add(sub, name, func, help_text)
         p.add_argument("name", help="deployment name")
-        p.add_argument("--dataset", choices=DATASET_NAMES, default="mnist")
+        p.add_argument("--dataset", choices=DATASET_NAMES, default=None,
+                       help="test set (default: the first that fits the model's input signature)")
         p.add_argument("--json-path", action="store_true",
                        help="send JSON even where the endpoint takes the faster binary .npy body")
         if name == "score":
@@ -233,8 +248,9 @@ def build_parser() -> argparse.ArgumentParser:
 def main(argv: list[str] | None = None) -> int:
     args = build_parser().parse_args(argv)
     try:
-        deck = open_modeldeck(runtime=getattr(args, "runtime", None))
-        return args.func(deck, args)
+        deck = open_modeldeck()
+        code: int = args.func(deck, args)
+        return code
     except ModelDeckError as e:
         _err(f"error: {e}")
         return 1

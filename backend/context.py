@@ -1,32 +1,40 @@
-"""Wiring: settings -> registry, runtime, deployment service and scoring client, made once per process."""
+"""Wiring: settings -> home, registry, runtimes, deployment service, scoring client and kept results,
+made once per process. Nothing here talks to an engine: runtimes are opened on first use."""
 
 from __future__ import annotations
 
 from dataclasses import dataclass
 
 from .client import ScoringClient
-from .config import Settings
+from .config import Home, Settings, open_home
 from .deployments import DeploymentService
+from .inspection.results import ResultStore
 from .registry import ModelRegistry
-from .runtimes import Runtime, open_runtime
+from .runtimes import Targets
 
 
 @dataclass(frozen=True)
 class ModelDeck:
     settings: Settings
+    home: Home
     registry: ModelRegistry
-    runtime: Runtime
+    targets: Targets
     deployments: DeploymentService
     client: ScoringClient
+    results: ResultStore
 
 
-def open_modeldeck(settings: Settings | None = None, runtime: str | None = None) -> ModelDeck:
+def open_modeldeck(settings: Settings | None = None) -> ModelDeck:
     """Everything a CLI command or dashboard page needs.
 
     Raises:
-        ConfigError: bad settings. RuntimeUnavailableError: the runtime asked for cannot be used.
+        ConfigError: bad settings, or a home that cannot be created.
     """
     settings = settings or Settings.from_env()
+    home = open_home(settings.home)
     registry = ModelRegistry(settings.registry_path, settings.blobs_dir)
-    chosen = open_runtime(settings, runtime)
-    return ModelDeck(settings, registry, chosen, DeploymentService(registry, chosen), ScoringClient())
+    targets = Targets(settings, home)
+    client = ScoringClient()
+    results = ResultStore(settings.home / "results")
+    deployments = DeploymentService(registry, targets, client, on_delete=results.forget)
+    return ModelDeck(settings, home, registry, targets, deployments, client, results)

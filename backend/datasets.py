@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import gzip
+from collections.abc import Callable
 from dataclasses import dataclass
 from functools import lru_cache
 from pathlib import Path
@@ -10,7 +11,8 @@ from pathlib import Path
 import numpy as np
 
 from .config import ASSETS_DIR
-from .errors import DatasetError, IdxFormatError
+from .errors import DatasetError, DatasetMismatchError, IdxFormatError
+from .registry import Signature
 
 # IDX type codes -> big-endian numpy dtypes (http://yann.lecun.com/exdb/mnist/ "THE IDX FILE FORMAT").
 _IDX_DTYPES = {0x08: ">u1", 0x09: ">i1", 0x0B: ">i2", 0x0C: ">i4", 0x0D: ">f4", 0x0E: ">f8"}
@@ -44,10 +46,6 @@ class TestSet:
 
     def __len__(self) -> int:
         return len(self.y)
-
-    @property
-    def n_features(self) -> int:
-        return int(self.X.shape[1])
 
 
 def read_idx(path: Path) -> np.ndarray:
@@ -124,29 +122,100 @@ def load_digits_set() -> TestSet:
                    tuple(str(i) for i in range(10)), "sklearn.datasets.load_digits")
 
 
+def _fashion_files() -> tuple[Path, Path] | None:
+    base = FASHION_MNIST_DIR
+    if not base.is_dir():
+        return None
+    images = next(iter(sorted(base.glob("t10k-images-idx3-ubyte*"))), None)
+    labels = next(iter(sorted(base.glob("t10k-labels-idx1-ubyte*"))), None)
+    return (images, labels) if images and labels else None
+
+
 def load_fashion_mnist_test() -> TestSet:
     """Fashion-MNIST's 10k test set, from Debian's dataset-fashion-mnist package."""
-    base = FASHION_MNIST_DIR
-    images = next(iter(sorted(base.glob("t10k-images-idx3-ubyte*"))), None) if base.is_dir() else None
-    labels = next(iter(sorted(base.glob("t10k-labels-idx1-ubyte*"))), None) if base.is_dir() else None
-    if images is None or labels is None:
+    files = _fashion_files()
+    if files is None:
         raise DatasetError(
-            f"Fashion-MNIST is not installed in {base}: apt-get install dataset-fashion-mnist")
-    return load_idx_pair(images, labels, name="fashion-mnist", class_names=FASHION_CLASSES)
+            f"Fashion-MNIST is not installed in {FASHION_MNIST_DIR}: apt-get install dataset-fashion-mnist")
+    return load_idx_pair(*files, name="fashion-mnist", class_names=FASHION_CLASSES)
 
 
-_LOADERS = {"mnist": load_mnist_test, "digits": load_digits_set, "fashion-mnist": load_fashion_mnist_test}
+@dataclass(frozen=True)
+class DatasetInfo:
+    """A test set as the catalogue knows it, without loading it.
+
+    Attributes:
+        name: what `load_dataset` and `--dataset` take.
+        title: for people.
+        image_shape: (height, width) of its images; rows have height*width values in [0, 1].
+        class_names: its labels.
+        installed: whether its files are on this machine.
+    """
+
+    name: str
+    title: str
+    image_shape: tuple[int, int]
+    class_names: tuple[str, ...]
+    installed: bool
+
+    @property
+    def n_features(self) -> int:
+        return self.image_shape[0] * self.image_shape[1]
+
+
+_DIGITS = tuple(str(i) for i in range(10))
+_LOADERS: dict[str, Callable[[], TestSet]] = {"mnist": load_mnist_test, "digits": load_digits_set, "fashion-mnist": load_fashion_mnist_test}
 DATASET_NAMES = tuple(_LOADERS)
 
 
-def load_dataset(name: str) -> TestSet:
-    """The test set called `name` (one of DATASET_NAMES).
+def catalogue() -> list[DatasetInfo]:
+    """Every test set ModelDeck knows, with whether it is installed here."""
+    return [DatasetInfo("mnist", "MNIST 10k (bundled)", (28, 28), _DIGITS, True),
+            DatasetInfo("digits", "scikit-learn digits 8x8 (1,797)", (8, 8), _DIGITS, True),
+            DatasetInfo("fashion-mnist", "Fashion-MNIST 10k", (28, 28), FASHION_CLASSES, _fashion_files() is not None)]
+
+
+def mismatch(info: DatasetInfo, signature: Signature) -> str | None:
+    """Why the test set does not fit a model with `signature`, or None when it fits. An unknown
+    signature fits every installed set (the endpoint then says what it refuses)."""
+    if not info.installed:
+        return "not installed (apt-get install dataset-fashion-mnist)"
+    if signature.n_features is not None and signature.n_features != info.n_features:
+        return (f"its images have {info.image_shape[0]}x{info.image_shape[1]} = {info.n_features} values; "
+                f"the model takes {signature.n_features}")
+    if signature.class_labels is not None and len(signature.class_labels) != len(info.class_names):
+        return f"it has {len(info.class_names)} classes; the model has {len(signature.class_labels)}"
+    if signature.class_labels is not None and _DIGITS == info.class_names != signature.class_labels:
+        return f"its labels are the digits 0-9; the model's are {', '.join(signature.class_labels[:5])}, ..."
+    return None
+
+
+def datasets_for(signature: Signature) -> tuple[list[DatasetInfo], list[tuple[DatasetInfo, str]]]:
+    """(the test sets that fit `signature`, the others each with why not)."""
+    fitting, hidden = [], []
+    for info in catalogue():
+        why = mismatch(info, signature)
+        if why is None:
+            fitting.append(info)
+        else:
+            hidden.append((info, why))
+    return fitting, hidden
+
+
+def load_dataset(name: str, signature: Signature | None = None) -> TestSet:
+    """The test set called `name` (one of DATASET_NAMES), checked against a model's signature.
 
     Raises:
-        DatasetError: unknown name or data not available.
+        DatasetError: unknown name or data not installed.
+        DatasetMismatchError: it does not fit `signature`.
     """
     try:
         loader = _LOADERS[name]
     except KeyError:
         raise DatasetError(f"unknown dataset {name!r}: choose one of {', '.join(DATASET_NAMES)}") from None
+    if signature is not None:
+        info = next(i for i in catalogue() if i.name == name)
+        why = mismatch(info, signature)
+        if why is not None and info.installed:
+            raise DatasetMismatchError(f"test set {name!r} does not fit this model: {why}")
     return loader()

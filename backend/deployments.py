@@ -1,25 +1,47 @@
-"""Deployments in the tutorial's words: deploy, wait_for_deployment, scoring_uri, get_logs, delete, list."""
+"""Deployments in the tutorial's words: deploy, wait_for_deployment, scoring_uri, get_logs, delete, list,
+across every runtime of one home: a name is unique across runtimes and found wherever it runs."""
 
 from __future__ import annotations
 
+import secrets
 import tempfile
 import time
+from collections.abc import Callable
+from dataclasses import dataclass
+from datetime import UTC, datetime
 from pathlib import Path
 
-from .errors import (DeploymentError, DeploymentExistsError, DeploymentFailedError, DeploymentNotFoundError,
-                     IncompatibleModelError)
+from .client import ScoringClient
+from .config import Home
+from .errors import (
+    DeploymentError,
+    DeploymentExistsError,
+    DeploymentFailedError,
+    DeploymentNotFoundError,
+    DeploymentNotHealthyError,
+    IncompatibleModelError,
+    ModelDeckError,
+    ModelNotFoundError,
+    ReadOnlyDeploymentError,
+    RuntimeUnavailableError,
+)
+from .progress import Progress, ProgressEvent, ProgressKind, quiet, step
 from .registry import Model, ModelRegistry
-from .runtimes.base import (DeployConfig, Deployment, DeploymentSpec, DeploymentState, Progress, Runtime,
-                            validate_name)
+from .runtimes import Targets, TargetStatus
+from .runtimes.base import (
+    DeployConfig,
+    Deployment,
+    DeploymentRecord,
+    DeploymentSpec,
+    DeploymentState,
+    Runtime,
+    validate_name,
+)
 
 DEFAULT_SCRIPT = Path(__file__).resolve().parent / "serving" / "score_sklearn.py"
 MODEL_SCRIPT_NAME = "score.py"
 LOG_TAIL_ON_FAILURE = 30
 STREAMED_LOG_LINES = 40  # at most this many new log lines per poll while waiting
-
-
-def _quiet(_: str) -> None:
-    pass
 
 
 def check_compatible(model: Model, environment: dict[str, str]) -> None:
@@ -35,53 +57,167 @@ def check_compatible(model: Model, environment: dict[str, str]) -> None:
             f"retrain and register it with scikit-learn {have}, or deploy where {wanted} is installed")
 
 
+@dataclass(frozen=True)
+class DeploymentList:
+    """Every deployment of a home at one moment, and the runtimes that were asked.
+
+    Attributes:
+        deployments: this home's deployments on every runtime that answered (then other homes',
+            not owned, when asked for).
+        targets: each runtime, whether it answered, and what it is or why not.
+    """
+
+    deployments: tuple[Deployment, ...]
+    targets: tuple[TargetStatus, ...]
+
+    @property
+    def owned(self) -> list[Deployment]:
+        return [d for d in self.deployments if d.owned]
+
+    @property
+    def healthy(self) -> list[Deployment]:
+        return [d for d in self.owned if d.state is DeploymentState.HEALTHY]
+
+    def find(self, name: str) -> Deployment | None:
+        return next((d for d in self.owned if d.name == name), None)
+
+
 class DeploymentService:
-    """Deploys registered models on one runtime and manages their deployments."""
+    """Deploys registered models on a home's runtimes and manages their deployments."""
 
-    def __init__(self, registry: ModelRegistry, runtime: Runtime) -> None:
+    def __init__(self, registry: ModelRegistry, targets: Targets, client: ScoringClient,
+                 on_delete: Callable[[Deployment], None] | None = None) -> None:
         self.registry = registry
-        self.runtime = runtime
+        self.targets = targets
+        self.client = client
+        self.on_delete = on_delete
 
-    def suggest_name(self, model: Model) -> str:
+    @property
+    def home(self) -> Home:
+        return self.targets.home
+
+    # --- reads -------------------------------------------------------------------------------------
+
+    def snapshot(self, *, all_homes: bool = False) -> DeploymentList:
+        """Every deployment on every runtime that answers, with each runtime's status. Reads only."""
+        found: list[Deployment] = []
+        statuses = []
+        for status in self.targets.statuses():
+            if status.available:
+                try:
+                    runtime = self.targets.docker() if status.name == "docker" else self.targets.open("local")
+                    found.extend(runtime.list(all_homes=all_homes))
+                except RuntimeUnavailableError as e:
+                    self.targets.forget_docker()
+                    status = TargetStatus(status.name, False, str(e))
+            statuses.append(status)
+        found.sort(key=lambda d: (not d.owned, d.record.home, d.name))
+        return DeploymentList(tuple(found), tuple(statuses))
+
+    def list(self, *, all_homes: bool = False) -> list[Deployment]:
+        """This home's deployments on every runtime that answers (all homes' with `all_homes`)."""
+        return list(self.snapshot(all_homes=all_homes).deployments)
+
+    def _locate(self, name: str) -> tuple[Runtime, Deployment]:
+        """The runtime running this home's deployment `name`, and the deployment.
+
+        Raises:
+            DeploymentNotFoundError: no runtime has it. ReadOnlyDeploymentError: only another home has it.
+        """
+        for runtime in self.targets.available():
+            try:
+                return runtime, runtime.get(name)
+            except DeploymentNotFoundError:
+                continue
+        for runtime in self.targets.available():
+            for other in runtime.list(all_homes=True):
+                if other.name == name and not other.owned:
+                    raise ReadOnlyDeploymentError(
+                        f"deployment {name!r} belongs to another ModelDeck home ({other.record.home or 'unknown'}): "
+                        "it is listed read-only here; manage it from that home")
+        where = ", ".join(s.name for s in self.targets.statuses() if s.available)
+        raise DeploymentNotFoundError(f"no deployment named {name!r} in this home (looked on: {where})")
+
+    def get(self, name: str) -> Deployment:
+        """This home's deployment `name`, wherever it runs.
+
+        Raises:
+            DeploymentNotFoundError, ReadOnlyDeploymentError.
+        """
+        return self._locate(name)[1]
+
+    def healthy(self, name: str) -> Deployment:
+        """This home's deployment `name`, which must be Healthy to be scored.
+
+        Raises:
+            DeploymentNotFoundError, ReadOnlyDeploymentError, DeploymentNotHealthyError.
+        """
+        deployment = self.get(name)
+        if deployment.state is not DeploymentState.HEALTHY or deployment.scoring_uri is None:
+            raise DeploymentNotHealthyError(f"deployment {name!r} is {deployment.state}, not Healthy"
+                                            + (f": {deployment.detail}" if deployment.detail else ""))
+        return deployment
+
+    def model_of(self, deployment: Deployment) -> Model | None:
+        """The registered model a deployment serves (None when this registry does not have it)."""
+        try:
+            model = self.registry.get(deployment.record.model_name, deployment.record.model_version)
+        except ModelNotFoundError:
+            return None
+        sha = deployment.record.model_sha256
+        return model if not sha or sha == model.sha256 else None
+
+    def get_logs(self, name: str, tail: int | None = None) -> str:
+        runtime, _ = self._locate(name)
+        return runtime.logs(name, tail)
+
+    def suggest_name(self, model: Model, taken: set[str] | None = None) -> str:
         """A free, valid deployment name for `model`, like "sklearn-mnist-1"."""
         stem = "".join(c if c.isalnum() else "-" for c in model.name.lower()).strip("-")[:50] or "model"
         stem = stem if len(stem) >= 2 else f"{stem}-model"
-        taken = {d.name for d in self.list()}
+        taken = taken if taken is not None else {d.name for d in self.list()}
         n = 1
         while f"{stem}-{n}" in taken:
             n += 1
         return f"{stem}-{n}"
 
-    def deploy(self, model: Model, name: str, config: DeployConfig | None = None, *,
-               entry_script: Path | None = None, progress: Progress = _quiet) -> Deployment:
+    # --- changes -----------------------------------------------------------------------------------
+
+    def deploy(self, model: Model, name: str, config: DeployConfig | None = None, *, target: str | None = None,
+               entry_script: Path | None = None, progress: Progress = quiet) -> Deployment:
         """Starts a deployment of `model` called `name`; returns once it is starting (see wait_for_deployment).
 
         Args:
+            target: the runtime for it (docker, local or auto; default: the MODELDECK_RUNTIME setting).
             entry_script: a scoring script with init()/run(raw_data); default: the model's own score.py
                 when it was registered with one, else the built-in scikit-learn script.
 
         Raises:
-            InvalidDeploymentNameError, DeploymentExistsError, ChecksumMismatchError,
-            IncompatibleModelError, DeploymentError (bad entry script, runtime failure).
+            InvalidDeploymentNameError, DeploymentExistsError (on any runtime), ChecksumMismatchError,
+            IncompatibleModelError, RuntimeUnavailableError, DeploymentError (bad entry script, runtime failure).
         """
         validate_name(name)
         config = config or DeployConfig()
-        try:
-            self.runtime.get(name)
-            raise DeploymentExistsError(
-                f"a deployment named {name!r} exists already: delete it first or pick another name")
-        except DeploymentNotFoundError:
-            pass
-        if entry_script and not Path(entry_script).is_file():
+        for existing in self.list():
+            if existing.name == name:
+                raise DeploymentExistsError(
+                    f"a deployment named {name!r} exists already (on {existing.runtime}): "
+                    "delete it first or pick another name")
+        if entry_script is not None and not Path(entry_script).is_file():
             raise DeploymentError(f"entry script {entry_script} does not exist")
-        check_compatible(model, self.runtime.environment_versions(model))
+        runtime = self.targets.open(target)
+        check_compatible(model, runtime.environment_versions(model))
         with tempfile.TemporaryDirectory(prefix="modeldeck-stage-") as staging:
-            progress(f"checking and staging {len(model.files)} file(s) of {model.id}")
+            step(progress, f"checking and staging {len(model.files)} file(s) of {model.id}")
             model_dir = self.registry.materialize(model, Path(staging) / "model")
             script = Path(entry_script) if entry_script else self._model_script(model_dir)
-            progress(f"scoring script: {script.name}")
-            spec = DeploymentSpec(name=name, model=model, config=config, model_dir=model_dir, script_path=script)
-            return self.runtime.create(spec, progress)
+            step(progress, f"scoring script: {script.name}; runtime: {runtime.describe()}")
+            record = DeploymentRecord(
+                name=name, uid=secrets.token_hex(8), home_id=self.home.id, home=str(self.home.path),
+                model_name=model.name, model_version=model.version, model_sha256=model.sha256, config=config,
+                entry_script=script.name, created_at=datetime.now(UTC).isoformat(timespec="seconds"))
+            spec = DeploymentSpec(record=record, model=model, model_dir=model_dir, script_path=script)
+            return runtime.create(spec, progress)
 
     @staticmethod
     def _model_script(model_dir: Path) -> Path:
@@ -89,9 +225,9 @@ class DeploymentService:
         own = model_dir / MODEL_SCRIPT_NAME
         return own if own.is_file() else DEFAULT_SCRIPT
 
-    def wait_for_deployment(self, name: str, *, timeout: float = 180.0, progress: Progress = _quiet,
+    def wait_for_deployment(self, name: str, *, timeout: float = 180.0, progress: Progress = quiet,
                             poll_seconds: float = 0.2) -> Deployment:
-        """Waits until the deployment is Healthy.
+        """Waits until the deployment is Healthy; from then on the runtime restarts it after a crash.
 
         A deployment that fails, crashes or times out is stopped and kept: its logs stay readable
         and `delete` removes it.
@@ -100,53 +236,83 @@ class DeploymentService:
             DeploymentFailedError: it ended Failed or Unhealthy, or was not Healthy after `timeout`
                 seconds; the error carries the state, exit code and the last log lines.
         """
+        runtime, _ = self._locate(name)
         deadline = time.monotonic() + timeout
         last_state = None
         log_lines_seen = 0
         while True:
-            deployment = self.runtime.get(name)
-            log_lines_seen = self._stream_new_log_lines(name, log_lines_seen, progress)
+            deployment = runtime.get(name)
+            log_lines_seen = self._stream_new_log_lines(runtime, name, log_lines_seen, progress)
             if deployment.state != last_state:
-                progress(f"{name}: {deployment.state}" + (f" — {deployment.detail}" if deployment.detail else ""))
+                progress(ProgressEvent(ProgressKind.STATE, f"{name}: {deployment.state}"
+                                       + (f" — {deployment.detail}" if deployment.detail else "")))
                 last_state = deployment.state
             if deployment.state is DeploymentState.HEALTHY:
+                runtime.mark_ready(name)
                 return deployment
             if deployment.state in (DeploymentState.FAILED, DeploymentState.UNHEALTHY):
-                self._stop_quietly(name)
+                self._stop_quietly(runtime, name)
                 raise DeploymentFailedError(name, deployment.detail or "the server stopped",
-                                            exit_code=deployment.exit_code,
-                                            logs=self.get_logs(name, tail=LOG_TAIL_ON_FAILURE))
+                                            state=str(deployment.state), exit_code=deployment.exit_code,
+                                            logs=runtime.logs(name, LOG_TAIL_ON_FAILURE))
             if time.monotonic() >= deadline:
-                self._stop_quietly(name)
+                self._stop_quietly(runtime, name)
                 raise DeploymentFailedError(name, f"not Healthy after {timeout:.0f} s; stopped it",
                                             state=str(deployment.state),
-                                            logs=self.get_logs(name, tail=LOG_TAIL_ON_FAILURE))
+                                            logs=runtime.logs(name, LOG_TAIL_ON_FAILURE))
             time.sleep(poll_seconds)
 
-    def _stream_new_log_lines(self, name: str, seen: int, progress: Progress) -> int:
-        """Passes the server's log lines written since the last call to `progress` as "log: ..."."""
-        lines = self.runtime.logs(name).splitlines()
+    def deploy_and_wait(self, model: Model, name: str, config: DeployConfig | None = None, *,
+                        target: str | None = None, entry_script: Path | None = None, timeout: float = 180.0,
+                        progress: Progress = quiet, poll_seconds: float = 0.2) -> Deployment:
+        """`deploy` then `wait_for_deployment`: the one deploy path of the CLI, the dashboard, the
+        benchmarks and the tests. Once Healthy, what the scoring server found when it loaded the
+        model (feature count, classes) is recorded in the model's signature.
+
+        Raises:
+            Everything `deploy` and `wait_for_deployment` raise.
+        """
+        self.deploy(model, name, config, target=target, entry_script=entry_script, progress=progress)
+        deployment = self.wait_for_deployment(name, timeout=timeout, progress=progress, poll_seconds=poll_seconds)
+        self._confirm_signature(model, deployment, progress)
+        return deployment
+
+    def _confirm_signature(self, model: Model, deployment: Deployment, progress: Progress) -> None:
+        try:
+            info = self.client.info(deployment.scoring_uri or "")
+        except ModelDeckError:
+            return
+        classes = info.get("classes")
+        confirmed = self.registry.confirm_signature(
+            model, info.get("n_features"), [str(c) for c in classes] if isinstance(classes, list) else None,
+            source=f"deployment {deployment.name}")
+        if confirmed.signature != model.signature:
+            step(progress, f"recorded {model.id}'s signature as the server loaded it: {confirmed.signature.describe()}")
+
+    def _stream_new_log_lines(self, runtime: Runtime, name: str, seen: int, progress: Progress) -> int:
+        """Passes the server's log lines written since the last call to `progress`."""
+        lines = runtime.logs(name).splitlines()
         if len(lines) < seen:  # a restarted server starts a new log
             seen = 0
         for line in lines[seen:seen + STREAMED_LOG_LINES]:
-            progress(f"log: {line}")
+            progress(ProgressEvent(ProgressKind.SERVER_LOG, line))
         return len(lines)
 
-    def _stop_quietly(self, name: str) -> None:
+    @staticmethod
+    def _stop_quietly(runtime: Runtime, name: str) -> None:
         """A failed deployment is stopped (no restart loop) and kept, so its logs can be read."""
         try:
-            self.runtime.stop(name)
+            runtime.stop(name)
         except DeploymentNotFoundError:
             pass
 
-    def get(self, name: str) -> Deployment:
-        return self.runtime.get(name)
-
-    def list(self) -> list[Deployment]:
-        return self.runtime.list()
-
-    def get_logs(self, name: str, tail: int | None = None) -> str:
-        return self.runtime.logs(name, tail)
-
     def delete(self, name: str) -> None:
-        self.runtime.remove(name)
+        """Stops and removes this home's deployment `name`, and the results kept for it.
+
+        Raises:
+            DeploymentNotFoundError, ReadOnlyDeploymentError.
+        """
+        runtime, deployment = self._locate(name)
+        runtime.remove(name)
+        if self.on_delete is not None:
+            self.on_delete(deployment)

@@ -4,14 +4,23 @@
     ├── ConfigError
     ├── RegistryError
     │   ├── ModelNotFoundError
+    │   ├── DuplicateModelError          (these bytes are registered already; carries the version)
     │   └── ChecksumMismatchError
     ├── DatasetError
-    │   └── IdxFormatError
+    │   ├── IdxFormatError
+    │   └── DatasetMismatchError         (the test set does not fit the model's input signature)
     ├── RuntimeUnavailableError         (no engine answers, unknown runtime)
+    ├── ImageError                      (environment images)
+    │   ├── BaseImageMissingError
+    │   ├── WheelDownloadError
+    │   └── ImageBuildError
     ├── DeploymentError
     │   ├── InvalidDeploymentNameError
+    │   ├── InvalidDeployConfigError     (cpu or memory out of range)
     │   ├── DeploymentExistsError
     │   ├── DeploymentNotFoundError
+    │   ├── ReadOnlyDeploymentError      (it belongs to another ModelDeck home)
+    │   ├── DeploymentNotHealthyError    (asked to score a deployment that is not Healthy)
     │   ├── DeploymentFailedError        (carries state, exit code and last log lines)
     │   └── IncompatibleModelError       (library versions of model and environment differ)
     └── ScoringError
@@ -41,6 +50,18 @@ class ModelNotFoundError(RegistryError):
     """No model with that name (and version) is registered."""
 
 
+class DuplicateModelError(RegistryError):
+    """The files are registered already under that name.
+
+    Attributes:
+        existing: the id ("name:version") of the version that holds them.
+    """
+
+    def __init__(self, existing: str) -> None:
+        self.existing = existing
+        super().__init__(f"these files are registered already as {existing}: nothing new to register")
+
+
 class ChecksumMismatchError(RegistryError):
     """A stored model file no longer has the sha256 recorded at registration."""
 
@@ -53,8 +74,28 @@ class IdxFormatError(DatasetError):
     """A file is not a valid IDX file (wrong magic, truncated, bad dimensions)."""
 
 
+class DatasetMismatchError(DatasetError):
+    """A test set does not fit a model's input signature (feature count, image shape)."""
+
+
 class RuntimeUnavailableError(ModelDeckError):
     """The requested runtime cannot be used (for example, no Docker engine answers)."""
+
+
+class ImageError(ModelDeckError):
+    """An environment image cannot be made."""
+
+
+class BaseImageMissingError(ImageError):
+    """The base image is not on the engine, and ModelDeck pulls nothing."""
+
+
+class WheelDownloadError(ImageError):
+    """`pip download` could not fetch the wheels for the image."""
+
+
+class ImageBuildError(ImageError):
+    """`docker build` failed; the message ends with the last lines of the build log."""
 
 
 class DeploymentError(ModelDeckError):
@@ -65,12 +106,24 @@ class InvalidDeploymentNameError(DeploymentError):
     """The deployment name does not fit the rules every runtime accepts."""
 
 
+class InvalidDeployConfigError(DeploymentError):
+    """A deploy configuration value is out of its range (the same rule for the CLI and the dashboard)."""
+
+
 class DeploymentExistsError(DeploymentError):
     """A deployment with that name exists already."""
 
 
 class DeploymentNotFoundError(DeploymentError):
     """No deployment with that name exists."""
+
+
+class ReadOnlyDeploymentError(DeploymentError):
+    """The deployment belongs to another ModelDeck home: it can be listed, not changed."""
+
+
+class DeploymentNotHealthyError(DeploymentError):
+    """The deployment exists but is not Healthy, so it cannot be scored."""
 
 
 class IncompatibleModelError(DeploymentError):

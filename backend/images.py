@@ -17,34 +17,19 @@ import tempfile
 from collections.abc import Callable, Iterable
 from dataclasses import dataclass
 from pathlib import Path
+from typing import Any
 
 from .config import ASSETS_DIR, DEFAULT_BASE_IMAGE, OFFLINE_BASE_IMAGE
-from .errors import ModelDeckError
+from .errors import BaseImageMissingError, ImageBuildError, ImageError, WheelDownloadError
+from .progress import Progress, ProgressEvent, ProgressKind, step
 from .registry import Model
 
-Progress = Callable[[str], None]
 SERVING_DIR = Path(__file__).resolve().parent / "serving"
 DOCKERFILE = ASSETS_DIR / "Dockerfile"
 SERVING_REQUIREMENTS = ASSETS_DIR / "requirements-serving.txt"
 MODEL_LIBRARIES = ("scikit-learn", "numpy", "scipy", "joblib")
 IMAGE_REPOSITORY = "modeldeck/env"
 BUILD_LOG_TAIL = 25
-
-
-class ImageError(ModelDeckError):
-    """An environment image cannot be made."""
-
-
-class BaseImageMissingError(ImageError):
-    """The base image is not on the engine, and ModelDeck pulls nothing."""
-
-
-class WheelDownloadError(ImageError):
-    """`pip download` could not fetch the wheels for the image."""
-
-
-class ImageBuildError(ImageError):
-    """`docker build` failed; the message ends with the last lines of the build log."""
 
 
 @dataclass(frozen=True)
@@ -67,7 +52,6 @@ class BasePython:
 class EnvironmentImage:
     tag: str
     built: bool  # False: it was there already
-    requirements: str
 
 
 def requirements_for(model: Model, host_versions: dict[str, str], serving_requirements: str) -> str:
@@ -129,20 +113,20 @@ def download_wheels(requirements: str, python: BasePython, dest: Path, progress:
                "-d", str(dest), "-r", str(req)]
     for platform in python.pip_platforms():
         command += ["--platform", platform]
-    progress(f"fetching wheels for Python {python.version} / {python.machine} (pip download)")
+    step(progress, f"fetching wheels for Python {python.version} / {python.machine} (pip download)")
     result = subprocess.run(command, capture_output=True, text=True)
     if result.returncode != 0:
         lines = [line for line in (result.stdout + result.stderr).splitlines() if not line.startswith("WARNING")]
         tail = "\n".join(lines[-12:])
         raise WheelDownloadError(
             f"pip download could not fetch the wheels for Python {python.version} on {python.machine}:\n{tail}")
-    progress(f"{len(list(dest.glob('*.whl')))} wheels ready")
+    step(progress, f"{len(list(dest.glob('*.whl')))} wheels ready")
 
 
 class ImageBuilder:
     """Makes environment images on a Docker engine (docker SDK client passed in)."""
 
-    def __init__(self, client, cache_dir: Path, base_image: str | None = None) -> None:
+    def __init__(self, client: Any, cache_dir: Path, base_image: str | None = None) -> None:
         self.client = client
         self.cache_dir = Path(cache_dir)
         self.configured_base = base_image
@@ -187,9 +171,9 @@ class ImageBuilder:
         files = serving_files()
         tag = environment_tag(self.client.images.get(base).id, requirements, files)
         if self._present(tag):
-            progress(f"environment image {tag} is built already: reusing it")
-            return EnvironmentImage(tag, False, requirements)
-        progress(f"building environment image {tag} from {base}")
+            step(progress, f"environment image {tag} is built already: reusing it")
+            return EnvironmentImage(tag, False)
+        step(progress, f"building environment image {tag} from {base}")
         python = self.base_python(base)
         key = hashlib.sha256(f"{requirements}{python}".encode()).hexdigest()[:16]
         wheelhouse = self.cache_dir / "wheels" / key / "wheels"
@@ -198,7 +182,7 @@ class ImageBuilder:
             download_wheels(requirements, python, wheelhouse, progress)
             (wheelhouse.parent / "complete").touch()
         else:
-            progress(f"wheels cached in {wheelhouse}")
+            step(progress, f"wheels cached in {wheelhouse}")
         with tempfile.TemporaryDirectory(prefix="modeldeck-build-") as ctx_dir:
             ctx = Path(ctx_dir)
             for name, content in files:
@@ -207,7 +191,7 @@ class ImageBuilder:
             (ctx / "requirements.txt").write_text(requirements)
             shutil.copytree(wheelhouse, ctx / "wheels")
             self._build(ctx, tag, base, progress)
-        return EnvironmentImage(tag, True, requirements)
+        return EnvironmentImage(tag, True)
 
     def _build(self, ctx: Path, tag: str, base: str, progress: Progress) -> None:
         import docker.errors
@@ -222,7 +206,7 @@ class ImageBuilder:
                     for line in chunk["stream"].splitlines():
                         if line.strip():
                             log.append(line)
-                            progress(f"build: {line}")
+                            progress(ProgressEvent(ProgressKind.BUILD_LOG, line))
                 if "error" in chunk:
                     log.append(chunk["error"].strip())
                     raise ImageBuildError(

@@ -2,18 +2,23 @@
 
 from __future__ import annotations
 
+import builtins
 import hashlib
 import json
+import os
 import platform
+import re
 import shutil
 import sqlite3
+import tempfile
 from contextlib import closing
-from dataclasses import dataclass, field
-from datetime import datetime, timezone
+from dataclasses import dataclass, field, replace
+from datetime import UTC, datetime
 from importlib import metadata
 from pathlib import Path
+from typing import Any
 
-from .errors import ChecksumMismatchError, ModelNotFoundError, RegistryError
+from .errors import ChecksumMismatchError, DuplicateModelError, ModelNotFoundError, RegistryError
 
 TRACKED_LIBRARIES = ("scikit-learn", "numpy", "scipy", "joblib")
 _NAME_CHARS = set("abcdefghijklmnopqrstuvwxyzABCDEFGHIJKLMNOPQRSTUVWXYZ0123456789_.-")
@@ -29,9 +34,12 @@ CREATE TABLE IF NOT EXISTS models (
     description TEXT NOT NULL,
     metrics TEXT NOT NULL,
     created_at TEXT NOT NULL,
+    signature TEXT NOT NULL DEFAULT '{}',
     PRIMARY KEY (name, version)
 )
 """
+_COLUMNS = ("name", "version", "framework", "files", "library_versions", "tags", "description", "metrics",
+            "created_at", "signature")
 
 
 @dataclass(frozen=True)
@@ -41,6 +49,104 @@ class ModelFile:
     name: str
     sha256: str
     size: int
+
+
+@dataclass(frozen=True)
+class Signature:
+    """What a model takes and gives: known at training for the sample models, declared for an upload,
+    confirmed by the scoring server (which loads the model) at its first deployment.
+
+    Attributes:
+        n_features: values per input row (784 for 28x28 images).
+        image_shape: (height, width) when a row is an image.
+        value_range: (low, high) of input values.
+        class_labels: the model's classes, in its own order.
+        source: where the facts come from ("training", "declared at registration",
+            "confirmed by deployment NAME").
+    """
+
+    n_features: int | None = None
+    image_shape: tuple[int, int] | None = None
+    value_range: tuple[float, float] | None = None
+    class_labels: tuple[str, ...] | None = None
+    source: str = ""
+
+    @property
+    def known(self) -> bool:
+        return self.n_features is not None
+
+    def describe(self) -> str:
+        """ "28x28 image (784 values) in [0, 1] -> 10 classes: 0, 1, ..." for people."""
+        if not self.known:
+            return "input signature unknown (recorded at the first deployment)"
+        shape = (f"{self.image_shape[0]}x{self.image_shape[1]} image ({self.n_features} values)"
+                 if self.image_shape else f"{self.n_features} values")
+        values = f" in [{self.value_range[0]:g}, {self.value_range[1]:g}]" if self.value_range else ""
+        classes = ""
+        if self.class_labels:
+            shown = ", ".join(self.class_labels[:10]) + (", ..." if len(self.class_labels) > 10 else "")
+            classes = f" -> {len(self.class_labels)} classes: {shown}"
+        return shape + values + classes
+
+    def to_dict(self) -> dict[str, Any]:
+        return {"n_features": self.n_features, "image_shape": list(self.image_shape) if self.image_shape else None,
+                "value_range": list(self.value_range) if self.value_range else None,
+                "class_labels": list(self.class_labels) if self.class_labels is not None else None,
+                "source": self.source}
+
+    @classmethod
+    def from_dict(cls, data: dict[str, Any]) -> "Signature":
+        shape, values, labels = data.get("image_shape"), data.get("value_range"), data.get("class_labels")
+        return cls(n_features=data.get("n_features"),
+                   image_shape=(int(shape[0]), int(shape[1])) if shape else None,
+                   value_range=(float(values[0]), float(values[1])) if values else None,
+                   class_labels=tuple(map(str, labels)) if labels is not None else None,
+                   source=str(data.get("source", "")))
+
+
+def parse_signature(shape: str, value_range: str = "", classes: str = "", *,
+                    source: str = "declared at registration") -> Signature:
+    """A Signature from what a person types: shape "28x28" or "784", range "0-1" or "0,255",
+    classes "0-9" or "cat, dog". Empty shape: unknown signature.
+
+    Raises:
+        RegistryError: a part that cannot be read, saying what was expected.
+    """
+    shape = shape.strip().lower()
+    if not shape:
+        return Signature()
+    image_shape = None
+    if re.fullmatch(r"\d+\s*x\s*\d+", shape):
+        height, width = (int(v) for v in shape.split("x"))
+        image_shape, n_features = (height, width), height * width
+    elif shape.isdigit():
+        n_features = int(shape)
+    else:
+        raise RegistryError(f"input shape {shape!r} is not valid: give HEIGHTxWIDTH (like 28x28) or a feature "
+                            "count (like 784)")
+    if n_features < 1:
+        raise RegistryError("the input must have at least one value")
+    bounds = None
+    if value_range.strip():
+        parts = [v for v in re.split(r"\s*(?:,|\.\.|(?<=\d)-|\bto\b)\s*", value_range.strip()) if v]
+        try:
+            low, high = (float(v) for v in parts)
+        except ValueError:
+            raise RegistryError(f"value range {value_range!r} is not valid: give LOW-HIGH, like 0-1 or 0-255") from None
+        if not low < high:
+            raise RegistryError(f"value range {value_range!r}: the low end must be below the high end")
+        bounds = (low, high)
+    labels = None
+    if classes.strip():
+        text = classes.strip()
+        span = re.fullmatch(r"(\d+)\s*-\s*(\d+)", text)
+        if span and int(span.group(1)) < int(span.group(2)):
+            labels = tuple(str(i) for i in range(int(span.group(1)), int(span.group(2)) + 1))
+        else:
+            labels = tuple(label.strip() for label in text.split(",") if label.strip())
+        if len(labels) < 2:
+            raise RegistryError(f"classes {classes!r}: give at least two labels (like 0-9 or cat, dog)")
+    return Signature(n_features, image_shape, bounds, labels, source)
 
 
 @dataclass(frozen=True)
@@ -56,6 +162,7 @@ class Model:
     description: str = ""
     metrics: dict[str, float] = field(default_factory=dict)
     created_at: str = ""
+    signature: Signature = field(default_factory=Signature)
 
     @property
     def id(self) -> str:
@@ -136,6 +243,9 @@ class ModelRegistry:
         self.blobs_dir.mkdir(parents=True, exist_ok=True)
         with closing(self._connect()) as conn, conn:
             conn.execute(_SCHEMA)
+            columns = {row[1] for row in conn.execute("PRAGMA table_info(models)")}
+            if "signature" not in columns:  # a registry made before signatures were recorded
+                conn.execute("ALTER TABLE models ADD COLUMN signature TEXT NOT NULL DEFAULT '{}'")
 
     def _connect(self) -> sqlite3.Connection:
         conn = sqlite3.connect(self.db_path, timeout=30, isolation_level=None)
@@ -145,19 +255,22 @@ class ModelRegistry:
     def register(self, name: str, paths: list[Path], *, framework: str = "scikit-learn",
                  tags: dict[str, str] | None = None, description: str = "",
                  metrics: dict[str, float] | None = None,
-                 library_versions: dict[str, str] | None = None) -> Model:
+                 library_versions: dict[str, str] | None = None,
+                 signature: Signature | None = None) -> Model:
         """Stores the files and records the next version of `name`.
 
         Args:
             name: model name (letters, digits, `_`, `.`, `-`).
             paths: the model's files; each keeps its base name in the model folder.
             library_versions: defaults to the versions of this environment.
+            signature: what the model takes and gives, where known.
 
         Returns:
             The new Model, version 1 for a new name, else the latest version + 1.
 
         Raises:
             RegistryError: bad name, no files, a missing file, or two files with one name.
+            DuplicateModelError: a version of `name` holds exactly these files already.
         """
         if not name or len(name) > 100 or not set(name) <= _NAME_CHARS or name[0] in ".-":
             raise RegistryError(
@@ -172,31 +285,36 @@ class ModelRegistry:
             digest = file_sha256(path)
             blob = self.blobs_dir / digest
             if not blob.exists():
-                tmp = blob.with_suffix(".tmp")
+                fd, tmp = tempfile.mkstemp(dir=self.blobs_dir, prefix=f".{digest}.", suffix=".tmp")
+                os.close(fd)
                 shutil.copyfile(path, tmp)
-                tmp.replace(blob)
+                os.replace(tmp, blob)
             files.append(ModelFile(path.name, digest, path.stat().st_size))
         if len({f.name for f in files}) != len(files):
             raise RegistryError("two model files have the same name: " + ", ".join(f.name for f in files))
-        created = datetime.now(timezone.utc).isoformat(timespec="seconds")
+        created = datetime.now(UTC).isoformat(timespec="seconds")
         versions = library_versions if library_versions is not None else current_library_versions()
         with closing(self._connect()) as conn:
             conn.execute("BEGIN IMMEDIATE")
             try:
+                digest = Model(name, 0, framework, tuple(files)).sha256
+                for existing in conn.execute("SELECT * FROM models WHERE name = ?", (name,)).fetchall():
+                    if _row_to_model(existing).sha256 == digest:
+                        raise DuplicateModelError(f"{name}:{existing['version']}")
                 row = conn.execute("SELECT MAX(version) FROM models WHERE name = ?", (name,)).fetchone()
                 version = (row[0] or 0) + 1
                 conn.execute(
-                    "INSERT INTO models VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?)",
+                    f"INSERT INTO models ({', '.join(_COLUMNS)}) VALUES ({', '.join('?' * len(_COLUMNS))})",
                     (name, version, framework, json.dumps([f.__dict__ for f in files]),
                      json.dumps(versions), json.dumps(tags or {}), description,
-                     json.dumps(metrics or {}), created))
+                     json.dumps(metrics or {}), created, json.dumps((signature or Signature()).to_dict())))
                 conn.execute("COMMIT")
             except BaseException:
                 conn.execute("ROLLBACK")
                 raise
         return self.get(name, version)
 
-    def register_bytes(self, name: str, files: dict[str, bytes], **kwargs) -> Model:
+    def register_bytes(self, name: str, files: dict[str, bytes], **kwargs: Any) -> Model:
         """`register` for uploaded files: {file name: content}. Same arguments and errors."""
         import tempfile
 
@@ -234,18 +352,35 @@ class ModelRegistry:
         """The model for "name" or "name:version"."""
         return self.get(*parse_model_ref(ref))
 
-    def list(self) -> list[Model]:
+    def list(self) -> builtins.list[Model]:
         """Every model version, by name then version."""
         with closing(self._connect()) as conn:
             rows = conn.execute("SELECT * FROM models ORDER BY name, version").fetchall()
         return [_row_to_model(row) for row in rows]
 
-    def update_metrics(self, model: Model, metrics: dict[str, float]) -> Model:
-        """Merges `metrics` into the model's recorded metrics."""
-        merged = {**model.metrics, **metrics}
+    def confirm_signature(self, model: Model, n_features: int | None, class_labels: builtins.list[str] | None,
+                          source: str) -> Model:
+        """Fills in what the scoring server found when it loaded the model (feature count, classes);
+        declared facts it contradicts are replaced, and the source says so.
+
+        Returns:
+            The model as now recorded.
+        """
+        old = model.signature
+        if n_features is None and not class_labels:
+            return model  # the scoring script reports nothing (the tutorial's does not)
+        image_shape = old.image_shape
+        if n_features is not None and image_shape and image_shape[0] * image_shape[1] != n_features:
+            image_shape = None
+        facts = Signature(n_features=n_features if n_features is not None else old.n_features,
+                          image_shape=image_shape, value_range=old.value_range,
+                          class_labels=tuple(class_labels) if class_labels else old.class_labels)
+        if facts == replace(old, source="") and "confirmed" in old.source:
+            return model
+        new = replace(facts, source=f"{old.source}; confirmed by {source}" if old.source else f"confirmed by {source}")
         with closing(self._connect()) as conn, conn:
-            conn.execute("UPDATE models SET metrics = ? WHERE name = ? AND version = ?",
-                         (json.dumps(merged), model.name, model.version))
+            conn.execute("UPDATE models SET signature = ? WHERE name = ? AND version = ?",
+                         (json.dumps(new.to_dict()), model.name, model.version))
         return self.get(model.name, model.version)
 
     def materialize(self, model: Model, dest: Path) -> Path:
@@ -277,4 +412,4 @@ def _row_to_model(row: sqlite3.Row) -> Model:
         files=tuple(ModelFile(**f) for f in json.loads(row["files"])),
         library_versions=json.loads(row["library_versions"]), tags=json.loads(row["tags"]),
         description=row["description"], metrics=json.loads(row["metrics"]),
-        created_at=row["created_at"])
+        created_at=row["created_at"], signature=Signature.from_dict(json.loads(row["signature"] or "{}")))

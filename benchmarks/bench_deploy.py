@@ -14,8 +14,8 @@ from pathlib import Path
 from backend.deployments import DEFAULT_SCRIPT
 from backend.images import requirements_for
 from backend.registry import current_library_versions
-from backend.runtimes.docker import deployment_tar
 from backend.runtimes.base import SCORING_PORT
+from backend.runtimes.docker import deployment_tar
 from backend.runtimes.probe import is_ready
 
 from .common import fmt, machine, scratch_deck, summary

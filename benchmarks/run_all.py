@@ -7,7 +7,7 @@ from __future__ import annotations
 
 import argparse
 import time
-from datetime import datetime, timezone
+from datetime import UTC, datetime
 from pathlib import Path
 
 from . import bench_dashboard, bench_deploy, bench_requests, bench_testset
@@ -40,7 +40,7 @@ def main() -> None:
     header = [
         "# ModelDeck benchmarks", "",
         f"Made by `.venv/bin/python -m benchmarks.run_all --rounds {args.rounds}` on "
-        f"{datetime.now(timezone.utc):%Y-%m-%d %H:%M} UTC.", "",
+        f"{datetime.now(UTC):%Y-%m-%d %H:%M} UTC.", "",
         f"Machine: {machine()}.",
         f"Published ports go through the engine's userland proxy (docker-proxy): {'yes' if proxy else 'no'}.", "",
         "Medians of repeated runs on a shared, noisy 2-core machine; compare the ratios more than the seconds.", "",

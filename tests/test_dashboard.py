@@ -1,7 +1,7 @@
 """Every dashboard page under Streamlit's AppTest, against the real backend on the local runtime."""
 
-import sys
 import subprocess
+import sys
 from pathlib import Path
 
 import pytest

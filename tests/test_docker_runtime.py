@@ -11,10 +11,16 @@ import requests
 from backend.config import Settings
 from backend.context import open_modeldeck
 from backend.datasets import load_mnist_test
-from backend.errors import (ChecksumMismatchError, DeploymentExistsError, DeploymentFailedError,
-                            DeploymentNotFoundError, EndpointUnreachableError, RuntimeUnavailableError)
-from backend.evaluation import evaluate_endpoint
+from backend.errors import (
+    ChecksumMismatchError,
+    DeploymentExistsError,
+    DeploymentFailedError,
+    DeploymentNotFoundError,
+    EndpointUnreachableError,
+    RuntimeUnavailableError,
+)
 from backend.images import BaseImageMissingError, WheelDownloadError
+from backend.inspection.evaluation import evaluate_endpoint
 from backend.runtimes import DeployConfig, DeploymentState, LocalRuntime, open_runtime
 from backend.runtimes.docker import LABEL, DockerRuntime
 

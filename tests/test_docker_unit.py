@@ -1,6 +1,6 @@
 """Pure parts of the Docker runtime and image builder: no engine needed."""
 
-from datetime import datetime, timezone
+from datetime import UTC, datetime
 from pathlib import Path
 
 import pytest
@@ -40,7 +40,7 @@ def test_create_args_labels_carry_everything_needed_to_rediscover_the_deployment
     assert labels["modeldeck.entry_script"] == "score.py"
 
 
-STARTED = datetime(2026, 11, 26, 6, 0, tzinfo=timezone.utc).timestamp()
+STARTED = datetime(2026, 11, 26, 6, 0, tzinfo=UTC).timestamp()
 
 
 def inspect(status, *, restarts=0, exit_code=0, oom=False, started="2026-11-26T06:00:00.0Z", memory=2**30):

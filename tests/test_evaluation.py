@@ -1,8 +1,8 @@
 import numpy as np
 
 from backend.datasets import TestSet
-from backend.evaluation import Samples, evaluate, most_confused, normalized_confusion
-from backend.plots import confusion_heatmap, sample_strip, to_png
+from backend.inspection.evaluation import Samples, evaluate, most_confused, normalized_confusion
+from backend.inspection.plots import confusion_heatmap, sample_strip, to_png
 
 
 def test_normalized_confusion_divides_rows_and_zeroes_the_diagonal():

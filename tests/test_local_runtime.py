@@ -9,9 +9,15 @@ from pathlib import Path
 import pytest
 
 from backend.datasets import load_mnist_test
-from backend.errors import (DeploymentExistsError, DeploymentFailedError, DeploymentNotFoundError,
-                            EndpointUnreachableError, IncompatibleModelError, InvalidDeploymentNameError)
-from backend.evaluation import evaluate_endpoint, supports_binary
+from backend.errors import (
+    DeploymentExistsError,
+    DeploymentFailedError,
+    DeploymentNotFoundError,
+    EndpointUnreachableError,
+    IncompatibleModelError,
+    InvalidDeploymentNameError,
+)
+from backend.inspection.evaluation import evaluate_endpoint, supports_binary
 from backend.runtimes import DeployConfig, DeploymentState, LocalRuntime
 
 from .conftest import FIXTURES

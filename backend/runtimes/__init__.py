@@ -1,32 +1,99 @@
-"""Runtimes: where deployments run. `open_runtime` picks one from the settings."""
+"""Runtimes: where deployments run. `Targets` holds every runtime a home can use, opened on first use."""
 
 from __future__ import annotations
 
-from ..config import Settings
+import time
+from dataclasses import dataclass
+
+from ..config import RUNTIME_CHOICES, Home, Settings
 from ..errors import RuntimeUnavailableError
-from .base import DeployConfig, Deployment, DeploymentSpec, DeploymentState, Runtime, validate_name
+from .base import DeployConfig, Deployment, DeploymentRecord, DeploymentSpec, DeploymentState, Runtime, validate_name
 from .local import LocalRuntime
 
-__all__ = ["DeployConfig", "Deployment", "DeploymentSpec", "DeploymentState", "Runtime", "LocalRuntime",
-           "open_runtime", "validate_name"]
+__all__ = ["DeployConfig", "Deployment", "DeploymentRecord", "DeploymentSpec", "DeploymentState", "Runtime",
+           "LocalRuntime", "TargetStatus", "Targets", "validate_name"]
+
+TARGET_NAMES = ("docker", "local")
+RETRY_UNAVAILABLE_SECONDS = 5.0  # a stopped engine is asked again after this long
 
 
-def open_runtime(settings: Settings, name: str | None = None) -> Runtime:
-    """The runtime `name` (default: settings.runtime): docker, local, or auto (docker when an engine answers).
+@dataclass(frozen=True)
+class TargetStatus:
+    """One runtime as the sidebar shows it: whether it answers, and what it is (or why not)."""
 
-    Raises:
-        RuntimeUnavailableError: docker was asked for and no engine answers, or the name is unknown.
-    """
-    choice = (name or settings.runtime).lower()
-    if choice == "local":
-        return LocalRuntime(settings.local_deployments_dir)
-    if choice in ("docker", "auto"):
+    name: str
+    available: bool
+    description: str
+
+
+class Targets:
+    """Every runtime of one home: local processes (always there) and the Docker engine (when one
+    answers). Nothing is opened before it is needed, so the registry works with no engine at all."""
+
+    def __init__(self, settings: Settings, home: Home) -> None:
+        self.settings = settings
+        self.home = home
+        self._local = LocalRuntime(settings.local_deployments_dir)
+        self._docker: Runtime | None = None
+        self._docker_error: tuple[float, RuntimeUnavailableError] | None = None
+
+    def docker(self) -> Runtime:
+        """The Docker runtime.
+
+        Raises:
+            RuntimeUnavailableError: no engine answers (asked again after a few seconds).
+        """
+        if self._docker is not None:
+            return self._docker
+        if self._docker_error and time.monotonic() - self._docker_error[0] < RETRY_UNAVAILABLE_SECONDS:
+            raise self._docker_error[1]
+        from .docker import DockerRuntime
+
         try:
-            from .docker import DockerRuntime
+            self._docker = DockerRuntime.connect(self.settings, self.home)
+        except RuntimeUnavailableError as e:
+            self._docker_error = (time.monotonic(), e)
+            raise
+        self._docker_error = None
+        return self._docker
 
-            return DockerRuntime.connect(settings)
+    def forget_docker(self) -> None:
+        """Drops the engine connection (it stopped answering); the next use connects again."""
+        self._docker = None
+
+    def open(self, name: str | None = None) -> Runtime:
+        """The runtime for a new deployment: `name` (docker, local or auto), default the setting
+        MODELDECK_RUNTIME; auto means docker when an engine answers, else local.
+
+        Raises:
+            RuntimeUnavailableError: docker was asked for and no engine answers, or the name is unknown.
+        """
+        choice = (name or self.settings.runtime).lower()
+        if choice == "local":
+            return self._local
+        if choice == "docker":
+            return self.docker()
+        if choice == "auto":
+            try:
+                return self.docker()
+            except RuntimeUnavailableError:
+                return self._local
+        raise RuntimeUnavailableError(f"unknown runtime {choice!r}: use {', '.join(RUNTIME_CHOICES)}")
+
+    def available(self) -> list[Runtime]:
+        """Every runtime that answers now."""
+        runtimes: list[Runtime] = []
+        try:
+            runtimes.append(self.docker())
         except RuntimeUnavailableError:
-            if choice == "docker":
-                raise
-            return LocalRuntime(settings.local_deployments_dir)
-    raise RuntimeUnavailableError(f"unknown runtime {choice!r}: use auto, docker or local")
+            pass
+        runtimes.append(self._local)
+        return runtimes
+
+    def statuses(self) -> list[TargetStatus]:
+        """Each runtime with whether it answers and what it is, or why it cannot be used."""
+        try:
+            docker = TargetStatus("docker", True, self.docker().describe())
+        except RuntimeUnavailableError as e:
+            docker = TargetStatus("docker", False, str(e))
+        return [docker, TargetStatus("local", True, self._local.describe())]

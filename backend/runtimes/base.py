@@ -2,22 +2,26 @@
 
 from __future__ import annotations
 
+import json
+import math
 import re
-from collections.abc import Callable
 from dataclasses import dataclass, field
-from enum import Enum
+from enum import StrEnum
 from pathlib import Path
-from typing import Protocol
+from typing import Any, Protocol
 
-from ..errors import DeploymentError, InvalidDeploymentNameError
+from ..errors import InvalidDeployConfigError, InvalidDeploymentNameError
+from ..progress import Progress
 from ..registry import Model
 
-Progress = Callable[[str], None]
 NAME_PATTERN = re.compile(r"^[a-z0-9][a-z0-9-]{1,61}[a-z0-9]$")
 SCORING_PORT = 8000
+CPU_CORES_RANGE = (0.1, 64.0)
+MEMORY_GB_RANGE = (0.03125, 1024.0)  # 32 MiB to 1 TiB
+LABEL_PREFIX = "modeldeck."
 
 
-class DeploymentState(str, Enum):
+class DeploymentState(StrEnum):
     """The tutorial's deployment states."""
 
     TRANSITIONING = "Transitioning"
@@ -25,8 +29,13 @@ class DeploymentState(str, Enum):
     UNHEALTHY = "Unhealthy"
     FAILED = "Failed"
 
-    def __str__(self) -> str:
-        return self.value
+
+def _check_range(what: str, value: float, bounds: tuple[float, float], unit: str = "") -> float:
+    low, high = bounds
+    if not isinstance(value, (int, float)) or isinstance(value, bool) or math.isnan(value) \
+            or not low <= value <= high:
+        raise InvalidDeployConfigError(f"{what} must be between {low:g} and {high:g}{unit}, got {value!r}")
+    return float(value)
 
 
 @dataclass(frozen=True)
@@ -34,10 +43,14 @@ class DeployConfig:
     """How to run a deployment (the tutorial's deploy configuration).
 
     Attributes:
-        cpu_cores: CPU limit (cores, fractions allowed); also the BLAS thread count.
+        cpu_cores: CPU limit (cores, fractions allowed); also sets the worker count.
         memory_gb: memory limit in GiB.
         tags: free key/value labels.
         description: free text.
+
+    Raises:
+        InvalidDeployConfigError: cpu_cores or memory_gb outside CPU_CORES_RANGE / MEMORY_GB_RANGE
+            (the one rule the CLI and the dashboard both apply).
     """
 
     cpu_cores: float = 1.0
@@ -46,55 +59,146 @@ class DeployConfig:
     description: str = ""
 
     def __post_init__(self) -> None:
-        if not 0 < self.cpu_cores <= 64:
-            raise DeploymentError(f"cpu_cores must be between 0 and 64, got {self.cpu_cores}")
-        if not 0.03 <= self.memory_gb <= 1024:
-            raise DeploymentError(f"memory_gb must be between 0.03 and 1024, got {self.memory_gb}")
+        _check_range("CPU cores", self.cpu_cores, CPU_CORES_RANGE)
+        _check_range("memory", self.memory_gb, MEMORY_GB_RANGE, " GB")
 
-    def to_dict(self) -> dict:
+    def to_dict(self) -> dict[str, Any]:
         return {"cpu_cores": self.cpu_cores, "memory_gb": self.memory_gb, "tags": dict(self.tags),
                 "description": self.description}
 
     @classmethod
-    def from_dict(cls, data: dict) -> "DeployConfig":
+    def from_dict(cls, data: dict[str, Any]) -> "DeployConfig":
         return cls(cpu_cores=float(data.get("cpu_cores", 1.0)), memory_gb=float(data.get("memory_gb", 1.0)),
                    tags=dict(data.get("tags", {})), description=str(data.get("description", "")))
+
+
+@dataclass(frozen=True)
+class DeploymentRecord:
+    """What a deployment is, as ModelDeck made it: the one type every runtime stores and reads back
+    (Docker as container labels, the local runtime as a JSON file).
+
+    Attributes:
+        name: the deployment's name (unique within a home, across runtimes).
+        uid: a random id of this deployment, so results of a deleted deployment never show under
+            a new one of the same name.
+        home_id, home: the id and path of the ModelDeck home that made it.
+        model_name, model_version, model_sha256: what it serves.
+        config: its deploy configuration.
+        entry_script: the scoring script's file name.
+        created_at: ISO 8601, UTC.
+    """
+
+    name: str
+    uid: str
+    home_id: str
+    home: str
+    model_name: str
+    model_version: int
+    model_sha256: str
+    config: DeployConfig
+    entry_script: str
+    created_at: str
+
+    @property
+    def model_id(self) -> str:
+        return f"{self.model_name}:{self.model_version}"
+
+    def to_dict(self) -> dict[str, Any]:
+        return {"name": self.name, "uid": self.uid, "home_id": self.home_id, "home": self.home,
+                "model_name": self.model_name, "model_version": self.model_version,
+                "model_sha256": self.model_sha256, "config": self.config.to_dict(),
+                "entry_script": self.entry_script, "created_at": self.created_at}
+
+    @classmethod
+    def from_dict(cls, data: dict[str, Any]) -> "DeploymentRecord":
+        return cls(name=str(data["name"]), uid=str(data.get("uid", "")), home_id=str(data.get("home_id", "")),
+                   home=str(data.get("home", "")), model_name=str(data.get("model_name", "?")),
+                   model_version=int(data.get("model_version", 0)), model_sha256=str(data.get("model_sha256", "")),
+                   config=DeployConfig.from_dict(data.get("config") or {}),
+                   entry_script=str(data.get("entry_script", "")), created_at=str(data.get("created_at", "")))
+
+    def to_json(self) -> str:
+        return json.dumps(self.to_dict(), indent=2, sort_keys=True)
+
+    @classmethod
+    def from_json(cls, text: str) -> "DeploymentRecord":
+        return cls.from_dict(json.loads(text))
+
+    def to_labels(self) -> dict[str, str]:
+        """Container labels: `modeldeck.<field>`, the config as JSON."""
+        data = self.to_dict()
+        labels = {LABEL_PREFIX + key: str(value) for key, value in data.items() if key != "config"}
+        labels[LABEL_PREFIX + "config"] = json.dumps(data["config"], sort_keys=True)
+        return labels
+
+    @classmethod
+    def from_labels(cls, labels: dict[str, str]) -> "DeploymentRecord":
+        data: dict[str, Any] = {key[len(LABEL_PREFIX):]: value for key, value in labels.items()
+                                if key.startswith(LABEL_PREFIX)}
+        data["config"] = json.loads(data.get("config") or "{}")
+        return cls.from_dict(data)
 
 
 @dataclass(frozen=True)
 class DeploymentSpec:
     """Everything a runtime needs to start a deployment; files already checked and staged."""
 
-    name: str
+    record: DeploymentRecord
     model: Model
-    config: DeployConfig
     model_dir: Path
     script_path: Path
+
+    @property
+    def name(self) -> str:
+        return self.record.name
+
+    @property
+    def config(self) -> DeployConfig:
+        return self.record.config
 
 
 @dataclass(frozen=True)
 class Deployment:
-    """A deployment as its runtime sees it now."""
+    """A deployment as its runtime sees it now: its record and its live state.
 
-    name: str
+    Attributes:
+        owned: False for a deployment of another ModelDeck home on the same engine (read-only here).
+    """
+
+    record: DeploymentRecord
     runtime: str
-    model_name: str
-    model_version: int
     state: DeploymentState
     scoring_uri: str | None
-    config: DeployConfig
-    created_at: str
     detail: str = ""
     exit_code: int | None = None
-    entry_script: str = ""
+    owned: bool = True
+
+    @property
+    def name(self) -> str:
+        return self.record.name
 
     @property
     def model_id(self) -> str:
-        return f"{self.model_name}:{self.model_version}"
+        return self.record.model_id
 
     @property
-    def base_uri(self) -> str | None:
-        return self.scoring_uri.rsplit("/score", 1)[0] if self.scoring_uri else None
+    def config(self) -> DeployConfig:
+        return self.record.config
+
+    @property
+    def created_at(self) -> str:
+        return self.record.created_at
+
+    @property
+    def entry_script(self) -> str:
+        return self.record.entry_script
+
+    def to_dict(self) -> dict[str, Any]:
+        """The JSON shape of `deployments list --json`."""
+        return {"name": self.name, "state": str(self.state), "model": self.model_id, "runtime": self.runtime,
+                "scoring_uri": self.scoring_uri, "config": self.config.to_dict(), "created_at": self.created_at,
+                "detail": self.detail, "exit_code": self.exit_code, "entry_script": self.entry_script,
+                "home": self.record.home, "owned": self.owned}
 
 
 def worker_plan(cpu_cores: float) -> tuple[int, int]:
@@ -124,7 +228,10 @@ def validate_name(name: str) -> str:
 
 
 class Runtime(Protocol):
-    """One engine that runs deployments. Implementations: runtimes.local, runtimes.docker."""
+    """One engine that runs deployments. Implementations: runtimes.local, runtimes.docker.
+
+    Reads (`get`, `list`, `logs`) never change anything.
+    """
 
     name: str
 
@@ -143,13 +250,16 @@ class Runtime(Protocol):
         """
 
     def get(self, name: str) -> Deployment:
-        """The deployment now. Raises DeploymentNotFoundError."""
+        """This home's deployment `name` now. Raises DeploymentNotFoundError."""
 
-    def list(self) -> list[Deployment]:
-        """Every deployment of this runtime, found again from the runtime's own state."""
+    def list(self, *, all_homes: bool = False) -> list[Deployment]:
+        """This home's deployments (with `all_homes`, also other homes' on the same engine, not owned)."""
 
     def logs(self, name: str, tail: int | None = None) -> str:
         """The server's log (last `tail` lines). Raises DeploymentNotFoundError."""
+
+    def mark_ready(self, name: str) -> None:
+        """Called once the deployment was Healthy: from then on a crash restarts it."""
 
     def stop(self, name: str) -> None:
         """Stops the server for good (no restarts) but keeps its logs. Raises DeploymentNotFoundError."""

@@ -1,32 +1,49 @@
 """The Docker runtime: each deployment is a hardened container running the scoring server.
 
-The engine is the source of truth: a container's labels carry its deployment's name, model,
-config, tags and description, so `list` rebuilds every deployment from the engine alone.
-Containers publish the scoring port on 127.0.0.1 only; ModelDeck reaches them nowhere else.
+The engine is the source of truth: a container's labels carry its deployment record (name, home,
+model, config, tags and description), so `list` rebuilds every deployment from the engine alone.
+Each home sees its own deployments; containers are named `modeldeck-<home id>-<name>`, so two homes
+on one engine never take each other's names. Containers publish the scoring port on 127.0.0.1
+only; ModelDeck reaches them nowhere else.
 """
 
 from __future__ import annotations
 
 import functools
 import io
-import json
 import os
 import tarfile
 import time
-from datetime import datetime, timezone
+from collections.abc import Callable
+from datetime import datetime
 from pathlib import Path
-from typing import Any
+from typing import Any, TypeVar, cast
 
-from ..config import Settings
-from ..errors import DeploymentError, DeploymentExistsError, DeploymentNotFoundError, ModelDeckError, \
-    RuntimeUnavailableError
+from ..config import Home, Settings
+from ..errors import (
+    DeploymentError,
+    DeploymentExistsError,
+    DeploymentNotFoundError,
+    ModelDeckError,
+    RuntimeUnavailableError,
+)
 from ..images import MODEL_LIBRARIES, ImageBuilder
+from ..progress import Progress, step
 from ..registry import Model, current_library_versions
-from .base import (SCORING_PORT, DeployConfig, Deployment, DeploymentSpec, DeploymentState, Progress,
-                   serving_environment, worker_plan)
+from .base import (
+    LABEL_PREFIX,
+    SCORING_PORT,
+    Deployment,
+    DeploymentRecord,
+    DeploymentSpec,
+    DeploymentState,
+    serving_environment,
+    worker_plan,
+)
 from .probe import is_ready
 
-LABEL = "modeldeck.deployment"
+LABEL = LABEL_PREFIX + "name"  # every ModelDeck deployment container has it
+HOME_LABEL = LABEL_PREFIX + "home_id"
 CONTAINER_PREFIX = "modeldeck-"
 DATA_DIR = "/var/modeldeck"  # a volume in the image: model/ and app/ arrive here per deployment
 RESTART_POLICY = {"Name": "on-failure", "MaximumRetryCount": 3}
@@ -34,11 +51,11 @@ STARTUP_GRACE_SECONDS = 300
 STOP_TIMEOUT_SECONDS = 5
 
 
-def container_name(deployment: str) -> str:
-    return CONTAINER_PREFIX + deployment
+def container_name(home_id: str, deployment: str) -> str:
+    return f"{CONTAINER_PREFIX}{home_id}-{deployment}"
 
 
-def container_create_args(spec: DeploymentSpec, image: str, created_at: str) -> dict[str, Any]:
+def container_create_args(spec: DeploymentSpec, image: str) -> dict[str, Any]:
     """The engine's create arguments for a deployment: limits, hardening, port and labels.
 
     Pure: unit-tested without an engine.
@@ -49,7 +66,7 @@ def container_create_args(spec: DeploymentSpec, image: str, created_at: str) -> 
     script = f"{DATA_DIR}/app/{spec.script_path.name}"
     return {
         "image": image,
-        "name": container_name(spec.name),
+        "name": container_name(spec.record.home_id, spec.name),
         "command": ["python", "-m", "serving", "--script", script, "--model-dir", f"{DATA_DIR}/model",
                     "--host", "0.0.0.0", "--port", str(SCORING_PORT), "--name", spec.name, "--model", spec.model.id,
                     "--workers", str(workers)],
@@ -67,15 +84,7 @@ def container_create_args(spec: DeploymentSpec, image: str, created_at: str) -> 
         # No restarts until the server has been ready once (see DockerRuntime._arm_restarts): a
         # failing init() then ends the container with its own exit code instead of a restart loop.
         "restart_policy": {"Name": "no"},
-        "labels": {
-            LABEL: spec.name,
-            "modeldeck.model.name": spec.model.name,
-            "modeldeck.model.version": str(spec.model.version),
-            "modeldeck.model.sha256": spec.model.sha256,
-            "modeldeck.config": json.dumps(config.to_dict(), sort_keys=True),
-            "modeldeck.entry_script": spec.script_path.name,
-            "modeldeck.created_at": created_at,
-        },
+        "labels": spec.record.to_labels(),
         "detach": True,
     }
 
@@ -139,11 +148,14 @@ def _parse_time(value: str) -> float | None:
         return None
 
 
-def _engine_errors(method):
+F = TypeVar("F", bound=Callable[..., Any])
+
+
+def _engine_errors(method: F) -> F:
     """Turns the engine's errors into ModelDeck errors at the edge, with what to do next."""
 
     @functools.wraps(method)
-    def wrapper(self, *args, **kwargs):
+    def wrapper(self: "DockerRuntime", *args: Any, **kwargs: Any) -> Any:
         import docker.errors
         import requests
 
@@ -161,7 +173,7 @@ def _engine_errors(method):
                 f"the Docker engine at {self.endpoint} stopped answering ({type(e).__name__}): "
                 "start it again (scripts/setup.sh or `sudo systemctl start docker`)") from e
 
-    return wrapper
+    return cast(F, wrapper)
 
 
 class DockerRuntime:
@@ -169,15 +181,15 @@ class DockerRuntime:
 
     name = "docker"
 
-    def __init__(self, client, settings: Settings) -> None:
+    def __init__(self, client: Any, settings: Settings, home: Home) -> None:
         self.client = client
-        self.settings = settings
+        self.home = home
         self.endpoint = os.environ.get("DOCKER_HOST", "unix:///var/run/docker.sock")
         self.images = ImageBuilder(client, settings.cache_dir, settings.base_image)
         self._version: str | None = None
 
     @classmethod
-    def connect(cls, settings: Settings) -> "DockerRuntime":
+    def connect(cls, settings: Settings, home: Home) -> "DockerRuntime":
         """Connects to the engine from the environment and checks that it answers.
 
         Raises:
@@ -193,7 +205,7 @@ class DockerRuntime:
             raise RuntimeUnavailableError(
                 f"no Docker engine answers at {endpoint} ({type(e).__name__}): start one (scripts/setup.sh "
                 "installs and starts it), set DOCKER_HOST, or use the local runtime (--runtime local)") from e
-        return cls(client, settings)
+        return cls(client, settings, home)
 
     def describe(self) -> str:
         if self._version is None:
@@ -207,31 +219,26 @@ class DockerRuntime:
         host = current_library_versions()
         return {lib: model.library_versions.get(lib) or host[lib] for lib in MODEL_LIBRARIES if lib in host}
 
-    def _container(self, name: str):
+    def _container(self, name: str) -> Any:
+        """This home's container of deployment `name`."""
         import docker.errors
 
         try:
-            container = self.client.containers.get(container_name(name))
+            container = self.client.containers.get(container_name(self.home.id, name))
         except docker.errors.NotFound:
             raise DeploymentNotFoundError(f"no deployment named {name!r} on the Docker engine") from None
-        if container.labels.get(LABEL) != name:
-            raise DeploymentNotFoundError(f"container {container.name} is not a ModelDeck deployment")
+        if container.labels.get(LABEL) != name or container.labels.get(HOME_LABEL) != self.home.id:
+            raise DeploymentNotFoundError(f"container {container.name} is not a deployment of this ModelDeck home")
         return container
 
     @_engine_errors
     def create(self, spec: DeploymentSpec, progress: Progress) -> Deployment:
         import docker.errors
 
-        try:
-            self._container(spec.name)
-            raise DeploymentExistsError(
-                f"a deployment named {spec.name!r} exists already on the Docker engine: delete it or pick another name")
-        except DeploymentNotFoundError:
-            pass
         image = self.images.ensure(spec.model, current_library_versions(), progress)
-        created_at = datetime.now(timezone.utc).isoformat(timespec="seconds")
-        args = container_create_args(spec, image.tag, created_at)
-        progress(f"creating container {args['name']} (cpu {spec.config.cpu_cores}, memory {args['mem_limit']})")
+        args = container_create_args(spec, image.tag)
+        step(progress, f"creating container {args['name']} (cpu {spec.config.cpu_cores:g}, "
+                       f"memory {args['mem_limit']})")
         try:
             container = self.client.containers.create(**args)
         except docker.errors.APIError as e:
@@ -241,16 +248,16 @@ class DockerRuntime:
             raise
         try:
             container.put_archive(DATA_DIR, deployment_tar(spec.model_dir, spec.script_path))
-            progress("model files and scoring script copied in; starting the container")
+            step(progress, "model files and scoring script copied in; starting the container")
             container.start()
         except Exception:
             container.remove(force=True, v=True)
             raise
         return self.get(spec.name)
 
-    def _to_deployment(self, container) -> Deployment:
+    def _to_deployment(self, container: Any) -> Deployment:
         attrs = container.attrs
-        labels = attrs["Config"]["Labels"]
+        record = DeploymentRecord.from_labels(attrs["Config"]["Labels"])
         port = None
         bindings = (attrs.get("NetworkSettings", {}).get("Ports") or {}).get(f"{SCORING_PORT}/tcp") or []
         for binding in bindings:
@@ -259,41 +266,38 @@ class DockerRuntime:
                 break
         running = attrs["State"].get("Status") == "running"
         state, detail, exit_code = state_of(attrs, bool(running and port and is_ready(port)), time.time())
-        if state is DeploymentState.HEALTHY and attrs["HostConfig"].get("RestartPolicy", {}).get("Name") == "no":
-            self._arm_restarts(container)
-        return Deployment(
-            name=labels[LABEL], runtime=self.name, model_name=labels.get("modeldeck.model.name", "?"),
-            model_version=int(labels.get("modeldeck.model.version", 0)), state=state,
-            scoring_uri=f"http://127.0.0.1:{port}/score" if port else None,
-            config=DeployConfig.from_dict(json.loads(labels.get("modeldeck.config", "{}"))),
-            created_at=labels.get("modeldeck.created_at", ""), detail=detail, exit_code=exit_code,
-            entry_script=labels.get("modeldeck.entry_script", ""))
-
-    @staticmethod
-    def _arm_restarts(container) -> None:
-        """Once ready, a crash (say, out of memory on a huge request) restarts the server."""
-        container.update(restart_policy=RESTART_POLICY)
+        return Deployment(record=record, runtime=self.name, state=state,
+                          scoring_uri=f"http://127.0.0.1:{port}/score" if port else None,
+                          detail=detail, exit_code=exit_code, owned=record.home_id == self.home.id)
 
     @_engine_errors
     def get(self, name: str) -> Deployment:
         return self._to_deployment(self._container(name))
 
     @_engine_errors
-    def list(self) -> list[Deployment]:
+    def list(self, *, all_homes: bool = False) -> list[Deployment]:
         import docker.errors
 
+        label = LABEL if all_homes else f"{HOME_LABEL}={self.home.id}"
         found = []
-        for container in self.client.containers.list(all=True, filters={"label": LABEL}):
+        for container in self.client.containers.list(all=True, filters={"label": label}):
             try:
                 found.append(self._to_deployment(container))
             except docker.errors.NotFound:
                 continue  # removed while we looked
-        return sorted(found, key=lambda d: d.name)
+        return sorted(found, key=lambda d: (not d.owned, d.record.home, d.name))
 
     @_engine_errors
     def logs(self, name: str, tail: int | None = None) -> str:
         raw = self._container(name).logs(stdout=True, stderr=True, tail=tail if tail is not None else "all")
-        return raw.decode("utf-8", errors="replace")
+        return str(raw.decode("utf-8", errors="replace"))
+
+    @_engine_errors
+    def mark_ready(self, name: str) -> None:
+        """Once ready, a crash (say, out of memory on a huge request) restarts the server."""
+        container = self._container(name)
+        if container.attrs["HostConfig"].get("RestartPolicy", {}).get("Name") == "no":
+            container.update(restart_policy=RESTART_POLICY)
 
     @_engine_errors
     def stop(self, name: str) -> None:

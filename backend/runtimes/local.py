@@ -1,7 +1,8 @@
 """The local runtime: each deployment is a scoring-server process on 127.0.0.1.
 
-State lives on disk in `<home>/deployments/<name>/` (meta.json, model/, the script, server.log,
-exit_code), so any later process finds running deployments again. Limits are recorded, not
+State lives on disk in `<home>/deployments/<name>/` (record.json: the deployment record;
+process.json: port and pid; model/, app/<script>, server.log, exit_code), so any later process
+finds running deployments again. Limits are recorded, not
 enforced: cpu_cores sets the BLAS thread count; memory is not limited (use Docker for that).
 """
 
@@ -15,13 +16,13 @@ import socket
 import subprocess
 import sys
 import time
-from datetime import datetime, timezone
 from pathlib import Path
+from typing import Any
 
 from ..errors import DeploymentError, DeploymentExistsError, DeploymentNotFoundError
+from ..progress import Progress, step
 from ..registry import Model, current_library_versions
-from .base import (DeployConfig, Deployment, DeploymentSpec, DeploymentState, Progress, serving_environment,
-                   worker_plan)
+from .base import Deployment, DeploymentRecord, DeploymentSpec, DeploymentState, serving_environment, worker_plan
 from .probe import is_ready
 
 SERVING_PARENT = Path(__file__).resolve().parent.parent  # the folder holding the `serving` package
@@ -43,11 +44,10 @@ class LocalRuntime:
 
     def __init__(self, root: Path) -> None:
         self.root = Path(root)
-        self.root.mkdir(parents=True, exist_ok=True)
-        self._children: dict[int, subprocess.Popen] = {}
+        self._children: dict[int, subprocess.Popen[bytes]] = {}
 
     def describe(self) -> str:
-        return "local processes — no Docker engine in use"
+        return f"local processes (Python {sys.version.split()[0]}) on 127.0.0.1"
 
     def environment_versions(self, model: Model) -> dict[str, str]:
         return current_library_versions()
@@ -58,6 +58,7 @@ class LocalRuntime:
     def create(self, spec: DeploymentSpec, progress: Progress) -> Deployment:
         target = self._dir(spec.name)
         try:
+            self.root.mkdir(parents=True, exist_ok=True)
             target.mkdir()
         except FileExistsError:
             raise DeploymentExistsError(
@@ -69,9 +70,7 @@ class LocalRuntime:
             script = target / "app" / spec.script_path.name
             shutil.copyfile(spec.script_path, script)
             port = free_port()
-            meta = {"name": spec.name, "model_name": spec.model.name, "model_version": spec.model.version,
-                    "config": spec.config.to_dict(), "port": port, "entry_script": script.name,
-                    "created_at": datetime.now(timezone.utc).isoformat(timespec="seconds")}
+            (target / "record.json").write_text(spec.record.to_json())
             workers, _ = worker_plan(spec.config.cpu_cores)
             env = {**os.environ, **serving_environment(spec.config.cpu_cores, str(target / "model")),
                    "PYTHONPATH": str(SERVING_PARENT), "MODELDECK_EXIT_FILE": str(target / "exit_code"),
@@ -80,13 +79,12 @@ class LocalRuntime:
                        "--script", str(script), "--model-dir", str(target / "model"), "--host", "127.0.0.1",
                        "--port", str(port), "--name", spec.name, "--model", spec.model.id,
                        "--workers", str(workers)]
-            progress(f"starting scoring server on 127.0.0.1:{port}")
+            step(progress, f"starting scoring server on 127.0.0.1:{port}")
             with open(target / "server.log", "ab") as log:
                 proc = subprocess.Popen(command, stdin=subprocess.DEVNULL, stdout=log, stderr=subprocess.STDOUT,
                                         env=env, cwd=target, start_new_session=True)
             self._children[proc.pid] = proc
-            meta["pid"] = proc.pid
-            (target / "meta.json").write_text(json.dumps(meta, indent=2))
+            (target / "process.json").write_text(json.dumps({"port": port, "pid": proc.pid}))
         except OSError as e:
             shutil.rmtree(target, ignore_errors=True)
             raise DeploymentError(f"cannot start local deployment {spec.name!r}: {e}") from e
@@ -104,18 +102,23 @@ class LocalRuntime:
         state = stat.rsplit(")", 1)[1].split()[0]
         return state not in ("Z", "X") and str(target).encode() in cmdline
 
-    def _read(self, target: Path) -> Deployment:
+    def _files(self, target: Path) -> tuple[DeploymentRecord, dict[str, Any]]:
         try:
-            meta = json.loads((target / "meta.json").read_text())
-        except (OSError, ValueError):
+            record = DeploymentRecord.from_json((target / "record.json").read_text())
+            process = json.loads((target / "process.json").read_text())
+        except (OSError, ValueError, KeyError):
             raise DeploymentNotFoundError(f"no deployment named {target.name!r} (local runtime)") from None
+        return record, process
+
+    def _read(self, target: Path) -> Deployment:
+        record, process = self._files(target)
         exit_code = None
         detail = ""
-        if self._alive(meta["pid"], target):
-            if is_ready(meta["port"]):
+        if self._alive(process["pid"], target):
+            if is_ready(process["port"]):
                 state = DeploymentState.HEALTHY
             else:
-                age = time.time() - (target / "meta.json").stat().st_mtime
+                age = time.time() - (target / "process.json").stat().st_mtime
                 state = DeploymentState.TRANSITIONING if age < STARTUP_GRACE_SECONDS else DeploymentState.UNHEALTHY
                 detail = "" if state is DeploymentState.TRANSITIONING else "the server process runs but does not answer"
         else:
@@ -125,19 +128,20 @@ class LocalRuntime:
                 detail = f"the server process exited with code {exit_code}"
             except (OSError, ValueError):
                 detail = "the server process is gone (killed, or the machine restarted)"
-        return Deployment(
-            name=meta["name"], runtime=self.name, model_name=meta["model_name"],
-            model_version=int(meta["model_version"]), state=state,
-            scoring_uri=f"http://127.0.0.1:{meta['port']}/score", config=DeployConfig.from_dict(meta["config"]),
-            created_at=meta["created_at"], detail=detail, exit_code=exit_code, entry_script=meta["entry_script"])
+        return Deployment(record=record, runtime=self.name, state=state,
+                          scoring_uri=f"http://127.0.0.1:{process['port']}/score", detail=detail,
+                          exit_code=exit_code)
 
     def get(self, name: str) -> Deployment:
         return self._read(self._dir(name))
 
-    def list(self) -> list[Deployment]:
-        found = []
+    def list(self, *, all_homes: bool = False) -> list[Deployment]:
+        """This home's local deployments (other homes' processes are not visible from here)."""
+        found: list[Deployment] = []
+        if not self.root.is_dir():
+            return found
         for target in sorted(self.root.iterdir()):
-            if (target / "meta.json").is_file():
+            if (target / "process.json").is_file():
                 try:
                     found.append(self._read(target))
                 except DeploymentNotFoundError:
@@ -146,8 +150,7 @@ class LocalRuntime:
 
     def logs(self, name: str, tail: int | None = None) -> str:
         target = self._dir(name)
-        if not (target / "meta.json").is_file():
-            raise DeploymentNotFoundError(f"no deployment named {name!r} (local runtime)")
+        self._files(target)  # raises DeploymentNotFoundError
         try:
             text = (target / "server.log").read_text(errors="replace")
         except OSError:
@@ -156,15 +159,18 @@ class LocalRuntime:
             text = "\n".join(text.splitlines()[-tail:])
         return text
 
+    def mark_ready(self, name: str) -> None:
+        """Nothing to do: local processes are not restarted."""
+
     def stop(self, name: str) -> None:
-        self.get(name)  # raises DeploymentNotFoundError
         target = self._dir(name)
-        self._stop(json.loads((target / "meta.json").read_text())["pid"], target)
+        _, process = self._files(target)
+        self._stop(process["pid"], target)
 
     def remove(self, name: str) -> None:
         deployment = self.get(name)  # raises DeploymentNotFoundError
         target = self._dir(name)
-        pid = json.loads((target / "meta.json").read_text())["pid"]
+        pid = self._files(target)[1]["pid"]
         if deployment.state is not DeploymentState.FAILED:
             self._stop(pid, target)
         child = self._children.pop(pid, None)

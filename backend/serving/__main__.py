@@ -66,7 +66,8 @@ def main(argv: list[str] | None = None) -> int:
     from .workers import serve
 
     info = {"deployment": args.name, "model": args.model, "script": os.path.basename(args.script),
-            "n_features": getattr(script, "n_features", None), "workers": max(1, args.workers),
+            "n_features": getattr(script, "n_features", None), "classes": getattr(script, "classes", None),
+            "workers": max(1, args.workers),
             "versions": _versions()}
     app = create_app(script, info)
     logging.getLogger("uvicorn.access").addFilter(_QuietProbes())

@@ -6,11 +6,13 @@ run_array(X) does the same for a numpy array (the server's application/x-npy pat
 """
 
 import os
+from typing import Any
 
 import joblib
 import numpy as np
 import orjson
 
+simdjson: Any
 try:  # simdjson turns a big {"data": [[...]]} into one float buffer without Python objects: ~3x faster
     import simdjson
 except ImportError:  # the strict path below handles everything on its own
@@ -19,12 +21,13 @@ except ImportError:  # the strict path below handles everything on its own
 MODEL_SUFFIXES = (".pkl", ".joblib", ".pickle")
 FAST_PATH_MIN_CHARS = 100_000
 accepts_bytes = True  # the server may hand run() the body as bytes (orjson and simdjson parse both)
-model = None
+model: Any = None
 n_features = None
+classes = None  # the model's class labels in its own order, reported by /info
 
 
 def init():
-    global model, n_features
+    global model, n_features, classes
     model_dir = os.environ.get("AZUREML_MODEL_DIR") or os.environ["MODEL_DIR"]
     found = sorted(os.listdir(model_dir))
     candidates = [name for name in found if name.endswith(MODEL_SUFFIXES)]
@@ -34,6 +37,8 @@ def init():
             f"found {len(candidates)}: {found}")
     model = joblib.load(os.path.join(model_dir, candidates[0]))
     n_features = getattr(model, "n_features_in_", None)
+    found_classes = getattr(model, "classes_", None)
+    classes = [c.item() if hasattr(c, "item") else c for c in found_classes] if found_classes is not None else None
 
 
 def _fast_rows(raw_data):
@@ -42,7 +47,7 @@ def _fast_rows(raw_data):
     if simdjson is None or len(raw_data) < FAST_PATH_MIN_CHARS:
         return None
     try:  # a parser per call: one parser's documents are not safe to share between threads
-        rows = simdjson.Parser().parse(raw_data)["data"]
+        rows: Any = simdjson.Parser().parse(raw_data)["data"]
         width = len(rows[0])
         if not all(len(row) == width for row in rows):
             return None

@@ -5,10 +5,10 @@ import streamlit as st
 
 from backend.datasets import DATASET_NAMES, TestSet, load_dataset
 from backend.errors import ModelDeckError
-from backend.evaluation import evaluate, predictions_csv, sample, score_testset, supports_binary
-from backend.plots import confusion_heatmap, sample_strip, to_png
+from backend.inspection.evaluation import evaluate, predictions_csv, sample, score_testset, supports_binary
+from backend.inspection.plots import confusion_heatmap, sample_strip, to_png
+from backend.inspection.snippets import curl_snippet, python_snippet
 from backend.runtimes import DeploymentState
-from backend.snippets import curl_snippet, python_snippet
 from dashboard.common import fail, get_deck
 
 deck = get_deck()

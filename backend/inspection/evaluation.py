@@ -4,11 +4,12 @@ from __future__ import annotations
 
 from collections.abc import Callable
 from dataclasses import dataclass
+from typing import Any
 
 import numpy as np
 
-from .client import ScoringClient
-from .datasets import TestSet
+from ..client import ScoringClient
+from ..datasets import TestSet
 
 
 @dataclass(frozen=True)
@@ -126,13 +127,13 @@ def predictions_csv(indices: np.ndarray, labels: np.ndarray, predictions: np.nda
                     class_names: tuple[str, ...]) -> str:
     """index,label,prediction,correct rows for a download."""
     lines = ["index,label,prediction,correct"]
-    for i, t, p in zip(indices, labels, predictions):
+    for i, t, p in zip(indices, labels, predictions, strict=True):
         name = class_names[int(p)] if 0 <= int(p) < len(class_names) else str(p)
         lines.append(f"{int(i)},{class_names[int(t)]},{name},{int(t) == int(p)}")
     return "\n".join(lines) + "\n"
 
 
-def evaluate_endpoint(client: ScoringClient, scoring_uri: str, testset: TestSet, **kwargs) -> Evaluation:
+def evaluate_endpoint(client: ScoringClient, scoring_uri: str, testset: TestSet, **kwargs: Any) -> Evaluation:
     """Scores the whole test set at the endpoint and evaluates the predictions."""
     predictions = score_testset(client, scoring_uri, testset, **kwargs)
     return evaluate(testset.y, predictions, testset.class_names)

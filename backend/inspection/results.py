@@ -1,0 +1,77 @@
+"""The last results of each deployment and test set, kept under the home so a reload shows them again.
+
+Results are keyed by the deployment's uid (not its name), so a new deployment that reuses a name
+never shows the results of the one it replaced.
+"""
+
+from __future__ import annotations
+
+import os
+import shutil
+import tempfile
+from pathlib import Path
+
+import numpy as np
+
+from ..runtimes.base import Deployment
+from .evaluation import Evaluation, Samples, evaluate
+
+
+class ResultStore:
+    """Samples and evaluations as .npz files in `root/<deployment uid>/` (no pickles)."""
+
+    def __init__(self, root: Path) -> None:
+        self.root = Path(root)
+
+    def _path(self, deployment: Deployment, dataset: str, kind: str) -> Path:
+        uid = deployment.record.uid or f"{deployment.runtime}-{deployment.name}-{deployment.created_at}"
+        safe = "".join(c if c.isalnum() or c in "-_." else "_" for c in uid)
+        return self.root / safe / f"{dataset}.{kind}.npz"
+
+    def _write(self, path: Path, **arrays: np.ndarray) -> None:
+        path.parent.mkdir(parents=True, exist_ok=True)
+        fd, tmp = tempfile.mkstemp(dir=path.parent, prefix=".", suffix=".npz")
+        try:
+            with os.fdopen(fd, "wb") as handle:
+                np.savez(handle, allow_pickle=False, **arrays)
+            os.replace(tmp, path)
+        except BaseException:
+            Path(tmp).unlink(missing_ok=True)
+            raise
+
+    @staticmethod
+    def _read(path: Path) -> dict[str, np.ndarray] | None:
+        try:
+            with np.load(path, allow_pickle=False) as data:
+                return {key: data[key] for key in data.files}
+        except (OSError, ValueError, KeyError):
+            return None  # never saved, or unreadable: nothing to show
+
+    def save_samples(self, deployment: Deployment, dataset: str, samples: Samples) -> None:
+        self._write(self._path(deployment, dataset, "samples"), indices=samples.indices, images=samples.images,
+                    labels=samples.labels, predictions=samples.predictions,
+                    image_shape=np.asarray(samples.image_shape), class_names=np.asarray(samples.class_names))
+
+    def load_samples(self, deployment: Deployment, dataset: str) -> Samples | None:
+        data = self._read(self._path(deployment, dataset, "samples"))
+        if data is None:
+            return None
+        shape = data["image_shape"].tolist()
+        return Samples(indices=data["indices"], images=data["images"], labels=data["labels"],
+                       predictions=data["predictions"], image_shape=(int(shape[0]), int(shape[1])),
+                       class_names=tuple(str(c) for c in data["class_names"]))
+
+    def save_evaluation(self, deployment: Deployment, dataset: str, y_true: np.ndarray,
+                        evaluation: Evaluation) -> None:
+        self._write(self._path(deployment, dataset, "evaluation"), y_true=y_true,
+                    predictions=evaluation.predictions, labels=np.asarray(evaluation.labels))
+
+    def load_evaluation(self, deployment: Deployment, dataset: str) -> Evaluation | None:
+        data = self._read(self._path(deployment, dataset, "evaluation"))
+        if data is None:
+            return None
+        return evaluate(data["y_true"], data["predictions"], tuple(str(c) for c in data["labels"]))
+
+    def forget(self, deployment: Deployment) -> None:
+        """Removes everything kept for `deployment`."""
+        shutil.rmtree(self._path(deployment, "x", "x").parent, ignore_errors=True)
