@@ -148,7 +148,7 @@ def test_an_endpoint_that_stops_answering_or_refuses_the_data_is_a_readable_erro
     assert not at.exception
     assert at.error[0].value == ("Scoring failed: the endpoint refused the request (HTTP 400): "
                                  "each row must have 784 values, got 64")
-    open_modeldeck(Settings(home=home, runtime="local")).runtime.stop(name)
+    open_modeldeck(Settings(home=home, runtime="local")).targets.open("local").stop(name)
     at.run()
     assert not at.exception
     assert "No deployment is Healthy" in at.info[0].value

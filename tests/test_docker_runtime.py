@@ -2,6 +2,7 @@
 scripts/setup.sh installs and starts one."""
 
 import json
+import os
 import subprocess
 import sys
 
@@ -12,17 +13,20 @@ from backend.config import Settings
 from backend.context import open_modeldeck
 from backend.datasets import load_mnist_test
 from backend.errors import (
+    BaseImageMissingError,
     ChecksumMismatchError,
     DeploymentExistsError,
     DeploymentFailedError,
     DeploymentNotFoundError,
     EndpointUnreachableError,
+    ReadOnlyDeploymentError,
     RuntimeUnavailableError,
+    WheelDownloadError,
 )
-from backend.images import BaseImageMissingError, WheelDownloadError
 from backend.inspection.evaluation import evaluate_endpoint
-from backend.runtimes import DeployConfig, DeploymentState, LocalRuntime, open_runtime
-from backend.runtimes.docker import LABEL, DockerRuntime
+from backend.progress import ProgressKind
+from backend.runtimes import DeployConfig, DeploymentState, LocalRuntime, Targets
+from backend.runtimes.docker import HOME_LABEL, container_name
 
 from .conftest import FIXTURES, copy_home
 
@@ -41,29 +45,23 @@ def engine():
     return client
 
 
+def remove_home_containers(engine, home_id: str) -> None:
+    for container in engine.containers.list(all=True, filters={"label": f"{HOME_LABEL}={home_id}"}):
+        container.remove(force=True, v=True)
+
+
 @pytest.fixture()
 def docker_deck(engine, trained_home, tmp_path):
+    """A home whose new deployments go to Docker; every container of this home is removed afterwards."""
     deck = open_modeldeck(Settings(home=copy_home(trained_home, tmp_path / "home"), runtime="docker"))
-    assert isinstance(deck.runtime, DockerRuntime)
-    started = set()
-    original = deck.deployments.deploy
-
-    def deploy(model, name, *args, **kwargs):
-        started.add(name)
-        return original(model, name, *args, **kwargs)
-
-    deck.deployments.deploy = deploy
     yield deck
-    for container in engine.containers.list(all=True, filters={"label": LABEL}):
-        if container.labels[LABEL] in started:
-            container.remove(force=True, v=True)
+    remove_home_containers(engine, deck.home.id)
 
 
 def test_deploy_score_inspect_and_delete_a_container(docker_deck, engine, sample_model):
     deck = docker_deck
     config = DeployConfig(cpu_cores=1.5, memory_gb=0.75, tags={"team": "qa"}, description="integration test")
-    deck.deployments.deploy(sample_model, "t-main", config)
-    deployment = deck.deployments.wait_for_deployment("t-main", timeout=180)
+    deployment = deck.deployments.deploy_and_wait(sample_model, "t-main", config, timeout=180)
     assert deployment.runtime == "docker" and deployment.scoring_uri.startswith("http://127.0.0.1:")
 
     mnist = load_mnist_test()
@@ -76,7 +74,8 @@ def test_deploy_score_inspect_and_delete_a_container(docker_deck, engine, sample
     assert bad.status_code == 400 and "784 values" in bad.json()["error"]
     assert deck.deployments.get("t-main").state is DeploymentState.HEALTHY
 
-    attrs = engine.api.inspect_container("modeldeck-t-main")
+    cname = container_name(deck.home.id, "t-main")
+    attrs = engine.api.inspect_container(cname)
     host = attrs["HostConfig"]
     assert (host["NanoCpus"], host["Memory"]) == (1_500_000_000, 768 * 2**20)
     assert host["ReadonlyRootfs"] and host["CapDrop"] == ["ALL"] and host["SecurityOpt"] == ["no-new-privileges"]
@@ -84,12 +83,13 @@ def test_deploy_score_inspect_and_delete_a_container(docker_deck, engine, sample
     assert attrs["Config"]["User"] == "10001:10001"
     assert all(b["HostIp"] == "127.0.0.1" for b in attrs["NetworkSettings"]["Ports"]["8000/tcp"])
     assert "modeldeck serving: listening on" in deck.deployments.get_logs("t-main")
-    processes = engine.containers.get("modeldeck-t-main").top()["Processes"]
+    assert attrs["HostConfig"]["RestartPolicy"]["Name"] == "on-failure"  # armed once it was Healthy
+    processes = engine.containers.get(cname).top()["Processes"]
     assert sum("-m serving" in " ".join(p) for p in processes) == 3  # 1.5 cores: a parent and 2 workers
     assert deck.client.info(deployment.scoring_uri)["workers"] == 2
 
     deck.deployments.delete("t-main")
-    assert engine.containers.list(all=True, filters={"name": "modeldeck-t-main"}) == []
+    assert engine.containers.list(all=True, filters={"name": cname}) == []
     with pytest.raises(EndpointUnreachableError):
         deck.client.run(deployment.scoring_uri, mnist.X[:1])
 
@@ -97,53 +97,93 @@ def test_deploy_score_inspect_and_delete_a_container(docker_deck, engine, sample
 def test_a_second_deployment_of_the_same_model_builds_nothing(docker_deck, sample_model):
     docker_deck.deployments.deploy(sample_model, "t-warm-a")
     messages = []
-    docker_deck.deployments.deploy(sample_model, "t-warm-b", progress=messages.append)
-    docker_deck.deployments.wait_for_deployment("t-warm-b", timeout=180)
-    assert any("is built already: reusing it" in m for m in messages)
-    assert not any(m.startswith("build:") or "pip download" in m for m in messages)
+    docker_deck.deployments.deploy_and_wait(sample_model, "t-warm-b", timeout=180, progress=messages.append)
+    assert any("is built already: reusing it" in m.message for m in messages)
+    assert not any(m.kind is ProgressKind.BUILD_LOG or "pip download" in m.message for m in messages)
     with pytest.raises(DeploymentExistsError):
         docker_deck.deployments.deploy(sample_model, "t-warm-b")
 
 
-def test_a_new_process_rediscovers_deployments_from_container_labels(docker_deck, sample_model, tmp_path):
-    config = DeployConfig(tags={"stage": "demo"}, description="found again")
-    docker_deck.deployments.deploy(sample_model, "t-labels", config)
-    deployment = docker_deck.deployments.wait_for_deployment("t-labels", timeout=180)
-    env = {"MODELDECK_HOME": str(tmp_path / "other-home"), "MODELDECK_AUTO_TRAIN": "0",
-           "PATH": "/usr/bin:/bin", "PYTHONPATH": str(FIXTURES.parent.parent)}
-    out = subprocess.run([sys.executable, "-m", "backend", "--runtime", "docker", "deployments", "list", "--json"],
+def list_json(home, *extra) -> list[dict]:
+    env = {"MODELDECK_HOME": str(home), "MODELDECK_AUTO_TRAIN": "0", "PATH": "/usr/bin:/bin",
+           "PYTHONPATH": str(FIXTURES.parent.parent)}
+    out = subprocess.run([sys.executable, "-m", "backend", "deployments", "list", "--json", *extra],
                          env=env, capture_output=True, text=True, timeout=60, check=True).stdout
-    [found] = [d for d in json.loads(out) if d["name"] == "t-labels"]
+    return json.loads(out)
+
+
+def test_a_new_process_rediscovers_deployments_from_container_labels(docker_deck, sample_model):
+    config = DeployConfig(tags={"stage": "demo"}, description="found again")
+    deployment = docker_deck.deployments.deploy_and_wait(sample_model, "t-labels", config, timeout=180)
+    [found] = list_json(docker_deck.home.path)
+    assert found["name"] == "t-labels" and found["runtime"] == "docker" and found["owned"]
     assert found["state"] == "Healthy" and found["scoring_uri"] == deployment.scoring_uri
     assert found["model"] == "sklearn_mnist:1"
     assert found["config"]["tags"] == {"stage": "demo"} and found["config"]["description"] == "found again"
 
 
+def test_two_homes_on_one_engine_do_not_see_or_touch_each_others_deployments(docker_deck, engine, sample_model,
+                                                                               trained_home, tmp_path):
+    docker_deck.deployments.deploy_and_wait(sample_model, "t-mine", timeout=180)
+    other = open_modeldeck(Settings(home=copy_home(trained_home, tmp_path / "other"), runtime="docker"))
+    try:
+        assert other.deployments.list() == []
+        assert list_json(other.home.path) == []
+        with pytest.raises(ReadOnlyDeploymentError, match="belongs to another ModelDeck home"):
+            other.deployments.delete("t-mine")
+        with pytest.raises(ReadOnlyDeploymentError):
+            other.deployments.get_logs("t-mine")
+        seen = [d for d in list_json(other.home.path, "--all") if d["name"] == "t-mine"]
+        assert [(d["owned"], d["home"]) for d in seen] == [(False, str(docker_deck.home.path))]
+        # the same name in the other home is its own deployment, not a clash
+        other.deployments.deploy_and_wait(sample_model, "t-mine", timeout=180)
+        assert {d.name: d.owned for d in other.deployments.list()} == {"t-mine": True}
+        assert docker_deck.deployments.get("t-mine").state is DeploymentState.HEALTHY
+    finally:
+        remove_home_containers(engine, other.home.id)
+
+
+def test_a_local_and_a_docker_deployment_are_listed_and_found_together(docker_deck, sample_model):
+    docker_deck.deployments.deploy_and_wait(sample_model, "t-in-docker", timeout=180)
+    docker_deck.deployments.deploy_and_wait(sample_model, "t-in-local", target="local", timeout=180)
+    try:
+        listed = {d.name: d.runtime for d in docker_deck.deployments.list()}
+        assert listed == {"t-in-docker": "docker", "t-in-local": "local"}
+        with pytest.raises(DeploymentExistsError, match="exists already \\(on local\\)"):
+            docker_deck.deployments.deploy(sample_model, "t-in-local")  # the target is docker: still a clash
+        env = {**os.environ, "MODELDECK_HOME": str(docker_deck.home.path), "MODELDECK_AUTO_TRAIN": "0",
+               "PYTHONPATH": str(FIXTURES.parent.parent)}
+        out = subprocess.run([sys.executable, "-m", "backend", "evaluate", "t-in-local", "--json"], env=env,
+                             capture_output=True, text=True, timeout=120)
+        assert out.returncode == 0, out.stderr
+        assert json.loads(out.stdout)["accuracy"] == pytest.approx(sample_model.metrics["accuracy"], abs=1e-4)
+    finally:
+        docker_deck.deployments.delete("t-in-local")
+
+
 def test_failing_init_ends_failed_with_traceback_and_a_stopped_container(docker_deck, engine, sample_model):
-    docker_deck.deployments.deploy(sample_model, "t-broken", entry_script=FIXTURES / "failing_init_score.py")
     with pytest.raises(DeploymentFailedError) as caught:
-        docker_deck.deployments.wait_for_deployment("t-broken", timeout=180)
+        docker_deck.deployments.deploy_and_wait(sample_model, "t-broken", timeout=180,
+                                                entry_script=FIXTURES / "failing_init_score.py")
     assert caught.value.exit_code == 3
     assert "Traceback" in caught.value.logs and "weights are corrupt" in caught.value.logs
-    container = engine.containers.get("modeldeck-t-broken")
+    container = engine.containers.get(container_name(docker_deck.home.id, "t-broken"))
     assert container.status == "exited"  # stopped, no restart loop, logs still readable
     assert docker_deck.deployments.get("t-broken").state is DeploymentState.FAILED
     docker_deck.deployments.delete("t-broken")
-    assert engine.containers.list(all=True, filters={"name": "modeldeck-t-broken"}) == []
+    assert engine.containers.list(all=True, filters={"name": container.name}) == []
 
 
 def test_a_memory_limit_too_small_to_load_the_model_fails_with_the_reason(docker_deck, sample_model):
-    docker_deck.deployments.deploy(sample_model, "t-tiny", DeployConfig(memory_gb=0.03125))
     with pytest.raises(DeploymentFailedError) as caught:
-        docker_deck.deployments.wait_for_deployment("t-tiny", timeout=180)
+        docker_deck.deployments.deploy_and_wait(sample_model, "t-tiny", DeployConfig(memory_gb=0.03125), timeout=180)
     assert caught.value.exit_code == 137
     assert "memory limit of 32 MiB: deploy with more memory" in str(caught.value)
 
 
 def test_a_container_deleted_behind_our_back_is_reported_gone(docker_deck, engine, sample_model):
-    docker_deck.deployments.deploy(sample_model, "t-gone")
-    deployment = docker_deck.deployments.wait_for_deployment("t-gone", timeout=180)
-    engine.containers.get("modeldeck-t-gone").remove(force=True, v=True)
+    deployment = docker_deck.deployments.deploy_and_wait(sample_model, "t-gone", timeout=180)
+    engine.containers.get(container_name(docker_deck.home.id, "t-gone")).remove(force=True, v=True)
     assert "t-gone" not in [d.name for d in docker_deck.deployments.list()]
     with pytest.raises(DeploymentNotFoundError, match="no deployment named 't-gone'"):
         docker_deck.deployments.get("t-gone")
@@ -156,28 +196,39 @@ def test_a_changed_model_file_is_refused_before_any_container_starts(docker_deck
     (docker_deck.registry.blobs_dir / model.files[0].sha256).write_bytes(b"tampered")
     with pytest.raises(ChecksumMismatchError):
         docker_deck.deployments.deploy(model, "t-tampered")
-    assert engine.containers.list(all=True, filters={"name": "modeldeck-t-tampered"}) == []
+    assert engine.containers.list(all=True, filters={"label": f"{HOME_LABEL}={docker_deck.home.id}"}) == []
 
 
 def test_a_missing_base_image_says_how_to_get_one(engine, trained_home, tmp_path, sample_model):
-    deck = open_modeldeck(Settings(home=trained_home, runtime="docker", base_image="modeldeck/nothing:here"))
+    home = copy_home(trained_home, tmp_path / "home")
+    deck = open_modeldeck(Settings(home=home, runtime="docker", base_image="modeldeck/nothing:here"))
     with pytest.raises(BaseImageMissingError, match="scripts/build-base-image.sh"):
         deck.deployments.deploy(sample_model, "t-nobase")
-    assert engine.containers.list(all=True, filters={"name": "modeldeck-t-nobase"}) == []
+    assert engine.containers.list(all=True, filters={"label": f"{HOME_LABEL}={deck.home.id}"}) == []
 
 
 def test_an_unreachable_engine_is_a_clear_error_and_auto_falls_back_to_local(monkeypatch, tmp_path):
     monkeypatch.setenv("DOCKER_HOST", f"unix://{tmp_path}/no-engine.sock")
-    settings = Settings(home=tmp_path)
+    deck = open_modeldeck(Settings(home=tmp_path / "home"))
     with pytest.raises(RuntimeUnavailableError, match="no Docker engine answers at unix://.*no-engine.sock"):
-        open_runtime(settings, "docker")
-    assert isinstance(open_runtime(settings, "auto"), LocalRuntime)
-    result = subprocess.run([sys.executable, "-m", "backend", "--runtime", "docker", "deployments", "list"],
-                            env={"DOCKER_HOST": f"unix://{tmp_path}/no-engine.sock", "MODELDECK_HOME": str(tmp_path),
-                                 "PATH": "/usr/bin:/bin", "PYTHONPATH": str(FIXTURES.parent.parent)},
-                            capture_output=True, text=True, timeout=60)
-    assert result.returncode == 1 and "error: no Docker engine answers" in result.stderr
-    assert "Traceback" not in result.stderr
+        deck.targets.open("docker")
+    assert isinstance(deck.targets.open("auto"), LocalRuntime)
+    assert [(t.name, t.available) for t in Targets(deck.settings, deck.home).statuses()] == \
+        [("docker", False), ("local", True)]
+    env = {"DOCKER_HOST": f"unix://{tmp_path}/no-engine.sock", "MODELDECK_HOME": str(tmp_path / "home"),
+           "MODELDECK_RUNTIME": "docker", "PATH": "/usr/bin:/bin", "PYTHONPATH": str(FIXTURES.parent.parent)}
+
+    def cli(*args):
+        return subprocess.run([sys.executable, "-m", "backend", *args], env=env, capture_output=True, text=True,
+                              timeout=120)
+
+    listed = cli("deployments", "list")
+    assert listed.returncode == 0 and "docker runtime unavailable: no Docker engine answers" in listed.stderr
+    models = cli("models", "list", "--json")  # the registry needs no engine, even with MODELDECK_RUNTIME=docker
+    assert models.returncode == 0 and [m["id"] for m in json.loads(models.stdout)] == ["sklearn_mnist:1"]
+    deployed = cli("deploy", "sklearn_mnist", "--name", "nowhere")
+    assert deployed.returncode == 1 and "error: no Docker engine answers" in deployed.stderr
+    assert "Traceback" not in listed.stderr + models.stderr + deployed.stderr
 
 
 def test_a_model_whose_library_version_cannot_be_installed_fails_before_any_container(docker_deck, engine):
@@ -186,4 +237,4 @@ def test_a_model_whose_library_version_cannot_be_installed_fails_before_any_cont
                                                 library_versions={"scikit-learn": "0.0.1"})
     with pytest.raises(WheelDownloadError, match="scikit-learn==0.0.1"):
         docker_deck.deployments.deploy(model, "t-ancient")
-    assert engine.containers.list(all=True, filters={"name": "modeldeck-t-ancient"}) == []
+    assert engine.containers.list(all=True, filters={"label": f"{HOME_LABEL}={docker_deck.home.id}"}) == []

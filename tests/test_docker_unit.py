@@ -5,9 +5,10 @@ from pathlib import Path
 
 import pytest
 
-from backend.images import BaseImageMissingError, BasePython, choose_base_image, environment_tag, requirements_for
+from backend.errors import BaseImageMissingError
+from backend.images import BasePython, choose_base_image, environment_tag, requirements_for
 from backend.registry import Model, ModelFile
-from backend.runtimes.base import DeployConfig, DeploymentSpec, DeploymentState, worker_plan
+from backend.runtimes.base import DeployConfig, DeploymentRecord, DeploymentSpec, DeploymentState, worker_plan
 from backend.runtimes.docker import container_create_args, state_of
 
 MODEL = Model("sklearn_mnist", 2, "scikit-learn", (ModelFile("m.pkl", "ab" * 32, 10),),
@@ -15,11 +16,14 @@ MODEL = Model("sklearn_mnist", 2, "scikit-learn", (ModelFile("m.pkl", "ab" * 32,
 
 
 def spec(**config) -> DeploymentSpec:
-    return DeploymentSpec("demo", MODEL, DeployConfig(**config), Path("/tmp/model"), Path("/x/score.py"))
+    record = DeploymentRecord(name="demo", uid="u1", home_id="h0me1d00", home="/home/me/.local/share/modeldeck",
+                              model_name=MODEL.name, model_version=MODEL.version, model_sha256=MODEL.sha256,
+                              config=DeployConfig(**config), entry_script="score.py", created_at="2026-01-01T00:00:00")
+    return DeploymentSpec(record, MODEL, Path("/tmp/model"), Path("/x/score.py"))
 
 
 def test_create_args_enforce_limits_and_hardening():
-    args = container_create_args(spec(cpu_cores=1.5, memory_gb=0.5, tags={"a": "b"}), "img:1", "2026-01-01T00:00:00")
+    args = container_create_args(spec(cpu_cores=1.5, memory_gb=0.5, tags={"a": "b"}), "img:1")
     assert args["nano_cpus"] == 1_500_000_000
     assert args["mem_limit"] == args["memswap_limit"] == "512m"
     assert args["read_only"] is True and args["cap_drop"] == ["ALL"]
@@ -31,13 +35,14 @@ def test_create_args_enforce_limits_and_hardening():
     assert args["environment"]["AZUREML_MODEL_DIR"] == args["environment"]["MODEL_DIR"] == "/var/modeldeck/model"
 
 
-def test_create_args_labels_carry_everything_needed_to_rediscover_the_deployment():
-    labels = container_create_args(spec(tags={"team": "x"}, description="hi"), "img:1", "t")["labels"]
-    assert labels["modeldeck.deployment"] == "demo"
-    assert (labels["modeldeck.model.name"], labels["modeldeck.model.version"]) == ("sklearn_mnist", "2")
-    assert DeployConfig.from_dict(__import__("json").loads(labels["modeldeck.config"])) == \
-        DeployConfig(tags={"team": "x"}, description="hi")
-    assert labels["modeldeck.entry_script"] == "score.py"
+def test_create_args_labels_carry_the_whole_deployment_record_and_the_name_carries_the_home():
+    deployment = spec(tags={"team": "x"}, description="hi")
+    args = container_create_args(deployment, "img:1")
+    assert args["name"] == "modeldeck-h0me1d00-demo"
+    labels = args["labels"]
+    assert labels["modeldeck.name"] == "demo" and labels["modeldeck.home_id"] == "h0me1d00"
+    assert (labels["modeldeck.model_name"], labels["modeldeck.model_version"]) == ("sklearn_mnist", "2")
+    assert DeploymentRecord.from_labels(labels) == deployment.record
 
 
 STARTED = datetime(2026, 11, 26, 6, 0, tzinfo=UTC).timestamp()
@@ -98,7 +103,7 @@ def test_base_image_choice_prefers_configured_then_slim_then_offline():
 
 def test_one_single_threaded_worker_per_core():
     assert worker_plan(0.5) == (1, 1) and worker_plan(1) == (1, 1) and worker_plan(2) == (2, 1)
-    assert container_create_args(spec(cpu_cores=2), "img", "t")["command"][-2:] == ["--workers", "2"]
+    assert container_create_args(spec(cpu_cores=2), "img")["command"][-2:] == ["--workers", "2"]
 
 
 def test_pip_platforms_cover_older_manylinux_tags():
@@ -110,12 +115,12 @@ def test_pip_platforms_cover_older_manylinux_tags():
 def test_an_engine_that_stops_answering_is_a_clear_error(tmp_path):
     import docker
 
-    from backend.config import Settings
+    from backend.config import Home, Settings
     from backend.errors import RuntimeUnavailableError
     from backend.runtimes.docker import DockerRuntime
 
     gone = docker.DockerClient(base_url=f"unix://{tmp_path}/stopped.sock", version="1.41")
-    runtime = DockerRuntime(gone, Settings(home=tmp_path))
+    runtime = DockerRuntime(gone, Settings(home=tmp_path), Home(tmp_path, "h0me1d00"))
     with pytest.raises(RuntimeUnavailableError, match="stopped answering .* start it again"):
         runtime.list()
     with pytest.raises(RuntimeUnavailableError):

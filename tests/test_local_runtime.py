@@ -18,6 +18,7 @@ from backend.errors import (
     InvalidDeploymentNameError,
 )
 from backend.inspection.evaluation import evaluate_endpoint, supports_binary
+from backend.progress import ProgressKind
 from backend.runtimes import DeployConfig, DeploymentState, LocalRuntime
 
 from .conftest import FIXTURES
@@ -25,8 +26,8 @@ from .conftest import FIXTURES
 
 def deploy_and_wait(deck, name, **kwargs):
     model = deck.registry.get("sklearn_mnist")
-    deck.deployments.deploy(model, name, DeployConfig(tags={"team": "qa"}, description="t"), **kwargs)
-    return deck.deployments.wait_for_deployment(name, timeout=180)
+    return deck.deployments.deploy_and_wait(model, name, DeployConfig(tags={"team": "qa"}, description="t"),
+                                            timeout=180, **kwargs)
 
 
 def live_processes_mentioning(text: str) -> list[int]:
@@ -44,17 +45,16 @@ def live_processes_mentioning(text: str) -> list[int]:
 
 
 def pid_of(deck, name) -> int:
-    return json.loads((deck.settings.local_deployments_dir / name / "meta.json").read_text())["pid"]
+    return json.loads((deck.settings.local_deployments_dir / name / "process.json").read_text())["pid"]
 
 
 def test_deploy_score_and_delete_leaves_no_process(local_deck, sample_model):
     messages = []
     deck = local_deck
-    deck.deployments.deploy(sample_model, "mnist-local", progress=messages.append)
-    deployment = deck.deployments.wait_for_deployment("mnist-local", timeout=180, progress=messages.append)
-    assert deployment.state is DeploymentState.HEALTHY
+    deployment = deck.deployments.deploy_and_wait(sample_model, "mnist-local", timeout=180, progress=messages.append)
+    assert deployment.state is DeploymentState.HEALTHY and deployment.runtime == "local"
     assert deployment.scoring_uri.startswith("http://127.0.0.1:") and deployment.scoring_uri.endswith("/score")
-    assert any("Healthy" in m for m in messages)
+    assert any(m.kind is ProgressKind.STATE and "Healthy" in m.message for m in messages)
     evaluation = evaluate_endpoint(deck.client, deployment.scoring_uri, load_mnist_test())
     assert evaluation.accuracy == pytest.approx(sample_model.metrics["accuracy"], abs=1e-4)
     target = str(deck.settings.local_deployments_dir / "mnist-local")
