@@ -1,46 +1,69 @@
 """ModelDeck dashboard: `streamlit run dashboard/app.py`. This file only routes and draws the sidebar."""
 
-import sys
 from pathlib import Path
 
-ROOT = Path(__file__).resolve().parent.parent
-if str(ROOT) not in sys.path:  # `streamlit run dashboard/app.py` puts only dashboard/ on the path
-    sys.path.insert(0, str(ROOT))
+import streamlit as st
 
-import streamlit as st  # noqa: E402
+from backend.errors import ModelDeckError
+from backend.progress import ProgressEvent
+from backend.training import ensure_sample_model
+from dashboard.common import fail, get_deck, refresh_snapshot, verbatim
 
-from backend.errors import ModelDeckError  # noqa: E402
-from backend.runtimes import DeploymentState  # noqa: E402
-from backend.training import ensure_sample_model  # noqa: E402
-from dashboard.common import get_deck  # noqa: E402
+VIEWS = Path(__file__).resolve().parent / "views"
 
-st.set_page_config(page_title="ModelDeck", page_icon="🚢", layout="wide")
+st.set_page_config(page_title="ModelDeck", page_icon=":material/sailing:", layout="wide")
 deck = get_deck()
 
-if deck.settings.auto_train and "sample_checked" not in st.session_state:
-    if not deck.registry.list():
-        with st.status("First run: training the sample model sklearn_mnist…", expanded=True) as status:
-            model = ensure_sample_model(deck.registry, progress=st.write)
-            status.update(label=f"Sample model {model.id} registered", state="complete", expanded=False)
-    st.session_state.sample_checked = True
+models_page = st.Page(VIEWS / "models.py", title="Models", icon=":material/inventory_2:", url_path="models")
+deploy_page = st.Page(VIEWS / "deploy.py", title="Deploy", icon=":material/rocket_launch:", url_path="deploy")
+test_page = st.Page(VIEWS / "test.py", title="Test", icon=":material/labs:", url_path="test")
 
-pages = [
-    st.Page(str(ROOT / "dashboard" / "views" / "models.py"), title="Models", icon=":material/inventory_2:", url_path="models"),
-    st.Page(str(ROOT / "dashboard" / "views" / "deploy.py"), title="Deploy", icon=":material/rocket_launch:", url_path="deploy",
-            default=True),
-    st.Page(str(ROOT / "dashboard" / "views" / "test.py"), title="Test", icon=":material/labs:", url_path="test"),
-]
-page = st.navigation(pages)
+
+def _home() -> None:
+    """The bare address opens the Deploy page under its own URL (/deploy), so every page has one."""
+    st.switch_page(deploy_page)
+
+
+# Streamlit serves its default page only at "/", so the default is this redirect and the pages
+# keep their own addresses; the sidebar lists them itself.
+page = st.navigation([st.Page(_home, title="ModelDeck", url_path="home", default=True),
+                      models_page, deploy_page, test_page], position="hidden")
 
 with st.sidebar:
     st.markdown("### :material/sailing: ModelDeck")
-    st.caption(deck.runtime.describe())
-    try:
-        deployments = deck.deployments.list()
-        healthy = sum(d.state is DeploymentState.HEALTHY for d in deployments)
-        st.metric("Deployments", len(deployments), help=f"{healthy} healthy")
-    except ModelDeckError as e:
-        st.error(str(e))
-    st.caption(f"Registry: {deck.settings.home}")
+    for link in (models_page, deploy_page, test_page):
+        st.page_link(link)
+    st.divider()
+
+if deck.settings.auto_train and "sample_checked" not in st.session_state:
+    if not deck.registry.list():
+        st.subheader("Welcome to ModelDeck")
+        st.write("First run: the sample model `sklearn_mnist` is trained and registered, so there is something "
+                 "to deploy. This takes a few seconds.")
+        with st.status("Training the sample model sklearn_mnist…", expanded=True) as status:
+            def show(event: ProgressEvent) -> None:
+                status.write(verbatim(event.message))
+
+            try:
+                model = ensure_sample_model(deck.registry, progress=show)
+            except ModelDeckError as e:
+                status.update(label="Training the sample model failed", state="error")
+                fail(e, "First run")
+                st.stop()
+            if model is not None:
+                status.update(label=f"Sample model {model.id} registered", state="complete")
+    st.session_state.sample_checked = True
+
+snapshot = refresh_snapshot()  # the one list of deployments of this rerun; pages read it
+with st.sidebar:
+    owned = snapshot.owned
+    st.metric("Deployments", len(owned), help=f"{len(snapshot.healthy)} healthy, in this home, on every runtime")
+    st.caption("**Runtimes**")
+    for target in snapshot.targets:
+        if target.available:
+            st.caption(f":material/check_circle: **{target.name}** — {verbatim(target.description)}")
+        else:
+            st.caption(f":material/cancel: **{target.name}** unavailable — {verbatim(target.description)}")
+    st.caption(f"**Home** {verbatim(str(deck.home.path))} (id {deck.home.id})")
 
 page.run()

@@ -1,27 +1,114 @@
-"""What every page shares: the backend handle, made once per process, and error display."""
+"""What every page shares: the backend handle, one deployment list per rerun, selects kept in the URL,
+and errors shown verbatim."""
 
 from __future__ import annotations
+
+import re
+from collections.abc import Callable, Sequence
+from typing import Any
 
 import streamlit as st
 
 from backend.context import ModelDeck, open_modeldeck
+from backend.deployments import DeploymentList
 from backend.errors import ModelDeckError
+
+SNAPSHOT_KEY = "_deployments_snapshot"
+SHOW_OTHER_HOMES_KEY = "show_other_homes"
+_MARKDOWN_SPECIALS = re.compile(r"([\\`*_{}\[\]()#+\-.!|<>~$:])")
 
 
 @st.cache_resource(show_spinner=False)
-def _open(runtime: str | None) -> ModelDeck:
-    return open_modeldeck(runtime=runtime)
+def _open() -> ModelDeck:
+    return open_modeldeck()
 
 
 def get_deck() -> ModelDeck:
     """The backend for this process; a readable error and a stop when it cannot be opened."""
     try:
-        return _open(None)
+        return _open()
     except ModelDeckError as e:
-        st.error(f"ModelDeck cannot start: {e}")
+        st.error(f"ModelDeck cannot start: {verbatim(str(e))}")
         st.stop()
+        raise  # st.stop() does not return
 
 
-def fail(error: Exception, what: str) -> None:
-    """Shows a backend error as a message (never a traceback)."""
-    st.error(f"{what}: {error}")
+def verbatim(text: str) -> str:
+    """`text` escaped so Markdown shows it as typed (underscores, asterisks and colons included)."""
+    return _MARKDOWN_SPECIALS.sub(r"\\\1", text).replace("\n", "  \n")
+
+
+def fail(error: Exception | str, what: str) -> None:
+    """Shows a backend error as a message, verbatim (never a traceback, never reformatted)."""
+    st.error(f"{what}: {verbatim(str(error))}", icon=":material/error:")
+
+
+def refresh_snapshot() -> DeploymentList:
+    """Lists every deployment now (once per rerun: pages read `snapshot()`)."""
+    deck = get_deck()
+    snapshot = deck.deployments.snapshot(all_homes=bool(st.session_state.get(SHOW_OTHER_HOMES_KEY)))
+    st.session_state[SNAPSHOT_KEY] = snapshot
+    return snapshot
+
+
+def snapshot() -> DeploymentList:
+    """This rerun's list of deployments (made by the app before the page ran)."""
+    found = st.session_state.get(SNAPSHOT_KEY)
+    return found if isinstance(found, DeploymentList) else refresh_snapshot()
+
+
+def url_select(label: str, options: Sequence[Any], param: str, *, key: str, default: Any = None,
+               format_func: Callable[[Any], str] = str, gone: Callable[[Any], str] | None = None,
+               container: Any = None, **kwargs: Any) -> Any:
+    """A selectbox whose value is kept in the URL (`?param=value`) and in the session, so a reload or a
+    shared link opens the same choice. A remembered value that is no longer an option is never
+    replaced silently: the select is left empty with a warning (`gone(value)` says why). `key` is
+    the widget's key, unique per page; pages may share a `param`.
+
+    Returns:
+        The chosen option, or None while nothing is chosen.
+    """
+    where = container if container is not None else st
+    remembered = f"_remembered_{key}"
+    if st.session_state.pop(f"_forget_{key}", False):
+        for stale in (key, remembered):
+            st.session_state.pop(stale, None)
+        st.query_params.pop(param, None)
+    chosen_elsewhere = st.session_state.pop(f"_choose_{key}", None)
+    if chosen_elsewhere in options:
+        st.session_state[key] = chosen_elsewhere
+    if key not in st.session_state:  # a new page load, or back from another page
+        from_url = st.query_params.get(param)
+        wanted = from_url if from_url is not None else st.session_state.get(remembered)
+        found = [option for option in options if str(option) == str(wanted)]
+        if wanted is None:
+            st.session_state[key] = default if default in options else None
+        elif found:
+            st.session_state[key] = found[0]
+        else:
+            st.session_state[key] = None
+            where.warning(gone(wanted) if gone else f"{wanted!r} is not available any more: choose again.",
+                          icon=":material/warning:")
+    elif st.session_state[key] is not None and st.session_state[key] not in options:
+        lost = st.session_state[key]
+        st.session_state[key] = None
+        where.warning(gone(lost) if gone else f"{lost!r} is not available any more: choose again.",
+                      icon=":material/warning:")
+    value = where.selectbox(label, options, index=None, key=key, format_func=format_func,
+                            placeholder="choose…", **kwargs)
+    st.session_state[remembered] = value
+    if value is None:
+        st.query_params.pop(param, None)
+    else:
+        st.query_params[param] = str(value)
+    return value
+
+
+def choose(key: str, value: Any) -> None:
+    """Makes the next `url_select(..., key)` pick `value` (say, the deployment just made)."""
+    st.session_state[f"_choose_{key}"] = value
+
+
+def forget_choice(key: str) -> None:
+    """Makes the next `url_select(..., key)` start empty without a warning (say, after a delete)."""
+    st.session_state[f"_forget_{key}"] = True

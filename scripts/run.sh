@@ -4,4 +4,4 @@ set -euo pipefail
 cd "$(dirname "$0")/.."
 bash scripts/setup.sh
 exec .venv/bin/python -m streamlit run dashboard/app.py --server.address 127.0.0.1 --server.port "${PORT:-8501}" \
-  --server.headless true --browser.gatherUsageStats false "$@"
+  --server.headless true --browser.gatherUsageStats false --client.toolbarMode minimal "$@"

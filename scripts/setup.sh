@@ -43,4 +43,10 @@ if ! cmp -s requirements.txt .venv/.requirements.installed; then
   .venv/bin/pip install -q -r requirements.txt
   cp requirements.txt .venv/.requirements.installed
 fi
+# ModelDeck itself, editable: `import backend` from anywhere and the `modeldeck` command (pyproject.toml).
+where=$(cd / && "$OLDPWD/.venv/bin/python" -c 'import backend, os; print(os.path.dirname(os.path.dirname(backend.__file__)))' 2>/dev/null || true)
+if [ ! -x .venv/bin/modeldeck ] || [ "$where" != "$PWD" ]; then
+  log "installing ModelDeck (editable) with its console script"
+  .venv/bin/pip install -q --no-deps -e .
+fi
 log "ready"

@@ -4,4 +4,6 @@
 set -euo pipefail
 cd "$(dirname "$0")/.."
 bash scripts/setup.sh
+echo "[test] ruff check"; .venv/bin/ruff check .
+echo "[test] mypy backend"; .venv/bin/mypy
 exec .venv/bin/python -m pytest "$@"

@@ -9,7 +9,10 @@ from streamlit.testing.v1 import AppTest
 
 from backend.config import Settings
 from backend.context import open_modeldeck
+from backend.errors import InvalidDeployConfigError, InvalidDeploymentNameError
+from backend.runtimes import DeployConfig, validate_name
 from dashboard import common
+from dashboard.common import verbatim
 
 from .conftest import copy_home
 
@@ -18,7 +21,7 @@ APP = str(Path(__file__).resolve().parent.parent / "dashboard" / "app.py")
 
 @pytest.fixture()
 def home(trained_home, tmp_path, monkeypatch):
-    """A home with the trained sample model, the local runtime, and deployments cleaned up after."""
+    """A home with the trained sample model, new deployments on the local runtime, cleaned up after."""
     home = copy_home(trained_home, tmp_path / "home")
     monkeypatch.setenv("MODELDECK_HOME", str(home))
     monkeypatch.setenv("MODELDECK_RUNTIME", "local")
@@ -30,10 +33,12 @@ def home(trained_home, tmp_path, monkeypatch):
     common._open.clear()
 
 
-def app() -> AppTest:
+def app(**query) -> AppTest:
     at = AppTest.from_file(APP, default_timeout=120)
+    for key, value in query.items():
+        at.query_params[key] = value
     at.run()
-    assert not at.exception
+    assert not at.exception, at.exception
     return at
 
 
@@ -43,123 +48,204 @@ def button(at: AppTest, label: str):
     return matches[0]
 
 
+def select(at: AppTest, label: str):
+    matches = [s for s in at.selectbox if s.label == label]
+    assert matches, f"no select {label!r} in {[s.label for s in at.selectbox]}"
+    return matches[0]
+
+
 def deploy(at: AppTest, name: str | None = None) -> str:
     if name is not None:
-        at.text_input[0].set_value(name)
+        [box for box in at.text_input if box.label == "Deployment name"][0].set_value(name)
     button(at, "Deploy").click().run()
     assert not at.exception
     assert not at.error, [e.value for e in at.error]
-    return at.session_state.test_deployment
+    success = at.success[0].value
+    assert "is Healthy" in success
+    return success.split("**")[1]
 
 
-def test_first_run_trains_the_sample_model_and_opens_on_deploy(tmp_path, monkeypatch):
+def backend_deck(home):
+    return open_modeldeck(Settings(home=home, runtime="local"))
+
+
+def test_first_run_trains_the_sample_model_inside_the_page_and_opens_on_deploy(tmp_path, monkeypatch):
     monkeypatch.setenv("MODELDECK_HOME", str(tmp_path / "empty-home"))
     monkeypatch.setenv("MODELDECK_RUNTIME", "local")
     common._open.clear()
     at = app()
-    assert at.title[0].value == "Deploy"
-    assert at.selectbox[0].value == "sklearn_mnist"
+    assert at.title[0].value == "Deploy"  # "/" opens the Deploy page
+    assert select(at, "Model").value == "sklearn_mnist"
     trained = open_modeldeck(Settings(home=tmp_path / "empty-home")).registry.list()
     assert [m.id for m in trained] == ["sklearn_mnist:1"] and trained[0].metrics["accuracy"] > 0.85
-    assert "local processes" in at.sidebar.caption[0].value
+    sidebar = " ".join(c.value for c in at.sidebar.caption)
+    assert "**local** — local processes" in sidebar and "**Home**" in sidebar
     common._open.clear()
 
 
-def test_models_page_lists_the_registry_and_trains_a_new_version(home):
-    at = app()
-    at.switch_page("views/models.py").run()
+def test_models_page_lists_the_registry_and_says_when_training_gives_the_same_model(home):
+    at = app().switch_page("views/models.py").run()
     table = at.dataframe[0].value
     assert list(table["model"]) == ["sklearn_mnist"] and table["accuracy"][0] > 0.85
+    assert table["input"][0].startswith("28x28 image (784 values) in [0, 1] -> 10 classes")
     button(at, "Train sample model").click().run()
     assert not at.exception and not at.error
-    assert list(app().switch_page("views/models.py").run().dataframe[0].value["version"]) == [2, 1]
+    assert "Training gave exactly the file of sklearn_mnist:1 again" in at.info[0].value.replace("\\", "")
+    assert list(at.dataframe[0].value["version"]) == [1]
 
 
-def test_deploy_page_deploys_lists_shows_logs_and_deletes_with_confirmation(home):
+def test_a_version_registered_elsewhere_shows_in_the_models_table_on_the_next_rerun(home, tmp_path):
+    at = app().switch_page("views/models.py").run()
+    other = tmp_path / "other.pkl"
+    other.write_bytes(b"some other model bytes")
+    backend_deck(home).registry.register("sklearn_mnist", [other])
+    at.run()
+    assert list(at.dataframe[0].value["version"]) == [2, 1]
+
+
+def test_deploy_page_deploys_lists_shows_logs_and_deletes_with_fresh_counts(home):
     at = app()
+    assert at.sidebar.metric[0].value == "0"
     name = deploy(at)
     assert name == "sklearn-mnist-1"
-    assert "is Healthy" in at.success[0].value and at.code[-1].value.startswith("http://127.0.0.1:")
+    assert at.code[0].value.startswith("http://127.0.0.1:")
+    assert at.sidebar.metric[0].value == "1"  # fresh right after the action
     listed = at.dataframe[0].value
-    assert list(listed["name"]) == [name] and "Healthy" in listed["state"][0]
+    assert list(listed["name"]) == [name] and list(listed["state"]) == ["Healthy"]
+    assert list(listed["runtime"]) == ["local"]
+    assert at.query_params["deployment"] == [name] or at.query_params["deployment"] == name
     button(at, "Logs").click().run()
     assert any("modeldeck serving: listening on" in c.value for c in at.code)
     button(at, "Delete…").click().run()
-    assert "Delete **sklearn-mnist-1**?" in at.warning[0].value
-    button(at, "Yes, delete sklearn-mnist-1").click().run()
-    assert not at.exception
+    assert f"Delete **{verbatim(name)}**?" in at.warning[0].value
+    button(at, f"Yes, delete {name}").click().run()
+    assert not at.exception and not at.warning
     assert any("No deployment yet" in i.value for i in at.info)
+    assert at.sidebar.metric[0].value == "0"
 
 
-def test_an_invalid_name_and_a_broken_model_are_readable_errors(home):
+def test_the_form_and_the_cli_refuse_the_same_values_with_the_same_verbatim_messages(home):
     at = app()
-    at.text_input[0].set_value("Bad Name!")
+    [box for box in at.text_input if box.label == "Deployment name"][0].set_value("Bad_Name!")
     button(at, "Deploy").click().run()
-    assert "deployment name 'Bad Name!' is not valid" in at.error[0].value
-    deck = open_modeldeck(Settings(home=home, runtime="local"))
+    with pytest.raises(InvalidDeploymentNameError) as name_error:
+        validate_name("Bad_Name!")
+    assert at.error[0].value == "Check the form: " + verbatim(str(name_error.value))
+    assert "Bad\\_Name\\!" in at.error[0].value  # underscores escaped: shown as typed, not italic
+
+    at = app()
+    [box for box in at.number_input if box.label == "Memory (GB)"][0].set_value(0.01)
+    button(at, "Deploy").click().run()
+    with pytest.raises(InvalidDeployConfigError) as memory_error:
+        DeployConfig(memory_gb=0.01)
+    assert at.error[0].value == "Check the form: " + verbatim(str(memory_error.value))
+    cli = subprocess.run([sys.executable, "-m", "backend", "deploy", "sklearn_mnist", "--name", "tiny",
+                          "--memory-gb", "0.01"], capture_output=True, text=True, timeout=120)
+    assert cli.returncode == 1 and f"error: {memory_error.value}" in cli.stderr
+
+    memory = [box for box in at.number_input if box.label == "Memory (GB)"][0]
+    assert memory.proto.format == "%g"  # so 0.125 is shown as 0.125, not 0.13
+
+
+def test_a_broken_model_is_a_readable_failure_with_its_log(home):
     broken = home / "broken.pkl"
     broken.write_bytes(b"this is not a pickle")
-    deck.registry.register("broken", [broken])
+    backend_deck(home).registry.register("broken", [broken])
     at = app()
-    at.selectbox[0].set_value("broken").run()
+    select(at, "Model").set_value("broken").run()
     button(at, "Deploy").click().run()
     assert not at.exception
-    assert at.error[0].value == "Deployment broken-1 failed: the server process exited with code 3"
+    assert at.error[0].value == ("Deployment broken-1 failed: "
+                                 + verbatim("the server process exited with code 3"))
     assert any("init() failed" in c.value and "Traceback" in c.value for c in at.code)
+    assert list(at.dataframe[0].value["state"]) == ["Failed"]  # kept, listed, deletable
 
 
-def test_test_page_sends_images_scores_the_test_set_and_shows_working_snippets(home):
+def test_test_page_scores_keeps_results_in_the_url_and_brings_them_back_after_a_reload(home):
     at = app()
-    deploy(at)
+    name = deploy(at)
+    at = app(deployment=name)
     at.switch_page("views/test.py").run()
-    assert not at.exception
+    assert select(at, "Deployment").value == name
+    assert select(at, "Test set").options == ["MNIST 10k (bundled)"]  # only the sets that fit 28x28 inputs
+    hidden = next(c.value for c in at.caption if c.value.startswith("Not offered"))
+    assert "digits 8x8" in hidden and "the model takes 784" in hidden
     button(at, "Send 30 random test images").click().run()
     summary = next(m.value for m in at.markdown if "correct" in m.value)
-    assert summary.startswith("**") and "of 30 correct" in summary
-    assert len(at.get("image")) == 1
+    assert "of 30 correct" in summary and "prediction (true label)" in summary
     button(at, "Score the whole test set (10,000 images)").click().run()
     assert not at.exception and not at.error
     accuracy = at.metric[0].value
-    sample_accuracy = open_modeldeck(Settings(home=home)).registry.get("sklearn_mnist").metrics["accuracy"]
-    assert accuracy == f"{sample_accuracy:.2%}"
-    assert len(at.get("image")) == 2  # the strip and the heatmap
-    assert any(" taken for " in m.value for m in at.markdown)
+    assert accuracy == f"{backend_deck(home).registry.get('sklearn_mnist').metrics['accuracy']:.2%}"
+    assert len(at.get("imgs")) == 2 or len(at.get("image")) == 2
+    assert at.query_params["deployment"] in (name, [name]) and at.query_params["dataset"] in ("mnist", ["mnist"])
+
+    reloaded = AppTest.from_file(APP, default_timeout=120)  # a new browser session on the same URL
+    reloaded.query_params["deployment"] = name
+    reloaded.query_params["dataset"] = "mnist"
+    reloaded.run()
+    reloaded.switch_page("views/test.py").run()
+    assert not reloaded.exception
+    assert select(reloaded, "Deployment").value == name
+    assert reloaded.metric[0].value == accuracy
+    assert any("of 30 correct" in m.value for m in reloaded.markdown)
+
     curl = next(c.value for c in at.code if c.value.startswith("curl "))
     result = subprocess.run(["bash", "-c", curl], capture_output=True, text=True, timeout=30)
     assert result.returncode == 0 and result.stdout == "[7]"  # the first MNIST test image is a 7
     python = next(c.value for c in at.code if c.value.startswith("import requests"))
-    out = subprocess.run([sys.executable, "-c", python], capture_output=True, text=True,
-                         timeout=30)
+    out = subprocess.run([sys.executable, "-c", python], capture_output=True, text=True, timeout=30)
     assert out.stdout.strip() == "[7]", out.stderr
 
 
-def test_test_page_without_a_healthy_deployment_says_what_to_do(home):
+def test_the_chosen_deployment_stays_chosen_when_others_appear_and_is_never_swapped_silently(home):
     at = app()
+    first = deploy(at)
     at.switch_page("views/test.py").run()
-    assert "No deployment is Healthy" in at.info[0].value
+    assert select(at, "Deployment").value == first
+    deck = backend_deck(home)
+    deck.deployments.deploy_and_wait(deck.registry.get("sklearn_mnist"), "from-the-cli", timeout=180)
+    at.run()  # a newer deployment appeared (made from the CLI): the choice stays
+    assert select(at, "Deployment").value == first
+    deck.targets.open("local").stop(first)
+    at.run()
+    assert not at.exception
+    assert select(at, "Deployment").value is None  # not swapped for "from-the-cli"
+    assert f"Deployment {first!r} is Failed now, not Healthy" in at.warning[0].value
+    assert not [b for b in at.button if b.label.startswith("Send")]
 
 
-def test_an_endpoint_that_stops_answering_or_refuses_the_data_is_a_readable_error(home):
+def test_results_of_a_deleted_deployment_never_show_under_a_new_one_of_the_same_name(home):
     at = app()
     name = deploy(at)
     at.switch_page("views/test.py").run()
-    at.selectbox[1].set_value("digits").run()  # 8x8 images against a 28x28 model: the endpoint refuses them
     button(at, "Send 30 random test images").click().run()
-    assert not at.exception
-    assert at.error[0].value == ("Scoring failed: the endpoint refused the request (HTTP 400): "
-                                 "each row must have 784 values, got 64")
-    open_modeldeck(Settings(home=home, runtime="local")).targets.open("local").stop(name)
-    at.run()
-    assert not at.exception
+    deck = backend_deck(home)
+    deck.deployments.delete(name)
+    deck.deployments.deploy_and_wait(deck.registry.get("sklearn_mnist"), name, timeout=180)
+    at = app(deployment=name)
+    at.switch_page("views/test.py").run()
+    assert select(at, "Deployment").value == name
+    assert not any("correct" in m.value for m in at.markdown)
+
+
+def test_test_page_without_a_healthy_deployment_says_what_to_do(home):
+    at = app().switch_page("views/test.py").run()
     assert "No deployment is Healthy" in at.info[0].value
 
 
-def test_no_docker_engine_is_a_readable_error(tmp_path, monkeypatch):
-    monkeypatch.setenv("MODELDECK_HOME", str(tmp_path))
+def test_no_docker_engine_leaves_the_registry_and_local_deployments_usable(tmp_path, monkeypatch, home):
     monkeypatch.setenv("MODELDECK_RUNTIME", "docker")
     monkeypatch.setenv("DOCKER_HOST", f"unix://{tmp_path}/none.sock")
     common._open.clear()
-    at = AppTest.from_file(APP, default_timeout=60).run()
-    assert not at.exception
-    assert "ModelDeck cannot start: no Docker engine answers" in at.error[0].value
-    common._open.clear()
+    at = app()
+    assert at.title[0].value == "Deploy" and not at.error
+    sidebar = " ".join(c.value for c in at.sidebar.caption)
+    assert "**docker** unavailable — no Docker engine answers" in sidebar
+    radio = at.radio[0]
+    assert radio.options == ["docker", "local"]
+    radio.set_value("local")
+    name = deploy(at)
+    assert list(at.dataframe[0].value["runtime"]) == ["local"] and name
+    models = at.switch_page("views/models.py").run()
+    assert list(models.dataframe[0].value["model"]) == ["sklearn_mnist"]

@@ -9,6 +9,7 @@ from __future__ import annotations
 import os
 import shutil
 import tempfile
+from datetime import UTC, datetime
 from pathlib import Path
 
 import numpy as np
@@ -71,6 +72,14 @@ class ResultStore:
         if data is None:
             return None
         return evaluate(data["y_true"], data["predictions"], tuple(str(c) for c in data["labels"]))
+
+    def saved_at(self, deployment: Deployment, dataset: str, kind: str) -> str | None:
+        """When the `kind` ("samples" or "evaluation") result was saved (ISO 8601, UTC), or None."""
+        try:
+            mtime = self._path(deployment, dataset, kind).stat().st_mtime
+        except OSError:
+            return None
+        return datetime.fromtimestamp(mtime, UTC).isoformat(timespec="seconds")
 
     def forget(self, deployment: Deployment) -> None:
         """Removes everything kept for `deployment`."""

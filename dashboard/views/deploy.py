@@ -5,16 +5,19 @@ import os
 import streamlit as st
 
 from backend.errors import DeploymentFailedError, ModelDeckError
+from backend.progress import ProgressEvent, ProgressKind
 from backend.registry import parse_tags
 from backend.runtimes import DeployConfig, validate_name
+from backend.runtimes.base import CPU_CORES_RANGE, MEMORY_GB_RANGE
 from backend.timefmt import age
-from dashboard.common import fail, get_deck
+from dashboard.common import SHOW_OTHER_HOMES_KEY, choose, fail, forget_choice, get_deck, snapshot, url_select, verbatim
 
 STREAMED_LINES_SHOWN = 12
+OUTCOME_KEY = "_deploy_outcome"
 
 deck = get_deck()
 st.title("Deploy")
-st.caption(f"Runtime: {deck.runtime.describe()}")
+listing = snapshot()
 
 models = deck.registry.list()
 if not models:
@@ -24,21 +27,36 @@ if not models:
 
 names = sorted({m.name for m in models})
 left, right = st.columns([3, 1])
-model_name = left.selectbox("Model", names, index=names.index("sklearn_mnist") if "sklearn_mnist" in names else 0)
+model_name = url_select("Model", names, "model", key="deploy_model", container=left,
+                        default="sklearn_mnist" if "sklearn_mnist" in names else names[0])
+if model_name is None:
+    st.stop()
 versions = sorted((m.version for m in models if m.name == model_name), reverse=True)
-version = right.selectbox("Version", versions, format_func=lambda v: f"{v} (latest)" if v == versions[0] else str(v))
+version = right.selectbox("Version", versions, key=f"version/{model_name}",
+                          format_func=lambda v: f"{v} (latest)" if v == versions[0] else str(v))
 model = deck.registry.get(model_name, version)
 accuracy = model.metrics.get("accuracy")
-st.caption(f"{model.description or 'no description'}"
-           + (f" — accuracy {accuracy:.4f}" if accuracy is not None else "")
-           + f" — scikit-learn {model.sklearn_version or '?'} — sha256 {model.sha256[:12]}")
+st.caption(verbatim(f"{model.description or 'no description'}"
+                    + (f" — accuracy {accuracy:.4f}" if accuracy is not None else "")
+                    + f" — scikit-learn {model.sklearn_version or '?'} — sha256 {model.sha256[:12]}"
+                    + f" — input: {model.signature.describe()}"))
 
+available = [t for t in listing.targets if t.available]
+preferred = deck.settings.runtime if deck.settings.runtime != "auto" else available[0].name
 with st.form("deploy"):
-    name = st.text_input("Deployment name", value=deck.deployments.suggest_name(model),
+    name = st.text_input("Deployment name", value=deck.deployments.suggest_name(model, {d.name for d in listing.owned}),
                          help="3-63 lowercase letters, digits and '-'")
+    target = st.radio("Runtime", [t.name for t in listing.targets], horizontal=True,
+                      index=[t.name for t in listing.targets].index(preferred)
+                      if preferred in [t.name for t in listing.targets] else 0,
+                      captions=[t.description if t.available else "unavailable" for t in listing.targets],
+                      help="Where the new deployment runs. Deployments on every runtime are listed below.")
     c1, c2 = st.columns(2)
-    cpu = c1.number_input("CPU cores", min_value=0.25, max_value=float(os.cpu_count() or 1), value=1.0, step=0.25)
-    memory = c2.number_input("Memory (GB)", min_value=0.125, max_value=64.0, value=1.0, step=0.25)
+    cpu = c1.number_input("CPU cores", value=1.0, step=0.25, format="%g",
+                          help=f"{CPU_CORES_RANGE[0]:g} to {CPU_CORES_RANGE[1]:g}; this machine has "
+                               f"{os.cpu_count()} cores. One worker process per core.")
+    memory = c2.number_input("Memory (GB)", value=1.0, step=0.25, format="%g",
+                             help=f"{MEMORY_GB_RANGE[0]:g} to {MEMORY_GB_RANGE[1]:g} GB")
     tags = st.text_input("Tags", value="", placeholder="team=vision, stage=demo")
     description = st.text_input("Description", value=f"{model.id} served by ModelDeck")
     submitted = st.form_submit_button("Deploy", type="primary", icon=":material/rocket_launch:")
@@ -46,68 +64,84 @@ with st.form("deploy"):
 if submitted:
     try:
         validate_name(name)
-        config = DeployConfig(cpu_cores=float(cpu), memory_gb=float(memory), tags=parse_tags(tags),
-                              description=description)
+        config = DeployConfig(cpu_cores=cpu, memory_gb=memory, tags=parse_tags(tags), description=description)
     except ModelDeckError as e:
         fail(e, "Check the form")
         st.stop()
-    deployed, failure = None, None
     with st.status(f"Deploying {model.id} as {name}…", expanded=True) as status:
         steps = st.container()
-        build_box, log_box = st.empty(), st.empty()
-        streamed: dict[str, list[str]] = {"build: ": [], "log: ": []}
+        boxes = {ProgressKind.BUILD_LOG: st.empty(), ProgressKind.SERVER_LOG: st.empty()}
+        streamed: dict[ProgressKind, list[str]] = {kind: [] for kind in boxes}
 
-        def progress(message: str) -> None:
-            for prefix, box in (("build: ", build_box), ("log: ", log_box)):
-                if message.startswith(prefix):
-                    streamed[prefix].append(message.removeprefix(prefix))
-                    box.code("\n".join(streamed[prefix][-STREAMED_LINES_SHOWN:]), language=None)
-                    return
-            steps.write(message)
+        def progress(event: ProgressEvent) -> None:
+            if event.kind in boxes:
+                streamed[event.kind].append(event.message)
+                boxes[event.kind].code("\n".join(streamed[event.kind][-STREAMED_LINES_SHOWN:]), language=None)
+            else:
+                steps.write(verbatim(event.message))
 
         try:
-            deck.deployments.deploy(model, name, config, progress=progress)
-            deployed = deck.deployments.wait_for_deployment(name, progress=progress)
-            status.update(label=f"{name} is Healthy", state="complete", expanded=False)
+            deployed = deck.deployments.deploy_and_wait(model, name, config, target=target, progress=progress)
+            st.session_state[OUTCOME_KEY] = ("ok", name, deployed.scoring_uri)
+            choose("manage_deployment", name)
         except DeploymentFailedError as e:
-            status.update(label=f"{name} failed", state="error", expanded=False)
-            failure = e
+            st.session_state[OUTCOME_KEY] = ("failed", name, e.reason, e.state, e.logs)
+            choose("manage_deployment", name)
         except ModelDeckError as e:
-            status.update(label=f"{name} could not be deployed", state="error", expanded=False)
-            failure = e
-    if isinstance(failure, DeploymentFailedError):
-        st.error(f"Deployment {name} {failure.state.lower()}: {failure.reason}")
-        if failure.logs:
-            st.code(failure.logs, language=None)
-        st.caption("The deployment is stopped and kept so its logs can be read: delete it below.")
-    elif failure is not None:
-        fail(failure, "Deployment failed")
-    if deployed is not None:
-        st.session_state.test_deployment = name
-        st.success(f"**{name}** is Healthy. Scoring URI:")
-        st.code(deployed.scoring_uri, language=None)
-        st.page_link("views/test.py", label="Test it", icon=":material/labs:")
+            st.session_state[OUTCOME_KEY] = ("error", name, str(e))
+    st.rerun()  # the sidebar, the list and the Test page now include it
+
+outcome = st.session_state.pop(OUTCOME_KEY, None)
+if outcome is not None and outcome[0] == "ok":
+    _, done, uri = outcome
+    st.success(f"**{done}** is Healthy. Scoring URI:", icon=":material/check_circle:")
+    st.code(uri, language=None)
+    st.page_link("views/test.py", label="Test it", icon=":material/labs:", query_params={"deployment": done})
+elif outcome is not None and outcome[0] == "failed":
+    _, done, reason, state, logs = outcome
+    fail(reason, f"Deployment {done} {state.lower()}")
+    if logs:
+        st.code(logs, language=None)
+    st.caption("The deployment is stopped and kept so its logs can be read: delete it below.")
+elif outcome is not None:
+    fail(outcome[2], f"{outcome[1]} could not be deployed")
 
 st.divider()
-head, refresh = st.columns([5, 1])
+head, toggle, refresh = st.columns([4, 2, 1])
 head.subheader("Deployments")
-refresh.button("Refresh", icon=":material/refresh:", width="stretch")
-try:
-    deployments = deck.deployments.list()
-except ModelDeckError as e:
-    fail(e, "Cannot list deployments")
-    st.stop()
-if not deployments:
+toggle.toggle("Other homes too (read-only)", key=SHOW_OTHER_HOMES_KEY,
+              help="Deployments made from other ModelDeck homes on the same Docker engine")
+if refresh.button("Refresh", icon=":material/refresh:", width="stretch"):
+    st.rerun()
+for unavailable in (t for t in listing.targets if not t.available):
+    st.caption(f":material/cancel: {unavailable.name} runtime unavailable: {verbatim(unavailable.description)}")
+if not listing.deployments:
     st.info("No deployment yet.")
     st.stop()
 
-st.dataframe([{"name": d.name, "state": str(d.state), "model": d.model_id,
-               "runtime": d.runtime, "scoring URI": d.scoring_uri or "", "CPU": d.config.cpu_cores,
-               "memory (GB)": d.config.memory_gb, "age": age(d.created_at), "detail": d.detail,
-               "tags": ", ".join(f"{k}={v}" for k, v in d.config.tags.items())} for d in deployments],
-             hide_index=True, width="stretch")
+show_homes = any(not d.owned for d in listing.deployments) or st.session_state.get(SHOW_OTHER_HOMES_KEY)
+rows = []
+for d in listing.deployments:
+    row = {"name": d.name, "state": str(d.state), "model": d.model_id, "runtime": d.runtime,
+           "scoring URI": d.scoring_uri or "", "CPU": f"{d.config.cpu_cores:g}",
+           "memory (GB)": f"{d.config.memory_gb:g}", "age": age(d.created_at), "detail": d.detail,
+           "tags": ", ".join(f"{k}={v}" for k, v in d.config.tags.items())}
+    if show_homes:
+        row["home"] = "this home" if d.owned else f"{d.record.home or '?'} (read-only)"
+    rows.append(row)
+st.dataframe(rows, hide_index=True, width="stretch",
+             column_config={"scoring URI": st.column_config.TextColumn(width="medium"),
+                            "detail": st.column_config.TextColumn(width="medium")})
 
-chosen = st.selectbox("Deployment", [d.name for d in deployments], key="manage_deployment")
+owned = [d.name for d in listing.owned]
+if not owned:
+    st.info("This home has no deployment: the ones above belong to other homes.")
+    st.stop()
+newest = max(listing.owned, key=lambda d: d.created_at).name
+chosen = url_select("Deployment", owned, "deployment", key="manage_deployment", default=newest,
+                    gone=lambda lost: f"Deployment {lost!r} is not in this home any more: choose another.")
+if chosen is None:
+    st.stop()
 show_logs, delete = st.columns(2)
 if show_logs.button("Logs", icon=":material/article:", width="stretch"):
     try:
@@ -117,12 +151,16 @@ if show_logs.button("Logs", icon=":material/article:", width="stretch"):
 if delete.button("Delete…", icon=":material/delete:", width="stretch"):
     st.session_state.confirm_delete = chosen
 if st.session_state.get("confirm_delete") == chosen:
-    st.warning(f"Delete **{chosen}**? Its container (or process) and logs are removed.")
+    st.warning(f"Delete **{verbatim(chosen)}**? Its container (or process), logs and kept results are removed.")
     yes, no = st.columns(2)
-    if yes.button(f"Yes, delete {chosen}", type="primary", width="stretch"):
+    with yes.container(key="danger-zone"):
+        confirmed = st.button(f"Yes, delete {chosen}", type="primary", icon=":material/delete_forever:",
+                              width="stretch")
+    if confirmed:
         try:
             deck.deployments.delete(chosen)
             st.session_state.pop("confirm_delete", None)
+            forget_choice("manage_deployment")
             st.toast(f"Deleted {chosen}")
             st.rerun()
         except ModelDeckError as e:

