@@ -29,6 +29,7 @@ DOCKERFILE = ASSETS_DIR / "Dockerfile"
 SERVING_REQUIREMENTS = ASSETS_DIR / "requirements-serving.txt"
 MODEL_LIBRARIES = ("scikit-learn", "numpy", "scipy", "joblib")
 IMAGE_REPOSITORY = "modeldeck/env"
+BUILT_BY_LABEL = "modeldeck.built_by"
 BUILD_LOG_TAIL = 25
 
 
@@ -126,10 +127,11 @@ def download_wheels(requirements: str, python: BasePython, dest: Path, progress:
 class ImageBuilder:
     """Makes environment images on a Docker engine (docker SDK client passed in)."""
 
-    def __init__(self, client: Any, cache_dir: Path, base_image: str | None = None) -> None:
+    def __init__(self, client: Any, cache_dir: Path, base_image: str | None = None, built_by: str = "") -> None:
         self.client = client
         self.cache_dir = Path(cache_dir)
         self.configured_base = base_image
+        self.built_by = built_by  # the home that builds, recorded as a label on the image
 
     def _present(self, name: str) -> bool:
         import docker.errors
@@ -200,7 +202,8 @@ class ImageBuilder:
         try:
             stream = self.client.api.build(path=str(ctx), tag=tag, buildargs={"BASE_IMAGE": base}, rm=True,
                                            forcerm=True, pull=False, network_mode="none", decode=True,
-                                           labels={"modeldeck.environment": "true"})
+                                           labels={"modeldeck.environment": "true",
+                                                   BUILT_BY_LABEL: self.built_by})
             for chunk in stream:
                 if "stream" in chunk:
                     for line in chunk["stream"].splitlines():

@@ -15,7 +15,7 @@ from backend.deployments import DEFAULT_SCRIPT
 from backend.images import requirements_for
 from backend.registry import current_library_versions
 from backend.runtimes.base import SCORING_PORT
-from backend.runtimes.docker import deployment_tar
+from backend.runtimes.docker import DockerRuntime, deployment_tar
 from backend.runtimes.probe import is_ready
 
 from .common import fmt, machine, scratch_deck, summary
@@ -23,8 +23,7 @@ from .common import fmt, machine, scratch_deck, summary
 
 def _deploy_seconds(deck, model, name: str) -> float:
     started = time.perf_counter()
-    deck.deployments.deploy(model, name)
-    deck.deployments.wait_for_deployment(name, timeout=600, poll_seconds=0.05)
+    deck.deployments.deploy_and_wait(model, name, timeout=600, poll_seconds=0.05)
     seconds = time.perf_counter() - started
     deck.deployments.delete(name)
     return seconds
@@ -50,8 +49,9 @@ def run(cold: int = 3, warm: int = 5) -> dict:
 
     deck = scratch_deck("docker")
     model = deck.registry.get("sklearn_mnist")
-    client = deck.runtime.client
-    images = deck.runtime.images
+    runtime = deck.targets.docker()
+    assert isinstance(runtime, DockerRuntime)
+    client, images = runtime.client, runtime.images
     # Build once first, so the wheels are cached and "cold" measures a build from cached wheels.
     tag = images.ensure(model, current_library_versions(), lambda _: None).tag
     cold_times = []

@@ -78,12 +78,10 @@ def run(rounds: int = 5) -> dict:
     pickle_path = docker_deck.registry.materialize(model, work / "model") / model.files[0].name
     mlflow_dir = mlflow_model_dir(python, pickle_path, work / "mlflow-model")
     one_core = DeployConfig(cpu_cores=1, memory_gb=1)
-    docker_deck.deployments.deploy(model, "bench-requests", one_core)
-    local_deck.deployments.deploy(local_model, "bench-requests", one_core)
     mlflow = None
     try:
-        container = docker_deck.deployments.wait_for_deployment("bench-requests").scoring_uri
-        local = local_deck.deployments.wait_for_deployment("bench-requests").scoring_uri
+        container = docker_deck.deployments.deploy_and_wait(model, "bench-requests", one_core).scoring_uri
+        local = local_deck.deployments.deploy_and_wait(local_model, "bench-requests", one_core).scoring_uri
         mlflow = MlflowServer(python, mlflow_dir, free_port(), work / "mlflow.log")
         route = "via docker-proxy" if userland_proxy_enabled() else "via iptables, no userland proxy"
         contestants = {
@@ -105,8 +103,9 @@ def run(rounds: int = 5) -> dict:
     finally:
         if mlflow is not None:
             mlflow.close()
-        docker_deck.deployments.delete("bench-requests")
-        local_deck.deployments.delete("bench-requests")
+        for deck in (docker_deck, local_deck):
+            if deck.deployments.list():
+                deck.deployments.delete("bench-requests")
         shutil.rmtree(work, ignore_errors=True)
     return {"rounds": rounds, "results": {
         name: {"p50_ms": 1000 * statistics.median(latencies[name]), "p99_ms": 1000 * percentile(latencies[name], 99),

@@ -32,9 +32,8 @@ def run(rounds: int = 5) -> dict:
     deck = scratch_deck("docker")
     model = deck.registry.get("sklearn_mnist")
     X = load_mnist_test().X
-    deck.deployments.deploy(model, "bench-testset", DeployConfig(cpu_cores=1, memory_gb=2))
     try:
-        uri = deck.deployments.wait_for_deployment("bench-testset").scoring_uri
+        uri = deck.deployments.deploy_and_wait(model, "bench-testset", DeployConfig(cpu_cores=1, memory_gb=2)).scoring_uri
         client = deck.client
         paths = {
             "tutorial client: json + requests (baseline)": lambda: tutorial_client(uri, X)[0],
@@ -56,7 +55,8 @@ def run(rounds: int = 5) -> dict:
                                                      option=__import__("orjson").OPT_SERIALIZE_NUMPY)),
                  "ModelDeck binary path (.npy)": len(npy.getvalue())}
     finally:
-        deck.deployments.delete("bench-testset")
+        if deck.deployments.list():
+            deck.deployments.delete("bench-testset")
     return {"rounds": rounds, "n": len(X), "results": {name: {**summary(t), "bytes": sizes[name]}
                                                           for name, t in times.items()}}
 

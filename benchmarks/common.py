@@ -17,7 +17,7 @@ from backend.training import train_sample
 def scratch_deck(runtime: str) -> ModelDeck:
     """A ModelDeck over a fresh temporary home with the sample model registered."""
     home = Path(tempfile.mkdtemp(prefix="modeldeck-bench-"))
-    deck = open_modeldeck(Settings(home=home, runtime=runtime, auto_train=False))
+    deck = open_modeldeck(Settings(home=home, runtime=runtime, auto_train=False))  # new deployments go there
     train_sample(deck.registry)
     return deck
 

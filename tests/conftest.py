@@ -10,6 +10,7 @@ import pytest
 
 from backend.config import Settings
 from backend.context import ModelDeck, open_modeldeck
+from backend.images import BUILT_BY_LABEL, IMAGE_REPOSITORY
 from backend.registry import Model, ModelRegistry
 from backend.training import train_sample
 
@@ -25,21 +26,23 @@ def copy_home(trained_home: Path, dest: Path) -> Path:
 
 
 @pytest.fixture(scope="session", autouse=True)
-def remove_environment_images_built_by_tests():
-    """Environment images built during the session are removed at its end (the engine keeps the rest).
+def remove_environment_images_built_by_tests(tmp_path_factory):
+    """Environment images that this session's homes built (their `modeldeck.built_by` label names a
+    home under this session's temporary folder) are removed at its end; no other image is touched.
     Without an engine this does nothing: the tests that need one fail on their own."""
+    session_root = str(tmp_path_factory.getbasetemp())
+    yield
     try:
         import docker
 
         client = docker.from_env()
-        before = {tag for image in client.images.list("modeldeck/env") for tag in image.tags}
+        images = client.images.list(IMAGE_REPOSITORY, filters={"label": BUILT_BY_LABEL})
     except Exception:
-        yield
         return
-    yield
-    for image in client.images.list("modeldeck/env"):
-        for tag in set(image.tags) - before:
-            client.images.remove(tag)
+    for image in images:
+        if image.labels.get(BUILT_BY_LABEL, "").startswith(session_root + "/"):
+            for tag in image.tags:
+                client.images.remove(tag)
 
 
 @pytest.fixture(scope="session")

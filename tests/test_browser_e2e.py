@@ -7,6 +7,7 @@ import socket
 import subprocess
 import sys
 import time
+import urllib.parse
 import urllib.request
 from pathlib import Path
 
@@ -66,7 +67,7 @@ def launch(pw):
 
 @pytest.fixture()
 def dashboard(tmp_path):
-    """The dashboard with an empty registry on the Docker runtime."""
+    """The dashboard with an empty registry on the Docker runtime; every container of its home is removed after."""
     import docker
 
     try:
@@ -76,42 +77,40 @@ def dashboard(tmp_path):
     proc, url = start_dashboard(tmp_path / "home", "docker", tmp_path / "streamlit.log")
     yield url, tmp_path / "home"
     stop_dashboard(proc)
-    client = docker.from_env()
-    for container in client.containers.list(all=True, filters={"label": "modeldeck.deployment=sklearn-mnist-1"}):
+    home_id = (tmp_path / "home" / "home-id").read_text().strip()
+    for container in docker.from_env().containers.list(all=True, filters={"label": f"modeldeck.home_id={home_id}"}):
         container.remove(force=True, v=True)
 
 
 @pytest.mark.docker
-def test_empty_registry_to_heatmap_in_a_real_browser_then_delete(dashboard):
+def test_empty_registry_to_heatmap_in_a_real_browser_then_reload_and_delete(dashboard):
     import docker
     from playwright.sync_api import expect, sync_playwright
 
     url, home = dashboard
 
     ARTIFACTS.mkdir(exist_ok=True)
-    clicks = 0
     with sync_playwright() as pw:
         browser = launch(pw)
-        page = browser.new_page(viewport={"width": 1400, "height": 1000})
+        page = browser.new_page(viewport={"width": 1280, "height": 720})
         started = time.monotonic()
         page.goto(url)
         main = page.get_by_test_id("stMain")
         expect(main.get_by_role("heading", name="Deploy", exact=True)).to_be_visible(timeout=120_000)
         deploy_button = page.get_by_test_id("stBaseButton-primaryFormSubmit")
         expect(deploy_button).to_be_visible(timeout=120_000)  # after first-run training
+        assert urllib.parse.urlparse(page.url).path == "/deploy"  # the bare address opens /deploy
+        expect(page.get_by_test_id("stSidebar").get_by_text("docker", exact=True)).to_be_visible()
 
         deploy_button.click()
-        clicks += 1
         expect(main.get_by_text("is Healthy. Scoring URI")).to_be_visible(timeout=300_000)
-        scoring_uri = main.get_by_test_id("stCode").last.inner_text().strip()
+        scoring_uri = main.get_by_test_id("stCode").first.inner_text().strip()
         assert scoring_uri.startswith("http://127.0.0.1:")
+        expect(page.get_by_test_id("stSidebar").get_by_test_id("stMetricValue")).to_have_text("1")
 
         main.get_by_role("link", name="Test it").click()
-        clicks += 1
         expect(main.get_by_role("heading", name="Test", exact=True)).to_be_visible(timeout=60_000)
-
         main.get_by_role("button", name="Score the whole test set").click()
-        clicks += 1
         expect(main.get_by_test_id("stMetricValue").first).to_be_visible(timeout=120_000)
         heatmap = main.get_by_text("Normalised confusion matrix: rows normalised, diagonal zeroed")
         expect(heatmap).to_be_visible(timeout=60_000)
@@ -121,24 +120,35 @@ def test_empty_registry_to_heatmap_in_a_real_browser_then_delete(dashboard):
         main.get_by_role("button", name="Send 30 random test images").click()
         expect(main.get_by_text("of 30 correct")).to_be_visible(timeout=60_000)
         expect(main.get_by_test_id("stImage")).to_have_count(2)
+        assert "deployment=sklearn-mnist-1" in page.url and "dataset=mnist" in page.url
+        page.wait_for_timeout(500)
+        page.screenshot(path=str(ARTIFACTS / "test-page-1280x720.png"))
+
+        page.reload()  # the same deployment, test set and results come back
+        expect(main.get_by_role("heading", name="Test", exact=True)).to_be_visible(timeout=60_000)
+        expect(main.get_by_role("combobox", name="Deployment")).to_have_value("sklearn-mnist-1 — sklearn_mnist:1 on docker")
+        expect(main.get_by_test_id("stMetricValue").first).to_have_text(accuracy, timeout=60_000)
+        expect(main.get_by_text("of 30 correct")).to_be_visible()
+        expect(main.get_by_test_id("stImage")).to_have_count(2)
         page.set_viewport_size({"width": 1400, "height": 1950})  # Streamlit scrolls inside its main block
         expect(heatmap).to_be_visible()
         page.wait_for_timeout(500)
         page.screenshot(path=str(ARTIFACTS / "test-page.png"))
-        print(f"\nbrowser e2e: {clicks} clicks, {seconds_to_heatmap:.1f} s from opening the page to the heatmap "
+        print(f"\nbrowser e2e: {seconds_to_heatmap:.1f} s from opening the page to the heatmap "
               f"(first-run training and a cold or warm deploy included); accuracy {accuracy}")
 
-        page.get_by_test_id("stSidebarNav").get_by_role("link", name="Deploy").click()
+        page.get_by_test_id("stSidebar").get_by_role("link", name="Deploy").click()
         main.get_by_role("button", name="Delete…").click()
         main.get_by_role("button", name="Yes, delete sklearn-mnist-1").click()
         expect(main.get_by_text("No deployment yet.")).to_be_visible(timeout=60_000)
+        expect(page.get_by_test_id("stSidebar").get_by_test_id("stMetricValue")).to_have_text("0")
         browser.close()
 
     settings = Settings(home=home)
     trained = ModelRegistry(settings.registry_path, settings.blobs_dir).get("sklearn_mnist")
     assert accuracy == f"{trained.metrics['accuracy']:.2%}"
-    assert docker.from_env().containers.list(all=True, filters={"label": "modeldeck.deployment=sklearn-mnist-1"}) == []
-    assert clicks <= 5
+    home_id = (home / "home-id").read_text().strip()
+    assert docker.from_env().containers.list(all=True, filters={"label": f"modeldeck.home_id={home_id}"}) == []
 
 
 def test_registering_an_uploaded_model_in_a_real_browser(trained_home, sample_model, tmp_path):
@@ -161,13 +171,22 @@ def test_registering_an_uploaded_model_in_a_real_browser(trained_home, sample_mo
             page.get_by_test_id("stFileUploaderDropzoneInput").first.set_input_files(str(pickle_path))
             main.get_by_label("Name").fill("my_digits")
             main.get_by_label("Tags").fill("source=browser")
+            main.get_by_role("textbox", name="Input shape").fill("28x28")
+            main.get_by_role("textbox", name="Classes").fill("0-9")
             main.get_by_role("button", name="Register").click()
             expect(main.get_by_text("Registered my_digits:1")).to_be_visible(timeout=60_000)
             expect(main.get_by_text(file_sha256(pickle_path))).to_be_visible()
+            expect(main.get_by_test_id("stDataFrame").first).to_contain_text("my_digits")  # in the table at once
+            # the same bytes again: no new version, and the page says which one holds them
+            page.get_by_test_id("stFileUploaderDropzoneInput").first.set_input_files(str(pickle_path))
+            main.get_by_role("button", name="Register").click()
+            expect(main.get_by_text("is registered already as my_digits:1")).to_be_visible(timeout=60_000)
+            page.screenshot(path=str(ARTIFACTS / "models-page.png"), full_page=True)
             browser.close()
     finally:
         stop_dashboard(proc)
     settings = Settings(home=home)
     registered = ModelRegistry(settings.registry_path, settings.blobs_dir).get("my_digits")
-    assert registered.tags == {"source": "browser"}
+    assert registered.tags == {"source": "browser"} and registered.version == 1
+    assert registered.signature.n_features == 784 and registered.signature.class_labels == tuple("0123456789")
     assert registered.files[0].name == "my_digits.pkl" and registered.files[0].sha256 == file_sha256(pickle_path)

@@ -185,7 +185,7 @@ class DockerRuntime:
         self.client = client
         self.home = home
         self.endpoint = os.environ.get("DOCKER_HOST", "unix:///var/run/docker.sock")
-        self.images = ImageBuilder(client, settings.cache_dir, settings.base_image)
+        self.images = ImageBuilder(client, settings.cache_dir, settings.base_image, built_by=str(home.path))
         self._version: str | None = None
 
     @classmethod
