@@ -12,6 +12,10 @@ from dashboard.common import fail, get_deck, refresh_snapshot, verbatim
 VIEWS = Path(__file__).resolve().parent / "views"
 
 st.set_page_config(page_title="ModelDeck", page_icon=":material/sailing:", layout="wide")
+# The theme's primary colour is a neutral blue (.streamlit/config.toml); red is kept for destructive
+# buttons, which pages put in a container keyed "danger-zone".
+st.html("<style>.st-key-danger-zone button {background-color: #b3261e; border-color: #b3261e; color: #fff;}"
+        ".st-key-danger-zone button:hover {background-color: #8c1d18; border-color: #8c1d18; color: #fff;}</style>")
 deck = get_deck()
 
 models_page = st.Page(VIEWS / "models.py", title="Models", icon=":material/inventory_2:", url_path="models")
