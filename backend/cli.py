@@ -19,6 +19,8 @@ from .registry import Model, parse_signature, parse_tags
 from .runtimes.base import DeployConfig
 from .training import ensure_sample_model, train_sample
 
+ONLY_ON_RUNTIME = "look only on this runtime (default: every runtime that answers)"
+
 
 def _err(message: str) -> None:
     print(message, file=sys.stderr, flush=True)
@@ -115,12 +117,12 @@ def cmd_deployments_list(deck: ModelDeck, args: argparse.Namespace) -> int:
 
 
 def cmd_deployments_logs(deck: ModelDeck, args: argparse.Namespace) -> int:
-    print(deck.deployments.get_logs(args.name, tail=args.tail), end="")
+    print(deck.deployments.get_logs(args.name, tail=args.tail, runtime=args.runtime), end="")
     return 0
 
 
 def cmd_deployments_delete(deck: ModelDeck, args: argparse.Namespace) -> int:
-    deck.deployments.delete(args.name)
+    deck.deployments.delete(args.name, runtime=args.runtime)
     _err(f"deleted {args.name}")
     return 0
 
@@ -226,8 +228,10 @@ def build_parser() -> argparse.ArgumentParser:
     p = add(deployments, "logs", cmd_deployments_logs, "print a deployment's log", json_flag=False)
     p.add_argument("name")
     p.add_argument("--tail", type=int, default=None)
+    p.add_argument("--runtime", choices=("docker", "local"), default=None, help=ONLY_ON_RUNTIME)
     p = add(deployments, "delete", cmd_deployments_delete, "stop and remove a deployment", json_flag=False)
     p.add_argument("name")
+    p.add_argument("--runtime", choices=("docker", "local"), default=None, help=ONLY_ON_RUNTIME)
 
     for name, func, help_text in (("score", cmd_score, "score N random test images"),
                                   ("evaluate", cmd_evaluate, "score the whole test set: accuracy + confusion")):

@@ -183,10 +183,16 @@ def mismatch(info: DatasetInfo, signature: Signature) -> str | None:
     if signature.n_features is not None and signature.n_features != info.n_features:
         return (f"its images have {info.image_shape[0]}x{info.image_shape[1]} = {info.n_features} values; "
                 f"the model takes {signature.n_features}")
-    if signature.class_labels is not None and len(signature.class_labels) != len(info.class_names):
-        return f"it has {len(info.class_names)} classes; the model has {len(signature.class_labels)}"
-    if signature.class_labels is not None and _DIGITS == info.class_names != signature.class_labels:
-        return f"its labels are the digits 0-9; the model's are {', '.join(signature.class_labels[:5])}, ..."
+    if signature.value_range is not None and signature.value_range != (0.0, 1.0):
+        low, high = signature.value_range
+        return f"its pixel values are in [0, 1]; the model takes [{low:g}, {high:g}]"
+    labels = signature.class_labels
+    if labels is not None and len(labels) != len(info.class_names):
+        return f"it has {len(info.class_names)} classes; the model has {len(labels)}"
+    as_indices = tuple(str(i) for i in range(len(info.class_names)))
+    if labels is not None and labels not in (info.class_names, as_indices):
+        return (f"its labels are {', '.join(info.class_names[:3])}, ...; the model's are "
+                f"{', '.join(labels[:3])}, ...")
     return None
 
 

@@ -1,8 +1,11 @@
 """Deployments in the tutorial's words: deploy, wait_for_deployment, scoring_uri, get_logs, delete, list,
-across every runtime of one home: a name is unique across runtimes and found wherever it runs."""
+across every runtime of one home: a deployment is found by name wherever it runs, and a new name is
+refused when any runtime that answers has it. (A name taken on a runtime that did not answer at the
+time can end up on two runtimes: then commands say so and ask which runtime.)"""
 
 from __future__ import annotations
 
+import builtins
 import secrets
 import tempfile
 import time
@@ -78,6 +81,15 @@ class DeploymentList:
     def healthy(self) -> list[Deployment]:
         return [d for d in self.owned if d.state is DeploymentState.HEALTHY]
 
+    @property
+    def ambiguous(self) -> set[str]:
+        """Names this home has on two runtimes (one made while the other runtime did not answer)."""
+        seen: set[str] = set()
+        twice: set[str] = set()
+        for deployment in self.owned:
+            (twice if deployment.name in seen else seen).add(deployment.name)
+        return twice
+
     def find(self, name: str) -> Deployment | None:
         return next((d for d in self.owned if d.name == name), None)
 
@@ -105,10 +117,10 @@ class DeploymentService:
         for status in self.targets.statuses():
             if status.available:
                 try:
-                    runtime = self.targets.docker() if status.name == "docker" else self.targets.open("local")
-                    found.extend(runtime.list(all_homes=all_homes))
-                except RuntimeUnavailableError as e:
-                    self.targets.forget_docker()
+                    found.extend(self.targets.open(status.name).list(all_homes=all_homes))
+                except ModelDeckError as e:  # stopped answering, or refused: one runtime never hides the rest
+                    if isinstance(e, RuntimeUnavailableError):
+                        self.targets.forget_docker()
                     status = TargetStatus(status.name, False, str(e))
             statuses.append(status)
         found.sort(key=lambda d: (not d.owned, d.record.home, d.name))
@@ -118,33 +130,53 @@ class DeploymentService:
         """This home's deployments on every runtime that answers (all homes' with `all_homes`)."""
         return list(self.snapshot(all_homes=all_homes).deployments)
 
-    def _locate(self, name: str) -> tuple[Runtime, Deployment]:
-        """The runtime running this home's deployment `name`, and the deployment.
+    def _answering(self, runtime: str | None = None) -> builtins.list[Runtime]:
+        if runtime is not None:
+            return [self.targets.open(runtime)]
+        return self.targets.available()
+
+    def _locate(self, name: str, runtime: str | None = None) -> tuple[Runtime, Deployment]:
+        """The runtime running this home's deployment `name` (on `runtime` when given), and the deployment.
 
         Raises:
             DeploymentNotFoundError: no runtime has it. ReadOnlyDeploymentError: only another home has it.
+            DeploymentError: two runtimes have a deployment of that name and `runtime` does not say which.
         """
-        for runtime in self.targets.available():
+        found: builtins.list[tuple[Runtime, Deployment]] = []
+        for candidate in self._answering(runtime):
             try:
-                return runtime, runtime.get(name)
+                found.append((candidate, candidate.get(name)))
             except DeploymentNotFoundError:
                 continue
-        for runtime in self.targets.available():
-            for other in runtime.list(all_homes=True):
+            except RuntimeUnavailableError:  # the engine stopped answering: look on the others
+                self.targets.forget_docker()
+        if len(found) == 1:
+            return found[0]
+        if found:
+            runtimes = " and ".join(r.name for r, _ in found)
+            raise DeploymentError(
+                f"deployment {name!r} exists on {runtimes} (one was made while the other runtime did not "
+                f"answer): name the runtime, e.g. `modeldeck deployments delete {name} --runtime {found[-1][0].name}`")
+        for candidate in self._answering(runtime):
+            try:
+                others = candidate.list(all_homes=True)
+            except RuntimeUnavailableError:
+                continue
+            for other in others:
                 if other.name == name and not other.owned:
                     raise ReadOnlyDeploymentError(
                         f"deployment {name!r} belongs to another ModelDeck home ({other.record.home or 'unknown'}): "
                         "it is listed read-only here; manage it from that home")
-        where = ", ".join(s.name for s in self.targets.statuses() if s.available)
+        where = ", ".join(r.name for r in self._answering(runtime))
         raise DeploymentNotFoundError(f"no deployment named {name!r} in this home (looked on: {where})")
 
-    def get(self, name: str) -> Deployment:
-        """This home's deployment `name`, wherever it runs.
+    def get(self, name: str, runtime: str | None = None) -> Deployment:
+        """This home's deployment `name`, wherever it runs (only on `runtime` when given).
 
         Raises:
-            DeploymentNotFoundError, ReadOnlyDeploymentError.
+            DeploymentNotFoundError, ReadOnlyDeploymentError, DeploymentError (on two runtimes).
         """
-        return self._locate(name)[1]
+        return self._locate(name, runtime)[1]
 
     def healthy(self, name: str) -> Deployment:
         """This home's deployment `name`, which must be Healthy to be scored.
@@ -167,9 +199,10 @@ class DeploymentService:
         sha = deployment.record.model_sha256
         return model if not sha or sha == model.sha256 else None
 
-    def get_logs(self, name: str, tail: int | None = None) -> str:
-        runtime, _ = self._locate(name)
-        return runtime.logs(name, tail)
+    def get_logs(self, name: str, tail: int | None = None, *, runtime: str | None = None) -> str:
+        """The server's log (last `tail` lines). Raises what `get` raises."""
+        found, _ = self._locate(name, runtime)
+        return found.logs(name, tail)
 
     def suggest_name(self, model: Model, taken: set[str] | None = None) -> str:
         """A free, valid deployment name for `model`, like "sklearn-mnist-1"."""
@@ -193,7 +226,7 @@ class DeploymentService:
                 when it was registered with one, else the built-in scikit-learn script.
 
         Raises:
-            InvalidDeploymentNameError, DeploymentExistsError (on any runtime), ChecksumMismatchError,
+            InvalidDeploymentNameError, DeploymentExistsError (on any runtime that answers), ChecksumMismatchError,
             IncompatibleModelError, RuntimeUnavailableError, DeploymentError (bad entry script, runtime failure).
         """
         validate_name(name)
@@ -306,13 +339,14 @@ class DeploymentService:
         except DeploymentNotFoundError:
             pass
 
-    def delete(self, name: str) -> None:
-        """Stops and removes this home's deployment `name`, and the results kept for it.
+    def delete(self, name: str, *, runtime: str | None = None) -> None:
+        """Stops and removes this home's deployment `name` (on `runtime` when given), and the results
+        kept for it.
 
         Raises:
-            DeploymentNotFoundError, ReadOnlyDeploymentError.
+            DeploymentNotFoundError, ReadOnlyDeploymentError, DeploymentError (on two runtimes).
         """
-        runtime, deployment = self._locate(name)
-        runtime.remove(name)
+        found, deployment = self._locate(name, runtime)
+        found.remove(name)
         if self.on_delete is not None:
             self.on_delete(deployment)

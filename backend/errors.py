@@ -26,7 +26,8 @@
     └── ScoringError
         ├── EndpointUnreachableError
         ├── ScoringRequestError           (4xx: the request was wrong)
-        └── ScoringServerError            (5xx: the server failed)
+        ├── ScoringServerError            (5xx: the server failed)
+        └── UnexpectedAnswerError         (an answer that is not one label per row of the test set)
 
 Messages say what happened and what to do next; callers show `str(error)` as is.
 """
@@ -177,3 +178,7 @@ class ScoringServerError(ScoringError):
     def __init__(self, status: int, message: str) -> None:
         self.status = status
         super().__init__(f"the endpoint failed (HTTP {status}): {message}")
+
+
+class UnexpectedAnswerError(ScoringError):
+    """The endpoint answered, but not with one of the test set's labels for each row."""

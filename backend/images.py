@@ -49,12 +49,6 @@ class BasePython:
         return tags + [f"{alias}_{self.machine}" for m, alias in legacy.items() if major == 2 and minor >= m]
 
 
-@dataclass(frozen=True)
-class EnvironmentImage:
-    tag: str
-    built: bool  # False: it was there already
-
-
 def requirements_for(model: Model, host_versions: dict[str, str], serving_requirements: str) -> str:
     """The image's requirements: the serving stack's pins, and the model's libraries at the versions
     that saved it (the host's where the model recorded none)."""
@@ -162,8 +156,8 @@ class ImageBuilder:
         cache.write_text(json.dumps(found.__dict__))
         return found
 
-    def ensure(self, model: Model, host_versions: dict[str, str], progress: Progress) -> EnvironmentImage:
-        """The environment image for `model`, built only when no image has that hash yet.
+    def ensure(self, model: Model, host_versions: dict[str, str], progress: Progress) -> str:
+        """The tag of the environment image for `model`, built only when no image has that hash yet.
 
         Raises:
             BaseImageMissingError, WheelDownloadError, ImageBuildError.
@@ -174,7 +168,7 @@ class ImageBuilder:
         tag = environment_tag(self.client.images.get(base).id, requirements, files)
         if self._present(tag):
             step(progress, f"environment image {tag} is built already: reusing it")
-            return EnvironmentImage(tag, False)
+            return tag
         step(progress, f"building environment image {tag} from {base}")
         python = self.base_python(base)
         key = hashlib.sha256(f"{requirements}{python}".encode()).hexdigest()[:16]
@@ -193,7 +187,7 @@ class ImageBuilder:
             (ctx / "requirements.txt").write_text(requirements)
             shutil.copytree(wheelhouse, ctx / "wheels")
             self._build(ctx, tag, base, progress)
-        return EnvironmentImage(tag, True)
+        return tag
 
     def _build(self, ctx: Path, tag: str, base: str, progress: Progress) -> None:
         import docker.errors

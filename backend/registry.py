@@ -316,8 +316,6 @@ class ModelRegistry:
 
     def register_bytes(self, name: str, files: dict[str, bytes], **kwargs: Any) -> Model:
         """`register` for uploaded files: {file name: content}. Same arguments and errors."""
-        import tempfile
-
         with tempfile.TemporaryDirectory(prefix="modeldeck-upload-") as tmp:
             paths = []
             for filename, content in files.items():

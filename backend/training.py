@@ -9,6 +9,7 @@ from pathlib import Path
 import numpy as np
 
 from .datasets import load_mnist_test
+from .errors import DuplicateModelError
 from .progress import Progress, quiet, step
 from .registry import Model, ModelRegistry, Signature
 
@@ -58,7 +59,11 @@ def train_sample(registry: ModelRegistry, progress: Progress = quiet) -> Model:
 
 
 def ensure_sample_model(registry: ModelRegistry, progress: Progress = quiet) -> Model | None:
-    """Trains the sample model when the registry is empty; returns it, or None if models exist."""
+    """Trains the sample model when the registry is empty; returns it, or None if models exist.
+    Two first runs at once (a CLI and a dashboard) end with the one model the first registered."""
     if registry.list():
         return None
-    return train_sample(registry, progress)
+    try:
+        return train_sample(registry, progress)
+    except DuplicateModelError:
+        return registry.get(SAMPLE_MODEL_NAME)

@@ -53,7 +53,7 @@ def run(cold: int = 3, warm: int = 5) -> dict:
     assert isinstance(runtime, DockerRuntime)
     client, images = runtime.client, runtime.images
     # Build once first, so the wheels are cached and "cold" measures a build from cached wheels.
-    tag = images.ensure(model, current_library_versions(), lambda _: None).tag
+    tag = images.ensure(model, current_library_versions(), lambda _: None)
     cold_times = []
     for i in range(cold):
         client.images.remove(tag, force=True)

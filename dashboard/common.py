@@ -14,7 +14,7 @@ from backend.deployments import DeploymentList
 from backend.errors import ModelDeckError
 
 SNAPSHOT_KEY = "_deployments_snapshot"
-SHOW_OTHER_HOMES_KEY = "show_other_homes"
+OTHER_HOMES_PARAM = "others"  # ?others=1: also list other homes' deployments (read-only)
 _MARKDOWN_SPECIALS = re.compile(r"([\\`*_{}\[\]()#+\-.!|<>~$:])")
 
 
@@ -46,9 +46,20 @@ def fail(error: Exception | str, what: str) -> None:
 def refresh_snapshot() -> DeploymentList:
     """Lists every deployment now (once per rerun: pages read `snapshot()`)."""
     deck = get_deck()
-    snapshot = deck.deployments.snapshot(all_homes=bool(st.session_state.get(SHOW_OTHER_HOMES_KEY)))
+    snapshot = deck.deployments.snapshot(all_homes=showing_other_homes())
     st.session_state[SNAPSHOT_KEY] = snapshot
     return snapshot
+
+
+def showing_other_homes() -> bool:
+    return st.query_params.get(OTHER_HOMES_PARAM) == "1"
+
+
+def set_other_homes(show: bool) -> None:
+    if show:
+        st.query_params[OTHER_HOMES_PARAM] = "1"
+    else:
+        st.query_params.pop(OTHER_HOMES_PARAM, None)
 
 
 def snapshot() -> DeploymentList:
@@ -62,8 +73,8 @@ def url_select(label: str, options: Sequence[Any], param: str, *, key: str, defa
                container: Any = None, **kwargs: Any) -> Any:
     """A selectbox whose value is kept in the URL (`?param=value`) and in the session, so a reload or a
     shared link opens the same choice. A remembered value that is no longer an option is never
-    replaced silently: the select is left empty with a warning (`gone(value)` says why). `key` is
-    the widget's key, unique per page; pages may share a `param`.
+    replaced silently: the select is left empty with a warning (`gone(value)` says why, as Markdown
+    already escaped). `key` is the widget's key, unique per page; pages may share a `param`.
 
     Returns:
         The chosen option, or None while nothing is chosen.
@@ -87,12 +98,12 @@ def url_select(label: str, options: Sequence[Any], param: str, *, key: str, defa
             st.session_state[key] = found[0]
         else:
             st.session_state[key] = None
-            where.warning(gone(wanted) if gone else f"{wanted!r} is not available any more: choose again.",
+            where.warning(gone(wanted) if gone else verbatim(f"{wanted!r} is not available any more: choose again."),
                           icon=":material/warning:")
     elif st.session_state[key] is not None and st.session_state[key] not in options:
         lost = st.session_state[key]
         st.session_state[key] = None
-        where.warning(gone(lost) if gone else f"{lost!r} is not available any more: choose again.",
+        where.warning(gone(lost) if gone else verbatim(f"{lost!r} is not available any more: choose again."),
                       icon=":material/warning:")
     value = where.selectbox(label, options, index=None, key=key, format_func=format_func,
                             placeholder="choose…", **kwargs)

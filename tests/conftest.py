@@ -42,7 +42,10 @@ def remove_environment_images_built_by_tests(tmp_path_factory):
     for image in images:
         if image.labels.get(BUILT_BY_LABEL, "").startswith(session_root + "/"):
             for tag in image.tags:
-                client.images.remove(tag)
+                try:
+                    client.images.remove(tag)
+                except docker.errors.APIError:
+                    pass  # a container of another session uses it: leave it
 
 
 @pytest.fixture(scope="session")

@@ -211,7 +211,7 @@ def test_the_chosen_deployment_stays_chosen_when_others_appear_and_is_never_swap
     at.run()
     assert not at.exception
     assert select(at, "Deployment").value is None  # not swapped for "from-the-cli"
-    assert f"Deployment {first!r} is Failed now, not Healthy" in at.warning[0].value
+    assert verbatim(f"Deployment {first!r} is Failed now, not Healthy") in at.warning[0].value
     assert not [b for b in at.button if b.label.startswith("Send")]
 
 

@@ -33,7 +33,7 @@ def test_sample_strip_marks_misclassified_images_red_on_an_inverted_colormap():
                       predictions=np.array([1, 5, 3]), image_shape=(2, 2), class_names=tuple("0123456789"))
     fig = sample_strip(samples)
     axes = fig.axes[:3]
-    assert [ax.get_title() for ax in axes] == ["1", "5", "3"]
+    assert [ax.get_title() for ax in axes] == ["1 (1)", "5 (2)", "3 (3)"]  # prediction (true label)
     assert [ax.title.get_color() for ax in axes] == ["black", "red", "black"]
     assert [ax.images[0].get_cmap().name for ax in axes] == ["binary", "Greys_r", "binary"]
     assert to_png(fig)[:8] == b"\x89PNG\r\n\x1a\n"

@@ -10,6 +10,7 @@ import numpy as np
 
 from ..client import ScoringClient
 from ..datasets import TestSet
+from ..errors import UnexpectedAnswerError
 
 
 @dataclass(frozen=True)
@@ -102,6 +103,33 @@ def evaluate(y_true: np.ndarray, y_pred: np.ndarray, labels: tuple[str, ...]) ->
         most_confused=most_confused(confusion, labels), predictions=y_pred)
 
 
+def label_indices(answer: object, class_names: tuple[str, ...], rows: int) -> np.ndarray:
+    """The endpoint's answer as label indices of the test set: whole numbers in range, or the class
+    names themselves (a model trained on named labels).
+
+    Raises:
+        UnexpectedAnswerError: not one known label per row, saying what arrived.
+    """
+    values = np.asarray(answer)
+    if values.ndim != 1 or len(values) != rows:
+        raise UnexpectedAnswerError(
+            f"the endpoint answered {values.shape[0] if values.ndim else 'one value'} value(s) of shape "
+            f"{list(values.shape)} for {rows} rows: expected one label per row")
+    if values.dtype.kind in "iu" or (values.dtype.kind == "f" and np.all(np.mod(values, 1) == 0)):
+        indices = values.astype(np.int64)
+        outside = indices[(indices < 0) | (indices >= len(class_names))]
+        if len(outside):
+            raise UnexpectedAnswerError(f"the endpoint answered label {int(outside[0])}, which this test set does "
+                                        f"not have (its labels: 0 to {len(class_names) - 1})")
+        return indices
+    position = {name: i for i, name in enumerate(class_names)}
+    unknown = [str(v) for v in values if str(v) not in position]
+    if unknown:
+        raise UnexpectedAnswerError(f"the endpoint answered {unknown[0]!r}, which is not a class of this test set "
+                                    f"({', '.join(class_names[:10])})")
+    return np.array([position[str(v)] for v in values], dtype=np.int64)
+
+
 def score_testset(client: ScoringClient, scoring_uri: str, testset: TestSet, *, batch_size: int = 10_000,
                   use_binary: bool = True, progress: Callable[[int, int], None] | None = None) -> np.ndarray:
     """Predictions for the whole test set, in batches; progress(done, total) after each."""
@@ -109,7 +137,8 @@ def score_testset(client: ScoringClient, scoring_uri: str, testset: TestSet, *, 
     total = len(testset)
     for start in range(0, total, batch_size):
         batch = testset.X[start:start + batch_size]
-        parts.append(client.predict(scoring_uri, batch, use_binary=use_binary))
+        answer = client.predict(scoring_uri, batch, use_binary=use_binary)
+        parts.append(label_indices(answer, testset.class_names, len(batch)))
         if progress:
             progress(min(start + batch_size, total), total)
     return np.concatenate(parts) if parts else np.empty(0, dtype=np.int64)
@@ -145,7 +174,8 @@ def sample(client: ScoringClient, scoring_uri: str, testset: TestSet, n: int = 3
     rng = np.random.default_rng(seed)
     n = max(1, min(n, len(testset)))
     indices = np.sort(rng.choice(len(testset), size=n, replace=False))
-    predictions = client.predict(scoring_uri, testset.X[indices], use_binary=use_binary)
+    answer = client.predict(scoring_uri, testset.X[indices], use_binary=use_binary)
     return Samples(indices=indices, images=testset.X[indices], labels=testset.y[indices],
-                   predictions=np.asarray(predictions), image_shape=testset.image_shape,
+                   predictions=label_indices(answer, testset.class_names, len(indices)),
+                   image_shape=testset.image_shape,
                    class_names=testset.class_names)

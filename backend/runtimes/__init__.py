@@ -13,8 +13,7 @@ from .local import LocalRuntime
 __all__ = ["DeployConfig", "Deployment", "DeploymentRecord", "DeploymentSpec", "DeploymentState", "Runtime",
            "LocalRuntime", "TargetStatus", "Targets", "validate_name"]
 
-TARGET_NAMES = ("docker", "local")
-RETRY_UNAVAILABLE_SECONDS = 5.0  # a stopped engine is asked again after this long
+RETRY_UNAVAILABLE_SECONDS = 15.0  # an engine that did not answer is asked again after this long
 
 
 @dataclass(frozen=True)

@@ -19,6 +19,7 @@ SCORING_PORT = 8000
 CPU_CORES_RANGE = (0.1, 64.0)
 MEMORY_GB_RANGE = (0.03125, 1024.0)  # 32 MiB to 1 TiB
 LABEL_PREFIX = "modeldeck."
+LEGACY_NAME_LABEL = "modeldeck.deployment"  # ModelDeck before homes
 
 
 class DeploymentState(StrEnum):
@@ -68,8 +69,22 @@ class DeployConfig:
 
     @classmethod
     def from_dict(cls, data: dict[str, Any]) -> "DeployConfig":
-        return cls(cpu_cores=float(data.get("cpu_cores", 1.0)), memory_gb=float(data.get("memory_gb", 1.0)),
-                   tags=dict(data.get("tags", {})), description=str(data.get("description", "")))
+        """A config as a runtime recorded it: read back as it is, not checked against today's ranges
+        (a deployment made under other rules, or by another home, must still be listed)."""
+        config = cls.__new__(cls)
+        for name, value in (("cpu_cores", _number(data.get("cpu_cores"), 1.0)),
+                            ("memory_gb", _number(data.get("memory_gb"), 1.0)),
+                            ("tags", {str(k): str(v) for k, v in dict(data.get("tags") or {}).items()}),
+                            ("description", str(data.get("description", "")))):
+            object.__setattr__(config, name, value)
+        return config
+
+
+def _number(value: Any, default: float) -> float:
+    try:
+        return float(value)
+    except (TypeError, ValueError):
+        return default
 
 
 @dataclass(frozen=True)
@@ -113,7 +128,8 @@ class DeploymentRecord:
     def from_dict(cls, data: dict[str, Any]) -> "DeploymentRecord":
         return cls(name=str(data["name"]), uid=str(data.get("uid", "")), home_id=str(data.get("home_id", "")),
                    home=str(data.get("home", "")), model_name=str(data.get("model_name", "?")),
-                   model_version=int(data.get("model_version", 0)), model_sha256=str(data.get("model_sha256", "")),
+                   model_version=int(_number(data.get("model_version"), 0)),
+                   model_sha256=str(data.get("model_sha256", "")),
                    config=DeployConfig.from_dict(data.get("config") or {}),
                    entry_script=str(data.get("entry_script", "")), created_at=str(data.get("created_at", "")))
 
@@ -133,9 +149,18 @@ class DeploymentRecord:
 
     @classmethod
     def from_labels(cls, labels: dict[str, str]) -> "DeploymentRecord":
+        """The record from container labels; also reads the labels of ModelDeck before homes existed
+        (`modeldeck.deployment`, `modeldeck.model.name`, ...), whose record has no home."""
         data: dict[str, Any] = {key[len(LABEL_PREFIX):]: value for key, value in labels.items()
                                 if key.startswith(LABEL_PREFIX)}
-        data["config"] = json.loads(data.get("config") or "{}")
+        for legacy, key in (("deployment", "name"), ("model.name", "model_name"),
+                            ("model.version", "model_version"), ("model.sha256", "model_sha256")):
+            if legacy in data and key not in data:
+                data[key] = data[legacy]
+        try:
+            data["config"] = json.loads(data.get("config") or "{}")
+        except ValueError:
+            data["config"] = {}
         return cls.from_dict(data)
 
 

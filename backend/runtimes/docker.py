@@ -32,6 +32,7 @@ from ..progress import Progress, step
 from ..registry import Model, current_library_versions
 from .base import (
     LABEL_PREFIX,
+    LEGACY_NAME_LABEL,
     SCORING_PORT,
     Deployment,
     DeploymentRecord,
@@ -49,6 +50,8 @@ DATA_DIR = "/var/modeldeck"  # a volume in the image: model/ and app/ arrive her
 RESTART_POLICY = {"Name": "on-failure", "MaximumRetryCount": 3}
 STARTUP_GRACE_SECONDS = 300
 STOP_TIMEOUT_SECONDS = 5
+PING_TIMEOUT_SECONDS = 3
+API_TIMEOUT_SECONDS = 120
 
 
 def container_name(home_id: str, deployment: str) -> str:
@@ -81,8 +84,8 @@ def container_create_args(spec: DeploymentSpec, image: str) -> dict[str, Any]:
         "tmpfs": {"/tmp": "rw,nosuid,nodev,size=64m"},
         "cap_drop": ["ALL"],
         "security_opt": ["no-new-privileges"],
-        # No restarts until the server has been ready once (see DockerRuntime._arm_restarts): a
-        # failing init() then ends the container with its own exit code instead of a restart loop.
+        # No restarts until the server has been ready once (wait_for_deployment calls mark_ready on
+        # Healthy): a failing init() then ends the container with its own exit code, not a restart loop.
         "restart_policy": {"Name": "no"},
         "labels": spec.record.to_labels(),
         "detach": True,
@@ -199,8 +202,9 @@ class DockerRuntime:
         try:
             import docker
 
-            client = docker.from_env(timeout=30)
+            client = docker.from_env(timeout=PING_TIMEOUT_SECONDS)  # a silent remote host fails fast
             client.ping()
+            client.api.timeout = API_TIMEOUT_SECONDS
         except Exception as e:  # docker raises several kinds when nothing listens
             raise RuntimeUnavailableError(
                 f"no Docker engine answers at {endpoint} ({type(e).__name__}): start one (scripts/setup.sh "
@@ -236,7 +240,7 @@ class DockerRuntime:
         import docker.errors
 
         image = self.images.ensure(spec.model, current_library_versions(), progress)
-        args = container_create_args(spec, image.tag)
+        args = container_create_args(spec, image)
         step(progress, f"creating container {args['name']} (cpu {spec.config.cpu_cores:g}, "
                        f"memory {args['mem_limit']})")
         try:
@@ -266,6 +270,9 @@ class DockerRuntime:
                 break
         running = attrs["State"].get("Status") == "running"
         state, detail, exit_code = state_of(attrs, bool(running and port and is_ready(port)), time.time())
+        if not record.home_id:
+            detail = (f"made by ModelDeck before homes existed: remove it with `docker rm -f {container.name}`"
+                      + (f"; {detail}" if detail else ""))
         return Deployment(record=record, runtime=self.name, state=state,
                           scoring_uri=f"http://127.0.0.1:{port}/score" if port else None,
                           detail=detail, exit_code=exit_code, owned=record.home_id == self.home.id)
@@ -278,13 +285,14 @@ class DockerRuntime:
     def list(self, *, all_homes: bool = False) -> list[Deployment]:
         import docker.errors
 
-        label = LABEL if all_homes else f"{HOME_LABEL}={self.home.id}"
+        labels = [LABEL, LEGACY_NAME_LABEL] if all_homes else [f"{HOME_LABEL}={self.home.id}"]
         found = []
-        for container in self.client.containers.list(all=True, filters={"label": label}):
-            try:
-                found.append(self._to_deployment(container))
-            except docker.errors.NotFound:
-                continue  # removed while we looked
+        for label in labels:
+            for container in self.client.containers.list(all=True, filters={"label": label}, ignore_removed=True):
+                try:
+                    found.append(self._to_deployment(container))
+                except (docker.errors.NotFound, KeyError, ValueError):
+                    continue  # removed while we looked, or labels that are not a deployment record
         return sorted(found, key=lambda d: (not d.owned, d.record.home, d.name))
 
     @_engine_errors

@@ -27,6 +27,7 @@ from .probe import is_ready
 
 SERVING_PARENT = Path(__file__).resolve().parent.parent  # the folder holding the `serving` package
 STARTUP_GRACE_SECONDS = 300
+LEGACY_META = "meta.json"  # one file per deployment, before records and process facts were apart
 # A shell in front of the server records its exit code, so a later process can tell why it ended.
 _WRAPPER = '"$@"; code=$?; echo $code > "$MODELDECK_EXIT_FILE"; exit $code'
 
@@ -103,12 +104,20 @@ class LocalRuntime:
         return state not in ("Z", "X") and str(target).encode() in cmdline
 
     def _files(self, target: Path) -> tuple[DeploymentRecord, dict[str, Any]]:
+        """The record and the process facts of a deployment folder (also one made before records
+        existed, whose meta.json holds both)."""
         try:
+            if not (target / "process.json").exists() and (target / LEGACY_META).exists():
+                meta = json.loads((target / LEGACY_META).read_text())
+                return DeploymentRecord.from_dict(meta), {"port": meta["port"], "pid": meta["pid"]}
             record = DeploymentRecord.from_json((target / "record.json").read_text())
             process = json.loads((target / "process.json").read_text())
         except (OSError, ValueError, KeyError):
             raise DeploymentNotFoundError(f"no deployment named {target.name!r} (local runtime)") from None
         return record, process
+
+    def _state_file(self, target: Path) -> Path:
+        return target / "process.json" if (target / "process.json").exists() else target / LEGACY_META
 
     def _read(self, target: Path) -> Deployment:
         record, process = self._files(target)
@@ -118,7 +127,7 @@ class LocalRuntime:
             if is_ready(process["port"]):
                 state = DeploymentState.HEALTHY
             else:
-                age = time.time() - (target / "process.json").stat().st_mtime
+                age = time.time() - self._state_file(target).stat().st_mtime
                 state = DeploymentState.TRANSITIONING if age < STARTUP_GRACE_SECONDS else DeploymentState.UNHEALTHY
                 detail = "" if state is DeploymentState.TRANSITIONING else "the server process runs but does not answer"
         else:
@@ -141,7 +150,7 @@ class LocalRuntime:
         if not self.root.is_dir():
             return found
         for target in sorted(self.root.iterdir()):
-            if (target / "process.json").is_file():
+            if self._state_file(target).is_file():
                 try:
                     found.append(self._read(target))
                 except DeploymentNotFoundError:

@@ -10,7 +10,17 @@ from backend.registry import parse_tags
 from backend.runtimes import DeployConfig, validate_name
 from backend.runtimes.base import CPU_CORES_RANGE, MEMORY_GB_RANGE
 from backend.timefmt import age
-from dashboard.common import SHOW_OTHER_HOMES_KEY, choose, fail, forget_choice, get_deck, snapshot, url_select, verbatim
+from dashboard.common import (
+    choose,
+    fail,
+    forget_choice,
+    get_deck,
+    set_other_homes,
+    showing_other_homes,
+    snapshot,
+    url_select,
+    verbatim,
+)
 
 STREAMED_LINES_SHOWN = 12
 OUTCOME_KEY = "_deploy_outcome"
@@ -32,8 +42,10 @@ model_name = url_select("Model", names, "model", key="deploy_model", container=l
 if model_name is None:
     st.stop()
 versions = sorted((m.version for m in models if m.name == model_name), reverse=True)
-version = right.selectbox("Version", versions, key=f"version/{model_name}",
-                          format_func=lambda v: f"{v} (latest)" if v == versions[0] else str(v))
+version = url_select("Version", versions, "version", key=f"deploy_version/{model_name}", container=right,
+                     default=versions[0], format_func=lambda v: f"{v} (latest)" if v == versions[0] else str(v))
+if version is None:
+    st.stop()
 model = deck.registry.get(model_name, version)
 accuracy = model.metrics.get("accuracy")
 st.caption(verbatim(f"{model.description or 'no description'}"
@@ -46,7 +58,7 @@ preferred = deck.settings.runtime if deck.settings.runtime != "auto" else availa
 with st.form("deploy"):
     name = st.text_input("Deployment name", value=deck.deployments.suggest_name(model, {d.name for d in listing.owned}),
                          help="3-63 lowercase letters, digits and '-'")
-    target = st.radio("Runtime", [t.name for t in listing.targets], horizontal=True,
+    target = st.radio("Runtime", [t.name for t in listing.targets], horizontal=True, key="deploy_runtime",
                       index=[t.name for t in listing.targets].index(preferred)
                       if preferred in [t.name for t in listing.targets] else 0,
                       captions=[t.description if t.available else "unavailable" for t in listing.targets],
@@ -109,8 +121,9 @@ elif outcome is not None:
 st.divider()
 head, toggle, refresh = st.columns([4, 2, 1])
 head.subheader("Deployments")
-toggle.toggle("Other homes too (read-only)", key=SHOW_OTHER_HOMES_KEY,
-              help="Deployments made from other ModelDeck homes on the same Docker engine")
+toggle.toggle("Other homes too (read-only)", value=showing_other_homes(), key="deploy_other_homes",
+              on_change=lambda: set_other_homes(bool(st.session_state.deploy_other_homes)),
+              help="Deployments made from other ModelDeck homes on the same Docker engine (kept in the URL)")
 if refresh.button("Refresh", icon=":material/refresh:", width="stretch"):
     st.rerun()
 for unavailable in (t for t in listing.targets if not t.available):
@@ -119,7 +132,7 @@ if not listing.deployments:
     st.info("No deployment yet.")
     st.stop()
 
-show_homes = any(not d.owned for d in listing.deployments) or st.session_state.get(SHOW_OTHER_HOMES_KEY)
+show_homes = any(not d.owned for d in listing.deployments) or showing_other_homes()
 rows = []
 for d in listing.deployments:
     row = {"name": d.name, "state": str(d.state), "model": d.model_id, "runtime": d.runtime,
@@ -139,7 +152,7 @@ if not owned:
     st.stop()
 newest = max(listing.owned, key=lambda d: d.created_at).name
 chosen = url_select("Deployment", owned, "deployment", key="manage_deployment", default=newest,
-                    gone=lambda lost: f"Deployment {lost!r} is not in this home any more: choose another.")
+                    gone=lambda lost: verbatim(f"Deployment {lost!r} is not in this home any more: choose another."))
 if chosen is None:
     st.stop()
 show_logs, delete = st.columns(2)

@@ -36,9 +36,9 @@ else:
                        "version": st.column_config.NumberColumn(width="small"),
                        "input": st.column_config.TextColumn(width="large")})
 
-    with st.expander("Model details", expanded=bool(st.query_params.get("model"))):
+    with st.expander("Model details", expanded=bool(st.query_params.get("id"))):
         ids = [m.id for m in reversed(models)]
-        chosen = url_select("Model", ids, "model", key="models_detail", default=ids[0])
+        chosen = url_select("Model", ids, "id", key="models_detail", default=ids[0])
         if chosen is not None:
             model = deck.registry.get_ref(chosen)
             left, right = st.columns(2)

@@ -9,7 +9,7 @@ import streamlit as st
 
 from backend.datasets import TestSet, datasets_for, load_dataset
 from backend.errors import ModelDeckError
-from backend.inspection.evaluation import evaluate, predictions_csv, sample, score_testset, supports_binary
+from backend.inspection.evaluation import evaluate_endpoint, predictions_csv, sample, supports_binary
 from backend.inspection.plots import confusion_heatmap, sample_strip, to_png
 from backend.inspection.snippets import curl_snippet, python_snippet
 from backend.registry import Signature
@@ -31,7 +31,10 @@ def takes_binary(uri: str) -> bool:
 
 
 listing = snapshot()
-healthy = {d.name: d for d in listing.healthy}
+for twice in sorted(listing.ambiguous):
+    st.warning(f"Deployment {verbatim(repr(twice))} exists on two runtimes (one was made while the other did not "
+               "answer): it is not offered here until one is deleted (Deploy page).", icon=":material/warning:")
+healthy = {d.name: d for d in listing.healthy if d.name not in listing.ambiguous}
 if not healthy:
     st.info("No deployment is Healthy: deploy a model first.")
     st.page_link("views/deploy.py", label="Go to Deploy", icon=":material/rocket_launch:")
@@ -41,8 +44,8 @@ if not healthy:
 def why_gone(name: str) -> str:
     found = listing.find(name)
     if found is None:
-        return f"Deployment {name!r} does not exist in this home any more: choose another."
-    return f"Deployment {name!r} is {found.state} now, not Healthy: choose another, or see Deploy → Logs."
+        return verbatim(f"Deployment {name!r} does not exist in this home any more: choose another.")
+    return verbatim(f"Deployment {name!r} is {found.state} now, not Healthy: choose another, or see Deploy → Logs.")
 
 
 newest = max(healthy.values(), key=lambda d: d.created_at).name
@@ -56,12 +59,13 @@ model = deck.deployments.model_of(deployment)
 signature = model.signature if model is not None else Signature()
 fitting, hidden = datasets_for(signature)
 if not fitting:
-    st.warning(f"No test set fits {deployment.model_id} ({verbatim(signature.describe())}).")
+    st.warning(verbatim(f"No test set fits {deployment.model_id} ({signature.describe()})."))
     st.stop()
 titles = {info.name: info.title for info in fitting}
 dataset_name = url_select("Test set", list(titles), "dataset", key="test_dataset", container=right, default=fitting[0].name,
                           format_func=titles.__getitem__,
-                          gone=lambda lost: f"Test set {lost!r} does not fit {deployment.model_id}: choose another.")
+                          gone=lambda lost: verbatim(f"Test set {lost!r} does not fit {deployment.model_id}: "
+                                                     "choose another."))
 if dataset_name is None:
     st.stop()
 uri = deployment.scoring_uri or ""
@@ -109,11 +113,10 @@ st.subheader("Score the whole test set")
 if st.button(f"Score the whole test set ({len(data):,} images)", type="primary", icon=":material/grid_on:"):
     bar = st.progress(0.0, text="Scoring…")
     try:
-        predictions = score_testset(deck.client, uri, data, batch_size=2000, use_binary=binary,
-                                    progress=lambda done, total: bar.progress(done / total,
-                                                                              text=f"Scored {done:,} of {total:,}"))
-        deck.results.save_evaluation(deployment, dataset_name, data.y,
-                                     evaluate(data.y, predictions, data.class_names))
+        scored = evaluate_endpoint(deck.client, uri, data, batch_size=2000, use_binary=binary,
+                                   progress=lambda done, total: bar.progress(done / total,
+                                                                             text=f"Scored {done:,} of {total:,}"))
+        deck.results.save_evaluation(deployment, dataset_name, data.y, scored)
     except ModelDeckError as e:
         fail(e, "Scoring failed")
     bar.empty()
