@@ -249,3 +249,18 @@ def test_no_docker_engine_leaves_the_registry_and_local_deployments_usable(tmp_p
     assert list(at.dataframe[0].value["runtime"]) == ["local"] and name
     models = at.switch_page("views/models.py").run()
     assert list(models.dataframe[0].value["model"]) == ["sklearn_mnist"]
+
+
+def test_a_scoring_script_that_fails_is_a_verbatim_error_on_the_test_page(home, tmp_path):
+    script = tmp_path / "score.py"
+    script.write_text("def init():\n    pass\n\n\ndef run(raw_data):\n"
+                      "    raise RuntimeError('weights_v2 missing *now*')\n")
+    deck = backend_deck(home)
+    deck.deployments.deploy_and_wait(deck.registry.get("sklearn_mnist"), "faulty", entry_script=script, timeout=180)
+    at = app(deployment="faulty")
+    at.switch_page("views/test.py").run()
+    button(at, "Send 30 random test images").click().run()
+    assert not at.exception
+    assert at.error[0].value == "Scoring failed: " + verbatim(
+        "the endpoint failed (HTTP 500): RuntimeError: weights_v2 missing *now*")
+    assert not any("correct" in m.value for m in at.markdown)  # nothing kept from a failed request

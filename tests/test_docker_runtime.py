@@ -15,6 +15,7 @@ from backend.datasets import load_mnist_test
 from backend.errors import (
     BaseImageMissingError,
     ChecksumMismatchError,
+    DeploymentError,
     DeploymentExistsError,
     DeploymentFailedError,
     DeploymentNotFoundError,
@@ -159,6 +160,21 @@ def test_a_local_and_a_docker_deployment_are_listed_and_found_together(docker_de
         assert json.loads(out.stdout)["accuracy"] == pytest.approx(sample_model.metrics["accuracy"], abs=1e-4)
     finally:
         docker_deck.deployments.delete("t-in-local")
+
+
+def test_a_name_made_twice_while_the_engine_was_away_is_said_and_resolved_by_runtime(
+        docker_deck, sample_model, monkeypatch):
+    docker_deck.deployments.deploy_and_wait(sample_model, "t-twice", timeout=180)
+    monkeypatch.setenv("DOCKER_HOST", "unix:///nonexistent/docker.sock")  # the same home, the engine away
+    away = open_modeldeck(docker_deck.settings)
+    away.deployments.deploy_and_wait(sample_model, "t-twice", target="auto", timeout=180)  # falls back to local
+    monkeypatch.undo()
+    assert docker_deck.deployments.snapshot().ambiguous == {"t-twice"}
+    with pytest.raises(DeploymentError, match="'t-twice' exists on docker and local") as caught:
+        docker_deck.deployments.delete("t-twice")
+    assert "--runtime local" in str(caught.value)
+    docker_deck.deployments.delete("t-twice", runtime="local")
+    assert [(d.name, d.runtime) for d in docker_deck.deployments.list()] == [("t-twice", "docker")]
 
 
 def test_failing_init_ends_failed_with_traceback_and_a_stopped_container(docker_deck, engine, sample_model):

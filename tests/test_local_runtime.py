@@ -154,3 +154,30 @@ def test_a_port_taken_between_choosing_and_binding_fails_with_the_reason(local_d
         with pytest.raises(DeploymentFailedError) as caught:
             local_deck.deployments.wait_for_deployment("clash", timeout=180)
     assert caught.value.exit_code == 4 and "cannot listen on 127.0.0.1" in caught.value.logs
+
+
+def test_an_upload_without_a_signature_gets_the_one_its_server_reports(local_deck, sample_model):
+    blob = local_deck.registry.blobs_dir / sample_model.files[0].sha256
+    upload = local_deck.registry.register_bytes("uploaded", {"digits.pkl": blob.read_bytes()})
+    assert not upload.signature.known
+    messages = []
+    deployment = local_deck.deployments.deploy_and_wait(upload, "uploaded", timeout=180, progress=messages.append)
+    info = local_deck.client.info(deployment.scoring_uri)
+    assert info["n_features"] == 784 and info["classes"] == list(range(10))
+    recorded = local_deck.registry.get("uploaded").signature
+    assert recorded.n_features == 784 and recorded.class_labels == tuple("0123456789")
+    assert recorded.source == "confirmed by deployment uploaded"
+    assert any("recorded uploaded:1's signature" in m.message for m in messages)
+
+
+def test_a_deployment_folder_from_before_records_is_listed_and_deletable(local_deck):
+    legacy = local_deck.settings.local_deployments_dir / "legacy"
+    legacy.mkdir(parents=True)
+    (legacy / "meta.json").write_text(json.dumps({
+        "name": "legacy", "model_name": "sklearn_mnist", "model_version": 1, "port": 9, "pid": 2**22 + 7,
+        "entry_script": "score.py", "created_at": "2026-11-01T00:00:00+00:00",
+        "config": {"cpu_cores": 0.05, "memory_gb": 1.0, "tags": {}, "description": "old rules"}}))
+    [found] = local_deck.deployments.list()
+    assert (found.name, found.state, found.config.cpu_cores) == ("legacy", DeploymentState.FAILED, 0.05)
+    local_deck.deployments.delete("legacy")
+    assert not legacy.exists() and local_deck.deployments.list() == []

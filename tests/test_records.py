@@ -172,3 +172,63 @@ def test_kept_results_come_back_only_for_the_same_deployment_and_test_set(tmp_pa
 def test_tiles_are_titled_prediction_then_true_label():
     assert tile_title(3, 8, tuple("0123456789")) == "3 (8)"
     assert tile_title(12, 1, ("cat", "dog")) == "12 (dog)"
+
+
+def test_what_a_runtime_recorded_is_read_back_even_under_todays_stricter_ranges():
+    config = DeployConfig.from_dict({"cpu_cores": 0.05, "memory_gb": "0.03", "tags": {"a": 1}})
+    assert (config.cpu_cores, config.memory_gb, config.tags) == (0.05, 0.03, {"a": "1"})
+    broken = DeploymentRecord.from_labels({"modeldeck.name": "x", "modeldeck.config": "{not json",
+                                           "modeldeck.model_version": "seven"})
+    assert (broken.config, broken.model_version) == (DeployConfig(), 0)
+
+
+def test_containers_labelled_before_homes_existed_read_as_records_without_a_home():
+    old = DeploymentRecord.from_labels({"modeldeck.deployment": "demo", "modeldeck.model.name": "sklearn_mnist",
+                                        "modeldeck.model.version": "2", "modeldeck.config": '{"cpu_cores": 2}'})
+    assert (old.name, old.model_id, old.home_id, old.config.cpu_cores) == ("demo", "sklearn_mnist:2", "", 2.0)
+
+
+def test_answers_become_label_indices_of_the_test_set_or_a_clear_error():
+    from backend.errors import UnexpectedAnswerError
+    from backend.inspection.evaluation import label_indices
+
+    digits = tuple("0123456789")
+    assert label_indices([7, 2.0, 1], digits, 3).tolist() == [7, 2, 1]
+    assert label_indices(["Bag", "Coat"], ("Coat", "Bag"), 2).tolist() == [1, 0]
+    for answer, rows, message in (([7, 12], 2, "label 12, which this test set does not have"),
+                                  (["cat"], 1, "'cat', which is not a class of this test set"),
+                                  ([1, 2], 3, "for 3 rows: expected one label per row"),
+                                  ({"predictions": [1]}, 1, "expected one label per row")):
+        with pytest.raises(UnexpectedAnswerError, match=message):
+            label_indices(answer, digits, rows)
+
+
+def test_value_range_and_named_labels_decide_which_test_sets_fit():
+    raw_pixels = Signature(n_features=784, value_range=(0.0, 255.0))
+    assert "its pixel values are in [0, 1]; the model takes [0, 255]" in dict(
+        (d.name, why) for d, why in datasets_for(raw_pixels)[1])["mnist"]
+    named = Signature(n_features=784, class_labels=tuple(f"class {i}" for i in range(10)))
+    assert "mnist" not in [d.name for d in datasets_for(named)[0]]
+    numbered = Signature(n_features=784, class_labels=tuple(str(i) for i in range(10)))
+    assert "mnist" in [d.name for d in datasets_for(numbered)[0]]
+
+
+def test_two_first_runs_at_once_end_with_one_sample_model(tmp_path):
+    from backend.training import ensure_sample_model
+
+    registry = ModelRegistry(tmp_path / "r.sqlite3", tmp_path / "blobs")
+    results, errors = [], []
+
+    def first_run():
+        try:
+            results.append(ensure_sample_model(registry))
+        except Exception as e:  # noqa: BLE001 (the test reports whatever escaped)
+            errors.append(e)
+
+    threads = [threading.Thread(target=first_run) for _ in range(2)]
+    for thread in threads:
+        thread.start()
+    for thread in threads:
+        thread.join()
+    assert errors == [] and [m.id for m in registry.list()] == ["sklearn_mnist:1"]
+    assert {m.id for m in results if m is not None} <= {"sklearn_mnist:1"}
