@@ -259,8 +259,9 @@ class DeploymentService:
         return own if own.is_file() else DEFAULT_SCRIPT
 
     def wait_for_deployment(self, name: str, *, timeout: float = 180.0, progress: Progress = quiet,
-                            poll_seconds: float = 0.2) -> Deployment:
-        """Waits until the deployment is Healthy; from then on the runtime restarts it after a crash.
+                            poll_seconds: float = 0.2, runtime: str | None = None) -> Deployment:
+        """Waits until the deployment is Healthy (on `runtime` when given); from then on the runtime
+        restarts it after a crash.
 
         A deployment that fails, crashes or times out is stopped and kept: its logs stay readable
         and `delete` removes it.
@@ -269,30 +270,30 @@ class DeploymentService:
             DeploymentFailedError: it ended Failed or Unhealthy, or was not Healthy after `timeout`
                 seconds; the error carries the state, exit code and the last log lines.
         """
-        runtime, _ = self._locate(name)
+        where, _ = self._locate(name, runtime)
         deadline = time.monotonic() + timeout
         last_state = None
         log_lines_seen = 0
         while True:
-            deployment = runtime.get(name)
-            log_lines_seen = self._stream_new_log_lines(runtime, name, log_lines_seen, progress)
+            deployment = where.get(name)
+            log_lines_seen = self._stream_new_log_lines(where, name, log_lines_seen, progress)
             if deployment.state != last_state:
                 progress(ProgressEvent(ProgressKind.STATE, f"{name}: {deployment.state}"
                                        + (f" — {deployment.detail}" if deployment.detail else "")))
                 last_state = deployment.state
             if deployment.state is DeploymentState.HEALTHY:
-                runtime.mark_ready(name)
+                where.mark_ready(name)
                 return deployment
             if deployment.state in (DeploymentState.FAILED, DeploymentState.UNHEALTHY):
-                self._stop_quietly(runtime, name)
+                self._stop_quietly(where, name)
                 raise DeploymentFailedError(name, deployment.detail or "the server stopped",
                                             state=str(deployment.state), exit_code=deployment.exit_code,
-                                            logs=runtime.logs(name, LOG_TAIL_ON_FAILURE))
+                                            logs=where.logs(name, LOG_TAIL_ON_FAILURE))
             if time.monotonic() >= deadline:
-                self._stop_quietly(runtime, name)
+                self._stop_quietly(where, name)
                 raise DeploymentFailedError(name, f"not Healthy after {timeout:.0f} s; stopped it",
                                             state=str(deployment.state),
-                                            logs=runtime.logs(name, LOG_TAIL_ON_FAILURE))
+                                            logs=where.logs(name, LOG_TAIL_ON_FAILURE))
             time.sleep(poll_seconds)
 
     def deploy_and_wait(self, model: Model, name: str, config: DeployConfig | None = None, *,
@@ -305,8 +306,9 @@ class DeploymentService:
         Raises:
             Everything `deploy` and `wait_for_deployment` raise.
         """
-        self.deploy(model, name, config, target=target, entry_script=entry_script, progress=progress)
-        deployment = self.wait_for_deployment(name, timeout=timeout, progress=progress, poll_seconds=poll_seconds)
+        started = self.deploy(model, name, config, target=target, entry_script=entry_script, progress=progress)
+        deployment = self.wait_for_deployment(name, timeout=timeout, progress=progress, poll_seconds=poll_seconds,
+                                              runtime=started.runtime)
         self._confirm_signature(model, deployment, progress)
         return deployment
 
