@@ -76,7 +76,7 @@ class Signature:
         return self.n_features is not None
 
     def describe(self) -> str:
-        """ "28x28 image (784 values) in [0, 1] -> 10 classes: 0, 1, ..." for people."""
+        """ "28x28 image (784 values) in [0, 1] → 10 classes: 0, 1, ..." for people."""
         if not self.known:
             return "input signature unknown (recorded at the first deployment)"
         shape = (f"{self.image_shape[0]}x{self.image_shape[1]} image ({self.n_features} values)"
@@ -85,7 +85,7 @@ class Signature:
         classes = ""
         if self.class_labels:
             shown = ", ".join(self.class_labels[:10]) + (", ..." if len(self.class_labels) > 10 else "")
-            classes = f" -> {len(self.class_labels)} classes: {shown}"
+            classes = f" → {len(self.class_labels)} classes: {shown}"
         return shape + values + classes
 
     def to_dict(self) -> dict[str, Any]:

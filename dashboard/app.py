@@ -4,6 +4,7 @@ from pathlib import Path
 
 import streamlit as st
 
+from backend.config import ASSETS_DIR
 from backend.errors import ModelDeckError
 from backend.progress import ProgressEvent
 from backend.training import ensure_sample_model
@@ -11,7 +12,8 @@ from dashboard.common import fail, get_deck, refresh_snapshot, verbatim
 
 VIEWS = Path(__file__).resolve().parent / "views"
 
-st.set_page_config(page_title="ModelDeck", page_icon=":material/sailing:", layout="wide")
+# A local icon file: a material-icon favicon would be fetched from the internet by the browser.
+st.set_page_config(page_title="ModelDeck", page_icon=str(ASSETS_DIR / "favicon.png"), layout="wide")
 # The theme's primary colour is a neutral blue (.streamlit/config.toml); red is kept for destructive
 # buttons, which pages put in a container keyed "danger-zone".
 st.html("<style>.st-key-danger-zone button {background-color: #b3261e; border-color: #b3261e; color: #fff;}"
@@ -43,7 +45,7 @@ if deck.settings.auto_train and "sample_checked" not in st.session_state:
     if not deck.registry.list():
         st.subheader("Welcome to ModelDeck")
         st.write("First run: the sample model `sklearn_mnist` is trained and registered, so there is something "
-                 "to deploy. This takes a few seconds.")
+                 "to deploy. This takes about ten seconds.")
         with st.status("Training the sample model sklearn_mnist…", expanded=True) as status:
             def show(event: ProgressEvent) -> None:
                 status.write(verbatim(event.message))

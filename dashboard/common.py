@@ -105,14 +105,22 @@ def url_select(label: str, options: Sequence[Any], param: str, *, key: str, defa
         st.session_state[key] = None
         where.warning(gone(lost) if gone else verbatim(f"{lost!r} is not available any more: choose again."),
                       icon=":material/warning:")
+    # persist_state="page": a select hidden for a rerun (say, while the one above it is empty) keeps
+    # its value, so the browser and Python never disagree about what is chosen.
     value = where.selectbox(label, options, index=None, key=key, format_func=format_func,
-                            placeholder="choose…", **kwargs)
+                            placeholder="choose…", persist_state="page", **kwargs)
     st.session_state[remembered] = value
     if value is None:
         st.query_params.pop(param, None)
     else:
         st.query_params[param] = str(value)
     return value
+
+
+def nothing_chosen(what: str) -> None:
+    """Ends the page while a select above is empty, saying so (never a blank page)."""
+    st.info(f"Choose {what} above.", icon=":material/arrow_upward:")
+    st.stop()
 
 
 def choose(key: str, value: Any) -> None:

@@ -89,7 +89,7 @@ def test_signatures_parse_what_people_type():
 
 
 def test_a_signature_reads_as_a_sentence():
-    assert MNIST_SIGNATURE.describe().startswith("28x28 image (784 values) in [0, 1] -> 10 classes: 0, 1, 2")
+    assert MNIST_SIGNATURE.describe().startswith("28x28 image (784 values) in [0, 1] → 10 classes: 0, 1, 2")
     assert Signature().describe() == "input signature unknown (recorded at the first deployment)"
     assert Signature.from_dict(MNIST_SIGNATURE.to_dict()) == MNIST_SIGNATURE
 

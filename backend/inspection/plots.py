@@ -18,16 +18,18 @@ def confusion_heatmap(evaluation: Evaluation, subject: str = "") -> Figure:
     """Rows normalised, diagonal zeroed: the brighter a cell, the more often that true label was
     taken for that predicted one. `subject` (deployment and test set) heads the title."""
     n = len(evaluation.labels)
-    fig, ax = plt.subplots(figsize=(6.4, 5.4), layout="constrained")
+    fig, ax = plt.subplots(figsize=(6.4, 5.6), layout="constrained")
     image = ax.imshow(evaluation.normalized, cmap="viridis", interpolation="nearest")
-    ax.set_xticks(range(n), evaluation.labels, rotation=45 if max(map(len, evaluation.labels)) > 2 else 0)
-    ax.set_yticks(range(n), evaluation.labels)
-    ax.set_xlabel("predicted label")
-    ax.set_ylabel("true label")
-    ax.set_title((f"{subject}\n" if subject else "")
-                 + f"Errors by class (accuracy {evaluation.accuracy:.2%}; rows normalised, diagonal zeroed)",
-                 fontsize=9)
-    fig.colorbar(image, ax=ax, label="share of the true label's images")
+    ax.set_xticks(range(n), evaluation.labels, rotation=45 if max(map(len, evaluation.labels)) > 2 else 0,
+                  fontsize=13)
+    ax.set_yticks(range(n), evaluation.labels, fontsize=13)
+    ax.set_xlabel("predicted label", fontsize=13)
+    ax.set_ylabel("true label", fontsize=13)
+    ax.set_title((f"{subject}\n" if subject else "") + f"errors by class — accuracy {evaluation.accuracy:.2%}",
+                 fontsize=12)
+    bar = fig.colorbar(image, ax=ax)
+    bar.set_label("share of the true label's images", fontsize=12)
+    bar.ax.tick_params(labelsize=11)
     return fig
 
 
@@ -46,7 +48,10 @@ def sample_strip(samples: Samples, per_row: int = 10) -> Figure:
     n = len(samples.labels)
     cols = min(per_row, n)
     rows = math.ceil(n / cols)
-    fig, axes = plt.subplots(rows, cols, figsize=(cols * 1.0, rows * 1.25), squeeze=False)
+    longest = max(len(tile_title(int(p), int(t), samples.class_names))
+                  for p, t in zip(samples.predictions, samples.labels, strict=True))
+    size = 16 if longest <= 7 else 10  # long class names ("Ankle boot (Sneaker)") must not overlap
+    fig, axes = plt.subplots(rows, cols, figsize=(cols * 1.0, rows * 1.4), squeeze=False)
     for k, ax in enumerate(axes.flat):
         ax.axis("off")
         if k >= n:
@@ -54,8 +59,8 @@ def sample_strip(samples: Samples, per_row: int = 10) -> Figure:
         ok = bool(samples.correct[k])
         ax.imshow(samples.images[k].reshape(samples.image_shape), cmap="binary" if ok else "Greys_r")
         ax.set_title(tile_title(int(samples.predictions[k]), int(samples.labels[k]), samples.class_names),
-                     color="black" if ok else "red", fontsize=16, fontweight="normal" if ok else "bold")
-    fig.tight_layout(pad=0.3)
+                     color="black" if ok else "red", fontsize=size, fontweight="normal" if ok else "bold")
+    fig.tight_layout(pad=0.3, h_pad=0.8)
     return fig
 
 

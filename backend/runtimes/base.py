@@ -35,7 +35,8 @@ def _check_range(what: str, value: float, bounds: tuple[float, float], unit: str
     low, high = bounds
     if not isinstance(value, (int, float)) or isinstance(value, bool) or math.isnan(value) \
             or not low <= value <= high:
-        raise InvalidDeployConfigError(f"{what} must be between {low:g} and {high:g}{unit}, got {value!r}")
+        shown = f"{value:g}" if isinstance(value, (int, float)) and not isinstance(value, bool) else repr(value)
+        raise InvalidDeployConfigError(f"{what} must be between {low:g} and {high:g}{unit}, got {shown}")
     return float(value)
 
 

@@ -15,6 +15,7 @@ from dashboard.common import (
     fail,
     forget_choice,
     get_deck,
+    nothing_chosen,
     set_other_homes,
     showing_other_homes,
     snapshot,
@@ -40,12 +41,12 @@ left, right = st.columns([3, 1])
 model_name = url_select("Model", names, "model", key="deploy_model", container=left,
                         default="sklearn_mnist" if "sklearn_mnist" in names else names[0])
 if model_name is None:
-    st.stop()
+    nothing_chosen("a model")
 versions = sorted((m.version for m in models if m.name == model_name), reverse=True)
 version = url_select("Version", versions, "version", key=f"deploy_version/{model_name}", container=right,
                      default=versions[0], format_func=lambda v: f"{v} (latest)" if v == versions[0] else str(v))
 if version is None:
-    st.stop()
+    nothing_chosen("a version")
 model = deck.registry.get(model_name, version)
 accuracy = model.metrics.get("accuracy")
 st.caption(verbatim(f"{model.description or 'no description'}"
@@ -53,8 +54,8 @@ st.caption(verbatim(f"{model.description or 'no description'}"
                     + f" — scikit-learn {model.sklearn_version or '?'} — sha256 {model.sha256[:12]}"
                     + f" — input: {model.signature.describe()}"))
 
-available = [t for t in listing.targets if t.available]
-preferred = deck.settings.runtime if deck.settings.runtime != "auto" else available[0].name
+available = [t.name for t in listing.targets if t.available]
+preferred = deck.settings.runtime if deck.settings.runtime in available else available[0]
 with st.form("deploy"):
     name = st.text_input("Deployment name", value=deck.deployments.suggest_name(model, {d.name for d in listing.owned}),
                          help="3-63 lowercase letters, digits and '-'")
@@ -84,8 +85,10 @@ if submitted:
         steps = st.container()
         boxes = {ProgressKind.BUILD_LOG: st.empty(), ProgressKind.SERVER_LOG: st.empty()}
         streamed: dict[ProgressKind, list[str]] = {kind: [] for kind in boxes}
+        shown: list[str] = []  # kept for the success box, which replaces this one
 
         def progress(event: ProgressEvent) -> None:
+            shown.append(str(event))
             if event.kind in boxes:
                 streamed[event.kind].append(event.message)
                 boxes[event.kind].code("\n".join(streamed[event.kind][-STREAMED_LINES_SHOWN:]), language=None)
@@ -94,7 +97,7 @@ if submitted:
 
         try:
             deployed = deck.deployments.deploy_and_wait(model, name, config, target=target, progress=progress)
-            st.session_state[OUTCOME_KEY] = ("ok", name, deployed.scoring_uri)
+            st.session_state[OUTCOME_KEY] = ("ok", name, deployed.scoring_uri, shown)
             choose("manage_deployment", name)
         except DeploymentFailedError as e:
             st.session_state[OUTCOME_KEY] = ("failed", name, e.reason, e.state, e.logs)
@@ -105,10 +108,12 @@ if submitted:
 
 outcome = st.session_state.pop(OUTCOME_KEY, None)
 if outcome is not None and outcome[0] == "ok":
-    _, done, uri = outcome
-    st.success(f"**{done}** is Healthy. Scoring URI:", icon=":material/check_circle:")
+    _, done, uri, shown_steps = outcome
+    st.success(f"**{verbatim(done)}** is Healthy. Scoring URI:", icon=":material/check_circle:")
     st.code(uri, language=None)
     st.page_link("views/test.py", label="Test it", icon=":material/labs:", query_params={"deployment": done})
+    with st.expander("How it went (steps and the server's log)"):
+        st.code("\n".join(shown_steps), language=None)
 elif outcome is not None and outcome[0] == "failed":
     _, done, reason, state, logs = outcome
     fail(reason, f"Deployment {done} {state.lower()}")
@@ -119,9 +124,9 @@ elif outcome is not None:
     fail(outcome[2], f"{outcome[1]} could not be deployed")
 
 st.divider()
-head, toggle, refresh = st.columns([4, 2, 1])
+head, toggle, refresh = st.columns([3, 2, 1])
 head.subheader("Deployments")
-toggle.toggle("Other homes too (read-only)", value=showing_other_homes(), key="deploy_other_homes",
+toggle.toggle("Other homes (read-only)", value=showing_other_homes(), key="deploy_other_homes",
               on_change=lambda: set_other_homes(bool(st.session_state.deploy_other_homes)),
               help="Deployments made from other ModelDeck homes on the same Docker engine (kept in the URL)")
 if refresh.button("Refresh", icon=":material/refresh:", width="stretch"):
@@ -129,18 +134,20 @@ if refresh.button("Refresh", icon=":material/refresh:", width="stretch"):
 for unavailable in (t for t in listing.targets if not t.available):
     st.caption(f":material/cancel: {unavailable.name} runtime unavailable: {verbatim(unavailable.description)}")
 if not listing.deployments:
+    st.query_params.pop("deployment", None)
     st.info("No deployment yet.")
     st.stop()
 
 show_homes = any(not d.owned for d in listing.deployments) or showing_other_homes()
 rows = []
 for d in listing.deployments:
-    row = {"name": d.name, "state": str(d.state), "model": d.model_id, "runtime": d.runtime,
-           "scoring URI": d.scoring_uri or "", "CPU": f"{d.config.cpu_cores:g}",
-           "memory (GB)": f"{d.config.memory_gb:g}", "age": age(d.created_at), "detail": d.detail,
-           "tags": ", ".join(f"{k}={v}" for k, v in d.config.tags.items())}
-    if show_homes:
-        row["home"] = "this home" if d.owned else f"{d.record.home or '?'} (read-only)"
+    row = {"name": d.name}
+    if show_homes:  # right after the name: whose it is must never be off-screen
+        row["home"] = "this home" if d.owned else f"read-only: {d.record.home or '?'}"
+    row.update({"state": str(d.state), "model": d.model_id, "runtime": d.runtime,
+                "scoring URI": d.scoring_uri or "", "age": age(d.created_at), "CPU": f"{d.config.cpu_cores:g}",
+                "memory (GB)": f"{d.config.memory_gb:g}", "detail": d.detail,
+                "tags": ", ".join(f"{k}={v}" for k, v in d.config.tags.items())})
     rows.append(row)
 st.dataframe(rows, hide_index=True, width="stretch",
              column_config={"scoring URI": st.column_config.TextColumn(width="medium"),
@@ -148,13 +155,15 @@ st.dataframe(rows, hide_index=True, width="stretch",
 
 owned = [d.name for d in listing.owned]
 if not owned:
+    st.query_params.pop("deployment", None)
     st.info("This home has no deployment: the ones above belong to other homes.")
     st.stop()
 newest = max(listing.owned, key=lambda d: d.created_at).name
 chosen = url_select("Deployment", owned, "deployment", key="manage_deployment", default=newest,
-                    gone=lambda lost: verbatim(f"Deployment {lost!r} is not in this home any more: choose another."))
+                    gone=lambda lost: verbatim(f"Deployment {lost!r} is not a deployment of this home (any more): "
+                                               "choose another."))
 if chosen is None:
-    st.stop()
+    nothing_chosen("a deployment for Logs or Delete")
 show_logs, delete = st.columns(2)
 if show_logs.button("Logs", icon=":material/article:", width="stretch"):
     try:

