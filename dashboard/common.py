@@ -4,6 +4,7 @@ and errors shown verbatim."""
 from __future__ import annotations
 
 import re
+import zlib
 from collections.abc import Callable, Sequence
 from typing import Any
 
@@ -73,46 +74,48 @@ def url_select(label: str, options: Sequence[Any], param: str, *, key: str, defa
                container: Any = None, **kwargs: Any) -> Any:
     """A selectbox whose value is kept in the URL (`?param=value`) and in the session, so a reload or a
     shared link opens the same choice. A remembered value that is no longer an option is never
-    replaced silently: the select is left empty with a warning (`gone(value)` says why, as Markdown
-    already escaped). `key` is the widget's key, unique per page; pages may share a `param`.
+    replaced silently: the select stays empty with a warning (`gone(value)` says why, as Markdown
+    already escaped) until something else is chosen. Otherwise it always holds a value (it cannot be
+    cleared by accident). `key` names the choice on its page; pages may share a `param`.
 
     Returns:
-        The chosen option, or None while nothing is chosen.
+        The chosen option, or None while a remembered choice is gone.
     """
     where = container if container is not None else st
     remembered = f"_remembered_{key}"
     if st.session_state.pop(f"_forget_{key}", False):
-        for stale in (key, remembered):
-            st.session_state.pop(stale, None)
+        st.session_state.pop(remembered, None)
         st.query_params.pop(param, None)
-    chosen_elsewhere = st.session_state.pop(f"_choose_{key}", None)
-    if chosen_elsewhere in options:
-        st.session_state[key] = chosen_elsewhere
-    if key not in st.session_state:  # a new page load, or back from another page
-        from_url = st.query_params.get(param)
-        wanted = from_url if from_url is not None else st.session_state.get(remembered)
-        found = [option for option in options if str(option) == str(wanted)]
-        if wanted is None:
-            st.session_state[key] = default if default in options else None
-        elif found:
-            st.session_state[key] = found[0]
-        else:
-            st.session_state[key] = None
-            where.warning(gone(wanted) if gone else verbatim(f"{wanted!r} is not available any more: choose again."),
-                          icon=":material/warning:")
-    elif st.session_state[key] is not None and st.session_state[key] not in options:
-        lost = st.session_state[key]
-        st.session_state[key] = None
-        where.warning(gone(lost) if gone else verbatim(f"{lost!r} is not available any more: choose again."),
+    if f"_choose_{key}" in st.session_state:
+        st.session_state[remembered] = st.session_state.pop(f"_choose_{key}")
+    # A new widget whenever the options change, so it starts from the remembered choice; and
+    # persist_state="page" keeps its value while it is hidden for a rerun (say, while the select it
+    # depends on is empty), so the browser and Python never disagree about what is chosen.
+    widget_key = f"{key}/{zlib.crc32(repr(list(options)).encode()):08x}"
+    from_url = st.query_params.get(param)
+    if st.session_state.get(widget_key) is not None:
+        wanted = st.session_state[widget_key]  # what was just picked in this very select
+    elif from_url is not None and from_url != str(st.session_state.get(remembered)):
+        wanted = from_url  # a link, a reload or an edited address names it
+    else:
+        wanted = st.session_state.get(remembered)
+    matches = [option for option in options if str(option) == str(wanted)]
+    if matches:
+        index: int | None = list(options).index(matches[0])
+    elif wanted is None:
+        index = list(options).index(default) if default in options else 0 if options else None
+    else:
+        index = None
+        where.warning(gone(wanted) if gone else verbatim(f"{wanted!r} is not available any more: choose again."),
                       icon=":material/warning:")
-    # persist_state="page": a select hidden for a rerun (say, while the one above it is empty) keeps
-    # its value, so the browser and Python never disagree about what is chosen.
-    value = where.selectbox(label, options, index=None, key=key, format_func=format_func,
+    value = where.selectbox(label, options, index=index, key=widget_key, format_func=format_func,
                             placeholder="choose…", persist_state="page", **kwargs)
-    st.session_state[remembered] = value
     if value is None:
         st.query_params.pop(param, None)
+        if wanted is not None:
+            st.session_state[remembered] = wanted  # still gone: keep saying so
     else:
+        st.session_state[remembered] = value
         st.query_params[param] = str(value)
     return value
 

@@ -190,3 +190,55 @@ def test_registering_an_uploaded_model_in_a_real_browser(trained_home, sample_mo
     assert registered.tags == {"source": "browser"} and registered.version == 1
     assert registered.signature.n_features == 784 and registered.signature.class_labels == tuple("0123456789")
     assert registered.files[0].name == "my_digits.pkl" and registered.files[0].sha256 == file_sha256(pickle_path)
+
+
+def test_the_test_page_keeps_its_choices_through_escape_new_deployments_and_a_deleted_choice(
+        trained_home, tmp_path):
+    from playwright.sync_api import expect, sync_playwright
+
+    from backend.context import open_modeldeck
+
+    home = copy_home(trained_home, tmp_path / "home")
+    deck = open_modeldeck(Settings(home=home, runtime="local"))
+    model = deck.registry.get("sklearn_mnist")
+    for name in ("pick-a", "pick-b"):
+        deck.deployments.deploy_and_wait(model, name, timeout=180)
+    proc, url = start_dashboard(home, "local", tmp_path / "streamlit.log")
+    try:
+        with sync_playwright() as pw:
+            browser = launch(pw)
+            page = browser.new_page(viewport={"width": 1280, "height": 720})
+            page.goto(url + "/test?deployment=pick-a&dataset=mnist")
+            main = page.get_by_test_id("stMain")
+            chosen = main.get_by_role("combobox", name="Deployment")
+            expect(chosen).to_have_value("pick-a — sklearn_mnist:1 on local", timeout=60_000)
+            chosen.click()
+            page.keyboard.press("Escape")  # closes the list; must not clear the choice
+            main.get_by_role("heading", name="Test", exact=True).click()
+            expect(chosen).to_have_value("pick-a — sklearn_mnist:1 on local")
+
+            chosen.click()
+            page.get_by_role("option", name="pick-b — sklearn_mnist:1 on local").click()
+            expect(main.get_by_role("combobox", name="Test set")).to_have_value("MNIST 10k (bundled)")
+            deck.deployments.deploy_and_wait(model, "pick-c", timeout=180)  # a newer one, made elsewhere
+            main.get_by_role("slider").first.press("ArrowRight")  # 31 images
+            main.get_by_role("button", name="Send 31 random test images").click()
+            expect(main.get_by_text("of 31 correct")).to_be_visible(timeout=60_000)
+            expect(chosen).to_have_value("pick-b — sklearn_mnist:1 on local")  # not swapped for pick-c
+
+            deck.deployments.delete("pick-b")  # the chosen one disappears behind the page's back
+            main.get_by_role("slider").first.press("ArrowLeft")
+            expect(main.get_by_text("'pick-b' is not a deployment of this home")).to_be_visible(timeout=60_000)
+            expect(chosen).to_have_value("")
+            chosen.click()
+            page.get_by_role("option", name="pick-c — sklearn_mnist:1 on local").click()
+            expect(main.get_by_role("combobox", name="Test set")).to_have_value("MNIST 10k (bundled)")
+            main.get_by_role("button", name="Send 30 random test images").click()
+            expect(main.get_by_text("of 30 correct")).to_be_visible(timeout=60_000)
+            expect(main.get_by_text("pick-c (sklearn_mnist:1) on MNIST 10k (bundled)")).to_be_visible()
+            assert "deployment=pick-c" in page.url
+            browser.close()
+    finally:
+        stop_dashboard(proc)
+        for deployment in deck.deployments.list():
+            deck.deployments.delete(deployment.name)

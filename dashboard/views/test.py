@@ -89,9 +89,12 @@ def scored_caption(kind: str) -> None:
 
 st.subheader("Send random test images")
 c1, c2, c3 = st.columns([3, 1, 2])
-n = c1.slider("How many", 1, 100, 30, key="how_many")
-seed = c2.number_input("Seed (optional)", min_value=0, value=None, step=1, placeholder="any", key="seed")
-if c3.button(f"Send {n} random test images", type="primary", icon=":material/casino:", width="stretch"):
+# Keyed, and kept while hidden: a click is never lost to a widget that changed its identity.
+n = c1.slider("How many", 1, 100, 30, key="how_many", persist_state="page")
+seed = c2.number_input("Seed (optional)", min_value=0, value=None, step=1, placeholder="any", key="seed",
+                       persist_state="page")
+if c3.button(f"Send {n} random test images", type="primary", icon=":material/casino:", width="stretch",
+             key="send_random"):
     try:
         fresh = sample(deck.client, uri, data, n, seed=seed, use_binary=binary)
         deck.results.save_samples(deployment, dataset_name, fresh)
@@ -111,7 +114,8 @@ if samples is not None:
                        samples.predictions, samples.class_names), f"{chosen}-samples.csv", "text/csv")
 
 st.subheader("Score the whole test set")
-if st.button(f"Score the whole test set ({len(data):,} images)", type="primary", icon=":material/grid_on:"):
+if st.button(f"Score the whole test set ({len(data):,} images)", type="primary", icon=":material/grid_on:",
+             key="score_all"):
     bar = st.progress(0.0, text="Scoring…")
     try:
         scored = evaluate_endpoint(deck.client, uri, data, batch_size=2000, use_binary=binary,
