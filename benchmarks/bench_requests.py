@@ -19,7 +19,7 @@ import requests
 
 from backend.datasets import load_mnist_test
 from backend.runtimes import DeployConfig
-from backend.runtimes.local import free_port
+from backend.runtimes.probe import free_port
 
 from .common import bench_main, scratch_deck, userland_proxy_enabled
 from .peers import MlflowServer, ensure_mlflow, mlflow_model_dir

@@ -177,6 +177,35 @@ def test_a_name_made_twice_while_the_engine_was_away_is_said_and_resolved_by_run
     assert [(d.name, d.runtime) for d in docker_deck.deployments.list()] == [("t-twice", "docker")]
 
 
+def test_the_scoring_uri_survives_a_crash_and_a_docker_restart(docker_deck, engine, sample_model):
+    deployment = docker_deck.deployments.deploy_and_wait(sample_model, "t-crash", timeout=180,
+                                                         entry_script=FIXTURES / "crashing_score.py")
+    uri = deployment.scoring_uri
+    assert requests.post(uri, json={"data": [[0]]}, timeout=10).json() == ["alive"]
+    with pytest.raises(requests.ConnectionError):
+        requests.post(uri, json={"data": [[0]], "crash": True}, timeout=10)
+    wait_until_answering(uri)  # the engine restarted it, on the same host port
+    again = docker_deck.deployments.get("t-crash")
+    assert again.scoring_uri == uri and again.state is DeploymentState.HEALTHY
+    engine.containers.get(container_name(docker_deck.home.id, "t-crash")).restart(timeout=5)
+    wait_until_answering(uri)
+    assert docker_deck.deployments.get("t-crash").scoring_uri == uri
+
+
+def wait_until_answering(uri: str, seconds: float = 120) -> None:
+    import time
+
+    deadline = time.monotonic() + seconds
+    while time.monotonic() < deadline:
+        try:
+            if requests.post(uri, json={"data": [[0]]}, timeout=5).json() == ["alive"]:
+                return
+        except requests.RequestException:
+            pass
+        time.sleep(0.2)
+    pytest.fail(f"{uri} did not answer again within {seconds:.0f} s")
+
+
 def test_failing_init_ends_failed_with_traceback_and_a_stopped_container(docker_deck, engine, sample_model):
     with pytest.raises(DeploymentFailedError) as caught:
         docker_deck.deployments.deploy_and_wait(sample_model, "t-broken", timeout=180,

@@ -23,13 +23,13 @@ def spec(**config) -> DeploymentSpec:
 
 
 def test_create_args_enforce_limits_and_hardening():
-    args = container_create_args(spec(cpu_cores=1.5, memory_gb=0.5, tags={"a": "b"}), "img:1")
+    args = container_create_args(spec(cpu_cores=1.5, memory_gb=0.5, tags={"a": "b"}), "img:1", 40123)
     assert args["nano_cpus"] == 1_500_000_000
     assert args["mem_limit"] == args["memswap_limit"] == "512m"
     assert args["read_only"] is True and args["cap_drop"] == ["ALL"]
     assert args["security_opt"] == ["no-new-privileges"] and args["pids_limit"] == 256
     assert args["user"] == "10001:10001" and "/tmp" in args["tmpfs"]
-    assert args["ports"] == {"8000/tcp": ("127.0.0.1", None)}
+    assert args["ports"] == {"8000/tcp": ("127.0.0.1", 40123)}  # chosen once: the URI never moves
     assert args["restart_policy"] == {"Name": "no"}  # armed once the server was ready
     assert args["environment"]["OMP_NUM_THREADS"] == "1"
     assert args["environment"]["AZUREML_MODEL_DIR"] == args["environment"]["MODEL_DIR"] == "/var/modeldeck/model"
@@ -37,7 +37,7 @@ def test_create_args_enforce_limits_and_hardening():
 
 def test_create_args_labels_carry_the_whole_deployment_record_and_the_name_carries_the_home():
     deployment = spec(tags={"team": "x"}, description="hi")
-    args = container_create_args(deployment, "img:1")
+    args = container_create_args(deployment, "img:1", 40123)
     assert args["name"] == "modeldeck-h0me1d00-demo"
     labels = args["labels"]
     assert labels["modeldeck.name"] == "demo" and labels["modeldeck.home_id"] == "h0me1d00"
@@ -103,7 +103,7 @@ def test_base_image_choice_prefers_configured_then_slim_then_offline():
 
 def test_one_single_threaded_worker_per_core():
     assert worker_plan(0.5) == (1, 1) and worker_plan(1) == (1, 1) and worker_plan(2) == (2, 1)
-    assert container_create_args(spec(cpu_cores=2), "img")["command"][-2:] == ["--workers", "2"]
+    assert container_create_args(spec(cpu_cores=2), "img", 40123)["command"][-2:] == ["--workers", "2"]
 
 
 def test_pip_platforms_cover_older_manylinux_tags():

@@ -41,7 +41,7 @@ from .base import (
     serving_environment,
     worker_plan,
 )
-from .probe import is_ready
+from .probe import free_port, is_ready
 
 LABEL = LABEL_PREFIX + "name"  # every ModelDeck deployment container has it
 HOME_LABEL = LABEL_PREFIX + "home_id"
@@ -52,14 +52,16 @@ STARTUP_GRACE_SECONDS = 300
 STOP_TIMEOUT_SECONDS = 5
 PING_TIMEOUT_SECONDS = 3
 API_TIMEOUT_SECONDS = 120
+PORT_ATTEMPTS = 3  # a free port can be taken by another process before the container binds it
 
 
 def container_name(home_id: str, deployment: str) -> str:
     return f"{CONTAINER_PREFIX}{home_id}-{deployment}"
 
 
-def container_create_args(spec: DeploymentSpec, image: str) -> dict[str, Any]:
-    """The engine's create arguments for a deployment: limits, hardening, port and labels.
+def container_create_args(spec: DeploymentSpec, image: str, port: int) -> dict[str, Any]:
+    """The engine's create arguments for a deployment: limits, hardening, port and labels. The host
+    port is chosen here, once, so the scoring URI stays the same across restarts of the container.
 
     Pure: unit-tested without an engine.
     """
@@ -74,7 +76,7 @@ def container_create_args(spec: DeploymentSpec, image: str) -> dict[str, Any]:
                     "--host", "0.0.0.0", "--port", str(SCORING_PORT), "--name", spec.name, "--model", spec.model.id,
                     "--workers", str(workers)],
         "environment": serving_environment(config.cpu_cores, f"{DATA_DIR}/model"),
-        "ports": {f"{SCORING_PORT}/tcp": ("127.0.0.1", None)},
+        "ports": {f"{SCORING_PORT}/tcp": ("127.0.0.1", port)},
         "nano_cpus": int(config.cpu_cores * 1e9),
         "mem_limit": memory,
         "memswap_limit": memory,  # no swap: the limit is the limit
@@ -90,6 +92,11 @@ def container_create_args(spec: DeploymentSpec, image: str) -> dict[str, Any]:
         "labels": spec.record.to_labels(),
         "detach": True,
     }
+
+
+def _port_taken(error: Any) -> bool:
+    text = str(getattr(error, "explanation", "") or error).lower()
+    return "port is already allocated" in text or "address already in use" in text
 
 
 def deployment_tar(model_dir: Path, script_path: Path) -> bytes:
@@ -240,30 +247,40 @@ class DockerRuntime:
         import docker.errors
 
         image = self.images.ensure(spec.model, current_library_versions(), progress)
-        args = container_create_args(spec, image)
-        step(progress, f"creating container {args['name']} (cpu {spec.config.cpu_cores:g}, "
-                       f"memory {args['mem_limit']})")
-        try:
-            container = self.client.containers.create(**args)
-        except docker.errors.APIError as e:
-            if e.status_code == 409:
-                raise DeploymentExistsError(
-                    f"a container named {args['name']} exists already: delete deployment {spec.name!r} first") from e
-            raise
-        try:
-            container.put_archive(DATA_DIR, deployment_tar(spec.model_dir, spec.script_path))
-            step(progress, "model files and scoring script copied in; starting the container")
-            container.start()
-        except Exception:
-            container.remove(force=True, v=True)
-            raise
-        return self.get(spec.name)
+        for attempt in range(1, PORT_ATTEMPTS + 1):
+            args = container_create_args(spec, image, free_port())
+            step(progress, f"creating container {args['name']} (cpu {spec.config.cpu_cores:g}, "
+                           f"memory {args['mem_limit']}, 127.0.0.1:{args['ports'][f'{SCORING_PORT}/tcp'][1]})")
+            try:
+                container = self.client.containers.create(**args)
+            except docker.errors.APIError as e:
+                if e.status_code == 409:
+                    raise DeploymentExistsError(
+                        f"a container named {args['name']} exists already: delete deployment {spec.name!r} first"
+                    ) from e
+                raise
+            try:
+                container.put_archive(DATA_DIR, deployment_tar(spec.model_dir, spec.script_path))
+                step(progress, "model files and scoring script copied in; starting the container")
+                container.start()
+            except docker.errors.APIError as e:
+                container.remove(force=True, v=True)
+                if attempt < PORT_ATTEMPTS and _port_taken(e):
+                    step(progress, "that port was taken meanwhile: choosing another")
+                    continue
+                raise
+            except Exception:
+                container.remove(force=True, v=True)
+                raise
+            return self.get(spec.name)
+        raise AssertionError("unreachable: the last attempt returns or raises")
 
     def _to_deployment(self, container: Any) -> Deployment:
         attrs = container.attrs
         record = DeploymentRecord.from_labels(attrs["Config"]["Labels"])
         port = None
-        bindings = (attrs.get("NetworkSettings", {}).get("Ports") or {}).get(f"{SCORING_PORT}/tcp") or []
+        # The port chosen at create, as configured: there even while the container is stopped or restarting.
+        bindings = (attrs.get("HostConfig", {}).get("PortBindings") or {}).get(f"{SCORING_PORT}/tcp") or []
         for binding in bindings:
             if binding.get("HostIp") in ("127.0.0.1", "") and binding.get("HostPort"):
                 port = int(binding["HostPort"])

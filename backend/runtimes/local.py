@@ -12,7 +12,6 @@ import json
 import os
 import shutil
 import signal
-import socket
 import subprocess
 import sys
 import time
@@ -23,19 +22,13 @@ from ..errors import DeploymentError, DeploymentExistsError, DeploymentNotFoundE
 from ..progress import Progress, step
 from ..registry import Model, current_library_versions
 from .base import Deployment, DeploymentRecord, DeploymentSpec, DeploymentState, serving_environment, worker_plan
-from .probe import is_ready
+from .probe import free_port, is_ready
 
 SERVING_PARENT = Path(__file__).resolve().parent.parent  # the folder holding the `serving` package
 STARTUP_GRACE_SECONDS = 300
 LEGACY_META = "meta.json"  # one file per deployment, before records and process facts were apart
 # A shell in front of the server records its exit code, so a later process can tell why it ended.
 _WRAPPER = '"$@"; code=$?; echo $code > "$MODELDECK_EXIT_FILE"; exit $code'
-
-
-def free_port(host: str = "127.0.0.1") -> int:
-    with socket.socket(socket.AF_INET, socket.SOCK_STREAM) as sock:
-        sock.bind((host, 0))
-        return sock.getsockname()[1]
 
 
 class LocalRuntime:
