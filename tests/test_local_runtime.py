@@ -181,3 +181,36 @@ def test_a_deployment_folder_from_before_records_is_listed_and_deletable(local_d
     assert (found.name, found.state, found.config.cpu_cores) == ("legacy", DeploymentState.FAILED, 0.05)
     local_deck.deployments.delete("legacy")
     assert not legacy.exists() and local_deck.deployments.list() == []
+
+
+def test_health_and_readiness_answer_while_run_is_busy_and_the_deployment_stays_healthy(local_deck, sample_model):
+    import threading
+
+    import requests
+
+    deployment = local_deck.deployments.deploy_and_wait(sample_model, "busy", timeout=180,
+                                                        entry_script=FIXTURES / "slow_score.py")
+    uri = deployment.scoring_uri
+    base = uri.rsplit("/score", 1)[0]
+    slow: dict = {}
+    caller = threading.Thread(target=lambda: slow.update(
+        answer=requests.post(uri, json={"data": [[0]], "sleep": 6}, timeout=60).json()))
+    caller.start()
+    time.sleep(0.5)  # the slow call reaches run() (which then sleeps for 6 s)
+    assert requests.get(base + "/health", timeout=3).json() == {"status": "alive"}
+    assert requests.get(base + "/ready", timeout=3).json() == {"ready": True}
+    assert local_deck.deployments.get("busy").state is DeploymentState.HEALTHY
+    assert caller.is_alive() and "answer" not in slow  # run() was still busy all along
+    caller.join(timeout=60)
+    assert slow["answer"] == ["done"]
+
+
+def test_sys_exit_inside_run_is_a_json_500_and_the_server_keeps_serving(local_deck, sample_model):
+    import requests
+
+    uri = local_deck.deployments.deploy_and_wait(sample_model, "exits", timeout=180,
+                                                 entry_script=FIXTURES / "slow_score.py").scoring_uri
+    answer = requests.post(uri, json={"data": [[0]], "exit": True}, timeout=30)
+    assert answer.status_code == 500 and answer.json()["type"] == "SystemExit"
+    assert requests.post(uri, json={"data": [[0]]}, timeout=30).json() == ["done"]
+    assert "SystemExit" in local_deck.deployments.get_logs("exits")
