@@ -88,7 +88,7 @@ def cmd_deploy(deck: ModelDeck, args: argparse.Namespace) -> int:
     _ensure_models(deck)
     model = deck.registry.get_ref(args.model)
     config = DeployConfig(cpu_cores=args.cpu_cores, memory_gb=args.memory_gb, tags=_parse_tags(args.tag),
-                          description=args.description)
+                          description=args.description, max_body_mb=args.max_body_mb)
     _err(f"deploying {model.id} as {args.name!r}")
     deployment = deck.deployments.deploy_and_wait(model, args.name, config, target=args.runtime,
                                                   entry_script=args.entry_script, timeout=args.timeout,
@@ -215,6 +215,9 @@ def build_parser() -> argparse.ArgumentParser:
                         "engine answers, else local)")
     p.add_argument("--cpu-cores", type=float, default=1.0)
     p.add_argument("--memory-gb", type=float, default=1.0)
+    p.add_argument("--max-body-mb", type=float, default=None,
+                   help="largest request body the endpoint reads, MiB (default: what the memory limit holds, "
+                        "at least 64); larger ones get HTTP 413")
     p.add_argument("--tag", action="append", default=[], metavar="KEY=VALUE")
     p.add_argument("--description", default="")
     p.add_argument("--entry-script", type=Path, default=None, help="scoring script (default: built-in sklearn)")

@@ -192,6 +192,49 @@ def test_the_scoring_uri_survives_a_crash_and_a_docker_restart(docker_deck, engi
     assert docker_deck.deployments.get("t-crash").scoring_uri == uri
 
 
+def test_a_200_mb_body_is_a_413_and_the_container_stays_up_on_its_uri(docker_deck, engine, sample_model):
+    import socket
+    from urllib.parse import urlparse
+
+    deployment = docker_deck.deployments.deploy_and_wait(sample_model, "t-big", DeployConfig(memory_gb=1), timeout=180)
+    uri = deployment.scoring_uri
+    assert docker_deck.client.info(uri)["max_body_bytes"] == 128 * 2**20
+    container = engine.containers.get(container_name(docker_deck.home.id, "t-big"))
+    before = memory_in_use(container)
+    row = b"[" + b",".join([b"0.5"] * 784) + b"]"
+    chunk = b",".join([row] * 256) + b","  # about 0.8 MB of valid rows
+    url = urlparse(uri)
+    for declared in (True, False):  # a Content-Length above the limit, then a chunked body that grows past it
+        with socket.create_connection((url.hostname, url.port), timeout=60) as conn:
+            head = (f"POST /score HTTP/1.1\r\nHost: {url.hostname}\r\nContent-Type: application/json\r\n"
+                    + ("Content-Length: 209715200\r\n" if declared else "Transfer-Encoding: chunked\r\n") + "\r\n")
+            conn.sendall(head.encode())
+            sent = 0
+            try:
+                while sent < 200 * 2**20:
+                    piece = (b'{"data": [' if sent == 0 else b"") + chunk
+                    conn.sendall(piece if declared else b"%x\r\n%s\r\n" % (len(piece), piece))
+                    sent += len(piece)
+            except (BrokenPipeError, ConnectionResetError):
+                pass  # the server answered and closed before all of it was sent
+            answer = conn.recv(65536).decode(errors="replace")
+        assert answer.startswith("HTTP/1.1 413"), answer[:200]
+        assert "limit of 128 MiB" in answer and sent < 200 * 2**20
+    container.reload()
+    assert container.status == "running" and container.attrs["RestartCount"] == 0
+    assert docker_deck.deployments.get("t-big").scoring_uri == uri
+    assert docker_deck.client.run(uri, load_mnist_test().X[:3]) == [7, 2, 1]
+    after = memory_in_use(container)
+    assert after < before + 64 * 2**20, (before, after)  # nothing of the refused bodies was kept
+
+
+def memory_in_use(container) -> int:
+    """The container's memory without the page cache (cgroup v1 or v2), as the OOM killer counts it."""
+    stats = container.stats(stream=False)["memory_stats"]
+    cache = stats.get("stats", {}).get("cache", stats.get("stats", {}).get("inactive_file", 0))
+    return int(stats["usage"]) - int(cache)
+
+
 def wait_until_answering(uri: str, seconds: float = 120) -> None:
     import time
 

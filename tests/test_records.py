@@ -232,3 +232,13 @@ def test_two_first_runs_at_once_end_with_one_sample_model(tmp_path):
         thread.join()
     assert errors == [] and [m.id for m in registry.list()] == ["sklearn_mnist:1"]
     assert {m.id for m in results if m is not None} <= {"sklearn_mnist:1"}
+
+
+def test_the_request_body_limit_follows_the_memory_limit_unless_set():
+    assert DeployConfig(cpu_cores=1, memory_gb=1).body_limit_mb == 128
+    assert DeployConfig(cpu_cores=2, memory_gb=1).body_limit_mb == 78  # two workers may parse at once
+    assert DeployConfig(cpu_cores=1, memory_gb=0.25).body_limit_mb == 64  # the tutorial's 58 MiB still fits
+    assert DeployConfig(max_body_mb=10).body_limit_mb == 10
+    with pytest.raises(InvalidDeployConfigError, match="the request body limit must be between 1 and 4096 MB"):
+        DeployConfig(max_body_mb=0.5)
+    assert DeployConfig.from_dict(DeployConfig(max_body_mb=10).to_dict()).max_body_mb == 10

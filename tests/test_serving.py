@@ -165,3 +165,19 @@ def test_big_malformed_bodies_fall_back_to_the_strict_parser_and_its_messages(cl
     response = client.post("/score", content=json.dumps({"data": rows}).encode(),
                            headers={"Content-Type": "application/json"})
     assert response.status_code == 400 and message in response.json()["error"]
+
+
+def test_a_body_over_the_limit_is_a_413_naming_the_limit_and_the_npy_path(model_env):
+    script = load_script(DEFAULT_SCRIPT)
+    script.init()
+    small = TestClient(create_app(script, {"max_body_bytes": 2**20}))  # 1 MiB
+    rows = {"data": [[0.5] * 784] * 400}  # ~1.3 MB of JSON
+    refused = small.post("/score", json=rows)
+    assert refused.status_code == 413 and refused.json()["type"] == "BodyTooLarge"
+    assert "larger than this deployment's limit of 1 MiB" in refused.json()["error"]
+    assert "application/x-npy" in refused.json()["error"]
+    streamed = small.post("/score", content=iter([b'{"data": [', b"0," * 600_000, b"0]}"]),
+                          headers={"Content-Type": "application/json"})  # chunked: no Content-Length
+    assert streamed.status_code == 413 and "more than 1 MiB" in streamed.json()["error"]
+    assert small.post("/score", json={"data": [[0.5] * 784] * 10}).status_code == 200
+    assert small.get("/health").status_code == 200

@@ -18,6 +18,11 @@ NAME_PATTERN = re.compile(r"^[a-z0-9][a-z0-9-]{1,61}[a-z0-9]$")
 SCORING_PORT = 8000
 CPU_CORES_RANGE = (0.1, 64.0)
 MEMORY_GB_RANGE = (0.03125, 1024.0)  # 32 MiB to 1 TiB
+MAX_BODY_MB_RANGE = (1.0, 4096.0)
+# A JSON body of floats takes about 5 times its size in memory while it is parsed into rows, and each
+# worker may parse one at a time; 64 MiB still takes the tutorial's whole-test-set request (58 MiB).
+BODY_MEMORY_FACTOR = 5
+MIN_DEFAULT_BODY_MB = 64
 LABEL_PREFIX = "modeldeck."
 LEGACY_NAME_LABEL = "modeldeck.deployment"  # ModelDeck before homes
 
@@ -49,6 +54,8 @@ class DeployConfig:
         memory_gb: memory limit in GiB.
         tags: free key/value labels.
         description: free text.
+        max_body_mb: the largest request body the endpoint reads, in MiB (None: a default the memory
+            limit can hold, see `body_limit_mb`).
 
     Raises:
         InvalidDeployConfigError: cpu_cores or memory_gb outside CPU_CORES_RANGE / MEMORY_GB_RANGE
@@ -59,14 +66,26 @@ class DeployConfig:
     memory_gb: float = 1.0
     tags: dict[str, str] = field(default_factory=dict)
     description: str = ""
+    max_body_mb: float | None = None
 
     def __post_init__(self) -> None:
         _check_range("CPU cores", self.cpu_cores, CPU_CORES_RANGE)
         _check_range("memory", self.memory_gb, MEMORY_GB_RANGE, " GB")
+        if self.max_body_mb is not None:
+            _check_range("the request body limit", self.max_body_mb, MAX_BODY_MB_RANGE, " MB")
+
+    @property
+    def body_limit_mb(self) -> float:
+        """The request body limit in MiB: as configured, else what the memory limit holds with every
+        worker parsing a JSON body at once (at least 64 MiB)."""
+        if self.max_body_mb is not None:
+            return self.max_body_mb
+        workers, _ = worker_plan(self.cpu_cores)
+        return float(max(MIN_DEFAULT_BODY_MB, int(self.memory_gb * 1024 / (BODY_MEMORY_FACTOR * workers + 3))))
 
     def to_dict(self) -> dict[str, Any]:
         return {"cpu_cores": self.cpu_cores, "memory_gb": self.memory_gb, "tags": dict(self.tags),
-                "description": self.description}
+                "description": self.description, "max_body_mb": self.max_body_mb}
 
     @classmethod
     def from_dict(cls, data: dict[str, Any]) -> "DeployConfig":
@@ -76,7 +95,9 @@ class DeployConfig:
         for name, value in (("cpu_cores", _number(data.get("cpu_cores"), 1.0)),
                             ("memory_gb", _number(data.get("memory_gb"), 1.0)),
                             ("tags", {str(k): str(v) for k, v in dict(data.get("tags") or {}).items()}),
-                            ("description", str(data.get("description", "")))):
+                            ("description", str(data.get("description", ""))),
+                            ("max_body_mb", None if data.get("max_body_mb") is None
+                             else _number(data.get("max_body_mb"), MIN_DEFAULT_BODY_MB))):
             object.__setattr__(config, name, value)
         return config
 
@@ -231,6 +252,13 @@ def worker_plan(cpu_cores: float) -> tuple[int, int]:
     """(worker processes, BLAS threads per worker) for a CPU limit: one single-threaded worker per
     core, so workers x threads matches the limit and nothing oversubscribes it."""
     return max(1, round(cpu_cores)), 1
+
+
+def server_options(spec: "DeploymentSpec") -> list[str]:
+    """The scoring server's options every runtime passes (after --script/--model-dir/--host/--port)."""
+    workers, _ = worker_plan(spec.config.cpu_cores)
+    return ["--name", spec.name, "--model", spec.model.id, "--workers", str(workers),
+            "--max-body-mb", f"{spec.config.body_limit_mb:g}"]
 
 
 def serving_environment(cpu_cores: float, model_dir: str) -> dict[str, str]:

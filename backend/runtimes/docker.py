@@ -38,8 +38,8 @@ from .base import (
     DeploymentRecord,
     DeploymentSpec,
     DeploymentState,
+    server_options,
     serving_environment,
-    worker_plan,
 )
 from .probe import free_port, is_ready
 
@@ -66,15 +66,13 @@ def container_create_args(spec: DeploymentSpec, image: str, port: int) -> dict[s
     Pure: unit-tested without an engine.
     """
     config = spec.config
-    workers, _ = worker_plan(config.cpu_cores)
     memory = f"{max(6, int(round(config.memory_gb * 1024)))}m"
     script = f"{DATA_DIR}/app/{spec.script_path.name}"
     return {
         "image": image,
         "name": container_name(spec.record.home_id, spec.name),
         "command": ["python", "-m", "serving", "--script", script, "--model-dir", f"{DATA_DIR}/model",
-                    "--host", "0.0.0.0", "--port", str(SCORING_PORT), "--name", spec.name, "--model", spec.model.id,
-                    "--workers", str(workers)],
+                    "--host", "0.0.0.0", "--port", str(SCORING_PORT), *server_options(spec)],
         "environment": serving_environment(config.cpu_cores, f"{DATA_DIR}/model"),
         "ports": {f"{SCORING_PORT}/tcp": ("127.0.0.1", port)},
         "nano_cpus": int(config.cpu_cores * 1e9),

@@ -21,7 +21,7 @@ from typing import Any
 from ..errors import DeploymentError, DeploymentExistsError, DeploymentNotFoundError
 from ..progress import Progress, step
 from ..registry import Model, current_library_versions
-from .base import Deployment, DeploymentRecord, DeploymentSpec, DeploymentState, serving_environment, worker_plan
+from .base import Deployment, DeploymentRecord, DeploymentSpec, DeploymentState, server_options, serving_environment
 from .probe import free_port, is_ready
 
 SERVING_PARENT = Path(__file__).resolve().parent.parent  # the folder holding the `serving` package
@@ -65,14 +65,12 @@ class LocalRuntime:
             shutil.copyfile(spec.script_path, script)
             port = free_port()
             (target / "record.json").write_text(spec.record.to_json())
-            workers, _ = worker_plan(spec.config.cpu_cores)
             env = {**os.environ, **serving_environment(spec.config.cpu_cores, str(target / "model")),
                    "PYTHONPATH": str(SERVING_PARENT), "MODELDECK_EXIT_FILE": str(target / "exit_code"),
                    "PYTHONUNBUFFERED": "1"}
             command = ["/bin/sh", "-c", _WRAPPER, "modeldeck-serve", sys.executable, "-m", "serving",
                        "--script", str(script), "--model-dir", str(target / "model"), "--host", "127.0.0.1",
-                       "--port", str(port), "--name", spec.name, "--model", spec.model.id,
-                       "--workers", str(workers)]
+                       "--port", str(port), *server_options(spec)]
             step(progress, f"starting scoring server on 127.0.0.1:{port}")
             with open(target / "server.log", "ab") as log:
                 proc = subprocess.Popen(command, stdin=subprocess.DEVNULL, stdout=log, stderr=subprocess.STDOUT,

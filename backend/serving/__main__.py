@@ -44,6 +44,7 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--name", default="", help="deployment name, shown by /info")
     parser.add_argument("--model", default="", help="model name:version, shown by /info")
     parser.add_argument("--workers", type=int, default=1, help="worker processes, forked after init()")
+    parser.add_argument("--max-body-mb", type=float, default=64.0, help="largest request body read, MiB (413 above)")
     args = parser.parse_args(argv)
 
     logging.basicConfig(level=logging.INFO, stream=sys.stderr,
@@ -67,7 +68,7 @@ def main(argv: list[str] | None = None) -> int:
 
     info = {"deployment": args.name, "model": args.model, "script": os.path.basename(args.script),
             "n_features": getattr(script, "n_features", None), "classes": getattr(script, "classes", None),
-            "workers": max(1, args.workers),
+            "workers": max(1, args.workers), "max_body_bytes": int(args.max_body_mb * 2**20),
             "versions": _versions()}
     app = create_app(script, info)
     logging.getLogger("uvicorn.access").addFilter(_QuietProbes())

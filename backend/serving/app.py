@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import asyncio
+import ctypes
 import logging
 import os
 import queue
@@ -19,6 +20,12 @@ from fastapi.responses import Response
 from .handlers import NPY_TYPE, Result, handle_score
 
 log = logging.getLogger("modeldeck.serving")
+DEFAULT_MAX_BODY_BYTES = 64 * 2**20
+BODY_TIMEOUT_SECONDS = 60.0  # a body that has not fully arrived by then is refused (408)
+TOO_LARGE = ("the request body ({size}) is larger than this deployment's limit of {limit:,.0f} MiB: send fewer "
+             "rows per request, or send them as .npy (Content-Type: application/x-npy), about 5 times smaller; "
+             "`deploy --max-body-mb` sets the limit")
+TOO_SLOW = f"the request body did not arrive within {BODY_TIMEOUT_SECONDS:.0f} s"
 _SCORE_DOC = """Scores a batch with the deployment's scoring script.
 
 * `application/json` (the tutorial's contract): `{"data": [[...784 floats...], ...]}`, passed unchanged
@@ -30,14 +37,45 @@ Bad input answers 400 (415 for an unsupported content type) with `{"error": ...,
 """
 
 
-def _json(status: int, payload: Any) -> Response:
+class BodyTooLarge(Exception):
+    def __init__(self, size: str) -> None:
+        self.size = size
+
+
+async def read_body(request: Request, limit: int) -> bytes:
+    """The request body, read in chunks and refused as soon as it passes `limit` bytes (a declared
+    Content-Length above the limit is refused before anything is read)."""
+    declared = request.headers.get("content-length", "")
+    if declared.isdigit() and int(declared) > limit:
+        raise BodyTooLarge(f"{int(declared) / 2**20:,.1f} MiB")
+    chunks, size = [], 0
+    async for chunk in request.stream():
+        size += len(chunk)
+        if size > limit:
+            chunks.clear()  # the traceback keeps this frame alive: drop what was read now
+            raise BodyTooLarge(f"more than {limit / 2**20:,.0f} MiB")
+        chunks.append(chunk)
+    return b"".join(chunks)
+
+
+def release_memory() -> None:
+    """Hands the memory of a refused body back to the system: its many small chunks were freed, but
+    the C allocator keeps freed heap pages unless asked (so the container's memory would stay up)."""
+    try:
+        ctypes.CDLL("libc.so.6").malloc_trim(0)
+    except (OSError, AttributeError):  # not glibc: nothing to ask
+        pass
+
+
+def _json(status: int, payload: Any, close: bool = False) -> Response:
     try:
         content = orjson.dumps(payload, option=orjson.OPT_SERIALIZE_NUMPY)
     except TypeError as e:
         status = 500
         content = orjson.dumps({"error": f"run() returned a value that is not JSON-serialisable: {e}",
                                 "type": "TypeError"})
-    return Response(content=content, status_code=status, media_type="application/json")
+    return Response(content=content, status_code=status, media_type="application/json",
+                    headers={"Connection": "close"} if close else None)
 
 
 @dataclass(frozen=True)
@@ -83,6 +121,7 @@ def _deliver(answer: asyncio.Future[Result], result: Result) -> None:
 def create_app(script: ModuleType, info: dict[str, Any] | None = None) -> FastAPI:
     """An app serving `script`, whose `init()` has already returned."""
     info = dict(info or {})
+    limit = int(info.get("max_body_bytes") or DEFAULT_MAX_BODY_BYTES)
     info["content_types"] = ["application/json"] + ([NPY_TYPE] if callable(getattr(script, "run_array", None)) else [])
     app = FastAPI(title="ModelDeck scoring server", version="1", description=info.get("description", ""))
 
@@ -95,7 +134,14 @@ def create_app(script: ModuleType, info: dict[str, Any] | None = None) -> FastAP
         "responses": {"400": {"description": "bad input, with a message"},
                       "415": {"description": "unsupported content type"}}})
     async def score(request: Request) -> Response:
-        body = await request.body()
+        try:
+            body = await asyncio.wait_for(read_body(request, limit), BODY_TIMEOUT_SECONDS)
+        except BodyTooLarge as e:
+            release_memory()
+            return _json(413, {"error": TOO_LARGE.format(size=e.size, limit=limit / 2**20), "type": "BodyTooLarge"},
+                         close=True)
+        except TimeoutError:
+            return _json(408, {"error": TOO_SLOW, "type": "RequestTimeout"}, close=True)
         content_type = request.headers.get("content-type", "")
         # The script runs on the worker's one scoring thread, never on the event loop: however long
         # run() takes, /health and /ready answer at once (and calls of run() never overlap).

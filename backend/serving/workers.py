@@ -16,6 +16,7 @@ import sys
 
 log = logging.getLogger("modeldeck.serving")
 BIND_FAILED_EXIT_CODE = 4
+MAX_CONCURRENCY = 256  # open connections + requests per worker
 
 
 def bind(host: str, port: int) -> socket.socket:
@@ -33,8 +34,10 @@ def _run_worker(app, sock: socket.socket, host: str, port: int) -> None:
     import uvicorn
 
     # "auto" takes uvloop and httptools (C event loop and HTTP parser) when installed, as they are here.
+    # limit_concurrency: past that many open connections and requests a worker answers 503 at once,
+    # so a flood of slow or idle connections cannot pile up memory.
     config = uvicorn.Config(app, host=host, port=port, log_level="info", timeout_graceful_shutdown=5,
-                            loop="auto", http="auto")
+                            loop="auto", http="auto", limit_concurrency=MAX_CONCURRENCY)
     uvicorn.Server(config).run(sockets=[sock])
 
 

@@ -8,7 +8,7 @@ from backend.errors import DeploymentFailedError, ModelDeckError
 from backend.progress import ProgressEvent, ProgressKind
 from backend.registry import parse_tags
 from backend.runtimes import DeployConfig, validate_name
-from backend.runtimes.base import CPU_CORES_RANGE, MEMORY_GB_RANGE
+from backend.runtimes.base import CPU_CORES_RANGE, MAX_BODY_MB_RANGE, MEMORY_GB_RANGE
 from backend.timefmt import age
 from dashboard.common import (
     choose,
@@ -70,6 +70,10 @@ with st.form("deploy"):
                                f"{os.cpu_count()} cores. One worker process per core.")
     memory = c2.number_input("Memory (GB)", value=1.0, step=0.25, format="%g",
                              help=f"{MEMORY_GB_RANGE[0]:g} to {MEMORY_GB_RANGE[1]:g} GB")
+    max_body = st.number_input("Largest request body (MB)", value=None, step=16.0, format="%g",
+                               placeholder="automatic: what the memory limit holds (at least 64)",
+                               help=f"{MAX_BODY_MB_RANGE[0]:g} to {MAX_BODY_MB_RANGE[1]:g} MB; larger requests get "
+                                    "HTTP 413 and the container stays up")
     tags = st.text_input("Tags", value="", placeholder="team=vision, stage=demo")
     description = st.text_input("Description", value=f"{model.id} served by ModelDeck")
     submitted = st.form_submit_button("Deploy", type="primary", icon=":material/rocket_launch:")
@@ -77,7 +81,8 @@ with st.form("deploy"):
 if submitted:
     try:
         validate_name(name)
-        config = DeployConfig(cpu_cores=cpu, memory_gb=memory, tags=parse_tags(tags), description=description)
+        config = DeployConfig(cpu_cores=cpu, memory_gb=memory, tags=parse_tags(tags), description=description,
+                              max_body_mb=max_body)
     except ModelDeckError as e:
         fail(e, "Check the form")
         st.stop()
@@ -146,7 +151,8 @@ for d in listing.deployments:
         row["home"] = "this home" if d.owned else f"read-only: {d.record.home or '?'}"
     row.update({"state": str(d.state), "model": d.model_id, "runtime": d.runtime,
                 "scoring URI": d.scoring_uri or "", "age": age(d.created_at), "CPU": f"{d.config.cpu_cores:g}",
-                "memory (GB)": f"{d.config.memory_gb:g}", "detail": d.detail,
+                "memory (GB)": f"{d.config.memory_gb:g}", "max body (MB)": f"{d.config.body_limit_mb:g}",
+                "detail": d.detail,
                 "tags": ", ".join(f"{k}={v}" for k, v in d.config.tags.items())})
     rows.append(row)
 st.dataframe(rows, hide_index=True, width="stretch",
