@@ -112,7 +112,7 @@ def test_deploy_page_deploys_lists_shows_logs_and_deletes_with_fresh_counts(home
     assert at.sidebar.metric[0].value == "1"  # fresh right after the action
     listed = at.dataframe[0].value
     assert list(listed["name"]) == [name] and list(listed["state"]) == ["Healthy"]
-    assert list(listed["runtime"]) == ["local"]
+    assert list(listed["runtime"]) == ["local"] and list(listed["max body (MB)"]) == ["128"]
     assert at.query_params["deployment"] == [name] or at.query_params["deployment"] == name
     button(at, "Logs").click().run()
     assert any("modeldeck serving: listening on" in c.value for c in at.code)

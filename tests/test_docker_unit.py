@@ -103,7 +103,9 @@ def test_base_image_choice_prefers_configured_then_slim_then_offline():
 
 def test_one_single_threaded_worker_per_core():
     assert worker_plan(0.5) == (1, 1) and worker_plan(1) == (1, 1) and worker_plan(2) == (2, 1)
-    assert container_create_args(spec(cpu_cores=2), "img", 40123)["command"][-2:] == ["--workers", "2"]
+    command = container_create_args(spec(cpu_cores=2), "img", 40123)["command"]
+    assert command[command.index("--workers") + 1] == "2"
+    assert command[command.index("--max-body-mb") + 1] == "78"  # two workers may each parse a body
 
 
 def test_pip_platforms_cover_older_manylinux_tags():
