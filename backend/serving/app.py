@@ -33,7 +33,8 @@ _SCORE_DOC = """Scores a batch with the deployment's scoring script.
 * `application/x-npy`: a 2-D array saved with `numpy.save` (float32 or uint8), passed to the
   script's `run_array(array)` (the built-in scikit-learn script has one). Much faster for big batches.
 
-Bad input answers 400 (415 for an unsupported content type) with `{"error": ..., "type": ...}`.
+Bad input answers 400 (415 for an unsupported content type, 413 above the body limit in /info) with
+`{"error": ..., "type": ...}`.
 """
 
 
@@ -133,6 +134,8 @@ def create_app(script: ModuleType, info: dict[str, Any] | None = None) -> FastAP
                 "example": {"data": [[0.0] * 4]}},
             NPY_TYPE: {"schema": {"type": "string", "format": "binary"}}}},
         "responses": {"400": {"description": "bad input, with a message"},
+                      "408": {"description": "the body did not arrive in time"},
+                      "413": {"description": "the body is larger than the deployment's limit (see /info)"},
                       "415": {"description": "unsupported content type"}}})
     async def score(request: Request) -> Response:
         try:
