@@ -175,7 +175,7 @@ def test_registering_an_uploaded_model_in_a_real_browser(trained_home, sample_mo
             main.get_by_role("textbox", name="Classes").fill("0-9")
             main.get_by_role("button", name="Register").click()
             expect(main.get_by_text("Registered my_digits:1")).to_be_visible(timeout=60_000)
-            expect(main.get_by_text(file_sha256(pickle_path))).to_be_visible()
+            expect(main.get_by_text(f"sha256 {file_sha256(pickle_path)}")).to_be_visible()  # in the notice
             expect(main.get_by_test_id("stDataFrame").first).to_contain_text("my_digits")  # in the table at once
             # the same bytes again: no new version, and the page says which one holds them
             page.get_by_test_id("stFileUploaderDropzoneInput").first.set_input_files(str(pickle_path))
