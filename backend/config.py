@@ -87,7 +87,8 @@ class Home:
 
 
 def open_home(path: Path) -> Home:
-    """The home at `path`, created (0700) with a new random id the first time.
+    """The home at `path`, created (0700: only its owner reads the models, keys and results in it)
+    with a new random id the first time.
 
     Raises:
         ConfigError: the folder cannot be created or its id file read.
@@ -96,6 +97,8 @@ def open_home(path: Path) -> Home:
     id_file = path / HOME_ID_FILE
     try:
         path.mkdir(parents=True, exist_ok=True, mode=0o700)
+        if path.stat().st_mode & 0o077:  # a home made before it was private: models are secrets too
+            path.chmod(0o700)
         if not id_file.exists():
             # Written whole, then linked in: a second process sees either no file or the full id.
             tmp = path / f".{HOME_ID_FILE}.{os.getpid()}.{secrets.token_hex(4)}"

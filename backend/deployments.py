@@ -238,6 +238,9 @@ class DeploymentService:
                     "delete it first or pick another name")
         if entry_script is not None and not Path(entry_script).is_file():
             raise DeploymentError(f"entry script {entry_script} does not exist")
+        if entry_script is not None and Path(entry_script).suffix != ".py":
+            raise DeploymentError(f"entry script {entry_script} is not a Python file: give a .py file with init() "
+                                  "and run(raw_data)")
         runtime = self.targets.open(target)
         check_compatible(model, runtime.environment_versions(model))
         with tempfile.TemporaryDirectory(prefix="modeldeck-stage-") as staging:

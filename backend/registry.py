@@ -243,6 +243,8 @@ class ModelRegistry:
         self.blobs_dir.mkdir(parents=True, exist_ok=True)
         with closing(self._connect()) as conn, conn:
             conn.execute(_SCHEMA)
+            if self.db_path.stat().st_mode & 0o077:  # only its owner reads the registry
+                self.db_path.chmod(0o600)
             columns = {row[1] for row in conn.execute("PRAGMA table_info(models)")}
             if "signature" not in columns:  # a registry made before signatures were recorded
                 conn.execute("ALTER TABLE models ADD COLUMN signature TEXT NOT NULL DEFAULT '{}'")

@@ -10,6 +10,7 @@ import pytest
 
 from backend.datasets import load_mnist_test
 from backend.errors import (
+    DeploymentError,
     DeploymentExistsError,
     DeploymentFailedError,
     DeploymentNotFoundError,
@@ -214,3 +215,11 @@ def test_sys_exit_inside_run_is_a_json_500_and_the_server_keeps_serving(local_de
     assert answer.status_code == 500 and answer.json()["type"] == "SystemExit"
     assert requests.post(uri, json={"data": [[0]]}, timeout=30).json() == ["done"]
     assert "SystemExit" in local_deck.deployments.get_logs("exits")
+
+
+def test_an_entry_script_must_be_a_python_file(local_deck, sample_model, tmp_path):
+    notes = tmp_path / "notes.txt"
+    notes.write_text("def init(): pass\n")
+    with pytest.raises(DeploymentError, match="is not a Python file: give a .py file"):
+        local_deck.deployments.deploy(sample_model, "txt-script", entry_script=notes)
+    assert local_deck.deployments.list() == []

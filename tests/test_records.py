@@ -242,3 +242,17 @@ def test_the_request_body_limit_follows_the_memory_limit_unless_set():
     with pytest.raises(InvalidDeployConfigError, match="the request body limit must be between 1 and 4096 MB"):
         DeployConfig(max_body_mb=0.5)
     assert DeployConfig.from_dict(DeployConfig(max_body_mb=10).to_dict()).max_body_mb == 10
+
+
+def test_a_home_and_its_registry_are_private_even_when_made_before(tmp_path):
+    old = tmp_path / "old-home"
+    old.mkdir(mode=0o755)
+    old.chmod(0o755)
+    home = open_home(old)
+    registry = ModelRegistry(home.path / "registry.sqlite3", home.path / "blobs")
+    path = tmp_path / "m.pkl"
+    path.write_bytes(b"weights")
+    model = registry.register("m", [path])
+    assert old.stat().st_mode & 0o777 == 0o700
+    assert registry.db_path.stat().st_mode & 0o777 == 0o600
+    assert (registry.blobs_dir / model.files[0].sha256).stat().st_mode & 0o777 == 0o600
