@@ -231,11 +231,13 @@ class DeploymentService:
         """
         validate_name(name)
         config = config or DeployConfig()
-        for existing in self.list():
-            if existing.name == name:
-                raise DeploymentExistsError(
-                    f"a deployment named {name!r} exists already (on {existing.runtime}): "
-                    "delete it first or pick another name")
+        for candidate in self.targets.available():  # one look-up per runtime, not a whole list
+            try:
+                existing = candidate.get(name)
+            except (DeploymentNotFoundError, RuntimeUnavailableError):
+                continue
+            raise DeploymentExistsError(f"a deployment named {name!r} exists already (on {existing.runtime}): "
+                                        "delete it first or pick another name")
         if entry_script is not None and not Path(entry_script).is_file():
             raise DeploymentError(f"entry script {entry_script} does not exist")
         if entry_script is not None and Path(entry_script).suffix != ".py":

@@ -152,13 +152,17 @@ def supports_binary(client: ScoringClient, scoring_uri: str) -> bool:
         return False
 
 
+def class_name(class_names: tuple[str, ...], label: int) -> str:
+    """The display name of label index `label` (the number itself when the set has no such class)."""
+    return class_names[label] if 0 <= label < len(class_names) else str(label)
+
+
 def predictions_csv(indices: np.ndarray, labels: np.ndarray, predictions: np.ndarray,
                     class_names: tuple[str, ...]) -> str:
     """index,label,prediction,correct rows for a download."""
     lines = ["index,label,prediction,correct"]
     for i, t, p in zip(indices, labels, predictions, strict=True):
-        name = class_names[int(p)] if 0 <= int(p) < len(class_names) else str(p)
-        lines.append(f"{int(i)},{class_names[int(t)]},{name},{int(t) == int(p)}")
+        lines.append(f"{int(i)},{class_name(class_names, int(t))},{class_name(class_names, int(p))},{int(t) == int(p)}")
     return "\n".join(lines) + "\n"
 
 

@@ -11,7 +11,7 @@ matplotlib.use("Agg")
 import matplotlib.pyplot as plt  # noqa: E402
 from matplotlib.figure import Figure  # noqa: E402
 
-from .evaluation import Evaluation, Samples  # noqa: E402
+from .evaluation import Evaluation, Samples, class_name  # noqa: E402
 
 
 def confusion_heatmap(evaluation: Evaluation, subject: str = "") -> Figure:
@@ -33,13 +33,9 @@ def confusion_heatmap(evaluation: Evaluation, subject: str = "") -> Figure:
     return fig
 
 
-def _name(class_names: tuple[str, ...], label: int) -> str:
-    return class_names[label] if 0 <= label < len(class_names) else str(label)
-
-
 def tile_title(prediction: int, label: int, class_names: tuple[str, ...]) -> str:
     """ "pred (true)": what the model said, then the true label."""
-    return f"{_name(class_names, prediction)} ({_name(class_names, label)})"
+    return f"{class_name(class_names, prediction)} ({class_name(class_names, label)})"
 
 
 def sample_strip(samples: Samples, per_row: int = 10) -> Figure:

@@ -118,7 +118,7 @@ if outcome is not None and outcome[0] == "ok":
     st.code(uri, language=None)
     st.page_link("views/test.py", label="Test it", icon=":material/labs:", query_params={"deployment": done})
     with st.expander("How it went (steps and the server's log)"):
-        st.code("\n".join(shown_steps), language=None)
+        st.code("\n".join(shown_steps), language=None, height=320)
 elif outcome is not None and outcome[0] == "failed":
     _, done, reason, state, logs = outcome
     fail(reason, f"Deployment {done} {state.lower()}")

@@ -39,8 +39,8 @@ else:
 
     st.dataframe(
         [{"model": m.name, "version": m.version, "accuracy": m.metrics.get("accuracy"), "input": input_summary(m),
-          "registered": m.created_at[:10], "tags": ", ".join(f"{k}={v}" for k, v in m.tags.items()),
-          "sha256": m.sha256[:12]}
+          "registered": m.created_at[:10], "sha256": m.sha256[:12],
+          "tags": ", ".join(f"{k}={v}" for k, v in m.tags.items())}
          for m in reversed(models)],
         hide_index=True, width="stretch",
         column_config={"accuracy": st.column_config.NumberColumn(format="%.4f", width="small"),

@@ -25,8 +25,9 @@ def testset(name: str) -> TestSet:
     return load_dataset(name)
 
 
-@st.cache_data(show_spinner=False, ttl=30)
-def takes_binary(uri: str) -> bool:
+@st.cache_data(show_spinner=False)
+def takes_binary(uri: str, deployment_uid: str) -> bool:
+    """Whether the endpoint takes .npy bodies; asked once per deployment (a port can be reused)."""
     return supports_binary(deck.client, uri)
 
 
@@ -78,7 +79,7 @@ try:
 except ModelDeckError as e:
     fail(e, "Cannot load the test set")
     st.stop()
-binary = takes_binary(uri)
+binary = takes_binary(uri, deployment.record.uid)
 
 
 def scored_caption(kind: str) -> None:
