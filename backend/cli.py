@@ -88,7 +88,8 @@ def cmd_deploy(deck: ModelDeck, args: argparse.Namespace) -> int:
     _ensure_models(deck)
     model = deck.registry.get_ref(args.model)
     config = DeployConfig(cpu_cores=args.cpu_cores, memory_gb=args.memory_gb, tags=_parse_tags(args.tag),
-                          description=args.description, max_body_mb=args.max_body_mb)
+                          description=args.description, max_body_mb=args.max_body_mb,
+                          auth_enabled=args.auth == "key")
     _err(f"deploying {model.id} as {args.name!r}")
     deployment = deck.deployments.deploy_and_wait(model, args.name, config, target=args.runtime,
                                                   entry_script=args.entry_script, timeout=args.timeout,
@@ -121,14 +122,32 @@ def cmd_deployments_logs(deck: ModelDeck, args: argparse.Namespace) -> int:
     return 0
 
 
+def cmd_deployments_keys(deck: ModelDeck, args: argparse.Namespace) -> int:
+    keys = deck.deployments.keys(args.name, runtime=args.runtime)
+    if args.json:
+        _print_json({"primary": keys.primary, "secondary": keys.secondary})
+    else:
+        print(f"primary    {keys.primary}\nsecondary  {keys.secondary}")
+    return 0
+
+
+def cmd_deployments_regen_key(deck: ModelDeck, args: argparse.Namespace) -> int:
+    keys = deck.deployments.regen_key(args.name, args.key, runtime=args.runtime)
+    _err(f"the {args.key} key of {args.name} is new; the old one no longer works, the other key still does")
+    if args.json:
+        _print_json({"primary": keys.primary, "secondary": keys.secondary})
+    return 0
+
+
 def cmd_deployments_delete(deck: ModelDeck, args: argparse.Namespace) -> int:
     deck.deployments.delete(args.name, runtime=args.runtime)
     _err(f"deleted {args.name}")
     return 0
 
 
-def _scoring_target(deck: ModelDeck, args: argparse.Namespace) -> tuple[str, TestSet]:
-    """The Healthy deployment's scoring URI and the test set (default: the first that fits its model)."""
+def _scoring_target(deck: ModelDeck, args: argparse.Namespace) -> tuple[str, str | None, TestSet]:
+    """The Healthy deployment's scoring URI, its key (with key auth) and the test set (default: the
+    first that fits its model)."""
     deployment = deck.deployments.healthy(args.name)
     model = deck.deployments.model_of(deployment)
     signature = model.signature if model is not None else None
@@ -136,13 +155,13 @@ def _scoring_target(deck: ModelDeck, args: argparse.Namespace) -> tuple[str, Tes
     if dataset is None:
         fitting = datasets_for(signature)[0] if signature is not None else []
         dataset = fitting[0].name if fitting else "mnist"
-    return deployment.scoring_uri or "", load_dataset(dataset, signature)
+    return deployment.scoring_uri or "", deck.deployments.key_for(deployment), load_dataset(dataset, signature)
 
 
 def cmd_score(deck: ModelDeck, args: argparse.Namespace) -> int:
-    uri, testset = _scoring_target(deck, args)
-    binary = not args.json_path and supports_binary(deck.client, uri)
-    result = sample(deck.client, uri, testset, args.random, seed=args.seed, use_binary=binary)
+    uri, key, testset = _scoring_target(deck, args)
+    binary = not args.json_path and supports_binary(deck.client, uri, key)
+    result = sample(deck.client, uri, testset, args.random, seed=args.seed, use_binary=binary, key=key)
     rows = [{"index": int(i), "label": int(t), "prediction": int(p)}
             for i, t, p in zip(result.indices, result.labels, result.predictions, strict=True)]
     if args.json:
@@ -157,9 +176,9 @@ def cmd_score(deck: ModelDeck, args: argparse.Namespace) -> int:
 
 
 def cmd_evaluate(deck: ModelDeck, args: argparse.Namespace) -> int:
-    uri, testset = _scoring_target(deck, args)
-    binary = not args.json_path and supports_binary(deck.client, uri)
-    evaluation = evaluate_endpoint(deck.client, uri, testset, use_binary=binary)
+    uri, key, testset = _scoring_target(deck, args)
+    binary = not args.json_path and supports_binary(deck.client, uri, key)
+    evaluation = evaluate_endpoint(deck.client, uri, testset, use_binary=binary, key=key)
     if args.plot:
         from .inspection.plots import confusion_heatmap, to_png
 
@@ -218,6 +237,8 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--max-body-mb", type=float, default=None,
                    help="largest request body the endpoint reads, MiB (default: what the memory limit holds, "
                         "at least 64); larger ones get HTTP 413")
+    p.add_argument("--auth", choices=("none", "key"), default="none",
+                   help="key: /score wants `Authorization: Bearer <key>` (see `deployments keys`)")
     p.add_argument("--tag", action="append", default=[], metavar="KEY=VALUE")
     p.add_argument("--description", default="")
     p.add_argument("--entry-script", type=Path, default=None, help="scoring script (default: built-in sklearn)")
@@ -231,6 +252,15 @@ def build_parser() -> argparse.ArgumentParser:
     p = add(deployments, "logs", cmd_deployments_logs, "print a deployment's log", json_flag=False)
     p.add_argument("name")
     p.add_argument("--tail", type=int, default=None)
+    p.add_argument("--runtime", choices=("docker", "local"), default=None, help=ONLY_ON_RUNTIME)
+    p = add(deployments, "keys", cmd_deployments_keys, "print the primary and secondary keys of a deployment "
+            "made with --auth key")
+    p.add_argument("name")
+    p.add_argument("--runtime", choices=("docker", "local"), default=None, help=ONLY_ON_RUNTIME)
+    p = add(deployments, "regen-key", cmd_deployments_regen_key, "replace one key (no restart; the other key "
+            "keeps working)")
+    p.add_argument("name")
+    p.add_argument("--key", choices=("primary", "secondary"), required=True)
     p.add_argument("--runtime", choices=("docker", "local"), default=None, help=ONLY_ON_RUNTIME)
     p = add(deployments, "delete", cmd_deployments_delete, "stop and remove a deployment", json_flag=False)
     p.add_argument("name")

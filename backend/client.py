@@ -21,9 +21,10 @@ class ScoringClient:
         self.session = session or requests.Session()
         self.timeout = timeout
 
-    def _post(self, uri: str, body: bytes, content_type: str) -> Any:
+    def _post(self, uri: str, body: bytes, content_type: str, key: str | None) -> Any:
+        headers = {"Content-Type": content_type, **_auth(key)}
         try:
-            response = self.session.post(uri, data=body, headers={"Content-Type": content_type}, timeout=self.timeout)
+            response = self.session.post(uri, data=body, headers=headers, timeout=self.timeout)
         except requests.ConnectionError as e:
             raise EndpointUnreachableError(
                 f"nothing answers at {uri}: is the deployment running? ({type(e).__name__})") from e
@@ -31,41 +32,51 @@ class ScoringClient:
             raise EndpointUnreachableError(f"{uri} did not answer within {self.timeout:.0f} s") from e
         if response.status_code >= 400:
             try:
-                message = response.json().get("error", response.text)
-            except ValueError:
-                message = response.text[:500]
-            error = ScoringRequestError if response.status_code < 500 else ScoringServerError
-            raise error(response.status_code, message)
+                answer = response.json()
+                message = str(answer.get("error", response.text))
+            except (ValueError, AttributeError):
+                answer, message = {}, response.text[:500]
+            if response.status_code < 500:
+                raise ScoringRequestError(response.status_code, message)
+            request_id = answer.get("request_id") if isinstance(answer, dict) else None
+            raise ScoringServerError(response.status_code, message,
+                                     script_error=answer.get("type") if request_id else None, request_id=request_id)
         try:
             return orjson.loads(response.content)
         except orjson.JSONDecodeError as e:
             raise ScoringServerError(response.status_code, f"the answer is not JSON: {response.text[:200]!r}") from e
 
-    def run(self, scoring_uri: str, data: Any) -> Any:
-        """POSTs `{"data": data}` as JSON (the tutorial's contract) and returns the decoded answer.
+    def run(self, scoring_uri: str, data: Any, *, key: str | None = None) -> Any:
+        """POSTs `{"data": data}` as JSON (the tutorial's contract) and returns the decoded answer;
+        with `key`, as `Authorization: Bearer <key>`.
 
         Raises:
             EndpointUnreachableError, ScoringRequestError (4xx), ScoringServerError (5xx).
         """
         body = orjson.dumps({"data": data}, option=orjson.OPT_SERIALIZE_NUMPY)
-        return self._post(scoring_uri, body, "application/json")
+        return self._post(scoring_uri, body, "application/json", key)
 
-    def run_array(self, scoring_uri: str, X: np.ndarray) -> Any:
+    def run_array(self, scoring_uri: str, X: np.ndarray, *, key: str | None = None) -> Any:
         """POSTs `X` as an .npy body (the fast path); the endpoint's script needs run_array()."""
         buffer = io.BytesIO()
         np.save(buffer, np.ascontiguousarray(X), allow_pickle=False)
-        return self._post(scoring_uri, buffer.getvalue(), NPY_TYPE)
+        return self._post(scoring_uri, buffer.getvalue(), NPY_TYPE, key)
 
-    def info(self, scoring_uri: str) -> dict[str, Any]:
-        """GET /info next to the scoring URI ({} when the endpoint has none)."""
+    def info(self, scoring_uri: str, *, key: str | None = None) -> dict[str, Any]:
+        """GET /info next to the scoring URI ({} when the endpoint has none, or wants a key not given)."""
         base = scoring_uri.rsplit("/score", 1)[0]
         try:
-            response = self.session.get(base + "/info", timeout=5)
+            response = self.session.get(base + "/info", headers=_auth(key), timeout=5)
         except requests.RequestException as e:
             raise EndpointUnreachableError(f"nothing answers at {base}: {type(e).__name__}") from e
         return response.json() if response.status_code == 200 else {}
 
-    def predict(self, scoring_uri: str, X: np.ndarray, *, use_binary: bool = True) -> np.ndarray:
+    def predict(self, scoring_uri: str, X: np.ndarray, *, use_binary: bool = True,
+                key: str | None = None) -> np.ndarray:
         """Predictions for the rows of X, over the binary path when allowed, else JSON."""
-        answer = self.run_array(scoring_uri, X) if use_binary else self.run(scoring_uri, X)
+        answer = self.run_array(scoring_uri, X, key=key) if use_binary else self.run(scoring_uri, X, key=key)
         return np.asarray(answer)
+
+
+def _auth(key: str | None) -> dict[str, str]:
+    return {"Authorization": f"Bearer {key}"} if key else {}

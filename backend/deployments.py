@@ -7,7 +7,6 @@ from __future__ import annotations
 
 import builtins
 import secrets
-import tempfile
 import time
 from collections.abc import Callable
 from dataclasses import dataclass
@@ -37,9 +36,11 @@ from .runtimes.base import (
     DeploymentRecord,
     DeploymentSpec,
     DeploymentState,
+    Keys,
     Runtime,
     validate_name,
 )
+from .staging import STAGING_DIR, staging_dir
 
 DEFAULT_SCRIPT = Path(__file__).resolve().parent / "serving" / "score_sklearn.py"
 MODEL_SCRIPT_NAME = "score.py"
@@ -245,16 +246,18 @@ class DeploymentService:
                                   "and run(raw_data)")
         runtime = self.targets.open(target)
         check_compatible(model, runtime.environment_versions(model))
-        with tempfile.TemporaryDirectory(prefix="modeldeck-stage-") as staging:
+        with staging_dir(self.home.path / STAGING_DIR) as staging:
             step(progress, f"checking and staging {len(model.files)} file(s) of {model.id}")
-            model_dir = self.registry.materialize(model, Path(staging) / "model")
+            model_dir = self.registry.materialize(model, staging / "model")
             script = Path(entry_script) if entry_script else self._model_script(model_dir)
-            step(progress, f"scoring script: {script.name}; runtime: {runtime.describe()}")
+            step(progress, f"scoring script: {script.name}; runtime: {runtime.describe()}"
+                           + ("; key auth on" if config.auth_enabled else ""))
             record = DeploymentRecord(
                 name=name, uid=secrets.token_hex(8), home_id=self.home.id, home=str(self.home.path),
                 model_name=model.name, model_version=model.version, model_sha256=model.sha256, config=config,
                 entry_script=script.name, created_at=datetime.now(UTC).isoformat(timespec="seconds"))
-            spec = DeploymentSpec(record=record, model=model, model_dir=model_dir, script_path=script)
+            spec = DeploymentSpec(record=record, model=model, model_dir=model_dir, script_path=script,
+                                  keys=Keys.generate() if config.auth_enabled else None)
             return runtime.create(spec, progress)
 
     @staticmethod
@@ -265,15 +268,14 @@ class DeploymentService:
 
     def wait_for_deployment(self, name: str, *, timeout: float = 180.0, progress: Progress = quiet,
                             poll_seconds: float = 0.2, runtime: str | None = None) -> Deployment:
-        """Waits until the deployment is Healthy (on `runtime` when given); from then on the runtime
-        restarts it after a crash.
+        """Waits until the deployment is Healthy (on `runtime` when given).
 
         A deployment that fails, crashes or times out is stopped and kept: its logs stay readable
         and `delete` removes it.
 
         Raises:
             DeploymentFailedError: it ended Failed or Unhealthy, or was not Healthy after `timeout`
-                seconds; the error carries the state, exit code and the last log lines.
+                seconds (stopped then); the error carries the state, exit code and the last log lines.
         """
         where, _ = self._locate(name, runtime)
         deadline = time.monotonic() + timeout
@@ -287,7 +289,6 @@ class DeploymentService:
                                        + (f" — {deployment.detail}" if deployment.detail else "")))
                 last_state = deployment.state
             if deployment.state is DeploymentState.HEALTHY:
-                where.mark_ready(name)
                 return deployment
             if deployment.state in (DeploymentState.FAILED, DeploymentState.UNHEALTHY):
                 self._stop_quietly(where, name)
@@ -296,7 +297,8 @@ class DeploymentService:
                                             logs=where.logs(name, LOG_TAIL_ON_FAILURE))
             if time.monotonic() >= deadline:
                 self._stop_quietly(where, name)
-                raise DeploymentFailedError(name, f"not Healthy after {timeout:.0f} s; stopped it",
+                raise DeploymentFailedError(name, f"timed out after {timeout:.0f} s, not ready yet (init() had "
+                                                  "not returned); stopped it",
                                             state=str(deployment.state),
                                             logs=where.logs(name, LOG_TAIL_ON_FAILURE))
             time.sleep(poll_seconds)
@@ -319,7 +321,7 @@ class DeploymentService:
 
     def _confirm_signature(self, model: Model, deployment: Deployment, progress: Progress) -> None:
         try:
-            info = self.client.info(deployment.scoring_uri or "")
+            info = self.client.info(deployment.scoring_uri or "", key=self.key_for(deployment))
         except ModelDeckError:
             return
         classes = info.get("classes")
@@ -345,6 +347,33 @@ class DeploymentService:
             runtime.stop(name)
         except DeploymentNotFoundError:
             pass
+
+    def keys(self, name: str, *, runtime: str | None = None) -> Keys:
+        """The deployment's primary and secondary keys (the tutorial's `service.get_keys()`).
+
+        Raises:
+            DeploymentNotFoundError, ReadOnlyDeploymentError, DeploymentError (no key auth, two runtimes).
+        """
+        where, _ = self._locate(name, runtime)
+        return where.keys(name)
+
+    def key_for(self, deployment: Deployment) -> str | None:
+        """The key to send to `deployment` (its primary key), None when it has no key auth."""
+        if not deployment.config.auth_enabled:
+            return None
+        return self.targets.open(deployment.runtime).keys(deployment.name).primary
+
+    def regen_key(self, name: str, which: str, *, runtime: str | None = None) -> Keys:
+        """Replaces the primary or secondary key with a new one, without a restart: the other key keeps
+        working meanwhile, so clients can move over first (the tutorial's `service.regen_key(key)`).
+
+        Raises:
+            ValueError for `which` not primary/secondary; what `keys` raises.
+        """
+        where, _ = self._locate(name, runtime)
+        keys = where.keys(name).rotated(which)
+        where.set_keys(name, keys)
+        return keys
 
     def delete(self, name: str, *, runtime: str | None = None) -> None:
         """Stops and removes this home's deployment `name` (on `runtime` when given), and the results

@@ -173,10 +173,18 @@ class ScoringRequestError(ScoringError):
 
 
 class ScoringServerError(ScoringError):
-    """The endpoint failed while scoring (HTTP 5xx)."""
+    """The endpoint failed while scoring (HTTP 5xx).
 
-    def __init__(self, status: int, message: str) -> None:
+    Attributes:
+        script_error: the kind of exception the scoring script raised, when the server said so.
+        request_id: the id under which the server logged the traceback.
+    """
+
+    def __init__(self, status: int, message: str, script_error: str | None = None,
+                 request_id: str | None = None) -> None:
         self.status = status
+        self.script_error = script_error
+        self.request_id = request_id
         super().__init__(f"the endpoint failed (HTTP {status}): {message}")
 
 

@@ -1,5 +1,7 @@
 """Single-row requests: sequential latency (p50/p99) and throughput under 8 concurrent clients (wrk),
-ModelDeck's container and local process against `mlflow models serve` on the same model, alternating.
+ModelDeck's local process and container against `mlflow models serve`, Seldon's MLServer and a bare-ASGI
+floor on the same model file. Every server runs on CPU core 0, the clients on core 1; the servers
+alternate within each round.
 
 Run: .venv/bin/python -m benchmarks.bench_requests [--rounds 5]
 """
@@ -7,44 +9,65 @@ Run: .venv/bin/python -m benchmarks.bench_requests [--rounds 5]
 from __future__ import annotations
 
 import json
+import os
 import re
 import shutil
 import statistics
 import subprocess
 import tempfile
 import time
+from collections.abc import Callable
+from dataclasses import dataclass
 from pathlib import Path
+from typing import Any
+from urllib.parse import urlsplit
 
 import requests
 
 from backend.datasets import load_mnist_test
 from backend.runtimes import DeployConfig
+from backend.runtimes.docker import container_name
 from backend.runtimes.probe import free_port
 
-from .common import bench_main, scratch_deck, userland_proxy_enabled
-from .peers import MlflowServer, ensure_mlflow, mlflow_model_dir
+from . import peers
+from .common import CLIENT_CPU, SERVER_CPU, bench_main, pin_group, pinned, scratch_deck, userland_proxy_enabled
 
 SEQUENTIAL_PER_ROUND = 300
 WRK_SECONDS = 5
 WRK_CONNECTIONS = 8
+REQUEST_TIMEOUT = 10.0
+LOCAL, DOCKER = "bench-req-local", "bench-req-docker"
+
+
+@dataclass(frozen=True)
+class Contestant:
+    """One server: what the table calls it, its kind (modeldeck, mlflow, mlserver, floor), where to POST
+    what, and how to read labels from its answer (None: a constant answer, not checked)."""
+
+    name: str
+    kind: str
+    url: str
+    payload: dict[str, Any]
+    labels: Callable[[Any], list] | None
 
 
 def sequential_latencies(url: str, body: bytes, n: int) -> list[float]:
+    """Seconds per request for `n` requests, one after another on one keep-alive connection."""
     session = requests.Session()
     headers = {"Content-Type": "application/json"}
     for _ in range(20):  # warm up the connection and the server
-        session.post(url, data=body, headers=headers).raise_for_status()
+        session.post(url, data=body, headers=headers, timeout=REQUEST_TIMEOUT).raise_for_status()
     times = []
     for _ in range(n):
         started = time.perf_counter()
-        response = session.post(url, data=body, headers=headers)
+        response = session.post(url, data=body, headers=headers, timeout=REQUEST_TIMEOUT)
         times.append(time.perf_counter() - started)
         response.raise_for_status()
     return times
 
 
-def wrk_throughput(url: str, body: bytes, workdir: Path) -> float:
-    """Requests per second from wrk with 8 connections on 2 threads (non-2xx answers abort the run)."""
+def wrk_throughput(url: str, body: bytes, workdir: Path, seconds: int = WRK_SECONDS) -> float:
+    """Requests per second from wrk (one thread on CLIENT_CPU, 8 connections); non-2xx answers abort the run."""
     body_file = workdir / f"body-{abs(hash(url))}.json"
     body_file.write_bytes(body)
     script = workdir / f"post-{abs(hash(url))}.lua"
@@ -53,8 +76,8 @@ def wrk_throughput(url: str, body: bytes, workdir: Path) -> float:
         f'local f = io.open("{body_file}", "rb")\nwrk.body = f:read("*a")\nf:close()\n'
         "done = function(summary, latency, requests)\n"
         '  io.write(string.format("non2xx %d\\n", summary.errors.status))\nend\n')
-    out = subprocess.run(["wrk", "-t2", f"-c{WRK_CONNECTIONS}", f"-d{WRK_SECONDS}s", "-s", str(script), url],
-                         capture_output=True, text=True, check=True).stdout
+    out = subprocess.run(pinned(["wrk", "-t1", f"-c{WRK_CONNECTIONS}", f"-d{seconds}s", "-s", str(script), url],
+                                CLIENT_CPU), capture_output=True, text=True, check=True, timeout=seconds + 60).stdout
     if int(re.search(r"non2xx (\d+)", out).group(1)):
         raise RuntimeError(f"wrk saw non-2xx answers from {url}:\n{out}")
     return float(re.search(r"Requests/sec:\s+([\d.]+)", out).group(1))
@@ -65,66 +88,122 @@ def percentile(values: list[float], q: float) -> float:
     return ordered[min(len(ordered) - 1, int(round(q / 100 * (len(ordered) - 1))))]
 
 
+def pin_docker(container: Any, port: int) -> bool:
+    """The container's cpuset set to SERVER_CPU (the engine applies it to a running container), and the
+    engine's docker-proxy for its published port pinned there too; whether a proxy was found."""
+    container.update(cpuset_cpus=SERVER_CPU)
+    proxies = []
+    for cmdline in Path("/proc").glob("[0-9]*/cmdline"):
+        try:
+            args = cmdline.read_bytes().decode(errors="replace").split("\0")
+        except OSError:
+            continue
+        if args[0].endswith("docker-proxy") and "-host-port" in args \
+                and args[args.index("-host-port") + 1] == str(port):
+            proxies.append(cmdline.parent.name)
+    for pid in proxies:
+        subprocess.run(["taskset", "-a", "-p", "-c", SERVER_CPU, pid], check=True, capture_output=True)
+    return bool(proxies)
+
+
+def modeldeck_labels(answer: Any) -> list:
+    return list(answer["predictions"] if isinstance(answer, dict) else answer)
+
+
 def run(rounds: int = 5) -> dict:
-    if shutil.which("wrk") is None:
-        raise SystemExit("wrk is missing: apt-get install wrk (scripts/setup.sh installs it)")
+    if shutil.which("wrk") is None or shutil.which("taskset") is None:
+        raise SystemExit("wrk or taskset is missing: apt-get install wrk util-linux (scripts/setup.sh installs wrk)")
+    if len(os.sched_getaffinity(0)) < 2:
+        raise SystemExit("needs 2 CPU cores: the servers run on core 0, the load generator on core 1")
     row = load_mnist_test().X[0].tolist()
-    docker_deck = scratch_deck("docker")
-    model = docker_deck.registry.get("sklearn_mnist")
-    local_deck = scratch_deck("local")
-    local_model = local_deck.registry.get("sklearn_mnist")
+    deck = scratch_deck("docker")
+    model = deck.registry.get("sklearn_mnist")
     work = Path(tempfile.mkdtemp(prefix="modeldeck-bench-req-"))
-    python = ensure_mlflow(model)
-    pickle_path = docker_deck.registry.materialize(model, work / "model") / model.files[0].name
-    mlflow_dir = mlflow_model_dir(python, pickle_path, work / "mlflow-model")
+    mlflow_python, mlserver_python = peers.ensure_mlflow(model), peers.ensure_mlserver(model)
+    pickle_path = deck.registry.materialize(model, work / "model") / model.files[0].name
+    mlflow_dir = peers.mlflow_model_dir(mlflow_python, pickle_path, work / "mlflow-model")
     one_core = DeployConfig(cpu_cores=1, memory_gb=1)
-    mlflow = None
+    client_affinity = os.sched_getaffinity(0)
+    servers: list[peers.PinnedServer] = []
+    deployed: list[tuple[str, str]] = []
     try:
-        container = docker_deck.deployments.deploy_and_wait(model, "bench-requests", one_core).scoring_uri
-        local = local_deck.deployments.deploy_and_wait(local_model, "bench-requests", one_core).scoring_uri
-        mlflow = MlflowServer(python, mlflow_dir, free_port(), work / "mlflow.log")
-        route = "via docker-proxy" if userland_proxy_enabled() else "via iptables, no userland proxy"
-        contestants = {
-            f"ModelDeck container (Docker, 1 CPU, {route})": (container, {"data": [row]}),
-            "ModelDeck local process": (local, {"data": [row]}),
-            "mlflow models serve (local, 1 worker)": (mlflow.url, {"inputs": [row]}),
-        }
-        answers = {name: requests.post(url, json=payload, timeout=10).json() for name, (url, payload) in
-                   contestants.items()}
-        assert len({json.dumps(a.get("predictions", a) if isinstance(a, dict) else a) for a in answers.values()}) == 1, \
-            answers
-        latencies = {name: [] for name in contestants}
-        throughput = {name: [] for name in contestants}
+        local = deck.deployments.deploy_and_wait(model, LOCAL, one_core, target="local")
+        deployed.append((LOCAL, "local"))
+        pin_group(json.loads((deck.settings.local_deployments_dir / LOCAL / "process.json").read_text())["pid"],
+                  SERVER_CPU)
+        container = deck.deployments.deploy_and_wait(model, DOCKER, one_core, target="docker")
+        deployed.append((DOCKER, "docker"))
+        port = urlsplit(container.scoring_uri).port
+        engine = deck.targets.docker().client  # type: ignore[attr-defined]
+        proxy = pin_docker(engine.containers.get(container_name(deck.home.id, DOCKER)), port)
+        servers.append(mlflow := peers.MlflowServer(mlflow_python, mlflow_dir, free_port(), work / "mlflow.log"))
+        servers.append(mlserver := peers.MlserverServer(mlserver_python, pickle_path, work / "mlserver",
+                                                        free_port(), free_port(), work / "mlserver.log"))
+        servers.append(floor := peers.FloorServer(free_port(), work / "floor.log"))
+        route = ("via docker-proxy, pinned too" if proxy else "via docker-proxy") if userland_proxy_enabled() \
+            else "via iptables, no userland proxy"
+        contestants = [
+            Contestant("ModelDeck local process (1 worker)", "modeldeck", local.scoring_uri, {"data": [row]},
+                       modeldeck_labels),
+            Contestant(f"ModelDeck container (Docker, 1 CPU, cpuset {SERVER_CPU}, {route})", "modeldeck",
+                       container.scoring_uri, {"data": [row]}, modeldeck_labels),
+            Contestant(f"mlflow models serve {peers.MLFLOW_VERSION} (1 worker)", "mlflow", mlflow.url,
+                       {"inputs": [row]}, modeldeck_labels),
+            Contestant(f"MLServer {peers.MLSERVER_VERSION} + mlserver-sklearn (V2 JSON tensor, parallel_workers 0)",
+                       "mlserver", mlserver.url, peers.v2_request(row), peers.v2_labels),
+            Contestant("floor: bare ASGI app on uvicorn + httptools + uvloop (reads the body, constant answer)",
+                       "floor", floor.url, {"data": [row]}, None),
+        ]
+        os.sched_setaffinity(0, {int(CLIENT_CPU)})  # the sequential client runs here, beside wrk
+        answers = {c.name: c.labels(requests.post(c.url, json=c.payload, timeout=REQUEST_TIMEOUT).json())
+                   for c in contestants if c.labels is not None}
+        if len({json.dumps(labels) for labels in answers.values()}) != 1:
+            raise RuntimeError(f"the servers disagree on the label of the same row: {answers}")
+        label = next(iter(answers.values()))
+        latencies: dict[str, list[float]] = {c.name: [] for c in contestants}
+        throughput: dict[str, list[float]] = {c.name: [] for c in contestants}
         for _ in range(rounds):
-            for name, (url, payload) in contestants.items():
-                body = json.dumps(payload).encode()
-                latencies[name] += sequential_latencies(url, body, SEQUENTIAL_PER_ROUND)
-                throughput[name].append(wrk_throughput(url, body, work))
+            for c in contestants:
+                body = json.dumps(c.payload).encode()
+                latencies[c.name] += sequential_latencies(c.url, body, SEQUENTIAL_PER_ROUND)
+                throughput[c.name].append(wrk_throughput(c.url, body, work))
     finally:
-        if mlflow is not None:
-            mlflow.close()
-        for deck in (docker_deck, local_deck):
-            if deck.deployments.list():
-                deck.deployments.delete("bench-requests")
+        os.sched_setaffinity(0, client_affinity)
+        for peer in servers:
+            peer.close()
+        for name, runtime in deployed:
+            try:
+                deck.deployments.delete(name, runtime=runtime)
+            except Exception as e:  # keep cleaning up; say what is left behind
+                print(f"could not delete deployment {name} ({runtime}): {e}", flush=True)
         shutil.rmtree(work, ignore_errors=True)
-    return {"rounds": rounds, "results": {
-        name: {"p50_ms": 1000 * statistics.median(latencies[name]), "p99_ms": 1000 * percentile(latencies[name], 99),
-               "n": len(latencies[name]), "rps_median": statistics.median(throughput[name]),
-               "rps_min": min(throughput[name]), "rps_max": max(throughput[name])} for name in contestants}}
+        shutil.rmtree(deck.settings.home, ignore_errors=True)
+    return {"rounds": rounds, "label": label, "results": {
+        c.name: {"kind": c.kind, "p50_ms": 1000 * statistics.median(latencies[c.name]),
+                 "p99_ms": 1000 * percentile(latencies[c.name], 99), "n": len(latencies[c.name]),
+                 "rps_median": statistics.median(throughput[c.name]), "rps_min": min(throughput[c.name]),
+                 "rps_max": max(throughput[c.name])} for c in contestants}}
 
 
 def report(results: dict) -> str:
     rows = results["results"]
-    mlflow = next(v for k, v in rows.items() if k.startswith("mlflow"))
+    base = {kind: next(r["rps_median"] for r in rows.values() if r["kind"] == kind)
+            for kind in ("mlflow", "mlserver", "floor")}
     lines = ["### Single-row requests (one MNIST row, JSON)", "",
              f"Sequential: {SEQUENTIAL_PER_ROUND} requests per round on one keep-alive connection; throughput: "
-             f"wrk, {WRK_CONNECTIONS} connections, {WRK_SECONDS} s per round; {results['rounds']} rounds, "
-             "the servers alternating within each round.", "",
-             "| server | latency p50 | latency p99 | throughput median (min–max) | throughput vs MLflow |",
-             "|---|---|---|---|---|"]
+             f"wrk (1 thread), {WRK_CONNECTIONS} connections, {WRK_SECONDS} s per round; {results['rounds']} rounds, "
+             "the servers alternating within each round. Every server process (and its children) runs on CPU "
+             f"core {SERVER_CPU}, the clients on core {CLIENT_CPU}. Each server answers the same model file; "
+             f"all agree on the row's label ({results['label']}). MLflow and MLServer run in their own "
+             "virtualenvs with the model's library versions; MLServer gets the Open Inference Protocol's JSON "
+             "tensor, MLflow `{\"inputs\": [row]}`, ModelDeck `{\"data\": [row]}`.", "",
+             "| server | latency p50 | latency p99 | throughput median (min–max) | vs MLflow | vs MLServer "
+             "| of the floor |",
+             "|---|---|---|---|---|---|---|"]
     for name, r in rows.items():
         lines.append(f"| {name} | {r['p50_ms']:.2f} ms | {r['p99_ms']:.2f} ms | {r['rps_median']:.0f} req/s "
-                     f"({r['rps_min']:.0f}–{r['rps_max']:.0f}) | {r['rps_median'] / mlflow['rps_median']:.2f}x |")
+                     f"({r['rps_min']:.0f}–{r['rps_max']:.0f}) | {r['rps_median'] / base['mlflow']:.2f}x "
+                     f"| {r['rps_median'] / base['mlserver']:.2f}x | {r['rps_median'] / base['floor']:.0%} |")
     return "\n".join(lines)
 
 

@@ -22,6 +22,35 @@ def scratch_deck(runtime: str) -> ModelDeck:
     return deck
 
 
+SERVER_CPU = "0"  # every server under test (and its children) runs on this core ...
+CLIENT_CPU = "1"  # ... and the load generator on this one, so they never take turns on one core
+
+
+def pinned(command: list[str], cpu: str) -> list[str]:
+    """`command` run under `taskset -c cpu` (children inherit the affinity)."""
+    return ["taskset", "-c", cpu, *command]
+
+
+def pin_group(pgid: int, cpu: str) -> None:
+    """Pins every thread of every process in process group `pgid` to `cpu` (a server started elsewhere).
+
+    Raises:
+        RuntimeError: no process of that group was found.
+    """
+    found = []
+    for stat in Path("/proc").glob("[0-9]*/stat"):
+        try:
+            fields = stat.read_text().rsplit(")", 1)[1].split()
+        except (OSError, IndexError):
+            continue
+        if int(fields[2]) == pgid and fields[0] not in ("Z", "X"):
+            found.append(stat.parent.name)
+    if not found:
+        raise RuntimeError(f"no process in group {pgid} to pin")
+    for pid in found:
+        subprocess.run(["taskset", "-a", "-p", "-c", cpu, pid], check=True, capture_output=True)
+
+
 def summary(values: list[float]) -> dict[str, float]:
     return {"median": statistics.median(values), "min": min(values), "max": max(values), "n": len(values)}
 

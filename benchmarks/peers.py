@@ -1,7 +1,9 @@
-"""MLflow's model server as a peer: installed in its own virtualenv, serving the same model file."""
+"""The other servers of the request benchmark, each pinned to SERVER_CPU: MLflow's `mlflow models serve`
+and Seldon's MLServer (each in its own virtualenv, serving the same model file), and the bare-ASGI floor."""
 
 from __future__ import annotations
 
+import json
 import os
 import subprocess
 import sys
@@ -11,10 +13,16 @@ from pathlib import Path
 
 from backend.registry import Model
 
+from .common import SERVER_CPU, pinned
+
+CACHE = Path(os.environ.get("MODELDECK_BENCH_CACHE", Path.home() / ".cache" / "modeldeck-bench"))
 MLFLOW_VERSION = "3.17.2"
-VENV = Path(os.environ.get("MODELDECK_BENCH_CACHE", Path.home() / ".cache" / "modeldeck-bench")) / \
-    f"mlflow-{MLFLOW_VERSION}-venv"
+VENV = CACHE / f"mlflow-{MLFLOW_VERSION}-venv"
+MLSERVER_VERSION = "1.7.1"
+MLSERVER_VENV = CACHE / f"mlserver-{MLSERVER_VERSION}-venv"
+MODEL_LIBRARIES = ("scikit-learn", "numpy", "scipy", "joblib")
 QUIET_ENV = {"MLFLOW_DISABLE_TELEMETRY": "true", "DO_NOT_TRACK": "true"}
+REPO = Path(__file__).resolve().parent.parent
 
 _SAVE = """
 import sys, joblib, mlflow.sklearn
@@ -22,17 +30,28 @@ mlflow.sklearn.save_model(joblib.load(sys.argv[1]), sys.argv[2], serialization_f
 """
 
 
-def ensure_mlflow(model: Model) -> Path:
-    """The virtualenv with mlflow and the model's own library versions (created once, then reused)."""
-    python = VENV / "bin" / "python"
-    if not (VENV / ".complete").exists():
-        subprocess.run([sys.executable, "-m", "venv", "--clear", str(VENV)], check=True)
-        pins = [f"{lib}=={model.library_versions[lib]}" for lib in ("scikit-learn", "numpy", "scipy", "joblib")
-                if lib in model.library_versions]
-        print(f"installing mlflow=={MLFLOW_VERSION} {' '.join(pins)} into {VENV} (once)", flush=True)
-        subprocess.run([str(python), "-m", "pip", "install", "-q", f"mlflow=={MLFLOW_VERSION}", *pins], check=True)
-        (VENV / ".complete").touch()
+def _ensure_venv(venv: Path, packages: list[str], model: Model) -> Path:
+    """A virtualenv with `packages` and the model's own library versions (created once, then reused)."""
+    python = venv / "bin" / "python"
+    if not (venv / ".complete").exists():
+        subprocess.run([sys.executable, "-m", "venv", "--clear", str(venv)], check=True)
+        pins = [f"{lib}=={model.library_versions[lib]}" for lib in MODEL_LIBRARIES if lib in model.library_versions]
+        print(f"installing {' '.join(packages + pins)} into {venv} (once)", flush=True)
+        subprocess.run([str(python), "-m", "pip", "install", "-q", *packages, *pins], check=True)
+        (venv / ".complete").touch()
     return python
+
+
+def ensure_mlflow(model: Model) -> Path:
+    """The python of the MLflow virtualenv."""
+    return _ensure_venv(VENV, [f"mlflow=={MLFLOW_VERSION}"], model)
+
+
+def ensure_mlserver(model: Model) -> Path:
+    """The python of the MLServer virtualenv. mlserver 1.7.1 accepts the model's pins as they are
+    (scikit-learn 1.9.1, numpy 2.4.6, scipy 1.17.1, joblib 1.6.0: pip resolved them with no conflict)."""
+    return _ensure_venv(MLSERVER_VENV, [f"mlserver=={MLSERVER_VERSION}", f"mlserver-sklearn=={MLSERVER_VERSION}"],
+                        model)
 
 
 def mlflow_model_dir(python: Path, pickle_path: Path, dest: Path) -> Path:
@@ -42,34 +61,91 @@ def mlflow_model_dir(python: Path, pickle_path: Path, dest: Path) -> Path:
     return dest
 
 
-class MlflowServer:
-    """`mlflow models serve --env-manager local` on 127.0.0.1:port with one worker."""
+class PinnedServer:
+    """A server process (and its children) on SERVER_CPU, in its own process group, output to `log`;
+    ready once `ready_url` answers 200 (gives up early if the process dies)."""
 
-    def __init__(self, python: Path, model_dir: Path, port: int, log: Path) -> None:
-        self.url = f"http://127.0.0.1:{port}/invocations"
+    def __init__(self, what: str, command: list[str], ready_url: str, log: Path, env: dict[str, str] | None = None,
+                 cwd: Path | None = None, timeout: float = 120.0) -> None:
         self._log = open(log, "wb")
-        self.proc = subprocess.Popen(
-            [str(python.parent / "mlflow"), "models", "serve", "-m", str(model_dir), "--env-manager", "local",
-             "-h", "127.0.0.1", "-p", str(port), "-w", "1"],
-            env={**os.environ, **QUIET_ENV, "PATH": f"{python.parent}:{os.environ.get('PATH', '/usr/bin:/bin')}"},
-            stdout=self._log, stderr=subprocess.STDOUT, start_new_session=True)
-        deadline = time.monotonic() + 120
+        self.proc = subprocess.Popen(pinned(command, SERVER_CPU), env=env, cwd=cwd, stdin=subprocess.DEVNULL,
+                                     stdout=self._log, stderr=subprocess.STDOUT, start_new_session=True)
+        deadline = time.monotonic() + timeout
         while time.monotonic() < deadline:
             if self.proc.poll() is not None:
-                raise RuntimeError(f"mlflow models serve exited {self.proc.returncode}: {log.read_text()[-2000:]}")
+                self._log.close()
+                raise RuntimeError(f"{what} exited {self.proc.returncode}: {log.read_text()[-2000:]}")
             try:
-                if urllib.request.urlopen(f"http://127.0.0.1:{port}/ping", timeout=1).status == 200:
+                if urllib.request.urlopen(ready_url, timeout=1).status == 200:
                     return
             except OSError:
                 time.sleep(0.2)
         self.close()
-        raise RuntimeError("mlflow models serve did not answer /ping within 120 s")
+        raise RuntimeError(f"{what} did not answer {ready_url} within {timeout:.0f} s")
 
     def close(self) -> None:
+        """SIGTERM to the process group, SIGKILL after 20 s."""
         if self.proc.poll() is None:
             os.killpg(self.proc.pid, 15)
             try:
                 self.proc.wait(timeout=20)
             except subprocess.TimeoutExpired:
                 os.killpg(self.proc.pid, 9)
+                self.proc.wait(timeout=10)
         self._log.close()
+
+
+class MlflowServer(PinnedServer):
+    """`mlflow models serve --env-manager local` on 127.0.0.1:port with one worker."""
+
+    def __init__(self, python: Path, model_dir: Path, port: int, log: Path) -> None:
+        self.url = f"http://127.0.0.1:{port}/invocations"
+        super().__init__(
+            "mlflow models serve",
+            [str(python.parent / "mlflow"), "models", "serve", "-m", str(model_dir), "--env-manager", "local",
+             "-h", "127.0.0.1", "-p", str(port), "-w", "1"],
+            f"http://127.0.0.1:{port}/ping", log,
+            env={**os.environ, **QUIET_ENV, "PATH": f"{python.parent}:{os.environ.get('PATH', '/usr/bin:/bin')}"})
+
+
+class MlserverServer(PinnedServer):
+    """`mlserver start` with mlserver-sklearn on the pickle file itself, otherwise as shipped: HTTP on
+    127.0.0.1:port, inference in the server process (parallel_workers 0; 1 would add a pool of one
+    worker process behind a queue), no metrics server (metrics_endpoint None), gRPC on 127.0.0.1 too
+    (it cannot be turned off). Its uvicorn parses HTTP with h11: mlserver does not install httptools."""
+
+    MODEL_NAME = "sklearn-mnist"
+
+    def __init__(self, python: Path, pickle_path: Path, workdir: Path, port: int, grpc_port: int, log: Path) -> None:
+        self.url = f"http://127.0.0.1:{port}/v2/models/{self.MODEL_NAME}/infer"
+        workdir.mkdir(parents=True, exist_ok=True)
+        (workdir / "settings.json").write_text(json.dumps({
+            "host": "127.0.0.1", "http_port": port, "grpc_port": grpc_port, "parallel_workers": 0,
+            "metrics_endpoint": None}))
+        (workdir / self.MODEL_NAME).mkdir(exist_ok=True)  # a model's folder is named as the model
+        (workdir / self.MODEL_NAME / "model-settings.json").write_text(json.dumps({
+            "name": self.MODEL_NAME, "implementation": "mlserver_sklearn.SKLearnModel",
+            "parameters": {"uri": str(pickle_path)}}))
+        super().__init__("mlserver start", [str(python.parent / "mlserver"), "start", str(workdir)],
+                         f"http://127.0.0.1:{port}/v2/models/{self.MODEL_NAME}/ready", log,
+                         env={**os.environ, "PATH": f"{python.parent}:{os.environ.get('PATH', '/usr/bin:/bin')}"},
+                         cwd=workdir)
+
+
+def v2_request(row: list[float]) -> dict:
+    """One row as an Open Inference Protocol (V2) JSON tensor."""
+    return {"inputs": [{"name": "input-0", "shape": [1, len(row)], "datatype": "FP32", "data": row}]}
+
+
+def v2_labels(answer: dict) -> list:
+    """The predicted labels of a V2 answer (mlserver-sklearn's `predict` output)."""
+    return list(answer["outputs"][0]["data"])
+
+
+class FloorServer(PinnedServer):
+    """benchmarks/floor_app.py: a bare ASGI app on ModelDeck's uvicorn + httptools + uvloop stack."""
+
+    def __init__(self, port: int, log: Path) -> None:
+        self.url = f"http://127.0.0.1:{port}/score"
+        super().__init__("the bare-ASGI floor", [sys.executable, "-m", "benchmarks.floor_app", "--port", str(port)],
+                         self.url.replace("/score", "/health"), log, cwd=REPO)

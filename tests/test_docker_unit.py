@@ -23,26 +23,38 @@ def spec(**config) -> DeploymentSpec:
 
 
 def test_create_args_enforce_limits_and_hardening():
-    args = container_create_args(spec(cpu_cores=1.5, memory_gb=0.5, tags={"a": "b"}), "img:1", 40123)
+    args = container_create_args(spec(cpu_cores=1.5, memory_gb=0.5, tags={"a": "b"}), "img:1", 40123, "me")
     assert args["nano_cpus"] == 1_500_000_000
     assert args["mem_limit"] == args["memswap_limit"] == "512m"
     assert args["read_only"] is True and args["cap_drop"] == ["ALL"]
     assert args["security_opt"] == ["no-new-privileges"] and args["pids_limit"] == 256
     assert args["user"] == "10001:10001" and "/tmp" in args["tmpfs"]
     assert args["ports"] == {"8000/tcp": ("127.0.0.1", 40123)}  # chosen once: the URI never moves
-    assert args["restart_policy"] == {"Name": "no"}  # armed once the server was ready
+    # Restarts armed from the start: a deploy killed before it was Healthy still leaves a server that
+    # comes back after a crash (the server replaces crashed workers itself).
+    assert args["restart_policy"] == {"Name": "on-failure", "MaximumRetryCount": 5}
+    assert "--keys-file" not in args["command"]
     assert args["environment"]["OMP_NUM_THREADS"] == "1"
     assert args["environment"]["AZUREML_MODEL_DIR"] == args["environment"]["MODEL_DIR"] == "/var/modeldeck/model"
 
 
 def test_create_args_labels_carry_the_whole_deployment_record_and_the_name_carries_the_home():
     deployment = spec(tags={"team": "x"}, description="hi")
-    args = container_create_args(deployment, "img:1", 40123)
+    args = container_create_args(deployment, "img:1", 40123, "host:12:345")
     assert args["name"] == "modeldeck-h0me1d00-demo"
     labels = args["labels"]
+    assert labels.pop("modeldeck.creator") == "host:12:345"  # whose deploy it is, until it started
     assert labels["modeldeck.name"] == "demo" and labels["modeldeck.home_id"] == "h0me1d00"
     assert (labels["modeldeck.model_name"], labels["modeldeck.model_version"]) == ("sklearn_mnist", "2")
     assert DeploymentRecord.from_labels(labels) == deployment.record
+
+
+def test_the_model_volume_is_named_for_the_deployment_and_made_with_the_container():
+    args = container_create_args(spec(auth_enabled=True), "img:1", 40123, "me")
+    assert args["mounts"] == [{"Type": "volume", "Source": "modeldeck-h0me1d00-u1", "Target": "/var/modeldeck",
+                               "VolumeOptions": {"Labels": {"modeldeck.home_id": "h0me1d00", "modeldeck.uid": "u1"}}}]
+    command = args["command"]
+    assert command[command.index("--keys-file") + 1] == "/var/modeldeck/keys/keys.json"
 
 
 STARTED = datetime(2026, 11, 26, 6, 0, tzinfo=UTC).timestamp()
@@ -58,10 +70,22 @@ def test_state_of_maps_container_status_to_deployment_state():
     assert state_of(inspect("running"), True, now)[0] is DeploymentState.HEALTHY
     assert state_of(inspect("running"), False, now)[0] is DeploymentState.TRANSITIONING
     assert state_of(inspect("created"), False, now)[0] is DeploymentState.TRANSITIONING
-    failed = state_of(inspect("exited", exit_code=3), False, now)
-    assert failed == (DeploymentState.FAILED, "the container exited with code 3", 3)
-    crashed = state_of(inspect("restarting", restarts=2, exit_code=3), False, now)
+    failed = state_of(inspect("exited", exit_code=1), False, now)
+    assert failed == (DeploymentState.FAILED, "the container exited with code 1", 1)
+    crashed = state_of(inspect("restarting", restarts=2, exit_code=1), False, now)
     assert crashed[0] is DeploymentState.UNHEALTHY and "restarted 2 time(s)" in crashed[1]
+
+
+@pytest.mark.parametrize("status, restarts", [("exited", 0), ("restarting", 1), ("running", 2)])
+def test_state_of_a_failed_init_is_failed_even_while_the_engine_retries(status, restarts):
+    state, detail, code = state_of(inspect(status, restarts=restarts, exit_code=3), False, STARTED + 10)
+    assert (state, code) == (DeploymentState.FAILED, 3) and detail.startswith("init() failed")
+
+
+def test_state_of_a_created_container_whose_maker_died_is_failed_interrupted():
+    assert state_of(inspect("created"), False, STARTED, creator_gone=False)[0] is DeploymentState.TRANSITIONING
+    state, detail, _ = state_of(inspect("created"), False, STARTED, creator_gone=True)
+    assert state is DeploymentState.FAILED and detail.startswith("interrupted")
 
 
 def test_state_of_names_an_out_of_memory_kill_and_the_limit():
@@ -103,7 +127,7 @@ def test_base_image_choice_prefers_configured_then_slim_then_offline():
 
 def test_one_single_threaded_worker_per_core():
     assert worker_plan(0.5) == (1, 1) and worker_plan(1) == (1, 1) and worker_plan(2) == (2, 1)
-    command = container_create_args(spec(cpu_cores=2), "img", 40123)["command"]
+    command = container_create_args(spec(cpu_cores=2), "img", 40123, "me")["command"]
     assert command[command.index("--workers") + 1] == "2"
     assert command[command.index("--max-body-mb") + 1] == "78"  # two workers may each parse a body
 

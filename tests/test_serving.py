@@ -72,7 +72,11 @@ def test_uint8_npy_body_is_scaled_like_the_float_one(client):
     (b'{"data": []}', "non-empty list of rows"),
     (b'{"data": [[0.5, 0.5]]}', "each row must have 784 values, got 2"),
     (b'{"data": [[1, 2], [1, 2, 3]]}', "different lengths: [2, 3]"),
-    (b'{"data": [["a", "b"]]}', "must be a number"),
+    (b'{"data": [["a", "b"]]}', 'must be a JSON number, got "a"'),
+    (b'{"data": [[true, 1]]}', "must be a JSON number, got true"),
+    (b'{"data": [["0.5", 1]]}', 'must be a JSON number, got "0.5"'),
+    (b'{"data": [[null, 1]]}', "must be a JSON number, got null"),
+    (b'{"data": "' + b"x" * 100_000 + b'"}', '"data" must be a non-empty list of rows'),
     (b'{"data": [1, 2, 3]}', "each a list of numbers"),
     (b"", "body is empty"),
 ])
@@ -83,11 +87,18 @@ def test_bad_input_gets_a_400_naming_the_problem_and_the_server_keeps_serving(cl
     assert client.post("/score", json={"data": [[0.0] * 784]}).status_code == 200
 
 
-def test_tutorial_script_bad_input_is_a_400_not_a_500(tutorial_client):
+def test_what_a_users_script_raises_is_a_500_with_a_request_id_and_the_traceback_only_in_the_log(
+        tutorial_client, caplog):
+    # The tutorial's run() does json.loads(raw)['data']: a KeyError there is the script's, not ModelDeck's check.
     missing = tutorial_client.post("/score", json={"rows": []})
-    assert missing.status_code == 400 and missing.json() == {"error": "missing key 'data'", "type": "KeyError"}
-    short = tutorial_client.post("/score", json={"data": [[1, 2]]})
-    assert short.status_code == 400 and "784 features" in short.json()["error"]
+    answer = missing.json()
+    assert missing.status_code == 500 and answer["type"] == "KeyError" and len(answer["request_id"]) == 16
+    assert answer["error"] == (f"the scoring script raised KeyError (request id {answer['request_id']}; "
+                               "the traceback is in the deployment's logs)")
+    assert "Traceback" not in missing.text and "'data'" not in missing.text
+    logged = [r.getMessage() for r in caplog.records if answer["request_id"] in r.getMessage()]
+    assert len(logged) == 1 and "Traceback" in logged[0] and "KeyError: 'data'" in logged[0]
+    assert tutorial_client.get("/health").status_code == 200
 
 
 def test_npy_without_run_array_is_415(tutorial_client):
@@ -112,8 +123,28 @@ def test_a_fault_inside_run_is_a_500_and_the_server_stays_up(model_env, tmp_path
     script.write_text("def init():\n    pass\n\ndef run(raw):\n    raise RuntimeError('disk on fire')\n")
     client = make_client(script)
     response = client.post("/score", json={"data": [[1]]})
-    assert response.status_code == 500 and response.json()["error"] == "RuntimeError: disk on fire"
+    assert response.status_code == 500 and response.json()["type"] == "RuntimeError"
+    assert "disk on fire" not in response.text  # the message may hold secrets: it goes to the logs only
     assert client.get("/health").json() == {"status": "alive"}
+
+
+@pytest.mark.parametrize("body", ["raise SystemExit(2)", "import sys; sys.exit()", "return {1, 2}"])
+def test_exits_and_unserialisable_answers_of_run_are_json_500s(model_env, tmp_path, body):
+    script = tmp_path / "exits.py"
+    script.write_text(f"def init():\n    pass\n\ndef run(raw):\n    {body}\n")
+    client = make_client(script)
+    response = client.post("/score", json={"data": [[1]]})
+    assert response.status_code == 500 and response.headers["content-type"] == "application/json"
+    assert "the scoring script raised" in response.json()["error"]
+    assert client.post("/score", json={"data": [[1]]}).status_code == 500  # and it keeps answering
+
+
+def test_a_users_script_answers_400_by_raising_an_exception_with_http_status(model_env, tmp_path):
+    script = tmp_path / "picky.py"
+    script.write_text("def init():\n    pass\n\nclass Picky(ValueError):\n    http_status = 422\n\n"
+                      "def run(raw):\n    raise Picky('rows must be sorted')\n")
+    response = make_client(script).post("/score", json={"data": [[1]]})
+    assert response.status_code == 422 and response.json() == {"error": "rows must be sorted", "type": "Picky"}
 
 
 def test_health_ready_info_and_openapi(client):
@@ -122,7 +153,10 @@ def test_health_ready_info_and_openapi(client):
     info = client.get("/info").json()
     assert info["model"] == "sklearn_mnist:1" and "application/x-npy" in info["content_types"]
     spec = client.get("/openapi.json").json()
-    assert "application/x-npy" in spec["paths"]["/score"]["post"]["requestBody"]["content"]
+    score = spec["paths"]["/score"]["post"]
+    assert "application/x-npy" in score["description"]
+    example = score["requestBody"]["content"]["application/json"]["example"]
+    assert client.post("/score", json=example).status_code == 200  # the documented example is a valid request
 
 
 def test_a_script_without_run_is_refused(tmp_path):
@@ -159,7 +193,8 @@ def test_big_json_bodies_take_the_fast_parser_with_the_same_predictions(client):
 
 @pytest.mark.parametrize("rows, message", [
     ([[0.5] * 784] * 200 + [[0.5] * 783], "different lengths: [783, 784]"),
-    ([[0.5] * 784] * 199 + [["x"] * 784], "must be a number"),
+    ([[0.5] * 784] * 199 + [["x"] * 784], "must be a JSON number"),
+    ([[0.5] * 784] * 199 + [[True] * 784], "must be a JSON number, got true"),
 ])
 def test_big_malformed_bodies_fall_back_to_the_strict_parser_and_its_messages(client, rows, message):
     response = client.post("/score", content=json.dumps({"data": rows}).encode(),
@@ -181,3 +216,42 @@ def test_a_body_over_the_limit_is_a_413_naming_the_limit_and_the_npy_path(model_
     assert streamed.status_code == 413 and "more than 1 MiB" in streamed.json()["error"]
     assert small.post("/score", json={"data": [[0.5] * 784] * 10}).status_code == 200
     assert small.get("/health").status_code == 200
+
+
+def keyed_client(model_env, tmp_path, keys: dict[str, str]) -> tuple[TestClient, object]:
+    from backend.serving.auth import KeyFile
+
+    path = tmp_path / "keys.json"
+    path.write_text(json.dumps(keys))
+    script = load_script(DEFAULT_SCRIPT)
+    script.init()
+    return TestClient(create_app(script, {"n_features": 784}, KeyFile(str(path)))), path
+
+
+def test_with_keys_score_and_info_want_a_bearer_key_and_probes_stay_open(model_env, tmp_path):
+    client, _ = keyed_client(model_env, tmp_path, {"primary": "p-key", "secondary": "s-key"})
+    row = {"data": [[0.0] * 784]}
+    for headers in ({}, {"Authorization": "Bearer wrong"}, {"Authorization": "p-key"}, {"Authorization": "Basic p-key"}):
+        refused = client.post("/score", json=row, headers=headers)
+        assert refused.status_code == 401 and refused.headers["www-authenticate"] == "Bearer"
+        assert "Authorization: Bearer <key>" in refused.json()["error"]
+        assert client.get("/info", headers=headers).status_code == 401
+    for key in ("p-key", "s-key"):
+        assert client.post("/score", json=row, headers={"Authorization": f"Bearer {key}"}).status_code == 200
+    assert client.get("/info", headers={"Authorization": "bearer p-key"}).json()["auth"] == "key"
+    assert client.get("/health").status_code == 200 and client.get("/ready").status_code == 200
+    spec = client.get("/openapi.json").json()
+    assert spec["components"]["securitySchemes"]["key"]["scheme"] == "bearer"
+    assert "401" in spec["paths"]["/score"]["post"]["responses"]
+
+
+def test_a_rotated_key_is_taken_at_once_and_a_missing_keys_file_lets_no_one_in(model_env, tmp_path):
+    client, path = keyed_client(model_env, tmp_path, {"primary": "old", "secondary": "other"})
+    row = {"data": [[0.0] * 784]}
+    assert client.post("/score", json=row, headers={"Authorization": "Bearer old"}).status_code == 200
+    path.with_name("new.json").write_text(json.dumps({"primary": "new", "secondary": "other"}))
+    path.with_name("new.json").replace(path)
+    assert client.post("/score", json=row, headers={"Authorization": "Bearer old"}).status_code == 401
+    assert client.post("/score", json=row, headers={"Authorization": "Bearer new"}).status_code == 200
+    path.unlink()
+    assert client.post("/score", json=row, headers={"Authorization": "Bearer new"}).status_code == 401

@@ -131,23 +131,25 @@ def label_indices(answer: object, class_names: tuple[str, ...], rows: int) -> np
 
 
 def score_testset(client: ScoringClient, scoring_uri: str, testset: TestSet, *, batch_size: int = 10_000,
-                  use_binary: bool = True, progress: Callable[[int, int], None] | None = None) -> np.ndarray:
-    """Predictions for the whole test set, in batches; progress(done, total) after each."""
+                  use_binary: bool = True, progress: Callable[[int, int], None] | None = None,
+                  key: str | None = None) -> np.ndarray:
+    """Predictions for the whole test set, in batches; progress(done, total) after each; `key` for an
+    endpoint with key auth."""
     parts = []
     total = len(testset)
     for start in range(0, total, batch_size):
         batch = testset.X[start:start + batch_size]
-        answer = client.predict(scoring_uri, batch, use_binary=use_binary)
+        answer = client.predict(scoring_uri, batch, use_binary=use_binary, key=key)
         parts.append(label_indices(answer, testset.class_names, len(batch)))
         if progress:
             progress(min(start + batch_size, total), total)
     return np.concatenate(parts) if parts else np.empty(0, dtype=np.int64)
 
 
-def supports_binary(client: ScoringClient, scoring_uri: str) -> bool:
+def supports_binary(client: ScoringClient, scoring_uri: str, key: str | None = None) -> bool:
     """Whether the endpoint takes the fast application/x-npy body (its /info says so)."""
     try:
-        return "application/x-npy" in client.info(scoring_uri).get("content_types", [])
+        return "application/x-npy" in client.info(scoring_uri, key=key).get("content_types", [])
     except Exception:  # an endpoint without /info, or one that fails to answer it: use JSON
         return False
 
@@ -173,12 +175,12 @@ def evaluate_endpoint(client: ScoringClient, scoring_uri: str, testset: TestSet,
 
 
 def sample(client: ScoringClient, scoring_uri: str, testset: TestSet, n: int = 30, *, seed: int | None = None,
-           use_binary: bool = True) -> Samples:
+           use_binary: bool = True, key: str | None = None) -> Samples:
     """`n` random test images (without repeats) scored at the endpoint."""
     rng = np.random.default_rng(seed)
     n = max(1, min(n, len(testset)))
     indices = np.sort(rng.choice(len(testset), size=n, replace=False))
-    answer = client.predict(scoring_uri, testset.X[indices], use_binary=use_binary)
+    answer = client.predict(scoring_uri, testset.X[indices], use_binary=use_binary, key=key)
     return Samples(indices=indices, images=testset.X[indices], labels=testset.y[indices],
                    predictions=label_indices(answer, testset.class_names, len(indices)),
                    image_shape=testset.image_shape,

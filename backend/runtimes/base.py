@@ -5,7 +5,8 @@ from __future__ import annotations
 import json
 import math
 import re
-from dataclasses import dataclass, field
+import secrets
+from dataclasses import dataclass, field, replace
 from enum import StrEnum
 from pathlib import Path
 from typing import Any, Protocol
@@ -56,6 +57,8 @@ class DeployConfig:
         description: free text.
         max_body_mb: the largest request body the endpoint reads, in MiB (None: a default the memory
             limit can hold, see `body_limit_mb`).
+        auth_enabled: key auth (the tutorial's ACI `auth_enabled`): /score and /info want one of the
+            deployment's two keys as `Authorization: Bearer <key>`.
 
     Raises:
         InvalidDeployConfigError: cpu_cores or memory_gb outside CPU_CORES_RANGE / MEMORY_GB_RANGE
@@ -67,6 +70,7 @@ class DeployConfig:
     tags: dict[str, str] = field(default_factory=dict)
     description: str = ""
     max_body_mb: float | None = None
+    auth_enabled: bool = False
 
     def __post_init__(self) -> None:
         _check_range("CPU cores", self.cpu_cores, CPU_CORES_RANGE)
@@ -85,7 +89,7 @@ class DeployConfig:
 
     def to_dict(self) -> dict[str, Any]:
         return {"cpu_cores": self.cpu_cores, "memory_gb": self.memory_gb, "tags": dict(self.tags),
-                "description": self.description, "max_body_mb": self.max_body_mb}
+                "description": self.description, "max_body_mb": self.max_body_mb, "auth_enabled": self.auth_enabled}
 
     @classmethod
     def from_dict(cls, data: dict[str, Any]) -> "DeployConfig":
@@ -97,7 +101,8 @@ class DeployConfig:
                             ("tags", {str(k): str(v) for k, v in dict(data.get("tags") or {}).items()}),
                             ("description", str(data.get("description", ""))),
                             ("max_body_mb", None if data.get("max_body_mb") is None
-                             else _number(data.get("max_body_mb"), MIN_DEFAULT_BODY_MB))):
+                             else _number(data.get("max_body_mb"), MIN_DEFAULT_BODY_MB)),
+                            ("auth_enabled", data.get("auth_enabled") in (True, "true", "True"))):
             object.__setattr__(config, name, value)
         return config
 
@@ -186,6 +191,35 @@ class DeploymentRecord:
         return cls.from_dict(data)
 
 
+KEY_NAMES = ("primary", "secondary")
+
+
+@dataclass(frozen=True)
+class Keys:
+    """A deployment's two keys (either one is accepted, so one can be rotated while the other is in use)."""
+
+    primary: str
+    secondary: str
+
+    @classmethod
+    def generate(cls) -> "Keys":
+        return cls(secrets.token_urlsafe(32), secrets.token_urlsafe(32))
+
+    def rotated(self, which: str) -> "Keys":
+        """These keys with `which` ("primary" or "secondary") replaced by a new one."""
+        if which not in KEY_NAMES:
+            raise ValueError(f"which key: primary or secondary, not {which!r}")
+        return replace(self, **{which: secrets.token_urlsafe(32)})
+
+    def to_json(self) -> str:
+        return json.dumps({"primary": self.primary, "secondary": self.secondary})
+
+    @classmethod
+    def from_json(cls, text: str | bytes) -> "Keys":
+        data = json.loads(text)
+        return cls(str(data["primary"]), str(data["secondary"]))
+
+
 @dataclass(frozen=True)
 class DeploymentSpec:
     """Everything a runtime needs to start a deployment; files already checked and staged."""
@@ -194,6 +228,7 @@ class DeploymentSpec:
     model: Model
     model_dir: Path
     script_path: Path
+    keys: Keys | None = None
 
     @property
     def name(self) -> str:
@@ -254,11 +289,13 @@ def worker_plan(cpu_cores: float) -> tuple[int, int]:
     return max(1, round(cpu_cores)), 1
 
 
-def server_options(spec: "DeploymentSpec") -> list[str]:
-    """The scoring server's options every runtime passes (after --script/--model-dir/--host/--port)."""
+def server_options(spec: "DeploymentSpec", keys_file: str) -> list[str]:
+    """The scoring server's options every runtime passes (after --script/--model-dir/--host/--port);
+    `keys_file` is where that runtime puts the keys, used when auth is on."""
     workers, _ = worker_plan(spec.config.cpu_cores)
     return ["--name", spec.name, "--model", spec.model.id, "--workers", str(workers),
-            "--max-body-mb", f"{spec.config.body_limit_mb:g}"]
+            "--max-body-mb", f"{spec.config.body_limit_mb:g}",
+            *(["--keys-file", keys_file] if spec.config.auth_enabled else [])]
 
 
 def serving_environment(cpu_cores: float, model_dir: str) -> dict[str, str]:
@@ -312,8 +349,15 @@ class Runtime(Protocol):
     def logs(self, name: str, tail: int | None = None) -> str:
         """The server's log (last `tail` lines). Raises DeploymentNotFoundError."""
 
-    def mark_ready(self, name: str) -> None:
-        """Called once the deployment was Healthy: from then on a crash restarts it."""
+    def keys(self, name: str) -> Keys:
+        """The deployment's keys, read where its server reads them.
+
+        Raises:
+            DeploymentNotFoundError; DeploymentError when it has no keys (auth is off).
+        """
+
+    def set_keys(self, name: str, keys: Keys) -> None:
+        """Puts new keys where the running server reads them (it takes them without a restart)."""
 
     def stop(self, name: str) -> None:
         """Stops the server for good (no restarts) but keeps its logs. Raises DeploymentNotFoundError."""

@@ -38,16 +38,25 @@ from .base import (
     DeploymentRecord,
     DeploymentSpec,
     DeploymentState,
+    Keys,
     server_options,
     serving_environment,
 )
+from .creator import creator_gone, creator_token
 from .probe import free_port, is_ready
 
 LABEL = LABEL_PREFIX + "name"  # every ModelDeck deployment container has it
 HOME_LABEL = LABEL_PREFIX + "home_id"
 CONTAINER_PREFIX = "modeldeck-"
-DATA_DIR = "/var/modeldeck"  # a volume in the image: model/ and app/ arrive here per deployment
-RESTART_POLICY = {"Name": "on-failure", "MaximumRetryCount": 3}
+DATA_DIR = "/var/modeldeck"  # a volume per deployment: model/, app/ and keys/ arrive here
+KEYS_FILE = f"{DATA_DIR}/keys/keys.json"
+CREATOR_LABEL = LABEL_PREFIX + "creator"
+SERVER_UID = 10001
+# The server replaces its own crashed workers; the engine restarts the whole server when it dies
+# (killed, out of memory), from the start. A failing init() is stopped by wait_for_deployment at
+# its first exit; the retry limit ends a failing server whose waiter is gone.
+RESTART_POLICY = {"Name": "on-failure", "MaximumRetryCount": 5}
+INIT_FAILED_EXIT_CODE = 3  # serving/__main__.py
 STARTUP_GRACE_SECONDS = 300
 STOP_TIMEOUT_SECONDS = 5
 PING_TIMEOUT_SECONDS = 3
@@ -59,20 +68,27 @@ def container_name(home_id: str, deployment: str) -> str:
     return f"{CONTAINER_PREFIX}{home_id}-{deployment}"
 
 
-def container_create_args(spec: DeploymentSpec, image: str, port: int) -> dict[str, Any]:
-    """The engine's create arguments for a deployment: limits, hardening, port and labels. The host
-    port is chosen here, once, so the scoring URI stays the same across restarts of the container.
+def volume_name(record: DeploymentRecord) -> str:
+    """The deployment's own volume (model, script, keys): named by its uid, labelled with its home."""
+    return f"{CONTAINER_PREFIX}{record.home_id}-{record.uid}"
+
+
+def container_create_args(spec: DeploymentSpec, image: str, port: int, creator: str) -> dict[str, Any]:
+    """The engine's create arguments for a deployment: limits, hardening, port, volume and labels. The
+    host port is chosen here, once, so the scoring URI stays the same across restarts of the container.
+    The engine creates the volume with the container, in one step, so no volume exists without it.
 
     Pure: unit-tested without an engine.
     """
     config = spec.config
     memory = f"{max(6, int(round(config.memory_gb * 1024)))}m"
     script = f"{DATA_DIR}/app/{spec.script_path.name}"
+    volume_labels = {HOME_LABEL: spec.record.home_id, LABEL_PREFIX + "uid": spec.record.uid}
     return {
         "image": image,
         "name": container_name(spec.record.home_id, spec.name),
         "command": ["python", "-m", "serving", "--script", script, "--model-dir", f"{DATA_DIR}/model",
-                    "--host", "0.0.0.0", "--port", str(SCORING_PORT), *server_options(spec)],
+                    "--host", "0.0.0.0", "--port", str(SCORING_PORT), *server_options(spec, KEYS_FILE)],
         "environment": serving_environment(config.cpu_cores, f"{DATA_DIR}/model"),
         "ports": {f"{SCORING_PORT}/tcp": ("127.0.0.1", port)},
         "nano_cpus": int(config.cpu_cores * 1e9),
@@ -84,10 +100,10 @@ def container_create_args(spec: DeploymentSpec, image: str, port: int) -> dict[s
         "tmpfs": {"/tmp": "rw,nosuid,nodev,size=64m"},
         "cap_drop": ["ALL"],
         "security_opt": ["no-new-privileges"],
-        # No restarts until the server has been ready once (wait_for_deployment calls mark_ready on
-        # Healthy): a failing init() then ends the container with its own exit code, not a restart loop.
-        "restart_policy": {"Name": "no"},
-        "labels": spec.record.to_labels(),
+        "mounts": [{"Type": "volume", "Source": volume_name(spec.record), "Target": DATA_DIR,
+                    "VolumeOptions": {"Labels": volume_labels}}],
+        "restart_policy": dict(RESTART_POLICY),
+        "labels": {**spec.record.to_labels(), CREATOR_LABEL: creator},
         "detach": True,
     }
 
@@ -97,8 +113,26 @@ def _port_taken(error: Any) -> bool:
     return "port is already allocated" in text or "address already in use" in text
 
 
-def deployment_tar(model_dir: Path, script_path: Path) -> bytes:
-    """model/<files> and app/<script> as a tar, readable by the container's non-root user."""
+def keys_tar(keys: Keys) -> bytes:
+    """keys/keys.json as a tar, readable by the server's user only."""
+    buffer = io.BytesIO()
+    with tarfile.open(fileobj=buffer, mode="w", format=tarfile.PAX_FORMAT) as tar:  # PAX: sub-second mtime
+        _add_keys(tar, keys)
+    return buffer.getvalue()
+
+
+def _add_keys(tar: tarfile.TarFile, keys: Keys) -> None:
+    folder = tarfile.TarInfo("keys")
+    folder.type, folder.mode, folder.uid, folder.gid = tarfile.DIRTYPE, 0o700, SERVER_UID, SERVER_UID
+    tar.addfile(folder)
+    data = keys.to_json().encode()
+    info = tarfile.TarInfo("keys/keys.json")
+    info.size, info.mode, info.uid, info.gid, info.mtime = len(data), 0o400, SERVER_UID, SERVER_UID, time.time()
+    tar.addfile(info, io.BytesIO(data))
+
+
+def deployment_tar(model_dir: Path, script_path: Path, keys: Keys | None = None) -> bytes:
+    """model/<files>, app/<script> (and keys/keys.json) as a tar, readable by the container's non-root user."""
     buffer = io.BytesIO()
     with tarfile.open(fileobj=buffer, mode="w") as tar:
         def add_dir(name: str) -> None:
@@ -117,11 +151,15 @@ def deployment_tar(model_dir: Path, script_path: Path) -> bytes:
             add_file(f"model/{path.name}", path)
         add_dir("app")
         add_file(f"app/{script_path.name}", script_path)
+        if keys is not None:
+            _add_keys(tar, keys)
     return buffer.getvalue()
 
 
-def state_of(attrs: dict[str, Any], ready: bool, now: float) -> tuple[DeploymentState, str, int | None]:
-    """(state, detail, exit code) from a container's inspect data and whether /ready answered. Pure."""
+def state_of(attrs: dict[str, Any], ready: bool, now: float,
+             creator_gone: bool = False) -> tuple[DeploymentState, str, int | None]:
+    """(state, detail, exit code) from a container's inspect data, whether /ready answered and whether
+    the process that created it is gone. Pure."""
     state = attrs.get("State", {})
     status = state.get("Status", "")
     restarts = int(attrs.get("RestartCount", 0))
@@ -134,6 +172,8 @@ def state_of(attrs: dict[str, Any], ready: bool, now: float) -> tuple[Deployment
         oom = " — killed (SIGKILL)" if exit_code == 137 else ""
     if status == "running" and ready:
         return DeploymentState.HEALTHY, "", None
+    if exit_code == INIT_FAILED_EXIT_CODE and (status != "running" or restarts > 0):
+        return DeploymentState.FAILED, "init() failed (exit code 3): its traceback is in the logs", exit_code
     if status in ("exited", "dead"):
         return DeploymentState.FAILED, f"the container exited with code {exit_code}{oom}", exit_code
     if status == "restarting" or (status == "running" and restarts > 0):
@@ -144,6 +184,9 @@ def state_of(attrs: dict[str, Any], ready: bool, now: float) -> tuple[Deployment
         if started and now - started > STARTUP_GRACE_SECONDS:
             return DeploymentState.UNHEALTHY, "the container runs but its server does not answer", None
         return DeploymentState.TRANSITIONING, "", None
+    if status == "created" and creator_gone:
+        return (DeploymentState.FAILED, "interrupted: the deploy that created it stopped before starting it "
+                                        "(delete it, then deploy again)", None)
     if status == "created":
         return DeploymentState.TRANSITIONING, "created, not started yet", None
     return DeploymentState.UNHEALTHY, f"container status {status!r}", exit_code
@@ -245,8 +288,9 @@ class DockerRuntime:
         import docker.errors
 
         image = self.images.ensure(spec.model, current_library_versions(), progress)
+        self._remove_orphan_volumes()
         for attempt in range(1, PORT_ATTEMPTS + 1):
-            args = container_create_args(spec, image, free_port())
+            args = container_create_args(spec, image, free_port(), creator_token())
             step(progress, f"creating container {args['name']} (cpu {spec.config.cpu_cores:g}, "
                            f"memory {args['mem_limit']}, 127.0.0.1:{args['ports'][f'{SCORING_PORT}/tcp'][1]})")
             try:
@@ -258,20 +302,41 @@ class DockerRuntime:
                     ) from e
                 raise
             try:
-                container.put_archive(DATA_DIR, deployment_tar(spec.model_dir, spec.script_path))
+                container.put_archive(DATA_DIR, deployment_tar(spec.model_dir, spec.script_path, spec.keys))
                 step(progress, "model files and scoring script copied in; starting the container")
                 container.start()
             except docker.errors.APIError as e:
-                container.remove(force=True, v=True)
+                self._remove_container(container)
                 if attempt < PORT_ATTEMPTS and _port_taken(e):
                     step(progress, "that port was taken meanwhile: choosing another")
                     continue
                 raise
-            except Exception:
-                container.remove(force=True, v=True)
+            except BaseException:
+                self._remove_container(container)
                 raise
             return self.get(spec.name)
         raise AssertionError("unreachable: the last attempt returns or raises")
+
+    def _remove_container(self, container: Any) -> None:
+        """Removes a container and its volume (`docker rm -v` keeps named volumes)."""
+        import docker.errors
+
+        container.remove(force=True, v=True)
+        try:
+            record = DeploymentRecord.from_labels(container.labels)
+            self.client.volumes.get(volume_name(record)).remove(force=True)
+        except docker.errors.NotFound:
+            pass
+
+    def _remove_orphan_volumes(self) -> None:
+        """Volumes of this home whose container is gone (removed behind ModelDeck's back, say)."""
+        import docker.errors
+
+        for volume in self.client.volumes.list(filters={"label": f"{HOME_LABEL}={self.home.id}", "dangling": True}):
+            try:
+                volume.remove()
+            except docker.errors.APIError:
+                continue  # in use again, or removed meanwhile
 
     def _to_deployment(self, container: Any) -> Deployment:
         attrs = container.attrs
@@ -283,8 +348,11 @@ class DockerRuntime:
             if binding.get("HostIp") in ("127.0.0.1", "") and binding.get("HostPort"):
                 port = int(binding["HostPort"])
                 break
-        running = attrs["State"].get("Status") == "running"
-        state, detail, exit_code = state_of(attrs, bool(running and port and is_ready(port)), time.time())
+        status = attrs["State"].get("Status")
+        creator = attrs["Config"]["Labels"].get(CREATOR_LABEL, "")
+        age = time.time() - (_parse_time(attrs.get("Created", "")) or time.time())
+        state, detail, exit_code = state_of(attrs, bool(status == "running" and port and is_ready(port)), time.time(),
+                                            creator_gone=status == "created" and creator_gone(creator, age))
         if not record.home_id:
             detail = (f"made by ModelDeck before homes existed: remove it with `docker rm -f {container.name}`"
                       + (f"; {detail}" if detail else ""))
@@ -316,11 +384,25 @@ class DockerRuntime:
         return str(raw.decode("utf-8", errors="replace"))
 
     @_engine_errors
-    def mark_ready(self, name: str) -> None:
-        """Once ready, a crash (say, out of memory on a huge request) restarts the server."""
+    def keys(self, name: str) -> Keys:
+        import docker.errors
+
         container = self._container(name)
-        if container.attrs["HostConfig"].get("RestartPolicy", {}).get("Name") == "no":
-            container.update(restart_policy=RESTART_POLICY)
+        if not DeploymentRecord.from_labels(container.labels).config.auth_enabled:
+            raise DeploymentError(f"deployment {name!r} has no keys: it was deployed without key auth")
+        try:
+            stream, _ = container.get_archive(KEYS_FILE)
+        except docker.errors.NotFound as e:
+            raise DeploymentError(f"deployment {name!r} has lost its keys file: deploy it again") from e
+        with tarfile.open(fileobj=io.BytesIO(b"".join(stream))) as tar:
+            member = tar.extractfile("keys.json")
+            if member is None:
+                raise DeploymentError(f"deployment {name!r} has no readable keys file")
+            return Keys.from_json(member.read())
+
+    @_engine_errors
+    def set_keys(self, name: str, keys: Keys) -> None:
+        self._container(name).put_archive(DATA_DIR, keys_tar(keys))
 
     @_engine_errors
     def stop(self, name: str) -> None:
@@ -330,4 +412,5 @@ class DockerRuntime:
 
     @_engine_errors
     def remove(self, name: str) -> None:
-        self._container(name).remove(force=True, v=True)
+        self._remove_container(self._container(name))
+        self._remove_orphan_volumes()

@@ -1,9 +1,11 @@
 """The local runtime: each deployment is a scoring-server process on 127.0.0.1.
 
-State lives on disk in `<home>/deployments/<name>/` (record.json: the deployment record;
-process.json: port and pid; model/, app/<script>, server.log, exit_code), so any later process
-finds running deployments again. Limits are recorded, not
-enforced: cpu_cores sets the BLAS thread count; memory is not limited (use Docker for that).
+State lives on disk in `<home>/deployments/<name>/` (record.json: the deployment record, written
+first; creator: who is making it, until it started; process.json: port and process group; keys.json
+(0600) with key auth; model/, app/<script>, server.log, exit_code), so any later process finds
+running deployments again. The server runs in a process group of its own: it is alive while any
+process of that group is, and stopping it ends the whole group. Limits are recorded, not enforced:
+cpu_cores sets the BLAS thread count; memory is not limited (use Docker for that).
 """
 
 from __future__ import annotations
@@ -21,12 +23,23 @@ from typing import Any
 from ..errors import DeploymentError, DeploymentExistsError, DeploymentNotFoundError
 from ..progress import Progress, step
 from ..registry import Model, current_library_versions
-from .base import Deployment, DeploymentRecord, DeploymentSpec, DeploymentState, server_options, serving_environment
+from .base import (
+    Deployment,
+    DeploymentRecord,
+    DeploymentSpec,
+    DeploymentState,
+    Keys,
+    server_options,
+    serving_environment,
+)
+from .creator import creator_gone, creator_token
 from .probe import free_port, is_ready
 
 SERVING_PARENT = Path(__file__).resolve().parent.parent  # the folder holding the `serving` package
 STARTUP_GRACE_SECONDS = 300
 LEGACY_META = "meta.json"  # one file per deployment, before records and process facts were apart
+CREATOR_FILE = "creator"
+KEYS_FILE = "keys.json"
 # A shell in front of the server records its exit code, so a later process can tell why it ended.
 _WRAPPER = '"$@"; code=$?; echo $code > "$MODELDECK_EXIT_FILE"; exit $code'
 
@@ -53,46 +66,48 @@ class LocalRuntime:
         target = self._dir(spec.name)
         try:
             self.root.mkdir(parents=True, exist_ok=True)
-            target.mkdir()
+            target.mkdir(mode=0o700)
         except FileExistsError:
             raise DeploymentExistsError(
                 f"a deployment named {spec.name!r} exists already (local runtime): delete it or pick another name"
             ) from None
         try:
+            # The record first: from here on the name is listed (as interrupted, should this process die).
+            _write_private(target / CREATOR_FILE, creator_token())
+            _write_private(target / "record.json", spec.record.to_json())
             shutil.copytree(spec.model_dir, target / "model")
             (target / "app").mkdir()
             script = target / "app" / spec.script_path.name
             shutil.copyfile(spec.script_path, script)
+            if spec.keys is not None:
+                _write_private(target / KEYS_FILE, spec.keys.to_json())
             port = free_port()
-            (target / "record.json").write_text(spec.record.to_json())
             env = {**os.environ, **serving_environment(spec.config.cpu_cores, str(target / "model")),
                    "PYTHONPATH": str(SERVING_PARENT), "MODELDECK_EXIT_FILE": str(target / "exit_code"),
                    "PYTHONUNBUFFERED": "1"}
             command = ["/bin/sh", "-c", _WRAPPER, "modeldeck-serve", sys.executable, "-m", "serving",
                        "--script", str(script), "--model-dir", str(target / "model"), "--host", "127.0.0.1",
-                       "--port", str(port), *server_options(spec)]
+                       "--port", str(port), *server_options(spec, str(target / KEYS_FILE))]
             step(progress, f"starting scoring server on 127.0.0.1:{port}")
             with open(target / "server.log", "ab") as log:
                 proc = subprocess.Popen(command, stdin=subprocess.DEVNULL, stdout=log, stderr=subprocess.STDOUT,
                                         env=env, cwd=target, start_new_session=True)
             self._children[proc.pid] = proc
-            (target / "process.json").write_text(json.dumps({"port": port, "pid": proc.pid}))
-        except OSError as e:
+            _write_private(target / "process.json", json.dumps({"port": port, "pid": proc.pid}))
+            (target / CREATOR_FILE).unlink()
+        except BaseException as e:
             shutil.rmtree(target, ignore_errors=True)
-            raise DeploymentError(f"cannot start local deployment {spec.name!r}: {e}") from e
+            if isinstance(e, OSError):
+                raise DeploymentError(f"cannot start local deployment {spec.name!r}: {e}") from e
+            raise
         return self._read(target)
 
-    def _alive(self, pid: int, target: Path) -> bool:
-        child = self._children.get(pid)
+    def _alive(self, pgid: int, target: Path) -> bool:
+        """True while a process of the server's group runs (the wrapper may be gone, the server not)."""
+        child = self._children.get(pgid)
         if child is not None:
-            return child.poll() is None
-        try:
-            stat = Path(f"/proc/{pid}/stat").read_text()
-            cmdline = Path(f"/proc/{pid}/cmdline").read_bytes()
-        except OSError:
-            return False
-        state = stat.rsplit(")", 1)[1].split()[0]
-        return state not in ("Z", "X") and str(target).encode() in cmdline
+            child.poll()  # reap the wrapper if it ended, so it does not count as running
+        return _group_alive(pgid, marker=str(target).encode())
 
     def _files(self, target: Path) -> tuple[DeploymentRecord, dict[str, Any]]:
         """The record and the process facts of a deployment folder (also one made before records
@@ -111,6 +126,8 @@ class LocalRuntime:
         return target / "process.json" if (target / "process.json").exists() else target / LEGACY_META
 
     def _read(self, target: Path) -> Deployment:
+        if not self._state_file(target).exists() and (target / "record.json").exists():
+            return self._read_unstarted(target)
         record, process = self._files(target)
         exit_code = None
         detail = ""
@@ -132,6 +149,23 @@ class LocalRuntime:
                           scoring_uri=f"http://127.0.0.1:{process['port']}/score", detail=detail,
                           exit_code=exit_code)
 
+    def _read_unstarted(self, target: Path) -> Deployment:
+        """A deployment whose server was never started: still being made, or its maker was killed."""
+        try:
+            record = DeploymentRecord.from_json((target / "record.json").read_text())
+            creator = (target / CREATOR_FILE).read_text()
+        except (OSError, ValueError, KeyError):
+            record, creator = None, ""
+        if record is None:  # half-written: only the maker, while it lives, could know more
+            raise DeploymentNotFoundError(f"no deployment named {target.name!r} (local runtime)")
+        age = time.time() - (target / "record.json").stat().st_mtime
+        if creator and not creator_gone(creator, age):
+            return Deployment(record=record, runtime=self.name, state=DeploymentState.TRANSITIONING,
+                              scoring_uri=None, detail="being created")
+        return Deployment(record=record, runtime=self.name, state=DeploymentState.FAILED, scoring_uri=None,
+                          detail="interrupted: the deploy that created it stopped before starting it "
+                                 "(delete it, then deploy again)")
+
     def get(self, name: str) -> Deployment:
         return self._read(self._dir(name))
 
@@ -141,7 +175,7 @@ class LocalRuntime:
         if not self.root.is_dir():
             return found
         for target in sorted(self.root.iterdir()):
-            if self._state_file(target).is_file():
+            if self._state_file(target).is_file() or (target / "record.json").is_file():
                 try:
                     found.append(self._read(target))
                 except DeploymentNotFoundError:
@@ -150,7 +184,7 @@ class LocalRuntime:
 
     def logs(self, name: str, tail: int | None = None) -> str:
         target = self._dir(name)
-        self._files(target)  # raises DeploymentNotFoundError
+        self.get(name)  # raises DeploymentNotFoundError
         try:
             text = (target / "server.log").read_text(errors="replace")
         except OSError:
@@ -159,46 +193,71 @@ class LocalRuntime:
             text = "\n".join(text.splitlines()[-tail:])
         return text
 
-    def mark_ready(self, name: str) -> None:
-        """Nothing to do: local processes are not restarted."""
+    def keys(self, name: str) -> Keys:
+        deployment = self.get(name)
+        if not deployment.config.auth_enabled:
+            raise DeploymentError(f"deployment {name!r} has no keys: it was deployed without key auth")
+        try:
+            return Keys.from_json((self._dir(name) / KEYS_FILE).read_text())
+        except (OSError, ValueError, KeyError) as e:
+            raise DeploymentError(f"deployment {name!r} has lost its keys file: deploy it again") from e
+
+    def set_keys(self, name: str, keys: Keys) -> None:
+        self.keys(name)  # raises for a deployment without key auth
+        _write_private(self._dir(name) / KEYS_FILE, keys.to_json())
 
     def stop(self, name: str) -> None:
         target = self._dir(name)
-        _, process = self._files(target)
-        self._stop(process["pid"], target)
+        if self._state_file(target).exists():
+            self._stop(self._files(target)[1]["pid"], target)
+        else:
+            self.get(name)  # raises DeploymentNotFoundError
 
     def remove(self, name: str) -> None:
-        deployment = self.get(name)  # raises DeploymentNotFoundError
+        """Ends the server's whole process group, whatever state it reads, then removes the folder."""
         target = self._dir(name)
-        pid = self._files(target)[1]["pid"]
-        if deployment.state is not DeploymentState.FAILED:
+        if not target.is_dir() or not (self._state_file(target).exists() or (target / "record.json").exists()):
+            raise DeploymentNotFoundError(f"no deployment named {name!r} (local runtime)")
+        if self._state_file(target).exists():
+            pid = self._files(target)[1]["pid"]
             self._stop(pid, target)
-        child = self._children.pop(pid, None)
-        if child is not None:
-            child.wait(timeout=10)
+            child = self._children.pop(pid, None)
+            if child is not None:
+                child.wait(timeout=10)
         shutil.rmtree(target, ignore_errors=True)
 
-    def _stop(self, pid: int, target: Path) -> None:
+    def _stop(self, pgid: int, target: Path) -> None:
         """SIGTERM to the process group, SIGKILL after 10 s."""
         for sig, wait in ((signal.SIGTERM, 10.0), (signal.SIGKILL, 5.0)):
             try:
-                os.killpg(pid, sig)
+                os.killpg(pgid, sig)
             except ProcessLookupError:
                 return
             deadline = time.monotonic() + wait
             while time.monotonic() < deadline:
-                if not self._alive(pid, target) and not _group_alive(pid):
+                if not self._alive(pgid, target):
                     return
                 time.sleep(0.05)
 
 
-def _group_alive(pgid: int) -> bool:
-    """True while a process of group `pgid` still runs (zombies waiting to be reaped do not count)."""
+def _write_private(path: Path, text: str) -> None:
+    """Writes `path` whole (a reader sees the old file or the new one), readable by its owner only."""
+    tmp = path.with_name(f".{path.name}.{os.getpid()}.tmp")
+    fd = os.open(tmp, os.O_WRONLY | os.O_CREAT | os.O_TRUNC, 0o600)
+    with os.fdopen(fd, "w") as handle:
+        handle.write(text)
+    os.replace(tmp, path)
+
+
+def _group_alive(pgid: int, marker: bytes) -> bool:
+    """True while a process of group `pgid` whose command line names `marker` runs (zombies waiting to
+    be reaped do not count; the marker tells a reused group id apart)."""
     for stat in Path("/proc").glob("[0-9]*/stat"):
         try:
             fields = stat.read_text().rsplit(")", 1)[1].split()
-        except (OSError, IndexError):
+            if int(fields[2]) == pgid and fields[0] not in ("Z", "X") \
+                    and marker in (stat.parent / "cmdline").read_bytes():
+                return True
+        except (OSError, IndexError, ValueError):
             continue
-        if int(fields[2]) == pgid and fields[0] not in ("Z", "X"):
-            return True
     return False

@@ -1,7 +1,8 @@
 """Runs the scoring server: `python -m serving --script score.py --model-dir DIR --port N`.
 
 init() runs before the server listens, so a listening server is a ready one; if init() raises,
-the traceback goes to stderr and the process exits with code 3.
+the traceback goes to stderr and the process exits with code 3. SIGTERM ends it at once even during
+init() (as PID 1 in a container a process without a handler would ignore it).
 """
 
 from __future__ import annotations
@@ -10,6 +11,7 @@ import argparse
 import logging
 import os
 import platform
+import signal
 import sys
 import traceback
 from importlib import metadata
@@ -45,7 +47,10 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--model", default="", help="model name:version, shown by /info")
     parser.add_argument("--workers", type=int, default=1, help="worker processes, forked after init()")
     parser.add_argument("--max-body-mb", type=float, default=64.0, help="largest request body read, MiB (413 above)")
+    parser.add_argument("--keys-file", default="", help='JSON {"primary": ..., "secondary": ...}: /score and '
+                        "/info then want `Authorization: Bearer <key>` (re-read when it changes)")
     args = parser.parse_args(argv)
+    signal.signal(signal.SIGTERM, lambda signum, _frame: os._exit(128 + signum))
 
     logging.basicConfig(level=logging.INFO, stream=sys.stderr,
                         format="%(asctime)s %(levelname)s %(name)s: %(message)s")
@@ -64,13 +69,14 @@ def main(argv: list[str] | None = None) -> int:
     print("modeldeck serving: init() done", file=sys.stderr, flush=True)
 
     from .app import create_app
+    from .auth import KeyFile
     from .workers import serve
 
     info = {"deployment": args.name, "model": args.model, "script": os.path.basename(args.script),
             "n_features": getattr(script, "n_features", None), "classes": getattr(script, "classes", None),
             "workers": max(1, args.workers), "max_body_bytes": int(args.max_body_mb * 2**20),
             "versions": _versions()}
-    app = create_app(script, info)
+    app = create_app(script, info, KeyFile(args.keys_file) if args.keys_file else None)
     logging.getLogger("uvicorn.access").addFilter(_QuietProbes())
     return serve(app, args.host, args.port, args.workers)
 

@@ -7,6 +7,7 @@ import ctypes
 import logging
 import os
 import queue
+import secrets
 import threading
 import traceback
 from dataclasses import dataclass
@@ -17,7 +18,8 @@ import orjson
 from fastapi import FastAPI, Request
 from fastapi.responses import Response
 
-from .handlers import NPY_TYPE, Result, handle_score
+from .auth import KeyFile
+from .handlers import NPY_TYPE, handle_score
 
 log = logging.getLogger("modeldeck.serving")
 DEFAULT_MAX_BODY_BYTES = 64 * 2**20
@@ -26,6 +28,9 @@ TOO_LARGE = ("the request body ({size}) is larger than this deployment's limit o
              "rows per request, or send them as .npy (Content-Type: application/x-npy), about 5 times smaller; "
              "`deploy --max-body-mb` sets the limit")
 TOO_SLOW = f"the request body did not arrive within {BODY_TIMEOUT_SECONDS:.0f} s"
+NO_KEY = ("this deployment wants a key: send `Authorization: Bearer <key>` with its primary or secondary key "
+          "(`modeldeck deployments keys NAME`)")
+SCRIPT_FAULT = "the scoring script raised {kind} (request id {request_id}; the traceback is in the deployment's logs)"
 _SCORE_DOC = """Scores a batch with the deployment's scoring script.
 
 * `application/json` (the tutorial's contract): `{"data": [[...784 floats...], ...]}`, passed unchanged
@@ -34,7 +39,8 @@ _SCORE_DOC = """Scores a batch with the deployment's scoring script.
   script's `run_array(array)` (the built-in scikit-learn script has one). Much faster for big batches.
 
 Bad input answers 400 (415 for an unsupported content type, 413 above the body limit in /info) with
-`{"error": ..., "type": ...}`.
+`{"error": ..., "type": ...}`; an error raised inside the scoring script answers 500 with a request id
+(the traceback is in the deployment's logs, under that id).
 """
 
 
@@ -69,21 +75,26 @@ def release_memory() -> None:
         pass
 
 
-def _json(status: int, payload: Any, close: bool = False) -> Response:
-    try:
-        content = orjson.dumps(payload, option=orjson.OPT_SERIALIZE_NUMPY)
-    except TypeError as e:
-        status = 500
-        content = orjson.dumps({"error": f"run() returned a value that is not JSON-serialisable: {e}",
-                                "type": "TypeError"})
-    return Response(content=content, status_code=status, media_type="application/json",
-                    headers={"Connection": "close"} if close else None)
+def _json(status: int, payload: Any, close: bool = False, headers: dict[str, str] | None = None) -> Response:
+    headers = {**(headers or {}), **({"Connection": "close"} if close else {})}
+    return Response(content=orjson.dumps(payload), status_code=status, media_type="application/json",
+                    headers=headers or None)
+
+
+def script_fault(error: BaseException) -> tuple[int, bytes]:
+    """A 500 for anything raised (or exited) inside the user's script: the client gets the kind and a
+    request id, the deployment's log gets the traceback under that id."""
+    request_id = secrets.token_hex(8)
+    kind = type(error).__name__
+    log.error("request %s: the scoring script raised %s:\n%s", request_id, kind, traceback.format_exc().rstrip())
+    return 500, orjson.dumps({"error": SCRIPT_FAULT.format(kind=kind, request_id=request_id), "type": kind,
+                              "request_id": request_id})
 
 
 @dataclass(frozen=True)
 class _Job:
     loop: asyncio.AbstractEventLoop
-    answer: asyncio.Future[Result]
+    answer: asyncio.Future[tuple[int, bytes]]
     script: ModuleType
     body: bytes
     content_type: str
@@ -109,35 +120,60 @@ def _score_forever(jobs: queue.SimpleQueue[_Job]) -> None:
         job = jobs.get()
         try:
             result = handle_score(job.script, job.body, job.content_type)
-        except BaseException as e:  # SystemExit and the like from run(): answer, and keep the thread
-            log.error("run() ended the call with %s:\n%s", type(e).__name__, traceback.format_exc())
-            result = Result(500, {"error": f"the scoring script raised {type(e).__name__}", "type": type(e).__name__})
-        job.loop.call_soon_threadsafe(_deliver, job.answer, result)
+            answer = (result.status, orjson.dumps(result.payload, option=orjson.OPT_SERIALIZE_NUMPY))
+        except BaseException as e:  # SystemExit too: answer, and keep the thread
+            answer = script_fault(e)
+        job.loop.call_soon_threadsafe(_deliver, job.answer, answer)
 
 
-def _deliver(answer: asyncio.Future[Result], result: Result) -> None:
-    if not answer.cancelled():  # the client may have gone
-        answer.set_result(result)
+def _deliver(future: asyncio.Future[tuple[int, bytes]], answer: tuple[int, bytes]) -> None:
+    if not future.cancelled():  # the client may have gone
+        future.set_result(answer)
 
 
-def create_app(script: ModuleType, info: dict[str, Any] | None = None) -> FastAPI:
-    """An app serving `script`, whose `init()` has already returned."""
+def _openapi_body(n_features: int | None) -> dict[str, Any]:
+    row: dict[str, Any] = {"type": "array", "items": {"type": "number"}}
+    if n_features:
+        row.update(minItems=n_features, maxItems=n_features)
+    return {"required": True, "content": {
+        "application/json": {
+            "schema": {"type": "object", "required": ["data"], "properties": {
+                "data": {"type": "array", "minItems": 1, "items": row}}},
+            "example": {"data": [[0.0] * (n_features or 4)]}}}}
+
+
+def create_app(script: ModuleType, info: dict[str, Any] | None = None, keys: KeyFile | None = None) -> FastAPI:
+    """An app serving `script`, whose `init()` has already returned; with `keys`, /score and /info
+    want one of them as a Bearer token."""
     info = dict(info or {})
+    info.setdefault("n_features", getattr(script, "n_features", None))
     limit = int(info.get("max_body_bytes") or DEFAULT_MAX_BODY_BYTES)
     info["content_types"] = ["application/json"] + ([NPY_TYPE] if callable(getattr(script, "run_array", None)) else [])
+    info["auth"] = "key" if keys is not None else "none"
     app = FastAPI(title="ModelDeck scoring server", version="1", description=info.get("description", ""))
+    errors = {"400": {"description": "bad input, with a message"},
+              "408": {"description": "the body did not arrive in time"},
+              "413": {"description": "the body is larger than the deployment's limit (see /info)"},
+              "415": {"description": "unsupported content type"},
+              "500": {"description": "the scoring script raised: the message has a request id, the "
+                                     "deployment's logs the traceback"}}
+    secured: dict[str, Any] = {}
+    if keys is not None:
+        errors["401"] = {"description": "no key, or not one of the deployment's keys"}
+        secured = {"security": [{"key": []}]}
+
+    def denied(request: Request) -> Response | None:
+        if keys is None or keys.allows(request.headers.get("authorization")):
+            return None
+        return _json(401, {"error": NO_KEY, "type": "Unauthorized"}, close=True,
+                     headers={"WWW-Authenticate": "Bearer"})
 
     @app.post("/score", summary="Score a batch", description=_SCORE_DOC, openapi_extra={
-        "requestBody": {"required": True, "content": {
-            "application/json": {"schema": {"type": "object", "properties": {"data": {
-                "type": "array", "items": {"type": "array", "items": {"type": "number"}}}}},
-                "example": {"data": [[0.0] * 4]}},
-            NPY_TYPE: {"schema": {"type": "string", "format": "binary"}}}},
-        "responses": {"400": {"description": "bad input, with a message"},
-                      "408": {"description": "the body did not arrive in time"},
-                      "413": {"description": "the body is larger than the deployment's limit (see /info)"},
-                      "415": {"description": "unsupported content type"}}})
+        "requestBody": _openapi_body(info.get("n_features")), "responses": errors, **secured})
     async def score(request: Request) -> Response:
+        refused = denied(request)
+        if refused is not None:
+            return refused
         try:
             body = await asyncio.wait_for(read_body(request, limit), BODY_TIMEOUT_SECONDS)
         except BodyTooLarge as e:
@@ -150,10 +186,10 @@ def create_app(script: ModuleType, info: dict[str, Any] | None = None) -> FastAP
         # The script runs on the worker's one scoring thread, never on the event loop: however long
         # run() takes, /health and /ready answer at once (and calls of run() never overlap).
         loop = asyncio.get_running_loop()
-        answer: asyncio.Future[Result] = loop.create_future()
+        answer: asyncio.Future[tuple[int, bytes]] = loop.create_future()
         scoring_queue().put(_Job(loop, answer, script, body, content_type))
-        result = await answer
-        return _json(result.status, result.payload)
+        status, content = await answer
+        return Response(content=content, status_code=status, media_type="application/json")
 
     @app.get("/health", summary="Liveness: the server answers (even while run() is busy)")
     async def health() -> dict[str, str]:
@@ -164,8 +200,13 @@ def create_app(script: ModuleType, info: dict[str, Any] | None = None) -> FastAP
         # The app is only created once init() succeeded (see __main__), so answering means ready.
         return {"ready": True}
 
-    @app.get("/info", summary="What this endpoint serves")
-    def get_info() -> dict[str, Any]:
-        return {**info, "worker_pid": os.getpid()}
+    @app.get("/info", summary="What this endpoint serves",
+             openapi_extra={"responses": {k: v for k, v in errors.items() if k == "401"}, **secured})
+    async def get_info(request: Request) -> Response:
+        return denied(request) or _json(200, {**info, "worker_pid": os.getpid()})
 
+    if keys is not None:
+        schema = app.openapi()
+        schema.setdefault("components", {})["securitySchemes"] = {
+            "key": {"type": "http", "scheme": "bearer", "description": "the deployment's primary or secondary key"}}
     return app

@@ -7,7 +7,6 @@ from __future__ import annotations
 
 import io
 import logging
-import traceback
 from dataclasses import dataclass
 from types import ModuleType
 from typing import Any
@@ -39,16 +38,17 @@ def _error(status: int, message: str, kind: str = "InvalidInput") -> Result:
 
 
 def _call(fn, arg: Any) -> Result:
-    """Runs the script's function; its input errors become 400, anything else 500 (and is logged)."""
+    """Runs the script's function. An exception that carries an `http_status` in 400..499 (the
+    built-in script's InvalidInput does) is the client's mistake: that status and its message.
+    Anything else propagates: the server answers 500 and logs the traceback."""
     try:
         return Result(200, fn(arg))
-    except (ValueError, TypeError, KeyError, IndexError) as e:
-        message = str(e) if not isinstance(e, KeyError) else f"missing key {e}"
-        log.info("rejected input: %s: %s", type(e).__name__, message)
-        return _error(400, message or type(e).__name__, type(e).__name__)
-    except Exception as e:  # a real fault in the script: report it, keep serving
-        log.error("run() failed:\n%s", traceback.format_exc())
-        return _error(500, f"{type(e).__name__}: {e}", type(e).__name__)
+    except Exception as e:
+        status = getattr(e, "http_status", None)
+        if not (isinstance(status, int) and 400 <= status < 500):
+            raise
+        log.info("rejected input: %s", e)
+        return _error(status, str(e) or type(e).__name__, type(e).__name__)
 
 
 def handle_score(script: ModuleType, body: bytes, content_type: str) -> Result:

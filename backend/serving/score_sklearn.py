@@ -2,7 +2,9 @@
 
 init() loads the single .pkl/.joblib/.pickle file in $AZUREML_MODEL_DIR (or $MODEL_DIR);
 run(raw_data) takes '{"data": [[...], ...]}' (str or bytes) and returns the predicted labels as a list;
-run_array(X) does the same for a numpy array (the server's application/x-npy path).
+run_array(X) does the same for a numpy array (the server's application/x-npy path). Bad input raises
+InvalidInput, which the server answers with 400 and the message; anything else it answers with 500.
+Strict JSON: every value must be a JSON number (no strings, booleans or null).
 """
 
 import os
@@ -13,17 +15,23 @@ import numpy as np
 import orjson
 
 simdjson: Any
-try:  # simdjson turns a big {"data": [[...]]} into one float buffer without Python objects: ~3x faster
-    import simdjson
+try:  # simdjson turns {"data": [[...]]} into one float buffer without Python objects, refusing anything
+    import simdjson  # but numbers: 2x faster than orjson for one row, ~3x for the whole test set
 except ImportError:  # the strict path below handles everything on its own
     simdjson = None
 
 MODEL_SUFFIXES = (".pkl", ".joblib", ".pickle")
-FAST_PATH_MIN_CHARS = 100_000
+NUMBER_TYPES = (int, float)
 accepts_bytes = True  # the server may hand run() the body as bytes (orjson and simdjson parse both)
 model: Any = None
 n_features = None
 classes = None  # the model's class labels in its own order, reported by /info
+
+
+class InvalidInput(ValueError):
+    """The request is not something this script can score: the server answers 400 with the message."""
+
+    http_status = 400
 
 
 def init():
@@ -44,15 +52,15 @@ def init():
 def _fast_rows(raw_data):
     """The rows of a well-formed {"data": [[numbers]]} body as float32, or None for anything else
     (which the strict path then parses again and explains)."""
-    if simdjson is None or len(raw_data) < FAST_PATH_MIN_CHARS:
+    if simdjson is None:
         return None
     try:  # a parser per call: one parser's documents are not safe to share between threads
         rows: Any = simdjson.Parser().parse(raw_data)["data"]
         width = len(rows[0])
-        if not all(len(row) == width for row in rows):
+        if len(rows) > 1 and not all(len(row) == width for row in rows):
             return None
         flat = np.frombuffer(rows.as_buffer(of_type="d"), dtype=np.float64)
-    except (ValueError, TypeError, KeyError, IndexError, RuntimeError, UnicodeDecodeError):
+    except Exception:  # anything unexpected (a string for "data", a number for a row, ...): explain below
         return None
     return flat.reshape(len(rows), width).astype(np.float32) if width else None
 
@@ -64,22 +72,22 @@ def run(raw_data):
     try:
         payload = orjson.loads(raw_data)
     except orjson.JSONDecodeError as e:
-        raise ValueError(f"the request body is not valid JSON: {e}") from None
+        raise InvalidInput(f"the request body is not valid JSON: {e}") from None
     if not isinstance(payload, dict) or "data" not in payload:
-        raise ValueError('the request must be a JSON object with a "data" key: {"data": [[...], ...]}')
+        raise InvalidInput('the request must be a JSON object with a "data" key: {"data": [[...], ...]}')
     rows = payload["data"]
     if not isinstance(rows, list) or not rows:
-        raise ValueError('"data" must be a non-empty list of rows')
+        raise InvalidInput('"data" must be a non-empty list of rows')
     if not all(isinstance(row, list) for row in rows):
-        raise ValueError('"data" must be a list of rows, each a list of numbers')
+        raise InvalidInput('"data" must be a list of rows, each a list of numbers')
     lengths = {len(row) for row in rows}
     if len(lengths) != 1:
-        raise ValueError(f'rows of "data" have different lengths: {sorted(lengths)}')
-    try:
-        X = np.array(rows, dtype=np.float32)
-    except (ValueError, TypeError):
-        raise ValueError('every value in "data" must be a number') from None
-    return run_array(X)
+        raise InvalidInput(f'rows of "data" have different lengths: {sorted(lengths)}')
+    for row in rows:
+        for value in row:
+            if type(value) not in NUMBER_TYPES:  # bool is a subclass of int: compare the exact type
+                raise InvalidInput(f'every value in "data" must be a JSON number, got {orjson.dumps(value).decode()[:40]}')
+    return run_array(np.array(rows, dtype=np.float32))
 
 
 def run_array(X):
@@ -87,13 +95,13 @@ def run_array(X):
     if X.ndim == 1 and n_features is not None and X.shape[0] == n_features:
         X = X[None, :]
     if X.ndim != 2 or X.shape[0] == 0:
-        raise ValueError(f"expected a non-empty 2-D batch (rows x features), got shape {list(X.shape)}")
+        raise InvalidInput(f"expected a non-empty 2-D batch (rows x features), got shape {list(X.shape)}")
     if n_features is not None and X.shape[1] != n_features:
-        raise ValueError(f"each row must have {n_features} values, got {X.shape[1]}")
+        raise InvalidInput(f"each row must have {n_features} values, got {X.shape[1]}")
     if X.dtype == np.uint8:
         X = X.astype(np.float32) / np.float32(255.0)
     elif not np.issubdtype(X.dtype, np.number):
-        raise ValueError(f"values must be numbers, got dtype {X.dtype}")
+        raise InvalidInput(f"values must be numbers, got dtype {X.dtype}")
     if not np.isfinite(X).all():
-        raise ValueError("values must be finite numbers (no NaN or infinity)")
+        raise InvalidInput("values must be finite numbers (no NaN or infinity)")
     return model.predict(X)

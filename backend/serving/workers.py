@@ -1,9 +1,11 @@
 """Serving on one listening socket with N worker processes, forked after init().
 
 Forking after the model is loaded shares its memory between workers (copy-on-write) and keeps
-"the port answers" meaning "init() succeeded". The parent forwards SIGTERM/SIGINT to the workers;
-if a worker dies on its own, the parent stops the others and exits 1, so the runtime's restart
-policy brings the whole server back.
+"the port answers" meaning "init() succeeded". The parent only supervises, even for one worker: it
+forwards SIGTERM/SIGINT to the workers and exits 0 once they stopped; a worker that ends on its own
+(a crash, `os._exit(0)` in run(), the kernel's OOM killer) is replaced at once by a new fork, on the
+same socket, so the scoring URI keeps answering. Workers that keep dying are re-forked with a growing
+pause (up to MAX_BACKOFF_SECONDS), never in a tight loop.
 """
 
 from __future__ import annotations
@@ -13,10 +15,15 @@ import os
 import signal
 import socket
 import sys
+import time
+import traceback
 
 log = logging.getLogger("modeldeck.serving")
 BIND_FAILED_EXIT_CODE = 4
 MAX_CONCURRENCY = 256  # open connections + requests per worker
+QUICK_DEATH_SECONDS = 10.0  # a worker that dies sooner than this after its start counts as crash-looping
+MAX_BACKOFF_SECONDS = 30.0
+WORKER_OOM_SCORE_ADJ = 500  # under memory pressure the kernel kills a worker (replaced), not the supervisor
 
 
 def bind(host: str, port: int) -> socket.socket:
@@ -41,36 +48,44 @@ def _run_worker(app, sock: socket.socket, host: str, port: int) -> None:
     uvicorn.Server(config).run(sockets=[sock])
 
 
+def _fork_worker(app, sock: socket.socket, host: str, port: int) -> int:
+    pid = os.fork()
+    if pid:
+        return pid
+    code = 1
+    try:
+        signal.signal(signal.SIGTERM, signal.SIG_DFL)
+        signal.signal(signal.SIGINT, signal.SIG_DFL)
+        try:
+            with open("/proc/self/oom_score_adj", "w") as adj:
+                adj.write(str(WORKER_OOM_SCORE_ADJ))
+        except OSError:
+            pass
+        _run_worker(app, sock, host, port)
+        code = 0
+    except BaseException:
+        traceback.print_exc()
+    finally:
+        os._exit(code)
+
+
 def serve(app, host: str, port: int, workers: int = 1) -> int:
-    """Serves `app` on host:port with `workers` processes; returns the exit code."""
+    """Serves `app` on host:port with `workers` processes under a supervising parent; returns the
+    exit code (0 once stopped by a signal)."""
     try:
         sock = bind(host, port)
     except OSError as e:
         print(f"modeldeck serving: cannot listen on {host}:{port}: {e}", file=sys.stderr, flush=True)
         return BIND_FAILED_EXIT_CODE
-    print(f"modeldeck serving: listening on {host}:{port} with {max(1, workers)} worker(s)", file=sys.stderr,
-          flush=True)
-    if workers <= 1:
-        _run_worker(app, sock, host, port)
-        return 0
-    children: set[int] = set()
-    for _ in range(workers):
-        pid = os.fork()
-        if pid == 0:
-            code = 0
-            try:
-                _run_worker(app, sock, host, port)
-            except BaseException:
-                code = 1
-            os._exit(code)
-        children.add(pid)
-    log.info("serving with %d worker processes: %s", workers, sorted(children))
+    workers = max(1, workers)
+    print(f"modeldeck serving: listening on {host}:{port} with {workers} worker(s)", file=sys.stderr, flush=True)
+    started: dict[int, float] = {}
     stopping = False
 
     def stop(signum, _frame) -> None:
         nonlocal stopping
         stopping = True
-        for child in children:
+        for child in started:
             try:
                 os.kill(child, signal.SIGTERM)
             except ProcessLookupError:
@@ -78,15 +93,28 @@ def serve(app, host: str, port: int, workers: int = 1) -> int:
 
     signal.signal(signal.SIGTERM, stop)
     signal.signal(signal.SIGINT, stop)
-    exit_code = 0
-    while children:
+    for _ in range(workers):
+        started[_fork_worker(app, sock, host, port)] = time.monotonic()
+    log.info("serving with %d worker process(es): %s", workers, sorted(started))
+    backoff = 0.0
+    while started:
         try:
             pid, status = os.wait()
         except ChildProcessError:
             break
-        children.discard(pid)
+        except InterruptedError:
+            continue
+        lived = time.monotonic() - started.pop(pid, time.monotonic())
+        if stopping:
+            continue
+        backoff = min(MAX_BACKOFF_SECONDS, max(0.5, backoff * 2)) if lived < QUICK_DEATH_SECONDS else 0.0
+        code = os.waitstatus_to_exitcode(status)
+        how = f"signal {-code}" if code < 0 else f"exit code {code}"
+        log.error("worker %d ended (%s) after %.1f s: starting a new one%s", pid, how, lived,
+                  f" in {backoff:.1f} s" if backoff else "")
+        deadline = time.monotonic() + backoff
+        while not stopping and time.monotonic() < deadline:
+            time.sleep(0.05)
         if not stopping:
-            log.error("worker %d ended (status %d): stopping the server so it restarts whole", pid, status)
-            exit_code = 1
-            stop(signal.SIGTERM, None)
-    return exit_code
+            started[_fork_worker(app, sock, host, port)] = time.monotonic()
+    return 0
