@@ -40,7 +40,7 @@ from .runtimes.base import (
     Runtime,
     validate_name,
 )
-from .staging import STAGING_DIR, staging_dir
+from .staging import STAGING_DIR, staging_dir, sweep
 
 DEFAULT_SCRIPT = Path(__file__).resolve().parent / "serving" / "score_sklearn.py"
 MODEL_SCRIPT_NAME = "score.py"
@@ -376,13 +376,14 @@ class DeploymentService:
         return keys
 
     def delete(self, name: str, *, runtime: str | None = None) -> None:
-        """Stops and removes this home's deployment `name` (on `runtime` when given), and the results
-        kept for it.
+        """Stops and removes this home's deployment `name` (on `runtime` when given), the results kept
+        for it, and what deploys killed half-way left.
 
         Raises:
             DeploymentNotFoundError, ReadOnlyDeploymentError, DeploymentError (on two runtimes).
         """
         found, deployment = self._locate(name, runtime)
         found.remove(name)
+        sweep(self.home.path / STAGING_DIR)  # copies left by deploys that were killed half-way
         if self.on_delete is not None:
             self.on_delete(deployment)

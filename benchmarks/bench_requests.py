@@ -196,7 +196,10 @@ def report(results: dict) -> str:
              f"core {SERVER_CPU}, the clients on core {CLIENT_CPU}. Each server answers the same model file; "
              f"all agree on the row's label ({results['label']}). MLflow and MLServer run in their own "
              "virtualenvs with the model's library versions; MLServer gets the Open Inference Protocol's JSON "
-             "tensor, MLflow `{\"inputs\": [row]}`, ModelDeck `{\"data\": [row]}`.", "",
+             "tensor, MLflow `{\"inputs\": [row]}`, ModelDeck `{\"data\": [row]}`. The container's cpuset is "
+             "set with `docker update` once it is healthy (ModelDeck's create path sets a CPU quota, not a "
+             "cpuset). MLServer runs as shipped otherwise: its uvicorn parses HTTP with h11 (mlserver does not "
+             "install httptools); it logs each request, as ModelDeck and MLflow do. The floor logs nothing.", "",
              "| server | latency p50 | latency p99 | throughput median (min–max) | vs MLflow | vs MLServer "
              "| of the floor |",
              "|---|---|---|---|---|---|---|"]

@@ -31,14 +31,17 @@ mlflow.sklearn.save_model(joblib.load(sys.argv[1]), sys.argv[2], serialization_f
 
 
 def _ensure_venv(venv: Path, packages: list[str], model: Model) -> Path:
-    """A virtualenv with `packages` and the model's own library versions (created once, then reused)."""
+    """A virtualenv with `packages` and the model's own library versions (created once, then reused while
+    those stay the same: .complete records what was installed)."""
     python = venv / "bin" / "python"
-    if not (venv / ".complete").exists():
+    pins = [f"{lib}=={model.library_versions[lib]}" for lib in MODEL_LIBRARIES if lib in model.library_versions]
+    wanted = " ".join(packages + pins)
+    marker = venv / ".complete"
+    if not marker.exists() or marker.read_text() != wanted:
         subprocess.run([sys.executable, "-m", "venv", "--clear", str(venv)], check=True)
-        pins = [f"{lib}=={model.library_versions[lib]}" for lib in MODEL_LIBRARIES if lib in model.library_versions]
-        print(f"installing {' '.join(packages + pins)} into {venv} (once)", flush=True)
+        print(f"installing {wanted} into {venv} (once)", flush=True)
         subprocess.run([str(python), "-m", "pip", "install", "-q", *packages, *pins], check=True)
-        (venv / ".complete").touch()
+        marker.write_text(wanted)
     return python
 
 
@@ -57,7 +60,7 @@ def ensure_mlserver(model: Model) -> Path:
 def mlflow_model_dir(python: Path, pickle_path: Path, dest: Path) -> Path:
     """The model file saved in MLflow's format by MLflow itself."""
     subprocess.run([str(python), "-c", _SAVE, str(pickle_path), str(dest)], check=True,
-                   env={**os.environ, **QUIET_ENV}, capture_output=True)
+                   env={**os.environ, **QUIET_ENV}, capture_output=True, timeout=300)
     return dest
 
 

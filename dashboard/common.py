@@ -12,7 +12,7 @@ import streamlit as st
 
 from backend.context import ModelDeck, open_modeldeck
 from backend.deployments import DeploymentList
-from backend.errors import ModelDeckError
+from backend.errors import ModelDeckError, ScoringServerError
 
 SNAPSHOT_KEY = "_deployments_snapshot"
 OTHER_HOMES_PARAM = "others"  # ?others=1: also list other homes' deployments (read-only)
@@ -42,6 +42,15 @@ def verbatim(text: str) -> str:
 def fail(error: Exception | str, what: str) -> None:
     """Shows a backend error as a message, verbatim (never a traceback, never reformatted)."""
     st.error(f"{what}: {verbatim(str(error))}", icon=":material/error:")
+
+
+def scoring_failed(error: Exception) -> None:
+    """A failed scoring call: a fault of the deployment's own script points at its logs."""
+    if isinstance(error, ScoringServerError) and error.script_error:
+        st.error(verbatim(f"The scoring script raised {error.script_error} — see Logs on the Deploy page "
+                          f"(request id {error.request_id})."), icon=":material/bug_report:")
+    else:
+        fail(error, "Scoring failed")
 
 
 def refresh_snapshot() -> DeploymentList:

@@ -256,7 +256,7 @@ def test_no_docker_engine_leaves_the_registry_and_local_deployments_usable(tmp_p
     assert list(models.dataframe[0].value["model"]) == ["sklearn_mnist"]
 
 
-def test_a_scoring_script_that_fails_is_a_verbatim_error_on_the_test_page(home, tmp_path):
+def test_a_scoring_script_that_fails_points_at_its_logs_on_the_test_page(home, tmp_path):
     script = tmp_path / "score.py"
     script.write_text("def init():\n    pass\n\n\ndef run(raw_data):\n"
                       "    raise RuntimeError('weights_v2 missing *now*')\n")
@@ -266,6 +266,11 @@ def test_a_scoring_script_that_fails_is_a_verbatim_error_on_the_test_page(home, 
     at.switch_page("views/test.py").run()
     button(at, "Send 30 random test images").click().run()
     assert not at.exception
-    assert at.error[0].value == "Scoring failed: " + verbatim(
-        "the endpoint failed (HTTP 500): RuntimeError: weights_v2 missing *now*")
+    shown = at.error[0].value
+    request_id = shown.split("request id ")[1].split(")")[0].replace("\\", "")
+    assert shown == verbatim(f"The scoring script raised RuntimeError — see Logs on the Deploy page "
+                             f"(request id {request_id}).")
+    assert "weights_v2" not in shown  # the message stays in the logs, under the request id
+    logs = deck.deployments.get_logs("faulty")
+    assert f"request {request_id}: the scoring script raised RuntimeError" in logs and "weights_v2 missing" in logs
     assert not any("correct" in m.value for m in at.markdown)  # nothing kept from a failed request

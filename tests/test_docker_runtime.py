@@ -49,6 +49,12 @@ def engine():
 def remove_home_containers(engine, home_id: str) -> None:
     for container in engine.containers.list(all=True, filters={"label": f"{HOME_LABEL}={home_id}"}):
         container.remove(force=True, v=True)
+    for volume in home_volumes(engine, home_id):
+        volume.remove(force=True)
+
+
+def home_volumes(engine, home_id: str) -> list:
+    return engine.volumes.list(filters={"label": f"{HOME_LABEL}={home_id}"})
 
 
 @pytest.fixture()
@@ -182,11 +188,19 @@ def test_the_scoring_uri_survives_a_crash_and_a_docker_restart(docker_deck, engi
                                                          entry_script=FIXTURES / "crashing_score.py")
     uri = deployment.scoring_uri
     assert requests.post(uri, json={"data": [[0]]}, timeout=10).json() == ["alive"]
-    with pytest.raises(requests.ConnectionError):
-        requests.post(uri, json={"data": [[0]], "crash": True}, timeout=10)
-    wait_until_answering(uri)  # the engine restarted it, on the same host port
+    container = engine.containers.get(container_name(docker_deck.home.id, "t-crash"))
+    for code in (1, 0):  # os._exit(0) too: a worker that ends for any reason is replaced
+        with pytest.raises(requests.ConnectionError):
+            requests.post(uri, json={"data": [[0]], "crash": code}, timeout=10)
+        wait_until_answering(uri)  # the server forked a new worker, on the same host port
     again = docker_deck.deployments.get("t-crash")
     assert again.scoring_uri == uri and again.state is DeploymentState.HEALTHY
+    container.reload()
+    assert container.attrs["RestartCount"] == 0 and "starting a new one" in docker_deck.deployments.get_logs("t-crash")
+    os.kill(container.attrs["State"]["Pid"], 9)  # the whole server killed (as the OOM killer would; not
+    wait_until_answering(uri)                  # `docker kill`, which the engine takes for a wanted stop)
+    container.reload()
+    assert container.attrs["RestartCount"] == 1  # the engine restarted it, on the same port
     engine.containers.get(container_name(docker_deck.home.id, "t-crash")).restart(timeout=5)
     wait_until_answering(uri)
     assert docker_deck.deployments.get("t-crash").scoring_uri == uri
@@ -269,9 +283,14 @@ def test_a_memory_limit_too_small_to_load_the_model_fails_with_the_reason(docker
     assert "memory limit of 32 MiB: deploy with more memory" in str(caught.value)
 
 
-def test_a_container_deleted_behind_our_back_is_reported_gone(docker_deck, engine, sample_model):
+def test_a_container_deleted_behind_our_back_is_reported_gone_and_its_volume_swept(docker_deck, engine, sample_model):
     deployment = docker_deck.deployments.deploy_and_wait(sample_model, "t-gone", timeout=180)
-    engine.containers.get(container_name(docker_deck.home.id, "t-gone")).remove(force=True, v=True)
+    docker_deck.deployments.deploy_and_wait(sample_model, "t-stays", timeout=180)
+    assert len(home_volumes(engine, docker_deck.home.id)) == 2  # one volume per deployment, model inside
+    engine.containers.get(container_name(docker_deck.home.id, "t-gone")).remove(force=True)  # docker rm -f
+    assert len(home_volumes(engine, docker_deck.home.id)) == 2  # the engine keeps a named volume...
+    docker_deck.deployments.delete("t-stays")
+    assert home_volumes(engine, docker_deck.home.id) == []  # ...and ModelDeck's next change sweeps it
     assert "t-gone" not in [d.name for d in docker_deck.deployments.list()]
     with pytest.raises(DeploymentNotFoundError, match="no deployment named 't-gone'"):
         docker_deck.deployments.get("t-gone")
@@ -326,3 +345,85 @@ def test_a_model_whose_library_version_cannot_be_installed_fails_before_any_cont
     with pytest.raises(WheelDownloadError, match="scikit-learn==0.0.1"):
         docker_deck.deployments.deploy(model, "t-ancient")
     assert engine.containers.list(all=True, filters={"label": f"{HOME_LABEL}={docker_deck.home.id}"}) == []
+
+
+def test_key_auth_refuses_strangers_and_a_key_rotates_without_a_restart(docker_deck, engine, sample_model):
+    deck = docker_deck
+    deployment = deck.deployments.deploy_and_wait(sample_model, "t-keys", DeployConfig(auth_enabled=True), timeout=180)
+    uri, row = deployment.scoring_uri, {"data": load_mnist_test().X[:1].tolist()}
+    keys = deck.deployments.keys("t-keys")
+    assert keys.primary != keys.secondary and len(keys.primary) >= 40
+    refused = requests.post(uri, json=row, timeout=10)
+    assert refused.status_code == 401 and "Authorization: Bearer" in refused.json()["error"]
+    assert requests.get(uri.replace("/score", "/ready"), timeout=5).status_code == 200  # probes stay open
+    for key in (keys.primary, keys.secondary):
+        assert requests.post(uri, json=row, headers={"Authorization": f"Bearer {key}"}, timeout=10).json() == [7]
+    worker = deck.client.info(uri, key=keys.primary)["worker_pid"]
+    rotated = deck.deployments.regen_key("t-keys", "primary")
+    assert rotated.secondary == keys.secondary and rotated.primary != keys.primary
+    assert deck.deployments.keys("t-keys") == rotated
+    old = requests.post(uri, json=row, headers={"Authorization": f"Bearer {keys.primary}"}, timeout=10)
+    assert old.status_code == 401
+    assert deck.client.run(uri, row["data"], key=rotated.primary) == [7]
+    assert deck.client.run(uri, row["data"], key=rotated.secondary) == [7]
+    assert deck.client.info(uri, key=rotated.primary)["worker_pid"] == worker  # no restart
+    assert deck.deployments.get("t-keys").state is DeploymentState.HEALTHY
+    with pytest.raises(DeploymentError, match="without key auth"):
+        deck.deployments.keys(deck.deployments.deploy_and_wait(sample_model, "t-open", timeout=180).name)
+
+
+def test_a_fault_in_run_is_a_500_with_a_request_id_whose_traceback_is_in_the_logs(docker_deck, sample_model):
+    deployment = docker_deck.deployments.deploy_and_wait(sample_model, "t-fault", timeout=180,
+                                                         entry_script=FIXTURES / "tutorial_score.py")
+    answer = requests.post(deployment.scoring_uri, json={"rows": [[0.0]]}, timeout=10)  # the tutorial's run: KeyError
+    assert answer.status_code == 500 and answer.json()["type"] == "KeyError" and "Traceback" not in answer.text
+    logs = docker_deck.deployments.get_logs("t-fault")
+    request_line = next(line for line in logs.splitlines() if answer.json()["request_id"] in line)
+    assert "the scoring script raised KeyError" in request_line
+    assert "KeyError: 'data'" in logs.split(request_line, 1)[1]
+
+
+def test_an_init_that_never_returns_times_out_at_the_deadline_and_is_stopped(docker_deck, engine, sample_model):
+    import time
+
+    started = time.monotonic()
+    with pytest.raises(DeploymentFailedError, match="timed out after 8 s") as caught:
+        docker_deck.deployments.deploy_and_wait(sample_model, "t-hangs", timeout=8,
+                                                entry_script=FIXTURES / "hanging_init_score.py")
+    took = time.monotonic() - started
+    assert took < 8 + 15, took  # stopped at once: SIGTERM ends a hanging init() (no 5 s kill wait)
+    container = engine.containers.get(container_name(docker_deck.home.id, "t-hangs"))
+    assert container.status == "exited" and container.attrs["State"]["ExitCode"] == 128 + 15
+    assert caught.value.state == "Transitioning"
+
+
+def test_a_deploy_killed_half_way_leaves_a_deletable_name_and_nothing_behind(docker_deck, engine, sample_model):
+    """The CLI is stopped (SIGSTOP) the moment the engine reports its container created, then killed: the
+    name reads Failed "interrupted" (or, had it got as far as starting it, a working deployment) and
+    delete leaves no container, volume or staged model copy."""
+    import signal
+
+    deck = docker_deck
+    env = {**os.environ, "MODELDECK_HOME": str(deck.home.path), "MODELDECK_RUNTIME": "docker"}
+    events = engine.events(decode=True, filters={"type": "container", "event": "create",
+                                                 "label": f"{HOME_LABEL}={deck.home.id}"})
+    cli = subprocess.Popen([sys.executable, "-m", "backend", "deploy", "sklearn_mnist", "--name", "t-killed"],
+                           env=env, stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
+    try:
+        next(iter(events))
+        cli.send_signal(signal.SIGSTOP)
+    finally:
+        events.close()
+        cli.kill()
+        cli.wait(timeout=10)
+    found = deck.deployments.get("t-killed")
+    status = engine.containers.get(container_name(deck.home.id, "t-killed")).status
+    if status == "created":
+        assert found.state is DeploymentState.FAILED and found.detail.startswith("interrupted"), found
+    assert "t-killed" in [d.name for d in deck.deployments.list()]
+    assert list((deck.home.path / "staging").iterdir()), "the killed deploy's staging folder is expected here"
+    deck.deployments.delete("t-killed")
+    assert engine.containers.list(all=True, filters={"label": f"{HOME_LABEL}={deck.home.id}"}) == []
+    assert home_volumes(engine, deck.home.id) == []
+    assert list((deck.home.path / "staging").iterdir()) == []  # swept: its maker is gone
+    deck.deployments.deploy_and_wait(sample_model, "t-killed", timeout=180)  # the name is free again

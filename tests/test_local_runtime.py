@@ -223,3 +223,76 @@ def test_an_entry_script_must_be_a_python_file(local_deck, sample_model, tmp_pat
     with pytest.raises(DeploymentError, match="is not a Python file: give a .py file"):
         local_deck.deployments.deploy(sample_model, "txt-script", entry_script=notes)
     assert local_deck.deployments.list() == []
+
+
+def test_state_comes_from_the_process_group_and_delete_ends_the_whole_group(local_deck):
+    deploy_and_wait(local_deck, "grouped")
+    wrapper = pid_of(local_deck, "grouped")
+    server = [pid for pid in live_processes_mentioning(str(local_deck.settings.local_deployments_dir / "grouped"))
+              if pid != wrapper]
+    assert server, "the server runs under the wrapper, in its process group"
+    os.kill(wrapper, signal.SIGKILL)  # the wrapper dies; the server does not
+    time.sleep(0.5)
+    assert local_deck.deployments.get("grouped").state is DeploymentState.HEALTHY
+    local_deck.deployments.delete("grouped")
+    deadline = time.monotonic() + 15
+    while live_processes_mentioning(str(local_deck.settings.local_deployments_dir / "grouped")) \
+            and time.monotonic() < deadline:
+        time.sleep(0.05)
+    assert live_processes_mentioning(str(local_deck.settings.local_deployments_dir / "grouped")) == []
+
+
+def test_a_deploy_killed_half_way_is_listed_as_interrupted_and_delete_frees_the_name(local_deck, cli_env):
+    """The CLI is frozen (SIGSTOP) as soon as the deployment's record exists, then killed."""
+    import subprocess
+    import sys
+
+    deck = local_deck
+    env = {**cli_env, "MODELDECK_HOME": str(deck.home.path)}
+    record = deck.settings.local_deployments_dir / "halfway" / "record.json"
+    cli = subprocess.Popen([sys.executable, "-m", "backend", "deploy", "sklearn_mnist", "--name", "halfway"],
+                           env=env, stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
+    try:
+        deadline = time.monotonic() + 60
+        while not record.exists() and time.monotonic() < deadline and cli.poll() is None:
+            time.sleep(0.001)
+        cli.send_signal(signal.SIGSTOP)
+    finally:
+        cli.kill()
+        cli.wait(timeout=10)
+    found = deck.deployments.get("halfway")
+    assert "halfway" in [d.name for d in deck.deployments.list()]
+    if not (record.parent / "process.json").exists():  # caught before the server started
+        assert found.state is DeploymentState.FAILED and found.detail.startswith("interrupted"), found
+    deck.deployments.delete("halfway")
+    assert not record.parent.exists() and list((deck.home.path / "staging").iterdir()) == []
+    assert live_processes_mentioning(str(record.parent)) == []
+    assert deploy_and_wait(deck, "halfway").state is DeploymentState.HEALTHY
+
+
+def test_an_init_that_never_returns_times_out_at_the_deadline_and_is_stopped(local_deck, sample_model):
+    started = time.monotonic()
+    with pytest.raises(DeploymentFailedError, match="timed out after 5 s"):
+        local_deck.deployments.deploy_and_wait(sample_model, "hangs", timeout=5,
+                                               entry_script=FIXTURES / "hanging_init_score.py")
+    assert time.monotonic() - started < 5 + 8
+    assert live_processes_mentioning(str(local_deck.settings.local_deployments_dir / "hangs")) == []
+    assert local_deck.deployments.get("hangs").state is DeploymentState.FAILED
+
+
+def test_key_auth_on_the_local_runtime_keeps_keys_private_and_rotates_them(local_deck, sample_model):
+    import requests
+
+    deployment = local_deck.deployments.deploy_and_wait(sample_model, "keyed", DeployConfig(auth_enabled=True),
+                                                        timeout=180)
+    keys_file = local_deck.settings.local_deployments_dir / "keyed" / "keys.json"
+    assert keys_file.stat().st_mode & 0o777 == 0o600
+    row = load_mnist_test().X[:1].tolist()
+    assert requests.post(deployment.scoring_uri, json={"data": row}, timeout=10).status_code == 401
+    old = local_deck.deployments.keys("keyed")
+    new = local_deck.deployments.regen_key("keyed", "secondary")
+    assert new.primary == old.primary and keys_file.stat().st_mode & 0o777 == 0o600
+    bad = requests.post(deployment.scoring_uri, json={"data": row}, timeout=10,
+                        headers={"Authorization": f"Bearer {old.secondary}"})
+    assert bad.status_code == 401
+    assert local_deck.client.run(deployment.scoring_uri, row, key=new.secondary) == [7]

@@ -78,3 +78,32 @@ def test_parse_model_ref():
     assert parse_model_ref("m:3") == ("m", 3)
     with pytest.raises(RegistryError, match="positive whole number"):
         parse_model_ref("m:latest")
+
+
+def test_concurrent_registrations_by_separate_processes_never_fail_or_corrupt_the_registry(tmp_path):
+    """20 processes at once: 10 register one file under 10 names, 10 register 10 different files as
+    versions of one name."""
+    import subprocess
+    import sys
+
+    shared = tmp_path / "shared.pkl"
+    shared.write_bytes(b"the same bytes for everyone" * 1000)
+    files = []
+    for i in range(10):
+        files.append(tmp_path / f"v{i}.pkl")
+        files[-1].write_bytes(f"model number {i}".encode() * 1000)
+    code = ("import sys; from pathlib import Path; from backend.registry import ModelRegistry; "
+            "r = ModelRegistry(Path(sys.argv[1]) / 'registry.sqlite3', Path(sys.argv[1]) / 'blobs'); "
+            "print(r.register(sys.argv[2], [Path(sys.argv[3])]).id)")
+    jobs = [(f"same-{i}", shared) for i in range(10)] + [("many", path) for path in files]
+    procs = [subprocess.Popen([sys.executable, "-c", code, str(tmp_path / "home"), name, str(path)],
+                              stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True) for name, path in jobs]
+    results = [proc.communicate(timeout=120) for proc in procs]
+    assert all(proc.returncode == 0 for proc in procs), [err for _, err in results if err]
+    registry = ModelRegistry(tmp_path / "home" / "registry.sqlite3", tmp_path / "home" / "blobs")
+    assert sorted(m.version for m in registry.list() if m.name == "many") == list(range(1, 11))
+    assert {m.name for m in registry.list()} == {"many"} | {f"same-{i}" for i in range(10)}
+    blobs = sorted(p.name for p in (tmp_path / "home" / "blobs").iterdir())
+    assert len(blobs) == 11 and not [b for b in blobs if b.endswith(".tmp")]
+    for model in registry.list():
+        registry.materialize(model, tmp_path / "check" / model.id.replace(":", "-"))  # every sha256 verifies

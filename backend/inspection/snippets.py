@@ -1,4 +1,6 @@
-"""Copy-paste requests for an endpoint: a curl command and a Python `requests` snippet."""
+"""Copy-paste requests for an endpoint: a curl command and a Python `requests` snippet. For a
+deployment with key auth they fetch the key with `modeldeck deployments keys NAME` (keys never
+appear on screen)."""
 
 from __future__ import annotations
 
@@ -17,16 +19,28 @@ def _payload(row: np.ndarray) -> str:
     return '{"data": [' + _values(row) + "]}"
 
 
-def curl_snippet(scoring_uri: str, row: np.ndarray) -> str:
-    """A curl command that POSTs one row as the tutorial's JSON and prints the prediction."""
-    return (f"curl -sS -X POST {shlex.quote(scoring_uri)} \\\n  -H 'Content-Type: application/json' \\\n"
-            f"  -d {shlex.quote(_payload(row))}")
+def curl_snippet(scoring_uri: str, row: np.ndarray, keyed_name: str | None = None) -> str:
+    """A curl command that POSTs one row as the tutorial's JSON and prints the prediction; with
+    `keyed_name` (a deployment with key auth), it first reads that deployment's primary key."""
+    fetch = auth = ""
+    if keyed_name:
+        fetch = (f"KEY=$(modeldeck deployments keys {shlex.quote(keyed_name)} --json | "
+                 "python3 -c 'import json, sys; print(json.load(sys.stdin)[\"primary\"])')\n")
+        auth = "  -H \"Authorization: Bearer $KEY\" \\\n"
+    return (f"{fetch}curl -sS -X POST {shlex.quote(scoring_uri)} \\\n  -H 'Content-Type: application/json' \\\n"
+            f"{auth}  -d {shlex.quote(_payload(row))}")
 
 
-def python_snippet(scoring_uri: str, row: np.ndarray) -> str:
-    """Python with `requests` that POSTs one row and prints the prediction."""
-    return ("import requests\n\n"
-            f"row = {_values(row)}\n"
-            f"response = requests.post({scoring_uri!r}, json={{\"data\": [row]}}, timeout=30)\n"
+def python_snippet(scoring_uri: str, row: np.ndarray, keyed_name: str | None = None) -> str:
+    """Python with `requests` that POSTs one row and prints the prediction (with the key, see curl_snippet)."""
+    imports, headers = "import requests\n\n", ""
+    if keyed_name:
+        imports = ("import json\nimport subprocess\n\nimport requests\n\n"
+                   f"keys = json.loads(subprocess.check_output([\"modeldeck\", \"deployments\", \"keys\", "
+                   f"{json.dumps(keyed_name)}, \"--json\"]))\n")
+        headers = ", headers={\"Authorization\": f\"Bearer {keys['primary']}\"}"
+    return (imports
+            + f"row = {_values(row)}\n"
+            f"response = requests.post({scoring_uri!r}, json={{\"data\": [row]}}{headers}, timeout=30)\n"
             "response.raise_for_status()\n"
             "print(response.json())\n")

@@ -31,6 +31,7 @@ TOO_SLOW = f"the request body did not arrive within {BODY_TIMEOUT_SECONDS:.0f} s
 NO_KEY = ("this deployment wants a key: send `Authorization: Bearer <key>` with its primary or secondary key "
           "(`modeldeck deployments keys NAME`)")
 SCRIPT_FAULT = "the scoring script raised {kind} (request id {request_id}; the traceback is in the deployment's logs)"
+FLOAT32_MAX = 3.4e38
 _SCORE_DOC = """Scores a batch with the deployment's scoring script.
 
 * `application/json` (the tutorial's contract): `{"data": [[...784 floats...], ...]}`, passed unchanged
@@ -132,7 +133,8 @@ def _deliver(future: asyncio.Future[tuple[int, bytes]], answer: tuple[int, bytes
 
 
 def _openapi_body(n_features: int | None) -> dict[str, Any]:
-    row: dict[str, Any] = {"type": "array", "items": {"type": "number"}}
+    # float32 holds what the model sees: a larger number would become infinity and be refused
+    row: dict[str, Any] = {"type": "array", "items": {"type": "number", "minimum": -FLOAT32_MAX, "maximum": FLOAT32_MAX}}
     if n_features:
         row.update(minItems=n_features, maxItems=n_features)
     return {"required": True, "content": {

@@ -103,5 +103,5 @@ def run_array(X):
     elif not np.issubdtype(X.dtype, np.number):
         raise InvalidInput(f"values must be numbers, got dtype {X.dtype}")
     if not np.isfinite(X).all():
-        raise InvalidInput("values must be finite numbers (no NaN or infinity)")
+        raise InvalidInput("values must be finite numbers within ±3.4e38 (float32; no NaN or infinity)")
     return model.predict(X)

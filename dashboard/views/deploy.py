@@ -74,6 +74,9 @@ with st.form("deploy"):
                                placeholder="automatic: what the memory limit holds (at least 64)",
                                help=f"{MAX_BODY_MB_RANGE[0]:g} to {MAX_BODY_MB_RANGE[1]:g} MB; larger requests get "
                                     "HTTP 413 and the container stays up")
+    auth = st.toggle("Key auth", value=False, key="deploy_auth",
+                     help="Requests to /score must carry `Authorization: Bearer <key>` with one of the "
+                          "deployment's two keys (shown under Keys below; the Test page sends it for you)")
     tags = st.text_input("Tags", value="", placeholder="team=vision, stage=demo")
     description = st.text_input("Description", value=f"{model.id} served by ModelDeck")
     submitted = st.form_submit_button("Deploy", type="primary", icon=":material/rocket_launch:")
@@ -82,7 +85,7 @@ if submitted:
     try:
         validate_name(name)
         config = DeployConfig(cpu_cores=cpu, memory_gb=memory, tags=parse_tags(tags), description=description,
-                              max_body_mb=max_body)
+                              max_body_mb=max_body, auth_enabled=auth)
     except ModelDeckError as e:
         fail(e, "Check the form")
         st.stop()
@@ -152,6 +155,7 @@ for d in listing.deployments:
     row.update({"state": str(d.state), "model": d.model_id, "runtime": d.runtime,
                 "scoring URI": d.scoring_uri or "", "age": age(d.created_at), "CPU": f"{d.config.cpu_cores:g}",
                 "memory (GB)": f"{d.config.memory_gb:g}", "max body (MB)": f"{d.config.body_limit_mb:g}",
+                "auth": "key" if d.config.auth_enabled else "none",
                 "detail": d.detail,
                 "tags": ", ".join(f"{k}={v}" for k, v in d.config.tags.items())})
     rows.append(row)
@@ -170,12 +174,33 @@ chosen = url_select("Deployment", owned, "deployment", key="manage_deployment", 
                                                "choose another."))
 if chosen is None:
     nothing_chosen("a deployment for Logs or Delete")
-show_logs, delete = st.columns(2)
+show_logs, show_keys, delete = st.columns(3)
 if show_logs.button("Logs", icon=":material/article:", width="stretch"):
     try:
         st.code(deck.deployments.get_logs(chosen, tail=200) or "(no output yet)", language=None)
     except ModelDeckError as e:
         fail(e, "Cannot read the logs")
+managed = listing.find(chosen)
+keyed = managed is not None and managed.config.auth_enabled
+if show_keys.button("Keys", icon=":material/key:", width="stretch", disabled=not keyed,
+                    help="The deployment's primary and secondary keys" if keyed else "Deployed without key auth"):
+    st.session_state.show_keys = chosen
+if keyed and st.session_state.get("show_keys") == chosen:
+    try:
+        keys = deck.deployments.keys(chosen)
+        st.caption("Send one as `Authorization: Bearer <key>`. Regenerating one key leaves the other working, so "
+                   "clients can move over first; the server takes a new key at once, without a restart.")
+        for which, value in (("primary", keys.primary), ("secondary", keys.secondary)):
+            label, shown, again = st.columns([1, 5, 2], vertical_alignment="center")
+            label.markdown(f"**{which.capitalize()}**")
+            shown.code(value, language=None)
+            if again.button(f"Regenerate {which}", key=f"regen_{which}", icon=":material/autorenew:",
+                            width="stretch"):
+                deck.deployments.regen_key(chosen, which)
+                st.toast(f"New {which} key for {chosen}; the old one no longer works")
+                st.rerun()
+    except ModelDeckError as e:
+        fail(e, "Cannot read the keys")
 if delete.button("Delete…", icon=":material/delete:", width="stretch"):
     st.session_state.confirm_delete = chosen
 if st.session_state.get("confirm_delete") == chosen:

@@ -14,7 +14,7 @@ from backend.inspection.plots import confusion_heatmap, sample_strip, to_png
 from backend.inspection.snippets import curl_snippet, python_snippet
 from backend.registry import Signature
 from backend.timefmt import age
-from dashboard.common import fail, get_deck, nothing_chosen, snapshot, url_select, verbatim
+from dashboard.common import fail, get_deck, nothing_chosen, scoring_failed, snapshot, url_select, verbatim
 
 deck = get_deck()
 st.title("Test")
@@ -26,9 +26,9 @@ def testset(name: str) -> TestSet:
 
 
 @st.cache_data(show_spinner=False)
-def takes_binary(uri: str, deployment_uid: str) -> bool:
+def takes_binary(uri: str, deployment_uid: str, _key: str | None) -> bool:
     """Whether the endpoint takes .npy bodies; asked once per deployment (a port can be reused)."""
-    return supports_binary(deck.client, uri)
+    return supports_binary(deck.client, uri, _key)
 
 
 listing = snapshot()
@@ -79,7 +79,12 @@ try:
 except ModelDeckError as e:
     fail(e, "Cannot load the test set")
     st.stop()
-binary = takes_binary(uri, deployment.record.uid)
+try:
+    key = deck.deployments.key_for(deployment)  # None without key auth
+except ModelDeckError as e:
+    fail(e, "Cannot read the deployment's key")
+    st.stop()
+binary = takes_binary(uri, deployment.record.uid, key)
 
 
 def scored_caption(kind: str) -> None:
@@ -97,10 +102,10 @@ seed = c2.number_input("Seed (optional)", min_value=0, value=None, step=1, place
 if c3.button(f"Send {n} random test images", type="primary", icon=":material/casino:", width="stretch",
              key="send_random"):
     try:
-        fresh = sample(deck.client, uri, data, n, seed=seed, use_binary=binary)
+        fresh = sample(deck.client, uri, data, n, seed=seed, use_binary=binary, key=key)
         deck.results.save_samples(deployment, dataset_name, fresh)
     except ModelDeckError as e:
-        fail(e, "Scoring failed")
+        scoring_failed(e)
 samples = deck.results.load_samples(deployment, dataset_name)
 if samples is not None:
     correct = int(samples.correct.sum())
@@ -119,12 +124,12 @@ if st.button(f"Score the whole test set ({len(data):,} images)", type="primary",
              key="score_all"):
     bar = st.progress(0.0, text="Scoring…")
     try:
-        scored = evaluate_endpoint(deck.client, uri, data, batch_size=2000, use_binary=binary,
+        scored = evaluate_endpoint(deck.client, uri, data, batch_size=2000, use_binary=binary, key=key,
                                    progress=lambda done, total: bar.progress(done / total,
                                                                              text=f"Scored {done:,} of {total:,}"))
         deck.results.save_evaluation(deployment, dataset_name, data.y, scored)
     except ModelDeckError as e:
-        fail(e, "Scoring failed")
+        scoring_failed(e)
     bar.empty()
 evaluation = deck.results.load_evaluation(deployment, dataset_name)
 if evaluation is not None:
@@ -153,5 +158,9 @@ if evaluation is not None:
 st.subheader("The raw request")
 row = data.X[0]
 t1, t2 = st.tabs(["curl", "Python (requests)"])
-t1.code(curl_snippet(uri, row), language="bash")
-t2.code(python_snippet(uri, row), language="python")
+keyed = chosen if deployment.config.auth_enabled else None
+t1.code(curl_snippet(uri, row, keyed), language="bash")
+t2.code(python_snippet(uri, row, keyed), language="python")
+if keyed:
+    st.caption("Key auth is on: the snippets read the primary key with `modeldeck deployments keys` "
+               "(Deploy page → Keys shows and rotates the keys).")
