@@ -55,9 +55,12 @@ def check_flags(serving_parent: Path) -> None:
 class Side:
     """One side of the A/B: a copy of the `serving` package and its built-in scoring script."""
 
-    def __init__(self, label: str, serving_parent: Path, model_dir: Path, model_id: str, logs: Path) -> None:
+    def __init__(self, label: str, serving_parent: Path, model_dir: Path, model_id: str, logs: Path,
+                 keys_file: Path | None = None) -> None:
         self.label, self.serving_parent, self.model_dir, self.model_id, self.logs = \
             label, serving_parent, model_dir, model_id, logs
+        self.keys_file = keys_file  # key auth on: the requests carry the primary key
+        self.headers = {"Authorization": f"Bearer {json.loads(keys_file.read_text())['primary']}"} if keys_file else {}
         check_flags(serving_parent)
 
     def start(self) -> tuple[PinnedServer, str]:
@@ -67,7 +70,8 @@ class Side:
                "PYTHONPATH": str(self.serving_parent), "PYTHONUNBUFFERED": "1"}
         command = [sys.executable, "-m", "serving", "--script", str(self.serving_parent / "serving" /
                    "score_sklearn.py"), "--model-dir", str(self.model_dir), "--host", "127.0.0.1", "--port", str(port),
-                   "--workers", "1", "--name", "bench-ab", "--model", self.model_id]
+                   "--workers", "1", "--name", "bench-ab", "--model", self.model_id,
+                   *(["--keys-file", str(self.keys_file)] if self.keys_file else [])]
         server = PinnedServer(f"the {self.label} server", command, f"http://127.0.0.1:{port}/ready",
                               self.logs / f"{self.label.split()[0]}-{port}.log", env=env, cwd=self.logs)
         return server, f"http://127.0.0.1:{port}/score"
@@ -78,12 +82,12 @@ def measure(side: Side, body: bytes, seconds: int, work: Path) -> tuple[float, l
     server, url = side.start()
     try:
         session = requests.Session()
-        headers = {"Content-Type": "application/json"}
+        headers = {"Content-Type": "application/json", **side.headers}
         for _ in range(WARM_UP_REQUESTS):
             session.post(url, data=body, headers=headers, timeout=REQUEST_TIMEOUT).raise_for_status()
         labels = session.post(url, data=body, headers=headers, timeout=REQUEST_TIMEOUT).json()
         session.close()
-        return wrk_throughput(url, body, work, seconds), labels
+        return wrk_throughput(url, body, work, seconds, side.headers), labels
     finally:
         server.close()
 
@@ -97,6 +101,8 @@ def main() -> None:
     parser.add_argument("--base", default="6d586d5", help="git revision to compare the working tree with")
     parser.add_argument("--rounds", type=int, default=7)
     parser.add_argument("--seconds", type=int, default=5, help="wrk duration per side per round")
+    parser.add_argument("--with-auth", action="store_true",
+                        help="a third side: the working tree with key auth on (--keys-file, a Bearer key per request)")
     args = parser.parse_args()
     if shutil.which("wrk") is None or shutil.which("taskset") is None:
         raise SystemExit("wrk or taskset is missing: apt-get install wrk util-linux")
@@ -110,11 +116,15 @@ def main() -> None:
         sides = [Side(f"base {args.base}", export_serving(args.base, work / "base"), model_dir, model.id,
                       work / "logs"),
                  Side("working tree", REPO / "backend", model_dir, model.id, work / "logs")]
+        if args.with_auth:
+            keys_file = work / "keys.json"
+            keys_file.write_text(json.dumps({"primary": "p" * 43, "secondary": "s" * 43}))
+            sides.append(Side("working tree, key auth", REPO / "backend", model_dir, model.id, work / "logs", keys_file))
         body = json.dumps({"data": [load_mnist_test().X[0].tolist()]}).encode()
         rps: dict[str, list[float]] = {side.label: [] for side in sides}
         answers: dict[str, list] = {}
         for round_no in range(args.rounds):
-            for side in sides if round_no % 2 == 0 else sides[::-1]:
+            for side in sides[round_no % len(sides):] + sides[:round_no % len(sides)]:
                 value, labels = measure(side, body, args.seconds, work)
                 rps[side.label].append(value)
                 answers[side.label] = labels
@@ -124,14 +134,16 @@ def main() -> None:
     finally:
         shutil.rmtree(work, ignore_errors=True)
         shutil.rmtree(deck.settings.home, ignore_errors=True)
-    base, new = (rps[side.label] for side in sides)
-    ratios = [n / b for n, b in zip(new, base, strict=True)]
+    base = rps[sides[0].label]
     print(f"\nsingle-row throughput, wrk 1 thread x 8 connections, {args.seconds} s, {args.rounds} rounds, "
           "servers on core 0, wrk on core 1; median (min–max):")
     for side in sides:
         print(f"  {side.label}: {spread(rps[side.label])} req/s")
-    print(f"  new/base: {statistics.median(new) / statistics.median(base):.3f} (ratio of medians); "
-          f"per round {spread(ratios, 3)}")
+    for side in sides[1:]:
+        new = rps[side.label]
+        ratios = [n / b for n, b in zip(new, base, strict=True)]
+        print(f"  {side.label} / base: {statistics.median(new) / statistics.median(base):.3f} (ratio of medians); "
+              f"per round {spread(ratios, 3)}")
 
 
 if __name__ == "__main__":

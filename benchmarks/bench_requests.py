@@ -66,14 +66,16 @@ def sequential_latencies(url: str, body: bytes, n: int) -> list[float]:
     return times
 
 
-def wrk_throughput(url: str, body: bytes, workdir: Path, seconds: int = WRK_SECONDS) -> float:
+def wrk_throughput(url: str, body: bytes, workdir: Path, seconds: int = WRK_SECONDS,
+                   headers: dict[str, str] | None = None) -> float:
     """Requests per second from wrk (one thread on CLIENT_CPU, 8 connections); non-2xx answers abort the run."""
+    extra = "".join(f'wrk.headers["{name}"] = "{value}"\n' for name, value in (headers or {}).items())
     body_file = workdir / f"body-{abs(hash(url))}.json"
     body_file.write_bytes(body)
     script = workdir / f"post-{abs(hash(url))}.lua"
     script.write_text(
-        'wrk.method = "POST"\nwrk.headers["Content-Type"] = "application/json"\n'
-        f'local f = io.open("{body_file}", "rb")\nwrk.body = f:read("*a")\nf:close()\n'
+        'wrk.method = "POST"\nwrk.headers["Content-Type"] = "application/json"\n' + extra
+        + f'local f = io.open("{body_file}", "rb")\nwrk.body = f:read("*a")\nf:close()\n'
         "done = function(summary, latency, requests)\n"
         '  io.write(string.format("non2xx %d\\n", summary.errors.status))\nend\n')
     out = subprocess.run(pinned(["wrk", "-t1", f"-c{WRK_CONNECTIONS}", f"-d{seconds}s", "-s", str(script), url],

@@ -169,7 +169,7 @@ def state_of(attrs: dict[str, Any], ready: bool, now: float,
         oom = (" — killed for going over its memory limit" + (f" of {limit // 2**20} MiB" if limit else "")
                + ": deploy with more memory")
     else:
-        oom = " — killed (SIGKILL)" if exit_code == 137 else ""
+        oom = {137: " — killed (SIGKILL)", 143: " — stopped (SIGTERM)"}.get(exit_code or 0, "")
     if status == "running" and ready:
         return DeploymentState.HEALTHY, "", None
     if exit_code == INIT_FAILED_EXIT_CODE and (status != "running" or restarts > 0):
