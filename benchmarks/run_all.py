@@ -89,8 +89,8 @@ def main() -> None:
     old = args.output.read_text() if args.output.exists() else ""
     header = [
         "# ModelDeck benchmarks", "",
-        *made_by_lines(old, chosen, args.rounds, f"{datetime.now(UTC):%Y-%m-%d %H:%M} UTC"), "",
-        f"Machine: {machine()}.",
+        *made_by_lines(old, chosen, args.rounds, f"{datetime.now(UTC):%Y-%m-%d %H:%M} UTC ({machine()})"), "",
+        f"Machine of the latest run: {machine()}.",
         f"Published ports go through the engine's userland proxy (docker-proxy): {'yes' if proxy else 'no'}.", "",
         "Medians of repeated runs on a shared, noisy 2-core machine; compare the ratios more than the seconds.", "",
     ]

@@ -64,13 +64,16 @@ class LocalRuntime:
 
     def create(self, spec: DeploymentSpec, progress: Progress) -> Deployment:
         target = self._dir(spec.name)
+        self.root.mkdir(parents=True, exist_ok=True)
+        if self._abandoned(target):
+            shutil.rmtree(target, ignore_errors=True)
         try:
-            self.root.mkdir(parents=True, exist_ok=True)
             target.mkdir(mode=0o700)
         except FileExistsError:
             raise DeploymentExistsError(
                 f"a deployment named {spec.name!r} exists already (local runtime): delete it or pick another name"
             ) from None
+        proc: subprocess.Popen[bytes] | None = None
         try:
             # The record first: from here on the name is listed (as interrupted, should this process die).
             _write_private(target / CREATOR_FILE, creator_token())
@@ -96,11 +99,24 @@ class LocalRuntime:
             _write_private(target / "process.json", json.dumps({"port": port, "pid": proc.pid}))
             (target / CREATOR_FILE).unlink()
         except BaseException as e:
+            if proc is not None:
+                self._stop(proc.pid, target)
             shutil.rmtree(target, ignore_errors=True)
             if isinstance(e, OSError):
                 raise DeploymentError(f"cannot start local deployment {spec.name!r}: {e}") from e
             raise
         return self._read(target)
+
+    def _abandoned(self, target: Path) -> bool:
+        """A folder a deploy killed before it wrote the record left: no record, and its maker gone."""
+        if not target.is_dir() or (target / "record.json").exists() or self._state_file(target).exists():
+            return False
+        try:
+            creator = (target / CREATOR_FILE).read_text()
+        except OSError:
+            creator = ""
+        age = time.time() - target.stat().st_mtime
+        return creator_gone(creator, age) if creator else age > 60
 
     def _alive(self, pgid: int, target: Path) -> bool:
         """True while a process of the server's group runs (the wrapper may be gone, the server not)."""
