@@ -19,6 +19,7 @@ from pathlib import Path
 from typing import Any
 
 from .errors import ChecksumMismatchError, DuplicateModelError, ModelNotFoundError, RegistryError
+from .staging import STAGING_DIR, staging_dir
 
 TRACKED_LIBRARIES = ("scikit-learn", "numpy", "scipy", "joblib")
 _NAME_CHARS = set("abcdefghijklmnopqrstuvwxyzABCDEFGHIJKLMNOPQRSTUVWXYZ0123456789_.-")
@@ -318,13 +319,14 @@ class ModelRegistry:
 
     def register_bytes(self, name: str, files: dict[str, bytes], **kwargs: Any) -> Model:
         """`register` for uploaded files: {file name: content}. Same arguments and errors."""
-        with tempfile.TemporaryDirectory(prefix="modeldeck-upload-") as tmp:
+        # Staged in the home (private, swept if this process dies), not in the world's /tmp
+        with staging_dir(self.blobs_dir.parent / STAGING_DIR) as tmp:
             paths = []
             for filename, content in files.items():
                 safe = Path(filename).name
                 if not safe or safe in (".", ".."):
                     raise RegistryError(f"file name {filename!r} is not valid")
-                path = Path(tmp) / safe
+                path = tmp / safe
                 path.write_bytes(content)
                 paths.append(path)
             return self.register(name, paths, **kwargs)

@@ -5,6 +5,7 @@ import json
 import os
 import subprocess
 import sys
+import time
 
 import pytest
 import requests
@@ -197,10 +198,15 @@ def test_the_scoring_uri_survives_a_crash_and_a_docker_restart(docker_deck, engi
     assert again.scoring_uri == uri and again.state is DeploymentState.HEALTHY
     container.reload()
     assert container.attrs["RestartCount"] == 0 and "starting a new one" in docker_deck.deployments.get_logs("t-crash")
-    os.kill(container.attrs["State"]["Pid"], 9)  # the whole server killed (as the OOM killer would; not
-    wait_until_answering(uri)                  # `docker kill`, which the engine takes for a wanted stop)
-    container.reload()
-    assert container.attrs["RestartCount"] == 1  # the engine restarted it, on the same port
+    # The whole server killed, as the OOM killer would (not `docker kill`, which the engine takes for a
+    # wanted stop): the engine restarts it, on the same port.
+    os.kill(container.attrs["State"]["Pid"], 9)
+    deadline = time.monotonic() + 60
+    while container.attrs["RestartCount"] == 0 and time.monotonic() < deadline:
+        time.sleep(0.1)
+        container.reload()
+    assert container.attrs["RestartCount"] == 1
+    wait_until_answering(uri)
     engine.containers.get(container_name(docker_deck.home.id, "t-crash")).restart(timeout=5)
     wait_until_answering(uri)
     assert docker_deck.deployments.get("t-crash").scoring_uri == uri
@@ -250,8 +256,6 @@ def memory_in_use(container) -> int:
 
 
 def wait_until_answering(uri: str, seconds: float = 120) -> None:
-    import time
-
     deadline = time.monotonic() + seconds
     while time.monotonic() < deadline:
         try:
@@ -384,7 +388,6 @@ def test_a_fault_in_run_is_a_500_with_a_request_id_whose_traceback_is_in_the_log
 
 
 def test_an_init_that_never_returns_times_out_at_the_deadline_and_is_stopped(docker_deck, engine, sample_model):
-    import time
 
     started = time.monotonic()
     with pytest.raises(DeploymentFailedError, match="timed out after 8 s") as caught:

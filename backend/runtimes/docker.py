@@ -20,6 +20,7 @@ from pathlib import Path
 from typing import Any, TypeVar, cast
 
 from ..config import Home, Settings
+from ..creator import creator_gone, creator_token
 from ..errors import (
     DeploymentError,
     DeploymentExistsError,
@@ -42,7 +43,6 @@ from .base import (
     server_options,
     serving_environment,
 )
-from .creator import creator_gone, creator_token
 from .probe import free_port, is_ready
 
 LABEL = LABEL_PREFIX + "name"  # every ModelDeck deployment container has it

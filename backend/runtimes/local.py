@@ -20,6 +20,7 @@ import time
 from pathlib import Path
 from typing import Any
 
+from ..creator import creator_gone, creator_token
 from ..errors import DeploymentError, DeploymentExistsError, DeploymentNotFoundError
 from ..progress import Progress, step
 from ..registry import Model, current_library_versions
@@ -32,7 +33,6 @@ from .base import (
     server_options,
     serving_environment,
 )
-from .creator import creator_gone, creator_token
 from .probe import free_port, is_ready
 
 SERVING_PARENT = Path(__file__).resolve().parent.parent  # the folder holding the `serving` package
