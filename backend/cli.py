@@ -124,7 +124,9 @@ def cmd_deployments_logs(deck: ModelDeck, args: argparse.Namespace) -> int:
 
 def cmd_deployments_keys(deck: ModelDeck, args: argparse.Namespace) -> int:
     keys = deck.deployments.keys(args.name, runtime=args.runtime)
-    if args.json:
+    if args.key:
+        print(getattr(keys, args.key))
+    elif args.json:
         _print_json({"primary": keys.primary, "secondary": keys.secondary})
     else:
         print(f"primary    {keys.primary}\nsecondary  {keys.secondary}")
@@ -256,6 +258,7 @@ def build_parser() -> argparse.ArgumentParser:
     p = add(deployments, "keys", cmd_deployments_keys, "print the primary and secondary keys of a deployment "
             "made with --auth key")
     p.add_argument("name")
+    p.add_argument("--key", choices=("primary", "secondary"), default=None, help="print only this key")
     p.add_argument("--runtime", choices=("docker", "local"), default=None, help=ONLY_ON_RUNTIME)
     p = add(deployments, "regen-key", cmd_deployments_regen_key, "replace one key (no restart; the other key "
             "keeps working)")

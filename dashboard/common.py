@@ -44,11 +44,14 @@ def fail(error: Exception | str, what: str) -> None:
     st.error(f"{what}: {verbatim(str(error))}", icon=":material/error:")
 
 
-def scoring_failed(error: Exception) -> None:
+def scoring_failed(error: Exception, deployment: str | None = None) -> None:
     """A failed scoring call: a fault of the deployment's own script points at its logs."""
     if isinstance(error, ScoringServerError) and error.script_error:
         st.error(verbatim(f"The scoring script raised {error.script_error} — see Logs on the Deploy page "
                           f"(request id {error.request_id})."), icon=":material/bug_report:")
+        if deployment is not None:
+            st.page_link("views/deploy.py", label=f"Logs of {deployment}", icon=":material/article:",
+                         query_params={"deployment": deployment})
     else:
         fail(error, "Scoring failed")
 
@@ -95,14 +98,16 @@ def url_select(label: str, options: Sequence[Any], param: str, *, key: str, defa
     if st.session_state.pop(f"_forget_{key}", False):
         st.session_state.pop(remembered, None)
         st.query_params.pop(param, None)
-    if f"_choose_{key}" in st.session_state:
-        st.session_state[remembered] = st.session_state.pop(f"_choose_{key}")
     # A new widget whenever the options change, so it starts from the remembered choice; and
     # persist_state="page" keeps its value while it is hidden for a rerun (say, while the select it
     # depends on is empty), so the browser and Python never disagree about what is chosen.
     widget_key = f"{key}/{zlib.crc32(repr(list(options)).encode()):08x}"
     from_url = st.query_params.get(param)
-    if st.session_state.get(widget_key) is not None:
+    forced = f"_choose_{key}" in st.session_state
+    if forced:  # the page chose (say, the deployment just made): that beats the widget and the URL
+        wanted = st.session_state[remembered] = st.session_state.pop(f"_choose_{key}")
+        st.session_state.pop(widget_key, None)
+    elif st.session_state.get(widget_key) is not None:
         wanted = st.session_state[widget_key]  # what was just picked in this very select
     elif from_url is not None and from_url != str(st.session_state.get(remembered)):
         wanted = from_url  # a link, a reload or an edited address names it

@@ -274,3 +274,44 @@ def test_a_scoring_script_that_fails_points_at_its_logs_on_the_test_page(home, t
     logs = deck.deployments.get_logs("faulty")
     assert f"request {request_id}: the scoring script raised RuntimeError" in logs and "weights_v2 missing" in logs
     assert not any("correct" in m.value for m in at.markdown)  # nothing kept from a failed request
+
+
+def test_a_new_deployment_is_the_one_managed_even_when_the_address_named_another(home):
+    deck = backend_deck(home)
+    deck.deployments.deploy_and_wait(deck.registry.get("sklearn_mnist"), "older", timeout=180)
+    at = app(deployment="older")
+    assert select(at, "Deployment").value == "older"
+    made = deploy(at, "newer")
+    assert made == "newer"
+    assert select(at, "Deployment").value == "newer" and url_param(at, "deployment") == "newer"
+
+
+def test_key_auth_from_the_form_then_keys_shown_rotated_and_hidden_on_the_deploy_page(home):
+    at = app()
+    [toggle for toggle in at.toggle if toggle.label == "Key auth"][0].set_value(True)
+    name = deploy(at, "keyed")
+    deck = backend_deck(home)
+    assert deck.deployments.get(name).config.auth_enabled
+    assert list(at.dataframe[0].value["auth"]) == ["key"]
+    button(at, "Keys").click().run()
+    keys = deck.deployments.keys(name)
+    shown = [c.value for c in at.code]
+    assert keys.primary in shown and keys.secondary in shown
+    button(at, "Regenerate secondary").click().run()
+    rotated = deck.deployments.keys(name)
+    assert rotated.primary == keys.primary and rotated.secondary != keys.secondary
+    assert rotated.secondary in [c.value for c in at.code] and keys.secondary not in [c.value for c in at.code]
+    button(at, "Hide keys").click().run()
+    assert rotated.primary not in [c.value for c in at.code]
+    test_page = at.switch_page("views/test.py").run()
+    button(test_page, "Send 30 random test images").click().run()  # the page sends the key
+    assert not test_page.error and any("correct" in m.value for m in test_page.markdown)
+    snippets = "\n".join(c.value for c in test_page.code)
+    assert f"modeldeck deployments keys {name} --key primary" in snippets and rotated.primary not in snippets
+
+
+def test_the_keys_button_is_disabled_for_a_deployment_without_key_auth(home):
+    deck = backend_deck(home)
+    deck.deployments.deploy_and_wait(deck.registry.get("sklearn_mnist"), "open", timeout=180)
+    at = app(deployment="open")
+    assert button(at, "Keys").disabled

@@ -296,3 +296,28 @@ def test_key_auth_on_the_local_runtime_keeps_keys_private_and_rotates_them(local
                         headers={"Authorization": f"Bearer {old.secondary}"})
     assert bad.status_code == 401
     assert local_deck.client.run(deployment.scoring_uri, row, key=new.secondary) == [7]
+
+
+def test_the_request_snippets_of_a_keyed_deployment_fetch_the_key_and_get_an_answer(local_deck, sample_model):
+    """The curl and Python snippets the Test page shows, run as a user would paste them."""
+    import subprocess
+    import sys
+
+    from backend.inspection.snippets import curl_snippet, python_snippet
+
+    deployment = local_deck.deployments.deploy_and_wait(sample_model, "pasted", DeployConfig(auth_enabled=True),
+                                                        timeout=180)
+    keyed = ("pasted", str(local_deck.home.path))
+    row = load_mnist_test().X[0]
+    env = {**os.environ, "PATH": f"{Path(sys.executable).parent}:{os.environ['PATH']}"}
+    env.pop("MODELDECK_HOME", None)
+    curl = subprocess.run(["bash", "-c", curl_snippet(deployment.scoring_uri, row, keyed)], env=env,
+                          capture_output=True, text=True, timeout=120)
+    assert curl.returncode == 0 and json.loads(curl.stdout) == [7], curl.stderr
+    python = subprocess.run([sys.executable, "-c", python_snippet(deployment.scoring_uri, row, keyed)], env=env,
+                            capture_output=True, text=True, timeout=120)
+    assert python.returncode == 0 and python.stdout.strip() == "[7]", python.stderr
+    local_deck.deployments.delete("pasted")
+    failed = subprocess.run(["bash", "-c", curl_snippet(deployment.scoring_uri, row, keyed)], env=env,
+                            capture_output=True, text=True, timeout=120)
+    assert failed.returncode != 0 and failed.stdout == ""  # no key, no request sent

@@ -234,7 +234,7 @@ def test_with_keys_score_and_info_want_a_bearer_key_and_probes_stay_open(model_e
     for headers in ({}, {"Authorization": "Bearer wrong"}, {"Authorization": "p-key"}, {"Authorization": "Basic p-key"}):
         refused = client.post("/score", json=row, headers=headers)
         assert refused.status_code == 401 and refused.headers["www-authenticate"] == "Bearer"
-        assert "Authorization: Bearer <key>" in refused.json()["error"]
+        assert "Bearer <key>" in refused.json()["error"]
         assert client.get("/info", headers=headers).status_code == 401
     for key in ("p-key", "s-key"):
         assert client.post("/score", json=row, headers={"Authorization": f"Bearer {key}"}).status_code == 200
@@ -255,3 +255,11 @@ def test_a_rotated_key_is_taken_at_once_and_a_missing_keys_file_lets_no_one_in(m
     assert client.post("/score", json=row, headers={"Authorization": "Bearer new"}).status_code == 200
     path.unlink()
     assert client.post("/score", json=row, headers={"Authorization": "Bearer new"}).status_code == 401
+
+
+def test_a_wrong_key_is_told_apart_from_a_missing_one(model_env, tmp_path):
+    client, _ = keyed_client(model_env, tmp_path, {"primary": "p-key", "secondary": "s-key"})
+    missing = client.post("/score", json={"data": [[0.0] * 784]}).json()["error"]
+    wrong = client.post("/score", json={"data": [[0.0] * 784]}, headers={"Authorization": "Bearer old"}).json()["error"]
+    assert missing.startswith("this deployment wants a key")
+    assert wrong.startswith("the Authorization header does not carry one of this deployment's keys")

@@ -19,26 +19,31 @@ def _payload(row: np.ndarray) -> str:
     return '{"data": [' + _values(row) + "]}"
 
 
-def curl_snippet(scoring_uri: str, row: np.ndarray, keyed_name: str | None = None) -> str:
-    """A curl command that POSTs one row as the tutorial's JSON and prints the prediction; with
-    `keyed_name` (a deployment with key auth), it first reads that deployment's primary key."""
+def curl_snippet(scoring_uri: str, row: np.ndarray, keyed: tuple[str, str] | None = None) -> str:
+    """A curl command that POSTs one row as the tutorial's JSON and prints the prediction; with `keyed`
+    (deployment name, home) for a deployment with key auth, it first reads that deployment's primary
+    key, and sends nothing when that fails."""
     fetch = auth = ""
-    if keyed_name:
-        fetch = (f"KEY=$(modeldeck deployments keys {shlex.quote(keyed_name)} --json | "
-                 "python3 -c 'import json, sys; print(json.load(sys.stdin)[\"primary\"])')\n")
+    if keyed:
+        name, home = keyed
+        fetch = (f"KEY=$(MODELDECK_HOME={shlex.quote(home)} modeldeck deployments keys {shlex.quote(name)} "
+                 "--key primary) && \\\n")
         auth = "  -H \"Authorization: Bearer $KEY\" \\\n"
     return (f"{fetch}curl -sS -X POST {shlex.quote(scoring_uri)} \\\n  -H 'Content-Type: application/json' \\\n"
             f"{auth}  -d {shlex.quote(_payload(row))}")
 
 
-def python_snippet(scoring_uri: str, row: np.ndarray, keyed_name: str | None = None) -> str:
+def python_snippet(scoring_uri: str, row: np.ndarray, keyed: tuple[str, str] | None = None) -> str:
     """Python with `requests` that POSTs one row and prints the prediction (with the key, see curl_snippet)."""
     imports, headers = "import requests\n\n", ""
-    if keyed_name:
-        imports = ("import json\nimport subprocess\n\nimport requests\n\n"
-                   f"keys = json.loads(subprocess.check_output([\"modeldeck\", \"deployments\", \"keys\", "
-                   f"{json.dumps(keyed_name)}, \"--json\"]))\n")
-        headers = ", headers={\"Authorization\": f\"Bearer {keys['primary']}\"}"
+    if keyed:
+        name, home = keyed
+        imports = ("import os\nimport subprocess\n\nimport requests\n\n"
+                   f"key = subprocess.run([\"modeldeck\", \"deployments\", \"keys\", {json.dumps(name)}, \"--key\", "
+                   "\"primary\"],\n"
+                   f"                     env={{**os.environ, \"MODELDECK_HOME\": {json.dumps(home)}}},\n"
+                   "                     check=True, capture_output=True, text=True).stdout.strip()\n")
+        headers = ", headers={\"Authorization\": f\"Bearer {key}\"}"
     return (imports
             + f"row = {_values(row)}\n"
             f"response = requests.post({scoring_uri!r}, json={{\"data\": [row]}}{headers}, timeout=30)\n"

@@ -30,6 +30,8 @@ TOO_LARGE = ("the request body ({size}) is larger than this deployment's limit o
 TOO_SLOW = f"the request body did not arrive within {BODY_TIMEOUT_SECONDS:.0f} s"
 NO_KEY = ("this deployment wants a key: send `Authorization: Bearer <key>` with its primary or secondary key "
           "(`modeldeck deployments keys NAME`)")
+WRONG_KEY = ("the Authorization header does not carry one of this deployment's keys (`Bearer <key>`; a regenerated "
+             "key replaces the old one at once): `modeldeck deployments keys NAME` prints the current ones")
 SCRIPT_FAULT = "the scoring script raised {kind} (request id {request_id}; the traceback is in the deployment's logs)"
 FLOAT32_MAX = 3.4e38
 _SCORE_DOC = """Scores a batch with the deployment's scoring script.
@@ -167,7 +169,8 @@ def create_app(script: ModuleType, info: dict[str, Any] | None = None, keys: Key
     def denied(request: Request) -> Response | None:
         if keys is None or keys.allows(request.headers.get("authorization")):
             return None
-        return _json(401, {"error": NO_KEY, "type": "Unauthorized"}, close=True,
+        message = WRONG_KEY if request.headers.get("authorization") else NO_KEY
+        return _json(401, {"error": message, "type": "Unauthorized"}, close=True,
                      headers={"WWW-Authenticate": "Bearer"})
 
     @app.post("/score", summary="Score a batch", description=_SCORE_DOC, openapi_extra={

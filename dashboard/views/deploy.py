@@ -152,11 +152,11 @@ for d in listing.deployments:
     row = {"name": d.name}
     if show_homes:  # right after the name: whose it is must never be off-screen
         row["home"] = "this home" if d.owned else f"read-only: {d.record.home or '?'}"
-    row.update({"state": str(d.state), "model": d.model_id, "runtime": d.runtime,
-                "scoring URI": d.scoring_uri or "", "age": age(d.created_at), "CPU": f"{d.config.cpu_cores:g}",
+    # What went wrong ("detail") next to the state: it must never be off-screen either
+    row.update({"state": str(d.state), "detail": d.detail, "model": d.model_id, "runtime": d.runtime,
+                "scoring URI": d.scoring_uri or "", "auth": "key" if d.config.auth_enabled else "none",
+                "age": age(d.created_at), "CPU": f"{d.config.cpu_cores:g}",
                 "memory (GB)": f"{d.config.memory_gb:g}", "max body (MB)": f"{d.config.body_limit_mb:g}",
-                "auth": "key" if d.config.auth_enabled else "none",
-                "detail": d.detail,
                 "tags": ", ".join(f"{k}={v}" for k, v in d.config.tags.items())})
     rows.append(row)
 st.dataframe(rows, hide_index=True, width="stretch",
@@ -185,6 +185,8 @@ keyed = managed is not None and managed.config.auth_enabled
 if show_keys.button("Keys", icon=":material/key:", width="stretch", disabled=not keyed,
                     help="The deployment's primary and secondary keys" if keyed else "Deployed without key auth"):
     st.session_state.show_keys = chosen
+if st.session_state.get("show_keys") not in (None, chosen):
+    st.session_state.pop("show_keys")  # another deployment was chosen: its keys stay hidden until asked
 if keyed and st.session_state.get("show_keys") == chosen:
     try:
         keys = deck.deployments.keys(chosen)
@@ -199,6 +201,9 @@ if keyed and st.session_state.get("show_keys") == chosen:
                 deck.deployments.regen_key(chosen, which)
                 st.toast(f"New {which} key for {chosen}; the old one no longer works")
                 st.rerun()
+        if st.button("Hide keys", icon=":material/visibility_off:", key="hide_keys"):
+            st.session_state.pop("show_keys", None)
+            st.rerun()
     except ModelDeckError as e:
         fail(e, "Cannot read the keys")
 if delete.button("Delete…", icon=":material/delete:", width="stretch"):

@@ -105,7 +105,7 @@ if c3.button(f"Send {n} random test images", type="primary", icon=":material/cas
         fresh = sample(deck.client, uri, data, n, seed=seed, use_binary=binary, key=key)
         deck.results.save_samples(deployment, dataset_name, fresh)
     except ModelDeckError as e:
-        scoring_failed(e)
+        scoring_failed(e, chosen)
 samples = deck.results.load_samples(deployment, dataset_name)
 if samples is not None:
     correct = int(samples.correct.sum())
@@ -129,7 +129,7 @@ if st.button(f"Score the whole test set ({len(data):,} images)", type="primary",
                                                                              text=f"Scored {done:,} of {total:,}"))
         deck.results.save_evaluation(deployment, dataset_name, data.y, scored)
     except ModelDeckError as e:
-        scoring_failed(e)
+        scoring_failed(e, chosen)
     bar.empty()
 evaluation = deck.results.load_evaluation(deployment, dataset_name)
 if evaluation is not None:
@@ -158,7 +158,7 @@ if evaluation is not None:
 st.subheader("The raw request")
 row = data.X[0]
 t1, t2 = st.tabs(["curl", "Python (requests)"])
-keyed = chosen if deployment.config.auth_enabled else None
+keyed = (chosen, str(deck.home.path)) if deployment.config.auth_enabled else None
 t1.code(curl_snippet(uri, row, keyed), language="bash")
 t2.code(python_snippet(uri, row, keyed), language="python")
 if keyed:
