@@ -12,7 +12,7 @@ from typing import Any
 from .config import RUNTIME_CHOICES
 from .context import ModelDeck, open_modeldeck
 from .datasets import DATASET_NAMES, TestSet, datasets_for, load_dataset
-from .errors import ModelDeckError
+from .errors import ModelDeckError, UserImageError
 from .inspection.evaluation import evaluate_endpoint, sample, supports_binary
 from .progress import ProgressEvent
 from .registry import Model, parse_signature, parse_tags
@@ -163,17 +163,57 @@ def _scoring_target(deck: ModelDeck, args: argparse.Namespace) -> tuple[str, str
 def cmd_score(deck: ModelDeck, args: argparse.Namespace) -> int:
     uri, key, testset = _scoring_target(deck, args)
     binary = not args.json_path and supports_binary(deck.client, uri, key)
-    result = sample(deck.client, uri, testset, args.random, seed=args.seed, use_binary=binary, key=key)
-    rows = [{"index": int(i), "label": int(t), "prediction": int(p)}
-            for i, t, p in zip(result.indices, result.labels, result.predictions, strict=True)]
+    result = sample(deck.client, uri, testset, args.random, seed=args.seed, use_binary=binary, key=key,
+                    proba=args.proba)
+    if args.proba and result.probabilities is None:
+        _err("this scoring script returns labels only: no probabilities to show")
+    rows: list[dict[str, Any]] = []
+    for k, (i, t, p) in enumerate(zip(result.indices, result.labels, result.predictions, strict=True)):
+        row: dict[str, Any] = {"index": int(i), "label": int(t), "prediction": int(p)}
+        if result.probabilities is not None:
+            row["probabilities"] = [round(float(v), 6) for v in result.probabilities[k]]
+        rows.append(row)
     if args.json:
         _print_json(rows)
     else:
-        print(f"{'INDEX':>6} {'LABEL':>5} {'PREDICTION':>10}")
-        for row in rows:
+        confident = result.confidence
+        print(f"{'INDEX':>6} {'LABEL':>5} {'PREDICTION':>10}" + (f" {'CONFIDENCE':>10}" if confident is not None else ""))
+        for k, row in enumerate(rows):
             mark = "" if row["label"] == row["prediction"] else "  <- wrong"
-            print(f"{row['index']:>6} {row['label']:>5} {row['prediction']:>10}{mark}")
+            sure = f" {confident[k]:>10.1%}" if confident is not None else ""
+            print(f"{row['index']:>6} {row['label']:>5} {row['prediction']:>10}{sure}{mark}")
         print(f"{int(result.correct.sum())} of {len(rows)} correct")
+    return 0
+
+
+def cmd_predict(deck: ModelDeck, args: argparse.Namespace) -> int:
+    from .inspection.evaluation import label_indices, probabilities_by_class
+    from .inspection.preprocess import mnist_input
+
+    uri, key, testset = _scoring_target(deck, args)
+    try:
+        data = Path(args.image).read_bytes()
+    except OSError as e:
+        raise UserImageError(f"cannot read {args.image}: {e.strerror}") from None
+    prepared = mnist_input(data)
+    scores = deck.client.scores(uri, prepared.row[None, :], use_binary=supports_binary(deck.client, uri, key),
+                                key=key, proba=True)
+    predicted = int(label_indices(scores.labels, testset.class_names, 1)[0])
+    probabilities = probabilities_by_class(scores, testset.class_names)
+    result: dict[str, Any] = {"prediction": testset.class_names[predicted],
+                              "probabilities": None if probabilities is None else
+                              {name: round(float(p), 6) for name, p in zip(testset.class_names, probabilities[0],
+                                                                           strict=True)},
+                              "inverted": prepared.inverted}
+    if args.json:
+        _print_json(result)
+        return 0
+    print(f"prediction: {result['prediction']}")
+    if probabilities is None:
+        print("(this scoring script returns labels only: no probabilities)")
+    else:
+        for name, p in sorted(result["probabilities"].items(), key=lambda item: -item[1])[:3]:
+            print(f"  {name:>8} {p:7.1%} " + "#" * int(round(p * 40)))
     return 0
 
 
@@ -269,6 +309,12 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("name")
     p.add_argument("--runtime", choices=("docker", "local"), default=None, help=ONLY_ON_RUNTIME)
 
+    p = add(sub, "predict", cmd_predict, "predict the digit in an image file (PNG/JPEG, drawn, scanned or "
+            "photographed), prepared as MNIST digits were")
+    p.add_argument("name", help="deployment name")
+    p.add_argument("--image", required=True, metavar="FILE")
+    p.add_argument("--dataset", choices=DATASET_NAMES, default=None, help="whose class names to use")
+
     for name, func, help_text in (("score", cmd_score, "score N random test images"),
                                   ("evaluate", cmd_evaluate, "score the whole test set: accuracy + confusion")):
         p = add(sub, name, func, help_text)
@@ -280,6 +326,9 @@ def build_parser() -> argparse.ArgumentParser:
         if name == "score":
             p.add_argument("--random", type=int, default=30, metavar="N")
             p.add_argument("--seed", type=int, default=None)
+            p.add_argument("--proba", action="store_true",
+                           help="ask for class probabilities too (scripts that give them; JSON: `probabilities`, "
+                                "in the test set's class order)")
         else:
             p.add_argument("--plot", metavar="FILE.png", help="write the normalised confusion heatmap")
     return parser

@@ -3,6 +3,8 @@
 from __future__ import annotations
 
 import io
+import time
+from dataclasses import dataclass
 from typing import Any
 
 import numpy as np
@@ -12,6 +14,33 @@ import requests
 from .errors import EndpointUnreachableError, ScoringRequestError, ScoringServerError
 
 NPY_TYPE = "application/x-npy"
+
+
+@dataclass(frozen=True)
+class Scores:
+    """An endpoint's answer for a batch.
+
+    Attributes:
+        labels: the predicted labels, as the endpoint gave them.
+        probabilities: rows x classes, in the order of `classes`; None when the scoring script
+            answers labels only (the tutorial's score.py does).
+        classes: the model's class labels, the columns of `probabilities`.
+    """
+
+    labels: list[Any]
+    probabilities: np.ndarray | None = None
+    classes: list[Any] | None = None
+
+
+@dataclass(frozen=True)
+class RawAnswer:
+    """An endpoint's answer as it came: for the request console."""
+
+    status: int
+    reason: str
+    latency_ms: float
+    headers: dict[str, str]
+    body: bytes
 
 
 class ScoringClient:
@@ -45,6 +74,43 @@ class ScoringClient:
             return orjson.loads(response.content)
         except orjson.JSONDecodeError as e:
             raise ScoringServerError(response.status_code, f"the answer is not JSON: {response.text[:200]!r}") from e
+
+    def scores(self, scoring_uri: str, X: np.ndarray, *, use_binary: bool = True, key: str | None = None,
+               proba: bool = False) -> Scores:
+        """The labels for the rows of X and, with `proba`, the class probabilities where the scoring
+        script gives them (`"proba": true` in JSON, `?proba=true` with .npy).
+
+        Raises:
+            EndpointUnreachableError, ScoringRequestError, ScoringServerError.
+        """
+        if use_binary:
+            buffer = io.BytesIO()
+            np.save(buffer, np.ascontiguousarray(X), allow_pickle=False)
+            answer = self._post(scoring_uri + ("?proba=true" if proba else ""), buffer.getvalue(), NPY_TYPE, key)
+        else:
+            payload: dict[str, Any] = {"data": X, **({"proba": True} if proba else {})}
+            answer = self._post(scoring_uri, orjson.dumps(payload, option=orjson.OPT_SERIALIZE_NUMPY),
+                                "application/json", key)
+        if isinstance(answer, dict) and "predictions" in answer and "probabilities" in answer:
+            return Scores(list(answer["predictions"]), np.asarray(answer["probabilities"], dtype=np.float64),
+                          list(answer.get("classes") or []) or None)
+        return Scores(answer if isinstance(answer, list) else [answer])
+
+    def send_raw(self, scoring_uri: str, body: bytes, content_type: str = "application/json", *,
+                 key: str | None = None) -> RawAnswer:
+        """POSTs `body` as it is and returns the answer as it is, refusals included.
+
+        Raises:
+            EndpointUnreachableError: nothing answered.
+        """
+        headers = {"Content-Type": content_type, **_auth(key)}
+        started = time.perf_counter()
+        try:
+            response = self.session.post(scoring_uri, data=body, headers=headers, timeout=self.timeout)
+        except requests.RequestException as e:
+            raise EndpointUnreachableError(f"nothing answers at {scoring_uri} ({type(e).__name__})") from e
+        latency = (time.perf_counter() - started) * 1000
+        return RawAnswer(response.status_code, response.reason or "", latency, dict(response.headers), response.content)
 
     def run(self, scoring_uri: str, data: Any, *, key: str | None = None) -> Any:
         """POSTs `{"data": data}` as JSON (the tutorial's contract) and returns the decoded answer;

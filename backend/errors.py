@@ -23,11 +23,15 @@
     │   ├── DeploymentNotHealthyError    (asked to score a deployment that is not Healthy)
     │   ├── DeploymentFailedError        (carries state, exit code and last log lines)
     │   └── IncompatibleModelError       (library versions of model and environment differ)
-    └── ScoringError
-        ├── EndpointUnreachableError
-        ├── ScoringRequestError           (4xx: the request was wrong)
-        ├── ScoringServerError            (5xx: the server failed)
-        └── UnexpectedAnswerError         (an answer that is not one label per row of the test set)
+    ├── ScoringError
+    │   ├── EndpointUnreachableError
+    │   ├── ScoringRequestError           (4xx: the request was wrong)
+    │   ├── ScoringServerError            (5xx: the server failed; the script's error kind and request id)
+    │   └── UnexpectedAnswerError         (an answer that is not one label per row of the test set)
+    ├── UserImageError                  (a drawn or uploaded digit)
+    │   ├── NothingDrawnError
+    │   └── ImageDecodeError
+    └── InvalidPerturbationError
 
 Messages say what happened and what to do next; callers show `str(error)` as is.
 """
@@ -190,3 +194,19 @@ class ScoringServerError(ScoringError):
 
 class UnexpectedAnswerError(ScoringError):
     """The endpoint answered, but not with one of the test set's labels for each row."""
+
+
+class UserImageError(ModelDeckError):
+    """A drawn or uploaded image cannot be turned into the model's input."""
+
+
+class NothingDrawnError(UserImageError):
+    """An image to score has no ink: an empty canvas, or a picture of one uniform colour."""
+
+
+class ImageDecodeError(UserImageError):
+    """Uploaded bytes (or an array) cannot be read as an image; the message says what arrived."""
+
+
+class InvalidPerturbationError(ModelDeckError):
+    """An unknown perturbation, a strength it does not take, or images it cannot work on."""

@@ -119,7 +119,7 @@ def test_empty_registry_to_heatmap_in_a_real_browser_then_reload_and_delete(dash
 
         main.get_by_role("button", name="Send 30 random test images").click()
         expect(main.get_by_text("of 30 correct")).to_be_visible(timeout=60_000)
-        expect(main.get_by_test_id("stImage")).to_have_count(2)
+        expect(main.get_by_test_id("stImage").first).to_be_visible()
         assert "deployment=sklearn-mnist-1" in page.url and "dataset=mnist" in page.url
         page.wait_for_timeout(500)
         page.screenshot(path=str(ARTIFACTS / "test-page-1280x720.png"))
@@ -129,7 +129,7 @@ def test_empty_registry_to_heatmap_in_a_real_browser_then_reload_and_delete(dash
         expect(main.get_by_role("combobox", name="Deployment")).to_have_value("sklearn-mnist-1 — sklearn_mnist:1 on docker")
         expect(main.get_by_test_id("stMetricValue").first).to_have_text(accuracy, timeout=60_000)
         expect(main.get_by_text("of 30 correct")).to_be_visible()
-        expect(main.get_by_test_id("stImage")).to_have_count(2)
+        expect(main.get_by_test_id("stVegaLiteChart").first).to_be_visible()
         page.set_viewport_size({"width": 1400, "height": 1950})  # Streamlit scrolls inside its main block
         expect(heatmap).to_be_visible()
         page.wait_for_timeout(500)
@@ -242,3 +242,67 @@ def test_the_test_page_keeps_its_choices_through_escape_new_deployments_and_a_de
         stop_dashboard(proc)
         for deployment in deck.deployments.list():
             deck.deployments.delete(deployment.name)
+
+
+def test_a_tester_clicks_a_confusion_cell_draws_a_digit_and_uploads_one(trained_home, tmp_path):
+    """The exploratory Test page in Chromium: a click on a cell of the matrix opens exactly its images; a
+    digit drawn with the mouse on the pad and an uploaded scan each get a prediction with probabilities."""
+    from PIL import Image
+    from playwright.sync_api import expect, sync_playwright
+
+    from backend.context import open_modeldeck
+    from backend.datasets import load_mnist_test
+
+    home = copy_home(trained_home, tmp_path / "home")
+    deck = open_modeldeck(Settings(home=home, runtime="local"))
+    deck.deployments.deploy_and_wait(deck.registry.get("sklearn_mnist"), "explore", timeout=180)
+    scan = tmp_path / "scan.png"  # the second test image (a 2), as a dark-on-light scan
+    Image.fromarray((255 - load_mnist_test().X[1].reshape(28, 28) * 255).astype("uint8")).resize((300, 300)).save(scan)
+    proc, url = start_dashboard(home, "local", tmp_path / "streamlit.log")
+    ARTIFACTS.mkdir(exist_ok=True)
+    try:
+        with sync_playwright() as pw:
+            browser = launch(pw)
+            page = browser.new_page(viewport={"width": 1400, "height": 1000})
+            page.goto(url + "/test?deployment=explore&dataset=mnist")
+            main = page.get_by_test_id("stMain")
+            main.get_by_role("button", name="Score the whole test set").click()
+            chart = main.get_by_test_id("stVegaLiteChart").first
+            expect(chart).to_be_visible(timeout=120_000)
+            chart.scroll_into_view_if_needed()
+            page.wait_for_timeout(1000)  # vega draws after the element appears
+            box = chart.bounding_box()
+            started = time.monotonic()
+            page.mouse.click(box["x"] + box["width"] * 0.45, box["y"] + box["height"] * 0.45)
+            gallery = main.get_by_text("images with true label")
+            expect(gallery).to_be_visible(timeout=30_000)
+            seconds_to_gallery = time.monotonic() - started
+            assert "predicted" in gallery.inner_text()
+            page.wait_for_timeout(500)
+            page.screenshot(path=str(ARTIFACTS / "test-page-cell-gallery.png"), full_page=True)
+
+            pad = page.locator("canvas[aria-label='drawing pad']")
+            pad.scroll_into_view_if_needed()
+            area = pad.bounding_box()
+            started = time.monotonic()
+            page.mouse.move(area["x"] + area["width"] * 0.5, area["y"] + area["height"] * 0.2)
+            page.mouse.down()
+            for step in range(1, 11):  # a vertical stroke: a 1
+                page.mouse.move(area["x"] + area["width"] * 0.5, area["y"] + area["height"] * (0.2 + step * 0.06))
+            page.mouse.up()
+            prediction = main.get_by_test_id("stMetric").filter(has_text="Prediction")
+            expect(prediction).to_be_visible(timeout=30_000)
+            seconds_to_prediction = time.monotonic() - started
+            expect(prediction.get_by_test_id("stMetricValue")).to_have_text("1")
+            expect(main.get_by_text("What the model received (28x28)")).to_be_visible()
+            page.wait_for_timeout(500)
+            page.screenshot(path=str(ARTIFACTS / "test-page-drawn-digit.png"), full_page=True)
+
+            main.get_by_test_id("stFileUploaderDropzoneInput").set_input_files(str(scan))
+            expect(prediction.get_by_test_id("stMetricValue")).to_have_text("2", timeout=30_000)
+            browser.close()
+    finally:
+        stop_dashboard(proc)
+        deck.deployments.delete("explore")
+    print(f"\nbrowser e2e: {seconds_to_gallery:.2f} s from a click on a cell to its gallery, "
+          f"{seconds_to_prediction:.2f} s from the end of a stroke to its prediction")

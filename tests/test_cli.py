@@ -3,8 +3,12 @@
 import json
 import subprocess
 import sys
+from pathlib import Path
 
 import pytest
+from PIL import Image
+
+from backend.datasets import load_mnist_test
 
 
 def cli(env, *args, check=True):
@@ -28,6 +32,18 @@ def test_train_deploy_evaluate_score_delete_from_a_shell(cli_env):
         assert f"accuracy {trained['metrics']['accuracy']:.4f} on 10000 images of mnist" in text
         scored = json.loads(cli(cli_env, "score", "demo", "--random", "30", "--json").stdout)
         assert len(scored) == 30 and len({row["index"] for row in scored}) == 30
+        sure = json.loads(cli(cli_env, "score", "demo", "--random", "5", "--proba", "--json").stdout)
+        for row in sure:
+            assert len(row["probabilities"]) == 10 and sum(row["probabilities"]) == pytest.approx(1.0, abs=1e-4)
+            assert max(range(10), key=lambda k: row["probabilities"][k]) == row["prediction"]
+        scan = Path(cli_env["MODELDECK_HOME"]).parent / "scan.png"  # a test 7, as a dark-on-light 280 px scan
+        digit = (255 - load_mnist_test().X[0].reshape(28, 28) * 255).astype("uint8")
+        Image.fromarray(digit).resize((280, 280), Image.Resampling.BICUBIC).save(scan)
+        predicted = json.loads(cli(cli_env, "predict", "demo", "--image", str(scan), "--json").stdout)
+        assert predicted["prediction"] == "7" and predicted["inverted"] is True
+        assert max(predicted["probabilities"], key=predicted["probabilities"].get) == "7"
+        missing = cli(cli_env, "predict", "demo", "--image", str(scan) + ".nope", check=False)
+        assert missing.returncode == 1 and "cannot read" in missing.stderr and "Traceback" not in missing.stderr
         listed = json.loads(cli(cli_env, "deployments", "list", "--json").stdout)
         assert [(d["name"], d["state"], d["scoring_uri"]) for d in listed] == [("demo", "Healthy", uri)]
         assert "modeldeck serving: listening on" in cli(cli_env, "deployments", "logs", "demo").stdout

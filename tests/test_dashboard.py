@@ -1,5 +1,6 @@
 """Every dashboard page under Streamlit's AppTest, against the real backend on the local runtime."""
 
+import json
 import subprocess
 import sys
 from pathlib import Path
@@ -182,7 +183,9 @@ def test_test_page_scores_keeps_results_in_the_url_and_brings_them_back_after_a_
     assert not at.exception and not at.error
     accuracy = at.metric[0].value
     assert accuracy == f"{backend_deck(home).registry.get('sklearn_mnist').metrics['accuracy']:.2%}"
-    assert len(at.get("image")) == 2  # the strip and the heatmap
+    assert len(at.get("image")) == 3  # the strip, the confidently wrong and the least confident right images
+    assert len(at.get("vega_lite_chart")) == 1  # the clickable confusion matrix
+    assert any("Click a cell" in i.value for i in at.info)
     assert (url_param(at, "deployment"), url_param(at, "dataset")) == (name, "mnist")
 
     reloaded = AppTest.from_file(APP, default_timeout=120)  # a new browser session on the same URL
@@ -315,3 +318,32 @@ def test_the_keys_button_is_disabled_for_a_deployment_without_key_auth(home):
     deck.deployments.deploy_and_wait(deck.registry.get("sklearn_mnist"), "open", timeout=180)
     at = app(deployment="open")
     assert button(at, "Keys").disabled
+
+
+def test_the_request_console_shows_the_answer_as_it_comes_refusals_included(home):
+    deck = backend_deck(home)
+    deck.deployments.deploy_and_wait(deck.registry.get("sklearn_mnist"), "console", timeout=180)
+    at = app(deployment="console")
+    at.switch_page("views/test.py").run()
+    body = [t for t in at.text_area if t.label == "Request body"][0]
+    assert json.loads(body.value)["data"][0][:3] == [0.0, 0.0, 0.0]  # a real test row, prefilled
+    button(at, "Send").click().run()
+    assert any("HTTP 200" in m.value for m in at.markdown)
+    assert any(c.value.strip().startswith("[") and "7" in c.value for c in at.code)
+    [t for t in at.text_area if t.label == "Request body"][0].set_value('{"data": [[true]]}')
+    button(at, "Send").click().run()
+    assert not at.exception and any("HTTP 400" in m.value for m in at.markdown)
+    assert any("must be a JSON number, got true" in c.value for c in at.code)
+
+
+def test_a_labels_only_script_says_so_instead_of_showing_confidence(home):
+    from .conftest import FIXTURES
+
+    deck = backend_deck(home)
+    deck.deployments.deploy_and_wait(deck.registry.get("sklearn_mnist"), "labels-only", timeout=180,
+                                     entry_script=FIXTURES / "tutorial_score.py")
+    at = app(deployment="labels-only")
+    at.switch_page("views/test.py").run()
+    button(at, "Score the whole test set (10,000 images)").click().run()
+    assert not at.exception and not at.error
+    assert any("returns labels only" in c.value for c in at.caption)

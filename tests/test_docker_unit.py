@@ -94,6 +94,13 @@ def test_state_of_names_an_out_of_memory_kill_and_the_limit():
     assert "memory limit of 64 MiB: deploy with more memory" in detail
 
 
+def test_state_of_an_out_of_memory_kill_already_restarting_still_names_it_and_its_code():
+    state, detail, code = state_of(inspect("running", restarts=1, exit_code=0, oom=True, memory=32 * 2**20), False,
+                                   STARTED + 10)
+    assert state is DeploymentState.UNHEALTHY and code == 137
+    assert "last exit code 137 — killed for going over its memory limit of 32 MiB" in detail
+
+
 def test_state_of_a_sigkill_without_oom_does_not_blame_memory():
     state, detail, _ = state_of(inspect("exited", exit_code=137, oom=False), False, 0)
     assert state is DeploymentState.FAILED and detail == "the container exited with code 137 — killed (SIGKILL)"

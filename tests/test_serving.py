@@ -263,3 +263,27 @@ def test_a_wrong_key_is_told_apart_from_a_missing_one(model_env, tmp_path):
     wrong = client.post("/score", json={"data": [[0.0] * 784]}, headers={"Authorization": "Bearer old"}).json()["error"]
     assert missing.startswith("this deployment wants a key")
     assert wrong.startswith("the Authorization header does not carry one of this deployment's keys")
+
+
+def test_probabilities_when_asked_in_json_and_on_the_npy_path(client):
+    X = load_mnist_test().X[:5]
+    labels = client.post("/score", json={"data": X.tolist()}).json()
+    answer = client.post("/score", json={"data": X.tolist(), "proba": True}).json()
+    assert answer["predictions"] == labels and answer["classes"] == list(range(10))
+    probabilities = np.array(answer["probabilities"])
+    assert probabilities.shape == (5, 10) and np.allclose(probabilities.sum(axis=1), 1.0)
+    assert list(probabilities.argmax(axis=1)) == labels
+    buffer = io.BytesIO()
+    np.save(buffer, X)
+    binary = client.post("/score?proba=true", content=buffer.getvalue(), headers={"Content-Type": "application/x-npy"})
+    assert np.allclose(binary.json()["probabilities"], probabilities)
+    assert client.get("/info").json()["probabilities"] is True
+    refused = client.post("/score", json={"data": X.tolist(), "proba": "yes"})
+    assert refused.status_code == 400 and '"proba" must be true or false' in refused.json()["error"]
+
+
+def test_a_labels_only_script_ignores_the_question_of_probabilities(tutorial_client):
+    X = load_mnist_test().X[:3]
+    assert tutorial_client.post("/score", json={"data": X.tolist(), "proba": True}).json() == \
+        tutorial_client.post("/score", json={"data": X.tolist()}).json()
+    assert tutorial_client.get("/info").json()["probabilities"] is False

@@ -8,7 +8,7 @@ from typing import Any
 
 import numpy as np
 
-from ..client import ScoringClient
+from ..client import Scores, ScoringClient
 from ..datasets import TestSet
 from ..errors import UnexpectedAnswerError
 
@@ -35,6 +35,7 @@ class Evaluation:
         precision, recall: per class.
         most_confused: the largest off-diagonal counts, largest first.
         predictions: the predicted labels, in test-set order.
+        probabilities: rows x labels (test-set class order), None when the endpoint gave labels only.
     """
 
     accuracy: float
@@ -45,10 +46,52 @@ class Evaluation:
     recall: np.ndarray
     most_confused: tuple[ConfusedPair, ...]
     predictions: np.ndarray
+    y_true: np.ndarray
+    probabilities: np.ndarray | None = None
 
     @property
     def n(self) -> int:
         return int(self.confusion.sum())
+
+    @property
+    def confidence(self) -> np.ndarray | None:
+        """The probability each prediction was given (None without probabilities)."""
+        return None if self.probabilities is None else confidence_of(self.probabilities, self.predictions)
+
+    def cell(self, true: int | None, predicted: int | None) -> np.ndarray:
+        """Indices of the test items with that true and predicted label (None: any), most confident
+        first (in test-set order without probabilities)."""
+        keep = np.ones(len(self.predictions), dtype=bool)
+        if true is not None:
+            keep &= self.y_true == true
+        if predicted is not None:
+            keep &= self.predictions == predicted
+        found = np.flatnonzero(keep)
+        confidence = self.confidence
+        return found if confidence is None else found[np.argsort(-confidence[found], kind="stable")]
+
+    def confidently_wrong(self, top: int = 24) -> np.ndarray:
+        """Indices of wrong predictions, highest probability on the wrong label first."""
+        return self._ranked(self.predictions != self.y_true, descending=True)[:top]
+
+    def least_confident_right(self, top: int = 24) -> np.ndarray:
+        """Indices of right predictions, lowest probability first."""
+        return self._ranked(self.predictions == self.y_true, descending=False)[:top]
+
+    def _ranked(self, mask: np.ndarray, descending: bool) -> np.ndarray:
+        found = np.flatnonzero(mask)
+        confidence = self.confidence
+        if confidence is None:
+            return found
+        order = np.argsort(-confidence[found] if descending else confidence[found], kind="stable")
+        return found[order]
+
+
+def confidence_of(probabilities: np.ndarray, predictions: np.ndarray) -> np.ndarray:
+    """Per row, the probability given to the predicted label."""
+    rows = np.arange(len(predictions))
+    columns = np.clip(predictions, 0, probabilities.shape[1] - 1)
+    return np.where(predictions < probabilities.shape[1], probabilities[rows, columns], 0.0)
 
 
 @dataclass(frozen=True)
@@ -61,10 +104,15 @@ class Samples:
     predictions: np.ndarray
     image_shape: tuple[int, int]
     class_names: tuple[str, ...]
+    probabilities: np.ndarray | None = None  # rows x class_names, None when the endpoint gave labels only
 
     @property
     def correct(self) -> np.ndarray:
         return self.labels == self.predictions
+
+    @property
+    def confidence(self) -> np.ndarray | None:
+        return None if self.probabilities is None else confidence_of(self.probabilities, self.predictions)
 
 
 def normalized_confusion(confusion: np.ndarray) -> np.ndarray:
@@ -89,8 +137,10 @@ def most_confused(confusion: np.ndarray, labels: tuple[str, ...], top: int = 5) 
     return tuple(pairs)
 
 
-def evaluate(y_true: np.ndarray, y_pred: np.ndarray, labels: tuple[str, ...]) -> Evaluation:
-    """Accuracy, confusion matrix (scikit-learn), normalised matrix, precision/recall, confused pairs."""
+def evaluate(y_true: np.ndarray, y_pred: np.ndarray, labels: tuple[str, ...],
+             probabilities: np.ndarray | None = None) -> Evaluation:
+    """Accuracy, confusion matrix (scikit-learn), normalised matrix, precision/recall, confused pairs
+    (and the class probabilities, test-set class order, when the endpoint gave them)."""
     from sklearn.metrics import confusion_matrix, precision_recall_fscore_support
 
     y_true, y_pred = np.asarray(y_true), np.asarray(y_pred).astype(y_true.dtype, copy=False)
@@ -100,7 +150,8 @@ def evaluate(y_true: np.ndarray, y_pred: np.ndarray, labels: tuple[str, ...]) ->
     return Evaluation(
         accuracy=float(np.mean(y_true == y_pred)) if len(y_true) else 0.0, confusion=confusion,
         normalized=normalized_confusion(confusion), labels=labels, precision=precision, recall=recall,
-        most_confused=most_confused(confusion, labels), predictions=y_pred)
+        most_confused=most_confused(confusion, labels), predictions=y_pred, y_true=y_true,
+        probabilities=probabilities)
 
 
 def label_indices(answer: object, class_names: tuple[str, ...], rows: int) -> np.ndarray:
@@ -130,20 +181,48 @@ def label_indices(answer: object, class_names: tuple[str, ...], rows: int) -> np
     return np.array([position[str(v)] for v in values], dtype=np.int64)
 
 
+def probabilities_by_class(scores: Scores, class_names: tuple[str, ...]) -> np.ndarray | None:
+    """The endpoint's probabilities with columns in the test set's class order (None without them).
+
+    Raises:
+        UnexpectedAnswerError: the probabilities do not fit the batch or the classes are not the set's.
+    """
+    if scores.probabilities is None:
+        return None
+    probabilities = np.asarray(scores.probabilities, dtype=np.float64)
+    classes = [str(c) for c in (scores.classes or range(probabilities.shape[1] if probabilities.ndim == 2 else 0))]
+    if probabilities.ndim != 2 or probabilities.shape != (len(scores.labels), len(classes)):
+        raise UnexpectedAnswerError(f"the endpoint's probabilities have shape {list(probabilities.shape)}, not one "
+                                    f"row per item and one column per class ({len(classes)})")
+    position = {name: i for i, name in enumerate(class_names)}
+    unknown = [c for c in classes if c not in position]
+    if unknown:
+        raise UnexpectedAnswerError(f"the endpoint's class {unknown[0]!r} is not a class of this test set")
+    ordered = np.zeros((len(scores.labels), len(class_names)))
+    ordered[:, [position[c] for c in classes]] = probabilities
+    return ordered
+
+
 def score_testset(client: ScoringClient, scoring_uri: str, testset: TestSet, *, batch_size: int = 10_000,
                   use_binary: bool = True, progress: Callable[[int, int], None] | None = None,
-                  key: str | None = None) -> np.ndarray:
-    """Predictions for the whole test set, in batches; progress(done, total) after each; `key` for an
-    endpoint with key auth."""
-    parts = []
+                  key: str | None = None, proba: bool = False) -> tuple[np.ndarray, np.ndarray | None]:
+    """(label indices, probabilities in test-set class order or None) for the whole test set, in
+    batches; progress(done, total) after each; `key` for an endpoint with key auth; with `proba`,
+    probabilities where the scoring script gives them."""
+    labels: list[np.ndarray] = []
+    probabilities: list[np.ndarray | None] = []
     total = len(testset)
     for start in range(0, total, batch_size):
         batch = testset.X[start:start + batch_size]
-        answer = client.predict(scoring_uri, batch, use_binary=use_binary, key=key)
-        parts.append(label_indices(answer, testset.class_names, len(batch)))
+        scores = client.scores(scoring_uri, batch, use_binary=use_binary, key=key, proba=proba)
+        labels.append(label_indices(scores.labels, testset.class_names, len(batch)))
+        probabilities.append(probabilities_by_class(scores, testset.class_names))
         if progress:
             progress(min(start + batch_size, total), total)
-    return np.concatenate(parts) if parts else np.empty(0, dtype=np.int64)
+    if not labels:
+        return np.empty(0, dtype=np.int64), None
+    given = [p for p in probabilities if p is not None]
+    return np.concatenate(labels), np.concatenate(given) if len(given) == len(probabilities) else None
 
 
 def supports_binary(client: ScoringClient, scoring_uri: str, key: str | None = None) -> bool:
@@ -169,19 +248,22 @@ def predictions_csv(indices: np.ndarray, labels: np.ndarray, predictions: np.nda
 
 
 def evaluate_endpoint(client: ScoringClient, scoring_uri: str, testset: TestSet, **kwargs: Any) -> Evaluation:
-    """Scores the whole test set at the endpoint and evaluates the predictions."""
-    predictions = score_testset(client, scoring_uri, testset, **kwargs)
-    return evaluate(testset.y, predictions, testset.class_names)
+    """Scores the whole test set at the endpoint (with probabilities where the script gives them) and
+    evaluates the predictions. Keyword arguments: those of `score_testset`."""
+    kwargs.setdefault("proba", True)
+    predictions, probabilities = score_testset(client, scoring_uri, testset, **kwargs)
+    return evaluate(testset.y, predictions, testset.class_names, probabilities)
 
 
 def sample(client: ScoringClient, scoring_uri: str, testset: TestSet, n: int = 30, *, seed: int | None = None,
-           use_binary: bool = True, key: str | None = None) -> Samples:
-    """`n` random test images (without repeats) scored at the endpoint."""
+           use_binary: bool = True, key: str | None = None, proba: bool = True) -> Samples:
+    """`n` random test images (without repeats) scored at the endpoint (with probabilities where the
+    scoring script gives them, unless `proba` is False)."""
     rng = np.random.default_rng(seed)
     n = max(1, min(n, len(testset)))
     indices = np.sort(rng.choice(len(testset), size=n, replace=False))
-    answer = client.predict(scoring_uri, testset.X[indices], use_binary=use_binary, key=key)
+    scores = client.scores(scoring_uri, testset.X[indices], use_binary=use_binary, key=key, proba=proba)
     return Samples(indices=indices, images=testset.X[indices], labels=testset.y[indices],
-                   predictions=label_indices(answer, testset.class_names, len(indices)),
-                   image_shape=testset.image_shape,
-                   class_names=testset.class_names)
+                   predictions=label_indices(scores.labels, testset.class_names, len(indices)),
+                   image_shape=testset.image_shape, class_names=testset.class_names,
+                   probabilities=probabilities_by_class(scores, testset.class_names))

@@ -9,6 +9,7 @@ import matplotlib
 
 matplotlib.use("Agg")
 import matplotlib.pyplot as plt  # noqa: E402
+import numpy as np  # noqa: E402
 from matplotlib.figure import Figure  # noqa: E402
 
 from .evaluation import Evaluation, Samples, class_name  # noqa: E402
@@ -39,23 +40,35 @@ def tile_title(prediction: int, label: int, class_names: tuple[str, ...]) -> str
 
 
 def sample_strip(samples: Samples, per_row: int = 10) -> Figure:
+    """The random strip: see `image_grid`."""
+    return image_grid(samples.images, samples.image_shape, samples.labels, samples.predictions, samples.class_names,
+                      samples.confidence, per_row)
+
+
+def image_grid(images: np.ndarray, image_shape: tuple[int, int], labels: np.ndarray, predictions: np.ndarray,
+               class_names: tuple[str, ...], confidence: np.ndarray | None = None, per_row: int = 10) -> Figure:
     """Each image titled "prediction (true label)" in a size a projector shows (about 18 px at
-    1280x720); misclassified ones with a bold red title on an inverted colormap."""
-    n = len(samples.labels)
-    cols = min(per_row, n)
-    rows = math.ceil(n / cols)
-    longest = max(len(tile_title(int(p), int(t), samples.class_names))
-                  for p, t in zip(samples.predictions, samples.labels, strict=True))
+    1280x720), with the confidence in the prediction beneath when known; misclassified ones with a
+    bold red title on an inverted colormap."""
+    n = len(labels)
+    cols = max(1, min(per_row, n))
+    rows = max(1, math.ceil(n / cols))
+    longest = max((len(tile_title(int(p), int(t), class_names)) for p, t in zip(predictions, labels, strict=True)),
+                  default=1)
     size = 16 if longest <= 7 else 10  # long class names ("Ankle boot (Sneaker)") must not overlap
-    fig, axes = plt.subplots(rows, cols, figsize=(cols * 1.0, rows * 1.4), squeeze=False)
+    fig, axes = plt.subplots(rows, cols, figsize=(cols * 1.0, rows * (1.75 if confidence is not None else 1.4)),
+                             squeeze=False)
     for k, ax in enumerate(axes.flat):
         ax.axis("off")
         if k >= n:
             continue
-        ok = bool(samples.correct[k])
-        ax.imshow(samples.images[k].reshape(samples.image_shape), cmap="binary" if ok else "Greys_r")
-        ax.set_title(tile_title(int(samples.predictions[k]), int(samples.labels[k]), samples.class_names),
+        ok = bool(labels[k] == predictions[k])
+        ax.imshow(images[k].reshape(image_shape), cmap="binary" if ok else "Greys_r")
+        ax.set_title(tile_title(int(predictions[k]), int(labels[k]), class_names),
                      color="black" if ok else "red", fontsize=size, fontweight="normal" if ok else "bold")
+        if confidence is not None:
+            ax.text(0.5, -0.08, f"{confidence[k]:.0%}", transform=ax.transAxes, ha="center", va="top",
+                    fontsize=max(9, size - 4), color="black" if ok else "red")
     fig.tight_layout(pad=0.3, h_pad=0.8)
     return fig
 

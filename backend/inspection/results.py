@@ -51,7 +51,8 @@ class ResultStore:
     def save_samples(self, deployment: Deployment, dataset: str, samples: Samples) -> None:
         self._write(self._path(deployment, dataset, "samples"), indices=samples.indices, images=samples.images,
                     labels=samples.labels, predictions=samples.predictions,
-                    image_shape=np.asarray(samples.image_shape), class_names=np.asarray(samples.class_names))
+                    image_shape=np.asarray(samples.image_shape), class_names=np.asarray(samples.class_names),
+                    **_probabilities(samples.probabilities))
 
     def load_samples(self, deployment: Deployment, dataset: str) -> Samples | None:
         data = self._read(self._path(deployment, dataset, "samples"))
@@ -60,18 +61,28 @@ class ResultStore:
         shape = data["image_shape"].tolist()
         return Samples(indices=data["indices"], images=data["images"], labels=data["labels"],
                        predictions=data["predictions"], image_shape=(int(shape[0]), int(shape[1])),
-                       class_names=tuple(str(c) for c in data["class_names"]))
+                       class_names=tuple(str(c) for c in data["class_names"]), probabilities=data.get("probabilities"))
 
     def save_evaluation(self, deployment: Deployment, dataset: str, y_true: np.ndarray,
                         evaluation: Evaluation) -> None:
         self._write(self._path(deployment, dataset, "evaluation"), y_true=y_true,
-                    predictions=evaluation.predictions, labels=np.asarray(evaluation.labels))
+                    predictions=evaluation.predictions, labels=np.asarray(evaluation.labels),
+                    **_probabilities(evaluation.probabilities))
 
     def load_evaluation(self, deployment: Deployment, dataset: str) -> Evaluation | None:
         data = self._read(self._path(deployment, dataset, "evaluation"))
         if data is None:
             return None
-        return evaluate(data["y_true"], data["predictions"], tuple(str(c) for c in data["labels"]))
+        return evaluate(data["y_true"], data["predictions"], tuple(str(c) for c in data["labels"]),
+                        data.get("probabilities"))
+
+    def revision(self, deployment: Deployment, dataset: str, kind: str) -> int:
+        """A number that changes whenever the `kind` result is saved again (0 while there is none):
+        a cache key for pictures drawn from it."""
+        try:
+            return self._path(deployment, dataset, kind).stat().st_mtime_ns
+        except OSError:
+            return 0
 
     def saved_at(self, deployment: Deployment, dataset: str, kind: str) -> str | None:
         """When the `kind` ("samples" or "evaluation") result was saved (ISO 8601, UTC), or None."""
@@ -84,3 +95,8 @@ class ResultStore:
     def forget(self, deployment: Deployment) -> None:
         """Removes everything kept for `deployment`."""
         shutil.rmtree(self._path(deployment, "x", "x").parent, ignore_errors=True)
+
+
+def _probabilities(probabilities: np.ndarray | None) -> dict[str, np.ndarray]:
+    """Probabilities kept as float32 (half the disk, more than enough for display), when there are any."""
+    return {} if probabilities is None else {"probabilities": np.asarray(probabilities, dtype=np.float32)}

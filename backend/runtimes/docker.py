@@ -165,6 +165,8 @@ def state_of(attrs: dict[str, Any], ready: bool, now: float,
     restarts = int(attrs.get("RestartCount", 0))
     exit_code = state.get("ExitCode")
     limit = attrs.get("HostConfig", {}).get("Memory") or 0
+    if state.get("OOMKilled") and not exit_code:  # restarted after the kill: the engine shows 0 by then
+        exit_code = 137
     if state.get("OOMKilled"):
         oom = (" — killed for going over its memory limit" + (f" of {limit // 2**20} MiB" if limit else "")
                + ": deploy with more memory")

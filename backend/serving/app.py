@@ -41,6 +41,11 @@ _SCORE_DOC = """Scores a batch with the deployment's scoring script.
 * `application/x-npy`: a 2-D array saved with `numpy.save` (float32 or uint8), passed to the
   script's `run_array(array)` (the built-in scikit-learn script has one). Much faster for big batches.
 
+Confidence: `"proba": true` in the JSON body, or `?proba=true` with an .npy body, makes scripts that
+support it (/info: `probabilities`) answer `{"predictions": [...], "probabilities": [[...], ...],
+"classes": [...]}`: per row the probability of every class, in the order of `classes`. Scripts that
+return labels only (the tutorial's) ignore the question.
+
 Bad input answers 400 (415 for an unsupported content type, 413 above the body limit in /info) with
 `{"error": ..., "type": ...}`; an error raised inside the scoring script answers 500 with a request id
 (the traceback is in the deployment's logs, under that id).
@@ -101,6 +106,7 @@ class _Job:
     script: ModuleType
     body: bytes
     content_type: str
+    proba: bool
 
 
 _scoring: tuple[int, queue.SimpleQueue[_Job]] | None = None
@@ -122,7 +128,7 @@ def _score_forever(jobs: queue.SimpleQueue[_Job]) -> None:
     while True:
         job = jobs.get()
         try:
-            result = handle_score(job.script, job.body, job.content_type)
+            result = handle_score(job.script, job.body, job.content_type, job.proba)
             answer = (result.status, orjson.dumps(result.payload, option=orjson.OPT_SERIALIZE_NUMPY))
         except BaseException as e:  # SystemExit too: answer, and keep the thread
             answer = script_fault(e)
@@ -142,7 +148,9 @@ def _openapi_body(n_features: int | None) -> dict[str, Any]:
     return {"required": True, "content": {
         "application/json": {
             "schema": {"type": "object", "required": ["data"], "properties": {
-                "data": {"type": "array", "minItems": 1, "items": row}}},
+                "data": {"type": "array", "minItems": 1, "items": row},
+                "proba": {"type": "boolean", "description": "answer class probabilities too (scripts that "
+                          "support it; /info says `probabilities`): {predictions, probabilities, classes}"}}},
             "example": {"data": [[0.0] * (n_features or 4)]}}}}
 
 
@@ -154,6 +162,7 @@ def create_app(script: ModuleType, info: dict[str, Any] | None = None, keys: Key
     limit = int(info.get("max_body_bytes") or DEFAULT_MAX_BODY_BYTES)
     info["content_types"] = ["application/json"] + ([NPY_TYPE] if callable(getattr(script, "run_array", None)) else [])
     info["auth"] = "key" if keys is not None else "none"
+    info["probabilities"] = bool(getattr(script, "supports_proba", False))
     app = FastAPI(title="ModelDeck scoring server", version="1", description=info.get("description", ""))
     errors = {"400": {"description": "bad input, with a message"},
               "408": {"description": "the body did not arrive in time"},
@@ -174,7 +183,9 @@ def create_app(script: ModuleType, info: dict[str, Any] | None = None, keys: Key
                      headers={"WWW-Authenticate": "Bearer"})
 
     @app.post("/score", summary="Score a batch", description=_SCORE_DOC, openapi_extra={
-        "requestBody": _openapi_body(info.get("n_features")), "responses": errors, **secured})
+        "requestBody": _openapi_body(info.get("n_features")), "responses": errors, **secured,
+        "parameters": [{"name": "proba", "in": "query", "required": False, "schema": {"type": "boolean"},
+                        "description": "with an .npy body: answer class probabilities too"}]})
     async def score(request: Request) -> Response:
         refused = denied(request)
         if refused is not None:
@@ -192,7 +203,9 @@ def create_app(script: ModuleType, info: dict[str, Any] | None = None, keys: Key
         # run() takes, /health and /ready answer at once (and calls of run() never overlap).
         loop = asyncio.get_running_loop()
         answer: asyncio.Future[tuple[int, bytes]] = loop.create_future()
-        scoring_queue().put(_Job(loop, answer, script, body, content_type))
+        proba = bool(request.scope.get("query_string")) and \
+            request.query_params.get("proba", "").lower() in ("1", "true")
+        scoring_queue().put(_Job(loop, answer, script, body, content_type, proba))
         status, content = await answer
         return Response(content=content, status_code=status, media_type="application/json")
 

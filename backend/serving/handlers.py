@@ -51,12 +51,13 @@ def _call(fn, arg: Any) -> Result:
         return _error(status, str(e) or type(e).__name__, type(e).__name__)
 
 
-def handle_score(script: ModuleType, body: bytes, content_type: str) -> Result:
+def handle_score(script: ModuleType, body: bytes, content_type: str, proba: bool = False) -> Result:
     """Scores one request body with the scoring script.
 
     JSON bodies go to `run(raw_data: str)` unchanged, as the tutorial's contract says (as bytes to a
     script that sets `accepts_bytes = True`); an `application/x-npy` body goes to `run_array(ndarray)`
-    where the script has one.
+    where the script has one (`run_array(ndarray, proba=True)` when `proba` is asked and the script
+    sets `supports_proba = True`; otherwise the question is ignored and labels come back).
     """
     media_type = content_type.split(";")[0].strip().lower()
     if not body:
@@ -69,6 +70,8 @@ def handle_score(script: ModuleType, body: bytes, content_type: str) -> Result:
             array = np.load(io.BytesIO(body), allow_pickle=False)
         except Exception as e:  # np.load raises several kinds for garbage
             return _error(400, BAD_NPY.format(e))
+        if proba and getattr(script, "supports_proba", False):
+            return _call(lambda X: run_array(X, proba=True), array)
         return _call(run_array, array)
     if media_type in JSON_TYPES or media_type.endswith("+json"):
         if getattr(script, "accepts_bytes", False):  # the script parses bytes itself: skip a decode + copy

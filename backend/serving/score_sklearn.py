@@ -2,7 +2,10 @@
 
 init() loads the single .pkl/.joblib/.pickle file in $AZUREML_MODEL_DIR (or $MODEL_DIR);
 run(raw_data) takes '{"data": [[...], ...]}' (str or bytes) and returns the predicted labels as a list;
-run_array(X) does the same for a numpy array (the server's application/x-npy path). Bad input raises
+run_array(X) does the same for a numpy array (the server's application/x-npy path). Asked for
+confidence (`"proba": true` in the JSON body; `?proba=true` on the .npy path), both answer
+{"predictions": [...], "probabilities": [[one per class], ...], "classes": [...]} instead, with the
+probabilities in the model's class order. Bad input raises
 InvalidInput, which the server answers with 400 and the message; anything else it answers with 500.
 Strict JSON: every value must be a JSON number (no strings, booleans or null).
 """
@@ -23,6 +26,7 @@ except ImportError:  # the strict path below handles everything on its own
 MODEL_SUFFIXES = (".pkl", ".joblib", ".pickle")
 NUMBER_TYPES = (int, float)
 accepts_bytes = True  # the server may hand run() the body as bytes (orjson and simdjson parse both)
+supports_proba = True  # run_array(X, proba=True) answers class probabilities (the server's ?proba=true)
 model: Any = None
 n_features = None
 classes = None  # the model's class labels in its own order, reported by /info
@@ -50,25 +54,29 @@ def init():
 
 
 def _fast_rows(raw_data):
-    """The rows of a well-formed {"data": [[numbers]]} body as float32, or None for anything else
-    (which the strict path then parses again and explains)."""
+    """(rows as float32, whether "proba" is true) of a well-formed {"data": [[numbers]]} body, or None
+    for anything else (which the strict path then parses again and explains)."""
     if simdjson is None:
         return None
     try:  # a parser per call: one parser's documents are not safe to share between threads
-        rows: Any = simdjson.Parser().parse(raw_data)["data"]
+        document: Any = simdjson.Parser().parse(raw_data)
+        rows = document["data"]
         width = len(rows[0])
         if len(rows) > 1 and not all(len(row) == width for row in rows):
             return None
         flat = np.frombuffer(rows.as_buffer(of_type="d"), dtype=np.float64)
+        proba = document.get("proba", False)
     except Exception:  # anything unexpected (a string for "data", a number for a row, ...): explain below
         return None
-    return flat.reshape(len(rows), width).astype(np.float32) if width else None
+    if not width or not isinstance(proba, bool):
+        return None
+    return flat.reshape(len(rows), width).astype(np.float32), proba
 
 
 def run(raw_data):
-    X = _fast_rows(raw_data)
-    if X is not None:
-        return run_array(X)
+    fast = _fast_rows(raw_data)
+    if fast is not None:
+        return run_array(*fast)
     try:
         payload = orjson.loads(raw_data)
     except orjson.JSONDecodeError as e:
@@ -80,6 +88,9 @@ def run(raw_data):
         raise InvalidInput('"data" must be a non-empty list of rows')
     if not all(isinstance(row, list) for row in rows):
         raise InvalidInput('"data" must be a list of rows, each a list of numbers')
+    proba = payload.get("proba", False)
+    if not isinstance(proba, bool):
+        raise InvalidInput(f'"proba" must be true or false, got {orjson.dumps(proba).decode()[:40]}')
     lengths = {len(row) for row in rows}
     if len(lengths) != 1:
         raise InvalidInput(f'rows of "data" have different lengths: {sorted(lengths)}')
@@ -87,10 +98,10 @@ def run(raw_data):
         for value in row:
             if type(value) not in NUMBER_TYPES:  # bool is a subclass of int: compare the exact type
                 raise InvalidInput(f'every value in "data" must be a JSON number, got {orjson.dumps(value).decode()[:40]}')
-    return run_array(np.array(rows, dtype=np.float32))
+    return run_array(np.array(rows, dtype=np.float32), proba)
 
 
-def run_array(X):
+def run_array(X, proba=False):
     X = np.asarray(X)
     if X.ndim == 1 and n_features is not None and X.shape[0] == n_features:
         X = X[None, :]
@@ -104,4 +115,11 @@ def run_array(X):
         raise InvalidInput(f"values must be numbers, got dtype {X.dtype}")
     if not np.isfinite(X).all():
         raise InvalidInput("values must be finite numbers within ±3.4e38 (float32; no NaN or infinity)")
-    return model.predict(X)
+    if not proba:
+        return model.predict(X)
+    if not callable(getattr(model, "predict_proba", None)):
+        raise InvalidInput(f"this model ({type(model).__name__}) has no predict_proba: ask without proba")
+    probabilities = model.predict_proba(X)
+    model_classes = np.asarray(model.classes_)
+    return {"predictions": model_classes[probabilities.argmax(axis=1)], "probabilities": probabilities,
+            "classes": classes}

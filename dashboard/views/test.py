@@ -4,16 +4,31 @@ The chosen deployment and test set live in the URL (?deployment=...&dataset=...)
 each deployment and test set are kept under the home, so a reload or a shared link shows them again.
 """
 
+import json
+
 import numpy as np
 import streamlit as st
 
 from backend.datasets import TestSet, datasets_for, load_dataset
-from backend.errors import ModelDeckError
-from backend.inspection.evaluation import evaluate_endpoint, predictions_csv, sample, supports_binary
-from backend.inspection.plots import confusion_heatmap, sample_strip, to_png
+from backend.errors import ModelDeckError, ScoringServerError
+from backend.inspection.charts import CELL, PREDICTED_CLASS, TRUE_CLASS, confusion_chart, probability_bars
+from backend.inspection.evaluation import (
+    Evaluation,
+    Samples,
+    class_name,
+    evaluate_endpoint,
+    label_indices,
+    predictions_csv,
+    probabilities_by_class,
+    sample,
+    supports_binary,
+)
+from backend.inspection.plots import confusion_heatmap, image_grid, sample_strip, to_png
+from backend.inspection.preprocess import mnist_input
 from backend.inspection.snippets import curl_snippet, python_snippet
 from backend.registry import Signature
 from backend.timefmt import age
+from dashboard.canvas import drawing_pad
 from dashboard.common import fail, get_deck, nothing_chosen, scoring_failed, snapshot, url_select, verbatim
 
 deck = get_deck()
@@ -87,6 +102,64 @@ except ModelDeckError as e:
 binary = takes_binary(uri, deployment.record.uid, key)
 
 
+def clicked(event: object) -> tuple[int | None, int | None]:
+    """(true label, predicted label) the reader clicked in the confusion chart: a cell gives both, a
+    margin bar one; None where nothing is chosen."""
+    selection = getattr(event, "selection", None) or {}
+    for name, fields in ((CELL, ("true", "predicted")), (TRUE_CLASS, ("true",)), (PREDICTED_CLASS, ("predicted",))):
+        points = selection.get(name) or []
+        if points and isinstance(points[0], dict):
+            point = points[0]
+            return (int(point["true"]) if "true" in fields else None,
+                    int(point["predicted"]) if "predicted" in fields else None)
+    return None, None
+
+
+def gallery(title: str, indices: np.ndarray, data: TestSet, evaluation: Evaluation, key: str,
+            paged: bool = True) -> None:
+    """Test images by index, titled "prediction (true)", most confident first where known."""
+    per_page = 30
+    st.markdown(f"**{verbatim(title)}**")
+    if len(indices) == 0:
+        st.caption("none")
+        return
+    page = 1
+    if paged and len(indices) > per_page:
+        pages = (len(indices) + per_page - 1) // per_page
+        page = int(st.number_input(f"Page (of {pages})", 1, pages, 1, key=f"page/{key}"))
+    shown = indices[(page - 1) * per_page:page * per_page]
+    st.image(grid_png(deployment.record.uid, dataset_name, deck.results.revision(deployment, dataset_name, "evaluation"),
+                      tuple(int(i) for i in shown), data, evaluation), width="stretch")
+    st.caption("Test images " + ", ".join(f"#{int(i)}" for i in shown[:12]) + (" …" if len(shown) > 12 else ""))
+
+
+@st.cache_data(max_entries=64, show_spinner=False)
+def grid_png(uid: str, dataset: str, revision: int, shown: tuple[int, ...], _data: TestSet,
+             _evaluation: Evaluation) -> bytes:
+    """The gallery picture of test images `shown` of one kept evaluation (by deployment id, test set
+    and when it was saved): drawn once, not on every click."""
+    indices = np.asarray(shown, dtype=np.int64)
+    confidence = _evaluation.confidence
+    return to_png(image_grid(_data.X[indices], _data.image_shape, _data.y[indices], _evaluation.predictions[indices],
+                             _data.class_names, None if confidence is None else confidence[indices]))
+
+
+@st.cache_data(max_entries=16, show_spinner=False)
+def strip_png_of(uid: str, dataset: str, revision: int, _samples: Samples) -> bytes:
+    return to_png(sample_strip(_samples))
+
+
+def sample_body(row: np.ndarray) -> str:
+    return json.dumps({"data": [[round(float(v), 4) for v in row]]})
+
+
+def pretty_body(body: bytes) -> str:
+    try:
+        return json.dumps(json.loads(body), indent=2)[:20_000]
+    except ValueError:
+        return body.decode("utf-8", errors="replace")[:20_000]
+
+
 def scored_caption(kind: str) -> None:
     when = deck.results.saved_at(deployment, dataset_name, kind)
     if when:
@@ -112,7 +185,8 @@ if samples is not None:
     st.markdown(f"**{correct} of {len(samples.labels)} correct** — each image is titled *prediction (true "
                 "label)*; misclassified ones are red, on an inverted colormap.")
     scored_caption("samples")
-    strip_png = to_png(sample_strip(samples))
+    strip_png = strip_png_of(deployment.record.uid, dataset_name,
+                             deck.results.revision(deployment, dataset_name, "samples"), samples)
     st.image(strip_png, width="stretch")
     d1, d2 = st.columns(2)
     d1.download_button("Download images (PNG)", strip_png, f"{chosen}-samples.png", "image/png")
@@ -131,30 +205,134 @@ if st.button(f"Score the whole test set ({len(data):,} images)", type="primary",
     except ModelDeckError as e:
         scoring_failed(e, chosen)
     bar.empty()
-evaluation = deck.results.load_evaluation(deployment, dataset_name)
-if evaluation is not None:
-    scored_caption("evaluation")
-    m1, m2, m3 = st.columns(3)
-    m1.metric("Accuracy", f"{evaluation.accuracy:.2%}")
-    m2.metric("Images", f"{evaluation.n:,}")
-    m3.metric("Errors", f"{evaluation.n - int(np.trace(evaluation.confusion)):,}")
-    heat, side = st.columns([3, 2])
-    heatmap_png = to_png(confusion_heatmap(evaluation, subject=f"{chosen} ({deployment.model_id}) on {titles[dataset_name]}"))
-    heat.image(heatmap_png, caption="Normalised confusion matrix: rows normalised, diagonal zeroed", width="stretch")
-    side.markdown("**Most confused**")
-    side.markdown("\n".join(f"- {verbatim(str(pair))}" for pair in evaluation.most_confused) or "none")
-    side.markdown("**Per class**")
-    side.dataframe({"class": list(evaluation.labels), "precision": evaluation.precision.round(4),
-                    "recall": evaluation.recall.round(4)}, hide_index=True)
-    with st.expander("Confusion matrix (counts; rows: true label, columns: predicted label)"):
-        st.dataframe({"true \\ predicted": list(evaluation.labels),
-                      **{label: evaluation.confusion[:, j] for j, label in enumerate(evaluation.labels)}},
-                     hide_index=True)
-    d1, d2 = st.columns(2)
-    d1.download_button("Download heatmap (PNG)", heatmap_png, f"{chosen}-confusion.png", "image/png")
-    d2.download_button("Download all predictions (CSV)", predictions_csv(np.arange(len(data)), data.y,
-                       evaluation.predictions, data.class_names), f"{chosen}-predictions.csv", "text/csv")
 
+
+# Each part below reruns alone when its own controls change (a click on the matrix, a stroke on the
+# pad, a Send in the console), not the whole page.
+@st.fragment
+def evaluation_view() -> None:
+    evaluation = deck.results.load_evaluation(deployment, dataset_name)
+    if evaluation is not None:
+        scored_caption("evaluation")
+        m1, m2, m3 = st.columns(3)
+        m1.metric("Accuracy", f"{evaluation.accuracy:.2%}")
+        m2.metric("Images", f"{evaluation.n:,}")
+        m3.metric("Errors", f"{evaluation.n - int(np.trace(evaluation.confusion)):,}")
+        subject = f"{chosen} ({deployment.model_id}) on {titles[dataset_name]}"
+        if evaluation.probabilities is None:
+            st.caption(":material/info: This scoring script returns labels only: no confidence, and galleries are in "
+                       "test-set order.")
+        heat, side = st.columns([3, 2])
+        with heat:
+            counts = st.toggle("Counts in the cells", key="cm_counts", persist_state="page")
+            st.caption("Normalised confusion matrix: rows normalised, diagonal zeroed. Click a cell for its images, a "
+                       "bar for a class's errors; double-click to clear.")
+            # Keyed by deployment id and test set: a click on one deployment's matrix never shows another's images.
+            event = st.altair_chart(confusion_chart(evaluation, counts), on_select="rerun",
+                                    key=f"cm/{deployment.record.uid}/{dataset_name}",
+                                    selection_mode=[CELL, TRUE_CLASS, PREDICTED_CLASS])
+        side.markdown("**Most confused**")
+        side.markdown("\n".join(f"- {verbatim(str(pair))}" for pair in evaluation.most_confused) or "none")
+        side.markdown("**Per class**")
+        side.dataframe({"class": list(evaluation.labels), "precision": evaluation.precision.round(4),
+                        "recall": evaluation.recall.round(4)}, hide_index=True)
+        true_class, predicted_class = clicked(event)
+        if true_class is None and predicted_class is None:
+            st.info("Click a cell of the matrix to see exactly those images.", icon=":material/touch_app:")
+        else:
+            shown = evaluation.cell(true_class, predicted_class)
+            what = " and ".join(part for part in (
+                f"true label {evaluation.labels[true_class]}" if true_class is not None else "",
+                f"predicted {evaluation.labels[predicted_class]}" if predicted_class is not None else "") if part)
+            gallery(f"{len(shown):,} images with {what}", shown, data, evaluation, f"cell/{true_class}/{predicted_class}")
+        wrong, unsure = st.tabs(["Confidently wrong", "Least confident right"])
+        with wrong:
+            gallery("Wrong, with the highest probability on the wrong label", evaluation.confidently_wrong(30), data,
+                    evaluation, "wrong", paged=False)
+        with unsure:
+            gallery("Right, with the lowest probability", evaluation.least_confident_right(30), data, evaluation,
+                    "unsure", paged=False)
+        with st.expander("Confusion matrix (counts; rows: true label, columns: predicted label)"):
+            st.dataframe({"true \\ predicted": list(evaluation.labels),
+                          **{label: evaluation.confusion[:, j] for j, label in enumerate(evaluation.labels)}},
+                         hide_index=True)
+        d1, d2 = st.columns(2)
+        d1.download_button("Download heatmap (PNG)", lambda: to_png(confusion_heatmap(evaluation, subject=subject)),
+                           f"{chosen}-confusion.png", "image/png")
+        d2.download_button("Download all predictions (CSV)", lambda: predictions_csv(
+            np.arange(len(data)), data.y, evaluation.predictions, data.class_names), f"{chosen}-predictions.csv", "text/csv")
+
+
+@st.fragment
+def own_digit_view() -> None:
+    if tuple(signature.image_shape or ()) != (28, 28):
+        st.info(verbatim(f"Drawing and uploads are for 28x28 image models; {deployment.model_id} takes "
+                         f"{signature.describe()}."))
+    else:
+        draw, result = st.columns([1, 1])
+        with draw:
+            st.caption("Draw a digit (white on black, as MNIST), or upload a photo or scan of one (while an "
+                       "upload is chosen, it is the one scored).")
+            drawn = drawing_pad(key=f"pad/{deployment.record.uid}")
+            uploaded = st.file_uploader("Upload an image", type=["png", "jpg", "jpeg"], key="own_upload")
+        source = uploaded.getvalue() if uploaded is not None else drawn
+        with result:
+            if source is None:
+                st.info("Draw on the pad or upload an image: the prediction follows.", icon=":material/draw:")
+            else:
+                try:
+                    prepared = mnist_input(source)
+                    answer = deck.client.scores(uri, prepared.row[None, :], use_binary=binary, key=key, proba=True)
+                    predicted = int(label_indices(answer.labels, data.class_names, 1)[0])
+                    probabilities = probabilities_by_class(answer, data.class_names)
+                except ModelDeckError as e:
+                    if isinstance(e, ScoringServerError):
+                        scoring_failed(e, chosen)
+                    else:
+                        fail(e, "Cannot use that image")
+                else:
+                    p1, p2 = st.columns([1, 1])
+                    p1.metric("Prediction", class_name(data.class_names, predicted),
+                              f"{probabilities[0, predicted]:.0%} sure" if probabilities is not None else None,
+                              delta_color="off", delta_arrow="off")
+                    p2.image(prepared.pixels, caption="What the model received (28x28)", width=140, clamp=True)
+                    if probabilities is None:
+                        st.caption("This scoring script returns labels only: no probabilities.")
+                    else:
+                        st.altair_chart(probability_bars(probabilities[0], data.class_names))
+
+
+@st.fragment
+def console_view() -> None:
+    st.caption("Any body, sent as it is; the answer as it comes — refusals included.")
+    console_key = f"console/{deployment.record.uid}/{dataset_name}"
+    body = st.text_area("Request body", value=sample_body(data.X[0]), height=120, key=console_key)
+    b1, b2, b3 = st.columns([2, 2, 3])
+    content_type = b1.selectbox("Content-Type", ["application/json", "text/plain", "application/xml"],
+                                key="console_type", persist_state="page")
+    send_key = b2.toggle("Send the key", value=key is not None, disabled=key is None, key="console_key",
+                         help="Key auth is on for this deployment" if key else "This deployment has no key auth")
+    if b3.button("Send", icon=":material/send:", key="console_send", width="stretch"):
+        try:
+            raw = deck.client.send_raw(uri, body.encode(), content_type, key=key if send_key else None)
+            st.session_state[f"{console_key}/answer"] = raw
+        except ModelDeckError as e:
+            fail(e, "No answer")
+    raw = st.session_state.get(f"{console_key}/answer")
+    if raw is not None:
+        status_color = "green" if raw.status < 400 else "orange" if raw.status < 500 else "red"
+        st.markdown(f":{status_color}-badge[HTTP {raw.status} {verbatim(raw.reason)}] "
+                    f":gray-badge[{raw.latency_ms:.1f} ms] :gray-badge[{len(raw.body):,} bytes]")
+        h1, h2 = st.columns([2, 3])
+        h1.dataframe({"header": list(raw.headers), "value": list(raw.headers.values())}, hide_index=True)
+        h2.code(pretty_body(raw.body), language="json")
+
+
+evaluation_view()
+st.subheader("Try your own digit")
+own_digit_view()
+st.subheader("Request console")
+console_view()
 st.subheader("The raw request")
 row = data.X[0]
 t1, t2 = st.tabs(["curl", "Python (requests)"])

@@ -1,0 +1,78 @@
+"""Interactive charts (Altair specs; the dashboard renders them and reads the clicks)."""
+
+from __future__ import annotations
+
+from typing import Any
+
+import altair as alt
+import numpy as np
+
+from .evaluation import Evaluation
+
+CELL, TRUE_CLASS, PREDICTED_CLASS = "cell", "true_class", "predicted_class"  # the selections' names
+
+
+def confusion_chart(evaluation: Evaluation, counts: bool = False) -> alt.HConcatChart:
+    """The normalised confusion matrix (rows normalised, diagonal zeroed) as a clickable heatmap, with
+    the errors per true label beside it and per predicted label below, each clickable too.
+
+    A click on a cell selects `CELL` (fields `true`, `predicted`: label indices); a bar of the row
+    margin selects `TRUE_CLASS` (`true`), of the column margin `PREDICTED_CLASS` (`predicted`).
+    With `counts`, each cell shows its count.
+    """
+    labels = list(evaluation.labels)
+    n = len(labels)
+    cells = [{"true": i, "predicted": j, "true label": labels[i], "predicted label": labels[j],
+              "share": float(evaluation.normalized[i, j]), "count": int(evaluation.confusion[i, j]),
+              "kind": "right" if i == j else "wrong"} for i in range(n) for j in range(n)]
+    off = evaluation.confusion.copy()
+    np.fill_diagonal(off, 0)
+    rows = [{"true": i, "true label": labels[i], "errors": int(off[i].sum())} for i in range(n)]
+    columns = [{"predicted": j, "predicted label": labels[j], "errors": int(off[:, j].sum())} for j in range(n)]
+    cell = alt.selection_point(name=CELL, fields=["true", "predicted"], on="click", clear="dblclick")
+    by_true = alt.selection_point(name=TRUE_CLASS, fields=["true"], on="click", clear="dblclick")
+    by_predicted = alt.selection_point(name=PREDICTED_CLASS, fields=["predicted"], on="click", clear="dblclick")
+    order = alt.Sort(labels)
+    side = max(260, 34 * n)
+    x = alt.X("predicted label:N", sort=order, title="predicted label", axis=alt.Axis(labelAngle=0, labelFontSize=13))
+    y = alt.Y("true label:N", sort=order, title="true label", axis=alt.Axis(labelFontSize=13))
+    tooltip: list[Any] = ["true label:N", "predicted label:N", alt.Tooltip("count:Q", title="images"),
+                          alt.Tooltip("share:Q", title="share of the true label", format=".1%")]
+    base = alt.Chart(alt.Data(values=cells))
+    heat = base.mark_rect(stroke="white", strokeWidth=0.5).encode(
+        x=x, y=y, tooltip=tooltip,
+        color=alt.Color("share:Q", scale=alt.Scale(scheme="viridis"), title="share of errors",
+                        legend=alt.Legend(format=".0%", orient="top", gradientLength=200)),
+        opacity=alt.condition(cell, alt.value(1.0), alt.value(0.55)),
+    ).add_params(cell).properties(width=side, height=side)
+    layers: list[Any] = [heat]
+    if counts:
+        layers.append(base.mark_text(fontSize=11).encode(
+            x=x, y=y, text=alt.Text("count:Q"),
+            color=alt.condition("datum.share > 0.5 || datum.kind == 'right'", alt.value("black"), alt.value("white"))))
+    matrix = alt.layer(*layers)
+    margin_color = alt.value("#c0392b")
+    right = alt.Chart(alt.Data(values=rows)).mark_bar(color="#c0392b").encode(
+        y=alt.Y("true label:N", sort=order, axis=None), x=alt.X("errors:Q", title="errors by true label"),
+        tooltip=["true label:N", "errors:Q"],
+        opacity=alt.condition(by_true, alt.value(1.0), alt.value(0.5)), color=margin_color,
+    ).add_params(by_true).properties(width=110, height=side)
+    below = alt.Chart(alt.Data(values=columns)).mark_bar().encode(
+        x=alt.X("predicted label:N", sort=order, axis=None), y=alt.Y("errors:Q", title="errors as this label"),
+        tooltip=["predicted label:N", "errors:Q"],
+        opacity=alt.condition(by_predicted, alt.value(1.0), alt.value(0.5)), color=margin_color,
+    ).add_params(by_predicted).properties(width=side, height=90)
+    return alt.hconcat(alt.vconcat(matrix, below, spacing=4), right, spacing=4).resolve_scale(color="independent")
+
+
+def probability_bars(probabilities: np.ndarray, class_names: tuple[str, ...]) -> alt.Chart:
+    """One bar per class: the model's probability for it, the most likely one highlighted."""
+    best = int(np.argmax(probabilities))
+    values = [{"class": class_names[i], "probability": float(p), "best": i == best}
+              for i, p in enumerate(probabilities)]
+    return alt.Chart(alt.Data(values=values)).mark_bar().encode(
+        x=alt.X("class:N", sort=list(class_names), axis=alt.Axis(labelAngle=0, labelFontSize=13), title=None),
+        y=alt.Y("probability:Q", scale=alt.Scale(domain=[0, 1]), axis=alt.Axis(format=".0%")),
+        color=alt.condition("datum.best", alt.value("#2f4b7c"), alt.value("#a5b4cf")),
+        tooltip=["class:N", alt.Tooltip("probability:Q", format=".1%")],
+    ).properties(height=220)

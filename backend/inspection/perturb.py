@@ -1,0 +1,187 @@
+"""Seeded perturbations of a batch of images, to see how a model holds up: noise, rotation, shift, blur and
+stroke thickness.
+
+`perturb` is pure: the same images, kind, strength and seed give the same result, and the input is never
+changed. Images are ink bright on black with values in [0, 1] (MNIST's form); pixels moved in from outside
+the image are black, and results are clipped to [0, 1]. Slider ranges and curve strengths in `KINDS` are
+sized for 28x28 images.
+"""
+
+from __future__ import annotations
+
+import math
+from collections.abc import Callable
+from dataclasses import dataclass
+
+import numpy as np
+from scipy import ndimage
+
+from ..errors import InvalidPerturbationError
+
+_SHIFT_CHUNK = 2048  # images per map_coordinates call: bounds the coordinate arrays to ~40 MB at 28x28
+
+
+@dataclass(frozen=True)
+class PerturbationKind:
+    """One kind of perturbation, as a dashboard offers it.
+
+    Attributes:
+        name: its key in `KINDS`, the `kind` argument of `perturb`.
+        label: display name.
+        unit: what the strength measures.
+        minimum, maximum, step: a sensible slider range.
+        curve: default strengths for a robustness curve, 0 (the unperturbed baseline) included.
+        random: whether the seed changes the result.
+    """
+
+    name: str
+    label: str
+    unit: str
+    minimum: float
+    maximum: float
+    step: float
+    curve: tuple[float, ...]
+    random: bool
+
+
+KINDS: dict[str, PerturbationKind] = {kind.name: kind for kind in (
+    PerturbationKind("noise", "Gaussian noise", "standard deviation (pixel values 0 to 1)",
+                     0.0, 0.5, 0.01, (0.0, 0.05, 0.1, 0.15, 0.2, 0.3, 0.4, 0.5), random=True),
+    PerturbationKind("rotate", "Rotation", "degrees, counter-clockwise about the centre",
+                     -90.0, 90.0, 1.0, (0.0, 5.0, 10.0, 15.0, 20.0, 30.0, 45.0), random=False),
+    PerturbationKind("shift", "Shift", "pixels, each image in a random direction",
+                     0.0, 8.0, 0.5, (0.0, 1.0, 2.0, 3.0, 4.0, 5.0, 6.0), random=True),
+    PerturbationKind("blur", "Blur", "Gaussian sigma in pixels",
+                     0.0, 3.0, 0.1, (0.0, 0.25, 0.5, 0.75, 1.0, 1.5, 2.0), random=False),
+    PerturbationKind("thickness", "Stroke thickness", "pixels: > 0 thickens (dilation), < 0 thins (erosion)",
+                     -2.0, 3.0, 1.0, (-2.0, -1.0, 0.0, 1.0, 2.0, 3.0), random=False),
+)}
+
+
+def perturb(images: np.ndarray, kind: str, strength: float, *, image_shape: tuple[int, int] | None = None,
+            seed: int = 0) -> np.ndarray:
+    """A perturbed copy of a batch of images.
+
+    Args:
+        images: floats in [0, 1], either images (n, height, width) or rows (n, height*width) with `image_shape`.
+        kind: one of `KINDS`:
+            "noise": Gaussian noise of standard deviation `strength`, drawn from `seed`.
+            "rotate": every image turned `strength` degrees counter-clockwise (as displayed) about its centre.
+            "shift": every image moved `strength` pixels, each in its own direction drawn from `seed`
+                (subpixel, bilinear).
+            "blur": a Gaussian blur of sigma `strength` pixels.
+            "thickness": grey-level dilation (`strength` > 0) or erosion (< 0) by a disc of radius
+                |`strength`| pixels (a whole number; radius 1 is the 3x3 cross).
+        strength: how much; 0 gives an unchanged copy.
+        image_shape: (height, width) of each row; required for rows, checked for images.
+        seed: the random kinds' seed; the first k images of a batch are perturbed the same as the k alone.
+
+    Returns:
+        An array of the shape and dtype of `images`, values clipped to [0, 1].
+
+    Raises:
+        InvalidPerturbationError: an unknown kind, a strength the kind does not take, or images that are not a
+            batch of floats (or rows without a matching `image_shape`).
+    """
+    spec = KINDS.get(kind)
+    if spec is None:
+        raise InvalidPerturbationError(f"unknown perturbation {kind!r}: choose one of {', '.join(KINDS)}")
+    batch = _as_batch(images, image_shape)
+    amount = _checked_strength(spec, strength, batch.shape[1:])
+    if amount == 0 or batch.shape[0] == 0:
+        return images.copy()
+    perturbed = _APPLY[kind](batch, amount, np.random.default_rng(seed))
+    np.clip(perturbed, 0.0, 1.0, out=perturbed)
+    return perturbed.reshape(images.shape).astype(images.dtype, copy=False)
+
+
+def _as_batch(images: np.ndarray, image_shape: tuple[int, int] | None) -> np.ndarray:
+    """The images as float32 (n, height, width): a view when they are float32 already."""
+    if not isinstance(images, np.ndarray) or images.dtype.kind != "f":
+        what = f"an array of {images.dtype}" if isinstance(images, np.ndarray) else type(images).__name__
+        raise InvalidPerturbationError(f"images must be a numpy array of floats in [0, 1], got {what}")
+    shape = tuple(int(s) for s in image_shape) if image_shape is not None else None
+    if images.ndim == 3:
+        if shape is not None and shape != images.shape[1:]:
+            raise InvalidPerturbationError(
+                f"images of {images.shape[1]}x{images.shape[2]} do not match image_shape {list(shape)}")
+        return images.astype(np.float32, copy=False)
+    if images.ndim == 2:
+        if shape is None or len(shape) != 2 or shape[0] * shape[1] != images.shape[1]:
+            raise InvalidPerturbationError(
+                f"rows of {images.shape[1]} values need image_shape=(height, width) with height*width = "
+                f"{images.shape[1]}, got {list(shape) if shape is not None else None}")
+        return images.astype(np.float32, copy=False).reshape(-1, shape[0], shape[1])
+    raise InvalidPerturbationError(
+        f"expected images (n, height, width) or rows (n, height*width), got an array of shape {list(images.shape)}")
+
+
+def _checked_strength(spec: PerturbationKind, strength: float, shape: tuple[int, ...]) -> float:
+    """`strength` as a float, once it is one the kind takes."""
+    try:
+        value = float(strength)
+    except (TypeError, ValueError):
+        raise InvalidPerturbationError(f"{spec.name} strength must be a number, got {strength!r}") from None
+    if not math.isfinite(value):
+        raise InvalidPerturbationError(f"{spec.name} strength must be a finite number, got {value}")
+    if spec.name in ("noise", "shift", "blur") and value < 0:
+        raise InvalidPerturbationError(f"{spec.name} strength ({spec.unit}) cannot be negative, got {value:g}")
+    if spec.name == "thickness" and value != round(value):
+        raise InvalidPerturbationError(f"thickness takes whole pixels (dilation > 0, erosion < 0), got {value:g}")
+    largest = max(shape)
+    if spec.name in ("blur", "thickness") and abs(value) > largest:
+        raise InvalidPerturbationError(f"{spec.name} strength {value:g} is larger than the images ({largest} pixels): "
+                                       f"at most {largest}")
+    return value
+
+
+def _noise(batch: np.ndarray, std: float, rng: np.random.Generator) -> np.ndarray:
+    noisy = rng.standard_normal(batch.shape, dtype=np.float32)
+    noisy *= std
+    noisy += batch
+    return noisy
+
+
+def _rotate(batch: np.ndarray, degrees: float, rng: np.random.Generator) -> np.ndarray:
+    """One affine transform over the whole batch, the identity along the image axis (images never mix):
+    output pixel p reads the input, bilinearly, at centre + R (p - centre), R turning back by the angle."""
+    theta = math.radians(degrees)
+    cos, sin = math.cos(theta), math.sin(theta)
+    matrix = np.array([[1.0, 0.0, 0.0], [0.0, cos, sin], [0.0, -sin, cos]])
+    centre = np.array([0.0, (batch.shape[1] - 1) / 2, (batch.shape[2] - 1) / 2])
+    return ndimage.affine_transform(batch, matrix, offset=centre - matrix @ centre, order=1, mode="constant",
+                                    cval=0.0, output=np.float32)
+
+
+def _shift(batch: np.ndarray, distance: float, rng: np.random.Generator) -> np.ndarray:
+    """Each image moved `distance` pixels at its own angle: bilinear lookups at (n, r - dy_n, c - dx_n)."""
+    n, height, width = batch.shape
+    angles = rng.uniform(0.0, 2 * math.pi, size=n)
+    dy, dx = distance * np.sin(angles), distance * np.cos(angles)
+    rows, cols = np.mgrid[0:height, 0:width].astype(np.float64)
+    shifted = np.empty_like(batch)
+    for start in range(0, n, _SHIFT_CHUNK):
+        stop = min(start + _SHIFT_CHUNK, n)
+        coordinates = np.empty((3, stop - start, height, width))
+        coordinates[0] = np.arange(stop - start)[:, None, None]
+        coordinates[1] = rows - dy[start:stop, None, None]
+        coordinates[2] = cols - dx[start:stop, None, None]
+        ndimage.map_coordinates(batch[start:stop], coordinates, output=shifted[start:stop], order=1,
+                                mode="constant", cval=0.0)
+    return shifted
+
+
+def _blur(batch: np.ndarray, sigma: float, rng: np.random.Generator) -> np.ndarray:
+    return ndimage.gaussian_filter(batch, sigma=(0.0, sigma, sigma), mode="constant", cval=0.0, output=np.float32)
+
+
+def _thickness(batch: np.ndarray, radius: float, rng: np.random.Generator) -> np.ndarray:
+    r = abs(int(radius))
+    y, x = np.ogrid[-r:r + 1, -r:r + 1]
+    disc = (y * y + x * x <= r * r)[None]
+    operation = ndimage.grey_dilation if radius > 0 else ndimage.grey_erosion
+    return operation(batch, footprint=disc, mode="constant", cval=0.0).astype(np.float32, copy=False)
+
+
+_APPLY: dict[str, Callable[[np.ndarray, float, np.random.Generator], np.ndarray]] = {
+    "noise": _noise, "rotate": _rotate, "shift": _shift, "blur": _blur, "thickness": _thickness}
