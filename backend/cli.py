@@ -13,7 +13,8 @@ from .config import RUNTIME_CHOICES
 from .context import ModelDeck, open_modeldeck
 from .datasets import DATASET_NAMES, TestSet, datasets_for, load_dataset
 from .errors import ModelDeckError, UserImageError
-from .inspection.evaluation import evaluate_endpoint, sample, supports_binary
+from .inspection.evaluation import evaluate_endpoint, robustness, sample, supports_binary
+from .inspection.perturb import KINDS, Perturbation
 from .progress import ProgressEvent
 from .registry import Model, parse_signature, parse_tags
 from .runtimes.base import DeployConfig
@@ -186,6 +187,21 @@ def cmd_score(deck: ModelDeck, args: argparse.Namespace) -> int:
     return 0
 
 
+def cmd_robustness(deck: ModelDeck, args: argparse.Namespace) -> int:
+    uri, key, testset = _scoring_target(deck, args)
+    strengths = tuple(float(v) for v in args.strengths.split(",")) if args.strengths else None
+    binary = not args.json_path and supports_binary(deck.client, uri, key)
+    points = robustness(deck.client, uri, testset, args.perturb, strengths, seed=args.seed, key=key,
+                        use_binary=binary, progress=lambda done, total: _err(f"strength {done} of {total} scored"))
+    if args.json:
+        _print_json([{"strength": p.strength, "accuracy": p.accuracy} for p in points])
+        return 0
+    print(f"{KINDS[args.perturb].label} ({KINDS[args.perturb].unit}) on {testset.name}:")
+    for point in points:
+        print(f"  {point.strength:>7g}  {point.accuracy:7.2%} " + "#" * int(round(point.accuracy * 40)))
+    return 0
+
+
 def cmd_predict(deck: ModelDeck, args: argparse.Namespace) -> int:
     from .inspection.evaluation import label_indices, probabilities_by_class
     from .inspection.preprocess import mnist_input
@@ -219,6 +235,8 @@ def cmd_predict(deck: ModelDeck, args: argparse.Namespace) -> int:
 
 def cmd_evaluate(deck: ModelDeck, args: argparse.Namespace) -> int:
     uri, key, testset = _scoring_target(deck, args)
+    if args.perturb:
+        testset = Perturbation.parse(args.perturb, args.seed).apply(testset)
     binary = not args.json_path and supports_binary(deck.client, uri, key)
     evaluation = evaluate_endpoint(deck.client, uri, testset, use_binary=binary, key=key)
     if args.plot:
@@ -331,6 +349,18 @@ def build_parser() -> argparse.ArgumentParser:
                                 "in the test set's class order)")
         else:
             p.add_argument("--plot", metavar="FILE.png", help="write the normalised confusion heatmap")
+            p.add_argument("--perturb", metavar="KIND=STRENGTH", default=None,
+                           help=f"score the test set perturbed, e.g. rotate=15 (kinds: {', '.join(KINDS)})")
+            p.add_argument("--seed", type=int, default=0, help="seed of random perturbations (noise, shift)")
+    p = add(sub, "robustness", cmd_robustness, "accuracy on the whole test set at several strengths of one "
+            "perturbation")
+    p.add_argument("name", help="deployment name")
+    p.add_argument("--perturb", required=True, choices=list(KINDS), metavar="KIND",
+                   help=f"one of {', '.join(KINDS)}")
+    p.add_argument("--strengths", default=None, metavar="S1,S2,...", help="default: a curve for that kind")
+    p.add_argument("--seed", type=int, default=0)
+    p.add_argument("--dataset", choices=DATASET_NAMES, default=None)
+    p.add_argument("--json-path", action="store_true", help="send JSON even where .npy is taken")
     return parser
 
 

@@ -42,6 +42,15 @@ def test_train_deploy_evaluate_score_delete_from_a_shell(cli_env):
         predicted = json.loads(cli(cli_env, "predict", "demo", "--image", str(scan), "--json").stdout)
         assert predicted["prediction"] == "7" and predicted["inverted"] is True
         assert max(predicted["probabilities"], key=predicted["probabilities"].get) == "7"
+        curve = json.loads(cli(cli_env, "robustness", "demo", "--perturb", "rotate", "--strengths", "0,40",
+                               "--json").stdout)
+        assert [point["strength"] for point in curve] == [0.0, 40.0]
+        assert curve[0]["accuracy"] == pytest.approx(trained["metrics"]["accuracy"], abs=1e-4)
+        assert curve[1]["accuracy"] < curve[0]["accuracy"] - 0.2  # a linear model does not like 40 degrees
+        noisy = json.loads(cli(cli_env, "evaluate", "demo", "--perturb", "rotate=40", "--json").stdout)
+        assert noisy["dataset"] == "mnist+rotate=40" and noisy["accuracy"] == pytest.approx(curve[1]["accuracy"])
+        bad = cli(cli_env, "evaluate", "demo", "--perturb", "zoom=2", check=False)
+        assert bad.returncode == 1 and "unknown perturbation 'zoom'" in bad.stderr
         missing = cli(cli_env, "predict", "demo", "--image", str(scan) + ".nope", check=False)
         assert missing.returncode == 1 and "cannot read" in missing.stderr and "Traceback" not in missing.stderr
         listed = json.loads(cli(cli_env, "deployments", "list", "--json").stdout)

@@ -347,3 +347,26 @@ def test_a_labels_only_script_says_so_instead_of_showing_confidence(home):
     button(at, "Score the whole test set (10,000 images)").click().run()
     assert not at.exception and not at.error
     assert any("returns labels only" in c.value for c in at.caption)
+
+
+def test_perturbations_show_beside_the_originals_and_a_robustness_curve_is_drawn(home):
+    deck = backend_deck(home)
+    deck.deployments.deploy_and_wait(deck.registry.get("sklearn_mnist"), "robust", timeout=180)
+    at = app(deployment="robust")
+    at.switch_page("views/test.py").run()
+    select(at, "Perturbation").set_value("rotate").run()
+    assert [s for s in at.slider if s.label.startswith("Strength")][0].value == 15.0
+    button(at, "Send 30 random test images").click().run()
+    assert not at.exception and not at.error
+    assert any("The same images with rotation 15" in m.value for m in at.markdown)
+    assert len(at.get("image")) == 2  # the originals and the rotated ones
+    button(at, "Score the whole test set (10,000 images, rotation 15)").click().run()
+    rotated = float(at.metric[0].value.rstrip("%")) / 100
+    assert rotated < deck.registry.get("sklearn_mnist").metrics["accuracy"] - 0.05
+    assert any(verbatim("on MNIST 10k (bundled), rotation 15, scored") in c.value for c in at.caption)
+    select(at, "Perturbation").set_value("none").run()
+    assert not any("rotation 15" in c.value for c in at.caption)  # the clean results, not the rotated ones
+    charts = len(at.get("vega_lite_chart"))
+    button(at, "Score the whole test set at 8 strengths of gaussian noise").click().run()
+    assert not at.exception and not at.error
+    assert len(at.get("vega_lite_chart")) == charts + 1

@@ -76,3 +76,13 @@ def probability_bars(probabilities: np.ndarray, class_names: tuple[str, ...]) ->
         color=alt.condition("datum.best", alt.value("#2f4b7c"), alt.value("#a5b4cf")),
         tooltip=["class:N", alt.Tooltip("probability:Q", format=".1%")],
     ).properties(height=220)
+
+
+def robustness_chart(points: tuple[tuple[float, float], ...], label: str, unit: str) -> alt.Chart:
+    """Accuracy against the strength of one perturbation: (strength, accuracy) pairs."""
+    values = [{"strength": s, "accuracy": a} for s, a in points]
+    return alt.Chart(alt.Data(values=values)).mark_line(point=True, color="#2f4b7c").encode(
+        x=alt.X("strength:Q", title=f"{label} ({unit})"),
+        y=alt.Y("accuracy:Q", scale=alt.Scale(domain=[0, 1]), axis=alt.Axis(format=".0%")),
+        tooltip=[alt.Tooltip("strength:Q"), alt.Tooltip("accuracy:Q", format=".2%")],
+    ).properties(height=260)

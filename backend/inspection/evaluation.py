@@ -11,6 +11,7 @@ import numpy as np
 from ..client import Scores, ScoringClient
 from ..datasets import TestSet
 from ..errors import UnexpectedAnswerError
+from .perturb import KINDS, Perturbation, perturb
 
 
 @dataclass(frozen=True)
@@ -256,14 +257,46 @@ def evaluate_endpoint(client: ScoringClient, scoring_uri: str, testset: TestSet,
 
 
 def sample(client: ScoringClient, scoring_uri: str, testset: TestSet, n: int = 30, *, seed: int | None = None,
-           use_binary: bool = True, key: str | None = None, proba: bool = True) -> Samples:
+           use_binary: bool = True, key: str | None = None, proba: bool = True,
+           perturbation: Perturbation | None = None) -> Samples:
     """`n` random test images (without repeats) scored at the endpoint (with probabilities where the
-    scoring script gives them, unless `proba` is False)."""
+    scoring script gives them, unless `proba` is False); with `perturbation`, the same images (for the
+    same seed) perturbed first."""
     rng = np.random.default_rng(seed)
     n = max(1, min(n, len(testset)))
     indices = np.sort(rng.choice(len(testset), size=n, replace=False))
-    scores = client.scores(scoring_uri, testset.X[indices], use_binary=use_binary, key=key, proba=proba)
-    return Samples(indices=indices, images=testset.X[indices], labels=testset.y[indices],
+    images = testset.X[indices]
+    if perturbation is not None:
+        images = perturb(images, perturbation.kind, perturbation.strength, image_shape=testset.image_shape,
+                         seed=perturbation.seed)
+    scores = client.scores(scoring_uri, images, use_binary=use_binary, key=key, proba=proba)
+    return Samples(indices=indices, images=images, labels=testset.y[indices],
                    predictions=label_indices(scores.labels, testset.class_names, len(indices)),
                    image_shape=testset.image_shape, class_names=testset.class_names,
                    probabilities=probabilities_by_class(scores, testset.class_names))
+
+
+@dataclass(frozen=True)
+class RobustnessPoint:
+    strength: float
+    accuracy: float
+
+
+def robustness(client: ScoringClient, scoring_uri: str, testset: TestSet, kind: str,
+               strengths: tuple[float, ...] | None = None, *, seed: int = 0,
+               progress: Callable[[int, int], None] | None = None, **kwargs: Any) -> tuple[RobustnessPoint, ...]:
+    """Accuracy on the whole test set perturbed by `kind` at each strength (default: the kind's curve);
+    progress(done, total) after each strength. Other keyword arguments: those of `score_testset`.
+
+    Raises:
+        InvalidPerturbationError, and what `score_testset` raises.
+    """
+    chosen = strengths if strengths is not None else KINDS[Perturbation(kind, 0.0).kind].curve
+    points = []
+    for done, strength in enumerate(chosen, start=1):
+        perturbed = Perturbation(kind, strength, seed).apply(testset)
+        predictions, _ = score_testset(client, scoring_uri, perturbed, **kwargs)
+        points.append(RobustnessPoint(float(strength), float(np.mean(predictions == testset.y))))
+        if progress:
+            progress(done, len(chosen))
+    return tuple(points)

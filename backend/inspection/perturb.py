@@ -11,11 +11,12 @@ from __future__ import annotations
 
 import math
 from collections.abc import Callable
-from dataclasses import dataclass
+from dataclasses import dataclass, replace
 
 import numpy as np
 from scipy import ndimage
 
+from ..datasets import TestSet
 from ..errors import InvalidPerturbationError
 
 _SHIFT_CHUNK = 2048  # images per map_coordinates call: bounds the coordinate arrays to ~40 MB at 28x28
@@ -185,3 +186,44 @@ def _thickness(batch: np.ndarray, radius: float, rng: np.random.Generator) -> np
 
 _APPLY: dict[str, Callable[[np.ndarray, float, np.random.Generator], np.ndarray]] = {
     "noise": _noise, "rotate": _rotate, "shift": _shift, "blur": _blur, "thickness": _thickness}
+
+
+@dataclass(frozen=True)
+class Perturbation:
+    """One perturbation at one strength, as the CLI (`noise=0.2`) and the dashboard name it."""
+
+    kind: str
+    strength: float
+    seed: int = 0
+
+    def __post_init__(self) -> None:
+        if self.kind not in KINDS:
+            raise InvalidPerturbationError(f"unknown perturbation {self.kind!r}: choose one of {', '.join(KINDS)}")
+
+    @classmethod
+    def parse(cls, text: str, seed: int = 0) -> "Perturbation":
+        """`KIND=STRENGTH`, e.g. `rotate=15`.
+
+        Raises:
+            InvalidPerturbationError: not of that form, or an unknown kind.
+        """
+        kind, _, strength = text.partition("=")
+        try:
+            return cls(kind.strip(), float(strength), seed)
+        except ValueError:
+            raise InvalidPerturbationError(f"a perturbation is KIND=STRENGTH (e.g. rotate=15; kinds: "
+                                           f"{', '.join(KINDS)}), got {text!r}") from None
+
+    def describe(self) -> str:
+        return f"{KINDS[self.kind].label.lower()} {self.strength:g}"
+
+    @property
+    def key(self) -> str:
+        """A file-name-safe name: `rotate=15`."""
+        return f"{self.kind}={self.strength:g}" + (f"~{self.seed}" if KINDS[self.kind].random and self.seed else "")
+
+    def apply(self, testset: TestSet) -> TestSet:
+        """The test set with every image perturbed (labels unchanged); named `<set>+<kind>=<strength>`."""
+        images = perturb(testset.X, self.kind, self.strength, image_shape=testset.image_shape, seed=self.seed)
+        return replace(testset, name=f"{testset.name}+{self.key}", X=images,
+                       source=f"{testset.source}, {self.describe()}")

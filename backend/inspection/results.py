@@ -15,7 +15,7 @@ from pathlib import Path
 import numpy as np
 
 from ..runtimes.base import Deployment
-from .evaluation import Evaluation, Samples, evaluate
+from .evaluation import Evaluation, RobustnessPoint, Samples, evaluate
 
 
 class ResultStore:
@@ -75,6 +75,17 @@ class ResultStore:
             return None
         return evaluate(data["y_true"], data["predictions"], tuple(str(c) for c in data["labels"]),
                         data.get("probabilities"))
+
+    def save_curve(self, deployment: Deployment, dataset: str, kind: str, points: tuple[RobustnessPoint, ...]) -> None:
+        self._write(self._path(deployment, dataset, f"robustness-{kind}"),
+                    strengths=np.array([p.strength for p in points]), accuracies=np.array([p.accuracy for p in points]))
+
+    def load_curve(self, deployment: Deployment, dataset: str, kind: str) -> tuple[RobustnessPoint, ...] | None:
+        data = self._read(self._path(deployment, dataset, f"robustness-{kind}"))
+        if data is None:
+            return None
+        return tuple(RobustnessPoint(float(s), float(a)) for s, a in zip(data["strengths"], data["accuracies"],
+                                                                        strict=True))
 
     def revision(self, deployment: Deployment, dataset: str, kind: str) -> int:
         """A number that changes whenever the `kind` result is saved again (0 while there is none):

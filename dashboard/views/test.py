@@ -11,7 +11,14 @@ import streamlit as st
 
 from backend.datasets import TestSet, datasets_for, load_dataset
 from backend.errors import ModelDeckError, ScoringServerError
-from backend.inspection.charts import CELL, PREDICTED_CLASS, TRUE_CLASS, confusion_chart, probability_bars
+from backend.inspection.charts import (
+    CELL,
+    PREDICTED_CLASS,
+    TRUE_CLASS,
+    confusion_chart,
+    probability_bars,
+    robustness_chart,
+)
 from backend.inspection.evaluation import (
     Evaluation,
     Samples,
@@ -20,9 +27,11 @@ from backend.inspection.evaluation import (
     label_indices,
     predictions_csv,
     probabilities_by_class,
+    robustness,
     sample,
     supports_binary,
 )
+from backend.inspection.perturb import KINDS, Perturbation
 from backend.inspection.plots import confusion_heatmap, image_grid, sample_strip, to_png
 from backend.inspection.preprocess import mnist_input
 from backend.inspection.snippets import curl_snippet, python_snippet
@@ -38,6 +47,11 @@ st.title("Test")
 @st.cache_data(show_spinner="Loading the test set…")
 def testset(name: str) -> TestSet:
     return load_dataset(name)
+
+
+@st.cache_data(max_entries=4, show_spinner="Perturbing the test set…")
+def perturbed_set(name: str, perturbation: Perturbation) -> TestSet:
+    return perturbation.apply(testset(name))
 
 
 @st.cache_data(show_spinner=False)
@@ -94,6 +108,25 @@ try:
 except ModelDeckError as e:
     fail(e, "Cannot load the test set")
     st.stop()
+active = st.session_state.get("perturb_kind", "none") != "none"
+with st.expander("Perturb the images: noise, rotation, shift, blur, stroke thickness", expanded=active,
+                 icon=":material/blur_on:"):
+    pc1, pc2, pc3 = st.columns([2, 3, 1])
+    kind_name = pc1.selectbox("Perturbation", ["none", *KINDS], key="perturb_kind", persist_state="page",
+                              format_func=lambda k: "none" if k == "none" else KINDS[k].label)
+    perturbation = None
+    if kind_name != "none":
+        kind = KINDS[kind_name]
+        strength = pc2.slider(f"Strength: {kind.unit}", kind.minimum, kind.maximum, kind.curve[len(kind.curve) // 2],
+                              kind.step, key=f"perturb_strength/{kind_name}", persist_state="page")
+        perturb_seed = pc3.number_input("Seed", 0, value=0, key="perturb_seed", persist_state="page",
+                                        disabled=not kind.random, help="for the random kinds (noise, shift)")
+        if strength != 0:
+            perturbation = Perturbation(kind_name, float(strength), int(perturb_seed))
+        st.caption("Applies to the random images (shown beside the originals) and to the whole test set.")
+scored_set = data if perturbation is None else perturbed_set(dataset_name, perturbation)
+results_key = scored_set.name if perturbation is not None else dataset_name
+set_title = titles[dataset_name] + ("" if perturbation is None else f", {perturbation.describe()}")
 try:
     key = deck.deployments.key_for(deployment)  # None without key auth
 except ModelDeckError as e:
@@ -128,7 +161,7 @@ def gallery(title: str, indices: np.ndarray, data: TestSet, evaluation: Evaluati
         pages = (len(indices) + per_page - 1) // per_page
         page = int(st.number_input(f"Page (of {pages})", 1, pages, 1, key=f"page/{key}"))
     shown = indices[(page - 1) * per_page:page * per_page]
-    st.image(grid_png(deployment.record.uid, dataset_name, deck.results.revision(deployment, dataset_name, "evaluation"),
+    st.image(grid_png(deployment.record.uid, results_key, deck.results.revision(deployment, results_key, "evaluation"),
                       tuple(int(i) for i in shown), data, evaluation), width="stretch")
     st.caption("Test images " + ", ".join(f"#{int(i)}" for i in shown[:12]) + (" …" if len(shown) > 12 else ""))
 
@@ -160,10 +193,11 @@ def pretty_body(body: bytes) -> str:
         return body.decode("utf-8", errors="replace")[:20_000]
 
 
-def scored_caption(kind: str) -> None:
-    when = deck.results.saved_at(deployment, dataset_name, kind)
+def scored_caption(kind: str, results: str, title: str) -> None:
+    when = deck.results.saved_at(deployment, results, kind)
     if when:
-        st.caption(verbatim(f"{chosen} ({deployment.model_id}) on {titles[dataset_name]}, scored {age(when)} ago"))
+        st.caption(verbatim(f"{chosen} ({deployment.model_id}) on {title}, scored {age(when)} ago"))
+
 
 
 st.subheader("Send random test images")
@@ -175,8 +209,12 @@ seed = c2.number_input("Seed (optional)", min_value=0, value=None, step=1, place
 if c3.button(f"Send {n} random test images", type="primary", icon=":material/casino:", width="stretch",
              key="send_random"):
     try:
-        fresh = sample(deck.client, uri, data, n, seed=seed, use_binary=binary, key=key)
+        drawn_seed = seed if seed is not None else int(np.random.default_rng().integers(2**31))
+        fresh = sample(deck.client, uri, data, n, seed=drawn_seed, use_binary=binary, key=key)
         deck.results.save_samples(deployment, dataset_name, fresh)
+        if perturbation is not None:  # the same images, perturbed
+            deck.results.save_samples(deployment, results_key, sample(
+                deck.client, uri, data, n, seed=drawn_seed, use_binary=binary, key=key, perturbation=perturbation))
     except ModelDeckError as e:
         scoring_failed(e, chosen)
 samples = deck.results.load_samples(deployment, dataset_name)
@@ -184,24 +222,33 @@ if samples is not None:
     correct = int(samples.correct.sum())
     st.markdown(f"**{correct} of {len(samples.labels)} correct** — each image is titled *prediction (true "
                 "label)*; misclassified ones are red, on an inverted colormap.")
-    scored_caption("samples")
+    scored_caption("samples", dataset_name, titles[dataset_name])
     strip_png = strip_png_of(deployment.record.uid, dataset_name,
                              deck.results.revision(deployment, dataset_name, "samples"), samples)
     st.image(strip_png, width="stretch")
+    changed = deck.results.load_samples(deployment, results_key) if perturbation is not None else None
+    if perturbation is not None and changed is not None and np.array_equal(changed.indices, samples.indices):
+        st.markdown(verbatim(f"The same images with {perturbation.describe()}: ")
+                    + f"**{int(changed.correct.sum())} of {len(changed.labels)} correct**")
+        st.image(strip_png_of(deployment.record.uid, results_key,
+                              deck.results.revision(deployment, results_key, "samples"), changed), width="stretch")
+    elif perturbation is not None:
+        st.caption(verbatim(f"Send again to see these images with {perturbation.describe()} beside them."))
     d1, d2 = st.columns(2)
     d1.download_button("Download images (PNG)", strip_png, f"{chosen}-samples.png", "image/png")
     d2.download_button("Download predictions (CSV)", predictions_csv(samples.indices, samples.labels,
                        samples.predictions, samples.class_names), f"{chosen}-samples.csv", "text/csv")
 
 st.subheader("Score the whole test set")
-if st.button(f"Score the whole test set ({len(data):,} images)", type="primary", icon=":material/grid_on:",
-             key="score_all"):
+if st.button(f"Score the whole test set ({len(data):,} images"
+             + ("" if perturbation is None else f", {perturbation.describe()}") + ")",
+             type="primary", icon=":material/grid_on:", key="score_all"):
     bar = st.progress(0.0, text="Scoring…")
     try:
-        scored = evaluate_endpoint(deck.client, uri, data, batch_size=2000, use_binary=binary, key=key,
+        scored = evaluate_endpoint(deck.client, uri, scored_set, batch_size=2000, use_binary=binary, key=key,
                                    progress=lambda done, total: bar.progress(done / total,
                                                                              text=f"Scored {done:,} of {total:,}"))
-        deck.results.save_evaluation(deployment, dataset_name, data.y, scored)
+        deck.results.save_evaluation(deployment, results_key, data.y, scored)
     except ModelDeckError as e:
         scoring_failed(e, chosen)
     bar.empty()
@@ -211,14 +258,14 @@ if st.button(f"Score the whole test set ({len(data):,} images)", type="primary",
 # pad, a Send in the console), not the whole page.
 @st.fragment
 def evaluation_view() -> None:
-    evaluation = deck.results.load_evaluation(deployment, dataset_name)
+    evaluation = deck.results.load_evaluation(deployment, results_key)
     if evaluation is not None:
-        scored_caption("evaluation")
+        scored_caption("evaluation", results_key, set_title)
         m1, m2, m3 = st.columns(3)
         m1.metric("Accuracy", f"{evaluation.accuracy:.2%}")
         m2.metric("Images", f"{evaluation.n:,}")
         m3.metric("Errors", f"{evaluation.n - int(np.trace(evaluation.confusion)):,}")
-        subject = f"{chosen} ({deployment.model_id}) on {titles[dataset_name]}"
+        subject = f"{chosen} ({deployment.model_id}) on {set_title}"
         if evaluation.probabilities is None:
             st.caption(":material/info: This scoring script returns labels only: no confidence, and galleries are in "
                        "test-set order.")
@@ -229,7 +276,7 @@ def evaluation_view() -> None:
                        "bar for a class's errors; double-click to clear.")
             # Keyed by deployment id and test set: a click on one deployment's matrix never shows another's images.
             event = st.altair_chart(confusion_chart(evaluation, counts), on_select="rerun",
-                                    key=f"cm/{deployment.record.uid}/{dataset_name}",
+                                    key=f"cm/{deployment.record.uid}/{results_key}",
                                     selection_mode=[CELL, TRUE_CLASS, PREDICTED_CLASS])
         side.markdown("**Most confused**")
         side.markdown("\n".join(f"- {verbatim(str(pair))}" for pair in evaluation.most_confused) or "none")
@@ -244,13 +291,14 @@ def evaluation_view() -> None:
             what = " and ".join(part for part in (
                 f"true label {evaluation.labels[true_class]}" if true_class is not None else "",
                 f"predicted {evaluation.labels[predicted_class]}" if predicted_class is not None else "") if part)
-            gallery(f"{len(shown):,} images with {what}", shown, data, evaluation, f"cell/{true_class}/{predicted_class}")
+            gallery(f"{len(shown):,} images with {what}", shown, scored_set, evaluation,
+                    f"cell/{true_class}/{predicted_class}")
         wrong, unsure = st.tabs(["Confidently wrong", "Least confident right"])
         with wrong:
-            gallery("Wrong, with the highest probability on the wrong label", evaluation.confidently_wrong(30), data,
+            gallery("Wrong, with the highest probability on the wrong label", evaluation.confidently_wrong(30), scored_set,
                     evaluation, "wrong", paged=False)
         with unsure:
-            gallery("Right, with the lowest probability", evaluation.least_confident_right(30), data, evaluation,
+            gallery("Right, with the lowest probability", evaluation.least_confident_right(30), scored_set, evaluation,
                     "unsure", paged=False)
         with st.expander("Confusion matrix (counts; rows: true label, columns: predicted label)"):
             st.dataframe({"true \\ predicted": list(evaluation.labels),
@@ -329,6 +377,32 @@ def console_view() -> None:
 
 
 evaluation_view()
+
+st.subheader("Robustness")
+r1, r2 = st.columns([2, 3], vertical_alignment="bottom")
+curve_kind = r1.selectbox("Perturbation", list(KINDS), format_func=lambda k: KINDS[k].label, key="curve_kind",
+                          persist_state="page")
+strengths = KINDS[curve_kind].curve
+if r2.button(f"Score the whole test set at {len(strengths)} strengths of {KINDS[curve_kind].label.lower()}",
+             icon=":material/show_chart:", key="curve_go", width="stretch"):
+    bar = st.progress(0.0, text="Scoring…")
+    try:
+        points = robustness(deck.client, uri, data, curve_kind, seed=0, key=key, use_binary=binary, batch_size=2000,
+                            progress=lambda done, total: bar.progress(done / total,
+                                                                      text=f"{done} of {total} strengths scored"))
+        deck.results.save_curve(deployment, dataset_name, curve_kind, points)
+    except ModelDeckError as e:
+        scoring_failed(e, chosen)
+    bar.empty()
+curve = deck.results.load_curve(deployment, dataset_name, curve_kind)
+if curve is None:
+    st.caption(verbatim(f"Accuracy against the strength of one perturbation: strengths {', '.join(f'{v:g}' for v in strengths)} "
+                        f"({KINDS[curve_kind].unit})."))
+else:
+    scored_caption(f"robustness-{curve_kind}", dataset_name, titles[dataset_name])
+    st.altair_chart(robustness_chart(tuple((p.strength, p.accuracy) for p in curve), KINDS[curve_kind].label,
+                                     KINDS[curve_kind].unit))
+
 st.subheader("Try your own digit")
 own_digit_view()
 st.subheader("Request console")
