@@ -5,6 +5,7 @@ from __future__ import annotations
 import argparse
 import json
 import sys
+import time
 from dataclasses import asdict
 from pathlib import Path
 from typing import Any
@@ -14,6 +15,7 @@ from .context import ModelDeck, open_modeldeck
 from .datasets import DATASET_NAMES, TestSet, datasets_for, load_dataset
 from .errors import ModelDeckError, UserImageError
 from .inspection.evaluation import evaluate_endpoint, robustness, sample, supports_binary
+from .inspection.history import EvaluationRecord
 from .inspection.perturb import KINDS, Perturbation
 from .progress import ProgressEvent
 from .registry import Model, parse_signature, parse_tags
@@ -123,6 +125,23 @@ def cmd_deployments_logs(deck: ModelDeck, args: argparse.Namespace) -> int:
     return 0
 
 
+def cmd_evaluations_list(deck: ModelDeck, args: argparse.Namespace) -> int:
+    name, version = (None, None)
+    if args.model:
+        name, _, number = args.model.partition(":")
+        version = int(number) if number.isdigit() else None
+    records = deck.evaluations.list(deployment=args.deployment, model_name=name, model_version=version)
+    if args.json:
+        _print_json([r.to_dict() for r in records])
+        return 0
+    print(f"{'WHEN':<26} {'DEPLOYMENT':<20} {'MODEL':<20} {'DATASET':<14} {'PERTURBATION':<14} {'ACCURACY':>8} "
+          f"{'N':>6} {'SECONDS':>7}")
+    for r in records:
+        print(f"{r.created_at:<26} {r.deployment:<20} {r.model_id:<20} {r.dataset:<14} {r.perturbation or '-':<14} "
+              f"{r.accuracy:>8.2%} {r.n:>6} {r.duration_s:>7.2f}")
+    return 0
+
+
 def cmd_deployments_keys(deck: ModelDeck, args: argparse.Namespace) -> int:
     keys = deck.deployments.keys(args.name, runtime=args.runtime)
     if args.key:
@@ -150,8 +169,8 @@ def cmd_deployments_delete(deck: ModelDeck, args: argparse.Namespace) -> int:
 
 def _scoring_target(deck: ModelDeck, args: argparse.Namespace) -> tuple[str, str | None, TestSet]:
     """The Healthy deployment's scoring URI, its key (with key auth) and the test set (default: the
-    first that fits its model)."""
-    deployment = deck.deployments.healthy(args.name)
+    first that fits its model); the deployment itself is `args.deployment` afterwards."""
+    deployment = args.deployment = deck.deployments.healthy(args.name)
     model = deck.deployments.model_of(deployment)
     signature = model.signature if model is not None else None
     dataset = args.dataset
@@ -192,7 +211,10 @@ def cmd_robustness(deck: ModelDeck, args: argparse.Namespace) -> int:
     strengths = tuple(float(v) for v in args.strengths.split(",")) if args.strengths else None
     binary = not args.json_path and supports_binary(deck.client, uri, key)
     points = robustness(deck.client, uri, testset, args.perturb, strengths, seed=args.seed, key=key,
-                        use_binary=binary, progress=lambda done, total: _err(f"strength {done} of {total} scored"))
+                        use_binary=binary, progress=lambda done, total: _err(f"strength {done} of {total} scored"),
+                        on_evaluation=lambda p, scored, evaluation, seconds: deck.evaluations.add(
+                            EvaluationRecord.of(args.deployment, scored, evaluation, duration_s=seconds,
+                                                source="cli robustness", perturbation=p.key)))
     if args.json:
         _print_json([{"strength": p.strength, "accuracy": p.accuracy} for p in points])
         return 0
@@ -235,10 +257,15 @@ def cmd_predict(deck: ModelDeck, args: argparse.Namespace) -> int:
 
 def cmd_evaluate(deck: ModelDeck, args: argparse.Namespace) -> int:
     uri, key, testset = _scoring_target(deck, args)
-    if args.perturb:
-        testset = Perturbation.parse(args.perturb, args.seed).apply(testset)
+    perturbation = Perturbation.parse(args.perturb, args.seed) if args.perturb else None
+    if perturbation is not None:
+        testset = perturbation.apply(testset)
     binary = not args.json_path and supports_binary(deck.client, uri, key)
+    started = time.perf_counter()
     evaluation = evaluate_endpoint(deck.client, uri, testset, use_binary=binary, key=key)
+    deck.evaluations.add(EvaluationRecord.of(args.deployment, testset, evaluation,
+                                             duration_s=time.perf_counter() - started, source="cli evaluate",
+                                             perturbation=perturbation.key if perturbation else ""))
     if args.plot:
         from .inspection.plots import confusion_heatmap, to_png
 
@@ -303,6 +330,13 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--description", default="")
     p.add_argument("--entry-script", type=Path, default=None, help="scoring script (default: built-in sklearn)")
     p.add_argument("--timeout", type=float, default=180.0, help="seconds to wait for Healthy")
+
+    evaluations = sub.add_parser("evaluations", help="kept whole-test-set scorings").add_subparsers(
+        dest="evaluations_command", required=True)
+    p = add(evaluations, "list", cmd_evaluations_list, "every whole-test-set scoring (dashboard, evaluate, "
+            "robustness), newest first")
+    p.add_argument("--deployment", default=None, metavar="NAME")
+    p.add_argument("--model", default=None, metavar="NAME[:VERSION]")
 
     deployments = sub.add_parser("deployments", help="running deployments").add_subparsers(
         dest="deployments_command", required=True)

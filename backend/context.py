@@ -1,5 +1,5 @@
-"""Wiring: settings -> home, registry, runtimes, deployment service, scoring client and kept results,
-made once per process. Nothing here talks to an engine: runtimes are opened on first use."""
+"""Wiring: settings -> home, registry, runtimes, deployment service, scoring client, kept results and
+the evaluation history, made once per process. Nothing here talks to an engine: runtimes are opened on first use."""
 
 from __future__ import annotations
 
@@ -8,6 +8,7 @@ from dataclasses import dataclass
 from .client import ScoringClient
 from .config import Home, Settings, open_home
 from .deployments import DeploymentService
+from .inspection.history import EvaluationLog
 from .inspection.results import ResultStore
 from .registry import ModelRegistry
 from .runtimes import Targets
@@ -22,6 +23,7 @@ class ModelDeck:
     deployments: DeploymentService
     client: ScoringClient
     results: ResultStore
+    evaluations: EvaluationLog
 
 
 def open_modeldeck(settings: Settings | None = None) -> ModelDeck:
@@ -37,4 +39,5 @@ def open_modeldeck(settings: Settings | None = None) -> ModelDeck:
     client = ScoringClient()
     results = ResultStore(settings.home / "results")
     deployments = DeploymentService(registry, targets, client, on_delete=results.forget)
-    return ModelDeck(settings, home, registry, targets, deployments, client, results)
+    return ModelDeck(settings, home, registry, targets, deployments, client, results,
+                     EvaluationLog(settings.registry_path))

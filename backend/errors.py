@@ -210,3 +210,26 @@ class ImageDecodeError(UserImageError):
 
 class InvalidPerturbationError(ModelDeckError):
     """An unknown perturbation, a strength it does not take, or images it cannot work on."""
+
+
+class DatasetImportError(DatasetError):
+    """A user's files cannot be imported as a test set; the message names the file and says what arrived.
+
+    Not yet drawn in the tree above; under DatasetError (raised by backend.user_datasets):
+        DatasetImportError
+        ├── InvalidDatasetNameError
+        └── DatasetExistsError
+        DatasetNotFoundError
+    """
+
+
+class InvalidDatasetNameError(DatasetImportError):
+    """A user test set's name breaks the naming rule or is a built-in set's name."""
+
+
+class DatasetExistsError(DatasetImportError):
+    """A user test set with that name exists already (import it again with replace=True)."""
+
+
+class DatasetNotFoundError(DatasetError):
+    """No user test set with that name is stored; the message names the known sets."""

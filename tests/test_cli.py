@@ -49,6 +49,14 @@ def test_train_deploy_evaluate_score_delete_from_a_shell(cli_env):
         assert curve[1]["accuracy"] < curve[0]["accuracy"] - 0.2  # a linear model does not like 40 degrees
         noisy = json.loads(cli(cli_env, "evaluate", "demo", "--perturb", "rotate=40", "--json").stdout)
         assert noisy["dataset"] == "mnist+rotate=40" and noisy["accuracy"] == pytest.approx(curve[1]["accuracy"])
+        kept = json.loads(cli(cli_env, "evaluations", "list", "--deployment", "demo", "--json").stdout)
+        assert [(r["source"], r["perturbation"]) for r in kept[:3]] == [
+            ("cli evaluate", "rotate=40"), ("cli robustness", "rotate=40"), ("cli robustness", "rotate=0")]
+        assert kept[0]["model"] == "sklearn_mnist:1" and kept[0]["dataset"] == "mnist" and kept[0]["n"] == 10_000
+        assert kept[1]["dataset_sha256"] == kept[0]["dataset_sha256"] != kept[2]["dataset_sha256"]
+        assert sum(map(sum, kept[0]["confusion_matrix"])) == 10_000 and len(kept[0]["recall"]) == 10
+        assert len(json.loads(cli(cli_env, "evaluations", "list", "--model", "sklearn_mnist:1", "--json").stdout)) \
+            == len(kept) and json.loads(cli(cli_env, "evaluations", "list", "--model", "other", "--json").stdout) == []
         bad = cli(cli_env, "evaluate", "demo", "--perturb", "zoom=2", check=False)
         assert bad.returncode == 1 and "unknown perturbation 'zoom'" in bad.stderr
         missing = cli(cli_env, "predict", "demo", "--image", str(scan) + ".nope", check=False)

@@ -370,3 +370,10 @@ def test_perturbations_show_beside_the_originals_and_a_robustness_curve_is_drawn
     button(at, "Score the whole test set at 8 strengths of gaussian noise").click().run()
     assert not at.exception and not at.error
     assert len(at.get("vega_lite_chart")) == charts + 1
+    kept = deck.evaluations.list(deployment="robust")
+    assert [r.source for r in kept] == ["dashboard robustness"] * 8 + ["dashboard"]
+    assert kept[-1].perturbation == "rotate=15" and kept[-1].accuracy == pytest.approx(rotated, abs=1e-4)
+    models = app(id="sklearn_mnist:1")
+    models.switch_page("views/models.py").run()
+    history = [d.value for d in models.dataframe if "perturbation" in d.value.columns]
+    assert len(history) == 1 and list(history[0]["perturbation"])[-1] == "rotate=15"

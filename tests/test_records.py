@@ -256,3 +256,30 @@ def test_a_home_and_its_registry_are_private_even_when_made_before(tmp_path):
     assert old.stat().st_mode & 0o777 == 0o700
     assert registry.db_path.stat().st_mode & 0o777 == 0o600
     assert (registry.blobs_dir / model.files[0].sha256).stat().st_mode & 0o777 == 0o600
+
+
+def test_the_evaluation_log_keeps_every_scoring_newest_first_and_filters(tmp_path):
+    from backend.datasets import TestSet
+    from backend.inspection.evaluation import evaluate
+    from backend.inspection.history import EvaluationLog, EvaluationRecord, testset_sha256
+    from backend.registry import ModelRegistry
+
+    registry = ModelRegistry(tmp_path / "registry.sqlite3", tmp_path / "blobs")
+    log = EvaluationLog(registry.db_path)
+    testset = TestSet("toy", np.zeros((4, 4), np.float32), np.array([0, 1, 1, 2]), (2, 2), ("a", "b", "c"), "t")
+    evaluation = evaluate(testset.y, np.array([0, 1, 1, 1]), testset.class_names)
+    for name, version in (("one", 1), ("two", 1), ("one", 2)):
+        deployment = Deployment(record=DeploymentRecord(
+            name=name, uid=f"u-{name}", home_id="h", home="/h", model_name="m", model_version=version, model_sha256="s",
+            config=DeployConfig(), entry_script="score.py", created_at="2026-01-01T00:00:00+00:00"),
+            runtime="local", state=DeploymentState.HEALTHY, scoring_uri=None)
+        stored = log.add(EvaluationRecord.of(deployment, testset, evaluation, duration_s=0.5, source="test"))
+        assert stored.id > 0
+    assert [r.deployment for r in log.list()] == ["one", "two", "one"]
+    assert [r.model_version for r in log.list(deployment="one")] == [2, 1]
+    assert [r.deployment for r in log.list(model_name="m", model_version=1)] == ["two", "one"]
+    first = log.list()[-1]
+    assert first.accuracy == 0.75 and first.confusion == ((1, 0, 0), (0, 2, 0), (0, 1, 0)) and first.n == 4
+    assert first.dataset == "toy" and first.dataset_sha256 == testset_sha256(testset)
+    assert EvaluationLog(tmp_path / "none.sqlite3").list() == []  # reads never write
+    assert not (tmp_path / "none.sqlite3").exists()

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import time
 from collections.abc import Callable
 from dataclasses import dataclass
 from typing import Any
@@ -284,9 +285,12 @@ class RobustnessPoint:
 
 def robustness(client: ScoringClient, scoring_uri: str, testset: TestSet, kind: str,
                strengths: tuple[float, ...] | None = None, *, seed: int = 0,
-               progress: Callable[[int, int], None] | None = None, **kwargs: Any) -> tuple[RobustnessPoint, ...]:
+               progress: Callable[[int, int], None] | None = None,
+               on_evaluation: Callable[[Perturbation, TestSet, Evaluation, float], object] | None = None,
+               **kwargs: Any) -> tuple[RobustnessPoint, ...]:
     """Accuracy on the whole test set perturbed by `kind` at each strength (default: the kind's curve);
-    progress(done, total) after each strength. Other keyword arguments: those of `score_testset`.
+    progress(done, total) after each strength, and on_evaluation(perturbation, perturbed set,
+    evaluation, seconds) to keep each. Other keyword arguments: those of `score_testset`.
 
     Raises:
         InvalidPerturbationError, and what `score_testset` raises.
@@ -294,9 +298,13 @@ def robustness(client: ScoringClient, scoring_uri: str, testset: TestSet, kind: 
     chosen = strengths if strengths is not None else KINDS[Perturbation(kind, 0.0).kind].curve
     points = []
     for done, strength in enumerate(chosen, start=1):
-        perturbed = Perturbation(kind, strength, seed).apply(testset)
-        predictions, _ = score_testset(client, scoring_uri, perturbed, **kwargs)
-        points.append(RobustnessPoint(float(strength), float(np.mean(predictions == testset.y))))
+        perturbation = Perturbation(kind, strength, seed)
+        perturbed = perturbation.apply(testset)
+        started = time.perf_counter()
+        evaluation = evaluate_endpoint(client, scoring_uri, perturbed, **kwargs)
+        if on_evaluation:
+            on_evaluation(perturbation, perturbed, evaluation, time.perf_counter() - started)
+        points.append(RobustnessPoint(float(strength), evaluation.accuracy))
         if progress:
             progress(done, len(chosen))
     return tuple(points)

