@@ -12,7 +12,7 @@ from typing import Any
 
 from .config import RUNTIME_CHOICES
 from .context import ModelDeck, open_modeldeck
-from .datasets import DATASET_NAMES, TestSet, datasets_for, load_dataset
+from .datasets import DATASET_NAMES, TestSet, catalogue, datasets_for, load_dataset
 from .errors import ModelDeckError, UserImageError
 from .inspection.evaluation import evaluate_endpoint, robustness, sample, supports_binary
 from .inspection.history import EvaluationRecord
@@ -21,6 +21,7 @@ from .progress import ProgressEvent
 from .registry import Model, parse_signature, parse_tags
 from .runtimes.base import DeployConfig
 from .training import ensure_sample_model, train_sample
+from .user_datasets import import_dataset, remove_dataset
 
 ONLY_ON_RUNTIME = "look only on this runtime (default: every runtime that answers)"
 
@@ -142,6 +143,37 @@ def cmd_evaluations_list(deck: ModelDeck, args: argparse.Namespace) -> int:
     return 0
 
 
+def cmd_datasets_add(deck: ModelDeck, args: argparse.Namespace) -> int:
+    info = import_dataset(deck.settings.datasets_dir, args.name, args.files, args.title, replace=args.replace)
+    if args.json:
+        _print_json({"name": info.name, "title": info.title, "image_shape": list(info.image_shape),
+                     "class_names": list(info.class_names)})
+    else:
+        print(f"added test set {info.name}: {info.title}, {info.image_shape[0]}x{info.image_shape[1]} images, "
+              f"{len(info.class_names)} classes ({', '.join(info.class_names[:10])})")
+    return 0
+
+
+def cmd_datasets_list(deck: ModelDeck, args: argparse.Namespace) -> int:
+    sets = catalogue(deck.settings.datasets_dir)
+    if args.json:
+        _print_json([{"name": i.name, "title": i.title, "image_shape": list(i.image_shape),
+                      "classes": len(i.class_names), "installed": i.installed, "own": i.name not in DATASET_NAMES}
+                     for i in sets])
+        return 0
+    print(f"{'NAME':<20} {'IMAGES':<8} {'CLASSES':>7}  TITLE")
+    for i in sets:
+        mark = "" if i.installed else " (not installed)"
+        print(f"{i.name:<20} {i.image_shape[0]}x{i.image_shape[1]:<5} {len(i.class_names):>7}  {i.title}{mark}")
+    return 0
+
+
+def cmd_datasets_remove(deck: ModelDeck, args: argparse.Namespace) -> int:
+    remove_dataset(deck.settings.datasets_dir, args.name)
+    _err(f"removed test set {args.name}")
+    return 0
+
+
 def cmd_deployments_keys(deck: ModelDeck, args: argparse.Namespace) -> int:
     keys = deck.deployments.keys(args.name, runtime=args.runtime)
     if args.key:
@@ -175,9 +207,10 @@ def _scoring_target(deck: ModelDeck, args: argparse.Namespace) -> tuple[str, str
     signature = model.signature if model is not None else None
     dataset = args.dataset
     if dataset is None:
-        fitting = datasets_for(signature)[0] if signature is not None else []
+        fitting = datasets_for(signature, deck.settings.datasets_dir)[0] if signature is not None else []
         dataset = fitting[0].name if fitting else "mnist"
-    return deployment.scoring_uri or "", deck.deployments.key_for(deployment), load_dataset(dataset, signature)
+    return (deployment.scoring_uri or "", deck.deployments.key_for(deployment),
+            load_dataset(dataset, signature, deck.settings.datasets_dir))
 
 
 def cmd_score(deck: ModelDeck, args: argparse.Namespace) -> int:
@@ -331,6 +364,18 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--entry-script", type=Path, default=None, help="scoring script (default: built-in sklearn)")
     p.add_argument("--timeout", type=float, default=180.0, help="seconds to wait for Healthy")
 
+    datasets = sub.add_parser("datasets", help="test sets, bundled and your own").add_subparsers(
+        dest="datasets_command", required=True)
+    add(datasets, "list", cmd_datasets_list, "every test set: bundled, installed and your own")
+    p = add(datasets, "add", cmd_datasets_add, "add your own test set: an .npz (X, y, optional class_names), two "
+            "IDX files (images, labels) or a .zip of PNG/JPEG images in one folder per class")
+    p.add_argument("name", help="3-63 of a-z, 0-9, '-' and '_'")
+    p.add_argument("files", nargs="+", type=Path, metavar="FILE")
+    p.add_argument("--title", default="")
+    p.add_argument("--replace", action="store_true", help="replace a set of that name")
+    p = add(datasets, "remove", cmd_datasets_remove, "remove one of your own test sets", json_flag=False)
+    p.add_argument("name")
+
     evaluations = sub.add_parser("evaluations", help="kept whole-test-set scorings").add_subparsers(
         dest="evaluations_command", required=True)
     p = add(evaluations, "list", cmd_evaluations_list, "every whole-test-set scoring (dashboard, evaluate, "
@@ -365,13 +410,13 @@ def build_parser() -> argparse.ArgumentParser:
             "photographed), prepared as MNIST digits were")
     p.add_argument("name", help="deployment name")
     p.add_argument("--image", required=True, metavar="FILE")
-    p.add_argument("--dataset", choices=DATASET_NAMES, default=None, help="whose class names to use")
+    p.add_argument("--dataset", default=None, metavar="NAME", help="whose class names to use")
 
     for name, func, help_text in (("score", cmd_score, "score N random test images"),
                                   ("evaluate", cmd_evaluate, "score the whole test set: accuracy + confusion")):
         p = add(sub, name, func, help_text)
         p.add_argument("name", help="deployment name")
-        p.add_argument("--dataset", choices=DATASET_NAMES, default=None,
+        p.add_argument("--dataset", default=None, metavar="NAME",
                        help="test set (default: the first that fits the model's input signature)")
         p.add_argument("--json-path", action="store_true",
                        help="send JSON even where the endpoint takes the faster binary .npy body")
@@ -393,7 +438,7 @@ def build_parser() -> argparse.ArgumentParser:
                    help=f"one of {', '.join(KINDS)}")
     p.add_argument("--strengths", default=None, metavar="S1,S2,...", help="default: a curve for that kind")
     p.add_argument("--seed", type=int, default=0)
-    p.add_argument("--dataset", choices=DATASET_NAMES, default=None)
+    p.add_argument("--dataset", default=None, metavar="NAME", help="a test set (`datasets list`)")
     p.add_argument("--json-path", action="store_true", help="send JSON even where .npy is taken")
     return parser
 

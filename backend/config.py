@@ -57,6 +57,11 @@ class Settings:
         return self.home / "deployments"
 
     @property
+    def datasets_dir(self) -> Path:
+        """The user's own test sets (`modeldeck datasets add`)."""
+        return self.home / "datasets"
+
+    @property
     def cache_dir(self) -> Path:
         return self.home / "cache"
 

@@ -168,11 +168,18 @@ _LOADERS: dict[str, Callable[[], TestSet]] = {"mnist": load_mnist_test, "digits"
 DATASET_NAMES = tuple(_LOADERS)
 
 
-def catalogue() -> list[DatasetInfo]:
-    """Every test set ModelDeck knows, with whether it is installed here."""
-    return [DatasetInfo("mnist", "MNIST 10k (bundled)", (28, 28), _DIGITS, True),
-            DatasetInfo("digits", "scikit-learn digits 8x8 (1,797)", (8, 8), _DIGITS, True),
-            DatasetInfo("fashion-mnist", "Fashion-MNIST 10k", (28, 28), FASHION_CLASSES, _fashion_files() is not None)]
+def catalogue(user_root: Path | None = None) -> list[DatasetInfo]:
+    """Every test set ModelDeck knows, with whether it is installed here; with `user_root`, the
+    user's own sets stored there too (`modeldeck datasets add`)."""
+    built_in = [DatasetInfo("mnist", "MNIST 10k (bundled)", (28, 28), _DIGITS, True),
+                DatasetInfo("digits", "scikit-learn digits 8x8 (1,797)", (8, 8), _DIGITS, True),
+                DatasetInfo("fashion-mnist", "Fashion-MNIST 10k", (28, 28), FASHION_CLASSES,
+                            _fashion_files() is not None)]
+    if user_root is None:
+        return built_in
+    from .user_datasets import user_catalogue
+
+    return built_in + user_catalogue(user_root)
 
 
 def mismatch(info: DatasetInfo, signature: Signature) -> str | None:
@@ -196,10 +203,11 @@ def mismatch(info: DatasetInfo, signature: Signature) -> str | None:
     return None
 
 
-def datasets_for(signature: Signature) -> tuple[list[DatasetInfo], list[tuple[DatasetInfo, str]]]:
-    """(the test sets that fit `signature`, the others each with why not)."""
+def datasets_for(signature: Signature, user_root: Path | None = None
+                 ) -> tuple[list[DatasetInfo], list[tuple[DatasetInfo, str]]]:
+    """(the test sets that fit `signature`, the others each with why not); the user's own with `user_root`."""
     fitting, hidden = [], []
-    for info in catalogue():
+    for info in catalogue(user_root):
         why = mismatch(info, signature)
         if why is None:
             fitting.append(info)
@@ -208,19 +216,25 @@ def datasets_for(signature: Signature) -> tuple[list[DatasetInfo], list[tuple[Da
     return fitting, hidden
 
 
-def load_dataset(name: str, signature: Signature | None = None) -> TestSet:
-    """The test set called `name` (one of DATASET_NAMES), checked against a model's signature.
+def load_dataset(name: str, signature: Signature | None = None, user_root: Path | None = None) -> TestSet:
+    """The test set called `name` (one of DATASET_NAMES, or with `user_root` one of the user's own),
+    checked against a model's signature.
 
     Raises:
         DatasetError: unknown name or data not installed.
         DatasetMismatchError: it does not fit `signature`.
     """
-    try:
-        loader = _LOADERS[name]
-    except KeyError:
-        raise DatasetError(f"unknown dataset {name!r}: choose one of {', '.join(DATASET_NAMES)}") from None
+    loader = _LOADERS.get(name)
+    if loader is None and user_root is not None:
+        from .user_datasets import load_user_dataset
+
+        loader = lambda: load_user_dataset(user_root, name)  # noqa: E731 (raises DatasetNotFoundError)
+    if loader is None:
+        raise DatasetError(f"unknown dataset {name!r}: choose one of {', '.join(DATASET_NAMES)}")
     if signature is not None:
-        info = next(i for i in catalogue() if i.name == name)
+        info = next((i for i in catalogue(user_root) if i.name == name), None)
+        if info is None:
+            return loader()  # not in the catalogue: the loader says why
         why = mismatch(info, signature)
         if why is not None and info.installed:
             raise DatasetMismatchError(f"test set {name!r} does not fit this model: {why}")

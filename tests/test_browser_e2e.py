@@ -278,8 +278,9 @@ def test_a_tester_clicks_a_confusion_cell_draws_a_digit_and_uploads_one(trained_
             expect(gallery).to_be_visible(timeout=30_000)
             seconds_to_gallery = time.monotonic() - started
             assert "predicted" in gallery.inner_text()
+            gallery.scroll_into_view_if_needed()
             page.wait_for_timeout(500)
-            page.screenshot(path=str(ARTIFACTS / "test-page-cell-gallery.png"), full_page=True)
+            page.screenshot(path=str(ARTIFACTS / "test-page-cell-gallery.png"))
 
             pad = page.locator("canvas[aria-label='drawing pad']")
             pad.scroll_into_view_if_needed()
@@ -296,7 +297,7 @@ def test_a_tester_clicks_a_confusion_cell_draws_a_digit_and_uploads_one(trained_
             expect(prediction.get_by_test_id("stMetricValue")).to_have_text("1")
             expect(main.get_by_text("What the model received (28x28)")).to_be_visible()
             page.wait_for_timeout(500)
-            page.screenshot(path=str(ARTIFACTS / "test-page-drawn-digit.png"), full_page=True)
+            page.screenshot(path=str(ARTIFACTS / "test-page-drawn-digit.png"))
 
             main.get_by_test_id("stFileUploaderDropzoneInput").set_input_files(str(scan))
             expect(prediction.get_by_test_id("stMetricValue")).to_have_text("2", timeout=30_000)

@@ -5,6 +5,7 @@ import subprocess
 import sys
 from pathlib import Path
 
+import numpy as np
 import pytest
 from PIL import Image
 
@@ -57,6 +58,21 @@ def test_train_deploy_evaluate_score_delete_from_a_shell(cli_env):
         assert sum(map(sum, kept[0]["confusion_matrix"])) == 10_000 and len(kept[0]["recall"]) == 10
         assert len(json.loads(cli(cli_env, "evaluations", "list", "--model", "sklearn_mnist:1", "--json").stdout)) \
             == len(kept) and json.loads(cli(cli_env, "evaluations", "list", "--model", "other", "--json").stdout) == []
+        own = Path(cli_env["MODELDECK_HOME"]).parent / "own.npz"
+        mnist = load_mnist_test()
+        np.savez(own, X=(mnist.X[:300].reshape(-1, 28, 28) * 255).round().astype("uint8"), y=mnist.y[:300])
+        added = cli(cli_env, "datasets", "add", "first-300", str(own), "--title", "the first 300")
+        assert "added test set first-300: the first 300, 28x28 images, 10 classes" in added.stdout
+        listed_sets = json.loads(cli(cli_env, "datasets", "list", "--json").stdout)
+        assert {"name": "first-300", "own": True} .items() <= next(d for d in listed_sets
+                                                                   if d["name"] == "first-300").items()
+        on_own = json.loads(cli(cli_env, "evaluate", "demo", "--dataset", "first-300", "--json").stdout)
+        assert on_own["n"] == 300 and on_own["dataset"] == "first-300"
+        again = cli(cli_env, "datasets", "add", "first-300", str(own), check=False)
+        assert again.returncode == 1 and "exists" in again.stderr and "Traceback" not in again.stderr
+        cli(cli_env, "datasets", "remove", "first-300")
+        gone = cli(cli_env, "evaluate", "demo", "--dataset", "first-300", check=False)
+        assert gone.returncode == 1 and "first-300" in gone.stderr
         bad = cli(cli_env, "evaluate", "demo", "--perturb", "zoom=2", check=False)
         assert bad.returncode == 1 and "unknown perturbation 'zoom'" in bad.stderr
         missing = cli(cli_env, "predict", "demo", "--image", str(scan) + ".nope", check=False)

@@ -367,7 +367,7 @@ def test_perturbations_show_beside_the_originals_and_a_robustness_curve_is_drawn
     select(at, "Perturbation").set_value("none").run()
     assert not any("rotation 15" in c.value for c in at.caption)  # the clean results, not the rotated ones
     charts = len(at.get("vega_lite_chart"))
-    button(at, "Score the whole test set at 8 strengths of gaussian noise").click().run()
+    button(at, "Robustness curve: gaussian noise at 8 strengths").click().run()
     assert not at.exception and not at.error
     assert len(at.get("vega_lite_chart")) == charts + 1
     kept = deck.evaluations.list(deployment="robust")

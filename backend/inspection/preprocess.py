@@ -71,7 +71,7 @@ def mnist_input(image: np.ndarray | bytes, *, size: int = 28, box: int = 20) -> 
     if not 1 <= box <= size:
         raise ValueError(f"box must be between 1 and size ({size}), got {box}")
     array = decode_image(image) if isinstance(image, bytes | bytearray | memoryview) else _checked_array(image)
-    ink, inverted = _ink(_grayscale(array))
+    ink, inverted = _ink(grayscale(array))
     ink = _without_specks(ink)
     left, top, right, bottom = _ink_box(ink)
     pixels = _centred(_fitted(ink[top:bottom, left:right], box), size)
@@ -143,7 +143,7 @@ def _unit_range(array: np.ndarray) -> np.ndarray:
     return (values - lo) / (hi - lo) if hi > lo else np.zeros_like(values)
 
 
-def _grayscale(array: np.ndarray) -> np.ndarray:
+def grayscale(array: np.ndarray) -> np.ndarray:
     """Luma in [0, 1]; transparent pixels become background (see `_composite`)."""
     values = _unit_range(array)
     if values.ndim == 2:

@@ -6,6 +6,7 @@ each deployment and test set are kept under the home, so a reload or a shared li
 
 import json
 import time
+from pathlib import Path
 
 import numpy as np
 import streamlit as st
@@ -38,22 +39,63 @@ from backend.inspection.plots import confusion_heatmap, image_grid, sample_strip
 from backend.inspection.preprocess import mnist_input
 from backend.inspection.snippets import curl_snippet, python_snippet
 from backend.registry import Signature
+from backend.staging import STAGING_DIR, staging_dir
 from backend.timefmt import age
+from backend.user_datasets import import_dataset
 from dashboard.canvas import drawing_pad
-from dashboard.common import fail, get_deck, nothing_chosen, scoring_failed, snapshot, url_select, verbatim
+from dashboard.common import choose, fail, get_deck, nothing_chosen, scoring_failed, snapshot, url_select, verbatim
 
 deck = get_deck()
 st.title("Test")
 
 
 @st.cache_data(show_spinner="Loading the test set…")
-def testset(name: str) -> TestSet:
-    return load_dataset(name)
+def testset(name: str, revision: int = 0) -> TestSet:
+    """A test set, loaded once per `revision` (a user's set replaced under the same name loads anew)."""
+    return load_dataset(name, None, deck.settings.datasets_dir)
+
+
+def revision_of(name: str) -> int:
+    try:
+        return (deck.settings.datasets_dir / f"{name}.npz").stat().st_mtime_ns
+    except OSError:
+        return 0  # a bundled set
+
+
+def own_set_form() -> None:
+    """Upload an .npz, two IDX files or a zip of class folders; the new set is chosen at once."""
+    st.caption("An `.npz` with arrays `X` and `y` (and optional `class_names`), two IDX files (images and "
+               "labels, gzip or not), or a `.zip` of PNG/JPEG images in one folder per class (images that are "
+               "not 28x28 are prepared as MNIST digits were). Same as `modeldeck datasets add NAME FILE...`.")
+    with st.form("own_set", clear_on_submit=True):
+        files = st.file_uploader("Files", accept_multiple_files=True, key="own_set_files")
+        n1, n2 = st.columns(2)
+        set_name = n1.text_input("Name", placeholder="my-digits", help="3-63 of a-z, 0-9, '-' and '_'")
+        set_title = n2.text_input("Title (optional)")
+        submitted = st.form_submit_button("Add test set", icon=":material/add:")
+    if submitted:
+        if not files:
+            fail("choose one .npz, two IDX files or one .zip", "Nothing to add")
+            return
+        try:
+            with staging_dir(deck.settings.home / STAGING_DIR) as folder:
+                paths = []
+                for upload in files:
+                    path = folder / Path(upload.name).name
+                    path.write_bytes(upload.getvalue())
+                    paths.append(path)
+                info = import_dataset(deck.settings.datasets_dir, set_name.strip(), paths, set_title.strip())
+        except ModelDeckError as e:
+            fail(e, "Cannot add that test set")
+            return
+        choose("test_dataset", info.name)
+        st.toast(f"Added test set {info.name}")
+        st.rerun()
 
 
 @st.cache_data(max_entries=4, show_spinner="Perturbing the test set…")
-def perturbed_set(name: str, perturbation: Perturbation) -> TestSet:
-    return perturbation.apply(testset(name))
+def perturbed_set(name: str, revision: int, perturbation: Perturbation) -> TestSet:
+    return perturbation.apply(testset(name, revision))
 
 
 @st.cache_data(show_spinner=False)
@@ -89,7 +131,9 @@ if chosen is None:
 deployment = healthy[chosen]
 model = deck.deployments.model_of(deployment)
 signature = model.signature if model is not None else Signature()
-fitting, hidden = datasets_for(signature)
+fitting, hidden = datasets_for(signature, deck.settings.datasets_dir)
+with st.expander("Add your own test set", icon=":material/upload_file:"):
+    own_set_form()
 if not fitting:
     st.warning(verbatim(f"No test set fits {deployment.model_id} ({signature.describe()})."))
     st.stop()
@@ -109,7 +153,7 @@ st.caption(verbatim(f"{deployment.model_id} on {deployment.runtime} — ") + f"`
 if hidden:
     st.caption("Not offered: " + "; ".join(f"{verbatim(info.title)}: {verbatim(why)}" for info, why in hidden))
 try:
-    data = testset(dataset_name)
+    data = testset(dataset_name, revision_of(dataset_name))
 except ModelDeckError as e:
     fail(e, "Cannot load the test set")
     st.stop()
@@ -129,7 +173,7 @@ with st.expander("Perturb the images: noise, rotation, shift, blur, stroke thick
         if strength != 0:
             perturbation = Perturbation(kind_name, float(strength), int(perturb_seed))
         st.caption("Applies to the random images (shown beside the originals) and to the whole test set.")
-scored_set = data if perturbation is None else perturbed_set(dataset_name, perturbation)
+scored_set = data if perturbation is None else perturbed_set(dataset_name, revision_of(dataset_name), perturbation)
 results_key = scored_set.name if perturbation is not None else dataset_name
 set_title = titles[dataset_name] + ("" if perturbation is None else f", {perturbation.describe()}")
 try:
@@ -392,7 +436,7 @@ r1, r2 = st.columns([2, 3], vertical_alignment="bottom")
 curve_kind = r1.selectbox("Perturbation", list(KINDS), format_func=lambda k: KINDS[k].label, key="curve_kind",
                           persist_state="page")
 strengths = KINDS[curve_kind].curve
-if r2.button(f"Score the whole test set at {len(strengths)} strengths of {KINDS[curve_kind].label.lower()}",
+if r2.button(f"Robustness curve: {KINDS[curve_kind].label.lower()} at {len(strengths)} strengths",
              icon=":material/show_chart:", key="curve_go", width="stretch"):
     bar = st.progress(0.0, text="Scoring…")
     try:
