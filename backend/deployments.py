@@ -292,8 +292,11 @@ class DeploymentService:
                 return deployment
             if deployment.state in (DeploymentState.FAILED, DeploymentState.UNHEALTHY):
                 self._stop_quietly(where, name)
+                stopped = self._get_quietly(where, name)  # a failed init() exits with its code once stopped
                 raise DeploymentFailedError(name, deployment.detail or "the server stopped",
-                                            state=str(deployment.state), exit_code=deployment.exit_code,
+                                            state=str(deployment.state),
+                                            exit_code=deployment.exit_code if stopped is None or stopped.exit_code
+                                            is None else stopped.exit_code,
                                             logs=where.logs(name, LOG_TAIL_ON_FAILURE))
             if time.monotonic() >= deadline:
                 self._stop_quietly(where, name)
@@ -339,6 +342,13 @@ class DeploymentService:
         for line in lines[seen:seen + STREAMED_LOG_LINES]:
             progress(ProgressEvent(ProgressKind.SERVER_LOG, line))
         return len(lines)
+
+    @staticmethod
+    def _get_quietly(runtime: Runtime, name: str) -> Deployment | None:
+        try:
+            return runtime.get(name)
+        except ModelDeckError:
+            return None
 
     @staticmethod
     def _stop_quietly(runtime: Runtime, name: str) -> None:

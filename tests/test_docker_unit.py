@@ -158,3 +158,10 @@ def test_an_engine_that_stops_answering_is_a_clear_error(tmp_path):
         runtime.list()
     with pytest.raises(RuntimeUnavailableError):
         runtime.get("demo")
+
+
+def test_state_of_a_server_whose_init_failed_and_says_so_is_failed_with_the_reason():
+    state, detail, _ = state_of(inspect("running"), False, STARTED + 10,
+                                init_failed="init() failed: RuntimeError: weights are corrupt")
+    assert state is DeploymentState.FAILED
+    assert detail == "init() failed: RuntimeError: weights are corrupt (the traceback is in the logs)"

@@ -287,3 +287,12 @@ def test_a_labels_only_script_ignores_the_question_of_probabilities(tutorial_cli
     assert tutorial_client.post("/score", json={"data": X.tolist(), "proba": True}).json() == \
         tutorial_client.post("/score", json={"data": X.tolist()}).json()
     assert tutorial_client.get("/info").json()["probabilities"] is False
+
+
+def test_a_proba_query_that_is_not_a_boolean_is_refused(client):
+    buffer = io.BytesIO()
+    np.save(buffer, load_mnist_test().X[:1])
+    refused = client.post("/score?proba=null", content=buffer.getvalue(), headers={"Content-Type": "application/x-npy"})
+    assert refused.status_code == 400 and refused.json()["error"] == "the query parameter proba must be true or false"
+    plain = client.post("/score?proba=false", content=buffer.getvalue(), headers={"Content-Type": "application/x-npy"})
+    assert plain.json() == [7]

@@ -43,7 +43,7 @@ from .base import (
     server_options,
     serving_environment,
 )
-from .probe import free_port, is_ready
+from .probe import free_port, readiness
 
 LABEL = LABEL_PREFIX + "name"  # every ModelDeck deployment container has it
 HOME_LABEL = LABEL_PREFIX + "home_id"
@@ -156,10 +156,10 @@ def deployment_tar(model_dir: Path, script_path: Path, keys: Keys | None = None)
     return buffer.getvalue()
 
 
-def state_of(attrs: dict[str, Any], ready: bool, now: float,
-             creator_gone: bool = False) -> tuple[DeploymentState, str, int | None]:
-    """(state, detail, exit code) from a container's inspect data, whether /ready answered and whether
-    the process that created it is gone. Pure."""
+def state_of(attrs: dict[str, Any], ready: bool, now: float, creator_gone: bool = False,
+             init_failed: str | None = None) -> tuple[DeploymentState, str, int | None]:
+    """(state, detail, exit code) from a container's inspect data, whether /ready answered (and, when
+    the server said so, why its init() failed) and whether the process that created it is gone. Pure."""
     state = attrs.get("State", {})
     status = state.get("Status", "")
     restarts = int(attrs.get("RestartCount", 0))
@@ -174,6 +174,8 @@ def state_of(attrs: dict[str, Any], ready: bool, now: float,
         oom = {137: " — killed (SIGKILL)", 143: " — stopped (SIGTERM)"}.get(exit_code or 0, "")
     if status == "running" and ready:
         return DeploymentState.HEALTHY, "", None
+    if status == "running" and init_failed:
+        return DeploymentState.FAILED, f"{init_failed} (the traceback is in the logs)", None
     if exit_code == INIT_FAILED_EXIT_CODE and (status != "running" or restarts > 0):
         return DeploymentState.FAILED, "init() failed (exit code 3): its traceback is in the logs", exit_code
     if status in ("exited", "dead"):
@@ -353,7 +355,8 @@ class DockerRuntime:
         status = attrs["State"].get("Status")
         creator = attrs["Config"]["Labels"].get(CREATOR_LABEL, "")
         age = time.time() - (_parse_time(attrs.get("Created", "")) or time.time())
-        state, detail, exit_code = state_of(attrs, bool(status == "running" and port and is_ready(port)), time.time(),
+        ready, init_failed = readiness(port) if status == "running" and port else (False, None)
+        state, detail, exit_code = state_of(attrs, ready, time.time(), init_failed=init_failed,
                                             creator_gone=status == "created" and creator_gone(creator, age))
         if not record.home_id:
             detail = (f"made by ModelDeck before homes existed: remove it with `docker rm -f {container.name}`"

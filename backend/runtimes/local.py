@@ -33,15 +33,17 @@ from .base import (
     server_options,
     serving_environment,
 )
-from .probe import free_port, is_ready
+from .probe import free_port, readiness
 
 SERVING_PARENT = Path(__file__).resolve().parent.parent  # the folder holding the `serving` package
 STARTUP_GRACE_SECONDS = 300
 LEGACY_META = "meta.json"  # one file per deployment, before records and process facts were apart
 CREATOR_FILE = "creator"
 KEYS_FILE = "keys.json"
-# A shell in front of the server records its exit code, so a later process can tell why it ended.
-_WRAPPER = '"$@"; code=$?; echo $code > "$MODELDECK_EXIT_FILE"; exit $code'
+# A shell in front of the server records its exit code, so a later process can tell why it ended. It
+# ignores SIGTERM (sent to the whole group on stop) so that it outlives the server and writes the code;
+# the server sets its own handler, so the ignored disposition it inherits does not stay.
+_WRAPPER = 'trap "" TERM; "$@"; code=$?; echo $code > "$MODELDECK_EXIT_FILE"; exit $code'
 
 
 class LocalRuntime:
@@ -148,8 +150,11 @@ class LocalRuntime:
         exit_code = None
         detail = ""
         if self._alive(process["pid"], target):
-            if is_ready(process["port"]):
+            ready, init_failed = readiness(process["port"])
+            if ready:
                 state = DeploymentState.HEALTHY
+            elif init_failed:
+                state, detail = DeploymentState.FAILED, f"{init_failed} (the traceback is in the logs)"
             else:
                 age = time.time() - self._state_file(target).stat().st_mtime
                 state = DeploymentState.TRANSITIONING if age < STARTUP_GRACE_SECONDS else DeploymentState.UNHEALTHY

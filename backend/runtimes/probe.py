@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import http.client
+import json
 import socket
 
 
@@ -13,13 +14,22 @@ def free_port(host: str = "127.0.0.1") -> int:
         return int(sock.getsockname()[1])
 
 
-def is_ready(port: int, host: str = "127.0.0.1", timeout: float = 1.0) -> bool:
-    """True when GET /ready on host:port answers 200."""
+def readiness(port: int, host: str = "127.0.0.1", timeout: float = 1.0) -> tuple[bool, str | None]:
+    """(ready, why init() failed) from GET /ready on host:port: (True, None) on 200; (False, reason)
+    when the server says its init() failed; (False, None) while nothing (or not yet) answers."""
     conn = http.client.HTTPConnection(host, port, timeout=timeout)
     try:
         conn.request("GET", "/ready")
-        return conn.getresponse().status == 200
+        response = conn.getresponse()
+        if response.status == 200:
+            return True, None
+        try:
+            failed = json.loads(response.read(4096)).get("init_failed")
+        except (ValueError, AttributeError):
+            failed = None
+        return False, str(failed) if failed else None
     except (OSError, http.client.HTTPException):
-        return False
+        return False, None
     finally:
         conn.close()
+

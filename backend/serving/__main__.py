@@ -1,8 +1,10 @@
 """Runs the scoring server: `python -m serving --script score.py --model-dir DIR --port N`.
 
-init() runs before the server listens, so a listening server is a ready one; if init() raises,
-the traceback goes to stderr and the process exits with code 3. SIGTERM ends it at once even during
-init() (as PID 1 in a container a process without a handler would ignore it).
+init() runs before the server listens, so a ready answer means a loaded model. If init() raises,
+the traceback goes to stderr and the server answers every request with 503 and the error (/ready:
+`{"ready": false, "init_failed": ...}`) instead of exiting, so the runtime reads "init() failed" and
+no restart loop starts; stopped, it exits with code 3. SIGTERM ends it at once even during init() (as
+PID 1 in a container a process without a handler would ignore it).
 """
 
 from __future__ import annotations
@@ -60,17 +62,19 @@ def main(argv: list[str] | None = None) -> int:
     from .script import load_script
 
     print(f"modeldeck serving: loading {args.script} with model dir {args.model_dir}", file=sys.stderr, flush=True)
+    from .app import create_app, create_failed_app
+    from .auth import KeyFile
+    from .workers import serve
+
     try:
         script = load_script(args.script)
         script.init()
-    except BaseException:
+    except BaseException as e:
         print("modeldeck serving: init() failed:\n" + traceback.format_exc(), file=sys.stderr, flush=True)
+        reason = f"init() failed: {type(e).__name__}: {e}"[:2000]
+        serve(create_failed_app(reason), args.host, args.port, 1, log_level="warning")  # the traceback stays last
         return INIT_FAILED_EXIT_CODE
     print("modeldeck serving: init() done", file=sys.stderr, flush=True)
-
-    from .app import create_app
-    from .auth import KeyFile
-    from .workers import serve
 
     info = {"deployment": args.name, "model": args.model, "script": os.path.basename(args.script),
             "n_features": getattr(script, "n_features", None), "classes": getattr(script, "classes", None),

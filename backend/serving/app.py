@@ -32,6 +32,7 @@ NO_KEY = ("this deployment wants a key: send `Authorization: Bearer <key>` with 
           "(`modeldeck deployments keys NAME`)")
 WRONG_KEY = ("the Authorization header does not carry one of this deployment's keys (`Bearer <key>`; a regenerated "
              "key replaces the old one at once): `modeldeck deployments keys NAME` prints the current ones")
+BAD_PROBA = "the query parameter proba must be true or false"
 SCRIPT_FAULT = "the scoring script raised {kind} (request id {request_id}; the traceback is in the deployment's logs)"
 FLOAT32_MAX = 3.4e38
 _SCORE_DOC = """Scores a batch with the deployment's scoring script.
@@ -203,8 +204,12 @@ def create_app(script: ModuleType, info: dict[str, Any] | None = None, keys: Key
         # run() takes, /health and /ready answer at once (and calls of run() never overlap).
         loop = asyncio.get_running_loop()
         answer: asyncio.Future[tuple[int, bytes]] = loop.create_future()
-        proba = bool(request.scope.get("query_string")) and \
-            request.query_params.get("proba", "").lower() in ("1", "true")
+        proba = False
+        if request.scope.get("query_string"):
+            asked = {value.lower() for value in request.query_params.getlist("proba")}
+            if not asked <= {"true", "false", "1", "0"}:
+                return _json(400, {"error": BAD_PROBA, "type": "InvalidInput"})
+            proba = bool(asked & {"true", "1"})
         scoring_queue().put(_Job(loop, answer, script, body, content_type, proba))
         status, content = await answer
         return Response(content=content, status_code=status, media_type="application/json")
@@ -227,4 +232,17 @@ def create_app(script: ModuleType, info: dict[str, Any] | None = None, keys: Key
         schema = app.openapi()
         schema.setdefault("components", {})["securitySchemes"] = {
             "key": {"type": "http", "scheme": "bearer", "description": "the deployment's primary or secondary key"}}
+    return app
+
+
+def create_failed_app(reason: str) -> FastAPI:
+    """What answers when init() failed: 503 with the reason everywhere, so the runtime can tell a
+    failed start from a slow one (the traceback is in the log)."""
+    app = FastAPI(title="ModelDeck scoring server (init() failed)", openapi_url=None)
+    answer = {"ready": False, "init_failed": reason}
+
+    @app.api_route("/{path:path}", methods=["GET", "POST"])
+    async def failed(path: str) -> Response:
+        return _json(503, {**answer, "error": reason, "type": "InitFailed"})
+
     return app

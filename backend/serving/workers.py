@@ -37,18 +37,18 @@ def bind(host: str, port: int) -> socket.socket:
     return sock
 
 
-def _run_worker(app, sock: socket.socket, host: str, port: int) -> None:
+def _run_worker(app, sock: socket.socket, host: str, port: int, log_level: str = "info") -> None:
     import uvicorn
 
     # "auto" takes uvloop and httptools (C event loop and HTTP parser) when installed, as they are here.
     # limit_concurrency: past that many open connections and requests a worker answers 503 at once,
     # so a flood of slow or idle connections cannot pile up memory.
-    config = uvicorn.Config(app, host=host, port=port, log_level="info", timeout_graceful_shutdown=5,
+    config = uvicorn.Config(app, host=host, port=port, log_level=log_level, timeout_graceful_shutdown=5,
                             loop="auto", http="auto", limit_concurrency=MAX_CONCURRENCY)
     uvicorn.Server(config).run(sockets=[sock])
 
 
-def _fork_worker(app, sock: socket.socket, host: str, port: int) -> int:
+def _fork_worker(app, sock: socket.socket, host: str, port: int, log_level: str) -> int:
     pid = os.fork()
     if pid:
         return pid
@@ -61,7 +61,7 @@ def _fork_worker(app, sock: socket.socket, host: str, port: int) -> int:
                 adj.write(str(WORKER_OOM_SCORE_ADJ))
         except OSError:
             pass
-        _run_worker(app, sock, host, port)
+        _run_worker(app, sock, host, port, log_level)
         code = 0
     except BaseException:
         traceback.print_exc()
@@ -69,7 +69,7 @@ def _fork_worker(app, sock: socket.socket, host: str, port: int) -> int:
         os._exit(code)
 
 
-def serve(app, host: str, port: int, workers: int = 1) -> int:
+def serve(app, host: str, port: int, workers: int = 1, log_level: str = "info") -> int:
     """Serves `app` on host:port with `workers` processes under a supervising parent; returns the
     exit code (0 once stopped by a signal)."""
     try:
@@ -94,7 +94,7 @@ def serve(app, host: str, port: int, workers: int = 1) -> int:
     signal.signal(signal.SIGTERM, stop)
     signal.signal(signal.SIGINT, stop)
     for _ in range(workers):
-        started[_fork_worker(app, sock, host, port)] = time.monotonic()
+        started[_fork_worker(app, sock, host, port, log_level)] = time.monotonic()
     log.info("serving with %d worker process(es): %s", workers, sorted(started))
     backoff = 0.0
     while started:
@@ -116,5 +116,5 @@ def serve(app, host: str, port: int, workers: int = 1) -> int:
         while not stopping and time.monotonic() < deadline:
             time.sleep(0.05)
         if not stopping:
-            started[_fork_worker(app, sock, host, port)] = time.monotonic()
+            started[_fork_worker(app, sock, host, port, log_level)] = time.monotonic()
     return 0
