@@ -258,6 +258,10 @@ def test_a_tester_clicks_a_confusion_cell_draws_a_digit_and_uploads_one(trained_
     deck.deployments.deploy_and_wait(deck.registry.get("sklearn_mnist"), "explore", timeout=180)
     scan = tmp_path / "scan.png"  # the second test image (a 2), as a dark-on-light scan
     Image.fromarray((255 - load_mnist_test().X[1].reshape(28, 28) * 255).astype("uint8")).resize((300, 300)).save(scan)
+    own = tmp_path / "own.npz"
+    import numpy as np
+
+    np.savez(own, X=(load_mnist_test().X[:200] * 255).round().astype("uint8"), y=load_mnist_test().y[:200])
     proc, url = start_dashboard(home, "local", tmp_path / "streamlit.log")
     ARTIFACTS.mkdir(exist_ok=True)
     try:
@@ -299,8 +303,15 @@ def test_a_tester_clicks_a_confusion_cell_draws_a_digit_and_uploads_one(trained_
             page.wait_for_timeout(500)
             page.screenshot(path=str(ARTIFACTS / "test-page-drawn-digit.png"))
 
-            main.get_by_test_id("stFileUploaderDropzoneInput").set_input_files(str(scan))
+            main.locator("input[type=file][accept*='.png']").set_input_files(str(scan))  # the digit's uploader
             expect(prediction.get_by_test_id("stMetricValue")).to_have_text("2", timeout=30_000)
+
+            main.get_by_text("Add your own test set").click()  # and a test set of one's own, from the page
+            form = main.get_by_test_id("stForm")
+            form.get_by_test_id("stFileUploaderDropzoneInput").set_input_files(str(own))
+            form.get_by_role("textbox", name="Name", exact=True).fill("first-200")
+            form.get_by_role("button", name="Add test set").click()
+            expect(main.get_by_role("combobox", name="Test set")).to_have_value("first-200", timeout=30_000)
             browser.close()
     finally:
         stop_dashboard(proc)
