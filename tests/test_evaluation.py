@@ -14,7 +14,7 @@ def test_normalized_confusion_divides_rows_and_zeroes_the_diagonal():
 def test_most_confused_lists_the_largest_off_diagonal_counts_in_words():
     confusion = np.array([[5, 0, 3], [7, 5, 0], [0, 1, 9]])
     pairs = most_confused(confusion, ("a", "b", "c"), top=3)
-    assert [str(p) for p in pairs] == ["b taken for a: 7 times", "a taken for c: 3 times", "c taken for b: 1 times"]
+    assert [str(p) for p in pairs] == ["b taken for a: 7 times", "a taken for c: 3 times", "c taken for b: 1 time"]
 
 
 def test_evaluate_computes_accuracy_precision_and_recall():
@@ -50,3 +50,16 @@ def test_heatmap_has_labelled_axes_and_a_colour_bar():
 
 def test_testset_is_not_collected_by_pytest():
     assert TestSet.__test__ is False
+
+
+def test_a_cell_lists_its_items_most_confident_first_and_a_margin_only_the_errors():
+    y_true = np.array([0, 0, 0, 1, 1])
+    y_pred = np.array([0, 1, 0, 1, 0])
+    probabilities = np.array([[0.6, 0.4], [0.3, 0.7], [0.9, 0.1], [0.2, 0.8], [0.55, 0.45]])
+    result = evaluate(y_true, y_pred, ("a", "b"), probabilities)
+    assert list(result.cell(0, 0)) == [2, 0]  # 0.9 before 0.6
+    assert list(result.cell(0, None)) == [2, 1, 0]
+    assert list(result.cell(0, None, errors_only=True)) == [1]
+    assert list(result.cell(None, 0, errors_only=True)) == [4]
+    assert list(result.confidently_wrong()) == [1, 4] and list(result.least_confident_right()) == [0, 3, 2]
+    assert str(result.most_confused[0]).endswith(": 1 time")

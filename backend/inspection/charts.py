@@ -22,9 +22,12 @@ def confusion_chart(evaluation: Evaluation, counts: bool = False) -> alt.HConcat
     """
     labels = list(evaluation.labels)
     n = len(labels)
+    brightest = float(evaluation.normalized.max()) or 1.0
     cells = [{"true": i, "predicted": j, "true label": labels[i], "predicted label": labels[j],
               "share": float(evaluation.normalized[i, j]), "count": int(evaluation.confusion[i, j]),
-              "kind": "right" if i == j else "wrong"} for i in range(n) for j in range(n)]
+              "what": "right answers (not shaded)" if i == j else
+              f"{evaluation.normalized[i, j]:.1%} of the true {labels[i]}s",
+              "light": bool(evaluation.normalized[i, j] > 0.55 * brightest)} for i in range(n) for j in range(n)]
     off = evaluation.confusion.copy()
     np.fill_diagonal(off, 0)
     rows = [{"true": i, "true label": labels[i], "errors": int(off[i].sum())} for i in range(n)]
@@ -37,11 +40,11 @@ def confusion_chart(evaluation: Evaluation, counts: bool = False) -> alt.HConcat
     x = alt.X("predicted label:N", sort=order, title="predicted label", axis=alt.Axis(labelAngle=0, labelFontSize=13))
     y = alt.Y("true label:N", sort=order, title="true label", axis=alt.Axis(labelFontSize=13))
     tooltip: list[Any] = ["true label:N", "predicted label:N", alt.Tooltip("count:Q", title="images"),
-                          alt.Tooltip("share:Q", title="share of the true label", format=".1%")]
+                          alt.Tooltip("what:N", title="share")]
     base = alt.Chart(alt.Data(values=cells))
     heat = base.mark_rect(stroke="white", strokeWidth=0.5).encode(
         x=x, y=y, tooltip=tooltip,
-        color=alt.Color("share:Q", scale=alt.Scale(scheme="viridis"), title="share of errors",
+        color=alt.Color("share:Q", scale=alt.Scale(scheme="viridis"), title="share of the true label's images",
                         legend=alt.Legend(format=".0%", orient="top", gradientLength=200)),
         opacity=alt.condition(cell, alt.value(1.0), alt.value(0.55)),
     ).add_params(cell).properties(width=side, height=side)
@@ -49,7 +52,7 @@ def confusion_chart(evaluation: Evaluation, counts: bool = False) -> alt.HConcat
     if counts:
         layers.append(base.mark_text(fontSize=11).encode(
             x=x, y=y, text=alt.Text("count:Q"),
-            color=alt.condition("datum.share > 0.5 || datum.kind == 'right'", alt.value("black"), alt.value("white"))))
+            color=alt.condition("datum.light", alt.value("black"), alt.value("white"))))
     matrix = alt.layer(*layers)
     margin_color = alt.value("#c0392b")
     right = alt.Chart(alt.Data(values=rows)).mark_bar(color="#c0392b").encode(

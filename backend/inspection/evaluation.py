@@ -22,7 +22,7 @@ class ConfusedPair:
     count: int
 
     def __str__(self) -> str:
-        return f"{self.true_label} taken for {self.predicted_label}: {self.count} times"
+        return f"{self.true_label} taken for {self.predicted_label}: {self.count} time{'s' if self.count != 1 else ''}"
 
 
 @dataclass(frozen=True)
@@ -60,10 +60,10 @@ class Evaluation:
         """The probability each prediction was given (None without probabilities)."""
         return None if self.probabilities is None else confidence_of(self.probabilities, self.predictions)
 
-    def cell(self, true: int | None, predicted: int | None) -> np.ndarray:
-        """Indices of the test items with that true and predicted label (None: any), most confident
-        first (in test-set order without probabilities)."""
-        keep = np.ones(len(self.predictions), dtype=bool)
+    def cell(self, true: int | None, predicted: int | None, errors_only: bool = False) -> np.ndarray:
+        """Indices of the test items with that true and predicted label (None: any; with `errors_only`,
+        wrong predictions only), most confident first (in test-set order without probabilities)."""
+        keep = self.predictions != self.y_true if errors_only else np.ones(len(self.predictions), dtype=bool)
         if true is not None:
             keep &= self.y_true == true
         if predicted is not None:

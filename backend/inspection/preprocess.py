@@ -107,8 +107,9 @@ def decode_image(data: bytes | bytearray | memoryview) -> np.ndarray:
             return np.asarray(img.convert("L"))
     except Exception as e:  # Pillow raises many kinds on malformed files: all mean "not a readable image"
         raise ImageDecodeError(
-            f"cannot read the {len(raw):,} bytes received (starting {raw[:12]!r}) as an image: {e}; "
-            "upload a PNG or JPEG file") from e
+            f"cannot read the {len(raw):,} bytes received (starting {raw[:12]!r}) as an image: "
+            f"{'not a PNG or JPEG file' if 'cannot identify image file' in str(e) else e}; upload a PNG or JPEG file"
+        ) from e
 
 
 def _checked_array(image: object) -> np.ndarray:

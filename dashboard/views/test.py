@@ -67,7 +67,7 @@ def own_set_form() -> None:
     st.caption("An `.npz` with arrays `X` and `y` (and optional `class_names`), two IDX files (images and "
                "labels, gzip or not), or a `.zip` of PNG/JPEG images in one folder per class (images that are "
                "not 28x28 are prepared as MNIST digits were). Same as `modeldeck datasets add NAME FILE...`.")
-    with st.form("own_set", clear_on_submit=True):
+    with st.form("own_set"):
         files = st.file_uploader("Files", accept_multiple_files=True, key="own_set_files")
         n1, n2 = st.columns(2)
         set_name = n1.text_input("Name", placeholder="my-digits", help="3-63 of a-z, 0-9, '-' and '_'")
@@ -184,17 +184,22 @@ except ModelDeckError as e:
 binary = takes_binary(uri, deployment.record.uid, key)
 
 
-def clicked(event: object) -> tuple[int | None, int | None]:
-    """(true label, predicted label) the reader clicked in the confusion chart: a cell gives both, a
-    margin bar one; None where nothing is chosen."""
+def clicked(event: object, memory: str) -> tuple[int | None, int | None]:
+    """(true label, predicted label) the reader last clicked in the confusion chart: a cell gives both,
+    a margin bar one; None where nothing is chosen. The chart keeps a selection per part, so the part
+    whose selection changed since the last run (remembered under `memory`) is the one just clicked."""
     selection = getattr(event, "selection", None) or {}
-    for name, fields in ((CELL, ("true", "predicted")), (TRUE_CLASS, ("true",)), (PREDICTED_CLASS, ("predicted",))):
-        points = selection.get(name) or []
-        if points and isinstance(points[0], dict):
-            point = points[0]
-            return (int(point["true"]) if "true" in fields else None,
-                    int(point["predicted"]) if "predicted" in fields else None)
-    return None, None
+    current = {name: selection.get(name) or [] for name in (CELL, TRUE_CLASS, PREDICTED_CLASS)}
+    before, last = st.session_state.get(memory, ({}, None))
+    changed = [name for name, points in current.items() if points and points != before.get(name)]
+    latest = changed[0] if changed else last if last and current.get(last) else next(
+        (name for name, points in current.items() if points), None)
+    st.session_state[memory] = (current, latest)
+    if latest is None or not isinstance(current[latest][0], dict):
+        return None, None
+    point = current[latest][0]
+    return (int(point["true"]) if latest in (CELL, TRUE_CLASS) else None,
+            int(point["predicted"]) if latest in (CELL, PREDICTED_CLASS) else None)
 
 
 def gallery(title: str, indices: np.ndarray, data: TestSet, evaluation: Evaluation, key: str,
@@ -270,7 +275,9 @@ samples = deck.results.load_samples(deployment, dataset_name)
 if samples is not None:
     correct = int(samples.correct.sum())
     st.markdown(f"**{correct} of {len(samples.labels)} correct** — each image is titled *prediction (true "
-                "label)*; misclassified ones are red, on an inverted colormap.")
+                "label)*; misclassified ones are red, on an inverted colormap"
+                + (", with the confidence beneath." if samples.probabilities is not None else
+                   ". This scoring script returns labels only: no confidence."))
     scored_caption("samples", dataset_name, titles[dataset_name])
     strip_png = strip_png_of(deployment.record.uid, dataset_name,
                              deck.results.revision(deployment, dataset_name, "samples"), samples)
@@ -336,23 +343,29 @@ def evaluation_view() -> None:
         side.markdown("**Per class**")
         side.dataframe({"class": list(evaluation.labels), "precision": evaluation.precision.round(4),
                         "recall": evaluation.recall.round(4)}, hide_index=True)
-        true_class, predicted_class = clicked(event)
+        true_class, predicted_class = clicked(event, f"cm-clicked/{deployment.record.uid}/{results_key}")
         if true_class is None and predicted_class is None:
             st.info("Click a cell of the matrix to see exactly those images.", icon=":material/touch_app:")
-        else:
+        elif true_class is not None and predicted_class is not None:
             shown = evaluation.cell(true_class, predicted_class)
-            what = " and ".join(part for part in (
-                f"true label {evaluation.labels[true_class]}" if true_class is not None else "",
-                f"predicted {evaluation.labels[predicted_class]}" if predicted_class is not None else "") if part)
-            gallery(f"{len(shown):,} images with {what}", shown, scored_set, evaluation,
+            gallery(f"{len(shown):,} images with true label {evaluation.labels[true_class]} and predicted "
+                    f"{evaluation.labels[predicted_class]}", shown, scored_set, evaluation,
                     f"cell/{true_class}/{predicted_class}")
-        wrong, unsure = st.tabs(["Confidently wrong", "Least confident right"])
+        else:  # a margin bar: that class's errors, as the bar counts them
+            shown = evaluation.cell(true_class, predicted_class, errors_only=True)
+            what = (f"true label {evaluation.labels[true_class]}, taken for another" if true_class is not None
+                    else f"predicted {evaluation.labels[predicted_class]}, but another")
+            gallery(f"{len(shown):,} errors: {what}", shown, scored_set, evaluation,
+                    f"errors/{true_class}/{predicted_class}")
+        sure = evaluation.probabilities is not None
+        wrong, unsure = st.tabs(["Confidently wrong", "Least confident right"] if sure else
+                                ["Wrong (test-set order)", "Right (test-set order)"])
         with wrong:
-            gallery("Wrong, with the highest probability on the wrong label", evaluation.confidently_wrong(30), scored_set,
-                    evaluation, "wrong", paged=False)
+            gallery("Wrong, with the highest probability on the wrong label" if sure else "Wrong answers",
+                    evaluation.confidently_wrong(30), scored_set, evaluation, "wrong", paged=False)
         with unsure:
-            gallery("Right, with the lowest probability", evaluation.least_confident_right(30), scored_set, evaluation,
-                    "unsure", paged=False)
+            gallery("Right, with the lowest probability" if sure else "Right answers",
+                    evaluation.least_confident_right(30), scored_set, evaluation, "unsure", paged=False)
         with st.expander("Confusion matrix (counts; rows: true label, columns: predicted label)"):
             st.dataframe({"true \\ predicted": list(evaluation.labels),
                           **{label: evaluation.confusion[:, j] for j, label in enumerate(evaluation.labels)}},
@@ -426,7 +439,7 @@ def console_view() -> None:
                     f":gray-badge[{raw.latency_ms:.1f} ms] :gray-badge[{len(raw.body):,} bytes]")
         h1, h2 = st.columns([2, 3])
         h1.dataframe({"header": list(raw.headers), "value": list(raw.headers.values())}, hide_index=True)
-        h2.code(pretty_body(raw.body), language="json")
+        h2.code(pretty_body(raw.body), language="json", wrap_lines=True)
 
 
 evaluation_view()
