@@ -283,7 +283,7 @@ def test_a_tester_clicks_a_confusion_cell_draws_a_digit_and_uploads_one(trained_
             seconds_to_gallery = time.monotonic() - started
             assert "predicted" in gallery.inner_text()
             gallery.scroll_into_view_if_needed()
-            page.wait_for_timeout(500)
+            page.wait_for_timeout(2000)  # the gallery's picture loads after its title
             page.screenshot(path=str(ARTIFACTS / "test-page-cell-gallery.png"))
 
             pad = page.locator("canvas[aria-label='drawing pad']")

@@ -44,15 +44,19 @@ def confusion_chart(evaluation: Evaluation, counts: bool = False) -> alt.HConcat
     base = alt.Chart(alt.Data(values=cells))
     heat = base.mark_rect(stroke="white", strokeWidth=0.5).encode(
         x=x, y=y, tooltip=tooltip,
-        color=alt.Color("share:Q", scale=alt.Scale(scheme="viridis"), title="share of the true label's images",
-                        legend=alt.Legend(format=".0%", orient="top", gradientLength=200)),
+        # The diagonal (right answers) is zeroed in the matrix: grey, so it never reads as "fewest errors"
+        color=alt.condition("datum.true == datum.predicted", alt.value("#e6e6e6"),
+                            alt.Color("share:Q", scale=alt.Scale(scheme="viridis"),
+                                      title="share of the true label's images",
+                                      legend=alt.Legend(format=".0%", orient="top", gradientLength=200))),
         opacity=alt.condition(cell, alt.value(1.0), alt.value(0.55)),
     ).add_params(cell).properties(width=side, height=side)
     layers: list[Any] = [heat]
     if counts:
         layers.append(base.mark_text(fontSize=11).encode(
             x=x, y=y, text=alt.Text("count:Q"),
-            color=alt.condition("datum.light", alt.value("black"), alt.value("white"))))
+            color=alt.condition("datum.light || datum.true == datum.predicted", alt.value("black"),
+                                alt.value("white"))))
     matrix = alt.layer(*layers)
     margin_color = alt.value("#c0392b")
     right = alt.Chart(alt.Data(values=rows)).mark_bar(color="#c0392b").encode(

@@ -213,7 +213,7 @@ def gallery(title: str, indices: np.ndarray, data: TestSet, evaluation: Evaluati
     page = 1
     if paged and len(indices) > per_page:
         pages = (len(indices) + per_page - 1) // per_page
-        page = int(st.number_input(f"Page (of {pages})", 1, pages, 1, key=f"page/{key}"))
+        page = int(st.columns([1, 4])[0].number_input(f"Page (of {pages})", 1, pages, 1, key=f"page/{key}"))
     shown = indices[(page - 1) * per_page:page * per_page]
     st.image(grid_png(deployment.record.uid, results_key, deck.results.revision(deployment, results_key, "evaluation"),
                       tuple(int(i) for i in shown), data, evaluation), width="stretch")
