@@ -46,6 +46,7 @@ from .errors import (
     UserImageError,
 )
 from .inspection.preprocess import decode_image, grayscale, mnist_input
+from .staging import staging_dir
 
 NAME_PATTERN = re.compile(r"^[a-z0-9][a-z0-9_-]{1,61}[a-z0-9]$")
 """A user test set's name: the deployment-name rule, with '_' allowed too."""
@@ -165,6 +166,20 @@ def import_dataset(root: Path, name: str, files: Sequence[Path], title: str = ""
             f"a test set named {name!r} exists already: choose another name, or replace it")
     prepared = _normalised(_read_files([Path(f) for f in files]))
     return _store(root, name, title, prepared, replace=replace)
+
+
+def import_uploaded(root: Path, name: str, files: dict[str, bytes], title: str, staging: Path) -> DatasetInfo:
+    """`import_dataset` for uploaded files ({file name: content}), staged privately under `staging`
+    (swept if this process dies). Same errors, and DatasetImportError when nothing was uploaded."""
+    if not files:
+        raise DatasetImportError("nothing to add: choose one .npz, two IDX files or one .zip")
+    with staging_dir(staging) as folder:
+        paths = []
+        for filename, content in files.items():
+            path = folder / (Path(filename).name or "upload")
+            path.write_bytes(content)
+            paths.append(path)
+        return import_dataset(root, name, paths, title)
 
 
 def user_catalogue(root: Path) -> list[DatasetInfo]:

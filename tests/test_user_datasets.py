@@ -422,3 +422,18 @@ def test_the_first_500_mnist_digits_round_trip_exactly(root, tmp_path):
     assert np.array_equal(test_set.y, mnist.y[:500])
     assert test_set.image_shape == (28, 28) and test_set.class_names == mnist.class_names
     assert json.loads((root / "mnist-500.json").read_text())["x_dtype"] == "uint8"  # 8-bit data, 8-bit storage
+
+
+def test_uploaded_bytes_are_staged_privately_imported_and_the_staging_left_empty(tmp_path):
+    import io
+
+    from backend.errors import DatasetImportError
+    from backend.user_datasets import import_uploaded
+
+    buffer = io.BytesIO()
+    np.savez(buffer, X=np.zeros((3, 28, 28), np.uint8), y=np.array([0, 1, 1]))
+    info = import_uploaded(tmp_path / "sets", "uploaded", {"../x/sets.npz": buffer.getvalue()}, "t", tmp_path / "staging")
+    assert info.name == "uploaded" and info.title == "t"
+    assert list((tmp_path / "staging").iterdir()) == []
+    with pytest.raises(DatasetImportError, match="nothing to add"):
+        import_uploaded(tmp_path / "sets", "empty", {}, "", tmp_path / "staging")

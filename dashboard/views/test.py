@@ -6,7 +6,6 @@ each deployment and test set are kept under the home, so a reload or a shared li
 
 import json
 import time
-from pathlib import Path
 
 import numpy as np
 import streamlit as st
@@ -39,9 +38,9 @@ from backend.inspection.plots import confusion_heatmap, image_grid, sample_strip
 from backend.inspection.preprocess import mnist_input
 from backend.inspection.snippets import curl_snippet, python_snippet
 from backend.registry import Signature
-from backend.staging import STAGING_DIR, staging_dir
+from backend.staging import STAGING_DIR
 from backend.timefmt import age
-from backend.user_datasets import import_dataset
+from backend.user_datasets import import_uploaded
 from dashboard.canvas import drawing_pad
 from dashboard.common import choose, fail, get_deck, nothing_chosen, scoring_failed, snapshot, url_select, verbatim
 
@@ -74,17 +73,10 @@ def own_set_form() -> None:
         set_title = n2.text_input("Title (optional)")
         submitted = st.form_submit_button("Add test set", icon=":material/add:")
     if submitted:
-        if not files:
-            fail("choose one .npz, two IDX files or one .zip", "Nothing to add")
-            return
         try:
-            with staging_dir(deck.settings.home / STAGING_DIR) as folder:
-                paths = []
-                for upload in files:
-                    path = folder / Path(upload.name).name
-                    path.write_bytes(upload.getvalue())
-                    paths.append(path)
-                info = import_dataset(deck.settings.datasets_dir, set_name.strip(), paths, set_title.strip())
+            info = import_uploaded(deck.settings.datasets_dir, set_name.strip(),
+                                   {upload.name: upload.getvalue() for upload in files or []}, set_title.strip(),
+                                   deck.settings.home / STAGING_DIR)
         except ModelDeckError as e:
             fail(e, "Cannot add that test set")
             return
