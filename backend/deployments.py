@@ -295,8 +295,8 @@ class DeploymentService:
                 stopped = self._get_quietly(where, name)  # a failed init() exits with its code once stopped
                 raise DeploymentFailedError(name, deployment.detail or "the server stopped",
                                             state=str(deployment.state),
-                                            exit_code=deployment.exit_code if stopped is None or stopped.exit_code
-                                            is None else stopped.exit_code,
+                                            exit_code=deployment.exit_code if deployment.exit_code is not None
+                                            or stopped is None else stopped.exit_code,
                                             logs=where.logs(name, LOG_TAIL_ON_FAILURE))
             if time.monotonic() >= deadline:
                 self._stop_quietly(where, name)
