@@ -5,7 +5,6 @@ from __future__ import annotations
 import argparse
 import json
 import sys
-import time
 from dataclasses import asdict
 from pathlib import Path
 from typing import Any
@@ -14,9 +13,11 @@ from .config import RUNTIME_CHOICES
 from .context import ModelDeck, open_modeldeck
 from .datasets import DATASET_NAMES, TestSet, catalogue, datasets_for, load_dataset
 from .errors import ModelDeckError, UserImageError
-from .inspection.evaluation import evaluate_endpoint, robustness, sample, supports_binary
+from .inspection.compare import DISAGREEMENT_KINDS
+from .inspection.evaluation import robustness, sample, supports_binary
 from .inspection.history import EvaluationRecord
 from .inspection.perturb import KINDS, Perturbation
+from .inspection.runs import compare_deployments, contender, default_testset, score_and_keep
 from .progress import ProgressEvent
 from .registry import Model, parse_signature, parse_tags
 from .runtimes.base import DeployConfig
@@ -289,16 +290,12 @@ def cmd_predict(deck: ModelDeck, args: argparse.Namespace) -> int:
 
 
 def cmd_evaluate(deck: ModelDeck, args: argparse.Namespace) -> int:
-    uri, key, testset = _scoring_target(deck, args)
+    _, _, testset = _scoring_target(deck, args)
     perturbation = Perturbation.parse(args.perturb, args.seed) if args.perturb else None
+    evaluation = score_and_keep(deck, args.deployment, testset, source="cli evaluate", perturbation=perturbation,
+                                use_json=args.json_path, batch_size=10_000)
     if perturbation is not None:
         testset = perturbation.apply(testset)
-    binary = not args.json_path and supports_binary(deck.client, uri, key)
-    started = time.perf_counter()
-    evaluation = evaluate_endpoint(deck.client, uri, testset, use_binary=binary, key=key)
-    deck.evaluations.add(EvaluationRecord.of(args.deployment, testset, evaluation,
-                                             duration_s=time.perf_counter() - started, source="cli evaluate",
-                                             perturbation=perturbation.key if perturbation else ""))
     if args.plot:
         from .inspection.plots import confusion_heatmap, to_png
 
@@ -316,6 +313,31 @@ def cmd_evaluate(deck: ModelDeck, args: argparse.Namespace) -> int:
     for label, row in zip(evaluation.labels, evaluation.confusion, strict=True):
         print(f"{label:>6}" + "".join(f"{int(v):>{width}}" for v in row))
     print("most confused: " + "; ".join(map(str, evaluation.most_confused)))
+    return 0
+
+
+def cmd_compare(deck: ModelDeck, args: argparse.Namespace) -> int:
+    _ensure_models(deck)
+    a, b = (contender(deck, ref, progress=_progress) for ref in (args.a, args.b))
+    testset = default_testset(deck, deck.deployments.model_of(a), deck.deployments.model_of(b), requested=args.dataset)
+    _err(f"scoring {len(testset):,} images of {testset.name} at {a.name} and {b.name}")
+    comparison = compare_deployments(deck, a, b, testset, source="cli compare", use_json=args.json_path,
+                                     progress=lambda name, done, total: _err(f"{name}: {done:,} of {total:,} scored"))
+    if args.json:
+        _print_json(comparison.to_json())
+        return 0
+    print(f"{comparison.n:,} images of {comparison.dataset}")
+    print(f"  A  {a.name:<24} {comparison.a.model:<20} accuracy {comparison.a.accuracy:.2%}")
+    print(f"  B  {b.name:<24} {comparison.b.model:<20} accuracy {comparison.b.accuracy:.2%}"
+          f"  ({comparison.delta * 100:+.2f} points)")
+    print(comparison.verdict())
+    print(f"{'CLASS':<14} {'IMAGES':>6} {'RECALL A':>9} {'RECALL B':>9} {'CHANGE':>9}")
+    for c in comparison.per_class:
+        print(f"{c.label:<14} {c.n:>6} {c.recall_a:>9.2%} {c.recall_b:>9.2%} {c.change * 100:>+8.2f}p")
+    print(f"they disagree on {comparison.n_disagree:,} images: "
+          + ", ".join(f"{len(comparison.disagreements(kind)):,} {words}" for kind, words in DISAGREEMENT_KINDS.items()))
+    moves = "; ".join(f"{t} taken for {p} {change * 100:+.1f} points" for t, p, change in comparison.biggest_changes())
+    print(f"largest changes in the normalised confusion matrix (B - A): {moves or 'none'}")
     return 0
 
 
@@ -431,6 +453,13 @@ def build_parser() -> argparse.ArgumentParser:
             p.add_argument("--perturb", metavar="KIND=STRENGTH", default=None,
                            help=f"score the test set perturbed, e.g. rotate=15 (kinds: {', '.join(KINDS)})")
             p.add_argument("--seed", type=int, default=0, help="seed of random perturbations (noise, shift)")
+    p = add(sub, "compare", cmd_compare, "score one test set at two deployments (or model versions) and say "
+            "which is better, where, and whether it could be chance (McNemar)")
+    p.add_argument("a", metavar="A", help="a deployment name, or MODEL:VERSION (served by a Healthy deployment of "
+                   "this home, else deployed now)")
+    p.add_argument("b", metavar="B", help="the same, for the other side")
+    p.add_argument("--dataset", default=None, metavar="NAME", help="a test set that fits both (default: the first)")
+    p.add_argument("--json-path", action="store_true", help="send JSON even where .npy is taken")
     p = add(sub, "robustness", cmd_robustness, "accuracy on the whole test set at several strengths of one "
             "perturbation")
     p.add_argument("name", help="deployment name")

@@ -191,6 +191,12 @@ class DeploymentService:
                                             + (f": {deployment.detail}" if deployment.detail else ""))
         return deployment
 
+    def serving(self, model: Model, snapshot: DeploymentList | None = None) -> Deployment | None:
+        """A Healthy deployment of this home that serves exactly `model` (name, version and files), or None."""
+        listed = snapshot or self.snapshot()
+        return next((d for d in listed.healthy if d.record.model_name == model.name
+                     and d.record.model_version == model.version and d.record.model_sha256 == model.sha256), None)
+
     def model_of(self, deployment: Deployment) -> Model | None:
         """The registered model a deployment serves (None when this registry does not have it)."""
         try:

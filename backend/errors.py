@@ -196,6 +196,10 @@ class UnexpectedAnswerError(ScoringError):
     """The endpoint answered, but not with one of the test set's labels for each row."""
 
 
+class ComparisonError(ModelDeckError):
+    """Two results that cannot be compared (not the same test set), or nothing to compare."""
+
+
 class UserImageError(ModelDeckError):
     """A drawn or uploaded image cannot be turned into the model's input."""
 

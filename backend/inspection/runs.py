@@ -1,0 +1,125 @@
+"""Whole-test-set scorings as a user starts them (CLI, Test page, Compare page): score at the
+endpoint, keep the result for the dashboard and record it in the evaluation history."""
+
+from __future__ import annotations
+
+import time
+from collections.abc import Callable
+from typing import TYPE_CHECKING
+
+from ..datasets import TestSet, datasets_for, load_dataset
+from ..errors import ComparisonError, DatasetMismatchError
+from ..progress import Progress, quiet, step
+from ..registry import Model
+from ..runtimes.base import Deployment
+from .compare import Comparison, compare
+from .evaluation import Evaluation, evaluate_endpoint, supports_binary
+from .history import EvaluationRecord
+from .perturb import Perturbation
+
+if TYPE_CHECKING:
+    from ..context import ModelDeck
+
+
+def default_testset(deck: ModelDeck, *models: Model | None, requested: str | None = None) -> TestSet:
+    """`requested`, checked against each model's signature, or the first test set that fits them all.
+
+    Raises:
+        DatasetError, DatasetMismatchError: as `load_dataset`; no set fits every model.
+    """
+    signatures = [m.signature for m in models if m is not None]
+    user_root = deck.settings.datasets_dir
+    if requested is not None:
+        for signature in signatures[1:]:
+            load_dataset(requested, signature, user_root)  # raises when it does not fit
+        return load_dataset(requested, signatures[0] if signatures else None, user_root)
+    names = [info.name for info in datasets_for(signatures[0], user_root)[0]] if signatures else ["mnist"]
+    for signature in signatures[1:]:
+        fits = {info.name for info in datasets_for(signature, user_root)[0]}
+        names = [name for name in names if name in fits]
+    if not names:
+        raise DatasetMismatchError("no test set fits " + " and ".join(m.id for m in models if m is not None)
+                                   + ": see `datasets list`")
+    return load_dataset(names[0], signatures[0] if signatures else None, user_root)
+
+
+def score_and_keep(deck: ModelDeck, deployment: Deployment, testset: TestSet, *, source: str,
+                   perturbation: Perturbation | None = None, use_json: bool = False, batch_size: int = 2000,
+                   progress: Callable[[int, int], None] | None = None) -> Evaluation:
+    """Scores the whole `testset` (perturbed when asked) at a Healthy `deployment`, keeps the result for
+    the dashboard (by the deployment's uid, under the scored set's name) and adds it to the evaluation history.
+
+    Raises:
+        ScoringError: the endpoint failed or answered something else than labels.
+    """
+    uri = deployment.scoring_uri or ""
+    key = deck.deployments.key_for(deployment)
+    scored_set = perturbation.apply(testset) if perturbation is not None else testset
+    binary = not use_json and supports_binary(deck.client, uri, key)
+    started = time.perf_counter()
+    evaluation = evaluate_endpoint(deck.client, uri, scored_set, batch_size=batch_size, use_binary=binary, key=key,
+                                   progress=progress)
+    deck.results.save_evaluation(deployment, scored_set.name, testset.y, evaluation)
+    deck.evaluations.add(EvaluationRecord.of(deployment, scored_set, evaluation, source=source,
+                                             duration_s=time.perf_counter() - started,
+                                             perturbation=perturbation.key if perturbation else ""))
+    return evaluation
+
+
+def contender(deck: ModelDeck, ref: str, progress: Progress = quiet) -> Deployment:
+    """The Healthy deployment `ref` names, or for a model version "NAME:VERSION" a Healthy deployment
+    of this home serving exactly it, deployed now (default configuration) when there is none.
+
+    Raises:
+        ModelNotFoundError, DeploymentNotFoundError, DeploymentNotHealthyError, and what a deploy raises.
+    """
+    if ":" not in ref:
+        return deck.deployments.healthy(ref)
+    model = deck.registry.get_ref(ref)
+    found = deck.deployments.serving(model)
+    if found is not None:
+        step(progress, f"{model.id} is served by {found.name}")
+        return found
+    name = deck.deployments.suggest_name(model)
+    step(progress, f"deploying {model.id} as {name} to compare it")
+    return deck.deployments.deploy_and_wait(model, name, progress=progress)
+
+
+def compare_deployments(deck: ModelDeck, a: Deployment, b: Deployment, testset: TestSet, *,
+                        source: str, use_json: bool = False,
+                        progress: Callable[[str, int, int], None] | None = None) -> Comparison:
+    """Scores the whole test set at both deployments (kept as `score_and_keep` keeps it) and compares them;
+    progress(which deployment, done, total) while scoring.
+
+    Raises:
+        ComparisonError: A and B are the same deployment. ScoringError: as `score_and_keep`.
+    """
+    if a.record.uid == b.record.uid:
+        raise ComparisonError(f"{a.name} is both A and B: pick two different deployments")
+    evaluations = []
+    for deployment in (a, b):
+        def scored(done: int, total: int, name: str = deployment.name) -> None:
+            if progress is not None:
+                progress(name, done, total)
+
+        evaluations.append(score_and_keep(deck, deployment, testset, source=source, use_json=use_json,
+                                          progress=scored))
+    return _compare(evaluations[0], evaluations[1], testset.name, a, b)
+
+
+def kept_comparison(deck: ModelDeck, a: Deployment, b: Deployment, dataset: str) -> Comparison | None:
+    """The comparison of the two deployments' kept scorings of `dataset` (None unless both are kept and
+    were made on the same images). Reads only."""
+    kept = [deck.results.load_evaluation(d, dataset) for d in (a, b)]
+    if kept[0] is None or kept[1] is None or a.record.uid == b.record.uid:
+        return None
+    try:
+        return _compare(kept[0], kept[1], dataset, a, b)
+    except ComparisonError:
+        return None
+
+
+def _compare(first: Evaluation, second: Evaluation, dataset: str, a: Deployment, b: Deployment) -> Comparison:
+    return compare(first, second, dataset=dataset, a_name=a.name,
+                   a_model=f"{a.record.model_name}:{a.record.model_version}", b_name=b.name,
+                   b_model=f"{b.record.model_name}:{b.record.model_version}")
