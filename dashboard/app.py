@@ -23,6 +23,7 @@ deck = get_deck()
 models_page = st.Page(VIEWS / "models.py", title="Models", icon=":material/inventory_2:", url_path="models")
 deploy_page = st.Page(VIEWS / "deploy.py", title="Deploy", icon=":material/rocket_launch:", url_path="deploy")
 test_page = st.Page(VIEWS / "test.py", title="Test", icon=":material/labs:", url_path="test")
+compare_page = st.Page(VIEWS / "compare.py", title="Compare", icon=":material/compare_arrows:", url_path="compare")
 
 
 def _home() -> None:
@@ -33,11 +34,11 @@ def _home() -> None:
 # Streamlit serves its default page only at "/", so the default is this redirect and the pages
 # keep their own addresses; the sidebar lists them itself.
 page = st.navigation([st.Page(_home, title="ModelDeck", url_path="home", default=True),
-                      models_page, deploy_page, test_page], position="hidden")
+                      models_page, deploy_page, test_page, compare_page], position="hidden")
 
 with st.sidebar:
     st.markdown("### :material/sailing: ModelDeck")
-    for link in (models_page, deploy_page, test_page):
+    for link in (models_page, deploy_page, test_page, compare_page):
         st.page_link(link)
     st.divider()
 

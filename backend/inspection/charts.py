@@ -7,6 +7,7 @@ from typing import Any
 import altair as alt
 import numpy as np
 
+from .compare import Comparison
 from .evaluation import Evaluation
 
 CELL, TRUE_CLASS, PREDICTED_CLASS = "cell", "true_class", "predicted_class"  # the selections' names
@@ -93,3 +94,47 @@ def robustness_chart(points: tuple[tuple[float, float], ...], label: str, unit: 
         y=alt.Y("accuracy:Q", scale=alt.Scale(domain=[0, 1]), axis=alt.Axis(format=".0%")),
         tooltip=[alt.Tooltip("strength:Q"), alt.Tooltip("accuracy:Q", format=".2%")],
     ).properties(height=260)
+
+
+def difference_chart(comparison: Comparison) -> alt.Chart:
+    """B's normalised confusion matrix minus A's as a clickable heatmap on a diverging scale centred on
+    zero: red where B makes that mistake more often, blue where less; the diagonal (zeroed) grey.
+    A click on a cell selects `CELL` (fields `true`, `predicted`)."""
+    labels = list(comparison.labels)
+    n = len(labels)
+    delta = comparison.confusion_delta
+    reach = float(np.abs(delta).max()) or 0.01
+    cells = [{"true": i, "predicted": j, "true label": labels[i], "predicted label": labels[j],
+              "change": float(delta[i, j]),
+              "what": "right answers (not compared here)" if i == j else
+              f"{comparison.b.deployment} takes true {labels[i]} for {labels[j]} {abs(delta[i, j]) * 100:.1f} points "
+              f"{'more' if delta[i, j] > 0 else 'less'} often than {comparison.a.deployment}"
+              if delta[i, j] != 0 else "no change"} for i in range(n) for j in range(n)]
+    cell = alt.selection_point(name=CELL, fields=["true", "predicted"], on="click", clear="dblclick")
+    order = alt.Sort(labels)
+    side = max(260, 34 * n)
+    return alt.Chart(alt.Data(values=cells)).mark_rect(stroke="white", strokeWidth=0.5).encode(
+        x=alt.X("predicted label:N", sort=order, axis=alt.Axis(labelAngle=0, labelFontSize=13)),
+        y=alt.Y("true label:N", sort=order, axis=alt.Axis(labelFontSize=13)),
+        color=alt.condition("datum.true == datum.predicted", alt.value("#e6e6e6"),
+                            alt.Color("change:Q", title="B − A, share of the true label's images",
+                                      scale=alt.Scale(scheme="redblue", reverse=True, domain=[-reach, reach],
+                                                      domainMid=0),
+                                      legend=alt.Legend(format="+.0%", orient="top", gradientLength=220))),
+        opacity=alt.condition(cell, alt.value(1.0), alt.value(0.55)),
+        tooltip=["true label:N", "predicted label:N", alt.Tooltip("change:Q", format="+.1%", title="B − A"),
+                 alt.Tooltip("what:N", title="in words")],
+    ).add_params(cell).properties(width=side, height=side)
+
+
+def recall_change_chart(comparison: Comparison) -> alt.Chart:
+    """Per class, B's recall minus A's: blue bars up where B finds more of that class, red down where fewer."""
+    values = [{"class": c.label, "change": c.change, "recall A": c.recall_a, "recall B": c.recall_b}
+              for c in comparison.per_class]
+    return alt.Chart(alt.Data(values=values)).mark_bar().encode(
+        x=alt.X("class:N", sort=list(comparison.labels), axis=alt.Axis(labelAngle=0, labelFontSize=13), title=None),
+        y=alt.Y("change:Q", axis=alt.Axis(format="+.0%"), title="recall, B − A"),
+        color=alt.condition("datum.change >= 0", alt.value("#2166ac"), alt.value("#b2182b")),
+        tooltip=["class:N", alt.Tooltip("recall A:Q", format=".2%"), alt.Tooltip("recall B:Q", format=".2%"),
+                 alt.Tooltip("change:Q", format="+.2%")],
+    ).properties(height=220)

@@ -79,3 +79,30 @@ def to_png(fig: Figure, dpi: int = 110) -> bytes:
     fig.savefig(buffer, format="png", dpi=dpi)
     plt.close(fig)
     return buffer.getvalue()
+
+
+def disagreement_grid(images: np.ndarray, image_shape: tuple[int, int], labels: np.ndarray,
+                      predictions_a: np.ndarray, predictions_b: np.ndarray, class_names: tuple[str, ...],
+                      per_row: int = 10) -> Figure:
+    """Each image titled with its true label, and beneath what A and B said: green when right, red
+    (bold) when wrong."""
+    n = len(labels)
+    cols = max(1, min(per_row, n))
+    rows = max(1, math.ceil(n / cols))
+    longest = max((len(class_name(class_names, int(v))) for v in (*labels, *predictions_a, *predictions_b)),
+                  default=1)
+    size = 14 if longest <= 3 else 9
+    fig, axes = plt.subplots(rows, cols, figsize=(cols * 1.1, rows * 2.0), squeeze=False)
+    for k, ax in enumerate(axes.flat):
+        ax.axis("off")
+        if k >= n:
+            continue
+        ax.imshow(images[k].reshape(image_shape), cmap="binary")
+        ax.set_title(class_name(class_names, int(labels[k])), fontsize=size)
+        for line, (side, said) in enumerate((("A", predictions_a[k]), ("B", predictions_b[k]))):
+            right = bool(said == labels[k])
+            ax.text(0.5, -0.06 - 0.2 * line, f"{side}: {class_name(class_names, int(said))}", transform=ax.transAxes,
+                    ha="center", va="top", fontsize=max(8, size - 3), color="#1a7f37" if right else "red",
+                    fontweight="normal" if right else "bold")
+    fig.tight_layout(pad=0.3, h_pad=1.6)
+    return fig

@@ -1,0 +1,205 @@
+"""Compare page: two deployments (or model versions, deployed on the fly) scored on one test set —
+who is better, where, whether it could be chance, and the images they disagree on.
+
+A, B and the test set live in the URL (?a=...&b=...&dataset=...); the comparison is made from both
+deployments' kept scorings of that set, so a reload or a shared link shows it again.
+"""
+
+import json
+
+import numpy as np
+import streamlit as st
+
+from backend.datasets import TestSet, datasets_for, load_dataset
+from backend.errors import ModelDeckError
+from backend.inspection.charts import CELL, difference_chart, recall_change_chart
+from backend.inspection.compare import DISAGREEMENT_KINDS, Comparison
+from backend.inspection.plots import disagreement_grid, to_png
+from backend.inspection.runs import compare_deployments, contender, kept_comparison
+from backend.progress import ProgressEvent
+from backend.registry import Model
+from backend.runtimes.base import Deployment
+from dashboard.common import choose, get_deck, nothing_chosen, scoring_failed, snapshot, url_select, verbatim
+
+deck = get_deck()
+listing = snapshot()
+st.title("Compare")
+st.caption("Score one test set at two deployments — or two model versions, deployed on the fly — and see which "
+           "is better, where, and whether the difference could be chance.")
+
+healthy: dict[str, Deployment] = {d.name: d for d in listing.healthy}
+served = {(d.record.model_name, d.record.model_version, d.record.model_sha256) for d in healthy.values()}
+versions: dict[str, Model] = {m.id: m for m in deck.registry.list() if (m.name, m.version, m.sha256) not in served}
+options = list(healthy) + list(versions)
+if len(options) < 2:
+    st.info("Two things to compare are needed: register or deploy another model version (Models, Deploy).",
+            icon=":material/compare_arrows:")
+    st.stop()
+
+
+def describe(option: str) -> str:
+    if option in healthy:
+        return f"{option} — {healthy[option].model_id} on {healthy[option].runtime}"
+    return f"{option} — not deployed: deploys it to compare"
+
+
+def model_of(option: str) -> Model | None:
+    return deck.deployments.model_of(healthy[option]) if option in healthy else versions[option]
+
+
+by_age = sorted(options, key=lambda o: (model_of(o).version if model_of(o) else 0, o))
+left, right = st.columns(2)
+a = url_select("A — the one you have", options, "a", key="compare_a", container=left, default=by_age[0],
+               format_func=describe)
+b = url_select("B — the challenger", options, "b", key="compare_b", container=right, default=by_age[-1],
+               format_func=describe)
+if a is None or b is None:
+    nothing_chosen("A and B")
+if a == b:
+    st.warning("A and B are the same: choose two different ones.", icon=":material/warning:")
+    st.stop()
+models = [model_of(a), model_of(b)]
+fitting = [info for info in datasets_for(models[0].signature, deck.settings.datasets_dir)[0]] if models[0] else []
+if models[1] is not None:
+    also = {info.name for info in datasets_for(models[1].signature, deck.settings.datasets_dir)[0]}
+    fitting = [info for info in fitting if info.name in also]
+if not fitting:
+    st.warning("No test set fits both models: they take different inputs or labels.", icon=":material/warning:")
+    st.stop()
+titles = {info.name: info.title for info in fitting}
+dataset = url_select("Test set", list(titles), "dataset", key="compare_dataset", format_func=titles.__getitem__,
+                     gone=lambda lost: verbatim(f"Test set {lost!r} does not fit both: choose another."))
+if dataset is None:
+    nothing_chosen("a test set")
+
+to_deploy = [option for option in (a, b) if option in versions]
+if st.button(f"Compare on {titles[dataset]}" + (f" (deploys {' and '.join(to_deploy)} first)" if to_deploy else ""),
+             type="primary", icon=":material/compare_arrows:", key="compare_run"):
+    with st.status("Comparing…", expanded=True) as status:
+        bar = st.progress(0.0)
+
+        def show(event: ProgressEvent) -> None:
+            status.write(verbatim(str(event)))
+
+        try:
+            sides = [contender(deck, option, progress=show) for option in (a, b)]
+            for option, side in zip((a, b), sides, strict=True):
+                if option in versions:
+                    choose("compare_a" if option == a else "compare_b", side.name)
+            testset = load_dataset(dataset, models[0].signature if models[0] else None, deck.settings.datasets_dir)
+            names = [side.name for side in sides]
+            compare_deployments(deck, sides[0], sides[1], testset, source="dashboard compare",
+                                progress=lambda name, done, total: bar.progress(
+                                    (names.index(name) * total + done) / (2 * total),
+                                    text=verbatim(f"{name}: scored {done:,} of {total:,}")))
+            status.update(label="Compared", state="complete", expanded=False)
+        except ModelDeckError as e:
+            status.update(label="Comparing failed", state="error")
+            scoring_failed(e)
+            st.stop()
+    st.rerun()  # the selects now name the deployments made on the fly; the result is read back below
+
+if a not in healthy or b not in healthy:
+    st.info(f"Press **Compare**: {' and '.join(to_deploy)} will be deployed (default configuration) and then both "
+            "scored.", icon=":material/info:")
+    st.stop()
+comparison = kept_comparison(deck, healthy[a], healthy[b], dataset)
+if comparison is None:
+    st.info(verbatim(f"Press Compare to score {titles[dataset]} at {a} and {b}."), icon=":material/info:")
+    st.stop()
+
+
+@st.cache_data(show_spinner=False, max_entries=8)
+def testset(name: str) -> TestSet:
+    return load_dataset(name, None, deck.settings.datasets_dir)
+
+
+@st.cache_data(show_spinner=False, max_entries=32)
+def grid_png(uids: tuple[str, str], dataset: str, revisions: tuple[int, int], shown: tuple[int, ...],
+             _data: TestSet, _comparison: Comparison) -> bytes:
+    """The picture of test images `shown` with what A and B said (drawn once per kept result pair)."""
+    indices = np.asarray(shown, dtype=np.int64)
+    return to_png(disagreement_grid(_data.X[indices], _data.image_shape, _data.y[indices],
+                                    _comparison.predictions_a[indices], _comparison.predictions_b[indices],
+                                    _data.class_names))
+
+
+def gallery(indices: np.ndarray, key: str) -> None:
+    per_page = 30
+    if len(indices) == 0:
+        st.caption("none")
+        return
+    page = 1
+    if len(indices) > per_page:
+        pages = (len(indices) + per_page - 1) // per_page
+        page = int(st.columns([1, 4])[0].number_input(f"Page (of {pages})", 1, pages, 1, key=f"page/{key}"))
+    shown = tuple(int(i) for i in indices[(page - 1) * per_page:page * per_page])
+    uids = (healthy[a].record.uid, healthy[b].record.uid)
+    revisions = (deck.results.revision(healthy[a], dataset, "evaluation"),
+                 deck.results.revision(healthy[b], dataset, "evaluation"))
+    st.image(grid_png(uids, dataset, revisions, shown, testset(dataset), comparison), width="stretch")
+    st.caption("Test images " + ", ".join(f"#{i}" for i in shown[:12]) + (" …" if len(shown) > 12 else ""))
+
+
+m1, m2, m3, m4 = st.columns(4)
+m1.metric(f"A · {a}", f"{comparison.a.accuracy:.2%}", help=f"{comparison.a.model}: accuracy on {comparison.n:,} images")
+m2.metric(f"B · {b}", f"{comparison.b.accuracy:.2%}", f"{comparison.delta * 100:+.2f} points",
+          help=f"{comparison.b.model}: accuracy on {comparison.n:,} images; the change is B − A")
+m3.metric("They disagree on", f"{comparison.n_disagree:,} images")
+m4.metric("p-value (McNemar)", "< 0.001" if comparison.p_value < 0.001 else f"{comparison.p_value:.3f}",
+          help=comparison.test)
+(st.success if comparison.significant else st.info)(verbatim(comparison.verdict()), icon=":material/balance:")
+saved = [deck.results.saved_at(healthy[side], dataset, "evaluation") for side in (a, b)]
+st.caption(verbatim(f"{titles[dataset]}: {a} scored {saved[0]}, {b} scored {saved[1]} (UTC)."))
+
+by_class, changed, disagree = st.tabs(["Per class", "What changed", "Where they disagree"])
+with by_class:
+    st.altair_chart(recall_change_chart(comparison), width="stretch")
+    st.dataframe([{"class": c.label, "images": c.n, f"recall A ({a})": f"{c.recall_a:.2%}",
+                   f"recall B ({b})": f"{c.recall_b:.2%}", "change": f"{c.change * 100:+.2f} points"}
+                  for c in comparison.per_class], hide_index=True, width="stretch")
+
+
+@st.fragment
+def changes_view() -> None:
+    st.caption("B's normalised confusion matrix minus A's (rows normalised, diagonal zeroed): **red** — B takes "
+               "that true label for that predicted one more often than A; **blue** — less often. Click a cell for "
+               "its images; double-click clears.")
+    event = st.altair_chart(difference_chart(comparison), on_select="rerun", key=f"difference/{a}/{b}/{dataset}",
+                            selection_mode=[CELL])
+    points = event.get("selection", {}).get(CELL, []) if isinstance(event, dict) else []
+    if points:
+        true, predicted = int(points[0]["true"]), int(points[0]["predicted"])
+        if true != predicted:
+            names = comparison.labels
+            shown = np.flatnonzero((comparison.y_true == true) & ((comparison.predictions_a == predicted)
+                                                                  | (comparison.predictions_b == predicted)))
+            st.markdown(verbatim(f"True {names[true]} taken for {names[predicted]} by A or B: {len(shown):,} images"))
+            gallery(shown, f"cell/{true}/{predicted}")
+    moves = comparison.biggest_changes()
+    if moves:
+        st.caption("Largest changes: " + verbatim("; ".join(f"{t} taken for {p} {change * 100:+.1f} points"
+                                                            for t, p, change in moves)))
+
+
+with changed:
+    changes_view()
+
+
+@st.fragment
+def disagreement_view() -> None:
+    counts = {kind: len(comparison.disagreements(kind)) for kind in DISAGREEMENT_KINDS}
+    kind = st.segmented_control("Show", list(DISAGREEMENT_KINDS), default="b_right", key="disagreement_kind",
+                                format_func=lambda k: f"{DISAGREEMENT_KINDS[k]} ({counts[k]:,})")
+    if kind is None:
+        st.caption("Choose which disagreements to show.")
+        return
+    st.caption("Each image: its true label above, what A and B said beneath (green right, red wrong).")
+    gallery(comparison.disagreements(kind), f"disagree/{kind}")
+
+
+with disagree:
+    disagreement_view()
+
+st.download_button("Download the comparison (JSON)", json.dumps(comparison.to_json(), indent=2),
+                   f"compare-{a}-{b}-{dataset}.json", "application/json", icon=":material/download:")
