@@ -5,6 +5,7 @@ from __future__ import annotations
 import argparse
 import json
 import sys
+import time
 from dataclasses import asdict
 from pathlib import Path
 from typing import Any
@@ -17,7 +18,7 @@ from .inspection.compare import DISAGREEMENT_KINDS
 from .inspection.evaluation import robustness, sample, supports_binary
 from .inspection.history import EvaluationRecord
 from .inspection.perturb import KINDS, Perturbation
-from .inspection.runs import compare_deployments, contender, default_testset, score_and_keep
+from .inspection.runs import compare_deployments, contender, default_testset, report_inputs, score_and_keep
 from .progress import ProgressEvent
 from .registry import Model, parse_signature, parse_tags
 from .runtimes.base import DeployConfig
@@ -341,6 +342,29 @@ def cmd_compare(deck: ModelDeck, args: argparse.Namespace) -> int:
     return 0
 
 
+def cmd_report(deck: ModelDeck, args: argparse.Namespace) -> int:
+    from .inspection.report import render, to_pdf
+
+    deployment = deck.deployments.healthy(args.name)
+    other = deck.deployments.healthy(args.compare) if args.compare else None
+    testset = default_testset(deck, deck.deployments.model_of(deployment),
+                              deck.deployments.model_of(other) if other else None, requested=args.dataset)
+    started = time.perf_counter()
+    inputs = report_inputs(deck, deployment, testset, compare_with=other, source="cli report",
+                           progress=lambda name, done, total: _err(f"{name}: {done:,} of {total:,} scored"))
+    document = render(inputs)
+    args.out.write_text(document, encoding="utf-8")
+    _err(f"wrote {args.out} ({len(document) / 1e6:.1f} MB) in {time.perf_counter() - started:.1f} s")
+    if args.pdf:
+        args.pdf.write_bytes(to_pdf(document))
+        _err(f"wrote {args.pdf}")
+    if args.json:
+        _print_json({"html": str(args.out), "pdf": str(args.pdf) if args.pdf else None, "dataset": testset.name,
+                     "accuracy": inputs.evaluation.accuracy,
+                     "comparison": inputs.comparison.to_json() if inputs.comparison else None})
+    return 0
+
+
 def build_parser() -> argparse.ArgumentParser:
     parser = argparse.ArgumentParser(prog="modeldeck", description="ModelDeck: deploy and inspect models. "
                                      "Deployments are found by name on every runtime (Docker and local).")
@@ -460,6 +484,13 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("b", metavar="B", help="the same, for the other side")
     p.add_argument("--dataset", default=None, metavar="NAME", help="a test set that fits both (default: the first)")
     p.add_argument("--json-path", action="store_true", help="send JSON even where .npy is taken")
+    p = add(sub, "report", cmd_report, "write one self-contained HTML report of a deployment (model card, "
+            "configuration, accuracy, confusion, examples, the latest load test, a comparison); opens offline")
+    p.add_argument("name", help="deployment name")
+    p.add_argument("--out", type=Path, required=True, metavar="FILE.html")
+    p.add_argument("--pdf", type=Path, default=None, metavar="FILE.pdf", help="also print it to PDF (headless Chromium)")
+    p.add_argument("--dataset", default=None, metavar="NAME", help="a test set (default: the first that fits)")
+    p.add_argument("--compare", default=None, metavar="OTHER", help="compare with this deployment (as A; NAME is B)")
     p = add(sub, "robustness", cmd_robustness, "accuracy on the whole test set at several strengths of one "
             "perturbation")
     p.add_argument("name", help="deployment name")

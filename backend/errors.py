@@ -200,6 +200,10 @@ class ComparisonError(ModelDeckError):
     """Two results that cannot be compared (not the same test set), or nothing to compare."""
 
 
+class ReportError(ModelDeckError):
+    """A report could not be made or printed."""
+
+
 class UserImageError(ModelDeckError):
     """A drawn or uploaded image cannot be turned into the model's input."""
 

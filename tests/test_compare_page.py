@@ -12,13 +12,12 @@ from dashboard.common import verbatim
 
 from .test_dashboard import APP, app, backend_deck, button, home, select, url_param  # noqa: F401 (fixture)
 
-
 # Some pixels are constant within a class: NearestCentroid warns about it, harmlessly.
 pytestmark = pytest.mark.filterwarnings("ignore:self.within_class_std_dev_")
 
 
 @pytest.fixture()
-def two_models(home, tmp_path):
+def two_models(home, tmp_path):  # noqa: F811 (the fixture imported above)
     """The sample model deployed as `lr-v1`, and a weaker model `centroids:1` (nearest class mean, labels only)
     registered but not deployed."""
     X, y = mnist_data()

@@ -12,6 +12,7 @@ import matplotlib.pyplot as plt  # noqa: E402
 import numpy as np  # noqa: E402
 from matplotlib.figure import Figure  # noqa: E402
 
+from .compare import Comparison  # noqa: E402
 from .evaluation import Evaluation, Samples, class_name  # noqa: E402
 
 
@@ -105,4 +106,21 @@ def disagreement_grid(images: np.ndarray, image_shape: tuple[int, int], labels: 
                     ha="center", va="top", fontsize=max(8, size - 3), color="#1a7f37" if right else "red",
                     fontweight="normal" if right else "bold")
     fig.tight_layout(pad=0.3, h_pad=1.6)
+    return fig
+
+
+def difference_heatmap(comparison: Comparison) -> Figure:
+    """B's normalised confusion matrix minus A's on a diverging colormap centred on zero: red where B
+    makes that mistake more often than A, blue where less."""
+    n = len(comparison.labels)
+    reach = float(np.abs(comparison.confusion_delta).max()) or 0.01
+    fig, ax = plt.subplots(figsize=(6.4, 5.6), layout="constrained")
+    image = ax.imshow(comparison.confusion_delta, cmap="RdBu_r", vmin=-reach, vmax=reach, interpolation="nearest")
+    ax.set_xticks(range(n), comparison.labels, rotation=45 if max(map(len, comparison.labels)) > 2 else 0, fontsize=13)
+    ax.set_yticks(range(n), comparison.labels, fontsize=13)
+    ax.set_xlabel("predicted label", fontsize=13)
+    ax.set_ylabel("true label", fontsize=13)
+    ax.set_title(f"{comparison.b.deployment} − {comparison.a.deployment}: change in errors by class", fontsize=12)
+    bar = fig.colorbar(image, ax=ax)
+    bar.set_label("B − A, share of the true label's images", fontsize=12)
     return fig

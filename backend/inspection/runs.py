@@ -7,6 +7,8 @@ import time
 from collections.abc import Callable
 from typing import TYPE_CHECKING
 
+import numpy as np
+
 from ..datasets import TestSet, datasets_for, load_dataset
 from ..errors import ComparisonError, DatasetMismatchError
 from ..progress import Progress, quiet, step
@@ -16,6 +18,7 @@ from .compare import Comparison, compare
 from .evaluation import Evaluation, evaluate_endpoint, supports_binary
 from .history import EvaluationRecord
 from .perturb import Perturbation
+from .report import ReportInputs
 
 if TYPE_CHECKING:
     from ..context import ModelDeck
@@ -123,3 +126,29 @@ def _compare(first: Evaluation, second: Evaluation, dataset: str, a: Deployment,
     return compare(first, second, dataset=dataset, a_name=a.name,
                    a_model=f"{a.record.model_name}:{a.record.model_version}", b_name=b.name,
                    b_model=f"{b.record.model_name}:{b.record.model_version}")
+
+
+def report_inputs(deck: ModelDeck, deployment: Deployment, testset: TestSet, *, compare_with: Deployment | None = None,
+                  source: str = "report", progress: Callable[[str, int, int], None] | None = None) -> ReportInputs:
+    """What the report of a Healthy `deployment` on `testset` shows: its kept scoring of that set (scored
+    now when there is none), its latest load test and, with `compare_with`, the comparison with it as A
+    (kept scorings where both have them, else scored now).
+
+    Raises:
+        ScoringError: a scoring it needed failed. ComparisonError: `compare_with` is the deployment itself.
+    """
+    def kept_or_scored(d: Deployment) -> Evaluation:
+        kept = deck.results.load_evaluation(d, testset.name)
+        if kept is not None and np.array_equal(kept.y_true, testset.y):
+            return kept
+        return score_and_keep(deck, d, testset, source=source, progress=None if progress is None else
+                              lambda done, total: progress(d.name, done, total))
+
+    if compare_with is not None and compare_with.record.uid == deployment.record.uid:
+        raise ComparisonError(f"{deployment.name} cannot be compared with itself: pick another deployment")
+    evaluation = kept_or_scored(deployment)
+    comparison = None if compare_with is None else _compare(kept_or_scored(compare_with), evaluation, testset.name,
+                                                            compare_with, deployment)
+    return ReportInputs(deployment=deployment, model=deck.deployments.model_of(deployment), testset=testset,
+                        evaluation=evaluation, evaluated_at=deck.results.saved_at(deployment, testset.name, "evaluation"),
+                        comparison=comparison)

@@ -1,0 +1,241 @@
+"""A report to hand over: one self-contained HTML file (every picture embedded as a data URI, no
+external asset, opens offline) about one deployment — model card, configuration, accuracy and per-class
+table, the normalised heatmap, the most confused pairs with examples, random predictions, the latest
+load test and, when asked, a comparison — and a PDF of it printed by headless Chromium.
+"""
+
+from __future__ import annotations
+
+import base64
+import html
+import shutil
+import subprocess
+import tempfile
+from collections.abc import Mapping
+from dataclasses import dataclass
+from datetime import UTC, datetime
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+
+from ..datasets import TestSet
+from ..errors import ReportError
+from ..registry import Model
+from ..runtimes.base import Deployment
+from .compare import DISAGREEMENT_KINDS, Comparison
+from .evaluation import Evaluation
+from .plots import confusion_heatmap, difference_heatmap, disagreement_grid, image_grid, to_png
+
+STRIP_SIZE = 20
+EXAMPLES_PER_PAIR = 10
+PDF_TIMEOUT_S = 60
+
+
+@dataclass(frozen=True)
+class ReportInputs:
+    """Everything a report shows; `load_test` is the latest load test's JSON (None: never run)."""
+
+    deployment: Deployment
+    model: Model | None
+    testset: TestSet
+    evaluation: Evaluation
+    evaluated_at: str | None
+    load_test: Mapping[str, Any] | None = None
+    comparison: Comparison | None = None
+    generated_at: str = ""
+
+
+def _e(value: object) -> str:
+    return html.escape(str(value))
+
+
+def _png(data: bytes, alt: str) -> str:
+    return f'<img alt="{_e(alt)}" src="data:image/png;base64,{base64.b64encode(data).decode()}">'
+
+
+def _table(rows: list[tuple[str, str]]) -> str:
+    return "<table class='kv'>" + "".join(f"<tr><th>{_e(k)}</th><td>{v}</td></tr>" for k, v in rows) + "</table>"
+
+
+def _grid(headers: list[str], rows: list[list[str]]) -> str:
+    head = "".join(f"<th>{_e(h)}</th>" for h in headers)
+    body = "".join("<tr>" + "".join(f"<td>{c}</td>" for c in row) + "</tr>" for row in rows)
+    return f"<table class='grid'><thead><tr>{head}</tr></thead><tbody>{body}</tbody></table>"
+
+
+def _model_card(model: Model | None, deployment: Deployment) -> str:
+    if model is None:
+        return (f"<p>The registry of this home no longer has {_e(deployment.model_id)} (sha256 "
+                f"{_e(deployment.record.model_sha256)}).</p>")
+    libraries = ", ".join(f"{k} {v}" for k, v in sorted(model.library_versions.items())) or "not recorded"
+    tags = ", ".join(f"{k}={v}" for k, v in sorted(model.tags.items())) or "none"
+    metrics = ", ".join(f"{k} {v:g}" for k, v in sorted(model.metrics.items())) or "none"
+    return _table([("Model", _e(model.id)), ("Framework", _e(model.framework)),
+                   ("Description (training data)", _e(model.description or "none")), ("Tags", _e(tags)),
+                   ("Metrics recorded at registration", _e(metrics)), ("Input and output", _e(model.signature.describe())),
+                   ("Libraries", _e(libraries)), ("Registered", _e(model.created_at)),
+                   ("sha256", f"<code>{_e(model.sha256)}</code>")])
+
+
+def _configuration(deployment: Deployment) -> str:
+    record, config = deployment.record, deployment.record.config
+    return _table([("Deployment", _e(deployment.name)), ("Runtime", _e(deployment.runtime)),
+                   ("State", _e(deployment.state)), ("CPU cores", _e(f"{config.cpu_cores:g}")),
+                   ("Memory", _e(f"{config.memory_gb:g} GB")),
+                   ("Largest request body", _e(f"{config.body_limit_mb:g} MiB")),
+                   ("Authentication", "key (Bearer)" if config.auth_enabled else "none"),
+                   ("Scoring script", _e(record.entry_script)),
+                   ("Tags", _e(", ".join(f"{k}={v}" for k, v in sorted(config.tags.items())) or "none")),
+                   ("Description", _e(config.description or "none")), ("Created", _e(record.created_at)),
+                   ("Scoring URI", f"<code>{_e(deployment.scoring_uri or '-')}</code>")])
+
+
+def _accuracy(inputs: ReportInputs) -> str:
+    evaluation, testset = inputs.evaluation, inputs.testset
+    support = evaluation.confusion.sum(axis=1)
+    rows = [[_e(label), f"{int(support[i]):,}", f"{evaluation.precision[i]:.2%}", f"{evaluation.recall[i]:.2%}"]
+            for i, label in enumerate(evaluation.labels)]
+    heatmap = to_png(confusion_heatmap(evaluation, f"{inputs.deployment.name} on {testset.name}"))
+    return (f"<p class='big'><span id='accuracy'>{evaluation.accuracy:.2%}</span> accuracy on "
+            f"{evaluation.n:,} images of {_e(testset.name)}"
+            + (f" <span class='muted'>(scored {_e(inputs.evaluated_at)} UTC)</span>" if inputs.evaluated_at else "")
+            + "</p><div class='two'><div>" + _grid(["class", "images", "precision", "recall"], rows)
+            + "</div><div>" + _png(heatmap, "normalised confusion heatmap")
+            + "<p class='muted'>Rows normalised, diagonal zeroed: the brighter a cell, the more often that true "
+              "label was taken for that predicted one.</p></div></div>")
+
+
+def _confused(inputs: ReportInputs) -> str:
+    evaluation, testset = inputs.evaluation, inputs.testset
+    if not evaluation.most_confused:
+        return "<p>No image was misclassified.</p>"
+    parts = []
+    position = {label: i for i, label in enumerate(evaluation.labels)}
+    for pair in evaluation.most_confused:
+        shown = evaluation.cell(position[pair.true_label], position[pair.predicted_label])[:EXAMPLES_PER_PAIR]
+        confidence = evaluation.confidence
+        picture = to_png(image_grid(testset.X[shown], testset.image_shape, testset.y[shown],
+                                    evaluation.predictions[shown], testset.class_names,
+                                    None if confidence is None else confidence[shown]))
+        parts.append(f"<h3>{_e(pair)}</h3>" + _png(picture, f"examples of {pair}"))
+    return "".join(parts)
+
+
+def _strip(inputs: ReportInputs) -> str:
+    evaluation, testset = inputs.evaluation, inputs.testset
+    shown = np.sort(np.random.default_rng(0).choice(len(testset), size=min(STRIP_SIZE, len(testset)), replace=False))
+    confidence = evaluation.confidence
+    picture = to_png(image_grid(testset.X[shown], testset.image_shape, testset.y[shown], evaluation.predictions[shown],
+                                testset.class_names, None if confidence is None else confidence[shown]))
+    right = int(np.count_nonzero(evaluation.predictions[shown] == testset.y[shown]))
+    return (f"<p>{right} of {len(shown)} right — each image titled <i>prediction (true label)</i>, misclassified "
+            "ones in red on an inverted colormap.</p>" + _png(picture, "random predictions"))
+
+
+def _load_test(load: Mapping[str, Any] | None) -> str:
+    if load is None:
+        return "<p>No load test has been run on this deployment yet (Deploy page, or <code>modeldeck loadtest</code>).</p>"
+    rows = [("Requests per second", f"<span id='rps'>{float(load['requests_per_second']):,.0f}</span>"),
+            ("Latency p50 / p90 / p99", _e(f"{float(load['p50_ms']):.1f} / {float(load.get('p90_ms', float('nan'))):.1f}"
+                                           f" / {float(load['p99_ms']):.1f} ms")),
+            ("Errors", _e(f"{int(load['errors']):,} of {int(load.get('requests', 0)):,} requests")),
+            ("Concurrent clients", _e(load.get("concurrency", "-"))),
+            ("Duration", _e(f"{float(load.get('seconds', 0)):g} s")), ("Run at", _e(load.get("started_at", "-")))]
+    return _table(rows) + ("<p class='muted'>Single-row requests from ModelDeck's load generator on the same "
+                           "machine (127.0.0.1).</p>")
+
+
+def _comparison(inputs: ReportInputs, comparison: Comparison) -> str:
+    testset = inputs.testset
+    rows = [[_e(c.label), f"{c.n:,}", f"{c.recall_a:.2%}", f"{c.recall_b:.2%}", f"{c.change * 100:+.2f}"]
+            for c in comparison.per_class]
+    sides = _grid(["", "deployment", "model", "accuracy"],
+                  [[side, _e(s.deployment), _e(s.model), f"{s.accuracy:.2%}"]
+                   for side, s in (("A", comparison.a), ("B", comparison.b))])
+    heatmap = to_png(difference_heatmap(comparison))
+    parts = [sides, f"<p class='verdict'>{_e(comparison.verdict())}</p>",
+             "<div class='two'><div>" + _grid(["class", "images", "recall A", "recall B", "change (points)"], rows)
+             + "</div><div>" + _png(heatmap, "difference of the normalised confusion matrices") + "</div></div>"]
+    for kind, words in DISAGREEMENT_KINDS.items():
+        found = comparison.disagreements(kind)
+        parts.append(f"<h3>{_e(words)}: {len(found):,} images</h3>")
+        if len(found):
+            shown = found[:EXAMPLES_PER_PAIR * 2]
+            parts.append(_png(to_png(disagreement_grid(testset.X[shown], testset.image_shape, testset.y[shown],
+                                                       comparison.predictions_a[shown], comparison.predictions_b[shown],
+                                                       testset.class_names)), words))
+    return "".join(parts)
+
+
+_STYLE = """
+body{font-family:system-ui,-apple-system,'Segoe UI',Roboto,sans-serif;max-width:1100px;margin:2em auto;padding:0 1em;
+color:#1d2330}
+h1{margin-bottom:.2em}h2{border-bottom:2px solid #2f4b7c;padding-bottom:.2em;margin-top:2em}
+.muted{color:#5f6b7a;font-size:.9em}.big{font-size:1.6em}.verdict{font-size:1.15em;background:#eef3fb;padding:.8em}
+table{border-collapse:collapse;margin:.5em 0}th,td{padding:.3em .8em;text-align:left;border-bottom:1px solid #dde3ea}
+table.kv th{width:16em;color:#3b4656}table.grid td{text-align:right}table.grid td:first-child{text-align:left}
+img{max-width:100%}.two{display:flex;gap:2em;flex-wrap:wrap;align-items:flex-start}.two>div{flex:1;min-width:320px}
+code{font-size:.85em;word-break:break-all}
+.summary{display:flex;gap:1em;flex-wrap:wrap;margin:1.2em 0}.summary div{background:#eef3fb;padding:.7em 1.2em;
+border-radius:6px}.summary b{display:block;font-size:1.8em;color:#2f4b7c}.summary span{color:#5f6b7a}
+@media print{h2{break-after:avoid}img{break-inside:avoid}}
+"""
+
+
+def _summary(inputs: ReportInputs) -> str:
+    """The figures a stakeholder asks for first, large."""
+    figures = [(f"{inputs.evaluation.accuracy:.2%}", f"accuracy on {inputs.testset.name}")]
+    if inputs.load_test is not None:
+        figures += [(f"{float(inputs.load_test['requests_per_second']):,.0f}/s", "requests in the load test"),
+                    (f"{float(inputs.load_test['p99_ms']):.1f} ms", "p99 latency in the load test")]
+    if inputs.comparison is not None:
+        c = inputs.comparison
+        figures.append((f"{c.delta * 100:+.2f} points", f"against {c.a.deployment}, p "
+                        + ("< 0.001" if c.p_value < 0.001 else f"= {c.p_value:.3f}")))
+    return "<div class='summary'>" + "".join(f"<div><b>{_e(v)}</b><span>{_e(k)}</span></div>"
+                                             for v, k in figures) + "</div>"
+
+
+def render(inputs: ReportInputs) -> str:
+    """The report as one HTML document."""
+    d = inputs.deployment
+    sections = [("Model card", _model_card(inputs.model, d)), ("Deployment", _configuration(d)),
+                (f"Accuracy on {inputs.testset.name}", _accuracy(inputs)),
+                ("Most confused pairs", _confused(inputs)), ("Random predictions", _strip(inputs)),
+                ("Load test", _load_test(inputs.load_test))]
+    if inputs.comparison is not None:
+        c = inputs.comparison
+        sections.append((f"Compared: {c.a.deployment} (A) and {c.b.deployment} (B)", _comparison(inputs, c)))
+    body = _summary(inputs) + "".join(f"<section><h2>{_e(title)}</h2>{content}</section>"
+                                      for title, content in sections)
+    generated = inputs.generated_at or datetime.now(UTC).isoformat(timespec="seconds")
+    return ("<!doctype html><html lang='en'><head><meta charset='utf-8'>"
+            f"<title>ModelDeck report — {_e(d.name)}</title><style>{_STYLE}</style></head><body>"
+            f"<h1>{_e(d.name)} — {_e(d.model_id)}</h1>"
+            f"<p class='muted'>Report by ModelDeck, {_e(generated)} UTC. Test set: {_e(inputs.testset.name)} "
+            f"({len(inputs.testset):,} images).</p>{body}</body></html>")
+
+
+def to_pdf(document: str, chromium: str | None = None) -> bytes:
+    """The HTML document printed to PDF by headless Chromium (offline: the document has no external asset).
+
+    Raises:
+        ReportError: no Chromium, or it failed.
+    """
+    browser = chromium or shutil.which("chromium") or shutil.which("chromium-browser")
+    if browser is None:
+        raise ReportError("no Chromium to print the PDF with: apt-get install chromium (the HTML report needs none)")
+    with tempfile.TemporaryDirectory(prefix="modeldeck-report-") as tmp:
+        source, target = Path(tmp) / "report.html", Path(tmp) / "report.pdf"
+        source.write_text(document, encoding="utf-8")
+        try:
+            done = subprocess.run([browser, "--headless", "--no-sandbox", "--disable-gpu", "--no-pdf-header-footer",
+                                   f"--user-data-dir={tmp}/profile", f"--print-to-pdf={target}", source.as_uri()],
+                                  capture_output=True, text=True, timeout=PDF_TIMEOUT_S)
+        except subprocess.TimeoutExpired:
+            raise ReportError(f"Chromium did not print the PDF within {PDF_TIMEOUT_S} s") from None
+        if done.returncode != 0 or not target.is_file():
+            raise ReportError(f"Chromium could not print the PDF (exit {done.returncode}): "
+                              + (done.stderr.strip().splitlines() or ["no message"])[-1])
+        return target.read_bytes()

@@ -1,0 +1,113 @@
+"""The report to hand over: made from a real local deployment's scoring, it parses as HTML, embeds every
+picture, loads nothing from elsewhere, shows the evaluation's own figures, and prints to PDF."""
+
+import base64
+import json
+from html.parser import HTMLParser
+
+import numpy as np
+import pytest
+
+from backend.datasets import load_mnist_test
+from backend.inspection.report import render, to_pdf
+from backend.inspection.runs import report_inputs
+
+
+class Page(HTMLParser):
+    """Every tag with its attributes, the text of elements with an id, and whether the nesting closes."""
+
+    VOID = {"img", "meta", "br", "link", "input", "hr"}
+
+    def __init__(self) -> None:
+        super().__init__()
+        self.tags: list[tuple[str, dict[str, str | None]]] = []
+        self.open: list[tuple[str, str | None]] = []  # (tag, id) of the elements not closed yet
+        self.by_id: dict[str, str] = {}
+
+    def handle_starttag(self, tag, attrs):
+        attributes = dict(attrs)
+        self.tags.append((tag, attributes))
+        if tag not in self.VOID:
+            self.open.append((tag, attributes.get("id")))
+
+    def handle_endtag(self, tag):
+        assert self.open and self.open[-1][0] == tag, f"</{tag}> closes {self.open[-1:]}"
+        self.open.pop()
+
+    def handle_data(self, data):
+        if self.open and self.open[-1][1]:
+            self.by_id[self.open[-1][1]] = self.by_id.get(self.open[-1][1], "") + data
+
+
+def parse(document: str) -> Page:
+    page = Page()
+    page.feed(document)
+    page.close()
+    assert page.open == [], page.open
+    return page
+
+
+@pytest.fixture(scope="module")
+def testset():
+    return load_mnist_test()
+
+
+def test_the_report_is_self_contained_html_with_the_evaluation_s_figures(local_deck, testset):
+    deployment = local_deck.deployments.deploy_and_wait(local_deck.registry.get("sklearn_mnist", 1), "report-a",
+                                                        timeout=180)
+    inputs = report_inputs(local_deck, deployment, testset)
+    evaluation = inputs.evaluation
+    assert evaluation.accuracy == pytest.approx(local_deck.registry.get("sklearn_mnist", 1).metrics["accuracy"], abs=1e-4)
+    page = parse(render(inputs))
+    images = [attrs for tag, attrs in page.tags if tag == "img"]
+    assert len(images) == 1 + len(evaluation.most_confused) + 1  # heatmap, one grid per confused pair, the strip
+    for attrs in images:
+        prefix = "data:image/png;base64,"
+        assert attrs["src"].startswith(prefix)
+        assert base64.b64decode(attrs["src"][len(prefix):])[:8] == b"\x89PNG\r\n\x1a\n"
+    for tag, attrs in page.tags:  # nothing fetched from anywhere: no scripts, stylesheets or frames
+        assert tag not in ("script", "link", "iframe", "object", "embed")
+        assert not any(k in ("src", "href") and v and not v.startswith("data:") for k, v in attrs.items())
+    assert page.by_id["accuracy"] == f"{evaluation.accuracy:.2%}"
+    cells = [attrs for tag, attrs in page.tags if tag == "td"]
+    assert len(cells) > 40
+    document = render(inputs)
+    for i, label in enumerate(evaluation.labels):  # the per-class table holds the evaluation's recall
+        assert f"<td>{label}</td><td>{int(evaluation.confusion[i].sum()):,}</td><td>{evaluation.precision[i]:.2%}" \
+               f"</td><td>{evaluation.recall[i]:.2%}</td>" in document
+    assert f"{evaluation.most_confused[0]}" in document and "No load test has been run" in document
+    assert local_deck.results.load_evaluation(deployment, "mnist") is not None  # scored once, kept
+
+    load = {"requests_per_second": 1234.4, "p50_ms": 2.0, "p90_ms": 3.5, "p99_ms": 7.25, "errors": 0,
+            "requests": 12345, "concurrency": 8, "seconds": 10.0, "started_at": "2026-11-27T03:00:00+00:00"}
+    with_load = parse(render(type(inputs)(**{**inputs.__dict__, "load_test": load})))
+    assert with_load.by_id["rps"] == "1,234" and "7.2 ms" in render(type(inputs)(**{**inputs.__dict__, "load_test": load}))
+
+    other = local_deck.deployments.deploy_and_wait(local_deck.registry.get("sklearn_mnist", 1), "report-b",
+                                                   timeout=180)
+    compared = report_inputs(local_deck, deployment, testset, compare_with=other)
+    assert compared.comparison is not None and compared.comparison.a.deployment == "report-b"
+    assert compared.comparison.n_disagree == 0 and np.array_equal(compared.evaluation.predictions,
+                                                                   evaluation.predictions)
+    document = render(compared)
+    parse(document)
+    assert "Compared: report-b (A) and report-a (B)" in document and "Both get the same number" in document
+
+    pdf = to_pdf(document)
+    assert pdf[:5] == b"%PDF-" and len(pdf) > 50_000
+
+
+def test_report_from_a_shell(cli_env, tmp_path):
+    from tests.test_cli import cli
+
+    cli(cli_env, "train-sample")
+    cli(cli_env, "deploy", "sklearn_mnist:1", "--name", "rep-cli", "--runtime", "local")
+    try:
+        out = tmp_path / "report.html"
+        data = json.loads(cli(cli_env, "report", "rep-cli", "--out", str(out), "--json").stdout)
+        assert data["html"] == str(out) and data["dataset"] == "mnist" and data["accuracy"] > 0.85
+        assert parse(out.read_text()).by_id["accuracy"] == f"{data['accuracy']:.2%}"
+        same = cli(cli_env, "report", "rep-cli", "--out", str(out), "--compare", "rep-cli", check=False)
+        assert same.returncode == 1 and "cannot be compared with itself" in same.stderr
+    finally:
+        cli(cli_env, "deployments", "delete", "rep-cli", check=False)
