@@ -15,7 +15,8 @@ from backend.errors import ModelDeckError
 from backend.inspection.charts import CELL, difference_chart, recall_change_chart
 from backend.inspection.compare import DISAGREEMENT_KINDS, Comparison
 from backend.inspection.plots import disagreement_grid, to_png
-from backend.inspection.runs import compare_deployments, contender, kept_comparison
+from backend.inspection.report import render, to_pdf
+from backend.inspection.runs import compare_deployments, contender, kept_comparison, report_inputs
 from backend.progress import ProgressEvent
 from backend.registry import Model
 from backend.runtimes.base import Deployment
@@ -201,5 +202,14 @@ def disagreement_view() -> None:
 with disagree:
     disagreement_view()
 
-st.download_button("Download the comparison (JSON)", json.dumps(comparison.to_json(), indent=2),
+r1, r2, r3 = st.columns(3)
+r1.download_button(f"Download report of {b} with this comparison (HTML)",
+                   lambda: render(report_inputs(deck, healthy[b], testset(dataset), compare_with=healthy[a])),
+                   f"{b}-vs-{a}-{dataset}-report.html", "text/html", type="primary", icon=":material/summarize:",
+                   help="One self-contained file: model card, configuration, accuracy, confusion, examples, the latest "
+                        "load test and this comparison. Opens offline.")
+r2.download_button("Download report (PDF)", lambda: to_pdf(render(report_inputs(
+    deck, healthy[b], testset(dataset), compare_with=healthy[a]))), f"{b}-vs-{a}-{dataset}-report.pdf",
+                   "application/pdf", icon=":material/picture_as_pdf:")
+r3.download_button("Download the comparison (JSON)", json.dumps(comparison.to_json(), indent=2),
                    f"compare-{a}-{b}-{dataset}.json", "application/json", icon=":material/download:")

@@ -5,7 +5,6 @@ each deployment and test set are kept under the home, so a reload or a shared li
 """
 
 import json
-import time
 
 import numpy as np
 import streamlit as st
@@ -24,7 +23,6 @@ from backend.inspection.evaluation import (
     Evaluation,
     Samples,
     class_name,
-    evaluate_endpoint,
     label_indices,
     predictions_csv,
     probabilities_by_class,
@@ -36,6 +34,8 @@ from backend.inspection.history import EvaluationRecord
 from backend.inspection.perturb import KINDS, Perturbation
 from backend.inspection.plots import confusion_heatmap, image_grid, sample_strip, to_png
 from backend.inspection.preprocess import mnist_input
+from backend.inspection.report import render, to_pdf
+from backend.inspection.runs import report_inputs, score_and_keep
 from backend.inspection.snippets import curl_snippet, python_snippet
 from backend.registry import Signature
 from backend.staging import STAGING_DIR
@@ -293,14 +293,8 @@ if st.button(f"Score the whole test set ({len(data):,} images"
              type="primary", icon=":material/grid_on:", key="score_all"):
     bar = st.progress(0.0, text="Scoring…")
     try:
-        started = time.perf_counter()
-        scored = evaluate_endpoint(deck.client, uri, scored_set, batch_size=2000, use_binary=binary, key=key,
-                                   progress=lambda done, total: bar.progress(done / total,
-                                                                             text=f"Scored {done:,} of {total:,}"))
-        deck.results.save_evaluation(deployment, results_key, data.y, scored)
-        deck.evaluations.add(EvaluationRecord.of(deployment, scored_set, scored, source="dashboard",
-                                                 duration_s=time.perf_counter() - started,
-                                                 perturbation=perturbation.key if perturbation else ""))
+        score_and_keep(deck, deployment, data, source="dashboard", perturbation=perturbation,
+                       progress=lambda done, total: bar.progress(done / total, text=f"Scored {done:,} of {total:,}"))
     except ModelDeckError as e:
         scoring_failed(e, chosen)
     bar.empty()
@@ -362,11 +356,18 @@ def evaluation_view() -> None:
             st.dataframe({"true \\ predicted": list(evaluation.labels),
                           **{label: evaluation.confusion[:, j] for j, label in enumerate(evaluation.labels)}},
                          hide_index=True)
-        d1, d2 = st.columns(2)
+        d1, d2, d3, d4 = st.columns(4)
         d1.download_button("Download heatmap (PNG)", lambda: to_png(confusion_heatmap(evaluation, subject=subject)),
                            f"{chosen}-confusion.png", "image/png")
         d2.download_button("Download all predictions (CSV)", lambda: predictions_csv(
             np.arange(len(data)), data.y, evaluation.predictions, data.class_names), f"{chosen}-predictions.csv", "text/csv")
+        if perturbation is None:  # the report is of the test set as it is
+            d3.download_button("Download report (HTML)", lambda: render(report_inputs(deck, deployment, data)),
+                               f"{chosen}-{dataset_name}-report.html", "text/html", type="primary",
+                               icon=":material/summarize:", help="One self-contained file: model card, configuration, "
+                               "accuracy, confusion, examples, the latest load test. Opens offline.")
+            d4.download_button("Download report (PDF)", lambda: to_pdf(render(report_inputs(deck, deployment, data))),
+                               f"{chosen}-{dataset_name}-report.pdf", "application/pdf", icon=":material/picture_as_pdf:")
 
 
 @st.fragment
