@@ -8,7 +8,7 @@ from backend.config import ASSETS_DIR
 from backend.errors import ModelDeckError
 from backend.progress import ProgressEvent
 from backend.training import ensure_sample_model
-from dashboard.common import fail, get_deck, refresh_snapshot, verbatim
+from dashboard.common import PRESENTATION_CSS, fail, get_deck, presenting, refresh_snapshot, set_presenting, verbatim
 
 VIEWS = Path(__file__).resolve().parent / "views"
 
@@ -36,10 +36,17 @@ def _home() -> None:
 page = st.navigation([st.Page(_home, title="ModelDeck", url_path="home", default=True),
                       models_page, deploy_page, test_page, compare_page], position="hidden")
 
+presentation = presenting()
+if presentation:
+    st.html(PRESENTATION_CSS)
 with st.sidebar:
     st.markdown("### :material/sailing: ModelDeck")
     for link in (models_page, deploy_page, test_page, compare_page):
         st.page_link(link)
+    st.toggle("Presentation mode", value=presentation, key="presentation_toggle",
+              on_change=lambda: set_presenting(st.session_state.presentation_toggle),
+              help="Hides technical detail (addresses, hashes, logs, snippets) and enlarges figures and numbers for "
+                   "a projector. The address keeps it (?present=1): share the link to open in it.")
     st.divider()
 
 if deck.settings.auto_train and "sample_checked" not in st.session_state:
@@ -65,12 +72,13 @@ snapshot = refresh_snapshot()  # the one list of deployments of this rerun; page
 with st.sidebar:
     owned = snapshot.owned
     st.metric("Deployments", len(owned), help=f"{len(snapshot.healthy)} healthy, in this home, on every runtime")
-    st.caption("**Runtimes**")
-    for target in snapshot.targets:
-        if target.available:
-            st.caption(f":material/check_circle: **{target.name}** — {verbatim(target.description)}")
-        else:
-            st.caption(f":material/cancel: **{target.name}** unavailable — {verbatim(target.description)}")
-    st.caption(f"**Home** {verbatim(str(deck.home.path))} (id {deck.home.id})")
+    if not presentation:  # technical detail
+        st.caption("**Runtimes**")
+        for target in snapshot.targets:
+            if target.available:
+                st.caption(f":material/check_circle: **{target.name}** — {verbatim(target.description)}")
+            else:
+                st.caption(f":material/cancel: **{target.name}** unavailable — {verbatim(target.description)}")
+        st.caption(f"**Home** {verbatim(str(deck.home.path))} (id {deck.home.id})")
 
 page.run()

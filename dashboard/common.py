@@ -16,6 +16,18 @@ from backend.errors import ModelDeckError, ScoringServerError
 
 SNAPSHOT_KEY = "_deployments_snapshot"
 OTHER_HOMES_PARAM = "others"  # ?others=1: also list other homes' deployments (read-only)
+PRESENT_PARAM = "present"  # ?present=1: presentation mode
+PRESENT_KEY = "_presenting"
+# Presentation mode: larger type, numbers and pictures for a projector (the pages hide technical detail).
+PRESENTATION_CSS = """<style>
+html, .stApp {font-size: 19px;}
+.stApp h1 {font-size: 2.8rem;} .stApp h2, .stApp h3 {font-size: 2rem;}
+[data-testid="stMetricValue"] {font-size: 3.2rem;}
+[data-testid="stMetricLabel"] p {font-size: 1.25rem;}
+[data-testid="stMetricDelta"] {font-size: 1.4rem;}
+.stApp [data-testid="stMarkdownContainer"] p, .stApp [data-testid="stMarkdownContainer"] li {font-size: 1.2rem;}
+.stApp .block-container {max-width: 100%; padding-left: 3rem; padding-right: 3rem;}
+</style>"""
 _MARKDOWN_SPECIALS = re.compile(r"([\\`*_{}\[\]()#+\-.!|<>~$:])")
 
 
@@ -79,6 +91,25 @@ def snapshot() -> DeploymentList:
     """This rerun's list of deployments (made by the app before the page ran)."""
     found = st.session_state.get(SNAPSHOT_KEY)
     return found if isinstance(found, DeploymentList) else refresh_snapshot()
+
+
+def presenting() -> bool:
+    """Whether presentation mode is on: `?present=1` in the address turns it on (a shared link opens in
+    it); the session keeps it while the reader moves between pages (page links drop the address's query)."""
+    if st.query_params.get(PRESENT_PARAM) == "1":
+        st.session_state[PRESENT_KEY] = True
+    on = bool(st.session_state.get(PRESENT_KEY, False))
+    if on:
+        st.query_params[PRESENT_PARAM] = "1"
+    return on
+
+
+def set_presenting(on: bool) -> None:
+    st.session_state[PRESENT_KEY] = on
+    if on:
+        st.query_params[PRESENT_PARAM] = "1"
+    else:
+        st.query_params.pop(PRESENT_PARAM, None)
 
 
 def url_select(label: str, options: Sequence[Any], param: str, *, key: str, default: Any = None,

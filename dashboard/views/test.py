@@ -42,7 +42,17 @@ from backend.staging import STAGING_DIR
 from backend.timefmt import age
 from backend.user_datasets import import_uploaded
 from dashboard.canvas import drawing_pad
-from dashboard.common import choose, fail, get_deck, nothing_chosen, scoring_failed, snapshot, url_select, verbatim
+from dashboard.common import (
+    choose,
+    fail,
+    get_deck,
+    nothing_chosen,
+    presenting,
+    scoring_failed,
+    snapshot,
+    url_select,
+    verbatim,
+)
 
 deck = get_deck()
 st.title("Test")
@@ -140,9 +150,11 @@ dataset_name = url_select("Test set", list(titles), "dataset", key="test_dataset
 if dataset_name is None:
     nothing_chosen("a test set")
 uri = deployment.scoring_uri or ""
-st.caption(verbatim(f"{deployment.model_id} on {deployment.runtime} — ") + f"`{uri}`"
-           + verbatim(f" — input: {signature.describe()}"))
-if hidden:
+presentation = presenting()
+if not presentation:  # technical detail
+    st.caption(verbatim(f"{deployment.model_id} on {deployment.runtime} — ") + f"`{uri}`"
+               + verbatim(f" — input: {signature.describe()}"))
+if hidden and not presentation:
     st.caption("Not offered: " + "; ".join(f"{verbatim(info.title)}: {verbatim(why)}" for info, why in hidden))
 try:
     data = testset(dataset_name, revision_of(dataset_name))
@@ -467,6 +479,8 @@ else:
 
 st.subheader("Try your own digit")
 own_digit_view()
+if presentation:  # the console and the snippets are technical detail
+    st.stop()
 st.subheader("Request console")
 console_view()
 st.subheader("The raw request")
