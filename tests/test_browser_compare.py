@@ -1,0 +1,85 @@
+"""The stakeholder's questions in a real headless Chromium (Debian's, via Playwright) against `streamlit run`
+on the local runtime: compare v1 (deployed) with v2 (deployed on the fly), click a cell of the
+difference, download the report, and present it all in presentation mode. Makes the README screenshots
+of the Compare page and of presentation mode (in artifacts/)."""
+
+import base64
+import re
+
+import pytest
+
+from backend.config import Settings
+
+from .conftest import copy_home
+from .test_browser_e2e import ARTIFACTS, launch, start_dashboard, stop_dashboard
+
+pytestmark = pytest.mark.browser
+
+
+def test_compare_v1_with_v2_download_the_report_and_present_it(trained_home, tmp_path):
+    from playwright.sync_api import expect, sync_playwright
+
+    from backend.context import open_modeldeck
+
+    home = copy_home(trained_home, tmp_path / "home")
+    deck = open_modeldeck(Settings(home=home, runtime="local"))
+    deck.deployments.deploy_and_wait(deck.registry.get("sklearn_mnist", 1), "mnist-v1", timeout=180)
+    proc, url = start_dashboard(home, "local", tmp_path / "streamlit.log")
+    ARTIFACTS.mkdir(exist_ok=True)
+    try:
+        with sync_playwright() as pw:
+            browser = launch(pw)
+            page = browser.new_page(viewport={"width": 1400, "height": 1000})
+            page.goto(url + "/compare?a=mnist-v1&b=sklearn_mnist:2&dataset=mnist")
+            main = page.get_by_test_id("stMain")
+            main.get_by_role("button", name="Compare on MNIST 10k (bundled) (deploys sklearn_mnist:2 first)").click()
+            verdict = main.get_by_text("is better by")
+            expect(verdict).to_be_visible(timeout=240_000)
+            assert verdict.inner_text().startswith("sklearn-mnist-1 (sklearn_mnist:2) is better by")
+            assert "very unlikely to be chance" in verdict.inner_text()
+            expect(main.get_by_role("combobox", name="B — the challenger")).to_have_value(
+                "sklearn-mnist-1 — sklearn_mnist:2 on local")
+            assert "b=sklearn-mnist-1" in page.url
+            page.wait_for_timeout(1500)  # vega draws after the element appears
+            page.screenshot(path=str(ARTIFACTS / "compare-page.png"))
+
+            main.get_by_role("tab", name="What changed").click()
+            chart = main.get_by_test_id("stVegaLiteChart").nth(1)
+            expect(chart).to_be_visible()
+            chart.scroll_into_view_if_needed()
+            page.wait_for_timeout(1000)
+            box = chart.bounding_box()
+            # the cell true 7 / predicted 9 (row 8, column 10 of 10): a confusion v2 makes far less often
+            page.mouse.click(box["x"] + box["width"] * 0.93, box["y"] + box["height"] * 0.74)
+            cell = main.get_by_text(re.compile(r"True \d taken for \d by A or B: [\d,]+ images"))
+            expect(cell).to_be_visible(timeout=30_000)
+            main.get_by_role("tab", name="Where they disagree").click()
+            expect(main.get_by_text("B right, A wrong (")).to_be_visible()
+
+            with page.expect_download(timeout=120_000) as download:
+                main.get_by_role("button", name="Download report of sklearn-mnist-1 with this comparison (HTML)").click()
+            report = download.value.path().read_text(encoding="utf-8")
+            assert "Compared: mnist-v1 (A) and sklearn-mnist-1 (B)" in report
+            images = re.findall(r'<img alt="[^"]*" src="([^"]+)"', report)
+            assert len(images) >= 8 and all(src.startswith("data:image/png;base64,") for src in images)
+            assert base64.b64decode(images[0].split(",", 1)[1])[:4] == b"\x89PNG"
+            assert not re.search(r'(src|href)="(?!data:)', report)
+
+            page.goto(url + "/compare?a=mnist-v1&b=sklearn-mnist-1&dataset=mnist&present=1")  # a shared link
+            expect(main.get_by_text("is better by")).to_be_visible(timeout=60_000)
+            sidebar = page.get_by_test_id("stSidebar")
+            expect(sidebar.get_by_role("checkbox", name="Presentation mode")).to_be_checked()
+            expect(sidebar.get_by_text("Runtimes")).to_have_count(0)
+            value = main.get_by_test_id("stMetricValue").first
+            assert float(value.evaluate("e => parseFloat(getComputedStyle(e).fontSize)")) >= 48
+            page.wait_for_timeout(1500)
+            page.screenshot(path=str(ARTIFACTS / "presentation-mode.png"))
+            sidebar.get_by_role("link", name="Test").click()
+            expect(main.get_by_role("heading", name="Test", exact=True)).to_be_visible(timeout=60_000)
+            expect(main.get_by_role("heading", name="Request console")).to_have_count(0)
+            assert "present=1" in page.url
+            browser.close()
+    finally:
+        stop_dashboard(proc)
+        for deployment in deck.deployments.list():
+            deck.deployments.delete(deployment.name)
