@@ -129,7 +129,7 @@ class SampleSpec:
 
 def sample_spec(dataset: str = "mnist", algorithm: str | None = None) -> SampleSpec:
     """The sample for `dataset` and `algorithm` (default: the dataset's own: logistic for MNIST, the
-    tutorial's; svc for Fashion-MNIST, where logistic regression stays under 85 %).
+    tutorial's; svc for Fashion-MNIST, where logistic regression reaches 82.6 %).
 
     Raises:
         TrainingError: an unknown dataset or algorithm, naming the known ones.
@@ -161,9 +161,9 @@ def _train(spec: SampleSpec, folder: Path, progress: Progress) -> NewModel:
         clf = algorithm.make()
         clf.fit(X, y)
         train_seconds = time.perf_counter() - started
+        step(progress, f"{spec.model_name}: trained in {train_seconds:.1f} s; scoring the 10k test set")
         accuracy = float(np.mean(clf.predict(X_test) == y_test))
-    step(progress, f"{spec.model_name}: accuracy on the 10k test set {accuracy:.4f} "
-                   f"(trained in {train_seconds:.1f} s)")
+    step(progress, f"{spec.model_name}: accuracy on the 10k test set {accuracy:.4f}")
     folder.mkdir(parents=True, exist_ok=True)
     path = folder / data.file_name
     joblib.dump(clf, path)
