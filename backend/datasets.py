@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import gzip
 from collections.abc import Callable
-from dataclasses import dataclass
+from dataclasses import dataclass, replace
 from functools import lru_cache
 from pathlib import Path
 
@@ -122,22 +122,45 @@ def load_digits_set() -> TestSet:
                    tuple(str(i) for i in range(10)), "sklearn.datasets.load_digits")
 
 
-def _fashion_files() -> tuple[Path, Path] | None:
+FASHION_MISSING = (f"Fashion-MNIST is not installed in {FASHION_MNIST_DIR}: "
+                   "apt-get install dataset-fashion-mnist")
+
+
+def _fashion_files(part: str = "t10k") -> tuple[Path, Path] | None:
+    """The (images, labels) IDX files of Fashion-MNIST's `part` ("t10k" or "train"), gzip or not."""
     base = FASHION_MNIST_DIR
     if not base.is_dir():
         return None
-    images = next(iter(sorted(base.glob("t10k-images-idx3-ubyte*"))), None)
-    labels = next(iter(sorted(base.glob("t10k-labels-idx1-ubyte*"))), None)
+    images = next(iter(sorted(base.glob(f"{part}-images-idx3-ubyte*"))), None)
+    labels = next(iter(sorted(base.glob(f"{part}-labels-idx1-ubyte*"))), None)
     return (images, labels) if images and labels else None
 
 
 def load_fashion_mnist_test() -> TestSet:
-    """Fashion-MNIST's 10k test set, from Debian's dataset-fashion-mnist package."""
+    """Fashion-MNIST's 10k test set, from Debian's dataset-fashion-mnist package.
+
+    Raises:
+        DatasetError: the package is not installed (the message says how to install it).
+    """
     files = _fashion_files()
     if files is None:
-        raise DatasetError(
-            f"Fashion-MNIST is not installed in {FASHION_MNIST_DIR}: apt-get install dataset-fashion-mnist")
+        raise DatasetError(FASHION_MISSING)
     return load_idx_pair(*files, name="fashion-mnist", class_names=FASHION_CLASSES)
+
+
+def load_fashion_mnist_train(limit: int | None = None) -> TestSet:
+    """The first `limit` (default: all 60,000) of Fashion-MNIST's training images, for training.
+
+    Raises:
+        DatasetError: the package is not installed (the message says how to install it).
+    """
+    files = _fashion_files("train")
+    if files is None:
+        raise DatasetError(FASHION_MISSING)
+    full = load_idx_pair(*files, name="fashion-mnist-train", class_names=FASHION_CLASSES)
+    if limit is None or limit >= len(full):
+        return full
+    return replace(full, X=full.X[:limit], y=full.y[:limit], source=f"the first {limit:,} of {full.source}")
 
 
 @dataclass(frozen=True)
@@ -197,7 +220,9 @@ def mismatch(info: DatasetInfo, signature: Signature) -> str | None:
     if labels is not None and len(labels) != len(info.class_names):
         return f"it has {len(info.class_names)} classes; the model has {len(labels)}"
     as_indices = tuple(str(i) for i in range(len(info.class_names)))
-    if labels is not None and labels not in (info.class_names, as_indices):
+    # Numbered labels must be the set's indices in order; named ones are matched by name, in any order
+    # (a model trained on names has them sorted: scikit-learn's classes_)
+    if labels is not None and labels != as_indices and set(labels) != set(info.class_names):
         return (f"its labels are {', '.join(info.class_names[:3])}, ...; the model's are "
                 f"{', '.join(labels[:3])}, ...")
     return None

@@ -31,7 +31,8 @@
     ├── UserImageError                  (a drawn or uploaded digit)
     │   ├── NothingDrawnError
     │   └── ImageDecodeError
-    └── InvalidPerturbationError
+    ├── InvalidPerturbationError
+    └── TrainingError                   (no such sample model: unknown dataset or algorithm)
 
 Messages say what happened and what to do next; callers show `str(error)` as is.
 """
@@ -241,3 +242,7 @@ class DatasetExistsError(DatasetImportError):
 
 class DatasetNotFoundError(DatasetError):
     """No user test set with that name is stored; the message names the known sets."""
+
+
+class TrainingError(ModelDeckError):
+    """A sample model cannot be trained as asked (unknown dataset or algorithm)."""

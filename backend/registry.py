@@ -11,6 +11,7 @@ import re
 import shutil
 import sqlite3
 import tempfile
+from collections.abc import Sequence
 from contextlib import closing
 from dataclasses import dataclass, field, replace
 from datetime import UTC, datetime
@@ -180,6 +181,20 @@ class Model:
         return self.library_versions.get("scikit-learn")
 
 
+@dataclass(frozen=True)
+class NewModel:
+    """A model to register: the arguments of `ModelRegistry.register`, for `register_all`."""
+
+    name: str
+    paths: tuple[Path, ...]
+    framework: str = "scikit-learn"
+    tags: dict[str, str] = field(default_factory=dict)
+    description: str = ""
+    metrics: dict[str, float] = field(default_factory=dict)
+    library_versions: dict[str, str] | None = None  # None: this environment's
+    signature: Signature | None = None
+
+
 def current_library_versions() -> dict[str, str]:
     """The versions of python and of the tracked libraries in this environment."""
     versions = {"python": platform.python_version()}
@@ -275,14 +290,52 @@ class ModelRegistry:
             RegistryError: bad name, no files, a missing file, or two files with one name.
             DuplicateModelError: a version of `name` holds exactly these files already.
         """
+        return self.register_all([NewModel(name, tuple(map(Path, paths)), framework=framework, tags=tags or {},
+                                           description=description, metrics=metrics or {},
+                                           library_versions=library_versions, signature=signature)])[0]
+
+    def register_all(self, models: Sequence[NewModel], *, only_into_empty: bool = False) -> builtins.list[Model]:
+        """Registers every one of `models`, in order, in one transaction: all of them or none.
+
+        Args:
+            models: each gets the next version of its name (two of one name: consecutive versions).
+            only_into_empty: register nothing, and return [], when the registry holds any model
+                already: of two first runs at once, the first to get here registers, the other adds nothing.
+
+        Returns:
+            The new Models, in the order given.
+
+        Raises:
+            RegistryError, DuplicateModelError: as `register`, for any one of them (then none is registered).
+        """
+        stored = [(new, self._store(new)) for new in models]
+        created = datetime.now(UTC).isoformat(timespec="seconds")
+        added: builtins.list[tuple[str, int]] = []
+        with closing(self._connect()) as conn:
+            conn.execute("BEGIN IMMEDIATE")  # one writer at a time: versions are read and taken atomically
+            try:
+                if only_into_empty and conn.execute("SELECT 1 FROM models LIMIT 1").fetchone():
+                    conn.execute("ROLLBACK")
+                    return []
+                for new, files in stored:
+                    added.append((new.name, _insert(conn, new, files, created)))
+                conn.execute("COMMIT")
+            except BaseException:
+                conn.execute("ROLLBACK")
+                raise
+        return [self.get(name, version) for name, version in added]
+
+    def _store(self, new: NewModel) -> tuple[ModelFile, ...]:
+        """Checks `new` and copies its files into the blob store (by sha256; idempotent)."""
+        name = new.name
         if not name or len(name) > 100 or not set(name) <= _NAME_CHARS or name[0] in ".-":
             raise RegistryError(
                 f"model name {name!r} is not valid: use 1-100 letters, digits, '_', '.' or '-', "
                 "starting with a letter, digit or '_'")
-        if not paths:
+        if not new.paths:
             raise RegistryError("a model needs at least one file")
         files = []
-        for path in map(Path, paths):
+        for path in map(Path, new.paths):
             if not path.is_file():
                 raise RegistryError(f"model file {path} does not exist")
             digest = file_sha256(path)
@@ -295,27 +348,7 @@ class ModelRegistry:
             files.append(ModelFile(path.name, digest, path.stat().st_size))
         if len({f.name for f in files}) != len(files):
             raise RegistryError("two model files have the same name: " + ", ".join(f.name for f in files))
-        created = datetime.now(UTC).isoformat(timespec="seconds")
-        versions = library_versions if library_versions is not None else current_library_versions()
-        with closing(self._connect()) as conn:
-            conn.execute("BEGIN IMMEDIATE")
-            try:
-                digest = Model(name, 0, framework, tuple(files)).sha256
-                for existing in conn.execute("SELECT * FROM models WHERE name = ?", (name,)).fetchall():
-                    if _row_to_model(existing).sha256 == digest:
-                        raise DuplicateModelError(f"{name}:{existing['version']}")
-                row = conn.execute("SELECT MAX(version) FROM models WHERE name = ?", (name,)).fetchone()
-                version = (row[0] or 0) + 1
-                conn.execute(
-                    f"INSERT INTO models ({', '.join(_COLUMNS)}) VALUES ({', '.join('?' * len(_COLUMNS))})",
-                    (name, version, framework, json.dumps([f.__dict__ for f in files]),
-                     json.dumps(versions), json.dumps(tags or {}), description,
-                     json.dumps(metrics or {}), created, json.dumps((signature or Signature()).to_dict())))
-                conn.execute("COMMIT")
-            except BaseException:
-                conn.execute("ROLLBACK")
-                raise
-        return self.get(name, version)
+        return tuple(files)
 
     def register_bytes(self, name: str, files: dict[str, bytes], **kwargs: Any) -> Model:
         """`register` for uploaded files: {file name: content}. Same arguments and errors."""
@@ -406,6 +439,27 @@ class ModelRegistry:
                     f"not {f.sha256[:12]}… as registered: it was changed on disk; register it again")
             shutil.copyfile(blob, dest / f.name)
         return dest
+
+
+def _insert(conn: sqlite3.Connection, new: NewModel, files: tuple[ModelFile, ...], created: str) -> int:
+    """Records `new` as the next version of its name inside the caller's transaction; returns the version.
+
+    Raises:
+        DuplicateModelError: a version of that name holds exactly these files already.
+    """
+    digest = Model(new.name, 0, new.framework, files).sha256
+    for existing in conn.execute("SELECT * FROM models WHERE name = ?", (new.name,)).fetchall():
+        if _row_to_model(existing).sha256 == digest:
+            raise DuplicateModelError(f"{new.name}:{existing['version']}")
+    row = conn.execute("SELECT MAX(version) FROM models WHERE name = ?", (new.name,)).fetchone()
+    version = int(row[0] or 0) + 1
+    versions = new.library_versions if new.library_versions is not None else current_library_versions()
+    conn.execute(
+        f"INSERT INTO models ({', '.join(_COLUMNS)}) VALUES ({', '.join('?' * len(_COLUMNS))})",
+        (new.name, version, new.framework, json.dumps([f.__dict__ for f in files]), json.dumps(versions),
+         json.dumps(new.tags), new.description, json.dumps(new.metrics), created,
+         json.dumps((new.signature or Signature()).to_dict())))
+    return version
 
 
 def _row_to_model(row: sqlite3.Row) -> Model:

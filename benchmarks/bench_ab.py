@@ -110,7 +110,7 @@ def main() -> None:
     work = Path(tempfile.mkdtemp(prefix="modeldeck-bench-ab-"))
     deck = scratch_deck("local")
     try:
-        model = deck.registry.get("sklearn_mnist")
+        model = deck.registry.get("sklearn_mnist", 1)
         model_dir = deck.registry.materialize(model, work / "model")
         (work / "logs").mkdir()
         sides = [Side(f"base {args.base}", export_serving(args.base, work / "base"), model_dir, model.id,

@@ -37,7 +37,7 @@ def run(rounds: int = 5) -> dict:
     from dashboard import common
 
     deck = scratch_deck("docker")
-    model = deck.registry.get("sklearn_mnist")
+    model = deck.registry.get("sklearn_mnist", 1)
     deck.deployments.deploy_and_wait(model, "bench-dashboard", DeployConfig(cpu_cores=1))
     deck.deployments.deploy_and_wait(model, "bench-dashboard-tutorial", DeployConfig(cpu_cores=1),
                                      entry_script=TUTORIAL)

@@ -48,7 +48,7 @@ def _bare_run_seconds(client, image: str, model_dir_tar: bytes) -> float:
 def run(cold: int = 3, warm: int = 5) -> dict:
 
     deck = scratch_deck("docker")
-    model = deck.registry.get("sklearn_mnist")
+    model = deck.registry.get("sklearn_mnist", 1)
     runtime = deck.targets.docker()
     assert isinstance(runtime, DockerRuntime)
     client, images = runtime.client, runtime.images

@@ -39,7 +39,7 @@ def main() -> None:
 
     print(machine())
     deck = scratch_deck("local")
-    deck.deployments.deploy_and_wait(deck.registry.get("sklearn_mnist"), "bench-explore", timeout=180)
+    deck.deployments.deploy_and_wait(deck.registry.get("sklearn_mnist", 1), "bench-explore", timeout=180)
     port = _free_port()
     env = {**os.environ, "MODELDECK_HOME": str(deck.settings.home), "MODELDECK_RUNTIME": "local"}
     proc = subprocess.Popen([sys.executable, "-m", "streamlit", "run", str(ROOT / "dashboard" / "app.py"),

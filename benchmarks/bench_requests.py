@@ -119,7 +119,7 @@ def run(rounds: int = 5) -> dict:
         raise SystemExit("needs 2 CPU cores: the servers run on core 0, the load generator on core 1")
     row = load_mnist_test().X[0].tolist()
     deck = scratch_deck("docker")
-    model = deck.registry.get("sklearn_mnist")
+    model = deck.registry.get("sklearn_mnist", 1)
     work = Path(tempfile.mkdtemp(prefix="modeldeck-bench-req-"))
     mlflow_python, mlserver_python = peers.ensure_mlflow(model), peers.ensure_mlserver(model)
     pickle_path = deck.registry.materialize(model, work / "model") / model.files[0].name

@@ -30,7 +30,7 @@ def tutorial_client(uri: str, X: np.ndarray) -> tuple[list, int]:
 
 def run(rounds: int = 5) -> dict:
     deck = scratch_deck("docker")
-    model = deck.registry.get("sklearn_mnist")
+    model = deck.registry.get("sklearn_mnist", 1)
     X = load_mnist_test().X
     try:
         uri = deck.deployments.deploy_and_wait(model, "bench-testset", DeployConfig(cpu_cores=1, memory_gb=2)).scoring_uri

@@ -13,7 +13,7 @@ import time
 from datetime import UTC, datetime
 from pathlib import Path
 
-from . import bench_dashboard, bench_deploy, bench_requests, bench_testset
+from . import bench_dashboard, bench_deploy, bench_requests, bench_samples, bench_testset
 from .common import machine, userland_proxy_enabled
 
 MADE_BY = "Made by `.venv/bin/python -m benchmarks.run_all"
@@ -24,6 +24,7 @@ BENCHMARKS = {
     "requests": (bench_requests.run, bench_requests.report),
     "testset": (bench_testset.run, bench_testset.report),
     "dashboard": (bench_dashboard.run, bench_dashboard.report),
+    "samples": (bench_samples.run, bench_samples.report),
 }
 
 

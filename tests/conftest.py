@@ -2,8 +2,11 @@
 
 from __future__ import annotations
 
+import json
 import os
 import shutil
+import subprocess
+import sys
 from pathlib import Path
 
 import pytest
@@ -50,17 +53,34 @@ def remove_environment_images_built_by_tests(tmp_path_factory):
 
 @pytest.fixture(scope="session")
 def trained_home(tmp_path_factory) -> Path:
-    """A MODELDECK_HOME whose registry holds the sample model (trained once per session)."""
+    """A MODELDECK_HOME whose registry holds sklearn_mnist:1 only, the tutorial's LogisticRegression
+    (trained once per session): what most tests deploy. A first run registers version 2 too; the tests
+    of the first run train in a fresh home, and to this home (as to one made by an older ModelDeck)
+    `train-sample --algorithm svc` adds version 2."""
     home = tmp_path_factory.mktemp("modeldeck-home")
     settings = Settings(home=home, runtime="local")
-    train_sample(ModelRegistry(settings.registry_path, settings.blobs_dir))
+    train_sample(ModelRegistry(settings.registry_path, settings.blobs_dir), "mnist", "logistic")
     return home
 
 
 @pytest.fixture(scope="session")
+def fashion_home(tmp_path_factory) -> tuple[Path, dict]:
+    """A MODELDECK_HOME holding sklearn_fashion:1 only, trained by `modeldeck train-sample --dataset
+    fashion-mnist` (once per session), and that command's JSON output."""
+    home = tmp_path_factory.mktemp("fashion-home")
+    env = {**os.environ, "MODELDECK_HOME": str(home), "MODELDECK_RUNTIME": "local",
+           "PYTHONPATH": str(Path(__file__).resolve().parent.parent)}
+    trained = subprocess.run([sys.executable, "-m", "backend", "train-sample", "--dataset", "fashion-mnist", "--json"],
+                             env=env, capture_output=True, text=True, timeout=300)
+    assert trained.returncode == 0, trained.stderr
+    return home, json.loads(trained.stdout)
+
+
+@pytest.fixture(scope="session")
 def sample_model(trained_home) -> Model:
+    """sklearn_mnist:1 (89.57 % on the MNIST 10k test set; predicts 7, 2, 1 for its first three images)."""
     settings = Settings(home=trained_home)
-    return ModelRegistry(settings.registry_path, settings.blobs_dir).get("sklearn_mnist")
+    return ModelRegistry(settings.registry_path, settings.blobs_dir).get("sklearn_mnist", 1)
 
 
 @pytest.fixture(scope="session")

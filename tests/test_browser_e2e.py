@@ -126,7 +126,7 @@ def test_empty_registry_to_heatmap_in_a_real_browser_then_reload_and_delete(dash
 
         page.reload()  # the same deployment, test set and results come back
         expect(main.get_by_role("heading", name="Test", exact=True)).to_be_visible(timeout=60_000)
-        expect(main.get_by_role("combobox", name="Deployment")).to_have_value("sklearn-mnist-1 — sklearn_mnist:1 on docker")
+        expect(main.get_by_role("combobox", name="Deployment")).to_have_value("sklearn-mnist-1 — sklearn_mnist:2 on docker")
         expect(main.get_by_test_id("stMetricValue").first).to_have_text(accuracy, timeout=60_000)
         expect(main.get_by_text("of 30 correct")).to_be_visible()
         expect(main.get_by_test_id("stVegaLiteChart").first).to_be_visible()
@@ -145,7 +145,7 @@ def test_empty_registry_to_heatmap_in_a_real_browser_then_reload_and_delete(dash
         browser.close()
 
     settings = Settings(home=home)
-    trained = ModelRegistry(settings.registry_path, settings.blobs_dir).get("sklearn_mnist")
+    trained = ModelRegistry(settings.registry_path, settings.blobs_dir).get("sklearn_mnist", 2)
     assert accuracy == f"{trained.metrics['accuracy']:.2%}"
     home_id = (home / "home-id").read_text().strip()
     assert docker.from_env().containers.list(all=True, filters={"label": f"modeldeck.home_id={home_id}"}) == []
@@ -200,7 +200,7 @@ def test_the_test_page_keeps_its_choices_through_escape_new_deployments_and_a_de
 
     home = copy_home(trained_home, tmp_path / "home")
     deck = open_modeldeck(Settings(home=home, runtime="local"))
-    model = deck.registry.get("sklearn_mnist")
+    model = deck.registry.get("sklearn_mnist", 1)
     for name in ("pick-a", "pick-b"):
         deck.deployments.deploy_and_wait(model, name, timeout=180)
     proc, url = start_dashboard(home, "local", tmp_path / "streamlit.log")
@@ -255,7 +255,7 @@ def test_a_tester_clicks_a_confusion_cell_draws_a_digit_and_uploads_one(trained_
 
     home = copy_home(trained_home, tmp_path / "home")
     deck = open_modeldeck(Settings(home=home, runtime="local"))
-    deck.deployments.deploy_and_wait(deck.registry.get("sklearn_mnist"), "explore", timeout=180)
+    deck.deployments.deploy_and_wait(deck.registry.get("sklearn_mnist", 1), "explore", timeout=180)
     scan = tmp_path / "scan.png"  # the second test image (a 2), as a dark-on-light scan
     Image.fromarray((255 - load_mnist_test().X[1].reshape(28, 28) * 255).astype("uint8")).resize((300, 300)).save(scan)
     own = tmp_path / "own.npz"

@@ -3,13 +3,16 @@
 import json
 import subprocess
 import sys
+import urllib.request
 from pathlib import Path
 
 import numpy as np
 import pytest
 from PIL import Image
 
-from backend.datasets import load_mnist_test
+from backend.datasets import FASHION_CLASSES, load_fashion_mnist_test, load_mnist_test
+
+from .conftest import copy_home
 
 
 def cli(env, *args, check=True):
@@ -87,9 +90,103 @@ def test_train_deploy_evaluate_score_delete_from_a_shell(cli_env):
     assert cli_env["MODELDECK_HOME"] not in processes
 
 
-def test_models_list_trains_the_sample_model_on_first_run(cli_env):
+def test_two_first_runs_at_once_end_with_exactly_the_two_sample_versions(cli_env):
+    """A CLI and another CLI (or the dashboard) started on a fresh home at the same moment: both see an
+    empty registry and train, the first to register takes versions 1 and 2, the other adds nothing."""
+    command = [sys.executable, "-m", "backend", "models", "list", "--json"]
+    runs = [subprocess.Popen(command, env=cli_env, stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True)
+            for _ in range(2)]
+    outputs = [run.communicate(timeout=300) for run in runs]
+    assert [run.returncode for run in runs] == [0, 0], outputs
+    errs = [err for _, err in outputs]
+    assert all("[first run] sklearn_mnist: training SVC on 5,000 images" in err for err in errs)  # both trained
+    assert sorted("registered sklearn_mnist:1 and sklearn_mnist:2" in err for err in errs) == [False, True]
+    assert sum("another first run registered the sample models meanwhile" in err for err in errs) == 1
     models = json.loads(cli(cli_env, "models", "list", "--json").stdout)
-    assert [m["id"] for m in models] == ["sklearn_mnist:1"]
+    assert [m["id"] for m in models] == ["sklearn_mnist:1", "sklearn_mnist:2"]
+    for out, _ in outputs:  # each run lists what the registry holds, the loser too
+        assert [m["id"] for m in json.loads(out)] == ["sklearn_mnist:1", "sklearn_mnist:2"]
+    first, second = models
+    assert first["tags"]["algorithm"] == "LogisticRegression" and first["metrics"]["accuracy"] == 0.8957
+    assert second["tags"]["algorithm"] == "SVC" and second["metrics"]["accuracy"] >= 0.94
+    assert first["signature"] == second["signature"] and second["signature"]["class_labels"] == list("0123456789")
+    assert "calibrated" in second["description"] and second["files"][0]["name"] == "sklearn_mnist_model.pkl"
+    assert "note:" not in cli(cli_env, "models", "list").stderr  # nothing missing: no hint
+
+
+def test_a_home_with_only_version_1_is_not_retrained_and_train_sample_adds_the_svc(trained_home, cli_env):
+    """A home made by an older ModelDeck (sklearn_mnist:1 only) keeps what it has on every start, and is
+    told how to add version 2; version 2 reaches 94 % on the real MNIST 10k test set."""
+    import joblib
+
+    home = copy_home(trained_home, Path(cli_env["MODELDECK_HOME"]))
+    listed = cli(cli_env, "models", "list", "--json")
+    assert [m["id"] for m in json.loads(listed.stdout)] == ["sklearn_mnist:1"] and "[first run]" not in listed.stderr
+    assert "note: `modeldeck train-sample --dataset mnist --algorithm svc` adds the SVC sample to sklearn_mnist" \
+        in listed.stderr
+    added = cli(cli_env, "train-sample", "--algorithm", "svc", "--json")
+    trained = json.loads(added.stdout)
+    assert trained["id"] == "sklearn_mnist:2" and trained["metrics"]["accuracy"] >= 0.94
+    assert "sklearn_mnist: training SVC on 5,000 images" in added.stderr and "registered sklearn_mnist:2" in added.stderr
+    model = joblib.load(home / "blobs" / trained["files"][0]["sha256"])  # the registered file, scored again
+    test = load_mnist_test()
+    accuracy = float(np.mean(model.predict(test.X) == test.y))
+    assert accuracy >= 0.94 and round(accuracy, 4) == trained["metrics"]["accuracy"]
+    assert model.predict_proba(test.X[:3]).argmax(axis=1).tolist() == [7, 2, 1]
+    assert "note:" not in cli(cli_env, "models", "list").stderr
+    again = cli(cli_env, "train-sample", "--algorithm", "svc", check=False)  # deterministic: the same bytes
+    assert again.returncode == 1 and "already as sklearn_mnist:2" in again.stderr
+
+
+def test_train_sample_refuses_an_unknown_algorithm_with_the_choices(cli_env):
+    result = cli(cli_env, "train-sample", "--algorithm", "forest", check=False)
+    assert result.returncode == 2 and "invalid choice: 'forest' (choose from 'logistic', 'svc')" in result.stderr
+
+
+def test_a_fashion_model_answers_class_names_in_every_output(fashion_home, cli_env):
+    """sklearn_fashion from `train-sample --dataset fashion-mnist`: Fashion-MNIST's test set is chosen for it,
+    and its ten class names appear in evaluate, score and predict, and in the endpoint's own answer."""
+    home, trained = fashion_home
+    assert trained["id"] == "sklearn_fashion:1" and trained["metrics"]["accuracy"] >= 0.85
+    assert trained["tags"] == {"data": "fashion-mnist", "model": "classification", "algorithm": "SVC"}
+    assert trained["signature"]["class_labels"] == sorted(FASHION_CLASSES)
+    copy_home(home, Path(cli_env["MODELDECK_HOME"]))
+    cli_env["MODELDECK_AUTO_TRAIN"] = "0"
+    uri = cli(cli_env, "deploy", "sklearn_fashion", "--name", "fashion").stdout.strip()
+    try:
+        test = load_fashion_mnist_test()
+        request = urllib.request.Request(uri, json.dumps({"data": test.X[:3].tolist()}).encode(),
+                                         {"Content-Type": "application/json"})
+        answer = json.loads(urllib.request.urlopen(request, timeout=30).read())
+        assert set(answer) <= set(FASHION_CLASSES) and len(answer) == 3  # names, not numbers
+        evaluated = json.loads(cli(cli_env, "evaluate", "fashion", "--json").stdout)  # its test set, by signature
+        assert evaluated["dataset"] == "fashion-mnist" and evaluated["n"] == 10_000
+        assert evaluated["labels"] == list(FASHION_CLASSES)
+        assert evaluated["accuracy"] == pytest.approx(trained["metrics"]["accuracy"], abs=1e-4)
+        assert {p["true_label"] for p in evaluated["most_confused"]} <= set(FASHION_CLASSES)
+        text = cli(cli_env, "evaluate", "fashion").stdout
+        header = text.splitlines()[2]
+        assert header.split() == ["T-shirt/top", "Trouser", "Pullover", "Dress", "Coat", "Sandal", "Shirt",
+                                  "Sneaker", "Bag", "Ankle", "boot"]
+        assert all(len(line) == len(header) for line in text.splitlines()[3:13])  # the columns line up
+        assert " taken for " in text.splitlines()[-1]
+        scored = json.loads(cli(cli_env, "score", "fashion", "--random", "10", "--seed", "1", "--json").stdout)
+        for row in scored:
+            assert row["label_name"] == FASHION_CLASSES[row["label"]] == FASHION_CLASSES[int(test.y[row["index"]])]
+            assert row["prediction_name"] == FASHION_CLASSES[row["prediction"]]
+        shown = cli(cli_env, "score", "fashion", "--random", "10", "--seed", "1").stdout
+        assert all(f"{row['index']:>6} {row['label_name']:>11} {row['prediction_name']:>11}" in shown for row in scored)
+        picture = Path(cli_env["MODELDECK_HOME"]).parent / "boot.png"
+        Image.fromarray((test.X[0].reshape(28, 28) * 255).astype("uint8")).save(picture)
+        predicted = json.loads(cli(cli_env, "predict", "fashion", "--image", str(picture), "--json").stdout)
+        assert predicted["prediction"] in FASHION_CLASSES and set(predicted["probabilities"]) == set(FASHION_CLASSES)
+        wrong = cli(cli_env, "evaluate", "fashion", "--dataset", "mnist", check=False)
+        assert wrong.returncode == 1 and "test set 'mnist' does not fit this model: its labels are 0, 1, 2" in wrong.stderr
+        models = json.loads(cli(cli_env, "models", "list", "--json").stdout)
+        assert models[0]["signature"]["class_labels"] == sorted(FASHION_CLASSES)  # kept when the server confirmed it
+        assert "confirmed by" in models[0]["signature"]["source"]
+    finally:
+        cli(cli_env, "deployments", "delete", "fashion")
 
 
 def test_register_a_model_file_with_tags(cli_env, tmp_path):
@@ -116,7 +213,8 @@ def test_a_tutorial_script_deployment_is_evaluated_over_json(cli_env):
     cli(cli_env, "deploy", "sklearn_mnist", "--name", "tutorial", "--entry-script", str(script))
     try:
         result = json.loads(cli(cli_env, "evaluate", "tutorial", "--json").stdout)
-        recorded = json.loads(cli(cli_env, "models", "list", "--json").stdout)[0]["metrics"]["accuracy"]
-        assert result["accuracy"] == pytest.approx(recorded, abs=1e-4)
+        latest = json.loads(cli(cli_env, "models", "list", "--json").stdout)[-1]  # what "sklearn_mnist" deployed
+        assert latest["id"] == "sklearn_mnist:2"  # the tutorial's score.py loads version 2's file as well
+        assert result["accuracy"] == pytest.approx(latest["metrics"]["accuracy"], abs=1e-4)
     finally:
         cli(cli_env, "deployments", "delete", "tutorial")

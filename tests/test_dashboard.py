@@ -10,6 +10,7 @@ from streamlit.testing.v1 import AppTest
 
 from backend.config import Settings
 from backend.context import open_modeldeck
+from backend.datasets import FASHION_CLASSES
 from backend.errors import InvalidDeployConfigError, InvalidDeploymentNameError
 from backend.runtimes import DeployConfig, validate_name
 from dashboard import common
@@ -22,8 +23,18 @@ APP = str(Path(__file__).resolve().parent.parent / "dashboard" / "app.py")
 
 @pytest.fixture()
 def home(trained_home, tmp_path, monkeypatch):
-    """A home with the trained sample model, new deployments on the local runtime, cleaned up after."""
-    home = copy_home(trained_home, tmp_path / "home")
+    """A home with sklearn_mnist:1, new deployments on the local runtime, cleaned up after."""
+    yield from dashboard_home(trained_home, tmp_path, monkeypatch)
+
+
+@pytest.fixture()
+def fashion_dashboard_home(fashion_home, tmp_path, monkeypatch):
+    """A home with sklearn_fashion:1, new deployments on the local runtime, cleaned up after."""
+    yield from dashboard_home(fashion_home[0], tmp_path, monkeypatch)
+
+
+def dashboard_home(source, tmp_path, monkeypatch):
+    home = copy_home(source, tmp_path / "home")
     monkeypatch.setenv("MODELDECK_HOME", str(home))
     monkeypatch.setenv("MODELDECK_RUNTIME", "local")
     common._open.clear()
@@ -75,15 +86,19 @@ def backend_deck(home):
     return open_modeldeck(Settings(home=home, runtime="local"))
 
 
-def test_first_run_trains_the_sample_model_inside_the_page_and_opens_on_deploy(tmp_path, monkeypatch):
+def test_first_run_trains_both_sample_versions_inside_the_page_and_opens_on_deploy_with_the_latest(
+        tmp_path, monkeypatch):
     monkeypatch.setenv("MODELDECK_HOME", str(tmp_path / "empty-home"))
     monkeypatch.setenv("MODELDECK_RUNTIME", "local")
     common._open.clear()
     at = app()
     assert at.title[0].value == "Deploy"  # "/" opens the Deploy page
-    assert select(at, "Model").value == "sklearn_mnist"
+    assert select(at, "Model").value == "sklearn_mnist" and select(at, "Version").value == 2
     trained = open_modeldeck(Settings(home=tmp_path / "empty-home")).registry.list()
-    assert [m.id for m in trained] == ["sklearn_mnist:1"] and trained[0].metrics["accuracy"] > 0.85
+    assert [m.id for m in trained] == ["sklearn_mnist:1", "sklearn_mnist:2"]
+    assert trained[0].metrics["accuracy"] == 0.8957 and trained[1].metrics["accuracy"] >= 0.94
+    shown = f"accuracy {trained[1].metrics['accuracy']:.4f}"  # the preselected version's facts
+    assert any(shown in c.value.replace("\\", "") for c in at.caption)
     sidebar = " ".join(c.value for c in at.sidebar.caption)
     assert "**local** — local processes" in sidebar and "**Home**" in sidebar
     common._open.clear()
@@ -94,9 +109,13 @@ def test_models_page_lists_the_registry_and_says_when_training_gives_the_same_mo
     table = at.dataframe[0].value
     assert list(table["model"]) == ["sklearn_mnist"] and table["accuracy"][0] > 0.85
     assert table["input"][0] == "28x28 → 10 classes"
+    older = "This home was made before ModelDeck registered two sample versions: train \"MNIST — SVC with " \
+            "calibrated probabilities\" below to add it to sklearn_mnist."
+    assert [i.value.replace("\\", "") for i in at.info] == [older]  # this home holds version 1 only
+    assert select(at, "Sample").value.startswith("MNIST — logistic regression")
     button(at, "Train sample model").click().run()
     assert not at.exception and not at.error
-    assert "Training gave exactly the file of sklearn_mnist:1 again" in at.info[0].value.replace("\\", "")
+    assert "Training gave exactly the file of sklearn_mnist:1 again" in at.info[-1].value.replace("\\", "")
     assert list(at.dataframe[0].value["version"]) == [1]
 
 
@@ -174,7 +193,10 @@ def test_test_page_scores_keeps_results_in_the_url_and_brings_them_back_after_a_
     at = app(deployment=name)
     at.switch_page("views/test.py").run()
     assert select(at, "Deployment").value == name
-    assert select(at, "Test set").options == ["MNIST 10k (bundled)"]  # only the sets that fit 28x28 inputs
+    # only the sets that fit 28x28 inputs; numbered labels fit Fashion-MNIST (installed by scripts/setup.sh)
+    # by index too, and MNIST, whose names they are, comes first and is chosen
+    assert select(at, "Test set").options == ["MNIST 10k (bundled)", "Fashion-MNIST 10k"]
+    assert select(at, "Test set").value == "mnist"
     hidden = next(c.value for c in at.caption if c.value.startswith("Not offered"))
     assert "digits 8x8" in hidden and "the model takes 784" in hidden
     button(at, "Send 30 random test images").click().run()
@@ -183,7 +205,7 @@ def test_test_page_scores_keeps_results_in_the_url_and_brings_them_back_after_a_
     button(at, "Score the whole test set (10,000 images)").click().run()
     assert not at.exception and not at.error
     accuracy = at.metric[0].value
-    assert accuracy == f"{backend_deck(home).registry.get('sklearn_mnist').metrics['accuracy']:.2%}"
+    assert accuracy == f"{backend_deck(home).registry.get('sklearn_mnist', 1).metrics['accuracy']:.2%}"
     assert len(at.get("image")) == 3  # the strip, the confidently wrong and the least confident right images
     assert len(at.get("vega_lite_chart")) == 1  # the clickable confusion matrix
     assert any("Click a cell" in i.value for i in at.info)
@@ -213,7 +235,7 @@ def test_the_chosen_deployment_stays_chosen_when_others_appear_and_is_never_swap
     at.switch_page("views/test.py").run()
     assert select(at, "Deployment").value == first
     deck = backend_deck(home)
-    deck.deployments.deploy_and_wait(deck.registry.get("sklearn_mnist"), "from-the-cli", timeout=180)
+    deck.deployments.deploy_and_wait(deck.registry.get("sklearn_mnist", 1), "from-the-cli", timeout=180)
     at.run()  # a newer deployment appeared (made from the CLI): the choice stays
     assert select(at, "Deployment").value == first
     deck.targets.open("local").stop(first)
@@ -231,11 +253,36 @@ def test_results_of_a_deleted_deployment_never_show_under_a_new_one_of_the_same_
     button(at, "Send 30 random test images").click().run()
     deck = backend_deck(home)
     deck.deployments.delete(name)
-    deck.deployments.deploy_and_wait(deck.registry.get("sklearn_mnist"), name, timeout=180)
+    deck.deployments.deploy_and_wait(deck.registry.get("sklearn_mnist", 1), name, timeout=180)
     at = app(deployment=name)
     at.switch_page("views/test.py").run()
     assert select(at, "Deployment").value == name
     assert not any("correct" in m.value for m in at.markdown)
+
+
+def test_the_test_page_shows_a_fashion_models_class_names_in_its_tables_and_matrix(
+        fashion_dashboard_home, fashion_home):
+    deck = backend_deck(fashion_dashboard_home)
+    deck.deployments.deploy_and_wait(deck.registry.get("sklearn_fashion", 1), "fashion", timeout=180)
+    at = app(deployment="fashion")
+    at.switch_page("views/test.py").run()
+    assert select(at, "Test set").options == ["Fashion-MNIST 10k"]  # chosen by the class names
+    hidden = next(c.value for c in at.caption if c.value.startswith("Not offered")).replace("\\", "")
+    assert "MNIST 10k (bundled)" in hidden and "its labels are 0, 1, 2" in hidden
+    button(at, "Send 30 random test images").click().run()
+    assert any("of 30 correct" in m.value for m in at.markdown)
+    button(at, "Score the whole test set (10,000 images)").click().run()
+    assert not at.exception and not at.error
+    assert at.metric[0].value == f"{fashion_home[1]['metrics']['accuracy']:.2%}"
+    tables = [d.value for d in at.dataframe]
+    per_class = next(t for t in tables if "precision" in t.columns)
+    assert list(per_class["class"]) == list(FASHION_CLASSES)
+    counts = next(t for t in tables if "true \\ predicted" in t.columns)
+    assert list(counts["true \\ predicted"]) == list(FASHION_CLASSES)
+    assert list(counts.columns[1:]) == list(FASHION_CLASSES)
+    assert any("- Shirt taken for " in m.value.replace("\\", "") for m in at.markdown)  # the most confused
+    matrix = json.dumps(at.get("vega_lite_chart")[0].proto.spec)
+    assert all(name in matrix for name in FASHION_CLASSES)
 
 
 def test_test_page_without_a_healthy_deployment_says_what_to_do(home):
@@ -265,7 +312,7 @@ def test_a_scoring_script_that_fails_points_at_its_logs_on_the_test_page(home, t
     script.write_text("def init():\n    pass\n\n\ndef run(raw_data):\n"
                       "    raise RuntimeError('weights_v2 missing *now*')\n")
     deck = backend_deck(home)
-    deck.deployments.deploy_and_wait(deck.registry.get("sklearn_mnist"), "faulty", entry_script=script, timeout=180)
+    deck.deployments.deploy_and_wait(deck.registry.get("sklearn_mnist", 1), "faulty", entry_script=script, timeout=180)
     at = app(deployment="faulty")
     at.switch_page("views/test.py").run()
     button(at, "Send 30 random test images").click().run()
@@ -282,7 +329,7 @@ def test_a_scoring_script_that_fails_points_at_its_logs_on_the_test_page(home, t
 
 def test_a_new_deployment_is_the_one_managed_even_when_the_address_named_another(home):
     deck = backend_deck(home)
-    deck.deployments.deploy_and_wait(deck.registry.get("sklearn_mnist"), "older", timeout=180)
+    deck.deployments.deploy_and_wait(deck.registry.get("sklearn_mnist", 1), "older", timeout=180)
     at = app(deployment="older")
     assert select(at, "Deployment").value == "older"
     made = deploy(at, "newer")
@@ -316,14 +363,14 @@ def test_key_auth_from_the_form_then_keys_shown_rotated_and_hidden_on_the_deploy
 
 def test_the_keys_button_is_disabled_for_a_deployment_without_key_auth(home):
     deck = backend_deck(home)
-    deck.deployments.deploy_and_wait(deck.registry.get("sklearn_mnist"), "open", timeout=180)
+    deck.deployments.deploy_and_wait(deck.registry.get("sklearn_mnist", 1), "open", timeout=180)
     at = app(deployment="open")
     assert button(at, "Keys").disabled
 
 
 def test_the_request_console_shows_the_answer_as_it_comes_refusals_included(home):
     deck = backend_deck(home)
-    deck.deployments.deploy_and_wait(deck.registry.get("sklearn_mnist"), "console", timeout=180)
+    deck.deployments.deploy_and_wait(deck.registry.get("sklearn_mnist", 1), "console", timeout=180)
     at = app(deployment="console")
     at.switch_page("views/test.py").run()
     body = [t for t in at.text_area if t.label == "Request body"][0]
@@ -341,7 +388,7 @@ def test_a_labels_only_script_says_so_instead_of_showing_confidence(home):
     from .conftest import FIXTURES
 
     deck = backend_deck(home)
-    deck.deployments.deploy_and_wait(deck.registry.get("sklearn_mnist"), "labels-only", timeout=180,
+    deck.deployments.deploy_and_wait(deck.registry.get("sklearn_mnist", 1), "labels-only", timeout=180,
                                      entry_script=FIXTURES / "tutorial_score.py")
     at = app(deployment="labels-only")
     at.switch_page("views/test.py").run()
@@ -352,7 +399,7 @@ def test_a_labels_only_script_says_so_instead_of_showing_confidence(home):
 
 def test_perturbations_show_beside_the_originals_and_a_robustness_curve_is_drawn(home):
     deck = backend_deck(home)
-    deck.deployments.deploy_and_wait(deck.registry.get("sklearn_mnist"), "robust", timeout=180)
+    deck.deployments.deploy_and_wait(deck.registry.get("sklearn_mnist", 1), "robust", timeout=180)
     at = app(deployment="robust")
     at.switch_page("views/test.py").run()
     select(at, "Perturbation").set_value("rotate").run()
@@ -363,7 +410,7 @@ def test_perturbations_show_beside_the_originals_and_a_robustness_curve_is_drawn
     assert len(at.get("image")) == 2  # the originals and the rotated ones
     button(at, "Score the whole test set (10,000 images, rotation 15)").click().run()
     rotated = float(at.metric[0].value.rstrip("%")) / 100
-    assert rotated < deck.registry.get("sklearn_mnist").metrics["accuracy"] - 0.05
+    assert rotated < deck.registry.get("sklearn_mnist", 1).metrics["accuracy"] - 0.05
     assert any(verbatim("on MNIST 10k (bundled), rotation 15, scored") in c.value for c in at.caption)
     select(at, "Perturbation").set_value("none").run()
     assert not any("rotation 15" in c.value for c in at.caption)  # the clean results, not the rotated ones

@@ -4,8 +4,19 @@ import struct
 import numpy as np
 import pytest
 
-from backend.datasets import load_dataset, load_idx_pair, load_mnist_test, read_idx
-from backend.errors import DatasetError, IdxFormatError
+from backend import datasets
+from backend.datasets import (
+    FASHION_CLASSES,
+    datasets_for,
+    load_dataset,
+    load_fashion_mnist_train,
+    load_idx_pair,
+    load_mnist_test,
+    read_idx,
+)
+from backend.errors import DatasetError, IdxFormatError, TrainingError
+from backend.registry import Signature
+from backend.training import SampleSpec, sample_spec, train_sample
 
 
 def write_idx(path, array: np.ndarray, type_code: int = 0x08, compress: bool = False) -> None:
@@ -79,3 +90,40 @@ def test_digits_dataset_loads_with_8x8_images():
 def test_unknown_dataset_lists_the_known_ones():
     with pytest.raises(DatasetError, match="choose one of mnist, digits"):
         load_dataset("cifar")
+
+
+def test_the_fashion_training_subset_is_the_first_images_of_the_real_training_set():
+    subset = load_fashion_mnist_train(1000)
+    assert subset.X.shape == (1000, 784) and subset.class_names == FASHION_CLASSES
+    assert subset.X.dtype == np.float32 and 0.0 <= subset.X.min() and subset.X.max() <= 1.0
+    assert sorted(set(subset.y.tolist())) == list(range(10)) and "the first 1,000 of" in subset.source
+
+
+def test_fashion_mnist_missing_says_which_package_to_install(tmp_path, monkeypatch):
+    monkeypatch.setattr(datasets, "FASHION_MNIST_DIR", tmp_path / "nowhere")
+    for load in (datasets.load_fashion_mnist_test, lambda: datasets.load_fashion_mnist_train(10)):
+        with pytest.raises(DatasetError, match="apt-get install dataset-fashion-mnist"):
+            load()
+    with pytest.raises(TrainingError, match="no sample model for dataset 'cifar': choose one of mnist, fashion-mnist"):
+        train_sample(None, "cifar")  # refused before the registry is touched
+
+
+def test_a_model_with_named_labels_fits_the_set_with_those_names_in_any_order():
+    fashion = Signature(n_features=784, image_shape=(28, 28), value_range=(0.0, 1.0),
+                        class_labels=tuple(sorted(FASHION_CLASSES)))  # scikit-learn's order
+    fitting, hidden = datasets_for(fashion)
+    assert [d.name for d in fitting] == ["fashion-mnist"]
+    assert "its labels are 0, 1, 2, ...; the model's are Ankle boot, Bag, Coat, ..." in dict(
+        (d.name, why) for d, why in hidden)["mnist"]
+    reordered = Signature(n_features=784, class_labels=("1", "0", "2", "3", "4", "5", "6", "7", "8", "9"))
+    assert "mnist" in [d.name for d in datasets_for(reordered)[0]]
+    nine_names = Signature(n_features=784, class_labels=tuple(sorted(FASHION_CLASSES))[:9] + ("Hat",))
+    assert "fashion-mnist" not in [d.name for d in datasets_for(nine_names)[0]]
+
+
+def test_sample_specs_default_to_each_datasets_own_algorithm():
+    assert sample_spec() == SampleSpec("mnist", "logistic") and sample_spec("mnist", "svc").model_name == "sklearn_mnist"
+    assert sample_spec("fashion-mnist") == SampleSpec("fashion-mnist", "svc")
+    assert sample_spec("fashion-mnist").model_name == "sklearn_fashion"
+    with pytest.raises(TrainingError, match="unknown algorithm 'forest': choose one of logistic, svc"):
+        sample_spec("mnist", "forest")

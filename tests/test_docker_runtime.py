@@ -303,7 +303,7 @@ def test_a_container_deleted_behind_our_back_is_reported_gone_and_its_volume_swe
 
 
 def test_a_changed_model_file_is_refused_before_any_container_starts(docker_deck, engine):
-    model = docker_deck.registry.get("sklearn_mnist")
+    model = docker_deck.registry.get("sklearn_mnist", 1)
     (docker_deck.registry.blobs_dir / model.files[0].sha256).write_bytes(b"tampered")
     with pytest.raises(ChecksumMismatchError):
         docker_deck.deployments.deploy(model, "t-tampered")
@@ -336,14 +336,15 @@ def test_an_unreachable_engine_is_a_clear_error_and_auto_falls_back_to_local(mon
     listed = cli("deployments", "list")
     assert listed.returncode == 0 and "docker runtime unavailable: no Docker engine answers" in listed.stderr
     models = cli("models", "list", "--json")  # the registry needs no engine, even with MODELDECK_RUNTIME=docker
-    assert models.returncode == 0 and [m["id"] for m in json.loads(models.stdout)] == ["sklearn_mnist:1"]
+    assert models.returncode == 0 and [m["id"] for m in json.loads(models.stdout)] == \
+        ["sklearn_mnist:1", "sklearn_mnist:2"]  # the first run
     deployed = cli("deploy", "sklearn_mnist", "--name", "nowhere")
     assert deployed.returncode == 1 and "error: no Docker engine answers" in deployed.stderr
     assert "Traceback" not in listed.stderr + models.stderr + deployed.stderr
 
 
 def test_a_model_whose_library_version_cannot_be_installed_fails_before_any_container(docker_deck, engine):
-    blob = docker_deck.registry.blobs_dir / docker_deck.registry.get("sklearn_mnist").files[0].sha256
+    blob = docker_deck.registry.blobs_dir / docker_deck.registry.get("sklearn_mnist", 1).files[0].sha256
     model = docker_deck.registry.register_bytes("ancient", {"model.pkl": blob.read_bytes()},
                                                 library_versions={"scikit-learn": "0.0.1"})
     with pytest.raises(WheelDownloadError, match="scikit-learn==0.0.1"):

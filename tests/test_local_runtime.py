@@ -26,7 +26,7 @@ from .conftest import FIXTURES
 
 
 def deploy_and_wait(deck, name, **kwargs):
-    model = deck.registry.get("sklearn_mnist")
+    model = deck.registry.get("sklearn_mnist", 1)
     return deck.deployments.deploy_and_wait(model, name, DeployConfig(tags={"team": "qa"}, description="t"),
                                             timeout=180, **kwargs)
 
@@ -77,7 +77,7 @@ def test_tutorial_script_deploys_unchanged(local_deck, sample_model_dir):
     assert deployment.entry_script == "tutorial_score.py"
     assert not supports_binary(local_deck.client, deployment.scoring_uri)  # so clients send it JSON
     evaluation = evaluate_endpoint(local_deck.client, deployment.scoring_uri, load_mnist_test(), use_binary=False)
-    assert evaluation.accuracy == pytest.approx(local_deck.registry.get("sklearn_mnist").metrics["accuracy"],
+    assert evaluation.accuracy == pytest.approx(local_deck.registry.get("sklearn_mnist", 1).metrics["accuracy"],
                                                 abs=1e-4)
 
 
@@ -134,7 +134,7 @@ def test_unknown_deployment_is_a_clear_error(local_deck):
 
 def test_a_model_saved_with_another_sklearn_is_refused(local_deck, tmp_path):
     path = tmp_path / "old.pkl"
-    path.write_bytes((local_deck.registry.blobs_dir / local_deck.registry.get("sklearn_mnist").files[0].sha256)
+    path.write_bytes((local_deck.registry.blobs_dir / local_deck.registry.get("sklearn_mnist", 1).files[0].sha256)
                      .read_bytes())
     old = local_deck.registry.register("old-model", [path], library_versions={"scikit-learn": "0.24.2"})
     with pytest.raises(IncompatibleModelError, match="saved with scikit-learn 0.24.2 but this runtime serves with"):

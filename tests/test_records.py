@@ -213,27 +213,6 @@ def test_value_range_and_named_labels_decide_which_test_sets_fit():
     assert "mnist" in [d.name for d in datasets_for(numbered)[0]]
 
 
-def test_two_first_runs_at_once_end_with_one_sample_model(tmp_path):
-    from backend.training import ensure_sample_model
-
-    registry = ModelRegistry(tmp_path / "r.sqlite3", tmp_path / "blobs")
-    results, errors = [], []
-
-    def first_run():
-        try:
-            results.append(ensure_sample_model(registry))
-        except Exception as e:  # noqa: BLE001 (the test reports whatever escaped)
-            errors.append(e)
-
-    threads = [threading.Thread(target=first_run) for _ in range(2)]
-    for thread in threads:
-        thread.start()
-    for thread in threads:
-        thread.join()
-    assert errors == [] and [m.id for m in registry.list()] == ["sklearn_mnist:1"]
-    assert {m.id for m in results if m is not None} <= {"sklearn_mnist:1"}
-
-
 def test_the_request_body_limit_follows_the_memory_limit_unless_set():
     assert DeployConfig(cpu_cores=1, memory_gb=1).body_limit_mb == 128
     assert DeployConfig(cpu_cores=2, memory_gb=1).body_limit_mb == 78  # two workers may parse at once

@@ -1,7 +1,7 @@
 import pytest
 
-from backend.errors import ChecksumMismatchError, ModelNotFoundError, RegistryError
-from backend.registry import ModelRegistry, parse_model_ref
+from backend.errors import ChecksumMismatchError, DuplicateModelError, ModelNotFoundError, RegistryError
+from backend.registry import ModelRegistry, NewModel, parse_model_ref
 
 
 @pytest.fixture()
@@ -107,3 +107,41 @@ def test_concurrent_registrations_by_separate_processes_never_fail_or_corrupt_th
     assert len(blobs) == 11 and not [b for b in blobs if b.endswith(".tmp")]
     for model in registry.list():
         registry.materialize(model, tmp_path / "check" / model.id.replace(":", "-"))  # every sha256 verifies
+
+
+def _files(tmp_path, *contents):
+    paths = []
+    for i, content in enumerate(contents):
+        folder = tmp_path / f"f{i}"
+        folder.mkdir()
+        (folder / "model.pkl").write_bytes(content)
+        paths.append(folder / "model.pkl")
+    return paths
+
+
+def test_register_all_gives_consecutive_versions_in_one_go(registry, tmp_path):
+    one, two = _files(tmp_path, b"v1 bytes", b"v2 bytes")
+    models = registry.register_all([NewModel("digits", (one,), tags={"a": "1"}), NewModel("digits", (two,))])
+    assert [m.id for m in models] == ["digits:1", "digits:2"] and models[0].tags == {"a": "1"}
+    assert [m.id for m in registry.list()] == ["digits:1", "digits:2"]
+
+
+def test_register_all_into_an_empty_registry_adds_nothing_once_another_registered_first(registry, tmp_path):
+    one, two, mine = _files(tmp_path, b"v1 bytes", b"v2 bytes", b"other bytes")
+    first = registry.register_all([NewModel("digits", (one,)), NewModel("digits", (two,))], only_into_empty=True)
+    assert [m.version for m in first] == [1, 2]
+    # a second first run, whose files need not be byte-identical, adds no v3/v4
+    assert registry.register_all([NewModel("digits", (mine,)), NewModel("digits", (two,))],
+                                 only_into_empty=True) == []
+    assert [m.id for m in registry.list()] == ["digits:1", "digits:2"]
+
+
+def test_register_all_registers_none_when_one_of_them_is_a_duplicate(registry, tmp_path):
+    one, two = _files(tmp_path, b"v1 bytes", b"v2 bytes")
+    registry.register("digits", [one])
+    with pytest.raises(DuplicateModelError, match="registered already as digits:1"):
+        registry.register_all([NewModel("other", (two,)), NewModel("digits", (one,))])
+    assert [m.id for m in registry.list()] == ["digits:1"]  # "other" was rolled back with it
+    with pytest.raises(RegistryError, match="does not exist"):
+        registry.register_all([NewModel("other", (two,)), NewModel("other", (tmp_path / "nope.pkl",))])
+    assert [m.id for m in registry.list()] == ["digits:1"]

@@ -116,10 +116,17 @@ def run_array(X, proba=False):
     if not np.isfinite(X).all():
         raise InvalidInput("values must be finite numbers within ±3.4e38 (float32; no NaN or infinity)")
     if not proba:
-        return model.predict(X)
+        return _serializable(model.predict(X))
     if not callable(getattr(model, "predict_proba", None)):
         raise InvalidInput(f"this model ({type(model).__name__}) has no predict_proba: ask without proba")
     probabilities = model.predict_proba(X)
     model_classes = np.asarray(model.classes_)
-    return {"predictions": model_classes[probabilities.argmax(axis=1)], "probabilities": probabilities,
-            "classes": classes}
+    return {"predictions": _serializable(model_classes[probabilities.argmax(axis=1)]),
+            "probabilities": probabilities, "classes": classes}
+
+
+def _serializable(labels):
+    """Numeric labels as the array (the server serialises it fast); named ones (a model trained on
+    "Ankle boot", ...) as a list of str, which JSON takes and a numpy string array is not."""
+    labels = np.asarray(labels)
+    return labels if labels.dtype.kind in "biuf" else [str(v) for v in labels.tolist()]

