@@ -111,3 +111,31 @@ def test_report_from_a_shell(cli_env, tmp_path):
         assert same.returncode == 1 and "cannot be compared with itself" in same.stderr
     finally:
         cli(cli_env, "deployments", "delete", "rep-cli", check=False)
+
+
+def test_pictures_drawn_on_several_threads_at_once_come_out_whole(testset):
+    """The dashboard draws a report on a download thread while its page thread draws galleries."""
+    import io
+    import threading
+
+    from PIL import Image
+
+    from backend.inspection.plots import image_grid, to_png
+
+    def draw():
+        return to_png(image_grid(testset.X[:20], (28, 28), testset.y[:20], testset.y[:20], testset.class_names,
+                                 np.ones(20)))
+
+    alone = Image.open(io.BytesIO(draw())).size
+    sizes = []
+
+    def work():
+        for _ in range(5):
+            sizes.append(Image.open(io.BytesIO(draw())).size)
+
+    threads = [threading.Thread(target=work) for _ in range(3)]
+    for thread in threads:
+        thread.start()
+    for thread in threads:
+        thread.join()
+    assert sizes == [alone] * 15

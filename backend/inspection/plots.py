@@ -1,26 +1,27 @@
-"""Matplotlib figures: the normalised confusion heatmap and the strip of sample images."""
+"""Matplotlib figures: the normalised confusion heatmap, image grids, the comparison's pictures.
+
+Figures are made with matplotlib's object API, never pyplot: the dashboard draws on its page thread
+and on download threads (a report) at the same time, and pyplot's shared state is not thread-safe.
+"""
 
 from __future__ import annotations
 
 import io
 import math
 
-import matplotlib
+import numpy as np
+from matplotlib.figure import Figure
 
-matplotlib.use("Agg")
-import matplotlib.pyplot as plt  # noqa: E402
-import numpy as np  # noqa: E402
-from matplotlib.figure import Figure  # noqa: E402
-
-from .compare import Comparison  # noqa: E402
-from .evaluation import Evaluation, Samples, class_name  # noqa: E402
+from .compare import Comparison
+from .evaluation import Evaluation, Samples, class_name
 
 
 def confusion_heatmap(evaluation: Evaluation, subject: str = "") -> Figure:
     """Rows normalised, diagonal zeroed: the brighter a cell, the more often that true label was
     taken for that predicted one. `subject` (deployment and test set) heads the title."""
     n = len(evaluation.labels)
-    fig, ax = plt.subplots(figsize=(6.4, 5.6), layout="constrained")
+    fig = Figure(figsize=(6.4, 5.6), layout="constrained")
+    ax = fig.subplots()
     image = ax.imshow(evaluation.normalized, cmap="viridis", interpolation="nearest")
     ax.set_xticks(range(n), evaluation.labels, rotation=45 if max(map(len, evaluation.labels)) > 2 else 0,
                   fontsize=13)
@@ -57,8 +58,8 @@ def image_grid(images: np.ndarray, image_shape: tuple[int, int], labels: np.ndar
     longest = max((len(tile_title(int(p), int(t), class_names)) for p, t in zip(predictions, labels, strict=True)),
                   default=1)
     size = 16 if longest <= 7 else 10  # long class names ("Ankle boot (Sneaker)") must not overlap
-    fig, axes = plt.subplots(rows, cols, figsize=(cols * 1.0, rows * (1.75 if confidence is not None else 1.4)),
-                             squeeze=False)
+    fig = Figure(figsize=(cols * 1.0, rows * (1.75 if confidence is not None else 1.4)))
+    axes = fig.subplots(rows, cols, squeeze=False)
     for k, ax in enumerate(axes.flat):
         ax.axis("off")
         if k >= n:
@@ -75,10 +76,9 @@ def image_grid(images: np.ndarray, image_shape: tuple[int, int], labels: np.ndar
 
 
 def to_png(fig: Figure, dpi: int = 110) -> bytes:
-    """The figure as PNG bytes (and closes it)."""
+    """The figure as PNG bytes."""
     buffer = io.BytesIO()
     fig.savefig(buffer, format="png", dpi=dpi)
-    plt.close(fig)
     return buffer.getvalue()
 
 
@@ -93,7 +93,8 @@ def disagreement_grid(images: np.ndarray, image_shape: tuple[int, int], labels: 
     longest = max((len(class_name(class_names, int(v))) for v in (*labels, *predictions_a, *predictions_b)),
                   default=1)
     size = 14 if longest <= 3 else 9
-    fig, axes = plt.subplots(rows, cols, figsize=(cols * 1.1, rows * 2.0), squeeze=False)
+    fig = Figure(figsize=(cols * 1.1, rows * 2.0))
+    axes = fig.subplots(rows, cols, squeeze=False)
     for k, ax in enumerate(axes.flat):
         ax.axis("off")
         if k >= n:
@@ -114,7 +115,8 @@ def difference_heatmap(comparison: Comparison) -> Figure:
     makes that mistake more often than A, blue where less."""
     n = len(comparison.labels)
     reach = float(np.abs(comparison.confusion_delta).max()) or 0.01
-    fig, ax = plt.subplots(figsize=(6.4, 5.6), layout="constrained")
+    fig = Figure(figsize=(6.4, 5.6), layout="constrained")
+    ax = fig.subplots()
     image = ax.imshow(comparison.confusion_delta, cmap="RdBu_r", vmin=-reach, vmax=reach, interpolation="nearest")
     ax.set_xticks(range(n), comparison.labels, rotation=45 if max(map(len, comparison.labels)) > 2 else 0, fontsize=13)
     ax.set_yticks(range(n), comparison.labels, fontsize=13)
