@@ -31,7 +31,10 @@
     ├── UserImageError                  (a drawn or uploaded digit)
     │   ├── NothingDrawnError
     │   └── ImageDecodeError
-    └── InvalidPerturbationError
+    ├── InvalidPerturbationError
+    └── TrafficError                     (a deployment's live traffic or a load test)
+        ├── MetricsUnavailableError      (/metrics refused, missing or unreadable)
+        └── LoadTestRefusedError         (bounds, or a target that is not this machine)
 
 Messages say what happened and what to do next; callers show `str(error)` as is.
 """
@@ -233,3 +236,16 @@ class DatasetExistsError(DatasetImportError):
 
 class DatasetNotFoundError(DatasetError):
     """No user test set with that name is stored; the message names the known sets."""
+
+
+class TrafficError(ModelDeckError):
+    """A deployment's traffic cannot be read, or a load test cannot run."""
+
+
+class MetricsUnavailableError(TrafficError):
+    """The endpoint answered /metrics with an error (an older server without it, a refused key) or
+    with text that is not Prometheus's format."""
+
+
+class LoadTestRefusedError(TrafficError):
+    """A load test out of its bounds (seconds, concurrency) or aimed anywhere but this machine."""
