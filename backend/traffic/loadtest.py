@@ -245,7 +245,7 @@ class _Run:
         connection: _Connection | None = None
         i = n
         try:
-            while self.running:
+            while self.running and time.perf_counter() < deadline:
                 if connection is None or connection.transport is None:
                     try:
                         _, connection = await loop.create_connection(lambda: _Connection(loop), self.host, self.port)
@@ -269,8 +269,6 @@ class _Run:
                     connection = None
                 if self.tallies.total >= self.max_requests:
                     self.running, self.capped = False, True
-                if now >= deadline:
-                    break
         finally:
             if connection is not None and connection.transport is not None:
                 connection.transport.close()
