@@ -40,8 +40,13 @@ def _record(deck: ModelDeck, deployment: Deployment) -> tuple[TrafficSnapshot, .
     return kept
 
 
+def compact_count(value: float) -> str:
+    """A count that fits a narrow metric: 9,999, then 12.3k, then 1.2M."""
+    return f"{value:,.0f}" if value < 10_000 else f"{value / 1000:.1f}k" if value < 1_000_000 else f"{value / 1e6:.1f}M"
+
+
 def _ms(value: float | None) -> str:
-    return "–" if value is None else f"{value:.1f} ms"
+    return "–" if value is None else f"{value:.1f}"
 
 
 def _draw(deck: ModelDeck, deployment: Deployment) -> None:
@@ -51,14 +56,15 @@ def _draw(deck: ModelDeck, deployment: Deployment) -> None:
         fail(e, f"Cannot read the traffic of {deployment.name}")
         return
     now = snapshots[-1]
-    requests, errors, rows, in_flight, latency = st.columns(5)
-    requests.metric("Requests", f"{int(now.count()):,}", help="POST /score answers since the server started")
-    errors.metric("Errors", f"{int(now.count(errors_only=True)):,}", help=ERRORS_HELP)
-    rows.metric("Rows scored", f"{int(now.rows_scored):,}", help="rows answered with 200")
+    requests, errors, rows, in_flight, p50, p99 = st.columns(6)
+    requests.metric("Requests", compact_count(now.count()), help=f"POST /score answers since the server started: "
+                    f"{int(now.count()):,}")
+    errors.metric("Errors", compact_count(now.count(errors_only=True)), help=ERRORS_HELP)
+    rows.metric("Rows", compact_count(now.rows_scored), help=f"rows scored (answered with 200): {int(now.rows_scored):,}")
     in_flight.metric("In flight", int(now.in_flight), help="requests being served now, every endpoint")
-    latency.metric("p50 / p99", f"{_ms(now.latency_ms(0.5))} / {_ms(now.latency_ms(0.99))}",
-                   help="/score latency since the server started, estimated from its histogram (to bucket "
-                        "resolution: 0.5, 0.75, 1, 1.5, 2, 3, 5, 7.5, 10, 25, 50 ms ...)")
+    for where, label, q in ((p50, "p50 (ms)", 0.5), (p99, "p99 (ms)", 0.99)):
+        where.metric(label, _ms(now.latency_ms(q)), help="/score latency since the server started, estimated from "
+                     "its histogram (to bucket resolution: 0.5, 0.75, 1, 1.5, 2, 3, 5, 7.5, 10, 25, 50 ms ...)")
     recent = points(snapshots)
     if recent:
         st.altair_chart(traffic_chart(recent), width="stretch")

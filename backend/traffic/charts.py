@@ -13,20 +13,28 @@ from .window import TrafficPoint
 
 RATES = ("requests/s", "errors/s", "rows/s")
 LATENCIES = ("p50 ms", "p99 ms")
+# Errors red; rows/s dashed, so it shows where it lies on requests/s (single-row traffic)
+COLORS = {"requests/s": "#1f77b4", "errors/s": "#d62728", "rows/s": "#7f7f7f", "p50 ms": "#1f77b4",
+          "p99 ms": "#ff7f0e"}
 
 
 def _panels(rows: list[dict[str, Any]], x: alt.X, x_tooltip: alt.Tooltip, rates: Sequence[str],
             height: int) -> alt.VConcatChart:
     """Two panels over one x (zoom and pan together): rates above, latency below."""
     zoom = alt.selection_interval(bind="scales", encodings=["x"])
-    base = alt.Chart(alt.Data(values=rows)).mark_line(point=alt.OverlayMarkDef(size=18)).encode(
-        x=x, color=alt.Color("series:N", title=None, legend=alt.Legend(orient="top")),
-        tooltip=[x_tooltip, alt.Tooltip("series:N", title="what"), alt.Tooltip("value:Q", format=",.2f")])
-    top = base.transform_filter(alt.FieldOneOfPredicate(field="series", oneOf=list(rates))).encode(
-        y=alt.Y("value:Q", title="per second")).properties(height=height).add_params(zoom)
-    bottom = base.transform_filter(alt.FieldOneOfPredicate(field="series", oneOf=list(LATENCIES))).encode(
-        y=alt.Y("value:Q", title="latency (ms)")).properties(height=height)
-    return alt.vconcat(top, bottom).resolve_scale(color="independent")
+
+    def panel(series: Sequence[str], title: str) -> alt.Chart:
+        return alt.Chart(alt.Data(values=rows)).mark_line(point=alt.OverlayMarkDef(size=18)).encode(
+            x=x, y=alt.Y("value:Q", title=title),
+            color=alt.Color("series:N", title=None, legend=alt.Legend(orient="top"),
+                            scale=alt.Scale(domain=list(series), range=[COLORS[s] for s in series])),
+            strokeDash=alt.condition("datum.series == 'rows/s'", alt.value([5, 3]), alt.value([1, 0])),
+            tooltip=[x_tooltip, alt.Tooltip("series:N", title="what"), alt.Tooltip("value:Q", format=",.2f")],
+        ).transform_filter(alt.FieldOneOfPredicate(field="series", oneOf=list(series))).properties(height=height)
+
+    top = panel(rates, "per second").add_params(zoom)
+    bottom = panel(LATENCIES, "latency (ms)")
+    return alt.vconcat(top, bottom).resolve_scale(x="shared", color="independent")
 
 
 def traffic_chart(points: Sequence[TrafficPoint], height: int = 150) -> alt.VConcatChart:
@@ -47,5 +55,5 @@ def loadtest_chart(ticks: Sequence[LoadTestTick], height: int = 150) -> alt.VCon
     for t in ticks:
         rows += [{"second": t.second + 1, "series": s, "value": v} for s, v in zip(
             ("requests/s", "errors/s") + LATENCIES, (t.requests, t.errors, t.p50_ms, t.p99_ms), strict=True)]
-    return _panels(rows, alt.X("second:Q", title="second"), alt.Tooltip("second:Q"), ("requests/s", "errors/s"),
+    return _panels(rows, alt.X("second:Q", title="second", axis=alt.Axis(tickMinStep=1, format="d")), alt.Tooltip("second:Q"), ("requests/s", "errors/s"),
                    height)

@@ -1,7 +1,7 @@
 """A bounded load test of a deployment on this machine: single-row /score requests from C clients for N s.
 
-Each client is an asyncio protocol on one kept-alive connection (uvloop when installed) sending
-pre-built HTTP/1.1 requests — the cheapest way to make many requests from one Python process, so the
+Each client is an asyncio protocol on one kept-alive connection (uvloop when installed, on a thread
+of its own) sending pre-built HTTP/1.1 requests — the cheapest way to make many requests from one Python process, so the
 load generator takes as little of the machine's CPU from the server as it can. Bodies are the
 tutorial's JSON (`{"data": [[...]]}`) of random test-set rows. Latency is counted for every request
 the server answered (any status); non-2xx answers and connection failures are errors, by kind.
@@ -10,6 +10,8 @@ the server answered (any status); non-2xx answers and connection failures are er
 from __future__ import annotations
 
 import asyncio
+import queue
+import threading
 import time
 from array import array
 from collections import Counter
@@ -273,7 +275,7 @@ class _Run:
             if connection is not None and connection.transport is not None:
                 connection.transport.close()
 
-    async def run(self, progress: Progress | None) -> None:
+    async def run(self, progress: Progress) -> None:
         self.started = time.perf_counter()
         clients = [asyncio.ensure_future(self.client(n)) for n in range(self.concurrency)]
         try:
@@ -281,8 +283,7 @@ class _Run:
                 await asyncio.sleep(max(0.0, self.started + k - time.perf_counter()))
                 if not self.running:
                     break
-                if progress is not None:
-                    progress(self.tallies.tick(k - 1))
+                progress(self.tallies.tick(k - 1))
             drain = max(0.0, self.started + self.seconds - time.perf_counter()) + DRAIN_SECONDS
             _, pending = await asyncio.wait(clients, timeout=drain)
             for _ in pending:
@@ -330,8 +331,31 @@ def run_load_test(scoring_uri: str, bodies: Sequence[bytes], *, seconds: int, co
     run = _Run(host, port, tuple(http_request(host, port, path, body, key) for body in bodies), int(seconds),
                int(concurrency), max(1, min(max_requests, MAX_REQUESTS)))
     started_at = datetime.now(UTC).isoformat(timespec="seconds")
-    with asyncio.Runner(loop_factory=_new_loop) as runner:
-        runner.run(run.run(progress))
+    # The load runs on a thread of its own, so however long `progress` takes (a dashboard redraw), no
+    # request waits for it; the ticks come back here through a queue, on the caller's thread.
+    ticks: queue.SimpleQueue[LoadTestTick | None] = queue.SimpleQueue()
+    failed: list[BaseException] = []
+
+    def load() -> None:
+        try:
+            with asyncio.Runner(loop_factory=_new_loop) as runner:
+                runner.run(run.run(ticks.put))
+        except BaseException as e:
+            failed.append(e)
+        finally:
+            ticks.put(None)
+
+    thread = threading.Thread(target=load, name="modeldeck-loadtest", daemon=True)
+    thread.start()
+    try:
+        while (tick := ticks.get()) is not None:
+            if progress is not None:
+                progress(tick)
+    finally:
+        run.running = False  # stops the load early when `progress` raised (say, the page was left)
+        thread.join()
+    if failed:
+        raise failed[0]
     ran = max(run.last_answer, run.started + (run.seconds if not run.capped else 0.0)) - run.started
     result = summarize(run.tallies, deployment=deployment, deployment_uid=deployment_uid, started_at=started_at,
                        seconds=ran, asked_seconds=int(seconds), concurrency=int(concurrency), capped=run.capped)
