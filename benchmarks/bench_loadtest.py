@@ -29,16 +29,13 @@ from backend.runtimes import DeployConfig
 from backend.runtimes.probe import free_port
 from backend.traffic.loadtest import request_bodies, run_load_test
 
+from .bench_ab import spread
 from .bench_requests import wrk_throughput
-from .common import CLIENT_CPU, SERVER_CPU, machine, pin_group, scratch_deck
+from .common import CLIENT_CPU, SERVER_CPU, machine, pin_group, require_wrk, scratch_deck
 from .peers import FloorServer
 
 NAME = "bench-loadtest"
 CONNECTIONS = 8  # as wrk_throughput's
-
-
-def spread(values: list[float], digits: int = 0) -> str:
-    return f"{statistics.median(values):.{digits}f} ({min(values):.{digits}f}–{max(values):.{digits}f})"
 
 
 def ours_once(url: str, bodies: tuple[bytes, ...], seconds: int, everywhere: set[int]) -> float:
@@ -58,8 +55,7 @@ def main() -> None:
     parser.add_argument("--rounds", type=int, default=5)
     parser.add_argument("--seconds", type=int, default=5, help="per side per round")
     args = parser.parse_args()
-    if shutil.which("wrk") is None or shutil.which("taskset") is None:
-        raise SystemExit("wrk or taskset is missing: apt-get install wrk util-linux")
+    require_wrk()
     print(machine())
     work = Path(tempfile.mkdtemp(prefix="modeldeck-bench-loadtest-"))
     deck = scratch_deck("local")
