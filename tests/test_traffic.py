@@ -179,6 +179,7 @@ def test_requests_rows_and_errors_move_the_counters_across_workers_and_a_dead_wo
     assert survived.count() >= after.count() and survived.rows_scored == after.rows_scored
     logs = local_deck.deployments.get_logs("counted")
     assert f"worker {victim} ended" in logs
+    assert "POST /score" in logs and "/metrics" not in logs  # scrapes stay out of the access log, as probes do
 
 
 def test_metrics_want_the_key_like_info_while_health_and_ready_stay_open(local_deck):

@@ -32,11 +32,12 @@ def _versions() -> dict[str, str]:
 
 
 class _QuietProbes(logging.Filter):
-    """Keeps readiness and liveness probes out of the access log, so the log shows real traffic."""
+    """Keeps readiness and liveness probes and metrics scrapes out of the access log, so the log shows
+    real traffic."""
 
     def filter(self, record: logging.LogRecord) -> bool:
         args = record.args if isinstance(record.args, tuple) else ()
-        return not (len(args) >= 3 and args[2] in ("/ready", "/health"))
+        return not (len(args) >= 3 and args[2] in ("/ready", "/health", "/metrics"))
 
 
 def main(argv: list[str] | None = None) -> int:
