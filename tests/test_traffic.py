@@ -216,3 +216,24 @@ def test_a_load_test_against_nothing_counts_connection_errors_and_stops_on_time(
     result = run_load_test(f"http://127.0.0.1:{free_port()}/score", bodies, seconds=1, concurrency=2)
     assert result.requests == result.errors > 0 and dict(result.errors_by_kind) == {"connection refused": result.errors}
     assert np.isclose(result.requests_per_second * result.seconds, result.requests)
+
+
+def test_each_server_start_gets_a_fresh_metrics_folder_and_folders_of_killed_servers_are_removed(tmp_path, monkeypatch):
+    import subprocess
+    import tempfile
+
+    from backend.serving.metrics import MULTIPROC_ENV, use_fresh_folder
+
+    monkeypatch.setattr(tempfile, "tempdir", str(tmp_path))
+    monkeypatch.delenv(MULTIPROC_ENV, raising=False)
+    gone = subprocess.Popen(["true"])  # a pid that was a process and is no more
+    gone.wait()
+    stale = tmp_path / f"modeldeck-metrics-{gone.pid}-abc"
+    alive = tmp_path / f"modeldeck-metrics-{os.getpid()}-def"
+    for folder in (stale, alive):
+        folder.mkdir()
+        (folder / "counter_1.db").write_bytes(b"x")
+    first = use_fresh_folder()
+    assert os.environ[MULTIPROC_ENV] == first and os.listdir(first) == []
+    assert not stale.exists() and alive.exists()
+    assert use_fresh_folder() != first

@@ -3,7 +3,8 @@
 Each worker writes its numbers to memory-mapped files in one folder (prometheus-client's multiprocess
 mode); /metrics, answered by any worker, adds up every file. The parent makes that folder fresh at
 each start, before prometheus_client is imported (`use_fresh_folder`), under $TMPDIR or /tmp: the
-tmpfs in a hardened container, whose root is read-only. Counters of a worker that died stay counted;
+tmpfs in a hardened container, whose root is read-only; it is removed when the server stops, or by the
+next server to start when this one was killed. Counters of a worker that died stay counted;
 its in-flight gauge is dropped (`worker_ended`).
 
     modeldeck_requests_total{endpoint, status}        requests answered, by path and HTTP status
@@ -22,9 +23,11 @@ import shutil
 import tempfile
 import time
 from collections.abc import Awaitable, Callable, MutableMapping
+from pathlib import Path
 from typing import Any
 
 MULTIPROC_ENV = "PROMETHEUS_MULTIPROC_DIR"
+FOLDER_PREFIX = "modeldeck-metrics-"  # then the server's pid: a folder whose server is gone is removed
 METRICS_PATH = "/metrics"
 # Paths counted by their name; anything else (a typo, a scanner) is counted as "other", so a flood of
 # odd paths cannot grow the metric files without bound.
@@ -39,11 +42,26 @@ ASGIApp = Callable[[MutableMapping[str, Any], Callable[[], Awaitable[Message]], 
 
 
 def use_fresh_folder() -> str:
-    """Makes a new, empty folder for the workers' metric files and names it in PROMETHEUS_MULTIPROC_DIR.
-    Call before anything imports prometheus_client (it picks its mode on import)."""
-    path = tempfile.mkdtemp(prefix="modeldeck-metrics-")
+    """Makes a new, empty folder for the workers' metric files and names it in PROMETHEUS_MULTIPROC_DIR
+    (and removes the folders of servers that were killed before they could). Call before anything
+    imports prometheus_client (it picks its mode on import)."""
+    for stale in Path(tempfile.gettempdir()).glob(f"{FOLDER_PREFIX}*-*"):
+        owner = stale.name[len(FOLDER_PREFIX):].split("-", 1)[0]
+        if owner.isdigit() and not _alive(int(owner)):
+            shutil.rmtree(stale, ignore_errors=True)
+    path = tempfile.mkdtemp(prefix=f"{FOLDER_PREFIX}{os.getpid()}-")
     os.environ[MULTIPROC_ENV] = path
     return path
+
+
+def _alive(pid: int) -> bool:
+    try:
+        os.kill(pid, 0)
+    except ProcessLookupError:
+        return False
+    except PermissionError:  # another user's
+        return True
+    return True
 
 
 def remove_folder(path: str) -> None:
