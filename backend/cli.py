@@ -20,7 +20,7 @@ from .inspection.perturb import KINDS, Perturbation
 from .progress import ProgressEvent
 from .registry import Model, parse_signature, parse_tags
 from .runtimes.base import DeployConfig
-from .traffic.loadtest import CONCURRENCY_RANGE, SECONDS_RANGE, LoadTestResult, LoadTestTick
+from .traffic.loadtest import CONCURRENCY_RANGE, MAX_REQUESTS, SECONDS_RANGE, LoadTestResult, LoadTestTick
 from .traffic.metrics import ERROR_STATUS, TrafficSnapshot
 from .traffic.service import load_test, scoring_testset, scrape_deployment
 from .traffic.window import between
@@ -324,6 +324,12 @@ STATS_KEYS = ("deployment (name), deployment_uid, requests (/score answers by HT
               "rows_per_second, interval_p50_ms, interval_p99_ms (null when nothing was answered)")
 
 
+LOADTEST_KEYS = ("deployment, deployment_uid, started_at (ISO 8601, UTC), seconds (as run), asked_seconds, concurrency, "
+                 "requests, errors (non-2xx answers and connection failures), errors_by_kind ({kind: count}), "
+                 "requests_per_second, p50_ms, p90_ms, p99_ms, max_ms (over answered requests), capped (stopped at "
+                 "the request cap), timeline ([{second, requests, errors, p50_ms, p99_ms}] per second)")
+
+
 def _stats(snapshot: TrafficSnapshot) -> dict[str, Any]:
     return {"requests": {str(k): v for k, v in snapshot.by_status().items()}, "requests_total": int(snapshot.count()),
             "errors": int(snapshot.count(errors_only=True)), "rows_scored": int(snapshot.rows_scored),
@@ -467,7 +473,8 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--key", choices=("primary", "secondary"), required=True)
     p.add_argument("--runtime", choices=("docker", "local"), default=None, help=ONLY_ON_RUNTIME)
     p = add(deployments, "stats", cmd_deployments_stats, "a deployment's traffic: totals since its server "
-            f"started and the rates now (two reads of its /metrics). --json keys: {STATS_KEYS}")
+            "started and the rates now (two reads of its /metrics)")
+    p.description = f"A deployment's /score traffic (from its /metrics). --json keys: {STATS_KEYS}"
     p.add_argument("name")
     p.add_argument("--interval", type=float, default=1.0, metavar="S", help="seconds between the two reads (default 1)")
     p.add_argument("--runtime", choices=("docker", "local"), default=None, help=ONLY_ON_RUNTIME)
@@ -507,6 +514,8 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--concurrency", type=int, default=8,
                    help=f"concurrent clients, {CONCURRENCY_RANGE[0]} to {CONCURRENCY_RANGE[1]} (default 8)")
     p.add_argument("--dataset", default=None, metavar="NAME", help="whose rows to send (default: the first that fits)")
+    p.description = ("Single-row /score requests for N seconds from C clients, to this machine only (with the key "
+                     f"when the deployment has key auth; at most {MAX_REQUESTS:,} requests). --json keys: {LOADTEST_KEYS}")
     p = add(sub, "robustness", cmd_robustness, "accuracy on the whole test set at several strengths of one "
             "perturbation")
     p.add_argument("name", help="deployment name")
