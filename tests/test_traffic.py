@@ -148,6 +148,17 @@ def base_of(deployment):
     return deployment.scoring_uri.rsplit("/score", 1)[0]
 
 
+def scrape_until(client, uri, done, key=None):
+    """The first snapshot for which done(snapshot) holds, or the last one after 10 s: each worker writes
+    its counts to the shared files within 50 ms (another worker may answer the scrape)."""
+    deadline = time.monotonic() + 10
+    while True:
+        snapshot = scrape(client, uri, key)
+        if done(snapshot) or time.monotonic() > deadline:
+            return snapshot
+        time.sleep(0.02)
+
+
 def test_requests_rows_and_errors_move_the_counters_across_workers_and_a_dead_workers_counts_stay(local_deck):
     deployment = deploy(local_deck, "counted", cpu_cores=2)  # two worker processes
     uri = deployment.scoring_uri
@@ -158,7 +169,8 @@ def test_requests_rows_and_errors_move_the_counters_across_workers_and_a_dead_wo
         assert session.post(uri, json={"data": X[:5].tolist()}, timeout=10).status_code == 200
     assert session.post(uri, json={"data": [[1, 2]]}, timeout=10).status_code == 400
     assert session.post(uri, data=b"<x/>", headers={"Content-Type": "application/xml"}, timeout=10).status_code == 415
-    after = scrape(local_deck.client, uri)
+    after = scrape_until(local_deck.client, uri, lambda s: s.count() - before.count() >= 8
+                         and s.rows_scored - before.rows_scored >= 30)
     assert after.count() - before.count() == 8
     assert after.count(errors_only=True) - before.count(errors_only=True) == 2
     assert after.by_status()[400] == 1 and after.by_status()[415] == 1
@@ -182,6 +194,22 @@ def test_requests_rows_and_errors_move_the_counters_across_workers_and_a_dead_wo
     assert "POST /score" in logs and "/metrics" not in logs  # scrapes stay out of the access log, as probes do
 
 
+def test_an_in_process_app_counts_a_request_before_the_next_scrape(model_env):
+    from fastapi.testclient import TestClient
+
+    from backend.deployments import DEFAULT_SCRIPT
+    from backend.serving.app import create_app
+    from backend.serving.script import load_script
+
+    script = load_script(DEFAULT_SCRIPT)
+    script.init()
+    client = TestClient(create_app(script, {}))
+    assert client.post("/score", json={"data": load_mnist_test().X[:3].tolist()}).status_code == 200
+    snapshot = parse_metrics(client.get("/metrics").text, 0.0)
+    assert (snapshot.count(), snapshot.rows_scored, snapshot.in_flight) == (1, 3, 0)
+    assert snapshot.by_status() == {200: 1} and snapshot.score_buckets[-1] == (INF, 1.0)
+
+
 def test_metrics_want_the_key_like_info_while_health_and_ready_stay_open(local_deck):
     deployment = deploy(local_deck, "keyed", auth_enabled=True)
     base = base_of(deployment)
@@ -202,7 +230,8 @@ def test_a_short_load_test_scores_with_the_key_is_kept_and_shows_in_the_servers_
     assert 0 < result.p50_ms <= result.p90_ms <= result.p99_ms <= result.max_ms
     assert [t.second for t in ticks] == [0, 1] and sum(t.requests for t in result.timeline) == result.requests
     assert local_deck.results.load_loadtest(deployment) == result
-    served = scrape_deployment(local_deck, deployment)
+    key = local_deck.deployments.key_for(deployment)
+    served = scrape_until(local_deck.client, deployment.scoring_uri, lambda s: s.count() >= result.requests, key)
     assert served.count() == result.requests and served.rows_scored == result.requests  # one row each
     local_deck.deployments.delete("loaded")
     assert local_deck.results.load_loadtest(deployment) is None

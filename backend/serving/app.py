@@ -104,12 +104,11 @@ def script_fault(error: BaseException) -> tuple[int, bytes]:
 @dataclass(frozen=True)
 class _Job:
     loop: asyncio.AbstractEventLoop
-    answer: asyncio.Future[tuple[int, bytes]]
+    answer: asyncio.Future[tuple[int, bytes, int]]  # status, body, rows scored
     script: ModuleType
     body: bytes
     content_type: str
     proba: bool
-    rows: Any  # the rows-scored counter
 
 
 _scoring: tuple[int, queue.SimpleQueue[_Job]] | None = None
@@ -132,15 +131,14 @@ def _score_forever(jobs: queue.SimpleQueue[_Job]) -> None:
         job = jobs.get()
         try:
             result = handle_score(job.script, job.body, job.content_type, job.proba)
-            answer = (result.status, orjson.dumps(result.payload, option=orjson.OPT_SERIALIZE_NUMPY))
-            if result.status == 200:
-                job.rows.inc(rows_in(result.payload))
+            answer = (result.status, orjson.dumps(result.payload, option=orjson.OPT_SERIALIZE_NUMPY),
+                      rows_in(result.payload) if result.status == 200 else 0)
         except BaseException as e:  # SystemExit too: answer, and keep the thread
-            answer = script_fault(e)
+            answer = (*script_fault(e), 0)
         job.loop.call_soon_threadsafe(_deliver, job.answer, answer)
 
 
-def _deliver(future: asyncio.Future[tuple[int, bytes]], answer: tuple[int, bytes]) -> None:
+def _deliver(future: asyncio.Future[tuple[int, bytes, int]], answer: tuple[int, bytes, int]) -> None:
     if not future.cancelled():  # the client may have gone
         future.set_result(answer)
 
@@ -210,15 +208,17 @@ def create_app(script: ModuleType, info: dict[str, Any] | None = None, keys: Key
         # The script runs on the worker's one scoring thread, never on the event loop: however long
         # run() takes, /health and /ready answer at once (and calls of run() never overlap).
         loop = asyncio.get_running_loop()
-        answer: asyncio.Future[tuple[int, bytes]] = loop.create_future()
+        answer: asyncio.Future[tuple[int, bytes, int]] = loop.create_future()
         proba = False
         if request.scope.get("query_string"):
             asked = {value.lower() for value in request.query_params.getlist("proba")}
             if not asked <= {"true", "false", "1", "0"}:
                 return _json(400, {"error": BAD_PROBA, "type": "InvalidInput"})
             proba = bool(asked & {"true", "1"})
-        scoring_queue().put(_Job(loop, answer, script, body, content_type, proba, metrics.rows))
-        status, content = await answer
+        scoring_queue().put(_Job(loop, answer, script, body, content_type, proba))
+        status, content, rows = await answer
+        if rows:
+            metrics.scored(rows)
         return Response(content=content, status_code=status, media_type="application/json")
 
     @app.get("/health", summary="Liveness: the server answers (even while run() is busy)")

@@ -5,7 +5,8 @@ mode); /metrics, answered by any worker, adds up every file. The parent makes th
 each start, before prometheus_client is imported (`use_fresh_folder`), under $TMPDIR or /tmp: the
 tmpfs in a hardened container, whose root is read-only; it is removed when the server stops, or by the
 next server to start when this one was killed. Counters of a worker that died stay counted;
-its in-flight gauge is dropped (`worker_ended`).
+its in-flight gauge is dropped (`worker_ended`). A worker adds to plain numbers per request and
+writes them to its files every FLUSH_SECONDS (so another worker's /metrics may be that much behind).
 
     modeldeck_requests_total{endpoint, status}        requests answered, by path and HTTP status
     modeldeck_request_duration_seconds{endpoint}      latency histogram, 0.5 ms ... 10 s
@@ -18,10 +19,12 @@ process's own.
 
 from __future__ import annotations
 
+import asyncio
 import os
 import shutil
 import tempfile
 import time
+from bisect import bisect_left
 from collections.abc import Awaitable, Callable, MutableMapping
 from pathlib import Path
 from typing import Any
@@ -33,6 +36,7 @@ METRICS_PATH = "/metrics"
 # odd paths cannot grow the metric files without bound.
 ENDPOINTS = frozenset({"/score", "/info", "/health", "/ready", METRICS_PATH, "/openapi.json", "/docs",
                        "/docs/oauth2-redirect", "/redoc"})
+FLUSH_SECONDS = 0.05  # a worker's counts reach the shared files this soon (at once when it answers /metrics)
 LATENCY_BUCKETS = (0.0005, 0.00075, 0.001, 0.0015, 0.002, 0.003, 0.005, 0.0075, 0.01, 0.025, 0.05, 0.1,
                    0.25, 0.5, 1.0, 2.5, 5.0, 10.0)
 
@@ -80,7 +84,9 @@ def rows_in(payload: Any) -> int:
 
 
 class ServerMetrics:
-    """The server's metrics; cheap on the request path (label children cached per worker)."""
+    """The server's metrics. The request path only adds to plain numbers of this worker (about a
+    microsecond); they are written to the shared files at most FLUSH_SECONDS later, and at once before
+    this worker answers /metrics. Call everything but `worker_ended` on the worker's event loop."""
 
     def __init__(self) -> None:
         from prometheus_client import CollectorRegistry, Counter, Gauge, Histogram
@@ -92,28 +98,71 @@ class ServerMetrics:
         self._latency = Histogram("modeldeck_request_duration_seconds", "Time from request to the end of "
                                   "the answer, by endpoint", ["endpoint"], buckets=LATENCY_BUCKETS,
                                   registry=self.registry)
-        self.rows = Counter("modeldeck_rows_scored", "Rows answered by /score with status 200",
-                            registry=self.registry)
-        self.in_flight = Gauge("modeldeck_requests_in_flight", "Requests being served (the scrape asking not)",
-                               multiprocess_mode="livesum", registry=self.registry)
-        self._counted: dict[tuple[str, int], Any] = {}
-        self._timed: dict[str, Any] = {}
+        self._rows = Counter("modeldeck_rows_scored", "Rows answered by /score with status 200",
+                             registry=self.registry)
+        self._in_flight = Gauge("modeldeck_requests_in_flight", "Requests being served (the scrape asking not)",
+                                multiprocess_mode="livesum", registry=self.registry)
+        self.in_flight = 0
+        self._written_in_flight = 0
+        self._counts: dict[tuple[str, int], int] = {}
+        self._buckets: dict[str, list[int]] = {}  # per endpoint: requests per latency bucket (+inf last)
+        self._seconds: dict[str, float] = {}
+        self._rows_scored = 0
+        self._flush_due = False
 
-    def observe(self, endpoint: str, status: int, seconds: float) -> None:
-        counter = self._counted.get((endpoint, status))
-        if counter is None:
-            counter = self._counted[(endpoint, status)] = self._requests.labels(endpoint, str(status))
-        timer = self._timed.get(endpoint)
-        if timer is None:
-            timer = self._timed[endpoint] = self._latency.labels(endpoint)
-        counter.inc()
-        timer.observe(seconds)
+    def started(self) -> None:
+        self.in_flight += 1
+        self._soon()
+
+    def finished(self, endpoint: str, status: int, seconds: float, was_in_flight: bool = True) -> None:
+        self.in_flight -= was_in_flight
+        self._counts[(endpoint, status)] = self._counts.get((endpoint, status), 0) + 1
+        counts = self._buckets.get(endpoint)
+        if counts is None:
+            counts = self._buckets[endpoint] = [0] * (len(LATENCY_BUCKETS) + 1)
+        counts[bisect_left(LATENCY_BUCKETS, seconds)] += 1  # the first bucket whose bound is >= seconds
+        self._seconds[endpoint] = self._seconds.get(endpoint, 0.0) + seconds
+        self._soon()
+
+    def scored(self, rows: int) -> None:
+        self._rows_scored += rows
+        self._soon()
+
+    def _soon(self) -> None:
+        if not self._flush_due:
+            self._flush_due = True
+            asyncio.get_running_loop().call_later(FLUSH_SECONDS, self.flush)
+
+    def flush(self) -> None:
+        """Writes what this worker counted since the last flush to the metrics (and their files)."""
+        self._flush_due = False
+        counts, self._counts = self._counts, {}
+        buckets, self._buckets = self._buckets, {}
+        seconds, self._seconds = self._seconds, {}
+        for (endpoint, status), n in counts.items():
+            self._requests.labels(endpoint, str(status)).inc(n)
+        for endpoint, per_bucket in buckets.items():
+            child = self._latency.labels(endpoint)
+            # prometheus-client (pinned) keeps one value per bucket, +inf last, and the sum: add to them
+            # directly, once per flush, instead of one observe() per request.
+            for i, n in enumerate(per_bucket):
+                if n:
+                    child._buckets[i].inc(n)
+            child._sum.inc(seconds[endpoint])
+        if self._rows_scored:
+            self._rows.inc(self._rows_scored)
+            self._rows_scored = 0
+        if self.in_flight != self._written_in_flight:
+            self._in_flight.set(self.in_flight)
+            self._written_in_flight = self.in_flight
 
     def exposition(self) -> tuple[bytes, str]:
-        """The text format of every worker's numbers summed (this process's alone without a folder)."""
+        """The text format of every worker's numbers summed (this process's alone without a folder);
+        this worker's own are flushed first."""
         from prometheus_client import CONTENT_TYPE_LATEST, CollectorRegistry, generate_latest
         from prometheus_client.multiprocess import MultiProcessCollector
 
+        self.flush()
         if self.folder is None:
             return generate_latest(self.registry), CONTENT_TYPE_LATEST
         registry = CollectorRegistry()
@@ -129,7 +178,7 @@ class ServerMetrics:
 
 
 class MetricsMiddleware:
-    """Pure ASGI: counts and times every HTTP request (one perf_counter pair, a few mmap writes)."""
+    """Pure ASGI: counts and times every HTTP request (a perf_counter pair and a few additions)."""
 
     def __init__(self, app: ASGIApp, metrics: ServerMetrics) -> None:
         self.app = app
@@ -150,13 +199,11 @@ class MetricsMiddleware:
                 status = message["status"]
             return send(message)
 
-        counted = endpoint != METRICS_PATH
+        counted = endpoint != METRICS_PATH  # a scrape does not count itself in flight
         started = time.perf_counter()
         if counted:
-            self.metrics.in_flight.inc()
+            self.metrics.started()
         try:
             await self.app(scope, receive, watch)
         finally:
-            if counted:
-                self.metrics.in_flight.dec()
-            self.metrics.observe(endpoint, status, time.perf_counter() - started)
+            self.metrics.finished(endpoint, status, time.perf_counter() - started, counted)
