@@ -12,7 +12,7 @@ from typing import Any
 
 from .config import RUNTIME_CHOICES
 from .context import ModelDeck, open_modeldeck
-from .datasets import DATASET_NAMES, TestSet, catalogue, datasets_for, load_dataset
+from .datasets import DATASET_NAMES, TestSet, catalogue
 from .errors import ModelDeckError, UserImageError
 from .inspection.compare import DISAGREEMENT_KINDS
 from .inspection.evaluation import class_name, robustness, sample, supports_binary
@@ -22,6 +22,10 @@ from .inspection.runs import compare_deployments, contender, default_testset, re
 from .progress import ProgressEvent
 from .registry import Model, parse_signature, parse_tags
 from .runtimes.base import DeployConfig
+from .traffic.loadtest import CONCURRENCY_RANGE, MAX_REQUESTS, SECONDS_RANGE, LoadTestResult, LoadTestTick
+from .traffic.metrics import ERROR_STATUS, TrafficSnapshot
+from .traffic.service import load_test, scoring_testset, scrape_deployment
+from .traffic.window import between
 from .training import ALGORITHMS, DATASETS, ensure_sample_models, missing_first_run_samples, train_sample
 from .user_datasets import import_dataset, remove_dataset
 
@@ -208,14 +212,8 @@ def _scoring_target(deck: ModelDeck, args: argparse.Namespace) -> tuple[str, str
     """The Healthy deployment's scoring URI, its key (with key auth) and the test set (default: the
     first that fits its model); the deployment itself is `args.deployment` afterwards."""
     deployment = args.deployment = deck.deployments.healthy(args.name)
-    model = deck.deployments.model_of(deployment)
-    signature = model.signature if model is not None else None
-    dataset = args.dataset
-    if dataset is None:
-        fitting = datasets_for(signature, deck.settings.datasets_dir)[0] if signature is not None else []
-        dataset = fitting[0].name if fitting else "mnist"
     return (deployment.scoring_uri or "", deck.deployments.key_for(deployment),
-            load_dataset(dataset, signature, deck.settings.datasets_dir))
+            scoring_testset(deck, deployment, args.dataset))
 
 
 def cmd_score(deck: ModelDeck, args: argparse.Namespace) -> int:
@@ -372,6 +370,76 @@ def cmd_report(deck: ModelDeck, args: argparse.Namespace) -> int:
                      "accuracy": inputs.evaluation.accuracy,
                      "comparison": inputs.comparison.to_json() if inputs.comparison else None})
     return 0
+STATS_KEYS = ("deployment (name), deployment_uid, requests (/score answers by HTTP status, e.g. {\"200\": 42}), "
+              "requests_total, errors (/score answers with status >= 400), rows_scored, in_flight (every endpoint), "
+              "p50_ms and p99_ms (/score latency since the server started: estimates to the histogram's bucket "
+              "resolution), interval_s, and rates over the last interval: requests_per_second, errors_per_second, "
+              "rows_per_second, interval_p50_ms, interval_p99_ms (null when nothing was answered)")
+
+
+LOADTEST_KEYS = ("deployment, deployment_uid, started_at (ISO 8601, UTC), seconds (as run), asked_seconds, concurrency, "
+                 "requests, errors (non-2xx answers and connection failures), errors_by_kind ({kind: count}), "
+                 "requests_per_second, p50_ms, p90_ms, p99_ms, max_ms (over answered requests), capped (stopped at "
+                 "the request cap), timeline ([{second, requests, errors, p50_ms, p99_ms}] per second)")
+
+
+def _stats(snapshot: TrafficSnapshot) -> dict[str, Any]:
+    return {"requests": {str(k): v for k, v in snapshot.by_status().items()}, "requests_total": int(snapshot.count()),
+            "errors": int(snapshot.count(errors_only=True)), "rows_scored": int(snapshot.rows_scored),
+            "in_flight": int(snapshot.in_flight), "p50_ms": snapshot.latency_ms(0.5),
+            "p99_ms": snapshot.latency_ms(0.99)}
+
+
+def _ms(value: float | None) -> str:
+    return "-" if value is None else f"{value:.2f} ms"
+
+
+def cmd_deployments_stats(deck: ModelDeck, args: argparse.Namespace) -> int:
+    deployment = deck.deployments.healthy(args.name, runtime=args.runtime)
+    first = scrape_deployment(deck, deployment)
+    time.sleep(max(0.0, args.interval))
+    last = scrape_deployment(deck, deployment)
+    point = between(first, last)
+    data = {"deployment": deployment.name, "deployment_uid": deployment.record.uid, **_stats(last),
+            "interval_s": round(point.seconds, 3), "requests_per_second": point.requests_per_second,
+            "errors_per_second": point.errors_per_second, "rows_per_second": point.rows_per_second,
+            "interval_p50_ms": point.p50_ms, "interval_p99_ms": point.p99_ms}
+    if args.json:
+        _print_json(data)
+        return 0
+    print(f"{deployment.name}: /score since its server started")
+    print("  requests     " + (", ".join(f"{n} x HTTP {status}" for status, n in data["requests"].items()) or "none"))
+    print(f"  errors       {data['errors']} (status >= {ERROR_STATUS})")
+    print(f"  rows scored  {data['rows_scored']}")
+    print(f"  in flight    {data['in_flight']}")
+    print(f"  latency      p50 {_ms(data['p50_ms'])}, p99 {_ms(data['p99_ms'])} (histogram estimates)")
+    print(f"now, over {point.seconds:.1f} s: {point.requests_per_second:.1f} req/s, {point.errors_per_second:.1f} "
+          f"errors/s, {point.rows_per_second:.1f} rows/s, p50 {_ms(point.p50_ms)}, p99 {_ms(point.p99_ms)}")
+    return 0
+
+
+def _loadtest_table(result: LoadTestResult) -> str:
+    errors = ", ".join(f"{n} {kind}" for kind, n in result.errors_by_kind)
+    return "\n".join([
+        f"{'REQUESTS/S':>10} {'P50 MS':>8} {'P90 MS':>8} {'P99 MS':>8} {'MAX MS':>8} {'REQUESTS':>9} {'ERRORS':>7}",
+        f"{result.requests_per_second:>10.1f} {result.p50_ms:>8.2f} {result.p90_ms:>8.2f} {result.p99_ms:>8.2f} "
+        f"{result.max_ms:>8.2f} {result.requests:>9} {result.errors:>7}"]
+        + ([f"errors: {errors}"] if errors else []) + (["stopped at the request cap"] if result.capped else []))
+
+
+def cmd_loadtest(deck: ModelDeck, args: argparse.Namespace) -> int:
+    def tick(t: LoadTestTick) -> None:
+        _err(f"second {t.second + 1:>3}: {t.requests} requests, {t.errors} errors, p50 {t.p50_ms:.2f} ms, "
+             f"p99 {t.p99_ms:.2f} ms")
+
+    _err(f"load test of {args.name}: {args.seconds} s, {args.concurrency} concurrent clients")
+    result = load_test(deck, args.name, seconds=args.seconds, concurrency=args.concurrency, dataset=args.dataset,
+                       progress=tick)
+    if args.json:
+        _print_json(result.to_json())
+    else:
+        print(_loadtest_table(result))
+    return 0 if result.requests else 1
 
 
 def build_parser() -> argparse.ArgumentParser:
@@ -465,6 +533,12 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("name")
     p.add_argument("--key", choices=("primary", "secondary"), required=True)
     p.add_argument("--runtime", choices=("docker", "local"), default=None, help=ONLY_ON_RUNTIME)
+    p = add(deployments, "stats", cmd_deployments_stats, "a deployment's traffic: totals since its server "
+            "started and the rates now (two reads of its /metrics)")
+    p.description = f"A deployment's /score traffic (from its /metrics). --json keys: {STATS_KEYS}"
+    p.add_argument("name")
+    p.add_argument("--interval", type=float, default=1.0, metavar="S", help="seconds between the two reads (default 1)")
+    p.add_argument("--runtime", choices=("docker", "local"), default=None, help=ONLY_ON_RUNTIME)
     p = add(deployments, "delete", cmd_deployments_delete, "stop and remove a deployment", json_flag=False)
     p.add_argument("name")
     p.add_argument("--runtime", choices=("docker", "local"), default=None, help=ONLY_ON_RUNTIME)
@@ -508,6 +582,15 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--pdf", type=Path, default=None, metavar="FILE.pdf", help="also print it to PDF (headless Chromium)")
     p.add_argument("--dataset", default=None, metavar="NAME", help="a test set (default: the first that fits)")
     p.add_argument("--compare", default=None, metavar="OTHER", help="compare with this deployment (as A; NAME is B)")
+    p = add(sub, "loadtest", cmd_loadtest, "single-row requests of random test rows for N seconds from C clients "
+            "(this machine only); progress per second on stderr, the result on stdout, kept for the dashboard")
+    p.add_argument("name", help="deployment name")
+    p.add_argument("--seconds", type=int, default=10, help=f"{SECONDS_RANGE[0]} to {SECONDS_RANGE[1]} (default 10)")
+    p.add_argument("--concurrency", type=int, default=8,
+                   help=f"concurrent clients, {CONCURRENCY_RANGE[0]} to {CONCURRENCY_RANGE[1]} (default 8)")
+    p.add_argument("--dataset", default=None, metavar="NAME", help="whose rows to send (default: the first that fits)")
+    p.description = ("Single-row /score requests for N seconds from C clients, to this machine only (with the key "
+                     f"when the deployment has key auth; at most {MAX_REQUESTS:,} requests). --json keys: {LOADTEST_KEYS}")
     p = add(sub, "robustness", cmd_robustness, "accuracy on the whole test set at several strengths of one "
             "perturbation")
     p.add_argument("name", help="deployment name")

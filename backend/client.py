@@ -11,7 +11,7 @@ import numpy as np
 import orjson
 import requests
 
-from .errors import EndpointUnreachableError, ScoringRequestError, ScoringServerError
+from .errors import EndpointUnreachableError, MetricsUnavailableError, ScoringRequestError, ScoringServerError
 
 NPY_TYPE = "application/x-npy"
 
@@ -136,6 +136,25 @@ class ScoringClient:
         except requests.RequestException as e:
             raise EndpointUnreachableError(f"nothing answers at {base}: {type(e).__name__}") from e
         return response.json() if response.status_code == 200 else {}
+
+    def metrics(self, scoring_uri: str, *, key: str | None = None, timeout: float = 5.0) -> str:
+        """GET /metrics next to the scoring URI: the server's Prometheus text.
+
+        Raises:
+            EndpointUnreachableError: nothing answered. MetricsUnavailableError: an error status (404 from
+                a server made before /metrics existed, 401 without the key).
+        """
+        base = scoring_uri.rsplit("/score", 1)[0]
+        try:
+            response = self.session.get(base + "/metrics", headers=_auth(key), timeout=timeout)
+        except requests.RequestException as e:
+            raise EndpointUnreachableError(f"nothing answers at {base}: is the deployment running? "
+                                           f"({type(e).__name__})") from e
+        if response.status_code == 404:
+            raise MetricsUnavailableError(f"{base} has no /metrics: its server predates it; redeploy to see traffic")
+        if response.status_code != 200:
+            raise MetricsUnavailableError(f"{base}/metrics answered HTTP {response.status_code}: {response.text[:200]}")
+        return response.text
 
     def predict(self, scoring_uri: str, X: np.ndarray, *, use_binary: bool = True,
                 key: str | None = None) -> np.ndarray:

@@ -179,13 +179,13 @@ class DeploymentService:
         """
         return self._locate(name, runtime)[1]
 
-    def healthy(self, name: str) -> Deployment:
-        """This home's deployment `name`, which must be Healthy to be scored.
+    def healthy(self, name: str, runtime: str | None = None) -> Deployment:
+        """This home's deployment `name` (on `runtime` when given), which must be Healthy to be scored.
 
         Raises:
             DeploymentNotFoundError, ReadOnlyDeploymentError, DeploymentNotHealthyError.
         """
-        deployment = self.get(name)
+        deployment = self.get(name, runtime)
         if deployment.state is not DeploymentState.HEALTHY or deployment.scoring_uri is None:
             raise DeploymentNotHealthyError(f"deployment {name!r} is {deployment.state}, not Healthy"
                                             + (f": {deployment.detail}" if deployment.detail else ""))

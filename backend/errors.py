@@ -32,7 +32,12 @@
     │   ├── NothingDrawnError
     │   └── ImageDecodeError
     ├── InvalidPerturbationError
-    └── TrainingError                   (no such sample model: unknown dataset or algorithm)
+    ├── TrainingError                   (no such sample model: unknown dataset or algorithm)
+    ├── ComparisonError                 (two results not made on the same test set, or A is B)
+    ├── ReportError                     (a report that cannot be made or printed to PDF)
+    └── TrafficError                    (a deployment's live traffic or a load test)
+        ├── MetricsUnavailableError     (/metrics refused, missing or unreadable)
+        └── LoadTestRefusedError        (bounds, or a target that is not this machine)
 
 Messages say what happened and what to do next; callers show `str(error)` as is.
 """
@@ -246,3 +251,16 @@ class DatasetNotFoundError(DatasetError):
 
 class TrainingError(ModelDeckError):
     """A sample model cannot be trained as asked (unknown dataset or algorithm)."""
+
+
+class TrafficError(ModelDeckError):
+    """A deployment's traffic cannot be read, or a load test cannot run."""
+
+
+class MetricsUnavailableError(TrafficError):
+    """The endpoint answered /metrics with an error (an older server without it, a refused key) or
+    with text that is not Prometheus's format."""
+
+
+class LoadTestRefusedError(TrafficError):
+    """A load test out of its bounds (seconds, concurrency) or aimed anywhere but this machine."""

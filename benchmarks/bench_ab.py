@@ -25,7 +25,7 @@ from backend.runtimes.base import serving_environment
 from backend.runtimes.probe import free_port
 
 from .bench_requests import REQUEST_TIMEOUT, wrk_throughput
-from .common import machine, scratch_deck
+from .common import machine, require_wrk, scratch_deck
 from .peers import REPO, PinnedServer
 
 # Flags both sides must accept (checked against each side's --help); nothing else is passed.
@@ -104,8 +104,7 @@ def main() -> None:
     parser.add_argument("--with-auth", action="store_true",
                         help="a third side: the working tree with key auth on (--keys-file, a Bearer key per request)")
     args = parser.parse_args()
-    if shutil.which("wrk") is None or shutil.which("taskset") is None:
-        raise SystemExit("wrk or taskset is missing: apt-get install wrk util-linux")
+    require_wrk()
     print(machine())
     work = Path(tempfile.mkdtemp(prefix="modeldeck-bench-ab-"))
     deck = scratch_deck("local")

@@ -52,6 +52,14 @@ def pin_group(pgid: int, cpu: str) -> None:
         subprocess.run(["taskset", "-a", "-p", "-c", cpu, pid], check=True, capture_output=True)
 
 
+def require_wrk() -> None:
+    """Raises SystemExit when wrk or taskset (the pinned load generator) is missing."""
+    import shutil
+
+    if shutil.which("wrk") is None or shutil.which("taskset") is None:
+        raise SystemExit("wrk or taskset is missing: apt-get install wrk util-linux (scripts/setup.sh installs wrk)")
+
+
 def summary(values: list[float]) -> dict[str, float]:
     return {"median": statistics.median(values), "min": min(values), "max": max(values), "n": len(values)}
 

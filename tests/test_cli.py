@@ -218,3 +218,26 @@ def test_a_tutorial_script_deployment_is_evaluated_over_json(cli_env):
         assert result["accuracy"] == pytest.approx(latest["metrics"]["accuracy"], abs=1e-4)
     finally:
         cli(cli_env, "deployments", "delete", "tutorial")
+
+
+def test_deployments_stats_and_loadtest_print_json_with_sane_numbers(cli_env):
+    cli(cli_env, "deploy", "sklearn_mnist", "--name", "tr-busy", "--runtime", "local")
+    try:
+        idle = json.loads(cli(cli_env, "deployments", "stats", "tr-busy", "--json", "--interval", "0.2").stdout)
+        assert idle["requests_total"] == 0 and idle["p50_ms"] is None and idle["requests_per_second"] == 0
+        loaded = cli(cli_env, "loadtest", "tr-busy", "--seconds", "2", "--concurrency", "2", "--json")
+        result = json.loads(loaded.stdout)
+        assert result["requests"] > 0 and result["errors"] == 0 and result["errors_by_kind"] == {}
+        assert 0 < result["p50_ms"] <= result["p99_ms"] and result["requests_per_second"] > 0
+        assert "second   1:" in loaded.stderr and "second   2:" in loaded.stderr
+        stats = json.loads(cli(cli_env, "deployments", "stats", "tr-busy", "--json", "--interval", "0.2").stdout)
+        assert stats["requests"] == {"200": result["requests"]} and stats["rows_scored"] == result["requests"]
+        assert stats["errors"] == 0 and stats["in_flight"] == 0 and stats["p50_ms"] > 0
+        assert {"errors_per_second", "rows_per_second", "interval_p50_ms", "deployment_uid"} <= set(stats)
+        table = cli(cli_env, "loadtest", "tr-busy", "--seconds", "1", "--concurrency", "1").stdout
+        assert table.splitlines()[0].split() == ["REQUESTS/S", "P50", "MS", "P90", "MS", "P99", "MS", "MAX", "MS",
+                                                 "REQUESTS", "ERRORS"]
+        refused = cli(cli_env, "loadtest", "tr-busy", "--concurrency", "65", check=False)
+        assert refused.returncode == 1 and "concurrency must be a whole number from 1 to 64" in refused.stderr
+    finally:
+        cli(cli_env, "deployments", "delete", "tr-busy")

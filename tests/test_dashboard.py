@@ -15,6 +15,7 @@ from backend.errors import InvalidDeployConfigError, InvalidDeploymentNameError
 from backend.runtimes import DeployConfig, validate_name
 from dashboard import common
 from dashboard.common import verbatim
+from dashboard.traffic import compact_count
 
 from .conftest import copy_home
 
@@ -425,3 +426,58 @@ def test_perturbations_show_beside_the_originals_and_a_robustness_curve_is_drawn
     models.switch_page("views/models.py").run()
     history = [d.value for d in models.dataframe if "perturbation" in d.value.columns]
     assert len(history) == 1 and list(history[0]["perturbation"])[-1] == "rotate=15"
+
+
+def metric(at: AppTest, label: str) -> str:
+    matches = [m for m in at.metric if m.label == label]
+    assert matches, f"no metric {label!r} in {[m.label for m in at.metric]}"
+    return matches[0].value
+
+
+def test_the_traffic_section_and_a_load_test_show_the_servers_numbers_and_the_result_comes_back(home):
+    at = app()
+    name = deploy(at, "tr-traffic")
+    at = app(deployment=name)
+    assert [s.value for s in at.subheader if s.value == "Traffic"] and metric(at, "Requests") == "0"
+    seconds = [n for n in at.number_input if n.label == "Seconds"][0]
+    clients = [n for n in at.number_input if n.label == "Concurrent clients"][0]
+    seconds.set_value(2)
+    clients.set_value(2)
+    button(at, "Run load test").click().run()
+    assert not at.exception and not at.error, [e.value for e in at.error]
+    [table] = [d.value for d in at.dataframe if "requests/s" in d.value.columns]
+    assert table["requests"][0] > 0 and table["errors"][0] == 0 and table["clients"][0] == 2
+    assert metric(at, "Requests") != "0"  # redrawn during the test (it read 0 before)
+    at.run()  # the fragment's next reading: every answer of the test counted by the server
+    assert metric(at, "Requests") == compact_count(table["requests"][0])
+    again = app(deployment=name)  # a reload: the kept result, and a chart of the server's traffic
+    [kept] = [d.value for d in again.dataframe if "requests/s" in d.value.columns]
+    assert kept["requests"][0] == table["requests"][0]
+    again.run()
+    assert any("/score, read from the server's /metrics" in c.value for c in again.caption)
+
+
+def test_a_redeploy_under_the_same_name_starts_with_empty_traffic_and_no_load_test(home):
+    at = app()
+    name = deploy(at, "tr-again")
+    backend_deck(home).deployments.healthy(name)
+    from backend.traffic.service import load_test
+
+    load_test(backend_deck(home), name, seconds=1, concurrency=1)
+    at = app(deployment=name)
+    assert metric(at, "Requests") != "0"
+    backend_deck(home).deployments.delete(name)
+    at = app()
+    deploy(at, name)
+    at = app(deployment=name)
+    assert metric(at, "Requests") == "0" and any("No load test of this deployment yet" in c.value for c in at.caption)
+
+
+def test_a_stopped_deployment_says_why_instead_of_traffic(home):
+    at = app()
+    name = deploy(at, "tr-stopped")
+    deck = backend_deck(home)
+    deck.targets.open("local").stop(name)
+    at = app(deployment=name)
+    assert any("Traffic and load tests need a Healthy deployment" in i.value for i in at.info)
+    assert not [m for m in at.metric if m.label == "Requests"]

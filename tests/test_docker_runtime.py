@@ -431,3 +431,23 @@ def test_a_deploy_killed_half_way_leaves_a_deletable_name_and_nothing_behind(doc
     assert home_volumes(engine, deck.home.id) == []
     assert list((deck.home.path / "staging").iterdir()) == []  # swept: its maker is gone
     deck.deployments.deploy_and_wait(sample_model, "t-killed", timeout=180)  # the name is free again
+
+
+def test_metrics_answer_in_the_hardened_container_with_the_key_and_move_after_a_score(docker_deck, engine,
+                                                                                       sample_model):
+    from backend.traffic.metrics import scrape
+    from backend.traffic.service import scrape_deployment
+
+    deployment = docker_deck.deployments.deploy_and_wait(sample_model, "t-metrics", DeployConfig(auth_enabled=True),
+                                                         timeout=300)
+    base = deployment.scoring_uri.rsplit("/score", 1)[0]
+    assert requests.get(base + "/metrics", timeout=10).status_code == 401  # as /info: the key is wanted
+    before = scrape_deployment(docker_deck, deployment)
+    key = docker_deck.deployments.key_for(deployment)
+    docker_deck.client.run(deployment.scoring_uri, load_mnist_test().X[:7].tolist(), key=key)
+    after = scrape(docker_deck.client, deployment.scoring_uri, key)
+    assert after.count() - before.count() == 1 and after.rows_scored - before.rows_scored == 7
+    container = engine.containers.get(container_name(docker_deck.home.id, "t-metrics"))
+    assert container.attrs["HostConfig"]["ReadonlyRootfs"] is True
+    listed = container.exec_run(["sh", "-c", "ls -d /tmp/modeldeck-metrics-*/ && id -u"], user="")
+    assert listed.exit_code == 0 and listed.output.decode().split()[-1] == "10001"  # on the tmpfs, as the server user

@@ -11,6 +11,7 @@ import pytest
 from backend.datasets import load_mnist_test
 from backend.inspection.report import render, to_pdf
 from backend.inspection.runs import report_inputs
+from backend.traffic.service import load_test
 
 
 class Page(HTMLParser):
@@ -78,10 +79,13 @@ def test_the_report_is_self_contained_html_with_the_evaluation_s_figures(local_d
     assert f"{evaluation.most_confused[0]}" in document and "No load test has been run" in document
     assert local_deck.results.load_evaluation(deployment, "mnist") is not None  # scored once, kept
 
-    load = {"requests_per_second": 1234.4, "p50_ms": 2.0, "p90_ms": 3.5, "p99_ms": 7.25, "errors": 0,
-            "requests": 12345, "concurrency": 8, "seconds": 10.0, "started_at": "2026-11-27T03:00:00+00:00"}
-    with_load = parse(render(type(inputs)(**{**inputs.__dict__, "load_test": load})))
-    assert with_load.by_id["rps"] == "1,234" and "7.2 ms" in render(type(inputs)(**{**inputs.__dict__, "load_test": load}))
+    tested = load_test(local_deck, "report-a", seconds=2, concurrency=2)  # a real one, kept with the deployment
+    with_load = report_inputs(local_deck, deployment, testset)
+    assert with_load.load_test == tested.to_json()
+    document = render(with_load)
+    assert parse(document).by_id["rps"] == f"{tested.requests_per_second:,.0f}"
+    assert f"{tested.p50_ms:.1f} / {tested.p90_ms:.1f} / {tested.p99_ms:.1f} ms" in document
+    assert f"{tested.errors:,} of {tested.requests:,} requests" in document
 
     other = local_deck.deployments.deploy_and_wait(local_deck.registry.get("sklearn_mnist", 1), "report-b",
                                                    timeout=180)

@@ -6,39 +6,65 @@ never shows the results of the one it replaced.
 
 from __future__ import annotations
 
+import json
 import os
 import shutil
 import tempfile
+from collections.abc import Callable
 from datetime import UTC, datetime
 from pathlib import Path
+from typing import BinaryIO
 
 import numpy as np
 
 from ..runtimes.base import Deployment
+from ..traffic.loadtest import LoadTestResult
 from .evaluation import Evaluation, RobustnessPoint, Samples, evaluate
+
+LOADTEST_FILE = "loadtest.json"
 
 
 class ResultStore:
-    """Samples and evaluations as .npz files in `root/<deployment uid>/` (no pickles)."""
+    """Samples and evaluations as .npz files in `root/<deployment uid>/` (no pickles); the last load
+    test as loadtest.json beside them."""
 
     def __init__(self, root: Path) -> None:
         self.root = Path(root)
 
-    def _path(self, deployment: Deployment, dataset: str, kind: str) -> Path:
+    def _folder(self, deployment: Deployment) -> Path:
         uid = deployment.record.uid or f"{deployment.runtime}-{deployment.name}-{deployment.created_at}"
-        safe = "".join(c if c.isalnum() or c in "-_." else "_" for c in uid)
-        return self.root / safe / f"{dataset}.{kind}.npz"
+        return self.root / "".join(c if c.isalnum() or c in "-_." else "_" for c in uid)
 
-    def _write(self, path: Path, **arrays: np.ndarray) -> None:
+    def _path(self, deployment: Deployment, dataset: str, kind: str) -> Path:
+        return self._folder(deployment) / f"{dataset}.{kind}.npz"
+
+    @staticmethod
+    def _replace(path: Path, write: Callable[[BinaryIO], object]) -> None:
+        """Writes `path` atomically: a temporary file beside it, then a rename."""
         path.parent.mkdir(parents=True, exist_ok=True)
-        fd, tmp = tempfile.mkstemp(dir=path.parent, prefix=".", suffix=".npz")
+        fd, tmp = tempfile.mkstemp(dir=path.parent, prefix=".", suffix=path.suffix)
         try:
             with os.fdopen(fd, "wb") as handle:
-                np.savez(handle, allow_pickle=False, **arrays)
+                write(handle)
             os.replace(tmp, path)
         except BaseException:
             Path(tmp).unlink(missing_ok=True)
             raise
+
+    def _write(self, path: Path, **arrays: np.ndarray) -> None:
+        self._replace(path, lambda handle: np.savez(handle, allow_pickle=False, **arrays))
+
+    def save_loadtest(self, deployment: Deployment, result: LoadTestResult) -> None:
+        """Keeps `result` as the deployment's last load test (replacing the one before)."""
+        self._replace(self._folder(deployment) / LOADTEST_FILE, lambda handle: handle.write(
+            json.dumps(result.to_json(), indent=1).encode()))
+
+    def load_loadtest(self, deployment: Deployment) -> LoadTestResult | None:
+        """The deployment's last load test, or None (never run, or unreadable). Reads only."""
+        try:
+            return LoadTestResult.from_json(json.loads((self._folder(deployment) / LOADTEST_FILE).read_bytes()))
+        except (OSError, ValueError, TypeError, KeyError, AttributeError):
+            return None
 
     @staticmethod
     def _read(path: Path) -> dict[str, np.ndarray] | None:
@@ -105,7 +131,7 @@ class ResultStore:
 
     def forget(self, deployment: Deployment) -> None:
         """Removes everything kept for `deployment`."""
-        shutil.rmtree(self._path(deployment, "x", "x").parent, ignore_errors=True)
+        shutil.rmtree(self._folder(deployment), ignore_errors=True)
 
 
 def _probabilities(probabilities: np.ndarray | None) -> dict[str, np.ndarray]:

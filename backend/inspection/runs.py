@@ -149,6 +149,7 @@ def report_inputs(deck: ModelDeck, deployment: Deployment, testset: TestSet, *, 
     evaluation = kept_or_scored(deployment)
     comparison = None if compare_with is None else _compare(kept_or_scored(compare_with), evaluation, testset.name,
                                                             compare_with, deployment)
+    load = deck.results.load_loadtest(deployment)
     return ReportInputs(deployment=deployment, model=deck.deployments.model_of(deployment), testset=testset,
                         evaluation=evaluation, evaluated_at=deck.results.saved_at(deployment, testset.name, "evaluation"),
-                        comparison=comparison)
+                        load_test=None if load is None else load.to_json(), comparison=comparison)

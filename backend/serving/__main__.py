@@ -32,11 +32,12 @@ def _versions() -> dict[str, str]:
 
 
 class _QuietProbes(logging.Filter):
-    """Keeps readiness and liveness probes out of the access log, so the log shows real traffic."""
+    """Keeps readiness and liveness probes and metrics scrapes out of the access log, so the log shows
+    real traffic."""
 
     def filter(self, record: logging.LogRecord) -> bool:
         args = record.args if isinstance(record.args, tuple) else ()
-        return not (len(args) >= 3 and args[2] in ("/ready", "/health"))
+        return not (len(args) >= 3 and args[2] in ("/ready", "/health", "/metrics"))
 
 
 def main(argv: list[str] | None = None) -> int:
@@ -49,11 +50,20 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--model", default="", help="model name:version, shown by /info")
     parser.add_argument("--workers", type=int, default=1, help="worker processes, forked after init()")
     parser.add_argument("--max-body-mb", type=float, default=64.0, help="largest request body read, MiB (413 above)")
-    parser.add_argument("--keys-file", default="", help='JSON {"primary": ..., "secondary": ...}: /score and '
-                        "/info then want `Authorization: Bearer <key>` (re-read when it changes)")
+    parser.add_argument("--keys-file", default="", help='JSON {"primary": ..., "secondary": ...}: /score, '
+                        "/info and /metrics then want `Authorization: Bearer <key>` (re-read when it changes)")
     args = parser.parse_args(argv)
     signal.signal(signal.SIGTERM, lambda signum, _frame: os._exit(128 + signum))
+    from .metrics import remove_folder, use_fresh_folder
 
+    metrics_folder = use_fresh_folder()  # before prometheus_client is imported: it picks its mode then
+    try:
+        return _serve(args)
+    finally:
+        remove_folder(metrics_folder)
+
+
+def _serve(args: argparse.Namespace) -> int:
     logging.basicConfig(level=logging.INFO, stream=sys.stderr,
                         format="%(asctime)s %(levelname)s %(name)s: %(message)s")
     os.environ.setdefault("AZUREML_MODEL_DIR", args.model_dir)
@@ -64,6 +74,7 @@ def main(argv: list[str] | None = None) -> int:
     print(f"modeldeck serving: loading {args.script} with model dir {args.model_dir}", file=sys.stderr, flush=True)
     from .app import create_app, create_failed_app
     from .auth import KeyFile
+    from .metrics import ServerMetrics
     from .workers import serve
 
     try:
@@ -80,9 +91,10 @@ def main(argv: list[str] | None = None) -> int:
             "n_features": getattr(script, "n_features", None), "classes": getattr(script, "classes", None),
             "workers": max(1, args.workers), "max_body_bytes": int(args.max_body_mb * 2**20),
             "versions": _versions()}
-    app = create_app(script, info, KeyFile(args.keys_file) if args.keys_file else None)
+    metrics = ServerMetrics()
+    app = create_app(script, info, KeyFile(args.keys_file) if args.keys_file else None, metrics)
     logging.getLogger("uvicorn.access").addFilter(_QuietProbes())
-    return serve(app, args.host, args.port, args.workers)
+    return serve(app, args.host, args.port, args.workers, on_worker_exit=metrics.worker_ended)
 
 
 if __name__ == "__main__":

@@ -1,4 +1,4 @@
-"""The FastAPI app: POST /score, GET /health, GET /ready, GET /info, OpenAPI at /docs."""
+"""The FastAPI app: POST /score, GET /health, GET /ready, GET /info, GET /metrics, OpenAPI at /docs."""
 
 from __future__ import annotations
 
@@ -20,6 +20,7 @@ from fastapi.responses import Response
 
 from .auth import KeyFile
 from .handlers import NPY_TYPE, handle_score
+from .metrics import METRICS_PATH, MetricsMiddleware, ServerMetrics, rows_in
 
 log = logging.getLogger("modeldeck.serving")
 DEFAULT_MAX_BODY_BYTES = 64 * 2**20
@@ -103,7 +104,7 @@ def script_fault(error: BaseException) -> tuple[int, bytes]:
 @dataclass(frozen=True)
 class _Job:
     loop: asyncio.AbstractEventLoop
-    answer: asyncio.Future[tuple[int, bytes]]
+    answer: asyncio.Future[tuple[int, bytes, int]]  # status, body, rows scored
     script: ModuleType
     body: bytes
     content_type: str
@@ -130,13 +131,14 @@ def _score_forever(jobs: queue.SimpleQueue[_Job]) -> None:
         job = jobs.get()
         try:
             result = handle_score(job.script, job.body, job.content_type, job.proba)
-            answer = (result.status, orjson.dumps(result.payload, option=orjson.OPT_SERIALIZE_NUMPY))
+            answer = (result.status, orjson.dumps(result.payload, option=orjson.OPT_SERIALIZE_NUMPY),
+                      rows_in(result.payload) if result.status == 200 else 0)
         except BaseException as e:  # SystemExit too: answer, and keep the thread
-            answer = script_fault(e)
+            answer = (*script_fault(e), 0)
         job.loop.call_soon_threadsafe(_deliver, job.answer, answer)
 
 
-def _deliver(future: asyncio.Future[tuple[int, bytes]], answer: tuple[int, bytes]) -> None:
+def _deliver(future: asyncio.Future[tuple[int, bytes, int]], answer: tuple[int, bytes, int]) -> None:
     if not future.cancelled():  # the client may have gone
         future.set_result(answer)
 
@@ -155,9 +157,12 @@ def _openapi_body(n_features: int | None) -> dict[str, Any]:
             "example": {"data": [[0.0] * (n_features or 4)]}}}}
 
 
-def create_app(script: ModuleType, info: dict[str, Any] | None = None, keys: KeyFile | None = None) -> FastAPI:
-    """An app serving `script`, whose `init()` has already returned; with `keys`, /score and /info
-    want one of them as a Bearer token."""
+def create_app(script: ModuleType, info: dict[str, Any] | None = None, keys: KeyFile | None = None,
+               metrics: ServerMetrics | None = None) -> FastAPI:
+    """An app serving `script`, whose `init()` has already returned; with `keys`, /score, /info and
+    /metrics want one of them as a Bearer token. Every request is counted in `metrics` (made here when
+    not given)."""
+    metrics = metrics or ServerMetrics()
     info = dict(info or {})
     info.setdefault("n_features", getattr(script, "n_features", None))
     limit = int(info.get("max_body_bytes") or DEFAULT_MAX_BODY_BYTES)
@@ -203,7 +208,7 @@ def create_app(script: ModuleType, info: dict[str, Any] | None = None, keys: Key
         # The script runs on the worker's one scoring thread, never on the event loop: however long
         # run() takes, /health and /ready answer at once (and calls of run() never overlap).
         loop = asyncio.get_running_loop()
-        answer: asyncio.Future[tuple[int, bytes]] = loop.create_future()
+        answer: asyncio.Future[tuple[int, bytes, int]] = loop.create_future()
         proba = False
         if request.scope.get("query_string"):
             asked = {value.lower() for value in request.query_params.getlist("proba")}
@@ -211,7 +216,9 @@ def create_app(script: ModuleType, info: dict[str, Any] | None = None, keys: Key
                 return _json(400, {"error": BAD_PROBA, "type": "InvalidInput"})
             proba = bool(asked & {"true", "1"})
         scoring_queue().put(_Job(loop, answer, script, body, content_type, proba))
-        status, content = await answer
+        status, content, rows = await answer
+        if rows:
+            metrics.scored(rows)
         return Response(content=content, status_code=status, media_type="application/json")
 
     @app.get("/health", summary="Liveness: the server answers (even while run() is busy)")
@@ -228,10 +235,20 @@ def create_app(script: ModuleType, info: dict[str, Any] | None = None, keys: Key
     async def get_info(request: Request) -> Response:
         return denied(request) or _json(200, {**info, "worker_pid": os.getpid()})
 
+    @app.get(METRICS_PATH, include_in_schema=False)
+    async def get_metrics(request: Request) -> Response:
+        # Prometheus text format, every worker summed; with key auth it wants the key as /info does.
+        refused = denied(request)
+        if refused is not None:
+            return refused
+        content, media_type = metrics.exposition()
+        return Response(content=content, media_type=media_type)
+
     if keys is not None:
         schema = app.openapi()
         schema.setdefault("components", {})["securitySchemes"] = {
             "key": {"type": "http", "scheme": "bearer", "description": "the deployment's primary or secondary key"}}
+    app.add_middleware(MetricsMiddleware, metrics=metrics)
     return app
 
 

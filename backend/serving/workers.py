@@ -17,6 +17,7 @@ import socket
 import sys
 import time
 import traceback
+from collections.abc import Callable
 
 log = logging.getLogger("modeldeck.serving")
 BIND_FAILED_EXIT_CODE = 4
@@ -69,9 +70,10 @@ def _fork_worker(app, sock: socket.socket, host: str, port: int, log_level: str)
         os._exit(code)
 
 
-def serve(app, host: str, port: int, workers: int = 1, log_level: str = "info") -> int:
+def serve(app, host: str, port: int, workers: int = 1, log_level: str = "info",
+          on_worker_exit: Callable[[int], None] | None = None) -> int:
     """Serves `app` on host:port with `workers` processes under a supervising parent; returns the
-    exit code (0 once stopped by a signal)."""
+    exit code (0 once stopped by a signal). `on_worker_exit(pid)` is called for each worker that ended."""
     try:
         sock = bind(host, port)
     except OSError as e:
@@ -105,6 +107,8 @@ def serve(app, host: str, port: int, workers: int = 1, log_level: str = "info") 
         except InterruptedError:
             continue
         lived = time.monotonic() - started.pop(pid, time.monotonic())
+        if on_worker_exit is not None:
+            on_worker_exit(pid)
         if stopping:
             continue
         backoff = min(MAX_BACKOFF_SECONDS, max(0.5, backoff * 2)) if lived < QUICK_DEATH_SECONDS else 0.0

@@ -22,6 +22,7 @@ from dashboard.common import (
     url_select,
     verbatim,
 )
+from dashboard.traffic import deployment_traffic
 
 STREAMED_LINES_SHOWN = 12
 OUTCOME_KEY = "_deploy_outcome"
@@ -226,3 +227,6 @@ if st.session_state.get("confirm_delete") == chosen:
     if no.button("Cancel", width="stretch"):
         st.session_state.pop("confirm_delete", None)
         st.rerun()
+
+st.divider()
+deployment_traffic(deck, managed)

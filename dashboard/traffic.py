@@ -1,0 +1,162 @@
+"""The Deploy page's Traffic section (the server's own counters, live) and its Load test form.
+
+Snapshots of a deployment's /metrics are kept in the session under its uid, so one deployment's numbers
+never show under another's name and a redeploy under the same name starts empty. The chart refreshes
+every REFRESH_SECONDS in a fragment; while a load test runs (it holds the script thread, so the fragment
+timer waits), each second of the test reads /metrics too and redraws the same chart.
+"""
+
+from __future__ import annotations
+
+from typing import Any
+
+import streamlit as st
+
+from backend.context import ModelDeck
+from backend.errors import ModelDeckError
+from backend.runtimes.base import Deployment, DeploymentState
+from backend.traffic.charts import loadtest_chart, traffic_chart
+from backend.traffic.loadtest import CONCURRENCY_RANGE, SECONDS_RANGE, LoadTestResult, LoadTestTick
+from backend.traffic.metrics import ERROR_STATUS, TrafficSnapshot
+from backend.traffic.service import load_test, scrape_deployment
+from backend.traffic.window import keep_recent, points
+from dashboard.common import fail, verbatim
+
+REFRESH_SECONDS = 2.0
+WINDOW_SECONDS = 300.0
+ERRORS_HELP = (f"/score answers with HTTP status {ERROR_STATUS} or above: 4xx refusals (bad input, 401 without the "
+               "key, 413 too large) and 5xx (the scoring script raised, or the server was overloaded)")
+
+
+def _key(deployment: Deployment) -> str:
+    return f"_traffic/{deployment.record.uid or deployment.name}"
+
+
+def _record(deck: ModelDeck, deployment: Deployment) -> tuple[TrafficSnapshot, ...]:
+    """Reads /metrics now and keeps the last WINDOW_SECONDS of snapshots of this deployment."""
+    kept = keep_recent(st.session_state.get(_key(deployment), ()), scrape_deployment(deck, deployment),
+                       WINDOW_SECONDS)
+    st.session_state[_key(deployment)] = kept
+    return kept
+
+
+def compact_count(value: float) -> str:
+    """A count that fits a narrow metric: 9,999, then 12.3k, then 1.2M."""
+    return f"{value:,.0f}" if value < 10_000 else f"{value / 1000:.1f}k" if value < 1_000_000 else f"{value / 1e6:.1f}M"
+
+
+def _ms(value: float | None) -> str:
+    return "–" if value is None else f"{value:.1f}"
+
+
+def _draw(deck: ModelDeck, deployment: Deployment) -> None:
+    try:
+        snapshots = _record(deck, deployment)
+    except ModelDeckError as e:
+        fail(e, f"Cannot read the traffic of {deployment.name}")
+        return
+    now = snapshots[-1]
+    requests, errors, rows, in_flight, p50, p99 = st.columns(6)
+    requests.metric("Requests", compact_count(now.count()), help=f"POST /score answers since the server started: "
+                    f"{int(now.count()):,}")
+    errors.metric("Errors", compact_count(now.count(errors_only=True)), help=ERRORS_HELP)
+    rows.metric("Rows", compact_count(now.rows_scored), help=f"rows scored (answered with 200): {int(now.rows_scored):,}")
+    in_flight.metric("In flight", int(now.in_flight), help="requests being served now, every endpoint")
+    for where, label, q in ((p50, "p50 (ms)", 0.5), (p99, "p99 (ms)", 0.99)):
+        where.metric(label, _ms(now.latency_ms(q)), help="/score latency since the server started, estimated from "
+                     "its histogram (to bucket resolution: 0.5, 0.75, 1, 1.5, 2, 3, 5, 7.5, 10, 25, 50 ms ...)")
+    recent = points(snapshots)
+    if recent:
+        st.altair_chart(traffic_chart(recent), width="stretch")
+        st.caption(f"The last {WINDOW_SECONDS / 60:.0f} minutes of /score, read from the server's /metrics every "
+                   f"{REFRESH_SECONDS:g} s while this page is open. Errors: status {ERROR_STATUS} or above. Latency "
+                   "per interval is an estimate to the histogram's bucket resolution. Drag to pan, scroll to zoom.")
+    else:
+        st.caption(f"The chart starts with the next reading, in {REFRESH_SECONDS:g} s.")
+
+
+def traffic_section(deck: ModelDeck, deployment: Deployment, area: dict[str, Any]) -> None:
+    """The live numbers and chart; `area["draw"]` redraws them (the load test calls it each second)."""
+
+    @st.fragment(run_every=REFRESH_SECONDS)
+    def live() -> None:
+        box = st.empty()
+
+        def redraw() -> None:
+            with box.container():
+                _draw(deck, deployment)
+
+        area["draw"] = redraw
+        redraw()
+
+    live()
+
+
+def _result_table(result: LoadTestResult) -> None:
+    st.dataframe([{"requests/s": round(result.requests_per_second, 1), "p50 ms": round(result.p50_ms, 2),
+                   "p90 ms": round(result.p90_ms, 2), "p99 ms": round(result.p99_ms, 2),
+                   "max ms": round(result.max_ms, 2), "requests": result.requests, "errors": result.errors,
+                   "clients": result.concurrency, "seconds": result.seconds}], hide_index=True, width="stretch")
+    if result.errors_by_kind:
+        st.caption("Errors: " + verbatim(", ".join(f"{n} {kind}" for kind, n in result.errors_by_kind)))
+
+
+def loadtest_section(deck: ModelDeck, deployment: Deployment, area: dict[str, Any]) -> None:
+    """The form; a run draws a live chart per second, then the table; the last result stays after a reload."""
+    with st.form("loadtest"):
+        left, right = st.columns(2)
+        seconds = left.number_input("Seconds", min_value=SECONDS_RANGE[0], max_value=SECONDS_RANGE[1], value=10,
+                                    step=1)
+        concurrency = right.number_input("Concurrent clients", min_value=CONCURRENCY_RANGE[0],
+                                         max_value=CONCURRENCY_RANGE[1], value=8, step=1)
+        run = st.form_submit_button("Run load test", icon=":material/speed:",
+                                    help="Single-row requests of random test-set rows, each client on one kept-alive "
+                                         "connection, to this machine only; the result is kept")
+    live = st.empty()
+    if run:
+        ticks: list[LoadTestTick] = []
+
+        def tick(t: LoadTestTick) -> None:
+            ticks.append(t)
+            with live.container():
+                st.caption(f"Second {t.second + 1} of {int(seconds)}: {t.requests} requests, {t.errors} errors")
+                st.altair_chart(loadtest_chart(ticks, height=110), width="stretch")
+            redraw = area.get("draw")
+            if redraw is not None:
+                redraw()
+
+        try:
+            result = load_test(deck, deployment.name, seconds=int(seconds), concurrency=int(concurrency),
+                               progress=tick)
+        except ModelDeckError as e:
+            fail(e, "The load test did not run")
+            return
+        live.empty()
+    else:
+        result = deck.results.load_loadtest(deployment)
+        if result is None:
+            st.caption("No load test of this deployment yet.")
+            return
+    st.caption(f"Load test of {verbatim(result.deployment)} at {result.started_at}: {result.seconds:.1f} s, "
+               f"{result.concurrency} clients" + (" (stopped at the request cap)" if result.capped else ""))
+    st.altair_chart(loadtest_chart(result.timeline, height=110), width="stretch")
+    _result_table(result)
+
+
+def deployment_traffic(deck: ModelDeck, deployment: Deployment | None) -> None:
+    """The Traffic and Load test sections of a deployment of this home, or why there are none."""
+    st.subheader("Traffic")
+    if deployment is None:
+        return
+    if deployment.state is not DeploymentState.HEALTHY or not deployment.scoring_uri:
+        st.info(verbatim(f"{deployment.name} is {deployment.state}"
+                         + (f": {deployment.detail}" if deployment.detail else "")
+                         + ". Traffic and load tests need a Healthy deployment."), icon=":material/info:")
+        return
+    area: dict[str, Any] = {}
+    chart, form = st.columns([3, 2], gap="large")
+    with chart:
+        traffic_section(deck, deployment, area)
+    with form:
+        st.markdown("**Load test**")
+        loadtest_section(deck, deployment, area)
