@@ -29,3 +29,18 @@ def test_a_link_opens_in_presentation_mode_which_hides_technical_detail(home):  
     at.sidebar.toggle[0].set_value(False).run()
     assert PRESENT_PARAM not in at.query_params
     assert any(s.value == "Request console" for s in at.subheader)
+
+
+def test_the_deploy_and_models_pages_hide_addresses_hashes_logs_and_keys_while_presenting(home):  # noqa: F811
+    deck = backend_deck(home)
+    deck.deployments.deploy_and_wait(deck.registry.get("sklearn_mnist", 1), "present-deploy", timeout=180)
+    for present, shown in ((False, True), (True, False)):
+        at = app(**({PRESENT_PARAM: "1"} if present else {}))
+        at.switch_page("views/deploy.py").run()
+        assert not at.exception
+        table = at.dataframe[0].value
+        assert ("scoring URI" in table.columns) is shown and "present-deploy" in table["name"].tolist()
+        assert any(b.label == "Logs" for b in at.button) is shown and any(b.label == "Keys" for b in at.button) is shown
+        assert any("sha256" in c.value for c in at.caption) is shown
+        at.switch_page("views/models.py").run()
+        assert ("sha256" in at.dataframe[0].value.columns) is shown

@@ -16,6 +16,7 @@ from dashboard.common import (
     forget_choice,
     get_deck,
     nothing_chosen,
+    presenting,
     set_other_homes,
     showing_other_homes,
     snapshot,
@@ -28,6 +29,7 @@ STREAMED_LINES_SHOWN = 12
 OUTCOME_KEY = "_deploy_outcome"
 
 deck = get_deck()
+presentation = presenting()  # technical detail (hashes, URIs, logs, keys) hidden
 st.title("Deploy")
 listing = snapshot()
 
@@ -52,8 +54,8 @@ model = deck.registry.get(model_name, version)
 accuracy = model.metrics.get("accuracy")
 st.caption(verbatim(f"{model.description or 'no description'}"
                     + (f" — accuracy {accuracy:.4f}" if accuracy is not None else "")
-                    + f" — scikit-learn {model.sklearn_version or '?'} — sha256 {model.sha256[:12]}"
-                    + f" — input: {model.signature.describe()}"))
+                    + ("" if presentation else f" — scikit-learn {model.sklearn_version or '?'} — sha256 "
+                                               f"{model.sha256[:12]} — input: {model.signature.describe()}")))
 
 available = [t.name for t in listing.targets if t.available]
 preferred = deck.settings.runtime if deck.settings.runtime in available else available[0]
@@ -118,15 +120,18 @@ if submitted:
 outcome = st.session_state.pop(OUTCOME_KEY, None)
 if outcome is not None and outcome[0] == "ok":
     _, done, uri, shown_steps = outcome
-    st.success(f"**{verbatim(done)}** is Healthy. Scoring URI:", icon=":material/check_circle:")
-    st.code(uri, language=None)
+    st.success(f"**{verbatim(done)}** is Healthy." + ("" if presentation else " Scoring URI:"),
+               icon=":material/check_circle:")
+    if not presentation:
+        st.code(uri, language=None)
     st.page_link("views/test.py", label="Test it", icon=":material/labs:", query_params={"deployment": done})
-    with st.expander("How it went (steps and the server's log)"):
-        st.code("\n".join(shown_steps), language=None, height=320)
+    if not presentation:
+        with st.expander("How it went (steps and the server's log)"):
+            st.code("\n".join(shown_steps), language=None, height=320)
 elif outcome is not None and outcome[0] == "failed":
     _, done, reason, state, logs = outcome
     fail(reason, f"Deployment {done} {state.lower()}")
-    if logs:
+    if logs and not presentation:
         st.code(logs, language=None)
     st.caption("The deployment is stopped and kept so its logs can be read: delete it below.")
 elif outcome is not None:
@@ -159,6 +164,9 @@ for d in listing.deployments:
                 "age": age(d.created_at), "CPU": f"{d.config.cpu_cores:g}",
                 "memory (GB)": f"{d.config.memory_gb:g}", "max body (MB)": f"{d.config.body_limit_mb:g}",
                 "tags": ", ".join(f"{k}={v}" for k, v in d.config.tags.items())})
+    if presentation:
+        for technical in ("scoring URI", "auth", "max body (MB)"):
+            row.pop(technical)
     rows.append(row)
 st.dataframe(rows, hide_index=True, width="stretch",
              column_config={"scoring URI": st.column_config.TextColumn(width="medium"),
@@ -176,19 +184,19 @@ chosen = url_select("Deployment", owned, "deployment", key="manage_deployment", 
 if chosen is None:
     nothing_chosen("a deployment for Logs or Delete")
 show_logs, show_keys, delete = st.columns(3)
-if show_logs.button("Logs", icon=":material/article:", width="stretch"):
+if not presentation and show_logs.button("Logs", icon=":material/article:", width="stretch"):
     try:
         st.code(deck.deployments.get_logs(chosen, tail=200) or "(no output yet)", language=None)
     except ModelDeckError as e:
         fail(e, "Cannot read the logs")
 managed = listing.find(chosen)
 keyed = managed is not None and managed.config.auth_enabled
-if show_keys.button("Keys", icon=":material/key:", width="stretch", disabled=not keyed,
+if not presentation and show_keys.button("Keys", icon=":material/key:", width="stretch", disabled=not keyed,
                     help="The deployment's primary and secondary keys" if keyed else "Deployed without key auth"):
     st.session_state.show_keys = chosen
 if st.session_state.get("show_keys") not in (None, chosen):
     st.session_state.pop("show_keys")  # another deployment was chosen: its keys stay hidden until asked
-if keyed and st.session_state.get("show_keys") == chosen:
+if keyed and st.session_state.get("show_keys") == chosen and not presentation:
     try:
         keys = deck.deployments.keys(chosen)
         st.caption("Send one as `Authorization: Bearer <key>`. Regenerating one key leaves the other working, so "

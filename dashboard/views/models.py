@@ -10,7 +10,7 @@ from backend.errors import DuplicateModelError, ModelDeckError
 from backend.progress import ProgressEvent
 from backend.registry import Model, bytes_sha256, current_library_versions, parse_signature, parse_tags
 from backend.training import missing_first_run_samples, train_sample
-from dashboard.common import fail, get_deck, url_select, verbatim
+from dashboard.common import fail, get_deck, presenting, url_select, verbatim
 
 TRAIN_NOTICE, REGISTER_NOTICE = "_train_notice", "_register_notice"
 
@@ -37,10 +37,12 @@ else:
         size = f"{sig.image_shape[0]}x{sig.image_shape[1]}" if sig.image_shape else f"{sig.n_features} values"
         return size + (f" → {len(sig.class_labels)} classes" if sig.class_labels else "")
 
+    presentation = presenting()  # hashes and tags are technical detail
     st.dataframe(
         [{"model": m.name, "version": m.version, "accuracy": m.metrics.get("accuracy"), "input": input_summary(m),
-          "registered": m.created_at[:10], "sha256": m.sha256[:12],
-          "tags": ", ".join(f"{k}={v}" for k, v in m.tags.items())}
+          "registered": m.created_at[:10], "algorithm": m.tags.get("algorithm", ""),
+          **({} if presentation else {"sha256": m.sha256[:12],
+                                      "tags": ", ".join(f"{k}={v}" for k, v in m.tags.items())})}
          for m in reversed(models)],
         hide_index=True, width="stretch",
         column_config={"accuracy": st.column_config.NumberColumn(format="%.4f", width="small"),
