@@ -22,9 +22,9 @@ PRESENT_KEY = "_presenting"
 PRESENTATION_CSS = """<style>
 html, .stApp {font-size: 19px;}
 .stApp h1 {font-size: 2.8rem;} .stApp h2, .stApp h3 {font-size: 2rem;}
-[data-testid="stMetricValue"] {font-size: 3.2rem;}
+[data-testid="stMetricValue"], [data-testid="stMetricValue"] * {font-size: 3.2rem !important; line-height: 1.15;}
 [data-testid="stMetricLabel"] p {font-size: 1.25rem;}
-[data-testid="stMetricDelta"] {font-size: 1.4rem;}
+[data-testid="stMetricDelta"], [data-testid="stMetricDelta"] * {font-size: 1.4rem !important;}
 .stApp [data-testid="stMarkdownContainer"] p, .stApp [data-testid="stMarkdownContainer"] li {font-size: 1.2rem;}
 .stApp .block-container {max-width: 100%; padding-left: 3rem; padding-right: 3rem;}
 </style>"""

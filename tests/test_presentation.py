@@ -18,7 +18,7 @@ def test_a_link_opens_in_presentation_mode_which_hides_technical_detail(home):  
     at = app(**{PRESENT_PARAM: "1"})
     assert [t.value for t in at.sidebar.toggle] == [True]
     assert not any("**Home**" in c.value or "**Runtimes**" in c.value for c in at.sidebar.caption)
-    assert any("[data-testid=\"stMetricValue\"] {font-size: 3.2rem;}" in h.proto.body for h in at.get("html"))
+    assert any("[data-testid=\"stMetricValue\"] * {font-size: 3.2rem !important;" in h.proto.body for h in at.get("html"))
     at.switch_page("views/test.py").run()  # moving to another page drops the query: the mode stays, and the URL says so
     assert not at.exception
     assert url_param(at, PRESENT_PARAM) == "1"
