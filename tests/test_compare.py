@@ -116,6 +116,13 @@ def test_compare_two_deployments_from_a_shell(cli_env):
         kept = json.loads(cli(cli_env, "evaluations", "list", "--json").stdout)
         assert [(r["deployment"], r["source"], r["dataset"]) for r in kept[:2]] == [
             ("lr-b", "cli compare", "mnist"), ("lr-a", "cli compare", "mnist")]
+        cli(cli_env, "train-sample", "--algorithm", "svc")  # sklearn_mnist:2, not deployed: deployed on the fly
+        better = json.loads(cli(cli_env, "compare", "lr-a", "sklearn_mnist:2", "--json").stdout)
+        assert better["b"]["deployment"] == "sklearn-mnist-1" and better["b"]["model"] == "sklearn_mnist:2"
+        assert better["b"]["accuracy"] >= 0.94 and better["delta"] == pytest.approx(
+            better["b"]["accuracy"] - better["a"]["accuracy"]) and better["delta"] > 0.05
+        assert better["p_value"] < 0.001 and better["b_only_right"] > better["a_only_right"]
+        assert sum(c["change"] > 0 for c in better["per_class"]) >= 8
     finally:
-        for name in ("lr-a", "lr-b"):
+        for name in ("lr-a", "lr-b", "sklearn-mnist-1"):
             cli(cli_env, "deployments", "delete", name, check=False)
