@@ -212,14 +212,16 @@ class DeploymentService:
         return found.logs(name, tail)
 
     def suggest_name(self, model: Model, taken: set[str] | None = None) -> str:
-        """A free, valid deployment name for `model`, like "sklearn-mnist-1"."""
+        """A free, valid deployment name for `model` that carries its version, like "sklearn-mnist-v2"
+        (then "sklearn-mnist-v2-2", ... when taken)."""
         stem = "".join(c if c.isalnum() else "-" for c in model.name.lower()).strip("-")[:50] or "model"
-        stem = stem if len(stem) >= 2 else f"{stem}-model"
+        stem = f"{stem}-v{model.version}"
         taken = taken if taken is not None else {d.name for d in self.list()}
-        n = 1
-        while f"{stem}-{n}" in taken:
+        name, n = stem, 1
+        while name in taken:
             n += 1
-        return f"{stem}-{n}"
+            name = f"{stem}-{n}"
+        return name
 
     # --- changes -----------------------------------------------------------------------------------
 

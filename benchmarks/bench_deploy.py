@@ -16,7 +16,7 @@ from backend.images import requirements_for
 from backend.registry import current_library_versions
 from backend.runtimes.base import SCORING_PORT
 from backend.runtimes.docker import DockerRuntime, deployment_tar
-from backend.runtimes.probe import is_ready
+from backend.runtimes.probe import readiness
 
 from .common import fmt, machine, scratch_deck, summary
 
@@ -38,7 +38,7 @@ def _bare_run_seconds(client, image: str, model_dir_tar: bytes) -> float:
         container.start()
         container.reload()
         port = int(container.attrs["NetworkSettings"]["Ports"][f"{SCORING_PORT}/tcp"][0]["HostPort"])
-        while not is_ready(port, timeout=0.5):
+        while not readiness(port, timeout=0.5)[0]:
             time.sleep(0.05)
         return time.perf_counter() - started
     finally:

@@ -41,12 +41,12 @@ def _record(deck: ModelDeck, deployment: Deployment) -> tuple[TrafficSnapshot, .
 
 
 def compact_count(value: float) -> str:
-    """A count that fits a narrow metric: 9,999, then 12.3k, then 1.2M."""
-    return f"{value:,.0f}" if value < 10_000 else f"{value / 1000:.1f}k" if value < 1_000_000 else f"{value / 1e6:.1f}M"
+    """A count that fits a narrow metric: 999, then 1.8k, then 1.2M (the exact count is in the help)."""
+    return f"{value:,.0f}" if value < 1000 else f"{value / 1000:.1f}k" if value < 1_000_000 else f"{value / 1e6:.1f}M"
 
 
 def _ms(value: float | None) -> str:
-    return "–" if value is None else f"{value:.1f}"
+    return "–" if value is None else f"{value:.1f}" if value < 10 else f"{value:.0f}"
 
 
 def _draw(deck: ModelDeck, deployment: Deployment) -> None:

@@ -37,11 +37,11 @@ def test_compare_v1_with_v2_download_the_report_and_present_it(trained_home, tmp
             main.get_by_role("button", name="Compare on MNIST 10k (bundled) (deploys sklearn_mnist:2 first)").click()
             verdict = main.get_by_text("is better by")
             expect(verdict).to_be_visible(timeout=240_000)
-            assert verdict.inner_text().startswith("sklearn-mnist-1 (sklearn_mnist:2) is better by")
+            assert verdict.inner_text().startswith("sklearn-mnist-v2 (sklearn_mnist:2) is better by")
             assert "very unlikely to be chance" in verdict.inner_text()
             expect(main.get_by_role("combobox", name="B — the challenger")).to_have_value(
-                "sklearn-mnist-1 — sklearn_mnist:2 on local")
-            assert "b=sklearn-mnist-1" in page.url
+                "sklearn-mnist-v2 — sklearn_mnist:2 on local")
+            assert "b=sklearn-mnist-v2" in page.url
             page.wait_for_timeout(1500)  # vega draws after the element appears
             page.screenshot(path=str(ARTIFACTS / "compare-page.png"))
 
@@ -64,15 +64,15 @@ def test_compare_v1_with_v2_download_the_report_and_present_it(trained_home, tmp
             expect(main.get_by_text("B right, A wrong (")).to_be_visible()
 
             with page.expect_download(timeout=120_000) as download:
-                main.get_by_role("button", name="Download report of sklearn-mnist-1 with this comparison (HTML)").click()
+                main.get_by_role("button", name="Download report (HTML)").click()
             report = download.value.path().read_text(encoding="utf-8")
-            assert "Compared: mnist-v1 (A) and sklearn-mnist-1 (B)" in report
+            assert "Compared: mnist-v1 (A) and sklearn-mnist-v2 (B)" in report
             images = re.findall(r'<img alt="[^"]*" src="([^"]+)"', report)
             assert len(images) >= 8 and all(src.startswith("data:image/png;base64,") for src in images)
             assert base64.b64decode(images[0].split(",", 1)[1])[:4] == b"\x89PNG"
             assert not re.search(r'(src|href)="(?!data:)', report)
 
-            page.goto(url + "/compare?a=mnist-v1&b=sklearn-mnist-1&dataset=mnist&present=1")  # a shared link
+            page.goto(url + "/compare?a=mnist-v1&b=sklearn-mnist-v2&dataset=mnist&present=1")  # a shared link
             expect(main.get_by_text("is better by")).to_be_visible(timeout=60_000)
             sidebar = page.get_by_test_id("stSidebar")
             expect(sidebar.get_by_role("switch", name="Presentation mode")).to_be_checked()

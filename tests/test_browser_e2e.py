@@ -120,13 +120,13 @@ def test_empty_registry_to_heatmap_in_a_real_browser_then_reload_and_delete(dash
         main.get_by_role("button", name="Send 30 random test images").click()
         expect(main.get_by_text("of 30 correct")).to_be_visible(timeout=60_000)
         expect(main.get_by_test_id("stImage").first).to_be_visible()
-        assert "deployment=sklearn-mnist-1" in page.url and "dataset=mnist" in page.url
+        assert "deployment=sklearn-mnist-v2" in page.url and "dataset=mnist" in page.url
         page.wait_for_timeout(500)
         page.screenshot(path=str(ARTIFACTS / "test-page-1280x720.png"))
 
         page.reload()  # the same deployment, test set and results come back
         expect(main.get_by_role("heading", name="Test", exact=True)).to_be_visible(timeout=60_000)
-        expect(main.get_by_role("combobox", name="Deployment")).to_have_value("sklearn-mnist-1 — sklearn_mnist:2 on docker")
+        expect(main.get_by_role("combobox", name="Deployment")).to_have_value("sklearn-mnist-v2 — sklearn_mnist:2 on docker")
         expect(main.get_by_test_id("stMetricValue").first).to_have_text(accuracy, timeout=60_000)
         expect(main.get_by_text("of 30 correct")).to_be_visible()
         expect(main.get_by_test_id("stVegaLiteChart").first).to_be_visible()
@@ -139,7 +139,7 @@ def test_empty_registry_to_heatmap_in_a_real_browser_then_reload_and_delete(dash
 
         page.get_by_test_id("stSidebar").get_by_role("link", name="Deploy").click()
         main.get_by_role("button", name="Delete…").click()
-        main.get_by_role("button", name="Yes, delete sklearn-mnist-1").click()
+        main.get_by_role("button", name="Yes, delete sklearn-mnist-v2").click()
         expect(main.get_by_text("No deployment yet.")).to_be_visible(timeout=60_000)
         expect(page.get_by_test_id("stSidebar").get_by_test_id("stMetricValue")).to_have_text("0")
         browser.close()

@@ -118,11 +118,28 @@ def test_compare_two_deployments_from_a_shell(cli_env):
             ("lr-b", "cli compare", "mnist"), ("lr-a", "cli compare", "mnist")]
         cli(cli_env, "train-sample", "--algorithm", "svc")  # sklearn_mnist:2, not deployed: deployed on the fly
         better = json.loads(cli(cli_env, "compare", "lr-a", "sklearn_mnist:2", "--json").stdout)
-        assert better["b"]["deployment"] == "sklearn-mnist-1" and better["b"]["model"] == "sklearn_mnist:2"
+        assert better["b"]["deployment"] == "sklearn-mnist-v2" and better["b"]["model"] == "sklearn_mnist:2"
         assert better["b"]["accuracy"] >= 0.94 and better["delta"] == pytest.approx(
             better["b"]["accuracy"] - better["a"]["accuracy"]) and better["delta"] > 0.05
         assert better["p_value"] < 0.001 and better["b_only_right"] > better["a_only_right"]
         assert sum(c["change"] > 0 for c in better["per_class"]) >= 8
     finally:
-        for name in ("lr-a", "lr-b", "sklearn-mnist-1"):
+        for name in ("lr-a", "lr-b", "sklearn-mnist-v2"):
             cli(cli_env, "deployments", "delete", name, check=False)
+
+
+def test_models_that_predict_different_classes_are_not_comparable():
+    from backend.inspection.runs import why_incomparable
+    from backend.registry import Model, Signature
+
+    def model(name, classes, n_features=784):
+        return Model(name=name, version=1, framework="scikit-learn", files=(),
+                     signature=Signature(n_features=n_features, class_labels=classes))
+
+    digits = model("digits", tuple(str(i) for i in range(10)))
+    fashion = model("fashion", ("Ankle boot", "Bag", "Coat", "Dress", "Pullover", "Sandal", "Shirt", "Sneaker",
+                                "T-shirt/top", "Trouser"))
+    assert "do not predict the same classes" in why_incomparable(digits, fashion)
+    assert "takes 784 values per row and small:1 64" in why_incomparable(digits, model("small", digits.signature.class_labels, 64))
+    shuffled = model("other", tuple(reversed(digits.signature.class_labels)))  # the same classes, another order
+    assert why_incomparable(digits, shuffled) is None and why_incomparable(digits, None) is None

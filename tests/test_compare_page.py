@@ -41,7 +41,7 @@ def test_compare_deploys_a_version_on_the_fly_and_shows_who_is_better_where(two_
     assert any("centroids:1 will be deployed" in i.value for i in at.info)
     button(at, "Compare on MNIST 10k (bundled) (deploys centroids:1 first)").click().run()
     assert not at.exception and not at.error, [e.value for e in at.error]
-    assert select(at, "B — the challenger").value == "centroids-1"  # the deployment made on the fly
+    assert select(at, "B — the challenger").value == "centroids-v1"  # the deployment made on the fly
     lr = two_models.registry.get("sklearn_mnist", 1).metrics["accuracy"]
     assert at.metric[0].value == f"{lr:.2%}"
     worse = float(at.metric[1].value.rstrip("%")) / 100
@@ -51,15 +51,15 @@ def test_compare_deploys_a_version_on_the_fly_and_shows_who_is_better_where(two_
     assert verbatim("very unlikely to be chance") in verdict
     assert len(at.get("vega_lite_chart")) == 2  # recall change per class, and the B − A matrix
     assert len(at.get("image")) == 1  # the images B gets right and A wrong
-    assert [url_param(at, k) for k in ("a", "b", "dataset")] == ["lr-v1", "centroids-1", "mnist"]
+    assert [url_param(at, k) for k in ("a", "b", "dataset")] == ["lr-v1", "centroids-v1", "mnist"]
     kept = two_models.evaluations.list()
-    assert [(r.deployment, r.source) for r in kept[:2]] == [("centroids-1", "dashboard compare"),
+    assert [(r.deployment, r.source) for r in kept[:2]] == [("centroids-v1", "dashboard compare"),
                                                             ("lr-v1", "dashboard compare")]
 
     reloaded = AppTest.from_file(APP, default_timeout=120)  # a new browser session on the same address
     reloaded.run()
     reloaded.switch_page("views/compare.py")
-    for key, value in (("a", "lr-v1"), ("b", "centroids-1"), ("dataset", "mnist")):
+    for key, value in (("a", "lr-v1"), ("b", "centroids-v1"), ("dataset", "mnist")):
         reloaded.query_params[key] = value
     reloaded.run()
     assert not reloaded.exception

@@ -133,7 +133,7 @@ def test_deploy_page_deploys_lists_shows_logs_and_deletes_with_fresh_counts(home
     at = app()
     assert at.sidebar.metric[0].value == "0"
     name = deploy(at)
-    assert name == "sklearn-mnist-1"
+    assert name == "sklearn-mnist-v1"
     assert at.code[0].value.startswith("http://127.0.0.1:")
     assert at.sidebar.metric[0].value == "1"  # fresh right after the action
     listed = at.dataframe[0].value
@@ -182,7 +182,7 @@ def test_a_broken_model_is_a_readable_failure_with_its_log(home):
     button(at, "Deploy").click().run()
     assert not at.exception
     shown = at.error[0].value
-    assert shown.startswith("Deployment broken-1 failed: " + verbatim("init() failed: "))
+    assert shown.startswith("Deployment broken-v1 failed: " + verbatim("init() failed: "))
     assert shown.endswith(verbatim("(the traceback is in the logs)"))
     assert any("init() failed" in c.value and "Traceback" in c.value for c in at.code)
     assert list(at.dataframe[0].value["state"]) == ["Failed"]  # kept, listed, deletable

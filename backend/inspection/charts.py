@@ -114,10 +114,10 @@ def difference_chart(comparison: Comparison) -> alt.Chart:
     order = alt.Sort(labels)
     side = max(260, 34 * n)
     return alt.Chart(alt.Data(values=cells)).mark_rect(stroke="white", strokeWidth=0.5).encode(
-        x=alt.X("predicted label:N", sort=order, axis=alt.Axis(labelAngle=0, labelFontSize=13)),
-        y=alt.Y("true label:N", sort=order, axis=alt.Axis(labelFontSize=13)),
+        x=alt.X("predicted label:N", sort=order, axis=alt.Axis(labelAngle=0, labelFontSize=13, labelOverlap=False)),
+        y=alt.Y("true label:N", sort=order, axis=alt.Axis(labelFontSize=13, labelOverlap=False)),
         color=alt.condition("datum.true == datum.predicted", alt.value("#e6e6e6"),
-                            alt.Color("change:Q", title="B − A, share of the true label's images",
+                            alt.Color("change:Q", title="B − A (share of the true label)",
                                       scale=alt.Scale(scheme="redblue", reverse=True, domain=[-reach, reach],
                                                       domainMid=0),
                                       legend=alt.Legend(format="+.0%", orient="top", gradientLength=220))),

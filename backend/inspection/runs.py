@@ -24,6 +24,19 @@ if TYPE_CHECKING:
     from ..context import ModelDeck
 
 
+def why_incomparable(a: Model | None, b: Model | None) -> str | None:
+    """Why two models cannot be compared on one test set (different inputs or classes), or None."""
+    if a is None or b is None:
+        return None
+    if a.signature.n_features and b.signature.n_features and a.signature.n_features != b.signature.n_features:
+        return f"{a.id} takes {a.signature.n_features} values per row and {b.id} {b.signature.n_features}"
+    classes = [m.signature.class_labels for m in (a, b)]
+    if classes[0] and classes[1] and sorted(classes[0]) != sorted(classes[1]):
+        return (f"{a.id} answers {', '.join(classes[0][:3])}, ... and {b.id} answers {', '.join(classes[1][:3])}, "
+                "...: they do not predict the same classes")
+    return None
+
+
 def default_testset(deck: ModelDeck, *models: Model | None, requested: str | None = None) -> TestSet:
     """`requested`, checked against each model's signature, or the first test set that fits them all.
 
@@ -95,10 +108,14 @@ def compare_deployments(deck: ModelDeck, a: Deployment, b: Deployment, testset: 
     progress(which deployment, done, total) while scoring.
 
     Raises:
-        ComparisonError: A and B are the same deployment. ScoringError: as `score_and_keep`.
+        ComparisonError: A and B are the same deployment, or predict different classes.
+        ScoringError: as `score_and_keep`.
     """
     if a.record.uid == b.record.uid:
         raise ComparisonError(f"{a.name} is both A and B: pick two different deployments")
+    why = why_incomparable(deck.deployments.model_of(a), deck.deployments.model_of(b))
+    if why is not None:
+        raise ComparisonError(f"{a.name} and {b.name} cannot be compared: {why}")
     evaluations = []
     for deployment in (a, b):
         def scored(done: int, total: int, name: str = deployment.name) -> None:
@@ -146,6 +163,10 @@ def report_inputs(deck: ModelDeck, deployment: Deployment, testset: TestSet, *, 
 
     if compare_with is not None and compare_with.record.uid == deployment.record.uid:
         raise ComparisonError(f"{deployment.name} cannot be compared with itself: pick another deployment")
+    if compare_with is not None:
+        why = why_incomparable(deck.deployments.model_of(compare_with), deck.deployments.model_of(deployment))
+        if why is not None:
+            raise ComparisonError(f"{deployment.name} cannot be compared with {compare_with.name}: {why}")
     evaluation = kept_or_scored(deployment)
     comparison = None if compare_with is None else _compare(kept_or_scored(compare_with), evaluation, testset.name,
                                                             compare_with, deployment)

@@ -16,7 +16,13 @@ from backend.inspection.charts import CELL, difference_chart, recall_change_char
 from backend.inspection.compare import DISAGREEMENT_KINDS, Comparison
 from backend.inspection.plots import disagreement_grid, to_png
 from backend.inspection.report import render, to_pdf
-from backend.inspection.runs import compare_deployments, contender, kept_comparison, report_inputs
+from backend.inspection.runs import (
+    compare_deployments,
+    contender,
+    kept_comparison,
+    report_inputs,
+    why_incomparable,
+)
 from backend.progress import ProgressEvent
 from backend.registry import Model
 from backend.runtimes.base import Deployment
@@ -57,18 +63,43 @@ def model_of(option: str) -> Model | None:
     return deck.deployments.model_of(healthy[option]) if option in healthy else versions[option]
 
 
-by_age = sorted(options, key=lambda o: (model_of(o).version if model_of(o) else 0, o))
+def defaults() -> tuple[str, str]:
+    """B: the newest version of the model with the most versions here; A: the version before it."""
+    known = [(o, m) for o in options if (m := model_of(o)) is not None]
+    if not known:
+        return options[0], options[1]
+    counts = {name: sum(1 for _, m in known if m.name == name) for name in {m.name for _, m in known}}
+    name = max(counts, key=lambda n: (counts[n], n == "sklearn_mnist", n))
+    family = sorted((o for o, m in known if m.name == name), key=lambda o: (model_of(o).version, o in healthy))
+    newest = family[-1]
+    older = [o for o in family[:-1] if model_of(o).version < model_of(newest).version] or family[:-1]
+    return (older[-1] if older else next(o for o in options if o != newest)), newest
+
+
+def gone(lost: str) -> str:
+    served_by = next((d.name for d in healthy.values() if d.model_id == lost), None)
+    if served_by is not None:
+        return verbatim(f"{lost} is deployed as {served_by}: choose {served_by}.")
+    return verbatim(f"{lost!r} is not a Healthy deployment or a registered version here (any more): choose again.")
+
+
+first, second = defaults()
 left, right = st.columns(2)
-a = url_select("A — the one you have", options, "a", key="compare_a", container=left, default=by_age[0],
-               format_func=describe)
-b = url_select("B — the challenger", options, "b", key="compare_b", container=right, default=by_age[-1],
-               format_func=describe)
+a = url_select("A — the one you have", options, "a", key="compare_a", container=left, default=first,
+               format_func=describe, gone=gone)
+b = url_select("B — the challenger", options, "b", key="compare_b", container=right, default=second,
+               format_func=describe, gone=gone)
 if a is None or b is None:
     nothing_chosen("A and B")
 if a == b:
     st.warning("A and B are the same: choose two different ones.", icon=":material/warning:")
     st.stop()
 models = [model_of(a), model_of(b)]
+why = why_incomparable(models[0], models[1])
+if why is not None:
+    st.warning(verbatim(f"{a} and {b} cannot be compared: {why}. Choose two versions of one model, or models "
+                        "that predict the same classes."), icon=":material/warning:")
+    st.stop()
 fitting = [info for info in datasets_for(models[0].signature, deck.settings.datasets_dir)[0]] if models[0] else []
 if models[1] is not None:
     also = {info.name for info in datasets_for(models[1].signature, deck.settings.datasets_dir)[0]}
@@ -91,6 +122,7 @@ if st.button(f"Compare on {titles[dataset]}" + (f" (deploys {' and '.join(to_dep
         def show(event: ProgressEvent) -> None:
             status.write(verbatim(str(event)))
 
+        failed = None
         try:
             sides = [contender(deck, option, progress=show) for option in (a, b)]
             for option, side in zip((a, b), sides, strict=True):
@@ -104,9 +136,11 @@ if st.button(f"Compare on {titles[dataset]}" + (f" (deploys {' and '.join(to_dep
                                     text=verbatim(f"{name}: scored {done:,} of {total:,}")))
             status.update(label="Compared", state="complete", expanded=False)
         except ModelDeckError as e:
-            status.update(label="Comparing failed", state="error")
-            scoring_failed(e)
-            st.stop()
+            status.update(label="Comparing failed", state="error", expanded=False)
+            failed = e
+    if failed is not None:
+        scoring_failed(failed)  # in the open, not inside the folded status box
+        st.stop()
     st.rerun()  # the selects now name the deployments made on the fly; the result is read back below
 
 if a not in healthy or b not in healthy:
@@ -177,7 +211,7 @@ def changes_view() -> None:
                "that true label for that predicted one more often than A; **blue** — less often. Click a cell for "
                "its images; double-click clears.")
     event = st.altair_chart(difference_chart(comparison), on_select="rerun", key=f"difference/{a}/{b}/{dataset}",
-                            selection_mode=[CELL])
+                            width="content", selection_mode=[CELL])
     points = event.get("selection", {}).get(CELL, []) if isinstance(event, dict) else []
     if points:
         true, predicted = int(points[0]["true"]), int(points[0]["predicted"])
@@ -213,11 +247,11 @@ with disagree:
     disagreement_view()
 
 r1, r2, r3 = st.columns(3)
-r1.download_button(f"Download report of {b} with this comparison (HTML)",
+r1.download_button("Download report (HTML)",
                    lambda: render(report_inputs(deck, healthy[b], testset(dataset), compare_with=healthy[a])),
                    f"{b}-vs-{a}-{dataset}-report.html", "text/html", type="primary", icon=":material/summarize:",
-                   help="One self-contained file: model card, configuration, accuracy, confusion, examples, the latest "
-                        "load test and this comparison. Opens offline.")
+                   help=f"A report of {b} with this comparison, in one self-contained file: model card, configuration, "
+                        "accuracy, confusion, examples, the latest load test. Opens offline.")
 r2.download_button("Download report (PDF)", lambda: to_pdf(render(report_inputs(
     deck, healthy[b], testset(dataset), compare_with=healthy[a]))), f"{b}-vs-{a}-{dataset}-report.pdf",
                    "application/pdf", icon=":material/picture_as_pdf:")

@@ -65,7 +65,8 @@ with st.form("deploy"):
     target = st.radio("Runtime", [t.name for t in listing.targets], horizontal=True, key="deploy_runtime",
                       index=[t.name for t in listing.targets].index(preferred)
                       if preferred in [t.name for t in listing.targets] else 0,
-                      captions=[verbatim(t.description) if t.available else "unavailable" for t in listing.targets],
+                      captions=[("" if presentation else verbatim(t.description)) if t.available else "unavailable"
+                                for t in listing.targets],
                       help="Where the new deployment runs. Deployments on every runtime are listed below.")
     c1, c2 = st.columns(2)
     cpu = c1.number_input("CPU cores", value=1.0, step=0.25, format="%g",
