@@ -112,7 +112,7 @@ def test_report_from_a_shell(cli_env, tmp_path):
         assert data["html"] == str(out) and data["dataset"] == "mnist" and data["accuracy"] > 0.85
         assert parse(out.read_text()).by_id["accuracy"] == f"{data['accuracy']:.2%}"
         same = cli(cli_env, "report", "rep-cli", "--out", str(out), "--compare", "rep-cli", check=False)
-        assert same.returncode == 1 and "cannot be compared with itself" in same.stderr
+        assert same.returncode == 1 and "rep-cli is both A and B: pick two different deployments" in same.stderr
     finally:
         cli(cli_env, "deployments", "delete", "rep-cli", check=False)
 

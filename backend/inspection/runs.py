@@ -111,11 +111,7 @@ def compare_deployments(deck: ModelDeck, a: Deployment, b: Deployment, testset: 
         ComparisonError: A and B are the same deployment, or predict different classes.
         ScoringError: as `score_and_keep`.
     """
-    if a.record.uid == b.record.uid:
-        raise ComparisonError(f"{a.name} is both A and B: pick two different deployments")
-    why = why_incomparable(deck.deployments.model_of(a), deck.deployments.model_of(b))
-    if why is not None:
-        raise ComparisonError(f"{a.name} and {b.name} cannot be compared: {why}")
+    _check_comparable(deck, a, b)
     evaluations = []
     for deployment in (a, b):
         def scored(done: int, total: int, name: str = deployment.name) -> None:
@@ -139,6 +135,14 @@ def kept_comparison(deck: ModelDeck, a: Deployment, b: Deployment, dataset: str)
         return None
 
 
+def _check_comparable(deck: ModelDeck, a: Deployment, b: Deployment) -> None:
+    if a.record.uid == b.record.uid:
+        raise ComparisonError(f"{a.name} is both A and B: pick two different deployments")
+    why = why_incomparable(deck.deployments.model_of(a), deck.deployments.model_of(b))
+    if why is not None:
+        raise ComparisonError(f"{a.name} and {b.name} cannot be compared: {why}")
+
+
 def _compare(first: Evaluation, second: Evaluation, dataset: str, a: Deployment, b: Deployment) -> Comparison:
     return compare(first, second, dataset=dataset, a_name=a.name,
                    a_model=f"{a.record.model_name}:{a.record.model_version}", b_name=b.name,
@@ -152,7 +156,8 @@ def report_inputs(deck: ModelDeck, deployment: Deployment, testset: TestSet, *, 
     (kept scorings where both have them, else scored now).
 
     Raises:
-        ScoringError: a scoring it needed failed. ComparisonError: `compare_with` is the deployment itself.
+        ScoringError: a scoring it needed failed. ComparisonError: `compare_with` is the deployment itself
+            or predicts other classes.
     """
     def kept_or_scored(d: Deployment) -> Evaluation:
         kept = deck.results.load_evaluation(d, testset.name)
@@ -161,12 +166,8 @@ def report_inputs(deck: ModelDeck, deployment: Deployment, testset: TestSet, *, 
         return score_and_keep(deck, d, testset, source=source, progress=None if progress is None else
                               lambda done, total: progress(d.name, done, total))
 
-    if compare_with is not None and compare_with.record.uid == deployment.record.uid:
-        raise ComparisonError(f"{deployment.name} cannot be compared with itself: pick another deployment")
     if compare_with is not None:
-        why = why_incomparable(deck.deployments.model_of(compare_with), deck.deployments.model_of(deployment))
-        if why is not None:
-            raise ComparisonError(f"{deployment.name} cannot be compared with {compare_with.name}: {why}")
+        _check_comparable(deck, compare_with, deployment)
     evaluation = kept_or_scored(deployment)
     comparison = None if compare_with is None else _compare(kept_or_scored(compare_with), evaluation, testset.name,
                                                             compare_with, deployment)
