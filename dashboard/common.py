@@ -11,6 +11,7 @@ from typing import Any
 import streamlit as st
 
 from backend.context import ModelDeck, open_modeldeck
+from backend.datasets import TestSet, load_dataset
 from backend.deployments import DeploymentList
 from backend.errors import ModelDeckError, ScoringServerError
 
@@ -44,6 +45,20 @@ def get_deck() -> ModelDeck:
         st.error(f"ModelDeck cannot start: {verbatim(str(e))}")
         st.stop()
         raise  # st.stop() does not return
+
+
+@st.cache_data(show_spinner="Loading the test set…")
+def testset(name: str, revision: int = 0) -> TestSet:
+    """A test set, loaded once per `revision` (a user's set replaced under the same name loads anew)."""
+    return load_dataset(name, None, get_deck().settings.datasets_dir)
+
+
+def revision_of(name: str) -> int:
+    """Changes when the user's test set `name` is replaced (0 for a bundled set)."""
+    try:
+        return (get_deck().settings.datasets_dir / f"{name}.npz").stat().st_mtime_ns
+    except OSError:
+        return 0
 
 
 def verbatim(text: str) -> str:

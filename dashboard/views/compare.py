@@ -31,8 +31,10 @@ from dashboard.common import (
     get_deck,
     nothing_chosen,
     presenting,
+    revision_of,
     scoring_failed,
     snapshot,
+    testset,
     url_select,
     verbatim,
 )
@@ -128,9 +130,9 @@ if st.button(f"Compare on {titles[dataset]}" + (f" (deploys {' and '.join(to_dep
             for option, side in zip((a, b), sides, strict=True):
                 if option in versions:
                     choose("compare_a" if option == a else "compare_b", side.name)
-            testset = load_dataset(dataset, models[0].signature if models[0] else None, deck.settings.datasets_dir)
+            chosen_set = load_dataset(dataset, models[0].signature if models[0] else None, deck.settings.datasets_dir)
             names = [side.name for side in sides]
-            compare_deployments(deck, sides[0], sides[1], testset, source="dashboard compare",
+            compare_deployments(deck, sides[0], sides[1], chosen_set, source="dashboard compare",
                                 progress=lambda name, done, total: bar.progress(
                                     (names.index(name) * total + done) / (2 * total),
                                     text=verbatim(f"{name}: scored {done:,} of {total:,}")))
@@ -151,11 +153,7 @@ comparison = kept_comparison(deck, healthy[a], healthy[b], dataset)
 if comparison is None:
     st.info(verbatim(f"Press Compare to score {titles[dataset]} at {a} and {b}."), icon=":material/info:")
     st.stop()
-
-
-@st.cache_data(show_spinner=False, max_entries=8)
-def testset(name: str) -> TestSet:
-    return load_dataset(name, None, deck.settings.datasets_dir)
+data = testset(dataset, revision_of(dataset))
 
 
 @st.cache_data(show_spinner=False, max_entries=32)
@@ -181,7 +179,7 @@ def gallery(indices: np.ndarray, key: str) -> None:
     uids = (healthy[a].record.uid, healthy[b].record.uid)
     revisions = (deck.results.revision(healthy[a], dataset, "evaluation"),
                  deck.results.revision(healthy[b], dataset, "evaluation"))
-    st.image(grid_png(uids, dataset, revisions, shown, testset(dataset), comparison), width="stretch")
+    st.image(grid_png(uids, dataset, revisions, shown, data, comparison), width="stretch")
     st.caption("Test images " + ", ".join(f"#{i}" for i in shown[:12]) + (" …" if len(shown) > 12 else ""))
 
 
@@ -248,12 +246,12 @@ with disagree:
 
 r1, r2, r3 = st.columns(3)
 r1.download_button("Download report (HTML)",
-                   lambda: render(report_inputs(deck, healthy[b], testset(dataset), compare_with=healthy[a])),
+                   lambda: render(report_inputs(deck, healthy[b], data, compare_with=healthy[a])),
                    f"{b}-vs-{a}-{dataset}-report.html", "text/html", type="primary", icon=":material/summarize:",
                    help=f"A report of {b} with this comparison, in one self-contained file: model card, configuration, "
                         "accuracy, confusion, examples, the latest load test. Opens offline.")
 r2.download_button("Download report (PDF)", lambda: to_pdf(render(report_inputs(
-    deck, healthy[b], testset(dataset), compare_with=healthy[a]))), f"{b}-vs-{a}-{dataset}-report.pdf",
+    deck, healthy[b], data, compare_with=healthy[a]))), f"{b}-vs-{a}-{dataset}-report.pdf",
                    "application/pdf", icon=":material/picture_as_pdf:")
 r3.download_button("Download the comparison (JSON)", json.dumps(comparison.to_json(), indent=2),
                    f"compare-{a}-{b}-{dataset}.json", "application/json", icon=":material/download:")

@@ -9,7 +9,7 @@ import json
 import numpy as np
 import streamlit as st
 
-from backend.datasets import TestSet, datasets_for, load_dataset
+from backend.datasets import TestSet, datasets_for
 from backend.errors import ModelDeckError, ScoringServerError
 from backend.inspection.charts import (
     CELL,
@@ -48,8 +48,10 @@ from dashboard.common import (
     get_deck,
     nothing_chosen,
     presenting,
+    revision_of,
     scoring_failed,
     snapshot,
+    testset,
     url_select,
     verbatim,
 )
@@ -57,18 +59,6 @@ from dashboard.common import (
 deck = get_deck()
 st.title("Test")
 
-
-@st.cache_data(show_spinner="Loading the test set…")
-def testset(name: str, revision: int = 0) -> TestSet:
-    """A test set, loaded once per `revision` (a user's set replaced under the same name loads anew)."""
-    return load_dataset(name, None, deck.settings.datasets_dir)
-
-
-def revision_of(name: str) -> int:
-    try:
-        return (deck.settings.datasets_dir / f"{name}.npz").stat().st_mtime_ns
-    except OSError:
-        return 0  # a bundled set
 
 
 def own_set_form() -> None:
