@@ -19,6 +19,7 @@ from .inspection.evaluation import class_name, robustness, sample, supports_bina
 from .inspection.history import EvaluationRecord
 from .inspection.perturb import KINDS, Perturbation
 from .inspection.runs import compare_deployments, contender, default_testset, report_inputs, score_and_keep
+from .packaging.image import KEYS_PATH, build_image, default_tag
 from .progress import ProgressEvent
 from .registry import Model, parse_signature, parse_tags
 from .runtimes.base import DeployConfig
@@ -111,6 +112,24 @@ def cmd_deploy(deck: ModelDeck, args: argparse.Namespace) -> int:
         _print_json(deployment.to_dict())
     else:
         print(deployment.scoring_uri)
+    return 0
+
+
+def cmd_build(deck: ModelDeck, args: argparse.Namespace) -> int:
+    _ensure_models(deck)
+    model = deck.registry.get_ref(args.model)
+    tag = args.tag or default_tag(model)
+    _err(f"building a self-contained image of {model.id} as {tag}")
+    built = build_image(deck, model, tag, entry_script=args.entry_script, auth=args.auth == "key", progress=_progress)
+    if args.json:
+        _print_json({**asdict(built), "keys_file": str(built.keys_file) if built.keys_file else None,
+                     "run": built.run_command(), "save": built.save_command()})
+        return 0
+    print(f"built {built.tag} ({built.size_bytes / 1e6:,.0f} MB, {built.model_id}, auth {'key' if built.auth else 'none'})")
+    if built.keys_file:
+        print(f"keys for it: {built.keys_file} (mount them at {KEYS_PATH}; without them it does not start)")
+    print(f"run it:   {built.run_command()}")
+    print(f"carry it: {built.save_command()}   (then `docker load -i FILE` on the other machine)")
     return 0
 
 
@@ -494,6 +513,16 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--description", default="")
     p.add_argument("--entry-script", type=Path, default=None, help="scoring script (default: built-in sklearn)")
     p.add_argument("--timeout", type=float, default=180.0, help="seconds to wait for Healthy")
+
+    p = add(sub, "build", cmd_build, "build a self-contained image of MODEL[:VERSION]: the model, its scoring "
+            "script and its environment in one image that runs with plain `docker run`, offline")
+    p.add_argument("model", metavar="MODEL[:VERSION]")
+    p.add_argument("--tag", default="", metavar="IMAGE", help="the image's name (default: modeldeck/MODEL:VERSION)")
+    p.add_argument("--entry-script", type=Path, default=None,
+                   help="scoring script (default: the model's own score.py, else the built-in sklearn one)")
+    p.add_argument("--auth", choices=("none", "key"), default="none",
+                   help=f"key: the image wants keys mounted at {KEYS_PATH} to start, and then a key on /score; "
+                        "fresh keys are written under the home")
 
     datasets = sub.add_parser("datasets", help="test sets, bundled and your own").add_subparsers(
         dest="datasets_command", required=True)

@@ -61,6 +61,12 @@ def check_compatible(model: Model, environment: dict[str, str]) -> None:
             f"retrain and register it with scikit-learn {have}, or deploy where {wanted} is installed")
 
 
+def default_entry_script(model_dir: Path) -> Path:
+    """A model registered with its own score.py is served with it; others with the built-in script."""
+    own = model_dir / MODEL_SCRIPT_NAME
+    return own if own.is_file() else DEFAULT_SCRIPT
+
+
 @dataclass(frozen=True)
 class DeploymentList:
     """Every deployment of a home at one moment, and the runtimes that were asked.
@@ -257,7 +263,7 @@ class DeploymentService:
         with staging_dir(self.home.path / STAGING_DIR) as staging:
             step(progress, f"checking and staging {len(model.files)} file(s) of {model.id}")
             model_dir = self.registry.materialize(model, staging / "model")
-            script = Path(entry_script) if entry_script else self._model_script(model_dir)
+            script = Path(entry_script) if entry_script else default_entry_script(model_dir)
             step(progress, f"scoring script: {script.name}; runtime: {runtime.describe()}"
                            + ("; key auth on" if config.auth_enabled else ""))
             record = DeploymentRecord(
@@ -267,12 +273,6 @@ class DeploymentService:
             spec = DeploymentSpec(record=record, model=model, model_dir=model_dir, script_path=script,
                                   keys=Keys.generate() if config.auth_enabled else None)
             return runtime.create(spec, progress)
-
-    @staticmethod
-    def _model_script(model_dir: Path) -> Path:
-        """A model registered with its own score.py is served with it; others with the built-in script."""
-        own = model_dir / MODEL_SCRIPT_NAME
-        return own if own.is_file() else DEFAULT_SCRIPT
 
     def wait_for_deployment(self, name: str, *, timeout: float = 180.0, progress: Progress = quiet,
                             poll_seconds: float = 0.2, runtime: str | None = None) -> Deployment:

@@ -10,10 +10,11 @@
     │   ├── IdxFormatError
     │   └── DatasetMismatchError         (the test set does not fit the model's input signature)
     ├── RuntimeUnavailableError         (no engine answers, unknown runtime)
-    ├── ImageError                      (environment images)
+    ├── ImageError                      (environment and self-contained images)
     │   ├── BaseImageMissingError
     │   ├── WheelDownloadError
-    │   └── ImageBuildError
+    │   ├── ImageBuildError
+    │   └── InvalidImageTagError
     ├── DeploymentError
     │   ├── InvalidDeploymentNameError
     │   ├── InvalidDeployConfigError     (cpu or memory out of range)
@@ -107,6 +108,10 @@ class WheelDownloadError(ImageError):
 
 class ImageBuildError(ImageError):
     """`docker build` failed; the message ends with the last lines of the build log."""
+
+
+class InvalidImageTagError(ImageError):
+    """An image name that Docker would refuse (`build --tag`)."""
 
 
 class DeploymentError(ModelDeckError):

@@ -186,18 +186,27 @@ class ImageBuilder:
                 (ctx / name).write_bytes(content)
             (ctx / "requirements.txt").write_text(requirements)
             shutil.copytree(wheelhouse, ctx / "wheels")
-            self._build(ctx, tag, base, progress)
+            try:
+                self.build(ctx, tag, {"BASE_IMAGE": base}, {"modeldeck.environment": "true"}, progress)
+            finally:
+                self._prune_build_stage()
         return tag
 
-    def _build(self, ctx: Path, tag: str, base: str, progress: Progress) -> None:
+    def build(self, ctx: Path, tag: str, buildargs: dict[str, str], labels: dict[str, str],
+              progress: Progress) -> None:
+        """Builds the Dockerfile in `ctx` as `tag` with no network, streaming its log to `progress`; the
+        image is labelled with `labels` and the home that built it.
+
+        Raises:
+            ImageBuildError: the build failed, with the last lines of its log.
+        """
         import docker.errors
 
         log: list[str] = []
         try:
-            stream = self.client.api.build(path=str(ctx), tag=tag, buildargs={"BASE_IMAGE": base}, rm=True,
+            stream = self.client.api.build(path=str(ctx), tag=tag, buildargs=buildargs, rm=True,
                                            forcerm=True, pull=False, network_mode="none", decode=True,
-                                           labels={"modeldeck.environment": "true",
-                                                   BUILT_BY_LABEL: self.built_by})
+                                           labels={**labels, BUILT_BY_LABEL: self.built_by})
             for chunk in stream:
                 if "stream" in chunk:
                     for line in chunk["stream"].splitlines():
@@ -211,8 +220,12 @@ class ImageBuilder:
                         + "\n".join(log[-BUILD_LOG_TAIL:]))
         except docker.errors.APIError as e:
             raise ImageBuildError(f"building {tag} failed: {e.explanation or e}") from e
-        finally:
-            try:  # the multi-stage build leaves its first stage behind, untagged
-                self.client.images.prune(filters={"dangling": True, "label": "modeldeck.build-stage=true"})
-            except docker.errors.APIError:
-                pass
+
+    def _prune_build_stage(self) -> None:
+        """Removes the untagged first stage the multi-stage environment build leaves behind."""
+        import docker.errors
+
+        try:
+            self.client.images.prune(filters={"dangling": True, "label": "modeldeck.build-stage=true"})
+        except docker.errors.APIError:
+            pass

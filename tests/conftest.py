@@ -13,7 +13,7 @@ import pytest
 
 from backend.config import Settings
 from backend.context import ModelDeck, open_modeldeck
-from backend.images import BUILT_BY_LABEL, IMAGE_REPOSITORY
+from backend.images import BUILT_BY_LABEL
 from backend.registry import Model, ModelRegistry
 from backend.training import train_sample
 
@@ -30,7 +30,7 @@ def copy_home(trained_home: Path, dest: Path) -> Path:
 
 @pytest.fixture(scope="session", autouse=True)
 def remove_environment_images_built_by_tests(tmp_path_factory):
-    """Environment images that this session's homes built (their `modeldeck.built_by` label names a
+    """Environment and self-contained images that this session's homes built (their `modeldeck.built_by` label names a
     home under this session's temporary folder) are removed at its end; no other image is touched.
     Without an engine this does nothing: the tests that need one fail on their own."""
     session_root = str(tmp_path_factory.getbasetemp())
@@ -39,7 +39,7 @@ def remove_environment_images_built_by_tests(tmp_path_factory):
         import docker
 
         client = docker.from_env()
-        images = client.images.list(IMAGE_REPOSITORY, filters={"label": BUILT_BY_LABEL})
+        images = client.images.list(filters={"label": BUILT_BY_LABEL})  # environment and self-contained images
     except Exception:
         return
     for image in images:
@@ -49,6 +49,19 @@ def remove_environment_images_built_by_tests(tmp_path_factory):
                     client.images.remove(tag)
                 except docker.errors.APIError:
                     pass  # a container of another session uses it: leave it
+
+
+@pytest.fixture(scope="session")
+def engine():
+    """The Docker engine's client; a test that needs one fails (never skips) when none answers."""
+    try:
+        import docker
+
+        client = docker.from_env()
+        client.ping()
+    except Exception as e:
+        pytest.fail(f"no Docker engine answers ({e}): run scripts/setup.sh, which installs and starts one")
+    return client
 
 
 @pytest.fixture(scope="session")

@@ -35,18 +35,6 @@ from .conftest import FIXTURES, copy_home
 pytestmark = pytest.mark.docker
 
 
-@pytest.fixture(scope="module")
-def engine():
-    try:
-        import docker
-
-        client = docker.from_env()
-        client.ping()
-    except Exception as e:
-        pytest.fail(f"no Docker engine answers ({e}): run scripts/setup.sh, which installs and starts one")
-    return client
-
-
 def remove_home_containers(engine, home_id: str) -> None:
     for container in engine.containers.list(all=True, filters={"label": f"{HOME_LABEL}={home_id}"}):
         container.remove(force=True, v=True)

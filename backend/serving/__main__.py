@@ -5,20 +5,39 @@ the traceback goes to stderr and the server answers every request with 503 and t
 `{"ready": false, "init_failed": ...}`) instead of exiting, so the runtime reads "init() failed" and
 no restart loop starts; stopped, it exits with code 3. SIGTERM ends it at once even during init() (as
 PID 1 in a container a process without a handler would ignore it).
+
+Every option can also come from the environment (MODELDECK_SCRIPT, MODELDECK_MODEL_DIR, ...; see ENV_OPTIONS):
+a self-contained image sets them once, and a Kubernetes manifest or `docker run -e` changes them without
+a new command line. MODELDECK_AUTH=key (an image built with key auth) makes a missing keys file an error
+at start: such a server never starts open.
 """
 
 from __future__ import annotations
 
 import argparse
+import json
 import logging
 import os
 import platform
 import signal
 import sys
+import tempfile
 import traceback
+from collections.abc import Mapping
 from importlib import metadata
 
 INIT_FAILED_EXIT_CODE = 3
+CONFIG_EXIT_CODE = 2
+DEFAULT_KEYS_FILE = "/etc/modeldeck/keys/keys.json"  # where an image built with key auth looks by default
+# option -> environment variable that gives its default
+ENV_OPTIONS = {"script": "MODELDECK_SCRIPT", "model_dir": "MODELDECK_MODEL_DIR", "name": "MODELDECK_DEPLOYMENT",
+               "model": "MODELDECK_MODEL", "workers": "MODELDECK_WORKERS", "max_body_mb": "MODELDECK_MAX_BODY_MB",
+               "keys_file": "MODELDECK_KEYS_FILE"}
+KEYS_MISSING = ("this server was built with key auth (MODELDECK_AUTH=key) but its keys file {path} is not there: "
+                "mount a JSON file {{\"primary\": ..., \"secondary\": ...}} there (docker run -v KEYS.json:{path}:ro; "
+                "a Kubernetes Secret), or point MODELDECK_KEYS_FILE at one")
+KEYS_UNREADABLE = ("the keys file {path} is there but user {uid} cannot read it: make it readable (mode 0644 in a "
+                   "0700 folder keeps it private on the host)")
 
 
 def _versions() -> dict[str, str]:
@@ -40,20 +59,55 @@ class _QuietProbes(logging.Filter):
         return not (len(args) >= 3 and args[2] in ("/ready", "/health", "/metrics"))
 
 
-def main(argv: list[str] | None = None) -> int:
-    parser = argparse.ArgumentParser(prog="python -m serving", description=__doc__)
-    parser.add_argument("--script", required=True, help="scoring script with init() and run(raw_data)")
-    parser.add_argument("--model-dir", required=True, help="folder with the model files")
+def parse_args(argv: list[str] | None, environ: Mapping[str, str]) -> argparse.Namespace:
+    """The server's options: the command line first, then the environment (ENV_OPTIONS), then defaults.
+
+    Raises:
+        SystemExit: a required option is missing or a value does not parse (argparse's message, exit 2).
+    """
+    def env(option: str, default: str = "") -> str:
+        return environ.get(ENV_OPTIONS[option], default)
+
+    parser = argparse.ArgumentParser(prog="python -m serving", description=__doc__,
+                                     formatter_class=argparse.RawDescriptionHelpFormatter)
+    parser.add_argument("--script", default=env("script"), required=not env("script"),
+                        help="scoring script with init() and run(raw_data) [MODELDECK_SCRIPT]")
+    parser.add_argument("--model-dir", default=env("model_dir"), required=not env("model_dir"),
+                        help="folder with the model files [MODELDECK_MODEL_DIR]")
     parser.add_argument("--host", default="127.0.0.1")
     parser.add_argument("--port", type=int, default=8000)
-    parser.add_argument("--name", default="", help="deployment name, shown by /info")
-    parser.add_argument("--model", default="", help="model name:version, shown by /info")
-    parser.add_argument("--workers", type=int, default=1, help="worker processes, forked after init()")
-    parser.add_argument("--max-body-mb", type=float, default=64.0, help="largest request body read, MiB (413 above)")
-    parser.add_argument("--keys-file", default="", help='JSON {"primary": ..., "secondary": ...}: /score, '
-                        "/info and /metrics then want `Authorization: Bearer <key>` (re-read when it changes)")
-    args = parser.parse_args(argv)
+    parser.add_argument("--name", default=env("name"), help="deployment name, shown by /info [MODELDECK_DEPLOYMENT]")
+    parser.add_argument("--model", default=env("model"), help="model name:version, shown by /info [MODELDECK_MODEL]")
+    parser.add_argument("--workers", type=int, default=env("workers", "1"),
+                        help="worker processes, forked after init() [MODELDECK_WORKERS]")
+    parser.add_argument("--max-body-mb", type=float, default=env("max_body_mb", "64"),
+                        help="largest request body read, MiB (413 above) [MODELDECK_MAX_BODY_MB]")
+    parser.add_argument("--keys-file", default=env("keys_file"), help='JSON {"primary": ..., "secondary": ...}: '
+                        "/score, /info and /metrics then want `Authorization: Bearer <key>` (re-read when it "
+                        "changes) [MODELDECK_KEYS_FILE]")
+    return parser.parse_args(argv)
+
+
+def use_writable_tmp() -> None:
+    """Points TMPDIR at /dev/shm when /tmp is not writable (`docker run --read-only` without a tmpfs):
+    the workers' metric files need a folder, and the engine mounts /dev/shm writable even then."""
+    if "TMPDIR" in os.environ or os.access("/tmp", os.W_OK) or not os.access("/dev/shm", os.W_OK):
+        return
+    os.environ["TMPDIR"] = "/dev/shm"
+    tempfile.tempdir = None  # gettempdir() may have looked already
+
+
+def main(argv: list[str] | None = None) -> int:
+    args = parse_args(argv, os.environ)
     signal.signal(signal.SIGTERM, lambda signum, _frame: os._exit(128 + signum))
+    if os.environ.get("MODELDECK_AUTH") == "key":
+        args.keys_file = args.keys_file or DEFAULT_KEYS_FILE
+        if not os.access(args.keys_file, os.R_OK):
+            problem = KEYS_UNREADABLE if os.path.exists(args.keys_file) else KEYS_MISSING
+            print("modeldeck serving: " + problem.format(path=args.keys_file, uid=os.getuid()), file=sys.stderr,
+                  flush=True)
+            return CONFIG_EXIT_CODE
+    use_writable_tmp()
     from .metrics import remove_folder, use_fresh_folder
 
     metrics_folder = use_fresh_folder()  # before prometheus_client is imported: it picks its mode then
@@ -91,6 +145,12 @@ def _serve(args: argparse.Namespace) -> int:
             "n_features": getattr(script, "n_features", None), "classes": getattr(script, "classes", None),
             "workers": max(1, args.workers), "max_body_bytes": int(args.max_body_mb * 2**20),
             "versions": _versions()}
+    if os.environ.get("MODELDECK_MANIFEST"):  # a self-contained image says what was baked into it
+        try:
+            with open(os.environ["MODELDECK_MANIFEST"], encoding="utf-8") as handle:
+                info["image"] = json.load(handle)
+        except (OSError, ValueError) as e:
+            print(f"modeldeck serving: cannot read the image manifest: {e}", file=sys.stderr, flush=True)
     metrics = ServerMetrics()
     app = create_app(script, info, KeyFile(args.keys_file) if args.keys_file else None, metrics)
     logging.getLogger("uvicorn.access").addFilter(_QuietProbes())

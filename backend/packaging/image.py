@@ -1,0 +1,213 @@
+"""Self-contained images: one registered model, its scoring script and a manifest baked into the
+model's environment image, so `docker run -p 127.0.0.1:PORT:8000 IMAGE` serves it anywhere, offline,
+hardened as deployments are, and `docker save IMAGE` carries it to a machine with no network.
+
+Options are read from the environment at start (see serving/__main__.py), so one image serves under
+`docker run`, a Kubernetes Deployment and a KServe predictor alike.
+"""
+
+from __future__ import annotations
+
+import json
+import os
+import re
+import secrets
+import shutil
+import tempfile
+import time
+from dataclasses import dataclass
+from pathlib import Path
+from typing import TYPE_CHECKING, Any
+
+from ..config import ASSETS_DIR
+from ..deployments import check_compatible, default_entry_script
+from ..errors import ImageBuildError, InvalidImageTagError, RuntimeUnavailableError
+from ..images import ImageBuilder
+from ..progress import Progress, quiet, step
+from ..registry import Model, current_library_versions
+from ..runtimes.base import Keys
+
+if TYPE_CHECKING:
+    from ..context import ModelDeck
+
+DOCKERFILE = ASSETS_DIR / "Dockerfile.model"
+IMAGE_PORT = 8000
+IMAGE_USER = "10001:10001"
+KEYS_PATH = "/etc/modeldeck/keys/keys.json"  # where an image built with key auth reads its keys
+MODEL_LABEL = "modeldeck.model"  # "sklearn_mnist:1"
+SHA256_LABEL = "modeldeck.model_sha256"
+AUTH_LABEL = "modeldeck.auth"  # "key" or "none"
+MODEL_IMAGE_LABEL = "modeldeck.model_image"
+KEYS_DIR = "image-keys"  # under the home: keys made for images built with key auth
+# A Docker image reference: [registry[:port]/]path[:tag], path components lowercase.
+_COMPONENT = r"[a-z0-9]+(?:(?:[._]|__|-+)[a-z0-9]+)*"
+_REFERENCE = re.compile(rf"^(?:[a-zA-Z0-9.-]+(?::[0-9]+)?/)?{_COMPONENT}(?:/{_COMPONENT})*(?::[\w][\w.-]{{0,127}})?$")
+BAD_TAG = ("image tag {tag!r} is not a valid Docker image name: use lowercase letters, digits and . _ - in the "
+           "name, optionally a registry host first and a :tag after (for example modeldeck/sklearn_mnist:1)")
+
+
+@dataclass(frozen=True)
+class BuiltImage:
+    """A self-contained image on the engine.
+
+    Attributes:
+        tag: the image's name, as given.
+        image_id: the engine's id ("sha256:...").
+        size_bytes: its size on the engine.
+        model_id, model_sha256: what is baked in.
+        auth: whether it wants keys (mounted at KEYS_PATH) to start.
+        environment_image: the environment image it was built on.
+        seconds: how long the build took.
+        keys_file: with auth, the keys made for it on this machine (to mount), else None.
+    """
+
+    tag: str
+    image_id: str
+    size_bytes: int
+    model_id: str
+    model_sha256: str
+    auth: bool
+    environment_image: str
+    seconds: float
+    keys_file: Path | None = None
+
+    def run_command(self, port: int = IMAGE_PORT) -> str:
+        """The `docker run` line that serves it on 127.0.0.1:`port`, hardened as ModelDeck deploys."""
+        keys = f"-v {self.keys_file}:{KEYS_PATH}:ro " if self.keys_file else ""
+        return (f"docker run -d --name {_container_name(self.tag)} -p 127.0.0.1:{port}:{IMAGE_PORT} --read-only "
+                f"--tmpfs /tmp --cap-drop ALL --security-opt no-new-privileges {keys}{self.tag}")
+
+    def save_command(self) -> str:
+        """The line that writes it to one file for a machine with no registry (`docker load -i` there)."""
+        return f"docker save {self.tag} | gzip > {_container_name(self.tag)}.tar.gz"
+
+
+def _container_name(tag: str) -> str:
+    return re.sub(r"[^a-zA-Z0-9_.-]+", "-", tag.rsplit("/", 1)[-1]).strip("-.") or "model"
+
+
+def validate_tag(tag: str) -> str:
+    """Checks an image reference such as `modeldeck/sklearn_mnist:1` or `registry.local:5000/m/x:v2`.
+
+    Raises:
+        InvalidImageTagError: with the rule and the offending tag.
+    """
+    if not tag or len(tag) > 255 or not _REFERENCE.match(tag):
+        raise InvalidImageTagError(BAD_TAG.format(tag=tag))
+    return tag
+
+
+def default_tag(model: Model) -> str:
+    """`modeldeck/<model name>:<version>`, the name lowercased to what image names allow."""
+    name = re.sub(r"[^a-z0-9._-]+", "-", model.name.lower())
+    name = re.sub(r"[._-]*([._-])[._-]*", r"\1", name).strip("._-") or "model"
+    return f"modeldeck/{name}:{model.version}"
+
+
+def image_manifest(model: Model, script_name: str, auth: bool) -> dict[str, Any]:
+    """What is baked in, for /info (`image`) and for anyone who inspects the image: the model card,
+    its files' digests and libraries, the scoring script and how the image is run."""
+    signature = model.signature
+    return {
+        "model": {"id": model.id, "name": model.name, "version": model.version, "framework": model.framework,
+                  "sha256": model.sha256, "description": model.description, "tags": dict(model.tags),
+                  "metrics": dict(model.metrics), "created_at": model.created_at,
+                  "files": [{"name": f.name, "sha256": f.sha256, "size": f.size} for f in model.files]},
+        "libraries": dict(model.library_versions),
+        "signature": {"n_features": signature.n_features,
+                      "image_shape": list(signature.image_shape) if signature.image_shape else None,
+                      "value_range": list(signature.value_range) if signature.value_range else None,
+                      "class_labels": list(signature.class_labels) if signature.class_labels else None},
+        "script": script_name,
+        "auth": "key" if auth else "none",
+        "port": IMAGE_PORT,
+        "user": IMAGE_USER,
+    }
+
+
+def image_labels(model: Model, auth: bool) -> dict[str, str]:
+    """Labels that say what an image serves, readable with `docker inspect` without running it."""
+    return {MODEL_LABEL: model.id, SHA256_LABEL: model.sha256, AUTH_LABEL: "key" if auth else "none",
+            MODEL_IMAGE_LABEL: "true", "org.opencontainers.image.title": model.id,
+            "org.opencontainers.image.description": (model.description or f"ModelDeck image of {model.id}")[:500]}
+
+
+def write_context(ctx: Path, model_dir: Path, script: Path, manifest: dict[str, Any]) -> None:
+    """The build context: Dockerfile and bundle/{model/, app/<script>, manifest.json}. Files are made
+    0644 and folders 0755 (the registry keeps its files private; in the image the server's user reads
+    them, and nobody writes them)."""
+    bundle = ctx / "bundle"
+    for folder in (bundle / "model", bundle / "app"):
+        folder.mkdir(parents=True)
+    for path in sorted(model_dir.iterdir()):
+        if path.is_file():
+            shutil.copyfile(path, bundle / "model" / path.name)
+    shutil.copyfile(script, bundle / "app" / script.name)
+    (bundle / "manifest.json").write_text(json.dumps(manifest, indent=2, sort_keys=True) + "\n")
+    shutil.copyfile(DOCKERFILE, ctx / "Dockerfile")
+    for root, folders, files in os.walk(ctx):
+        for name in folders:
+            os.chmod(os.path.join(root, name), 0o755)
+        for name in files:
+            os.chmod(os.path.join(root, name), 0o644)
+
+
+def write_keys(folder: Path) -> Path:
+    """Fresh keys as `folder`/keys.json, to mount into an image built with key auth. The folder is
+    private (0700) and the file 0644: a bind-mounted file keeps its host mode, and the server runs as
+    user 10001, not as the owner."""
+    folder.mkdir(parents=True, exist_ok=True)
+    folder.chmod(0o700)
+    path = folder / "keys.json"
+    path.write_text(Keys.generate().to_json())
+    path.chmod(0o644)
+    return path
+
+
+def build_image(deck: ModelDeck, model: Model, tag: str, *, entry_script: Path | None = None, auth: bool = False,
+                progress: Progress = quiet) -> BuiltImage:
+    """Builds the self-contained image `tag` of `model` on the Docker engine: the model's environment
+    image (built first when missing) plus the model files, the scoring script and a manifest.
+
+    Args:
+        entry_script: a scoring script with init()/run(raw_data); default: the model's own score.py
+            when it was registered with one, else the built-in scikit-learn script.
+        auth: the image then wants keys (a JSON file at KEYS_PATH) to start; fresh ones are written
+            under the home for `docker run` (BuiltImage.keys_file).
+
+    Raises:
+        InvalidImageTagError, RuntimeUnavailableError (no engine), IncompatibleModelError,
+        ChecksumMismatchError, BaseImageMissingError, WheelDownloadError, ImageBuildError.
+    """
+    from ..runtimes.docker import DockerRuntime
+
+    validate_tag(tag)
+    if entry_script is not None and (not entry_script.is_file() or entry_script.suffix != ".py"):
+        raise ImageBuildError(f"entry script {entry_script} is not a Python file: give a .py file with init() "
+                              "and run(raw_data)")
+    runtime = deck.targets.docker()
+    if not isinstance(runtime, DockerRuntime):
+        raise RuntimeUnavailableError("building an image needs a Docker engine")
+    started = time.monotonic()
+    check_compatible(model, runtime.environment_versions(model))
+    builder: ImageBuilder = runtime.images
+    environment = builder.ensure(model, current_library_versions(), progress)
+    with tempfile.TemporaryDirectory(prefix="modeldeck-image-") as ctx_dir:
+        ctx = Path(ctx_dir)
+        step(progress, f"checking and copying {len(model.files)} file(s) of {model.id}")
+        model_dir = deck.registry.materialize(model, ctx / "model-files")
+        script = entry_script or default_entry_script(model_dir)
+        write_context(ctx / "context", model_dir, script, image_manifest(model, script.name, auth))
+        step(progress, f"building {tag} on {environment} (scoring script {script.name}"
+                       + (", key auth" if auth else "") + ")")
+        builder.build(ctx / "context", tag, {"ENVIRONMENT_IMAGE": environment, "SCRIPT": script.name,
+                                             "MODEL_ID": model.id, "AUTH": "key" if auth else "none"},
+                      image_labels(model, auth), progress)
+    image = runtime.client.images.get(tag)
+    keys_file = write_keys(deck.home.path / KEYS_DIR / f"{_container_name(tag)}-{secrets.token_hex(3)}") if auth else None
+    built = BuiltImage(tag=tag, image_id=image.id, size_bytes=int(image.attrs.get("Size") or 0), model_id=model.id,
+                       model_sha256=model.sha256, auth=auth, environment_image=environment,
+                       seconds=time.monotonic() - started, keys_file=keys_file)
+    step(progress, f"built {tag} ({built.size_bytes / 1e6:,.0f} MB) in {built.seconds:.1f} s")
+    return built
+
