@@ -237,3 +237,32 @@ def test_build_refuses_a_bad_tag_and_an_unknown_model_with_a_message(build_home)
         result = subprocess.run([sys.executable, "-m", "backend", "build", *args], env=env, capture_output=True,
                                 text=True, timeout=120)
         assert result.returncode != 0 and message in result.stderr and "Traceback" not in result.stderr
+
+
+@pytest.mark.docker
+def test_the_models_page_builds_an_image_and_shows_how_to_run_and_carry_it(engine, trained_home, tmp_path, monkeypatch):
+    from .test_dashboard import app, button, dashboard_home
+
+    for _ in dashboard_home(trained_home, tmp_path, monkeypatch):
+        monkeypatch.setenv("MODELDECK_RUNTIME", "docker")
+        at = app(id="sklearn_mnist:1").switch_page("views/models.py").run()
+        tag = next(t for t in at.text_input if t.label == "Image name")
+        assert tag.value == "modeldeck/sklearn_mnist:1"
+        tag.set_value("Not A Tag")
+        button(at, "Build image").click().run()
+        assert not at.exception
+        assert "Building an image of sklearn_mnist:1 failed" in at.error[0].value
+        assert "is not a valid Docker image name" in at.error[0].value.replace("\\", "")
+
+        next(t for t in at.text_input if t.label == "Image name").set_value("modeldeck-test/sklearn_mnist:page")
+        next(c for c in at.checkbox if c.label == "Key auth").check()
+        try:
+            button(at, "Build image").click().run()
+            assert not at.exception and not at.error
+            assert "Built modeldeck-test/sklearn_mnist:page from sklearn_mnist:1" in at.success[0].value.replace("\\", "")
+            run_line, save_line = [c.value for c in at.code if c.value.startswith("docker ")]
+            assert "--read-only" in run_line and f":{KEYS_PATH}:ro modeldeck-test/sklearn_mnist:page" in run_line
+            assert save_line.startswith("docker save modeldeck-test/sklearn_mnist:page")
+            assert engine.images.get("modeldeck-test/sklearn_mnist:page").labels[AUTH_LABEL] == "key"
+        finally:
+            engine.images.remove("modeldeck-test/sklearn_mnist:page", force=True)

@@ -7,12 +7,14 @@ asked on the form and confirmed by the scoring server, inside the deployment, at
 import streamlit as st
 
 from backend.errors import DuplicateModelError, ModelDeckError
-from backend.progress import ProgressEvent
+from backend.packaging.image import build_image, default_tag
+from backend.progress import ProgressEvent, ProgressKind
 from backend.registry import Model, bytes_sha256, current_library_versions, parse_signature, parse_tags
 from backend.training import missing_first_run_samples, train_sample
 from dashboard.common import fail, get_deck, presenting, url_select, verbatim
 
-TRAIN_NOTICE, REGISTER_NOTICE = "_train_notice", "_register_notice"
+TRAIN_NOTICE, REGISTER_NOTICE, BUILD_OUTCOME = "_train_notice", "_register_notice", "_build_outcome"
+BUILD_LINES_SHOWN = 12
 
 deck = get_deck()
 st.title("Models")
@@ -24,6 +26,58 @@ def notice(key: str) -> None:
     if found is not None:
         kind, text = found
         (st.success if kind == "ok" else st.info)(verbatim(text), icon=":material/info:")
+
+
+def build_section(model: Model) -> None:
+    """Build a self-contained image of `model` (`modeldeck build`), with the build's steps live and
+    the `docker run` / `docker save` lines of the result."""
+    st.subheader("Build a self-contained image")
+    st.caption(verbatim(f"{model.id}, its scoring script and its environment in one image that serves with a plain "
+                        "`docker run` on any machine, offline, as a non-root user with a read-only root; "
+                        "`docker save` carries it to a machine with no registry. The same image runs on "
+                        "Kubernetes: export the manifests from the Deploy page."))
+    with st.form(f"build/{model.id}"):
+        c1, c2 = st.columns([3, 1])
+        tag = c1.text_input("Image name", value=default_tag(model), help="For example modeldeck/sklearn_mnist:1 or "
+                            "registry.example.com/team/mnist:v2 (lowercase; a :tag after the name)")
+        auth = c2.checkbox("Key auth", help="The image then starts only with its keys mounted (fresh ones are "
+                           "written for you) and /score wants one of them")
+        submitted = st.form_submit_button("Build image", icon=":material/deployed_code:")
+    if submitted:
+        with st.status(f"Building {tag.strip()} from {model.id}…", expanded=True):
+            steps, log_box = st.container(), st.empty()
+            log: list[str] = []
+
+            def progress(event: ProgressEvent) -> None:
+                if event.kind is ProgressKind.BUILD_LOG:
+                    log.append(event.message)
+                    log_box.code("\n".join(log[-BUILD_LINES_SHOWN:]), language=None)
+                else:
+                    steps.write(verbatim(event.message))
+
+            try:
+                built = build_image(deck, model, tag.strip(), auth=auth, progress=progress)
+                st.session_state[BUILD_OUTCOME] = (model.id, built)
+            except ModelDeckError as e:
+                st.session_state[BUILD_OUTCOME] = (model.id, str(e))
+        st.rerun()
+    outcome = st.session_state.get(BUILD_OUTCOME)
+    if outcome is None or outcome[0] != model.id:  # never another model's result under this one
+        return
+    result = outcome[1]
+    if isinstance(result, str):
+        fail(result, f"Building an image of {model.id} failed")
+        return
+    st.success(verbatim(f"Built {result.tag} from {result.model_id} — {result.size_bytes / 1e6:,.0f} MB, "
+                        f"{result.seconds:.1f} s" + (", key auth" if result.auth else "")),
+               icon=":material/check_circle:")
+    st.markdown("Run it here or on any machine with Docker:")
+    st.code(result.run_command(), language="bash")
+    if result.keys_file is not None:
+        st.caption(verbatim(f"Its keys: {result.keys_file} (mounted by the line above; send "
+                            "`Authorization: Bearer <primary or secondary>`)."))
+    st.markdown("Carry it to a machine with no registry (then `docker load -i` the file there):")
+    st.code(result.save_command(), language="bash")
 
 
 models = deck.registry.list()
@@ -77,6 +131,9 @@ else:
                                "images": r.n, "seconds": round(r.duration_s, 2), "from": r.source,
                                "test set sha256": r.dataset_sha256[:12]} for r in history],
                              hide_index=True, width="stretch")
+
+    if chosen is not None and not presentation:
+        build_section(deck.registry.get_ref(chosen))
 
 st.subheader("Train a sample model")
 SAMPLES = {"MNIST — logistic regression (the tutorial's; sklearn_mnist version 1 on first run)": ("mnist", "logistic"),
