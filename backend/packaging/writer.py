@@ -13,7 +13,7 @@ from typing import Any
 import yaml
 
 from ..errors import ExportError
-from ..runtimes.base import SCORING_PORT, Keys
+from ..runtimes.base import SCORING_PORT, DeployConfig, DeploymentRecord, Keys
 from . import kserve, kubernetes
 from .kubernetes import ExportOptions, Manifest, ModelIdentity
 
@@ -216,3 +216,25 @@ def image_warnings(image: str, model: ModelIdentity, auth_enabled: bool, client:
                         + ("the pods would start without checking keys" if wanted == "key" else
                            "the image refuses to start without a keys file, and this export writes none"))
     return warnings
+
+
+def default_image(model: ModelIdentity) -> str:
+    """A suggested image tag for a model: modeldeck/<name, lowercase, '_' as '-'>:<version>."""
+    repository = kubernetes.label_value(model.name.lower().replace("_", "-")).lower().replace("_", "-") or "model"
+    return f"modeldeck/{repository}:{model.version}"
+
+
+def export_deployment(target: str, record: DeploymentRecord, model: ModelIdentity, image: str, *, replicas: int = 1,
+                      autoscale: tuple[int, int] | None = None, namespace: str | None = None,
+                      keys: Keys | None = None) -> ExportBundle:
+    """The export of a deployment of this home: its name, cpu, memory, body limit and auth as deployed.
+
+    Raises:
+        ExportError, InvalidDeployConfigError: options out of their rules (a deployment name that is not
+            a DNS-1035 label, a config made under other ranges).
+    """
+    config = DeployConfig(cpu_cores=record.config.cpu_cores, memory_gb=record.config.memory_gb,
+                          max_body_mb=record.config.max_body_mb, auth_enabled=record.config.auth_enabled)
+    options = ExportOptions(name=record.name, image=image, config=config, replicas=replicas, autoscale=autoscale,
+                            namespace=namespace or None)
+    return build_export(target, model, options, keys)
