@@ -426,3 +426,33 @@ def test_a_local_image_built_for_another_model_or_auth_is_warned_about_and_a_mis
     assert image_warnings("m:1", MODEL, False, FakeClient(None)) == []
     # the real engine (when one answers) has no such image: nothing to say
     assert image_warnings("modeldeck-test/never-built:0", MODEL, False) == []
+
+
+@pytest.fixture()
+def labelled_image(tmp_path):
+    """A tiny image on the real engine labelled as `modeldeck build sklearn_mnist:2` (no auth) labels its
+    images; removed afterwards. Skipped when no Docker engine answers."""
+    docker = pytest.importorskip("docker")
+    try:
+        client = docker.from_env(timeout=10)
+        client.ping()
+    except Exception:
+        pytest.skip("no Docker engine answers")
+    (tmp_path / "Dockerfile").write_text("FROM scratch\nLABEL modeldeck.model=sklearn_mnist:2 modeldeck.auth=none\n")
+    tag = "modeldeck-k8s-test/labelled:1"
+    client.images.build(path=str(tmp_path), tag=tag, rm=True)
+    yield tag
+    client.images.remove(tag, force=True)
+
+
+def test_the_cli_warns_when_the_local_image_was_built_for_another_model_and_still_writes(
+        labelled_image, export_env, tmp_path):
+    env = {k: v for k, v in export_env.items() if k != "DOCKER_HOST"}
+    out = tmp_path / "warned"
+    result = run_cli(env, "export", "kubernetes", "sklearn_mnist:1", "--name", "mnist-demo", "--image", labelled_image,
+                     "--auth", "key", "--out", str(out))
+    assert result.returncode == 0, result.stderr
+    assert f"warning: the local image {labelled_image} serves sklearn_mnist:2, not sklearn_mnist:1" in result.stderr
+    assert f"warning: the local image {labelled_image} was built with auth none, the export asks for key" \
+        in result.stderr
+    assert (out / "20-deployment.yaml").exists()
