@@ -20,6 +20,8 @@ from .inspection.history import EvaluationRecord
 from .inspection.perturb import KINDS, Perturbation
 from .inspection.runs import compare_deployments, contender, default_testset, report_inputs, score_and_keep
 from .packaging.image import KEYS_PATH, build_image, default_tag
+from .packaging.kubernetes import ExportOptions, ModelIdentity, parse_autoscale
+from .packaging.writer import apply_command, build_command, build_export, image_warnings, keys_command, write_export
 from .progress import ProgressEvent
 from .registry import Model, parse_signature, parse_tags
 from .runtimes.base import DeployConfig
@@ -118,7 +120,7 @@ def cmd_deploy(deck: ModelDeck, args: argparse.Namespace) -> int:
 def cmd_build(deck: ModelDeck, args: argparse.Namespace) -> int:
     _ensure_models(deck)
     model = deck.registry.get_ref(args.model)
-    tag = args.tag or default_tag(model)
+    tag = args.tag or default_tag(model.name, model.version)
     _err(f"building a self-contained image of {model.id} as {tag}")
     built = build_image(deck, model, tag, entry_script=args.entry_script, auth=args.auth == "key", progress=_progress)
     if args.json:
@@ -130,6 +132,33 @@ def cmd_build(deck: ModelDeck, args: argparse.Namespace) -> int:
         print(f"keys for it: {built.keys_file} (mount them at {KEYS_PATH}; without them it does not start)")
     print(f"run it:   {built.run_command()}")
     print(f"carry it: {built.save_command()}   (then `docker load -i FILE` on the other machine)")
+    return 0
+
+
+def cmd_export(deck: ModelDeck, args: argparse.Namespace) -> int:
+    _ensure_models(deck)
+    model = ModelIdentity.of(deck.registry.get_ref(args.model))
+    config = DeployConfig(cpu_cores=args.cpu_cores, memory_gb=args.memory_gb, auth_enabled=args.auth == "key")
+    options = ExportOptions(name=args.name, image=args.image, config=config, replicas=getattr(args, "replicas", 1),
+                            autoscale=parse_autoscale(args.autoscale) if args.autoscale else None,
+                            namespace=args.namespace or None)
+    bundle = build_export(args.target, model, options)
+    for warning in image_warnings(options.image, model, config.auth_enabled):
+        _err(f"warning: {warning}")
+    written = write_export(bundle, args.out)
+    if args.json:
+        _print_json({"target": args.target, "model": model.id, "files": [str(p) for p in written],
+                     "apply": apply_command(str(args.out)),
+                     "keys_secret": f"{options.name}-keys" if config.auth_enabled else None})
+        return 0
+    _err(f"exported {model.id} as {options.name!r} for {'KServe' if args.target == 'kserve' else 'Kubernetes'}")
+    for path in written:
+        print(f"wrote {path}")
+    print(f"the image: {build_command(model, options)}")
+    print(f"apply with: {apply_command(str(args.out))}")
+    if config.auth_enabled:
+        print(f"keys: two fresh keys in Secret {options.name}-keys ({args.out / '10-secret.yaml'}, clear text: keep it "
+              f"private); read one back from the cluster with:\n  {keys_command(options)}")
     return 0
 
 
@@ -523,6 +552,30 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--auth", choices=("none", "key"), default="none",
                    help=f"key: the image wants keys mounted at {KEYS_PATH} to start, and then a key on /score; "
                         "fresh keys are written under the home")
+
+    export = sub.add_parser("export", help="manifests that run a model's self-contained image (`modeldeck build`) "
+                            "on a cluster").add_subparsers(dest="export_command", required=True)
+    for target, help_text in (("kubernetes", "Namespace, Deployment, Service, PodDisruptionBudget, NetworkPolicy "
+                                             "(+ HPA with --autoscale, + Secret with --auth key) as YAML in DIR"),
+                              ("kserve", "a KServe InferenceService (RawDeployment, Open Inference Protocol) "
+                                         "(+ Secret with --auth key) as YAML in DIR")):
+        p = add(export, target, cmd_export, help_text)
+        p.set_defaults(target=target)
+        p.add_argument("model", metavar="MODEL[:VERSION]", help="a registered model (default version: the latest)")
+        p.add_argument("--name", required=True, help="name of every object (a DNS-1035 label), e.g. mnist-demo")
+        p.add_argument("--image", required=True, help="the image `modeldeck build MODEL:VERSION --tag IMAGE` made")
+        if target == "kubernetes":
+            p.add_argument("--replicas", type=int, default=1, help="pods (default 1; with --autoscale: MIN)")
+        p.add_argument("--cpu-cores", type=float, default=1.0, help="CPU request = limit; one worker per core")
+        p.add_argument("--memory-gb", type=float, default=1.0, help="memory request = limit, GiB")
+        p.add_argument("--autoscale", default=None, metavar="MIN:MAX",
+                       help="scale between MIN and MAX pods on CPU utilisation"
+                            + (" (a HorizontalPodAutoscaler)" if target == "kubernetes" else ""))
+        p.add_argument("--auth", choices=("none", "key"), default="none",
+                       help="key: a Secret with two fresh keys, mounted where the image reads them (the image must "
+                            "be built with --auth key too)")
+        p.add_argument("--namespace", default=None, metavar="NS", help="put everything in NS (the export creates it)")
+        p.add_argument("--out", type=Path, required=True, metavar="DIR", help="folder for the YAML files")
 
     datasets = sub.add_parser("datasets", help="test sets, bundled and your own").add_subparsers(
         dest="datasets_command", required=True)

@@ -36,9 +36,10 @@
     ├── TrainingError                   (no such sample model: unknown dataset or algorithm)
     ├── ComparisonError                 (two results not made on the same test set, or A is B)
     ├── ReportError                     (a report that cannot be made or printed to PDF)
-    └── TrafficError                    (a deployment's live traffic or a load test)
-        ├── MetricsUnavailableError     (/metrics refused, missing or unreadable)
-        └── LoadTestRefusedError        (bounds, or a target that is not this machine)
+    ├── TrafficError                    (a deployment's live traffic or a load test)
+    │   ├── MetricsUnavailableError     (/metrics refused, missing or unreadable)
+    │   └── LoadTestRefusedError        (bounds, or a target that is not this machine)
+    └── ExportError                     (Kubernetes / KServe manifests: invalid options, an unusable folder)
 
 Messages say what happened and what to do next; callers show `str(error)` as is.
 """
@@ -269,3 +270,8 @@ class MetricsUnavailableError(TrafficError):
 
 class LoadTestRefusedError(TrafficError):
     """A load test out of its bounds (seconds, concurrency) or aimed anywhere but this machine."""
+
+
+class ExportError(ModelDeckError):
+    """Kubernetes or KServe manifests cannot be written as asked: an option out of its rule (names,
+    replicas, autoscale bounds, image reference) or an output folder that holds other files."""

@@ -52,10 +52,9 @@ def test_invalid_image_names_are_refused_with_the_rule(tag):
 
 
 def test_the_default_tag_is_the_model_name_lowercased_and_its_version(sample_model):
-    assert default_tag(sample_model) == "modeldeck/sklearn_mnist:1"
-    odd = type(sample_model)(name="My Model..v2", version=3, framework="scikit-learn", files=())
-    assert default_tag(odd) == "modeldeck/my-model.v2:3"
-    validate_tag(default_tag(odd))
+    assert default_tag(sample_model.name, sample_model.version) == "modeldeck/sklearn_mnist:1"
+    assert default_tag("My Model..v2", 3) == "modeldeck/my-model.v2:3"
+    validate_tag(default_tag("My Model..v2", 3))
 
 
 def test_the_manifest_names_the_model_its_files_libraries_signature_and_auth(sample_model):

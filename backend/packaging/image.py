@@ -97,11 +97,11 @@ def validate_tag(tag: str) -> str:
     return tag
 
 
-def default_tag(model: Model) -> str:
+def default_tag(model_name: str, version: int) -> str:
     """`modeldeck/<model name>:<version>`, the name lowercased to what image names allow."""
-    name = re.sub(r"[^a-z0-9._-]+", "-", model.name.lower())
+    name = re.sub(r"[^a-z0-9._-]+", "-", model_name.lower())
     name = re.sub(r"[._-]*([._-])[._-]*", r"\1", name).strip("._-") or "model"
-    return f"modeldeck/{name}:{model.version}"
+    return f"modeldeck/{name}:{version}"
 
 
 def image_manifest(model: Model, script_name: str, auth: bool) -> dict[str, Any]:

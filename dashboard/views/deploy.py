@@ -4,11 +4,20 @@ import os
 
 import streamlit as st
 
+from backend.context import ModelDeck
 from backend.errors import DeploymentFailedError, ModelDeckError
+from backend.packaging.image import default_tag
+from backend.packaging.kubernetes import ModelIdentity
+from backend.packaging.writer import (
+    apply_command,
+    build_command,
+    export_deployment,
+    zip_export,
+)
 from backend.progress import ProgressEvent, ProgressKind
 from backend.registry import parse_tags
 from backend.runtimes import DeployConfig, validate_name
-from backend.runtimes.base import CPU_CORES_RANGE, MAX_BODY_MB_RANGE, MEMORY_GB_RANGE
+from backend.runtimes.base import CPU_CORES_RANGE, MAX_BODY_MB_RANGE, MEMORY_GB_RANGE, Deployment, Keys
 from backend.timefmt import age
 from dashboard.common import (
     choose,
@@ -27,6 +36,53 @@ from dashboard.traffic import deployment_traffic
 
 STREAMED_LINES_SHOWN = 12
 OUTCOME_KEY = "_deploy_outcome"
+EXPORT_TARGETS = {"Kubernetes": "kubernetes", "KServe": "kserve"}
+
+
+def export_section(deck: ModelDeck, deployment: Deployment) -> None:
+    """Manifests for the chosen deployment (its name, cpu, memory and auth as deployed), as a zip."""
+    try:
+        served = ModelIdentity.of(deck.registry.get(deployment.record.model_name, deployment.record.model_version))
+    except ModelDeckError as e:
+        fail(e, "Cannot export")
+        return
+    st.caption(verbatim(f"{deployment.model_id} as {deployment.name}: {deployment.config.cpu_cores:g} CPU, "
+                        f"{deployment.config.memory_gb:g} GB, auth {'key' if deployment.config.auth_enabled else 'none'} "
+                        "(as deployed here), in the self-contained image."))
+    export_target = st.radio("Target", list(EXPORT_TARGETS), horizontal=True, key="export_target",
+                             help="Kubernetes: Deployment, Service, PodDisruptionBudget, NetworkPolicy (+ HPA, "
+                                  "Secret). KServe: an InferenceService (RawDeployment, Open Inference Protocol).")
+    left_col, right_col = st.columns(2)
+    image = left_col.text_input("Image", value=default_tag(served.name, served.version), key=f"export_image/{deployment.name}",
+                                help="The tag `modeldeck build` gives the image with the model in it")
+    namespace = right_col.text_input("Namespace", value="", key="export_namespace", placeholder="the current one",
+                                     help="Created by the export; empty: kubectl's current namespace")
+    kserve_target = EXPORT_TARGETS[export_target] == "kserve"
+    replicas_col, scale_col, low_col, high_col = st.columns([2, 2, 1, 1], vertical_alignment="bottom")
+    replicas = replicas_col.number_input("Replicas", min_value=1, value=1, step=1, key="export_replicas",
+                                         disabled=kserve_target,
+                                         help="KServe: 1, or MIN to MAX with autoscale" if kserve_target else None)
+    autoscaled = scale_col.toggle("Autoscale on CPU", value=False, key="export_autoscale")
+    low = low_col.number_input("Min", min_value=1, value=1, step=1, key="export_min", disabled=not autoscaled)
+    high = high_col.number_input("Max", min_value=1, value=3, step=1, key="export_max", disabled=not autoscaled)
+    keys_key = f"_export_keys/{deployment.record.uid}"
+    if deployment.config.auth_enabled and keys_key not in st.session_state:
+        st.session_state[keys_key] = Keys.generate()  # fresh keys for the cluster, the same across reruns
+    try:
+        bundle = export_deployment(EXPORT_TARGETS[export_target], deployment.record, served, image.strip(),
+                                   replicas=int(replicas), autoscale=(int(low), int(high)) if autoscaled else None,
+                                   namespace=namespace.strip() or None, keys=st.session_state.get(keys_key))
+    except ModelDeckError as e:
+        fail(e, "Check the export options")
+    else:
+        st.download_button(f"Download {bundle.default_folder}.zip", data=zip_export(bundle),
+                           file_name=f"{bundle.default_folder}.zip", mime="application/zip",
+                           icon=":material/download:", on_click="ignore", key="export_download")
+        st.caption(f"Files: {', '.join(bundle.files(bundle.default_folder))}. Make the image with "
+                   f"`{build_command(served, bundle.options)}`, unzip, then "
+                   f"`{apply_command(bundle.default_folder)}`; README.txt says how to reach it"
+                   + (" and read its keys back." if deployment.config.auth_enabled else "."))
+
 
 deck = get_deck()
 presentation = presenting()  # technical detail (hashes, URIs, logs, keys) hidden
@@ -236,6 +292,10 @@ if st.session_state.get("confirm_delete") == chosen:
     if no.button("Cancel", width="stretch"):
         st.session_state.pop("confirm_delete", None)
         st.rerun()
+
+if managed is not None and not presentation:
+    with st.expander("Export for Kubernetes", icon=":material/deployed_code:"):
+        export_section(deck, managed)
 
 st.divider()
 deployment_traffic(deck, managed)

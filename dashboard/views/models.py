@@ -38,7 +38,7 @@ def build_section(model: Model) -> None:
                         "Kubernetes: export the manifests from the Deploy page."))
     with st.form(f"build/{model.id}"):
         c1, c2 = st.columns([3, 1])
-        tag = c1.text_input("Image name", value=default_tag(model), help="For example modeldeck/sklearn_mnist:1 or "
+        tag = c1.text_input("Image name", value=default_tag(model.name, model.version), help="For example modeldeck/sklearn_mnist:1 or "
                             "registry.example.com/team/mnist:v2 (lowercase; a :tag after the name)")
         auth = c2.checkbox("Key auth", help="The image then starts only with its keys mounted (fresh ones are "
                            "written for you) and /score wants one of them")
