@@ -40,7 +40,7 @@ REPO = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
 # --- pure parts ------------------------------------------------------------------------------------
 
 @pytest.mark.parametrize("tag", ["modeldeck/sklearn_mnist:1", "mnist", "registry.local:5000/team/mnist:v2.1",
-                                 "a/b/c", "x__y:latest"])
+                                 "a/b/c", "x__y:latest", "m/x:1@sha256:" + "a" * 64])
 def test_valid_image_names_are_accepted(tag):
     assert validate_tag(tag) == tag
 

@@ -173,7 +173,7 @@ def test_kserve_export_writes_an_inference_service_whose_pod_spec_validates_as_a
     (["--name", "Mnist"], "name 'Mnist' is not a DNS-1035 label"),
     (["--cpu-cores", "0"], "CPU cores must be between 0.1 and 64, got 0"),
     (["--memory-gb", "2000"], "memory must be between 0.03125 and 1024 GB, got 2000"),
-    (["--image", "My Image"], "image 'My Image' is not an image reference"),
+    (["--image", "My Image"], "image tag 'My Image' is not a valid Docker image name"),
 ])
 def test_invalid_options_are_refused_with_the_rule_and_nothing_is_written(
         args, message, trained_home, tmp_path, monkeypatch, capsys):

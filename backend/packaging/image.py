@@ -41,9 +41,11 @@ MODEL_IMAGE_LABEL = "modeldeck.model_image"
 KEYS_DIR = "image-keys"  # under the home: keys made for images built with key auth
 # A Docker image reference: [registry[:port]/]path[:tag], path components lowercase.
 _COMPONENT = r"[a-z0-9]+(?:(?:[._]|__|-+)[a-z0-9]+)*"
-_REFERENCE = re.compile(rf"^(?:[a-zA-Z0-9.-]+(?::[0-9]+)?/)?{_COMPONENT}(?:/{_COMPONENT})*(?::[\w][\w.-]{{0,127}})?$")
+_REFERENCE = re.compile(rf"^(?:[a-zA-Z0-9.-]+(?::[0-9]+)?/)?{_COMPONENT}(?:/{_COMPONENT})*(?::[\w][\w.-]{{0,127}})?"
+                        r"(?:@sha256:[a-f0-9]{64})?$")
 BAD_TAG = ("image tag {tag!r} is not a valid Docker image name: use lowercase letters, digits and . _ - in the "
-           "name, optionally a registry host first and a :tag after (for example modeldeck/sklearn_mnist:1)")
+           "name, optionally a registry host first and a :tag (or @sha256:digest) after (for example "
+           "modeldeck/sklearn_mnist:1)")
 
 
 @dataclass(frozen=True)
@@ -87,7 +89,8 @@ def _container_name(tag: str) -> str:
 
 
 def validate_tag(tag: str) -> str:
-    """Checks an image reference such as `modeldeck/sklearn_mnist:1` or `registry.local:5000/m/x:v2`.
+    """Checks an image reference such as `modeldeck/sklearn_mnist:1`, `registry.local:5000/m/x:v2` or one
+    pinned by digest (`...@sha256:<64 hex>`).
 
     Raises:
         InvalidImageTagError: with the rule and the offending tag.

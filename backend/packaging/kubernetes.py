@@ -15,6 +15,7 @@ from typing import Any
 from ..errors import ExportError
 from ..registry import Model
 from ..runtimes.base import SCORING_PORT, DeployConfig, Keys, serving_environment, worker_plan
+from .image import validate_tag
 
 Manifest = dict[str, Any]
 
@@ -33,9 +34,6 @@ LABEL_DOMAIN = "modeldeck.io"
 # the same name goes on every object, so the stricter rule applies to all of them.
 _NAME_RULE = re.compile(r"^[a-z]([-a-z0-9]{0,61}[a-z0-9])?$")
 _NAMESPACE_RULE = re.compile(r"^[a-z0-9]([-a-z0-9]{0,61}[a-z0-9])?$")  # DNS-1123 label
-# An image reference: [registry[:port]/]path[:tag][@digest], no spaces, no upper case in the path.
-_IMAGE_RULE = re.compile(r"^[a-z0-9]([a-z0-9._:/-]*[a-z0-9])?(:[A-Za-z0-9_][A-Za-z0-9_.-]{0,127})?"
-                         r"(@sha256:[a-f0-9]{64})?$")
 _LABEL_VALUE_INVALID = re.compile(r"[^A-Za-z0-9._-]")
 
 
@@ -86,9 +84,7 @@ class ExportOptions:
         if self.namespace is not None and not _NAMESPACE_RULE.match(self.namespace):
             raise ExportError(f"namespace {self.namespace!r} is not a DNS-1123 label: use 1 to 63 lowercase "
                               "letters, digits and '-', starting and ending with a letter or digit")
-        if not self.image or len(self.image) > 255 or not _IMAGE_RULE.match(self.image):
-            raise ExportError(f"image {self.image!r} is not an image reference: use REPOSITORY[:TAG], for example "
-                              "modeldeck/sklearn-mnist:1 (lowercase repository, no spaces)")
+        validate_tag(self.image)
         if isinstance(self.replicas, bool) or not isinstance(self.replicas, int) or self.replicas < 1:
             raise ExportError(f"replicas must be a whole number of at least 1, got {self.replicas!r}")
         if self.autoscale is not None:
