@@ -10,6 +10,7 @@ import queue
 import secrets
 import threading
 import traceback
+from collections.abc import Callable
 from dataclasses import dataclass
 from types import ModuleType
 from typing import Any
@@ -102,13 +103,21 @@ def script_fault(error: BaseException) -> tuple[int, bytes]:
 
 
 @dataclass(frozen=True)
+class Answer:
+    """What a scoring job answers: status, body, rows scored, and the response's media type and headers."""
+
+    status: int
+    body: bytes
+    rows: int = 0
+    media_type: str = "application/json"
+    headers: dict[str, str] | None = None
+
+
+@dataclass(frozen=True)
 class _Job:
     loop: asyncio.AbstractEventLoop
-    answer: asyncio.Future[tuple[int, bytes, int]]  # status, body, rows scored
-    script: ModuleType
-    body: bytes
-    content_type: str
-    proba: bool
+    answer: asyncio.Future[Answer]
+    work: Callable[[], Answer]  # runs the script: on the scoring thread only
 
 
 _scoring: tuple[int, queue.SimpleQueue[_Job]] | None = None
@@ -130,17 +139,30 @@ def _score_forever(jobs: queue.SimpleQueue[_Job]) -> None:
     while True:
         job = jobs.get()
         try:
-            result = handle_score(job.script, job.body, job.content_type, job.proba)
-            answer = (result.status, orjson.dumps(result.payload, option=orjson.OPT_SERIALIZE_NUMPY),
-                      rows_in(result.payload) if result.status == 200 else 0)
+            answer = job.work()
         except BaseException as e:  # SystemExit too: answer, and keep the thread
-            answer = (*script_fault(e), 0)
+            answer = Answer(*script_fault(e))
         job.loop.call_soon_threadsafe(_deliver, job.answer, answer)
 
 
-def _deliver(future: asyncio.Future[tuple[int, bytes, int]], answer: tuple[int, bytes, int]) -> None:
+def _deliver(future: asyncio.Future[Answer], answer: Answer) -> None:
     if not future.cancelled():  # the client may have gone
         future.set_result(answer)
+
+
+async def on_scoring_thread(work: Callable[[], Answer]) -> Answer:
+    """Runs `work` (which calls the script) on the worker's one scoring thread, never on the event loop:
+    however long run() takes, /health and /ready answer at once, and calls of run() never overlap."""
+    loop = asyncio.get_running_loop()
+    answer: asyncio.Future[Answer] = loop.create_future()
+    scoring_queue().put(_Job(loop, answer, work))
+    return await answer
+
+
+def _score(script: ModuleType, body: bytes, content_type: str, proba: bool) -> Answer:
+    result = handle_score(script, body, content_type, proba)
+    return Answer(result.status, orjson.dumps(result.payload, option=orjson.OPT_SERIALIZE_NUMPY),
+                  rows_in(result.payload) if result.status == 200 else 0)
 
 
 def _openapi_body(n_features: int | None) -> dict[str, Any]:
@@ -205,21 +227,16 @@ def create_app(script: ModuleType, info: dict[str, Any] | None = None, keys: Key
         except TimeoutError:
             return _json(408, {"error": TOO_SLOW, "type": "RequestTimeout"}, close=True)
         content_type = request.headers.get("content-type", "")
-        # The script runs on the worker's one scoring thread, never on the event loop: however long
-        # run() takes, /health and /ready answer at once (and calls of run() never overlap).
-        loop = asyncio.get_running_loop()
-        answer: asyncio.Future[tuple[int, bytes, int]] = loop.create_future()
         proba = False
         if request.scope.get("query_string"):
             asked = {value.lower() for value in request.query_params.getlist("proba")}
             if not asked <= {"true", "false", "1", "0"}:
                 return _json(400, {"error": BAD_PROBA, "type": "InvalidInput"})
             proba = bool(asked & {"true", "1"})
-        scoring_queue().put(_Job(loop, answer, script, body, content_type, proba))
-        status, content, rows = await answer
-        if rows:
-            metrics.scored(rows)
-        return Response(content=content, status_code=status, media_type="application/json")
+        answer = await on_scoring_thread(lambda: _score(script, body, content_type, proba))
+        if answer.rows:
+            metrics.scored(answer.rows)
+        return Response(content=answer.body, status_code=answer.status, media_type="application/json")
 
     @app.get("/health", summary="Liveness: the server answers (even while run() is busy)")
     async def health() -> dict[str, str]:
