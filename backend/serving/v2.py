@@ -57,6 +57,8 @@ NO_VERSION = "model {name!r} has no version {version!r} here: this server serves
 BAD_HEADER_LENGTH = ("the Inference-Header-Content-Length header must be the length in bytes of the JSON part "
                      "of the body (1..{size}), got {value!r}")
 NOT_JSON = "the inference request (its JSON part) is not valid JSON: {}"
+MORE_THAN_JSON = ("the body ({} bytes) goes on after its JSON part but the request has no Inference-Header-Content-Length "
+                  "header saying where the JSON part ends (binary tensor data needs it)")
 NOT_OBJECT = 'the inference request must be a JSON object with "inputs", got {}'
 NO_INPUTS = ('the request has no inputs: send one tensor, e.g. {"inputs": [{"name": "input-0", "datatype": '
              '"FP32", "shape": [1, 784], "data": [...]}]}')
@@ -242,6 +244,8 @@ def decode_request(body: bytes, header_length: str | None, model: ServedModel) -
     try:
         request = orjson.loads(head)
     except orjson.JSONDecodeError as e:
+        if header_length is None and "after document" in str(e):  # binary tensors, but no header saying so
+            raise V2Error(MORE_THAN_JSON.format(len(body))) from None
         raise V2Error(NOT_JSON.format(e)) from None
     if not isinstance(request, dict):
         raise V2Error(NOT_OBJECT.format(orjson.dumps(request).decode()[:60]))
