@@ -300,7 +300,7 @@ def _v2_infer_body(served: v2.ServedModel) -> dict[str, Any]:
     tensor = {"type": "object", "required": ["name", "datatype", "shape"], "properties": {
         "name": {"type": "string"},
         "datatype": {"type": "string", "enum": sorted(v2.INPUT_DTYPES)},
-        "shape": {"type": "array", "minItems": 1, "items": {"type": "integer", "minimum": 0}},
+        "shape": {"type": "array", "minItems": 1, "items": {"type": "integer", "minimum": 1}},
         "data": {"type": "array", "description": "row-major values, flat or nested as rows", "items": {}},
         "parameters": {"type": "object", "properties": {"binary_data_size": {"type": "integer", "minimum": 0}}}}}
     output = {"type": "object", "required": ["name"], "properties": {
@@ -334,6 +334,10 @@ def _add_v2_routes(app: FastAPI, script: ModuleType, info: dict[str, Any],
     ready = orjson.dumps(v2.model_ready(served))
     not_found = {"404": {"description": "no such model or version here: the message names the served one"}}
     keyed = {k: v for k, v in errors.items() if k == "401"}
+    answered = {"description": "the outputs: JSON, or (with binary outputs) the JSON part then the tensors' bytes, "
+                               "its length in the Inference-Header-Content-Length header",
+                "content": {"application/json": {"schema": {"type": "object"}},
+                            v2.BINARY_TYPE: {"schema": {"type": "string", "format": "binary"}}}}
 
     def v2_json(status: int, content: bytes) -> Response:
         return Response(content=content, status_code=status, media_type="application/json")
@@ -410,7 +414,7 @@ def _add_v2_routes(app: FastAPI, script: ModuleType, info: dict[str, Any],
                           summary=f"V2 inference{which}: tensors in, labels and probabilities out",
                           description=_V2_INFER_DOC,
                           openapi_extra={"parameters": _v2_path(served, versioned), "requestBody": _v2_infer_body(served),
-                                         "responses": {**errors, **not_found}, **secured})
+                                         "responses": {"200": answered, **errors, **not_found}, **secured})
 
 
 def create_failed_app(reason: str) -> FastAPI:

@@ -84,7 +84,7 @@ NO_HEADER_LENGTH = ("input {name!r} has a binary_data_size but the request has n
 BINARY_SHORT = ("the body has {got} bytes after the JSON part, fewer than the inputs' binary_data_size add up to "
                 "({expected})")
 BINARY_LEFT = "the body has {extra} bytes after the JSON part that no input's binary_data_size accounts for"
-BAD_OUTPUTS = '"outputs" must be a list of objects with a "name", e.g. [{"name": "predict"}], got {}'
+BAD_OUTPUTS = '"outputs" must be a list of objects with a "name" (text), e.g. [{{"name": "predict"}}], got {}'
 UNKNOWN_OUTPUT = "unknown output {name!r}: this model answers {available}"
 NO_PROBA = ("output 'predict_proba' is not offered: this deployment's scoring script does not answer probabilities "
             "(it answers {available})")
