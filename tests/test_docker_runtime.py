@@ -439,3 +439,27 @@ def test_metrics_answer_in_the_hardened_container_with_the_key_and_move_after_a_
     assert container.attrs["HostConfig"]["ReadonlyRootfs"] is True
     listed = container.exec_run(["sh", "-c", "ls -d /tmp/modeldeck-metrics-*/ && id -u"], user="")
     assert listed.exit_code == 0 and listed.output.decode().split()[-1] == "10001"  # on the tmpfs, as the server user
+
+
+def test_tritonclient_infers_against_the_hardened_container_on_its_127_0_0_1_port(docker_deck, sample_model,
+                                                                                  sample_model_dir):
+    import joblib
+    import numpy as np
+    import tritonclient.http as triton
+
+    deployment = docker_deck.deployments.deploy_and_wait(sample_model, "v2t-docker", timeout=300)
+    assert deployment.scoring_uri.startswith("http://127.0.0.1:")  # the published port, never the bridge's 172.x
+    client = triton.InferenceServerClient(deployment.scoring_uri.removeprefix("http://").rsplit("/score", 1)[0])
+    try:
+        assert client.is_server_ready() and client.is_model_ready("sklearn_mnist")
+        X = load_mnist_test().X[:1000]
+        tensor = triton.InferInput("input-0", list(X.shape), "FP32")
+        tensor.set_data_from_numpy(X, binary_data=True)
+        result = client.infer("v2t-docker", [tensor])  # the deployment's name, an alias of the model's
+        model = joblib.load(sample_model_dir / "sklearn_mnist_model.pkl")
+        assert np.array_equal(result.as_numpy("predict"), model.predict(X))
+        assert np.allclose(result.as_numpy("predict_proba"), model.predict_proba(X), rtol=0, atol=1e-6)
+        assert result.get_response()["model_name"] == "sklearn_mnist"
+    finally:
+        client.close()
+        docker_deck.deployments.delete("v2t-docker")

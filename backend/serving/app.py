@@ -10,6 +10,7 @@ import queue
 import secrets
 import threading
 import traceback
+from collections.abc import Callable
 from dataclasses import dataclass
 from types import ModuleType
 from typing import Any
@@ -18,6 +19,7 @@ import orjson
 from fastapi import FastAPI, Request
 from fastapi.responses import Response
 
+from . import v2
 from .auth import KeyFile
 from .handlers import NPY_TYPE, handle_score
 from .metrics import METRICS_PATH, MetricsMiddleware, ServerMetrics, rows_in
@@ -102,13 +104,21 @@ def script_fault(error: BaseException) -> tuple[int, bytes]:
 
 
 @dataclass(frozen=True)
+class Answer:
+    """What a scoring job answers: status, body, rows scored, and the response's media type and headers."""
+
+    status: int
+    body: bytes
+    rows: int = 0
+    media_type: str = "application/json"
+    headers: dict[str, str] | None = None
+
+
+@dataclass(frozen=True)
 class _Job:
     loop: asyncio.AbstractEventLoop
-    answer: asyncio.Future[tuple[int, bytes, int]]  # status, body, rows scored
-    script: ModuleType
-    body: bytes
-    content_type: str
-    proba: bool
+    answer: asyncio.Future[Answer]
+    work: Callable[[], Answer]  # runs the script: on the scoring thread only
 
 
 _scoring: tuple[int, queue.SimpleQueue[_Job]] | None = None
@@ -130,17 +140,30 @@ def _score_forever(jobs: queue.SimpleQueue[_Job]) -> None:
     while True:
         job = jobs.get()
         try:
-            result = handle_score(job.script, job.body, job.content_type, job.proba)
-            answer = (result.status, orjson.dumps(result.payload, option=orjson.OPT_SERIALIZE_NUMPY),
-                      rows_in(result.payload) if result.status == 200 else 0)
+            answer = job.work()
         except BaseException as e:  # SystemExit too: answer, and keep the thread
-            answer = (*script_fault(e), 0)
+            answer = Answer(*script_fault(e))
         job.loop.call_soon_threadsafe(_deliver, job.answer, answer)
 
 
-def _deliver(future: asyncio.Future[tuple[int, bytes, int]], answer: tuple[int, bytes, int]) -> None:
+def _deliver(future: asyncio.Future[Answer], answer: Answer) -> None:
     if not future.cancelled():  # the client may have gone
         future.set_result(answer)
+
+
+async def on_scoring_thread(work: Callable[[], Answer]) -> Answer:
+    """Runs `work` (which calls the script) on the worker's one scoring thread, never on the event loop:
+    however long run() takes, /health and /ready answer at once, and calls of run() never overlap."""
+    loop = asyncio.get_running_loop()
+    answer: asyncio.Future[Answer] = loop.create_future()
+    scoring_queue().put(_Job(loop, answer, work))
+    return await answer
+
+
+def _score(script: ModuleType, body: bytes, content_type: str, proba: bool) -> Answer:
+    result = handle_score(script, body, content_type, proba)
+    return Answer(result.status, orjson.dumps(result.payload, option=orjson.OPT_SERIALIZE_NUMPY),
+                  rows_in(result.payload) if result.status == 200 else 0)
 
 
 def _openapi_body(n_features: int | None) -> dict[str, Any]:
@@ -169,6 +192,9 @@ def create_app(script: ModuleType, info: dict[str, Any] | None = None, keys: Key
     info["content_types"] = ["application/json"] + ([NPY_TYPE] if callable(getattr(script, "run_array", None)) else [])
     info["auth"] = "key" if keys is not None else "none"
     info["probabilities"] = bool(getattr(script, "supports_proba", False))
+    served = v2.served_model(info, script)
+    info["protocols"] = ["azureml", "v2"]
+    info["v2_model"] = {"name": served.name, "version": served.version, "outputs": list(served.outputs)}
     app = FastAPI(title="ModelDeck scoring server", version="1", description=info.get("description", ""))
     errors = {"400": {"description": "bad input, with a message"},
               "408": {"description": "the body did not arrive in time"},
@@ -205,21 +231,16 @@ def create_app(script: ModuleType, info: dict[str, Any] | None = None, keys: Key
         except TimeoutError:
             return _json(408, {"error": TOO_SLOW, "type": "RequestTimeout"}, close=True)
         content_type = request.headers.get("content-type", "")
-        # The script runs on the worker's one scoring thread, never on the event loop: however long
-        # run() takes, /health and /ready answer at once (and calls of run() never overlap).
-        loop = asyncio.get_running_loop()
-        answer: asyncio.Future[tuple[int, bytes, int]] = loop.create_future()
         proba = False
         if request.scope.get("query_string"):
             asked = {value.lower() for value in request.query_params.getlist("proba")}
             if not asked <= {"true", "false", "1", "0"}:
                 return _json(400, {"error": BAD_PROBA, "type": "InvalidInput"})
             proba = bool(asked & {"true", "1"})
-        scoring_queue().put(_Job(loop, answer, script, body, content_type, proba))
-        status, content, rows = await answer
-        if rows:
-            metrics.scored(rows)
-        return Response(content=content, status_code=status, media_type="application/json")
+        answer = await on_scoring_thread(lambda: _score(script, body, content_type, proba))
+        if answer.rows:
+            metrics.scored(answer.rows)
+        return Response(content=answer.body, status_code=answer.status, media_type="application/json")
 
     @app.get("/health", summary="Liveness: the server answers (even while run() is busy)")
     async def health() -> dict[str, str]:
@@ -244,12 +265,156 @@ def create_app(script: ModuleType, info: dict[str, Any] | None = None, keys: Key
         content, media_type = metrics.exposition()
         return Response(content=content, media_type=media_type)
 
+    _add_v2_routes(app, script, info, denied, metrics, limit, errors, secured)
+
     if keys is not None:
         schema = app.openapi()
         schema.setdefault("components", {})["securitySchemes"] = {
             "key": {"type": "http", "scheme": "bearer", "description": "the deployment's primary or secondary key"}}
     app.add_middleware(MetricsMiddleware, metrics=metrics)
     return app
+
+
+_V2_TAG = "Open Inference Protocol (V2)"
+_V2_INFER_DOC = """Scores a batch in the Open Inference Protocol (KServe / Triton / MLServer "V2"), as
+`tritonclient.http` and other V2 clients send it.
+
+* One input tensor (any name; metadata calls it `input-0`): FP32, FP64 or UINT8 (pixels 0..255, scaled
+  to 0..1), shape `[N, n_features]`, `[n_features]` for one row, or `[N, ...]` whose trailing dims
+  multiply to n_features (`[N, 28, 28]`). `data` flat or nested, row-major.
+* Outputs: `predict` (labels: INT64, or BYTES for class names) and, where the script answers
+  probabilities, `predict_proba` (FP64 `[N, n_classes]`). All when `outputs` names none.
+* Binary tensor data extension: inputs with `parameters.binary_data_size` carry their bytes after the
+  JSON part, whose length the `Inference-Header-Content-Length` header gives; outputs with
+  `parameters.binary_data: true` (or, for all, the request's `parameters.binary_data_output`) come back
+  the same way.
+
+A schema-valid body can still be refused with 400 when its `shape` and `data` disagree (JSON Schema
+cannot say that). Errors are `{"error": message}`.
+"""
+
+
+def _v2_infer_body(served: v2.ServedModel) -> dict[str, Any]:
+    width = served.n_features or 4
+    flag = {"type": "boolean"}
+    tensor = {"type": "object", "required": ["name", "datatype", "shape"], "properties": {
+        "name": {"type": "string"},
+        "datatype": {"type": "string", "enum": sorted(v2.INPUT_DTYPES)},
+        "shape": {"type": "array", "minItems": 1, "items": {"type": "integer", "minimum": 1}},
+        "data": {"type": "array", "description": "row-major values, flat or nested as rows", "items": {}},
+        "parameters": {"type": "object", "properties": {"binary_data_size": {"type": "integer", "minimum": 0}}}}}
+    output = {"type": "object", "required": ["name"], "properties": {
+        "name": {"type": "string", "enum": list(served.outputs)},
+        "parameters": {"type": "object", "properties": {"binary_data": flag}}}}
+    schema = {"type": "object", "required": ["inputs"], "properties": {
+        "id": {"type": "string"},
+        "inputs": {"type": "array", "minItems": 1, "maxItems": 1, "items": tensor},
+        "outputs": {"type": "array", "items": output},
+        "parameters": {"type": "object", "properties": {"binary_data_output": flag}}}}
+    example = {"inputs": [{"name": v2.INPUT_NAME, "datatype": "FP32", "shape": [1, width], "data": [0.0] * width}]}
+    return {"required": True, "content": {"application/json": {"schema": schema, "example": example}}}
+
+
+def _v2_path(served: v2.ServedModel, version: bool) -> list[dict[str, Any]]:
+    names = [served.name, *served.aliases]
+    parameters = [{"name": "model_name", "in": "path", "required": True, "description": "the model's name (or the "
+                   "deployment's)", "schema": {"type": "string", "enum": names}}]
+    if version:
+        parameters.append({"name": "model_version", "in": "path", "required": True,
+                           "schema": {"type": "string", "enum": [served.version]}})
+    return parameters
+
+
+def _add_v2_routes(app: FastAPI, script: ModuleType, info: dict[str, Any],
+                   denied: Callable[[Request], Response | None], metrics: ServerMetrics, limit: int,
+                   errors: dict[str, Any], secured: dict[str, Any]) -> None:
+    """The Open Inference Protocol's REST routes beside /score: health, metadata, readiness, infer."""
+    served = v2.served_model(info, script)
+    metadata = orjson.dumps(v2.model_metadata(served))
+    ready = orjson.dumps(v2.model_ready(served))
+    not_found = {"404": {"description": "no such model or version here: the message names the served one"}}
+    keyed = {k: v for k, v in errors.items() if k == "401"}
+    answered = {"description": "the outputs: JSON, or (with binary outputs) the JSON part then the tensors' bytes, "
+                               "its length in the Inference-Header-Content-Length header",
+                "content": {"application/json": {"schema": {"type": "object"}},
+                            v2.BINARY_TYPE: {"schema": {"type": "string", "format": "binary"}}}}
+
+    def v2_json(status: int, content: bytes) -> Response:
+        return Response(content=content, status_code=status, media_type="application/json")
+
+    def check(request: Request) -> Response | None:
+        refused = denied(request)
+        if refused is not None:
+            return refused
+        try:
+            v2.resolve(served, request.path_params["model_name"], request.path_params.get("model_version"))
+        except v2.V2Error as e:
+            return v2_json(e.status, v2.error_body(str(e)))
+        return None
+
+    @app.get("/v2/health/live", summary="V2 liveness: the server answers (even while run() is busy)", tags=[_V2_TAG])
+    async def v2_live() -> dict[str, bool]:
+        return {"live": True}
+
+    @app.get("/v2/health/ready", summary="V2 readiness: init() has returned and inference answers", tags=[_V2_TAG])
+    async def v2_ready() -> dict[str, bool]:
+        return {"ready": True}  # the app exists only once init() returned (see __main__)
+
+    @app.get("/v2", summary="V2 server metadata: name, version, extensions", tags=[_V2_TAG])
+    async def v2_server() -> dict[str, Any]:
+        return v2.server_metadata()
+
+    async def v2_model(request: Request) -> Response:
+        return check(request) or v2_json(200, metadata)
+
+    async def v2_model_ready(request: Request) -> Response:
+        return check(request) or v2_json(200, ready)
+
+    async def v2_infer(request: Request) -> Response:
+        refused = check(request)
+        if refused is not None:
+            return refused
+        encoding = request.headers.get("content-encoding", "identity").strip().lower()
+        if encoding not in ("", "identity"):
+            return v2_json(415, v2.error_body(f"Content-Encoding {encoding[:20]!r} is not supported: send the body "
+                                              "uncompressed"))
+        try:
+            body = await asyncio.wait_for(read_body(request, limit), BODY_TIMEOUT_SECONDS)
+        except BodyTooLarge as e:
+            release_memory()
+            return _json(413, {"error": TOO_LARGE.format(size=e.size, limit=limit / 2**20)}, close=True)
+        except TimeoutError:
+            return _json(408, {"error": TOO_SLOW}, close=True)
+        header_length = request.headers.get(v2.HEADER_LENGTH)
+
+        def work() -> Answer:
+            answer = v2.infer(script, served, body, header_length)
+            headers = dict(answer.headers)
+            return Answer(answer.status, answer.body, answer.rows if answer.status == 200 else 0,
+                          headers.pop("content-type"), headers)
+
+        answer = await on_scoring_thread(work)
+        if answer.rows:
+            metrics.scored(answer.rows)
+        return Response(content=answer.body, status_code=answer.status, media_type=answer.media_type,
+                        headers=answer.headers)
+
+    for versioned in (False, True):
+        base = "/v2/models/{model_name}" + ("/versions/{model_version}" if versioned else "")
+        which = " (this version)" if versioned else ""
+        app.add_api_route(base, v2_model, methods=["GET"], tags=[_V2_TAG],
+                          summary=f"V2 model metadata{which}: name, versions, platform, inputs, outputs",
+                          openapi_extra={"parameters": _v2_path(served, versioned),
+                                         "responses": {**keyed, **not_found}, **secured})
+        app.add_api_route(base + "/ready", v2_model_ready, methods=["GET"], tags=[_V2_TAG],
+                          summary=f"V2 model readiness{which}",
+                          openapi_extra={"parameters": _v2_path(served, versioned),
+                                         "responses": {**keyed, **not_found}, **secured})
+        app.add_api_route(base + "/infer", v2_infer, methods=["POST"], tags=[_V2_TAG],
+                          summary=f"V2 inference{which}: tensors in, labels and probabilities out",
+                          description=_V2_INFER_DOC,
+                          openapi_extra={"parameters": _v2_path(served, versioned), "requestBody": _v2_infer_body(served),
+                                         "responses": {"200": answered, **errors, **not_found}, **secured})
 
 
 def create_failed_app(reason: str) -> FastAPI:

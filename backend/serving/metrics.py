@@ -36,6 +36,29 @@ METRICS_PATH = "/metrics"
 # odd paths cannot grow the metric files without bound.
 ENDPOINTS = frozenset({"/score", "/info", "/health", "/ready", METRICS_PATH, "/openapi.json", "/docs",
                        "/docs/oauth2-redirect", "/redoc"})
+# The Open Inference Protocol's paths carry the model's name: counted by kind, so the labels stay few.
+V2_ENDPOINTS = ("/v2/health", "/v2/metadata", "/v2/ready", "/v2/infer")
+
+
+def endpoint_label(path: str) -> str:
+    """The `endpoint` label of a request path: the path itself when listed, a V2 path by its kind
+    ("/v2/infer", "/v2/metadata", "/v2/ready", "/v2/health"), anything else "other"."""
+    if path in ENDPOINTS:
+        return path
+    if path.startswith("/v2"):
+        if path in ("/v2/health/live", "/v2/health/ready"):
+            return "/v2/health"
+        if path == "/v2":
+            return "/v2/metadata"
+        if path.startswith("/v2/models/"):
+            tail = path.split("/")[4:]  # after "", "v2", "models", name: [versions, version,] [ready | infer]
+            if tail[:1] == ["versions"] and len(tail) >= 2:
+                tail = tail[2:]
+            if not tail:
+                return "/v2/metadata"
+            if tail in (["infer"], ["ready"]):
+                return f"/v2/{tail[0]}"
+    return "other"
 FLUSH_SECONDS = 0.05  # a worker's counts reach the shared files this soon (at once when it answers /metrics)
 LATENCY_BUCKETS = (0.0005, 0.00075, 0.001, 0.0015, 0.002, 0.003, 0.005, 0.0075, 0.01, 0.025, 0.05, 0.1,
                    0.25, 0.5, 1.0, 2.5, 5.0, 10.0)
@@ -190,7 +213,7 @@ class MetricsMiddleware:
             await self.app(scope, receive, send)
             return
         path = scope["path"]
-        endpoint = path if path in ENDPOINTS else "other"
+        endpoint = path if path in ENDPOINTS else endpoint_label(path)
         status = 500  # what the client sees when the app fails before it answers
 
         def watch(message: Message) -> Awaitable[None]:
