@@ -188,6 +188,18 @@ def test_a_built_image_answers_as_the_registry_model_under_a_hardened_plain_dock
 
         info = requests.get(f"{url}/info", timeout=5).json()
         assert info["model"] == "sklearn_mnist:1" and info["image"]["model"]["sha256"] == sample_model.sha256
+
+        # the Open Inference Protocol, through the real Triton client: the same answers
+        import tritonclient.http as triton
+
+        client = triton.InferenceServerClient(f"127.0.0.1:{port}")
+        assert client.is_server_live() and client.is_server_ready() and client.is_model_ready("sklearn_mnist")
+        tensor = triton.InferInput("input-0", list(X.shape), "FP32")
+        tensor.set_data_from_numpy(X)
+        result = client.infer("sklearn_mnist", [tensor])
+        assert result.as_numpy("predict").tolist() == expected
+        assert np.allclose(result.as_numpy("predict_proba"), model.predict_proba(X), atol=1e-6)
+        client.close()
         assert requests.post(f"{url}/score", data="nonsense", timeout=5).status_code == 400
         assert requests.get(f"{url}/health", timeout=5).json() == {"status": "alive"}
 

@@ -126,3 +126,45 @@ def test_the_exported_deployment_runs_the_built_image_as_a_kubelet_would(engine,
         assert running.exec_run(["id", "-u"]).output.decode().strip() == "10001"
     finally:
         running.remove(force=True, v=True)
+
+
+def test_the_exported_kserve_predictor_runs_the_built_image_and_answers_the_triton_client(engine, cluster_home,
+                                                                                           tmp_path):
+    import joblib
+    import numpy as np
+    import tritonclient.http as triton
+
+    from backend.datasets import load_mnist_test
+    from backend.registry import ModelRegistry
+
+    out = tmp_path / "kserve"
+    cli(cluster_home, "export", "kserve", "sklearn_mnist:1", "--name", "mnist-kserve", "--image", IMAGE,
+        "--auth", "key", "--autoscale", "1:3", "--out", str(out))
+    found = {path.name: yaml.safe_load(path.read_text()) for path in out.glob("*.yaml")}
+    secret, service = found["10-secret.yaml"], found["20-inferenceservice.yaml"]
+    predictor = service["spec"]["predictor"]
+    pod = {key: value for key, value in predictor.items() if key not in ("minReplicas", "maxReplicas")}
+    running, port = run_pod(engine, pod, {secret["metadata"]["name"]: secret}, tmp_path)
+    try:
+        probe_until_ready(f"http://127.0.0.1:{port}", pod["containers"][0], running)
+        key = json.loads(secret["stringData"]["keys.json"])["secondary"]
+        client = triton.InferenceServerClient(f"127.0.0.1:{port}")
+        assert client.is_server_ready()
+        mnist = load_mnist_test()
+        X = mnist.X[:200]
+        tensor = triton.InferInput("input-0", list(X.shape), "FP32")
+        tensor.set_data_from_numpy(X)
+        with pytest.raises(triton.InferenceServerException, match="401|wants a key|Unauthorized"):
+            client.infer("mnist-kserve", [tensor])
+        # KServe routes by the InferenceService's name: the server takes it as its model's alias
+        result = client.infer("mnist-kserve", [tensor], headers={"Authorization": f"Bearer {key}"})
+        registry = ModelRegistry(cluster_home / "registry.sqlite3", cluster_home / "blobs")
+        model_dir = registry.materialize(registry.get("sklearn_mnist", 1), tmp_path / "model")
+        model = joblib.load(next(model_dir.glob("*.pkl")))
+        assert result.as_numpy("predict").tolist() == model.predict(X).tolist()
+        assert np.allclose(result.as_numpy("predict_proba"), model.predict_proba(X), atol=1e-6)
+        metadata = client.get_model_metadata("mnist-kserve", headers={"Authorization": f"Bearer {key}"})
+        assert metadata["name"] == "sklearn_mnist" and metadata["inputs"][0]["shape"] == [-1, 784]
+        client.close()
+    finally:
+        running.remove(force=True, v=True)
