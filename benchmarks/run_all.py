@@ -13,7 +13,7 @@ import time
 from datetime import UTC, datetime
 from pathlib import Path
 
-from . import bench_dashboard, bench_deploy, bench_requests, bench_samples, bench_testset
+from . import bench_build, bench_dashboard, bench_deploy, bench_requests, bench_samples, bench_testset, bench_v2
 from .common import machine, userland_proxy_enabled
 
 MADE_BY = "Made by `.venv/bin/python -m benchmarks.run_all"
@@ -25,6 +25,8 @@ BENCHMARKS = {
     "testset": (bench_testset.run, bench_testset.report),
     "dashboard": (bench_dashboard.run, bench_dashboard.report),
     "samples": (bench_samples.run, bench_samples.report),
+    "build": (bench_build.run, bench_build.report),
+    "v2": (bench_v2.run, bench_v2.report),
 }
 
 
