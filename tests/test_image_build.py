@@ -277,3 +277,50 @@ def test_the_models_page_builds_an_image_and_shows_how_to_run_and_carry_it(engin
             assert engine.images.get("modeldeck-test/sklearn_mnist:page").labels[AUTH_LABEL] == "key"
         finally:
             engine.images.remove("modeldeck-test/sklearn_mnist:page", force=True)
+
+
+@pytest.mark.docker
+def test_an_image_of_the_tutorials_own_script_serves_it_unchanged_and_a_broken_one_says_why(
+        engine, build_home, containers, sample_model, tmp_path):
+    import tritonclient.http as triton
+
+    fixtures = os.path.join(REPO, "tests", "fixtures")
+    tutorial = cli_build(build_home, "sklearn_mnist:1", "--tag", "modeldeck-test/tutorial:1",
+                         "--entry-script", os.path.join(fixtures, "tutorial_score.py"))
+    broken = cli_build(build_home, "sklearn_mnist:1", "--tag", "modeldeck-test/broken:1",
+                       "--entry-script", os.path.join(fixtures, "failing_init_score.py"))
+    try:
+        port = free_port()
+        container = containers(tutorial["tag"], ports={"8000/tcp": ("127.0.0.1", port)}, **HARDENED)
+        url = f"http://127.0.0.1:{port}"
+        wait_ready(url, container)
+        registry = ModelRegistry(build_home / "registry.sqlite3", build_home / "blobs")
+        model = joblib.load(next(registry.materialize(sample_model, tmp_path / "model").glob("*.pkl")))
+        X = load_mnist_test().X[:100]
+        answer = requests.post(f"{url}/score", json={"data": X.tolist()}, timeout=30)
+        assert answer.status_code == 200 and answer.json() == model.predict(X).tolist()
+        assert requests.get(f"{url}/info", timeout=5).json()["script"] == "tutorial_score.py"
+        client = triton.InferenceServerClient(f"127.0.0.1:{port}")  # V2 around a run()-only script
+        tensor = triton.InferInput("input-0", list(X.shape), "FP32")
+        tensor.set_data_from_numpy(X)
+        assert client.infer("sklearn_mnist", [tensor]).as_numpy("predict").tolist() == model.predict(X).tolist()
+        client.close()
+
+        port = free_port()
+        failing = containers(broken["tag"], ports={"8000/tcp": ("127.0.0.1", port)}, **HARDENED)
+        deadline = time.monotonic() + 60
+        while True:
+            try:
+                answer = requests.get(f"http://127.0.0.1:{port}/ready", timeout=2)
+                break
+            except requests.ConnectionError:
+                assert time.monotonic() < deadline, failing.logs().decode()[-2000:]
+                time.sleep(0.2)
+        assert answer.status_code == 503
+        assert answer.json()["init_failed"].startswith("init() failed: RuntimeError: cannot load the model in "
+                                                       "/opt/modeldeck/bundle/model: weights are corrupt")
+        failing.reload()
+        assert failing.status == "running"  # it answers why, instead of a restart loop
+    finally:
+        for built in (tutorial, broken):
+            engine.images.remove(built["tag"], force=True)
