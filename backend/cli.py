@@ -13,14 +13,14 @@ from typing import Any
 from .config import RUNTIME_CHOICES
 from .context import ModelDeck, open_modeldeck
 from .datasets import DATASET_NAMES, TestSet, catalogue
-from .errors import ModelDeckError, UserImageError
+from .errors import ModelDeckError, RuntimeUnavailableError, UserImageError
 from .inspection.compare import DISAGREEMENT_KINDS
 from .inspection.evaluation import class_name, robustness, sample, supports_binary
 from .inspection.history import EvaluationRecord
 from .inspection.perturb import KINDS, Perturbation
 from .inspection.runs import compare_deployments, contender, default_testset, report_inputs, score_and_keep
 from .packaging.image import KEYS_PATH, build_image, default_tag
-from .packaging.kubernetes import ExportOptions, ModelIdentity, parse_autoscale
+from .packaging.kubernetes import SECRET_FILE, ExportOptions, ModelIdentity, parse_autoscale, secret_name
 from .packaging.writer import apply_command, build_command, build_export, image_warnings, keys_command, write_export
 from .progress import ProgressEvent
 from .registry import Model, parse_signature, parse_tags
@@ -143,13 +143,17 @@ def cmd_export(deck: ModelDeck, args: argparse.Namespace) -> int:
                             autoscale=parse_autoscale(args.autoscale) if args.autoscale else None,
                             namespace=args.namespace or None)
     bundle = build_export(args.target, model, options)
-    for warning in image_warnings(options.image, model, config.auth_enabled):
+    try:  # the image check asks the local engine, when one answers
+        engine = getattr(deck.targets.docker(), "client", None)
+    except RuntimeUnavailableError:
+        engine = None
+    for warning in image_warnings(options.image, model, config.auth_enabled, engine):
         _err(f"warning: {warning}")
     written = write_export(bundle, args.out)
     if args.json:
         _print_json({"target": args.target, "model": model.id, "files": [str(p) for p in written],
                      "apply": apply_command(str(args.out)),
-                     "keys_secret": f"{options.name}-keys" if config.auth_enabled else None})
+                     "keys_secret": secret_name(options) if config.auth_enabled else None})
         return 0
     _err(f"exported {model.id} as {options.name!r} for {'KServe' if args.target == 'kserve' else 'Kubernetes'}")
     for path in written:
@@ -157,7 +161,7 @@ def cmd_export(deck: ModelDeck, args: argparse.Namespace) -> int:
     print(f"the image: {build_command(model, options)}")
     print(f"apply with: {apply_command(str(args.out))}")
     if config.auth_enabled:
-        print(f"keys: two fresh keys in Secret {options.name}-keys ({args.out / '10-secret.yaml'}, clear text: keep it "
+        print(f"keys: two fresh keys in Secret {secret_name(options)} ({args.out / SECRET_FILE}, clear text: keep it "
               f"private); read one back from the cluster with:\n  {keys_command(options)}")
     return 0
 

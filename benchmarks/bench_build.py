@@ -9,6 +9,7 @@ Run: .venv/bin/python -m benchmarks.bench_build [--rounds N]
 from __future__ import annotations
 
 import argparse
+import os
 import time
 import zlib
 
@@ -19,7 +20,7 @@ from backend.runtimes.probe import free_port, readiness
 
 from .common import fmt, machine, scratch_deck, summary
 
-TAG = "modeldeck-bench/sklearn_mnist:1"
+TAG = f"modeldeck-bench/sklearn_mnist:{os.getpid()}"
 
 
 def _run_seconds(client, tag: str) -> float:
@@ -65,7 +66,7 @@ def run(rounds: int = 5) -> dict:
     builds, runs, deploys = [], [], []
     for i in range(rounds):
         if any(TAG in image.tags for image in client.images.list(name=TAG.split(":")[0])):
-            client.images.remove(TAG, force=True)
+            client.images.remove(TAG, force=True)  # so no layer of the last round is reused
         builds.append(build_image(deck, model, TAG).seconds)
         runs.append(_run_seconds(client, TAG))
         deploys.append(_deploy_seconds(deck, model, f"bench-build-{i}"))

@@ -35,6 +35,7 @@ from backend.runtimes.probe import free_port
 from .conftest import copy_home
 
 REPO = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
+RUN = os.getpid()  # in every image name: two test sessions on one engine never remove each other's images
 
 
 # --- pure parts ------------------------------------------------------------------------------------
@@ -154,8 +155,9 @@ HARDENED = {"read_only": True, "cap_drop": ["ALL"], "security_opt": ["no-new-pri
 @pytest.mark.docker
 def test_a_built_image_answers_as_the_registry_model_under_a_hardened_plain_docker_run(
         engine, build_home, containers, sample_model, tmp_path):
-    built = cli_build(build_home, "sklearn_mnist:1", "--tag", "modeldeck-test/sklearn_mnist:1")
+    tag = f"modeldeck-test/sklearn_mnist:{RUN}"
     try:
+        built = cli_build(build_home, "sklearn_mnist:1", "--tag", tag)
         image = engine.images.get(built["tag"])
         assert image.labels[MODEL_LABEL] == "sklearn_mnist:1" and image.labels[SHA256_LABEL] == sample_model.sha256
         assert image.labels[AUTH_LABEL] == "none" and image.attrs["Config"]["User"] == IMAGE_USER
@@ -210,13 +212,23 @@ def test_a_built_image_answers_as_the_registry_model_under_a_hardened_plain_dock
                  "        time.sleep(0.2)\n")
         assert sealed.exec_run(["python", "-c", probe]).output.decode().strip() == '{"ready":true}'
     finally:
-        engine.images.remove(built["tag"], force=True)
+        remove_image(engine, tag)
+
+
+def remove_image(engine, tag):
+    import docker.errors
+
+    try:
+        engine.images.remove(tag, force=True)
+    except docker.errors.ImageNotFound:  # its build failed: the test says why
+        pass
 
 
 @pytest.mark.docker
 def test_an_image_built_with_key_auth_starts_only_with_its_keys_and_then_wants_one(engine, build_home, containers):
-    built = cli_build(build_home, "sklearn_mnist:1", "--tag", "modeldeck-test/sklearn_mnist:auth", "--auth", "key")
+    tag = f"modeldeck-test/sklearn_mnist:auth-{RUN}"
     try:
+        built = cli_build(build_home, "sklearn_mnist:1", "--tag", tag, "--auth", "key")
         assert engine.images.get(built["tag"]).labels[AUTH_LABEL] == "key"
         keys_file = built["keys_file"]
         assert os.stat(keys_file).st_mode & 0o777 == 0o644 and os.stat(os.path.dirname(keys_file)).st_mode & 0o777 == 0o700
@@ -236,17 +248,28 @@ def test_an_image_built_with_key_auth_starts_only_with_its_keys_and_then_wants_o
         key = json.loads(open(keys_file).read())["secondary"]
         answer = requests.post(f"{url}/score", json=row, headers={"Authorization": f"Bearer {key}"}, timeout=10)
         assert answer.status_code == 200 and len(answer.json()) == 1
+        v2 = {"inputs": [{"name": "input-0", "shape": [1, 784], "datatype": "FP32", "data": [0.0] * 784}]}
+        infer = f"{url}/v2/models/sklearn_mnist/infer"
+        assert requests.post(infer, json=v2, timeout=10).status_code == 401
+        assert requests.post(infer, json=v2, headers={"Authorization": f"Bearer {key}"}, timeout=10).status_code == 200
+        assert requests.get(f"{url}/v2/health/ready", timeout=10).status_code == 200  # probes stay open
     finally:
-        engine.images.remove(built["tag"], force=True)
+        remove_image(engine, tag)
 
 
 @pytest.mark.docker
-def test_build_refuses_a_bad_tag_and_an_unknown_model_with_a_message(build_home):
+def test_build_refuses_a_bad_tag_an_unknown_model_a_non_python_script_and_a_missing_engine_with_a_message(build_home):
     env = {**os.environ, "MODELDECK_HOME": str(build_home), "MODELDECK_RUNTIME": "docker", "PYTHONPATH": REPO}
-    for args, message in ((["sklearn_mnist:1", "--tag", "Bad Tag"], "is not a valid Docker image name"),
-                          (["no_such_model:9", "--tag", "x/y:1"], "no_such_model")):
-        result = subprocess.run([sys.executable, "-m", "backend", "build", *args], env=env, capture_output=True,
-                                text=True, timeout=120)
+    not_python = build_home / "score.txt"
+    not_python.write_text("def init(): pass\n")
+    cases = [(env, ["sklearn_mnist:1", "--tag", "Bad Tag"], "is not a valid Docker image name"),
+             (env, ["no_such_model:9", "--tag", "x/y:1"], "no_such_model"),
+             (env, ["sklearn_mnist:1", "--entry-script", str(not_python)], "is not a Python file"),
+             ({**env, "DOCKER_HOST": "unix:///nonexistent/docker.sock"}, ["sklearn_mnist:1"],
+              "no Docker engine answers at unix:///nonexistent/docker.sock")]
+    for environment, args, message in cases:
+        result = subprocess.run([sys.executable, "-m", "backend", "build", *args], env=environment,
+                                capture_output=True, text=True, timeout=120)
         assert result.returncode != 0 and message in result.stderr and "Traceback" not in result.stderr
 
 
@@ -265,18 +288,19 @@ def test_the_models_page_builds_an_image_and_shows_how_to_run_and_carry_it(engin
         assert "Building an image of sklearn_mnist:1 failed" in at.error[0].value
         assert "is not a valid Docker image name" in at.error[0].value.replace("\\", "")
 
-        next(t for t in at.text_input if t.label == "Image name").set_value("modeldeck-test/sklearn_mnist:page")
+        tag = f"modeldeck-test/sklearn_mnist:page-{RUN}"
+        next(t for t in at.text_input if t.label == "Image name").set_value(tag)
         next(c for c in at.checkbox if c.label == "Key auth").check()
         try:
             button(at, "Build image").click().run()
             assert not at.exception and not at.error
-            assert "Built modeldeck-test/sklearn_mnist:page from sklearn_mnist:1" in at.success[0].value.replace("\\", "")
+            assert f"Built {tag} from sklearn_mnist:1" in at.success[0].value.replace("\\", "")
             run_line, save_line = [c.value for c in at.code if c.value.startswith("docker ")]
-            assert "--read-only" in run_line and f":{KEYS_PATH}:ro modeldeck-test/sklearn_mnist:page" in run_line
-            assert save_line.startswith("docker save modeldeck-test/sklearn_mnist:page")
-            assert engine.images.get("modeldeck-test/sklearn_mnist:page").labels[AUTH_LABEL] == "key"
+            assert "--read-only" in run_line and f":{KEYS_PATH}:ro {tag}" in run_line
+            assert save_line.startswith(f"docker save {tag}")
+            assert engine.images.get(tag).labels[AUTH_LABEL] == "key"
         finally:
-            engine.images.remove("modeldeck-test/sklearn_mnist:page", force=True)
+            remove_image(engine, tag)
 
 
 @pytest.mark.docker
@@ -285,11 +309,12 @@ def test_an_image_of_the_tutorials_own_script_serves_it_unchanged_and_a_broken_o
     import tritonclient.http as triton
 
     fixtures = os.path.join(REPO, "tests", "fixtures")
-    tutorial = cli_build(build_home, "sklearn_mnist:1", "--tag", "modeldeck-test/tutorial:1",
-                         "--entry-script", os.path.join(fixtures, "tutorial_score.py"))
-    broken = cli_build(build_home, "sklearn_mnist:1", "--tag", "modeldeck-test/broken:1",
-                       "--entry-script", os.path.join(fixtures, "failing_init_score.py"))
+    tags = (f"modeldeck-test/tutorial:{RUN}", f"modeldeck-test/broken:{RUN}")
     try:
+        tutorial = cli_build(build_home, "sklearn_mnist:1", "--tag", tags[0],
+                             "--entry-script", os.path.join(fixtures, "tutorial_score.py"))
+        broken = cli_build(build_home, "sklearn_mnist:1", "--tag", tags[1],
+                           "--entry-script", os.path.join(fixtures, "failing_init_score.py"))
         port = free_port()
         container = containers(tutorial["tag"], ports={"8000/tcp": ("127.0.0.1", port)}, **HARDENED)
         url = f"http://127.0.0.1:{port}"
@@ -322,5 +347,5 @@ def test_an_image_of_the_tutorials_own_script_serves_it_unchanged_and_a_broken_o
         failing.reload()
         assert failing.status == "running"  # it answers why, instead of a restart loop
     finally:
-        for built in (tutorial, broken):
-            engine.images.remove(built["tag"], force=True)
+        for tag in tags:
+            remove_image(engine, tag)

@@ -20,7 +20,7 @@ from backend.runtimes.probe import free_port
 from .conftest import copy_home
 
 REPO = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
-IMAGE = "modeldeck-test/cluster:1"
+IMAGE = f"modeldeck-test/cluster:{os.getpid()}"  # per session: two sessions on one engine stay apart
 pytestmark = pytest.mark.docker
 
 

@@ -8,10 +8,10 @@ Options are read from the environment at start (see serving/__main__.py), so one
 
 from __future__ import annotations
 
+import hashlib
 import json
 import os
 import re
-import secrets
 import shutil
 import tempfile
 import time
@@ -21,24 +21,27 @@ from typing import TYPE_CHECKING, Any
 
 from ..config import ASSETS_DIR
 from ..deployments import check_compatible, default_entry_script
-from ..errors import ImageBuildError, InvalidImageTagError, RuntimeUnavailableError
+from ..errors import ImageBuildError, InvalidImageTagError, ModelDeckError, RuntimeUnavailableError
 from ..images import ImageBuilder
 from ..progress import Progress, quiet, step
 from ..registry import Model, current_library_versions
 from ..runtimes.base import Keys
+from ..runtimes.docker import DockerRuntime
 
 if TYPE_CHECKING:
     from ..context import ModelDeck
 
 DOCKERFILE = ASSETS_DIR / "Dockerfile.model"
 IMAGE_PORT = 8000
-IMAGE_USER = "10001:10001"
-KEYS_PATH = "/etc/modeldeck/keys/keys.json"  # where an image built with key auth reads its keys
+IMAGE_UID = 10001  # the server's user and group in every ModelDeck image (assets/Dockerfile)
+IMAGE_USER = f"{IMAGE_UID}:{IMAGE_UID}"
+KEYS_MOUNT_DIR = "/etc/modeldeck/keys"
+KEYS_PATH = f"{KEYS_MOUNT_DIR}/keys.json"  # where an image built with key auth reads its keys (serving/__main__)
 MODEL_LABEL = "modeldeck.model"  # "sklearn_mnist:1"
 SHA256_LABEL = "modeldeck.model_sha256"
 AUTH_LABEL = "modeldeck.auth"  # "key" or "none"
 MODEL_IMAGE_LABEL = "modeldeck.model_image"
-KEYS_DIR = "image-keys"  # under the home: keys made for images built with key auth
+KEYS_HOME_DIR = "image-keys"  # under the home: keys made for images built with key auth, a folder per image name
 # A Docker image reference: [registry[:port]/]path[:tag], path components lowercase.
 _COMPONENT = r"[a-z0-9]+(?:(?:[._]|__|-+)[a-z0-9]+)*"
 _REFERENCE = re.compile(rf"^(?:[a-zA-Z0-9.-]+(?::[0-9]+)?/)?{_COMPONENT}(?:/{_COMPONENT})*(?::[\w][\w.-]{{0,127}})?"
@@ -86,6 +89,11 @@ class BuiltImage:
 
 def _container_name(tag: str) -> str:
     return re.sub(r"[^a-zA-Z0-9_.-]+", "-", tag.rsplit("/", 1)[-1]).strip("-.") or "model"
+
+
+def _keys_folder(tag: str) -> str:
+    """One folder per image name (a rebuild replaces its keys): readable, and distinct for distinct names."""
+    return f"{_container_name(tag)}-{hashlib.sha256(tag.encode()).hexdigest()[:8]}"
 
 
 def validate_tag(tag: str) -> str:
@@ -182,8 +190,6 @@ def build_image(deck: ModelDeck, model: Model, tag: str, *, entry_script: Path |
         InvalidImageTagError, RuntimeUnavailableError (no engine), IncompatibleModelError,
         ChecksumMismatchError, BaseImageMissingError, WheelDownloadError, ImageBuildError.
     """
-    from ..runtimes.docker import DockerRuntime
-
     validate_tag(tag)
     if entry_script is not None and (not entry_script.is_file() or entry_script.suffix != ".py"):
         raise ImageBuildError(f"entry script {entry_script} is not a Python file: give a .py file with init() "
@@ -191,6 +197,23 @@ def build_image(deck: ModelDeck, model: Model, tag: str, *, entry_script: Path |
     runtime = deck.targets.docker()
     if not isinstance(runtime, DockerRuntime):
         raise RuntimeUnavailableError("building an image needs a Docker engine")
+    import docker.errors
+    import requests
+
+    try:
+        return _build(deck, runtime, model, tag, entry_script, auth, progress)
+    except ModelDeckError:
+        raise
+    except docker.errors.APIError as e:
+        raise ImageBuildError(f"building {tag} failed: the Docker engine refused: {e.explanation or e}") from e
+    except (requests.ConnectionError, docker.errors.DockerException) as e:
+        raise RuntimeUnavailableError(
+            f"the Docker engine at {runtime.endpoint} stopped answering while building {tag} ({type(e).__name__}): "
+            "start it again (scripts/setup.sh or `sudo systemctl start docker`)") from e
+
+
+def _build(deck: ModelDeck, runtime: DockerRuntime, model: Model, tag: str, entry_script: Path | None, auth: bool,
+           progress: Progress) -> BuiltImage:
     started = time.monotonic()
     check_compatible(model, runtime.environment_versions(model))
     builder: ImageBuilder = runtime.images
@@ -207,7 +230,7 @@ def build_image(deck: ModelDeck, model: Model, tag: str, *, entry_script: Path |
                                              "MODEL_ID": model.id, "AUTH": "key" if auth else "none"},
                       image_labels(model, auth), progress)
     image = runtime.client.images.get(tag)
-    keys_file = write_keys(deck.home.path / KEYS_DIR / f"{_container_name(tag)}-{secrets.token_hex(3)}") if auth else None
+    keys_file = write_keys(deck.home.path / KEYS_HOME_DIR / _keys_folder(tag)) if auth else None
     built = BuiltImage(tag=tag, image_id=image.id, size_bytes=int(image.attrs.get("Size") or 0), model_id=model.id,
                        model_sha256=model.sha256, auth=auth, environment_image=environment,
                        seconds=time.monotonic() - started, keys_file=keys_file)

@@ -48,12 +48,12 @@ def predictor_name(options: ExportOptions) -> str:
 
 
 def predictor_spec(options: ExportOptions) -> Manifest:
-    """`spec.predictor`: replicas (min = max = 1 unless autoscaled) and the pod spec around the container,
+    """`spec.predictor`: replicas (min = max = the replicas unless autoscaled) and the pod spec around the container,
     which speaks the Open Inference Protocol (`PROTOCOL=v2`)."""
     container = container_spec(options, container_name=CONTAINER_NAME, port_name=PORT_NAME,
                                probe_port=SCORING_PORT)  # Knative takes only the serving port, by number
     container["env"] = [*container["env"], {"name": "PROTOCOL", "value": "v2"}]
-    low, high = options.autoscale or (1, 1)
+    low, high = options.autoscale or (options.replicas, options.replicas)
     return {"minReplicas": low, "maxReplicas": high, **pod_spec(options, container)}
 
 

@@ -15,13 +15,12 @@ from typing import Any
 from ..errors import ExportError
 from ..registry import Model
 from ..runtimes.base import SCORING_PORT, DeployConfig, Keys, serving_environment, worker_plan
-from .image import validate_tag
+from .image import IMAGE_UID, KEYS_MOUNT_DIR, KEYS_PATH, validate_tag
 
 Manifest = dict[str, Any]
 
-SERVER_UID = 10001  # the image's user and group
-KEYS_DIR = "/etc/modeldeck/keys"
-KEYS_FILE = f"{KEYS_DIR}/keys.json"
+SERVER_UID = IMAGE_UID  # the image's user and group
+KEYS_DIR, KEYS_FILE = KEYS_MOUNT_DIR, KEYS_PATH
 KEYS_FILE_MODE = 0o440  # read-only for owner and group; with fsGroup 10001 the server's group owns the file
 TMP_SIZE = "64Mi"  # the server's multi-worker metrics; a Memory emptyDir counts against the memory limit
 TERMINATION_GRACE_SECONDS = 15
@@ -29,6 +28,7 @@ CPU_TARGET_UTILIZATION = 70  # percent of the CPU request, the HPA's target
 PORT_NAME = "http"
 MANAGED_BY = "modeldeck"
 LABEL_DOMAIN = "modeldeck.io"
+SYSTEM_NAMESPACES = frozenset({"kube-system", "kube-public", "kube-node-lease"})
 
 # DNS-1035 label: a Service name must start with a letter (a DNS-1123 label may start with a digit);
 # the same name goes on every object, so the stricter rule applies to all of them.
@@ -66,10 +66,11 @@ class ExportOptions:
         config: cpu, memory, request body limit and auth, checked by DeployConfig's one rule.
         replicas: pods when not autoscaled (at least 1).
         autoscale: (min, max) pods for a HorizontalPodAutoscaler on CPU, or None.
-        namespace: the namespace (created by the export) or None for the current one.
+        namespace: the namespace (created by the export, not one of Kubernetes' own) or None for the current one.
 
     Raises:
-        ExportError: a name, namespace, image, replica count or autoscale range out of its rule.
+        ExportError: a name, namespace, replica count or autoscale range out of its rule, or both replicas
+            and autoscale. InvalidImageTagError: an image name Docker would refuse.
     """
 
     name: str
@@ -91,11 +92,13 @@ class ExportOptions:
             low, high = self.autoscale
             if low < 1 or high < low:
                 raise ExportError(f"autoscale {low}:{high} is not a range: MIN must be at least 1 and at most MAX")
+            if self.replicas != 1:
+                raise ExportError(f"give replicas ({self.replicas}) or autoscale ({low}:{high}), not both: with "
+                                  "autoscale the pods number from MIN to MAX")
+        if self.namespace in SYSTEM_NAMESPACES:
+            raise ExportError(f"namespace {self.namespace!r} belongs to Kubernetes itself: use one of the model's own "
+                              "(the export creates it)")
 
-    @property
-    def initial_replicas(self) -> int:
-        """The Deployment's replicas: MIN when autoscaled (the HPA takes over from there)."""
-        return self.autoscale[0] if self.autoscale else self.replicas
 
 
 def check_object_name(name: str) -> str:
@@ -251,14 +254,14 @@ def pod_spec(options: ExportOptions, container: Manifest) -> Manifest:
 
 
 def namespace_manifest(model: ModelIdentity, options: ExportOptions) -> Manifest:
-    """The namespace, so `kubectl apply` works on an empty cluster; its Pod Security level is `restricted`,
-    which the pod meets (and which keeps anything less hardened out of it)."""
+    """The namespace, so `kubectl apply` works on an empty cluster. Pod Security `restricted` (which the
+    pod meets) is set to warn and audit, not enforce: the namespace may be shared already, and applying
+    this must not start refusing other teams' pods there."""
     assert options.namespace is not None
     return {"apiVersion": "v1", "kind": "Namespace",
             "metadata": {"name": options.namespace,
-                         "labels": {"app.kubernetes.io/managed-by": MANAGED_BY,
-                                    "pod-security.kubernetes.io/enforce": "restricted",
-                                    "pod-security.kubernetes.io/enforce-version": "latest"}}}
+                         "labels": {"pod-security.kubernetes.io/warn": "restricted",
+                                    "pod-security.kubernetes.io/audit": "restricted"}}}
 
 
 def secret_manifest(model: ModelIdentity, options: ExportOptions, keys: Keys) -> Manifest:
@@ -271,7 +274,9 @@ def deployment_manifest(model: ModelIdentity, options: ExportOptions) -> Manifes
     template_meta = {"labels": labels(model, options), "annotations": model_annotations(model, options)}
     return {"apiVersion": "apps/v1", "kind": "Deployment",
             "metadata": metadata(options.name, model, options, with_annotations=True),
-            "spec": {"replicas": options.initial_replicas, "revisionHistoryLimit": 3,
+            # No replicas when autoscaled: the HPA owns the count, and a re-apply (a new version) would
+            # otherwise reset a scaled-up Deployment to what the file says.
+            "spec": {**({} if options.autoscale else {"replicas": options.replicas}), "revisionHistoryLimit": 3,
                      "selector": {"matchLabels": selector(options)},
                      # a new version comes up (and is ready) before an old pod goes
                      "strategy": {"type": "RollingUpdate", "rollingUpdate": {"maxSurge": 1, "maxUnavailable": 0}},

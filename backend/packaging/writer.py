@@ -4,6 +4,7 @@
 from __future__ import annotations
 
 import io
+import os
 import zipfile
 from collections.abc import Callable
 from dataclasses import dataclass
@@ -101,9 +102,10 @@ def write_export(bundle: ExportBundle, out_dir: Path) -> list[Path]:
         written = []
         for name, text in files.items():
             path = out_dir / name
-            path.write_text(text, encoding="utf-8")
-            if name == kubernetes.SECRET_FILE:
-                path.chmod(0o600)  # the keys, in clear text
+            mode = 0o600 if name == kubernetes.SECRET_FILE else 0o644  # the keys are in clear text
+            path.unlink(missing_ok=True)  # made anew with its mode: never readable by others, not even briefly
+            with open(os.open(path, os.O_WRONLY | os.O_CREAT | os.O_EXCL, mode), "w", encoding="utf-8") as handle:
+                handle.write(text)
             written.append(path)
     except OSError as e:
         raise ExportError(f"cannot write the manifests into {out_dir}: {e.strerror or e}") from None
@@ -191,31 +193,28 @@ def _describe(manifest: Manifest) -> str:
     return f"{kind} {name}"
 
 
-def image_warnings(image: str, model: ModelIdentity, auth_enabled: bool, client: Any = None) -> list[str]:
-    """Warnings when `image` is on the local Docker engine and was built for another model or auth mode.
+def image_warnings(image: str, model: ModelIdentity, auth_enabled: bool, client: Any | None) -> list[str]:
+    """Warnings when `image` is on the local Docker engine (`client`) and was built for another model, or
+    with key auth when the export has none (its pods would never start: no keys file is mounted).
 
-    Nothing (never an error) when no engine answers or the image is not there: the image may live only
-    in a registry, or be built later.
+    Nothing (never an error) when there is no engine (`client` None) or no such image: the image may live
+    only in a registry, or be built later. An image built without auth under a keyed export is fine: the
+    export's MODELDECK_KEYS_FILE turns key auth on in any image.
     """
+    if client is None:
+        return []
     try:
-        if client is None:
-            import docker
-
-            client = docker.from_env(timeout=3)
         found = client.images.get(image).labels or {}
-    except Exception:
+    except Exception:  # not there, or the engine stopped answering: nothing to say
         return []
     warnings = []
     built_for = found.get(MODEL_LABEL)
     if built_for is not None and built_for != model.id:
         warnings.append(f"the local image {image} serves {built_for}, not {model.id}: rebuild it with "
                         f"`modeldeck build {model.id} --tag {image}`")
-    auth = found.get(AUTH_LABEL)
-    wanted = "key" if auth_enabled else "none"
-    if auth is not None and auth != wanted:
-        warnings.append(f"the local image {image} was built with auth {auth}, the export asks for {wanted}: "
-                        + ("the pods would start without checking keys" if wanted == "key" else
-                           "the image refuses to start without a keys file, and this export writes none"))
+    if found.get(AUTH_LABEL) == "key" and not auth_enabled:
+        warnings.append(f"the local image {image} was built with key auth and refuses to start without a keys "
+                        "file, and this export writes none: export with --auth key, or rebuild without it")
     return warnings
 
 

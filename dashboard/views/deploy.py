@@ -57,12 +57,10 @@ def export_section(deck: ModelDeck, deployment: Deployment) -> None:
                                 help="The tag `modeldeck build` gives the image with the model in it")
     namespace = right_col.text_input("Namespace", value="", key="export_namespace", placeholder="the current one",
                                      help="Created by the export; empty: kubectl's current namespace")
-    kserve_target = EXPORT_TARGETS[export_target] == "kserve"
     replicas_col, scale_col, low_col, high_col = st.columns([2, 2, 1, 1], vertical_alignment="bottom")
-    replicas = replicas_col.number_input("Replicas", min_value=1, value=1, step=1, key="export_replicas",
-                                         disabled=kserve_target,
-                                         help="KServe: 1, or MIN to MAX with autoscale" if kserve_target else None)
     autoscaled = scale_col.toggle("Autoscale on CPU", value=False, key="export_autoscale")
+    replicas = replicas_col.number_input("Replicas", min_value=1, value=1, step=1, key="export_replicas",
+                                         disabled=autoscaled, help="With autoscale: from Min to Max")
     low = low_col.number_input("Min", min_value=1, value=1, step=1, key="export_min", disabled=not autoscaled)
     high = high_col.number_input("Max", min_value=1, value=3, step=1, key="export_max", disabled=not autoscaled)
     keys_key = f"_export_keys/{deployment.record.uid}"
@@ -70,7 +68,7 @@ def export_section(deck: ModelDeck, deployment: Deployment) -> None:
         st.session_state[keys_key] = Keys.generate()  # fresh keys for the cluster, the same across reruns
     try:
         bundle = export_deployment(EXPORT_TARGETS[export_target], deployment.record, served, image.strip(),
-                                   replicas=int(replicas), autoscale=(int(low), int(high)) if autoscaled else None,
+                                   replicas=1 if autoscaled else int(replicas), autoscale=(int(low), int(high)) if autoscaled else None,
                                    namespace=namespace.strip() or None, keys=st.session_state.get(keys_key))
     except ModelDeckError as e:
         fail(e, "Check the export options")
