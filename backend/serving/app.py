@@ -265,7 +265,7 @@ def create_app(script: ModuleType, info: dict[str, Any] | None = None, keys: Key
         content, media_type = metrics.exposition()
         return Response(content=content, media_type=media_type)
 
-    _add_v2_routes(app, script, info, denied, metrics, limit, errors, secured)
+    _add_v2_routes(app, script, served, denied, metrics, limit, errors, secured)
 
     if keys is not None:
         schema = app.openapi()
@@ -325,11 +325,10 @@ def _v2_path(served: v2.ServedModel, version: bool) -> list[dict[str, Any]]:
     return parameters
 
 
-def _add_v2_routes(app: FastAPI, script: ModuleType, info: dict[str, Any],
+def _add_v2_routes(app: FastAPI, script: ModuleType, served: v2.ServedModel,
                    denied: Callable[[Request], Response | None], metrics: ServerMetrics, limit: int,
                    errors: dict[str, Any], secured: dict[str, Any]) -> None:
     """The Open Inference Protocol's REST routes beside /score: health, metadata, readiness, infer."""
-    served = v2.served_model(info, script)
     metadata = orjson.dumps(v2.model_metadata(served))
     ready = orjson.dumps(v2.model_ready(served))
     not_found = {"404": {"description": "no such model or version here: the message names the served one"}}

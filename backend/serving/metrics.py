@@ -213,7 +213,7 @@ class MetricsMiddleware:
             await self.app(scope, receive, send)
             return
         path = scope["path"]
-        endpoint = path if path in ENDPOINTS else endpoint_label(path)
+        endpoint = endpoint_label(path)
         status = 500  # what the client sees when the app fails before it answers
 
         def watch(message: Message) -> Awaitable[None]:
