@@ -128,8 +128,11 @@ def cmd_build(deck: ModelDeck, args: argparse.Namespace) -> int:
                      "run": built.run_command(), "save": built.save_command()})
         return 0
     print(f"built {built.tag} ({built.size_bytes / 1e6:,.0f} MB, {built.model_id}, auth {'key' if built.auth else 'none'})")
+    if built.replaced:
+        print(f"the name {built.tag} served {built.replaced} before: it is {built.model_id}'s now")
     if built.keys_file:
-        print(f"keys for it: {built.keys_file} (mount them at {KEYS_PATH}; without them it does not start)")
+        print(f"keys for it: {built.keys_file} (mount them at {KEYS_PATH}; without them it does not start: carry "
+              "this file along with the image)")
     print(f"run it:   {built.run_command()}")
     print(f"carry it: {built.save_command()}   (then `docker load -i FILE` on the other machine)")
     return 0

@@ -84,24 +84,26 @@ def test_the_build_context_is_readable_by_all_and_writable_by_none(sample_model,
 
 
 def test_the_run_command_is_hardened_and_mounts_the_keys_only_with_auth(tmp_path):
-    plain = BuiltImage("modeldeck/m:1", "sha256:x", 1, "m:1", "s", False, "env", 1.0)
+    plain = BuiltImage("modeldeck/m:1", "sha256:x", 1, "m:1", "s", False, "env")
     line = plain.run_command(9000)
     for flag in ("-p 127.0.0.1:9000:8000", "--read-only", "--cap-drop ALL", "--security-opt no-new-privileges"):
         assert flag in line
     assert "-v " not in line and line.endswith(" modeldeck/m:1")
-    keyed = BuiltImage("modeldeck/m:1", "sha256:x", 1, "m:1", "s", True, "env", 1.0, keys_file=tmp_path / "k.json")
+    keyed = BuiltImage("modeldeck/m:1", "sha256:x", 1, "m:1", "s", True, "env", keys_file=tmp_path / "k.json")
     assert f"-v {tmp_path / 'k.json'}:{KEYS_PATH}:ro" in keyed.run_command()
     assert plain.save_command() == "docker save modeldeck/m:1 | gzip > m-1.tar.gz"
 
 
-def test_an_image_built_with_key_auth_does_not_start_without_its_keys(sample_model_dir, tmp_path):
-    env = {**os.environ, "MODELDECK_AUTH": "key", "MODELDECK_KEYS_FILE": str(tmp_path / "absent.json"),
+@pytest.mark.parametrize("keys", ["absent.json", "."], ids=["missing", "a folder in its place"])
+def test_an_image_built_with_key_auth_does_not_start_without_its_keys(sample_model_dir, tmp_path, keys):
+    path = tmp_path / keys  # `docker run -v` of a host file that does not exist mounts an empty folder
+    env = {**os.environ, "MODELDECK_AUTH": "key", "MODELDECK_KEYS_FILE": str(path),
            "MODELDECK_SCRIPT": os.path.join(REPO, "backend/serving/score_sklearn.py"),
            "MODELDECK_MODEL_DIR": str(sample_model_dir), "PYTHONPATH": os.path.join(REPO, "backend")}
     result = subprocess.run([sys.executable, "-m", "serving", "--port", str(free_port())], env=env,
                             capture_output=True, text=True, timeout=60)
     assert result.returncode == 2
-    assert f"built with key auth (MODELDECK_AUTH=key) but its keys file {tmp_path / 'absent.json'} is not there" \
+    assert f"built with key auth (MODELDECK_AUTH=key) but its keys file {path} is missing or not a file" \
         in result.stderr
 
 
@@ -236,7 +238,7 @@ def test_an_image_built_with_key_auth_starts_only_with_its_keys_and_then_wants_o
 
         bare = containers(built["tag"], **HARDENED)
         assert bare.wait(timeout=60)["StatusCode"] == 2
-        assert "is not there: mount a JSON file" in bare.logs().decode()
+        assert "is missing or not a file" in bare.logs().decode()
 
         port = free_port()
         keyed = containers(built["tag"], ports={"8000/tcp": ("127.0.0.1", port)},
@@ -277,13 +279,14 @@ def test_build_refuses_a_bad_tag_an_unknown_model_a_non_python_script_and_a_miss
 def test_the_models_page_builds_an_image_and_shows_how_to_run_and_carry_it(engine, trained_home, tmp_path, monkeypatch):
     from .test_dashboard import app, button, dashboard_home
 
-    for _ in dashboard_home(trained_home, tmp_path, monkeypatch):
+    build = "Build image of sklearn_mnist:1"
+    for home in dashboard_home(trained_home, tmp_path, monkeypatch):
         monkeypatch.setenv("MODELDECK_RUNTIME", "docker")
         at = app(id="sklearn_mnist:1").switch_page("views/models.py").run()
         tag = next(t for t in at.text_input if t.label == "Image name")
         assert tag.value == "modeldeck/sklearn_mnist:1"
         tag.set_value("Not A Tag")
-        button(at, "Build image").click().run()
+        button(at, build).click().run()
         assert not at.exception
         assert "Building an image of sklearn_mnist:1 failed" in at.error[0].value
         assert "is not a valid Docker image name" in at.error[0].value.replace("\\", "")
@@ -292,13 +295,20 @@ def test_the_models_page_builds_an_image_and_shows_how_to_run_and_carry_it(engin
         next(t for t in at.text_input if t.label == "Image name").set_value(tag)
         next(c for c in at.checkbox if c.label == "Key auth").check()
         try:
-            button(at, "Build image").click().run()
+            button(at, build).click().run()
             assert not at.exception and not at.error
             assert f"Built {tag} from sklearn_mnist:1" in at.success[0].value.replace("\\", "")
-            run_line, save_line = [c.value for c in at.code if c.value.startswith("docker ")]
-            assert "--read-only" in run_line and f":{KEYS_PATH}:ro {tag}" in run_line
-            assert save_line.startswith(f"docker save {tag}")
             assert engine.images.get(tag).labels[AUTH_LABEL] == "key"
+
+            # a new session (a reload) lists the image with its commands and its keys
+            reloaded = app(id="sklearn_mnist:1").switch_page("views/models.py").run()
+            assert not reloaded.exception and not reloaded.success
+            assert list(reloaded.dataframe[-1].value["image"]) == [tag]
+            run_line, save_line = [c.value for c in reloaded.code if c.value.startswith("docker ")]
+            keys = home / "image-keys"
+            assert "--read-only" in run_line and f":{KEYS_PATH}:ro {tag}" in run_line and f"-v {keys}/" in run_line
+            assert save_line.startswith(f"docker save {tag}")
+            assert any(str(keys) in c.value for c in reloaded.caption)
         finally:
             remove_image(engine, tag)
 

@@ -15,14 +15,14 @@ import re
 import shutil
 import tempfile
 import time
-from dataclasses import dataclass
+from dataclasses import dataclass, replace
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
 from ..config import ASSETS_DIR
 from ..deployments import check_compatible, default_entry_script
 from ..errors import ImageBuildError, InvalidImageTagError, ModelDeckError, RuntimeUnavailableError
-from ..images import ImageBuilder
+from ..images import BUILT_BY_LABEL, ImageBuilder
 from ..progress import Progress, quiet, step
 from ..registry import Model, current_library_versions
 from ..runtimes.base import Keys
@@ -41,6 +41,7 @@ MODEL_LABEL = "modeldeck.model"  # "sklearn_mnist:1"
 SHA256_LABEL = "modeldeck.model_sha256"
 AUTH_LABEL = "modeldeck.auth"  # "key" or "none"
 MODEL_IMAGE_LABEL = "modeldeck.model_image"
+ENVIRONMENT_IMAGE_LABEL = "modeldeck.environment_image"
 KEYS_HOME_DIR = "image-keys"  # under the home: keys made for images built with key auth, a folder per image name
 # A Docker image reference: [registry[:port]/]path[:tag], path components lowercase.
 _COMPONENT = r"[a-z0-9]+(?:(?:[._]|__|-+)[a-z0-9]+)*"
@@ -62,8 +63,10 @@ class BuiltImage:
         model_id, model_sha256: what is baked in.
         auth: whether it wants keys (mounted at KEYS_PATH) to start.
         environment_image: the environment image it was built on.
-        seconds: how long the build took.
+        created: when the engine made it (ISO 8601).
+        seconds: how long the build took (None for an image listed, not just built).
         keys_file: with auth, the keys made for it on this machine (to mount), else None.
+        replaced: the model the name served before this build took it over, if another.
     """
 
     tag: str
@@ -73,8 +76,10 @@ class BuiltImage:
     model_sha256: str
     auth: bool
     environment_image: str
-    seconds: float
+    created: str = ""
+    seconds: float | None = None
     keys_file: Path | None = None
+    replaced: str | None = None
 
     def run_command(self, port: int = IMAGE_PORT) -> str:
         """The `docker run` line that serves it on 127.0.0.1:`port`, hardened as ModelDeck deploys."""
@@ -136,10 +141,12 @@ def image_manifest(model: Model, script_name: str, auth: bool) -> dict[str, Any]
     }
 
 
-def image_labels(model: Model, auth: bool) -> dict[str, str]:
-    """Labels that say what an image serves, readable with `docker inspect` without running it."""
+def image_labels(model: Model, auth: bool, environment: str) -> dict[str, str]:
+    """Labels that say what an image serves, readable with `docker inspect` without running it (the
+    environment image's own label is blanked: this one is not an environment)."""
     return {MODEL_LABEL: model.id, SHA256_LABEL: model.sha256, AUTH_LABEL: "key" if auth else "none",
-            MODEL_IMAGE_LABEL: "true", "org.opencontainers.image.title": model.id,
+            MODEL_IMAGE_LABEL: "true", ENVIRONMENT_IMAGE_LABEL: environment, "modeldeck.environment": "",
+            "org.opencontainers.image.title": model.id,
             "org.opencontainers.image.description": (model.description or f"ModelDeck image of {model.id}")[:500]}
 
 
@@ -216,6 +223,11 @@ def _build(deck: ModelDeck, runtime: DockerRuntime, model: Model, tag: str, entr
            progress: Progress) -> BuiltImage:
     started = time.monotonic()
     check_compatible(model, runtime.environment_versions(model))
+    replaced = _serves(runtime, tag)
+    if replaced == model.id:
+        replaced = None
+    elif replaced is not None:
+        step(progress, f"{tag} serves {replaced} now: this build gives the name to {model.id}")
     builder: ImageBuilder = runtime.images
     environment = builder.ensure(model, current_library_versions(), progress)
     with tempfile.TemporaryDirectory(prefix="modeldeck-image-") as ctx_dir:
@@ -228,12 +240,54 @@ def _build(deck: ModelDeck, runtime: DockerRuntime, model: Model, tag: str, entr
                        + (", key auth" if auth else "") + ")")
         builder.build(ctx / "context", tag, {"ENVIRONMENT_IMAGE": environment, "SCRIPT": script.name,
                                              "MODEL_ID": model.id, "AUTH": "key" if auth else "none"},
-                      image_labels(model, auth), progress)
-    image = runtime.client.images.get(tag)
-    keys_file = write_keys(deck.home.path / KEYS_HOME_DIR / _keys_folder(tag)) if auth else None
-    built = BuiltImage(tag=tag, image_id=image.id, size_bytes=int(image.attrs.get("Size") or 0), model_id=model.id,
-                       model_sha256=model.sha256, auth=auth, environment_image=environment,
-                       seconds=time.monotonic() - started, keys_file=keys_file)
+                      image_labels(model, auth, environment), progress)
+    if auth:
+        write_keys(deck.home.path / KEYS_HOME_DIR / _keys_folder(tag))
+    built = replace(_as_built(deck, tag, runtime.client.images.get(tag)), seconds=time.monotonic() - started,
+                    replaced=replaced)
     step(progress, f"built {tag} ({built.size_bytes / 1e6:,.0f} MB) in {built.seconds:.1f} s")
     return built
+
+
+def _serves(runtime: DockerRuntime, tag: str) -> str | None:
+    """The model an image of that name serves now (None: no such image, or not a ModelDeck one)."""
+    import docker.errors
+
+    try:
+        return (runtime.client.images.get(tag).labels or {}).get(MODEL_LABEL)
+    except docker.errors.ImageNotFound:
+        return None
+
+
+def _as_built(deck: ModelDeck, tag: str, image: Any) -> BuiltImage:
+    labels = image.labels or {}
+    keys = deck.home.path / KEYS_HOME_DIR / _keys_folder(tag) / "keys.json"
+    auth = labels.get(AUTH_LABEL) == "key"
+    return BuiltImage(tag=tag, image_id=image.id, size_bytes=int(image.attrs.get("Size") or 0),
+                      model_id=labels.get(MODEL_LABEL, ""), model_sha256=labels.get(SHA256_LABEL, ""), auth=auth,
+                      environment_image=labels.get(ENVIRONMENT_IMAGE_LABEL, ""),
+                      created=str(image.attrs.get("Created", ""))[:19],
+                      keys_file=keys if auth and keys.is_file() else None)
+
+
+def built_images(deck: ModelDeck, model: Model) -> list[BuiltImage]:
+    """The self-contained images of `model` on the engine that this home built, newest first (each name
+    once). Reads only.
+
+    Raises:
+        RuntimeUnavailableError: no engine answers.
+    """
+    import docker.errors
+    import requests
+
+    runtime = deck.targets.docker()
+    if not isinstance(runtime, DockerRuntime):
+        raise RuntimeUnavailableError("listing images needs a Docker engine")
+    wanted = [f"{MODEL_IMAGE_LABEL}=true", f"{MODEL_LABEL}={model.id}", f"{BUILT_BY_LABEL}={deck.home.path}"]
+    try:
+        images = runtime.client.images.list(filters={"label": wanted})
+    except (requests.ConnectionError, docker.errors.DockerException) as e:
+        raise RuntimeUnavailableError(f"the Docker engine at {runtime.endpoint} did not answer ({type(e).__name__})") from e
+    found = [_as_built(deck, tag, image) for image in images for tag in image.tags]
+    return sorted(found, key=lambda image: (image.created, image.tag), reverse=True)
 

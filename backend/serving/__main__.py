@@ -33,7 +33,8 @@ DEFAULT_KEYS_FILE = "/etc/modeldeck/keys/keys.json"  # where an image built with
 ENV_OPTIONS = {"script": "MODELDECK_SCRIPT", "model_dir": "MODELDECK_MODEL_DIR", "name": "MODELDECK_DEPLOYMENT",
                "model": "MODELDECK_MODEL", "workers": "MODELDECK_WORKERS", "max_body_mb": "MODELDECK_MAX_BODY_MB",
                "keys_file": "MODELDECK_KEYS_FILE"}
-KEYS_MISSING = ("this server was built with key auth (MODELDECK_AUTH=key) but its keys file {path} is not there: "
+KEYS_MISSING = ("this server was built with key auth (MODELDECK_AUTH=key) but its keys file {path} is missing or "
+                "not a file (`docker run -v` of a host file that does not exist mounts an empty folder there): "
                 "mount a JSON file {{\"primary\": ..., \"secondary\": ...}} there (docker run -v KEYS.json:{path}:ro; "
                 "a Kubernetes Secret), or point MODELDECK_KEYS_FILE at one")
 KEYS_UNREADABLE = ("the keys file {path} is there but user {uid} cannot read it: make it readable (mode 0644 in a "
@@ -102,8 +103,8 @@ def main(argv: list[str] | None = None) -> int:
     signal.signal(signal.SIGTERM, lambda signum, _frame: os._exit(128 + signum))
     if os.environ.get("MODELDECK_AUTH") == "key":
         args.keys_file = args.keys_file or DEFAULT_KEYS_FILE
-        if not os.access(args.keys_file, os.R_OK):
-            problem = KEYS_UNREADABLE if os.path.exists(args.keys_file) else KEYS_MISSING
+        if not (os.path.isfile(args.keys_file) and os.access(args.keys_file, os.R_OK)):
+            problem = KEYS_UNREADABLE if os.path.isfile(args.keys_file) else KEYS_MISSING
             print("modeldeck serving: " + problem.format(path=args.keys_file, uid=os.getuid()), file=sys.stderr,
                   flush=True)
             return CONFIG_EXIT_CODE

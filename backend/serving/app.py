@@ -31,10 +31,12 @@ TOO_LARGE = ("the request body ({size}) is larger than this deployment's limit o
              "rows per request, or send them as .npy (Content-Type: application/x-npy), about 5 times smaller; "
              "`deploy --max-body-mb` sets the limit")
 TOO_SLOW = f"the request body did not arrive within {BODY_TIMEOUT_SECONDS:.0f} s"
-NO_KEY = ("this deployment wants a key: send `Authorization: Bearer <key>` with its primary or secondary key "
-          "(`modeldeck deployments keys NAME`)")
+_WHERE_KEYS = ("`modeldeck deployments keys NAME` prints a deployment's; a built image's are in the keys file "
+               "mounted into it (a Kubernetes export's: its Secret)")
+NO_KEY = ("this deployment wants a key: send `Authorization: Bearer <key>` with its primary or secondary key ("
+          + _WHERE_KEYS + ")")
 WRONG_KEY = ("the Authorization header does not carry one of this deployment's keys (`Bearer <key>`; a regenerated "
-             "key replaces the old one at once): `modeldeck deployments keys NAME` prints the current ones")
+             "key replaces the old one at once): " + _WHERE_KEYS)
 BAD_PROBA = "the query parameter proba must be true or false"
 SCRIPT_FAULT = "the scoring script raised {kind} (request id {request_id}; the traceback is in the deployment's logs)"
 FLOAT32_MAX = 3.4e38

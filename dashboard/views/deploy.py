@@ -76,10 +76,11 @@ def export_section(deck: ModelDeck, deployment: Deployment) -> None:
         st.download_button(f"Download {bundle.default_folder}.zip", data=zip_export(bundle),
                            file_name=f"{bundle.default_folder}.zip", mime="application/zip",
                            icon=":material/download:", on_click="ignore", key="export_download")
-        st.caption(f"Files: {', '.join(bundle.files(bundle.default_folder))}. Make the image with "
-                   f"`{build_command(served, bundle.options)}`, unzip, then "
-                   f"`{apply_command(bundle.default_folder)}`; README.txt says how to reach it"
-                   + (" and read its keys back." if deployment.config.auth_enabled else "."))
+        st.caption(f"Files: {', '.join(bundle.files(bundle.default_folder))}. README.txt says how to reach it"
+                   + (" and read its keys back." if deployment.config.auth_enabled else ".")
+                   + " Make the image, unzip, apply:")
+        st.code(f"{build_command(served, bundle.options)}\nunzip {bundle.default_folder}.zip\n"
+                f"{apply_command(bundle.default_folder)}", language="bash", wrap_lines=True)
 
 
 deck = get_deck()

@@ -7,7 +7,7 @@ asked on the form and confirmed by the scoring server, inside the deployment, at
 import streamlit as st
 
 from backend.errors import DuplicateModelError, ModelDeckError
-from backend.packaging.image import build_image, default_tag
+from backend.packaging.image import build_image, built_images, default_tag
 from backend.progress import ProgressEvent, ProgressKind
 from backend.registry import Model, bytes_sha256, current_library_versions, parse_signature, parse_tags
 from backend.training import missing_first_run_samples, train_sample
@@ -29,20 +29,21 @@ def notice(key: str) -> None:
 
 
 def build_section(model: Model) -> None:
-    """Build a self-contained image of `model` (`modeldeck build`), with the build's steps live and
-    the `docker run` / `docker save` lines of the result."""
-    st.subheader("Build a self-contained image")
-    st.caption(verbatim(f"{model.id}, its scoring script and its environment in one image that serves with a plain "
-                        "`docker run` on any machine, offline, as a non-root user with a read-only root; "
-                        "`docker save` carries it to a machine with no registry. The same image runs on "
-                        "Kubernetes: export the manifests from the Deploy page."))
+    """Build a self-contained image of `model` (`modeldeck build`), with the build's steps live, then
+    this model's images on the engine with the `docker run` / `docker save` lines of each."""
+    st.subheader(f"Build a self-contained image of {verbatim(model.id)}")
+    st.caption("The model, its scoring script and its environment in one image that serves with a plain "
+               "`docker run` on any machine, offline, as a non-root user with a read-only root; `docker save` "
+               "carries it to a machine with no registry. The same image runs on Kubernetes: export the "
+               "manifests from the Deploy page.")
     with st.form(f"build/{model.id}"):
-        c1, c2 = st.columns([3, 1])
-        tag = c1.text_input("Image name", value=default_tag(model.name, model.version), help="For example modeldeck/sklearn_mnist:1 or "
-                            "registry.example.com/team/mnist:v2 (lowercase; a :tag after the name)")
-        auth = c2.checkbox("Key auth", help="The image then starts only with its keys mounted (fresh ones are "
-                           "written for you) and /score wants one of them")
-        submitted = st.form_submit_button("Build image", icon=":material/deployed_code:")
+        c1, c2 = st.columns([3, 1], vertical_alignment="bottom")
+        tag = c1.text_input("Image name", value=default_tag(model.name, model.version),
+                            help="For example modeldeck/sklearn_mnist:1 or registry.example.com/team/mnist:v2 "
+                                 "(lowercase; a :tag after the name). An image of that name is replaced.")
+        auth = c2.checkbox("Key auth", help="The image then starts only with its keys file mounted (fresh keys "
+                           "are written for you) and /score wants one of them")
+        submitted = st.form_submit_button(f"Build image of {model.id}", icon=":material/deployed_code:")
     if submitted:
         with st.status(f"Building {tag.strip()} from {model.id}…", expanded=True):
             steps, log_box = st.container(), st.empty()
@@ -62,22 +63,34 @@ def build_section(model: Model) -> None:
                 st.session_state[BUILD_OUTCOME] = (model.id, str(e))
         st.rerun()
     outcome = st.session_state.get(BUILD_OUTCOME)
-    if outcome is None or outcome[0] != model.id:  # never another model's result under this one
+    if outcome is not None and outcome[0] == model.id:  # never another model's result under this one
+        result = outcome[1]
+        if isinstance(result, str):
+            fail(result, f"Building an image of {model.id} failed")
+        else:
+            st.success(verbatim(f"Built {result.tag} from {result.model_id} — {result.size_bytes / 1e6:,.0f} MB, "
+                                f"{result.seconds or 0:.1f} s" + (", key auth" if result.auth else "")
+                                + (f"; the name served {result.replaced} before" if result.replaced else "")),
+                       icon=":material/check_circle:")
+    try:
+        images = built_images(deck, model)
+    except ModelDeckError as e:
+        st.caption(verbatim(f"Building needs a Docker engine: {e}"))
         return
-    result = outcome[1]
-    if isinstance(result, str):
-        fail(result, f"Building an image of {model.id} failed")
+    if not images:
         return
-    st.success(verbatim(f"Built {result.tag} from {result.model_id} — {result.size_bytes / 1e6:,.0f} MB, "
-                        f"{result.seconds:.1f} s" + (", key auth" if result.auth else "")),
-               icon=":material/check_circle:")
-    st.markdown("Run it here or on any machine with Docker:")
-    st.code(result.run_command(), language="bash")
-    if result.keys_file is not None:
-        st.caption(verbatim(f"Its keys: {result.keys_file} (mounted by the line above; send "
-                            "`Authorization: Bearer <primary or secondary>`)."))
+    st.markdown(f"**Images of {verbatim(model.id)} on this engine** (built from this home)")
+    st.dataframe([{"image": i.tag, "size (MB)": round(i.size_bytes / 1e6), "key auth": i.auth, "created": i.created,
+                   "environment": i.environment_image} for i in images], hide_index=True, width="stretch")
+    chosen = st.selectbox("Commands for", [i.tag for i in images], key=f"build_commands/{model.id}")
+    image = next(i for i in images if i.tag == chosen)
+    st.markdown("Run it (here, or on any machine the image is loaded on):")
+    st.code(image.run_command(), language="bash", wrap_lines=True)
+    if image.auth:
+        st.caption(f"Its keys: `{image.keys_file or 'not on this machine'}`, mounted by the line above; carry that "
+                   "file along with the image. Send `Authorization: Bearer <primary or secondary>`.")
     st.markdown("Carry it to a machine with no registry (then `docker load -i` the file there):")
-    st.code(result.save_command(), language="bash")
+    st.code(image.save_command(), language="bash", wrap_lines=True)
 
 
 models = deck.registry.list()
