@@ -169,7 +169,7 @@ def test_registering_an_uploaded_model_in_a_real_browser(trained_home, sample_mo
             expect(main.get_by_role("heading", name="Models", exact=True)).to_be_visible(timeout=60_000)
             expect(main.get_by_text("A pickle or joblib file runs code when it is loaded")).to_be_visible()
             page.get_by_test_id("stFileUploaderDropzoneInput").first.set_input_files(str(pickle_path))
-            main.get_by_label("Name").fill("my_digits")
+            main.get_by_role("textbox", name="Name", exact=True).fill("my_digits")
             main.get_by_label("Tags").fill("source=browser")
             main.get_by_role("textbox", name="Input shape").fill("28x28")
             main.get_by_role("textbox", name="Classes").fill("0-9")
