@@ -46,10 +46,16 @@ def test_valid_image_names_are_accepted(tag):
     assert validate_tag(tag) == tag
 
 
-@pytest.mark.parametrize("tag", ["", "Upper/Case", "name:", "-lead", "a//b", "name:tag:two", "sp ace", "a:" + "t" * 129])
+@pytest.mark.parametrize("tag", ["Upper/Case", "name:", "-lead", "a//b", "name:tag:two", "sp ace", "a:" + "t" * 129])
 def test_invalid_image_names_are_refused_with_the_rule(tag):
     with pytest.raises(InvalidImageTagError, match="not a valid Docker image name: use lowercase"):
         validate_tag(tag)
+
+
+def test_an_empty_image_name_is_asked_for():
+    for empty in ("", "  "):
+        with pytest.raises(InvalidImageTagError, match="^give an image name, for example modeldeck/sklearn_mnist:1$"):
+            validate_tag(empty)
 
 
 def test_the_default_tag_is_the_model_name_lowercased_and_its_version(sample_model):

@@ -108,7 +108,9 @@ def validate_tag(tag: str) -> str:
     Raises:
         InvalidImageTagError: with the rule and the offending tag.
     """
-    if not tag or len(tag) > 255 or not _REFERENCE.match(tag):
+    if not tag.strip():
+        raise InvalidImageTagError("give an image name, for example modeldeck/sklearn_mnist:1")
+    if len(tag) > 255 or not _REFERENCE.match(tag):
         raise InvalidImageTagError(BAD_TAG.format(tag=tag))
     return tag
 
