@@ -22,6 +22,7 @@ from fastapi import FastAPI, Request
 from fastapi.responses import Response
 
 from . import v2
+from .access import AccessLog, AccessLogMiddleware
 from .auth import KeyFile
 from .handlers import NPY_TYPE, handle_score
 from .metrics import METRICS_PATH, MetricsMiddleware, ServerMetrics, rows_in
@@ -227,8 +228,9 @@ class ScoreEndpoint:
     MetricsMiddleware counts every other one. The FastAPI route of the same path (which the OpenAPI
     docs list) calls `answer` too, so both say the same."""
 
-    def __init__(self, script: ModuleType, keys: KeyFile | None, metrics: ServerMetrics, limit: int) -> None:
-        self.script, self.keys, self.metrics, self.limit = script, keys, metrics, limit
+    def __init__(self, script: ModuleType, keys: KeyFile | None, metrics: ServerMetrics, limit: int,
+                 access_log: AccessLog | None = None) -> None:
+        self.script, self.keys, self.metrics, self.limit, self.access_log = script, keys, metrics, limit, access_log
 
     async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
         metrics = self.metrics
@@ -247,7 +249,7 @@ class ScoreEndpoint:
             await send({"type": "http.response.start", "status": status, "headers": headers})
             await send({"type": "http.response.body", "body": answer.body})
         except ClientGone:
-            pass
+            return  # no answer, no access line (uvicorn's log had none either); counted with status 500
         except Exception as e:  # a fault of the server's own: logged with its id, a JSON 500 when still possible
             fault_id = secrets.token_hex(8)
             log.exception("request %s: POST /score failed", fault_id)
@@ -259,6 +261,8 @@ class ScoreEndpoint:
                 await send({"type": "http.response.body", "body": body})
         finally:
             metrics.finished("/score", status, time.perf_counter() - started)
+        if self.access_log is not None:
+            self.access_log.write(scope, status)
 
     async def answer(self, scope: Scope, receive: Receive) -> Answer:
         """The answer to one POST /score (its rows already counted in `metrics`).
@@ -331,10 +335,11 @@ def _openapi_body(n_features: int | None) -> dict[str, Any]:
 
 
 def create_app(script: ModuleType, info: dict[str, Any] | None = None, keys: KeyFile | None = None,
-               metrics: ServerMetrics | None = None) -> FastAPI:
+               metrics: ServerMetrics | None = None, access_log: AccessLog | None = None) -> FastAPI:
     """An app serving `script`, whose `init()` has already returned; with `keys`, /score, /info and
     /metrics want one of them as a Bearer token. Every request is counted in `metrics` (made here when
-    not given)."""
+    not given) and, but probes and scrapes, written to `access_log` when given (serve it with uvicorn's
+    own access log off)."""
     metrics = metrics or ServerMetrics()
     info = dict(info or {})
     info.setdefault("n_features", getattr(script, "n_features", None))
@@ -346,7 +351,7 @@ def create_app(script: ModuleType, info: dict[str, Any] | None = None, keys: Key
     info["protocols"] = ["azureml", "v2"]
     info["v2_model"] = {"name": served.name, "version": served.version, "outputs": list(served.outputs)}
     app = ScoringApp(title="ModelDeck scoring server", version="1", description=info.get("description", ""))
-    endpoint = ScoreEndpoint(script, keys, metrics, limit)
+    endpoint = ScoreEndpoint(script, keys, metrics, limit, access_log)
     errors = {"400": {"description": "bad input, with a message"},
               "408": {"description": "the body did not arrive in time"},
               "413": {"description": "the body is larger than the deployment's limit (see /info)"},
@@ -405,6 +410,8 @@ def create_app(script: ModuleType, info: dict[str, Any] | None = None, keys: Key
         schema.setdefault("components", {})["securitySchemes"] = {
             "key": {"type": "http", "scheme": "bearer", "description": "the deployment's primary or secondary key"}}
     app.add_middleware(MetricsMiddleware, metrics=metrics)
+    if access_log is not None:
+        app.add_middleware(AccessLogMiddleware, access_log=access_log)
     app.score_endpoint = endpoint
     return app
 
