@@ -254,7 +254,8 @@ def test_each_server_start_gets_a_fresh_metrics_folder_and_folders_of_killed_ser
     from backend.serving.metrics import MULTIPROC_ENV, use_fresh_folder
 
     monkeypatch.setattr(tempfile, "tempdir", str(tmp_path))
-    monkeypatch.delenv(MULTIPROC_ENV, raising=False)
+    monkeypatch.setenv(MULTIPROC_ENV, "")  # recorded, so the folder use_fresh_folder names is forgotten after
+    monkeypatch.delenv(MULTIPROC_ENV)
     gone = subprocess.Popen(["true"])  # a pid that was a process and is no more
     gone.wait()
     stale = tmp_path / f"modeldeck-metrics-{gone.pid}-abc"

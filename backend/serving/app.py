@@ -171,7 +171,15 @@ class _Job:
     work: Callable[[], Answer]  # runs the script: on the scoring thread only
 
 
-_scoring: tuple[int, queue.SimpleQueue[_Job]] | None = None
+_scoring: queue.SimpleQueue[_Job] | None = None
+
+
+def _forget_scoring_thread() -> None:
+    global _scoring
+    _scoring = None  # a forked child has the queue but not the thread: it starts its own on first use
+
+
+os.register_at_fork(after_in_child=_forget_scoring_thread)
 
 
 def scoring_queue() -> queue.SimpleQueue[_Job]:
@@ -179,11 +187,11 @@ def scoring_queue() -> queue.SimpleQueue[_Job]:
     worker has its own). A bare queue and thread: measured as cheap as scoring on the event loop,
     where an executor cost ~10 % of single-row throughput."""
     global _scoring
-    if _scoring is None or _scoring[0] != os.getpid():
+    if _scoring is None:
         jobs: queue.SimpleQueue[_Job] = queue.SimpleQueue()
         threading.Thread(target=_score_forever, args=(jobs,), name="modeldeck-run", daemon=True).start()
-        _scoring = (os.getpid(), jobs)
-    return _scoring[1]
+        _scoring = jobs
+    return _scoring
 
 
 def _score_forever(jobs: queue.SimpleQueue[_Job]) -> None:

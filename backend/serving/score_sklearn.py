@@ -66,12 +66,20 @@ def _fast_rows(raw_data):
         if len(rows) > 1 and not all(len(row) == width for row in rows):
             return None
         flat = np.frombuffer(rows.as_buffer(of_type="d"), dtype=np.float64)
-        proba = document.get("proba", False)
+        proba = False if _surely_absent("proba", raw_data) else document.get("proba", False)
     except Exception:  # anything unexpected (a string for "data", a number for a row, ...): explain below
         return None
     if not width or not isinstance(proba, bool):
         return None
     return flat.reshape(len(rows), width).astype(np.float32), proba
+
+
+def _surely_absent(key, raw_data):
+    """True when the JSON text `raw_data` cannot have `key`: neither it nor an escape (a key may be
+    spelt with \\u escapes) occurs in it. Cheaper than a lookup that misses (~4 µs in simdjson)."""
+    if isinstance(raw_data, bytes):
+        return key.encode() not in raw_data and b"\\" not in raw_data
+    return isinstance(raw_data, str) and key not in raw_data and "\\" not in raw_data
 
 
 def run(raw_data):
