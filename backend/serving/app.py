@@ -9,20 +9,28 @@ import os
 import queue
 import secrets
 import threading
+import time
 import traceback
-from collections.abc import Callable
+from collections.abc import Awaitable, Callable, MutableMapping
 from dataclasses import dataclass
 from types import ModuleType
 from typing import Any
+from urllib.parse import parse_qsl
 
 import orjson
 from fastapi import FastAPI, Request
 from fastapi.responses import Response
 
 from . import v2
+from .access import AccessLog, AccessLogMiddleware
 from .auth import KeyFile
 from .handlers import NPY_TYPE, handle_score
 from .metrics import METRICS_PATH, MetricsMiddleware, ServerMetrics, rows_in
+
+Scope = MutableMapping[str, Any]
+Message = MutableMapping[str, Any]
+Receive = Callable[[], Awaitable[Message]]
+Send = Callable[[Message], Awaitable[None]]
 
 log = logging.getLogger("modeldeck.serving")
 DEFAULT_MAX_BODY_BYTES = 64 * 2**20
@@ -39,6 +47,7 @@ WRONG_KEY = ("the Authorization header does not carry one of this deployment's k
              "key replaces the old one at once): " + _WHERE_KEYS)
 BAD_PROBA = "the query parameter proba must be true or false"
 SCRIPT_FAULT = "the scoring script raised {kind} (request id {request_id}; the traceback is in the deployment's logs)"
+SERVER_FAULT = "the server failed answering this request (request id {request_id}; the traceback is in the deployment's logs)"
 FLOAT32_MAX = 3.4e38
 _SCORE_DOC = """Scores a batch with the deployment's scoring script.
 
@@ -78,6 +87,45 @@ async def read_body(request: Request, limit: int) -> bytes:
             raise BodyTooLarge(f"more than {limit / 2**20:,.0f} MiB")
         chunks.append(chunk)
     return b"".join(chunks)
+
+
+class ClientGone(Exception):
+    """The client closed the connection before its request body arrived."""
+
+
+async def receive_body(receive: Receive, declared: str, limit: int) -> bytes:
+    """The request body from ASGI `receive`, refused as soon as it passes `limit` bytes (a declared
+    Content-Length above the limit is refused before anything is read). A body that came in one
+    message (a single row's always does) is returned as it is, without a copy.
+
+    Raises:
+        BodyTooLarge: past the limit.
+        ClientGone: the client disconnected first.
+    """
+    if declared.isdigit() and int(declared) > limit:
+        raise BodyTooLarge(f"{int(declared) / 2**20:,.1f} MiB")
+    message = await receive()
+    chunk = message.get("body", b"")
+    if not message.get("more_body", False):
+        if message["type"] != "http.request":
+            raise ClientGone()
+        if len(chunk) > limit:
+            raise BodyTooLarge(f"more than {limit / 2**20:,.0f} MiB")
+        return chunk
+    chunks = [chunk]
+    size = len(chunk)
+    while True:
+        message = await receive()
+        if message["type"] != "http.request":
+            raise ClientGone()
+        chunk = message.get("body", b"")
+        size += len(chunk)
+        if size > limit:
+            chunks.clear()  # the traceback keeps this frame alive: drop what was read now
+            raise BodyTooLarge(f"more than {limit / 2**20:,.0f} MiB")
+        chunks.append(chunk)
+        if not message.get("more_body", False):
+            return b"".join(chunks)
 
 
 def release_memory() -> None:
@@ -123,7 +171,15 @@ class _Job:
     work: Callable[[], Answer]  # runs the script: on the scoring thread only
 
 
-_scoring: tuple[int, queue.SimpleQueue[_Job]] | None = None
+_scoring: queue.SimpleQueue[_Job] | None = None
+
+
+def _forget_scoring_thread() -> None:
+    global _scoring
+    _scoring = None  # a forked child has the queue but not the thread: it starts its own on first use
+
+
+os.register_at_fork(after_in_child=_forget_scoring_thread)
 
 
 def scoring_queue() -> queue.SimpleQueue[_Job]:
@@ -131,11 +187,11 @@ def scoring_queue() -> queue.SimpleQueue[_Job]:
     worker has its own). A bare queue and thread: measured as cheap as scoring on the event loop,
     where an executor cost ~10 % of single-row throughput."""
     global _scoring
-    if _scoring is None or _scoring[0] != os.getpid():
+    if _scoring is None:
         jobs: queue.SimpleQueue[_Job] = queue.SimpleQueue()
         threading.Thread(target=_score_forever, args=(jobs,), name="modeldeck-run", daemon=True).start()
-        _scoring = (os.getpid(), jobs)
-    return _scoring[1]
+        _scoring = jobs
+    return _scoring
 
 
 def _score_forever(jobs: queue.SimpleQueue[_Job]) -> None:
@@ -168,6 +224,110 @@ def _score(script: ModuleType, body: bytes, content_type: str, proba: bool) -> A
                   rows_in(result.payload) if result.status == 200 else 0)
 
 
+_JSON_TYPE = (b"content-type", b"application/json")
+_CLOSE = (b"connection", b"close")
+
+
+class ScoreEndpoint:
+    """POST /score as a plain ASGI app, answered below FastAPI's per-request machinery (its middleware
+    stack, routing, dependency solving, Request and Response objects: about a third of a single-row
+    request's time before): the key, the body limit and timeout, the content type and `?proba` are
+    checked here, the script runs on the scoring thread, and the request is counted in `metrics` as
+    MetricsMiddleware counts every other one. The FastAPI route of the same path (which the OpenAPI
+    docs list) calls `answer` too, so both say the same."""
+
+    def __init__(self, script: ModuleType, keys: KeyFile | None, metrics: ServerMetrics, limit: int,
+                 access_log: AccessLog | None = None) -> None:
+        self.script, self.keys, self.metrics, self.limit, self.access_log = script, keys, metrics, limit, access_log
+
+    async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
+        metrics = self.metrics
+        started = time.perf_counter()
+        metrics.started()
+        status = 500  # counted when the client went away (or the server failed) before an answer
+        response_started = False
+        try:
+            answer = await self.answer(scope, receive)
+            status = answer.status
+            headers = [_JSON_TYPE, (b"content-length", b"%d" % len(answer.body))]
+            if answer.headers:
+                headers += [(name.lower().encode("latin-1"), value.encode("latin-1"))
+                            for name, value in answer.headers.items()]
+            response_started = True
+            await send({"type": "http.response.start", "status": status, "headers": headers})
+            await send({"type": "http.response.body", "body": answer.body})
+        except ClientGone:
+            return  # no answer, no access line (uvicorn's log had none either); counted with status 500
+        except Exception as e:  # a fault of the server's own: logged with its id, a JSON 500 when still possible
+            fault_id = secrets.token_hex(8)
+            log.exception("request %s: POST /score failed", fault_id)
+            if not response_started:
+                body = orjson.dumps({"error": SERVER_FAULT.format(request_id=fault_id), "type": type(e).__name__,
+                                     "request_id": fault_id})
+                await send({"type": "http.response.start", "status": 500,
+                            "headers": [_JSON_TYPE, (b"content-length", b"%d" % len(body))]})
+                await send({"type": "http.response.body", "body": body})
+        finally:
+            metrics.finished("/score", status, time.perf_counter() - started)
+        if self.access_log is not None:
+            self.access_log.write(scope, status)
+
+    async def answer(self, scope: Scope, receive: Receive) -> Answer:
+        """The answer to one POST /score (its rows already counted in `metrics`).
+
+        Raises:
+            ClientGone: the client disconnected before its body arrived.
+        """
+        declared = content_type = ""
+        authorization: str | None = None
+        for name, value in scope["headers"]:
+            if name == b"content-length":
+                declared = value.decode("latin-1")
+            elif name == b"content-type":
+                content_type = value.decode("latin-1")
+            elif name == b"authorization":
+                authorization = value.decode("latin-1")
+        if self.keys is not None and not self.keys.allows(authorization):
+            return Answer(401, orjson.dumps({"error": WRONG_KEY if authorization else NO_KEY, "type": "Unauthorized"}),
+                          headers={"WWW-Authenticate": "Bearer", "Connection": "close"})
+        try:
+            async with asyncio.timeout(BODY_TIMEOUT_SECONDS):
+                body = await receive_body(receive, declared, self.limit)
+        except BodyTooLarge as e:
+            release_memory()
+            return Answer(413, orjson.dumps({"error": TOO_LARGE.format(size=e.size, limit=self.limit / 2**20),
+                                             "type": "BodyTooLarge"}), headers={"Connection": "close"})
+        except TimeoutError:
+            return Answer(408, orjson.dumps({"error": TOO_SLOW, "type": "RequestTimeout"}),
+                          headers={"Connection": "close"})
+        proba = False
+        if scope.get("query_string"):
+            asked = {value.lower() for name, value in parse_qsl(scope["query_string"].decode("latin-1"),
+                                                                keep_blank_values=True) if name == "proba"}
+            if not asked <= {"true", "false", "1", "0"}:
+                return Answer(400, orjson.dumps({"error": BAD_PROBA, "type": "InvalidInput"}))
+            proba = bool(asked & {"true", "1"})
+        script = self.script
+        answer = await on_scoring_thread(lambda: _score(script, body, content_type, proba))
+        if answer.rows:
+            self.metrics.scored(answer.rows)
+        return answer
+
+
+class ScoringApp(FastAPI):
+    """The FastAPI app, with POST /score handed to `score_endpoint` (when set) before FastAPI sees it:
+    everything else, and the OpenAPI docs of /score too, stay FastAPI's."""
+
+    score_endpoint: ScoreEndpoint | None = None
+
+    async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
+        if self.score_endpoint is not None and scope["type"] == "http" and scope["path"] == "/score" \
+                and scope["method"] == "POST":
+            await self.score_endpoint(scope, receive, send)
+            return
+        await super().__call__(scope, receive, send)
+
+
 def _openapi_body(n_features: int | None) -> dict[str, Any]:
     # float32 holds what the model sees: a larger number would become infinity and be refused
     row: dict[str, Any] = {"type": "array", "items": {"type": "number", "minimum": -FLOAT32_MAX, "maximum": FLOAT32_MAX}}
@@ -183,10 +343,11 @@ def _openapi_body(n_features: int | None) -> dict[str, Any]:
 
 
 def create_app(script: ModuleType, info: dict[str, Any] | None = None, keys: KeyFile | None = None,
-               metrics: ServerMetrics | None = None) -> FastAPI:
+               metrics: ServerMetrics | None = None, access_log: AccessLog | None = None) -> FastAPI:
     """An app serving `script`, whose `init()` has already returned; with `keys`, /score, /info and
     /metrics want one of them as a Bearer token. Every request is counted in `metrics` (made here when
-    not given)."""
+    not given) and, but probes and scrapes, written to `access_log` when given (serve it with uvicorn's
+    own access log off)."""
     metrics = metrics or ServerMetrics()
     info = dict(info or {})
     info.setdefault("n_features", getattr(script, "n_features", None))
@@ -197,7 +358,8 @@ def create_app(script: ModuleType, info: dict[str, Any] | None = None, keys: Key
     served = v2.served_model(info, script)
     info["protocols"] = ["azureml", "v2"]
     info["v2_model"] = {"name": served.name, "version": served.version, "outputs": list(served.outputs)}
-    app = FastAPI(title="ModelDeck scoring server", version="1", description=info.get("description", ""))
+    app = ScoringApp(title="ModelDeck scoring server", version="1", description=info.get("description", ""))
+    endpoint = ScoreEndpoint(script, keys, metrics, limit, access_log)
     errors = {"400": {"description": "bad input, with a message"},
               "408": {"description": "the body did not arrive in time"},
               "413": {"description": "the body is larger than the deployment's limit (see /info)"},
@@ -221,28 +383,10 @@ def create_app(script: ModuleType, info: dict[str, Any] | None = None, keys: Key
         "parameters": [{"name": "proba", "in": "query", "required": False, "schema": {"type": "boolean"},
                         "description": "with an .npy body: answer class probabilities too"}]})
     async def score(request: Request) -> Response:
-        refused = denied(request)
-        if refused is not None:
-            return refused
-        try:
-            body = await asyncio.wait_for(read_body(request, limit), BODY_TIMEOUT_SECONDS)
-        except BodyTooLarge as e:
-            release_memory()
-            return _json(413, {"error": TOO_LARGE.format(size=e.size, limit=limit / 2**20), "type": "BodyTooLarge"},
-                         close=True)
-        except TimeoutError:
-            return _json(408, {"error": TOO_SLOW, "type": "RequestTimeout"}, close=True)
-        content_type = request.headers.get("content-type", "")
-        proba = False
-        if request.scope.get("query_string"):
-            asked = {value.lower() for value in request.query_params.getlist("proba")}
-            if not asked <= {"true", "false", "1", "0"}:
-                return _json(400, {"error": BAD_PROBA, "type": "InvalidInput"})
-            proba = bool(asked & {"true", "1"})
-        answer = await on_scoring_thread(lambda: _score(script, body, content_type, proba))
-        if answer.rows:
-            metrics.scored(answer.rows)
-        return Response(content=answer.body, status_code=answer.status, media_type="application/json")
+        # Reached only when score_endpoint is unset: ScoringApp answers POST /score with it first.
+        answer = await endpoint.answer(request.scope, request.receive)
+        return Response(content=answer.body, status_code=answer.status, media_type="application/json",
+                        headers=answer.headers)
 
     @app.get("/health", summary="Liveness: the server answers (even while run() is busy)")
     async def health() -> dict[str, str]:
@@ -274,6 +418,9 @@ def create_app(script: ModuleType, info: dict[str, Any] | None = None, keys: Key
         schema.setdefault("components", {})["securitySchemes"] = {
             "key": {"type": "http", "scheme": "bearer", "description": "the deployment's primary or secondary key"}}
     app.add_middleware(MetricsMiddleware, metrics=metrics)
+    if access_log is not None:
+        app.add_middleware(AccessLogMiddleware, access_log=access_log)
+    app.score_endpoint = endpoint
     return app
 
 

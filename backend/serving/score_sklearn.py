@@ -16,6 +16,7 @@ from typing import Any
 import joblib
 import numpy as np
 import orjson
+import sklearn
 
 simdjson: Any
 try:  # simdjson turns {"data": [[...]]} into one float buffer without Python objects, refusing anything
@@ -65,12 +66,20 @@ def _fast_rows(raw_data):
         if len(rows) > 1 and not all(len(row) == width for row in rows):
             return None
         flat = np.frombuffer(rows.as_buffer(of_type="d"), dtype=np.float64)
-        proba = document.get("proba", False)
+        proba = False if _surely_absent("proba", raw_data) else document.get("proba", False)
     except Exception:  # anything unexpected (a string for "data", a number for a row, ...): explain below
         return None
     if not width or not isinstance(proba, bool):
         return None
     return flat.reshape(len(rows), width).astype(np.float32), proba
+
+
+def _surely_absent(key, raw_data):
+    """True when the JSON text `raw_data` cannot have `key`: neither it nor an escape (a key may be
+    spelt with \\u escapes) occurs in it. Cheaper than a lookup that misses (~4 µs in simdjson)."""
+    if isinstance(raw_data, bytes):
+        return key.encode() not in raw_data and b"\\" not in raw_data
+    return isinstance(raw_data, str) and key not in raw_data and "\\" not in raw_data
 
 
 def run(raw_data):
@@ -116,13 +125,25 @@ def run_array(X, proba=False):
     if not np.isfinite(X).all():
         raise InvalidInput("values must be finite numbers within ±3.4e38 (float32; no NaN or infinity)")
     if not proba:
-        return _serializable(model.predict(X))
+        return _serializable(_checked(model.predict, X))
     if not callable(getattr(model, "predict_proba", None)):
         raise InvalidInput(f"this model ({type(model).__name__}) has no predict_proba: ask without proba")
-    probabilities = model.predict_proba(X)
+    probabilities = _checked(model.predict_proba, X)
     model_classes = np.asarray(model.classes_)
     return {"predictions": _serializable(model_classes[probabilities.argmax(axis=1)]),
             "probabilities": probabilities, "classes": classes}
+
+
+def _checked(method, X):
+    """`method(X)` with scikit-learn told (on this thread, for this call) that X was checked above:
+    finite, so its own scan for NaN and infinity is skipped, and no parameter validation. What
+    sklearn.config_context does, without its generator (half the cost per call)."""
+    before = sklearn.get_config()
+    sklearn.set_config(assume_finite=True, skip_parameter_validation=True)
+    try:
+        return method(X)
+    finally:
+        sklearn.set_config(**before)
 
 
 def _serializable(labels):

@@ -38,18 +38,19 @@ def bind(host: str, port: int) -> socket.socket:
     return sock
 
 
-def _run_worker(app, sock: socket.socket, host: str, port: int, log_level: str = "info") -> None:
+def _run_worker(app, sock: socket.socket, host: str, port: int, log_level: str = "info",
+                access_log: bool = True) -> None:
     import uvicorn
 
     # "auto" takes uvloop and httptools (C event loop and HTTP parser) when installed, as they are here.
     # limit_concurrency: past that many open connections and requests a worker answers 503 at once,
     # so a flood of slow or idle connections cannot pile up memory.
     config = uvicorn.Config(app, host=host, port=port, log_level=log_level, timeout_graceful_shutdown=5,
-                            loop="auto", http="auto", limit_concurrency=MAX_CONCURRENCY)
+                            loop="auto", http="auto", limit_concurrency=MAX_CONCURRENCY, access_log=access_log)
     uvicorn.Server(config).run(sockets=[sock])
 
 
-def _fork_worker(app, sock: socket.socket, host: str, port: int, log_level: str) -> int:
+def _fork_worker(app, sock: socket.socket, host: str, port: int, log_level: str, access_log: bool) -> int:
     pid = os.fork()
     if pid:
         return pid
@@ -62,7 +63,7 @@ def _fork_worker(app, sock: socket.socket, host: str, port: int, log_level: str)
                 adj.write(str(WORKER_OOM_SCORE_ADJ))
         except OSError:
             pass
-        _run_worker(app, sock, host, port, log_level)
+        _run_worker(app, sock, host, port, log_level, access_log)
         code = 0
     except BaseException:
         traceback.print_exc()
@@ -71,9 +72,10 @@ def _fork_worker(app, sock: socket.socket, host: str, port: int, log_level: str)
 
 
 def serve(app, host: str, port: int, workers: int = 1, log_level: str = "info",
-          on_worker_exit: Callable[[int], None] | None = None) -> int:
+          on_worker_exit: Callable[[int], None] | None = None, access_log: bool = True) -> int:
     """Serves `app` on host:port with `workers` processes under a supervising parent; returns the
-    exit code (0 once stopped by a signal). `on_worker_exit(pid)` is called for each worker that ended."""
+    exit code (0 once stopped by a signal). `on_worker_exit(pid)` is called for each worker that ended;
+    `access_log=False` turns uvicorn's access log off (for an app that writes its own)."""
     try:
         sock = bind(host, port)
     except OSError as e:
@@ -96,7 +98,7 @@ def serve(app, host: str, port: int, workers: int = 1, log_level: str = "info",
     signal.signal(signal.SIGTERM, stop)
     signal.signal(signal.SIGINT, stop)
     for _ in range(workers):
-        started[_fork_worker(app, sock, host, port, log_level)] = time.monotonic()
+        started[_fork_worker(app, sock, host, port, log_level, access_log)] = time.monotonic()
     log.info("serving with %d worker process(es): %s", workers, sorted(started))
     backoff = 0.0
     while started:
@@ -120,5 +122,5 @@ def serve(app, host: str, port: int, workers: int = 1, log_level: str = "info",
         while not stopping and time.monotonic() < deadline:
             time.sleep(0.05)
         if not stopping:
-            started[_fork_worker(app, sock, host, port, log_level)] = time.monotonic()
+            started[_fork_worker(app, sock, host, port, log_level, access_log)] = time.monotonic()
     return 0
