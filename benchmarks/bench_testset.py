@@ -1,6 +1,7 @@
 """The whole MNIST 10k test set scored in one call against a ModelDeck container: the tutorial's client
 (standard `json` + `requests`, the baseline) against ModelDeck's JSON path (orjson) and binary path
-(.npy body), alternating; predictions must be identical on every path.
+(.npy body: float32, and the 8-bit pixels themselves, which the endpoint scales), alternating; predictions
+must be identical on every path.
 
 Run: .venv/bin/python -m benchmarks.bench_testset [--rounds 5]
 """
@@ -31,7 +32,9 @@ def tutorial_client(uri: str, X: np.ndarray) -> tuple[list, int]:
 def run(rounds: int = 5) -> dict:
     deck = scratch_deck("docker")
     model = deck.registry.get("sklearn_mnist", 1)
-    X = load_mnist_test().X
+    mnist = load_mnist_test()
+    X, pixels = mnist.X, mnist.pixels
+    assert pixels is not None
     try:
         uri = deck.deployments.deploy_and_wait(model, "bench-testset", DeployConfig(cpu_cores=1, memory_gb=2)).scoring_uri
         client = deck.client
@@ -39,6 +42,7 @@ def run(rounds: int = 5) -> dict:
             "tutorial client: json + requests (baseline)": lambda: tutorial_client(uri, X)[0],
             "ModelDeck JSON path (orjson)": lambda: client.run(uri, X),
             "ModelDeck binary path (.npy)": lambda: client.run_array(uri, X),
+            "ModelDeck binary path, 8-bit pixels (.npy uint8)": lambda: client.run_array(uri, pixels),
         }
         reference = np.asarray(paths["ModelDeck binary path (.npy)"]())
         times: dict[str, list[float]] = {name: [] for name in paths}
@@ -48,9 +52,10 @@ def run(rounds: int = 5) -> dict:
                 predictions = call()
                 times[name].append(time.perf_counter() - started)
                 assert np.array_equal(np.asarray(predictions), reference), f"{name} predicted differently"
-        npy = io.BytesIO()
+        npy, npy8 = io.BytesIO(), io.BytesIO()
         np.save(npy, X)
-        sizes = {"tutorial client: json + requests (baseline)": tutorial_client(uri, X)[1],
+        np.save(npy8, pixels)
+        sizes = {"ModelDeck binary path, 8-bit pixels (.npy uint8)": len(npy8.getvalue()),"tutorial client: json + requests (baseline)": tutorial_client(uri, X)[1],
                  "ModelDeck JSON path (orjson)": len(__import__("orjson").dumps({"data": X},
                                                      option=__import__("orjson").OPT_SERIALIZE_NUMPY)),
                  "ModelDeck binary path (.npy)": len(npy.getvalue())}

@@ -127,3 +127,19 @@ def test_sample_specs_default_to_each_datasets_own_algorithm():
     assert sample_spec("fashion-mnist").model_name == "sklearn_fashion"
     with pytest.raises(TrainingError, match="unknown algorithm 'forest': choose one of logistic, svc"):
         sample_spec("mnist", "forest")
+
+
+def test_a_set_made_of_8_bit_pixels_knows_them_and_any_other_set_does_not():
+    from backend.datasets import TestSet, load_digits_set
+    from backend.inspection.perturb import Perturbation
+
+    mnist = load_mnist_test()
+    assert mnist.pixels.dtype == np.uint8 and np.array_equal(mnist.pixels.astype(np.float32) / np.float32(255), mnist.X)
+    # the same floats without the loader's bytes: found by the check, bit for bit
+    rebuilt = TestSet("copy", mnist.X.copy(), mnist.y, mnist.image_shape, mnist.class_names, "")
+    assert np.array_equal(rebuilt.pixels, mnist.pixels)
+    assert load_digits_set().pixels is None  # sixteenths, not bytes
+    assert Perturbation("noise", 0.2).apply(mnist).pixels is None  # a perturbed set is not the loader's bytes
+    odd = np.array([[0.5, np.nan], [1.5, -0.1], [0.25, 1.0]], dtype=np.float32)
+    for row in odd:
+        assert TestSet("odd", row[None, :], np.zeros(1, dtype=np.int64), (1, 2), ("0",), "").pixels is None

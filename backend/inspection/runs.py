@@ -15,7 +15,7 @@ from ..progress import Progress, quiet, step
 from ..registry import Model
 from ..runtimes.base import Deployment
 from .compare import Comparison, compare
-from .evaluation import Evaluation, evaluate_endpoint, supports_binary
+from .evaluation import Evaluation, evaluate_endpoint, supports_binary, takes_uint8
 from .history import EvaluationRecord
 from .perturb import Perturbation
 from .report import ReportInputs
@@ -74,7 +74,7 @@ def score_and_keep(deck: ModelDeck, deployment: Deployment, testset: TestSet, *,
     binary = not use_json and supports_binary(deck.client, uri, key)
     started = time.perf_counter()
     evaluation = evaluate_endpoint(deck.client, uri, scored_set, batch_size=batch_size, use_binary=binary, key=key,
-                                   progress=progress)
+                                   uint8=binary and takes_uint8(deck.client, uri, key), progress=progress)
     deck.results.save_evaluation(deployment, scored_set.name, testset.y, evaluation)
     deck.evaluations.add(EvaluationRecord.of(deployment, scored_set, evaluation, source=source,
                                              duration_s=time.perf_counter() - started,

@@ -353,6 +353,8 @@ def create_app(script: ModuleType, info: dict[str, Any] | None = None, keys: Key
     info.setdefault("n_features", getattr(script, "n_features", None))
     limit = int(info.get("max_body_bytes") or DEFAULT_MAX_BODY_BYTES)
     info["content_types"] = ["application/json"] + ([NPY_TYPE] if callable(getattr(script, "run_array", None)) else [])
+    if NPY_TYPE in info["content_types"]:  # what an .npy body may hold: uint8 pixels where the script scales them
+        info["npy_dtypes"] = ["float32"] + (["uint8"] if getattr(script, "accepts_uint8", False) else [])
     info["auth"] = "key" if keys is not None else "none"
     info["probabilities"] = bool(getattr(script, "supports_proba", False))
     served = v2.served_model(info, script)

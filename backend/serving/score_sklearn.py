@@ -28,6 +28,7 @@ MODEL_SUFFIXES = (".pkl", ".joblib", ".pickle")
 NUMBER_TYPES = (int, float)
 accepts_bytes = True  # the server may hand run() the body as bytes (orjson and simdjson parse both)
 supports_proba = True  # run_array(X, proba=True) answers class probabilities (the server's ?proba=true)
+accepts_uint8 = True  # run_array takes uint8 pixels (0..255) and scales them by 1/255 itself
 model: Any = None
 n_features = None
 classes = None  # the model's class labels in its own order, reported by /info
