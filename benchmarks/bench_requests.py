@@ -14,6 +14,7 @@ import re
 import shutil
 import statistics
 import subprocess
+import sys
 import tempfile
 import time
 from collections.abc import Callable
@@ -66,9 +67,10 @@ def sequential_latencies(url: str, body: bytes, n: int) -> list[float]:
     return times
 
 
-def wrk_throughput(url: str, body: bytes, workdir: Path, seconds: int = WRK_SECONDS,
-                   headers: dict[str, str] | None = None) -> float:
-    """Requests per second from wrk (one thread on CLIENT_CPU, 8 connections); non-2xx answers abort the run."""
+def wrk_run(url: str, body: bytes, workdir: Path, seconds: int = WRK_SECONDS,
+            headers: dict[str, str] | None = None) -> tuple[float, float]:
+    """(requests per second, p99 latency in ms) from wrk (one thread on CLIENT_CPU, 8 connections);
+    non-2xx answers abort the run."""
     extra = "".join(f'wrk.headers["{name}"] = "{value}"\n' for name, value in (headers or {}).items())
     body_file = workdir / f"body-{abs(hash(url))}.json"
     body_file.write_bytes(body)
@@ -77,12 +79,50 @@ def wrk_throughput(url: str, body: bytes, workdir: Path, seconds: int = WRK_SECO
         'wrk.method = "POST"\nwrk.headers["Content-Type"] = "application/json"\n' + extra
         + f'local f = io.open("{body_file}", "rb")\nwrk.body = f:read("*a")\nf:close()\n'
         "done = function(summary, latency, requests)\n"
-        '  io.write(string.format("non2xx %d\\n", summary.errors.status))\nend\n')
+        '  io.write(string.format("non2xx %d\\n", summary.errors.status))\n'
+        '  io.write(string.format("p99us %d\\n", latency:percentile(99)))\nend\n')
     out = subprocess.run(pinned(["wrk", "-t1", f"-c{WRK_CONNECTIONS}", f"-d{seconds}s", "-s", str(script), url],
                                 CLIENT_CPU), capture_output=True, text=True, check=True, timeout=seconds + 60).stdout
     if int(re.search(r"non2xx (\d+)", out).group(1)):
         raise RuntimeError(f"wrk saw non-2xx answers from {url}:\n{out}")
-    return float(re.search(r"Requests/sec:\s+([\d.]+)", out).group(1))
+    return float(re.search(r"Requests/sec:\s+([\d.]+)", out).group(1)), int(re.search(r"p99us (\d+)", out).group(1)) / 1000
+
+
+def wrk_throughput(url: str, body: bytes, workdir: Path, seconds: int = WRK_SECONDS,
+                   headers: dict[str, str] | None = None) -> float:
+    """Requests per second from wrk (see wrk_run)."""
+    return wrk_run(url, body, workdir, seconds, headers)[0]
+
+
+MODEL_WORK = """
+import os, statistics, sys, time
+import joblib, orjson
+model = joblib.load(sys.argv[1])
+body = open(sys.argv[2], "rb").read()
+def once():
+    import numpy as np
+    rows = np.asarray(orjson.loads(body)["data"], dtype=np.float32)
+    model.predict(rows)
+for _ in range(300):
+    once()
+per_row = []
+for _ in range(15):
+    started = time.perf_counter()
+    for _ in range(200):
+        once()
+    per_row.append((time.perf_counter() - started) / 200)
+print(statistics.median(per_row))
+"""
+
+
+def model_work_seconds(pickle_path: Path, body: bytes, workdir: Path) -> float:
+    """The model's own work for one row on SERVER_CPU, as issue 13 defines the floor: orjson parse + numpy
+    conversion + `predict` with scikit-learn's default checks (the median of 15 batches of 200)."""
+    body_file = workdir / "model-work-body.json"
+    body_file.write_bytes(body)
+    out = subprocess.run(pinned([sys.executable, "-c", MODEL_WORK, str(pickle_path), str(body_file)], SERVER_CPU),
+                         capture_output=True, text=True, check=True, timeout=300).stdout
+    return float(out.strip().splitlines()[-1])
 
 
 def percentile(values: list[float], q: float) -> float:
@@ -164,11 +204,15 @@ def run(rounds: int = 5) -> dict:
         label = next(iter(answers.values()))
         latencies: dict[str, list[float]] = {c.name: [] for c in contestants}
         throughput: dict[str, list[float]] = {c.name: [] for c in contestants}
+        loaded_p99: dict[str, list[float]] = {c.name: [] for c in contestants}
+        model_work = model_work_seconds(pickle_path, json.dumps({"data": [row]}).encode(), work)
         for _ in range(rounds):
             for c in contestants:
                 body = json.dumps(c.payload).encode()
                 latencies[c.name] += sequential_latencies(c.url, body, SEQUENTIAL_PER_ROUND)
-                throughput[c.name].append(wrk_throughput(c.url, body, work))
+                rps, p99 = wrk_run(c.url, body, work)
+                throughput[c.name].append(rps)
+                loaded_p99[c.name].append(p99)
     finally:
         os.sched_setaffinity(0, client_affinity)
         for peer in servers:
@@ -180,9 +224,10 @@ def run(rounds: int = 5) -> dict:
                 print(f"could not delete deployment {name} ({runtime}): {e}", flush=True)
         shutil.rmtree(work, ignore_errors=True)
         shutil.rmtree(deck.settings.home, ignore_errors=True)
-    return {"rounds": rounds, "label": label, "results": {
+    return {"rounds": rounds, "label": label, "model_work_s": model_work, "results": {
         c.name: {"kind": c.kind, "p50_ms": 1000 * statistics.median(latencies[c.name]),
                  "p99_ms": 1000 * percentile(latencies[c.name], 99), "n": len(latencies[c.name]),
+                 "loaded_p99_ms": statistics.median(loaded_p99[c.name]),
                  "rps_median": statistics.median(throughput[c.name]), "rps_min": min(throughput[c.name]),
                  "rps_max": max(throughput[c.name])} for c in contestants}}
 
@@ -202,13 +247,19 @@ def report(results: dict) -> str:
              "set with `docker update` once it is healthy (ModelDeck's create path sets a CPU quota, not a "
              "cpuset). MLServer runs as shipped otherwise: its uvicorn parses HTTP with h11 (mlserver does not "
              "install httptools); it logs each request, as ModelDeck and MLflow do. The floor logs nothing.", "",
-             "| server | latency p50 | latency p99 | throughput median (min–max) | vs MLflow | vs MLServer "
-             "| of the floor |",
-             "|---|---|---|---|---|---|---|"]
+             "| server | latency p50 | latency p99 | p99 under 8 clients (wrk) | throughput median (min–max) "
+             "| vs MLflow | vs MLServer | of the floor | of the combined floor |",
+             "|---|---|---|---|---|---|---|---|---|"]
+    work = results["model_work_s"]
+    combined = 1 / (1 / base["floor"] + work)  # the framework's floor and the model's own work, one after the other
     for name, r in rows.items():
-        lines.append(f"| {name} | {r['p50_ms']:.2f} ms | {r['p99_ms']:.2f} ms | {r['rps_median']:.0f} req/s "
-                     f"({r['rps_min']:.0f}–{r['rps_max']:.0f}) | {r['rps_median'] / base['mlflow']:.2f}x "
-                     f"| {r['rps_median'] / base['mlserver']:.2f}x | {r['rps_median'] / base['floor']:.0%} |")
+        lines.append(f"| {name} | {r['p50_ms']:.2f} ms | {r['p99_ms']:.2f} ms | {r['loaded_p99_ms']:.2f} ms "
+                     f"| {r['rps_median']:.0f} req/s ({r['rps_min']:.0f}–{r['rps_max']:.0f}) "
+                     f"| {r['rps_median'] / base['mlflow']:.2f}x | {r['rps_median'] / base['mlserver']:.2f}x "
+                     f"| {r['rps_median'] / base['floor']:.0%} | {r['rps_median'] / combined:.0%} |")
+    lines += ["", f"The model's own work per row on the server core (orjson parse, numpy conversion and `predict` with "
+              f"scikit-learn's default checks, median of 15 x 200): {work * 1e6:.0f} µs. The combined floor, the "
+              f"bare-ASGI floor and that work one after the other: {combined:,.0f} req/s."]
     return "\n".join(lines)
 
 
