@@ -44,9 +44,9 @@ def remove_environment_images_built_by_tests(tmp_path_factory):
         return
     for image in images:
         if image.labels.get(BUILT_BY_LABEL, "").startswith(session_root + "/"):
-            for tag in image.tags:
+            for ref in image.tags or [image.id]:  # an image that lost its name is removed by its id
                 try:
-                    client.images.remove(tag)
+                    client.images.remove(ref)
                 except docker.errors.APIError:
                     pass  # a container of another session uses it: leave it
 

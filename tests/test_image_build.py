@@ -128,19 +128,28 @@ def cli_build(home, *args):
     return json.loads(result.stdout)
 
 
-@pytest.fixture()
-def containers(engine):
-    """Starts containers as `docker run` would and removes them (and their anonymous volumes) afterwards."""
-    started = []
+class Containers:
+    """Starts containers as `docker run` would; `remove_all` removes them and their anonymous volumes (call it
+    before removing their image: an image still used by a container would only lose its name)."""
 
-    def run(image, **options):
-        container = engine.containers.run(image, detach=True, **options)
-        started.append(container)
+    def __init__(self, engine):
+        self.engine, self.started = engine, []
+
+    def __call__(self, image, **options):
+        container = self.engine.containers.run(image, detach=True, **options)
+        self.started.append(container)
         return container
 
-    yield run
-    for container in started:
-        container.remove(force=True, v=True)
+    def remove_all(self):
+        while self.started:
+            self.started.pop().remove(force=True, v=True)
+
+
+@pytest.fixture()
+def containers(engine):
+    runner = Containers(engine)
+    yield runner
+    runner.remove_all()
 
 
 def wait_ready(url, container, timeout=60.0):
@@ -220,6 +229,7 @@ def test_a_built_image_answers_as_the_registry_model_under_a_hardened_plain_dock
                  "        time.sleep(0.2)\n")
         assert sealed.exec_run(["python", "-c", probe]).output.decode().strip() == '{"ready":true}'
     finally:
+        containers.remove_all()
         remove_image(engine, tag)
 
 
@@ -262,6 +272,7 @@ def test_an_image_built_with_key_auth_starts_only_with_its_keys_and_then_wants_o
         assert requests.post(infer, json=v2, headers={"Authorization": f"Bearer {key}"}, timeout=10).status_code == 200
         assert requests.get(f"{url}/v2/health/ready", timeout=10).status_code == 200  # probes stay open
     finally:
+        containers.remove_all()
         remove_image(engine, tag)
 
 
@@ -363,5 +374,6 @@ def test_an_image_of_the_tutorials_own_script_serves_it_unchanged_and_a_broken_o
         failing.reload()
         assert failing.status == "running"  # it answers why, instead of a restart loop
     finally:
+        containers.remove_all()
         for tag in tags:
             remove_image(engine, tag)
