@@ -18,6 +18,7 @@ from backend.registry import current_library_versions
 from backend.runtimes.docker import DockerRuntime
 from backend.runtimes.probe import free_port, readiness
 
+from .bench_deploy import deploy_seconds
 from .common import fmt, machine, scratch_deck, summary
 
 TAG = f"modeldeck-bench/sklearn_mnist:{os.getpid()}"
@@ -35,14 +36,6 @@ def _run_seconds(client, tag: str) -> float:
         return time.perf_counter() - started
     finally:
         container.remove(force=True, v=True)
-
-
-def _deploy_seconds(deck, model, name: str) -> float:
-    started = time.perf_counter()
-    deck.deployments.deploy_and_wait(model, name, timeout=600, poll_seconds=0.05)
-    seconds = time.perf_counter() - started
-    deck.deployments.delete(name)
-    return seconds
 
 
 def _save(client, tag: str) -> tuple[float, int]:
@@ -69,7 +62,7 @@ def run(rounds: int = 5) -> dict:
             client.images.remove(TAG, force=True)  # so no layer of the last round is reused
         builds.append(build_image(deck, model, TAG).seconds)
         runs.append(_run_seconds(client, TAG))
-        deploys.append(_deploy_seconds(deck, model, f"bench-build-{i}"))
+        deploys.append(deploy_seconds(deck, model, f"bench-build-{i}"))
     model_bytes = client.images.get(TAG).attrs["Size"] - client.images.get(environment).attrs["Size"]
     save_seconds, save_bytes = _save(client, TAG)
     client.images.remove(TAG, force=True)

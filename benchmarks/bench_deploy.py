@@ -21,7 +21,7 @@ from backend.runtimes.probe import readiness
 from .common import fmt, machine, scratch_deck, summary
 
 
-def _deploy_seconds(deck, model, name: str) -> float:
+def deploy_seconds(deck, model, name: str) -> float:
     started = time.perf_counter()
     deck.deployments.deploy_and_wait(model, name, timeout=600, poll_seconds=0.05)
     seconds = time.perf_counter() - started
@@ -57,8 +57,8 @@ def run(cold: int = 3, warm: int = 5) -> dict:
     cold_times = []
     for i in range(cold):
         client.images.remove(tag, force=True)
-        cold_times.append(_deploy_seconds(deck, model, f"bench-cold-{i}"))
-    warm_times = [_deploy_seconds(deck, model, f"bench-warm-{i}") for i in range(warm)]
+        cold_times.append(deploy_seconds(deck, model, f"bench-cold-{i}"))
+    warm_times = [deploy_seconds(deck, model, f"bench-warm-{i}") for i in range(warm)]
     # The bare run uses the image's default command, which serves app/score.py.
     with tempfile.TemporaryDirectory() as tmp:
         model_dir = deck.registry.materialize(model, Path(tmp) / "model")

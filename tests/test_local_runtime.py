@@ -19,7 +19,7 @@ from backend.errors import (
     IncompatibleModelError,
     InvalidDeploymentNameError,
 )
-from backend.inspection.evaluation import evaluate_endpoint, supports_binary, takes_uint8
+from backend.inspection.evaluation import evaluate_endpoint, npy_dtypes, supports_binary
 from backend.progress import ProgressKind
 from backend.runtimes import DeployConfig, DeploymentState, LocalRuntime
 
@@ -60,7 +60,7 @@ def test_deploy_score_and_delete_leaves_no_process(local_deck, sample_model):
     evaluation = evaluate_endpoint(deck.client, deployment.scoring_uri, load_mnist_test())
     assert evaluation.accuracy == pytest.approx(sample_model.metrics["accuracy"], abs=1e-4)
     # the built-in script takes the 8-bit pixels themselves: a quarter of the bytes, the same answers
-    assert takes_uint8(deck.client, deployment.scoring_uri)
+    assert npy_dtypes(deck.client, deployment.scoring_uri) == ["float32", "uint8"]
     as_bytes = evaluate_endpoint(deck.client, deployment.scoring_uri, load_mnist_test(), uint8=True)
     assert np.array_equal(as_bytes.predictions, evaluation.predictions)
     target = str(deck.settings.local_deployments_dir / "mnist-local")
@@ -81,7 +81,7 @@ def test_tutorial_script_deploys_unchanged(local_deck, sample_model_dir):
     assert local_deck.client.run(deployment.scoring_uri, X.tolist()) == expected
     assert deployment.entry_script == "tutorial_score.py"
     assert not supports_binary(local_deck.client, deployment.scoring_uri)  # so clients send it JSON
-    assert not takes_uint8(local_deck.client, deployment.scoring_uri)
+    assert npy_dtypes(local_deck.client, deployment.scoring_uri) == []
     evaluation = evaluate_endpoint(local_deck.client, deployment.scoring_uri, load_mnist_test(), use_binary=False)
     assert evaluation.accuracy == pytest.approx(local_deck.registry.get("sklearn_mnist", 1).metrics["accuracy"],
                                                 abs=1e-4)

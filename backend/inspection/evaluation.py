@@ -230,20 +230,21 @@ def score_testset(client: ScoringClient, scoring_uri: str, testset: TestSet, *, 
     return np.concatenate(labels), np.concatenate(given) if len(given) == len(probabilities) else None
 
 
+def npy_dtypes(client: ScoringClient, scoring_uri: str, key: str | None = None) -> list[str]:
+    """What an .npy body to the endpoint may hold ("float32", and "uint8" where its script scales 8-bit
+    pixels itself), from one look at its /info; [] when it takes no .npy body (then send JSON)."""
+    try:
+        info = client.info(scoring_uri, key=key)
+    except Exception:  # an endpoint without /info, or one that fails to answer it: use JSON
+        return []
+    if "application/x-npy" not in info.get("content_types", []):
+        return []
+    return list(info.get("npy_dtypes") or ["float32"])
+
+
 def supports_binary(client: ScoringClient, scoring_uri: str, key: str | None = None) -> bool:
     """Whether the endpoint takes the fast application/x-npy body (its /info says so)."""
-    try:
-        return "application/x-npy" in client.info(scoring_uri, key=key).get("content_types", [])
-    except Exception:  # an endpoint without /info, or one that fails to answer it: use JSON
-        return False
-
-
-def takes_uint8(client: ScoringClient, scoring_uri: str, key: str | None = None) -> bool:
-    """Whether the endpoint's .npy body may hold uint8 pixels, which it scales by 1/255 (its /info says so)."""
-    try:
-        return "uint8" in client.info(scoring_uri, key=key).get("npy_dtypes", [])
-    except Exception:  # as supports_binary: without /info, send float32
-        return False
+    return bool(npy_dtypes(client, scoring_uri, key))
 
 
 def class_name(class_names: tuple[str, ...], label: int) -> str:

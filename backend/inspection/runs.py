@@ -15,7 +15,7 @@ from ..progress import Progress, quiet, step
 from ..registry import Model
 from ..runtimes.base import Deployment
 from .compare import Comparison, compare
-from .evaluation import Evaluation, evaluate_endpoint, supports_binary, takes_uint8
+from .evaluation import Evaluation, evaluate_endpoint, npy_dtypes
 from .history import EvaluationRecord
 from .perturb import Perturbation
 from .report import ReportInputs
@@ -71,10 +71,10 @@ def score_and_keep(deck: ModelDeck, deployment: Deployment, testset: TestSet, *,
     uri = deployment.scoring_uri or ""
     key = deck.deployments.key_for(deployment)
     scored_set = perturbation.apply(testset) if perturbation is not None else testset
-    binary = not use_json and supports_binary(deck.client, uri, key)
+    dtypes = [] if use_json else npy_dtypes(deck.client, uri, key)
     started = time.perf_counter()
-    evaluation = evaluate_endpoint(deck.client, uri, scored_set, batch_size=batch_size, use_binary=binary, key=key,
-                                   uint8=binary and takes_uint8(deck.client, uri, key), progress=progress)
+    evaluation = evaluate_endpoint(deck.client, uri, scored_set, batch_size=batch_size, use_binary=bool(dtypes),
+                                   key=key, uint8="uint8" in dtypes, progress=progress)
     deck.results.save_evaluation(deployment, scored_set.name, testset.y, evaluation)
     deck.evaluations.add(EvaluationRecord.of(deployment, scored_set, evaluation, source=source,
                                              duration_s=time.perf_counter() - started,

@@ -27,11 +27,10 @@ from .kubernetes import (
     Manifest,
     ModelIdentity,
     container_spec,
+    first_manifests,
     labels,
     model_annotations,
-    namespace_manifest,
     pod_spec,
-    secret_manifest,
 )
 
 API_VERSION = "serving.kserve.io/v1beta1"
@@ -82,12 +81,6 @@ def kserve_manifests(model: ModelIdentity, options: ExportOptions, keys: Keys | 
     if len(predictor_name(options)) > 63:
         raise ExportError(f"name {options.name!r} is too long for KServe: it makes {predictor_name(options)!r}, "
                           f"and names stop at 63 characters (use at most {63 - len(PREDICTOR_SUFFIX)})")
-    if options.config.auth_enabled and keys is None:
-        raise ExportError("key auth is on: the export needs the keys to put in its Secret")
-    files: dict[str, Manifest] = {}
-    if options.namespace:
-        files["00-namespace.yaml"] = namespace_manifest(model, options)
-    if options.config.auth_enabled and keys is not None:
-        files[SECRET_FILE] = secret_manifest(model, options, keys)
+    files = first_manifests(model, options, keys)
     files["20-inferenceservice.yaml"] = inference_service_manifest(model, options)
     return files

@@ -330,6 +330,22 @@ FILE_NAMES = ("00-namespace.yaml", SECRET_FILE, "20-deployment.yaml", "30-servic
               "50-pdb.yaml", "60-networkpolicy.yaml")
 
 
+def first_manifests(model: ModelIdentity, options: ExportOptions, keys: Keys | None) -> dict[str, Manifest]:
+    """What every export applies first: the Namespace (with a namespace) and the keys' Secret (with auth).
+
+    Raises:
+        ExportError: auth is on and no keys were given.
+    """
+    if options.config.auth_enabled and keys is None:
+        raise ExportError("key auth is on: the export needs the keys to put in its Secret")
+    files: dict[str, Manifest] = {}
+    if options.namespace:
+        files["00-namespace.yaml"] = namespace_manifest(model, options)
+    if keys is not None and options.config.auth_enabled:
+        files[SECRET_FILE] = secret_manifest(model, options, keys)
+    return files
+
+
 def kubernetes_manifests(model: ModelIdentity, options: ExportOptions, keys: Keys | None = None) -> dict[str, Manifest]:
     """Every object `kubectl apply -f DIR` needs, by file name (in apply order).
 
@@ -345,13 +361,7 @@ def kubernetes_manifests(model: ModelIdentity, options: ExportOptions, keys: Key
     Raises:
         ExportError: auth is on and no keys were given.
     """
-    if options.config.auth_enabled and keys is None:
-        raise ExportError("key auth is on: the export needs the keys to put in its Secret")
-    files: dict[str, Manifest] = {}
-    if options.namespace:
-        files["00-namespace.yaml"] = namespace_manifest(model, options)
-    if options.config.auth_enabled and keys is not None:
-        files[SECRET_FILE] = secret_manifest(model, options, keys)
+    files = first_manifests(model, options, keys)
     files["20-deployment.yaml"] = deployment_manifest(model, options)
     files["30-service.yaml"] = service_manifest(model, options)
     if options.autoscale:

@@ -58,28 +58,3 @@ class AccessLog:
         self.stream.write(f'INFO:     {address} - "{scope["method"]} {quoted} HTTP/{scope["http_version"]}" '
                           f"{status_text}\n")
         self.stream.flush()
-
-
-class AccessLogMiddleware:
-    """Pure ASGI: an access line for every HTTP request that passes through, once it is answered."""
-
-    def __init__(self, app: ASGIApp, access_log: AccessLog) -> None:
-        self.app = app
-        self.access_log = access_log
-
-    async def __call__(self, scope: Scope, receive: Callable[[], Awaitable[Message]], send: Send) -> None:
-        if scope["type"] != "http" or scope["path"] in QUIET_PATHS:
-            await self.app(scope, receive, send)
-            return
-        status = 500  # what the client sees when the app fails before it answers
-
-        def watch(message: Message) -> Awaitable[None]:
-            nonlocal status
-            if message["type"] == "http.response.start":
-                status = message["status"]
-            return send(message)
-
-        try:
-            await self.app(scope, receive, watch)
-        finally:
-            self.access_log.write(scope, status)

@@ -22,7 +22,7 @@ from fastapi import FastAPI, Request
 from fastapi.responses import Response
 
 from . import v2
-from .access import AccessLog, AccessLogMiddleware
+from .access import AccessLog
 from .auth import KeyFile
 from .handlers import NPY_TYPE, handle_score
 from .metrics import METRICS_PATH, MetricsMiddleware, ServerMetrics, rows_in
@@ -419,9 +419,7 @@ def create_app(script: ModuleType, info: dict[str, Any] | None = None, keys: Key
         schema = app.openapi()
         schema.setdefault("components", {})["securitySchemes"] = {
             "key": {"type": "http", "scheme": "bearer", "description": "the deployment's primary or secondary key"}}
-    app.add_middleware(MetricsMiddleware, metrics=metrics)
-    if access_log is not None:
-        app.add_middleware(AccessLogMiddleware, access_log=access_log)
+    app.add_middleware(MetricsMiddleware, metrics=metrics, access_log=access_log)
     app.score_endpoint = endpoint
     return app
 

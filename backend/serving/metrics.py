@@ -25,9 +25,11 @@ import shutil
 import tempfile
 import time
 from bisect import bisect_left
-from collections.abc import Awaitable, Callable, MutableMapping
+from collections.abc import Awaitable, Callable
 from pathlib import Path
 from typing import Any
+
+from .access import AccessLog, ASGIApp, Message, Scope, Send
 
 MULTIPROC_ENV = "PROMETHEUS_MULTIPROC_DIR"
 FOLDER_PREFIX = "modeldeck-metrics-"  # then the server's pid: a folder whose server is gone is removed
@@ -59,13 +61,12 @@ def endpoint_label(path: str) -> str:
             if tail in (["infer"], ["ready"]):
                 return f"/v2/{tail[0]}"
     return "other"
+
+
 FLUSH_SECONDS = 0.05  # a worker's counts reach the shared files this soon (at once when it answers /metrics)
 LATENCY_BUCKETS = (0.0005, 0.00075, 0.001, 0.0015, 0.002, 0.003, 0.005, 0.0075, 0.01, 0.025, 0.05, 0.1,
                    0.25, 0.5, 1.0, 2.5, 5.0, 10.0)
 
-Message = MutableMapping[str, Any]
-Send = Callable[[Message], Awaitable[None]]
-ASGIApp = Callable[[MutableMapping[str, Any], Callable[[], Awaitable[Message]], Send], Awaitable[None]]
 
 
 def use_fresh_folder() -> str:
@@ -203,11 +204,12 @@ class ServerMetrics:
 class MetricsMiddleware:
     """Pure ASGI: counts and times every HTTP request (a perf_counter pair and a few additions)."""
 
-    def __init__(self, app: ASGIApp, metrics: ServerMetrics) -> None:
+    def __init__(self, app: ASGIApp, metrics: ServerMetrics, access_log: AccessLog | None = None) -> None:
         self.app = app
         self.metrics = metrics
+        self.access_log = access_log  # given: each request's access line too, once answered
 
-    async def __call__(self, scope: MutableMapping[str, Any], receive: Callable[[], Awaitable[Message]],
+    async def __call__(self, scope: Scope, receive: Callable[[], Awaitable[Message]],
                        send: Send) -> None:
         if scope["type"] != "http":
             await self.app(scope, receive, send)
@@ -230,3 +232,5 @@ class MetricsMiddleware:
             await self.app(scope, receive, watch)
         finally:
             self.metrics.finished(endpoint, status, time.perf_counter() - started, counted)
+            if self.access_log is not None:
+                self.access_log.write(scope, status)
