@@ -245,6 +245,9 @@ class LocalRuntime:
             child = self._children.pop(pid, None)
             if child is not None:
                 child.wait(timeout=10)
+        else:  # a deploy killed between starting the server and writing process.json: find it by its folder
+            for pgid in _groups_working_in(target):
+                self._stop(pgid, target)
         shutil.rmtree(target, ignore_errors=True)
 
     def _stop(self, pgid: int, target: Path) -> None:
@@ -282,3 +285,16 @@ def _group_alive(pgid: int, marker: bytes) -> bool:
         except (OSError, IndexError, ValueError):
             continue
     return False
+
+
+def _groups_working_in(folder: Path) -> set[int]:
+    """The process groups of this user's processes whose working directory is `folder` (a server is
+    started there, in a group of its own)."""
+    wanted, groups = str(folder.resolve()), set()
+    for cwd in Path("/proc").glob("[0-9]*/cwd"):
+        try:
+            if os.readlink(cwd) == wanted:
+                groups.add(os.getpgid(int(cwd.parent.name)))
+        except OSError:  # gone, or not ours to read
+            continue
+    return groups - {os.getpgrp()}  # never our own
