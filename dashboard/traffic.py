@@ -1,7 +1,8 @@
 """The Deploy page's Traffic section (the server's own counters, live) and its Load test form.
 
-Snapshots of a deployment's /metrics are kept in the session under its uid, so one deployment's numbers
-never show under another's name and a redeploy under the same name starts empty. The chart refreshes
+Snapshots of a deployment's /metrics are kept in the dashboard's process under its home and uid (shared by
+every session, so a reload or a second tab shows the chart so far), so one deployment's numbers never
+show under another's name and a redeploy under the same name starts empty. The chart refreshes
 every REFRESH_SECONDS in a fragment; while a load test runs (it holds the script thread, so the fragment
 timer waits), each second of the test reads /metrics too and redraws the same chart.
 """
@@ -19,7 +20,7 @@ from backend.traffic.charts import loadtest_chart, traffic_chart
 from backend.traffic.loadtest import CONCURRENCY_RANGE, SECONDS_RANGE, LoadTestResult, LoadTestTick
 from backend.traffic.metrics import ERROR_STATUS, TrafficSnapshot
 from backend.traffic.service import load_test, scrape_deployment
-from backend.traffic.window import keep_recent, points
+from backend.traffic.window import TrafficHistory, points
 from dashboard.common import fail, verbatim
 
 REFRESH_SECONDS = 2.0
@@ -28,16 +29,15 @@ ERRORS_HELP = (f"/score answers with HTTP status {ERROR_STATUS} or above: 4xx re
                "key, 413 too large) and 5xx (the scoring script raised, or the server was overloaded)")
 
 
-def _key(deployment: Deployment) -> str:
-    return f"_traffic/{deployment.record.uid or deployment.name}"
+@st.cache_resource
+def _history() -> TrafficHistory:
+    return TrafficHistory(WINDOW_SECONDS)
 
 
 def _record(deck: ModelDeck, deployment: Deployment) -> tuple[TrafficSnapshot, ...]:
     """Reads /metrics now and keeps the last WINDOW_SECONDS of snapshots of this deployment."""
-    kept = keep_recent(st.session_state.get(_key(deployment), ()), scrape_deployment(deck, deployment),
-                       WINDOW_SECONDS)
-    st.session_state[_key(deployment)] = kept
-    return kept
+    key = f"{deck.home.id}/{deployment.record.uid or deployment.name}"
+    return _history().add(key, scrape_deployment(deck, deployment))
 
 
 def compact_count(value: float) -> str:

@@ -24,7 +24,7 @@ from backend.traffic.loadtest import (
 )
 from backend.traffic.metrics import TrafficSnapshot, histogram_quantile, parse_metrics, scrape
 from backend.traffic.service import load_test, scrape_deployment
-from backend.traffic.window import between, keep_recent, points
+from backend.traffic.window import TrafficHistory, between, keep_recent, points
 
 INF = float("inf")
 BUCKETS = ((0.001, 0.0), (0.002, 50.0), (0.005, 90.0), (0.01, 100.0), (INF, 100.0))
@@ -71,6 +71,20 @@ def test_points_pair_successive_snapshots_and_the_window_keeps_the_recent_ones()
     assert kept[0].at == 98.0 and kept[-1].at == 398.0
     assert len(points(kept)) == len(kept) - 1 and points(kept[:1]) == ()
     assert all(p.requests_per_second == pytest.approx(10.0) for p in points(kept))
+
+
+def test_the_shared_history_keeps_each_keys_window_in_order_and_forgets_the_least_recently_read_key():
+    history = TrafficHistory(seconds=10, keys=2)
+    assert history.add("a", snapshot(0.0, 0)) == (snapshot(0.0, 0),)
+    assert [s.at for s in history.add("a", snapshot(2.0, 20))] == [0.0, 2.0]
+    assert [s.at for s in history.add("a", snapshot(2.0, 25))] == [0.0, 2.0]  # a second reader at once: kept once
+    assert [s.at for s in history.add("a", snapshot(1.0, 10))] == [0.0, 2.0]  # an older reading is not appended
+    assert [s.at for s in history.add("a", snapshot(11.0, 110))] == [2.0, 11.0]  # the window drops 0.0
+    history.add("b", snapshot(0.0, 0))
+    history.add("a", snapshot(12.0, 120))  # read last: "b" is now the least recently read
+    history.add("c", snapshot(0.0, 0))
+    assert [s.at for s in history.add("b", snapshot(1.0, 1))] == [1.0]  # "b" was forgotten
+    assert [s.at for s in history.add("c", snapshot(1.0, 1))] == [0.0, 1.0]  # adding "b" forgot "a", not "c"
 
 
 def test_metrics_text_is_parsed_and_other_text_is_refused():

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import threading
 from collections.abc import Sequence
 from dataclasses import dataclass
 
@@ -56,3 +57,26 @@ def keep_recent(snapshots: Sequence[TrafficSnapshot], newest: TrafficSnapshot,
                 seconds: float = 300.0) -> tuple[TrafficSnapshot, ...]:
     """`snapshots` with `newest` added and those older than `seconds` before it dropped."""
     return tuple(s for s in (*snapshots, newest) if s.at >= newest.at - seconds)
+
+
+class TrafficHistory:
+    """The recent snapshots of each watched deployment, by key, shared by whoever reads them (the
+    dashboard keeps one per process, so a reload or a second tab shows the chart so far). Thread-safe;
+    keeps `seconds` of snapshots per key and at most `keys` keys, the least recently read going first."""
+
+    def __init__(self, seconds: float = 300.0, keys: int = 64) -> None:
+        self.seconds, self.keys = seconds, keys
+        self._kept: dict[str, tuple[TrafficSnapshot, ...]] = {}
+        self._lock = threading.Lock()
+
+    def add(self, key: str, newest: TrafficSnapshot) -> tuple[TrafficSnapshot, ...]:
+        """The snapshots of `key` with `newest` added (unless one at least as new is there already: two
+        readers at once) and those older than `seconds` before it dropped."""
+        with self._lock:
+            kept = self._kept.pop(key, ())
+            if not kept or newest.at > kept[-1].at:
+                kept = keep_recent(kept, newest, self.seconds)
+            self._kept[key] = kept  # last in the dict: the most recently read
+            while len(self._kept) > self.keys:
+                del self._kept[next(iter(self._kept))]
+            return kept
