@@ -55,6 +55,17 @@ def app(**query) -> AppTest:
     return at
 
 
+def on_page(page: str, **query) -> AppTest:
+    """A new browser session opened on `page` with the address's `query` (a reload or a shared link)."""
+    at = app()
+    at.switch_page(page)
+    for key, value in query.items():
+        at.query_params[key] = value
+    at.run()
+    assert not at.exception, at.exception
+    return at
+
+
 def button(at: AppTest, label: str):
     matches = [b for b in at.button if b.label == label]
     assert matches, f"no button {label!r} in {[b.label for b in at.button]}"
@@ -413,7 +424,17 @@ def test_perturbations_show_beside_the_originals_and_a_robustness_curve_is_drawn
     rotated = float(at.metric[0].value.rstrip("%")) / 100
     assert rotated < deck.registry.get("sklearn_mnist", 1).metrics["accuracy"] - 0.05
     assert any(verbatim("on MNIST 10k (bundled), rotation 15, scored") in c.value for c in at.caption)
+    assert url_param(at, "perturb") == "rotate=15"
+    reloaded = on_page("views/test.py", deployment="robust", perturb="rotate=15")  # a reload or a shared link
+    assert select(reloaded, "Perturbation").value == "rotate"
+    assert [s for s in reloaded.slider if s.label.startswith("Strength")][0].value == 15.0
+    assert any(verbatim("on MNIST 10k (bundled), rotation 15, scored") in c.value for c in reloaded.caption)
+    refused = on_page("views/test.py", deployment="robust", perturb="rotate=500")
+    assert any("cannot be applied" in w.value and verbatim("from -90 to 90") in w.value for w in refused.warning), \
+        [w.value for w in refused.warning]
+    assert select(refused, "Perturbation").value == "none" and "perturb" not in refused.query_params
     select(at, "Perturbation").set_value("none").run()
+    assert "perturb" not in at.query_params
     assert not any("rotation 15" in c.value for c in at.caption)  # the clean results, not the rotated ones
     charts = len(at.get("vega_lite_chart"))
     button(at, "Robustness curve: gaussian noise at 8 strengths").click().run()

@@ -8,7 +8,7 @@ from scipy import ndimage
 
 from backend.datasets import load_mnist_test
 from backend.errors import InvalidPerturbationError
-from backend.inspection.perturb import KINDS, perturb
+from backend.inspection.perturb import KINDS, Perturbation, perturb
 
 SHAPE = (28, 28)
 
@@ -147,3 +147,18 @@ def test_an_unknown_kind_or_a_strength_it_does_not_take_is_refused_clearly(digit
 def test_images_that_are_not_a_batch_of_floats_are_refused_clearly(images, image_shape, said):
     with pytest.raises(InvalidPerturbationError, match=said):
         perturb(images, "noise", 0.1, image_shape=image_shape)
+
+
+@pytest.mark.parametrize("perturbation", [Perturbation("rotate", 15.0), Perturbation("noise", 0.2, seed=3),
+                                          Perturbation("thickness", -1.0), Perturbation("shift", 2.5)])
+def test_a_key_names_its_perturbation_again(perturbation):
+    assert Perturbation.from_key(perturbation.key) == perturbation
+
+
+@pytest.mark.parametrize("key, said", [
+    ("rotate=500", "from -90 to 90"), ("noise=-0.1", "from 0 to 0.5"), ("blur=nan", "from 0 to 3"),
+    ("noise=0.2~x", "seed is a whole number"), ("spin=3", "unknown perturbation"), ("rotate", "KIND=STRENGTH"),
+])
+def test_a_key_that_names_nothing_applicable_is_refused_clearly(key, said):
+    with pytest.raises(InvalidPerturbationError, match=said):
+        Perturbation.from_key(key)

@@ -214,6 +214,23 @@ class Perturbation:
             raise InvalidPerturbationError(f"a perturbation is KIND=STRENGTH (e.g. rotate=15; kinds: "
                                            f"{', '.join(KINDS)}), got {text!r}") from None
 
+    @classmethod
+    def from_key(cls, key: str) -> "Perturbation":
+        """The perturbation that `key` names (`rotate=15`, `noise=0.2~3`), its strength within its kind's range.
+
+        Raises:
+            InvalidPerturbationError: not a key, an unknown kind, or a strength out of range.
+        """
+        text, tilde, seed = key.partition("~")
+        if tilde and not seed.isdigit():
+            raise InvalidPerturbationError(f"a perturbation's seed is a whole number (noise=0.2~3), got {key!r}")
+        perturbation = cls.parse(text, int(seed or 0))
+        kind = KINDS[perturbation.kind]
+        if not kind.minimum <= perturbation.strength <= kind.maximum:  # NaN too
+            raise InvalidPerturbationError(f"{kind.label.lower()} goes from {kind.minimum:g} to {kind.maximum:g} "
+                                           f"({kind.unit}), got {perturbation.strength:g}")
+        return perturbation
+
     def describe(self) -> str:
         return f"{KINDS[self.kind].label.lower()} {self.strength:g}"
 

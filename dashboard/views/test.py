@@ -1,7 +1,8 @@
 """Test page: random images with predictions, the whole test set scored, and the raw request.
 
-The chosen deployment and test set live in the URL (?deployment=...&dataset=...); the last results of
-each deployment and test set are kept under the home, so a reload or a shared link shows them again.
+The chosen deployment, test set and perturbation live in the URL (?deployment=...&dataset=...&perturb=rotate=15);
+the last results of each deployment and test set are kept under the home, so a reload or a shared link shows
+them again.
 """
 
 import json
@@ -10,7 +11,7 @@ import numpy as np
 import streamlit as st
 
 from backend.datasets import TestSet, datasets_for
-from backend.errors import ModelDeckError, ScoringServerError
+from backend.errors import InvalidPerturbationError, ModelDeckError, ScoringServerError
 from backend.inspection.charts import (
     CELL,
     PREDICTED_CLASS,
@@ -151,22 +152,37 @@ try:
 except ModelDeckError as e:
     fail(e, "Cannot load the test set")
     st.stop()
-active = st.session_state.get("perturb_kind", "none") != "none"
+PERTURB_PARAM = "perturb"
+linked: Perturbation | None = None  # the address's (a link or a reload): where the widgets start when new
+try:
+    linked = Perturbation.from_key(st.query_params.get(PERTURB_PARAM) or "") if PERTURB_PARAM in st.query_params else None
+except InvalidPerturbationError as e:
+    st.warning(verbatim(f"The address asks for a perturbation that cannot be applied ({e}): the images are shown as "
+                        "they are."), icon=":material/warning:")
+kinds = ["none", *KINDS]
+active = st.session_state.get("perturb_kind", linked.kind if linked else "none") != "none"
 with st.expander("Perturb the images: noise, rotation, shift, blur, stroke thickness", expanded=active,
                  icon=":material/blur_on:"):
     pc1, pc2, pc3 = st.columns([2, 3, 1])
-    kind_name = pc1.selectbox("Perturbation", ["none", *KINDS], key="perturb_kind", persist_state="page",
+    kind_name = pc1.selectbox("Perturbation", kinds, index=kinds.index(linked.kind) if linked else 0,
+                              key="perturb_kind", persist_state="page",
                               format_func=lambda k: "none" if k == "none" else KINDS[k].label)
     perturbation = None
     if kind_name != "none":
         kind = KINDS[kind_name]
-        strength = pc2.slider(f"Strength: {kind.unit}", kind.minimum, kind.maximum, kind.curve[len(kind.curve) // 2],
+        start = linked.strength if linked and linked.kind == kind_name else kind.curve[len(kind.curve) // 2]
+        strength = pc2.slider(f"Strength: {kind.unit}", kind.minimum, kind.maximum, start,
                               kind.step, key=f"perturb_strength/{kind_name}", persist_state="page")
-        perturb_seed = pc3.number_input("Seed", 0, value=0, key="perturb_seed", persist_state="page",
-                                        disabled=not kind.random, help="for the random kinds (noise, shift)")
+        perturb_seed = pc3.number_input("Seed", 0, value=linked.seed if linked else 0, key="perturb_seed",
+                                        persist_state="page", disabled=not kind.random,
+                                        help="for the random kinds (noise, shift)")
         if strength != 0:
             perturbation = Perturbation(kind_name, float(strength), int(perturb_seed))
         st.caption("Applies to the random images (shown beside the originals) and to the whole test set.")
+if perturbation is None:
+    st.query_params.pop(PERTURB_PARAM, None)
+else:  # a reload or a shared link opens the same perturbation
+    st.query_params[PERTURB_PARAM] = perturbation.key
 scored_set = data if perturbation is None else perturbed_set(dataset_name, revision_of(dataset_name), perturbation)
 results_key = scored_set.name if perturbation is not None else dataset_name
 set_title = titles[dataset_name] + ("" if perturbation is None else f", {perturbation.describe()}")
