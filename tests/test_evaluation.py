@@ -2,7 +2,7 @@ import numpy as np
 
 from backend.datasets import TestSet
 from backend.inspection.evaluation import Samples, evaluate, most_confused, normalized_confusion
-from backend.inspection.plots import confusion_heatmap, sample_strip, to_png
+from backend.inspection.plots import confusion_heatmap, image_grid, sample_strip, to_png
 
 
 def test_normalized_confusion_divides_rows_and_zeroes_the_diagonal():
@@ -28,15 +28,27 @@ def test_evaluate_computes_accuracy_precision_and_recall():
 
 
 def test_sample_strip_marks_misclassified_images_red_on_an_inverted_colormap():
-    images = np.random.default_rng(0).random((3, 4)).astype(np.float32)
+    images = np.zeros((3, 4), dtype=np.float32)
+    images[:, 0] = 1.0  # one pixel of ink in each 2x2 image
     samples = Samples(indices=np.arange(3), images=images, labels=np.array([1, 2, 3]),
                       predictions=np.array([1, 5, 3]), image_shape=(2, 2), class_names=tuple("0123456789"))
     fig = sample_strip(samples)
-    axes = fig.axes[:3]
-    assert [ax.get_title() for ax in axes] == ["1 (1)", "5 (2)", "3 (3)"]  # prediction (true label)
-    assert [ax.title.get_color() for ax in axes] == ["black", "red", "black"]
-    assert [ax.images[0].get_cmap().name for ax in axes] == ["binary", "Greys_r", "binary"]
+    [ax] = fig.axes  # the whole strip is one picture
+    titles = ax.texts[:3]
+    assert [t.get_text() for t in titles] == ["1 (1)", "5 (2)", "3 (3)"]  # prediction (true label)
+    assert [t.get_color() for t in titles] == ["black", "red", "black"]
+    assert [t.get_fontweight() for t in titles] == ["normal", "bold", "normal"]
+    black = np.argwhere(np.all(ax.images[0].get_array() == 0, axis=-1))  # (row, column) of black pixels
+    under = [int(np.sum(np.abs(black[:, 1] - t.get_position()[0]) < 1)) for t in titles]
+    assert under == [1, 3, 1]  # dark ink on white; the misclassified one inverted: light ink on black
     assert to_png(fig)[:8] == b"\x89PNG\r\n\x1a\n"
+
+
+def test_long_class_names_are_titled_on_two_lines_and_confidence_goes_beneath():
+    names = ("T-shirt/top", "Trouser", "Ankle boot")
+    fig = image_grid(np.zeros((2, 4)), (2, 2), np.array([0, 2]), np.array([1, 2]), names, np.array([0.5, 0.97]))
+    texts = [t.get_text() for t in fig.axes[0].texts]
+    assert texts == ["Trouser\n(T-shirt/top)", "50%", "Ankle boot\n(Ankle boot)", "97%"]
 
 
 def test_heatmap_has_labelled_axes_and_a_colour_bar():
