@@ -185,7 +185,7 @@ def test_infer_answers_the_models_predictions_and_probabilities(script, model):
     body, headers = tensor_request(X, outputs=[triton.InferRequestedOutput("predict", binary_data=False),
                                                triton.InferRequestedOutput("predict_proba")])
     answer = v2.infer(script, MNIST, body, headers[HEADER])
-    assert answer.status == 200 and answer.rows == 20 and answer.headers["content-type"] == v2.BINARY_TYPE
+    assert answer.status == 200 and answer.rows == 20 and answer.media_type == v2.BINARY_TYPE
     result = parse(answer.body, answer.headers)
     assert result.get_output("predict")["data"] == model.predict(X).tolist()  # JSON, as asked
     assert result.as_numpy("predict").dtype == np.int64

@@ -24,7 +24,7 @@ from fastapi.responses import Response
 from . import v2
 from .access import AccessLog
 from .auth import KeyFile
-from .handlers import NPY_TYPE, handle_score
+from .handlers import NPY_TYPE, Answer, handle_score
 from .metrics import METRICS_PATH, MetricsMiddleware, ServerMetrics, rows_in
 
 Scope = MutableMapping[str, Any]
@@ -151,17 +151,6 @@ def script_fault(error: BaseException) -> tuple[int, bytes]:
     log.error("request %s: the scoring script raised %s:\n%s", request_id, kind, traceback.format_exc().rstrip())
     return 500, orjson.dumps({"error": SCRIPT_FAULT.format(kind=kind, request_id=request_id), "type": kind,
                               "request_id": request_id})
-
-
-@dataclass(frozen=True)
-class Answer:
-    """What a scoring job answers: status, body, rows scored, and the response's media type and headers."""
-
-    status: int
-    body: bytes
-    rows: int = 0
-    media_type: str = "application/json"
-    headers: dict[str, str] | None = None
 
 
 @dataclass(frozen=True)
@@ -535,13 +524,7 @@ def _add_v2_routes(app: FastAPI, script: ModuleType, served: v2.ServedModel,
             return _json(408, {"error": TOO_SLOW}, close=True)
         header_length = request.headers.get(v2.HEADER_LENGTH)
 
-        def work() -> Answer:
-            answer = v2.infer(script, served, body, header_length)
-            headers = dict(answer.headers)
-            return Answer(answer.status, answer.body, answer.rows if answer.status == 200 else 0,
-                          headers.pop("content-type"), headers)
-
-        answer = await on_scoring_thread(work)
+        answer = await on_scoring_thread(lambda: v2.infer(script, served, body, header_length))
         if answer.rows:
             metrics.scored(answer.rows)
         return Response(content=answer.body, status_code=answer.status, media_type=answer.media_type,

@@ -28,6 +28,18 @@ EMPTY_BODY = "the request body is empty; send JSON like {\"data\": [[...], ...]}
 
 
 @dataclass(frozen=True)
+class Answer:
+    """What the server sends back for a scoring request (/score or V2 infer): status, body, rows scored,
+    and the media type and other headers of the response."""
+
+    status: int
+    body: bytes
+    rows: int = 0
+    media_type: str = "application/json"
+    headers: dict[str, str] | None = None
+
+
+@dataclass(frozen=True)
 class Result:
     status: int
     payload: Any

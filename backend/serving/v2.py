@@ -38,12 +38,13 @@ from typing import Any
 import numpy as np
 import orjson
 
+from .handlers import Answer
+
 log = logging.getLogger("modeldeck.serving")
 SERVER_NAME = "modeldeck"
 SERVER_VERSION = "1"
 EXTENSIONS = ("binary_tensor_data",)
 HEADER_LENGTH = "Inference-Header-Content-Length"
-JSON_TYPE = "application/json"
 BINARY_TYPE = "application/octet-stream"
 PLATFORM = "scikit-learn"
 INPUT_NAME = "input-0"
@@ -193,16 +194,6 @@ class InferRequest:
     rows: np.ndarray  # 2-D: rows x features, of the datatype sent (float32, float64 or uint8)
     outputs: tuple[tuple[str, bool], ...]
     id: str | None = None
-
-
-@dataclass(frozen=True)
-class Answer:
-    """What the server sends back: status, body, headers (Content-Type among them) and rows scored."""
-
-    status: int
-    body: bytes
-    headers: dict[str, str]
-    rows: int = 0
 
 
 def _header_and_binary(body: bytes, header_length: str | None) -> tuple[bytes, memoryview]:
@@ -451,13 +442,12 @@ def encode_response(model: ServedModel, request: InferRequest, prediction: Predi
     response["outputs"] = outputs
     head = orjson.dumps(response, option=orjson.OPT_SERIALIZE_NUMPY)
     if not chunks:
-        return Answer(200, head, {"content-type": JSON_TYPE}, rows)
-    return Answer(200, head + b"".join(chunks),
-                  {"content-type": BINARY_TYPE, HEADER_LENGTH: str(len(head))}, rows)
+        return Answer(200, head, rows)
+    return Answer(200, head + b"".join(chunks), rows, BINARY_TYPE, {HEADER_LENGTH: str(len(head))})
 
 
 def refusal(error: V2Error) -> Answer:
-    return Answer(error.status, error_body(str(error)), {"content-type": JSON_TYPE})
+    return Answer(error.status, error_body(str(error)))
 
 
 def infer(script: ModuleType, model: ServedModel, body: bytes, header_length: str | None) -> Answer:
@@ -473,7 +463,7 @@ def infer(script: ModuleType, model: ServedModel, body: bytes, header_length: st
             status = getattr(e, "http_status", None)
             if not (isinstance(status, int) and 400 <= status < 500):
                 raise
-            return Answer(status, error_body(str(e) or type(e).__name__), {"content-type": JSON_TYPE})
+            return Answer(status, error_body(str(e) or type(e).__name__))
         return encode_response(model, request, prediction)
     except V2Error as e:
         if e.status >= 500:
