@@ -56,7 +56,8 @@ def _draw(deck: ModelDeck, deployment: Deployment) -> None:
         fail(e, f"Cannot read the traffic of {deployment.name}")
         return
     now = snapshots[-1]
-    requests, errors, rows, in_flight, p50, p99 = st.columns(6)
+    requests, errors, rows = st.columns(3)  # two rows of three: six in one row cut "10.8k" to "10…"
+    in_flight, p50, p99 = st.columns(3)
     requests.metric("Requests", compact_count(now.count()), help=f"POST /score answers since the server started: "
                     f"{int(now.count()):,}")
     errors.metric("Errors", compact_count(now.count(errors_only=True)), help=ERRORS_HELP)
@@ -134,8 +135,8 @@ def loadtest_section(deck: ModelDeck, deployment: Deployment, area: dict[str, An
         live.empty()
     else:
         result = deck.results.load_loadtest(deployment)
-        if result is None:
-            st.caption("No load test of this deployment yet.")
+        if result is None:  # in the live area, so a test's first second replaces it at once
+            live.caption("No load test of this deployment yet.")
             return
     st.caption(f"Load test of {verbatim(result.deployment)} at {result.started_at}: {result.seconds:.1f} s, "
                f"{result.concurrency} clients" + (" (stopped at the request cap)" if result.capped else ""))

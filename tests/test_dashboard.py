@@ -433,6 +433,9 @@ def test_perturbations_show_beside_the_originals_and_a_robustness_curve_is_drawn
     assert any("cannot be applied" in w.value and verbatim("from -90 to 90") in w.value for w in refused.warning), \
         [w.value for w in refused.warning]
     assert select(refused, "Perturbation").value == "none" and "perturb" not in refused.query_params
+    snapped = on_page("views/test.py", deployment="robust", perturb="rotate=7.3")  # onto the slider's 1° steps
+    assert [s for s in snapped.slider if s.label.startswith("Strength")][0].value == 7.0
+    assert url_param(snapped, "perturb") == "rotate=7"
     select(at, "Perturbation").set_value("none").run()
     assert "perturb" not in at.query_params
     assert not any("rotation 15" in c.value for c in at.caption)  # the clean results, not the rotated ones

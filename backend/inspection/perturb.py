@@ -227,8 +227,8 @@ class Perturbation:
         perturbation = cls.parse(text, int(seed or 0))
         kind = KINDS[perturbation.kind]
         if not kind.minimum <= perturbation.strength <= kind.maximum:  # NaN too
-            raise InvalidPerturbationError(f"{kind.label.lower()} goes from {kind.minimum:g} to {kind.maximum:g} "
-                                           f"({kind.unit}), got {perturbation.strength:g}")
+            raise InvalidPerturbationError(f"{kind.label.lower()} goes from {kind.minimum:g} to {kind.maximum:g}, got "
+                                           f"{perturbation.strength:g} ({kind.unit})")
         return perturbation
 
     def describe(self) -> str:

@@ -6,6 +6,7 @@ them again.
 """
 
 import json
+import math
 
 import numpy as np
 import streamlit as st
@@ -157,12 +158,16 @@ linked: Perturbation | None = None  # the address's (a link or a reload): where 
 try:
     linked = Perturbation.from_key(st.query_params.get(PERTURB_PARAM) or "") if PERTURB_PARAM in st.query_params else None
 except InvalidPerturbationError as e:
-    st.warning(verbatim(f"The address asks for a perturbation that cannot be applied ({e}): the images are shown as "
+    st.warning(verbatim(f"The address asks for a perturbation that cannot be applied: {e}. The images are shown as "
                         "they are."), icon=":material/warning:")
+if linked is not None:  # onto the slider's steps, so what the slider shows is what is applied
+    step = KINDS[linked.kind].step
+    linked = Perturbation(linked.kind, round(round(linked.strength / step) * step, 6), linked.seed)
 kinds = ["none", *KINDS]
-active = st.session_state.get("perturb_kind", linked.kind if linked else "none") != "none"
-with st.expander("Perturb the images: noise, rotation, shift, blur, stroke thickness", expanded=active,
-                 icon=":material/blur_on:"):
+if st.session_state.get("perturb_kind", linked.kind if linked else "none") != "none":
+    st.session_state["_perturb_opened"] = True  # stays open once used, "none" chosen again included
+with st.expander("Perturb the images: noise, rotation, shift, blur, stroke thickness",
+                 expanded=st.session_state.get("_perturb_opened", False), icon=":material/blur_on:"):
     pc1, pc2, pc3 = st.columns([2, 3, 1])
     kind_name = pc1.selectbox("Perturbation", kinds, index=kinds.index(linked.kind) if linked else 0,
                               key="perturb_kind", persist_state="page",
@@ -171,14 +176,15 @@ with st.expander("Perturb the images: noise, rotation, shift, blur, stroke thick
     if kind_name != "none":
         kind = KINDS[kind_name]
         start = linked.strength if linked and linked.kind == kind_name else kind.curve[len(kind.curve) // 2]
-        strength = pc2.slider(f"Strength: {kind.unit}", kind.minimum, kind.maximum, start,
-                              kind.step, key=f"perturb_strength/{kind_name}", persist_state="page")
+        decimals = max(0, -math.floor(math.log10(kind.step)))  # 15°, not 15.00°
+        strength = pc2.slider(f"Strength: {kind.unit}", kind.minimum, kind.maximum, start, kind.step,
+                              format=f"%.{decimals}f", key=f"perturb_strength/{kind_name}", persist_state="page")
         perturb_seed = pc3.number_input("Seed", 0, value=linked.seed if linked else 0, key="perturb_seed",
                                         persist_state="page", disabled=not kind.random,
                                         help="for the random kinds (noise, shift)")
         if strength != 0:
             perturbation = Perturbation(kind_name, float(strength), int(perturb_seed))
-        st.caption("Applies to the random images (shown beside the originals) and to the whole test set.")
+        st.caption("Applies to the random images (shown under the originals) and to the whole test set.")
 if perturbation is None:
     st.query_params.pop(PERTURB_PARAM, None)
 else:  # a reload or a shared link opens the same perturbation
