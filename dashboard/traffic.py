@@ -138,10 +138,11 @@ def loadtest_section(deck: ModelDeck, deployment: Deployment, area: dict[str, An
         if result is None:  # in the live area, so a test's first second replaces it at once
             live.caption("No load test of this deployment yet.")
             return
-    st.caption(f"Load test of {verbatim(result.deployment)} at {result.started_at}: {result.seconds:.1f} s, "
-               f"{result.concurrency} clients" + (" (stopped at the request cap)" if result.capped else ""))
-    st.altair_chart(loadtest_chart(result.timeline, height=110), width="stretch")
-    _result_table(result)
+    with live.container():  # the kept result too: a new test's first second replaces it, no faded copy lingers
+        st.caption(f"Load test of {verbatim(result.deployment)} at {result.started_at}: {result.seconds:.1f} s, "
+                   f"{result.concurrency} clients" + (" (stopped at the request cap)" if result.capped else ""))
+        st.altair_chart(loadtest_chart(result.timeline, height=110), width="stretch")
+        _result_table(result)
 
 
 def deployment_traffic(deck: ModelDeck, deployment: Deployment | None) -> None:

@@ -75,3 +75,15 @@ def test_a_cell_lists_its_items_most_confident_first_and_a_margin_only_the_error
     assert list(result.cell(None, 0, errors_only=True)) == [4]
     assert list(result.confidently_wrong()) == [1, 4] and list(result.least_confident_right()) == [0, 3, 2]
     assert str(result.most_confused[0]).endswith(": 1 time")
+
+
+def test_every_class_name_is_shown_on_the_charts_axes_long_ones_slanted():
+    import json
+
+    from backend.inspection.charts import class_axis, confusion_chart
+
+    assert class_axis(tuple("0123456789")).to_dict() == {"labelAngle": 0, "labelFontSize": 13, "labelOverlap": False}
+    assert class_axis(("T-shirt/top", "Trouser")).to_dict()["labelAngle"] == -45
+    names = ("T-shirt/top", "Trouser", "Ankle boot")
+    spec = json.dumps(confusion_chart(evaluate(np.array([0, 1, 2]), np.array([0, 2, 2]), names)).to_dict())
+    assert '"labelAngle": -45' in spec and '"labelOverlap": false' in spec

@@ -117,6 +117,8 @@ def test_every_kind_offers_a_slider_and_a_curve_that_starts_from_no_change(digit
         assert kind.name == name and kind.label and kind.unit
         assert kind.minimum < kind.maximum and kind.step > 0
         assert 0 in kind.curve and all(kind.minimum <= s <= kind.maximum for s in kind.curve)
+        on_grid = [abs(s / kind.step - round(s / kind.step)) < 1e-9 for s in kind.curve]
+        assert all(on_grid), f"{name}: a curve strength the slider cannot show"  # the slider starts at one
         for strength in kind.curve:
             perturb(digits[:2], name, strength, image_shape=SHAPE)
 

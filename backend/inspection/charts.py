@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+from collections.abc import Sequence
 from typing import Any
 
 import altair as alt
@@ -11,6 +12,13 @@ from .compare import Comparison
 from .evaluation import Evaluation
 
 CELL, TRUE_CLASS, PREDICTED_CLASS = "cell", "true_class", "predicted_class"  # the selections' names
+
+
+def class_axis(labels: Sequence[str]) -> alt.Axis:
+    """An axis of class names that shows every one: level for short names (digits), slanted for long
+    ones ("T-shirt/top"), which level would hide behind each other."""
+    return alt.Axis(labelAngle=-45 if max(map(len, labels), default=1) > 2 else 0, labelFontSize=13,
+                    labelOverlap=False)
 
 
 def confusion_chart(evaluation: Evaluation, counts: bool = False) -> alt.HConcatChart:
@@ -38,7 +46,7 @@ def confusion_chart(evaluation: Evaluation, counts: bool = False) -> alt.HConcat
     by_predicted = alt.selection_point(name=PREDICTED_CLASS, fields=["predicted"], on="click", clear="dblclick")
     order = alt.Sort(labels)
     side = max(260, 34 * n)
-    x = alt.X("predicted label:N", sort=order, title="predicted label", axis=alt.Axis(labelAngle=0, labelFontSize=13))
+    x = alt.X("predicted label:N", sort=order, title="predicted label", axis=class_axis(labels))
     y = alt.Y("true label:N", sort=order, title="true label", axis=alt.Axis(labelFontSize=13))
     tooltip: list[Any] = ["true label:N", "predicted label:N", alt.Tooltip("count:Q", title="images"),
                           alt.Tooltip("what:N", title="share")]
@@ -49,7 +57,8 @@ def confusion_chart(evaluation: Evaluation, counts: bool = False) -> alt.HConcat
         color=alt.condition("datum.true == datum.predicted", alt.value("#e6e6e6"),
                             alt.Color("share:Q", scale=alt.Scale(scheme="viridis"),
                                       title="share of the true label's images",
-                                      legend=alt.Legend(format=".0%", orient="top", gradientLength=200))),
+                                      legend=alt.Legend(format=".0%", orient="top", gradientLength=200,
+                                                        titleLimit=400))),
         opacity=alt.condition(cell, alt.value(1.0), alt.value(0.55)),
     ).add_params(cell).properties(width=side, height=side)
     layers: list[Any] = [heat]
@@ -79,7 +88,7 @@ def probability_bars(probabilities: np.ndarray, class_names: tuple[str, ...]) ->
     values = [{"class": class_names[i], "probability": float(p), "best": i == best}
               for i, p in enumerate(probabilities)]
     return alt.Chart(alt.Data(values=values)).mark_bar().encode(
-        x=alt.X("class:N", sort=list(class_names), axis=alt.Axis(labelAngle=0, labelFontSize=13), title=None),
+        x=alt.X("class:N", sort=list(class_names), axis=class_axis(class_names), title=None),
         y=alt.Y("probability:Q", scale=alt.Scale(domain=[0, 1]), axis=alt.Axis(format=".0%")),
         color=alt.condition("datum.best", alt.value("#2f4b7c"), alt.value("#a5b4cf")),
         tooltip=["class:N", alt.Tooltip("probability:Q", format=".1%")],
@@ -114,7 +123,7 @@ def difference_chart(comparison: Comparison) -> alt.Chart:
     order = alt.Sort(labels)
     side = max(260, 34 * n)
     return alt.Chart(alt.Data(values=cells)).mark_rect(stroke="white", strokeWidth=0.5).encode(
-        x=alt.X("predicted label:N", sort=order, axis=alt.Axis(labelAngle=0, labelFontSize=13, labelOverlap=False)),
+        x=alt.X("predicted label:N", sort=order, axis=class_axis(labels)),
         y=alt.Y("true label:N", sort=order, axis=alt.Axis(labelFontSize=13, labelOverlap=False)),
         color=alt.condition("datum.true == datum.predicted", alt.value("#e6e6e6"),
                             alt.Color("change:Q", title="B − A (share of the true label)",
@@ -132,7 +141,7 @@ def recall_change_chart(comparison: Comparison) -> alt.Chart:
     values = [{"class": c.label, "change": c.change, "recall A": c.recall_a, "recall B": c.recall_b}
               for c in comparison.per_class]
     return alt.Chart(alt.Data(values=values)).mark_bar().encode(
-        x=alt.X("class:N", sort=list(comparison.labels), axis=alt.Axis(labelAngle=0, labelFontSize=13), title=None),
+        x=alt.X("class:N", sort=list(comparison.labels), axis=class_axis(comparison.labels), title=None),
         y=alt.Y("change:Q", axis=alt.Axis(format="+.0%"), title="recall, B − A"),
         color=alt.condition("datum.change >= 0", alt.value("#2166ac"), alt.value("#b2182b")),
         tooltip=["class:N", alt.Tooltip("recall A:Q", format=".2%"), alt.Tooltip("recall B:Q", format=".2%"),

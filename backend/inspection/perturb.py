@@ -53,7 +53,7 @@ KINDS: dict[str, PerturbationKind] = {kind.name: kind for kind in (
     PerturbationKind("shift", "Shift", "pixels, each image in a random direction",
                      0.0, 8.0, 0.5, (0.0, 1.0, 2.0, 3.0, 4.0, 5.0, 6.0), random=True),
     PerturbationKind("blur", "Blur", "Gaussian sigma in pixels",
-                     0.0, 3.0, 0.1, (0.0, 0.25, 0.5, 0.75, 1.0, 1.5, 2.0), random=False),
+                     0.0, 3.0, 0.05, (0.0, 0.25, 0.5, 0.75, 1.0, 1.5, 2.0), random=False),
     PerturbationKind("thickness", "Stroke thickness", "pixels: > 0 thickens (dilation), < 0 thins (erosion)",
                      -2.0, 3.0, 1.0, (-2.0, -1.0, 0.0, 1.0, 2.0, 3.0), random=False),
 )}

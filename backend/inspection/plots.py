@@ -66,7 +66,8 @@ def _tile_grid(images: np.ndarray, image_shape: tuple[int, int], cols: int, inve
     """Images in a grid, drawn as one picture with its captions (one axes and one image for the whole
     grid: an axes per image made a 30-image strip take ~1 s). Each tile is scaled to its own range, as
     imshow would, ink dark on white, or light on black where `inverted`; `above[k]` heads tile k and the
-    lines `below[k]` follow it. A tile's longer side spans 0.95 in of a cell `cell_inches` wide."""
+    lines `below[k]` follow it. A tile's longer side spans 0.95 in of a cell `cell_inches` wide. A grid
+    of fewer than `cols` images keeps `cols` cells, so its tiles show as large as a full row's."""
     n = len(images)
     rows = max(1, math.ceil(n / cols))
     height, width = image_shape
@@ -117,7 +118,7 @@ def image_grid(images: np.ndarray, image_shape: tuple[int, int], labels: np.ndar
     above = [Caption(titles[k], colors[k], size, not right[k]) for k in range(n)]
     below = [[Caption(f"{confidence[k]:.0%}", colors[k], max(9, size - 4))] if confidence is not None else []
              for k in range(n)]
-    return _tile_grid(images, image_shape, max(1, min(per_row, n)), [not ok for ok in right], above, below,
+    return _tile_grid(images, image_shape, per_row, [not ok for ok in right], above, below,
                       (1.1, 1.0), above_inches=0.36 if short else 0.42, line_inches=0.22)
 
 
@@ -141,7 +142,7 @@ def disagreement_grid(images: np.ndarray, image_shape: tuple[int, int], labels: 
     below = [[Caption(f"{side}: {class_name(class_names, int(said))}", "#1a7f37" if said == labels[k] else "red",
                       max(8, size - 3), bool(said != labels[k]))
               for side, said in (("A", predictions_a[k]), ("B", predictions_b[k]))] for k in range(n)]
-    return _tile_grid(images, image_shape, max(1, min(per_row, n)), [False] * n, above, below, (1.2, 1.0),
+    return _tile_grid(images, image_shape, per_row, [False] * n, above, below, (1.2, 1.0),
                       above_inches=0.3 if size > 9 else 0.22, line_inches=0.2)
 
 

@@ -305,7 +305,7 @@ if samples is not None:
         st.image(strip_png_of(deployment.record.uid, results_key,
                               deck.results.revision(deployment, results_key, "samples"), changed), width="stretch")
     elif perturbation is not None:
-        st.caption(verbatim(f"Send again to see these images with {perturbation.describe()} beside them."))
+        st.caption(verbatim(f"Send again to see these images with {perturbation.describe()} under them."))
     d1, d2 = st.columns(2)
     d1.download_button("Download images (PNG)", strip_png, f"{chosen}-samples.png", "image/png")
     d2.download_button("Download predictions (CSV)", predictions_csv(samples.indices, samples.labels,
