@@ -87,6 +87,21 @@ def test_the_shared_history_keeps_each_keys_window_in_order_and_forgets_the_leas
     assert [s.at for s in history.add("c", snapshot(1.0, 1))] == [0.0, 1.0]  # adding "b" forgot "a", not "c"
 
 
+def test_the_chart_breaks_its_latency_line_over_an_idle_interval_instead_of_sloping_across():
+    from backend.traffic.charts import traffic_chart
+
+    def answered(at, n):  # n requests so far, all within 2 ms
+        return snapshot(at, n, buckets=((0.001, 0.0), (0.002, float(n)), (INF, float(n))))
+
+    kept = (answered(0.0, 0), answered(2.0, 20), answered(4.0, 20), answered(6.0, 40))  # idle from 2 to 4
+    spec = traffic_chart(points(kept)).to_dict()
+    values = spec["vconcat"][1]["data"]["values"]
+    p99 = [row["value"] for row in values if row["series"] == "p99 ms"]
+    assert len(p99) == 3 and p99[1] is None and p99[0] is not None and p99[2] is not None
+    marks = [layer["mark"] for layer in spec["vconcat"]]
+    assert all(mark["invalid"] == "break-paths-filter-domains" for mark in marks)
+
+
 def test_metrics_text_is_parsed_and_other_text_is_refused():
     text = """# TYPE modeldeck_requests_total counter
 modeldeck_requests_total{endpoint="/score",status="200"} 12.0

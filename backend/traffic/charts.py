@@ -24,8 +24,10 @@ def _panels(rows: list[dict[str, Any]], x: alt.X, x_tooltip: alt.Tooltip, rates:
     zoom = alt.selection_interval(bind="scales", encodings=["x"])
 
     def panel(series: Sequence[str], title: str) -> alt.Chart:
-        return alt.Chart(alt.Data(values=rows)).mark_line(point=alt.OverlayMarkDef(size=18)).encode(
-            x=x, y=alt.Y("value:Q", title=title),
+        # An interval without requests has no latency (null): the line breaks there instead of sloping across
+        return alt.Chart(alt.Data(values=rows)).mark_line(point=alt.OverlayMarkDef(size=18),
+                                                          invalid="break-paths-filter-domains").encode(
+            x=x, y=alt.Y("value:Q", title=title, axis=alt.Axis(format=",.4~r")),  # "0" and "150", not "0.000000" or "1.5e+2"
             color=alt.Color("series:N", title=None, legend=alt.Legend(orient="top"),
                             scale=alt.Scale(domain=list(series), range=[COLORS[s] for s in series])),
             strokeDash=alt.condition("datum.series == 'rows/s'", alt.value([5, 3]), alt.value([1, 0])),
@@ -44,7 +46,7 @@ def traffic_chart(points: Sequence[TrafficPoint], height: int = 150) -> alt.VCon
         at = datetime.fromtimestamp(p.at, UTC).isoformat()
         rows += [{"time": at, "series": s, "value": v} for s, v in zip(
             RATES + LATENCIES, (p.requests_per_second, p.errors_per_second, p.rows_per_second, p.p50_ms, p.p99_ms),
-            strict=True) if v is not None]
+            strict=True)]
     return _panels(rows, alt.X("time:T", title=None, axis=alt.Axis(format="%H:%M:%S")),
                    alt.Tooltip("time:T", format="%H:%M:%S", title="at"), RATES, height)
 
@@ -55,5 +57,5 @@ def loadtest_chart(ticks: Sequence[LoadTestTick], height: int = 150) -> alt.VCon
     for t in ticks:
         rows += [{"second": t.second + 1, "series": s, "value": v} for s, v in zip(
             ("requests/s", "errors/s") + LATENCIES, (t.requests, t.errors, t.p50_ms, t.p99_ms), strict=True)]
-    return _panels(rows, alt.X("second:Q", title="second", axis=alt.Axis(tickMinStep=1, format="d")), alt.Tooltip("second:Q"), ("requests/s", "errors/s"),
-                   height)
+    return _panels(rows, alt.X("second:Q", title="second", axis=alt.Axis(tickMinStep=1, format="d")),
+                   alt.Tooltip("second:Q"), ("requests/s", "errors/s"), height)
