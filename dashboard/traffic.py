@@ -31,13 +31,13 @@ ERRORS_HELP = (f"/score answers with HTTP status {ERROR_STATUS} or above: 4xx re
 
 @st.cache_resource
 def _history() -> TrafficHistory:
-    return TrafficHistory(WINDOW_SECONDS)
+    return TrafficHistory(WINDOW_SECONDS, spacing=REFRESH_SECONDS / 2)
 
 
-def _record(deck: ModelDeck, deployment: Deployment) -> tuple[TrafficSnapshot, ...]:
-    """Reads /metrics now and keeps the last WINDOW_SECONDS of snapshots of this deployment."""
-    key = f"{deck.home.id}/{deployment.record.uid or deployment.name}"
-    return _history().add(key, scrape_deployment(deck, deployment))
+def _record(deck: ModelDeck, deployment: Deployment) -> tuple[TrafficSnapshot, tuple[TrafficSnapshot, ...]]:
+    """/metrics read now, and the last WINDOW_SECONDS of snapshots of this deployment kept with it."""
+    now = scrape_deployment(deck, deployment)
+    return now, _history().add(f"{deck.home.id}/{deployment.record.uid or deployment.name}", now)
 
 
 def compact_count(value: float) -> str:
@@ -51,11 +51,10 @@ def _ms(value: float | None) -> str:
 
 def _draw(deck: ModelDeck, deployment: Deployment) -> None:
     try:
-        snapshots = _record(deck, deployment)
+        now, snapshots = _record(deck, deployment)
     except ModelDeckError as e:
         fail(e, f"Cannot read the traffic of {deployment.name}")
         return
-    now = snapshots[-1]
     requests, errors, rows = st.columns(3)  # two rows of three: six in one row cut "10.8k" to "10…"
     in_flight, p50, p99 = st.columns(3)
     requests.metric("Requests", compact_count(now.count()), help=f"POST /score answers since the server started: "

@@ -28,8 +28,9 @@ def test_evaluate_computes_accuracy_precision_and_recall():
 
 
 def test_sample_strip_marks_misclassified_images_red_on_an_inverted_colormap():
-    images = np.zeros((3, 4), dtype=np.float32)
-    images[:, 0] = 1.0  # one pixel of ink in each 2x2 image
+    # 2x2 images, each scaled to its own range as imshow would: one full pixel of ink; half a pixel of ink
+    # (drawn as full ink); a constant image (drawn blank)
+    images = np.array([[1, 0, 0, 0], [0.5, 0, 0, 0], [0.3, 0.3, 0.3, 0.3]], dtype=np.float32)
     samples = Samples(indices=np.arange(3), images=images, labels=np.array([1, 2, 3]),
                       predictions=np.array([1, 5, 3]), image_shape=(2, 2), class_names=tuple("0123456789"))
     fig = sample_strip(samples)
@@ -38,9 +39,9 @@ def test_sample_strip_marks_misclassified_images_red_on_an_inverted_colormap():
     assert [t.get_text() for t in titles] == ["1 (1)", "5 (2)", "3 (3)"]  # prediction (true label)
     assert [t.get_color() for t in titles] == ["black", "red", "black"]
     assert [t.get_fontweight() for t in titles] == ["normal", "bold", "normal"]
-    black = np.argwhere(np.all(ax.images[0].get_array() == 0, axis=-1))  # (row, column) of black pixels
-    under = [int(np.sum(np.abs(black[:, 1] - t.get_position()[0]) < 1)) for t in titles]
-    assert under == [1, 3, 1]  # dark ink on white; the misclassified one inverted: light ink on black
+    inked = np.argwhere(np.any(ax.images[0].get_array() < 1, axis=-1))  # (row, column) of non-white pixels
+    under = [int(np.sum(np.abs(inked[:, 1] - t.get_position()[0]) < 1)) for t in titles]
+    assert under == [1, 3, 0]  # dark ink on white; the misclassified one inverted: light ink on black
     assert to_png(fig)[:8] == b"\x89PNG\r\n\x1a\n"
 
 

@@ -5,8 +5,9 @@ from __future__ import annotations
 import joblib
 import numpy as np
 import pytest
+from sklearn.calibration import CalibratedClassifierCV
 from sklearn.decomposition import PCA
-from sklearn.linear_model import LogisticRegression, Perceptron, RidgeClassifier, SGDClassifier
+from sklearn.linear_model import LogisticRegression, LogisticRegressionCV, Perceptron, RidgeClassifier, SGDClassifier
 from sklearn.pipeline import make_pipeline
 from sklearn.svm import SVC, LinearSVC
 from sklearn.tree import DecisionTreeClassifier
@@ -34,14 +35,19 @@ def layouts(X: np.ndarray) -> list[np.ndarray]:
     return [X.astype(np.float32), X.astype(np.float64), np.asfortranarray(X.astype(np.float32))]
 
 
-@pytest.mark.parametrize("model", [
-    LogisticRegression(max_iter=200),
-    LinearSVC(),
-    SGDClassifier(random_state=0),
-    Perceptron(random_state=0),
-], ids=lambda m: type(m).__name__)
-def test_linear_classifiers_are_predicted_directly_with_predicts_labels(model, tmp_path, monkeypatch):
-    script = served(model.fit(TRAIN_X, TRAIN_Y), tmp_path, monkeypatch)
+@pytest.mark.parametrize("model, X, y", [
+    (LogisticRegression(max_iter=200), TRAIN_X, TRAIN_Y),
+    (LinearSVC(), TRAIN_X, TRAIN_Y),
+    (LinearSVC(fit_intercept=False), TRAIN_X, TRAIN_Y),  # intercept_ is the scalar 0.0
+    (SGDClassifier(random_state=0), TRAIN_X, TRAIN_Y),
+    (Perceptron(random_state=0), TRAIN_X, TRAIN_Y),
+    (LogisticRegressionCV(Cs=2, cv=2, max_iter=100), TRAIN_X, TRAIN_Y),
+    (LogisticRegression(max_iter=200), TRAIN_X.astype(np.float32), TRAIN_Y),  # float32 coefficients
+    (LogisticRegression(max_iter=200), TRAIN_X[np.isin(TRAIN_Y, (3, 8))], TRAIN_Y[np.isin(TRAIN_Y, (3, 8))]),
+], ids=["LogisticRegression", "LinearSVC", "LinearSVC-no-intercept", "SGDClassifier", "Perceptron",
+        "LogisticRegressionCV", "float32-coef", "two-numeric-classes"])
+def test_linear_classifiers_are_predicted_directly_with_predicts_labels(model, X, y, tmp_path, monkeypatch):
+    script = served(model.fit(X, y), tmp_path, monkeypatch)
     assert script.fast_predict is not None
     for X in layouts(HELD_OUT):
         expected = model.predict(X)
@@ -102,3 +108,15 @@ def test_integer_rows_keep_predict(tmp_path, monkeypatch):
     assert not calls
     script.run_array(HELD_OUT[:5])
     assert len(calls) == 1
+
+
+@pytest.mark.parametrize("model", [
+    SGDClassifier(loss="modified_huber", random_state=0),  # its most probable class is not always predict's
+    LogisticRegression(max_iter=200),
+    make_pipeline(PCA(20), CalibratedClassifierCV(SVC(), ensemble=False)),  # sklearn_mnist:2's kind
+], ids=["modified-huber", "LogisticRegression", "calibrated-pipeline"])
+def test_asked_for_probabilities_the_labels_are_still_predicts(model, tmp_path, monkeypatch):
+    script = served(model.fit(TRAIN_X, TRAIN_Y), tmp_path, monkeypatch)
+    answer = script.run_array(HELD_OUT, proba=True)
+    assert answer["predictions"].tolist() == model.predict(HELD_OUT).tolist()
+    assert np.allclose(answer["probabilities"], model.predict_proba(HELD_OUT))

@@ -159,8 +159,16 @@ def test_a_key_names_its_perturbation_again(perturbation):
 
 @pytest.mark.parametrize("key, said", [
     ("rotate=500", "from -90 to 90"), ("noise=-0.1", "from 0 to 0.5"), ("blur=nan", "from 0 to 3"),
-    ("noise=0.2~x", "seed is a whole number"), ("spin=3", "unknown perturbation"), ("rotate", "KIND=STRENGTH"),
+    ("noise=0.2~x", "seed is a whole number"), ("noise=0.2~\u00b2", "seed is a whole number"),
+    ("noise=0.2~99999999999999999999", "seed is a whole number from 0 to 4294967295"),
+    ("spin=3", "unknown perturbation"), ("rotate", "KIND=STRENGTH"),
 ])
 def test_a_key_that_names_nothing_applicable_is_refused_clearly(key, said):
     with pytest.raises(InvalidPerturbationError, match=said):
         Perturbation.from_key(key)
+
+
+def test_a_kind_puts_a_strength_on_its_sliders_steps_and_shows_its_steps_decimals():
+    assert KINDS["rotate"].snapped(7.3) == 7.0 and KINDS["rotate"].snapped(6.5) == 7.0  # halves up
+    assert KINDS["blur"].snapped(0.77) == 0.75 and KINDS["noise"].snapped(0.123456) == 0.12
+    assert [KINDS[k].decimals for k in ("rotate", "noise", "shift", "blur", "thickness")] == [0, 2, 1, 2, 0]

@@ -74,10 +74,10 @@ def test_points_pair_successive_snapshots_and_the_window_keeps_the_recent_ones()
 
 
 def test_the_shared_history_keeps_each_keys_window_in_order_and_forgets_the_least_recently_read_key():
-    history = TrafficHistory(seconds=10, keys=2)
+    history = TrafficHistory(seconds=10, keys=2, spacing=1.0)
     assert history.add("a", snapshot(0.0, 0)) == (snapshot(0.0, 0),)
     assert [s.at for s in history.add("a", snapshot(2.0, 20))] == [0.0, 2.0]
-    assert [s.at for s in history.add("a", snapshot(2.0, 25))] == [0.0, 2.0]  # a second reader at once: kept once
+    assert [s.at for s in history.add("a", snapshot(2.3, 25))] == [0.0, 2.0]  # another tab's just after: skipped
     assert [s.at for s in history.add("a", snapshot(1.0, 10))] == [0.0, 2.0]  # an older reading is not appended
     assert [s.at for s in history.add("a", snapshot(11.0, 110))] == [2.0, 11.0]  # the window drops 0.0
     history.add("b", snapshot(0.0, 0))

@@ -19,6 +19,7 @@ from scipy import ndimage
 from ..datasets import TestSet
 from ..errors import InvalidPerturbationError
 
+MAX_SEED = 2**32 - 1
 _SHIFT_CHUNK = 2048  # images per map_coordinates call: bounds the coordinate arrays to ~40 MB at 28x28
 
 
@@ -43,6 +44,15 @@ class PerturbationKind:
     step: float
     curve: tuple[float, ...]
     random: bool
+
+    def snapped(self, strength: float) -> float:
+        """`strength` on the slider's steps (halves up): what a slider of this kind can show."""
+        return round(math.floor(strength / self.step + 0.5) * self.step, 6)
+
+    @property
+    def decimals(self) -> int:
+        """Decimals a strength of this kind is shown with: as many as its step has (15°, 0.75)."""
+        return max(0, -math.floor(math.log10(self.step) + 1e-9))
 
 
 KINDS: dict[str, PerturbationKind] = {kind.name: kind for kind in (
@@ -222,8 +232,9 @@ class Perturbation:
             InvalidPerturbationError: not a key, an unknown kind, or a strength out of range.
         """
         text, tilde, seed = key.partition("~")
-        if tilde and not seed.isdigit():
-            raise InvalidPerturbationError(f"a perturbation's seed is a whole number (noise=0.2~3), got {key!r}")
+        if tilde and not (seed.isascii() and seed.isdigit() and int(seed) <= MAX_SEED):
+            raise InvalidPerturbationError(f"a perturbation's seed is a whole number from 0 to {MAX_SEED} "
+                                           f"(noise=0.2~3), got {key!r}")
         perturbation = cls.parse(text, int(seed or 0))
         kind = KINDS[perturbation.kind]
         if not kind.minimum <= perturbation.strength <= kind.maximum:  # NaN too

@@ -1,4 +1,5 @@
-"""Request handling as plain functions: body in, (status, JSON-able payload) out.
+"""Request handling as plain functions: body in, (status, JSON-able payload) out; and the `Answer` every
+scoring request (/score and V2 infer) is sent back as.
 
 The web framework only decodes requests and wraps these results.
 """

@@ -7,9 +7,9 @@ confidence (`"proba": true` in the JSON body; `?proba=true` on the .npy path), b
 {"predictions": [...], "probabilities": [[one per class], ...], "classes": [...]} instead, with the
 probabilities in the model's class order. Bad input raises
 InvalidInput, which the server answers with 400 and the message; anything else it answers with 500.
-Strict JSON: every value must be a JSON number (no strings, booleans or null). Labels of scikit-learn's
-linear classifiers are computed directly from the model's coefficients (see _linear_predict), those of
-any other model by its predict.
+Strict JSON: every value must be a JSON number (no strings, booleans or null). The labels are always the
+model's predict's, with or without probabilities; those of scikit-learn's linear classifiers are computed
+directly from the model's coefficients (see _linear_predict).
 """
 
 import os
@@ -28,6 +28,7 @@ except ImportError:  # the strict path below handles everything on its own
 
 MODEL_SUFFIXES = (".pkl", ".joblib", ".pickle")
 NUMBER_TYPES = (int, float)
+FAST_DTYPES = (np.dtype(np.float32), np.dtype(np.float64))  # what fast_predict takes as scikit-learn would
 accepts_bytes = True  # the server may hand run() the body as bytes (orjson and simdjson parse both)
 supports_proba = True  # run_array(X, proba=True) answers class probabilities (the server's ?proba=true)
 accepts_uint8 = True  # run_array takes uint8 pixels (0..255) and scales them by 1/255 itself
@@ -35,6 +36,7 @@ model: Any = None
 n_features = None
 classes = None  # the model's class labels in its own order, reported by /info
 fast_predict: Any = None  # set by init() for scikit-learn's linear classifiers: see _linear_predict
+argmax_is_predict = False  # set by init(): the model's predict is its predict_proba's argmax by construction
 
 
 class InvalidInput(ValueError):
@@ -44,7 +46,7 @@ class InvalidInput(ValueError):
 
 
 def init():
-    global model, n_features, classes, fast_predict
+    global model, n_features, classes, fast_predict, argmax_is_predict
     model_dir = os.environ.get("AZUREML_MODEL_DIR") or os.environ["MODEL_DIR"]
     found = sorted(os.listdir(model_dir))
     candidates = [name for name in found if name.endswith(MODEL_SUFFIXES)]
@@ -57,6 +59,7 @@ def init():
     found_classes = getattr(model, "classes_", None)
     classes = [c.item() if hasattr(c, "item") else c for c in found_classes] if found_classes is not None else None
     fast_predict = _linear_predict(model)
+    argmax_is_predict = _predicts_argmax_of_proba(model)
 
 
 def _fast_rows(raw_data):
@@ -130,15 +133,18 @@ def run_array(X, proba=False):
     if not np.isfinite(X).all():
         raise InvalidInput("values must be finite numbers within ±3.4e38 (float32; no NaN or infinity)")
     if not proba:
-        if fast_predict is not None and X.dtype in FAST_DTYPES:
-            return _serializable(fast_predict(X))
-        return _serializable(_checked(model.predict, X))
+        return _serializable(_predict(X))
     if not callable(getattr(model, "predict_proba", None)):
         raise InvalidInput(f"this model ({type(model).__name__}) has no predict_proba: ask without proba")
     probabilities = _checked(model.predict_proba, X)
-    model_classes = np.asarray(model.classes_)
-    return {"predictions": _serializable(model_classes[probabilities.argmax(axis=1)]),
-            "probabilities": probabilities, "classes": classes}
+    # The labels are predict's with or without proba: the most probable class is not always predict's
+    # (an SVC's Platt scaling, SGDClassifier's modified Huber loss)
+    labels = np.asarray(model.classes_)[probabilities.argmax(axis=1)] if argmax_is_predict else _predict(X)
+    return {"predictions": _serializable(labels), "probabilities": probabilities, "classes": classes}
+
+
+def _predict(X):
+    return fast_predict(X) if fast_predict is not None and X.dtype in FAST_DTYPES else _checked(model.predict, X)
 
 
 def _checked(method, X):
@@ -151,9 +157,6 @@ def _checked(method, X):
         return method(X)
     finally:
         sklearn.set_config(**before)
-
-
-FAST_DTYPES = (np.dtype(np.float32), np.dtype(np.float64))
 
 
 def _linear_predict(fitted):
@@ -187,6 +190,19 @@ def _linear_predict(fitted):
     except Exception:  # the model's own predict refuses what the checks above let through
         agrees = False
     return predict if agrees else None
+
+
+def _predicts_argmax_of_proba(fitted):
+    """Whether `fitted.predict` is by construction the argmax of its predict_proba (a calibrated classifier,
+    alone or at the end of a pipeline), so the probabilities give predict's labels without a second pass."""
+    try:
+        from sklearn.calibration import CalibratedClassifierCV
+        from sklearn.pipeline import Pipeline
+    except ImportError:
+        return False
+    while isinstance(fitted, Pipeline):
+        fitted = fitted.steps[-1][1]
+    return type(fitted).predict is CalibratedClassifierCV.predict
 
 
 def _serializable(labels):

@@ -62,19 +62,20 @@ def keep_recent(snapshots: Sequence[TrafficSnapshot], newest: TrafficSnapshot,
 class TrafficHistory:
     """The recent snapshots of each watched deployment, by key, shared by whoever reads them (the
     dashboard keeps one per process, so a reload or a second tab shows the chart so far). Thread-safe;
-    keeps `seconds` of snapshots per key and at most `keys` keys, the least recently read going first."""
+    keeps `seconds` of snapshots per key, at least `spacing` seconds apart (several readers do not make
+    the intervals short and jumpy), and at most `keys` keys, the least recently read going first."""
 
-    def __init__(self, seconds: float = 300.0, keys: int = 64) -> None:
-        self.seconds, self.keys = seconds, keys
+    def __init__(self, seconds: float = 300.0, keys: int = 64, spacing: float = 1.0) -> None:
+        self.seconds, self.keys, self.spacing = seconds, keys, spacing
         self._kept: dict[str, tuple[TrafficSnapshot, ...]] = {}
         self._lock = threading.Lock()
 
     def add(self, key: str, newest: TrafficSnapshot) -> tuple[TrafficSnapshot, ...]:
-        """The snapshots of `key` with `newest` added (unless one at least as new is there already: two
-        readers at once) and those older than `seconds` before it dropped."""
+        """The snapshots of `key` with `newest` added (unless it is less than `spacing` after the last:
+        another reader's came just before) and those older than `seconds` before it dropped."""
         with self._lock:
             kept = self._kept.pop(key, ())
-            if not kept or newest.at > kept[-1].at:
+            if not kept or newest.at >= kept[-1].at + self.spacing:
                 kept = keep_recent(kept, newest, self.seconds)
             self._kept[key] = kept  # last in the dict: the most recently read
             while len(self._kept) > self.keys:

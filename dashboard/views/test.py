@@ -6,7 +6,6 @@ them again.
 """
 
 import json
-import math
 
 import numpy as np
 import streamlit as st
@@ -161,8 +160,7 @@ except InvalidPerturbationError as e:
     st.warning(verbatim(f"The address asks for a perturbation that cannot be applied: {e}. The images are shown as "
                         "they are."), icon=":material/warning:")
 if linked is not None:  # onto the slider's steps, so what the slider shows is what is applied
-    step = KINDS[linked.kind].step
-    linked = Perturbation(linked.kind, round(round(linked.strength / step) * step, 6), linked.seed)
+    linked = Perturbation(linked.kind, KINDS[linked.kind].snapped(linked.strength), linked.seed)
 kinds = ["none", *KINDS]
 if st.session_state.get("perturb_kind", linked.kind if linked else "none") != "none":
     st.session_state["_perturb_opened"] = True  # stays open once used, "none" chosen again included
@@ -176,9 +174,8 @@ with st.expander("Perturb the images: noise, rotation, shift, blur, stroke thick
     if kind_name != "none":
         kind = KINDS[kind_name]
         start = linked.strength if linked and linked.kind == kind_name else kind.curve[len(kind.curve) // 2]
-        decimals = max(0, -math.floor(math.log10(kind.step)))  # 15°, not 15.00°
         strength = pc2.slider(f"Strength: {kind.unit}", kind.minimum, kind.maximum, start, kind.step,
-                              format=f"%.{decimals}f", key=f"perturb_strength/{kind_name}", persist_state="page")
+                              format=f"%.{kind.decimals}f", key=f"perturb_strength/{kind_name}", persist_state="page")
         perturb_seed = pc3.number_input("Seed", 0, value=linked.seed if linked else 0, key="perturb_seed",
                                         persist_state="page", disabled=not kind.random,
                                         help="for the random kinds (noise, shift)")
