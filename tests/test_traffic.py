@@ -102,6 +102,15 @@ def test_the_chart_breaks_its_latency_line_over_an_idle_interval_instead_of_slop
     assert all(mark["invalid"] == "break-paths-filter-domains" for mark in marks)
 
 
+def test_rows_are_counted_from_every_shape_of_answer():
+    from backend.serving.metrics import rows_in
+
+    assert rows_in([1, 2, 3]) == 3 and rows_in(np.arange(4)) == 4
+    assert rows_in({"predictions": np.arange(5), "probabilities": np.zeros((5, 10))}) == 5  # with probabilities
+    assert rows_in({"predictions": ["Bag", "Coat"]}) == 2
+    assert rows_in({"answer": 42}) == 1 and rows_in("ok") == 1
+
+
 def test_metrics_text_is_parsed_and_other_text_is_refused():
     text = """# TYPE modeldeck_requests_total counter
 modeldeck_requests_total{endpoint="/score",status="200"} 12.0

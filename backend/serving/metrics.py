@@ -97,10 +97,10 @@ def remove_folder(path: str) -> None:
 
 
 def rows_in(payload: Any) -> int:
-    """Rows a 200 answer scored: the length of its list of predictions (`predictions` of an object
-    answer), 1 for any other answer."""
-    if isinstance(payload, dict) and isinstance(payload.get("predictions"), list | tuple):
-        return len(payload["predictions"])
+    """Rows a 200 answer scored: the length of its predictions (a list or an array, or the `predictions`
+    of an object answer: with probabilities), 1 for any other answer."""
+    if isinstance(payload, dict):
+        payload = payload.get("predictions")
     if isinstance(payload, list | tuple):
         return len(payload)
     shape = getattr(payload, "shape", None)
