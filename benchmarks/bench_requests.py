@@ -96,16 +96,15 @@ def wrk_throughput(url: str, body: bytes, workdir: Path, seconds: int = WRK_SECO
 
 
 MODEL_WORK = """
-import importlib.util, os, statistics, sys, time
+import os, statistics, sys, time
 import joblib, orjson
 import numpy as np
+from backend.serving.script import load_script
 pickle_path, body_path, script_path = sys.argv[1:4]
 body = open(body_path, "rb").read()
 model = joblib.load(pickle_path)
 os.environ["AZUREML_MODEL_DIR"] = os.path.dirname(pickle_path)
-spec = importlib.util.spec_from_file_location("score", script_path)
-script = importlib.util.module_from_spec(spec)
-spec.loader.exec_module(script)
+script = load_script(script_path)
 script.init()
 def by_default():
     model.predict(np.asarray(orjson.loads(body)["data"], dtype=np.float32))
@@ -133,7 +132,7 @@ def model_work_seconds(pickle_path: Path, body: bytes, workdir: Path) -> tuple[f
     body_file.write_bytes(body)
     out = subprocess.run(pinned([sys.executable, "-c", MODEL_WORK, str(pickle_path), str(body_file),
                                  str(DEFAULT_SCRIPT)], SERVER_CPU),
-                         capture_output=True, text=True, check=True, timeout=300).stdout
+                         capture_output=True, text=True, check=True, timeout=300, cwd=peers.REPO).stdout
     by_default, by_script = out.strip().splitlines()[-1].split()
     return float(by_default), float(by_script)
 

@@ -68,7 +68,6 @@ LATENCY_BUCKETS = (0.0005, 0.00075, 0.001, 0.0015, 0.002, 0.003, 0.005, 0.0075, 
                    0.25, 0.5, 1.0, 2.5, 5.0, 10.0)
 
 
-
 def use_fresh_folder() -> str:
     """Makes a new, empty folder for the workers' metric files and names it in PROMETHEUS_MULTIPROC_DIR
     (and removes the folders of servers that were killed before they could). Call before anything
