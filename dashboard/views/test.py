@@ -6,6 +6,7 @@ them again.
 """
 
 import json
+from dataclasses import replace
 
 import numpy as np
 import streamlit as st
@@ -155,12 +156,13 @@ except ModelDeckError as e:
 PERTURB_PARAM = "perturb"
 linked: Perturbation | None = None  # the address's (a link or a reload): where the widgets start when new
 try:
-    linked = Perturbation.from_key(st.query_params.get(PERTURB_PARAM) or "") if PERTURB_PARAM in st.query_params else None
+    if (linked_text := st.query_params.get(PERTURB_PARAM)) is not None:
+        linked = Perturbation.from_key(linked_text)
+        # onto the slider's steps, so what the slider shows is what is applied
+        linked = replace(linked, strength=KINDS[linked.kind].snapped(linked.strength))
 except InvalidPerturbationError as e:
     st.warning(verbatim(f"The address asks for a perturbation that cannot be applied: {e}. The images are shown as "
                         "they are."), icon=":material/warning:")
-if linked is not None:  # onto the slider's steps, so what the slider shows is what is applied
-    linked = Perturbation(linked.kind, KINDS[linked.kind].snapped(linked.strength), linked.seed)
 kinds = ["none", *KINDS]
 if st.session_state.get("perturb_kind", linked.kind if linked else "none") != "none":
     st.session_state["_perturb_opened"] = True  # stays open once used, "none" chosen again included
