@@ -12,8 +12,8 @@ from typing import Any
 
 from .config import RUNTIME_CHOICES
 from .context import ModelDeck, open_modeldeck
-from .datasets import DATASET_NAMES, TestSet, catalogue
-from .errors import ModelDeckError, RuntimeUnavailableError, UserImageError
+from .datasets import DATASET_NAMES, TestSet, catalogue, format_range
+from .errors import ModelDeckError, RegistryError, RuntimeUnavailableError, UserImageError
 from .inspection.compare import DISAGREEMENT_KINDS
 from .inspection.evaluation import class_name, robustness, sample, supports_binary
 from .inspection.history import EvaluationRecord
@@ -23,7 +23,7 @@ from .packaging.image import KEYS_PATH, build_image, default_tag
 from .packaging.kubernetes import SECRET_FILE, ExportOptions, ModelIdentity, parse_autoscale, secret_name
 from .packaging.writer import apply_command, build_command, build_export, image_warnings, keys_command, write_export
 from .progress import ProgressEvent
-from .registry import Model, parse_signature, parse_tags
+from .registry import Model, parse_signature, parse_tags, parse_value_range
 from .runtimes.base import DeployConfig
 from .traffic.loadtest import CONCURRENCY_RANGE, MAX_REQUESTS, SECONDS_RANGE, LoadTestResult, LoadTestTick
 from .traffic.metrics import ERROR_STATUS, TrafficSnapshot
@@ -208,12 +208,18 @@ def cmd_evaluations_list(deck: ModelDeck, args: argparse.Namespace) -> int:
 
 
 def cmd_datasets_add(deck: ModelDeck, args: argparse.Namespace) -> int:
-    info = import_dataset(deck.settings.datasets_dir, args.name, args.files, args.title, replace=args.replace)
+    shape = parse_signature(args.image_shape).image_shape if args.image_shape else None
+    if args.image_shape and shape is None:
+        raise RegistryError(f"image shape {args.image_shape!r} is not valid: give HEIGHTxWIDTH, like 8x8")
+    info = import_dataset(deck.settings.datasets_dir, args.name, args.files, args.title, replace=args.replace,
+                          value_range=parse_value_range(args.value_range), image_shape=shape,
+                          rescale_to=parse_value_range(args.rescale_to))
     if args.json:
         _print_json({"name": info.name, "title": info.title, "image_shape": list(info.image_shape),
-                     "class_names": list(info.class_names)})
+                     "class_names": list(info.class_names), "value_range": list(info.value_range)})
     else:
         print(f"added test set {info.name}: {info.title}, {info.image_shape[0]}x{info.image_shape[1]} images, "
+              f"values in {format_range(info.value_range)}, "
               f"{len(info.class_names)} classes ({', '.join(info.class_names[:10])})")
     return 0
 
@@ -222,13 +228,14 @@ def cmd_datasets_list(deck: ModelDeck, args: argparse.Namespace) -> int:
     sets = catalogue(deck.settings.datasets_dir)
     if args.json:
         _print_json([{"name": i.name, "title": i.title, "image_shape": list(i.image_shape),
-                      "classes": len(i.class_names), "installed": i.installed, "own": i.name not in DATASET_NAMES}
-                     for i in sets])
+                      "value_range": list(i.value_range), "classes": len(i.class_names), "installed": i.installed,
+                      "own": i.name not in DATASET_NAMES} for i in sets])
         return 0
-    print(f"{'NAME':<20} {'IMAGES':<8} {'CLASSES':>7}  TITLE")
+    print(f"{'NAME':<20} {'IMAGES':<8} {'VALUES':<12} {'CLASSES':>7}  TITLE")
     for i in sets:
         mark = "" if i.installed else " (not installed)"
-        print(f"{i.name:<20} {i.image_shape[0]}x{i.image_shape[1]:<5} {len(i.class_names):>7}  {i.title}{mark}")
+        print(f"{i.name:<20} {i.image_shape[0]}x{i.image_shape[1]:<5} {format_range(i.value_range):<12} "
+              f"{len(i.class_names):>7}  {i.title}{mark}")
     return 0
 
 
@@ -593,6 +600,11 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("files", nargs="+", type=Path, metavar="FILE")
     p.add_argument("--title", default="")
     p.add_argument("--replace", action="store_true", help="replace a set of that name")
+    p.add_argument("--value-range", default="", metavar="LOW-HIGH",
+                   help="the values' range, e.g. 0-16 (default: read from the data; values are kept as they are)")
+    p.add_argument("--image-shape", default="", metavar="HxW", help="for rows that are not square images, e.g. 8x12")
+    p.add_argument("--rescale-to", default="", metavar="LOW-HIGH",
+                   help="map the set's range onto this one, e.g. 0-1 (only when asked: never by default)")
     p = add(datasets, "remove", cmd_datasets_remove, "remove one of your own test sets", json_flag=False)
     p.add_argument("name")
 

@@ -19,21 +19,23 @@ _IDX_DTYPES = {0x08: ">u1", 0x09: ">i1", 0x0B: ">i2", 0x0C: ">i4", 0x0D: ">f4", 
 MNIST_DIR = ASSETS_DIR / "data" / "mnist"
 FASHION_MNIST_DIR = Path("/usr/share/datasets/fashion-mnist")
 EIGHT_BIT = np.arange(256, dtype=np.float32) / np.float32(255.0)  # each byte as the float32 a loader makes of it
+UNIT_RANGE = (0.0, 1.0)
 FASHION_CLASSES = ("T-shirt/top", "Trouser", "Pullover", "Dress", "Coat", "Sandal", "Shirt",
                    "Sneaker", "Bag", "Ankle boot")
 
 
 @dataclass(frozen=True)
 class TestSet:
-    """Images as rows of floats in [0, 1] with their labels.
+    """Images as rows of floats with their labels, in the set's own value range.
 
     Attributes:
         name: short name (the one `load_dataset` takes).
-        X: float32 array (n, height*width).
+        X: float32 array (n, height*width), values within `value_range`.
         y: int64 array (n,).
         image_shape: (height, width) to draw a row as an image.
         class_names: display name of each label.
         source: where the data came from.
+        value_range: (low, high) the values are on: black is low, white is high ([0, 1] for MNIST's form).
     """
 
     __test__ = False  # not a pytest test class
@@ -44,6 +46,7 @@ class TestSet:
     image_shape: tuple[int, int]
     class_names: tuple[str, ...]
     source: str
+    value_range: tuple[float, float] = UNIT_RANGE
 
     def __len__(self) -> int:
         return len(self.y)
@@ -185,9 +188,10 @@ class DatasetInfo:
     Attributes:
         name: what `load_dataset` and `--dataset` take.
         title: for people.
-        image_shape: (height, width) of its images; rows have height*width values in [0, 1].
+        image_shape: (height, width) of its images; rows have height*width values.
         class_names: its labels.
         installed: whether its files are on this machine.
+        value_range: (low, high) of its values (declared at import or read from the data).
     """
 
     name: str
@@ -195,6 +199,7 @@ class DatasetInfo:
     image_shape: tuple[int, int]
     class_names: tuple[str, ...]
     installed: bool
+    value_range: tuple[float, float] = UNIT_RANGE
 
     @property
     def n_features(self) -> int:
@@ -221,26 +226,35 @@ def catalogue(user_root: Path | None = None) -> list[DatasetInfo]:
 
 
 def mismatch(info: DatasetInfo, signature: Signature) -> str | None:
-    """Why the test set does not fit a model with `signature`, or None when it fits. An unknown
-    signature fits every installed set (the endpoint then says what it refuses)."""
+    """Why the test set does not fit a model with `signature`, or None when it fits: its image shape (or
+    value count), its value range and its classes must be the model's, where the signature states them.
+    An unknown signature fits every installed set (the endpoint then says what it refuses)."""
     if not info.installed:
         return "not installed (apt-get install dataset-fashion-mnist)"
+    height, width = info.image_shape
+    if signature.image_shape is not None and signature.image_shape != info.image_shape:
+        return f"its images are {height}x{width}; the model takes {signature.image_shape[0]}x{signature.image_shape[1]}"
     if signature.n_features is not None and signature.n_features != info.n_features:
-        return (f"its images have {info.image_shape[0]}x{info.image_shape[1]} = {info.n_features} values; "
-                f"the model takes {signature.n_features}")
-    if signature.value_range is not None and signature.value_range != (0.0, 1.0):
-        low, high = signature.value_range
-        return f"its pixel values are in [0, 1]; the model takes [{low:g}, {high:g}]"
+        return f"its images have {height}x{width} = {info.n_features} values; the model takes {signature.n_features}"
+    if signature.value_range is not None and signature.value_range != info.value_range:
+        return (f"its values are in {format_range(info.value_range)}; the model takes "
+                f"{format_range(signature.value_range)}")
     labels = signature.class_labels
     if labels is not None and len(labels) != len(info.class_names):
         return f"it has {len(info.class_names)} classes; the model has {len(labels)}"
-    as_indices = tuple(str(i) for i in range(len(info.class_names)))
-    # Numbered labels must be the set's indices in order; named ones are matched by name, in any order
-    # (a model trained on names has them sorted: scikit-learn's classes_)
-    if labels is not None and labels != as_indices and set(labels) != set(info.class_names):
-        return (f"its labels are {', '.join(info.class_names[:3])}, ...; the model's are "
-                f"{', '.join(labels[:3])}, ...")
+    # Matched by name, in any order (a model trained on names has them sorted: scikit-learn's classes_)
+    if labels is not None and set(labels) != set(info.class_names):
+        return (f"its classes are {_first(info.class_names)}; the model's are {_first(labels)}")
     return None
+
+
+def format_range(value_range: tuple[float, float]) -> str:
+    """ "[0, 16]" for people."""
+    return f"[{value_range[0]:g}, {value_range[1]:g}]"
+
+
+def _first(names: tuple[str, ...], shown: int = 3) -> str:
+    return ", ".join(names[:shown]) + (", ..." if len(names) > shown else "")
 
 
 def datasets_for(signature: Signature, user_root: Path | None = None

@@ -106,6 +106,37 @@ class Signature:
                    source=str(data.get("source", "")))
 
 
+CLASS_NAMES_FILE = "modeldeck-class-names.json"
+"""Beside a deployed model's files: the class names given for it (see serving/score_sklearn.py)."""
+
+
+def served_class_names(signature: Signature) -> tuple[str, ...] | None:
+    """The class names a deployment should answer instead of the numbers 0..n-1: the signature's labels
+    when they are not just those numbers; None otherwise."""
+    labels = signature.class_labels
+    if not labels or labels == tuple(str(i) for i in range(len(labels))):
+        return None
+    return labels
+
+
+def parse_value_range(text: str) -> tuple[float, float] | None:
+    """(low, high) from "0-1", "0,255", "0..16" or "-1 to 1"; None for an empty text.
+
+    Raises:
+        RegistryError: not two numbers, or the low end not below the high end.
+    """
+    if not text.strip():
+        return None
+    parts = [v for v in re.split(r"\s*(?:,|\.\.|(?<=\d)-|\bto\b)\s*", text.strip()) if v]
+    try:
+        low, high = (float(v) for v in parts)
+    except ValueError:
+        raise RegistryError(f"value range {text!r} is not valid: give LOW-HIGH, like 0-1 or 0-255") from None
+    if not low < high:
+        raise RegistryError(f"value range {text!r}: the low end must be below the high end")
+    return low, high
+
+
 def parse_signature(shape: str, value_range: str = "", classes: str = "", *,
                     source: str = "declared at registration") -> Signature:
     """A Signature from what a person types: shape "28x28" or "784", range "0-1" or "0,255",
@@ -128,16 +159,7 @@ def parse_signature(shape: str, value_range: str = "", classes: str = "", *,
                             "count (like 784)")
     if n_features < 1:
         raise RegistryError("the input must have at least one value")
-    bounds = None
-    if value_range.strip():
-        parts = [v for v in re.split(r"\s*(?:,|\.\.|(?<=\d)-|\bto\b)\s*", value_range.strip()) if v]
-        try:
-            low, high = (float(v) for v in parts)
-        except ValueError:
-            raise RegistryError(f"value range {value_range!r} is not valid: give LOW-HIGH, like 0-1 or 0-255") from None
-        if not low < high:
-            raise RegistryError(f"value range {value_range!r}: the low end must be below the high end")
-        bounds = (low, high)
+    bounds = parse_value_range(value_range)
     labels = None
     if classes.strip():
         text = classes.strip()
@@ -396,7 +418,9 @@ class ModelRegistry:
     def confirm_signature(self, model: Model, n_features: int | None, class_labels: builtins.list[str] | None,
                           source: str) -> Model:
         """Fills in what the scoring server found when it loaded the model (feature count, classes);
-        declared facts it contradicts are replaced, and the source says so.
+        declared facts it contradicts are replaced, and the source says so. Class names given at
+        registration for a model whose classes are 0..n-1 are kept (a server that did not map its
+        answers onto them reports the numbers).
 
         Returns:
             The model as now recorded.
@@ -407,9 +431,12 @@ class ModelRegistry:
         image_shape = old.image_shape
         if n_features is not None and image_shape and image_shape[0] * image_shape[1] != n_features:
             image_shape = None
+        labels = tuple(class_labels) if class_labels else old.class_labels
+        if (old.class_labels and labels and len(labels) == len(old.class_labels)
+                and labels == tuple(str(i) for i in range(len(labels)))):
+            labels = old.class_labels  # names given for the numbers 0..n-1 stand
         facts = Signature(n_features=n_features if n_features is not None else old.n_features,
-                          image_shape=image_shape, value_range=old.value_range,
-                          class_labels=tuple(class_labels) if class_labels else old.class_labels)
+                          image_shape=image_shape, value_range=old.value_range, class_labels=labels)
         if facts == replace(old, source="") and "confirmed" in old.source:
             return model
         new = replace(facts, source=f"{old.source}; confirmed by {source}" if old.source else f"confirmed by {source}")
@@ -419,7 +446,9 @@ class ModelRegistry:
         return self.get(model.name, model.version)
 
     def materialize(self, model: Model, dest: Path) -> Path:
-        """Copies the model's files into `dest`, checking each one's sha256 first.
+        """Copies the model's files into `dest`, checking each one's sha256 first; with them, where class
+        names were given for the model (not its classes' own numbers), CLASS_NAMES_FILE: the built-in
+        scoring script answers those names for classes 0..n-1.
 
         Raises:
             ChecksumMismatchError: a stored file is missing or was changed since registration.
@@ -438,6 +467,9 @@ class ModelRegistry:
                     f"file {f.name} of model {model.id} has sha256 {actual[:12]}…, "
                     f"not {f.sha256[:12]}… as registered: it was changed on disk; register it again")
             shutil.copyfile(blob, dest / f.name)
+        names = served_class_names(model.signature)
+        if names is not None and all(f.name != CLASS_NAMES_FILE for f in model.files):
+            (dest / CLASS_NAMES_FILE).write_text(json.dumps(list(names), ensure_ascii=False), encoding="utf-8")
         return dest
 
 

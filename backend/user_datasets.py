@@ -4,14 +4,16 @@
     user_catalogue(root), load_user_dataset(root, name), remove_dataset(root, name), dataset_sha256(root, name)
 
 What is accepted (see `import_dataset`), all normalised to the `TestSet` form: X float32 rows
-(n, height*width) in [0, 1], y int64 class indices 0..k-1, image_shape, class_names.
+(n, height*width) in the set's own value range, y int64 class indices 0..k-1, image_shape, class_names,
+value_range. Values are never rescaled unless asked (`rescale_to`).
 
 Storage, two files per set, each 0600 and written whole to a temporary file in `root`, then renamed in:
 - `<name>.npz` (numpy, no object arrays: read back with allow_pickle=False): `X` (n, height*width) as uint8
-  0-255 when dividing by 255 gives back the imported float32 rows exactly (every 8-bit image set does),
-  else as float32 in [0, 1] (not float16: a stored set loads back bit for bit); `y` int64; `class_names` str.
-- `<name>.json`: format, name, title, source, image_shape, class_names, n, x_dtype, sha256 (of the .npz),
-  created_at (ISO 8601, UTC). It is written after the .npz, so a set is listed once its data is in place.
+  when dividing by `x_scale` (255 for a set in [0, 1], 1 for whole numbers 0-255) gives back the imported
+  float32 rows exactly (every 8-bit image set does), else as float32 (not float16: a stored set loads back
+  bit for bit); `y` int64; `class_names` str.
+- `<name>.json`: format, name, title, source, image_shape, class_names, value_range, n, x_dtype, x_scale,
+  sha256 (of the .npz), created_at (ISO 8601, UTC). A format-1 set (no value_range) is in [0, 1]. It is written after the .npz, so a set is listed once its data is in place.
   While a set is being replaced, a reader can briefly see the new .npz with the old .json: the checksum
   then fails and the load says so. Two imports of one name at once are not serialised: the last one wins.
 """
@@ -36,7 +38,7 @@ from typing import IO, Any
 
 import numpy as np
 
-from .datasets import DATASET_NAMES, DatasetInfo, TestSet, read_idx
+from .datasets import DATASET_NAMES, UNIT_RANGE, DatasetInfo, TestSet, format_range, read_idx
 from .errors import (
     DatasetError,
     DatasetExistsError,
@@ -66,7 +68,7 @@ MNIST_SIDE = 28
 MIN_RESIZED_SIDE = 20
 """An image that goes through `mnist_input` must have a longer side of at least MNIST's 20-pixel digit box."""
 IMAGE_SUFFIXES = frozenset({".png", ".jpg", ".jpeg"})
-FORMAT_VERSION = 1
+FORMAT_VERSION = 2
 
 _MIB = 2**20
 
@@ -80,6 +82,8 @@ class _Raw:
     class_names: np.ndarray | tuple[str, ...] | None
     origin: str
     source: str | None = None
+    unit: bool = False  # the reader made the values (pictures in a zip: [0, 1])
+    idx: bool = False  # an IDX pair (MNIST's format: 8-bit pixels over 255 unless a range is declared)
 
 
 @dataclass(frozen=True)
@@ -89,6 +93,7 @@ class _Prepared:
     image_shape: tuple[int, int]
     class_names: tuple[str, ...]
     source: str
+    value_range: tuple[float, float] = UNIT_RANGE
 
 
 @dataclass(frozen=True)
@@ -97,6 +102,7 @@ class _Meta:
     source: str
     n: int
     sha256: str
+    x_scale: int = 255  # stored uint8 values over this are the set's values
 
 
 def validate_dataset_name(name: str) -> str:
@@ -123,11 +129,13 @@ def validate_dataset_name(name: str) -> str:
 
 
 def import_dataset(root: Path, name: str, files: Sequence[Path], title: str = "", *,
-                   replace: bool = False) -> DatasetInfo:
+                   replace: bool = False, value_range: tuple[float, float] | None = None,
+                   image_shape: tuple[int, int] | None = None,
+                   rescale_to: tuple[float, float] | None = None) -> DatasetInfo:
     """Reads a user's files as a test set and stores it as `<root>/<name>.npz` + `.json`.
 
     Accepted `files`:
-    - one `.npz` with arrays `X` (n, h, w) or (n, h*w) with h == w, `y` (n,) of class indices or class
+    - one `.npz` with arrays `X` (n, h, w) or (n, h*w) (h == w, or `image_shape` given), `y` (n,) of class indices or class
       names (strings: indices of the names sorted naturally), and optionally `class_names`. Nothing is
       unpickled: object arrays are refused.
     - two IDX files (MNIST's format, gzip'd or not), images and labels in either order.
@@ -138,7 +146,12 @@ def import_dataset(root: Path, name: str, files: Sequence[Path], title: str = ""
       goes through `inspection.preprocess.mnist_input` (ink cropped, fitted into a 20-pixel box, centred by
       mass in 28x28, as MNIST's digits were made); those must have a longer side of 20 pixels or more.
 
-    Pixels: integers are 0-255 (divided by 255); floats in [0, 1] are kept, floats up to 255 divided by 255.
+    Values are kept as they are, in the set's value range: `value_range` when declared (every value must be
+    in it), else read from the data: [0, 1] when every value is, [0, 255] for uint8, else [0 (or the lowest
+    value, rounded down, when negative), the highest value rounded up] — the 0-16 of scikit-learn's digits.
+    IDX pairs are MNIST's format: their 8-bit pixels are divided by 255 as MNIST's loader does ([0, 1]),
+    unless a range is declared; images in a zip are read in [0, 1]. Only `rescale_to` rescales: the set's
+    range is mapped linearly onto it.
 
     Args:
         root: the folder of user test sets (`$MODELDECK_HOME/datasets`), created 0700 when missing.
@@ -146,6 +159,9 @@ def import_dataset(root: Path, name: str, files: Sequence[Path], title: str = ""
         files: the uploaded files, as above.
         title: for people; the name stands in when empty.
         replace: overwrite a set of the same name instead of refusing.
+        value_range: (low, high) of the values, declared; None reads it from the data as above.
+        image_shape: (height, width) of rows of height*width values (needed when they are not square).
+        rescale_to: (low, high) to map the set's range onto, when asked; None keeps the values.
 
     Returns:
         The stored set as the catalogue lists it.
@@ -164,13 +180,15 @@ def import_dataset(root: Path, name: str, files: Sequence[Path], title: str = ""
     if not replace and (root / f"{name}.json").exists():
         raise DatasetExistsError(
             f"a test set named {name!r} exists already: choose another name, or replace it")
-    prepared = _normalised(_read_files([Path(f) for f in files]))
+    prepared = _normalised(_read_files([Path(f) for f in files]), value_range, image_shape, rescale_to)
     return _store(root, name, title, prepared, replace=replace)
 
 
-def import_uploaded(root: Path, name: str, files: dict[str, bytes], title: str, staging: Path) -> DatasetInfo:
+def import_uploaded(root: Path, name: str, files: dict[str, bytes], title: str, staging: Path,
+                    value_range: tuple[float, float] | None = None) -> DatasetInfo:
     """`import_dataset` for uploaded files ({file name: content}), staged privately under `staging`
-    (swept if this process dies). Same errors, and DatasetImportError when nothing was uploaded."""
+    (swept if this process dies), with an optional declared `value_range`. Same errors, and
+    DatasetImportError when nothing was uploaded."""
     if not files:
         raise DatasetImportError("nothing to add: choose one .npz, two IDX files or one .zip")
     with staging_dir(staging) as folder:
@@ -179,7 +197,7 @@ def import_uploaded(root: Path, name: str, files: dict[str, bytes], title: str, 
             path = folder / (Path(filename).name or "upload")
             path.write_bytes(content)
             paths.append(path)
-        return import_dataset(root, name, paths, title)
+        return import_dataset(root, name, paths, title, value_range=value_range)
 
 
 def user_catalogue(root: Path) -> list[DatasetInfo]:
@@ -213,7 +231,7 @@ def load_user_dataset(root: Path, name: str) -> TestSet:
         name: the set's name.
 
     Returns:
-        X float32 (n, height*width) in [0, 1], y int64, as imported.
+        X float32 (n, height*width) in the set's value range, y int64, as imported.
 
     Raises:
         DatasetNotFoundError: no such set; the message names the stored and built-in ones.
@@ -231,8 +249,10 @@ def load_user_dataset(root: Path, name: str) -> TestSet:
     if (stored.shape != (meta.n, height * width) or y.shape != (meta.n,) or y.dtype != np.int64
             or tuple(str(c) for c in names.tolist()) != meta.info.class_names):
         raise DatasetError(f"stored test set {name!r} does not match its metadata: import it again")
-    X = stored.astype(np.float32) / np.float32(255.0) if stored.dtype == np.uint8 else stored.astype(np.float32)
-    return TestSet(name, X, y, meta.info.image_shape, meta.info.class_names, meta.source)
+    X = stored.astype(np.float32)
+    if stored.dtype == np.uint8 and meta.x_scale != 1:
+        X /= np.float32(meta.x_scale)
+    return TestSet(name, X, y, meta.info.image_shape, meta.info.class_names, meta.source, meta.info.value_range)
 
 
 def remove_dataset(root: Path, name: str) -> None:
@@ -353,7 +373,7 @@ def _from_idx(first: Path, second: Path) -> _Raw:
             f"{_shape(arrays[1])}; expected images n x height x width and labels n")
     (images, images_path), (labels, labels_path) = sorted(
         zip(arrays, (first, second), strict=True), key=lambda pair: pair[0].ndim, reverse=True)
-    return _Raw(images, labels, None, f"{images_path.name} + {labels_path.name}")
+    return _Raw(images, labels, None, f"{images_path.name} + {labels_path.name}", idx=True)
 
 
 def _check_gzip_size(path: Path) -> None:
@@ -468,7 +488,7 @@ def _zip_images(archive: zipfile.ZipFile, zip_name: str, members: list[tuple[str
               f"{_count(inverted, 'light-background image')} inverted)")
     if ignored:
         source += f"; {_count(ignored, 'other file')} ignored"
-    return _Raw(rows, y, tuple(classes), zip_name, source)
+    return _Raw(rows, y, tuple(classes), zip_name, source, unit=True)
 
 
 def _image_size(raw: bytes, label: str) -> tuple[int, int]:
@@ -521,19 +541,31 @@ def _border(pixels: np.ndarray) -> np.ndarray:
 
 # --- checks and normalisation ---------------------------------------------------------------------------------
 
-def _normalised(raw: _Raw) -> _Prepared:
+def _normalised(raw: _Raw, declared: tuple[float, float] | None = None,
+                image_shape: tuple[int, int] | None = None,
+                rescale_to: tuple[float, float] | None = None) -> _Prepared:
     """The TestSet form of what was read, or a DatasetImportError saying what is wrong with it."""
     origin, X, y = raw.origin, np.asarray(raw.X), np.asarray(raw.y)
     if X.ndim == 3:
         n, height, width = X.shape
+        if image_shape is not None and tuple(image_shape) != (height, width):
+            raise DatasetImportError(
+                f"{origin}: X holds {height}x{width} images, not the {image_shape[0]}x{image_shape[1]} declared")
     elif X.ndim == 2:
         n, features = X.shape
-        side = math.isqrt(features)
-        if side * side != features:
-            raise DatasetImportError(
-                f"{origin}: X has rows of {features:,} values, which is not a square image; give X as "
-                "(n, height, width), or as rows of height*width values with height == width")
-        height = width = side
+        if image_shape is not None:
+            height, width = image_shape
+            if height * width != features:
+                raise DatasetImportError(
+                    f"{origin}: X has rows of {features:,} values, not the {height}x{width} = {height * width:,} "
+                    "of the image shape declared")
+        else:
+            side = math.isqrt(features)
+            if side * side != features:
+                raise DatasetImportError(
+                    f"{origin}: X has rows of {features:,} values, which is not a square image; give X as "
+                    "(n, height, width), or declare the image shape (--image-shape HEIGHTxWIDTH)")
+            height = width = side
     else:
         raise DatasetImportError(
             f"{origin}: X has shape {_shape(X)}; expected images (n, height, width) or rows (n, height*width)")
@@ -550,33 +582,66 @@ def _normalised(raw: _Raw) -> _Prepared:
         raise DatasetImportError(f"{origin}: y has shape {_shape(y)}; expected one label per image, shape ({n},)")
     if len(y) != n:
         raise DatasetImportError(f"{origin}: X holds {n:,} images but y holds {len(y):,} labels")
-    pixels = _unit_pixels(X.reshape(n, height * width), origin)
+    values, value_range, how = _values(X.reshape(n, height * width), raw, declared)
+    if rescale_to is not None:
+        values, how = _rescaled(values, value_range, rescale_to), f"{how}, rescaled to {format_range(rescale_to)} as asked"
+        value_range = (float(rescale_to[0]), float(rescale_to[1]))
     labels, class_names = _labels(y, raw.class_names, origin)
     source = raw.source or (f"{origin}: {n:,} images {height}x{width} in {len(class_names):,} classes")
-    return _Prepared(pixels, labels, (height, width), class_names, source)
+    if not raw.unit or rescale_to is not None:  # a zip's source says how its pictures were read
+        source = f"{source}; values {how}"
+    return _Prepared(values, labels, (height, width), class_names, source, value_range)
 
 
-def _unit_pixels(X: np.ndarray, origin: str) -> np.ndarray:
-    """float32 in [0, 1]: integers over 255, floats in [0, 1] as they are, floats up to 255 over 255."""
-    kind = X.dtype.kind
-    if kind == "b":
-        return X.astype(np.float32)
-    if kind not in "iuf":
-        raise DatasetImportError(f"{origin}: X holds {X.dtype} values; expected numbers (uint8 0-255, or floats 0-1)")
-    if kind == "f":
-        bad = ~np.isfinite(X)
-        if bad.any():
-            row = int(np.argmax(bad.any(axis=1)))
-            raise DatasetImportError(
-                f"{origin}: X holds {int(bad.sum()):,} NaN or infinite values (the first in image {row}); "
-                "fix or remove those images")
-    low, high = float(X.min()), float(X.max())
-    if low < 0 or high > 255:
+def _values(X: np.ndarray, raw: _Raw, declared: tuple[float, float] | None
+            ) -> tuple[np.ndarray, tuple[float, float], str]:
+    """(float32 values, their range, how it was found): as they are, in the declared range or the one read
+    from the data; an IDX pair's 8-bit pixels over 255 (MNIST's loader) when no range is declared."""
+    origin, kind = raw.origin, X.dtype.kind
+    if kind not in "biuf":
+        raise DatasetImportError(f"{origin}: X holds {X.dtype} values; expected numbers")
+    with np.errstate(over="ignore"):  # beyond float32 becomes infinite: refused below
+        values = X.astype(np.float32)
+    bad = ~np.isfinite(values)
+    if bad.any():
+        row = int(np.argmax(bad.any(axis=1)))
         raise DatasetImportError(
-            f"{origin}: X values run from {low:g} to {high:g}; expected pixels from 0 to 1 (floats) or 0 to 255")
-    if kind in "iu" or high > 1:
-        return X.astype(np.float32) / np.float32(255.0)
-    return X.astype(np.float32)
+            f"{origin}: X holds {int(bad.sum()):,} NaN or infinite values (the first in image {row}); "
+            "fix or remove those images (values are float32: at most ±3.4e38)")
+    low, high = float(values.min()), float(values.max())
+    if declared is not None:
+        d_low, d_high = float(declared[0]), float(declared[1])
+        if not d_low < d_high:
+            raise DatasetImportError(f"value range {format_range(declared)}: the low end must be below the high end")
+        if low < d_low or high > d_high:
+            raise DatasetImportError(
+                f"{origin}: X values run from {low:g} to {high:g}, outside the range declared, "
+                f"{format_range(declared)}")
+        if raw.unit and (d_low, d_high) != UNIT_RANGE:
+            raise DatasetImportError(
+                f"{origin}: images in a zip are read in [0, 1], not {format_range(declared)}: leave the range "
+                "out, or ask for a rescale")
+        return values, (d_low, d_high), f"in {format_range(declared)} (declared)"
+    if raw.idx and X.dtype == np.uint8:
+        return values / np.float32(255.0), UNIT_RANGE, "in [0, 1] (8-bit IDX pixels over 255, as MNIST's loader)"
+    if low >= 0 and high <= 1:
+        read = UNIT_RANGE
+    elif X.dtype == np.uint8:
+        read = (0.0, 255.0)
+    else:
+        read = (float(min(0, math.floor(low))), float(math.ceil(high)))
+    return values, read, f"in {format_range(read)} (read from the data)"
+
+
+def _rescaled(values: np.ndarray, source: tuple[float, float], target: tuple[float, float]) -> np.ndarray:
+    """`values` mapped linearly from the range `source` onto `target` (as asked: never by default)."""
+    (s_low, s_high), (t_low, t_high) = source, (float(target[0]), float(target[1]))
+    if not t_low < t_high:
+        raise DatasetImportError(f"rescale to {format_range(target)}: the low end must be below the high end")
+    if (s_low, s_high) == (0.0, 255.0) and (t_low, t_high) == UNIT_RANGE:
+        return values / np.float32(255.0)  # as MNIST's loader: 8-bit pixels keep their exact float32
+    scale = np.float32((t_high - t_low) / (s_high - s_low))
+    return ((values - np.float32(s_low)) * scale + np.float32(t_low)).astype(np.float32)
 
 
 def _labels(y: np.ndarray, given: np.ndarray | tuple[str, ...] | None, origin: str
@@ -681,8 +746,10 @@ def _listed(names: Sequence[str], limit: int = 10) -> str:
 
 def _store(root: Path, name: str, title: str, prepared: _Prepared, *, replace: bool) -> DatasetInfo:
     X = prepared.X
-    as_bytes = np.rint(X * np.float32(255.0)).astype(np.uint8)
-    stored = as_bytes if np.array_equal(as_bytes.astype(np.float32) / np.float32(255.0), X) else X
+    x_scale = 255 if prepared.value_range == UNIT_RANGE else 1
+    with np.errstate(invalid="ignore"):  # out-of-byte values cast to some byte: the comparison fails them
+        as_bytes = np.rint(X * np.float32(x_scale)).astype(np.uint8)
+    stored = as_bytes if np.array_equal(as_bytes.astype(np.float32) / np.float32(x_scale), X) else X
     names = np.array(prepared.class_names, dtype=str)
     try:
         if not root.is_dir():
@@ -694,13 +761,14 @@ def _store(root: Path, name: str, title: str, prepared: _Prepared, *, replace: b
             handle, allow_pickle=False, X=stored, y=prepared.y, class_names=names))
         meta = {"format": FORMAT_VERSION, "name": name, "title": title, "source": prepared.source,
                 "image_shape": list(prepared.image_shape), "class_names": list(prepared.class_names),
-                "n": len(prepared.y), "x_dtype": str(stored.dtype), "sha256": sha256,
+                "value_range": list(prepared.value_range), "n": len(prepared.y), "x_dtype": str(stored.dtype),
+                "x_scale": x_scale if stored.dtype == np.uint8 else 1, "sha256": sha256,
                 "created_at": datetime.now(UTC).isoformat(timespec="seconds")}
         _write_atomic(root / f"{name}.json",
                       lambda handle: handle.write(json.dumps(meta, indent=2, ensure_ascii=False).encode() + b"\n"))
     except OSError as e:
         raise DatasetError(f"cannot store test set {name!r} in {root}: {e}") from e
-    return DatasetInfo(name, title or name, prepared.image_shape, prepared.class_names, True)
+    return DatasetInfo(name, title or name, prepared.image_shape, prepared.class_names, True, prepared.value_range)
 
 
 def _write_atomic(path: Path, write: Callable[[IO[bytes]], Any]) -> str:
@@ -739,9 +807,10 @@ def _read_meta(root: Path, name: str) -> _Meta:
         meta = json.loads(path.read_text(encoding="utf-8"))
         height, width = (int(side) for side in meta["image_shape"])
         class_names = tuple(str(c) for c in meta["class_names"])
-        info = DatasetInfo(name, str(meta.get("title") or name), (height, width), class_names, True)
+        low, high = (float(v) for v in meta.get("value_range", UNIT_RANGE))  # format 1: every set in [0, 1]
+        info = DatasetInfo(name, str(meta.get("title") or name), (height, width), class_names, True, (low, high))
         sha256 = str(meta["sha256"])
-        return _Meta(info, str(meta.get("source", "")), int(meta["n"]), sha256)
+        return _Meta(info, str(meta.get("source", "")), int(meta["n"]), sha256, int(meta.get("x_scale", 255)))
     except (OSError, ValueError, KeyError, TypeError, AttributeError) as e:  # not JSON, or not the fields
         raise DatasetError(f"the metadata of test set {name!r} ({path}) cannot be read ({e}): import it again") from e
 

@@ -113,7 +113,7 @@ def test_a_model_with_named_labels_fits_the_set_with_those_names_in_any_order():
                         class_labels=tuple(sorted(FASHION_CLASSES)))  # scikit-learn's order
     fitting, hidden = datasets_for(fashion)
     assert [d.name for d in fitting] == ["fashion-mnist"]
-    assert "its labels are 0, 1, 2, ...; the model's are Ankle boot, Bag, Coat, ..." in dict(
+    assert "its classes are 0, 1, 2, ...; the model's are Ankle boot, Bag, Coat, ..." in dict(
         (d.name, why) for d, why in hidden)["mnist"]
     reordered = Signature(n_features=784, class_labels=("1", "0", "2", "3", "4", "5", "6", "7", "8", "9"))
     assert "mnist" in [d.name for d in datasets_for(reordered)[0]]

@@ -28,8 +28,8 @@ def test_evaluate_computes_accuracy_precision_and_recall():
 
 
 def test_sample_strip_marks_misclassified_images_red_on_an_inverted_colormap():
-    # 2x2 images, each scaled to its own range as imshow would: one full pixel of ink; half a pixel of ink
-    # (drawn as full ink); a constant image (drawn blank)
+    # 2x2 images drawn on the set's range [0, 1], not each on its own: one full pixel of ink; half a pixel of
+    # ink on black (inverted: every pixel dark); a constant 0.3 image (light grey all over, not blank)
     images = np.array([[1, 0, 0, 0], [0.5, 0, 0, 0], [0.3, 0.3, 0.3, 0.3]], dtype=np.float32)
     samples = Samples(indices=np.arange(3), images=images, labels=np.array([1, 2, 3]),
                       predictions=np.array([1, 5, 3]), image_shape=(2, 2), class_names=tuple("0123456789"))
@@ -41,8 +41,19 @@ def test_sample_strip_marks_misclassified_images_red_on_an_inverted_colormap():
     assert [t.get_fontweight() for t in titles] == ["normal", "bold", "normal"]
     inked = np.argwhere(np.any(ax.images[0].get_array() < 1, axis=-1))  # (row, column) of non-white pixels
     under = [int(np.sum(np.abs(inked[:, 1] - t.get_position()[0]) < 1)) for t in titles]
-    assert under == [1, 3, 0]  # dark ink on white; the misclassified one inverted: light ink on black
+    assert under == [1, 4, 4]  # dark ink on white; the misclassified one inverted: light ink on black
     assert to_png(fig)[:8] == b"\x89PNG\r\n\x1a\n"
+
+
+def test_tiles_are_drawn_on_the_sets_value_range_so_a_wrong_scale_shows():
+    # The same 0-16 digit drawn on its set's range [0, 16] is full ink; on [0, 255] (the scale it was
+    # wrongly taken for) it is faint: nothing rescales each tile to look right
+    digit = np.array([[16.0, 0, 0, 16]], dtype=np.float32)
+    darkest = {}
+    for value_range in ((0.0, 16.0), (0.0, 255.0)):
+        fig = image_grid(digit, (2, 2), np.array([1]), np.array([1]), ("0", "1"), value_range=value_range)
+        darkest[value_range] = float(fig.axes[0].images[0].get_array()[..., 0].min())
+    assert darkest[(0.0, 16.0)] < 0.05 and darkest[(0.0, 255.0)] > 0.85
 
 
 def test_long_class_names_are_titled_on_two_lines_and_confidence_goes_beneath():

@@ -98,7 +98,10 @@ def test_only_test_sets_that_fit_the_signature_are_offered_and_the_others_say_wh
     fitting, hidden = datasets_for(MNIST_SIGNATURE)
     assert [d.name for d in fitting][0] == "mnist" and "digits" not in [d.name for d in fitting]
     why = dict((d.name, reason) for d, reason in hidden)
-    assert why["digits"] == "its images have 8x8 = 64 values; the model takes 784"
+    assert why["digits"] == "its images are 8x8; the model takes 28x28"
+    rows_model = Signature(n_features=784)  # no image shape declared: the number of values decides
+    assert dict((d.name, r) for d, r in datasets_for(rows_model)[1])["digits"] == (
+        "its images have 8x8 = 64 values; the model takes 784")
     digits_model = Signature(n_features=64, image_shape=(8, 8), class_labels=tuple("0123456789"))
     assert [d.name for d in datasets_for(digits_model)[0]] == ["digits"]
     three_classes = Signature(n_features=784, class_labels=("a", "b", "c"))
@@ -205,7 +208,7 @@ def test_answers_become_label_indices_of_the_test_set_or_a_clear_error():
 
 def test_value_range_and_named_labels_decide_which_test_sets_fit():
     raw_pixels = Signature(n_features=784, value_range=(0.0, 255.0))
-    assert "its pixel values are in [0, 1]; the model takes [0, 255]" in dict(
+    assert "its values are in [0, 1]; the model takes [0, 255]" in dict(
         (d.name, why) for d, why in datasets_for(raw_pixels)[1])["mnist"]
     named = Signature(n_features=784, class_labels=tuple(f"class {i}" for i in range(10)))
     assert "mnist" not in [d.name for d in datasets_for(named)[0]]

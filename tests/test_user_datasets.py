@@ -79,21 +79,24 @@ def images(n: int, seed: int = 0) -> np.ndarray:
 
 # --- good inputs -----------------------------------------------------------------------------------------------
 
-def test_npz_of_uint8_images_with_string_class_names_loads_back_exactly(root, tmp_path):
+def test_npz_of_uint8_images_with_string_class_names_keeps_its_values_and_loads_back_exactly(root, tmp_path):
     X, y = images(30), np.arange(30) % 3
     names = np.array(["cat", "dog", "bird"])
     upload = write_npz(tmp_path / "pets.npz", X=X, y=y, class_names=names)
 
     info = import_dataset(root, "pets", [upload], title="My pets")
 
-    assert (info.name, info.title, info.image_shape, info.class_names, info.installed) == (
-        "pets", "My pets", (28, 28), ("cat", "dog", "bird"), True)
+    assert (info.name, info.title, info.image_shape, info.class_names, info.installed, info.value_range) == (
+        "pets", "My pets", (28, 28), ("cat", "dog", "bird"), True, (0.0, 255.0))
     test_set = load_user_dataset(root, "pets")
     assert test_set.X.dtype == np.float32 and test_set.X.shape == (30, 784)
-    assert np.array_equal(test_set.X, X.reshape(30, 784).astype(np.float32) / np.float32(255.0))
+    assert np.array_equal(test_set.X, X.reshape(30, 784).astype(np.float32))  # never divided by 255 unasked
+    assert test_set.value_range == (0.0, 255.0) and test_set.pixels is None  # not the [0, 1] form's bytes
     assert test_set.y.dtype == np.int64 and test_set.y.tolist() == y.tolist()
     assert test_set.class_names == ("cat", "dog", "bird")
-    assert test_set.source == "pets.npz: 30 images 28x28 in 3 classes"
+    assert test_set.source == "pets.npz: 30 images 28x28 in 3 classes; values in [0, 255] (read from the data)"
+    meta = json.loads((root / "pets.json").read_text())
+    assert (meta["x_dtype"], meta["x_scale"], meta["value_range"]) == ("uint8", 1, [0, 255])
 
 
 def test_float_rows_npz_gets_a_square_shape_and_digit_names_and_stays_float(root, tmp_path):
@@ -107,12 +110,78 @@ def test_float_rows_npz_gets_a_square_shape_and_digit_names_and_stays_float(root
     assert np.array_equal(load_user_dataset(root, "eights").X, X)
 
 
-def test_float_pixels_up_to_255_are_divided_by_255_and_stored_as_bytes(root, tmp_path):
+def test_whole_float_pixels_up_to_255_are_kept_and_stored_as_bytes(root, tmp_path):
     X = images(5).astype(np.float64)
-    import_dataset(root, "floats", [write_npz(tmp_path / "f.npz", X=X, y=np.zeros(5, dtype=int))])
+    info = import_dataset(root, "floats", [write_npz(tmp_path / "f.npz", X=X, y=np.zeros(5, dtype=int))])
 
+    assert info.value_range == (0.0, 255.0)  # the highest value, 255
     assert json.loads((root / "floats.json").read_text())["x_dtype"] == "uint8"
-    assert np.array_equal(load_user_dataset(root, "floats").X, (X / 255).astype(np.float32).reshape(5, 784))
+    assert np.array_equal(load_user_dataset(root, "floats").X, X.astype(np.float32).reshape(5, 784))
+
+
+def test_the_value_range_is_read_from_the_data_or_taken_as_declared(root, tmp_path):
+    from sklearn.datasets import load_digits
+
+    digits = load_digits()  # 8x8, whole numbers 0 to 16 as float64
+    upload = write_npz(tmp_path / "d.npz", X=digits.data[:100], y=digits.target[:100])
+    read = import_dataset(root, "read", [upload])
+    declared = import_dataset(root, "declared", [upload], value_range=(0, 20))
+
+    assert (read.value_range, read.image_shape) == ((0.0, 16.0), (8, 8))
+    assert declared.value_range == (0.0, 20.0)
+    for name in ("read", "declared"):
+        loaded = load_user_dataset(root, name)
+        assert np.array_equal(loaded.X, digits.data[:100].astype(np.float32))  # as they are, bit for bit
+        assert user_datasets.user_catalogue(root)[0].value_range in ((0.0, 16.0), (0.0, 20.0))
+    assert load_user_dataset(root, "declared").value_range == (0.0, 20.0)
+    assert "values in [0, 16] (read from the data)" in load_user_dataset(root, "read").source
+    odd = write_npz(tmp_path / "o.npz", X=np.array([[-0.5, 2.25, 0, 0]]), y=np.array([0]))
+    assert import_dataset(root, "odd", [odd]).value_range == (-1.0, 3.0)  # outward to whole numbers
+
+
+def test_values_outside_a_declared_range_are_refused(root, tmp_path):
+    upload = write_npz(tmp_path / "d.npz", X=np.full((2, 64), 17.0), y=np.arange(2))
+    with pytest.raises(DatasetImportError, match=r"X values run from 17 to 17, outside the range declared, \[0, 16\]"):
+        import_dataset(root, "over", [upload], value_range=(0, 16))
+
+
+def test_a_rescale_happens_only_when_asked_and_maps_the_range(root, tmp_path):
+    X = images(3)
+    upload = write_npz(tmp_path / "u.npz", X=X, y=np.arange(3))
+    info = import_dataset(root, "scaled", [upload], rescale_to=(0, 1))
+
+    assert info.value_range == (0.0, 1.0)
+    loaded = load_user_dataset(root, "scaled")
+    assert np.array_equal(loaded.X, X.reshape(3, 784).astype(np.float32) / np.float32(255.0))  # MNIST's floats
+    assert loaded.pixels is not None  # the fast 8-bit path again
+    assert "rescaled to [0, 1] as asked" in loaded.source
+    sixteen = import_dataset(root, "sixteen", [write_npz(tmp_path / "s.npz", X=np.array([[0.0, 4, 8, 16]]),
+                                                         y=np.array([0]))], value_range=(0, 16), rescale_to=(0, 1))
+    assert sixteen.value_range == (0.0, 1.0)
+    assert load_user_dataset(root, "sixteen").X.tolist() == [[0.0, 0.25, 0.5, 1.0]]
+
+
+def test_rows_that_are_not_square_take_a_declared_image_shape(root, tmp_path):
+    X = np.arange(2 * 24, dtype=np.float32).reshape(2, 24) / 47
+    info = import_dataset(root, "wide", [write_npz(tmp_path / "w.npz", X=X, y=np.arange(2))], image_shape=(4, 6))
+    assert info.image_shape == (4, 6) and load_user_dataset(root, "wide").image_shape == (4, 6)
+    tall = import_dataset(root, "tall", [write_npz(tmp_path / "t.npz", X=X.reshape(2, 6, 4), y=np.arange(2))])
+    assert tall.image_shape == (6, 4)
+    with pytest.raises(DatasetImportError, match="not the 5x5 = 25 of the image shape declared"):
+        import_dataset(root, "wrong", [write_npz(tmp_path / "x.npz", X=X, y=np.arange(2))], image_shape=(5, 5))
+
+
+def test_a_set_stored_before_value_ranges_loads_in_the_unit_range(root, tmp_path):
+    import_dataset(root, "old", [write_npz(tmp_path / "o.npz", X=images(2), y=np.arange(2))], rescale_to=(0, 1))
+    meta_path = root / "old.json"
+    meta = json.loads(meta_path.read_text())
+    for key in ("value_range", "x_scale"):
+        del meta[key]
+    meta["format"] = 1
+    meta_path.write_text(json.dumps(meta))
+
+    loaded = load_user_dataset(root, "old")
+    assert loaded.value_range == (0.0, 1.0) and float(loaded.X.max()) <= 1.0
 
 
 def test_string_labels_become_indices_of_naturally_sorted_names(root, tmp_path):
@@ -321,14 +390,14 @@ def test_nan_pixels_are_refused(root, tmp_path):
             r"nan.npz: X holds 1 NaN or infinite values \(the first in image 2\)")
 
 
-def test_out_of_range_pixels_are_refused(root, tmp_path):
-    X = np.full((2, 784), 300.0)
-    refused(root, [write_npz(tmp_path / "big.npz", X=X, y=np.arange(2))], "X values run from 300 to 300")
+def test_values_beyond_float32_are_refused(root, tmp_path):
+    X = np.full((2, 784), 1e300)
+    refused(root, [write_npz(tmp_path / "big.npz", X=X, y=np.arange(2))], "NaN or infinite values")
 
 
 def test_non_square_rows_are_refused(root, tmp_path):
     refused(root, [write_npz(tmp_path / "rows.npz", X=np.zeros((2, 10)), y=np.arange(2))],
-            "rows.npz: X has rows of 10 values, which is not a square image")
+            r"rows.npz: X has rows of 10 values, which is not a square image; .* declare the image shape")
 
 
 def test_an_empty_set_and_too_many_values_per_row_are_refused(root, tmp_path):

@@ -107,6 +107,7 @@ class Samples:
     image_shape: tuple[int, int]
     class_names: tuple[str, ...]
     probabilities: np.ndarray | None = None  # rows x class_names, None when the endpoint gave labels only
+    value_range: tuple[float, float] = (0.0, 1.0)  # the test set's: what the images are drawn on
 
     @property
     def correct(self) -> np.ndarray:
@@ -170,10 +171,18 @@ def label_indices(answer: object, class_names: tuple[str, ...], rows: int) -> np
             f"{list(values.shape)} for {rows} rows: expected one label per row")
     if values.dtype.kind in "iu" or (values.dtype.kind == "f" and np.all(np.mod(values, 1) == 0)):
         indices = values.astype(np.int64)
+        numbered = _numbered(class_names)
+        if numbered is not None:  # classes named by numbers ("1" to "10"): by name, not position
+            indices = np.searchsorted(numbered, indices)
+            known = indices < len(numbered)
+            known[known] = numbered[indices[known]] == values.astype(np.int64)[known]
+            indices[~known] = -1
         outside = indices[(indices < 0) | (indices >= len(class_names))]
         if len(outside):
-            raise UnexpectedAnswerError(f"the endpoint answered label {int(outside[0])}, which this test set does "
-                                        f"not have (its labels: 0 to {len(class_names) - 1})")
+            first = int(values.astype(np.int64)[(indices < 0) | (indices >= len(class_names))][0])
+            raise UnexpectedAnswerError(f"the endpoint answered label {first}, which this test set does "
+                                        f"not have (its labels: {', '.join(class_names[:10])}"
+                                        f"{', ...' if len(class_names) > 10 else ''})")
         return indices
     position = {name: i for i, name in enumerate(class_names)}
     unknown = [str(v) for v in values if str(v) not in position]
@@ -181,6 +190,17 @@ def label_indices(answer: object, class_names: tuple[str, ...], rows: int) -> np
         raise UnexpectedAnswerError(f"the endpoint answered {unknown[0]!r}, which is not a class of this test set "
                                     f"({', '.join(class_names[:10])})")
     return np.array([position[str(v)] for v in values], dtype=np.int64)
+
+
+def _numbered(class_names: tuple[str, ...]) -> np.ndarray | None:
+    """The class names as their numbers when every one is a whole number in ascending order and they are
+    not just 0..k-1 (where name and position agree); None otherwise."""
+    if not all(name.lstrip("-").isdigit() for name in class_names):
+        return None
+    numbers = np.array([int(name) for name in class_names], dtype=np.int64)
+    if np.array_equal(numbers, np.arange(len(numbers))) or np.any(np.diff(numbers) <= 0):
+        return None
+    return numbers
 
 
 def probabilities_by_class(scores: Scores, class_names: tuple[str, ...]) -> np.ndarray | None:
@@ -281,12 +301,12 @@ def sample(client: ScoringClient, scoring_uri: str, testset: TestSet, n: int = 3
     images = testset.X[indices]
     if perturbation is not None:
         images = perturb(images, perturbation.kind, perturbation.strength, image_shape=testset.image_shape,
-                         seed=perturbation.seed)
+                         seed=perturbation.seed, value_range=testset.value_range)
     scores = client.scores(scoring_uri, images, use_binary=use_binary, key=key, proba=proba)
     return Samples(indices=indices, images=images, labels=testset.y[indices],
                    predictions=label_indices(scores.labels, testset.class_names, len(indices)),
                    image_shape=testset.image_shape, class_names=testset.class_names,
-                   probabilities=probabilities_by_class(scores, testset.class_names))
+                   probabilities=probabilities_by_class(scores, testset.class_names), value_range=testset.value_range)
 
 
 @dataclass(frozen=True)

@@ -70,7 +70,7 @@ KINDS: dict[str, PerturbationKind] = {kind.name: kind for kind in (
 
 
 def perturb(images: np.ndarray, kind: str, strength: float, *, image_shape: tuple[int, int] | None = None,
-            seed: int = 0) -> np.ndarray:
+            seed: int = 0, value_range: tuple[float, float] = (0.0, 1.0)) -> np.ndarray:
     """A perturbed copy of a batch of images.
 
     Args:
@@ -86,9 +86,11 @@ def perturb(images: np.ndarray, kind: str, strength: float, *, image_shape: tupl
         strength: how much; 0 gives an unchanged copy.
         image_shape: (height, width) of each row; required for rows, checked for images.
         seed: the random kinds' seed; the first k images of a batch are perturbed the same as the k alone.
+        value_range: (low, high) of the images' values: they are perturbed as if mapped onto [0, 1] (so a
+            strength means the same on a 0-16 set as on MNIST), then clipped and mapped back.
 
     Returns:
-        An array of the shape and dtype of `images`, values clipped to [0, 1].
+        An array of the shape and dtype of `images`, values clipped to `value_range`.
 
     Raises:
         InvalidPerturbationError: an unknown kind, a strength the kind does not take, or images that are not a
@@ -101,8 +103,14 @@ def perturb(images: np.ndarray, kind: str, strength: float, *, image_shape: tupl
     amount = _checked_strength(spec, strength, batch.shape[1:])
     if amount == 0 or batch.shape[0] == 0:
         return images.copy()
+    low, high = (float(v) for v in value_range)
+    unit = (low, high) == (0.0, 1.0)
+    if not unit:
+        batch = (batch - np.float32(low)) / np.float32(high - low)
     perturbed = _APPLY[kind](batch, amount, np.random.default_rng(seed))
     np.clip(perturbed, 0.0, 1.0, out=perturbed)
+    if not unit:
+        perturbed = perturbed * np.float32(high - low) + np.float32(low)
     return perturbed.reshape(images.shape).astype(images.dtype, copy=False)
 
 
@@ -252,6 +260,7 @@ class Perturbation:
 
     def apply(self, testset: TestSet) -> TestSet:
         """The test set with every image perturbed (labels unchanged); named `<set>+<kind>=<strength>`."""
-        images = perturb(testset.X, self.kind, self.strength, image_shape=testset.image_shape, seed=self.seed)
+        images = perturb(testset.X, self.kind, self.strength, image_shape=testset.image_shape, seed=self.seed,
+                         value_range=testset.value_range)
         return replace(testset, name=f"{testset.name}+{self.key}", X=images,
                        source=f"{testset.source}, {self.describe()}")

@@ -47,7 +47,7 @@ def tile_title(prediction: int, label: int, class_names: tuple[str, ...]) -> str
 def sample_strip(samples: Samples, per_row: int = 10) -> Figure:
     """The random strip: see `image_grid`."""
     return image_grid(samples.images, samples.image_shape, samples.labels, samples.predictions, samples.class_names,
-                      samples.confidence, per_row)
+                      samples.confidence, per_row, value_range=samples.value_range)
 
 
 @dataclass(frozen=True)
@@ -62,10 +62,11 @@ class Caption:
 
 def _tile_grid(images: np.ndarray, image_shape: tuple[int, int], cols: int, inverted: Sequence[bool],
                above: Sequence[Caption], below: Sequence[Sequence[Caption]], cell_inches: tuple[float, float],
-               above_inches: float, line_inches: float) -> Figure:
+               above_inches: float, line_inches: float, value_range: tuple[float, float] = (0.0, 1.0)) -> Figure:
     """Images in a grid, drawn as one picture with its captions (one axes and one image for the whole
-    grid: an axes per image made a 30-image strip take ~1 s). Each tile is scaled to its own range, as
-    imshow would, ink dark on white, or light on black where `inverted`; `above[k]` heads tile k and the
+    grid: an axes per image made a 30-image strip take ~1 s). Every tile is drawn on the set's own
+    `value_range` (low is background, high full ink; values beyond are clipped), not each on its own, so
+    images on the wrong scale show as such; ink dark on white, or light on black where `inverted`; `above[k]` heads tile k and the
     lines `below[k]` follow it. A tile's longer side spans 0.95 in of a cell `cell_inches` wide. A grid
     of fewer than `cols` images keeps `cols` cells, so its tiles show as large as a full row's."""
     n = len(images)
@@ -80,10 +81,10 @@ def _tile_grid(images: np.ndarray, image_shape: tuple[int, int], cols: int, inve
     inks = {False: colormaps["binary"], True: colormaps["Greys_r"]}
     fig = Figure(figsize=(cols * cell_w / per_inch, rows * cell_h / per_inch))
     ax = fig.add_axes((0, 0, 1, 1))
+    low, high = (float(v) for v in value_range)
     for k in range(n):
         tile = images[k].reshape(image_shape).astype(np.float64)
-        low, high = float(tile.min()), float(tile.max())
-        scaled = (tile - low) / (high - low) if high > low else np.zeros_like(tile)
+        scaled = np.clip((tile - low) / (high - low), 0.0, 1.0)
         x0 = (k % cols) * cell_w + (cell_w - width) // 2
         y0 = (k // cols) * cell_h + top
         canvas[y0:y0 + height, x0:x0 + width] = inks[bool(inverted[k])](scaled)[..., :3]
@@ -102,10 +103,11 @@ def _tile_grid(images: np.ndarray, image_shape: tuple[int, int], cols: int, inve
 
 
 def image_grid(images: np.ndarray, image_shape: tuple[int, int], labels: np.ndarray, predictions: np.ndarray,
-               class_names: tuple[str, ...], confidence: np.ndarray | None = None, per_row: int = 10) -> Figure:
+               class_names: tuple[str, ...], confidence: np.ndarray | None = None, per_row: int = 10, *,
+               value_range: tuple[float, float] = (0.0, 1.0)) -> Figure:
     """Each image titled "prediction (true label)" in a size a projector shows (about 18 px at
     1280x720), with the confidence in the prediction beneath when known; misclassified ones with a
-    bold red title on an inverted colormap."""
+    bold red title on an inverted colormap. Tiles are drawn on the set's `value_range`."""
     n = len(labels)
     titles = [tile_title(int(p), int(t), class_names) for p, t in zip(predictions, labels, strict=True)]
     short = max(map(len, titles), default=1) <= 7
@@ -119,7 +121,7 @@ def image_grid(images: np.ndarray, image_shape: tuple[int, int], labels: np.ndar
     below = [[Caption(f"{confidence[k]:.0%}", colors[k], max(9, size - 4))] if confidence is not None else []
              for k in range(n)]
     return _tile_grid(images, image_shape, per_row, [not ok for ok in right], above, below,
-                      (1.1, 1.0), above_inches=0.36 if short else 0.42, line_inches=0.22)
+                      (1.1, 1.0), above_inches=0.36 if short else 0.42, line_inches=0.22, value_range=value_range)
 
 
 def to_png(fig: Figure, dpi: int = 110) -> bytes:
@@ -131,9 +133,9 @@ def to_png(fig: Figure, dpi: int = 110) -> bytes:
 
 def disagreement_grid(images: np.ndarray, image_shape: tuple[int, int], labels: np.ndarray,
                       predictions_a: np.ndarray, predictions_b: np.ndarray, class_names: tuple[str, ...],
-                      per_row: int = 10) -> Figure:
+                      per_row: int = 10, *, value_range: tuple[float, float] = (0.0, 1.0)) -> Figure:
     """Each image titled with its true label, and beneath what A and B said: green when right, red
-    (bold) when wrong."""
+    (bold) when wrong. Tiles are drawn on the set's `value_range`."""
     n = len(labels)
     longest = max((len(class_name(class_names, int(v))) for v in (*labels, *predictions_a, *predictions_b)),
                   default=1)
@@ -143,7 +145,7 @@ def disagreement_grid(images: np.ndarray, image_shape: tuple[int, int], labels: 
                       max(8, size - 3), bool(said != labels[k]))
               for side, said in (("A", predictions_a[k]), ("B", predictions_b[k]))] for k in range(n)]
     return _tile_grid(images, image_shape, per_row, [False] * n, above, below, (1.2, 1.0),
-                      above_inches=0.3 if size > 9 else 0.22, line_inches=0.2)
+                      above_inches=0.3 if size > 9 else 0.22, line_inches=0.2, value_range=value_range)
 
 
 def difference_heatmap(comparison: Comparison) -> Figure:

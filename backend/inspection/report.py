@@ -117,7 +117,7 @@ def _confused(inputs: ReportInputs) -> str:
         confidence = evaluation.confidence
         picture = to_png(image_grid(testset.X[shown], testset.image_shape, testset.y[shown],
                                     evaluation.predictions[shown], testset.class_names,
-                                    None if confidence is None else confidence[shown]))
+                                    None if confidence is None else confidence[shown], value_range=testset.value_range))
         parts.append(f"<h3>{_e(pair)}</h3>" + _png(picture, f"examples of {pair}"))
     return "".join(parts)
 
@@ -127,7 +127,8 @@ def _strip(inputs: ReportInputs) -> str:
     shown = np.sort(np.random.default_rng(0).choice(len(testset), size=min(STRIP_SIZE, len(testset)), replace=False))
     confidence = evaluation.confidence
     picture = to_png(image_grid(testset.X[shown], testset.image_shape, testset.y[shown], evaluation.predictions[shown],
-                                testset.class_names, None if confidence is None else confidence[shown]))
+                                testset.class_names, None if confidence is None else confidence[shown],
+                                value_range=testset.value_range))
     right = int(np.count_nonzero(evaluation.predictions[shown] == testset.y[shown]))
     return (f"<p>{right} of {len(shown)} right — each image titled <i>prediction (true label)</i>, misclassified "
             "ones in red on an inverted colormap.</p>" + _png(picture, "random predictions"))
@@ -164,7 +165,7 @@ def _comparison(inputs: ReportInputs, comparison: Comparison) -> str:
             shown = found[:EXAMPLES_PER_PAIR * 2]
             parts.append(_png(to_png(disagreement_grid(testset.X[shown], testset.image_shape, testset.y[shown],
                                                        comparison.predictions_a[shown], comparison.predictions_b[shown],
-                                                       testset.class_names)), words))
+                                                       testset.class_names, value_range=testset.value_range)), words))
     return "".join(parts)
 
 

@@ -78,7 +78,7 @@ class ResultStore:
         self._write(self._path(deployment, dataset, "samples"), indices=samples.indices, images=samples.images,
                     labels=samples.labels, predictions=samples.predictions,
                     image_shape=np.asarray(samples.image_shape), class_names=np.asarray(samples.class_names),
-                    **_probabilities(samples.probabilities))
+                    value_range=np.asarray(samples.value_range, dtype=np.float64), **_probabilities(samples.probabilities))
 
     def load_samples(self, deployment: Deployment, dataset: str) -> Samples | None:
         data = self._read(self._path(deployment, dataset, "samples"))
@@ -87,7 +87,8 @@ class ResultStore:
         shape = data["image_shape"].tolist()
         return Samples(indices=data["indices"], images=data["images"], labels=data["labels"],
                        predictions=data["predictions"], image_shape=(int(shape[0]), int(shape[1])),
-                       class_names=tuple(str(c) for c in data["class_names"]), probabilities=data.get("probabilities"))
+                       class_names=tuple(str(c) for c in data["class_names"]), probabilities=data.get("probabilities"),
+                       value_range=_value_range(data.get("value_range")))
 
     def save_evaluation(self, deployment: Deployment, dataset: str, y_true: np.ndarray,
                         evaluation: Evaluation) -> None:
@@ -137,3 +138,8 @@ class ResultStore:
 def _probabilities(probabilities: np.ndarray | None) -> dict[str, np.ndarray]:
     """Probabilities kept as float32 (half the disk, more than enough for display), when there are any."""
     return {} if probabilities is None else {"probabilities": np.asarray(probabilities, dtype=np.float32)}
+
+
+def _value_range(saved: np.ndarray | None) -> tuple[float, float]:
+    """The samples' value range as saved ([0, 1] for samples saved before ranges were kept)."""
+    return (0.0, 1.0) if saved is None or saved.shape != (2,) else (float(saved[0]), float(saved[1]))

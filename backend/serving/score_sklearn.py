@@ -9,10 +9,14 @@ probabilities in the model's class order. Bad input raises
 InvalidInput, which the server answers with 400 and the message; anything else it answers with 500.
 Strict JSON: every value must be a JSON number (no strings, booleans or null). The labels are always the
 model's predict's, with or without probabilities; those of scikit-learn's linear classifiers are computed
-directly from the model's coefficients (see _linear_predict).
+directly from the model's coefficients (see _linear_predict). Class names given when the model was
+registered come with it as CLASS_NAMES_FILE (a JSON list); where the model's classes are 0..n-1 they are
+answered instead of those numbers (labels, "classes" and /info alike), so every client sees the names.
 """
 
+import json
 import os
+import sys
 from typing import Any
 
 import joblib
@@ -27,6 +31,7 @@ except ImportError:  # the strict path below handles everything on its own
     simdjson = None
 
 MODEL_SUFFIXES = (".pkl", ".joblib", ".pickle")
+CLASS_NAMES_FILE = "modeldeck-class-names.json"  # written by ModelDeck's registry (registry.CLASS_NAMES_FILE)
 NUMBER_TYPES = (int, float)
 FAST_DTYPES = (np.dtype(np.float32), np.dtype(np.float64))  # what fast_predict takes as scikit-learn would
 accepts_bytes = True  # the server may hand run() the body as bytes (orjson and simdjson parse both)
@@ -34,7 +39,8 @@ supports_proba = True  # run_array(X, proba=True) answers class probabilities (t
 accepts_uint8 = True  # run_array takes uint8 pixels (0..255) and scales them by 1/255 itself
 model: Any = None
 n_features = None
-classes = None  # the model's class labels in its own order, reported by /info
+classes = None  # the model's class labels in its own order (or the names given for them), reported by /info
+class_names: Any = None  # numpy array of the names answered for classes 0..n-1, or None: see init()
 fast_predict: Any = None  # set by init() for scikit-learn's linear classifiers: see _linear_predict
 argmax_is_predict = False  # set by init(): the model's predict is its predict_proba's argmax by construction
 
@@ -46,7 +52,7 @@ class InvalidInput(ValueError):
 
 
 def init():
-    global model, n_features, classes, fast_predict, argmax_is_predict
+    global model, n_features, classes, class_names, fast_predict, argmax_is_predict
     model_dir = os.environ.get("AZUREML_MODEL_DIR") or os.environ["MODEL_DIR"]
     found = sorted(os.listdir(model_dir))
     candidates = [name for name in found if name.endswith(MODEL_SUFFIXES)]
@@ -58,8 +64,34 @@ def init():
     n_features = getattr(model, "n_features_in_", None)
     found_classes = getattr(model, "classes_", None)
     classes = [c.item() if hasattr(c, "item") else c for c in found_classes] if found_classes is not None else None
+    class_names = _given_names(model_dir, classes)
+    if class_names is not None:
+        classes = [str(name) for name in class_names]
     fast_predict = _linear_predict(model)
     argmax_is_predict = _predicts_argmax_of_proba(model)
+
+
+def _given_names(model_dir, found):
+    """The names in CLASS_NAMES_FILE as a numpy array, when the model's classes `found` are 0..n-1 and there
+    are n names; None otherwise (a model trained on names answers its own, said on stderr)."""
+    path = os.path.join(model_dir, CLASS_NAMES_FILE)
+    if not os.path.isfile(path):
+        return None
+    with open(path, encoding="utf-8") as handle:
+        names = json.load(handle)
+    if not (isinstance(names, list) and all(isinstance(name, str) for name in names)):
+        print(f"{CLASS_NAMES_FILE} is not a list of names: the model's own classes are answered", file=sys.stderr)
+        return None
+    if found is None or len(names) != len(found) or list(found) != list(range(len(found))):
+        print(f"the class names given ({len(names)}) are not for classes 0..n-1 (the model's: {found}): the model's "
+              "own classes are answered", file=sys.stderr)
+        return None
+    return np.array(names, dtype=str)
+
+
+def _named(labels):
+    """Predicted classes 0..n-1 as the names given for them (unchanged without names)."""
+    return labels if class_names is None else class_names[np.asarray(labels).astype(np.intp)]
 
 
 def _fast_rows(raw_data):
@@ -133,14 +165,14 @@ def run_array(X, proba=False):
     if not np.isfinite(X).all():
         raise InvalidInput("values must be finite numbers within ±3.4e38 (float32; no NaN or infinity)")
     if not proba:
-        return _serializable(_predict(X))
+        return _serializable(_named(_predict(X)))
     if not callable(getattr(model, "predict_proba", None)):
         raise InvalidInput(f"this model ({type(model).__name__}) has no predict_proba: ask without proba")
     probabilities = _checked(model.predict_proba, X)
     # The labels are predict's with or without proba: the most probable class is not always predict's
     # (an SVC's Platt scaling, SGDClassifier's modified Huber loss)
     labels = np.asarray(model.classes_)[probabilities.argmax(axis=1)] if argmax_is_predict else _predict(X)
-    return {"predictions": _serializable(labels), "probabilities": probabilities, "classes": classes}
+    return {"predictions": _serializable(_named(labels)), "probabilities": probabilities, "classes": classes}
 
 
 def _predict(X):

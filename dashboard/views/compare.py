@@ -163,7 +163,7 @@ def grid_png(uids: tuple[str, str], dataset: str, revisions: tuple[int, int], sh
     indices = np.asarray(shown, dtype=np.int64)
     return to_png(disagreement_grid(_data.X[indices], _data.image_shape, _data.y[indices],
                                     _comparison.predictions_a[indices], _comparison.predictions_b[indices],
-                                    _data.class_names))
+                                    _data.class_names, value_range=_data.value_range))
 
 
 def gallery(indices: np.ndarray, key: str) -> None:

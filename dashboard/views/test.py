@@ -5,13 +5,12 @@ the last results of each deployment and test set are kept under the home, so a r
 them again.
 """
 
-import json
 from dataclasses import replace
 
 import numpy as np
 import streamlit as st
 
-from backend.datasets import TestSet, datasets_for
+from backend.datasets import TestSet, datasets_for, format_range
 from backend.errors import InvalidPerturbationError, ModelDeckError, ScoringServerError
 from backend.inspection.charts import (
     CELL,
@@ -38,8 +37,7 @@ from backend.inspection.plots import confusion_heatmap, image_grid, sample_strip
 from backend.inspection.preprocess import mnist_input
 from backend.inspection.report import render, to_pdf
 from backend.inspection.runs import report_inputs, score_and_keep
-from backend.inspection.snippets import curl_snippet, python_snippet
-from backend.registry import Signature
+from backend.registry import Signature, parse_value_range
 from backend.staging import STAGING_DIR
 from backend.timefmt import age
 from backend.user_datasets import import_uploaded
@@ -57,6 +55,7 @@ from dashboard.common import (
     url_select,
     verbatim,
 )
+from dashboard.request_view import example_row, request_sections
 
 deck = get_deck()
 st.title("Test")
@@ -73,17 +72,20 @@ def own_set_form() -> None:
         n1, n2 = st.columns(2)
         set_name = n1.text_input("Name", placeholder="my-digits", help="3-63 of a-z, 0-9, '-' and '_'")
         set_title = n2.text_input("Title (optional)")
+        set_range = st.text_input("Value range (optional)", placeholder="read from the data, e.g. 0-16",
+                                  help="The range the values are on, e.g. 0-1, 0-16 or 0-255. Values are kept as "
+                                       "they are: a model whose range differs is not offered this set.")
         submitted = st.form_submit_button("Add test set", icon=":material/add:")
     if submitted:
         try:
             info = import_uploaded(deck.settings.datasets_dir, set_name.strip(),
                                    {upload.name: upload.getvalue() for upload in files or []}, set_title.strip(),
-                                   deck.settings.home / STAGING_DIR)
+                                   deck.settings.home / STAGING_DIR, value_range=parse_value_range(set_range))
         except ModelDeckError as e:
             fail(e, "Cannot add that test set")
             return
         choose("test_dataset", info.name)
-        st.toast(f"Added test set {info.name}")
+        st.toast(verbatim(f"Added test set {info.name}, values in {format_range(info.value_range)}"))
         st.rerun()
 
 
@@ -128,8 +130,14 @@ signature = model.signature if model is not None else Signature()
 fitting, hidden = datasets_for(signature, deck.settings.datasets_dir)
 with st.expander("Add your own test set", icon=":material/upload_file:"):
     own_set_form()
-if not fitting:
-    st.warning(verbatim(f"No test set fits {deployment.model_id} ({signature.describe()})."))
+if not fitting:  # the set-based sections need a set; the request console and snippets do not
+    st.warning(verbatim(f"No test set fits {deployment.model_id} ({signature.describe()}).") + "\n\n"
+               + "\n".join(f"- {verbatim(info.title)}: {verbatim(why)}" for info, why in hidden),
+               icon=":material/warning:")
+    try:
+        request_sections(deck, deployment, deck.deployments.key_for(deployment), example_row(signature), "none")
+    except ModelDeckError as e:
+        fail(e, "Cannot read the deployment's key")
     st.stop()
 titles = {info.name: info.title for info in fitting}
 # Opens on the test set of this deployment's latest kept evaluation, where the address names none.
@@ -243,23 +251,13 @@ def grid_png(uid: str, dataset: str, revision: int, shown: tuple[int, ...], _dat
     indices = np.asarray(shown, dtype=np.int64)
     confidence = _evaluation.confidence
     return to_png(image_grid(_data.X[indices], _data.image_shape, _data.y[indices], _evaluation.predictions[indices],
-                             _data.class_names, None if confidence is None else confidence[indices]))
+                             _data.class_names, None if confidence is None else confidence[indices],
+                             value_range=_data.value_range))
 
 
 @st.cache_data(max_entries=16, show_spinner=False)
 def strip_png_of(uid: str, dataset: str, revision: int, _samples: Samples) -> bytes:
     return to_png(sample_strip(_samples))
-
-
-def sample_body(row: np.ndarray) -> str:
-    return json.dumps({"data": [[round(float(v), 4) for v in row]]})
-
-
-def pretty_body(body: bytes) -> str:
-    try:
-        return json.dumps(json.loads(body), indent=2)[:20_000]
-    except ValueError:
-        return body.decode("utf-8", errors="replace")[:20_000]
 
 
 def scored_caption(kind: str, results: str, title: str) -> None:
@@ -432,32 +430,6 @@ def own_digit_view() -> None:
                         st.altair_chart(probability_bars(probabilities[0], data.class_names))
 
 
-@st.fragment
-def console_view() -> None:
-    st.caption("Any body, sent as it is; the answer as it comes — refusals included.")
-    console_key = f"console/{deployment.record.uid}/{dataset_name}"
-    body = st.text_area("Request body", value=sample_body(data.X[0]), height=120, key=console_key)
-    b1, b2, b3 = st.columns([2, 2, 3])
-    content_type = b1.selectbox("Content-Type", ["application/json", "text/plain", "application/xml"],
-                                key="console_type", persist_state="page")
-    send_key = b2.toggle("Send the key", value=key is not None, disabled=key is None, key="console_key",
-                         help="Key auth is on for this deployment" if key else "This deployment has no key auth")
-    if b3.button("Send", icon=":material/send:", key="console_send", width="stretch"):
-        try:
-            raw = deck.client.send_raw(uri, body.encode(), content_type, key=key if send_key else None)
-            st.session_state[f"{console_key}/answer"] = raw
-        except ModelDeckError as e:
-            fail(e, "No answer")
-    raw = st.session_state.get(f"{console_key}/answer")
-    if raw is not None:
-        status_color = "green" if raw.status < 400 else "orange" if raw.status < 500 else "red"
-        st.markdown(f":{status_color}-badge[HTTP {raw.status} {verbatim(raw.reason)}] "
-                    f":gray-badge[{raw.latency_ms:.1f} ms] :gray-badge[{len(raw.body):,} bytes]")
-        h1, h2 = st.columns([2, 3])
-        h1.dataframe({"header": list(raw.headers), "value": list(raw.headers.values())}, hide_index=True)
-        h2.code(pretty_body(raw.body), language="json", wrap_lines=True)
-
-
 evaluation_view()
 
 st.subheader("Robustness")
@@ -492,14 +464,4 @@ st.subheader("Try your own digit")
 own_digit_view()
 if presentation:  # the console and the snippets are technical detail
     st.stop()
-st.subheader("Request console")
-console_view()
-st.subheader("The raw request")
-row = data.X[0]
-t1, t2 = st.tabs(["curl", "Python (requests)"])
-keyed = (chosen, str(deck.home.path)) if deployment.config.auth_enabled else None
-t1.code(curl_snippet(uri, row, keyed), language="bash")
-t2.code(python_snippet(uri, row, keyed), language="python")
-if keyed:
-    st.caption("Key auth is on: the snippets read the primary key with `modeldeck deployments keys` "
-               "(Deploy page → Keys shows and rotates the keys).")
+request_sections(deck, deployment, key, data.X[0], dataset_name)

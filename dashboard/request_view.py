@@ -1,0 +1,80 @@
+"""The Test page's request console and request snippets: shown whether or not a test set fits the model."""
+
+import json
+
+import numpy as np
+import streamlit as st
+
+from backend.context import ModelDeck
+from backend.errors import ModelDeckError
+from backend.inspection.snippets import curl_snippet, python_snippet
+from backend.registry import Signature
+from backend.runtimes.base import Deployment
+from dashboard.common import fail, verbatim
+
+
+def example_row(signature: Signature) -> np.ndarray:
+    """A row to start the console and the snippets from when no test set fits: the model's number of
+    values, each the low end of its value range (0 when unknown)."""
+    low = signature.value_range[0] if signature.value_range else 0.0
+    return np.full(signature.n_features or 1, low, dtype=np.float32)
+
+
+def sample_body(row: np.ndarray) -> str:
+    return json.dumps({"data": [[round(float(v), 4) for v in row]]})
+
+
+def pretty_body(body: bytes) -> str:
+    try:
+        return json.dumps(json.loads(body), indent=2)[:20_000]
+    except ValueError:
+        return body.decode("utf-8", errors="replace")[:20_000]
+
+
+@st.fragment
+def console_view(deck: ModelDeck, deployment: Deployment, key: str | None, row: np.ndarray, source: str) -> None:
+    """Any body sent as it is to the deployment, starting from `row`; the answer as it comes. `source`
+    (the test set's name) keeps one body per test set."""
+    st.caption("Any body, sent as it is; the answer as it comes — refusals included.")
+    uri = deployment.scoring_uri or ""
+    console_key = f"console/{deployment.record.uid}/{source}"
+    body = st.text_area("Request body", value=sample_body(row), height=120, key=console_key)
+    b1, b2, b3 = st.columns([2, 2, 3])
+    content_type = b1.selectbox("Content-Type", ["application/json", "text/plain", "application/xml"],
+                                key="console_type", persist_state="page")
+    send_key = b2.toggle("Send the key", value=key is not None, disabled=key is None, key="console_key",
+                         help="Key auth is on for this deployment" if key else "This deployment has no key auth")
+    if b3.button("Send", icon=":material/send:", key="console_send", width="stretch"):
+        try:
+            raw = deck.client.send_raw(uri, body.encode(), content_type, key=key if send_key else None)
+            st.session_state[f"{console_key}/answer"] = raw
+        except ModelDeckError as e:
+            fail(e, "No answer")
+    raw = st.session_state.get(f"{console_key}/answer")
+    if raw is not None:
+        status_color = "green" if raw.status < 400 else "orange" if raw.status < 500 else "red"
+        st.markdown(f":{status_color}-badge[HTTP {raw.status} {verbatim(raw.reason)}] "
+                    f":gray-badge[{raw.latency_ms:.1f} ms] :gray-badge[{len(raw.body):,} bytes]")
+        h1, h2 = st.columns([2, 3])
+        h1.dataframe({"header": list(raw.headers), "value": list(raw.headers.values())}, hide_index=True)
+        h2.code(pretty_body(raw.body), language="json", wrap_lines=True)
+
+
+def snippets_view(deck: ModelDeck, deployment: Deployment, row: np.ndarray) -> None:
+    """curl and Python snippets that send `row` to the deployment (reading its key where auth is on)."""
+    uri = deployment.scoring_uri or ""
+    t1, t2 = st.tabs(["curl", "Python (requests)"])
+    keyed = (deployment.name, str(deck.home.path)) if deployment.config.auth_enabled else None
+    t1.code(curl_snippet(uri, row, keyed), language="bash")
+    t2.code(python_snippet(uri, row, keyed), language="python")
+    if keyed:
+        st.caption("Key auth is on: the snippets read the primary key with `modeldeck deployments keys` "
+                   "(Deploy page → Keys shows and rotates the keys).")
+
+
+def request_sections(deck: ModelDeck, deployment: Deployment, key: str | None, row: np.ndarray, source: str) -> None:
+    """The "Request console" and "The raw request" sections of the Test page."""
+    st.subheader("Request console")
+    console_view(deck, deployment, key, row, source)
+    st.subheader("The raw request")
+    snippets_view(deck, deployment, row)
