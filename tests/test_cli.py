@@ -181,7 +181,7 @@ def test_a_fashion_model_answers_class_names_in_every_output(fashion_home, cli_e
         predicted = json.loads(cli(cli_env, "predict", "fashion", "--image", str(picture), "--json").stdout)
         assert predicted["prediction"] in FASHION_CLASSES and set(predicted["probabilities"]) == set(FASHION_CLASSES)
         wrong = cli(cli_env, "evaluate", "fashion", "--dataset", "mnist", check=False)
-        assert wrong.returncode == 1 and "test set 'mnist' does not fit this model: its labels are 0, 1, 2" in wrong.stderr
+        assert wrong.returncode == 1 and "test set 'mnist' does not fit this model: its classes are 0, 1, 2" in wrong.stderr
         models = json.loads(cli(cli_env, "models", "list", "--json").stdout)
         assert models[0]["signature"]["class_labels"] == sorted(FASHION_CLASSES)  # kept when the server confirmed it
         assert "confirmed by" in models[0]["signature"]["source"]

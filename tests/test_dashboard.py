@@ -280,7 +280,7 @@ def test_the_test_page_shows_a_fashion_models_class_names_in_its_tables_and_matr
     at.switch_page("views/test.py").run()
     assert select(at, "Test set").options == ["Fashion-MNIST 10k"]  # chosen by the class names
     hidden = next(c.value for c in at.caption if c.value.startswith("Not offered")).replace("\\", "")
-    assert "MNIST 10k (bundled)" in hidden and "its labels are 0, 1, 2" in hidden
+    assert "MNIST 10k (bundled)" in hidden and "its classes are 0, 1, 2" in hidden
     button(at, "Send 30 random test images").click().run()
     assert any("of 30 correct" in m.value for m in at.markdown)
     button(at, "Score the whole test set (10,000 images)").click().run()

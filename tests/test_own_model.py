@@ -1,0 +1,138 @@
+"""A user's own model that is not a 28x28 digit in [0, 1], end to end on the local runtime: scikit-learn's
+8x8 digits (values 0-16) and a two-class model registered with class names."""
+
+import json
+import pickle
+import subprocess
+import sys
+from pathlib import Path
+
+import numpy as np
+import pytest
+from streamlit.testing.v1 import AppTest
+
+from backend.config import Settings
+from backend.context import open_modeldeck
+from dashboard import common
+
+APP = str(Path(__file__).resolve().parent.parent / "dashboard" / "app.py")
+
+
+def modeldeck(env: dict[str, str], *args: str) -> subprocess.CompletedProcess:
+    return subprocess.run([sys.executable, "-m", "backend", *args], env=env, capture_output=True, text=True,
+                          timeout=300)
+
+
+def ok(result: subprocess.CompletedProcess) -> str:
+    assert result.returncode == 0, result.stderr
+    return result.stdout
+
+
+@pytest.fixture(scope="module")
+def digits8(tmp_path_factory) -> tuple[Path, Path, float, np.ndarray]:
+    """(model.pkl, held-out test.npz, scikit-learn's score on those rows, the held-out labels) of a
+    LogisticRegression trained on scikit-learn's 8x8 digits, values 0-16 as they come."""
+    from sklearn.datasets import load_digits
+    from sklearn.linear_model import LogisticRegression
+    from sklearn.model_selection import train_test_split
+
+    folder = tmp_path_factory.mktemp("digits8")
+    digits = load_digits()
+    X_train, X_test, y_train, y_test = train_test_split(digits.data, digits.target, test_size=0.3, random_state=0,
+                                                        stratify=digits.target)
+    model = LogisticRegression(max_iter=5000).fit(X_train, y_train)
+    (folder / "model.pkl").write_bytes(pickle.dumps(model))
+    np.savez(folder / "test.npz", X=X_test, y=y_test)
+    return folder / "model.pkl", folder / "test.npz", float(model.score(X_test, y_test)), y_test
+
+
+@pytest.fixture()
+def own_home(cli_env, monkeypatch):
+    """cli_env's home for the dashboard too; every deployment left is deleted after."""
+    home = Path(cli_env["MODELDECK_HOME"])
+    monkeypatch.setenv("MODELDECK_HOME", str(home))
+    monkeypatch.setenv("MODELDECK_RUNTIME", "local")
+    common._open.clear()
+    yield home
+    deck = open_modeldeck(Settings(home=home, runtime="local"))
+    for deployment in deck.deployments.list():
+        deck.deployments.delete(deployment.name)
+    common._open.clear()
+
+
+def test_an_8x8_model_on_values_0_to_16_scores_as_scikit_learn_says_in_the_cli_and_on_the_test_page(
+        digits8, cli_env, own_home):
+    model_path, test_npz, sklearn_score, y_test = digits8
+    assert sklearn_score > 0.9
+    ok(modeldeck(cli_env, "models", "register", "digits8", str(model_path), "--input-shape", "8x8",
+                 "--value-range", "0-16", "--classes", "0-9"))
+    added = json.loads(ok(modeldeck(cli_env, "datasets", "add", "digits8-test", str(test_npz), "--json")))
+    assert added["value_range"] == [0, 16] and added["image_shape"] == [8, 8]  # read from the data, kept
+    ok(modeldeck(cli_env, "deploy", "digits8", "--name", "digits8"))
+
+    evaluated = json.loads(ok(modeldeck(cli_env, "evaluate", "digits8", "--dataset", "digits8-test", "--json")))
+    assert evaluated["n"] == len(y_test) and evaluated["accuracy"] == sklearn_score
+    refused = modeldeck(cli_env, "evaluate", "digits8", "--dataset", "mnist")
+    assert refused.returncode == 1 and "its images are 28x28; the model takes 8x8" in refused.stderr
+    digits01 = modeldeck(cli_env, "evaluate", "digits8", "--dataset", "digits")
+    assert "its values are in [0, 1]; the model takes [0, 16]" in digits01.stderr
+
+    at = AppTest.from_file(APP, default_timeout=120)
+    at.query_params["deployment"] = "digits8"
+    at.run()
+    at.switch_page("views/test.py").run()
+    assert not at.exception, at.exception
+    assert [s for s in at.selectbox if s.label == "Test set"][0].options == ["digits8-test"]
+    hidden = next(c.value for c in at.caption if c.value.startswith("Not offered")).replace("\\", "")
+    assert "MNIST 10k (bundled): its images are 28x28; the model takes 8x8" in hidden
+    assert "scikit-learn digits 8x8 (1,797): its values are in [0, 1]; the model takes [0, 16]" in hidden
+    assert at.metric[0].label == "Accuracy" and at.metric[0].value == f"{sklearn_score:.2%}"  # kept by evaluate
+    [score_all] = [b for b in at.button if b.label == f"Score the whole test set ({len(y_test)} images)"]
+    score_all.click().run()
+    assert not at.exception and not at.error
+    assert at.metric[0].value == f"{sklearn_score:.2%}" == "96.11%"
+
+
+def test_class_names_given_at_registration_survive_a_deploy_and_are_what_the_endpoint_answers(
+        tmp_path, cli_env, own_home):
+    from sklearn.datasets import load_breast_cancer
+    from sklearn.linear_model import LogisticRegression
+    from sklearn.model_selection import train_test_split
+    from sklearn.pipeline import make_pipeline
+    from sklearn.preprocessing import StandardScaler
+
+    cancer = load_breast_cancer()  # 30 features; classes 0 (malignant) and 1 (benign)
+    X_train, X_test, y_train, y_test = train_test_split(cancer.data, cancer.target, test_size=0.3, random_state=0)
+    model = make_pipeline(StandardScaler(), LogisticRegression()).fit(X_train, y_train)
+    assert model.classes_.tolist() == [0, 1]
+    (tmp_path / "cancer.pkl").write_bytes(pickle.dumps(model))
+    X_test = X_test.astype(np.float32)  # what a test set holds and the endpoint is sent
+    np.savez(tmp_path / "cancer-test.npz", X=X_test, y=y_test, class_names=np.array(["malignant", "benign"]))
+
+    ok(modeldeck(cli_env, "models", "register", "cancer", str(tmp_path / "cancer.pkl"), "--input-shape", "30",
+                 "--classes", "malignant, benign"))
+    ok(modeldeck(cli_env, "datasets", "add", "cancer-test", str(tmp_path / "cancer-test.npz"), "--image-shape", "5x6"))
+    deployed = modeldeck(cli_env, "deploy", "cancer", "--name", "cancer")
+    ok(deployed)
+
+    deck = open_modeldeck(Settings(home=own_home, runtime="local"))
+    signature = deck.registry.get("cancer", 1).signature
+    assert signature.class_labels == ("malignant", "benign") and "confirmed by deployment cancer" in signature.source
+    uri = deck.deployments.get("cancer").scoring_uri
+    answer = deck.client.scores(uri, X_test[:4], proba=True)
+    expected = [("malignant", "benign")[k] for k in model.predict(X_test[:4])]
+    assert list(answer.labels) == expected and list(answer.classes or ()) == ["malignant", "benign"]
+    assert deck.client.info(uri)["classes"] == ["malignant", "benign"]
+
+    scored = json.loads(ok(modeldeck(cli_env, "score", "cancer", "--dataset", "cancer-test", "--random", "5",
+                                     "--seed", "1", "--json")))
+    assert {row["prediction_name"] for row in scored} <= {"malignant", "benign"}
+    assert all(row["prediction_name"] == ("malignant", "benign")[int(model.predict(X_test[row["index"]:row["index"] + 1])[0])]
+               for row in scored)
+    evaluated = json.loads(ok(modeldeck(cli_env, "evaluate", "cancer", "--dataset", "cancer-test", "--json")))
+    assert evaluated["labels"] == ["malignant", "benign"]
+    assert evaluated["accuracy"] == pytest.approx(model.score(X_test, y_test), abs=1e-12)
+
+    # deployed again: the names stay (the registry is not "confirmed" back to 0, 1)
+    ok(modeldeck(cli_env, "deploy", "cancer", "--name", "cancer-again"))
+    assert deck.registry.get("cancer", 1).signature.class_labels == ("malignant", "benign")
