@@ -234,7 +234,7 @@ def cmd_datasets_list(deck: ModelDeck, args: argparse.Namespace) -> int:
     print(f"{'NAME':<20} {'IMAGES':<8} {'VALUES':<12} {'CLASSES':>7}  TITLE")
     for i in sets:
         mark = "" if i.installed else " (not installed)"
-        print(f"{i.name:<20} {i.image_shape[0]}x{i.image_shape[1]:<5} {format_range(i.value_range):<12} "
+        print(f"{i.name:<20} {f'{i.image_shape[0]}x{i.image_shape[1]}':<8} {format_range(i.value_range):<12} "
               f"{len(i.class_names):>7}  {i.title}{mark}")
     return 0
 

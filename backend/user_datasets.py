@@ -185,10 +185,11 @@ def import_dataset(root: Path, name: str, files: Sequence[Path], title: str = ""
 
 
 def import_uploaded(root: Path, name: str, files: dict[str, bytes], title: str, staging: Path,
-                    value_range: tuple[float, float] | None = None) -> DatasetInfo:
+                    value_range: tuple[float, float] | None = None,
+                    rescale_to: tuple[float, float] | None = None) -> DatasetInfo:
     """`import_dataset` for uploaded files ({file name: content}), staged privately under `staging`
-    (swept if this process dies), with an optional declared `value_range`. Same errors, and
-    DatasetImportError when nothing was uploaded."""
+    (swept if this process dies), with an optional declared `value_range` and asked-for `rescale_to`.
+    Same errors, and DatasetImportError when nothing was uploaded."""
     if not files:
         raise DatasetImportError("nothing to add: choose one .npz, two IDX files or one .zip")
     with staging_dir(staging) as folder:
@@ -197,7 +198,7 @@ def import_uploaded(root: Path, name: str, files: dict[str, bytes], title: str, 
             path = folder / (Path(filename).name or "upload")
             path.write_bytes(content)
             paths.append(path)
-        return import_dataset(root, name, paths, title, value_range=value_range)
+        return import_dataset(root, name, paths, title, value_range=value_range, rescale_to=rescale_to)
 
 
 def user_catalogue(root: Path) -> list[DatasetInfo]:

@@ -310,6 +310,7 @@ def test_a_tester_clicks_a_confusion_cell_draws_a_digit_and_uploads_one(trained_
             form = main.get_by_test_id("stForm")
             form.get_by_test_id("stFileUploaderDropzoneInput").set_input_files(str(own))
             form.get_by_role("textbox", name="Name", exact=True).fill("first-200")
+            form.get_by_text("Rescale the values onto the model's range [0, 1]").click()  # its bytes are 0-255
             form.get_by_role("button", name="Add test set").click()
             expect(main.get_by_role("combobox", name="Test set")).to_have_value("first-200", timeout=30_000)
             browser.close()

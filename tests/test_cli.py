@@ -65,7 +65,12 @@ def test_train_deploy_evaluate_score_delete_from_a_shell(cli_env):
         mnist = load_mnist_test()
         np.savez(own, X=(mnist.X[:300].reshape(-1, 28, 28) * 255).round().astype("uint8"), y=mnist.y[:300])
         added = cli(cli_env, "datasets", "add", "first-300", str(own), "--title", "the first 300")
-        assert "added test set first-300: the first 300, 28x28 images, 10 classes" in added.stdout
+        assert "added test set first-300: the first 300, 28x28 images, values in [0, 255], 10 classes" in added.stdout
+        unscaled = cli(cli_env, "evaluate", "demo", "--dataset", "first-300", check=False)  # never rescaled unasked
+        assert unscaled.returncode == 1 and "its values are in [0, 255]; the model takes [0, 1]" in unscaled.stderr
+        added = cli(cli_env, "datasets", "add", "first-300", str(own), "--title", "the first 300", "--replace",
+                    "--rescale-to", "0-1")
+        assert "added test set first-300: the first 300, 28x28 images, values in [0, 1], 10 classes" in added.stdout
         listed_sets = json.loads(cli(cli_env, "datasets", "list", "--json").stdout)
         assert {"name": "first-300", "own": True} .items() <= next(d for d in listed_sets
                                                                    if d["name"] == "first-300").items()

@@ -2,8 +2,9 @@
 stroke thickness.
 
 `perturb` is pure: the same images, kind, strength and seed give the same result, and the input is never
-changed. Images are ink bright on black with values in [0, 1] (MNIST's form); pixels moved in from outside
-the image are black, and results are clipped to [0, 1]. Slider ranges and curve strengths in `KINDS` are
+changed. Images are ink bright on black with values in [0, 1] (MNIST's form), or in their set's own value
+range, taken onto [0, 1] for the perturbation and back; pixels moved in from outside the image are black,
+and results are clipped to the range. Slider ranges and curve strengths in `KINDS` are
 sized for 28x28 images.
 """
 
@@ -56,7 +57,7 @@ class PerturbationKind:
 
 
 KINDS: dict[str, PerturbationKind] = {kind.name: kind for kind in (
-    PerturbationKind("noise", "Gaussian noise", "standard deviation (pixel values 0 to 1)",
+    PerturbationKind("noise", "Gaussian noise", "standard deviation (share of the value range: pixels 0 to 1)",
                      0.0, 0.5, 0.01, (0.0, 0.05, 0.1, 0.15, 0.2, 0.3, 0.4, 0.5), random=True),
     PerturbationKind("rotate", "Rotation", "degrees, counter-clockwise about the centre",
                      -90.0, 90.0, 1.0, (0.0, 5.0, 10.0, 15.0, 20.0, 30.0, 45.0), random=False),

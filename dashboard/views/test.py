@@ -62,8 +62,9 @@ st.title("Test")
 
 
 
-def own_set_form() -> None:
-    """Upload an .npz, two IDX files or a zip of class folders; the new set is chosen at once."""
+def own_set_form(model_range: tuple[float, float] | None) -> None:
+    """Upload an .npz, two IDX files or a zip of class folders; the new set is chosen at once. Its values
+    are kept, or rescaled onto `model_range` (the model's) when the user asks."""
     st.caption("An `.npz` with arrays `X` and `y` (and optional `class_names`), two IDX files (images and "
                "labels, gzip or not), or a `.zip` of PNG/JPEG images in one folder per class (images that are "
                "not 28x28 are prepared as MNIST digits were). Same as `modeldeck datasets add NAME FILE...`.")
@@ -75,12 +76,16 @@ def own_set_form() -> None:
         set_range = st.text_input("Value range (optional)", placeholder="read from the data, e.g. 0-16",
                                   help="The range the values are on, e.g. 0-1, 0-16 or 0-255. Values are kept as "
                                        "they are: a model whose range differs is not offered this set.")
+        rescale = model_range is not None and st.checkbox(
+            verbatim(f"Rescale the values onto the model's range {format_range(model_range)}"), key="own_set_rescale",
+            help="Maps the set's range (as declared or read) linearly onto the model's. Only when you ask.")
         submitted = st.form_submit_button("Add test set", icon=":material/add:")
     if submitted:
         try:
             info = import_uploaded(deck.settings.datasets_dir, set_name.strip(),
                                    {upload.name: upload.getvalue() for upload in files or []}, set_title.strip(),
-                                   deck.settings.home / STAGING_DIR, value_range=parse_value_range(set_range))
+                                   deck.settings.home / STAGING_DIR, value_range=parse_value_range(set_range),
+                                   rescale_to=model_range if rescale else None)
         except ModelDeckError as e:
             fail(e, "Cannot add that test set")
             return
@@ -129,7 +134,7 @@ model = deck.deployments.model_of(deployment)
 signature = model.signature if model is not None else Signature()
 fitting, hidden = datasets_for(signature, deck.settings.datasets_dir)
 with st.expander("Add your own test set", icon=":material/upload_file:"):
-    own_set_form()
+    own_set_form(signature.value_range)
 if not fitting:  # the set-based sections need a set; the request console and snippets do not
     st.warning(verbatim(f"No test set fits {deployment.model_id} ({signature.describe()}).") + "\n\n"
                + "\n".join(f"- {verbatim(info.title)}: {verbatim(why)}" for info, why in hidden),
