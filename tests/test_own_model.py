@@ -136,3 +136,28 @@ def test_class_names_given_at_registration_survive_a_deploy_and_are_what_the_end
     # deployed again: the names stay (the registry is not "confirmed" back to 0, 1)
     ok(modeldeck(cli_env, "deploy", "cancer", "--name", "cancer-again"))
     assert deck.registry.get("cancer", 1).signature.class_labels == ("malignant", "benign")
+
+
+def test_when_no_test_set_fits_the_test_page_says_why_for_each_and_keeps_the_request_console(
+        digits8, cli_env, own_home):
+    model_path = digits8[0]
+    ok(modeldeck(cli_env, "models", "register", "raw8", str(model_path), "--input-shape", "8x8",
+                 "--value-range", "0-255", "--classes", "0-9"))
+    ok(modeldeck(cli_env, "deploy", "raw8", "--name", "raw8"))
+
+    at = AppTest.from_file(APP, default_timeout=120)
+    at.query_params["deployment"] = "raw8"
+    at.run()
+    at.switch_page("views/test.py").run()
+    assert not at.exception, at.exception
+    [warning] = [w.value.replace("\\", "") for w in at.warning]
+    assert warning.startswith("No test set fits raw8:1 (8x8 image (64 values) in [0, 255]")
+    assert "- MNIST 10k (bundled): its images are 28x28; the model takes 8x8" in warning
+    assert "- scikit-learn digits 8x8 (1,797): its values are in [0, 1]; the model takes [0, 255]" in warning
+    assert [h.value for h in at.subheader] == ["Request console", "The raw request"]
+    assert not [s for s in at.selectbox if s.label == "Test set"]  # the set-based sections are not there
+    assert '"data": [[0.0, 0.0' in at.text_area[0].value and len(json.loads(at.text_area[0].value)["data"][0]) == 64
+    [send] = [b for b in at.button if b.label == "Send"]
+    send.click().run()
+    assert not at.exception and any("HTTP 200 OK" in m.value for m in at.markdown)
+    assert any("curl -sS -X POST" in c.value for c in at.code)
