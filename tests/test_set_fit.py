@@ -120,3 +120,5 @@ def test_names_that_do_not_fit_the_models_classes_are_ignored(tmp_path, monkeypa
     script, X = fitted_script(tmp_path, monkeypatch, ["cat", "dog"], ["a", "b"])
     assert script.classes == ["cat", "dog"] and set(script.run_array(X[:4])) <= {"cat", "dog"}
     assert "are not for classes 0..n-1" in capsys.readouterr().err
+    quiet, _ = fitted_script(tmp_path, monkeypatch, ["cat", "dog"], ["dog", "cat"])  # its own names: nothing to say
+    assert quiet.classes == ["cat", "dog"] and capsys.readouterr().err == ""

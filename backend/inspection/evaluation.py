@@ -177,9 +177,9 @@ def label_indices(answer: object, class_names: tuple[str, ...], rows: int) -> np
             known = indices < len(numbered)
             known[known] = numbered[indices[known]] == values.astype(np.int64)[known]
             indices[~known] = -1
-        outside = indices[(indices < 0) | (indices >= len(class_names))]
-        if len(outside):
-            first = int(values.astype(np.int64)[(indices < 0) | (indices >= len(class_names))][0])
+        outside = (indices < 0) | (indices >= len(class_names))
+        if outside.any():
+            first = int(values.astype(np.int64)[outside][0])
             raise UnexpectedAnswerError(f"the endpoint answered label {first}, which this test set does "
                                         f"not have (its labels: {', '.join(class_names[:10])}"
                                         f"{', ...' if len(class_names) > 10 else ''})")

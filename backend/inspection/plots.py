@@ -66,8 +66,8 @@ def _tile_grid(images: np.ndarray, image_shape: tuple[int, int], cols: int, inve
     """Images in a grid, drawn as one picture with its captions (one axes and one image for the whole
     grid: an axes per image made a 30-image strip take ~1 s). Every tile is drawn on the set's own
     `value_range` (low is background, high full ink; values beyond are clipped), not each on its own, so
-    images on the wrong scale show as such; ink dark on white, or light on black where `inverted`; `above[k]` heads tile k and the
-    lines `below[k]` follow it. A tile's longer side spans 0.95 in of a cell `cell_inches` wide. A grid
+    images on the wrong scale show as such; ink dark on white, or light on black where `inverted`;
+    `above[k]` heads tile k and the lines `below[k]` follow it. A tile's longer side spans 0.95 in of a cell `cell_inches` wide. A grid
     of fewer than `cols` images keeps `cols` cells, so its tiles show as large as a full row's."""
     n = len(images)
     rows = max(1, math.ceil(n / cols))

@@ -73,7 +73,8 @@ def init():
 
 def _given_names(model_dir, found):
     """The names in CLASS_NAMES_FILE as a numpy array, when the model's classes `found` are 0..n-1 and there
-    are n names; None otherwise (a model trained on names answers its own, said on stderr)."""
+    are n names; None otherwise (a model trained on names answers its own; said on stderr when they differ
+    from the names given)."""
     path = os.path.join(model_dir, CLASS_NAMES_FILE)
     if not os.path.isfile(path):
         return None
@@ -82,6 +83,8 @@ def _given_names(model_dir, found):
     if not (isinstance(names, list) and all(isinstance(name, str) for name in names)):
         print(f"{CLASS_NAMES_FILE} is not a list of names: the model's own classes are answered", file=sys.stderr)
         return None
+    if found is not None and sorted(names) == sorted(str(c) for c in found):
+        return None  # the model's own names (trained on them): nothing to map
     if found is None or len(names) != len(found) or list(found) != list(range(len(found))):
         print(f"the class names given ({len(names)}) are not for classes 0..n-1 (the model's: {found}): the model's "
               "own classes are answered", file=sys.stderr)
