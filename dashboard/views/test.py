@@ -140,7 +140,8 @@ if not fitting:  # the set-based sections need a set; the request console and sn
                + "\n".join(f"- {verbatim(info.title)}: {verbatim(why)}" for info, why in hidden),
                icon=":material/warning:")
     try:
-        request_sections(deck, deployment, deck.deployments.key_for(deployment), example_row(signature), "none")
+        if not presenting():  # technical detail, as below
+            request_sections(deck, deployment, deck.deployments.key_for(deployment), example_row(signature), "none")
     except ModelDeckError as e:
         fail(e, "Cannot read the deployment's key")
     st.stop()
