@@ -194,3 +194,12 @@ def choose(key: str, value: Any) -> None:
 def forget_choice(key: str) -> None:
     """Makes the next `url_select(..., key)` start empty without a warning (say, after a delete)."""
     st.session_state[f"_forget_{key}"] = True
+
+
+def scroll_into_view(container_key: str, occasion: str) -> None:
+    """Scrolls the browser to the container made with `key=container_key`, once per distinct `occasion`
+    (say, a deploy's start and its end): what a click set off shows where the reader looks."""
+    st.html(f"""<script data-occasion="{occasion}">
+setTimeout(() => document.querySelector(".st-key-{container_key}")?.scrollIntoView({{block: "start",
+    behavior: "smooth"}}), 150);
+</script>""", unsafe_allow_javascript=True)
