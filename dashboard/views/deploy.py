@@ -119,7 +119,7 @@ model = deck.registry.get(model_name, version)
 accuracy = model.metrics.get("accuracy")
 st.caption(verbatim(f"{model.description or 'no description'}"
                     + (f" — accuracy {accuracy:.4f}" if accuracy is not None else "")
-                    + ("" if presentation else f" — scikit-learn {model.sklearn_version or '?'} — sha256 "
+                    + ("" if presentation else f" — scikit-learn {model.sklearn_version or '?'} — model sha256 "
                                                f"{model.sha256[:12]} — input: {model.signature.describe()}")))
 
 available = [t.name for t in listing.targets if t.available]
