@@ -3,6 +3,7 @@
 import json
 import subprocess
 import sys
+import time
 from pathlib import Path
 
 import pytest
@@ -78,11 +79,23 @@ def select(at: AppTest, label: str):
     return matches[0]
 
 
+def finish_deploy(at: AppTest, timeout: float = 120) -> AppTest:
+    """Reruns the page until the deploy the last click started has ended (in a browser its progress polls)."""
+    deadline = time.monotonic() + timeout
+    while "_deploy_job" in at.session_state and time.monotonic() < deadline:
+        time.sleep(0.25)
+        at.run()
+        assert not at.exception, at.exception
+    assert "_deploy_job" not in at.session_state, "the deploy did not end in time"
+    return at
+
+
 def deploy(at: AppTest, name: str | None = None) -> str:
     if name is not None:
         [box for box in at.text_input if box.label == "Deployment name"][0].set_value(name)
     button(at, "Deploy").click().run()
     assert not at.exception
+    finish_deploy(at)
     assert not at.error, [e.value for e in at.error]
     success = at.success[0].value
     assert "is Healthy" in success
@@ -191,7 +204,7 @@ def test_a_broken_model_is_a_readable_failure_with_its_log(home):
     at = app()
     select(at, "Model").set_value("broken").run()
     button(at, "Deploy").click().run()
-    assert not at.exception
+    finish_deploy(at)
     shown = at.error[0].value
     assert shown.startswith("Deployment broken-v1 failed: " + verbatim("init() failed: "))
     assert shown.endswith(verbatim("(the traceback is in the logs)"))

@@ -22,8 +22,8 @@ from backend.runtimes.base import CPU_CORES_RANGE, MAX_BODY_MB_RANGE, MEMORY_GB_
 from backend.timefmt import age
 from dashboard.common import (
     choose,
+    deployment_gone,
     fail,
-    forget_choice,
     get_deck,
     nothing_chosen,
     presenting,
@@ -42,7 +42,6 @@ SCROLL_KEY = "_deploy_scroll"
 STATUS_AREA = "deploy-status"
 PROGRESS_SECONDS = 0.5
 STREAMED = (ProgressKind.BUILD_LOG, ProgressKind.SERVER_LOG)  # shown as the last lines of each log
-MODEL_PICKED_KEY = "_deploy_model_picked"
 EXPORT_TARGETS = {"Kubernetes": "kubernetes", "KServe": "kserve"}
 
 
@@ -105,12 +104,10 @@ names = sorted({m.name for m in models})
 left, right = st.columns([3, 1])
 model_name = url_select("Model", names, "model", key="deploy_model", container=left,
                         default="sklearn_mnist" if "sklearn_mnist" in names else names[0],
-                        on_change=lambda: st.session_state.update({MODEL_PICKED_KEY: True}))
-if model_name is None:
+                        follows=lambda picked: {"version": str(max(m.version for m in models if m.name == picked))})
+if model_name is None:  # (a model picked here starts at its latest version; a link naming both keeps both)
     nothing_chosen("a model")
 versions = sorted((m.version for m in models if m.name == model_name), reverse=True)
-if st.session_state.pop(MODEL_PICKED_KEY, False):  # a model picked here starts at its latest version
-    choose(f"deploy_version/{model_name}", versions[0])  # (a link naming model and version keeps both)
 version = url_select("Version", versions, "version", key=f"deploy_version/{model_name}", container=right,
                      default=versions[0], format_func=lambda v: f"{v} (latest)" if v == versions[0] else str(v))
 if version is None:
@@ -230,7 +227,8 @@ if refresh.button("Refresh", icon=":material/refresh:", width="stretch"):
 for unavailable in (t for t in listing.targets if not t.available):
     st.caption(f":material/cancel: {unavailable.name} runtime unavailable: {verbatim(unavailable.description)}")
 if not listing.deployments:
-    st.query_params.pop("deployment", None)
+    if (lost := st.query_params.get("deployment")) is not None:  # deleted, say: the address keeps its name
+        st.warning(deployment_gone(lost), icon=":material/warning:")
     st.info("No deployment yet.")
     st.stop()
 
@@ -256,13 +254,13 @@ st.dataframe(rows, hide_index=True, width="stretch",
 
 owned = [d.name for d in listing.owned]
 if not owned:
-    st.query_params.pop("deployment", None)
+    if (lost := st.query_params.get("deployment")) is not None:
+        st.warning(deployment_gone(lost), icon=":material/warning:")
     st.info("This home has no deployment: the ones above belong to other homes.")
     st.stop()
 newest = max(listing.owned, key=lambda d: d.created_at).name
 chosen = url_select("Deployment", owned, "deployment", key="manage_deployment", default=newest,
-                    gone=lambda lost: verbatim(f"Deployment {lost!r} is not a deployment of this home (any more): "
-                                               "choose another."))
+                    gone=deployment_gone)
 if chosen is None:
     nothing_chosen("a deployment for Logs or Delete")
 show_logs, show_keys, delete = st.columns(3)
@@ -308,8 +306,8 @@ if st.session_state.get("confirm_delete") == chosen:
     if confirmed:
         try:
             deck.deployments.delete(chosen)
+            # Its name stays chosen and in the address: the page says it is gone, a reload never opens another
             st.session_state.pop("confirm_delete", None)
-            forget_choice("manage_deployment")
             st.toast(f"Deleted {chosen}")
             st.rerun()
         except ModelDeckError as e:
