@@ -169,7 +169,8 @@ def test_deploy_page_deploys_lists_shows_logs_and_deletes_with_fresh_counts(home
     button(at, "Delete…").click().run()
     assert f"Delete **{verbatim(name)}**?" in at.warning[0].value
     button(at, f"Yes, delete {name}").click().run()
-    assert not at.exception and not at.warning
+    assert not at.exception and [w.value for w in at.warning] == [common.deployment_gone(name)]
+    assert url_param(at, "deployment") == name  # kept in the address: a reload says it is gone
     assert any("No deployment yet" in i.value for i in at.info)
     assert at.sidebar.metric[0].value == "0"
 
@@ -234,11 +235,11 @@ def test_test_page_scores_keeps_results_in_the_url_and_brings_them_back_after_a_
     assert len(at.get("image")) == 3  # the strip, the confidently wrong and the least confident right images
     assert len(at.get("vega_lite_chart")) == 1  # the clickable confusion matrix
     assert any("Click a cell" in i.value for i in at.info)
-    assert (url_param(at, "deployment"), url_param(at, "dataset")) == (name, "mnist")
+    assert url_param(at, "deployment") == name  # linked: in the address; the default test set is not written
+    assert "dataset" not in at.query_params
 
     reloaded = AppTest.from_file(APP, default_timeout=120)  # a new browser session on the same URL
     reloaded.query_params["deployment"] = name
-    reloaded.query_params["dataset"] = "mnist"
     reloaded.run()
     reloaded.switch_page("views/test.py").run()
     assert not reloaded.exception

@@ -4,6 +4,7 @@ script deploys through the one deploy path, one deploy per click, and a deleted 
 from pathlib import Path
 
 import pytest
+from streamlit.testing.v1.errors import AppTestError
 
 from backend.runtimes.base import DeploymentState
 from dashboard.common import deployment_gone, verbatim
@@ -75,7 +76,9 @@ def test_deploy_is_disabled_while_a_deploy_runs_and_a_second_submit_deploys_noth
     assert not at.exception and "_deploy_job" in at.session_state  # running in the background
     assert button(at, "Deploy").disabled
     assert not at.success  # its progress shows, the outcome once it ended
-    button(at, "Deploy").click().run()  # Enter in a field, or a click that got through: starts nothing
+    with pytest.raises(AppTestError, match="disabled"):  # a browser user cannot click it either
+        button(at, "Deploy").click()
+    at.run()
     assert not at.error, [e.value for e in at.error]
     finish_deploy(at)
     assert not at.error and "is Healthy" in at.success[0].value  # the first deploy's outcome, no "exists already"

@@ -1,6 +1,7 @@
 """Deploy page: launch a deployment with live progress; list, inspect and delete deployments."""
 
 import os
+import secrets
 
 import streamlit as st
 
@@ -166,6 +167,7 @@ if submitted and not deploying:  # one deploy per click: a submit while one runs
     except ModelDeckError as e:
         with status_area:
             fail(e, "Check the form")
+            scroll_into_view(STATUS_AREA, f"refused-{secrets.token_hex(4)}")
     else:
         st.session_state[SCROLL_KEY] = True
         st.rerun()  # the form again, its Deploy button disabled while the deploy runs
