@@ -13,6 +13,7 @@ import queue
 import threading
 import time
 from collections.abc import Sequence
+from dataclasses import replace
 from datetime import UTC, datetime
 from urllib.parse import urlsplit
 
@@ -100,9 +101,11 @@ def run_load_test(scoring_uri: str, bodies: Sequence[bytes], *, seconds: int, co
             ticks.put(None)
 
     def so_far(tallies: Tallies, ran: float, partial: bool) -> LoadTestResult:
-        return summarize(tallies, deployment=deployment, deployment_uid=deployment_uid, started_at=started_at,
-                         seconds=ran, asked_seconds=int(seconds), concurrency=int(concurrency), capped=run.capped,
-                         partial=partial)
+        result = summarize(tallies, deployment=deployment, deployment_uid=deployment_uid, started_at=started_at,
+                           seconds=ran, asked_seconds=int(seconds), concurrency=int(concurrency),
+                           capped=run.capped, partial=partial)
+        # A partial timeline ends at its last whole second: a cut-off second would read as a drop in req/s
+        return replace(result, timeline=result.timeline[:max(1, int(ran))]) if partial else result
 
     thread = threading.Thread(target=load, name="modeldeck-loadtest", daemon=True)
     thread.start()
@@ -114,9 +117,10 @@ def run_load_test(scoring_uri: str, bodies: Sequence[bytes], *, seconds: int, co
                 keep(so_far(run.tallies.copy(), time.perf_counter() - run.started, partial=True))
     except BaseException:
         run.running = False  # stops the load early: `progress` raised (say, the page was reloaded or left)
+        ran = time.perf_counter() - run.started
         thread.join()
         if keep is not None and run.tallies.total:
-            keep(so_far(run.tallies, max(run.last_answer - run.started, 0.0), partial=True))
+            keep(so_far(run.tallies, ran, partial=True))
         raise
     finally:
         run.running = False
