@@ -80,7 +80,7 @@ def cmd_models_list(deck: ModelDeck, args: argparse.Namespace) -> int:
     if args.json:
         _print_json([_model_dict(m) for m in models])
         return 0
-    print(f"{'MODEL':<28} {'FRAMEWORK':<14} {'SKLEARN':<9} {'ACCURACY':<9} {'REGISTERED':<26} {'SHA256':<13} INPUT")
+    print(f"{'MODEL':<28} {'FRAMEWORK':<14} {'SKLEARN':<9} {'ACCURACY':<9} {'REGISTERED':<26} {'MODEL SHA256':<13} INPUT")
     for m in models:
         accuracy = m.metrics.get("accuracy")
         print(f"{m.id:<28} {m.framework:<14} {m.sklearn_version or '-':<9} "
@@ -96,7 +96,7 @@ def cmd_models_register(deck: ModelDeck, args: argparse.Namespace) -> int:
     if args.json:
         _print_json(_model_dict(model))
     else:
-        print(f"registered {model.id} sha256={model.sha256[:12]}")
+        print(f"registered {model.id} (model sha256 {model.sha256[:12]})")
     return 0
 
 

@@ -261,7 +261,8 @@ class DeploymentService:
         runtime = self.targets.open(target)
         check_compatible(model, runtime.environment_versions(model))
         with staging_dir(self.home.path / STAGING_DIR) as staging:
-            step(progress, f"checking and staging {len(model.files)} file(s) of {model.id}")
+            step(progress, f"checking and staging {len(model.files)} file(s) of {model.id} (model sha256 "
+                           f"{model.sha256[:12]})")
             model_dir = self.registry.materialize(model, staging / "model")
             script = Path(entry_script) if entry_script else default_entry_script(model_dir)
             step(progress, f"scoring script: {script.name}; runtime: {runtime.describe()}"

@@ -194,7 +194,9 @@ class Model:
 
     @property
     def sha256(self) -> str:
-        """One digest for the whole model: of its files' names and digests."""
+        """The model sha256, one digest for the whole model: of its files' names and sha256s (so a model
+        with a score.py beside its pickle has one too). Shown as "model sha256" everywhere; each file's
+        own digest is its "file sha256"."""
         joined = "\n".join(f"{f.name}\0{f.sha256}" for f in sorted(self.files, key=lambda f: f.name))
         return hashlib.sha256(joined.encode()).hexdigest()
 

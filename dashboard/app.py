@@ -8,7 +8,16 @@ from backend.config import ASSETS_DIR
 from backend.errors import ModelDeckError
 from backend.progress import ProgressEvent
 from backend.training import ensure_sample_models
-from dashboard.common import PRESENTATION_CSS, fail, get_deck, presenting, refresh_snapshot, set_presenting, verbatim
+from dashboard.common import (
+    PRESENTATION_CSS,
+    fail,
+    get_deck,
+    note_page,
+    presenting,
+    refresh_snapshot,
+    set_presenting,
+    verbatim,
+)
 
 VIEWS = Path(__file__).resolve().parent / "views"
 
@@ -35,6 +44,7 @@ def _home() -> None:
 # keep their own addresses; the sidebar lists them itself.
 page = st.navigation([st.Page(_home, title="ModelDeck", url_path="home", default=True),
                       models_page, deploy_page, test_page, compare_page], position="hidden")
+note_page(page.url_path)
 
 presentation = presenting()
 if presentation:

@@ -19,6 +19,8 @@ SNAPSHOT_KEY = "_deployments_snapshot"
 OTHER_HOMES_PARAM = "others"  # ?others=1: also list other homes' deployments (read-only)
 PRESENT_PARAM = "present"  # ?present=1: presentation mode
 PRESENT_KEY = "_presenting"
+PAGE_KEY = "_page"  # the page the last run showed, and whether this run opened another
+PAGE_CHANGED_KEY = "_page_changed"
 # Presentation mode: larger type, numbers and pictures for a projector (the pages hide technical detail).
 PRESENTATION_CSS = """<style>
 html, .stApp {font-size: 19px;}
@@ -129,18 +131,26 @@ def set_presenting(on: bool) -> None:
 
 def url_select(label: str, options: Sequence[Any], param: str, *, key: str, default: Any = None,
                format_func: Callable[[Any], str] = str, gone: Callable[[Any], str] | None = None,
-               container: Any = None, **kwargs: Any) -> Any:
+               container: Any = None, follows: Callable[[Any], dict[str, str]] | None = None,
+               **kwargs: Any) -> Any:
     """A selectbox whose value is kept in the URL (`?param=value`) and in the session, so a reload or a
     shared link opens the same choice. A remembered value that is no longer an option is never
     replaced silently: the select stays empty with a warning (`gone(value)` says why, as Markdown
-    already escaped) until something else is chosen. Otherwise it always holds a value (it cannot be
-    cleared by accident). `key` names the choice on its page; pages may share a `param`.
+    already escaped) until something else is chosen; its name stays in the address. Otherwise it always
+    holds a value (it cannot be cleared by accident). `key` names the choice on its page; pages may share
+    a `param`.
+
+    The browser's history gets one entry per choice: the address is written only when the reader picks
+    here (with `follows(value)`, the params that go with it, in the same entry) or the page chose
+    (`choose`), never for a default. An address that changed under the page (a link, a reload, Back or
+    Forward) wins over what the select held: Streamlit reruns the page with it.
 
     Returns:
         The chosen option, or None while a remembered choice is gone.
     """
     where = container if container is not None else st
     remembered = f"_remembered_{key}"
+    seen = f"_in_address_{key}"  # the param as the address had it when this select last ran
     if st.session_state.pop(f"_forget_{key}", False):
         st.session_state.pop(remembered, None)
         st.query_params.pop(param, None)
@@ -149,16 +159,28 @@ def url_select(label: str, options: Sequence[Any], param: str, *, key: str, defa
     # depends on is empty), so the browser and Python never disagree about what is chosen.
     widget_key = f"{key}/{zlib.crc32(repr(list(options)).encode()):08x}"
     from_url = st.query_params.get(param)
-    forced = f"_choose_{key}" in st.session_state
-    if forced:  # the page chose (say, the deployment just made): that beats the widget and the URL
+    held = st.session_state.get(widget_key)
+    before = st.session_state.get(remembered)
+    picked = True
+    if f"_choose_{key}" in st.session_state:  # the page chose (say, the deployment just made): that beats all
         wanted = st.session_state[remembered] = st.session_state.pop(f"_choose_{key}")
-        st.session_state.pop(widget_key, None)
-    elif st.session_state.get(widget_key) is not None:
-        wanted = st.session_state[widget_key]  # what was just picked in this very select
-    elif from_url is not None and from_url != str(st.session_state.get(remembered)):
-        wanted = from_url  # a link, a reload or an edited address names it
+    elif st.session_state.pop(f"_picked_{key}", False) and held is not None:
+        wanted = held  # just picked in this very select
     else:
-        wanted = st.session_state.get(remembered)
+        picked = False
+        if from_url is not None and from_url != str(before):
+            wanted = from_url  # a link, a reload, Back/Forward or an edited address names it
+        elif from_url is None and st.session_state.get(seen) is not None and not st.session_state.get(PAGE_CHANGED_KEY):
+            wanted = None  # Back to before it was chosen here: the default again
+        else:
+            wanted = before if before is not None else held
+    caller_on_change = kwargs.pop("on_change", None)
+
+    def on_pick(*args: Any, **kw: Any) -> None:
+        st.session_state[f"_picked_{key}"] = True
+        if caller_on_change is not None:
+            caller_on_change(*args, **kw)
+
     matches = [option for option in options if str(option) == str(wanted)]
     if matches:
         index: int | None = list(options).index(matches[0])
@@ -168,16 +190,41 @@ def url_select(label: str, options: Sequence[Any], param: str, *, key: str, defa
         index = None
         where.warning(gone(wanted) if gone else verbatim(f"{wanted!r} is not available any more: choose again."),
                       icon=":material/warning:")
+    if widget_key in st.session_state:
+        target = None if index is None else list(options)[index]
+        if st.session_state[widget_key] != target:  # set through the state, so the browser shows it too
+            st.session_state[widget_key] = target  # (say, after Back: the browser still shows the later pick)
+        index = 0  # the state decides; a default beside it only draws Streamlit's warning
     value = where.selectbox(label, options, index=index, key=widget_key, format_func=format_func,
-                            placeholder="choose…", persist_state="page", **kwargs)
+                            placeholder="choose…", persist_state="page", on_change=on_pick, **kwargs)
     if value is None:
-        st.query_params.pop(param, None)
         if wanted is not None:
-            st.session_state[remembered] = wanted  # still gone: keep saying so
+            st.session_state[remembered] = wanted  # still gone: keep saying so, and keep it in the
+            if from_url != str(wanted):  # address (a reload says so too, and never opens another)
+                st.query_params[param] = str(wanted)
+        elif from_url is not None:
+            st.query_params.pop(param, None)
     else:
         st.session_state[remembered] = value
-        st.query_params[param] = str(value)
+        if picked:  # one message, so one history entry, with what follows this choice
+            written = {param: str(value), **(follows(value) if follows is not None else {})}
+            if any(st.query_params.get(k) != v for k, v in written.items()):
+                st.query_params.update(written)
+    st.session_state[seen] = st.query_params.get(param)
     return value
+
+
+def deployment_gone(name: str) -> str:
+    """Why a deployment named in the address (or chosen before) is not offered: it is not this home's (any more)."""
+    return verbatim(f"Deployment {name!r} is not a deployment of this home (any more): choose another.")
+
+
+def note_page(path: str) -> None:
+    """The router says which page this run shows: a select whose param left the address goes back to
+    its default on the same page (Back), but keeps its remembered choice on a page just opened (the
+    sidebar's links drop the address's query)."""
+    st.session_state[PAGE_CHANGED_KEY] = st.session_state.get(PAGE_KEY) != path
+    st.session_state[PAGE_KEY] = path
 
 
 def nothing_chosen(what: str) -> None:
@@ -194,3 +241,12 @@ def choose(key: str, value: Any) -> None:
 def forget_choice(key: str) -> None:
     """Makes the next `url_select(..., key)` start empty without a warning (say, after a delete)."""
     st.session_state[f"_forget_{key}"] = True
+
+
+def scroll_into_view(container_key: str, occasion: str) -> None:
+    """Scrolls the browser to the container made with `key=container_key`, once per distinct `occasion`
+    (say, a deploy's start and its end): what a click set off shows where the reader looks."""
+    st.html(f"""<script data-occasion="{occasion}">
+setTimeout(() => document.querySelector(".st-key-{container_key}")?.scrollIntoView({{block: "start",
+    behavior: "smooth"}}), 150);
+</script>""", unsafe_allow_javascript=True)

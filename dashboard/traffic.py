@@ -102,7 +102,8 @@ def _result_table(result: LoadTestResult) -> None:
 
 
 def loadtest_section(deck: ModelDeck, deployment: Deployment, area: dict[str, Any]) -> None:
-    """The form; a run draws a live chart per second, then the table; the last result stays after a reload."""
+    """The form; a run draws a live chart per second, then the table; the last result stays after a reload,
+    and a run cut short by a reload keeps what ran (marked partial)."""
     with st.form("loadtest"):
         left, right = st.columns(2)
         seconds = left.number_input("Seconds", min_value=SECONDS_RANGE[0], max_value=SECONDS_RANGE[1], value=10,
@@ -140,6 +141,10 @@ def loadtest_section(deck: ModelDeck, deployment: Deployment, area: dict[str, An
     with live.container():  # the kept result too: a new test's first second replaces it, no faded copy lingers
         st.caption(f"Load test of {verbatim(result.deployment)} at {result.started_at}: {result.seconds:.1f} s, "
                    f"{result.concurrency} clients" + (" (stopped at the request cap)" if result.capped else ""))
+        if result.partial:
+            st.warning(f"Partial result: {result.seconds:.0f} s of {result.asked_seconds} ran. The page was reloaded "
+                       "or left while the test ran, which stops it; what ran so far is kept.",
+                       icon=":material/hourglass_bottom:")
         st.altair_chart(loadtest_chart(result.timeline, height=110), width="stretch")
         _result_table(result)
 

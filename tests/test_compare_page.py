@@ -51,7 +51,8 @@ def test_compare_deploys_a_version_on_the_fly_and_shows_who_is_better_where(two_
     assert verbatim("very unlikely to be chance") in verdict
     assert len(at.get("vega_lite_chart")) == 2  # recall change per class, and the B − A matrix
     assert len(at.get("image")) == 1  # the images B gets right and A wrong
-    assert [url_param(at, k) for k in ("a", "b", "dataset")] == ["lr-v1", "centroids-v1", "mnist"]
+    assert [url_param(at, k) for k in ("a", "b")] == ["lr-v1", "centroids-v1"]  # chosen: in the address
+    assert "dataset" not in at.query_params  # the default test set: not written (no history entry of its own)
     kept = two_models.evaluations.list()
     assert [(r.deployment, r.source) for r in kept[:2]] == [("centroids-v1", "dashboard compare"),
                                                             ("lr-v1", "dashboard compare")]

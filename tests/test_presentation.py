@@ -43,4 +43,4 @@ def test_the_deploy_and_models_pages_hide_addresses_hashes_logs_and_keys_while_p
         assert any(b.label == "Logs" for b in at.button) is shown and any(b.label == "Keys" for b in at.button) is shown
         assert any("sha256" in c.value for c in at.caption) is shown
         at.switch_page("views/models.py").run()
-        assert ("sha256" in at.dataframe[0].value.columns) is shown
+        assert ("model sha256" in at.dataframe[0].value.columns) is shown

@@ -285,6 +285,26 @@ def test_a_load_test_against_nothing_counts_connection_errors_and_stops_on_time(
     assert np.isclose(result.requests_per_second * result.seconds, result.requests)
 
 
+def test_a_load_test_cut_short_keeps_what_ran_each_second_and_at_the_cut_marked_partial():
+    from backend.runtimes.probe import free_port
+
+    kept: list[LoadTestResult] = []
+
+    def progress(tick: LoadTestTick) -> None:
+        if tick.second == 1:
+            raise KeyboardInterrupt  # as Ctrl-C, or Streamlit stopping the page's script on a reload
+
+    started = time.monotonic()
+    with pytest.raises(KeyboardInterrupt):
+        run_load_test(f"http://127.0.0.1:{free_port()}/score", request_bodies(load_mnist_test(), 4, seed=1),
+                      seconds=30, concurrency=2, progress=progress, keep=kept.append)
+    assert time.monotonic() - started < 10  # the load stopped with the run
+    assert len(kept) == 2 and all(r.partial and r.asked_seconds == 30 for r in kept)
+    first, cut = kept
+    assert len(first.timeline) == 1 and 2 <= cut.seconds < 4 and len(cut.timeline) == int(cut.seconds)
+    assert cut.requests >= first.requests > 0 and cut.requests == cut.errors  # nothing answers: refused
+
+
 def test_each_server_start_gets_a_fresh_metrics_folder_and_folders_of_killed_servers_are_removed(tmp_path, monkeypatch):
     import subprocess
     import tempfile

@@ -43,6 +43,7 @@ class LoadTestResult:
     errors_by_kind: tuple[tuple[str, int], ...] = ()
     asked_seconds: int = 0
     capped: bool = False  # stopped at MAX_REQUESTS before its seconds were up
+    partial: bool = False  # what ran so far: kept each second, and when the run was cut short (say, a reload)
 
     def to_json(self) -> dict[str, Any]:
         data = asdict(self)
@@ -58,6 +59,7 @@ class LoadTestResult:
 
 
 Progress = Callable[[LoadTestTick], None]
+Keep = Callable[[LoadTestResult], None]
 
 
 def percentiles(values: Sequence[float] | np.ndarray, qs: Sequence[float]) -> tuple[float, ...]:
@@ -99,6 +101,11 @@ class Tallies:
         self.kinds[kind] += 1
         self.total += 1
 
+    def copy(self) -> Tallies:
+        """A copy to read while the event loop's thread goes on writing the original."""
+        return Tallies([array("d", a) for a in list(self.latencies)], list(self.errors), list(self.failures),
+                       Counter(self.kinds), self.total)
+
     def tick(self, second: int) -> LoadTestTick:
         self._slot(second)
         p50, p99 = percentiles(self.latencies[second], (50, 99))
@@ -107,7 +114,7 @@ class Tallies:
 
 
 def summarize(tallies: Tallies, *, deployment: str, deployment_uid: str, started_at: str, seconds: float,
-              asked_seconds: int, concurrency: int, capped: bool) -> LoadTestResult:
+              asked_seconds: int, concurrency: int, capped: bool, partial: bool = False) -> LoadTestResult:
     """The result from per-second tallies (pure)."""
     timeline = tuple(tallies.tick(s) for s in range(len(tallies.errors)))
     everything = np.concatenate([np.frombuffer(a, dtype=np.float64) for a in tallies.latencies]) \
@@ -119,4 +126,4 @@ def summarize(tallies: Tallies, *, deployment: str, deployment_uid: str, started
         requests_per_second=tallies.total / seconds if seconds > 0 else 0.0,
         p50_ms=p50, p90_ms=p90, p99_ms=p99, max_ms=float(everything.max()) if everything.size else 0.0,
         started_at=started_at, timeline=timeline, errors_by_kind=tuple(sorted(tallies.kinds.items())),
-        asked_seconds=asked_seconds, capped=capped)
+        asked_seconds=asked_seconds, capped=capped, partial=partial)

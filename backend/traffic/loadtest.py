@@ -11,7 +11,9 @@ from __future__ import annotations
 import asyncio
 import queue
 import threading
+import time
 from collections.abc import Sequence
+from dataclasses import replace
 from datetime import UTC, datetime
 from urllib.parse import urlsplit
 
@@ -21,9 +23,9 @@ import orjson
 from ..datasets import TestSet
 from ..errors import LoadTestRefusedError
 from .generator import LoadRun, http_request, new_loop
-from .loadresult import LoadTestResult, LoadTestTick, Progress, Tallies, percentiles, summarize
+from .loadresult import Keep, LoadTestResult, LoadTestTick, Progress, Tallies, percentiles, summarize
 
-__all__ = ["LoadTestResult", "LoadTestTick", "Progress", "Tallies", "percentiles", "summarize", "check_bounds",
+__all__ = ["Keep", "LoadTestResult", "LoadTestTick", "Progress", "Tallies", "percentiles", "summarize", "check_bounds",
            "local_target", "request_bodies", "run_load_test"]
 
 SECONDS_RANGE = (1, 300)
@@ -64,12 +66,15 @@ def request_bodies(testset: TestSet, n: int = BODIES, seed: int | None = None) -
 
 def run_load_test(scoring_uri: str, bodies: Sequence[bytes], *, seconds: int, concurrency: int,
                   key: str | None = None, deployment: str = "", deployment_uid: str = "",
-                  progress: Progress | None = None, max_requests: int = MAX_REQUESTS) -> LoadTestResult:
+                  progress: Progress | None = None, keep: Keep | None = None,
+                  max_requests: int = MAX_REQUESTS) -> LoadTestResult:
     """Sends `bodies` (in turn) to `scoring_uri` from `concurrency` clients for `seconds`.
 
     Args:
         key: sent as `Authorization: Bearer <key>` (deployments with key auth).
         progress: called with each second's tick while it runs, the last one at the end.
+        keep: called after each second with the result so far (`partial`), and with what ran when
+            `progress` raised (the page was reloaded or left: the load stops, the exception goes on).
 
     Raises:
         LoadTestRefusedError: out of bounds, no bodies, or a URI that is not on this machine.
@@ -95,20 +100,35 @@ def run_load_test(scoring_uri: str, bodies: Sequence[bytes], *, seconds: int, co
         finally:
             ticks.put(None)
 
+    def so_far(tallies: Tallies, ran: float, partial: bool) -> LoadTestResult:
+        result = summarize(tallies, deployment=deployment, deployment_uid=deployment_uid, started_at=started_at,
+                           seconds=ran, asked_seconds=int(seconds), concurrency=int(concurrency),
+                           capped=run.capped, partial=partial)
+        # A partial timeline ends at its last whole second: a cut-off second would read as a drop in req/s
+        return replace(result, timeline=result.timeline[:max(1, int(ran))]) if partial else result
+
     thread = threading.Thread(target=load, name="modeldeck-loadtest", daemon=True)
     thread.start()
     try:
         while (tick := ticks.get()) is not None:
             if progress is not None:
                 progress(tick)
+            if keep is not None and tick.second + 1 < run.seconds:
+                keep(so_far(run.tallies.copy(), time.perf_counter() - run.started, partial=True))
+    except BaseException:
+        run.running = False  # stops the load early: `progress` raised (say, the page was reloaded or left)
+        ran = time.perf_counter() - run.started
+        thread.join()
+        if keep is not None and run.tallies.total:
+            keep(so_far(run.tallies, ran, partial=True))
+        raise
     finally:
-        run.running = False  # stops the load early when `progress` raised (say, the page was left)
+        run.running = False
         thread.join()
     if failed:
         raise failed[0]
     ran = max(run.last_answer, run.started + (run.seconds if not run.capped else 0.0)) - run.started
-    result = summarize(run.tallies, deployment=deployment, deployment_uid=deployment_uid, started_at=started_at,
-                       seconds=ran, asked_seconds=int(seconds), concurrency=int(concurrency), capped=run.capped)
+    result = so_far(run.tallies, ran, partial=False)
     if progress is not None and result.timeline:
         progress(result.timeline[-1])
     return result

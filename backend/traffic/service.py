@@ -40,7 +40,8 @@ def scrape_deployment(deck: ModelDeck, deployment: Deployment) -> TrafficSnapsho
 def load_test(deck: ModelDeck, name: str, *, seconds: int, concurrency: int, dataset: str | None = None,
               progress: Progress | None = None, seed: int | None = None) -> LoadTestResult:
     """Load-tests the Healthy deployment `name` with random rows of its test set, and keeps the result
-    (`deck.results.load_loadtest`).
+    (`deck.results.load_loadtest`): each second what ran so far (marked partial), so a test cut short
+    (the page reloaded, Ctrl-C) keeps its partial result; at the end the whole result.
 
     Raises:
         DeploymentNotFoundError, DeploymentNotHealthyError, DatasetError, LoadTestRefusedError.
@@ -49,6 +50,7 @@ def load_test(deck: ModelDeck, name: str, *, seconds: int, concurrency: int, dat
     bodies = request_bodies(scoring_testset(deck, deployment, dataset), seed=seed)
     result = run_load_test(deployment.scoring_uri or "", bodies, seconds=seconds, concurrency=concurrency,
                            key=deck.deployments.key_for(deployment), deployment=deployment.name,
-                           deployment_uid=deployment.record.uid, progress=progress)
+                           deployment_uid=deployment.record.uid, progress=progress,
+                           keep=lambda so_far: deck.results.save_loadtest(deployment, so_far))
     deck.results.save_loadtest(deployment, result)
     return result

@@ -1,10 +1,12 @@
 """Deploy page: launch a deployment with live progress; list, inspect and delete deployments."""
 
 import os
+import secrets
 
 import streamlit as st
 
 from backend.context import ModelDeck
+from backend.deploy_job import DeployJob, UploadedScript, start_deploy
 from backend.errors import DeploymentFailedError, ModelDeckError
 from backend.packaging.image import default_tag
 from backend.packaging.kubernetes import ModelIdentity
@@ -14,18 +16,19 @@ from backend.packaging.writer import (
     export_deployment,
     zip_export,
 )
-from backend.progress import ProgressEvent, ProgressKind
+from backend.progress import ProgressKind
 from backend.registry import parse_tags
 from backend.runtimes import DeployConfig, validate_name
 from backend.runtimes.base import CPU_CORES_RANGE, MAX_BODY_MB_RANGE, MEMORY_GB_RANGE, Deployment, Keys
 from backend.timefmt import age
 from dashboard.common import (
     choose,
+    deployment_gone,
     fail,
-    forget_choice,
     get_deck,
     nothing_chosen,
     presenting,
+    scroll_into_view,
     set_other_homes,
     showing_other_homes,
     snapshot,
@@ -35,7 +38,11 @@ from dashboard.common import (
 from dashboard.traffic import deployment_traffic
 
 STREAMED_LINES_SHOWN = 12
-OUTCOME_KEY = "_deploy_outcome"
+JOB_KEY = "_deploy_job"
+SCROLL_KEY = "_deploy_scroll"
+STATUS_AREA = "deploy-status"
+PROGRESS_SECONDS = 0.5
+STREAMED = (ProgressKind.BUILD_LOG, ProgressKind.SERVER_LOG)  # shown as the last lines of each log
 EXPORT_TARGETS = {"Kubernetes": "kubernetes", "KServe": "kserve"}
 
 
@@ -97,8 +104,9 @@ if not models:
 names = sorted({m.name for m in models})
 left, right = st.columns([3, 1])
 model_name = url_select("Model", names, "model", key="deploy_model", container=left,
-                        default="sklearn_mnist" if "sklearn_mnist" in names else names[0])
-if model_name is None:
+                        default="sklearn_mnist" if "sklearn_mnist" in names else names[0],
+                        follows=lambda picked: {"version": str(max(m.version for m in models if m.name == picked))})
+if model_name is None:  # (a model picked here starts at its latest version; a link naming both keeps both)
     nothing_chosen("a model")
 versions = sorted((m.version for m in models if m.name == model_name), reverse=True)
 version = url_select("Version", versions, "version", key=f"deploy_version/{model_name}", container=right,
@@ -109,11 +117,14 @@ model = deck.registry.get(model_name, version)
 accuracy = model.metrics.get("accuracy")
 st.caption(verbatim(f"{model.description or 'no description'}"
                     + (f" — accuracy {accuracy:.4f}" if accuracy is not None else "")
-                    + ("" if presentation else f" — scikit-learn {model.sklearn_version or '?'} — sha256 "
+                    + ("" if presentation else f" — scikit-learn {model.sklearn_version or '?'} — model sha256 "
                                                f"{model.sha256[:12]} — input: {model.signature.describe()}")))
 
 available = [t.name for t in listing.targets if t.available]
 preferred = deck.settings.runtime if deck.settings.runtime in available else available[0]
+job = st.session_state.get(JOB_KEY)
+deploying = isinstance(job, DeployJob) and not job.done
+status_area = st.container(key=STATUS_AREA)  # progress and outcome above the form, scrolled into view
 with st.form("deploy"):
     name = st.text_input("Deployment name", value=deck.deployments.suggest_name(model, {d.name for d in listing.owned}),
                          help="3-63 lowercase letters, digits and '-'")
@@ -138,60 +149,74 @@ with st.form("deploy"):
                           "deployment's two keys (shown under Keys below; the Test page sends it for you)")
     tags = st.text_input("Tags", value="", placeholder="team=vision, stage=demo")
     description = st.text_input("Description", value=f"{model.id} served by ModelDeck")
-    submitted = st.form_submit_button("Deploy", type="primary", icon=":material/rocket_launch:")
+    script = st.file_uploader("Entry script (optional)", type=["py"], key="deploy_entry_script",
+                              help="A scoring script with init() and run(raw_data), as the tutorial's score.py "
+                                   "(`modeldeck deploy --entry-script`). Empty: the model's own score.py if it was "
+                                   "registered with one, else the built-in scikit-learn script.")
+    submitted = st.form_submit_button("Deploy", type="primary", icon=":material/rocket_launch:", disabled=deploying,
+                                      help="A deploy is running: wait for it" if deploying else None)
 
-if submitted:
+if submitted and not deploying:  # one deploy per click: a submit while one runs (Enter, say) starts nothing
     try:
         validate_name(name)
         config = DeployConfig(cpu_cores=cpu, memory_gb=memory, tags=parse_tags(tags), description=description,
                               max_body_mb=max_body, auth_enabled=auth)
+        st.session_state[JOB_KEY] = start_deploy(
+            deck, model, name, config, target=target,
+            script=UploadedScript(script.name, script.getvalue()) if script is not None else None)
     except ModelDeckError as e:
-        fail(e, "Check the form")
-        st.stop()
-    with st.status(f"Deploying {model.id} as {name}…", expanded=True) as status:
-        steps = st.container()
-        boxes = {ProgressKind.BUILD_LOG: st.empty(), ProgressKind.SERVER_LOG: st.empty()}
-        streamed: dict[ProgressKind, list[str]] = {kind: [] for kind in boxes}
-        shown: list[str] = []  # kept for the success box, which replaces this one
+        with status_area:
+            fail(e, "Check the form")
+            scroll_into_view(STATUS_AREA, f"refused-{secrets.token_hex(4)}")
+    else:
+        st.session_state[SCROLL_KEY] = True
+        st.rerun()  # the form again, its Deploy button disabled while the deploy runs
 
-        def progress(event: ProgressEvent) -> None:
-            shown.append(str(event))
-            if event.kind in boxes:
-                streamed[event.kind].append(event.message)
-                boxes[event.kind].code("\n".join(streamed[event.kind][-STREAMED_LINES_SHOWN:]), language=None)
-            else:
-                steps.write(verbatim(event.message))
 
-        try:
-            deployed = deck.deployments.deploy_and_wait(model, name, config, target=target, progress=progress)
-            st.session_state[OUTCOME_KEY] = ("ok", name, deployed.scoring_uri, shown)
-            choose("manage_deployment", name)
-        except DeploymentFailedError as e:
-            st.session_state[OUTCOME_KEY] = ("failed", name, e.reason, e.state, e.logs)
-            choose("manage_deployment", name)
-        except ModelDeckError as e:
-            st.session_state[OUTCOME_KEY] = ("error", name, str(e))
-    st.rerun()  # the sidebar, the list and the Test page now include it
+@st.fragment(run_every=PROGRESS_SECONDS)
+def deploy_progress(running: DeployJob) -> None:
+    """The running deploy's steps and streamed logs; once it ended, the whole page again (list, sidebar)."""
+    if running.done:
+        st.rerun()
+    events = list(running.events)
+    with st.status(f"Deploying {running.model.id} as {running.name}…", expanded=True):
+        for event in (e for e in events if e.kind not in STREAMED):
+            st.write(verbatim(event.message))
+        for kind in STREAMED:
+            lines = [e.message for e in events if e.kind is kind]
+            if lines:
+                st.code("\n".join(lines[-STREAMED_LINES_SHOWN:]), language=None)
 
-outcome = st.session_state.pop(OUTCOME_KEY, None)
-if outcome is not None and outcome[0] == "ok":
-    _, done, uri, shown_steps = outcome
-    st.success(f"**{verbatim(done)}** is Healthy." + ("" if presentation else " Scoring URI:"),
-               icon=":material/check_circle:")
-    if not presentation:
-        st.code(uri, language=None)
-    st.page_link("views/test.py", label="Test it", icon=":material/labs:", query_params={"deployment": done})
-    if not presentation:
-        with st.expander("How it went (steps and the server's log)"):
-            st.code("\n".join(shown_steps), language=None, height=320)
-elif outcome is not None and outcome[0] == "failed":
-    _, done, reason, state, logs = outcome
-    fail(reason, f"Deployment {done} {state.lower()}")
-    if logs and not presentation:
-        st.code(logs, language=None)
-    st.caption("The deployment is stopped and kept so its logs can be read: delete it below.")
-elif outcome is not None:
-    fail(outcome[2], f"{outcome[1]} could not be deployed")
+
+with status_area:
+    if isinstance(job, DeployJob) and not job.done:
+        if st.session_state.pop(SCROLL_KEY, False):
+            scroll_into_view(STATUS_AREA, f"{id(job)}-start")
+        deploy_progress(job)
+    elif isinstance(job, DeployJob):
+        st.session_state.pop(JOB_KEY)
+        scroll_into_view(STATUS_AREA, f"{id(job)}-end")
+        if job.deployment is not None or isinstance(job.error, DeploymentFailedError):
+            choose("manage_deployment", job.name)  # the one just made, managed below (its logs, say)
+        shown_steps = [str(e) for e in job.events]
+        if job.deployment is not None:
+            st.success(f"**{verbatim(job.name)}** is Healthy." + ("" if presentation else " Scoring URI:"),
+                       icon=":material/check_circle:")
+            if not presentation:
+                st.code(job.deployment.scoring_uri or "", language=None)
+            st.page_link("views/test.py", label="Test it", icon=":material/labs:",
+                         query_params={"deployment": job.name})
+            if not presentation:
+                with st.expander("How it went (steps and the server's log)"):
+                    st.code("\n".join(shown_steps), language=None, height=320)
+        elif isinstance(job.error, DeploymentFailedError):
+            fail(job.error.reason, f"Deployment {job.name} {job.error.state.lower()}")
+            st.caption("The deployment is stopped and kept so its logs can be read: delete it below.")
+            if job.error.logs and not presentation:
+                with st.expander("The server's log"):
+                    st.code(job.error.logs, language=None)
+        else:
+            fail(job.error or "no answer", f"{job.name} could not be deployed")
 
 st.divider()
 head, toggle, refresh = st.columns([3, 2, 1])
@@ -204,7 +229,8 @@ if refresh.button("Refresh", icon=":material/refresh:", width="stretch"):
 for unavailable in (t for t in listing.targets if not t.available):
     st.caption(f":material/cancel: {unavailable.name} runtime unavailable: {verbatim(unavailable.description)}")
 if not listing.deployments:
-    st.query_params.pop("deployment", None)
+    if (lost := st.query_params.get("deployment")) is not None:  # deleted, say: the address keeps its name
+        st.warning(deployment_gone(lost), icon=":material/warning:")
     st.info("No deployment yet.")
     st.stop()
 
@@ -230,13 +256,13 @@ st.dataframe(rows, hide_index=True, width="stretch",
 
 owned = [d.name for d in listing.owned]
 if not owned:
-    st.query_params.pop("deployment", None)
+    if (lost := st.query_params.get("deployment")) is not None:
+        st.warning(deployment_gone(lost), icon=":material/warning:")
     st.info("This home has no deployment: the ones above belong to other homes.")
     st.stop()
 newest = max(listing.owned, key=lambda d: d.created_at).name
 chosen = url_select("Deployment", owned, "deployment", key="manage_deployment", default=newest,
-                    gone=lambda lost: verbatim(f"Deployment {lost!r} is not a deployment of this home (any more): "
-                                               "choose another."))
+                    gone=deployment_gone)
 if chosen is None:
     nothing_chosen("a deployment for Logs or Delete")
 show_logs, show_keys, delete = st.columns(3)
@@ -282,8 +308,8 @@ if st.session_state.get("confirm_delete") == chosen:
     if confirmed:
         try:
             deck.deployments.delete(chosen)
+            # Its name stays chosen and in the address: the page says it is gone, a reload never opens another
             st.session_state.pop("confirm_delete", None)
-            forget_choice("manage_deployment")
             st.toast(f"Deleted {chosen}")
             st.rerun()
         except ModelDeckError as e:

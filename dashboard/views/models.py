@@ -9,12 +9,14 @@ import streamlit as st
 from backend.errors import DuplicateModelError, ModelDeckError
 from backend.packaging.image import build_image, built_images, default_tag
 from backend.progress import ProgressEvent, ProgressKind
-from backend.registry import Model, bytes_sha256, current_library_versions, parse_signature, parse_tags
+from backend.registry import Model, current_library_versions, parse_signature, parse_tags
 from backend.training import missing_first_run_samples, train_sample
 from dashboard.common import fail, get_deck, presenting, url_select, verbatim
 
 TRAIN_NOTICE, REGISTER_NOTICE, BUILD_OUTCOME = "_train_notice", "_register_notice", "_build_outcome"
 BUILD_LINES_SHOWN = 12
+MODEL_SHA256_HELP = ("One digest for the whole model, of its files' names and sha256s (the same on the Deploy "
+                     "page and in `modeldeck models`); each file's own sha256 is under Model details")
 
 deck = get_deck()
 st.title("Models")
@@ -108,13 +110,14 @@ else:
     st.dataframe(
         [{"model": m.name, "version": m.version, "accuracy": m.metrics.get("accuracy"), "input": input_summary(m),
           "registered": m.created_at[:10], "algorithm": m.tags.get("algorithm", ""),
-          **({} if presentation else {"sha256": m.sha256[:12],
+          **({} if presentation else {"model sha256": m.sha256[:12],
                                       "tags": ", ".join(f"{k}={v}" for k, v in m.tags.items())})}
          for m in reversed(models)],
         hide_index=True, width="stretch",
         column_config={"accuracy": st.column_config.NumberColumn(format="%.4f", width="small"),
                        "version": st.column_config.NumberColumn(width="small"),
-                       "registered": st.column_config.TextColumn(width="small")})
+                       "registered": st.column_config.TextColumn(width="small"),
+                       "model sha256": st.column_config.TextColumn(help=MODEL_SHA256_HELP)})
 
     with st.expander("Model details", expanded=bool(st.query_params.get("id"))):
         ids = [m.id for m in reversed(models)]
@@ -123,13 +126,13 @@ else:
             model = deck.registry.get_ref(chosen)
             left, right = st.columns(2)
             left.markdown(f"**{verbatim(model.id)}** — {verbatim(model.description or 'no description')}")
-            facts = {"framework": model.framework, "registered at": model.created_at, "sha256": model.sha256,
+            facts = {"framework": model.framework, "registered at": model.created_at, "model sha256": model.sha256,
                      "input": model.signature.describe(), "signature from": model.signature.source or "-",
                      **{f"tag {k}": v for k, v in model.tags.items()},
                      **{f"metric {k}": str(v) for k, v in model.metrics.items()}}
             left.dataframe([{"": k, "value": v} for k, v in facts.items()], hide_index=True, width="stretch")
             right.markdown("**Files**")
-            right.dataframe([{"file": f.name, "size (bytes)": f.size, "sha256": f.sha256} for f in model.files],
+            right.dataframe([{"file": f.name, "size (bytes)": f.size, "file sha256": f.sha256} for f in model.files],
                             hide_index=True)
             right.markdown("**Library versions at registration**")
             right.dataframe([{"library": k, "version": v} for k, v in model.library_versions.items()],
@@ -217,12 +220,13 @@ if submitted:
                                                       description=description.strip(), library_versions=versions,
                                                       signature=signature)
             st.session_state[REGISTER_NOTICE] = ("ok", f"Registered {registered.id} ({upload.name}: {len(content):,} "
-                                                  f"bytes, sha256 {bytes_sha256(content)}). Deploy it on the "
+                                                  f"bytes; model sha256 {registered.sha256[:12]}). Deploy it on the "
                                                   "Deploy page.")
             st.rerun()
         except DuplicateModelError as e:
-            st.info(verbatim(f"{upload.name} (sha256 {bytes_sha256(content)}) is registered already as "
-                             f"{e.existing}: nothing new registered."), icon=":material/info:")
+            st.info(verbatim(f"{upload.name} is registered already as {e.existing} (model sha256 "
+                             f"{deck.registry.get_ref(e.existing).sha256[:12]}): nothing new registered."),
+                    icon=":material/info:")
         except ModelDeckError as e:
             fail(e, "Cannot register the model")
 notice(REGISTER_NOTICE)

@@ -44,6 +44,7 @@ from backend.user_datasets import import_uploaded
 from dashboard.canvas import drawing_pad
 from dashboard.common import (
     choose,
+    deployment_gone,
     fail,
     get_deck,
     nothing_chosen,
@@ -119,7 +120,7 @@ if not healthy:
 def why_gone(name: str) -> str:
     found = listing.find(name)
     if found is None:
-        return verbatim(f"Deployment {name!r} is not a deployment of this home (any more): choose another.")
+        return deployment_gone(name)
     return verbatim(f"Deployment {name!r} is {found.state} now, not Healthy: choose another, or see Deploy → Logs.")
 
 
