@@ -10,6 +10,7 @@ import numpy as np
 
 from .compare import Comparison
 from .evaluation import Evaluation
+from .ticks import percent_ticks
 
 CELL, TRUE_CLASS, PREDICTED_CLASS = "cell", "true_class", "predicted_class"  # the selections' names
 
@@ -32,6 +33,7 @@ def confusion_chart(evaluation: Evaluation, counts: bool = False) -> alt.HConcat
     labels = list(evaluation.labels)
     n = len(labels)
     brightest = float(evaluation.normalized.max()) or 1.0
+    ticks = percent_ticks(0.0, brightest)  # distinct labels: "0.0% 0.5% 1.0% 1.5%", never "0% 1% 1% 2%"
     cells = [{"true": i, "predicted": j, "true label": labels[i], "predicted label": labels[j],
               "share": float(evaluation.normalized[i, j]), "count": int(evaluation.confusion[i, j]),
               "what": "right answers (not shaded)" if i == j else
@@ -55,10 +57,10 @@ def confusion_chart(evaluation: Evaluation, counts: bool = False) -> alt.HConcat
         x=x, y=y, tooltip=tooltip,
         # The diagonal (right answers) is zeroed in the matrix: grey, so it never reads as "fewest errors"
         color=alt.condition("datum.true == datum.predicted", alt.value("#e6e6e6"),
-                            alt.Color("share:Q", scale=alt.Scale(scheme="viridis"),
+                            alt.Color("share:Q", scale=alt.Scale(scheme="viridis", domain=[0, brightest]),
                                       title="share of the true label's images",
-                                      legend=alt.Legend(format=".0%", orient="top", gradientLength=200,
-                                                        titleLimit=400))),
+                                      legend=alt.Legend(format=ticks.d3_format, values=list(ticks.values),
+                                                        orient="top", gradientLength=200, titleLimit=400))),
         opacity=alt.condition(cell, alt.value(1.0), alt.value(0.55)),
     ).add_params(cell).properties(width=side, height=side)
     layers: list[Any] = [heat]
@@ -113,6 +115,7 @@ def difference_chart(comparison: Comparison) -> alt.Chart:
     n = len(labels)
     delta = comparison.confusion_delta
     reach = float(np.abs(delta).max()) or 0.01
+    ticks = percent_ticks(-reach, reach, signed=True)
     cells = [{"true": i, "predicted": j, "true label": labels[i], "predicted label": labels[j],
               "change": float(delta[i, j]),
               "what": "right answers (not compared here)" if i == j else
@@ -129,7 +132,8 @@ def difference_chart(comparison: Comparison) -> alt.Chart:
                             alt.Color("change:Q", title="B − A (share of the true label)",
                                       scale=alt.Scale(scheme="redblue", reverse=True, domain=[-reach, reach],
                                                       domainMid=0),
-                                      legend=alt.Legend(format="+.0%", orient="top", gradientLength=220))),
+                                      legend=alt.Legend(format=ticks.d3_format, values=list(ticks.values),
+                                                        orient="top", gradientLength=220))),
         opacity=alt.condition(cell, alt.value(1.0), alt.value(0.55)),
         tooltip=["true label:N", "predicted label:N", alt.Tooltip("change:Q", format="+.1%", title="B − A"),
                  alt.Tooltip("what:N", title="in words")],

@@ -13,10 +13,12 @@ from dataclasses import dataclass
 
 import numpy as np
 from matplotlib import colormaps
+from matplotlib.colorbar import Colorbar
 from matplotlib.figure import Figure
 
 from .compare import Comparison
 from .evaluation import Evaluation, Samples, class_name
+from .ticks import PercentTicks, percent_ticks
 
 
 def confusion_heatmap(evaluation: Evaluation, subject: str = "") -> Figure:
@@ -34,9 +36,15 @@ def confusion_heatmap(evaluation: Evaluation, subject: str = "") -> Figure:
     ax.set_title((f"{subject}\n" if subject else "") + f"errors by class — accuracy {evaluation.accuracy:.2%}",
                  fontsize=12)
     bar = fig.colorbar(image, ax=ax)
+    _percent_bar(bar, percent_ticks(0.0, float(evaluation.normalized.max())))
     bar.set_label("share of the true label's images", fontsize=12)
     bar.ax.tick_params(labelsize=11)
     return fig
+
+
+def _percent_bar(bar: Colorbar, ticks: PercentTicks) -> None:
+    """The colour bar's ticks as percentages with enough decimals to tell them apart (0.0%, 0.5%, 1.0%)."""
+    bar.set_ticks(list(ticks.values), labels=list(ticks.labels))
 
 
 def tile_title(prediction: int, label: int, class_names: tuple[str, ...]) -> str:
@@ -160,5 +168,6 @@ def difference_heatmap(comparison: Comparison) -> Figure:
     ax.set_ylabel("true label", fontsize=13)
     ax.set_title(f"{comparison.b.deployment} − {comparison.a.deployment}: change in errors by class", fontsize=12)
     bar = fig.colorbar(image, ax=ax)
+    _percent_bar(bar, percent_ticks(-reach, reach, signed=True))
     bar.set_label("B − A, share of the true label's images", fontsize=12)
     return fig
