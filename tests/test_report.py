@@ -161,7 +161,7 @@ def _made_by_hand(probabilities):
     deployment = Deployment(record=DeploymentRecord(
         name="hand", uid="u-hand", home_id="h", home="/h", model_name="m", model_version=2, model_sha256="s" * 64,
         config=DeployConfig(), entry_script="score.py", created_at="2026-11-20T09:10:00+00:00"),
-        runtime="local", state="Healthy", scoring_uri="http://127.0.0.1:40123/score")
+        runtime="local", state=DeploymentState.HEALTHY, scoring_uri="http://127.0.0.1:40123/score")
     y = np.array([0, 1, 0, 1, 0, 1, 0, 1])
     predictions = np.array([0, 1, 0, 1, 0, 1, 1, 0])
     testset = TestSet("mnist", np.zeros((8, 4), np.float32), y, (2, 2), ("0", "1"), "hand-made")
