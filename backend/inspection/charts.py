@@ -14,6 +14,7 @@ from .evaluation import Evaluation
 from .ticks import percent_ticks
 
 CELL, TRUE_CLASS, PREDICTED_CLASS = "cell", "true_class", "predicted_class"  # the selections' names
+CALIBRATION_WIDTH = 480  # px: the reliability diagram fits beside nothing, at 1024 px wide too
 
 
 def class_axis(labels: Sequence[str]) -> alt.Axis:
@@ -156,7 +157,7 @@ def recall_change_chart(comparison: Comparison) -> alt.Chart:
 
 def reliability_chart(calibration: Calibration) -> alt.VConcatChart:
     """The reliability diagram: per confidence bin, the share of answers right (bars) against the
-    diagonal of a perfectly calibrated model, the mean confidence as a tick in each bin and, beneath,
+    diagonal of a perfectly calibrated model, the mean confidence as a red line across each bin and, beneath,
     the number of answers per bin (every figure in the tooltips)."""
     values = [{"from": b.low, "to": b.high, "answers": b.count, "right": b.accuracy, "sure": b.confidence,
                "bin": f"{b.low:.0%}–{b.high:.0%}", "gap": b.gap} for b in calibration.bins if b.count]
@@ -168,19 +169,20 @@ def reliability_chart(calibration: Calibration) -> alt.VConcatChart:
                           alt.Tooltip("sure:Q", format=".1%", title="mean confidence"),
                           alt.Tooltip("gap:Q", format="+.1%", title="confidence − share right")]
     base = alt.Chart(alt.Data(values=values))
-    bars = base.mark_bar(color="#2f4b7c", stroke="white", strokeWidth=0.5).encode(
+    # rects from 0 (a bar with x and x2 both quantitative would be drawn as a thin line at its value)
+    bars = base.mark_rect(color="#2f4b7c", stroke="white", strokeWidth=0.5).encode(
         x=x, x2="to:Q", y=alt.Y("right:Q", scale=alt.Scale(domain=[0, 1]), title="share of answers right",
                                 axis=alt.Axis(values=list(ticks.values), format=ticks.d3_format)),
-        tooltip=tooltip)
-    sure = base.mark_tick(color="#c0392b", thickness=3).encode(
-        x=alt.X("middle:Q"), y="sure:Q", tooltip=tooltip).transform_calculate(middle="(datum.from + datum.to) / 2")
+        y2=alt.datum(0), tooltip=tooltip)
+    sure = base.mark_rule(color="#c0392b", strokeWidth=3).encode(x="from:Q", x2="to:Q", y="sure:Q", tooltip=tooltip)
     diagonal = alt.Chart(alt.Data(values=[{"from": 0.0, "right": 0.0}, {"from": 1.0, "right": 1.0}])).mark_line(
         color="#5f6b7a", strokeDash=[6, 4]).encode(x="from:Q", y="right:Q")
-    top = alt.layer(bars, sure, diagonal).properties(height=260, width=420)
-    counts = base.mark_bar(color="#a5b4cf", stroke="white", strokeWidth=0.5).encode(
+    top = alt.layer(bars, sure, diagonal).properties(height=260, width=CALIBRATION_WIDTH)
+    counts = base.mark_rect(color="#a5b4cf", stroke="white", strokeWidth=0.5).encode(
         x=alt.X("from:Q", scale=alt.Scale(domain=[0, 1]), axis=None), x2="to:Q",
-        y=alt.Y("answers:Q", title="answers", axis=alt.Axis(format="~s", tickCount=3)), tooltip=tooltip)
+        y=alt.Y("answers:Q", title="answers", axis=alt.Axis(format=",d", tickCount=3)), y2=alt.datum(0),
+        tooltip=tooltip)
     labels = base.mark_text(dy=-6, fontSize=10).encode(
         x=alt.X("middle:Q"), y="answers:Q", text=alt.Text("answers:Q", format=",")).transform_calculate(
         middle="(datum.from + datum.to) / 2")
-    return alt.vconcat(top, alt.layer(counts, labels).properties(height=90, width=420), spacing=6)
+    return alt.vconcat(top, alt.layer(counts, labels).properties(height=90, width=CALIBRATION_WIDTH), spacing=6)

@@ -177,7 +177,7 @@ def difference_heatmap(comparison: Comparison) -> Figure:
 
 def reliability_diagram(calibration: Calibration, subject: str = "") -> Figure:
     """The reliability diagram: per confidence bin, how often the answers were right (bars) against
-    the diagonal a perfectly calibrated model would follow, the mean confidence marked in each bin and,
+    the diagonal a perfectly calibrated model would follow, the mean confidence a red line across each bin and,
     beneath, how many answers each bin holds. `subject` heads the title."""
     filled = [b for b in calibration.bins if b.count]
     fig = Figure(figsize=(6.4, 5.6), layout="constrained")
@@ -185,8 +185,8 @@ def reliability_diagram(calibration: Calibration, subject: str = "") -> Figure:
     widths = [b.high - b.low for b in filled]
     top.bar([b.low for b in filled], [b.accuracy for b in filled], widths, align="edge", color="#2f4b7c",
             edgecolor="white", label="share right")
-    top.bar([b.low for b in filled], [b.gap for b in filled], widths, bottom=[b.accuracy for b in filled],
-            align="edge", color="#c0392b", alpha=0.35, edgecolor="#c0392b", label="gap to the mean confidence")
+    top.hlines([b.confidence for b in filled], [b.low for b in filled], [b.high for b in filled], color="#c0392b",
+               linewidth=2.5, label="mean confidence in the band")
     top.plot([0, 1], [0, 1], "--", color="#5f6b7a", label="perfectly calibrated")
     top.set_xlim(0, 1)
     top.set_ylim(0, 1)

@@ -116,7 +116,7 @@ def _appendix(inputs: ReportInputs) -> str:
     calibration = calibration_of(inputs.evaluation)
     bins = "" if calibration is None else (
         f"<h3>Calibration bins ({len(calibration.bins)} of equal width; empty ones left out)</h3>"
-        + _grid(["confidence", "answers", "mean confidence", "share right", "gap"],
+        + _grid(["confidence", "answers", "mean confidence", "share right", "confidence − share right"],
                 [[f"{b.low:.1%} – {b.high:.1%}", f"{b.count:,}", f"{b.confidence:.2%}", f"{b.accuracy:.2%}",
                   f"{b.gap * 100:+.2f} points"] for b in calibration.bins if b.count]))
     return _table(rows) + bins
@@ -133,7 +133,7 @@ def _calibration(inputs: ReportInputs) -> str:
             f"<p>{_e(calibration.summary())}</p>" + _png(picture, "reliability diagram")
             + "<p class='muted'>Bars: the share of answers right in each band of confidence; the dashed diagonal is "
               "where a perfectly calibrated model's bars would end (its \"90 % sure\" answers right 90 % of the "
-              "time). Red: the gap to the mean confidence in that band. Beneath: how many answers each band holds."
+              "time). Red lines: the mean confidence in that band. Beneath: how many answers each band holds."
               "</p>")
 
 

@@ -332,13 +332,14 @@ def calibration_view(evaluation: Evaluation) -> None:
     if calibration is None:
         return
     st.markdown("#### How sure, and how often right (calibration)")
-    number, words = st.columns([1, 3])
-    number.metric("Expected calibration error", f"{calibration.ece:.1%}",
-                  help=f"{BINS} equal-width bins of confidence; per bin, the gap between the mean confidence and the "
-                       "share of answers right, weighted by the bin's share of the answers. 0 % is a model whose "
-                       "\"90 % sure\" answers are right 90 % of the time, and so on for every bin.")
+    number, words = st.columns([1, 2])
+    number.metric("Calibration error", f"{calibration.ece:.1%}",
+                  help=f"Expected calibration error (ECE) over {BINS} equal-width bins of confidence; per bin, "
+                       "the gap between the mean confidence and the share of answers right, weighted by the bin's "
+                       "share of the answers. 0 % is a model whose \"90 % sure\" answers are right 90 % of the time, "
+                       "and so on for every bin.")
     words.caption(verbatim(calibration.summary()) + " Bars: share right per band of confidence; dashed: perfectly "
-                  "calibrated; red ticks: the mean confidence in the band; beneath: answers per band.")
+                  "calibrated; red lines: the mean confidence in the band; beneath: answers per band.")
     st.altair_chart(reliability_chart(calibration), key=f"calibration/{deployment.record.uid}/{results_key}")
 
 
