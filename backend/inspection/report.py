@@ -56,8 +56,9 @@ class ReportInputs:
 
 
 def _when(iso_time: str | None) -> str:
-    """A date as the report writes it: "26 Nov 2026, 14:02 UTC" (a document is read later: never "today")."""
-    return friendly_time(iso_time, absolute=True) or "-"
+    """A date as the report writes it: "26 Nov 2026, 14:02 UTC" (a document is read later, maybe in another
+    time zone: never "today", always UTC)."""
+    return friendly_time(iso_time, datetime.now(UTC), absolute=True) or "-"
 
 
 def _e(value: object) -> str:

@@ -83,8 +83,9 @@ def build_section(model: Model) -> None:
     if not images:
         return
     st.markdown(f"**Images of {verbatim(model.id)} on this engine** (built from this home)")
-    st.dataframe([{"image": i.tag, "size (MB)": round(i.size_bytes / 1e6), "key auth": i.auth, "created": friendly_time(i.created),
-                   "environment": i.environment_image} for i in images], hide_index=True, width="stretch")
+    st.dataframe([{"image": i.tag, "size (MB)": round(i.size_bytes / 1e6), "key auth": i.auth,
+                   "created": friendly_time(i.created), "environment": i.environment_image} for i in images],
+                 hide_index=True, width="stretch")
     chosen = st.selectbox("Commands for", [i.tag for i in images], key=f"build_commands/{model.id}")
     image = next(i for i in images if i.tag == chosen)
     st.markdown("Run it (here, or on any machine the image is loaded on):")
