@@ -293,3 +293,10 @@ def load_dataset(name: str, signature: Signature | None = None, user_root: Path 
         if why is not None and info.installed:
             raise DatasetMismatchError(f"test set {name!r} does not fit this model: {why}")
     return loader()
+
+
+def dataset_title(name: str, user_root: Path | None = None) -> str:
+    """The title people read for the test set `name` ("MNIST 10k (bundled)" for "mnist"); a perturbed
+    set's name ("mnist+rotate=15") gives its base set's title; an unknown name is its own title."""
+    base = name.split("+", 1)[0]
+    return next((info.title for info in catalogue(user_root) if info.name == base), name)

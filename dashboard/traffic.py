@@ -16,6 +16,7 @@ import streamlit as st
 from backend.context import ModelDeck
 from backend.errors import ModelDeckError
 from backend.runtimes.base import Deployment, DeploymentState
+from backend.timefmt import friendly_time
 from backend.traffic.charts import loadtest_chart, traffic_chart
 from backend.traffic.loadtest import CONCURRENCY_RANGE, SECONDS_RANGE, LoadTestResult, LoadTestTick
 from backend.traffic.metrics import ERROR_STATUS, TrafficSnapshot
@@ -139,7 +140,8 @@ def loadtest_section(deck: ModelDeck, deployment: Deployment, area: dict[str, An
             live.caption("No load test of this deployment yet.")
             return
     with live.container():  # the kept result too: a new test's first second replaces it, no faded copy lingers
-        st.caption(f"Load test of {verbatim(result.deployment)} at {result.started_at}: {result.seconds:.1f} s, "
+        st.caption(f"Load test of {verbatim(result.deployment)}, {friendly_time(result.started_at)}: "
+                   f"{result.seconds:.1f} s, "
                    f"{result.concurrency} clients" + (" (stopped at the request cap)" if result.capped else ""))
         if result.partial:
             st.warning(f"Partial result: {result.seconds:.0f} s of {result.asked_seconds} ran. The page was reloaded "

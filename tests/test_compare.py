@@ -35,8 +35,8 @@ def test_mcnemar_without_discordant_pairs_cannot_tell_them_apart():
 
 
 def test_p_value_words():
-    assert p_value_words(0.0002) == "very unlikely to be chance (p < 0.001)"
-    assert p_value_words(0.012) == "unlikely to be chance (p = 0.012)"
+    assert p_value_words(0.0002) == "is very unlikely to be chance (p < 0.001)"
+    assert p_value_words(0.012) == "is unlikely to be chance (p = 0.012)"
     assert p_value_words(0.43).startswith("could well be chance (p = 0.43)")
 
 
@@ -67,8 +67,22 @@ def test_compare_counts_who_is_right_where():
     # true 0 taken for 2: A once in 4, B never; true 1 taken for 2: B once in 4, A never
     assert c.confusion_delta[0, 2] == pytest.approx(-0.25) and c.confusion_delta[1, 2] == pytest.approx(0.25)
     assert np.all(np.diag(c.confusion_delta) == 0)
-    assert not c.significant and "could well be chance" in c.verdict()
+    assert not c.significant and "A difference like this could well be chance (p = 0.62)" in c.verdict()
+    assert " is could" not in c.verdict()
     assert c.verdict().startswith("new (m:2) is better by 16.67 points (66.67% → 83.33%)")
+
+
+def test_the_disagreements_add_up_in_the_words_beside_their_count():
+    first, second = _pair()
+    c = compare(first, second, dataset="toy", a_name="old", a_model="m:1", b_name="new", b_model="m:2")
+    kinds = [len(c.disagreements(kind)) for kind in ("b_right", "a_right", "both_wrong")]
+    assert sum(kinds) == c.n_disagree == 5 and kinds == [3, 1, 1]
+    assert c.disagreement_words() == ("They answer differently on 5 images: new alone is right on 3, old alone on 1 "
+                                      "and both are wrong on the other 1, each with a different wrong answer.")
+    assert c.disagreement_words() in c.verdict()
+    assert "Only the 4 that one of them gets right tell them apart." in c.verdict()
+    same = compare(first, first, dataset="toy", a_name="x", a_model="m:1", b_name="y", b_model="m:1")
+    assert same.disagreement_words() == "They give the same answer on every image."
 
 
 def test_compare_json_has_the_documented_keys():

@@ -16,6 +16,13 @@ from .test_dashboard import APP, app, backend_deck, button, home, select, url_pa
 pytestmark = pytest.mark.filterwarnings("ignore:self.within_class_std_dev_")
 
 
+def kept_comparison_of(deck):
+    from backend.inspection.runs import kept_comparison
+
+    healthy = {d.name: d for d in deck.deployments.list()}
+    return kept_comparison(deck, healthy["lr-v1"], healthy["centroids-v1"], "mnist")
+
+
 @pytest.fixture()
 def two_models(home, tmp_path):  # noqa: F811 (the fixture imported above)
     """The sample model deployed as `lr-v1`, and a weaker model `centroids:1` (nearest class mean, labels only)
@@ -49,6 +56,15 @@ def test_compare_deploys_a_version_on_the_fly_and_shows_who_is_better_where(two_
     verdict = at.success[0].value
     assert verdict.startswith(verbatim("lr-v1 (sklearn_mnist:1) is better by"))
     assert verbatim("very unlikely to be chance") in verdict
+    comparison = kept_comparison_of(two_models)
+    disagree = [m for m in at.metric if m.label == "Images they disagree on"][0]
+    assert disagree.value == f"{comparison.n_disagree:,}" and disagree.proto.help == comparison.disagreement_words()
+    b_only, a_only = comparison.b_only_right, comparison.a_only_right
+    both = len(comparison.disagreements("both_wrong"))
+    assert b_only + a_only + both == comparison.n_disagree  # the numbers on screen add up, in words
+    assert verbatim(f"centroids-v1 alone is right on {b_only:,}, lr-v1 alone on {a_only:,} and both are wrong on "
+                    f"the other {both:,}, each with a different wrong answer.") in verdict
+    assert any(c.value.endswith(verbatim("centroids-v1 scored just now.")) for c in at.caption)
     assert len(at.get("vega_lite_chart")) == 2  # recall change per class, and the B − A matrix
     assert len(at.get("image")) == 1  # the images B gets right and A wrong
     assert [url_param(at, k) for k in ("a", "b")] == ["lr-v1", "centroids-v1"]  # chosen: in the address

@@ -1,6 +1,7 @@
 """Every dashboard page under Streamlit's AppTest, against the real backend on the local runtime."""
 
 import json
+import re
 import subprocess
 import sys
 import time
@@ -132,7 +133,9 @@ def test_first_run_trains_both_sample_versions_inside_the_page_and_opens_on_depl
 def test_models_page_lists_the_registry_and_says_when_training_gives_the_same_model(home):
     at = app().switch_page("views/models.py").run()
     table = at.dataframe[0].value
-    assert list(table["model"]) == ["sklearn_mnist"] and table["accuracy"][0] > 0.85
+    accuracy = backend_deck(home).registry.get("sklearn_mnist", 1).metrics["accuracy"]
+    assert list(table["model"]) == ["sklearn_mnist"] and table["accuracy"][0] == f"{accuracy:.2%}"
+    assert table["registered"][0] and not re.match(r"\d{4}-\d\d-\d\d", table["registered"][0])  # friendly, not ISO
     assert table["input"][0] == "28x28 → 10 classes"
     older = "This home was made before ModelDeck registered two sample versions: train \"MNIST — SVC with " \
             "calibrated probabilities\" below to add it to sklearn_mnist."
@@ -151,6 +154,7 @@ def test_a_version_registered_elsewhere_shows_in_the_models_table_on_the_next_re
     backend_deck(home).registry.register("sklearn_mnist", [other])
     at.run()
     assert list(at.dataframe[0].value["version"]) == [2, 1]
+    assert list(at.dataframe[0].value["accuracy"]) == ["not scored yet", "89.57%"]  # never "None"
 
 
 def test_deploy_page_deploys_lists_shows_logs_and_deletes_with_fresh_counts(home):
@@ -163,6 +167,8 @@ def test_deploy_page_deploys_lists_shows_logs_and_deletes_with_fresh_counts(home
     listed = at.dataframe[0].value
     assert list(listed["name"]) == [name] and list(listed["state"]) == ["Healthy"]
     assert list(listed["runtime"]) == ["local"] and list(listed["max body (MB)"]) == ["128"]
+    assert "detail" not in listed.columns and "tags" not in listed.columns  # empty: their room goes to the rest
+    assert list(listed["memory (GB)"]) == ["1"]
     assert url_param(at, "deployment") == name
     button(at, "Logs").click().run()
     assert any("modeldeck serving: listening on" in c.value for c in at.code)
@@ -234,8 +240,14 @@ def test_test_page_scores_keeps_results_in_the_url_and_brings_them_back_after_a_
     accuracy = at.metric[0].value
     assert accuracy == f"{backend_deck(home).registry.get('sklearn_mnist', 1).metrics['accuracy']:.2%}"
     assert len(at.get("image")) == 3  # the strip, the confidently wrong and the least confident right images
-    assert len(at.get("vega_lite_chart")) == 1  # the clickable confusion matrix
+    assert len(at.get("vega_lite_chart")) == 2  # the clickable confusion matrix, the reliability diagram
     assert any("Click a cell" in i.value for i in at.info)
+    kept = backend_deck(home).evaluations.list(deployment=name)[0]
+    ece = f"{kept.calibration.ece:.1%}"
+    assert metric(at, "Calibration error") == ece
+    words = [c.value.replace("\\", "") for c in at.caption]  # Markdown escapes removed
+    assert any(f"Expected calibration error {ece} (15 equal-width bins" in c for c in words), words
+    assert any(c.endswith("scored just now") and "MNIST 10k (bundled)" in c for c in words)
     # the page opened on its defaults (the newest deployment, the first fitting set): none is written, so
     # none is a history entry of its own; a choice or a link ("Test it") is
     assert "deployment" not in at.query_params and "dataset" not in at.query_params
@@ -248,6 +260,12 @@ def test_test_page_scores_keeps_results_in_the_url_and_brings_them_back_after_a_
     assert select(reloaded, "Deployment").value == name
     assert reloaded.metric[0].value == accuracy
     assert any("of 30 correct" in m.value for m in reloaded.markdown)
+    assert metric(reloaded, "Calibration error") == ece  # from the kept scoring
+    models = app(id="sklearn_mnist:1")
+    models.switch_page("views/models.py").run()
+    [history] = [d.value for d in models.dataframe if "perturbation" in d.value.columns]
+    assert list(history["test set"]) == ["MNIST 10k (bundled)"] and list(history["when"]) == ["just now"]
+    assert list(history["calibration error (ECE)"]) == [ece]
 
     curl = next(c.value for c in at.code if c.value.startswith("curl "))
     result = subprocess.run(["bash", "-c", curl], capture_output=True, text=True, timeout=30)
@@ -423,6 +441,7 @@ def test_a_labels_only_script_says_so_instead_of_showing_confidence(home):
     button(at, "Score the whole test set (10,000 images)").click().run()
     assert not at.exception and not at.error
     assert any("returns labels only" in c.value for c in at.caption)
+    assert not any(m.label == "Calibration error" for m in at.metric)  # no probabilities, no calibration
 
 
 def test_perturbations_show_beside_the_originals_and_a_robustness_curve_is_drawn(home):

@@ -9,7 +9,8 @@ import numpy as np
 import pytest
 
 from backend.datasets import load_mnist_test
-from backend.inspection.report import render, to_pdf
+from backend.inspection.calibration import calibration_of
+from backend.inspection.report import ReportInputs, render, to_pdf
 from backend.inspection.runs import report_inputs
 from backend.traffic.service import load_test
 
@@ -61,7 +62,9 @@ def test_the_report_is_self_contained_html_with_the_evaluation_s_figures(local_d
     assert evaluation.accuracy == pytest.approx(local_deck.registry.get("sklearn_mnist", 1).metrics["accuracy"], abs=1e-4)
     page = parse(render(inputs))
     images = [attrs for tag, attrs in page.tags if tag == "img"]
-    assert len(images) == 1 + len(evaluation.most_confused) + 1  # heatmap, one grid per confused pair, the strip
+    # heatmap, reliability diagram, one grid per confused pair, the strip
+    assert evaluation.probabilities is not None
+    assert len(images) == 2 + len(evaluation.most_confused) + 1
     for attrs in images:
         prefix = "data:image/png;base64,"
         assert attrs["src"].startswith(prefix)
@@ -77,6 +80,10 @@ def test_the_report_is_self_contained_html_with_the_evaluation_s_figures(local_d
         assert f"<td>{label}</td><td>{int(evaluation.confusion[i].sum()):,}</td><td>{evaluation.precision[i]:.2%}" \
                f"</td><td>{evaluation.recall[i]:.2%}</td>" in document
     assert f"{evaluation.most_confused[0]}" in document and "No load test has been run" in document
+    # for a stakeholder: the set's title, calibration with its ECE, the scoring URI only in the appendix
+    assert "Test set: MNIST 10k (bundled) (10,000 images)" in document and "Test set: mnist" not in document
+    assert page.by_id["ece"] == f"{calibration_of(evaluation).ece:.1%}"
+    assert document.index(deployment.scoring_uri) > document.index("<section id='appendix'>")
     assert local_deck.results.load_evaluation(deployment, "mnist") is not None  # scored once, kept
 
     tested = load_test(local_deck, "report-a", seconds=2, concurrency=2)  # a real one, kept with the deployment
@@ -143,3 +150,47 @@ def test_pictures_drawn_on_several_threads_at_once_come_out_whole(testset):
     for thread in threads:
         thread.join()
     assert sizes == [alone] * 15
+
+
+def _made_by_hand(probabilities):
+    from backend.datasets import TestSet
+    from backend.inspection.evaluation import evaluate
+    from backend.runtimes import DeployConfig
+    from backend.runtimes.base import Deployment, DeploymentRecord, DeploymentState
+
+    deployment = Deployment(record=DeploymentRecord(
+        name="hand", uid="u-hand", home_id="h", home="/h", model_name="m", model_version=2, model_sha256="s" * 64,
+        config=DeployConfig(), entry_script="score.py", created_at="2026-11-20T09:10:00+00:00"),
+        runtime="local", state=DeploymentState.HEALTHY, scoring_uri="http://127.0.0.1:40123/score")
+    y = np.array([0, 1, 0, 1, 0, 1, 0, 1])
+    predictions = np.array([0, 1, 0, 1, 0, 1, 1, 0])
+    testset = TestSet("mnist", np.zeros((8, 4), np.float32), y, (2, 2), ("0", "1"), "hand-made")
+    evaluation = evaluate(y, predictions, ("0", "1"), probabilities)
+    return ReportInputs(deployment=deployment, model=None, testset=testset, evaluation=evaluation,
+                        evaluated_at="2026-11-26T14:02:00+00:00", generated_at="2026-11-27T08:00:00+00:00",
+                        testset_title="MNIST 10k (bundled)")
+
+
+def test_a_report_for_stakeholders_has_titles_dates_calibration_and_the_technical_details_last():
+    # six right at 100 % sure, two wrong at 100 % sure: ECE 25 %, two sure-and-wrong answers
+    sure = np.array([[1.0, 0.0], [0.0, 1.0]] * 4)
+    inputs = _made_by_hand(np.where(np.arange(8)[:, None] >= 6, sure[:, ::-1], sure))
+    document = render(inputs)
+    page = parse(document)
+    assert page.by_id["ece"] == "25.0%"
+    assert "How sure, and how often right (calibration)" in document
+    assert "2 wrong answers were given with 99% confidence or more" in document
+    assert "Report by ModelDeck, 27 Nov 2026, 08:00 UTC. Test set: MNIST 10k (bundled) (8 images)." in document
+    assert "accuracy on 8 images of MNIST 10k (bundled)" in document and "(scored 26 Nov 2026, 14:02 UTC)" in document
+    assert "20 Nov 2026, 09:10 UTC" in document and "2026-11-" not in document  # no raw ISO time anywhere
+    appendix = document.index("<section id='appendix'>")
+    assert document.rindex("<section") == appendix  # the last section
+    for technical in ("http://127.0.0.1:40123/score", "s" * 64, "score.py", "hand-made"):
+        assert document.index(technical) > appendix, technical
+    assert "<th>confidence</th><th>answers</th>" in document[appendix:]  # the bins, in the appendix
+
+
+def test_a_labels_only_report_says_calibration_cannot_be_measured():
+    document = render(_made_by_hand(None))
+    assert "returns labels only: how sure the model is of its answers cannot be measured" in document
+    assert "id='ece'" not in document and "expected calibration error" not in document

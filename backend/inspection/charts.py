@@ -8,10 +8,13 @@ from typing import Any
 import altair as alt
 import numpy as np
 
+from .calibration import Calibration
 from .compare import Comparison
 from .evaluation import Evaluation
+from .ticks import percent_ticks
 
 CELL, TRUE_CLASS, PREDICTED_CLASS = "cell", "true_class", "predicted_class"  # the selections' names
+CALIBRATION_WIDTH = 480  # px: the reliability diagram fits beside nothing, at 1024 px wide too
 
 
 def class_axis(labels: Sequence[str]) -> alt.Axis:
@@ -32,6 +35,7 @@ def confusion_chart(evaluation: Evaluation, counts: bool = False) -> alt.HConcat
     labels = list(evaluation.labels)
     n = len(labels)
     brightest = float(evaluation.normalized.max()) or 1.0
+    ticks = percent_ticks(0.0, brightest)  # distinct labels: "0.0% 0.5% 1.0% 1.5%", never "0% 1% 1% 2%"
     cells = [{"true": i, "predicted": j, "true label": labels[i], "predicted label": labels[j],
               "share": float(evaluation.normalized[i, j]), "count": int(evaluation.confusion[i, j]),
               "what": "right answers (not shaded)" if i == j else
@@ -55,10 +59,10 @@ def confusion_chart(evaluation: Evaluation, counts: bool = False) -> alt.HConcat
         x=x, y=y, tooltip=tooltip,
         # The diagonal (right answers) is zeroed in the matrix: grey, so it never reads as "fewest errors"
         color=alt.condition("datum.true == datum.predicted", alt.value("#e6e6e6"),
-                            alt.Color("share:Q", scale=alt.Scale(scheme="viridis"),
+                            alt.Color("share:Q", scale=alt.Scale(scheme="viridis", domain=[0, brightest]),
                                       title="share of the true label's images",
-                                      legend=alt.Legend(format=".0%", orient="top", gradientLength=200,
-                                                        titleLimit=400))),
+                                      legend=alt.Legend(format=ticks.d3_format, values=list(ticks.values),
+                                                        orient="top", gradientLength=200, titleLimit=400))),
         opacity=alt.condition(cell, alt.value(1.0), alt.value(0.55)),
     ).add_params(cell).properties(width=side, height=side)
     layers: list[Any] = [heat]
@@ -113,6 +117,7 @@ def difference_chart(comparison: Comparison) -> alt.Chart:
     n = len(labels)
     delta = comparison.confusion_delta
     reach = float(np.abs(delta).max()) or 0.01
+    ticks = percent_ticks(-reach, reach, signed=True)
     cells = [{"true": i, "predicted": j, "true label": labels[i], "predicted label": labels[j],
               "change": float(delta[i, j]),
               "what": "right answers (not compared here)" if i == j else
@@ -129,7 +134,8 @@ def difference_chart(comparison: Comparison) -> alt.Chart:
                             alt.Color("change:Q", title="B − A (share of the true label)",
                                       scale=alt.Scale(scheme="redblue", reverse=True, domain=[-reach, reach],
                                                       domainMid=0),
-                                      legend=alt.Legend(format="+.0%", orient="top", gradientLength=220))),
+                                      legend=alt.Legend(format=ticks.d3_format, values=list(ticks.values),
+                                                        orient="top", gradientLength=220))),
         opacity=alt.condition(cell, alt.value(1.0), alt.value(0.55)),
         tooltip=["true label:N", "predicted label:N", alt.Tooltip("change:Q", format="+.1%", title="B − A"),
                  alt.Tooltip("what:N", title="in words")],
@@ -147,3 +153,36 @@ def recall_change_chart(comparison: Comparison) -> alt.Chart:
         tooltip=["class:N", alt.Tooltip("recall A:Q", format=".2%"), alt.Tooltip("recall B:Q", format=".2%"),
                  alt.Tooltip("change:Q", format="+.2%")],
     ).properties(height=220)
+
+
+def reliability_chart(calibration: Calibration) -> alt.VConcatChart:
+    """The reliability diagram: per confidence bin, the share of answers right (bars) against the
+    diagonal of a perfectly calibrated model, the mean confidence as a red line across each bin and, beneath,
+    the number of answers per bin (every figure in the tooltips)."""
+    values = [{"from": b.low, "to": b.high, "answers": b.count, "right": b.accuracy, "sure": b.confidence,
+               "bin": f"{b.low:.0%}–{b.high:.0%}", "gap": b.gap} for b in calibration.bins if b.count]
+    ticks = percent_ticks(0.0, 1.0, target=5)
+    x = alt.X("from:Q", scale=alt.Scale(domain=[0, 1]), title="confidence in the answer given",
+              axis=alt.Axis(values=list(ticks.values), format=ticks.d3_format))
+    tooltip: list[Any] = [alt.Tooltip("bin:N", title="confidence"), alt.Tooltip("answers:Q", format=","),
+                          alt.Tooltip("right:Q", format=".1%", title="share right"),
+                          alt.Tooltip("sure:Q", format=".1%", title="mean confidence"),
+                          alt.Tooltip("gap:Q", format="+.1%", title="confidence − share right")]
+    base = alt.Chart(alt.Data(values=values))
+    # rects from 0 (a bar with x and x2 both quantitative would be drawn as a thin line at its value)
+    bars = base.mark_rect(color="#2f4b7c", stroke="white", strokeWidth=0.5).encode(
+        x=x, x2="to:Q", y=alt.Y("right:Q", scale=alt.Scale(domain=[0, 1]), title="share of answers right",
+                                axis=alt.Axis(values=list(ticks.values), format=ticks.d3_format)),
+        y2=alt.datum(0), tooltip=tooltip)
+    sure = base.mark_rule(color="#c0392b", strokeWidth=3).encode(x="from:Q", x2="to:Q", y="sure:Q", tooltip=tooltip)
+    diagonal = alt.Chart(alt.Data(values=[{"from": 0.0, "right": 0.0}, {"from": 1.0, "right": 1.0}])).mark_line(
+        color="#5f6b7a", strokeDash=[6, 4]).encode(x="from:Q", y="right:Q")
+    top = alt.layer(bars, sure, diagonal).properties(height=260, width=CALIBRATION_WIDTH)
+    counts = base.mark_rect(color="#a5b4cf", stroke="white", strokeWidth=0.5).encode(
+        x=alt.X("from:Q", scale=alt.Scale(domain=[0, 1]), axis=None), x2="to:Q",
+        y=alt.Y("answers:Q", title="answers", axis=alt.Axis(format=",d", tickCount=3)), y2=alt.datum(0),
+        tooltip=tooltip)
+    labels = base.mark_text(dy=-6, fontSize=10).encode(
+        x=alt.X("middle:Q"), y="answers:Q", text=alt.Text("answers:Q", format=",")).transform_calculate(
+        middle="(datum.from + datum.to) / 2")
+    return alt.vconcat(top, alt.layer(counts, labels).properties(height=90, width=CALIBRATION_WIDTH), spacing=6)

@@ -35,11 +35,11 @@ def mcnemar(a_only: int, b_only: int) -> tuple[float, str]:
 
 
 def p_value_words(p_value: float) -> str:
-    """What a p-value means for a stakeholder, in one phrase."""
+    """What a p-value means for a stakeholder: the end of a sentence that starts "A difference like this"."""
     if p_value < 0.001:
-        return "very unlikely to be chance (p < 0.001)"
+        return "is very unlikely to be chance (p < 0.001)"
     if p_value < SIGNIFICANT:
-        return f"unlikely to be chance (p = {p_value:.3f})"
+        return f"is unlikely to be chance (p = {p_value:.3f})"
     return f"could well be chance (p = {p_value:.2f}): on this test set the two cannot be told apart"
 
 
@@ -137,17 +137,33 @@ class Comparison:
                 found.append((self.labels[i], self.labels[j], float(self.confusion_delta[i, j])))
         return tuple(found)
 
+    def disagreement_words(self) -> str:
+        """How the images they answer differently on add up, in plain words (the three kinds of
+        DISAGREEMENT_KINDS: only B right + only A right + both wrong, differently = all disagreements)."""
+        if self.n_disagree == 0:
+            return "They give the same answer on every image."
+        both = self.n_disagree - self.a_only_right - self.b_only_right
+        parts = [f"{self.b.deployment} alone is right on {self.b_only_right:,}",
+                 f"{self.a.deployment} alone on {self.a_only_right:,}"]
+        if both:
+            parts.append(f"both are wrong on the other {both:,}, each with a different wrong answer")
+        return (f"They answer differently on {self.n_disagree:,} image{'s' if self.n_disagree != 1 else ''}: "
+                + ", ".join(parts[:-1]) + " and " + parts[-1] + ".")
+
     def verdict(self) -> str:
-        """The answer in plain words: who is better, by how much, and whether it could be chance."""
+        """The answer in plain words: who is better, by how much, how the disagreements add up, and
+        whether the difference could be chance."""
         if self.a_only_right == self.b_only_right:
             better = "Both get the same number of images right"
         else:
             winner, loser = (self.b, self.a) if self.delta > 0 else (self.a, self.b)
             better = (f"{winner.deployment} ({winner.model}) is better by {abs(self.delta) * 100:.2f} points "
                       f"({loser.accuracy:.2%} → {winner.accuracy:.2%})")
-        return (f"{better}: {self.b.deployment} is right on {self.b_only_right:,} images {self.a.deployment} "
-                f"gets wrong, and wrong on {self.a_only_right:,} that it gets right. A difference like this "
-                f"is {p_value_words(self.p_value)} [{self.test}].")
+        told_apart = self.a_only_right + self.b_only_right
+        deciding = (f" Only the {told_apart:,} that one of them gets right tell them apart."
+                    if told_apart != self.n_disagree and told_apart else "")
+        return (f"{better}. {self.disagreement_words()}{deciding} A difference like this "
+                f"{p_value_words(self.p_value)} [{self.test}].")
 
     def to_json(self) -> dict[str, Any]:
         return {"dataset": self.dataset, "n": self.n, "labels": list(self.labels), "a": self.a.to_json(),

@@ -1,5 +1,6 @@
 """Every whole-test-set scoring, kept: which deployment and model, which test set (and its hash),
-which perturbation, the accuracy, confusion matrix and per-class precision/recall, when and how long.
+which perturbation, the accuracy, confusion matrix and per-class precision/recall, the reliability
+diagram's bins (when the endpoint gave probabilities), when and how long.
 
 Kept in the registry's SQLite file (table `evaluations`), so a model's history survives its
 deployments; reads never write.
@@ -20,6 +21,7 @@ import numpy as np
 
 from ..datasets import TestSet
 from ..runtimes.base import Deployment
+from .calibration import Calibration, calibration_of
 from .evaluation import Evaluation
 
 _SCHEMA = """
@@ -41,9 +43,12 @@ CREATE TABLE IF NOT EXISTS evaluations (
     recall TEXT NOT NULL,
     created_at TEXT NOT NULL,
     duration_s REAL NOT NULL,
-    source TEXT NOT NULL
+    source TEXT NOT NULL,
+    calibration TEXT
 )
 """
+# Columns added after the first release, each (name, definition): a table made before gets them.
+_ADDED_COLUMNS = (("calibration", "TEXT"),)
 
 
 @dataclass(frozen=True)
@@ -68,6 +73,7 @@ class EvaluationRecord:
     duration_s: float
     source: str
     id: int = 0
+    calibration: Calibration | None = None  # None: labels only, or kept before calibration was
 
     @property
     def model_id(self) -> str:
@@ -86,7 +92,8 @@ class EvaluationRecord:
                    confusion=tuple(tuple(int(v) for v in row) for row in evaluation.confusion),
                    precision=tuple(float(v) for v in evaluation.precision),
                    recall=tuple(float(v) for v in evaluation.recall),
-                   created_at=datetime.now(UTC).isoformat(timespec="seconds"), duration_s=duration_s, source=source)
+                   created_at=datetime.now(UTC).isoformat(timespec="seconds"), duration_s=duration_s, source=source,
+                   calibration=calibration_of(evaluation))
 
     def to_dict(self) -> dict[str, Any]:
         """The JSON shape of `evaluations list --json`."""
@@ -95,7 +102,9 @@ class EvaluationRecord:
                 "perturbation": self.perturbation or None, "accuracy": self.accuracy, "n": self.n,
                 "labels": list(self.labels), "confusion_matrix": [list(row) for row in self.confusion],
                 "precision": list(self.precision), "recall": list(self.recall), "created_at": self.created_at,
-                "duration_s": self.duration_s, "source": self.source}
+                "duration_s": self.duration_s, "source": self.source,
+                "ece": None if self.calibration is None else self.calibration.ece,
+                "calibration": None if self.calibration is None else self.calibration.to_json()}
 
 
 def testset_sha256(testset: TestSet) -> str:
@@ -113,7 +122,7 @@ class EvaluationLog:
         self.db_path = Path(db_path)
         if self.db_path.exists():
             with closing(self._connect()) as conn, conn:
-                conn.execute(_SCHEMA)
+                _create(conn)
 
     def _connect(self) -> sqlite3.Connection:
         conn = sqlite3.connect(self.db_path, timeout=30, isolation_level=None)
@@ -124,16 +133,17 @@ class EvaluationLog:
         """Stores `record`; returns it with its id."""
         data = record.to_dict()
         with closing(self._connect()) as conn, conn:
-            conn.execute(_SCHEMA)
+            _create(conn)
             cursor = conn.execute(
                 "INSERT INTO evaluations (deployment, deployment_uid, model_name, model_version, model_sha256, "
                 "dataset, dataset_sha256, perturbation, accuracy, n, labels, confusion, precision, recall, "
-                "created_at, duration_s, source) VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?)",
+                "created_at, duration_s, source, calibration) VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, "
+                "?, ?)",
                 (record.deployment, record.deployment_uid, record.model_name, record.model_version,
                  record.model_sha256, record.dataset, record.dataset_sha256, record.perturbation, record.accuracy,
                  record.n, json.dumps(data["labels"]), json.dumps(data["confusion_matrix"]),
                  json.dumps(data["precision"]), json.dumps(data["recall"]), record.created_at, record.duration_s,
-                 record.source))
+                 record.source, None if data["calibration"] is None else json.dumps(data["calibration"])))
         return EvaluationRecord(**{**record.__dict__, "id": int(cursor.lastrowid or 0)})
 
     def list(self, *, deployment: str | None = None, model_name: str | None = None,
@@ -156,6 +166,27 @@ class EvaluationLog:
         return [_record(row) for row in rows]
 
 
+def _create(conn: sqlite3.Connection) -> None:
+    """The table, with the columns added since a home's table was made."""
+    conn.execute(_SCHEMA)
+    present = {row["name"] for row in conn.execute("PRAGMA table_info(evaluations)")}
+    for name, definition in _ADDED_COLUMNS:
+        if name not in present:
+            try:
+                conn.execute(f"ALTER TABLE evaluations ADD COLUMN {name} {definition}")
+            except sqlite3.OperationalError:  # another process added it first, or a read-only file: reads cope
+                pass
+
+
+def _calibration(row: sqlite3.Row) -> Calibration | None:
+    """The row's reliability bins (None: labels only, kept before they were, or unreadable)."""
+    try:
+        text = row["calibration"]
+        return None if text is None else Calibration.from_json(json.loads(text))
+    except (IndexError, KeyError, ValueError, TypeError):
+        return None
+
+
 def _record(row: sqlite3.Row) -> EvaluationRecord:
     return EvaluationRecord(
         deployment=row["deployment"], deployment_uid=row["deployment_uid"], model_name=row["model_name"],
@@ -163,4 +194,5 @@ def _record(row: sqlite3.Row) -> EvaluationRecord:
         dataset_sha256=row["dataset_sha256"], perturbation=row["perturbation"], accuracy=row["accuracy"], n=row["n"],
         labels=tuple(json.loads(row["labels"])), confusion=tuple(tuple(r) for r in json.loads(row["confusion"])),
         precision=tuple(json.loads(row["precision"])), recall=tuple(json.loads(row["recall"])),
-        created_at=row["created_at"], duration_s=row["duration_s"], source=row["source"], id=row["id"])
+        created_at=row["created_at"], duration_s=row["duration_s"], source=row["source"], id=row["id"],
+        calibration=_calibration(row))

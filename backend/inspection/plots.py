@@ -1,4 +1,5 @@
-"""Matplotlib figures: the normalised confusion heatmap, image grids, the comparison's pictures.
+"""Matplotlib figures: the normalised confusion heatmap, image grids, the comparison's pictures, the
+reliability diagram.
 
 Figures are made with matplotlib's object API, never pyplot: the dashboard draws on its page thread
 and on download threads (a report) at the same time, and pyplot's shared state is not thread-safe.
@@ -13,10 +14,13 @@ from dataclasses import dataclass
 
 import numpy as np
 from matplotlib import colormaps
+from matplotlib.colorbar import Colorbar
 from matplotlib.figure import Figure
 
+from .calibration import Calibration
 from .compare import Comparison
 from .evaluation import Evaluation, Samples, class_name
+from .ticks import PercentTicks, percent_ticks
 
 
 def confusion_heatmap(evaluation: Evaluation, subject: str = "") -> Figure:
@@ -34,9 +38,15 @@ def confusion_heatmap(evaluation: Evaluation, subject: str = "") -> Figure:
     ax.set_title((f"{subject}\n" if subject else "") + f"errors by class — accuracy {evaluation.accuracy:.2%}",
                  fontsize=12)
     bar = fig.colorbar(image, ax=ax)
+    _percent_bar(bar, percent_ticks(0.0, float(evaluation.normalized.max())))
     bar.set_label("share of the true label's images", fontsize=12)
     bar.ax.tick_params(labelsize=11)
     return fig
+
+
+def _percent_bar(bar: Colorbar, ticks: PercentTicks) -> None:
+    """The colour bar's ticks as percentages with enough decimals to tell them apart (0.0%, 0.5%, 1.0%)."""
+    bar.set_ticks(list(ticks.values), labels=list(ticks.labels))
 
 
 def tile_title(prediction: int, label: int, class_names: tuple[str, ...]) -> str:
@@ -162,5 +172,40 @@ def difference_heatmap(comparison: Comparison) -> Figure:
     ax.set_ylabel("true label", fontsize=13)
     ax.set_title(f"{comparison.b.deployment} − {comparison.a.deployment}: change in errors by class", fontsize=12)
     bar = fig.colorbar(image, ax=ax)
+    _percent_bar(bar, percent_ticks(-reach, reach, signed=True))
     bar.set_label("B − A, share of the true label's images", fontsize=12)
+    return fig
+
+
+def reliability_diagram(calibration: Calibration, subject: str = "") -> Figure:
+    """The reliability diagram: per confidence bin, how often the answers were right (bars) against
+    the diagonal a perfectly calibrated model would follow, the mean confidence a red line across each bin and,
+    beneath, how many answers each bin holds. `subject` heads the title."""
+    filled = [b for b in calibration.bins if b.count]
+    fig = Figure(figsize=(6.4, 5.6), layout="constrained")
+    top, bottom = fig.subplots(2, 1, sharex=True, height_ratios=(3, 1.2))
+    widths = [b.high - b.low for b in filled]
+    top.bar([b.low for b in filled], [b.accuracy for b in filled], widths, align="edge", color="#2f4b7c",
+            edgecolor="white", label="share right")
+    top.hlines([b.confidence for b in filled], [b.low for b in filled], [b.high for b in filled], color="#c0392b",
+               linewidth=2.5, label="mean confidence in the band")
+    top.plot([0, 1], [0, 1], "--", color="#5f6b7a", label="perfectly calibrated")
+    top.set_xlim(0, 1)
+    top.set_ylim(0, 1)
+    top.set_ylabel("share of answers right", fontsize=12)
+    top.legend(loc="upper left", fontsize=10)
+    top.set_title((f"{subject}\n" if subject else "") + f"calibration — expected calibration error "
+                  f"{calibration.ece:.1%} ({len(calibration.bins)} bins)", fontsize=12)
+    bottom.bar([b.low for b in filled], [b.count for b in filled], widths, align="edge", color="#a5b4cf",
+               edgecolor="white")
+    for b in filled:
+        bottom.text((b.low + b.high) / 2, b.count, f"{b.count:,}", ha="center", va="bottom", fontsize=8)
+    bottom.set_ylim(0, max((b.count for b in filled), default=1) * 1.3)
+    bottom.set_ylabel("answers", fontsize=12)
+    bottom.set_xlabel("confidence in the answer given", fontsize=12)
+    for ax in (top, bottom):
+        ax.tick_params(labelsize=10)
+    ticks = percent_ticks(0.0, 1.0, target=5)
+    bottom.set_xticks(list(ticks.values), labels=list(ticks.labels))
+    top.set_yticks(list(ticks.values), labels=list(ticks.labels))
     return fig

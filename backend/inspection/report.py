@@ -1,7 +1,9 @@
 """A report to hand over: one self-contained HTML file (every picture embedded as a data URI, no
 external asset, opens offline) about one deployment — model card, configuration, accuracy and per-class
-table, the normalised heatmap, the most confused pairs with examples, random predictions, the latest
-load test and, when asked, a comparison — and a PDF of it printed by headless Chromium.
+table, the normalised heatmap, calibration (reliability diagram and ECE), the most confused pairs with
+examples, random predictions, the latest load test and, when asked, a comparison; technical details
+(scoring URI, hashes, libraries) in an appendix at the end — and a PDF of it printed by headless Chromium.
+Written for a stakeholder: test sets by their titles, dates as people write them.
 """
 
 from __future__ import annotations
@@ -23,9 +25,11 @@ from ..datasets import TestSet
 from ..errors import ReportError
 from ..registry import Model
 from ..runtimes.base import Deployment
+from ..timefmt import friendly_time
+from .calibration import calibration_of
 from .compare import DISAGREEMENT_KINDS, Comparison
 from .evaluation import Evaluation
-from .plots import confusion_heatmap, difference_heatmap, disagreement_grid, image_grid, to_png
+from .plots import confusion_heatmap, difference_heatmap, disagreement_grid, image_grid, reliability_diagram, to_png
 
 STRIP_SIZE = 20
 EXAMPLES_PER_PAIR = 10
@@ -44,6 +48,17 @@ class ReportInputs:
     load_test: Mapping[str, Any] | None = None
     comparison: Comparison | None = None
     generated_at: str = ""
+    testset_title: str = ""  # what people call the test set ("" : its name)
+
+    @property
+    def set_title(self) -> str:
+        return self.testset_title or self.testset.name
+
+
+def _when(iso_time: str | None) -> str:
+    """A date as the report writes it: "26 Nov 2026, 14:02 UTC" (a document is read later, maybe in another
+    time zone: never "today", always UTC)."""
+    return friendly_time(iso_time, datetime.now(UTC), absolute=True) or "-"
 
 
 def _e(value: object) -> str:
@@ -66,40 +81,72 @@ def _grid(headers: list[str], rows: list[list[str]]) -> str:
 
 def _model_card(model: Model | None, deployment: Deployment) -> str:
     if model is None:
-        return (f"<p>The registry of this home no longer has {_e(deployment.model_id)} (sha256 "
-                f"{_e(deployment.record.model_sha256)}).</p>")
-    libraries = ", ".join(f"{k} {v}" for k, v in sorted(model.library_versions.items())) or "not recorded"
+        return (f"<p>The registry of this home no longer has {_e(deployment.model_id)} (its sha256 is in the "
+                "appendix).</p>")
     tags = ", ".join(f"{k}={v}" for k, v in sorted(model.tags.items())) or "none"
     metrics = ", ".join(f"{k} {v:g}" for k, v in sorted(model.metrics.items())) or "none"
     return _table([("Model", _e(model.id)), ("Framework", _e(model.framework)),
                    ("Description (training data)", _e(model.description or "none")), ("Tags", _e(tags)),
                    ("Metrics recorded at registration", _e(metrics)), ("Input and output", _e(model.signature.describe())),
-                   ("Libraries", _e(libraries)), ("Registered", _e(model.created_at)),
-                   ("sha256", f"<code>{_e(model.sha256)}</code>")])
+                   ("Registered", _e(_when(model.created_at)))])
 
 
 def _configuration(deployment: Deployment) -> str:
     record, config = deployment.record, deployment.record.config
-    return _table([("Deployment", _e(deployment.name)), ("Runtime", _e(deployment.runtime)),
-                   ("State", _e(deployment.state)), ("CPU cores", _e(f"{config.cpu_cores:g}")),
-                   ("Memory", _e(f"{config.memory_gb:g} GB")),
-                   ("Largest request body", _e(f"{config.body_limit_mb:g} MiB")),
-                   ("Authentication", "key (Bearer)" if config.auth_enabled else "none"),
-                   ("Scoring script", _e(record.entry_script)),
+    return _table([("Deployment", _e(deployment.name)), ("State", _e(deployment.state)),
+                   ("CPU cores", _e(f"{config.cpu_cores:g}")), ("Memory", _e(f"{config.memory_gb:g} GB")),
                    ("Tags", _e(", ".join(f"{k}={v}" for k, v in sorted(config.tags.items())) or "none")),
-                   ("Description", _e(config.description or "none")), ("Created", _e(record.created_at)),
-                   ("Scoring URI", f"<code>{_e(deployment.scoring_uri or '-')}</code>")])
+                   ("Description", _e(config.description or "none")), ("Created", _e(_when(record.created_at)))])
+
+
+def _appendix(inputs: ReportInputs) -> str:
+    """The technical details, for whoever runs or checks the deployment: kept out of the report's body."""
+    deployment, model = inputs.deployment, inputs.model
+    record, config = deployment.record, deployment.record.config
+    rows = [("Scoring URI", f"<code>{_e(deployment.scoring_uri or '-')}</code>"),
+            ("Runtime", _e(deployment.runtime)), ("Scoring script", _e(record.entry_script)),
+            ("Authentication", "key (Bearer)" if config.auth_enabled else "none"),
+            ("Largest request body", _e(f"{config.body_limit_mb:g} MiB")),
+            ("Model sha256", f"<code>{_e(model.sha256 if model is not None else record.model_sha256)}</code>")]
+    if model is not None:
+        rows.append(("Libraries", _e(", ".join(f"{k} {v}" for k, v in sorted(model.library_versions.items()))
+                                     or "not recorded")))
+    rows.append(("Test set", _e(f"{inputs.testset.name} ({len(inputs.testset):,} images; {inputs.testset.source})")))
+    if inputs.comparison is not None:
+        rows.append(("Significance test", _e(inputs.comparison.test)))
+    calibration = calibration_of(inputs.evaluation)
+    bins = "" if calibration is None else (
+        f"<h3>Calibration bins ({len(calibration.bins)} of equal width; empty ones left out)</h3>"
+        + _grid(["confidence", "answers", "mean confidence", "share right", "confidence − share right"],
+                [[f"{b.low:.1%} – {b.high:.1%}", f"{b.count:,}", f"{b.confidence:.2%}", f"{b.accuracy:.2%}",
+                  f"{b.gap * 100:+.2f} points"] for b in calibration.bins if b.count]))
+    return _table(rows) + bins
+
+
+def _calibration(inputs: ReportInputs) -> str:
+    """How sure the model is against how often it is right, when the endpoint gives probabilities."""
+    calibration = calibration_of(inputs.evaluation)
+    if calibration is None:
+        return ("<p>This scoring script returns labels only: how sure the model is of its answers cannot be "
+                "measured.</p>")
+    picture = to_png(reliability_diagram(calibration, f"{inputs.deployment.name} on {inputs.set_title}"))
+    return (f"<p class='big'><span id='ece'>{calibration.ece:.1%}</span> expected calibration error</p>"
+            f"<p>{_e(calibration.summary())}</p>" + _png(picture, "reliability diagram")
+            + "<p class='muted'>Bars: the share of answers right in each band of confidence; the dashed diagonal is "
+              "where a perfectly calibrated model's bars would end (its \"90 % sure\" answers right 90 % of the "
+              "time). Red lines: the mean confidence in that band. Beneath: how many answers each band holds."
+              "</p>")
 
 
 def _accuracy(inputs: ReportInputs) -> str:
-    evaluation, testset = inputs.evaluation, inputs.testset
+    evaluation = inputs.evaluation
     support = evaluation.confusion.sum(axis=1)
     rows = [[_e(label), f"{int(support[i]):,}", f"{evaluation.precision[i]:.2%}", f"{evaluation.recall[i]:.2%}"]
             for i, label in enumerate(evaluation.labels)]
-    heatmap = to_png(confusion_heatmap(evaluation, f"{inputs.deployment.name} on {testset.name}"))
+    heatmap = to_png(confusion_heatmap(evaluation, f"{inputs.deployment.name} on {inputs.set_title}"))
     return (f"<p class='big'><span id='accuracy'>{evaluation.accuracy:.2%}</span> accuracy on "
-            f"{evaluation.n:,} images of {_e(testset.name)}"
-            + (f" <span class='muted'>(scored {_e(inputs.evaluated_at)} UTC)</span>" if inputs.evaluated_at else "")
+            f"{evaluation.n:,} images of {_e(inputs.set_title)}"
+            + (f" <span class='muted'>(scored {_e(_when(inputs.evaluated_at))})</span>" if inputs.evaluated_at else "")
             + "</p><div class='two'><div>" + _grid(["class", "images", "precision", "recall"], rows)
             + "</div><div>" + _png(heatmap, "normalised confusion heatmap")
             + "<p class='muted'>Rows normalised, diagonal zeroed: the brighter a cell, the more often that true "
@@ -142,7 +189,7 @@ def _load_test(load: Mapping[str, Any] | None) -> str:
                                            f" / {float(load['p99_ms']):.1f} ms")),
             ("Errors", _e(f"{int(load['errors']):,} of {int(load.get('requests', 0)):,} requests")),
             ("Concurrent clients", _e(load.get("concurrency", "-"))),
-            ("Duration", _e(f"{float(load.get('seconds', 0)):g} s")), ("Run at", _e(load.get("started_at", "-")))]
+            ("Duration", _e(f"{float(load.get('seconds', 0)):g} s")), ("Run", _e(_when(load.get("started_at"))))]
     return _table(rows) + ("<p class='muted'>Single-row requests from ModelDeck's load generator on the same "
                            "machine (127.0.0.1).</p>")
 
@@ -186,7 +233,10 @@ border-radius:6px}.summary b{display:block;font-size:1.8em;color:#2f4b7c}.summar
 
 def _summary(inputs: ReportInputs) -> str:
     """The figures a stakeholder asks for first, large."""
-    figures = [(f"{inputs.evaluation.accuracy:.2%}", f"accuracy on {inputs.testset.name}")]
+    figures = [(f"{inputs.evaluation.accuracy:.2%}", f"accuracy on {inputs.set_title}")]
+    calibration = calibration_of(inputs.evaluation)
+    if calibration is not None:
+        figures.append((f"{calibration.ece:.1%}", "expected calibration error"))
     if inputs.load_test is not None:
         figures += [(f"{float(inputs.load_test['requests_per_second']):,.0f}/s", "requests in the load test"),
                     (f"{float(inputs.load_test['p99_ms']):.1f} ms", "p99 latency in the load test")]
@@ -202,7 +252,8 @@ def render(inputs: ReportInputs) -> str:
     """The report as one HTML document."""
     d = inputs.deployment
     sections = [("Model card", _model_card(inputs.model, d)), ("Deployment", _configuration(d)),
-                (f"Accuracy on {inputs.testset.name}", _accuracy(inputs)),
+                (f"Accuracy on {inputs.set_title}", _accuracy(inputs)),
+                ("How sure, and how often right (calibration)", _calibration(inputs)),
                 ("Most confused pairs", _confused(inputs)), ("Random predictions", _strip(inputs)),
                 ("Load test", _load_test(inputs.load_test))]
     if inputs.comparison is not None:
@@ -210,11 +261,12 @@ def render(inputs: ReportInputs) -> str:
         sections.append((f"Compared: {c.a.deployment} (A) and {c.b.deployment} (B)", _comparison(inputs, c)))
     body = _summary(inputs) + "".join(f"<section><h2>{_e(title)}</h2>{content}</section>"
                                       for title, content in sections)
-    generated = inputs.generated_at or datetime.now(UTC).isoformat(timespec="seconds")
+    body += f"<section id='appendix'><h2>Appendix: technical details</h2>{_appendix(inputs)}</section>"
+    generated = _when(inputs.generated_at or datetime.now(UTC).isoformat(timespec="seconds"))
     return ("<!doctype html><html lang='en'><head><meta charset='utf-8'>"
             f"<title>ModelDeck report — {_e(d.name)}</title><style>{_STYLE}</style></head><body>"
             f"<h1>{_e(d.name)} — {_e(d.model_id)}</h1>"
-            f"<p class='muted'>Report by ModelDeck, {_e(generated)} UTC. Test set: {_e(inputs.testset.name)} "
+            f"<p class='muted'>Report by ModelDeck, {_e(generated)}. Test set: {_e(inputs.set_title)} "
             f"({len(inputs.testset):,} images).</p>{body}</body></html>")
 
 

@@ -9,7 +9,7 @@ from typing import TYPE_CHECKING
 
 import numpy as np
 
-from ..datasets import TestSet, datasets_for, load_dataset
+from ..datasets import TestSet, dataset_title, datasets_for, load_dataset
 from ..errors import ComparisonError, DatasetMismatchError
 from ..progress import Progress, quiet, step
 from ..registry import Model
@@ -174,4 +174,5 @@ def report_inputs(deck: ModelDeck, deployment: Deployment, testset: TestSet, *, 
     load = deck.results.load_loadtest(deployment)
     return ReportInputs(deployment=deployment, model=deck.deployments.model_of(deployment), testset=testset,
                         evaluation=evaluation, evaluated_at=deck.results.saved_at(deployment, testset.name, "evaluation"),
-                        load_test=None if load is None else load.to_json(), comparison=comparison)
+                        load_test=None if load is None else load.to_json(), comparison=comparison,
+                        testset_title=dataset_title(testset.name, deck.settings.datasets_dir))

@@ -26,6 +26,7 @@ from backend.inspection.runs import (
 from backend.progress import ProgressEvent
 from backend.registry import Model
 from backend.runtimes.base import Deployment
+from backend.timefmt import friendly_time
 from dashboard.common import (
     choose,
     get_deck,
@@ -187,13 +188,14 @@ m1, m2, m3, m4 = st.columns(4)
 m1.metric(f"A · {a}", f"{comparison.a.accuracy:.2%}", help=f"{comparison.a.model}: accuracy on {comparison.n:,} images")
 m2.metric(f"B · {b}", f"{comparison.b.accuracy:.2%}", f"{comparison.delta * 100:+.2f} points",
           help=f"{comparison.b.model}: accuracy on {comparison.n:,} images; the change is B − A")
-m3.metric("Images they disagree on", f"{comparison.n_disagree:,}")
+m3.metric("Images they disagree on", f"{comparison.n_disagree:,}", help=comparison.disagreement_words())
 m4.metric("p-value (McNemar)", "< 0.001" if comparison.p_value < 0.001 else f"{comparison.p_value:.3f}",
           help=comparison.test)
 (st.success if comparison.significant else st.info)(verbatim(comparison.verdict()), icon=":material/balance:")
 saved = [deck.results.saved_at(healthy[side], dataset, "evaluation") for side in (a, b)]
 if not presenting():  # when each was scored: technical detail
-    st.caption(verbatim(f"{titles[dataset]}: {a} scored {saved[0]}, {b} scored {saved[1]} (UTC)."))
+    st.caption(verbatim(f"{titles[dataset]}: {a} scored {friendly_time(saved[0])}, {b} scored "
+                        f"{friendly_time(saved[1])}."))
 
 by_class, changed, disagree = st.tabs(["Per class", "What changed", "Where they disagree"])
 with by_class:

@@ -35,6 +35,7 @@ from dashboard.common import (
     url_select,
     verbatim,
 )
+from dashboard.tables import without_empty_columns
 from dashboard.traffic import deployment_traffic
 
 STREAMED_LINES_SHOWN = 12
@@ -250,7 +251,8 @@ for d in listing.deployments:
         for technical in ("scoring URI", "auth", "max body (MB)"):
             row.pop(technical)
     rows.append(row)
-st.dataframe(rows, hide_index=True, width="stretch",
+# Columns nobody filled ("detail" while all is well, "tags" when none) give their room to the others
+st.dataframe(without_empty_columns(rows, keep=["name", "state"]), hide_index=True, width="stretch",
              column_config={"scoring URI": st.column_config.TextColumn(width="medium"),
                             "detail": st.column_config.TextColumn(width="medium")})
 

@@ -6,12 +6,15 @@ asked on the form and confirmed by the scoring server, inside the deployment, at
 
 import streamlit as st
 
+from backend.datasets import dataset_title
 from backend.errors import DuplicateModelError, ModelDeckError
 from backend.packaging.image import build_image, built_images, default_tag
 from backend.progress import ProgressEvent, ProgressKind
 from backend.registry import Model, current_library_versions, parse_signature, parse_tags
+from backend.timefmt import friendly_time
 from backend.training import missing_first_run_samples, train_sample
 from dashboard.common import fail, get_deck, presenting, url_select, verbatim
+from dashboard.tables import without_empty_columns
 
 TRAIN_NOTICE, REGISTER_NOTICE, BUILD_OUTCOME = "_train_notice", "_register_notice", "_build_outcome"
 BUILD_LINES_SHOWN = 12
@@ -82,8 +85,9 @@ def build_section(model: Model) -> None:
     if not images:
         return
     st.markdown(f"**Images of {verbatim(model.id)} on this engine** (built from this home)")
-    st.dataframe([{"image": i.tag, "size (MB)": round(i.size_bytes / 1e6), "key auth": i.auth, "created": i.created,
-                   "environment": i.environment_image} for i in images], hide_index=True, width="stretch")
+    st.dataframe([{"image": i.tag, "size (MB)": round(i.size_bytes / 1e6), "key auth": i.auth,
+                   "created": friendly_time(i.created), "environment": i.environment_image} for i in images],
+                 hide_index=True, width="stretch")
     chosen = st.selectbox("Commands for", [i.tag for i in images], key=f"build_commands/{model.id}")
     image = next(i for i in images if i.tag == chosen)
     st.markdown("Run it (here, or on any machine the image is loaded on):")
@@ -106,17 +110,20 @@ else:
         size = f"{sig.image_shape[0]}x{sig.image_shape[1]}" if sig.image_shape else f"{sig.n_features} values"
         return size + (f" → {len(sig.class_labels)} classes" if sig.class_labels else "")
 
+    def accuracy_text(accuracy: float | None) -> str:
+        return "not scored yet" if accuracy is None else f"{accuracy:.2%}"
+
     presentation = presenting()  # hashes and tags are technical detail
     st.dataframe(
-        [{"model": m.name, "version": m.version, "accuracy": m.metrics.get("accuracy"), "input": input_summary(m),
-          "registered": m.created_at[:10], "algorithm": m.tags.get("algorithm", ""),
-          **({} if presentation else {"model sha256": m.sha256[:12],
-                                      "tags": ", ".join(f"{k}={v}" for k, v in m.tags.items())})}
-         for m in reversed(models)],
+        without_empty_columns(  # no empty "algorithm" or "tags" column squeezing the others
+            [{"model": m.name, "version": m.version, "accuracy": accuracy_text(m.metrics.get("accuracy")),
+              "input": input_summary(m), "registered": friendly_time(m.created_at),
+              "algorithm": m.tags.get("algorithm", ""),
+              **({} if presentation else {"model sha256": m.sha256[:12],
+                                          "tags": ", ".join(f"{k}={v}" for k, v in m.tags.items())})}
+             for m in reversed(models)], keep=["model", "version", "accuracy"]),
         hide_index=True, width="stretch",
-        column_config={"accuracy": st.column_config.NumberColumn(format="%.4f", width="small"),
-                       "version": st.column_config.NumberColumn(width="small"),
-                       "registered": st.column_config.TextColumn(width="small"),
+        column_config={"version": st.column_config.NumberColumn(width="small"),
                        "model sha256": st.column_config.TextColumn(help=MODEL_SHA256_HELP)})
 
     with st.expander("Model details", expanded=bool(st.query_params.get("id"))):
@@ -126,7 +133,8 @@ else:
             model = deck.registry.get_ref(chosen)
             left, right = st.columns(2)
             left.markdown(f"**{verbatim(model.id)}** — {verbatim(model.description or 'no description')}")
-            facts = {"framework": model.framework, "registered at": model.created_at, "model sha256": model.sha256,
+            facts = {"framework": model.framework, "registered at": friendly_time(model.created_at, absolute=True),
+                     "model sha256": model.sha256,
                      "input": model.signature.describe(), "signature from": model.signature.source or "-",
                      **{f"tag {k}": v for k, v in model.tags.items()},
                      **{f"metric {k}": str(v) for k, v in model.metrics.items()}}
@@ -142,8 +150,11 @@ else:
             if not history:
                 st.caption("None yet: score a whole test set on the Test page, or `modeldeck evaluate NAME`.")
             else:
-                st.dataframe([{"when": r.created_at, "deployment": r.deployment, "test set": r.dataset,
+                st.dataframe([{"when": friendly_time(r.created_at), "deployment": r.deployment,
+                               "test set": dataset_title(r.dataset, deck.settings.datasets_dir),
                                "perturbation": r.perturbation or "none", "accuracy": f"{r.accuracy:.2%}",
+                               "calibration error (ECE)": "—" if r.calibration is None else
+                               f"{r.calibration.ece:.1%}",
                                "images": r.n, "seconds": round(r.duration_s, 2), "from": r.source,
                                "test set sha256": r.dataset_sha256[:12]} for r in history],
                              hide_index=True, width="stretch")

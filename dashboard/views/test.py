@@ -12,12 +12,14 @@ import streamlit as st
 
 from backend.datasets import TestSet, datasets_for, format_range
 from backend.errors import InvalidPerturbationError, ModelDeckError, ScoringServerError
+from backend.inspection.calibration import BINS, calibration_of
 from backend.inspection.charts import (
     CELL,
     PREDICTED_CLASS,
     TRUE_CLASS,
     confusion_chart,
     probability_bars,
+    reliability_chart,
     robustness_chart,
 )
 from backend.inspection.evaluation import (
@@ -39,7 +41,7 @@ from backend.inspection.report import render, to_pdf
 from backend.inspection.runs import report_inputs, score_and_keep
 from backend.registry import Signature, parse_value_range
 from backend.staging import STAGING_DIR
-from backend.timefmt import age
+from backend.timefmt import friendly_time
 from backend.user_datasets import import_uploaded
 from dashboard.canvas import drawing_pad
 from dashboard.common import (
@@ -270,7 +272,7 @@ def strip_png_of(uid: str, dataset: str, revision: int, _samples: Samples) -> by
 def scored_caption(kind: str, results: str, title: str) -> None:
     when = deck.results.saved_at(deployment, results, kind)
     if when:
-        st.caption(verbatim(f"{chosen} ({deployment.model_id}) on {title}, scored {age(when)} ago"))
+        st.caption(verbatim(f"{chosen} ({deployment.model_id}) on {title}, scored {friendly_time(when)}"))
 
 
 
@@ -326,6 +328,24 @@ if st.button(f"Score the whole test set ({len(data):,} images"
     except ModelDeckError as e:
         scoring_failed(e, chosen)
     bar.empty()
+
+
+def calibration_view(evaluation: Evaluation) -> None:
+    """How sure the model is of its answers against how often it is right: the reliability diagram and
+    its expected calibration error (only when the endpoint gave probabilities)."""
+    calibration = calibration_of(evaluation)
+    if calibration is None:
+        return
+    st.markdown("#### How sure, and how often right (calibration)")
+    number, words = st.columns([1, 2])
+    number.metric("Calibration error", f"{calibration.ece:.1%}",
+                  help=f"Expected calibration error (ECE) over {BINS} equal-width bins of confidence; per bin, "
+                       "the gap between the mean confidence and the share of answers right, weighted by the bin's "
+                       "share of the answers. 0 % is a model whose \"90 % sure\" answers are right 90 % of the time, "
+                       "and so on for every bin.")
+    words.caption(verbatim(calibration.summary()) + " Bars: share right per band of confidence; dashed: perfectly "
+                  "calibrated; red lines: the mean confidence in the band; beneath: answers per band.")
+    st.altair_chart(reliability_chart(calibration), key=f"calibration/{deployment.record.uid}/{results_key}")
 
 
 # Each part below reruns alone when its own controls change (a click on the matrix, a stroke on the
@@ -384,6 +404,7 @@ def evaluation_view() -> None:
             st.dataframe({"true \\ predicted": list(evaluation.labels),
                           **{label: evaluation.confusion[:, j] for j, label in enumerate(evaluation.labels)}},
                          hide_index=True)
+        calibration_view(evaluation)
         d1, d2, d3, d4 = st.columns(4)
         d1.download_button("Download heatmap (PNG)", lambda: to_png(confusion_heatmap(evaluation, subject=subject)),
                            f"{chosen}-confusion.png", "image/png")
