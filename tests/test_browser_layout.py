@@ -6,8 +6,6 @@ chart drawn over a table or an image, nothing wider than the main column."""
 
 from __future__ import annotations
 
-import time
-
 import pytest
 
 from backend.config import Settings
