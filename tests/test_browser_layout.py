@@ -6,6 +6,8 @@ chart drawn over a table or an image, nothing wider than the main column."""
 
 from __future__ import annotations
 
+import time
+
 import pytest
 
 from backend.config import Settings
@@ -143,34 +145,41 @@ def test_every_page_fits_a_projector_and_a_laptop_in_both_modes(deployed_home, t
     LAYOUT_ARTIFACTS.mkdir(parents=True, exist_ok=True)
     proc, url = start_dashboard(deployed_home, "local", tmp_path / "streamlit.log")
     found: dict[str, list[str]] = {}
+    started = time.monotonic()
     try:
         with sync_playwright() as pw:
             browser = launch(pw)
-            for present in (False, True):
-                page = browser.new_page(viewport={"width": SIZES[0][0], "height": SIZES[0][1]})
-                main = page.get_by_test_id("stMain")
+            page = browser.new_page(viewport={"width": SIZES[0][0], "height": SIZES[0][1]})
+            main = page.get_by_test_id("stMain")
+
+            def check_at_each_size(shot: str) -> None:
+                """Checks and screenshots the page as it is at each size (a resize redraws without a rerun)."""
                 for width, height in SIZES:
                     page.set_viewport_size({"width": width, "height": height})
-                    for name, (address, ready_text) in PAGES.items():
-                        mode = "present" if present else "normal"
-                        page.goto(url + address + ("&" if "?" in address else "?") + f"present={int(present)}")
-                        _settle(page, main, ready_text)
-                        shot = f"{name}-{width}x{height}-{mode}"
-                        found[shot] = page.evaluate(LAYOUT_PROBLEMS_JS)
-                        page.screenshot(path=str(LAYOUT_ARTIFACTS / f"{shot}.png"))  # what the viewer sees first
-                        # the whole page: Streamlit scrolls inside its main block, so the window grows instead
-                        tall = page.evaluate("() => document.querySelector('[data-testid=\"stMain\"]').scrollHeight")
-                        page.set_viewport_size({"width": width, "height": max(height, min(int(tall), 6000))})
-                        page.wait_for_timeout(400)
-                        page.screenshot(path=str(LAYOUT_ARTIFACTS / f"{shot}-whole.png"))
-                        page.set_viewport_size({"width": width, "height": height})
-                        if name == "compare":  # the difference heatmap, in the second tab
-                            main.get_by_role("tab", name="What changed").click()
-                            _settle(page, main, "Largest changes")
-                            found[shot + "-changed"] = page.evaluate(LAYOUT_PROBLEMS_JS)
-                            page.screenshot(path=str(LAYOUT_ARTIFACTS / f"{shot}-changed.png"))
-                page.close()
+                    page.wait_for_timeout(600)  # columns and vega's charts follow the new width
+                    page.wait_for_function(SETTLED_JS, timeout=60_000, polling=200)
+                    sized = shot.replace("@", f"{width}x{height}")
+                    found[sized] = page.evaluate(LAYOUT_PROBLEMS_JS)
+                    page.screenshot(path=str(LAYOUT_ARTIFACTS / f"{sized}.png"))  # what the viewer sees first
+                    # the whole page: Streamlit scrolls inside its main block, so the window grows instead
+                    tall = page.evaluate("() => document.querySelector('[data-testid=\"stMain\"]').scrollHeight")
+                    page.set_viewport_size({"width": width, "height": max(height, min(int(tall), 6000))})
+                    page.wait_for_timeout(300)
+                    page.screenshot(path=str(LAYOUT_ARTIFACTS / f"{sized}-whole.png"))
+
+            for present in (False, True):
+                mode = "present" if present else "normal"
+                for name, (address, ready_text) in PAGES.items():
+                    page.set_viewport_size({"width": SIZES[0][0], "height": SIZES[0][1]})
+                    page.goto(url + address + ("&" if "?" in address else "?") + f"present={int(present)}")
+                    _settle(page, main, ready_text)
+                    check_at_each_size(f"{name}-@-{mode}")
+                    if name == "compare":  # the difference heatmap, in the second tab
+                        main.get_by_role("tab", name="What changed").click()
+                        _settle(page, main, "Largest changes")
+                        check_at_each_size(f"{name}-@-{mode}-changed")
             browser.close()
+        print(f"\nlayouts: {len(found)} checked in {time.monotonic() - started:.0f} s")
     finally:
         stop_dashboard(proc)
     problems = {shot: issues for shot, issues in found.items() if issues}
