@@ -28,7 +28,6 @@ html, .stApp {font-size: 19px;}
 [data-testid="stMetricDelta"], [data-testid="stMetricDelta"] * {font-size: 1.4rem !important;}
 .stApp [data-testid="stMarkdownContainer"] p, .stApp [data-testid="stMarkdownContainer"] li {font-size: 1.2rem;}
 .stApp .block-container {max-width: 100%; padding: 2rem 3rem 3rem;}
-@media (max-width: 1200px) {.stApp .block-container {padding-left: 1.5rem; padding-right: 1.5rem;}}
 </style>"""
 # Every mode: nothing is cut short. A metric's value and a button's label are shown whole (labels wrap at
 # spaces), and a row of columns holding them, or holding a container keyed "no-shrink-…" (a chart of fixed
@@ -43,7 +42,7 @@ LAYOUT_CSS = """<style>
 .stMain [data-testid="stColumn"]:has(> [data-testid="stVerticalBlock"] > [data-testid="stElementContainer"] >
   :is([data-testid="stMetric"], .stButton, .stDownloadButton)),
 .stMain [data-testid="stColumn"]:has([class*="st-key-no-shrink-"]) {min-width: min-content;}
-@media (max-width: 1200px) {.stMain .block-container {padding-left: 1.5rem; padding-right: 1.5rem;}}
+@media (max-width: 1200px) {.stApp .stMain .block-container {padding-left: 1.5rem; padding-right: 1.5rem;}}
 </style>"""
 _MARKDOWN_SPECIALS = re.compile(r"([\\`*_{}\[\]()#+\-.!|<>~$:])")
 
