@@ -9,6 +9,7 @@ from backend.errors import ModelDeckError
 from backend.progress import ProgressEvent
 from backend.training import ensure_sample_models
 from dashboard.common import (
+    LAYOUT_CSS,
     PRESENTATION_CSS,
     fail,
     get_deck,
@@ -27,6 +28,7 @@ st.set_page_config(page_title="ModelDeck", page_icon=str(ASSETS_DIR / "favicon.p
 # buttons, which pages put in a container keyed "danger-zone".
 st.html("<style>.st-key-danger-zone button {background-color: #b3261e; border-color: #b3261e; color: #fff;}"
         ".st-key-danger-zone button:hover {background-color: #8c1d18; border-color: #8c1d18; color: #fff;}</style>")
+st.html(LAYOUT_CSS)
 deck = get_deck()
 
 models_page = st.Page(VIEWS / "models.py", title="Models", icon=":material/inventory_2:", url_path="models")

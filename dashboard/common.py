@@ -29,7 +29,22 @@ html, .stApp {font-size: 19px;}
 [data-testid="stMetricLabel"] p {font-size: 1.25rem;}
 [data-testid="stMetricDelta"], [data-testid="stMetricDelta"] * {font-size: 1.4rem !important;}
 .stApp [data-testid="stMarkdownContainer"] p, .stApp [data-testid="stMarkdownContainer"] li {font-size: 1.2rem;}
-.stApp .block-container {max-width: 100%; padding-left: 3rem; padding-right: 3rem;}
+.stApp .block-container {max-width: 100%; padding: 2rem 3rem 3rem;}
+</style>"""
+# Every mode: nothing is cut short. A metric's value and a button's label are shown whole (labels wrap at
+# spaces), and a row of columns holding them, or holding a container keyed "no-shrink-…" (a chart of fixed
+# size), never squeezes them: a column that does not fit moves below its neighbours instead. Narrow windows
+# (a projector's 1024 px beside the sidebar) get slimmer margins. tests/test_browser_layout.py checks it.
+NO_SHRINK = "no-shrink"
+LAYOUT_CSS = """<style>
+.stMain [data-testid="stMetricValue"], .stMain [data-testid="stMetricValue"] * {overflow: visible; text-overflow: clip;}
+.stMain [data-testid="stMetricLabel"] * {white-space: normal; overflow: visible; text-overflow: clip;}
+.stMain button [data-testid="stMarkdownContainer"], .stMain button [data-testid="stMarkdownContainer"] p {
+  white-space: normal; overflow: visible; text-overflow: clip; word-break: normal; overflow-wrap: normal;}
+.stMain [data-testid="stColumn"]:has(> [data-testid="stVerticalBlock"] > [data-testid="stElementContainer"] >
+  :is([data-testid="stMetric"], .stButton, .stDownloadButton)),
+.stMain [data-testid="stColumn"]:has([class*="st-key-no-shrink-"]) {min-width: min-content;}
+@media (max-width: 1200px) {.stApp .stMain .block-container {padding-left: 1.5rem; padding-right: 1.5rem;}}
 </style>"""
 _MARKDOWN_SPECIALS = re.compile(r"([\\`*_{}\[\]()#+\-.!|<>~$:])")
 
@@ -119,6 +134,16 @@ def presenting() -> bool:
     if on:
         st.query_params[PRESENT_PARAM] = "1"
     return on
+
+
+def percent(share: float) -> str:
+    """A share as a metric shows it: 89.57% — and 89.6% in presentation mode, where the type is large."""
+    return f"{share:.1%}" if presenting() else f"{share:.2%}"
+
+
+def points(change: float) -> str:
+    """A change of a share in percentage points, as a metric's delta shows it (one decimal fewer when presenting)."""
+    return f"{change * 100:+.1f} points" if presenting() else f"{change * 100:+.2f} points"
 
 
 def set_presenting(on: bool) -> None:

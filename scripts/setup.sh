@@ -1,6 +1,6 @@
 #!/usr/bin/env bash
 # Installs everything ModelDeck needs on Debian/Ubuntu (idempotent; root or sudo):
-# Debian packages (python3-venv, docker.io, debootstrap, chromium, wrk, dataset-fashion-mnist), a Docker engine that answers,
+# Debian packages (python3-venv, docker.io, debootstrap, chromium, wrk, poppler-utils, dataset-fashion-mnist), a Docker engine that answers,
 # the offline base image, and the Python virtualenv .venv with requirements.txt.
 set -euo pipefail
 cd "$(dirname "$0")/.."
@@ -14,6 +14,7 @@ command -v debootstrap >/dev/null || need+=(debootstrap)
 command -v chromium >/dev/null || need+=(chromium)
 command -v curl >/dev/null || need+=(curl)
 command -v wrk >/dev/null || need+=(wrk)  # load generator of benchmarks/bench_requests.py
+command -v pdftoppm >/dev/null || need+=(poppler-utils)  # tests/test_report_layout.py reads the PDF report back
 [ -d /usr/share/datasets/fashion-mnist ] || need+=(dataset-fashion-mnist)  # the second sample model's data
 if [ ${#need[@]} -gt 0 ]; then
   log "installing Debian packages: ${need[*]}"

@@ -121,8 +121,11 @@ def image_grid(images: np.ndarray, image_shape: tuple[int, int], labels: np.ndar
     n = len(labels)
     titles = [tile_title(int(p), int(t), class_names) for p, t in zip(predictions, labels, strict=True)]
     short = max(map(len, titles), default=1) <= 7
-    size = 16 if short else 10
-    if not short:  # long class names go on two lines ("Ankle boot" over "(Sneaker)") so neighbours never overlap
+    # Long class names go on two lines ("Ankle boot" over "(Sneaker)"), half as many tiles a row in wider cells,
+    # so neighbours never overlap and titles stay as large as short ones on a projector's narrow page.
+    size = 16 if short else 15
+    if not short:
+        per_row = max(1, per_row // 2)
         titles = [f"{class_name(class_names, int(p))}\n({class_name(class_names, int(t))})"
                   for p, t in zip(predictions, labels, strict=True)]
     right = [bool(labels[k] == predictions[k]) for k in range(n)]
@@ -131,7 +134,8 @@ def image_grid(images: np.ndarray, image_shape: tuple[int, int], labels: np.ndar
     below = [[Caption(f"{confidence[k]:.0%}", colors[k], max(9, size - 4))] if confidence is not None else []
              for k in range(n)]
     return _tile_grid(images, image_shape, per_row, [not ok for ok in right], above, below,
-                      (1.1, 1.0), above_inches=0.36 if short else 0.42, line_inches=0.22, value_range=value_range)
+                      (1.1, 1.0) if short else (1.9, 1.0), above_inches=0.36 if short else 0.56, line_inches=0.22,
+                      value_range=value_range)
 
 
 def to_png(fig: Figure, dpi: int = 110) -> bytes:

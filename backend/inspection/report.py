@@ -223,11 +223,14 @@ h1{margin-bottom:.2em}h2{border-bottom:2px solid #2f4b7c;padding-bottom:.2em;mar
 .muted{color:#5f6b7a;font-size:.9em}.big{font-size:1.6em}.verdict{font-size:1.15em;background:#eef3fb;padding:.8em}
 table{border-collapse:collapse;margin:.5em 0}th,td{padding:.3em .8em;text-align:left;border-bottom:1px solid #dde3ea}
 table.kv th{width:16em;color:#3b4656}table.grid td{text-align:right}table.grid td:first-child{text-align:left}
-img{max-width:100%}.two{display:flex;gap:2em;flex-wrap:wrap;align-items:flex-start}.two>div{flex:1;min-width:320px}
+img{max-width:100%}.two{display:flex;gap:2em;flex-wrap:wrap;align-items:flex-start}
+.two>div:first-child{flex:none;max-width:100%}.two>div{flex:1;min-width:260px}
 code{font-size:.85em;word-break:break-all}
 .summary{display:flex;gap:1em;flex-wrap:wrap;margin:1.2em 0}.summary div{background:#eef3fb;padding:.7em 1.2em;
 border-radius:6px}.summary b{display:block;font-size:1.8em;color:#2f4b7c}.summary span{color:#5f6b7a}
-@media print{h2{break-after:avoid}img{break-inside:avoid}}
+@page{size:A4;margin:14mm 12mm}
+@media print{body{max-width:none;margin:0;padding:0;font-size:10pt}h2{margin-top:1.2em}
+h1,h2,h3,h2+p,h3+p{break-after:avoid}table,img,.summary,.verdict,p.big{break-inside:avoid}.two>div{min-width:220px}}
 """
 
 

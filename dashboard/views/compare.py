@@ -31,6 +31,8 @@ from dashboard.common import (
     choose,
     get_deck,
     nothing_chosen,
+    percent,
+    points,
     presenting,
     revision_of,
     scoring_failed,
@@ -185,8 +187,8 @@ def gallery(indices: np.ndarray, key: str) -> None:
 
 
 m1, m2, m3, m4 = st.columns(4)
-m1.metric(f"A · {a}", f"{comparison.a.accuracy:.2%}", help=f"{comparison.a.model}: accuracy on {comparison.n:,} images")
-m2.metric(f"B · {b}", f"{comparison.b.accuracy:.2%}", f"{comparison.delta * 100:+.2f} points",
+m1.metric(f"A · {a}", percent(comparison.a.accuracy), help=f"{comparison.a.model}: accuracy on {comparison.n:,} images")
+m2.metric(f"B · {b}", percent(comparison.b.accuracy), points(comparison.delta),
           help=f"{comparison.b.model}: accuracy on {comparison.n:,} images; the change is B − A")
 m3.metric("Images they disagree on", f"{comparison.n_disagree:,}", help=comparison.disagreement_words())
 m4.metric("p-value (McNemar)", "< 0.001" if comparison.p_value < 0.001 else f"{comparison.p_value:.3f}",

@@ -45,11 +45,13 @@ from backend.timefmt import friendly_time
 from backend.user_datasets import import_uploaded
 from dashboard.canvas import drawing_pad
 from dashboard.common import (
+    NO_SHRINK,
     choose,
     deployment_gone,
     fail,
     get_deck,
     nothing_chosen,
+    percent,
     presenting,
     revision_of,
     scoring_failed,
@@ -356,7 +358,7 @@ def evaluation_view() -> None:
     if evaluation is not None:
         scored_caption("evaluation", results_key, set_title)
         m1, m2, m3 = st.columns(3)
-        m1.metric("Accuracy", f"{evaluation.accuracy:.2%}")
+        m1.metric("Accuracy", percent(evaluation.accuracy))
         m2.metric("Images", f"{evaluation.n:,}")
         m3.metric("Errors", f"{evaluation.n - int(np.trace(evaluation.confusion)):,}")
         subject = f"{chosen} ({deployment.model_id}) on {set_title}"
@@ -364,7 +366,7 @@ def evaluation_view() -> None:
             st.caption(":material/info: This scoring script returns labels only: no confidence, and galleries are in "
                        "test-set order.")
         heat, side = st.columns([3, 2])
-        with heat:
+        with heat, st.container(key=f"{NO_SHRINK}-confusion"):  # the table moves below it when narrow
             counts = st.toggle("Counts in the cells", key="cm_counts", persist_state="page")
             st.caption("Normalised confusion matrix: rows normalised, diagonal zeroed. Click a cell for its images, a "
                        "bar for a class's errors; double-click to clear.")
