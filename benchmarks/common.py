@@ -131,8 +131,9 @@ def free_port() -> int:
         return int(sock.getsockname()[1])
 
 
-def streamlit_server(app: Path, env: dict[str, str], port: int) -> subprocess.Popen:
-    """`streamlit run app` headless on 127.0.0.1:port (no file watcher), returned once it answers.
+def streamlit_server(app: Path, env: dict[str, str], port: int, cwd: Path | None = None) -> subprocess.Popen:
+    """`streamlit run app` headless on 127.0.0.1:port (no file watcher, in `cwd`: default this checkout),
+    returned once it answers.
 
     Raises:
         RuntimeError: it did not answer within 60 s.
@@ -141,7 +142,7 @@ def streamlit_server(app: Path, env: dict[str, str], port: int) -> subprocess.Po
     import time
     import urllib.request
 
-    root = Path(__file__).resolve().parent.parent
+    root = cwd or Path(__file__).resolve().parent.parent
     proc = subprocess.Popen([sys.executable, "-m", "streamlit", "run", str(app), "--server.headless", "true",
                              "--server.address", "127.0.0.1", "--server.port", str(port),
                              "--browser.gatherUsageStats", "false", "--server.fileWatcherType", "none"],
