@@ -20,6 +20,7 @@ class ProgressKind(StrEnum):
 class ProgressEvent:
     kind: ProgressKind
     message: str
+    fraction: float | None = None  # how much of the whole work is done (0 to 1), where the work knows
 
     def __str__(self) -> str:
         return self.message if self.kind is ProgressKind.STEP else f"{self.kind}: {self.message}"
@@ -32,5 +33,5 @@ def quiet(_: ProgressEvent) -> None:
     """A Progress that ignores every event."""
 
 
-def step(progress: Progress, message: str) -> None:
-    progress(ProgressEvent(ProgressKind.STEP, message))
+def step(progress: Progress, message: str, fraction: float | None = None) -> None:
+    progress(ProgressEvent(ProgressKind.STEP, message, fraction))

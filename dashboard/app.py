@@ -66,14 +66,19 @@ if deck.settings.auto_train and "sample_checked" not in st.session_state:
         st.subheader("Welcome to ModelDeck")
         st.write("First run: two versions of the sample model `sklearn_mnist` are trained and registered, so "
                  "there is something to deploy — version 1, the tutorial's logistic regression, and version 2, "
-                 "an SVC with calibrated probabilities. This takes about fifteen seconds.")
+                 "an SVC with calibrated probabilities. This takes about 15 s on a quiet machine (up to a minute "
+                 "when its cores are busy).")
+        bar = st.progress(0.0, text="Starting…")
         with st.status("Training the sample models sklearn_mnist:1 and :2…", expanded=True) as status:
             def show(event: ProgressEvent) -> None:
                 status.write(verbatim(event.message))
+                if event.fraction is not None:
+                    bar.progress(event.fraction, text=f"{event.fraction:.0%} — {verbatim(event.message)}")
 
             try:
                 registered = ensure_sample_models(deck.registry, progress=show)
             except ModelDeckError as e:
+                bar.empty()
                 status.update(label="Training the sample models failed", state="error")
                 fail(e, "First run")
                 st.stop()

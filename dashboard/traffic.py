@@ -22,6 +22,7 @@ from backend.traffic.loadtest import CONCURRENCY_RANGE, SECONDS_RANGE, LoadTestR
 from backend.traffic.metrics import ERROR_STATUS, TrafficSnapshot
 from backend.traffic.service import load_test, scrape_deployment
 from backend.traffic.window import TrafficHistory, points
+from dashboard.cache import spec_of
 from dashboard.common import fail, verbatim
 
 REFRESH_SECONDS = 2.0
@@ -68,7 +69,7 @@ def _draw(deck: ModelDeck, deployment: Deployment) -> None:
                      "its histogram (to bucket resolution: 0.5, 0.75, 1, 1.5, 2, 3, 5, 7.5, 10, 25, 50 ms ...)")
     recent = points(snapshots)
     if recent:
-        st.altair_chart(traffic_chart(recent), width="stretch")
+        st.vega_lite_chart(spec=spec_of(traffic_chart(recent)), width="stretch")
         st.caption(f"The last {WINDOW_SECONDS / 60:.0f} minutes of /score, read from the server's /metrics every "
                    f"{REFRESH_SECONDS:g} s while this page is open. Errors: status {ERROR_STATUS} or above. Latency "
                    "per interval is an estimate to the histogram's bucket resolution. Drag to pan, scroll to zoom.")

@@ -239,7 +239,7 @@ def test_test_page_scores_keeps_results_in_the_url_and_brings_them_back_after_a_
     assert not at.exception and not at.error
     accuracy = at.metric[0].value
     assert accuracy == f"{backend_deck(home).registry.get('sklearn_mnist', 1).metrics['accuracy']:.2%}"
-    assert len(at.get("image")) == 3  # the strip, the confidently wrong and the least confident right images
+    assert len(at.get("image")) == 2  # the strip and the open tab's gallery (the other draws when opened)
     assert len(at.get("vega_lite_chart")) == 2  # the clickable confusion matrix, the reliability diagram
     assert any("Click a cell" in i.value for i in at.info)
     kept = backend_deck(home).evaluations.list(deployment=name)[0]

@@ -15,7 +15,6 @@ from collections.abc import Callable
 from dataclasses import dataclass, replace
 
 import numpy as np
-from scipy import ndimage
 
 from ..datasets import TestSet
 from ..errors import InvalidPerturbationError
@@ -165,6 +164,7 @@ def _noise(batch: np.ndarray, std: float, rng: np.random.Generator) -> np.ndarra
 def _rotate(batch: np.ndarray, degrees: float, rng: np.random.Generator) -> np.ndarray:
     """One affine transform over the whole batch, the identity along the image axis (images never mix):
     output pixel p reads the input, bilinearly, at centre + R (p - centre), R turning back by the angle."""
+    from scipy import ndimage  # on first use: ~0.8 s of import that a CLI command need not pay
     theta = math.radians(degrees)
     cos, sin = math.cos(theta), math.sin(theta)
     matrix = np.array([[1.0, 0.0, 0.0], [0.0, cos, sin], [0.0, -sin, cos]])
@@ -175,6 +175,7 @@ def _rotate(batch: np.ndarray, degrees: float, rng: np.random.Generator) -> np.n
 
 def _shift(batch: np.ndarray, distance: float, rng: np.random.Generator) -> np.ndarray:
     """Each image moved `distance` pixels at its own angle: bilinear lookups at (n, r - dy_n, c - dx_n)."""
+    from scipy import ndimage  # on first use: ~0.8 s of import that a CLI command need not pay
     n, height, width = batch.shape
     angles = rng.uniform(0.0, 2 * math.pi, size=n)
     dy, dx = distance * np.sin(angles), distance * np.cos(angles)
@@ -192,10 +193,12 @@ def _shift(batch: np.ndarray, distance: float, rng: np.random.Generator) -> np.n
 
 
 def _blur(batch: np.ndarray, sigma: float, rng: np.random.Generator) -> np.ndarray:
+    from scipy import ndimage  # on first use: ~0.8 s of import that a CLI command need not pay
     return ndimage.gaussian_filter(batch, sigma=(0.0, sigma, sigma), mode="constant", cval=0.0, output=np.float32)
 
 
 def _thickness(batch: np.ndarray, radius: float, rng: np.random.Generator) -> np.ndarray:
+    from scipy import ndimage  # on first use: ~0.8 s of import that a CLI command need not pay
     r = abs(int(radius))
     y, x = np.ogrid[-r:r + 1, -r:r + 1]
     disc = (y * y + x * x <= r * r)[None]

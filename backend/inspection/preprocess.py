@@ -16,7 +16,6 @@ import io
 from dataclasses import dataclass
 
 import numpy as np
-from scipy import ndimage
 
 from ..errors import ImageDecodeError, NothingDrawnError
 
@@ -191,6 +190,7 @@ def _ink(gray: np.ndarray) -> tuple[np.ndarray, bool]:
 def _without_specks(ink: np.ndarray) -> np.ndarray:
     """`ink` with the pieces (8-connected, above INK_FRACTION of the brightest) that hold less than
     SPECK_FRACTION of the largest piece's ink set to 0."""
+    from scipy import ndimage  # on first use: ~0.8 s of import that a CLI command need not pay
     mask = ink > INK_FRACTION * float(ink.max())
     labels, count = ndimage.label(mask, structure=np.ones((3, 3), dtype=bool))
     if count <= 1:
@@ -222,6 +222,7 @@ def _fitted(ink: np.ndarray, box: int) -> np.ndarray:
 def _centred(digit: np.ndarray, size: int) -> np.ndarray:
     """`digit` in a size x size black field, moved by whole pixels so its centre of mass is at
     (size/2, size/2), as MNIST did; never so far that ink leaves the field."""
+    from scipy import ndimage  # on first use: ~0.8 s of import that a CLI command need not pay
     height, width = digit.shape
     cy, cx = ndimage.center_of_mass(digit)
     top = int(np.clip(np.floor(size / 2 - cy + 0.5), 0, size - height))

@@ -18,10 +18,10 @@ from .compare import Comparison, compare
 from .evaluation import Evaluation, evaluate_endpoint, npy_dtypes
 from .history import EvaluationRecord
 from .perturb import Perturbation
-from .report import ReportInputs
 
 if TYPE_CHECKING:
     from ..context import ModelDeck
+    from .report import ReportInputs
 
 
 def why_incomparable(a: Model | None, b: Model | None) -> str | None:
@@ -159,6 +159,8 @@ def report_inputs(deck: ModelDeck, deployment: Deployment, testset: TestSet, *, 
         ScoringError: a scoring it needed failed. ComparisonError: `compare_with` is the deployment itself
             or predicts other classes.
     """
+    from .report import ReportInputs  # matplotlib behind it: imported when a report is made, not by every command
+
     def kept_or_scored(d: Deployment) -> Evaluation:
         kept = deck.results.load_evaluation(d, testset.name)
         if kept is not None and np.array_equal(kept.y_true, testset.y):

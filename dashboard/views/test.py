@@ -43,6 +43,7 @@ from backend.registry import Signature, parse_value_range
 from backend.staging import STAGING_DIR
 from backend.timefmt import friendly_time
 from backend.user_datasets import import_uploaded
+from dashboard.cache import kept_evaluation, vega_spec
 from dashboard.canvas import drawing_pad
 from dashboard.common import (
     NO_SHRINK,
@@ -354,7 +355,8 @@ def calibration_view(evaluation: Evaluation) -> None:
 # pad, a Send in the console), not the whole page.
 @st.fragment
 def evaluation_view() -> None:
-    evaluation = deck.results.load_evaluation(deployment, results_key)
+    evaluation = kept_evaluation(deck, deployment, results_key)
+    evaluation_revision = deck.results.revision(deployment, results_key, "evaluation")
     if evaluation is not None:
         scored_caption("evaluation", results_key, set_title)
         m1, m2, m3 = st.columns(3)
@@ -371,9 +373,10 @@ def evaluation_view() -> None:
             st.caption("Normalised confusion matrix: rows normalised, diagonal zeroed. Click a cell for its images, a "
                        "bar for a class's errors; double-click to clear.")
             # Keyed by deployment id and test set: a click on one deployment's matrix never shows another's images.
-            event = st.altair_chart(confusion_chart(evaluation, counts), on_select="rerun",
-                                    key=f"cm/{deployment.record.uid}/{results_key}",
-                                    selection_mode=[CELL, TRUE_CLASS, PREDICTED_CLASS])
+            event = st.vega_lite_chart(spec=vega_spec(
+                ("confusion", deployment.record.uid, results_key, evaluation_revision, counts),
+                lambda: confusion_chart(evaluation, counts)), on_select="rerun",
+                key=f"cm/{deployment.record.uid}/{results_key}", selection_mode=[CELL, TRUE_CLASS, PREDICTED_CLASS])
         side.markdown("**Most confused**")
         side.markdown("\n".join(f"- {verbatim(str(pair))}" for pair in evaluation.most_confused) or "none")
         side.markdown("**Per class**")
@@ -394,14 +397,18 @@ def evaluation_view() -> None:
             gallery(f"{len(shown):,} errors: {what}", shown, scored_set, evaluation,
                     f"errors/{true_class}/{predicted_class}")
         sure = evaluation.probabilities is not None
+        # Only the open tab's gallery is drawn (each picture takes ~0.5-1.5 s the first time)
         wrong, unsure = st.tabs(["Confidently wrong", "Least confident right"] if sure else
-                                ["Wrong (test-set order)", "Right (test-set order)"])
-        with wrong:
-            gallery("Wrong, with the highest probability on the wrong label" if sure else "Wrong answers",
-                    evaluation.confidently_wrong(30), scored_set, evaluation, "wrong", paged=False)
-        with unsure:
-            gallery("Right, with the lowest probability" if sure else "Right answers",
-                    evaluation.least_confident_right(30), scored_set, evaluation, "unsure", paged=False)
+                                ["Wrong (test-set order)", "Right (test-set order)"], key="gallery_tabs",
+                                on_change="rerun")
+        if wrong.open:
+            with wrong:
+                gallery("Wrong, with the highest probability on the wrong label" if sure else "Wrong answers",
+                        evaluation.confidently_wrong(30), scored_set, evaluation, "wrong", paged=False)
+        if unsure.open:
+            with unsure:
+                gallery("Right, with the lowest probability" if sure else "Right answers",
+                        evaluation.least_confident_right(30), scored_set, evaluation, "unsure", paged=False)
         with st.expander("Confusion matrix (counts; rows: true label, columns: predicted label)"):
             st.dataframe({"true \\ predicted": list(evaluation.labels),
                           **{label: evaluation.confusion[:, j] for j, label in enumerate(evaluation.labels)}},
@@ -463,32 +470,40 @@ def own_digit_view() -> None:
 evaluation_view()
 
 st.subheader("Robustness")
-r1, r2 = st.columns([2, 3], vertical_alignment="bottom")
-curve_kind = r1.selectbox("Perturbation", list(KINDS), format_func=lambda k: KINDS[k].label, key="curve_kind",
-                          persist_state="page")
-strengths = KINDS[curve_kind].curve
-if r2.button(f"Robustness curve: {KINDS[curve_kind].label.lower()} at {len(strengths)} strengths",
-             icon=":material/show_chart:", key="curve_go", width="stretch"):
-    bar = st.progress(0.0, text="Scoring…")
-    try:
-        points = robustness(deck.client, uri, data, curve_kind, seed=0, key=key, use_binary=binary, batch_size=2000,
-                            progress=lambda done, total: bar.progress(done / total,
-                                                                      text=f"{done} of {total} strengths scored"),
-                            on_evaluation=lambda p, perturbed, evaluation, seconds: deck.evaluations.add(
-                                EvaluationRecord.of(deployment, perturbed, evaluation, duration_s=seconds,
-                                                    source="dashboard robustness", perturbation=p.key)))
-        deck.results.save_curve(deployment, dataset_name, curve_kind, points)
-    except ModelDeckError as e:
-        scoring_failed(e, chosen)
-    bar.empty()
-curve = deck.results.load_curve(deployment, dataset_name, curve_kind)
-if curve is None:
-    st.caption(verbatim(f"Accuracy against the strength of one perturbation: strengths {', '.join(f'{v:g}' for v in strengths)} "
-                        f"({KINDS[curve_kind].unit})."))
-else:
-    scored_caption(f"robustness-{curve_kind}", dataset_name, titles[dataset_name])
-    st.altair_chart(robustness_chart(tuple((p.strength, p.accuracy) for p in curve), KINDS[curve_kind].label,
-                                     KINDS[curve_kind].unit))
+
+
+@st.fragment
+def robustness_view() -> None:
+    """Choosing a kind or drawing its curve reruns this section alone (the matrix above stays as it is)."""
+    r1, r2 = st.columns([2, 3], vertical_alignment="bottom")
+    curve_kind = r1.selectbox("Perturbation", list(KINDS), format_func=lambda k: KINDS[k].label, key="curve_kind",
+                              persist_state="page")
+    strengths = KINDS[curve_kind].curve
+    if r2.button(f"Robustness curve: {KINDS[curve_kind].label.lower()} at {len(strengths)} strengths",
+                 icon=":material/show_chart:", key="curve_go", width="stretch"):
+        bar = st.progress(0.0, text="Scoring…")
+        try:
+            points = robustness(deck.client, uri, data, curve_kind, seed=0, key=key, use_binary=binary, batch_size=2000,
+                                progress=lambda done, total: bar.progress(done / total,
+                                                                          text=f"{done} of {total} strengths scored"),
+                                on_evaluation=lambda p, perturbed, evaluation, seconds: deck.evaluations.add(
+                                    EvaluationRecord.of(deployment, perturbed, evaluation, duration_s=seconds,
+                                                        source="dashboard robustness", perturbation=p.key)))
+            deck.results.save_curve(deployment, dataset_name, curve_kind, points)
+        except ModelDeckError as e:
+            scoring_failed(e, chosen)
+        bar.empty()
+    curve = deck.results.load_curve(deployment, dataset_name, curve_kind)
+    if curve is None:
+        st.caption(verbatim(f"Accuracy against the strength of one perturbation: strengths {', '.join(f'{v:g}' for v in strengths)} "
+                            f"({KINDS[curve_kind].unit})."))
+    else:
+        scored_caption(f"robustness-{curve_kind}", dataset_name, titles[dataset_name])
+        st.altair_chart(robustness_chart(tuple((p.strength, p.accuracy) for p in curve), KINDS[curve_kind].label,
+                                         KINDS[curve_kind].unit))
+
+
+robustness_view()
 
 st.subheader("Try your own digit")
 own_digit_view()

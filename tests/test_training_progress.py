@@ -1,0 +1,19 @@
+"""A first run's progress events carry how much of it is done, for the dashboard's progress bar."""
+
+from backend.config import Settings
+from backend.context import open_modeldeck
+from backend.progress import ProgressEvent
+from backend.training import ensure_sample_models
+
+
+def test_a_first_runs_steps_say_how_far_it_is_from_0_to_1_and_never_go_back(tmp_path):
+    deck = open_modeldeck(Settings(home=tmp_path / "home", runtime="local", auto_train=False))
+    events: list[ProgressEvent] = []
+    registered = ensure_sample_models(deck.registry, progress=events.append)
+    assert [m.id for m in registered] == ["sklearn_mnist:1", "sklearn_mnist:2"]
+    fractions = [e.fraction for e in events]
+    assert all(f is not None for f in fractions), [str(e) for e in events]
+    assert fractions[0] == 0.0 and fractions[-1] == 1.0
+    assert fractions == sorted(fractions)
+    assert "training LogisticRegression" in events[1].message and 0.1 < fractions[1] < 0.4  # after loading
+    assert events[-1].message == "registered sklearn_mnist:1 and sklearn_mnist:2"
