@@ -33,8 +33,9 @@ LAYOUT_PROBLEMS_JS = r"""
   const problems = [];
   const main = document.querySelector('[data-testid="stMain"]');
   const block = main.querySelector('[data-testid="stMainBlockContainer"]') || main;
+  // the content of a closed expander keeps its size but is not drawn
   const visible = e => { const r = e.getBoundingClientRect(); return r.width > 0 && r.height > 0
-                         && getComputedStyle(e).visibility !== 'hidden'; };
+                         && getComputedStyle(e).visibility !== 'hidden' && !e.closest('details:not([open])'); };
   const say = e => (e.innerText || e.getAttribute('aria-label') || e.tagName).trim().replace(/\s+/g, ' ').slice(0, 60);
   // Cut: an element that clips its overflow is narrower than its content, or the text itself runs out of `box`
   const clipped = e => [e, ...e.querySelectorAll('*')].some(n => n.scrollWidth > n.clientWidth + 1

@@ -34,7 +34,7 @@ def test_a_deployment_replaced_under_the_same_name_never_shows_the_old_ones_cach
     at.switch_page("views/test.py").run()
     button(at, WHOLE_SET).click().run()
     old_accuracy = accuracy_shown(at)
-    assert old_accuracy is not None and len(at.get("vega_lite_chart")) == 1  # cached now: evaluation and matrix
+    assert old_accuracy is not None and len(at.get("vega_lite_chart")) == 2  # cached: evaluation, matrix (+ reliability)
     deck = backend_deck(home)
     old_uid = deck.deployments.get(name).record.uid
     deck.deployments.delete(name)
