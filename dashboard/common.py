@@ -176,9 +176,6 @@ def url_select(label: str, options: Sequence[Any], param: str, *, key: str, defa
     where = container if container is not None else st
     remembered = f"_remembered_{key}"
     seen = f"_in_address_{key}"  # the param as the address had it when this select last ran
-    if st.session_state.pop(f"_forget_{key}", False):
-        st.session_state.pop(remembered, None)
-        st.query_params.pop(param, None)
     # A new widget whenever the options change, so it starts from the remembered choice; and
     # persist_state="page" keeps its value while it is hidden for a rerun (say, while the select it
     # depends on is empty), so the browser and Python never disagree about what is chosen.
@@ -261,11 +258,6 @@ def nothing_chosen(what: str) -> None:
 def choose(key: str, value: Any) -> None:
     """Makes the next `url_select(..., key)` pick `value` (say, the deployment just made)."""
     st.session_state[f"_choose_{key}"] = value
-
-
-def forget_choice(key: str) -> None:
-    """Makes the next `url_select(..., key)` start empty without a warning (say, after a delete)."""
-    st.session_state[f"_forget_{key}"] = True
 
 
 def scroll_into_view(container_key: str, occasion: str) -> None:
