@@ -45,6 +45,7 @@ from .staging import STAGING_DIR, staging_dir, sweep
 DEFAULT_SCRIPT = Path(__file__).resolve().parent / "serving" / "score_sklearn.py"
 MODEL_SCRIPT_NAME = "score.py"
 LOG_TAIL_ON_FAILURE = 30
+FIRST_POLL_SECONDS = 0.05
 STREAMED_LOG_LINES = 40  # at most this many new log lines per poll while waiting
 
 
@@ -290,6 +291,8 @@ class DeploymentService:
         deadline = time.monotonic() + timeout
         last_state = None
         log_lines_seen = 0
+        # A warm container is ready in about a second: poll often at first, then every `poll_seconds`.
+        delay = min(FIRST_POLL_SECONDS, poll_seconds)
         while True:
             deployment = where.get(name)
             log_lines_seen = self._stream_new_log_lines(where, name, log_lines_seen, progress)
@@ -313,7 +316,8 @@ class DeploymentService:
                                                   "not returned); stopped it",
                                             state=str(deployment.state),
                                             logs=where.logs(name, LOG_TAIL_ON_FAILURE))
-            time.sleep(poll_seconds)
+            time.sleep(delay)
+            delay = min(poll_seconds, delay * 1.25)
 
     def deploy_and_wait(self, model: Model, name: str, config: DeployConfig | None = None, *,
                         target: str | None = None, entry_script: Path | None = None, timeout: float = 180.0,

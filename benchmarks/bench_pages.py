@@ -197,14 +197,22 @@ ROWS = [("Models page", "Models", "floor page"), ("Deploy page", "Deploy", "floo
         ("Deploy to \"Test it\"", "deploy", "deploy (backend)")]
 
 
+Phases = dict[str, dict[str, dict[str, list[float]]]]  # phase -> dashboard (or "baselines") -> what -> seconds
+
+
+HEADING = "### Pages to interactive, clicks to their result (headless Chromium)"
+
+
 def _median(values: list[float]) -> float:
     return summary(values)["median"] if values else float("nan")
 
 
-def report(phases: dict[str, dict[str, dict[str, list[float]]]]) -> str:
+def report(phases: Phases) -> str:
     """A table per phase: each dashboard's medians (min–max), its ratio to the same-run baseline and, with
     a before, after/before."""
-    lines = []
+    lines = [HEADING, "", "Headless Chromium against `streamlit run` and a Docker deployment of sklearn_mnist:1 "
+             "(`benchmarks.bench_pages`): each page's load to interactive and each heavy click to its result, "
+             "against a bare Streamlit page and the backend's own time measured in the same run."]
     for label, apps in phases.items():
         names = [n for n in apps if n != "baselines"]
         base = {**apps["baselines"], **{k: [v for n in names for v in apps[n][k]] for k in ("floor page", "floor select")}}
@@ -228,14 +236,8 @@ def report(phases: dict[str, dict[str, dict[str, list[float]]]]) -> str:
     return "\n".join(lines)
 
 
-def main() -> None:
-    parser = argparse.ArgumentParser(description=__doc__)
-    parser.add_argument("--rounds", type=int, default=3)
-    parser.add_argument("--quiet-only", action="store_true", help="skip the phase under a load test")
-    parser.add_argument("--before", type=Path, default=None,
-                        help="also serve the dashboard of this checkout (say, `git archive main` unpacked) and take "
-                             "turns with this one, round by round")
-    args = parser.parse_args()
+def run(rounds: int = 3, quiet_only: bool = False, before: Path | None = None) -> Phases:
+    """Both phases (quiet, then under a load test; or quiet only), each dashboard's times and the baselines."""
     print(machine())
     deck = scratch_deck("docker")  # sklearn_mnist:1; :2 (the SVC) too, as after a first run
     from backend.runtimes import DeployConfig
@@ -245,9 +247,9 @@ def main() -> None:
     deck.deployments.deploy_and_wait(deck.registry.get("sklearn_mnist", 1), DEPLOYMENT, DeployConfig(cpu_cores=1),
                                      timeout=600)
     env = {"MODELDECK_HOME": str(deck.settings.home), "MODELDECK_RUNTIME": "docker", "MODELDECK_AUTO_TRAIN": "0"}
-    roots = {"before": args.before, "after": ROOT} if args.before else {"this": ROOT}
+    roots = {"before": before, "after": ROOT} if before else {"this": ROOT}
     servers, bases = [], {}
-    phases: dict[str, dict[str, dict[str, list[float]]]] = {}
+    phases: Phases = {}
     load_test: subprocess.Popen | None = None
     try:
         for app, root in roots.items():
@@ -258,17 +260,17 @@ def main() -> None:
             print(f"{app}: the dashboard of {root}", flush=True)
         floor_port = free_port()
         servers.append(streamlit_server(ROOT / "benchmarks" / "floor_page.py", env, floor_port))
-        for label in ("quiet",) if args.quiet_only else ("quiet", "loaded"):
+        for label in ("quiet",) if quiet_only else ("quiet", "loaded"):
             if label == "loaded":
                 load_test = subprocess.Popen(
                     [sys.executable, "-m", "backend", "loadtest", DEPLOYMENT, "--seconds", "300", "--concurrency", "8"],
                     env={**os.environ, **env}, cwd=ROOT, stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
                 time.sleep(2)
             apps: dict[str, dict[str, list[float]]] = dict(
-                measure(bases, f"http://127.0.0.1:{floor_port}", deck, args.rounds, label))
+                measure(bases, f"http://127.0.0.1:{floor_port}", deck, rounds, label))
             if load_test is not None and load_test.poll() is not None:
                 print("  note: the load test ended before this phase did", flush=True)
-            apps["baselines"] = backend_baselines(deck, args.rounds, label)
+            apps["baselines"] = backend_baselines(deck, rounds, label)
             phases[label] = apps
             if load_test is not None:
                 load_test.terminate()
@@ -287,7 +289,18 @@ def main() -> None:
             proc.terminate()
             proc.wait(timeout=20)
         deck.deployments.delete(DEPLOYMENT)
-    print(report(phases))
+    return phases
+
+
+def main() -> None:
+    parser = argparse.ArgumentParser(description=__doc__)
+    parser.add_argument("--rounds", type=int, default=3)
+    parser.add_argument("--quiet-only", action="store_true", help="skip the phase under a load test")
+    parser.add_argument("--before", type=Path, default=None,
+                        help="also serve the dashboard of this checkout (say, `git archive main` unpacked) and take "
+                             "turns with this one, round by round")
+    args = parser.parse_args()
+    print(report(run(args.rounds, args.quiet_only, args.before)))
 
 
 if __name__ == "__main__":

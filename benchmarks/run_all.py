@@ -13,7 +13,16 @@ import time
 from datetime import UTC, datetime
 from pathlib import Path
 
-from . import bench_build, bench_dashboard, bench_deploy, bench_requests, bench_samples, bench_testset, bench_v2
+from . import (
+    bench_build,
+    bench_dashboard,
+    bench_deploy,
+    bench_pages,
+    bench_requests,
+    bench_samples,
+    bench_testset,
+    bench_v2,
+)
 from .common import machine, userland_proxy_enabled
 
 MADE_BY = "Made by `.venv/bin/python -m benchmarks.run_all"
@@ -27,6 +36,7 @@ BENCHMARKS = {
     "samples": (bench_samples.run, bench_samples.report),
     "build": (bench_build.run, bench_build.report),
     "v2": (bench_v2.run, bench_v2.report),
+    "pages": (bench_pages.run, bench_pages.report),
 }
 
 

@@ -11,8 +11,6 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
-import yaml
-
 from ..errors import ExportError
 from ..runtimes.base import SCORING_PORT, DeployConfig, DeploymentRecord, Keys
 from . import kserve, kubernetes
@@ -71,6 +69,8 @@ def build_export(target: str, model: ModelIdentity, options: ExportOptions, keys
 
 
 def to_yaml(manifest: Manifest, model: ModelIdentity, options: ExportOptions, target: str) -> str:
+    import yaml  # here: only an export writes YAML
+
     head = f"# modeldeck export {target}: {model.id} as {options.name} (image {options.image})\n"
     return head + yaml.safe_dump(manifest, sort_keys=False, default_flow_style=False, allow_unicode=True, width=1000)
 

@@ -6,8 +6,6 @@ import math
 import time
 from dataclasses import dataclass
 
-from prometheus_client.parser import text_string_to_metric_families
-
 from ..client import ScoringClient
 from ..errors import MetricsUnavailableError
 
@@ -69,6 +67,8 @@ def parse_metrics(text: str, at: float) -> TrafficSnapshot:
     Raises:
         MetricsUnavailableError: the text is not Prometheus's format, or not a ModelDeck server's.
     """
+    from prometheus_client.parser import text_string_to_metric_families  # here: most commands never parse
+
     requests: list[tuple[str, int, float]] = []
     rows = in_flight = None
     buckets: list[tuple[float, float]] = []
