@@ -37,7 +37,11 @@ def fashion_dashboard_home(fashion_home, tmp_path, monkeypatch):
 
 
 def dashboard_home(source, tmp_path, monkeypatch):
-    home = copy_home(source, tmp_path / "home")
+    yield from dashboard_on(copy_home(source, tmp_path / "home"), monkeypatch)
+
+
+def dashboard_on(home: Path, monkeypatch):
+    """The pages open `home` on the local runtime; every deployment left there is deleted after."""
     monkeypatch.setenv("MODELDECK_HOME", str(home))
     monkeypatch.setenv("MODELDECK_RUNTIME", "local")
     common._open.clear()

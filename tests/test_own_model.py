@@ -13,7 +13,8 @@ from streamlit.testing.v1 import AppTest
 
 from backend.config import Settings
 from backend.context import open_modeldeck
-from dashboard import common
+
+from .test_dashboard import dashboard_on
 
 APP = str(Path(__file__).resolve().parent.parent / "dashboard" / "app.py")
 
@@ -49,15 +50,7 @@ def digits8(tmp_path_factory) -> tuple[Path, Path, float, np.ndarray]:
 @pytest.fixture()
 def own_home(cli_env, monkeypatch):
     """cli_env's home for the dashboard too; every deployment left is deleted after."""
-    home = Path(cli_env["MODELDECK_HOME"])
-    monkeypatch.setenv("MODELDECK_HOME", str(home))
-    monkeypatch.setenv("MODELDECK_RUNTIME", "local")
-    common._open.clear()
-    yield home
-    deck = open_modeldeck(Settings(home=home, runtime="local"))
-    for deployment in deck.deployments.list():
-        deck.deployments.delete(deployment.name)
-    common._open.clear()
+    yield from dashboard_on(Path(cli_env["MODELDECK_HOME"]), monkeypatch)
 
 
 def test_an_8x8_model_on_values_0_to_16_scores_as_scikit_learn_says_in_the_cli_and_on_the_test_page(
