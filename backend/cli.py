@@ -199,11 +199,15 @@ def cmd_evaluations_list(deck: ModelDeck, args: argparse.Namespace) -> int:
     if args.json:
         _print_json([r.to_dict() for r in records])
         return 0
-    print(f"{'WHEN':<26} {'DEPLOYMENT':<20} {'MODEL':<20} {'DATASET':<14} {'PERTURBATION':<14} {'ACCURACY':>8} "
+    from .datasets import dataset_title
+    from .timefmt import friendly_time
+    titles = {name: dataset_title(name, deck.settings.datasets_dir) for name in {r.dataset for r in records}}
+    width = max([len("TEST SET"), *map(len, titles.values())])
+    print(f"{'WHEN':<16} {'DEPLOYMENT':<20} {'MODEL':<20} {'TEST SET':<{width}} {'PERTURBATION':<14} {'ACCURACY':>8} "
           f"{'N':>6} {'SECONDS':>7}")
     for r in records:
-        print(f"{r.created_at:<26} {r.deployment:<20} {r.model_id:<20} {r.dataset:<14} {r.perturbation or '-':<14} "
-              f"{r.accuracy:>8.2%} {r.n:>6} {r.duration_s:>7.2f}")
+        print(f"{friendly_time(r.created_at):<16} {r.deployment:<20} {r.model_id:<20} {titles[r.dataset]:<{width}} "
+              f"{r.perturbation or '-':<14} {r.accuracy:>8.2%} {r.n:>6} {r.duration_s:>7.2f}")
     return 0
 
 
@@ -390,13 +394,15 @@ def cmd_compare(deck: ModelDeck, args: argparse.Namespace) -> int:
     _ensure_models(deck)
     a, b = (contender(deck, ref, progress=_progress) for ref in (args.a, args.b))
     testset = default_testset(deck, deck.deployments.model_of(a), deck.deployments.model_of(b), requested=args.dataset)
-    _err(f"scoring {len(testset):,} images of {testset.name} at {a.name} and {b.name}")
+    from .datasets import dataset_title
+    title = dataset_title(testset.name, deck.settings.datasets_dir)
+    _err(f"scoring {len(testset):,} images of {title} at {a.name} and {b.name}")
     comparison = compare_deployments(deck, a, b, testset, source="cli compare", use_json=args.json_path,
                                      progress=lambda name, done, total: _err(f"{name}: {done:,} of {total:,} scored"))
     if args.json:
         _print_json(comparison.to_json())
         return 0
-    print(f"{comparison.n:,} images of {comparison.dataset}")
+    print(f"{comparison.n:,} images of {title}")
     print(f"  A  {a.name:<24} {comparison.a.model:<20} accuracy {comparison.a.accuracy:.2%}")
     print(f"  B  {b.name:<24} {comparison.b.model:<20} accuracy {comparison.b.accuracy:.2%}"
           f"  ({comparison.delta * 100:+.2f} points)")

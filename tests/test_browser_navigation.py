@@ -124,17 +124,24 @@ def test_a_load_test_cut_short_by_a_reload_keeps_what_ran_marked_partial(dashboa
 
 
 
+def deploy_form(browser, url: str):
+    """(page, its main area, the Deploy button) of a 1400x900 page on the Deploy form for sklearn_mnist:1."""
+    from playwright.sync_api import expect
+
+    page = browser.new_page(viewport={"width": 1400, "height": 900})
+    page.goto(url + "/deploy?model=sklearn_mnist&version=1")
+    deploy = page.get_by_test_id("stBaseButton-primaryFormSubmit")
+    expect(deploy).to_be_visible(timeout=60_000)
+    return page, page.get_by_test_id("stMain"), deploy
+
+
 def test_enter_then_deploy_deploys_once_and_the_outcome_is_in_view(dashboard):
     from playwright.sync_api import Error, expect, sync_playwright
 
     url, deck = dashboard
     with sync_playwright() as pw:
         browser = launch(pw)
-        page = browser.new_page(viewport={"width": 1400, "height": 900})
-        main = page.get_by_test_id("stMain")
-        page.goto(url + "/deploy?model=sklearn_mnist&version=1")
-        deploy = page.get_by_test_id("stBaseButton-primaryFormSubmit")
-        expect(deploy).to_be_visible(timeout=60_000)
+        page, main, deploy = deploy_form(browser, url)
         name = main.get_by_role("textbox", name="Deployment name")
         name.fill("nav-enter")
         name.press("Enter")

@@ -246,3 +246,34 @@ def test_deployments_stats_and_loadtest_print_json_with_sane_numbers(cli_env):
         assert refused.returncode == 1 and "concurrency must be a whole number from 1 to 64" in refused.stderr
     finally:
         cli(cli_env, "deployments", "delete", "tr-busy")
+
+
+def test_evaluations_list_shows_test_set_titles_and_friendly_dates_and_its_json_keeps_names_and_iso(cli_env):
+    from datetime import UTC, datetime, timedelta
+
+    from backend.config import Settings
+    from backend.context import open_modeldeck
+    from backend.inspection.history import EvaluationRecord
+    from backend.timefmt import friendly_time
+
+    cli_env["MODELDECK_AUTO_TRAIN"] = "0"
+    deck = open_modeldeck(Settings.from_env(cli_env))
+    kept = {"2026-01-05T12:02:00+00:00": "mnist", (datetime.now(UTC) - timedelta(days=3)).isoformat(
+        timespec="seconds"): "digits", datetime.now(UTC).isoformat(timespec="seconds"): "gone-set"}
+    for when, dataset in kept.items():
+        deck.evaluations.add(EvaluationRecord(
+            deployment="words-lr", deployment_uid="u", model_name="lr", model_version=1, model_sha256="s",
+            dataset=dataset, dataset_sha256="d", perturbation="", accuracy=0.9, n=10, labels=("0", "1"),
+            confusion=((5, 0), (1, 4)), precision=(0.8, 1.0), recall=(1.0, 0.8), created_at=when, duration_s=0.1,
+            source="cli evaluate"))
+    text = cli(cli_env, "evaluations", "list").stdout
+    rows = {line.split("words-lr")[0].strip(): line for line in text.splitlines()[1:]}
+    assert text.splitlines()[0].split()[:5] == ["WHEN", "DEPLOYMENT", "MODEL", "TEST", "SET"]
+    assert set(rows) == {"5 Jan 2026", "3 days ago", "just now"}
+    assert set(rows) == {friendly_time(when) for when in kept}  # in the machine's zone, as the pages show them
+    assert "MNIST 10k (bundled)" in rows["5 Jan 2026"] and " mnist " not in rows["5 Jan 2026"]
+    assert "scikit-learn digits 8x8 (1,797)" in rows["3 days ago"]
+    assert " gone-set " in rows["just now"]  # a removed set still reads as its name
+    assert "T12:02" not in text and "2026-01-05" not in text
+    listed = json.loads(cli(cli_env, "evaluations", "list", "--json").stdout)
+    assert {(r["created_at"], r["dataset"]) for r in listed} == set(kept.items())  # machine-readable, unchanged

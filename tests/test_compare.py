@@ -125,7 +125,7 @@ def test_compare_two_deployments_from_a_shell(cli_env):
         unfit = cli(cli_env, "compare", "lr-a", "lr-b", "--dataset", "digits", check=False)
         assert unfit.returncode == 1 and "test set 'digits' does not fit this model" in unfit.stderr
         text = cli(cli_env, "compare", "lr-a", "lr-b").stdout
-        assert "10,000 images of mnist" in text and "Both get the same number of images right" in text
+        assert "10,000 images of MNIST 10k (bundled)" in text and "images of mnist" not in text and "Both get the same number of images right" in text
         assert "they disagree on 0 images" in text
         kept = json.loads(cli(cli_env, "evaluations", "list", "--json").stdout)
         assert [(r["deployment"], r["source"], r["dataset"]) for r in kept[:2]] == [

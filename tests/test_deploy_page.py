@@ -6,6 +6,9 @@ from pathlib import Path
 import pytest
 from streamlit.testing.v1.errors import AppTestError
 
+from backend.deploy_job import start_deploy
+from backend.errors import DeploymentExistsError
+from backend.runtimes import DeployConfig
 from backend.runtimes.base import DeploymentState
 from dashboard.common import deployment_gone, verbatim
 
@@ -84,6 +87,32 @@ def test_deploy_is_disabled_while_a_deploy_runs_and_a_second_submit_deploys_noth
     assert not at.error and "is Healthy" in at.success[0].value  # the first deploy's outcome, no "exists already"
     assert [d.name for d in backend_deck(home).deployments.list()] == ["once"]
     assert not button(at, "Deploy").disabled
+
+
+def test_a_reload_mid_deploy_finds_the_running_deploy_shows_its_progress_and_then_its_outcome(home):
+    first = app()
+    slow = FIXTURES / "slow_init_score.py"  # 20 s: still running when the second session opens
+    first.file_uploader[0].set_value((slow.name, slow.read_bytes(), "text/x-python"))
+    [box for box in first.text_input if box.label == "Deployment name"][0].set_value("reloaded")
+    button(first, "Deploy").click().run()
+    assert not first.exception and "_deploy_job" in first.session_state
+    reloaded = app()  # a reload: a new session, whose session state knows nothing of the deploy
+    assert "_deploy_job" in reloaded.session_state, "the new session did not find the running deploy"
+    assert button(reloaded, "Deploy").disabled and not reloaded.success
+    assert [(s.label, s.state) for s in reloaded.get("status")] == [
+        ("Deploying sklearn_mnist:1 as reloaded…", "running")]  # its progress, never a check mark while it runs
+    deck = backend_deck(home)
+    with pytest.raises(DeploymentExistsError, match="reloaded is being deployed already"):  # from any session
+        start_deploy(deck, deck.registry.get("sklearn_mnist", 1), "reloaded", DeployConfig())
+    finish_deploy(reloaded)
+    assert not reloaded.error and "**reloaded** is Healthy" in reloaded.success[0].value
+    assert any(link.label == "Test it" for link in reloaded.get("page_link"))
+    assert not button(reloaded, "Deploy").disabled
+    finish_deploy(first)  # the session that started it still shows its outcome too
+    assert "**reloaded** is Healthy" in first.success[0].value
+    later = app()  # shown: a later session does not show it again
+    assert "_deploy_job" not in later.session_state and not later.success
+    assert [d.name for d in deck.deployments.list()] == ["reloaded"]
 
 
 def test_a_deleted_deployment_stays_in_the_address_and_a_reload_says_it_is_gone(home):

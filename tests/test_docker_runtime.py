@@ -7,6 +7,7 @@ import subprocess
 import sys
 import time
 
+import numpy as np
 import pytest
 import requests
 
@@ -463,3 +464,50 @@ def test_tritonclient_infers_against_the_hardened_container_on_its_127_0_0_1_por
     finally:
         client.close()
         docker_deck.deployments.delete("v2t-docker")
+
+
+def test_class_names_given_at_registration_are_what_the_container_answers(docker_deck, engine, tmp_path):
+    """A two-class model registered with class names, deployed in a container: /score's labels (JSON and
+    .npy), its probabilities' classes, /info, the V2 metadata and inference all carry the names."""
+    import pickle
+
+    from sklearn.datasets import load_breast_cancer
+    from sklearn.linear_model import LogisticRegression
+    from sklearn.pipeline import make_pipeline
+    from sklearn.preprocessing import StandardScaler
+
+    from backend.registry import parse_signature
+
+    cancer = load_breast_cancer()  # classes 0 (malignant) and 1 (benign)
+    model = make_pipeline(StandardScaler(), LogisticRegression()).fit(cancer.data[:400], cancer.target[:400])
+    (tmp_path / "cancer.pkl").write_bytes(pickle.dumps(model))
+    names = ["malignant", "benign"]
+    registered = docker_deck.registry.register("cancer", [tmp_path / "cancer.pkl"],
+                                               signature=parse_signature("30", classes="malignant, benign"))
+    deployment = docker_deck.deployments.deploy_and_wait(registered, "t-cancer", timeout=180)
+    assert deployment.runtime == "docker"
+    uri, X = deployment.scoring_uri, cancer.data[400:420].astype("float32")
+    expected = [names[k] for k in model.predict(X)]
+    assert set(expected) == set(names)  # both classes among the rows sent
+
+    answer = requests.post(uri, json={"data": X.tolist(), "proba": True}, timeout=30).json()
+    assert answer["predictions"] == expected and answer["classes"] == names
+    assert np.allclose(answer["probabilities"], model.predict_proba(X), atol=1e-5)
+    assert requests.post(uri, json={"data": X.tolist()}, timeout=30).json() == expected
+    assert list(docker_deck.client.scores(uri, X).labels) == expected  # the .npy path
+    assert docker_deck.client.info(uri)["classes"] == names
+
+    base = uri.rsplit("/score", 1)[0]
+    metadata = requests.get(f"{base}/v2/models/cancer", timeout=10).json()
+    assert metadata["outputs"] == [
+        {"name": "predict", "datatype": "BYTES", "shape": [-1], "parameters": {"classes": names}},
+        {"name": "predict_proba", "datatype": "FP64", "shape": [-1, 2], "parameters": {"classes": names}}]
+    inferred = requests.post(f"{base}/v2/models/cancer/infer", timeout=30, json={
+        "inputs": [{"name": "input-0", "datatype": "FP32", "shape": list(X.shape), "data": X.ravel().tolist()}],
+        "outputs": [{"name": "predict"}]}).json()
+    assert inferred["outputs"][0]["datatype"] == "BYTES" and inferred["outputs"][0]["data"] == expected
+
+    signature = docker_deck.registry.get("cancer", 1).signature
+    assert signature.class_labels == tuple(names) and "confirmed by deployment t-cancer" in signature.source
+    docker_deck.deployments.delete("t-cancer")
+    assert engine.containers.list(all=True, filters={"name": container_name(docker_deck.home.id, "t-cancer")}) == []

@@ -1,6 +1,7 @@
 """A user's own model that is not a 28x28 digit in [0, 1], end to end on the local runtime: scikit-learn's
 8x8 digits (values 0-16) and a two-class model registered with class names."""
 
+import io
 import json
 import pickle
 import subprocess
@@ -84,6 +85,32 @@ def test_an_8x8_model_on_values_0_to_16_scores_as_scikit_learn_says_in_the_cli_a
     score_all.click().run()
     assert not at.exception and not at.error
     assert at.metric[0].value == f"{sklearn_score:.2%}" == "96.11%"
+
+    # perturbations sized for 8x8: a shift up to 2.25 pixels, not the 8 of a 28x28 digit
+    at.selectbox(key="perturb_kind").set_value("shift").run()
+    [shift] = [s for s in at.slider if s.label.startswith("Strength: pixels")]
+    assert (shift.min, shift.max, shift.step) == (0.0, 2.25, 0.25)
+    shift.set_value(2.25).run()
+    assert not at.exception and not at.error and at.query_params["perturb"] in ("shift=2.25", ["shift=2.25"])
+    at.selectbox(key="curve_kind").set_value("shift").run()
+    assert any(b.label == "Robustness curve: shift at 7 strengths" for b in at.button)
+    assert any("strengths 0, 0.25, 0.5, 0.75, 1.25, 1.5, 1.75" in c.value.replace("\\", "") for c in at.caption)
+
+    # a scanned digit (dark on light, 160 px) is made into the set's form: 8x8, values 0-16, recognised
+    from PIL import Image
+
+    data = np.load(test_npz)
+    digit = 1  # a 4 (how many such scans are recognised: test_preprocess)
+    first = Image.fromarray((255 - data["X"][digit].reshape(8, 8) / 16 * 255).astype("uint8"))
+    paper = Image.new("L", (240, 200), 255)
+    paper.paste(first.resize((160, 160), Image.Resampling.BICUBIC), (50, 20))
+    scan = io.BytesIO()
+    paper.save(scan, "PNG")
+    at.file_uploader(key="own_upload").set_value(("scan.png", scan.getvalue(), "image/png")).run()
+    assert not at.exception and not at.error, [e.value for e in at.error]
+    [prediction] = [m for m in at.metric if m.label == "Prediction"]
+    assert prediction.value == str(y_test[digit]) == "4"
+    assert any('caption: "What the model received (8x8)"' in str(i.proto) for i in at.get("image"))
 
 
 def test_class_names_given_at_registration_survive_a_deploy_and_are_what_the_endpoint_answers(

@@ -8,7 +8,7 @@ from scipy import ndimage
 
 from backend.datasets import load_mnist_test
 from backend.errors import InvalidPerturbationError
-from backend.inspection.perturb import KINDS, Perturbation, perturb
+from backend.inspection.perturb import KINDS, Perturbation, kinds_for, perturb
 
 SHAPE = (28, 28)
 
@@ -121,6 +121,34 @@ def test_every_kind_offers_a_slider_and_a_curve_that_starts_from_no_change(digit
         assert all(on_grid), f"{name}: a curve strength the slider cannot show"  # the slider starts at one
         for strength in kind.curve:
             perturb(digits[:2], name, strength, image_shape=SHAPE)
+
+
+@pytest.mark.parametrize("shape", [(8, 8), (8, 12), (16, 16)])
+def test_on_small_images_the_kinds_in_pixels_are_sized_to_the_image_and_still_work(shape):
+    """A shift slider up to 8 px means nothing on an 8x8 digit: the pixel kinds shrink with the shorter side."""
+    sized, side = kinds_for(shape), min(shape)
+    assert list(sized) == list(KINDS)
+    for name in ("noise", "rotate"):  # a share of the range, degrees: the same on any size
+        assert sized[name] == KINDS[name]
+    assert sized["shift"].maximum <= 8 * side / 28 < sized["shift"].maximum + sized["shift"].step
+    assert sized["blur"].maximum <= 3 * side / 28 < sized["blur"].maximum + sized["blur"].step
+    assert sized["thickness"].minimum <= -1 and sized["thickness"].maximum >= 1 and sized["thickness"].step == 1
+    assert sized["thickness"].maximum < KINDS["thickness"].maximum
+    images = np.random.default_rng(0).uniform(0, 16, (3, *shape)).astype(np.float32)
+    for name in ("shift", "blur", "thickness"):
+        kind = sized[name]
+        assert (kind.maximum - kind.minimum) / kind.step >= 2  # a slider with room to move
+        assert 0 in kind.curve and list(kind.curve) == sorted(set(kind.curve)) and len(kind.curve) >= 3
+        for strength in (*kind.curve, kind.minimum, kind.maximum):
+            assert abs(strength / kind.step - round(strength / kind.step)) < 1e-9  # on the slider's steps
+            moved = perturb(images, name, strength, value_range=(0.0, 16.0))
+            assert moved.shape == images.shape and 0 <= moved.min() and moved.max() <= 16
+    assert kinds_for((8, 8))["shift"].maximum == 2.25 and kinds_for((8, 8))["thickness"].curve == (-1.0, 0.0, 1.0)
+
+
+@pytest.mark.parametrize("shape", [(28, 28), (64, 48), None])
+def test_images_of_28x28_or_larger_keep_the_kinds_as_they_are(shape):
+    assert kinds_for(shape) == KINDS
 
 
 @pytest.mark.parametrize(("kind", "strength", "said"), [

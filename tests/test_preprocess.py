@@ -11,7 +11,7 @@ from scipy import ndimage
 
 from backend.datasets import load_mnist_test
 from backend.errors import ImageDecodeError, NothingDrawnError
-from backend.inspection.preprocess import PreparedDigit, mnist_input
+from backend.inspection.preprocess import MNIST_FORM, InputForm, PreparedDigit, form_of, mnist_input, model_input
 from backend.training import SAMPLE_MODEL_FILE
 
 RING = (90, 40, 190, 240)  # a "0": 101 x 201 pixels on a 280 x 280 canvas
@@ -124,6 +124,55 @@ def test_size_and_box_make_smaller_inputs_for_other_models():
     assert ink_side(small.pixels) in (6, 7)
     with pytest.raises(ValueError, match="box must be between 1 and size"):
         mnist_input(drawing(), size=8, box=20)
+
+
+def test_the_form_of_a_set_is_measured_from_its_images():
+    from sklearn.datasets import load_digits
+
+    mnist = load_mnist_test()
+    measured = form_of(mnist.X, mnist.image_shape, mnist.value_range)
+    assert (measured.shape, measured.box) == ((28, 28), 20) and measured.value_range == (0.0, 1.0)
+    assert np.allclose(measured.centre, MNIST_FORM.centre, atol=0.5)  # what mnist_input has always done
+    digits = form_of(load_digits().data, (8, 8), (0.0, 16.0))  # their ink fills the 8 rows
+    assert (digits.shape, digits.box, digits.value_range) == ((8, 8), 8, (0.0, 16.0))
+    assert np.allclose(digits.centre, (3.5, 3.5), atol=0.2)
+    blank = form_of(np.zeros((3, 12)), (3, 4), (0.0, 1.0))
+    assert (blank.shape, blank.box) == ((3, 4), 2)
+
+
+def test_a_scanned_8x8_digit_is_made_into_its_sets_form_and_range_and_is_recognised():
+    """load_digits' test digits printed large, dark on light, then read back: in the set's form (8x8, ink
+    filling it, values 0-16) a model trained on the set recognises them; in MNIST's proportions it does not."""
+    from sklearn.datasets import load_digits
+    from sklearn.linear_model import LogisticRegression
+    from sklearn.model_selection import train_test_split
+
+    digits = load_digits()
+    X_train, X_test, y_train, y_test = train_test_split(digits.data, digits.target, test_size=0.3, random_state=0,
+                                                        stratify=digits.target)
+    model = LogisticRegression(max_iter=5000).fit(X_train, y_train)
+    form = form_of(X_test, (8, 8), (0.0, 16.0))
+
+    def scan(row: np.ndarray) -> np.ndarray:
+        large = Image.fromarray((255 - row.reshape(8, 8) / 16 * 255).astype("uint8"))
+        paper = Image.new("L", (240, 200), 255)
+        paper.paste(large.resize((160, 160), Image.Resampling.BICUBIC), (50, 20))
+        return np.asarray(paper)
+
+    n = 100
+    prepared = [model_input(scan(row), form) for row in X_test[:n]]
+    rows = np.array([p.row for p in prepared])
+    assert rows.shape == (n, 64) and rows.dtype == np.float32 and rows.min() == 0 and rows.max() == 16
+    assert all(p.pixels.shape == (8, 8) and p.pixels.max() == 1 and p.inverted for p in prepared)
+    assert np.allclose(rows / 16, np.array([p.pixels.reshape(-1) for p in prepared]))
+    recognised = float((model.predict(rows) == y_test[:n]).mean())
+    assert recognised >= 0.85, recognised
+    as_mnist = np.array([model_input(scan(row), InputForm((8, 8), 6, (4.0, 4.0), (0.0, 16.0))).row
+                         for row in X_test[:n]])
+    assert float((model.predict(as_mnist) == y_test[:n]).mean()) < recognised - 0.3
+    wide = model_input(drawing(), InputForm((8, 12), 8, (3.5, 5.5), (0.0, 255.0)))  # not square: h x w as given
+    assert wide.pixels.shape == (8, 12) and wide.row.shape == (96,) and wide.row.max() == 255
+    assert ink_side(wide.pixels) == 8
 
 
 @pytest.mark.parametrize("empty", [

@@ -82,10 +82,14 @@ def test_model_metadata_names_the_input_and_both_outputs_with_their_shapes():
     assert v2.model_metadata(MNIST) == {
         "name": "sklearn_mnist", "versions": ["1"], "platform": "scikit-learn",
         "inputs": [{"name": "input-0", "datatype": "FP32", "shape": [-1, 784]}],
-        "outputs": [{"name": "predict", "datatype": "INT64", "shape": [-1]},
-                    {"name": "predict_proba", "datatype": "FP64", "shape": [-1, 10]}]}
+        "outputs": [{"name": "predict", "datatype": "INT64", "shape": [-1], "parameters": {"classes": list(range(10))}},
+                    {"name": "predict_proba", "datatype": "FP64", "shape": [-1, 10],
+                     "parameters": {"classes": list(range(10))}}]}
     named = v2.ServedModel("sklearn_fashion", "1", (), 784, ("T-shirt/top", "Ankle boot"), proba=False)
-    assert v2.model_metadata(named)["outputs"] == [{"name": "predict", "datatype": "BYTES", "shape": [-1]}]
+    assert v2.model_metadata(named)["outputs"] == [{"name": "predict", "datatype": "BYTES", "shape": [-1],
+                                                    "parameters": {"classes": ["T-shirt/top", "Ankle boot"]}}]
+    unknown = v2.ServedModel("tutorial", "1", (), None, None, proba=False)
+    assert v2.model_metadata(unknown)["outputs"] == [{"name": "predict", "datatype": "INT64", "shape": [-1]}]
     assert v2.server_metadata() == {"name": "modeldeck", "version": "1", "extensions": ["binary_tensor_data"]}
 
 

@@ -12,7 +12,7 @@ import numpy as np
 from ..client import Scores, ScoringClient
 from ..datasets import TestSet
 from ..errors import UnexpectedAnswerError
-from .perturb import KINDS, Perturbation, perturb
+from .perturb import Perturbation, kinds_for, perturb
 
 
 @dataclass(frozen=True)
@@ -320,14 +320,15 @@ def robustness(client: ScoringClient, scoring_uri: str, testset: TestSet, kind: 
                progress: Callable[[int, int], None] | None = None,
                on_evaluation: Callable[[Perturbation, TestSet, Evaluation, float], object] | None = None,
                **kwargs: Any) -> tuple[RobustnessPoint, ...]:
-    """Accuracy on the whole test set perturbed by `kind` at each strength (default: the kind's curve);
+    """Accuracy on the whole test set perturbed by `kind` at each strength (default: the kind's curve,
+    sized for the set's images: `kinds_for`);
     progress(done, total) after each strength, and on_evaluation(perturbation, perturbed set,
     evaluation, seconds) to keep each. Other keyword arguments: those of `score_testset`.
 
     Raises:
         InvalidPerturbationError, and what `score_testset` raises.
     """
-    chosen = strengths if strengths is not None else KINDS[Perturbation(kind, 0.0).kind].curve
+    chosen = strengths if strengths is not None else kinds_for(testset.image_shape)[Perturbation(kind, 0.0).kind].curve
     points = []
     for done, strength in enumerate(chosen, start=1):
         perturbation = Perturbation(kind, strength, seed)

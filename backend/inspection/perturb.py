@@ -5,7 +5,7 @@ stroke thickness.
 changed. Images are ink bright on black with values in [0, 1] (MNIST's form), or in their set's own value
 range, taken onto [0, 1] for the perturbation and back; pixels moved in from outside the image are black,
 and results are clipped to the range. Slider ranges and curve strengths in `KINDS` are
-sized for 28x28 images.
+sized for 28x28 images; `kinds_for` sizes the ones in pixels (shift, blur, thickness) for smaller images.
 """
 
 from __future__ import annotations
@@ -204,6 +204,33 @@ def _thickness(batch: np.ndarray, radius: float, rng: np.random.Generator) -> np
     disc = (y * y + x * x <= r * r)[None]
     operation = ndimage.grey_dilation if radius > 0 else ndimage.grey_erosion
     return operation(batch, footprint=disc, mode="constant", cval=0.0).astype(np.float32, copy=False)
+
+
+REFERENCE_SIDE = 28  # the image side KINDS are sized for
+PIXEL_KINDS = ("shift", "blur", "thickness")  # strengths in pixels: scaled with the image
+
+
+def kinds_for(image_shape: tuple[int, int] | None) -> dict[str, PerturbationKind]:
+    """`KINDS` sized for images of `image_shape` (height, width): on images smaller than 28x28 the kinds
+    measured in pixels shrink with the shorter side (shift up to 8 px on 28x28 is up to 2.25 px on 8x8,
+    thickness takes whole pixels, at least one either way); noise and rotation, and images of 28x28 or
+    larger (or of no known shape), keep `KINDS` as they are."""
+    side = min(image_shape) if image_shape else REFERENCE_SIDE
+    if side >= REFERENCE_SIDE:
+        return KINDS
+    scale = side / REFERENCE_SIDE
+    return {name: _scaled(kind, scale) if name in PIXEL_KINDS else kind for name, kind in KINDS.items()}
+
+
+def _scaled(kind: PerturbationKind, scale: float) -> PerturbationKind:
+    if kind.name == "thickness":  # whole pixels, one at least
+        low, high = -max(1, round(-kind.minimum * scale)), max(1, round(kind.maximum * scale))
+        return replace(kind, minimum=float(low), maximum=float(high), curve=tuple(map(float, range(low, high + 1))))
+    step = kind.step if kind.maximum * scale / kind.step >= 8 else kind.step / 2  # at least ~8 slider steps
+    fine = replace(kind, step=step)
+    maximum = round(math.floor(kind.maximum * scale / step + 1e-9) * step, 6)
+    curve = tuple(dict.fromkeys(min(maximum, fine.snapped(v * scale)) for v in kind.curve))
+    return replace(fine, maximum=maximum, curve=curve)
 
 
 _APPLY: dict[str, Callable[[np.ndarray, float, np.random.Generator], np.ndarray]] = {

@@ -1,11 +1,14 @@
-"""A drawn or uploaded digit turned into what an MNIST model expects, the way MNIST's digits were made.
+"""A drawn or uploaded digit turned into what a model expects, the way its test set's digits were made.
 
 MNIST's digits were fitted into a 20x20 box (aspect ratio kept, antialiased), then placed in a 28x28
 field so that their centre of mass sits at the centre: in the 10k test set the centre of mass is at
-(14.0, 14.0) to within half a pixel and the ink's longer side is 20 pixels. `mnist_input` does the same:
+(14.0, 14.0) to within half a pixel and the ink's longer side is 20 pixels. `mnist_input` does the same;
+`model_input` does it for any `InputForm`, such as scikit-learn's 8x8 digits in 0-16, whose ink fills the
+8 rows (`form_of` measures a set's form):
 
     decode -> grayscale (alpha composited) -> ink bright on black, 0 to 1 -> specks dropped -> crop to the ink
-           -> longer side to `box` pixels -> centre of mass to (size/2, size/2) of a `size` x `size` field
+           -> longer side to `box` pixels (within height x width) -> centre of mass to `centre`
+           -> values onto the model's range
 
 Not handled: uneven lighting (a shadow across a photo can count as ink), several digits in one image.
 """
@@ -32,13 +35,70 @@ _LUMA = np.array([0.299, 0.587, 0.114], dtype=np.float32)  # ITU-R 601, as Pillo
 _MAD_TO_STD = 1.4826  # median absolute deviation -> standard deviation, for normal noise
 
 
+FORM_SAMPLE = 500  # images of a set `form_of` measures
+
+
+@dataclass(frozen=True)
+class InputForm:
+    """What a model's images look like: what a drawing or a photo is made into.
+
+    Attributes:
+        shape: (height, width) of the image.
+        box: the ink's longer side, in pixels.
+        centre: (row, column) where the ink's centre of mass sits.
+        value_range: (low, high): black is low, the brightest ink high.
+    """
+
+    shape: tuple[int, int]
+    box: int
+    centre: tuple[float, float]
+    value_range: tuple[float, float] = (0.0, 1.0)
+
+    def __post_init__(self) -> None:
+        if not 1 <= self.box <= max(self.shape):
+            raise ValueError(f"box must be between 1 and size ({max(self.shape)}), got {self.box}")
+
+
+MNIST_FORM = InputForm((28, 28), 20, (14.0, 14.0))
+
+
+def form_of(images: np.ndarray, image_shape: tuple[int, int], value_range: tuple[float, float]) -> InputForm:
+    """The form of a set's images (rows, or (n, height, width)) on `value_range`, measured on the first
+    FORM_SAMPLE of them: the medians of the ink's longer side and of its centre of mass. A set without
+    ink: MNIST's proportions on its shape."""
+    height, width = image_shape
+    low, high = value_range
+    batch = np.asarray(images[:FORM_SAMPLE], dtype=np.float32).reshape(-1, height, width)
+    ink = (batch - np.float32(low)) / np.float32(high - low) if high > low else np.zeros_like(batch)
+    peaks = ink.max(axis=(1, 2))
+    inked = peaks > 0
+    ink, peaks = ink[inked], peaks[inked]
+    if not len(ink):
+        side = max(1, round(min(image_shape) * MNIST_FORM.box / MNIST_FORM.shape[0]))
+        return InputForm(image_shape, side, (height / 2, width / 2), value_range)
+    mask = ink > INK_FRACTION * peaks[:, None, None]
+    rows, cols = mask.any(axis=2), mask.any(axis=1)
+    extent = np.maximum(_span(rows), _span(cols))
+    mass = ink.sum(axis=(1, 2))
+    centre_row = (ink.sum(axis=2) * np.arange(height)).sum(axis=1) / mass
+    centre_col = (ink.sum(axis=1) * np.arange(width)).sum(axis=1) / mass
+    return InputForm(image_shape, int(np.median(extent)),
+                     (float(np.median(centre_row)), float(np.median(centre_col))), value_range)
+
+
+def _span(marked: np.ndarray) -> np.ndarray:
+    """Per row of `marked` (n, length), the distance from its first to its last True, both counted."""
+    length = marked.shape[1]
+    return length - marked[:, ::-1].argmax(axis=1) - marked.argmax(axis=1)
+
+
 @dataclass(frozen=True)
 class PreparedDigit:
     """An image ready to score.
 
     Attributes:
-        pixels: float32 (size, size), ink bright on black, values in [0, 1].
-        row: the same pixels row-major, float32 (size*size,): what gets sent.
+        pixels: float32 (height, width), ink bright on black, values in [0, 1]: what is shown.
+        row: the same pixels row-major on the model's value range, float32 (height*width,): what gets sent.
         inverted: the image had a light background (dark ink), so it was inverted.
         ink_box: (left, top, right, bottom) of the ink in the original image, right and bottom exclusive.
     """
@@ -69,12 +129,21 @@ def mnist_input(image: np.ndarray | bytes, *, size: int = 28, box: int = 20) -> 
     """
     if not 1 <= box <= size:
         raise ValueError(f"box must be between 1 and size ({size}), got {box}")
+    return model_input(image, InputForm((size, size), box, (size / 2, size / 2)))
+
+
+def model_input(image: np.ndarray | bytes, form: InputForm = MNIST_FORM) -> PreparedDigit:
+    """Turns a drawing, a scan or a photo of one digit into `form`: as `mnist_input` (same `image` and
+    errors), in `form.shape`, its ink's longer side `form.box` (within the shape, aspect ratio kept), its
+    centre of mass at `form.centre`, sent on `form.value_range`."""
     array = decode_image(image) if isinstance(image, bytes | bytearray | memoryview) else _checked_array(image)
     ink, inverted = _ink(grayscale(array))
     ink = _without_specks(ink)
     left, top, right, bottom = _ink_box(ink)
-    pixels = _centred(_fitted(ink[top:bottom, left:right], box), size)
-    return PreparedDigit(pixels=pixels, row=pixels.reshape(-1), inverted=inverted,
+    pixels = _centred(_fitted(ink[top:bottom, left:right], form.box, form.shape), form.shape, form.centre)
+    low, high = form.value_range
+    row = pixels.reshape(-1) if (low, high) == (0.0, 1.0) else (low + pixels.reshape(-1) * (high - low))
+    return PreparedDigit(pixels=pixels, row=row.astype(np.float32, copy=False), inverted=inverted,
                          ink_box=(left, top, right, bottom))
 
 
@@ -206,12 +275,13 @@ def _ink_box(ink: np.ndarray) -> tuple[int, int, int, int]:
     return int(cols.min()), int(rows.min()), int(cols.max()) + 1, int(rows.max()) + 1
 
 
-def _fitted(ink: np.ndarray, box: int) -> np.ndarray:
-    """The ink resized (Lanczos, antialiased) so its longer side is `box`, brightest pixel 1."""
+def _fitted(ink: np.ndarray, box: int, shape: tuple[int, int]) -> np.ndarray:
+    """The ink resized (Lanczos, antialiased) so its longer side is `box` (less where the field of
+    `shape` is narrower), brightest pixel 1."""
     from PIL import Image
 
     height, width = ink.shape
-    scale = box / max(height, width)
+    scale = min(box / max(height, width), shape[0] / height, shape[1] / width)
     target = (max(1, round(width * scale)), max(1, round(height * scale)))
     resized = Image.fromarray(np.ascontiguousarray(ink, dtype=np.float32)).resize(target, Image.Resampling.LANCZOS)
     fitted = np.clip(np.asarray(resized, dtype=np.float32), 0.0, 1.0)
@@ -219,14 +289,14 @@ def _fitted(ink: np.ndarray, box: int) -> np.ndarray:
     return fitted / peak if peak > 0 else fitted
 
 
-def _centred(digit: np.ndarray, size: int) -> np.ndarray:
-    """`digit` in a size x size black field, moved by whole pixels so its centre of mass is at
-    (size/2, size/2), as MNIST did; never so far that ink leaves the field."""
+def _centred(digit: np.ndarray, shape: tuple[int, int], centre: tuple[float, float]) -> np.ndarray:
+    """`digit` in a black field of `shape`, moved by whole pixels so its centre of mass is at `centre`
+    ((size/2, size/2) for MNIST); never so far that ink leaves the field."""
     from scipy import ndimage  # on first use: ~0.8 s of import that a CLI command need not pay
     height, width = digit.shape
     cy, cx = ndimage.center_of_mass(digit)
-    top = int(np.clip(np.floor(size / 2 - cy + 0.5), 0, size - height))
-    left = int(np.clip(np.floor(size / 2 - cx + 0.5), 0, size - width))
-    pixels = np.zeros((size, size), dtype=np.float32)
+    top = int(np.clip(np.floor(centre[0] - cy + 0.5), 0, shape[0] - height))
+    left = int(np.clip(np.floor(centre[1] - cx + 0.5), 0, shape[1] - width))
+    pixels = np.zeros(shape, dtype=np.float32)
     pixels[top:top + height, left:left + width] = digit
     return pixels

@@ -14,7 +14,9 @@ What a deployment serves, in the protocol's words:
 * outputs `predict` (one label per row: INT64 for numeric labels, FP64 for other numbers, BYTES for
   class names such as "Ankle boot") and, where the script answers probabilities (`supports_proba`),
   `predict_proba` (FP64 [N, n_classes], in the order of the model's classes): the names of MLServer's
-  scikit-learn runtime. All outputs when the request names none, else only those named.
+  scikit-learn runtime. All outputs when the request names none, else only those named. Where the
+  model's classes are known (a model registered with class names: those names), the model metadata's
+  outputs carry them as `"parameters": {"classes": [...]}`.
 * the binary tensor data extension: an input may carry `"parameters": {"binary_data_size": n}` instead
   of `data`, its n bytes (little-endian, row-major) following the JSON header, whose length the
   `Inference-Header-Content-Length` header gives; inputs' bytes follow in the order of `inputs`. An
@@ -170,11 +172,15 @@ def server_metadata() -> dict[str, Any]:
 
 
 def model_metadata(model: ServedModel) -> dict[str, Any]:
-    """The protocol's model metadata: name, versions, platform, inputs and outputs with shapes."""
+    """The protocol's model metadata: name, versions, platform, inputs and outputs with shapes; where the
+    model's classes are known, each output's `parameters` name them (the labels `predict` answers, in
+    the order of `predict_proba`'s columns), as MLServer's tensor metadata carries parameters."""
     width = model.n_features or -1
-    outputs = [{"name": LABEL_OUTPUT, "datatype": model.label_datatype, "shape": [-1]}]
+    named = {"parameters": {"classes": list(model.classes)}} if model.classes else {}
+    outputs = [{"name": LABEL_OUTPUT, "datatype": model.label_datatype, "shape": [-1], **named}]
     if model.proba:
-        outputs.append({"name": PROBA_OUTPUT, "datatype": "FP64", "shape": [-1, len(model.classes or ()) or -1]})
+        outputs.append({"name": PROBA_OUTPUT, "datatype": "FP64", "shape": [-1, len(model.classes or ()) or -1],
+                        **named})
     return {"name": model.name, "versions": [model.version], "platform": PLATFORM,
             "inputs": [{"name": INPUT_NAME, "datatype": "FP32", "shape": [-1, width]}], "outputs": outputs}
 

@@ -6,7 +6,7 @@ import secrets
 import streamlit as st
 
 from backend.context import ModelDeck
-from backend.deploy_job import DeployJob, UploadedScript, start_deploy
+from backend.deploy_job import DeployJob, UploadedScript, deploys_of, forget, start_deploy
 from backend.errors import DeploymentFailedError, ModelDeckError
 from backend.packaging.image import default_tag
 from backend.packaging.kubernetes import ModelIdentity
@@ -123,8 +123,12 @@ st.caption(verbatim(f"{model.description or 'no description'}"
 
 available = [t.name for t in listing.targets if t.available]
 preferred = deck.settings.runtime if deck.settings.runtime in available else available[0]
+kept_jobs = deploys_of(deck.home.path)  # this home's deploys in this server, whichever session started them
 job = st.session_state.get(JOB_KEY)
-deploying = isinstance(job, DeployJob) and not job.done
+if not isinstance(job, DeployJob) and kept_jobs:  # started before a reload, or in another tab: followed here
+    job = st.session_state[JOB_KEY] = kept_jobs[0]
+    st.session_state[SCROLL_KEY] = not job.done
+deploying = any(not j.done for j in (*kept_jobs, *([job] if isinstance(job, DeployJob) else [])))
 status_area = st.container(key=STATUS_AREA)  # progress and outcome above the form, scrolled into view
 with st.form("deploy"):
     name = st.text_input("Deployment name", value=deck.deployments.suggest_name(model, {d.name for d in listing.owned}),
@@ -180,13 +184,14 @@ def deploy_progress(running: DeployJob) -> None:
     if running.done:
         st.rerun()
     events = list(running.events)
-    with st.status(f"Deploying {running.model.id} as {running.name}…", expanded=True):
-        for event in (e for e in events if e.kind not in STREAMED):
-            st.write(verbatim(event.message))
-        for kind in STREAMED:
-            lines = [e.message for e in events if e.kind is kind]
-            if lines:
-                st.code("\n".join(lines[-STREAMED_LINES_SHOWN:]), language=None)
+    # Not a `with` block: leaving one marks the status complete (a check mark while the deploy still runs)
+    box = st.status(f"Deploying {running.model.id} as {running.name}…", expanded=True, state="running")
+    for event in (e for e in events if e.kind not in STREAMED):
+        box.write(verbatim(event.message))
+    for kind in STREAMED:
+        lines = [e.message for e in events if e.kind is kind]
+        if lines:
+            box.code("\n".join(lines[-STREAMED_LINES_SHOWN:]), language=None)
 
 
 with status_area:
@@ -196,6 +201,7 @@ with status_area:
         deploy_progress(job)
     elif isinstance(job, DeployJob):
         st.session_state.pop(JOB_KEY)
+        forget(job)  # shown: a later session of the page does not show it again
         scroll_into_view(STATUS_AREA, f"{id(job)}-end")
         if job.deployment is not None or isinstance(job.error, DeploymentFailedError):
             choose("manage_deployment", job.name)  # the one just made, managed below (its logs, say)

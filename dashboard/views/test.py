@@ -34,9 +34,9 @@ from backend.inspection.evaluation import (
     supports_binary,
 )
 from backend.inspection.history import EvaluationRecord
-from backend.inspection.perturb import KINDS, Perturbation
+from backend.inspection.perturb import Perturbation, kinds_for
 from backend.inspection.plots import confusion_heatmap, image_grid, sample_strip, to_png
-from backend.inspection.preprocess import mnist_input
+from backend.inspection.preprocess import InputForm, form_of, model_input
 from backend.inspection.report import render, to_pdf
 from backend.inspection.runs import report_inputs, score_and_keep
 from backend.registry import Signature, parse_value_range
@@ -103,6 +103,13 @@ def own_set_form(model_range: tuple[float, float] | None) -> None:
 @st.cache_data(max_entries=4, show_spinner="Perturbing the test set…")
 def perturbed_set(name: str, revision: int, perturbation: Perturbation) -> TestSet:
     return perturbation.apply(testset(name, revision))
+
+
+@st.cache_data(max_entries=16, show_spinner=False)
+def input_form(name: str, revision: int) -> InputForm:
+    """The form of the set's images: what a drawn or uploaded digit is made into."""
+    data = testset(name, revision)
+    return form_of(data.X, data.image_shape, data.value_range)
 
 
 @st.cache_data(show_spinner=False)
@@ -173,17 +180,19 @@ try:
 except ModelDeckError as e:
     fail(e, "Cannot load the test set")
     st.stop()
+perturb_kinds = kinds_for(data.image_shape)  # the pixel kinds sized for these images (8x8: shift up to 2.25)
 PERTURB_PARAM = "perturb"
 linked: Perturbation | None = None  # the address's (a link or a reload): where the widgets start when new
 try:
     if (linked_text := st.query_params.get(PERTURB_PARAM)) is not None:
         linked = Perturbation.from_key(linked_text)
         # onto the slider's steps, so what the slider shows is what is applied
-        linked = replace(linked, strength=KINDS[linked.kind].snapped(linked.strength))
+        sized = perturb_kinds[linked.kind]
+        linked = replace(linked, strength=min(sized.maximum, max(sized.minimum, sized.snapped(linked.strength))))
 except InvalidPerturbationError as e:
     st.warning(verbatim(f"The address asks for a perturbation that cannot be applied: {e}. The images are shown as "
                         "they are."), icon=":material/warning:")
-kinds = ["none", *KINDS]
+kinds = ["none", *perturb_kinds]
 if st.session_state.get("perturb_kind", linked.kind if linked else "none") != "none":
     st.session_state["_perturb_opened"] = True  # stays open once used, "none" chosen again included
 with st.expander("Perturb the images: noise, rotation, shift, blur, stroke thickness",
@@ -191,13 +200,14 @@ with st.expander("Perturb the images: noise, rotation, shift, blur, stroke thick
     pc1, pc2, pc3 = st.columns([2, 3, 1])
     kind_name = pc1.selectbox("Perturbation", kinds, index=kinds.index(linked.kind) if linked else 0,
                               key="perturb_kind", persist_state="page",
-                              format_func=lambda k: "none" if k == "none" else KINDS[k].label)
+                              format_func=lambda k: "none" if k == "none" else perturb_kinds[k].label)
     perturbation = None
     if kind_name != "none":
-        kind = KINDS[kind_name]
+        kind = perturb_kinds[kind_name]
         start = linked.strength if linked and linked.kind == kind_name else kind.curve[len(kind.curve) // 2]
         strength = pc2.slider(f"Strength: {kind.unit}", kind.minimum, kind.maximum, start, kind.step,
-                              format=f"%.{kind.decimals}f", key=f"perturb_strength/{kind_name}", persist_state="page")
+                              format=f"%.{kind.decimals}f", persist_state="page",  # a key per range (image size)
+                              key=f"perturb_strength/{kind_name}/{kind.minimum:g}-{kind.maximum:g}")
         perturb_seed = pc3.number_input("Seed", 0, value=linked.seed if linked else 0, key="perturb_seed",
                                         persist_state="page", disabled=not kind.random,
                                         help="for the random kinds (noise, shift)")
@@ -430,8 +440,8 @@ def evaluation_view() -> None:
 
 @st.fragment
 def own_digit_view() -> None:
-    if tuple(signature.image_shape or ()) != (28, 28):
-        st.info(verbatim(f"Drawing and uploads are for 28x28 image models; {deployment.model_id} takes "
+    if signature.image_shape is None:
+        st.info(verbatim(f"Drawing and uploads are for image models; {deployment.model_id} takes "
                          f"{signature.describe()}."))
     else:
         draw, result = st.columns([1, 1])
@@ -446,7 +456,8 @@ def own_digit_view() -> None:
                 st.info("Draw on the pad or upload an image: the prediction follows.", icon=":material/draw:")
             else:
                 try:
-                    prepared = mnist_input(source)
+                    # in the set's form: its size, how its digits fill it, its value range (8x8 in 0-16, say)
+                    prepared = model_input(source, input_form(dataset_name, revision_of(dataset_name)))
                     answer = deck.client.scores(uri, prepared.row[None, :], use_binary=binary, key=key, proba=True)
                     predicted = int(label_indices(answer.labels, data.class_names, 1)[0])
                     probabilities = probabilities_by_class(answer, data.class_names)
@@ -460,7 +471,9 @@ def own_digit_view() -> None:
                     p1.metric("Prediction", class_name(data.class_names, predicted),
                               f"{probabilities[0, predicted]:.0%} sure" if probabilities is not None else None,
                               delta_color="off", delta_arrow="off")
-                    p2.image(prepared.pixels, caption="What the model received (28x28)", width=140, clamp=True)
+                    height, width = prepared.pixels.shape
+                    p2.image(prepared.pixels, caption=f"What the model received ({height}x{width})", width=140,
+                             clamp=True)
                     if probabilities is None:
                         st.caption("This scoring script returns labels only: no probabilities.")
                     else:
@@ -476,10 +489,10 @@ st.subheader("Robustness")
 def robustness_view() -> None:
     """Choosing a kind or drawing its curve reruns this section alone (the matrix above stays as it is)."""
     r1, r2 = st.columns([2, 3], vertical_alignment="bottom")
-    curve_kind = r1.selectbox("Perturbation", list(KINDS), format_func=lambda k: KINDS[k].label, key="curve_kind",
+    curve_kind = r1.selectbox("Perturbation", list(perturb_kinds), format_func=lambda k: perturb_kinds[k].label, key="curve_kind",
                               persist_state="page")
-    strengths = KINDS[curve_kind].curve
-    if r2.button(f"Robustness curve: {KINDS[curve_kind].label.lower()} at {len(strengths)} strengths",
+    strengths = perturb_kinds[curve_kind].curve
+    if r2.button(f"Robustness curve: {perturb_kinds[curve_kind].label.lower()} at {len(strengths)} strengths",
                  icon=":material/show_chart:", key="curve_go", width="stretch"):
         bar = st.progress(0.0, text="Scoring…")
         try:
@@ -496,11 +509,11 @@ def robustness_view() -> None:
     curve = deck.results.load_curve(deployment, dataset_name, curve_kind)
     if curve is None:
         st.caption(verbatim(f"Accuracy against the strength of one perturbation: strengths {', '.join(f'{v:g}' for v in strengths)} "
-                            f"({KINDS[curve_kind].unit})."))
+                            f"({perturb_kinds[curve_kind].unit})."))
     else:
         scored_caption(f"robustness-{curve_kind}", dataset_name, titles[dataset_name])
-        st.altair_chart(robustness_chart(tuple((p.strength, p.accuracy) for p in curve), KINDS[curve_kind].label,
-                                         KINDS[curve_kind].unit))
+        st.altair_chart(robustness_chart(tuple((p.strength, p.accuracy) for p in curve), perturb_kinds[curve_kind].label,
+                                         perturb_kinds[curve_kind].unit))
 
 
 robustness_view()
