@@ -332,14 +332,14 @@ def cmd_robustness(deck: ModelDeck, args: argparse.Namespace) -> int:
 
 def cmd_predict(deck: ModelDeck, args: argparse.Namespace) -> int:
     from .inspection.evaluation import label_indices, probabilities_by_class
-    from .inspection.preprocess import mnist_input
+    from .inspection.preprocess import form_of, model_input
 
     uri, key, testset = _scoring_target(deck, args)
     try:
         data = Path(args.image).read_bytes()
     except OSError as e:
         raise UserImageError(f"cannot read {args.image}: {e.strerror}") from None
-    prepared = mnist_input(data)
+    prepared = model_input(data, form_of(testset.X, testset.image_shape, testset.value_range))  # as the page does
     scores = deck.client.scores(uri, prepared.row[None, :], use_binary=supports_binary(deck.client, uri, key),
                                 key=key, proba=True)
     predicted = int(label_indices(scores.labels, testset.class_names, 1)[0])
@@ -651,10 +651,10 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--runtime", choices=("docker", "local"), default=None, help=ONLY_ON_RUNTIME)
 
     p = add(sub, "predict", cmd_predict, "predict the digit in an image file (PNG/JPEG, drawn, scanned or "
-            "photographed), prepared as MNIST digits were")
+            "photographed), made into the test set's form (its size, ink and value range; MNIST's by default)")
     p.add_argument("name", help="deployment name")
     p.add_argument("--image", required=True, metavar="FILE")
-    p.add_argument("--dataset", default=None, metavar="NAME", help="whose class names to use")
+    p.add_argument("--dataset", default=None, metavar="NAME", help="whose form and class names to use")
 
     for name, func, help_text in (("score", cmd_score, "score N random test images"),
                                   ("evaluate", cmd_evaluate, "score the whole test set: accuracy + confusion")):

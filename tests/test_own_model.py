@@ -111,6 +111,11 @@ def test_an_8x8_model_on_values_0_to_16_scores_as_scikit_learn_says_in_the_cli_a
     [prediction] = [m for m in at.metric if m.label == "Prediction"]
     assert prediction.value == str(y_test[digit]) == "4"
     assert any('caption: "What the model received (8x8)"' in str(i.proto) for i in at.get("image"))
+    scan_file = Path(cli_env["MODELDECK_HOME"]).parent / "scan.png"  # the CLI makes it the same way
+    scan_file.write_bytes(scan.getvalue())
+    predicted = json.loads(ok(modeldeck(cli_env, "predict", "digits8", "--dataset", "digits8-test", "--image",
+                                        str(scan_file), "--json")))
+    assert predicted["prediction"] == "4"
 
 
 def test_class_names_given_at_registration_survive_a_deploy_and_are_what_the_endpoint_answers(
