@@ -333,9 +333,10 @@ if st.button(f"Score the whole test set ({len(data):,} images"
     bar.empty()
 
 
-def calibration_view(evaluation: Evaluation) -> None:
+def calibration_view(evaluation: Evaluation, revision: int) -> None:
     """How sure the model is of its answers against how often it is right: the reliability diagram and
-    its expected calibration error (only when the endpoint gave probabilities)."""
+    its expected calibration error (only when the endpoint gave probabilities); `revision` is the kept
+    evaluation's."""
     calibration = calibration_of(evaluation)
     if calibration is None:
         return
@@ -348,7 +349,9 @@ def calibration_view(evaluation: Evaluation) -> None:
                        "and so on for every bin.")
     words.caption(verbatim(calibration.summary()) + " Bars: share right per band of confidence; dashed: perfectly "
                   "calibrated; red lines: the mean confidence in the band; beneath: answers per band.")
-    st.altair_chart(reliability_chart(calibration), key=f"calibration/{deployment.record.uid}/{results_key}")
+    st.vega_lite_chart(spec=vega_spec(("calibration", deployment.record.uid, results_key, revision),
+                                      lambda: reliability_chart(calibration)),
+                       key=f"calibration/{deployment.record.uid}/{results_key}")
 
 
 # Each part below reruns alone when its own controls change (a click on the matrix, a stroke on the
@@ -413,7 +416,7 @@ def evaluation_view() -> None:
             st.dataframe({"true \\ predicted": list(evaluation.labels),
                           **{label: evaluation.confusion[:, j] for j, label in enumerate(evaluation.labels)}},
                          hide_index=True)
-        calibration_view(evaluation)
+        calibration_view(evaluation, evaluation_revision)
         d1, d2, d3, d4 = st.columns(4)
         d1.download_button("Download heatmap (PNG)", lambda: to_png(confusion_heatmap(evaluation, subject=subject)),
                            f"{chosen}-confusion.png", "image/png")
