@@ -1,11 +1,13 @@
-"""What a rerun need not redo: a kept evaluation read and summarised once per save, and charts turned
-into Vega-Lite once per result they draw. Every cache here is keyed by what it shows (a deployment's
+"""What a rerun need not redo: a kept evaluation read and summarised once per save, and charts' Vega-Lite
+specs made once per result they draw. Every cache here is keyed by what it shows (a deployment's
 uid, never its name: a deployment replaced under the same name gets a new uid, so it never shows the
 old one's results) and by the kept result's revision (a new scoring shows at once).
 
-Turning an Altair chart into Vega-Lite validates it against the whole schema (0.3 s to 1 s for the
-confusion matrix on these machines) on every rerun that draws it: a click on a cell, a robustness kind
-chosen, a page load. `vega_spec` does it once per `key`, which must name everything the chart shows.
+A chart is drawn again on every rerun that shows it (a click on a cell, a robustness kind chosen, a
+page load); `vega_spec` makes its spec once per `key`, which must name everything the chart shows.
+Where the spec comes from an Altair chart that saves its conversion (Altair validates as it goes: 0.3 s
+to 1 s for the confusion matrix on these machines); the matrix and the reliability diagram are plain
+Vega-Lite dicts now, cheap to make, and the cache still saves the walk over their cells.
 """
 
 from __future__ import annotations
@@ -40,9 +42,11 @@ def _evaluation(uid: str, dataset: str, revision: int, _deck: ModelDeck, _deploy
 
 @st.cache_data(max_entries=SPECS_KEPT, show_spinner=False)
 def vega_spec(key: tuple[Hashable, ...], _chart: Callable[[], Any]) -> dict[str, Any]:
-    """The Vega-Lite spec of the Altair chart `_chart()` makes, made once per `key` (see the module).
-    Draw it with `st.vega_lite_chart(spec=...)`, which takes the same selections as `st.altair_chart`."""
-    return spec_of(_chart())
+    """The Vega-Lite spec `_chart()` makes (a dict, or an Altair chart turned into one), made once per
+    `key` (see the module). Draw it with `st.vega_lite_chart(spec=...)`, which takes the same selections
+    as `st.altair_chart`."""
+    chart = _chart()
+    return chart if isinstance(chart, dict) else spec_of(chart)
 
 
 def spec_of(chart: Any) -> dict[str, Any]:

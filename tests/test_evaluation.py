@@ -1,8 +1,11 @@
+import io
+
 import numpy as np
+from PIL import Image
 
 from backend.datasets import TestSet
 from backend.inspection.evaluation import Samples, evaluate, most_confused, normalized_confusion
-from backend.inspection.plots import confusion_heatmap, image_grid, sample_strip, to_png
+from backend.inspection.plots import DPI, caption_boxes, confusion_heatmap, image_grid, sample_strip, to_png
 
 
 def test_normalized_confusion_divides_rows_and_zeroes_the_diagonal():
@@ -33,16 +36,19 @@ def test_sample_strip_marks_misclassified_images_red_on_an_inverted_colormap():
     images = np.array([[1, 0, 0, 0], [0.5, 0, 0, 0], [0.3, 0.3, 0.3, 0.3]], dtype=np.float32)
     samples = Samples(indices=np.arange(3), images=images, labels=np.array([1, 2, 3]),
                       predictions=np.array([1, 5, 3]), image_shape=(2, 2), class_names=tuple("0123456789"))
-    fig = sample_strip(samples)
-    [ax] = fig.axes  # the whole strip is one picture
-    titles = ax.texts[:3]
-    assert [t.get_text() for t in titles] == ["1 (1)", "5 (2)", "3 (3)"]  # prediction (true label)
-    assert [t.get_color() for t in titles] == ["black", "red", "black"]
-    assert [t.get_fontweight() for t in titles] == ["normal", "bold", "normal"]
-    inked = np.argwhere(np.any(ax.images[0].get_array() < 1, axis=-1))  # (row, column) of non-white pixels
-    under = [int(np.sum(np.abs(inked[:, 1] - t.get_position()[0]) < 1)) for t in titles]
+    grid = sample_strip(samples)
+    titles = [placed for placed in grid.captions if placed.above]  # the whole strip is one picture
+    assert [t.caption.text for t in titles] == ["1 (1)", "5 (2)", "3 (3)"]  # prediction (true label)
+    assert [t.caption.color for t in titles] == ["black", "red", "black"]
+    assert [t.caption.bold for t in titles] == [False, True, False]
+    inked = np.argwhere(np.any(grid.mosaic < 1, axis=-1))  # (row, column) of non-white pixels
+    under = [int(np.sum(np.abs(inked[:, 1] + 0.5 - t.x) < 1)) for t in titles]
     assert under == [1, 4, 4]  # dark ink on white; the misclassified one inverted: light ink on black
-    assert to_png(fig)[:8] == b"\x89PNG\r\n\x1a\n"
+    png = Image.open(io.BytesIO(to_png(grid)))
+    drawn = np.asarray(png.convert("RGB"))
+    assert png.format == "PNG" and drawn.shape[1] == round(grid.width_inches * DPI)
+    reds = np.argwhere((drawn[..., 0] > 200) & (drawn[..., 1] < 80) & (drawn[..., 2] < 80))  # the red title is written
+    assert len(reds) and np.all(np.abs(reds[:, 1] - titles[1].x * DPI / grid.per_inch) < DPI)
 
 
 def test_tiles_are_drawn_on_the_sets_value_range_so_a_wrong_scale_shows():
@@ -51,16 +57,18 @@ def test_tiles_are_drawn_on_the_sets_value_range_so_a_wrong_scale_shows():
     digit = np.array([[16.0, 0, 0, 16]], dtype=np.float32)
     darkest = {}
     for value_range in ((0.0, 16.0), (0.0, 255.0)):
-        fig = image_grid(digit, (2, 2), np.array([1]), np.array([1]), ("0", "1"), value_range=value_range)
-        darkest[value_range] = float(fig.axes[0].images[0].get_array()[..., 0].min())
+        grid = image_grid(digit, (2, 2), np.array([1]), np.array([1]), ("0", "1"), value_range=value_range)
+        darkest[value_range] = float(grid.mosaic[..., 0].min())
     assert darkest[(0.0, 16.0)] < 0.05 and darkest[(0.0, 255.0)] > 0.85
 
 
 def test_long_class_names_are_titled_on_two_lines_and_confidence_goes_beneath():
     names = ("T-shirt/top", "Trouser", "Ankle boot")
-    fig = image_grid(np.zeros((2, 4)), (2, 2), np.array([0, 2]), np.array([1, 2]), names, np.array([0.5, 0.97]))
-    texts = [t.get_text() for t in fig.axes[0].texts]
+    grid = image_grid(np.zeros((2, 4)), (2, 2), np.array([0, 2]), np.array([1, 2]), names, np.array([0.5, 0.97]))
+    texts = [placed.caption.text for placed in grid.captions]
     assert texts == ["Trouser\n(T-shirt/top)", "50%", "Ankle boot\n(Ankle boot)", "97%"]
+    title, confidence = caption_boxes(grid)[:2]
+    assert title[3] - title[1] > 1.8 * (confidence[3] - confidence[1])  # two lines drawn, over the tile's one
 
 
 def test_heatmap_has_labelled_axes_and_a_colour_bar():
@@ -97,5 +105,5 @@ def test_every_class_name_is_shown_on_the_charts_axes_long_ones_slanted():
     assert class_axis(tuple("0123456789")).to_dict() == {"labelAngle": 0, "labelFontSize": 13, "labelOverlap": False}
     assert class_axis(("T-shirt/top", "Trouser")).to_dict()["labelAngle"] == -45
     names = ("T-shirt/top", "Trouser", "Ankle boot")
-    spec = json.dumps(confusion_chart(evaluate(np.array([0, 1, 2]), np.array([0, 2, 2]), names)).to_dict())
+    spec = json.dumps(confusion_chart(evaluate(np.array([0, 1, 2]), np.array([0, 2, 2]), names)))
     assert '"labelAngle": -45' in spec and '"labelOverlap": false' in spec

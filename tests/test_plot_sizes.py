@@ -3,27 +3,23 @@ beside the sidebar (about 690 px) titles its tiles in at least 13 px, short clas
 
 import numpy as np
 import pytest
-from matplotlib.backends.backend_agg import FigureCanvasAgg
 
 from backend.datasets import load_fashion_mnist_test, load_mnist_test
-from backend.inspection.plots import image_grid
+from backend.inspection.plots import DPI, caption_boxes, image_grid
 
 SHOWN_WIDTH_PX = 690  # the main column at 1024x768 with the sidebar open
-DPI = 110  # to_png's
 
 
 @pytest.mark.parametrize("load", [load_mnist_test, load_fashion_mnist_test], ids=["digits", "fashion"])
 def test_tile_titles_stay_large_when_the_strip_is_shown_at_a_projector_s_width(load):
     data = load()
     shown = np.arange(30)
-    fig = image_grid(data.X[shown], data.image_shape, data.y[shown], data.y[::-1][shown], data.class_names)
-    scale = SHOWN_WIDTH_PX / (fig.get_figwidth() * DPI)
-    titles = fig.axes[0].texts  # no confidence given: only titles
-    assert min(t.get_fontsize() for t in titles) / 72 * DPI * scale >= 13
-    renderer = FigureCanvasAgg(fig).get_renderer()
-    right_edges = [t.get_window_extent(renderer).x1 for t in titles]
-    left_edges = [t.get_window_extent(renderer).x0 for t in titles]
-    per_row = len({round(t.get_position()[0]) for t in titles})
+    grid = image_grid(data.X[shown], data.image_shape, data.y[shown], data.y[::-1][shown], data.class_names)
+    scale = SHOWN_WIDTH_PX / (grid.width_inches * DPI)
+    titles = grid.captions  # no confidence given: only titles
+    assert min(t.caption.size for t in titles) / 72 * DPI * scale >= 13
+    boxes = caption_boxes(grid)
+    per_row = len({round(t.x) for t in titles})
     for k in range(len(titles) - 1):  # neighbours in a row never overlap
         if (k + 1) % per_row:
-            assert right_edges[k] < left_edges[k + 1]
+            assert boxes[k][2] < boxes[k + 1][0]

@@ -53,7 +53,7 @@ def _evaluation_with_rare_errors():
 def test_the_interactive_heatmap_s_colour_bar_has_distinct_percent_ticks():
     from backend.inspection.charts import confusion_chart
 
-    spec = confusion_chart(_evaluation_with_rare_errors()).to_dict()
+    spec = confusion_chart(_evaluation_with_rare_errors())
     legends = [enc["color"]["condition"] if "condition" in enc["color"] and "legend" not in enc["color"]
                else enc["color"] for enc in _encodings(spec) if "color" in enc]
     legend = next(c["legend"] for c in legends if isinstance(c, dict) and "legend" in c)

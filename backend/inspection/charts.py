@@ -1,4 +1,9 @@
-"""Interactive charts (Altair specs; the dashboard renders them and reads the clicks)."""
+"""Interactive charts (Vega-Lite specs; the dashboard renders them and reads the clicks).
+
+The confusion matrix and the reliability diagram, drawn after every scoring, are written as plain
+Vega-Lite dicts: Altair validates every channel against the schema as a chart is made, 0.2-0.4 s for
+each of these two on these machines. Their tests validate them against the schema once. The others
+are Altair charts."""
 
 from __future__ import annotations
 
@@ -17,16 +22,33 @@ CELL, TRUE_CLASS, PREDICTED_CLASS = "cell", "true_class", "predicted_class"  # t
 CALIBRATION_WIDTH = 480  # px: the reliability diagram fits beside nothing, at 1024 px wide too
 
 
-def class_axis(labels: Sequence[str]) -> alt.Axis:
+def class_axis_spec(labels: Sequence[str]) -> dict[str, Any]:
     """An axis of class names that shows every one: level for short names (digits), slanted for long
     ones ("T-shirt/top"), which level would hide behind each other."""
-    return alt.Axis(labelAngle=-45 if max(map(len, labels), default=1) > 2 else 0, labelFontSize=13,
-                    labelOverlap=False)
+    return {"labelAngle": -45 if max(map(len, labels), default=1) > 2 else 0, "labelFontSize": 13,
+            "labelOverlap": False}
 
 
-def confusion_chart(evaluation: Evaluation, counts: bool = False) -> alt.HConcatChart:
+def class_axis(labels: Sequence[str]) -> alt.Axis:
+    """`class_axis_spec` for an Altair chart."""
+    return alt.Axis(**class_axis_spec(labels))
+
+
+def _click(name: str, fields: list[str], view: str) -> dict[str, Any]:
+    """A point selection `name` of `fields`, made by a click on `view` and cleared by a double-click."""
+    return {"name": name, "select": {"type": "point", "fields": fields, "on": "click", "clear": "dblclick"},
+            "views": [view]}
+
+
+def _when(param: str, chosen: float, other: float) -> dict[str, Any]:
+    """An opacity: `chosen` for what selection `param` holds (everything while it is empty), else `other`."""
+    return {"condition": {"param": param, "value": chosen}, "value": other}
+
+
+def confusion_chart(evaluation: Evaluation, counts: bool = False) -> dict[str, Any]:
     """The normalised confusion matrix (rows normalised, diagonal zeroed) as a clickable heatmap, with
-    the errors per true label beside it and per predicted label below, each clickable too.
+    the errors per true label beside it and per predicted label below, each clickable too: a Vega-Lite
+    spec (for `st.vega_lite_chart`).
 
     A click on a cell selects `CELL` (fields `true`, `predicted`: label indices); a bar of the row
     margin selects `TRUE_CLASS` (`true`), of the column margin `PREDICTED_CLASS` (`predicted`).
@@ -45,45 +67,48 @@ def confusion_chart(evaluation: Evaluation, counts: bool = False) -> alt.HConcat
     np.fill_diagonal(off, 0)
     rows = [{"true": i, "true label": labels[i], "errors": int(off[i].sum())} for i in range(n)]
     columns = [{"predicted": j, "predicted label": labels[j], "errors": int(off[:, j].sum())} for j in range(n)]
-    cell = alt.selection_point(name=CELL, fields=["true", "predicted"], on="click", clear="dblclick")
-    by_true = alt.selection_point(name=TRUE_CLASS, fields=["true"], on="click", clear="dblclick")
-    by_predicted = alt.selection_point(name=PREDICTED_CLASS, fields=["predicted"], on="click", clear="dblclick")
-    order = alt.Sort(labels)
     side = max(260, 34 * n)
-    x = alt.X("predicted label:N", sort=order, title="predicted label", axis=class_axis(labels))
-    y = alt.Y("true label:N", sort=order, title="true label", axis=alt.Axis(labelFontSize=13))
-    tooltip: list[Any] = ["true label:N", "predicted label:N", alt.Tooltip("count:Q", title="images"),
-                          alt.Tooltip("what:N", title="share")]
-    base = alt.Chart(alt.Data(values=cells))
-    heat = base.mark_rect(stroke="white", strokeWidth=0.5).encode(
-        x=x, y=y, tooltip=tooltip,
-        # The diagonal (right answers) is zeroed in the matrix: grey, so it never reads as "fewest errors"
-        color=alt.condition("datum.true == datum.predicted", alt.value("#e6e6e6"),
-                            alt.Color("share:Q", scale=alt.Scale(scheme="viridis", domain=[0, brightest]),
-                                      title="share of the true label's images",
-                                      legend=alt.Legend(format=ticks.d3_format, values=list(ticks.values),
-                                                        orient="top", gradientLength=200, titleLimit=400))),
-        opacity=alt.condition(cell, alt.value(1.0), alt.value(0.55)),
-    ).add_params(cell).properties(width=side, height=side)
-    layers: list[Any] = [heat]
+    x = {"field": "predicted label", "type": "nominal", "sort": labels, "title": "predicted label",
+         "axis": class_axis_spec(labels)}
+    y = {"field": "true label", "type": "nominal", "sort": labels, "title": "true label", "axis": {"labelFontSize": 13}}
+    tooltip = [{"field": "true label", "type": "nominal"}, {"field": "predicted label", "type": "nominal"},
+               {"field": "count", "type": "quantitative", "title": "images"},
+               {"field": "what", "type": "nominal", "title": "share"}]
+    # The diagonal (right answers) is zeroed in the matrix: grey, so it never reads as "fewest errors"
+    color = {"condition": {"test": "datum.true == datum.predicted", "value": "#e6e6e6"}, "field": "share",
+             "type": "quantitative", "scale": {"scheme": "viridis", "domain": [0, brightest]},
+             "title": "share of the true label's images",
+             "legend": {"format": ticks.d3_format, "values": list(ticks.values), "orient": "top", "gradientLength": 200,
+                        "titleLimit": 400}}
+    layers: list[dict[str, Any]] = [
+        {"name": "matrix", "mark": {"type": "rect", "stroke": "white", "strokeWidth": 0.5},
+         "encoding": {"x": x, "y": y, "tooltip": tooltip, "color": color, "opacity": _when(CELL, 1.0, 0.55)}}]
     if counts:
-        layers.append(base.mark_text(fontSize=11).encode(
-            x=x, y=y, text=alt.Text("count:Q"),
-            color=alt.condition("datum.light || datum.true == datum.predicted", alt.value("black"),
-                                alt.value("white"))))
-    matrix = alt.layer(*layers)
-    margin_color = alt.value("#c0392b")
-    right = alt.Chart(alt.Data(values=rows)).mark_bar(color="#c0392b").encode(
-        y=alt.Y("true label:N", sort=order, axis=None), x=alt.X("errors:Q", title="errors by true label"),
-        tooltip=["true label:N", "errors:Q"],
-        opacity=alt.condition(by_true, alt.value(1.0), alt.value(0.5)), color=margin_color,
-    ).add_params(by_true).properties(width=110, height=side)
-    below = alt.Chart(alt.Data(values=columns)).mark_bar().encode(
-        x=alt.X("predicted label:N", sort=order, axis=None), y=alt.Y("errors:Q", title="errors as this label"),
-        tooltip=["predicted label:N", "errors:Q"],
-        opacity=alt.condition(by_predicted, alt.value(1.0), alt.value(0.5)), color=margin_color,
-    ).add_params(by_predicted).properties(width=side, height=90)
-    return alt.hconcat(alt.vconcat(matrix, below, spacing=4), right, spacing=4).resolve_scale(color="independent")
+        layers.append({"mark": {"type": "text", "fontSize": 11}, "encoding": {
+            "x": x, "y": y, "text": {"field": "count", "type": "quantitative"},
+            "color": {"condition": {"test": "datum.light || datum.true == datum.predicted", "value": "black"},
+                      "value": "white"}}})
+    matrix = {"data": {"values": cells}, "layer": layers, "width": side, "height": side}
+    by_true = {"name": "by_true", "data": {"values": rows}, "mark": {"type": "bar", "color": "#c0392b"},
+               "encoding": {"y": {"field": "true label", "type": "nominal", "sort": labels, "axis": None},
+                            "x": {"field": "errors", "type": "quantitative", "title": "errors by true label"},
+                            "tooltip": [{"field": "true label", "type": "nominal"},
+                                        {"field": "errors", "type": "quantitative"}],
+                            "opacity": _when(TRUE_CLASS, 1.0, 0.5), "color": {"value": "#c0392b"}},
+               "width": 110, "height": side}
+    by_predicted = {"name": "by_predicted", "data": {"values": columns}, "mark": {"type": "bar"},
+                    "encoding": {"x": {"field": "predicted label", "type": "nominal", "sort": labels, "axis": None},
+                                 "y": {"field": "errors", "type": "quantitative", "title": "errors as this label"},
+                                 "tooltip": [{"field": "predicted label", "type": "nominal"},
+                                             {"field": "errors", "type": "quantitative"}],
+                                 "opacity": _when(PREDICTED_CLASS, 1.0, 0.5), "color": {"value": "#c0392b"}},
+                    "width": side, "height": 90}
+    return {"$schema": alt.SCHEMA_URL, "spacing": 4,
+            "hconcat": [{"vconcat": [matrix, by_predicted], "spacing": 4}, by_true],
+            "params": [_click(CELL, ["true", "predicted"], "matrix"),
+                       _click(PREDICTED_CLASS, ["predicted"], "by_predicted"),
+                       _click(TRUE_CLASS, ["true"], "by_true")],
+            "resolve": {"scale": {"color": "independent"}}}
 
 
 def probability_bars(probabilities: np.ndarray, class_names: tuple[str, ...]) -> alt.Chart:
@@ -156,34 +181,47 @@ def recall_change_chart(comparison: Comparison) -> alt.Chart:
     ).properties(height=220)
 
 
-def reliability_chart(calibration: Calibration) -> alt.VConcatChart:
+def reliability_chart(calibration: Calibration) -> dict[str, Any]:
     """The reliability diagram: per confidence bin, the share of answers right (bars) against the
     diagonal of a perfectly calibrated model, the mean confidence as a red line across each bin and, beneath,
-    the number of answers per bin (every figure in the tooltips)."""
+    the number of answers per bin (every figure in the tooltips): a Vega-Lite spec."""
     values = [{"from": b.low, "to": b.high, "answers": b.count, "right": b.accuracy, "sure": b.confidence,
                "bin": f"{b.low:.0%}–{b.high:.0%}", "gap": b.gap} for b in calibration.bins if b.count]
     ticks = percent_ticks(0.0, 1.0, target=5)
-    x = alt.X("from:Q", scale=alt.Scale(domain=[0, 1]), title="confidence in the answer given",
-              axis=alt.Axis(values=list(ticks.values), format=ticks.d3_format))
-    tooltip: list[Any] = [alt.Tooltip("bin:N", title="confidence"), alt.Tooltip("answers:Q", format=","),
-                          alt.Tooltip("right:Q", format=".1%", title="share right"),
-                          alt.Tooltip("sure:Q", format=".1%", title="mean confidence"),
-                          alt.Tooltip("gap:Q", format="+.1%", title="confidence − share right")]
-    base = alt.Chart(alt.Data(values=values))
+    whole = {"domain": [0, 1]}
+    percent_axis = {"values": list(ticks.values), "format": ticks.d3_format}
+    x = {"field": "from", "type": "quantitative", "scale": whole, "title": "confidence in the answer given",
+         "axis": percent_axis}
+    tooltip = [{"field": "bin", "type": "nominal", "title": "confidence"},
+               {"field": "answers", "type": "quantitative", "format": ","},
+               {"field": "right", "type": "quantitative", "format": ".1%", "title": "share right"},
+               {"field": "sure", "type": "quantitative", "format": ".1%", "title": "mean confidence"},
+               {"field": "gap", "type": "quantitative", "format": "+.1%", "title": "confidence − share right"}]
+    data = {"values": values}
     # rects from 0 (a bar with x and x2 both quantitative would be drawn as a thin line at its value)
-    bars = base.mark_rect(color="#2f4b7c", stroke="white", strokeWidth=0.5).encode(
-        x=x, x2="to:Q", y=alt.Y("right:Q", scale=alt.Scale(domain=[0, 1]), title="share of answers right",
-                                axis=alt.Axis(values=list(ticks.values), format=ticks.d3_format)),
-        y2=alt.datum(0), tooltip=tooltip)
-    sure = base.mark_rule(color="#c0392b", strokeWidth=3).encode(x="from:Q", x2="to:Q", y="sure:Q", tooltip=tooltip)
-    diagonal = alt.Chart(alt.Data(values=[{"from": 0.0, "right": 0.0}, {"from": 1.0, "right": 1.0}])).mark_line(
-        color="#5f6b7a", strokeDash=[6, 4]).encode(x="from:Q", y="right:Q")
-    top = alt.layer(bars, sure, diagonal).properties(height=260, width=CALIBRATION_WIDTH)
-    counts = base.mark_rect(color="#a5b4cf", stroke="white", strokeWidth=0.5).encode(
-        x=alt.X("from:Q", scale=alt.Scale(domain=[0, 1]), axis=None), x2="to:Q",
-        y=alt.Y("answers:Q", title="answers", axis=alt.Axis(format=",d", tickCount=3)), y2=alt.datum(0),
-        tooltip=tooltip)
-    labels = base.mark_text(dy=-6, fontSize=10).encode(
-        x=alt.X("middle:Q"), y="answers:Q", text=alt.Text("answers:Q", format=",")).transform_calculate(
-        middle="(datum.from + datum.to) / 2")
-    return alt.vconcat(top, alt.layer(counts, labels).properties(height=90, width=CALIBRATION_WIDTH), spacing=6)
+    bars = {"data": data, "mark": {"type": "rect", "color": "#2f4b7c", "stroke": "white", "strokeWidth": 0.5},
+            "encoding": {"x": x, "x2": {"field": "to"},
+                         "y": {"field": "right", "type": "quantitative", "scale": whole,
+                               "title": "share of answers right", "axis": percent_axis},
+                         "y2": {"datum": 0}, "tooltip": tooltip}}
+    sure = {"data": data, "mark": {"type": "rule", "color": "#c0392b", "strokeWidth": 3},
+            "encoding": {"x": {"field": "from", "type": "quantitative"}, "x2": {"field": "to"},
+                         "y": {"field": "sure", "type": "quantitative"}, "tooltip": tooltip}}
+    diagonal = {"data": {"values": [{"from": 0.0, "right": 0.0}, {"from": 1.0, "right": 1.0}]},
+                "mark": {"type": "line", "color": "#5f6b7a", "strokeDash": [6, 4]},
+                "encoding": {"x": {"field": "from", "type": "quantitative"},
+                             "y": {"field": "right", "type": "quantitative"}}}
+    counts = {"mark": {"type": "rect", "color": "#a5b4cf", "stroke": "white", "strokeWidth": 0.5},
+              "encoding": {"x": {"field": "from", "type": "quantitative", "scale": whole, "axis": None},
+                           "x2": {"field": "to"},
+                           "y": {"field": "answers", "type": "quantitative", "title": "answers",
+                                 "axis": {"format": ",d", "tickCount": 3}},
+                           "y2": {"datum": 0}, "tooltip": tooltip}}
+    labels = {"mark": {"type": "text", "dy": -6, "fontSize": 10},
+              "transform": [{"calculate": "(datum.from + datum.to) / 2", "as": "middle"}],
+              "encoding": {"x": {"field": "middle", "type": "quantitative"},
+                           "y": {"field": "answers", "type": "quantitative"},
+                           "text": {"field": "answers", "type": "quantitative", "format": ","}}}
+    return {"$schema": alt.SCHEMA_URL, "spacing": 6, "vconcat": [
+        {"layer": [bars, sure, diagonal], "height": 260, "width": CALIBRATION_WIDTH},
+        {"data": data, "layer": [counts, labels], "height": 90, "width": CALIBRATION_WIDTH}]}

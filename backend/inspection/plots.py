@@ -1,5 +1,6 @@
-"""Matplotlib figures: the normalised confusion heatmap, image grids, the comparison's pictures, the
-reliability diagram.
+"""Pictures: the normalised confusion heatmap, the comparison's heatmap and the reliability diagram
+(matplotlib figures), and image grids (composed with numpy, written with Pillow: a gallery is drawn
+on a click, where a matplotlib figure of it took ~0.3 s).
 
 Figures are made with matplotlib's object API, never pyplot: the dashboard draws on its page thread
 and on download threads (a report) at the same time, and pyplot's shared state is not thread-safe.
@@ -11,16 +12,23 @@ import io
 import math
 from collections.abc import Sequence
 from dataclasses import dataclass
+from pathlib import Path
 
+import matplotlib
 import numpy as np
 from matplotlib import colormaps
 from matplotlib.colorbar import Colorbar
 from matplotlib.figure import Figure
+from PIL import Image, ImageDraw, ImageFont
 
 from .calibration import Calibration
 from .compare import Comparison
 from .evaluation import Evaluation, Samples, class_name
 from .ticks import PercentTicks, percent_ticks
+
+DPI = 110  # every picture's PNG
+PNG_COMPRESSION = 1  # zlib level of the image grids' PNGs: level 6 (the default) takes a third of the drawing time
+_FONTS = Path(matplotlib.get_data_path()) / "fonts" / "ttf"
 
 
 def confusion_heatmap(evaluation: Evaluation, subject: str = "") -> Figure:
@@ -54,7 +62,7 @@ def tile_title(prediction: int, label: int, class_names: tuple[str, ...]) -> str
     return f"{class_name(class_names, prediction)} ({class_name(class_names, label)})"
 
 
-def sample_strip(samples: Samples, per_row: int = 10) -> Figure:
+def sample_strip(samples: Samples, per_row: int = 10) -> TileGrid:
     """The random strip: see `image_grid`."""
     return image_grid(samples.images, samples.image_shape, samples.labels, samples.predictions, samples.class_names,
                       samples.confidence, per_row, value_range=samples.value_range)
@@ -62,23 +70,48 @@ def sample_strip(samples: Samples, per_row: int = 10) -> Figure:
 
 @dataclass(frozen=True)
 class Caption:
-    """One line of text over or under a tile of an image grid."""
+    """One line of text over or under a tile of an image grid ("\\n" starts another line)."""
 
     text: str
     color: str = "black"
-    size: float = 10
+    size: float = 10  # points
     bold: bool = False
+
+
+@dataclass(frozen=True)
+class PlacedCaption:
+    """A caption where it goes: centred on `x`, its last line's bottom at `y` (`above` a tile) or its
+    first line's top there (beneath one), in mosaic pixels."""
+
+    caption: Caption
+    x: float
+    y: float
+    above: bool
+
+
+@dataclass(frozen=True)
+class TileGrid:
+    """An image grid before it is drawn: the tiles composed into one RGB mosaic (values in [0, 1], one
+    pixel per image pixel, `per_inch` of them to an inch) and the captions placed on it. `to_png` draws
+    it with Pillow: about ten times faster than a matplotlib figure of the same picture."""
+
+    mosaic: np.ndarray
+    per_inch: float
+    captions: tuple[PlacedCaption, ...]
+
+    @property
+    def width_inches(self) -> float:
+        return self.mosaic.shape[1] / self.per_inch
 
 
 def _tile_grid(images: np.ndarray, image_shape: tuple[int, int], cols: int, inverted: Sequence[bool],
                above: Sequence[Caption], below: Sequence[Sequence[Caption]], cell_inches: tuple[float, float],
-               above_inches: float, line_inches: float, value_range: tuple[float, float] = (0.0, 1.0)) -> Figure:
-    """Images in a grid, drawn as one picture with its captions (one axes and one image for the whole
-    grid: an axes per image made a 30-image strip take ~1 s). Every tile is drawn on the set's own
-    `value_range` (low is background, high full ink; values beyond are clipped), not each on its own, so
-    images on the wrong scale show as such; ink dark on white, or light on black where `inverted`;
-    `above[k]` heads tile k and the lines `below[k]` follow it. A tile's longer side spans 0.95 in of a cell `cell_inches` wide. A grid
-    of fewer than `cols` images keeps `cols` cells, so its tiles show as large as a full row's."""
+               above_inches: float, line_inches: float, value_range: tuple[float, float] = (0.0, 1.0)) -> TileGrid:
+    """Images in a grid with their captions. Every tile is drawn on the set's own `value_range` (low is
+    background, high full ink; values beyond are clipped), not each on its own, so images on the wrong
+    scale show as such; ink dark on white, or light on black where `inverted`; `above[k]` heads tile k
+    and the lines `below[k]` follow it. A tile's longer side spans 0.95 in of a cell `cell_inches` wide.
+    A grid of fewer than `cols` images keeps `cols` cells, so its tiles show as large as a full row's."""
     n = len(images)
     rows = max(1, math.ceil(n / cols))
     height, width = image_shape
@@ -87,34 +120,26 @@ def _tile_grid(images: np.ndarray, image_shape: tuple[int, int], cols: int, inve
     top = round(above_inches * per_inch)
     lines = max((len(under) for under in below), default=0)
     cell_h = top + height + round((0.08 + lines * line_inches) * per_inch)
-    canvas = np.ones((rows * cell_h, cols * cell_w, 3))
+    mosaic = np.ones((rows * cell_h, cols * cell_w, 3))
     inks = {False: colormaps["binary"], True: colormaps["Greys_r"]}
-    fig = Figure(figsize=(cols * cell_w / per_inch, rows * cell_h / per_inch))
-    ax = fig.add_axes((0, 0, 1, 1))
     low, high = (float(v) for v in value_range)
+    placed = []
     for k in range(n):
         tile = images[k].reshape(image_shape).astype(np.float64)
         scaled = np.clip((tile - low) / (high - low), 0.0, 1.0)
         x0 = (k % cols) * cell_w + (cell_w - width) // 2
         y0 = (k // cols) * cell_h + top
-        canvas[y0:y0 + height, x0:x0 + width] = inks[bool(inverted[k])](scaled)[..., :3]
-        centre = x0 + width / 2 - 0.5
-        ax.text(centre, y0 - 0.5 - 0.03 * per_inch, above[k].text, ha="center", va="bottom", color=above[k].color,
-                fontsize=above[k].size, fontweight="bold" if above[k].bold else "normal")
-        for line, caption in enumerate(below[k]):
-            ax.text(centre, y0 + height - 0.5 + (0.04 + line * line_inches) * per_inch, caption.text, ha="center",
-                    va="top", color=caption.color, fontsize=caption.size,
-                    fontweight="bold" if caption.bold else "normal")
-    ax.imshow(canvas, interpolation="nearest", aspect="auto")
-    ax.set_xlim(-0.5, canvas.shape[1] - 0.5)
-    ax.set_ylim(canvas.shape[0] - 0.5, -0.5)
-    ax.set_axis_off()
-    return fig
+        mosaic[y0:y0 + height, x0:x0 + width] = inks[bool(inverted[k])](scaled)[..., :3]
+        centre = x0 + width / 2
+        placed.append(PlacedCaption(above[k], centre, y0 - 0.03 * per_inch, above=True))
+        placed += [PlacedCaption(caption, centre, y0 + height + (0.04 + line * line_inches) * per_inch, above=False)
+                   for line, caption in enumerate(below[k])]
+    return TileGrid(mosaic, per_inch, tuple(placed))
 
 
 def image_grid(images: np.ndarray, image_shape: tuple[int, int], labels: np.ndarray, predictions: np.ndarray,
                class_names: tuple[str, ...], confidence: np.ndarray | None = None, per_row: int = 10, *,
-               value_range: tuple[float, float] = (0.0, 1.0)) -> Figure:
+               value_range: tuple[float, float] = (0.0, 1.0)) -> TileGrid:
     """Each image titled "prediction (true label)" in a size a projector shows (about 18 px at
     1280x720), with the confidence in the prediction beneath when known; misclassified ones with a
     bold red title on an inverted colormap. Tiles are drawn on the set's `value_range`."""
@@ -138,16 +163,76 @@ def image_grid(images: np.ndarray, image_shape: tuple[int, int], labels: np.ndar
                       value_range=value_range)
 
 
-def to_png(fig: Figure, dpi: int = 110) -> bytes:
-    """The figure as PNG bytes."""
+def to_png(picture: Figure | TileGrid, dpi: int = DPI) -> bytes:
+    """The figure or image grid as PNG bytes."""
     buffer = io.BytesIO()
-    fig.savefig(buffer, format="png", dpi=dpi)
+    if isinstance(picture, TileGrid):
+        _draw(picture, dpi).save(buffer, format="PNG", dpi=(dpi, dpi), compress_level=PNG_COMPRESSION)
+    else:
+        picture.savefig(buffer, format="png", dpi=dpi)
     return buffer.getvalue()
+
+
+def _draw(grid: TileGrid, dpi: int) -> Image.Image:
+    """The grid's mosaic scaled to `dpi` (each image pixel a sharp square) with its captions written on it."""
+    height, width = grid.mosaic.shape[:2]
+    scale = dpi / grid.per_inch
+    picture = Image.fromarray(np.round(grid.mosaic * 255).astype(np.uint8)).resize(
+        (round(width * scale), round(height * scale)), Image.Resampling.NEAREST)
+    pen = ImageDraw.Draw(picture)
+    for line in _caption_lines(grid, dpi):
+        pen.text(line.xy, line.text, fill=line.color, font=line.font, anchor=line.anchor)
+    return picture
+
+
+@dataclass(frozen=True)
+class _Line:
+    text: str
+    xy: tuple[float, float]  # output pixels
+    anchor: str  # Pillow's: "md" its bottom (descender) at xy, "mt" its top (the glyphs' top)
+    font: ImageFont.FreeTypeFont
+    color: str
+    caption: int  # index into the grid's captions
+
+
+def _caption_lines(grid: TileGrid, dpi: int) -> list[_Line]:
+    """Every line of every caption where it is written at `dpi`, in DejaVu Sans (matplotlib's font, as
+    the other pictures). Fonts are loaded per call (a tenth of a millisecond): a FreeType face is not
+    to be shared by threads drawing at once (a report downloading while the page draws a gallery)."""
+    scale = dpi / grid.per_inch
+    fonts: dict[tuple[float, bool], ImageFont.FreeTypeFont] = {}
+    found = []
+    for index, placed in enumerate(grid.captions):
+        caption = placed.caption
+        key = (caption.size, caption.bold)
+        if key not in fonts:
+            fonts[key] = ImageFont.truetype(str(_FONTS / ("DejaVuSans-Bold.ttf" if caption.bold else "DejaVuSans.ttf")),
+                                            caption.size * dpi / 72)
+        font = fonts[key]
+        ascent, descent = font.getmetrics()
+        texts = caption.text.split("\n")
+        for k, text in enumerate(texts):
+            step = (k - len(texts) + 1 if placed.above else k) * (ascent + descent)
+            found.append(_Line(text, (placed.x * scale, placed.y * scale + step), "md" if placed.above else "mt", font,
+                               caption.color, index))
+    return found
+
+
+def caption_boxes(grid: TileGrid, dpi: int = DPI) -> list[tuple[float, float, float, float]]:
+    """Each caption's (left, top, right, bottom) in the PNG `to_png(grid, dpi)` makes, in pixels."""
+    boxes: list[tuple[float, float, float, float]] = [(math.inf, math.inf, -math.inf, -math.inf)] * len(grid.captions)
+    for line in _caption_lines(grid, dpi):
+        left, top, right, bottom = line.font.getbbox(line.text, anchor=line.anchor)
+        x, y = line.xy
+        old = boxes[line.caption]
+        boxes[line.caption] = (min(old[0], x + left), min(old[1], y + top), max(old[2], x + right),
+                               max(old[3], y + bottom))
+    return boxes
 
 
 def disagreement_grid(images: np.ndarray, image_shape: tuple[int, int], labels: np.ndarray,
                       predictions_a: np.ndarray, predictions_b: np.ndarray, class_names: tuple[str, ...],
-                      per_row: int = 10, *, value_range: tuple[float, float] = (0.0, 1.0)) -> Figure:
+                      per_row: int = 10, *, value_range: tuple[float, float] = (0.0, 1.0)) -> TileGrid:
     """Each image titled with its true label, and beneath what A and B said: green when right, red
     (bold) when wrong. Tiles are drawn on the set's `value_range`."""
     n = len(labels)

@@ -330,22 +330,10 @@ if samples is not None:
     d2.download_button("Download predictions (CSV)", predictions_csv(samples.indices, samples.labels,
                        samples.predictions, samples.class_names), f"{chosen}-samples.csv", "text/csv")
 
-st.subheader("Score the whole test set")
-if st.button(f"Score the whole test set ({len(data):,} images"
-             + ("" if perturbation is None else f", {perturbation.describe()}") + ")",
-             type="primary", icon=":material/grid_on:", key="score_all"):
-    bar = st.progress(0.0, text="Scoring…")
-    try:
-        score_and_keep(deck, deployment, data, source="dashboard", perturbation=perturbation,
-                       progress=lambda done, total: bar.progress(done / total, text=f"Scored {done:,} of {total:,}"))
-    except ModelDeckError as e:
-        scoring_failed(e, chosen)
-    bar.empty()
-
-
-def calibration_view(evaluation: Evaluation) -> None:
+def calibration_view(evaluation: Evaluation, revision: int) -> None:
     """How sure the model is of its answers against how often it is right: the reliability diagram and
-    its expected calibration error (only when the endpoint gave probabilities)."""
+    its expected calibration error (only when the endpoint gave probabilities); `revision` is the kept
+    evaluation's."""
     calibration = calibration_of(evaluation)
     if calibration is None:
         return
@@ -358,13 +346,29 @@ def calibration_view(evaluation: Evaluation) -> None:
                        "and so on for every bin.")
     words.caption(verbatim(calibration.summary()) + " Bars: share right per band of confidence; dashed: perfectly "
                   "calibrated; red lines: the mean confidence in the band; beneath: answers per band.")
-    st.altair_chart(reliability_chart(calibration), key=f"calibration/{deployment.record.uid}/{results_key}")
+    st.vega_lite_chart(spec=vega_spec(("calibration", deployment.record.uid, results_key, revision),
+                                      lambda: reliability_chart(calibration)),
+                       key=f"calibration/{deployment.record.uid}/{results_key}")
 
 
-# Each part below reruns alone when its own controls change (a click on the matrix, a stroke on the
-# pad, a Send in the console), not the whole page.
+# Each part below reruns alone when its own controls change (a whole-set score, a click on the matrix, a
+# stroke on the pad, a Send in the console), not the whole page.
 @st.fragment
 def evaluation_view() -> None:
+    """The whole-set score and what it found. Its button is in here, so a score reruns this section alone:
+    the random images above and the sections below are neither made nor drawn again."""
+    st.subheader("Score the whole test set")
+    if st.button(f"Score the whole test set ({len(data):,} images"
+                 + ("" if perturbation is None else f", {perturbation.describe()}") + ")",
+                 type="primary", icon=":material/grid_on:", key="score_all"):
+        bar = st.progress(0.0, text="Scoring…")
+        try:
+            score_and_keep(deck, deployment, data, source="dashboard", perturbation=perturbation,
+                           progress=lambda done, total: bar.progress(done / total,
+                                                                     text=f"Scored {done:,} of {total:,}"))
+        except ModelDeckError as e:
+            scoring_failed(e, chosen)
+        bar.empty()
     evaluation = kept_evaluation(deck, deployment, results_key)
     evaluation_revision = deck.results.revision(deployment, results_key, "evaluation")
     if evaluation is not None:
@@ -423,7 +427,7 @@ def evaluation_view() -> None:
             st.dataframe({"true \\ predicted": list(evaluation.labels),
                           **{label: evaluation.confusion[:, j] for j, label in enumerate(evaluation.labels)}},
                          hide_index=True)
-        calibration_view(evaluation)
+        calibration_view(evaluation, evaluation_revision)
         d1, d2, d3, d4 = st.columns(4)
         d1.download_button("Download heatmap (PNG)", lambda: to_png(confusion_heatmap(evaluation, subject=subject)),
                            f"{chosen}-confusion.png", "image/png")
