@@ -23,7 +23,7 @@ from backend.traffic.metrics import ERROR_STATUS, TrafficSnapshot
 from backend.traffic.service import load_test, scrape_deployment
 from backend.traffic.window import TrafficHistory, points
 from dashboard.cache import spec_of
-from dashboard.common import fail, verbatim
+from dashboard.common import fail, presenting, verbatim
 
 REFRESH_SECONDS = 2.0
 WINDOW_SECONDS = 300.0
@@ -107,10 +107,10 @@ def loadtest_section(deck: ModelDeck, deployment: Deployment, area: dict[str, An
     """The form; a run draws a live chart per second, then the table; the last result stays after a reload,
     and a run cut short by a reload keeps what ran (marked partial)."""
     with st.form("loadtest"):
-        left, right = st.columns(2)
-        seconds = left.number_input("Seconds", min_value=SECONDS_RANGE[0], max_value=SECONDS_RANGE[1], value=10,
+        # one above the other: side by side in this narrow column, "Concurrent clients" broke mid-word
+        seconds = st.number_input("Seconds", min_value=SECONDS_RANGE[0], max_value=SECONDS_RANGE[1], value=10,
                                     step=1)
-        concurrency = right.number_input("Concurrent clients", min_value=CONCURRENCY_RANGE[0],
+        concurrency = st.number_input("Concurrent clients", min_value=CONCURRENCY_RANGE[0],
                                          max_value=CONCURRENCY_RANGE[1], value=8, step=1)
         run = st.form_submit_button("Run load test", icon=":material/speed:",
                                     help="Single-row requests of random test-set rows, each client on one kept-alive "
@@ -163,7 +163,10 @@ def deployment_traffic(deck: ModelDeck, deployment: Deployment | None) -> None:
                          + ". Traffic and load tests need a Healthy deployment."), icon=":material/info:")
         return
     area: dict[str, Any] = {}
-    chart, form = st.columns([3, 2], gap="large")
+    if presenting():  # one above the other: beside the form, the large numbers had no room for three in a row
+        chart, form = st.container(), st.container()
+    else:
+        chart, form = st.columns([3, 2], gap="large")
     with chart:
         traffic_section(deck, deployment, area)
     with form:

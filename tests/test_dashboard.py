@@ -138,7 +138,7 @@ def test_models_page_lists_the_registry_and_says_when_training_gives_the_same_mo
     at = app().switch_page("views/models.py").run()
     table = at.dataframe[0].value
     accuracy = backend_deck(home).registry.get("sklearn_mnist", 1).metrics["accuracy"]
-    assert list(table["model"]) == ["sklearn_mnist"] and table["accuracy"][0] == f"{accuracy:.2%}"
+    assert list(table["model"]) == ["sklearn_mnist:1"] and table["accuracy"][0] == f"{accuracy:.2%}"
     assert table["registered"][0] and not re.match(r"\d{4}-\d\d-\d\d", table["registered"][0])  # friendly, not ISO
     assert table["input"][0] == "28x28 → 10 classes"
     older = "This home was made before ModelDeck registered two sample versions: train \"MNIST — SVC with " \
@@ -148,7 +148,7 @@ def test_models_page_lists_the_registry_and_says_when_training_gives_the_same_mo
     button(at, "Train sample model").click().run()
     assert not at.exception and not at.error
     assert "Training gave exactly the file of sklearn_mnist:1 again" in at.info[-1].value.replace("\\", "")
-    assert list(at.dataframe[0].value["version"]) == [1]
+    assert list(at.dataframe[0].value["model"]) == ["sklearn_mnist:1"]
 
 
 def test_a_version_registered_elsewhere_shows_in_the_models_table_on_the_next_rerun(home, tmp_path):
@@ -157,7 +157,7 @@ def test_a_version_registered_elsewhere_shows_in_the_models_table_on_the_next_re
     other.write_bytes(b"some other model bytes")
     backend_deck(home).registry.register("sklearn_mnist", [other])
     at.run()
-    assert list(at.dataframe[0].value["version"]) == [2, 1]
+    assert list(at.dataframe[0].value["model"]) == ["sklearn_mnist:2", "sklearn_mnist:1"]
     assert list(at.dataframe[0].value["accuracy"]) == ["not scored yet", "89.57%"]  # never "None"
 
 
@@ -170,9 +170,8 @@ def test_deploy_page_deploys_lists_shows_logs_and_deletes_with_fresh_counts(home
     assert at.sidebar.metric[0].value == "1"  # fresh right after the action
     listed = at.dataframe[0].value
     assert list(listed["name"]) == [name] and list(listed["state"]) == ["Healthy"]
-    assert list(listed["runtime"]) == ["local"] and list(listed["max body (MB)"]) == ["128"]
-    assert "detail" not in listed.columns and "tags" not in listed.columns  # empty: their room goes to the rest
-    assert list(listed["memory (GB)"]) == ["1"]
+    assert list(listed["runtime"]) == ["local"] and "detail" not in listed.columns  # empty: its room goes to the rest
+    assert f"{name}: 1 CPU, 1 GB memory, request bodies up to 128 MB" in [c.value.replace("\\", "") for c in at.caption]
     assert url_param(at, "deployment") == name
     button(at, "Logs").click().run()
     assert any("modeldeck serving: listening on" in c.value for c in at.code)
@@ -354,7 +353,7 @@ def test_no_docker_engine_leaves_the_registry_and_local_deployments_usable(tmp_p
     name = deploy(at)
     assert list(at.dataframe[0].value["runtime"]) == ["local"] and name
     models = at.switch_page("views/models.py").run()
-    assert list(models.dataframe[0].value["model"]) == ["sklearn_mnist"]
+    assert list(models.dataframe[0].value["model"]) == ["sklearn_mnist:1"]
 
 
 def test_a_scoring_script_that_fails_points_at_its_logs_on_the_test_page(home, tmp_path):

@@ -32,11 +32,14 @@ class Tables(HTMLParser):
         super().__init__()
         self.tables: list[list[list[str]]] = []
         self.headings: list[str] = []
+        self.order: list[str | None] = []  # each heading's text and each picture (None), in document order
         self._cell: list[str] | None = None
         self._heading: list[str] | None = None
 
     def handle_starttag(self, tag, attrs):
-        if tag == "table":
+        if tag == "img":
+            self.order.append(None)
+        elif tag == "table":
             self.tables.append([])
         elif tag == "tr":
             self.tables[-1].append([])
@@ -51,6 +54,7 @@ class Tables(HTMLParser):
             self._cell = None
         elif tag in ("h2", "h3") and self._heading is not None:
             self.headings.append(" ".join("".join(self._heading).split()))
+            self.order.append(self.headings[-1])
             self._heading = None
 
     def handle_data(self, data):
@@ -126,6 +130,27 @@ def pdf_layout_problems(document: str, pdf: Path, tmp_path: Path) -> list[str]:
             problems.append(f"heading {heading!r} not found in the PDF")
         elif not [p for p in placed if p[0] == found[0][0] and p[4] >= found[0][6] - 1 and p is not found[0]]:
             problems.append(f"heading {heading!r} stands alone at the bottom of page {found[0][0]}")
+    # A heading and the picture it introduces (the first one after it, before the next heading) on one page: the
+    # calibration heading must never stand at a page's bottom with its reliability diagram on the next.
+    in_pdf = sorted(pictures, key=lambda p: (p[0], p[4]))  # by page, then from the top
+    in_document = sum(item is None for item in parsed.order)
+    if len(in_pdf) != in_document:
+        problems.append(f"{in_document} pictures in the document, {len(in_pdf)} in the PDF")
+    else:
+        shown = iter(in_pdf)
+        pages_of = {item: None for item in parsed.order}  # heading -> the page of its picture
+        heading = None
+        for item in parsed.order:
+            if item is not None:
+                heading = item
+            else:
+                page = next(shown)[0]
+                if heading is not None:
+                    pages_of[heading], heading = page, None
+        for heading, page in pages_of.items():
+            found = [t for t in texts if t[2].startswith(" ".join(heading.split()[:4]))] if heading else []
+            if page is not None and found and found[0][0] != page:
+                problems.append(f"heading {heading!r} on page {found[0][0]}, its picture on page {page}")
     for text in texts:  # no text under a picture (the per-class table beside the heatmap, say)
         for picture in pictures:
             if text[0] == picture[0] and min(text[5], picture[5]) - max(text[3], picture[3]) > 1 \

@@ -165,7 +165,9 @@ def difference_chart(comparison: Comparison) -> alt.Chart:
         opacity=alt.condition(cell, alt.value(1.0), alt.value(0.55)),
         tooltip=["true label:N", "predicted label:N", alt.Tooltip("change:Q", format="+.1%", title="B − A"),
                  alt.Tooltip("what:N", title="in words")],
-    ).add_params(cell).properties(width=side, height=side)
+    # "pad": width and height are the matrix's own (square cells, as the Test page's); under the "fit" the
+    # dashboard gives a single chart, the legend and axes came out of the height and squashed the matrix
+    ).add_params(cell).properties(width=side, height=side, autosize=alt.AutoSizeParams(type="pad"))
 
 
 def recall_change_chart(comparison: Comparison) -> alt.Chart:

@@ -230,7 +230,7 @@ code{font-size:.85em;word-break:break-all}
 border-radius:6px}.summary b{display:block;font-size:1.8em;color:#2f4b7c}.summary span{color:#5f6b7a}
 @page{size:A4;margin:14mm 12mm}
 @media print{body{max-width:none;margin:0;padding:0;font-size:10pt}h2{margin-top:1.2em}
-h1,h2,h3,h2+p,h3+p{break-after:avoid}table,img,.summary,.verdict,p.big{break-inside:avoid}.two>div{min-width:220px}}
+h1,h2,h3,h2+p,h3+p{break-after:avoid}table,img,.summary,.verdict,p.big,.whole{break-inside:avoid}.two>div{min-width:220px}}
 """
 
 
@@ -251,19 +251,25 @@ def _summary(inputs: ReportInputs) -> str:
                                              for v, k in figures) + "</div>"
 
 
+CALIBRATION_TITLE, STRIP_TITLE = "How sure, and how often right (calibration)", "Random predictions"
+# Short sections with one picture, printed on one page: a heading never stands apart from its picture
+KEPT_WHOLE, WHOLE = (CALIBRATION_TITLE, STRIP_TITLE), " class='whole'"
+
+
 def render(inputs: ReportInputs) -> str:
     """The report as one HTML document."""
     d = inputs.deployment
     sections = [("Model card", _model_card(inputs.model, d)), ("Deployment", _configuration(d)),
                 (f"Accuracy on {inputs.set_title}", _accuracy(inputs)),
-                ("How sure, and how often right (calibration)", _calibration(inputs)),
-                ("Most confused pairs", _confused(inputs)), ("Random predictions", _strip(inputs)),
+                (CALIBRATION_TITLE, _calibration(inputs)),
+                ("Most confused pairs", _confused(inputs)), (STRIP_TITLE, _strip(inputs)),
                 ("Load test", _load_test(inputs.load_test))]
     if inputs.comparison is not None:
         c = inputs.comparison
         sections.append((f"Compared: {c.a.deployment} (A) and {c.b.deployment} (B)", _comparison(inputs, c)))
-    body = _summary(inputs) + "".join(f"<section><h2>{_e(title)}</h2>{content}</section>"
-                                      for title, content in sections)
+    body = _summary(inputs) + "".join(
+        f"<section{WHOLE if title in KEPT_WHOLE else ''}><h2>{_e(title)}</h2>{content}</section>"
+        for title, content in sections)
     body += f"<section id='appendix'><h2>Appendix: technical details</h2>{_appendix(inputs)}</section>"
     generated = _when(inputs.generated_at or datetime.now(UTC).isoformat(timespec="seconds"))
     return ("<!doctype html><html lang='en'><head><meta charset='utf-8'>"

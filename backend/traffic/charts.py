@@ -47,7 +47,7 @@ def traffic_chart(points: Sequence[TrafficPoint], height: int = 150) -> alt.VCon
         rows += [{"time": at, "series": s, "value": v} for s, v in zip(
             RATES + LATENCIES, (p.requests_per_second, p.errors_per_second, p.rows_per_second, p.p50_ms, p.p99_ms),
             strict=True)]
-    return _panels(rows, alt.X("time:T", title=None, axis=alt.Axis(format="%H:%M:%S")),
+    return _panels(rows, alt.X("time:T", title=None, axis=alt.Axis(format="%H:%M:%S", labelFlush=True)),
                    alt.Tooltip("time:T", format="%H:%M:%S", title="at"), RATES, height)
 
 

@@ -248,14 +248,14 @@ def disagreement_view() -> None:
 with disagree:
     disagreement_view()
 
-r1, r2, r3 = st.columns(3)
-r1.download_button("Download report (HTML)",
-                   lambda: render(report_inputs(deck, healthy[b], data, compare_with=healthy[a])),
-                   f"{b}-vs-{a}-{dataset}-report.html", "text/html", type="primary", icon=":material/summarize:",
-                   help=f"A report of {b} with this comparison, in one self-contained file: model card, configuration, "
-                        "accuracy, confusion, examples, the latest load test. Opens offline.")
-r2.download_button("Download report (PDF)", lambda: to_pdf(render(report_inputs(
+downloads = st.container(horizontal=True)  # one row that wraps, each button as wide as its label
+downloads.download_button("Download report (HTML)",
+                          lambda: render(report_inputs(deck, healthy[b], data, compare_with=healthy[a])),
+                          f"{b}-vs-{a}-{dataset}-report.html", "text/html", type="primary", icon=":material/summarize:",
+                          help=f"A report of {b} with this comparison, in one self-contained file: model card, "
+                               "configuration, accuracy, confusion, examples, the latest load test. Opens offline.")
+downloads.download_button("Download report (PDF)", lambda: to_pdf(render(report_inputs(
     deck, healthy[b], data, compare_with=healthy[a]))), f"{b}-vs-{a}-{dataset}-report.pdf",
-                   "application/pdf", icon=":material/picture_as_pdf:")
-r3.download_button("Download the comparison (JSON)", json.dumps(comparison.to_json(), indent=2),
-                   f"compare-{a}-{b}-{dataset}.json", "application/json", icon=":material/download:")
+                          "application/pdf", icon=":material/picture_as_pdf:")
+downloads.download_button("Download the comparison (JSON)", json.dumps(comparison.to_json(), indent=2),
+                          f"compare-{a}-{b}-{dataset}.json", "application/json", icon=":material/download:")

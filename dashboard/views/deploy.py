@@ -226,8 +226,9 @@ with status_area:
             fail(job.error or "no answer", f"{job.name} could not be deployed")
 
 st.divider()
-head, toggle, refresh = st.columns([3, 2, 1])
-head.subheader("Deployments")
+st.subheader("Deployments")
+# the toggle and Refresh on a row of their own: beside the heading the toggle's label was cut at 1024 px
+toggle, refresh = st.columns([3, 1], vertical_alignment="center")
 toggle.toggle("Other homes (read-only)", value=showing_other_homes(), key="deploy_other_homes",
               on_change=lambda: set_other_homes(bool(st.session_state.deploy_other_homes)),
               help="Deployments made from other ModelDeck homes on the same Docker engine (kept in the URL)")
@@ -247,17 +248,16 @@ for d in listing.deployments:
     row = {"name": d.name}
     if show_homes:  # right after the name: whose it is must never be off-screen
         row["home"] = "this home" if d.owned else f"read-only: {d.record.home or '?'}"
-    # What went wrong ("detail") next to the state: it must never be off-screen either
+    # What went wrong ("detail") next to the state: it must never be off-screen either. The limits and tags are
+    # the chosen deployment's caption below: as columns they pushed the table past a 1024 px screen.
     row.update({"state": str(d.state), "detail": d.detail, "model": d.model_id, "runtime": d.runtime,
                 "scoring URI": d.scoring_uri or "", "auth": "key" if d.config.auth_enabled else "none",
-                "age": age(d.created_at), "CPU": f"{d.config.cpu_cores:g}",
-                "memory (GB)": f"{d.config.memory_gb:g}", "max body (MB)": f"{d.config.body_limit_mb:g}",
-                "tags": ", ".join(f"{k}={v}" for k, v in d.config.tags.items())})
+                "age": age(d.created_at)})
     if presentation:
-        for technical in ("scoring URI", "auth", "max body (MB)"):
+        for technical in ("scoring URI", "auth"):
             row.pop(technical)
     rows.append(row)
-# Columns nobody filled ("detail" while all is well, "tags" when none) give their room to the others
+# Columns nobody filled ("detail" while all is well) give their room to the others
 st.dataframe(without_empty_columns(rows, keep=["name", "state"]), hide_index=True, width="stretch",
              column_config={"scoring URI": st.column_config.TextColumn(width="medium"),
                             "detail": st.column_config.TextColumn(width="medium")})
@@ -273,13 +273,22 @@ chosen = url_select("Deployment", owned, "deployment", key="manage_deployment", 
                     gone=deployment_gone)
 if chosen is None:
     nothing_chosen("a deployment for Logs or Delete")
-show_logs, show_keys, delete = st.columns(3)
+managed = listing.find(chosen)
+if managed is not None:
+    config = managed.config
+    limits = f"{config.cpu_cores:g} CPU, {config.memory_gb:g} GB memory"
+    if not presentation:
+        limits += f", request bodies up to {config.body_limit_mb:g} MB"
+    tags = ", ".join(f"{k}={v}" for k, v in config.tags.items())
+    st.caption(verbatim(f"{chosen}: {limits}" + (f"; tags: {tags}" if tags else "")))
+columns = st.columns(3)
+# while presenting Logs and Keys are not drawn: Delete takes the first place, not the last beside two gaps
+show_logs, show_keys, delete = (columns[1], columns[2], columns[0]) if presentation else columns
 if not presentation and show_logs.button("Logs", icon=":material/article:", width="stretch"):
     try:
         st.code(deck.deployments.get_logs(chosen, tail=200) or "(no output yet)", language=None)
     except ModelDeckError as e:
         fail(e, "Cannot read the logs")
-managed = listing.find(chosen)
 keyed = managed is not None and managed.config.auth_enabled
 if not presentation and show_keys.button("Keys", icon=":material/key:", width="stretch", disabled=not keyed,
                     help="The deployment's primary and secondary keys" if keyed else "Deployed without key auth"):

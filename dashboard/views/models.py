@@ -113,18 +113,18 @@ else:
     def accuracy_text(accuracy: float | None) -> str:
         return "not scored yet" if accuracy is None else f"{accuracy:.2%}"
 
-    presentation = presenting()  # hashes and tags are technical detail
+    presentation = presenting()  # hashes are technical detail
+    # Fits the main column at 1024 px: the model's id in one column (as on the Deploy page), and its tags in
+    # "Model details" only (beside the other columns they pushed "registered" off the screen)
     st.dataframe(
-        without_empty_columns(  # no empty "algorithm" or "tags" column squeezing the others
-            [{"model": m.name, "version": m.version, "accuracy": accuracy_text(m.metrics.get("accuracy")),
+        without_empty_columns(  # no empty "algorithm" column squeezing the others
+            [{"model": m.id, "accuracy": accuracy_text(m.metrics.get("accuracy")),
               "input": input_summary(m), "registered": friendly_time(m.created_at),
               "algorithm": m.tags.get("algorithm", ""),
-              **({} if presentation else {"model sha256": m.sha256[:12],
-                                          "tags": ", ".join(f"{k}={v}" for k, v in m.tags.items())})}
-             for m in reversed(models)], keep=["model", "version", "accuracy"]),
+              **({} if presentation else {"model sha256": m.sha256[:12]})}
+             for m in reversed(models)], keep=["model", "accuracy"]),
         hide_index=True, width="stretch",
-        column_config={"version": st.column_config.NumberColumn(width="small"),
-                       "model sha256": st.column_config.TextColumn(help=MODEL_SHA256_HELP)})
+        column_config={"model sha256": st.column_config.TextColumn(help=MODEL_SHA256_HELP)})
 
     with st.expander("Model details", expanded=bool(st.query_params.get("id"))):
         ids = [m.id for m in reversed(models)]

@@ -290,13 +290,12 @@ def scored_caption(kind: str, results: str, title: str) -> None:
 
 
 st.subheader("Send random test images")
-c1, c2, c3 = st.columns([3, 1, 2])
+c1, c2 = st.columns([3, 1])  # the button below: in a third column its label broke over three lines at 1024 px
 # Keyed, and kept while hidden: a click is never lost to a widget that changed its identity.
 n = c1.slider("How many", 1, 100, 30, key="how_many", persist_state="page")
 seed = c2.number_input("Seed (optional)", min_value=0, value=None, step=1, placeholder="any", key="seed",
                        persist_state="page")
-if c3.button(f"Send {n} random test images", type="primary", icon=":material/casino:", width="stretch",
-             key="send_random"):
+if st.button(f"Send {n} random test images", type="primary", icon=":material/casino:", key="send_random"):
     try:
         drawn_seed = seed if seed is not None else int(np.random.default_rng().integers(2**31))
         fresh = sample(deck.client, uri, data, n, seed=drawn_seed, use_binary=binary, key=key)
@@ -325,10 +324,10 @@ if samples is not None:
                               deck.results.revision(deployment, results_key, "samples"), changed), width="stretch")
     elif perturbation is not None:
         st.caption(verbatim(f"Send again to see these images with {perturbation.describe()} under them."))
-    d1, d2 = st.columns(2)
-    d1.download_button("Download images (PNG)", strip_png, f"{chosen}-samples.png", "image/png")
-    d2.download_button("Download predictions (CSV)", predictions_csv(samples.indices, samples.labels,
-                       samples.predictions, samples.class_names), f"{chosen}-samples.csv", "text/csv")
+    downloads = st.container(horizontal=True)
+    downloads.download_button("Download images (PNG)", strip_png, f"{chosen}-samples.png", "image/png")
+    downloads.download_button("Download predictions (CSV)", predictions_csv(samples.indices, samples.labels,
+                              samples.predictions, samples.class_names), f"{chosen}-samples.csv", "text/csv")
 
 def calibration_view(evaluation: Evaluation, revision: int) -> None:
     """How sure the model is of its answers against how often it is right: the reliability diagram and
@@ -428,18 +427,22 @@ def evaluation_view() -> None:
                           **{label: evaluation.confusion[:, j] for j, label in enumerate(evaluation.labels)}},
                          hide_index=True)
         calibration_view(evaluation, evaluation_revision)
-        d1, d2, d3, d4 = st.columns(4)
-        d1.download_button("Download heatmap (PNG)", lambda: to_png(confusion_heatmap(evaluation, subject=subject)),
-                           f"{chosen}-confusion.png", "image/png")
-        d2.download_button("Download all predictions (CSV)", lambda: predictions_csv(
+        # one row that wraps: in four columns the labels broke over three or four lines at 1024 px
+        downloads = st.container(horizontal=True)
+        downloads.download_button("Download heatmap (PNG)",
+                                  lambda: to_png(confusion_heatmap(evaluation, subject=subject)),
+                                  f"{chosen}-confusion.png", "image/png")
+        downloads.download_button("Download all predictions (CSV)", lambda: predictions_csv(
             np.arange(len(data)), data.y, evaluation.predictions, data.class_names), f"{chosen}-predictions.csv", "text/csv")
         if perturbation is None:  # the report is of the test set as it is
-            d3.download_button("Download report (HTML)", lambda: render(report_inputs(deck, deployment, data)),
-                               f"{chosen}-{dataset_name}-report.html", "text/html", type="primary",
-                               icon=":material/summarize:", help="One self-contained file: model card, configuration, "
-                               "accuracy, confusion, examples, the latest load test. Opens offline.")
-            d4.download_button("Download report (PDF)", lambda: to_pdf(render(report_inputs(deck, deployment, data))),
-                               f"{chosen}-{dataset_name}-report.pdf", "application/pdf", icon=":material/picture_as_pdf:")
+            downloads.download_button("Download report (HTML)", lambda: render(report_inputs(deck, deployment, data)),
+                                      f"{chosen}-{dataset_name}-report.html", "text/html", type="primary",
+                                      icon=":material/summarize:", help="One self-contained file: model card, "
+                                      "configuration, accuracy, confusion, examples, the latest load test. Opens offline.")
+            downloads.download_button("Download report (PDF)",
+                                      lambda: to_pdf(render(report_inputs(deck, deployment, data))),
+                                      f"{chosen}-{dataset_name}-report.pdf", "application/pdf",
+                                      icon=":material/picture_as_pdf:")
 
 
 @st.fragment
