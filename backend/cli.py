@@ -13,7 +13,7 @@ from typing import Any
 from .config import RUNTIME_CHOICES
 from .context import ModelDeck, open_modeldeck
 from .datasets import DATASET_NAMES, TestSet, catalogue, format_range
-from .errors import ModelDeckError, RegistryError, RuntimeUnavailableError, UserImageError
+from .errors import ModelDeckError, RuntimeUnavailableError, UserImageError
 from .inspection.compare import DISAGREEMENT_KINDS
 from .inspection.evaluation import class_name, robustness, sample, supports_binary
 from .inspection.history import EvaluationRecord
@@ -23,7 +23,7 @@ from .packaging.image import KEYS_PATH, build_image, default_tag
 from .packaging.kubernetes import SECRET_FILE, ExportOptions, ModelIdentity, parse_autoscale, secret_name
 from .packaging.writer import apply_command, build_command, build_export, image_warnings, keys_command, write_export
 from .progress import ProgressEvent
-from .registry import Model, parse_signature, parse_tags, parse_value_range
+from .registry import Model, parse_image_shape, parse_signature, parse_tags, parse_value_range
 from .runtimes.base import DeployConfig
 from .traffic.loadtest import CONCURRENCY_RANGE, MAX_REQUESTS, SECONDS_RANGE, LoadTestResult, LoadTestTick
 from .traffic.metrics import ERROR_STATUS, TrafficSnapshot
@@ -212,11 +212,8 @@ def cmd_evaluations_list(deck: ModelDeck, args: argparse.Namespace) -> int:
 
 
 def cmd_datasets_add(deck: ModelDeck, args: argparse.Namespace) -> int:
-    shape = parse_signature(args.image_shape).image_shape if args.image_shape else None
-    if args.image_shape and shape is None:
-        raise RegistryError(f"image shape {args.image_shape!r} is not valid: give HEIGHTxWIDTH, like 8x8")
     info = import_dataset(deck.settings.datasets_dir, args.name, args.files, args.title, replace=args.replace,
-                          value_range=parse_value_range(args.value_range), image_shape=shape,
+                          value_range=parse_value_range(args.value_range), image_shape=parse_image_shape(args.image_shape),
                           rescale_to=parse_value_range(args.rescale_to))
     if args.json:
         _print_json({"name": info.name, "title": info.title, "image_shape": list(info.image_shape),

@@ -77,25 +77,34 @@ def read_idx(path: Path) -> np.ndarray:
             raw = gzip.decompress(raw)
     except (OSError, EOFError) as e:
         raise DatasetError(f"cannot read {path}: {e}") from e
+    # Named without its folder: an uploaded file's is a private staging folder
     if len(raw) < 4 or raw[0] != 0 or raw[1] != 0:
         raise IdxFormatError(
-            f"{path} is not an IDX file: it starts with {raw[:4].hex() or 'nothing'}, "
-            "an IDX file starts with 0000 then a type code and the number of dimensions")
+            f"{path.name} is not an IDX file ({_looks_like(raw)}): an IDX file starts with two zero bytes, then "
+            "a type code and the number of dimensions, as MNIST's files")
     type_code, ndim = raw[2], raw[3]
     if type_code not in _IDX_DTYPES:
-        raise IdxFormatError(f"{path}: unknown IDX type code 0x{type_code:02x}")
+        raise IdxFormatError(f"{path.name}: unknown IDX type code 0x{type_code:02x}")
     if ndim == 0 or len(raw) < 4 + 4 * ndim:
-        raise IdxFormatError(f"{path}: header truncated or with no dimensions (ndim={ndim})")
+        raise IdxFormatError(f"{path.name}: header truncated or with no dimensions (ndim={ndim})")
     dims = tuple(int(d) for d in np.frombuffer(raw, dtype=">u4", count=ndim, offset=4))
     dtype = np.dtype(_IDX_DTYPES[type_code])
     expected = int(np.prod(dims, dtype=np.int64)) * dtype.itemsize
     available = len(raw) - 4 - 4 * ndim
     if available < expected:
         raise IdxFormatError(
-            f"{path} is truncated: its header says {'x'.join(map(str, dims))} values "
+            f"{path.name} is truncated: its header says {'x'.join(map(str, dims))} values "
             f"({expected} bytes) but only {available} bytes follow")
     data = np.frombuffer(raw, dtype=dtype, count=expected // dtype.itemsize, offset=4 + 4 * ndim)
     return data.reshape(dims).astype(dtype.newbyteorder("="))
+
+
+def _looks_like(raw: bytes) -> str:
+    """What a file that is not IDX seems to be, in words."""
+    kinds = {b"PK": "it is a zip archive, as an .npz is", b"\x93NUMPY": "it is a .npy array",
+             b"\x89PNG": "it is a PNG image", b"\xff\xd8": "it is a JPEG image"}
+    return next((words for magic, words in kinds.items() if raw.startswith(magic)),
+                "it is empty" if not raw else "its first bytes are not an IDX header")
 
 
 def load_idx_pair(images: Path, labels: Path, *, name: str, class_names: tuple[str, ...] | None = None
@@ -236,9 +245,8 @@ def mismatch(info: DatasetInfo, signature: Signature) -> str | None:
         return f"its images are {height}x{width}; the model takes {signature.image_shape[0]}x{signature.image_shape[1]}"
     if signature.n_features is not None and signature.n_features != info.n_features:
         return f"its images have {height}x{width} = {info.n_features} values; the model takes {signature.n_features}"
-    if signature.value_range is not None and signature.value_range != info.value_range:
-        return (f"its values are in {format_range(info.value_range)}; the model takes "
-                f"{format_range(signature.value_range)}")
+    if signature.value_range is not None and (why := range_mismatch(info.value_range, signature.value_range)):
+        return why
     labels = signature.class_labels
     if labels is not None and len(labels) != len(info.class_names):
         return f"it has {len(info.class_names)} classes; the model has {len(labels)}"
@@ -246,6 +254,19 @@ def mismatch(info: DatasetInfo, signature: Signature) -> str | None:
     if labels is not None and set(labels) != set(info.class_names):
         return (f"its classes are {_first(info.class_names)}; the model's are {_first(labels)}")
     return None
+
+
+def range_mismatch(values: tuple[float, float], model: tuple[float, float]) -> str | None:
+    """Why a set with values in `values` does not fit a model taking `model`, or None: the set's range must
+    lie within the model's and span at least half of it. A narrower read range is the same scale (a
+    held-out subset with no 16 in a 0-16 set); a much narrower one is another scale ([0, 1] for [0, 16]:
+    every prediction the same class)."""
+    (low, high), (m_low, m_high) = values, model
+    within = m_low <= low and high <= m_high
+    if within and (high - low) >= (m_high - m_low) / 2:
+        return None
+    why = f"its values are in {format_range(values)}; the model takes {format_range(model)}"
+    return why if not within else f"{why}, on another scale (the set spans under half of the model's range)"
 
 
 def format_range(value_range: tuple[float, float]) -> str:

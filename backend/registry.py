@@ -137,6 +137,20 @@ def parse_value_range(text: str) -> tuple[float, float] | None:
     return low, high
 
 
+def parse_image_shape(text: str) -> tuple[int, int] | None:
+    """(height, width) from "8x12"; None for an empty text.
+
+    Raises:
+        RegistryError: not HEIGHTxWIDTH.
+    """
+    if not text.strip():
+        return None
+    sides = re.fullmatch(r"\s*(\d+)\s*[x×]\s*(\d+)\s*", text.lower())
+    if sides is None or 0 in (height := int(sides.group(1)), width := int(sides.group(2))):
+        raise RegistryError(f"image shape {text.strip()!r} is not valid: give HEIGHTxWIDTH, like 8x8 or 5x6")
+    return height, width
+
+
 def parse_signature(shape: str, value_range: str = "", classes: str = "", *,
                     source: str = "declared at registration") -> Signature:
     """A Signature from what a person types: shape "28x28" or "784", range "0-1" or "0,255",

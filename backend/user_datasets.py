@@ -186,10 +186,11 @@ def import_dataset(root: Path, name: str, files: Sequence[Path], title: str = ""
 
 def import_uploaded(root: Path, name: str, files: dict[str, bytes], title: str, staging: Path,
                     value_range: tuple[float, float] | None = None,
-                    rescale_to: tuple[float, float] | None = None) -> DatasetInfo:
+                    rescale_to: tuple[float, float] | None = None,
+                    image_shape: tuple[int, int] | None = None) -> DatasetInfo:
     """`import_dataset` for uploaded files ({file name: content}), staged privately under `staging`
-    (swept if this process dies), with an optional declared `value_range` and asked-for `rescale_to`.
-    Same errors, and DatasetImportError when nothing was uploaded."""
+    (swept if this process dies), with an optional declared `value_range`, `image_shape` and asked-for
+    `rescale_to`. Same errors, and DatasetImportError when nothing was uploaded."""
     if not files:
         raise DatasetImportError("nothing to add: choose one .npz, two IDX files or one .zip")
     with staging_dir(staging) as folder:
@@ -198,7 +199,8 @@ def import_uploaded(root: Path, name: str, files: dict[str, bytes], title: str, 
             path = folder / (Path(filename).name or "upload")
             path.write_bytes(content)
             paths.append(path)
-        return import_dataset(root, name, paths, title, value_range=value_range, rescale_to=rescale_to)
+        return import_dataset(root, name, paths, title, value_range=value_range, rescale_to=rescale_to,
+                              image_shape=image_shape)
 
 
 def user_catalogue(root: Path) -> list[DatasetInfo]:
@@ -309,6 +311,13 @@ def _read_files(paths: list[Path]) -> _Raw:
     if suffixes == [".zip"]:
         return _from_zip(paths[0])
     if len(paths) == 2:
+        other = next((path for path in paths if path.suffix.lower() in (".npz", ".zip")), None)
+        if other is not None:  # an IDX pair is two IDX files: say so, before reading this one as IDX
+            kind = other.suffix.lower()
+            raise DatasetImportError(
+                f"{other.name} is {'an' if kind == '.npz' else 'a'} {kind} file, given with "
+                f"{next(path.name for path in paths if path is not other)}: give one {kind} alone, or an IDX "
+                "images file with its labels file")
         return _from_idx(*paths)
     arrived = ", ".join(path.name for path in paths) or "no file"
     raise DatasetImportError(
@@ -565,7 +574,8 @@ def _normalised(raw: _Raw, declared: tuple[float, float] | None = None,
             if side * side != features:
                 raise DatasetImportError(
                     f"{origin}: X has rows of {features:,} values, which is not a square image; give X as "
-                    "(n, height, width), or declare the image shape (--image-shape HEIGHTxWIDTH)")
+                    "(n, height, width), or declare the image shape (the Image shape field, or --image-shape "
+                    "HEIGHTxWIDTH)")
             height = width = side
     else:
         raise DatasetImportError(

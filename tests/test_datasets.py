@@ -48,7 +48,8 @@ def test_truncated_idx_file_says_how_many_bytes_are_missing(tmp_path):
 
 def test_wrong_magic_is_refused(tmp_path):
     (tmp_path / "x.idx").write_bytes(b"PK\x03\x04 this is a zip")
-    with pytest.raises(IdxFormatError, match="is not an IDX file: it starts with 504b0304"):
+    with pytest.raises(IdxFormatError, match=r"^x.idx is not an IDX file \(it is a zip archive, as an .npz is\): "
+                       "an IDX file starts with two zero bytes"):  # named without its folder, in words
         read_idx(tmp_path / "x.idx")
 
 

@@ -186,3 +186,74 @@ def test_when_no_test_set_fits_the_test_page_says_why_for_each_and_keeps_the_req
     send.click().run()
     assert not at.exception and any("HTTP 200 OK" in m.value for m in at.markdown)
     assert any("curl -sS -X POST" in c.value for c in at.code)
+
+
+def npz_bytes(**arrays: np.ndarray) -> bytes:
+    buffer = io.BytesIO()
+    np.savez(buffer, **arrays)
+    return buffer.getvalue()
+
+
+def test_sets_added_on_the_test_page_fit_by_range_say_why_not_and_take_an_image_shape(digits8, cli_env, own_home):
+    model_path, test_npz = digits8[:2]
+    ok(modeldeck(cli_env, "models", "register", "fit8", str(model_path), "--input-shape", "8x8",
+                 "--value-range", "0-16", "--classes", "0-9"))
+    ok(modeldeck(cli_env, "deploy", "fit8", "--name", "fit8"))
+    data = np.load(test_npz)
+    X, y = data["X"], data["y"]
+
+    at = AppTest.from_file(APP, default_timeout=120)
+    at.query_params["deployment"] = "fit8"
+    at.run()
+    at.switch_page("views/test.py").run()
+    assert not at.exception, at.exception
+
+    def files() -> object:
+        return next(u for u in at.get("file_uploader") if u.label == "Files")
+
+    def field(label: str) -> object:
+        return next(t for t in at.text_input if t.label == label)
+
+    def add(uploads: list[tuple[str, bytes]], name: str, value_range: str = "", shape: str = "") -> None:
+        files().set_value([(file, content, "application/octet-stream") for file, content in uploads])
+        field("Name").input(name)
+        field("Value range (optional)").input(value_range)
+        field("Image shape (h×w, optional)").input(shape)
+        next(b for b in at.button if b.label == "Add test set").click().run()
+        assert not at.exception, at.exception
+
+    def warnings() -> list[str]:
+        return [w.value.replace("\\", "") for w in at.warning]
+
+    # held-out rows with no 16 among them: read as [0, 15], within the model's 0-16 on its scale: offered
+    no16 = X.max(axis=1) < 16
+    add([("no16.npz", npz_bytes(X=X[no16], y=y[no16]))], "fit8-no16")
+    assert not at.error and not warnings(), [e.value for e in at.error] + warnings()
+    assert next(s for s in at.selectbox if s.label == "Test set").value == "fit8-no16"
+    assert not files().value and field("Name").value == ""  # the form starts empty for the next set
+
+    # declared 0-255 for a 0-16 model: chosen, refused, and the notice says why; the others' reasons are listed
+    add([("digits8.npz", test_npz.read_bytes())], "fit8-255", "0-255")
+    assert not at.error, [e.value for e in at.error]
+    assert "Test set 'fit8-255' does not fit fit8:1: its values are in [0, 255]; the model takes [0, 16]. " \
+           "Choose another." in warnings()
+    hidden = next(c.value for c in at.caption if c.value.startswith("Not offered")).replace("\\", "")
+    assert "fit8-255: its values are in [0, 255]; the model takes [0, 16]" in hidden
+    assert "scikit-learn digits 8x8 (1,797): its values are in [0, 1]; the model takes [0, 16], on another scale" \
+           in hidden
+
+    # two .npz at once (what a kept first upload made): said in words, no staging path, no hex
+    add([("a.npz", npz_bytes(X=X[:3], y=y[:3])), ("b.npz", npz_bytes(X=X[:3], y=y[:3]))], "fit8-two")
+    [error] = [e.value.replace("\\", "") for e in at.error]
+    assert error == ("Cannot add that test set: a.npz is an .npz file, given with b.npz: give one .npz alone, or an "
+                     "IDX images file with its labels file")
+
+    # rows of 30 values: the message names the page's field, which takes the shape
+    rows = npz_bytes(X=np.arange(60, dtype=np.float32).reshape(2, 30), y=np.array([0, 1]))
+    add([("rows.npz", rows)], "fit8-rows")
+    [error] = [e.value.replace("\\", "") for e in at.error]
+    assert error.endswith("declare the image shape (the Image shape field, or --image-shape HEIGHTxWIDTH)")
+    add([("rows.npz", rows)], "fit8-rows", shape="5x6")
+    assert not at.error, [e.value for e in at.error]
+    assert "Test set 'fit8-rows' does not fit fit8:1: its images are 5x6; the model takes 8x8. Choose another." \
+           in warnings()

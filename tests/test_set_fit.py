@@ -7,7 +7,7 @@ import pickle
 import numpy as np
 import pytest
 
-from backend.datasets import FASHION_CLASSES, DatasetInfo, datasets_for, load_dataset, mismatch
+from backend.datasets import FASHION_CLASSES, DatasetInfo, datasets_for, load_dataset, mismatch, range_mismatch
 from backend.deployments import DEFAULT_SCRIPT
 from backend.errors import DatasetMismatchError, UnexpectedAnswerError
 from backend.inspection.evaluation import label_indices
@@ -27,13 +27,33 @@ def own_set(shape=(8, 8), value_range=(0.0, 16.0), classes=DIGITS) -> DatasetInf
 def test_a_set_fits_when_its_shape_range_and_classes_are_the_models():
     assert mismatch(own_set(), EIGHT_BY_EIGHT_0_16) is None
     assert mismatch(own_set(value_range=(0.0, 1.0)), EIGHT_BY_EIGHT_0_16) == (
-        "its values are in [0, 1]; the model takes [0, 16]")
+        "its values are in [0, 1]; the model takes [0, 16], on another scale (the set spans under half of the "
+        "model's range)")
     assert mismatch(own_set(value_range=(0.0, 255.0)), EIGHT_BY_EIGHT_0_16) == (
         "its values are in [0, 255]; the model takes [0, 16]")
     assert mismatch(own_set(shape=(4, 16)), EIGHT_BY_EIGHT_0_16) == "its images are 4x16; the model takes 8x8"
     assert mismatch(own_set(classes=tuple("abcdefghij")), EIGHT_BY_EIGHT_0_16) == (
         "its classes are a, b, c, ...; the model's are 0, 1, 2, ...")
     assert mismatch(own_set(value_range=(0.0, 1.0)), parse_signature("8x8", "", "0-9")) is None  # no range declared
+
+
+def test_a_set_fits_when_its_range_lies_within_the_models_on_the_same_scale():
+    assert range_mismatch((0.0, 16.0), (0.0, 16.0)) is None  # equal
+    assert range_mismatch((0.0, 2944.0), (0.0, 3000.0)) is None  # read from held-out rows: no 3000 among them
+    assert range_mismatch((0.0, 15.0), (0.0, 16.0)) is None and range_mismatch((0.0, 8.0), (0.0, 16.0)) is None
+    assert range_mismatch((-0.5, 0.9), (-1.0, 1.0)) is None  # the spans compared, wherever they start
+    # [0, 1] inside [0, 16] is another scale: every prediction one class, 20 % shown for a 96 % model
+    assert range_mismatch((0.0, 1.0), (0.0, 16.0)) == (
+        "its values are in [0, 1]; the model takes [0, 16], on another scale (the set spans under half of the "
+        "model's range)")
+    assert range_mismatch((0.0, 7.9), (0.0, 16.0)) is not None
+    assert range_mismatch((10.0, 16.0), (0.0, 16.0)) is not None  # within, but a small part of it
+    assert range_mismatch((0.0, 255.0), (0.0, 1.0)) == "its values are in [0, 255]; the model takes [0, 1]"
+    assert range_mismatch((-1.0, 1.0), (0.0, 1.0)) == "its values are in [-1, 1]; the model takes [0, 1]"
+    # the CLI's refusal and the page's list both come from mismatch: the same words
+    cancer = parse_signature("30", "0-3000", "malignant, benign")
+    assert mismatch(DatasetInfo("bc", "Breast cancer", (1, 30), ("malignant", "benign"), True, (0.0, 2944.0)),
+                    cancer) is None
 
 
 def test_images_of_any_height_and_width_fit_a_model_that_declares_them():

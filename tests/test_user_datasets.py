@@ -397,7 +397,19 @@ def test_values_beyond_float32_are_refused(root, tmp_path):
 
 def test_non_square_rows_are_refused(root, tmp_path):
     refused(root, [write_npz(tmp_path / "rows.npz", X=np.zeros((2, 10)), y=np.arange(2))],
-            r"rows.npz: X has rows of 10 values, which is not a square image; .* declare the image shape")
+            r"rows.npz: X has rows of 10 values, which is not a square image; .* declare the image shape "
+            r"\(the Image shape field, or --image-shape HEIGHTxWIDTH\)")
+
+
+def test_the_image_shape_is_read_by_one_function_for_the_cli_and_the_page():
+    from backend.errors import RegistryError
+    from backend.registry import parse_image_shape
+
+    assert parse_image_shape("5x6") == (5, 6) and parse_image_shape(" 1 × 30 ") == (1, 30)
+    assert parse_image_shape("") is None
+    for bad in ("30", "5x", "0x30", "five by six"):
+        with pytest.raises(RegistryError, match="is not valid: give HEIGHTxWIDTH"):
+            parse_image_shape(bad)
 
 
 def test_an_empty_set_and_too_many_values_per_row_are_refused(root, tmp_path):
@@ -419,6 +431,18 @@ def test_a_garbage_idx_file_is_refused_with_its_name(root, tmp_path):
     (tmp_path / "junk.idx").write_bytes(b"PK\x03\x04 zip")
     with pytest.raises(IdxFormatError, match="junk.idx is not an IDX file"):
         import_dataset(root, "broken", [tmp_path / "junk.idx", labels])
+
+
+def test_two_npz_files_are_not_read_as_an_idx_pair(root, tmp_path):
+    """What a second upload joined to a first one made: said in words, no staging path, no magic in hex."""
+    first = write_npz(tmp_path / "digits8.npz", X=np.zeros((2, 8, 8)), y=np.arange(2))
+    second = write_npz(tmp_path / "digits8-flat.npz", X=np.zeros((2, 64)), y=np.arange(2))
+    with pytest.raises(DatasetImportError) as refusal:
+        import_dataset(root, "two", [second, first])
+    assert str(refusal.value) == ("digits8-flat.npz is an .npz file, given with digits8.npz: give one .npz alone, or "
+                                  "an IDX images file with its labels file")
+    labels = write_idx(tmp_path / "l-idx1", np.array([1, 0], dtype=np.uint8))
+    refused(root, [labels, tmp_path / "digits8.npz"], "^digits8.npz is an .npz file, given with l-idx1")
 
 
 def test_unknown_file_combinations_are_refused(root, tmp_path):

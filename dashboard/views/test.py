@@ -39,7 +39,7 @@ from backend.inspection.plots import confusion_heatmap, image_grid, sample_strip
 from backend.inspection.preprocess import InputForm, form_of, model_input
 from backend.inspection.report import render, to_pdf
 from backend.inspection.runs import report_inputs, score_and_keep
-from backend.registry import Signature, parse_value_range
+from backend.registry import Signature, parse_image_shape, parse_value_range
 from backend.staging import STAGING_DIR
 from backend.timefmt import friendly_time
 from backend.user_datasets import import_uploaded
@@ -74,16 +74,26 @@ def own_set_form(model_range: tuple[float, float] | None) -> None:
     st.caption("An `.npz` with arrays `X` and `y` (and optional `class_names`), two IDX files (images and "
                "labels, gzip or not), or a `.zip` of PNG/JPEG images in one folder per class (images that are "
                "not 28x28 are prepared as MNIST digits were). Same as `modeldeck datasets add NAME FILE...`.")
+    # The form's widgets are made anew after each set added (a new key), so the next one starts empty: a kept
+    # upload would join the next one's files (two .npz read as an IDX pair)
+    added = st.session_state.get("_own_sets_added", 0)
     with st.form("own_set"):
-        files = st.file_uploader("Files", accept_multiple_files=True, key="own_set_files")
+        files = st.file_uploader("Files", accept_multiple_files=True, key=f"own_set_files/{added}")
         n1, n2 = st.columns(2)
-        set_name = n1.text_input("Name", placeholder="my-digits", help="3-63 of a-z, 0-9, '-' and '_'")
-        set_title = n2.text_input("Title (optional)")
-        set_range = st.text_input("Value range (optional)", placeholder="read from the data, e.g. 0-16",
+        set_name = n1.text_input("Name", placeholder="my-digits", help="3-63 of a-z, 0-9, '-' and '_'",
+                                 key=f"own_set_name/{added}")
+        set_title = n2.text_input("Title (optional)", key=f"own_set_title/{added}")
+        r1, r2 = st.columns(2)
+        set_range = r1.text_input("Value range (optional)", placeholder="read from the data, e.g. 0-16",
+                                  key=f"own_set_range/{added}",
                                   help="The range the values are on, e.g. 0-1, 0-16 or 0-255. Values are kept as "
-                                       "they are: a model whose range differs is not offered this set.")
+                                       "they are: a model whose range they do not fit is not offered this set.")
+        set_shape = r2.text_input("Image shape (h×w, optional)", placeholder="e.g. 5x6", key=f"own_set_shape/{added}",
+                                  help="For rows of values that are not square images: HEIGHTxWIDTH, e.g. 5x6 for "
+                                       "rows of 30 values. Same as --image-shape.")
         rescale = model_range is not None and st.checkbox(
-            verbatim(f"Rescale the values onto the model's range {format_range(model_range)}"), key="own_set_rescale",
+            verbatim(f"Rescale the values onto the model's range {format_range(model_range)}"),
+            key=f"own_set_rescale/{added}",
             help="Maps the set's range (as declared or read) linearly onto the model's. Only when you ask.")
         submitted = st.form_submit_button("Add test set", icon=":material/add:")
     if submitted:
@@ -91,10 +101,12 @@ def own_set_form(model_range: tuple[float, float] | None) -> None:
             info = import_uploaded(deck.settings.datasets_dir, set_name.strip(),
                                    {upload.name: upload.getvalue() for upload in files or []}, set_title.strip(),
                                    deck.settings.home / STAGING_DIR, value_range=parse_value_range(set_range),
-                                   rescale_to=model_range if rescale else None)
+                                   rescale_to=model_range if rescale else None,
+                                   image_shape=parse_image_shape(set_shape))
         except ModelDeckError as e:
             fail(e, "Cannot add that test set")
             return
+        st.session_state["_own_sets_added"] = added + 1
         choose("test_dataset", info.name)
         st.toast(verbatim(f"Added test set {info.name}, values in {format_range(info.value_range)}"))
         st.rerun()
@@ -162,19 +174,27 @@ titles = {info.name: info.title for info in fitting}
 # Opens on the test set of this deployment's latest kept evaluation, where the address names none.
 latest = next((r.dataset for r in deck.evaluations.list(deployment=deployment.name)
                if r.deployment_uid == deployment.record.uid and r.dataset in titles), fitting[0].name)
+not_fitting = {info.name: why for info, why in hidden}
+
+
+def why_not_offered(lost: str) -> str:
+    if lost in not_fitting:
+        return verbatim(f"Test set {lost!r} does not fit {deployment.model_id}: {not_fitting[lost]}. "
+                        "Choose another.")
+    return verbatim(f"Test set {lost!r} is not a test set of this home (any more): choose another.")
+
+
 dataset_name = url_select("Test set", list(titles), "dataset", key="test_dataset", container=right, default=latest,
-                          format_func=titles.__getitem__,
-                          gone=lambda lost: verbatim(f"Test set {lost!r} does not fit {deployment.model_id}: "
-                                                     "choose another."))
-if dataset_name is None:
-    nothing_chosen("a test set")
+                          format_func=titles.__getitem__, gone=why_not_offered)
 uri = deployment.scoring_uri or ""
 presentation = presenting()
 if not presentation:  # technical detail
     st.caption(verbatim(f"{deployment.model_id} on {deployment.runtime} — ") + f"`{uri}`"
                + verbatim(f" — input: {signature.describe()}"))
-if hidden and not presentation:
+if hidden and not presentation:  # drawn while no set is chosen too: why the others are not offered
     st.caption("Not offered: " + "; ".join(f"{verbatim(info.title)}: {verbatim(why)}" for info, why in hidden))
+if dataset_name is None:
+    nothing_chosen("a test set")
 try:
     data = testset(dataset_name, revision_of(dataset_name))
 except ModelDeckError as e:
