@@ -345,6 +345,9 @@ def test_the_test_page_shows_a_fashion_models_class_names_in_its_tables_and_matr
     tables = [d.value for d in at.dataframe]
     per_class = next(t for t in tables if "precision" in t.columns)
     assert list(per_class["class"]) == list(FASHION_CLASSES)
+    shown = json.loads(next(d.proto.columns for d in at.dataframe if "precision" in d.value.columns))
+    assert all(shown[rate]["type_config"]["format"] == "%.1f%%" for rate in ("precision", "recall"))  # "88.8%"
+    assert 1 < per_class["recall"].max() <= 100  # percentages, as the report gives them
     counts = next(t for t in tables if "true \\ predicted" in t.columns)
     assert list(counts["true \\ predicted"]) == list(FASHION_CLASSES)
     assert list(counts.columns[1:]) == list(FASHION_CLASSES)
