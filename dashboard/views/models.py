@@ -123,13 +123,12 @@ else:
         return {"accuracy": f"{accuracy:.2%}", "scored on": "at registration"}
 
     presentation = presenting()  # hashes are technical detail
-    # Fits the main column at 1024 px: the model's id in one column (as on the Deploy page), and its tags in
-    # "Model details" only (beside the other columns they pushed "registered" off the screen)
+    # Fits the main column at 1024 px: the model's id in one column (as on the Deploy page), and its tags (the
+    # algorithm too) in "Model details" only (beside the other columns they pushed "registered" off the screen)
     st.dataframe(
-        without_empty_columns(  # no empty "algorithm" column squeezing the others
+        without_empty_columns(  # no empty "scored on" column squeezing the others
             [{"model": m.id, **accuracy_cells(m),
               "input": input_summary(m), "registered": friendly_time(m.created_at),
-              "algorithm": m.tags.get("algorithm", ""),
               **({} if presentation else {"model sha256": m.sha256[:12]})}
              for m in reversed(models)], keep=["model", "accuracy"]),
         hide_index=True, width="stretch",
