@@ -136,14 +136,19 @@ def presenting() -> bool:
     return on
 
 
+def share_decimals() -> int:
+    """Decimals of a percentage or of points on screen: 2, and 1 in presentation mode, where the type is large."""
+    return 1 if presenting() else 2
+
+
 def percent(share: float) -> str:
-    """A share as a metric shows it: 89.57% — and 89.6% in presentation mode, where the type is large."""
-    return f"{share:.1%}" if presenting() else f"{share:.2%}"
+    """A share as a metric shows it: 89.57% — and 89.6% in presentation mode."""
+    return f"{share:.{share_decimals()}%}"
 
 
 def points(change: float) -> str:
     """A change of a share in percentage points, as a metric's delta shows it (one decimal fewer when presenting)."""
-    return f"{change * 100:+.1f} points" if presenting() else f"{change * 100:+.2f} points"
+    return f"{change * 100:+.{share_decimals()}f} points"
 
 
 def set_presenting(on: bool) -> None:

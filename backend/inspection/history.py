@@ -165,6 +165,14 @@ class EvaluationLog:
                 return []
         return [_record(row) for row in rows]
 
+    def latest_whole_set(self) -> dict[str, EvaluationRecord]:
+        """Each model id's newest kept scoring of an unperturbed test set."""
+        latest: dict[str, EvaluationRecord] = {}
+        for record in self.list():  # newest first
+            if not record.perturbation:
+                latest.setdefault(record.model_id, record)
+        return latest
+
 
 def _create(conn: sqlite3.Connection) -> None:
     """The table, with the columns added since a home's table was made."""

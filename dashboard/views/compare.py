@@ -36,6 +36,7 @@ from dashboard.common import (
     presenting,
     revision_of,
     scoring_failed,
+    share_decimals,
     snapshot,
     testset,
     url_select,
@@ -193,7 +194,8 @@ m2.metric(f"B · {b}", percent(comparison.b.accuracy), points(comparison.delta),
 m3.metric("Images they disagree on", f"{comparison.n_disagree:,}", help=comparison.disagreement_words())
 m4.metric("p-value (McNemar)", "< 0.001" if comparison.p_value < 0.001 else f"{comparison.p_value:.3f}",
           help=comparison.test)
-(st.success if comparison.significant else st.info)(verbatim(comparison.verdict()), icon=":material/balance:")
+(st.success if comparison.significant else st.info)(verbatim(comparison.verdict(share_decimals())),
+                                                    icon=":material/balance:")  # as precise as the metrics above
 saved = [deck.results.saved_at(healthy[side], dataset, "evaluation") for side in (a, b)]
 if not presenting():  # when each was scored: technical detail
     st.caption(verbatim(f"{titles[dataset]}: {a} scored {friendly_time(saved[0])}, {b} scored "

@@ -260,7 +260,9 @@ for d in listing.deployments:
 # Columns nobody filled ("detail" while all is well) give their room to the others
 st.dataframe(without_empty_columns(rows, keep=["name", "state"]), hide_index=True, width="stretch",
              column_config={"scoring URI": st.column_config.TextColumn(width="medium"),
-                            "detail": st.column_config.TextColumn(width="medium")})
+                            "detail": st.column_config.TextColumn(
+                                width="medium", help="Why it is not Healthy; a long reason is cut here: choose the "
+                                                     "deployment below and its Traffic section gives it whole")})
 
 owned = [d.name for d in listing.owned]
 if not owned:

@@ -110,21 +110,33 @@ else:
         size = f"{sig.image_shape[0]}x{sig.image_shape[1]}" if sig.image_shape else f"{sig.n_features} values"
         return size + (f" → {len(sig.class_labels)} classes" if sig.class_labels else "")
 
-    def accuracy_text(accuracy: float | None) -> str:
-        return "not scored yet" if accuracy is None else f"{accuracy:.2%}"
+    scored = deck.evaluations.latest_whole_set()
+
+    def accuracy_cells(model: Model) -> dict[str, str]:
+        """The latest whole-set evaluation's accuracy and test set, else the accuracy given at registration."""
+        if (record := scored.get(model.id)) is not None:
+            return {"accuracy": f"{record.accuracy:.2%}",
+                    "scored on": dataset_title(record.dataset, deck.settings.datasets_dir)}
+        accuracy = model.metrics.get("accuracy")
+        if accuracy is None:
+            return {"accuracy": "not scored yet", "scored on": ""}
+        return {"accuracy": f"{accuracy:.2%}", "scored on": "at registration"}
 
     presentation = presenting()  # hashes are technical detail
-    # Fits the main column at 1024 px: the model's id in one column (as on the Deploy page), and its tags in
-    # "Model details" only (beside the other columns they pushed "registered" off the screen)
+    # Fits the main column at 1024 px: the model's id in one column (as on the Deploy page), and its tags (the
+    # algorithm too) in "Model details" only (beside the other columns they pushed "registered" off the screen)
     st.dataframe(
-        without_empty_columns(  # no empty "algorithm" column squeezing the others
-            [{"model": m.id, "accuracy": accuracy_text(m.metrics.get("accuracy")),
+        without_empty_columns(  # no empty "scored on" column squeezing the others
+            [{"model": m.id, **accuracy_cells(m),
               "input": input_summary(m), "registered": friendly_time(m.created_at),
-              "algorithm": m.tags.get("algorithm", ""),
               **({} if presentation else {"model sha256": m.sha256[:12]})}
              for m in reversed(models)], keep=["model", "accuracy"]),
         hide_index=True, width="stretch",
-        column_config={"model sha256": st.column_config.TextColumn(help=MODEL_SHA256_HELP)})
+        column_config={"model sha256": st.column_config.TextColumn(help=MODEL_SHA256_HELP),
+                       "scored on": st.column_config.TextColumn(
+                           help="The test set of the model's latest whole-set evaluation (Test page or "
+                                "`modeldeck evaluate`), or \"at registration\": the accuracy given when it "
+                                "was registered")})
 
     with st.expander("Model details", expanded=bool(st.query_params.get("id"))):
         ids = [m.id for m in reversed(models)]

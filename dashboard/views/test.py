@@ -413,8 +413,10 @@ def evaluation_view() -> None:
         side.markdown("**Most confused**")
         side.markdown("\n".join(f"- {verbatim(str(pair))}" for pair in evaluation.most_confused) or "none")
         side.markdown("**Per class**")
-        side.dataframe({"class": list(evaluation.labels), "precision": evaluation.precision.round(4),
-                        "recall": evaluation.recall.round(4)}, hide_index=True)
+        side.dataframe({"class": list(evaluation.labels), "precision": evaluation.precision * 100,
+                        "recall": evaluation.recall * 100}, hide_index=True,
+                       column_config={rate: st.column_config.NumberColumn(format="%.1f%%")
+                                      for rate in ("precision", "recall")})
         true_class, predicted_class = clicked(event, f"cm-clicked/{deployment.record.uid}/{results_key}")
         if true_class is None and predicted_class is None:
             st.info("Click a cell of the matrix to see exactly those images.", icon=":material/touch_app:")
