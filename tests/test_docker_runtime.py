@@ -275,8 +275,8 @@ def test_a_container_stopped_with_docker_stop_says_stopped_not_a_model_failure(d
     container.stop(timeout=10)  # docker stop
     container.reload()
     stopped = docker_deck.deployments.get("t-stopped")
-    assert stopped.detail == (f"the container was stopped (exit code {container.attrs['State']['ExitCode']}), not a "
-                              "failure of the model: delete it and deploy again")
+    assert stopped.detail == ("the container was stopped from outside ModelDeck (docker stop: exit code "
+                              f"{container.attrs['State']['ExitCode']}): delete it and deploy again")
     assert stopped.state is DeploymentState.FAILED  # the state the CLI and pages know; no restart by the engine
     docker_deck.deployments.delete("t-stopped")
     assert engine.containers.list(all=True, filters={"name": container.name}) == []

@@ -179,8 +179,8 @@ def state_of(attrs: dict[str, Any], ready: bool, now: float, creator_gone: bool 
     if exit_code == INIT_FAILED_EXIT_CODE and (status != "running" or restarts > 0):
         return DeploymentState.FAILED, "init() failed (exit code 3): its traceback is in the logs", exit_code
     if status == "exited" and exit_code in (0, 143) and not state.get("OOMKilled"):  # `docker stop`
-        return (DeploymentState.FAILED, f"the container was stopped (exit code {exit_code}), not a failure of the "
-                                        "model: delete it and deploy again", exit_code)
+        return (DeploymentState.FAILED, f"the container was stopped from outside ModelDeck (docker stop: exit code "
+                                        f"{exit_code}): delete it and deploy again", exit_code)
     if status in ("exited", "dead"):
         return DeploymentState.FAILED, f"the container exited with code {exit_code}{oom}", exit_code
     if status == "restarting" or (status == "running" and restarts > 0):

@@ -117,7 +117,7 @@ if version is None:
 model = deck.registry.get(model_name, version)
 accuracy = model.metrics.get("accuracy")
 st.caption(verbatim(f"{model.description or 'no description'}"
-                    + (f" — accuracy {accuracy:.4f}" if accuracy is not None else "")
+                    + (f" — accuracy {accuracy:.2%}" if accuracy is not None else "")
                     + ("" if presentation else f" — scikit-learn {model.sklearn_version or '?'} — model sha256 "
                                                f"{model.sha256[:12]} — input: {model.signature.describe()}")))
 
