@@ -127,7 +127,7 @@ def test_first_run_trains_both_sample_versions_inside_the_page_and_opens_on_depl
     trained = open_modeldeck(Settings(home=tmp_path / "empty-home")).registry.list()
     assert [m.id for m in trained] == ["sklearn_mnist:1", "sklearn_mnist:2"]
     assert trained[0].metrics["accuracy"] == 0.8957 and trained[1].metrics["accuracy"] >= 0.94
-    shown = f"accuracy {trained[1].metrics['accuracy']:.4f}"  # the preselected version's facts
+    shown = f"accuracy {trained[1].metrics['accuracy']:.2%}"  # the preselected version's facts
     assert any(shown in c.value.replace("\\", "") for c in at.caption)
     sidebar = " ".join(c.value for c in at.sidebar.caption)
     assert "**local** — local processes" in sidebar and "**Home**" in sidebar
