@@ -4,10 +4,10 @@ uid, never its name: a deployment replaced under the same name gets a new uid, s
 old one's results) and by the kept result's revision (a new scoring shows at once).
 
 A chart is drawn again on every rerun that shows it (a click on a cell, a robustness kind chosen, a
-page load); `vega_spec` makes its spec once per `key`, which must name everything the chart shows.
-Where the spec comes from an Altair chart that saves its conversion (Altair validates as it goes: 0.3 s
-to 1 s for the confusion matrix on these machines); the matrix and the reliability diagram are plain
-Vega-Lite dicts now, cheap to make, and the cache still saves the walk over their cells.
+page load); `vega_spec` makes its spec once per `key`, which must name everything the chart shows. For
+an Altair chart that saves the conversion (Altair validates as it goes: 0.3 s to 1 s for the confusion
+matrix on these machines); the matrix and the reliability diagram are plain Vega-Lite dicts, cheap to
+make, and the cache still saves the walk over their cells.
 """
 
 from __future__ import annotations
