@@ -148,19 +148,22 @@ def test_a_model_saved_with_another_sklearn_is_refused(local_deck, tmp_path):
     assert local_deck.deployments.list() == []
 
 
-def test_a_port_taken_between_choosing_and_binding_fails_with_the_reason(local_deck, sample_model, monkeypatch):
+def test_a_port_taken_between_choosing_and_binding_is_replaced_by_another(local_deck, sample_model, monkeypatch):
     import socket
 
-    from backend.runtimes import local
+    from backend.runtimes import local, probe
 
     with socket.socket() as squatter:
         squatter.bind(("127.0.0.1", 0))
         squatter.listen()
-        monkeypatch.setattr(local, "free_port", lambda: squatter.getsockname()[1])
-        local_deck.deployments.deploy(sample_model, "clash")
-        with pytest.raises(DeploymentFailedError) as caught:
-            local_deck.deployments.wait_for_deployment("clash", timeout=180)
-    assert caught.value.exit_code == 4 and "cannot listen on 127.0.0.1" in caught.value.logs
+        taken = squatter.getsockname()[1]
+        offered = iter([taken])
+        monkeypatch.setattr(local, "free_port", lambda: next(offered, None) or probe.free_port())
+        messages: list = []
+        deployment = local_deck.deployments.deploy_and_wait(sample_model, "clash", timeout=180,
+                                                            progress=messages.append)
+    assert deployment.state.value == "Healthy" and f":{taken}/" not in deployment.scoring_uri
+    assert any("taken meanwhile" in m.message for m in messages)
 
 
 def test_an_upload_without_a_signature_gets_the_one_its_server_reports(local_deck, sample_model):

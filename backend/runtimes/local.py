@@ -1,8 +1,10 @@
-"""The local runtime: each deployment is a scoring-server process on 127.0.0.1.
+"""The local runtime: each deployment is a scoring-server process, reached through the front.
 
-State lives on disk in `<home>/deployments/<name>/` (record.json: the deployment record, written
-first; creator: who is making it, until it started; process.json: port and process group; keys.json
-(0600) with key auth; model/, app/<script>, server.log, exit_code), so any later process finds
+The server listens on a unix socket in its folder (run/server.sock); the home's front (front.py)
+serves it on a port of 127.0.0.1. State lives on disk in `<home>/deployments/<name>/` (record.json:
+the deployment record, written first; creator: who is making it, until it started; process.json:
+port, socket and process group; keys.json (0600) with key auth; model/, app/<script>, run/,
+server.log, exit_code), so any later process finds
 running deployments again. The server runs in a process group of its own: it is alive while any
 process of that group is, and stopping it ends the whole group. Limits are recorded, not enforced:
 cpu_cores sets the BLAS thread count; memory is not limited (use Docker for that).
@@ -33,6 +35,7 @@ from .base import (
     server_options,
     serving_environment,
 )
+from .front import Front, Route
 from .probe import free_port, readiness
 
 SERVING_PARENT = Path(__file__).resolve().parent.parent  # the folder holding the `serving` package
@@ -40,6 +43,8 @@ STARTUP_GRACE_SECONDS = 300
 LEGACY_META = "meta.json"  # one file per deployment, before records and process facts were apart
 CREATOR_FILE = "creator"
 KEYS_FILE = "keys.json"
+SOCKET = "run/server.sock"
+PORT_ATTEMPTS = 3  # a free port can be taken by another process before the front binds it
 # A shell in front of the server records its exit code, so a later process can tell why it ended. It
 # ignores SIGTERM (sent to the whole group on stop) so that it outlives the server and writes the code;
 # the server sets its own handler, so the ignored disposition it inherits does not stay.
@@ -51,8 +56,9 @@ class LocalRuntime:
 
     name = "local"
 
-    def __init__(self, root: Path) -> None:
+    def __init__(self, root: Path, front: Front | None = None) -> None:
         self.root = Path(root)
+        self.front = front or Front(self.root.parent / "front")
         self._children: dict[int, subprocess.Popen[bytes]] = {}
 
     def describe(self) -> str:
@@ -86,28 +92,47 @@ class LocalRuntime:
             shutil.copyfile(spec.script_path, script)
             if spec.keys is not None:
                 _write_private(target / KEYS_FILE, spec.keys.to_json())
-            port = free_port()
+            socket = target / SOCKET
+            socket.parent.mkdir()
             env = {**os.environ, **serving_environment(spec.config.cpu_cores, str(target / "model")),
                    "PYTHONPATH": str(SERVING_PARENT), "MODELDECK_EXIT_FILE": str(target / "exit_code"),
                    "PYTHONUNBUFFERED": "1"}
             command = ["/bin/sh", "-c", _WRAPPER, "modeldeck-serve", sys.executable, "-m", "serving",
-                       "--script", str(script), "--model-dir", str(target / "model"), "--host", "127.0.0.1",
-                       "--port", str(port), *server_options(spec, str(target / KEYS_FILE))]
-            step(progress, f"starting scoring server on 127.0.0.1:{port}")
+                       "--script", str(script), "--model-dir", str(target / "model"), "--uds", str(socket),
+                       *server_options(spec, str(target / KEYS_FILE))]
+            step(progress, "starting the scoring server")
             with open(target / "server.log", "ab") as log:
                 proc = subprocess.Popen(command, stdin=subprocess.DEVNULL, stdout=log, stderr=subprocess.STDOUT,
                                         env=env, cwd=target, start_new_session=True)
             self._children[proc.pid] = proc
-            _write_private(target / "process.json", json.dumps({"port": port, "pid": proc.pid}))
+            port = self._publish(spec, socket, progress)
+            _write_private(target / "process.json", json.dumps({"port": port, "pid": proc.pid,
+                                                                "socket": str(socket)}))
             (target / CREATOR_FILE).unlink()
         except BaseException as e:
             if proc is not None:
                 self._stop(proc.pid, target)
+            self.front.withdraw(_route_key(spec.name))
             shutil.rmtree(target, ignore_errors=True)
             if isinstance(e, OSError):
                 raise DeploymentError(f"cannot start local deployment {spec.name!r}: {e}") from e
             raise
         return self._read(target)
+
+    def _publish(self, spec: DeploymentSpec, socket: Path, progress: Progress) -> int:
+        """Has the front serve the deployment on a free port of 127.0.0.1; returns the port."""
+        for attempt in range(1, PORT_ATTEMPTS + 1):
+            port = free_port()
+            step(progress, f"the front serves it on 127.0.0.1:{port}")
+            try:
+                self.front.publish(Route(key=_route_key(spec.name), deployment=spec.name, port=port, socket=socket,
+                                         max_body_mb=spec.config.body_limit_mb))
+                return port
+            except DeploymentError:
+                if attempt == PORT_ATTEMPTS:
+                    raise
+                step(progress, "that port was taken meanwhile: choosing another")
+        raise AssertionError("unreachable: the last attempt returns or raises")
 
     def _abandoned(self, target: Path) -> bool:
         """A folder a deploy killed before it wrote the record left: no record, and its maker gone."""
@@ -149,6 +174,8 @@ class LocalRuntime:
         record, process = self._files(target)
         exit_code = None
         detail = ""
+        if process.get("socket"):
+            self.front.ensure_running()
         if self._alive(process["pid"], target):
             ready, init_failed = readiness(process["port"])
             if ready:
@@ -248,6 +275,7 @@ class LocalRuntime:
         else:  # a deploy killed between starting the server and writing process.json: find it by its folder
             for pgid in _groups_working_in(target):
                 self._stop(pgid, target)
+        self.front.withdraw(_route_key(name))
         shutil.rmtree(target, ignore_errors=True)
 
     def _stop(self, pgid: int, target: Path) -> None:
@@ -262,6 +290,10 @@ class LocalRuntime:
                 if not self._alive(pgid, target):
                     return
                 time.sleep(0.05)
+
+
+def _route_key(name: str) -> str:
+    return f"local-{name}"
 
 
 def _write_private(path: Path, text: str) -> None:

@@ -32,7 +32,7 @@ DEFAULT_KEYS_FILE = "/etc/modeldeck/keys/keys.json"  # where an image built with
 # option -> environment variable that gives its default
 ENV_OPTIONS = {"script": "MODELDECK_SCRIPT", "model_dir": "MODELDECK_MODEL_DIR", "name": "MODELDECK_DEPLOYMENT",
                "model": "MODELDECK_MODEL", "workers": "MODELDECK_WORKERS", "max_body_mb": "MODELDECK_MAX_BODY_MB",
-               "keys_file": "MODELDECK_KEYS_FILE"}
+               "keys_file": "MODELDECK_KEYS_FILE", "uds": "MODELDECK_UDS"}
 KEYS_MISSING = ("this server was built with key auth (MODELDECK_AUTH=key) but its keys file {path} is missing or "
                 "not a file (`docker run -v` of a host file that does not exist mounts an empty folder there): "
                 "mount a JSON file {{\"primary\": ..., \"secondary\": ...}} there (docker run -v KEYS.json:{path}:ro; "
@@ -68,6 +68,9 @@ def parse_args(argv: list[str] | None, environ: Mapping[str, str]) -> argparse.N
                         help="folder with the model files [MODELDECK_MODEL_DIR]")
     parser.add_argument("--host", default="127.0.0.1")
     parser.add_argument("--port", type=int, default=8000)
+    parser.add_argument("--uds", default=env("uds") or None,
+                        help="listen on this unix socket instead of host:port (a front on 127.0.0.1 forwards to "
+                             "it, and the model's process needs no network) [MODELDECK_UDS]")
     parser.add_argument("--name", default=env("name"), help="deployment name, shown by /info [MODELDECK_DEPLOYMENT]")
     parser.add_argument("--model", default=env("model"), help="model name:version, shown by /info [MODELDECK_MODEL]")
     parser.add_argument("--workers", type=int, default=env("workers", "1"),
@@ -130,7 +133,7 @@ def _serve(args: argparse.Namespace) -> int:
     except BaseException as e:
         print("modeldeck serving: init() failed:\n" + traceback.format_exc(), file=sys.stderr, flush=True)
         reason = f"init() failed: {type(e).__name__}: {e}"[:2000]
-        serve(create_failed_app(reason), args.host, args.port, 1, log_level="warning")  # the traceback stays last
+        serve(create_failed_app(reason), args.host, args.port, 1, log_level="warning", uds=args.uds)  # the traceback stays last
         return INIT_FAILED_EXIT_CODE
     print("modeldeck serving: init() done", file=sys.stderr, flush=True)
 
@@ -148,7 +151,8 @@ def _serve(args: argparse.Namespace) -> int:
     # The app writes the access log itself (as uvicorn's looked, for a tenth of the cost), probes and
     # scrapes left out; uvicorn's own is off.
     app = create_app(script, info, KeyFile(args.keys_file) if args.keys_file else None, metrics, AccessLog(sys.stdout))
-    return serve(app, args.host, args.port, args.workers, on_worker_exit=metrics.worker_ended, access_log=False)
+    return serve(app, args.host, args.port, args.workers, on_worker_exit=metrics.worker_ended, access_log=False,
+                 uds=args.uds)
 
 
 if __name__ == "__main__":

@@ -14,6 +14,7 @@ import logging
 import os
 import signal
 import socket
+import stat
 import sys
 import time
 import traceback
@@ -27,7 +28,22 @@ MAX_BACKOFF_SECONDS = 30.0
 WORKER_OOM_SCORE_ADJ = 500  # under memory pressure the kernel kills a worker (replaced), not the supervisor
 
 
-def bind(host: str, port: int) -> socket.socket:
+def bind(host: str, port: int, uds: str | None = None) -> socket.socket:
+    """The listening socket: TCP on host:port, or the unix socket `uds` (a stale one from an earlier
+    run is replaced). A unix socket is made connectable by any local user, as a port on 127.0.0.1 is:
+    the folder it lies in decides who reaches it."""
+    if uds:
+        try:
+            if stat.S_ISSOCK(os.lstat(uds).st_mode):
+                os.unlink(uds)
+        except FileNotFoundError:
+            pass
+        unix = socket.socket(socket.AF_UNIX, socket.SOCK_STREAM)
+        unix.bind(uds)
+        os.chmod(uds, 0o666)
+        unix.listen(2048)
+        unix.set_inheritable(True)
+        return unix
     # proto must say TCP: asyncio sets TCP_NODELAY only on sockets whose proto is IPPROTO_TCP, and
     # without it Nagle + delayed ACK add ~40 ms to every request on a kept-alive connection.
     sock = socket.socket(socket.AF_INET6 if ":" in host else socket.AF_INET, socket.SOCK_STREAM, socket.IPPROTO_TCP)
@@ -72,17 +88,20 @@ def _fork_worker(app, sock: socket.socket, host: str, port: int, log_level: str,
 
 
 def serve(app, host: str, port: int, workers: int = 1, log_level: str = "info",
-          on_worker_exit: Callable[[int], None] | None = None, access_log: bool = True) -> int:
-    """Serves `app` on host:port with `workers` processes under a supervising parent; returns the
-    exit code (0 once stopped by a signal). `on_worker_exit(pid)` is called for each worker that ended;
-    `access_log=False` turns uvicorn's access log off (for an app that writes its own)."""
+          on_worker_exit: Callable[[int], None] | None = None, access_log: bool = True,
+          uds: str | None = None) -> int:
+    """Serves `app` on host:port (or on the unix socket `uds`) with `workers` processes under a
+    supervising parent; returns the exit code (0 once stopped by a signal). `on_worker_exit(pid)` is
+    called for each worker that ended; `access_log=False` turns uvicorn's access log off (for an app
+    that writes its own)."""
+    where = f"unix:{uds}" if uds else f"{host}:{port}"
     try:
-        sock = bind(host, port)
+        sock = bind(host, port, uds)
     except OSError as e:
-        print(f"modeldeck serving: cannot listen on {host}:{port}: {e}", file=sys.stderr, flush=True)
+        print(f"modeldeck serving: cannot listen on {where}: {e}", file=sys.stderr, flush=True)
         return BIND_FAILED_EXIT_CODE
     workers = max(1, workers)
-    print(f"modeldeck serving: listening on {host}:{port} with {workers} worker(s)", file=sys.stderr, flush=True)
+    print(f"modeldeck serving: listening on {where} with {workers} worker(s)", file=sys.stderr, flush=True)
     started: dict[int, float] = {}
     stopping = False
 
