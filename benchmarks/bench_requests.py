@@ -1,7 +1,8 @@
 """Single-row requests: sequential latency (p50/p99) and throughput under 8 concurrent clients (wrk),
-ModelDeck's local process and container against `mlflow models serve`, Seldon's MLServer and a bare-ASGI
-floor on the same model file. Every server runs on CPU core 0, the clients on core 1; the servers
-alternate within each round.
+ModelDeck's local process and container (both through the home's front, nginx), the same server
+without the front (on TCP, as deployments were served before), `mlflow models serve`, Seldon's MLServer
+and a bare-ASGI floor on the same model file. Every server (and the front) runs on CPU core 0, the
+clients on core 1; the servers alternate within each round.
 
 Run: .venv/bin/python -m benchmarks.bench_requests [--rounds 5]
 """
@@ -21,18 +22,18 @@ from collections.abc import Callable
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
-from urllib.parse import urlsplit
 
 import requests
 
 from backend.datasets import load_mnist_test
 from backend.deployments import DEFAULT_SCRIPT
 from backend.runtimes import DeployConfig
+from backend.runtimes.base import serving_environment
 from backend.runtimes.docker import container_name
 from backend.runtimes.probe import free_port
 
 from . import peers
-from .common import CLIENT_CPU, SERVER_CPU, bench_main, pin_group, pinned, scratch_deck, userland_proxy_enabled
+from .common import CLIENT_CPU, SERVER_CPU, bench_main, pin_group, pinned, scratch_deck
 
 SEQUENTIAL_PER_ROUND = 300
 WRK_SECONDS = 5
@@ -142,22 +143,15 @@ def percentile(values: list[float], q: float) -> float:
     return ordered[min(len(ordered) - 1, int(round(q / 100 * (len(ordered) - 1))))]
 
 
-def pin_docker(container: Any, port: int) -> bool:
-    """The container's cpuset set to SERVER_CPU (the engine applies it to a running container), and the
-    engine's docker-proxy for its published port pinned there too; whether a proxy was found."""
-    container.update(cpuset_cpus=SERVER_CPU)
-    proxies = []
-    for cmdline in Path("/proc").glob("[0-9]*/cmdline"):
-        try:
-            args = cmdline.read_bytes().decode(errors="replace").split("\0")
-        except OSError:
-            continue
-        if args[0].endswith("docker-proxy") and "-host-port" in args \
-                and args[args.index("-host-port") + 1] == str(port):
-            proxies.append(cmdline.parent.name)
-    for pid in proxies:
-        subprocess.run(["taskset", "-a", "-p", "-c", SERVER_CPU, pid], check=True, capture_output=True)
-    return bool(proxies)
+class BareServer(peers.PinnedServer):
+    """ModelDeck's scoring server on a TCP port of its own, no front: how deployments were served before."""
+
+    def __init__(self, model_dir: Path, port: int, log: Path) -> None:
+        self.url = f"http://127.0.0.1:{port}/score"
+        env = {**os.environ, **serving_environment(1, str(model_dir)), "PYTHONPATH": str(peers.REPO / "backend")}
+        super().__init__("the bare scoring server", [sys.executable, "-m", "serving", "--script", str(DEFAULT_SCRIPT),
+                                                     "--model-dir", str(model_dir), "--port", str(port)],
+                         self.url.replace("/score", "/ready"), log, env=env)
 
 
 def modeldeck_labels(answer: Any) -> list:
@@ -187,20 +181,21 @@ def run(rounds: int = 5) -> dict:
                   SERVER_CPU)
         container = deck.deployments.deploy_and_wait(model, DOCKER, one_core, target="docker")
         deployed.append((DOCKER, "docker"))
-        port = urlsplit(container.scoring_uri).port
         engine = deck.targets.docker().client  # type: ignore[attr-defined]
-        proxy = pin_docker(engine.containers.get(container_name(deck.home.id, DOCKER)), port)
+        engine.containers.get(container_name(deck.home.id, DOCKER)).update(cpuset_cpus=SERVER_CPU)
+        pin_group(int((deck.home.path / "front" / "nginx.pid").read_text()), SERVER_CPU)  # the front's master + worker
+        servers.append(bare := BareServer(pickle_path.parent, free_port(), work / "bare.log"))
         servers.append(mlflow := peers.MlflowServer(mlflow_python, mlflow_dir, free_port(), work / "mlflow.log"))
         servers.append(mlserver := peers.MlserverServer(mlserver_python, pickle_path, work / "mlserver",
                                                         free_port(), free_port(), work / "mlserver.log"))
         servers.append(floor := peers.FloorServer(free_port(), work / "floor.log"))
-        route = ("via docker-proxy, pinned too" if proxy else "via docker-proxy") if userland_proxy_enabled() \
-            else "via iptables, no userland proxy"
         contestants = [
-            Contestant("ModelDeck local process (1 worker)", "modeldeck", local.scoring_uri, {"data": [row]},
-                       modeldeck_labels),
-            Contestant(f"ModelDeck container (Docker, 1 CPU, cpuset {SERVER_CPU}, {route})", "modeldeck",
-                       container.scoring_uri, {"data": [row]}, modeldeck_labels),
+            Contestant("ModelDeck local process (1 worker, through the front)", "modeldeck", local.scoring_uri,
+                       {"data": [row]}, modeldeck_labels),
+            Contestant(f"ModelDeck container (Docker, 1 CPU, cpuset {SERVER_CPU}, no network, through the front)",
+                       "modeldeck", container.scoring_uri, {"data": [row]}, modeldeck_labels),
+            Contestant("ModelDeck's server without the front (1 worker, TCP; how deployments were served before)",
+                       "bare", bare.url, {"data": [row]}, modeldeck_labels),
             Contestant(f"mlflow models serve {peers.MLFLOW_VERSION} (1 worker)", "mlflow", mlflow.url,
                        {"inputs": [row]}, modeldeck_labels),
             Contestant(f"MLServer {peers.MLSERVER_VERSION} + mlserver-sklearn (V2 JSON tensor, parallel_workers 0)",
@@ -257,7 +252,7 @@ def report(results: dict) -> str:
              "virtualenvs with the model's library versions; MLServer gets the Open Inference Protocol's JSON "
              "tensor, MLflow `{\"inputs\": [row]}`, ModelDeck `{\"data\": [row]}`. The container's cpuset is "
              "set with `docker update` once it is healthy (ModelDeck's create path sets a CPU quota, not a "
-             "cpuset). MLServer runs as shipped otherwise: its uvicorn parses HTTP with h11 (mlserver does not "
+             "cpuset); the front (one nginx worker) is pinned to the servers' core too. MLServer runs as shipped otherwise: its uvicorn parses HTTP with h11 (mlserver does not "
              "install httptools); it logs each request, as ModelDeck and MLflow do. The floor logs nothing.", "",
              "| server | latency p50 | latency p99 | p99 under 8 clients (wrk) | throughput median (min–max) "
              "| vs MLflow | vs MLServer | of the floor | of the combined floor | of the strict floor |",

@@ -15,6 +15,7 @@ from backend.config import Settings
 from backend.context import ModelDeck, open_modeldeck
 from backend.images import BUILT_BY_LABEL
 from backend.registry import Model, ModelRegistry
+from backend.runtimes.front import Front
 from backend.training import train_sample
 
 FIXTURES = Path(__file__).parent / "fixtures"
@@ -127,3 +128,17 @@ def cli_env(tmp_path) -> dict[str, str]:
     env = {**os.environ, "MODELDECK_HOME": str(tmp_path / "cli-home"), "MODELDECK_RUNTIME": "local"}
     env["PYTHONPATH"] = str(Path(__file__).resolve().parent.parent)
     return env
+
+
+def remove_home_deployments(engine, home: Path) -> None:
+    """Removes every container of the home at `home` behind ModelDeck's back (as `docker rm -f` would), then
+    everything its front serves, so no container, volume or nginx of a test's home outlives the test."""
+    home_id = (home / "home-id").read_text().strip() if (home / "home-id").exists() else None
+    if home_id and engine is not None:
+        for container in engine.containers.list(all=True, filters={"label": f"modeldeck.home_id={home_id}"}):
+            container.remove(force=True, v=True)
+        for volume in engine.volumes.list(filters={"label": f"modeldeck.home_id={home_id}"}):
+            volume.remove(force=True)
+    front = Front(home / "front")
+    for route in front.routes():
+        front.withdraw(route.key)

@@ -16,7 +16,7 @@ import pytest
 from backend.config import Settings
 from backend.registry import ModelRegistry
 
-from .conftest import copy_home
+from .conftest import copy_home, remove_home_deployments
 
 ROOT = Path(__file__).resolve().parent.parent
 ARTIFACTS = ROOT / "artifacts"
@@ -78,9 +78,7 @@ def dashboard(tmp_path):
     proc, url = start_dashboard(tmp_path / "home", "docker", tmp_path / "streamlit.log")
     yield url, tmp_path / "home"
     stop_dashboard(proc)
-    home_id = (tmp_path / "home" / "home-id").read_text().strip()
-    for container in docker.from_env().containers.list(all=True, filters={"label": f"modeldeck.home_id={home_id}"}):
-        container.remove(force=True, v=True)
+    remove_home_deployments(docker.from_env(), tmp_path / "home")
 
 
 @pytest.mark.docker

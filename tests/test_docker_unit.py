@@ -15,6 +15,9 @@ MODEL = Model("sklearn_mnist", 2, "scikit-learn", (ModelFile("m.pkl", "ab" * 32,
               library_versions={"scikit-learn": "1.5.2", "numpy": "2.0.1"})
 
 
+FOLDER = Path("/home/me/.local/share/modeldeck/docker/u1")
+
+
 def spec(**config) -> DeploymentSpec:
     record = DeploymentRecord(name="demo", uid="u1", home_id="h0me1d00", home="/home/me/.local/share/modeldeck",
                               model_name=MODEL.name, model_version=MODEL.version, model_sha256=MODEL.sha256,
@@ -23,13 +26,15 @@ def spec(**config) -> DeploymentSpec:
 
 
 def test_create_args_enforce_limits_and_hardening():
-    args = container_create_args(spec(cpu_cores=1.5, memory_gb=0.5, tags={"a": "b"}), "img:1", 40123, "me")
+    args = container_create_args(spec(cpu_cores=1.5, memory_gb=0.5, tags={"a": "b"}), "img:1", 40123, "me", FOLDER)
     assert args["nano_cpus"] == 1_500_000_000
     assert args["mem_limit"] == args["memswap_limit"] == "512m"
     assert args["read_only"] is True and args["cap_drop"] == ["ALL"]
     assert args["security_opt"] == ["no-new-privileges"] and args["pids_limit"] == 256
     assert args["user"] == "10001:10001" and "/tmp" in args["tmpfs"]
-    assert args["ports"] == {"8000/tcp": ("127.0.0.1", 40123)}  # chosen once: the URI never moves
+    assert args["network_mode"] == "none" and "ports" not in args  # the front on 127.0.0.1 reaches its socket
+    assert args["labels"]["modeldeck.port"] == "40123"  # chosen once: the URI never moves
+    assert args["log_config"] == {"Type": "json-file", "Config": {"max-size": "10m", "max-file": "3"}}
     # Restarts armed from the start: a deploy killed before it was Healthy still leaves a server that
     # comes back after a crash (the server replaces crashed workers itself).
     assert args["restart_policy"] == {"Name": "on-failure", "MaximumRetryCount": 5}
@@ -40,21 +45,27 @@ def test_create_args_enforce_limits_and_hardening():
 
 def test_create_args_labels_carry_the_whole_deployment_record_and_the_name_carries_the_home():
     deployment = spec(tags={"team": "x"}, description="hi")
-    args = container_create_args(deployment, "img:1", 40123, "host:12:345")
+    args = container_create_args(deployment, "img:1", 40123, "host:12:345", FOLDER)
     assert args["name"] == "modeldeck-h0me1d00-demo"
     labels = args["labels"]
     assert labels.pop("modeldeck.creator") == "host:12:345"  # whose deploy it is, until it started
+    assert labels.pop("modeldeck.port") == "40123"
     assert labels["modeldeck.name"] == "demo" and labels["modeldeck.home_id"] == "h0me1d00"
     assert (labels["modeldeck.model_name"], labels["modeldeck.model_version"]) == ("sklearn_mnist", "2")
     assert DeploymentRecord.from_labels(labels) == deployment.record
 
 
-def test_the_model_volume_is_named_for_the_deployment_and_made_with_the_container():
-    args = container_create_args(spec(auth_enabled=True), "img:1", 40123, "me")
-    assert args["mounts"] == [{"Type": "volume", "Source": "modeldeck-h0me1d00-u1", "Target": "/var/modeldeck",
-                               "VolumeOptions": {"Labels": {"modeldeck.home_id": "h0me1d00", "modeldeck.uid": "u1"}}}]
+def test_model_script_and_keys_are_mounted_read_only_and_only_the_socket_folder_is_writable():
+    args = container_create_args(spec(auth_enabled=True), "img:1", 40123, "me", FOLDER, user=(1000, 1000))
+    assert args["mounts"] == [
+        {"Type": "bind", "Source": f"{FOLDER}/model", "Target": "/var/modeldeck/model", "ReadOnly": True},
+        {"Type": "bind", "Source": f"{FOLDER}/app", "Target": "/var/modeldeck/app", "ReadOnly": True},
+        {"Type": "bind", "Source": f"{FOLDER}/run", "Target": "/var/modeldeck/run", "ReadOnly": False},
+        {"Type": "bind", "Source": f"{FOLDER}/keys", "Target": "/var/modeldeck/keys", "ReadOnly": True}]
+    assert args["user"] == "1000:1000"
     command = args["command"]
     assert command[command.index("--keys-file") + 1] == "/var/modeldeck/keys/keys.json"
+    assert command[command.index("--uds") + 1] == "/var/modeldeck/run/server.sock" and "--port" not in command
 
 
 STARTED = datetime(2026, 11, 26, 6, 0, tzinfo=UTC).timestamp()
@@ -134,7 +145,7 @@ def test_base_image_choice_prefers_configured_then_slim_then_offline():
 
 def test_one_single_threaded_worker_per_core():
     assert worker_plan(0.5) == (1, 1) and worker_plan(1) == (1, 1) and worker_plan(2) == (2, 1)
-    command = container_create_args(spec(cpu_cores=2), "img", 40123, "me")["command"]
+    command = container_create_args(spec(cpu_cores=2), "img", 40123, "me", FOLDER)["command"]
     assert command[command.index("--workers") + 1] == "2"
     assert command[command.index("--max-body-mb") + 1] == "78"  # two workers may each parse a body
 

@@ -1,10 +1,15 @@
 """The Docker runtime: each deployment is a hardened container running the scoring server.
 
 The engine is the source of truth: a container's labels carry its deployment record (name, home,
-model, config, tags and description), so `list` rebuilds every deployment from the engine alone.
-Each home sees its own deployments; containers are named `modeldeck-<home id>-<name>`, so two homes
-on one engine never take each other's names. Containers publish the scoring port on 127.0.0.1
-only; ModelDeck reaches them nowhere else.
+model, config, tags and description) and its port, so `list` rebuilds every deployment from the
+engine alone. Each home sees its own deployments; containers are named `modeldeck-<home id>-<name>`,
+so two homes on one engine never take each other's names.
+
+A container has no network (`--network none`: no interface but loopback, no route, no DNS, no other
+container to reach). Its server listens on a unix socket in a folder of the home bind-mounted into
+it (`<home>/docker/<uid>/run`), and the home's front (front.py) serves that socket on the
+deployment's port of 127.0.0.1: no docker-proxy in the way, and nothing but the front reaches it. The
+model, the script and the keys are bind-mounted read-only from the same folder.
 """
 
 from __future__ import annotations
@@ -12,6 +17,7 @@ from __future__ import annotations
 import functools
 import io
 import os
+import shutil
 import tarfile
 import time
 from collections.abc import Callable
@@ -43,15 +49,19 @@ from .base import (
     server_options,
     serving_environment,
 )
+from .front import Front, Route
 from .probe import free_port, readiness
 
 LABEL = LABEL_PREFIX + "name"  # every ModelDeck deployment container has it
 HOME_LABEL = LABEL_PREFIX + "home_id"
 CONTAINER_PREFIX = "modeldeck-"
-DATA_DIR = "/var/modeldeck"  # a volume per deployment: model/, app/ and keys/ arrive here
+DATA_DIR = "/var/modeldeck"  # model/, app/, keys/ (read-only) and run/ are bind-mounted here
 KEYS_FILE = f"{DATA_DIR}/keys/keys.json"
+SOCKET_FILE = f"{DATA_DIR}/run/server.sock"
 CREATOR_LABEL = LABEL_PREFIX + "creator"
+PORT_LABEL = LABEL_PREFIX + "port"  # the front's port on 127.0.0.1, chosen once at create
 SERVER_UID = 10001
+LOG_CONFIG = {"Type": "json-file", "Config": {"max-size": "10m", "max-file": "3"}}  # at most ~30 MB of logs
 # The server replaces its own crashed workers; the engine restarts the whole server when it dies
 # (killed, out of memory), from the start. A failing init() is stopped by wait_for_deployment at
 # its first exit; the retry limit ends a failing server whose waiter is gone.
@@ -69,41 +79,54 @@ def container_name(home_id: str, deployment: str) -> str:
 
 
 def volume_name(record: DeploymentRecord) -> str:
-    """The deployment's own volume (model, script, keys): named by its uid, labelled with its home."""
+    """The volume of a deployment made before the front (model, script and keys were copied into it)."""
     return f"{CONTAINER_PREFIX}{record.home_id}-{record.uid}"
 
 
-def container_create_args(spec: DeploymentSpec, image: str, port: int, creator: str) -> dict[str, Any]:
-    """The engine's create arguments for a deployment: limits, hardening, port, volume and labels. The
-    host port is chosen here, once, so the scoring URI stays the same across restarts of the container.
-    The engine creates the volume with the container, in one step, so no volume exists without it.
+def server_user() -> tuple[int, int]:
+    """Who the server runs as: uid 10001 when ModelDeck runs as root (it hands the deployment's
+    folder to that user), else ModelDeck's own user, who owns the folder already."""
+    return (SERVER_UID, SERVER_UID) if os.geteuid() == 0 else (os.getuid(), os.getgid())
+
+
+def container_create_args(spec: DeploymentSpec, image: str, port: int, creator: str, folder: Path,
+                          user: tuple[int, int] = (SERVER_UID, SERVER_UID)) -> dict[str, Any]:
+    """The engine's create arguments for a deployment: limits, hardening, no network, the folder's
+    mounts and the labels. The front's port is chosen here, once, and kept in a label, so the scoring
+    URI stays the same across restarts of the container.
 
     Pure: unit-tested without an engine.
     """
     config = spec.config
     memory = f"{max(6, int(round(config.memory_gb * 1024)))}m"
     script = f"{DATA_DIR}/app/{spec.script_path.name}"
-    volume_labels = {HOME_LABEL: spec.record.home_id, LABEL_PREFIX + "uid": spec.record.uid}
+
+    def bind(sub: str, read_only: bool) -> dict[str, Any]:
+        return {"Type": "bind", "Source": str(folder / sub), "Target": f"{DATA_DIR}/{sub}", "ReadOnly": read_only}
+
+    mounts = [bind("model", True), bind("app", True), bind("run", False)]
+    if spec.keys is not None or config.auth_enabled:
+        mounts.append(bind("keys", True))
     return {
         "image": image,
         "name": container_name(spec.record.home_id, spec.name),
         "command": ["python", "-m", "serving", "--script", script, "--model-dir", f"{DATA_DIR}/model",
-                    "--host", "0.0.0.0", "--port", str(SCORING_PORT), *server_options(spec, KEYS_FILE)],
+                    "--uds", SOCKET_FILE, *server_options(spec, KEYS_FILE)],
         "environment": serving_environment(config.cpu_cores, f"{DATA_DIR}/model"),
-        "ports": {f"{SCORING_PORT}/tcp": ("127.0.0.1", port)},
+        "network_mode": "none",
         "nano_cpus": int(config.cpu_cores * 1e9),
         "mem_limit": memory,
         "memswap_limit": memory,  # no swap: the limit is the limit
         "pids_limit": 256,
-        "user": "10001:10001",
+        "user": f"{user[0]}:{user[1]}",
         "read_only": True,
         "tmpfs": {"/tmp": "rw,nosuid,nodev,size=64m"},
         "cap_drop": ["ALL"],
         "security_opt": ["no-new-privileges"],
-        "mounts": [{"Type": "volume", "Source": volume_name(spec.record), "Target": DATA_DIR,
-                    "VolumeOptions": {"Labels": volume_labels}}],
+        "mounts": mounts,
+        "log_config": LOG_CONFIG,
         "restart_policy": dict(RESTART_POLICY),
-        "labels": {**spec.record.to_labels(), CREATOR_LABEL: creator},
+        "labels": {**spec.record.to_labels(), CREATOR_LABEL: creator, PORT_LABEL: str(port)},
         "detach": True,
     }
 
@@ -131,29 +154,31 @@ def _add_keys(tar: tarfile.TarFile, keys: Keys) -> None:
     tar.addfile(info, io.BytesIO(data))
 
 
-def deployment_tar(model_dir: Path, script_path: Path, keys: Keys | None = None) -> bytes:
-    """model/<files>, app/<script> (and keys/keys.json) as a tar, readable by the container's non-root user."""
-    buffer = io.BytesIO()
-    with tarfile.open(fileobj=buffer, mode="w") as tar:
-        def add_dir(name: str) -> None:
-            info = tarfile.TarInfo(name)
-            info.type, info.mode = tarfile.DIRTYPE, 0o755
-            tar.addfile(info)
+def prepare_folder(folder: Path, spec: DeploymentSpec, user: tuple[int, int]) -> None:
+    """The deployment's folder on this machine: model/ and app/ readable by the server's user, keys/
+    (0700, the file 0400) and run/ (its socket) owned by it. The container mounts all but run/ read-only."""
+    folder.mkdir(mode=0o755)
+    shutil.copytree(spec.model_dir, folder / "model")
+    (folder / "app").mkdir()
+    shutil.copyfile(spec.script_path, folder / "app" / spec.script_path.name)
+    for path in [folder / "model", *(folder / "model").rglob("*"), folder / "app", *(folder / "app").iterdir()]:
+        path.chmod(0o755 if path.is_dir() else 0o644)
+    (folder / "run").mkdir(mode=0o755)
+    os.chown(folder / "run", *user)
+    if spec.keys is not None:
+        (folder / "keys").mkdir(mode=0o700)
+        os.chown(folder / "keys", *user)
+        write_keys(folder / "keys", spec.keys, user)
 
-        def add_file(name: str, path: Path) -> None:
-            info = tarfile.TarInfo(name)
-            info.size, info.mode = path.stat().st_size, 0o644
-            with open(path, "rb") as handle:
-                tar.addfile(info, handle)
 
-        add_dir("model")
-        for path in sorted(Path(model_dir).iterdir()):
-            add_file(f"model/{path.name}", path)
-        add_dir("app")
-        add_file(f"app/{script_path.name}", script_path)
-        if keys is not None:
-            _add_keys(tar, keys)
-    return buffer.getvalue()
+def write_keys(keys_dir: Path, keys: Keys, user: tuple[int, int]) -> None:
+    """keys.json, replaced whole (the server re-reads it when it changes), readable by `user` only."""
+    tmp = keys_dir / f".keys.{os.getpid()}.tmp"
+    fd = os.open(tmp, os.O_WRONLY | os.O_CREAT | os.O_TRUNC, 0o400)
+    with os.fdopen(fd, "w") as handle:
+        handle.write(keys.to_json())
+    os.chown(tmp, *user)
+    os.replace(tmp, keys_dir / "keys.json")
 
 
 def state_of(attrs: dict[str, Any], ready: bool, now: float, creator_gone: bool = False,
@@ -244,6 +269,7 @@ class DockerRuntime:
         self.home = home
         self.endpoint = os.environ.get("DOCKER_HOST", "unix:///var/run/docker.sock")
         self.images = ImageBuilder(client, settings.cache_dir, settings.base_image, built_by=str(home.path))
+        self.front = Front(home.path / "front")
         self._version: str | None = None
 
     @classmethod
@@ -295,50 +321,98 @@ class DockerRuntime:
         import docker.errors
 
         image = self.images.ensure(spec.model, current_library_versions(), progress)
-        self._remove_orphan_volumes()
-        for attempt in range(1, PORT_ATTEMPTS + 1):
-            args = container_create_args(spec, image, free_port(), creator_token())
-            step(progress, f"creating container {args['name']} (cpu {spec.config.cpu_cores:g}, "
-                           f"memory {args['mem_limit']}, 127.0.0.1:{args['ports'][f'{SCORING_PORT}/tcp'][1]})")
-            try:
-                container = self.client.containers.create(**args)
-            except docker.errors.APIError as e:
-                if e.status_code == 409:
-                    raise DeploymentExistsError(
-                        f"a container named {args['name']} exists already: delete deployment {spec.name!r} first"
-                    ) from e
-                raise
-            try:
-                container.put_archive(DATA_DIR, deployment_tar(spec.model_dir, spec.script_path, spec.keys))
-                step(progress, "model files and scoring script copied in; starting the container")
-                container.start()
-            except docker.errors.APIError as e:
-                self._remove_container(container)
-                if attempt < PORT_ATTEMPTS and _port_taken(e):
+        self._sweep()
+        folder, user = self._folder(spec.record), server_user()
+        try:
+            folder.parent.mkdir(mode=0o700, parents=True, exist_ok=True)
+            (folder.parent / f"{spec.record.uid}.creator").write_text(creator_token())
+            prepare_folder(folder, spec, user)
+        except OSError as e:
+            shutil.rmtree(folder, ignore_errors=True)
+            (folder.parent / f"{spec.record.uid}.creator").unlink(missing_ok=True)
+            raise DeploymentError(f"cannot prepare deployment {spec.name!r}'s folder {folder}: {e}") from e
+        step(progress, "model files and scoring script ready")
+        container = None
+        try:
+            for attempt in range(1, PORT_ATTEMPTS + 1):
+                port = free_port()
+                args = container_create_args(spec, image, port, creator_token(), folder, user)
+                step(progress, f"creating container {args['name']} (cpu {spec.config.cpu_cores:g}, "
+                               f"memory {args['mem_limit']}, no network; the front serves it on 127.0.0.1:{port})")
+                try:
+                    container = self.client.containers.create(**args)
+                except docker.errors.APIError as e:
+                    if e.status_code == 409:
+                        raise DeploymentExistsError(
+                            f"a container named {args['name']} exists already: delete deployment {spec.name!r} first"
+                        ) from e
+                    raise
+                (folder.parent / f"{spec.record.uid}.creator").unlink(missing_ok=True)  # the container names it now
+                try:
+                    self.front.publish(Route(key=_route_key(spec.name), deployment=spec.name, port=port,
+                                             socket=folder / "run" / "server.sock",
+                                             max_body_mb=spec.config.body_limit_mb))
+                except DeploymentError:
+                    container.remove(force=True)
+                    container = None
+                    if attempt == PORT_ATTEMPTS:
+                        raise
                     step(progress, "that port was taken meanwhile: choosing another")
                     continue
-                raise
-            except BaseException:
+                step(progress, "starting the container")
+                container.start()
+                return self.get(spec.name)
+        except BaseException:
+            if container is not None:
                 self._remove_container(container)
-                raise
-            return self.get(spec.name)
+            else:
+                shutil.rmtree(folder, ignore_errors=True)
+                (folder.parent / f"{spec.record.uid}.creator").unlink(missing_ok=True)
+            raise
         raise AssertionError("unreachable: the last attempt returns or raises")
 
+    def _folder(self, record: DeploymentRecord) -> Path:
+        return self.home.path / "docker" / record.uid
+
     def _remove_container(self, container: Any) -> None:
-        """Removes a container and its volume (`docker rm -v` keeps named volumes)."""
+        """Removes a container, its route on the front and its folder (or, made before the front, its volume)."""
         import docker.errors
 
+        record = DeploymentRecord.from_labels(container.labels)
+        if PORT_LABEL in container.labels:
+            self.front.withdraw(_route_key(record.name))
         container.remove(force=True, v=True)
+        if record.uid:
+            shutil.rmtree(self._folder(record), ignore_errors=True)
         try:
-            record = DeploymentRecord.from_labels(container.labels)
             self.client.volumes.get(volume_name(record)).remove(force=True)
         except docker.errors.NotFound:
             pass
 
-    def _remove_orphan_volumes(self) -> None:
-        """Volumes of this home whose container is gone (removed behind ModelDeck's back, say)."""
+    def _sweep(self) -> None:
+        """What containers removed behind ModelDeck's back left: their folders, routes and volumes
+        (a folder still being made, whose maker runs, is kept)."""
         import docker.errors
 
+        containers = self.client.containers.list(all=True, filters={"label": f"{HOME_LABEL}={self.home.id}"},
+                                                 ignore_removed=True)
+        uids = {c.labels.get(LABEL_PREFIX + "uid") for c in containers}
+        names = {c.labels.get(LABEL) for c in containers}
+        for route in self.front.routes():
+            if route.key.startswith("docker-") and route.deployment not in names:
+                self.front.withdraw(route.key)
+        root = self.home.path / "docker"
+        for folder in root.iterdir() if root.is_dir() else []:
+            if not folder.is_dir() or folder.name in uids:
+                continue
+            maker = folder.parent / f"{folder.name}.creator"  # there until the folder's container exists
+            try:
+                gone = creator_gone(maker.read_text(), time.time() - folder.stat().st_mtime)
+            except OSError:
+                gone = True
+            if gone:
+                shutil.rmtree(folder, ignore_errors=True)
+                maker.unlink(missing_ok=True)
         for volume in self.client.volumes.list(filters={"label": f"{HOME_LABEL}={self.home.id}", "dangling": True}):
             try:
                 volume.remove()
@@ -348,10 +422,10 @@ class DockerRuntime:
     def _to_deployment(self, container: Any) -> Deployment:
         attrs = container.attrs
         record = DeploymentRecord.from_labels(attrs["Config"]["Labels"])
-        port = None
-        # The port chosen at create, as configured: there even while the container is stopped or restarting.
+        # The port chosen at create: there even while the container is stopped or restarting.
+        port = int(attrs["Config"]["Labels"][PORT_LABEL]) if PORT_LABEL in attrs["Config"]["Labels"] else None
         bindings = (attrs.get("HostConfig", {}).get("PortBindings") or {}).get(f"{SCORING_PORT}/tcp") or []
-        for binding in bindings:
+        for binding in bindings if port is None else []:  # published by the engine (made before the front)
             if binding.get("HostIp") in ("127.0.0.1", "") and binding.get("HostPort"):
                 port = int(binding["HostPort"])
                 break
@@ -370,6 +444,7 @@ class DockerRuntime:
 
     @_engine_errors
     def get(self, name: str) -> Deployment:
+        self.front.ensure_running()
         return self._to_deployment(self._container(name))
 
     @_engine_errors
@@ -377,6 +452,7 @@ class DockerRuntime:
         import docker.errors
 
         labels = [LABEL, LEGACY_NAME_LABEL] if all_homes else [f"{HOME_LABEL}={self.home.id}"]
+        self.front.ensure_running()
         found = []
         for label in labels:
             for container in self.client.containers.list(all=True, filters={"label": label}, ignore_removed=True):
@@ -396,8 +472,14 @@ class DockerRuntime:
         import docker.errors
 
         container = self._container(name)
-        if not DeploymentRecord.from_labels(container.labels).config.auth_enabled:
+        record = DeploymentRecord.from_labels(container.labels)
+        if not record.config.auth_enabled:
             raise DeploymentError(f"deployment {name!r} has no keys: it was deployed without key auth")
+        if PORT_LABEL in container.labels:
+            try:
+                return Keys.from_json((self._folder(record) / "keys" / "keys.json").read_text())
+            except (OSError, ValueError, KeyError) as e:
+                raise DeploymentError(f"deployment {name!r} has lost its keys file: deploy it again") from e
         try:
             stream, _ = container.get_archive(KEYS_FILE)
         except docker.errors.NotFound as e:
@@ -410,7 +492,11 @@ class DockerRuntime:
 
     @_engine_errors
     def set_keys(self, name: str, keys: Keys) -> None:
-        self._container(name).put_archive(DATA_DIR, keys_tar(keys))
+        container = self._container(name)
+        if PORT_LABEL in container.labels:
+            write_keys(self._folder(DeploymentRecord.from_labels(container.labels)) / "keys", keys, server_user())
+        else:  # made before the front: the keys live in its volume
+            container.put_archive(DATA_DIR, keys_tar(keys))
 
     @_engine_errors
     def stop(self, name: str) -> None:
@@ -421,4 +507,8 @@ class DockerRuntime:
     @_engine_errors
     def remove(self, name: str) -> None:
         self._remove_container(self._container(name))
-        self._remove_orphan_volumes()
+        self._sweep()
+
+
+def _route_key(name: str) -> str:
+    return f"docker-{name}"

@@ -24,6 +24,7 @@ import pwd
 import re
 import shutil
 import signal
+import socket
 import subprocess
 import time
 from collections.abc import Iterator
@@ -245,18 +246,26 @@ class Front:
         """Stops serving the route `key` (nothing when there is none); the front stops with its last."""
         with self._locked():
             path = self.routes_dir / f"{key}.conf"
-            if not path.exists():
+            withdrawn = self.route(key)
+            if withdrawn is None:
+                path.unlink(missing_ok=True)
                 return
             path.unlink()
             self._apply()
+            self._wait_closed(withdrawn)
 
-    def ensure_running(self) -> None:
-        """Starts the front when it has routes and is not running (after a reboot, or a kill)."""
+    def ensure_running(self) -> str | None:
+        """Starts the front when it has routes and is not running (after a reboot, or a kill); None
+        when it runs, else why it cannot (its deployments then read as not answering)."""
         if self._pid() is not None or not self.routes():
-            return
+            return None
         with self._locked():
             if self._pid() is None and self.routes():
-                self._apply()
+                try:
+                    self._apply()
+                except (DeploymentError, RuntimeUnavailableError) as e:
+                    return str(e)
+        return None
 
     def _pid(self) -> int | None:
         """The running master's pid, or None."""
@@ -324,6 +333,17 @@ class Front:
                 raise DeploymentError(f"the front did not start serving 127.0.0.1:{route.port} within "
                                       f"{READY_TIMEOUT_SECONDS:.0f} s (taken by another process?): "
                                       f"{self._last_error()}")
+            time.sleep(0.01)
+
+    def _wait_closed(self, route: Route) -> None:
+        """Waits (up to READY_TIMEOUT_SECONDS) until route.port no longer takes connections: a reload
+        or a stop closes it a moment after the signal, and a deleted deployment's URI must not answer."""
+        deadline = time.monotonic() + READY_TIMEOUT_SECONDS
+        while time.monotonic() < deadline:
+            try:
+                socket.create_connection(("127.0.0.1", route.port), timeout=0.5).close()
+            except OSError:
+                return
             time.sleep(0.01)
 
     def _last_error(self) -> str:
