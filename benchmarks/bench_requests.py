@@ -1,5 +1,5 @@
 """Single-row requests: sequential latency (p50/p99) and throughput under 8 concurrent clients (wrk),
-ModelDeck's local process and container (both through the home's front, nginx), the same server
+ModelDeck's local process and container (both through the home's front, HAProxy), the same server
 without the front (on TCP, as deployments were served before), `mlflow models serve`, Seldon's MLServer
 and a bare-ASGI floor on the same model file. Every server (and the front) runs on CPU core 0, the
 clients on core 1; the servers alternate within each round.
@@ -183,7 +183,7 @@ def run(rounds: int = 5) -> dict:
         deployed.append((DOCKER, "docker"))
         engine = deck.targets.docker().client  # type: ignore[attr-defined]
         engine.containers.get(container_name(deck.home.id, DOCKER)).update(cpuset_cpus=SERVER_CPU)
-        pin_group(int((deck.home.path / "front" / "nginx.pid").read_text()), SERVER_CPU)  # the front's master + worker
+        pin_group(os.getpgid(int((deck.home.path / "front" / "haproxy.pid").read_text())), SERVER_CPU)  # the front
         servers.append(bare := BareServer(pickle_path.parent, free_port(), work / "bare.log"))
         servers.append(mlflow := peers.MlflowServer(mlflow_python, mlflow_dir, free_port(), work / "mlflow.log"))
         servers.append(mlserver := peers.MlserverServer(mlserver_python, pickle_path, work / "mlserver",
@@ -252,7 +252,7 @@ def report(results: dict) -> str:
              "virtualenvs with the model's library versions; MLServer gets the Open Inference Protocol's JSON "
              "tensor, MLflow `{\"inputs\": [row]}`, ModelDeck `{\"data\": [row]}`. The container's cpuset is "
              "set with `docker update` once it is healthy (ModelDeck's create path sets a CPU quota, not a "
-             "cpuset); the front (one nginx worker) is pinned to the servers' core too. MLServer runs as shipped otherwise: its uvicorn parses HTTP with h11 (mlserver does not "
+             "cpuset); the front (HAProxy, one thread) is pinned to the servers' core too. MLServer runs as shipped otherwise: its uvicorn parses HTTP with h11 (mlserver does not "
              "install httptools); it logs each request, as ModelDeck and MLflow do. The floor logs nothing.", "",
              "| server | latency p50 | latency p99 | p99 under 8 clients (wrk) | throughput median (min–max) "
              "| vs MLflow | vs MLServer | of the floor | of the combined floor | of the strict floor |",

@@ -1,6 +1,6 @@
 #!/usr/bin/env bash
 # Installs everything ModelDeck needs on Debian/Ubuntu (idempotent; root or sudo):
-# Debian packages (python3-venv, docker.io, debootstrap, nginx-light, bubblewrap, chromium, wrk, poppler-utils,
+# Debian packages (python3-venv, docker.io, debootstrap, haproxy, bubblewrap, chromium, wrk, poppler-utils,
 # dataset-fashion-mnist), a Docker engine that answers,
 # the offline base image, and the Python virtualenv .venv with requirements.txt.
 set -euo pipefail
@@ -12,7 +12,7 @@ need=()
 python3 -c 'import venv, ensurepip' 2>/dev/null || need+=(python3-venv)
 command -v dockerd >/dev/null || need+=(docker.io)
 command -v debootstrap >/dev/null || need+=(debootstrap)
-command -v nginx >/dev/null || [ -x /usr/sbin/nginx ] || need+=(nginx-light)  # the front on 127.0.0.1 of every deployment
+command -v haproxy >/dev/null || [ -x /usr/sbin/haproxy ] || need+=(haproxy)  # the front on 127.0.0.1 of every deployment
 command -v bwrap >/dev/null || need+=(bubblewrap)  # the local runtime's sandbox
 command -v chromium >/dev/null || need+=(chromium)
 command -v curl >/dev/null || need+=(curl)

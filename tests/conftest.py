@@ -132,7 +132,7 @@ def cli_env(tmp_path) -> dict[str, str]:
 
 def remove_home_deployments(engine, home: Path) -> None:
     """Removes every container of the home at `home` behind ModelDeck's back (as `docker rm -f` would), then
-    everything its front serves, so no container, volume or nginx of a test's home outlives the test."""
+    everything its front serves, so no container, volume or front of a test's home outlives the test."""
     home_id = (home / "home-id").read_text().strip() if (home / "home-id").exists() else None
     if home_id and engine is not None:
         for container in engine.containers.list(all=True, filters={"label": f"modeldeck.home_id={home_id}"}):

@@ -1,4 +1,4 @@
-"""The front: a real nginx in front of a small HTTP server on a unix socket (no deployment needed)."""
+"""The front: a real HAProxy in front of a small HTTP server on a unix socket (no deployment needed)."""
 
 from __future__ import annotations
 
@@ -75,15 +75,15 @@ def route(key: str, socket_path: Path, port: int | None = None, limit: float = 1
 
 def master_pid(front: Front) -> int | None:
     try:
-        return int((front.folder / "nginx.pid").read_text())
+        return int((front.folder / "haproxy.pid").read_text())
     except (OSError, ValueError):
         return None
 
 
 def test_a_route_s_config_listens_on_loopback_only_and_carries_its_limit():
     text = route_config(Route("docker-demo", "demo", 40123, Path("/h/run/server.sock"), 64), "/h/run/server.sock")
-    assert "listen 127.0.0.1:40123;" in text and "server unix:/h/run/server.sock;" in text
-    assert "client_max_body_size 65536k;" in text and 'X-ModelDeck-Deployment "demo"' in text
+    assert "bind 127.0.0.1:40123\n" in text and "server server unix@/h/run/server.sock\n" in text
+    assert "gt 67108864 }" in text and 'X-ModelDeck-Deployment "demo"' in text
     with pytest.raises(ValueError):
         route_config(Route("../evil", "x", 1, Path("/s"), 1), "/s")
 
@@ -112,7 +112,8 @@ def test_a_server_that_is_down_is_a_json_502_from_the_front(front, tmp_path):
     served = route("local-down", tmp_path / "nothing-listens.sock")
     front.publish(served)
     answer = requests.post(f"http://127.0.0.1:{served.port}/score", json={"data": [[0]]}, timeout=5)
-    assert answer.status_code == 502 and "does not answer" in answer.json()["error"]
+    assert answer.status_code == 503 and "does not answer" in answer.json()["error"]
+    assert answer.headers[FRONT_HEADER] == "down"
 
 
 def test_two_routes_are_served_apart_and_withdrawing_one_keeps_the_other(front, upstream):
@@ -134,14 +135,14 @@ def test_a_port_taken_meanwhile_fails_at_once_and_leaves_no_route(front, upstrea
         started = time.monotonic()
         with pytest.raises(DeploymentError, match="another process took that port"):
             front.publish(route("local-clash", upstream, port=squatter.getsockname()[1]))
-        assert time.monotonic() - started < 5  # read from nginx's log, not waited out
+        assert time.monotonic() - started < 5  # read from HAProxy's log, not waited out
     assert [r.key for r in front.routes()] == ["local-first"]
 
 
 def test_a_killed_front_is_started_again_from_its_routes(front, upstream):
     served = route("local-again", upstream)
     front.publish(served)
-    os.killpg(master_pid(front), signal.SIGKILL)  # master and worker, as a reboot leaves it: routes on disk, no nginx
+    os.killpg(os.getpgid(master_pid(front)), signal.SIGKILL)  # master and worker, as a reboot leaves it: routes on disk, no front
     deadline = time.monotonic() + 10
     while time.monotonic() < deadline:
         try:

@@ -1,16 +1,18 @@
-"""The front: one nginx per ModelDeck home, on 127.0.0.1, in front of every deployment's server.
+"""The front: one HAProxy per ModelDeck home, on 127.0.0.1, in front of every deployment's server.
 
 A deployment's server listens on a unix socket in its own folder, so the model's process needs no
 network at all (a Docker container runs with `--network none`, a local one in a sandbox with no
 network namespace but its own). The front listens on the deployment's port on 127.0.0.1 and forwards
 each request to that socket: the scoring URI stays `http://127.0.0.1:PORT/score` and stays the same
-across restarts of the server. On the way it holds slow and large bodies itself (up to the
-deployment's body limit, spilled to a file past 1 MiB), so a trickling client costs the server
-nothing, and it answers in JSON when the server is down or a body is too large.
+across restarts of the server. On the way it holds a request until its body has arrived (whole, or
+its first 64 KiB: a trickling client costs the server nothing), refuses a declared body above the
+deployment's limit, and answers in JSON when the server is down or a request is too slow.
 
-The front's state is its folder (`<home>/front/`): nginx.conf, one file a route in routes/, its pid,
-error log and body files. Any ModelDeck process of the home may start it (it runs detached, as the
-containers do) or reload it; a lock keeps two from rewriting it at once.
+HAProxy was measured against nginx here as the front of one scoring server on one core: about 1.25x
+nginx's single-row throughput (benchmarks/RESULTS.md). The front's state is its folder
+(`<home>/front/`): haproxy.cfg, one file a route in routes/, its pid and log. Any ModelDeck process of
+the home may start it (it runs detached, as the containers do) or reload it (master-worker mode:
+SIGUSR2, connections in flight finish on the old worker); a lock keeps two from rewriting it at once.
 """
 
 from __future__ import annotations
@@ -20,7 +22,6 @@ import hashlib
 import http.client
 import json
 import os
-import pwd
 import re
 import shutil
 import signal
@@ -34,19 +35,21 @@ from pathlib import Path
 
 from ..errors import DeploymentError, RuntimeUnavailableError
 
-NGINX_CANDIDATES = ("nginx", "/usr/sbin/nginx")
+HAPROXY_CANDIDATES = ("haproxy", "/usr/sbin/haproxy")
 FRONT_HEADER = "X-ModelDeck-Deployment"  # every answer of a route carries its deployment's name
 READY_TIMEOUT_SECONDS = 10.0
+BODY_SECONDS = 60  # a request whose headers and body (or its first BUFFER bytes) take longer: 408
+HELD_BODY = "64k"  # what the front holds before the server sees a request (tune.bufsize)
 SOCKET_PATH_MAX = 100  # sun_path holds 108 bytes; longer paths are reached through a short link
 SHORT_LINKS = Path("/tmp/modeldeck-sockets")
-NO_NGINX = ("the front of every deployment is nginx, and no nginx is installed: `sudo apt-get install "
-            "nginx-light` (scripts/setup.sh installs it)")
+NO_HAPROXY = ("the front of every deployment is HAProxy, and it is not installed: `sudo apt-get install "
+              "haproxy` (scripts/setup.sh installs it)")
 SERVER_DOWN = ("the deployment's server does not answer (starting, restarting or stopped): see its state "
                "and logs")
-TOO_LARGE = ("the request body is larger than this deployment's limit of {limit:g} MiB: send fewer rows per "
-             "request, or send them as .npy (Content-Type: application/x-npy); `deploy --max-body-mb` sets "
-             "the limit")
-TOO_SLOW = "the request body did not arrive in time (no data for 60 s)"
+TOO_LARGE = ("the request body ({size}) is larger than this deployment's limit of {limit:g} MiB: send fewer "
+             "rows per request, or send them as .npy (Content-Type: application/x-npy); `deploy --max-body-mb` "
+             "sets the limit")
+TOO_SLOW = f"the request (headers and body) did not arrive within {BODY_SECONDS} s"
 _KEY = re.compile(r"^[a-z0-9][a-z0-9-]{0,80}$")
 
 
@@ -72,10 +75,8 @@ class Route:
 
 
 def _quote(text: str) -> str:
-    """A string as an nginx quoted literal (nginx reads JSON's escapes \\" and \\\\ as JSON writes them)."""
-    if "$" in text:
-        raise ValueError(f"no '$' in front texts (nginx would read a variable): {text!r}")
-    return json.dumps(text)
+    """A string as an HAProxy double-quoted argument (backslash, quote and `$` escaped)."""
+    return '"' + text.replace("\\", "\\\\").replace('"', '\\"').replace("$", "\\$") + '"'
 
 
 def _json_body(message: str) -> str:
@@ -83,8 +84,8 @@ def _json_body(message: str) -> str:
 
 
 def reachable_socket(path: Path) -> str:
-    """`path` as nginx can name it: itself when short enough for a unix socket address, else through
-    a short link to its folder (the link is made here, and made again after a reboot cleared /tmp)."""
+    """`path` as the front can name it: itself when short enough for a unix socket address, else
+    through a short link to its folder (made here, and made again after a reboot cleared /tmp)."""
     if len(str(path)) <= SOCKET_PATH_MAX:
         return str(path)
     link = SHORT_LINKS / hashlib.sha256(str(path.parent).encode()).hexdigest()[:16]
@@ -98,99 +99,84 @@ def reachable_socket(path: Path) -> str:
 
 
 def route_config(route: Route, socket_address: str) -> str:
-    """The nginx configuration of one route. Pure."""
+    """The HAProxy configuration of one route: a frontend on its port, a backend on its socket. Pure."""
     if not _KEY.match(route.key):
         raise ValueError(f"not a route key: {route.key!r}")
     name = _quote(route.deployment)
-    limit = f"{max(1, int(route.max_body_mb * 1024))}k"
+    limit = int(route.max_body_mb * 2**20)
+    too_large = _json_body(TOO_LARGE.format(size="its Content-Length", limit=route.max_body_mb))
+    said = f"content-type application/json hdr {FRONT_HEADER} {name}"
     return f"""# {route.to_json()}
-upstream md-{route.key} {{
-    server unix:{socket_address};
-    keepalive 32;
-}}
-server {{
-    listen 127.0.0.1:{route.port};
-    client_max_body_size {limit};
-    add_header {FRONT_HEADER} {name} always;
-    error_page 413 = @too_large;
-    error_page 408 = @too_slow;
-    error_page 502 503 504 = @server_down;
-    location / {{
-        proxy_pass http://md-{route.key};
-    }}
-    location @too_large {{
-        default_type application/json;
-        return 413 {_json_body(TOO_LARGE.format(limit=route.max_body_mb))};
-    }}
-    location @too_slow {{
-        default_type application/json;
-        return 408 {_json_body(TOO_SLOW)};
-    }}
-    location @server_down {{
-        default_type application/json;
-        return 502 {_json_body(SERVER_DOWN)};
-    }}
-}}
+frontend md-{route.key}
+    bind 127.0.0.1:{route.port}
+    http-request return status 413 {said} string {too_large} if {{ req.hdr_val(content-length) gt {limit} }}
+    http-request wait-for-body time {BODY_SECONDS}s at-least {HELD_BODY}
+    http-response set-header {FRONT_HEADER} {name}
+    http-error status 408 {said} string {_json_body(TOO_SLOW)}
+    http-error status 502 {said} string {_json_body(SERVER_DOWN)}
+    http-error status 503 {said} string {_json_body(SERVER_DOWN)}
+    http-error status 504 {said} string {_json_body(SERVER_DOWN)}
+    default_backend md-{route.key}
+
+backend md-{route.key}
+    server server unix@{socket_address}
 """
 
 
-def main_config(folder: Path, user: str | None) -> str:
-    """nginx.conf of a front whose state lives in `folder`; `user` is who its workers run as (when
-    started by root: the owner of the deployments' sockets). Pure."""
-    tmp = folder / "tmp"
-    user_line = f"user {user};\n" if user else ""
+def main_config(folder: Path) -> str:
+    """haproxy.cfg of a front whose state lives in `folder` (the routes are files beside it). Pure."""
     return f"""# ModelDeck's front: made by backend/runtimes/front.py, rewritten on each change
-{user_line}daemon on;
-worker_processes 1;
-pid {folder}/nginx.pid;
-error_log {folder}/error.log warn;
-events {{
-    worker_connections 4096;
-}}
-http {{
-    access_log off;
-    server_tokens off;
-    client_body_temp_path {tmp}/body;
-    proxy_temp_path {tmp}/proxy;
-    fastcgi_temp_path {tmp}/fastcgi;
-    uwsgi_temp_path {tmp}/uwsgi;
-    scgi_temp_path {tmp}/scgi;
-    client_body_buffer_size 1m;
-    client_header_timeout 10s;
-    client_body_timeout 60s;
-    keepalive_timeout 75s;
-    keepalive_requests 100000;
-    proxy_http_version 1.1;
-    proxy_set_header Connection "";
-    proxy_set_header Host $http_host;
-    proxy_read_timeout 3600s;
-    proxy_send_timeout 3600s;
-    proxy_buffer_size 64k;
-    proxy_buffers 16 64k;
-    include {folder}/routes/*.conf;
-}}
+global
+    nbthread 1
+    maxconn 4096
+    tune.bufsize {int(HELD_BODY.rstrip("k")) * 1024}
+    hard-stop-after 30s
+    pidfile {folder}/haproxy.pid
+
+defaults
+    mode http
+    timeout connect 5s
+    timeout client 75s
+    timeout http-request {BODY_SECONDS}s
+    timeout http-keep-alive 75s
+    timeout server 3600s
+    timeout queue 60s
+    option http-keep-alive
+    http-reuse always
 """
 
 
-def find_nginx() -> str:
-    """The nginx binary.
+def _handles(pid: int, signum: int) -> bool:
+    """Whether process `pid` has a handler for `signum` (its SigCgt mask in /proc)."""
+    try:
+        for line in Path(f"/proc/{pid}/status").read_text().splitlines():
+            if line.startswith("SigCgt:"):
+                return bool(int(line.split()[1], 16) >> (signum - 1) & 1)
+    except (OSError, ValueError):
+        pass
+    return False
+
+
+def find_haproxy() -> str:
+    """The haproxy binary.
 
     Raises:
         RuntimeUnavailableError: none is installed.
     """
-    for candidate in NGINX_CANDIDATES:
+    for candidate in HAPROXY_CANDIDATES:
         found = shutil.which(candidate)
         if found:
             return found
-    raise RuntimeUnavailableError(NO_NGINX)
+    raise RuntimeUnavailableError(NO_HAPROXY)
 
 
 class Front:
-    """The nginx in front of one home's deployments (see the module's docstring)."""
+    """The HAProxy in front of one home's deployments (see the module's docstring)."""
 
     def __init__(self, folder: Path) -> None:
         self.folder = Path(folder)
         self.routes_dir = self.folder / "routes"
+        self.log = self.folder / "haproxy.log"
 
     @contextmanager
     def _locked(self) -> Iterator[None]:
@@ -202,21 +188,25 @@ class Front:
             finally:
                 fcntl.flock(lock, fcntl.LOCK_UN)
 
+    def _route_files(self) -> list[Path]:
+        return sorted(self.routes_dir.glob("*.cfg")) if self.routes_dir.is_dir() else []
+
     def routes(self) -> list[Route]:
         """The routes the front serves (or will, once started)."""
         found = []
-        for path in sorted(self.routes_dir.glob("*.conf")) if self.routes_dir.is_dir() else []:
-            try:
-                first = path.read_text().split("\n", 1)[0]
-                found.append(Route.from_json(first.removeprefix("# ")))
-            except (OSError, ValueError, KeyError):
-                continue
+        for path in self._route_files():
+            route = self._read_route(path)
+            if route is not None:
+                found.append(route)
         return found
 
     def route(self, key: str) -> Route | None:
+        return self._read_route(self.routes_dir / f"{key}.cfg")
+
+    @staticmethod
+    def _read_route(path: Path) -> Route | None:
         try:
-            first = (self.routes_dir / f"{key}.conf").read_text().split("\n", 1)[0]
-            return Route.from_json(first.removeprefix("# "))
+            return Route.from_json(path.read_text().split("\n", 1)[0].removeprefix("# "))
         except (OSError, ValueError, KeyError):
             return None
 
@@ -224,16 +214,16 @@ class Front:
         """Serves `route` (replacing one of the same key) and returns once its port answers as it.
 
         Raises:
-            RuntimeUnavailableError: no nginx is installed.
+            RuntimeUnavailableError: HAProxy is not installed.
             DeploymentError: the front could not take the port (taken by another process meanwhile: the
-                caller picks another) or does not start; the message has nginx's own words.
+                caller picks another) or does not start; the message has HAProxy's own words.
         """
         with self._locked():
-            path = self.routes_dir / f"{route.key}.conf"
-            tmp = path.with_name(f".{path.name}.tmp")
+            path = self.routes_dir / f"{route.key}.cfg"
+            tmp = self.folder / f".{route.key}.cfg.tmp"  # outside routes/: HAProxy reads every file there
             tmp.write_text(route_config(route, reachable_socket(route.socket)))
             os.replace(tmp, path)
-            logged = self._error_log_size()
+            logged = self._log_size()
             try:
                 self._apply()
                 self._wait_serving(route, logged)
@@ -245,22 +235,21 @@ class Front:
     def withdraw(self, key: str) -> None:
         """Stops serving the route `key` (nothing when there is none); the front stops with its last."""
         with self._locked():
-            path = self.routes_dir / f"{key}.conf"
+            path = self.routes_dir / f"{key}.cfg"
             withdrawn = self.route(key)
+            path.unlink(missing_ok=True)
             if withdrawn is None:
-                path.unlink(missing_ok=True)
                 return
-            path.unlink()
             self._apply()
             self._wait_closed(withdrawn)
 
     def ensure_running(self) -> str | None:
         """Starts the front when it has routes and is not running (after a reboot, or a kill); None
         when it runs, else why it cannot (its deployments then read as not answering)."""
-        if self._pid() is not None or not self.routes():
+        if self._pid() is not None or not self._route_files():
             return None
         with self._locked():
-            if self._pid() is None and self.routes():
+            if self._pid() is None and self._route_files():
                 try:
                     self._apply()
                 except (DeploymentError, RuntimeUnavailableError) as e:
@@ -270,69 +259,78 @@ class Front:
     def _pid(self) -> int | None:
         """The running master's pid, or None."""
         try:
-            pid = int((self.folder / "nginx.pid").read_text().strip())
+            pid = int((self.folder / "haproxy.pid").read_text().strip())
             cmdline = Path(f"/proc/{pid}/cmdline").read_bytes()
         except (OSError, ValueError):
             return None
-        return pid if b"nginx" in cmdline and str(self.folder).encode() in cmdline else None
+        return pid if b"haproxy" in cmdline and str(self.folder).encode() in cmdline else None
+
+    def _signal(self, pid: int, signum: int) -> None:
+        """Sends `signum` to the master once it handles it: a master still starting (its worker already
+        serving) blocks the signals it has no handler for yet, and drops them."""
+        deadline = time.monotonic() + READY_TIMEOUT_SECONDS
+        while time.monotonic() < deadline and not _handles(pid, signum):
+            time.sleep(0.01)
+        os.kill(pid, signum)
 
     def _apply(self) -> None:
         """Makes the running front match the route files: started, reloaded, or stopped when none is left."""
         pid = self._pid()
-        if not any(self.routes_dir.glob("*.conf")):
+        if not self._route_files():
             if pid is not None:
-                os.kill(pid, signal.SIGQUIT)  # graceful: answers in flight finish
+                self._signal(pid, signal.SIGUSR1)  # soft stop: answers in flight finish
             return
-        nginx = find_nginx()
-        for sub in ("body", "proxy", "fastcgi", "uwsgi", "scgi"):
-            (self.folder / "tmp" / sub).mkdir(parents=True, exist_ok=True, mode=0o700)
-        user = pwd.getpwuid(os.getuid()).pw_name if os.geteuid() == 0 else None
-        conf = self.folder / "nginx.conf"
-        conf.write_text(main_config(self.folder, user))
-        command = [nginx, "-p", str(self.folder), "-c", str(conf), "-e", str(self.folder / "error.log")]
+        haproxy = find_haproxy()
+        conf = self.folder / "haproxy.cfg"
+        conf.write_text(main_config(self.folder))
+        command = [haproxy, "-W", "-f", str(conf), "-f", str(self.routes_dir)]
+        checked = subprocess.run([*command, "-c", "-q"], capture_output=True, text=True, timeout=30)
+        if checked.returncode != 0:
+            raise DeploymentError(f"the front's configuration does not check: {checked.stderr.strip()[-600:]}")
         if pid is not None:
-            command += ["-s", "reload"]
-        done = subprocess.run(command, capture_output=True, text=True, timeout=30)
-        if done.returncode != 0:
-            raise DeploymentError(f"the front (nginx) did not {'reload' if pid else 'start'}: "
-                                  f"{(done.stderr or done.stdout).strip()[-600:]}")
+            self._signal(pid, signal.SIGUSR2)  # the master reloads: new ports bound, the old worker finishes
+            return
+        # Started from a shell that exits at once, so the front is nobody's child here (no zombie when
+        # it stops) and outlives this process, as a container does.
+        subprocess.run(["/bin/sh", "-c", 'exec "$@" >>"$0" 2>&1 </dev/null &', str(self.log), *command],
+                       check=True, timeout=30, start_new_session=True, cwd=self.folder)
 
-    def _error_log_size(self) -> int:
+    def _log_size(self) -> int:
         try:
-            return (self.folder / "error.log").stat().st_size
+            return self.log.stat().st_size
         except OSError:
             return 0
 
     def _wait_serving(self, route: Route, logged: int) -> None:
-        """Waits until route.port answers with the route's header (a reload binds new ports a moment
-        after the signal); gives up at once when the error log, past its first `logged` bytes, says
-        the port could not be bound (another process took it meanwhile)."""
+        """Waits until route.port answers with the route's header (a start or reload binds new ports a
+        moment after); gives up at once when the log, past its first `logged` bytes, says the port
+        could not be bound (another process took it meanwhile)."""
         deadline = time.monotonic() + READY_TIMEOUT_SECONDS
-        refused = f"bind() to 127.0.0.1:{route.port} failed".encode()
+        refused = f"[127.0.0.1:{route.port}]".encode()
         while True:
             conn = http.client.HTTPConnection("127.0.0.1", route.port, timeout=1.0)
             try:
                 conn.request("GET", "/health")
                 response = conn.getresponse()
                 response.read()
-                if response.getheader(FRONT_HEADER) == route.deployment:
-                    return
+                if response.getheader(FRONT_HEADER) == route.deployment and self._pid() is not None:
+                    return  # serving, and its master known (it writes its pid file a moment after)
             except (OSError, http.client.HTTPException):
                 pass
             finally:
                 conn.close()
             try:
-                with open(self.folder / "error.log", "rb") as log:
+                with open(self.log, "rb") as log:
                     log.seek(logged)
-                    if refused in log.read():
-                        raise DeploymentError(f"the front cannot listen on 127.0.0.1:{route.port}: another "
-                                              "process took that port")
+                    said = log.read()
+                if refused in said and b"cannot bind socket" in said:
+                    raise DeploymentError(f"the front cannot listen on 127.0.0.1:{route.port}: another "
+                                          "process took that port")
             except OSError:
                 pass
             if time.monotonic() > deadline:
                 raise DeploymentError(f"the front did not start serving 127.0.0.1:{route.port} within "
-                                      f"{READY_TIMEOUT_SECONDS:.0f} s (taken by another process?): "
-                                      f"{self._last_error()}")
+                                      f"{READY_TIMEOUT_SECONDS:.0f} s: {self._last_error()}")
             time.sleep(0.01)
 
     def _wait_closed(self, route: Route) -> None:
@@ -348,7 +346,8 @@ class Front:
 
     def _last_error(self) -> str:
         try:
-            lines = (self.folder / "error.log").read_text(errors="replace").strip().splitlines()
+            lines = [line for line in self.log.read_text(errors="replace").splitlines()
+                     if "ALERT" in line or "WARNING" in line]
         except OSError:
-            return "no error log"
-        return lines[-1][-400:] if lines else "no error logged"
+            return "no log"
+        return lines[-1][-400:] if lines else "nothing logged"
