@@ -202,6 +202,7 @@ def deployment_view(folder: Path, environment: Mapping[str, str], memory_gb: flo
     system, links = system_view()
     own = tuple(folder / name for name in ("model", "app", "keys") if (folder / name).exists())
     limits = Limits.for_deployment(memory_gb, workers)
-    return SandboxView(read_only=(*system, *interpreter_paths(), SERVING_PACKAGE, *own), writable=(folder / "run",),
+    read_only = tuple(dict.fromkeys((*system, *interpreter_paths(), SERVING_PACKAGE, *own)))  # /usr may be both
+    return SandboxView(read_only=read_only, writable=(folder / "run",),
                        environment={**BUILT_IN_ENVIRONMENT, **environment}, workdir=folder, limits=limits,
                        links=links, tmp_bytes=max(MIN_TMP_BYTES, limits.memory_bytes // 4))
