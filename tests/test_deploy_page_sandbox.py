@@ -19,8 +19,9 @@ def trust_box(at):
     return box
 
 
-def caption_of(at, name: str) -> str:
-    [caption] = [c.value for c in at.caption if c.value.startswith(verbatim(f"{name}: "))]
+def model_code_caption(at) -> str:
+    """The chosen deployment's caption that says what its model's code may do."""
+    [caption] = [c.value for c in at.caption if verbatim("Model code: ") in c.value]
     return caption
 
 
@@ -38,7 +39,10 @@ def test_the_trust_checkbox_is_off_and_its_help_says_in_words_what_trusting_mean
 def test_a_sandboxed_deployment_says_so_under_the_list(home):
     at = app()
     name = deploy(at, "boxed")
-    assert verbatim("Sandboxed (bubblewrap): no network") in caption_of(at, name)
+    assert model_code_caption(at) == verbatim(
+        "Model code: sandboxed (bubblewrap): no network, read-only files but its run/ folder, user nobody without "
+        "capabilities, 1 GiB of memory a process.")
+    assert name in [c.value.replace("\\", "").split(":")[0] for c in at.caption]  # of the deployment chosen
 
 
 def test_without_a_sandbox_the_page_refuses_until_the_model_is_trusted_and_then_says_it_is_not_sandboxed(
@@ -55,5 +59,5 @@ def test_without_a_sandbox_the_page_refuses_until_the_model_is_trusted_and_then_
     trust_box(at).check()  # submitted with the form
     name = deploy(at, "trusted")
     assert backend_deck(home).deployments.get(name).config.trust_model
-    assert verbatim("Not sandboxed (--trust-model): the model's code runs with your user's rights") in caption_of(
-        at, name)
+    assert model_code_caption(at).startswith(":material/warning: " + verbatim(
+        "Model code: not sandboxed (--trust-model): the model's code runs with your user's rights"))

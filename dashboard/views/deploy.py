@@ -289,9 +289,10 @@ if managed is not None:
     if not presentation:
         limits += f", request bodies up to {config.body_limit_mb:g} MB"
     tags = ", ".join(f"{k}={v}" for k, v in config.tags.items())
-    st.caption(verbatim(f"{chosen}: {limits}" + (f"; tags: {tags}" if tags else "")
-                        + (f". {managed.isolation[0].upper()}{managed.isolation[1:]}." if managed.isolation
-                           and not presentation else "")))
+    st.caption(verbatim(f"{chosen}: {limits}" + (f"; tags: {tags}" if tags else "")))
+    if managed.isolation and not presentation:  # what the model's code may do where it runs
+        st.caption(("" if managed.isolation.startswith("sandboxed") else ":material/warning: ")
+                   + verbatim(f"Model code: {managed.isolation}."))
 columns = st.columns(3)
 # while presenting Logs and Keys are not drawn: Delete takes the first place, not the last beside two gaps
 show_logs, show_keys, delete = (columns[1], columns[2], columns[0]) if presentation else columns
