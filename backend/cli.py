@@ -105,11 +105,13 @@ def cmd_deploy(deck: ModelDeck, args: argparse.Namespace) -> int:
     model = deck.registry.get_ref(args.model)
     config = DeployConfig(cpu_cores=args.cpu_cores, memory_gb=args.memory_gb, tags=_parse_tags(args.tag),
                           description=args.description, max_body_mb=args.max_body_mb,
-                          auth_enabled=args.auth == "key")
+                          auth_enabled=args.auth == "key", trust_model=args.trust_model)
     _err(f"deploying {model.id} as {args.name!r}")
     deployment = deck.deployments.deploy_and_wait(model, args.name, config, target=args.runtime,
                                                   entry_script=args.entry_script, timeout=args.timeout,
                                                   progress=_progress)
+    if deployment.isolation:
+        _err(f"{deployment.name}: {deployment.isolation}")
     if args.json:
         _print_json(deployment.to_dict())
     else:
@@ -559,6 +561,10 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--description", default="")
     p.add_argument("--entry-script", type=Path, default=None, help="scoring script (default: built-in sklearn)")
     p.add_argument("--timeout", type=float, default=180.0, help="seconds to wait for Healthy")
+    p.add_argument("--trust-model", action="store_true",
+                   help="deploy even where the local runtime cannot sandbox the model (no bubblewrap): the model's "
+                        "code (its pickle, its scoring script) then runs with your user's full rights, network and "
+                        "files. Where the sandbox works this changes nothing")
 
     p = add(sub, "build", cmd_build, "build a self-contained image of MODEL[:VERSION]: the model, its scoring "
             "script and its environment in one image that runs with plain `docker run`, offline")

@@ -23,6 +23,7 @@
     │   ├── ReadOnlyDeploymentError      (it belongs to another ModelDeck home)
     │   ├── DeploymentNotHealthyError    (asked to score a deployment that is not Healthy)
     │   ├── DeploymentFailedError        (carries state, exit code and last log lines)
+    │   ├── UntrustedModelError          (no sandbox for the local runtime here, and --trust-model not given)
     │   └── IncompatibleModelError       (library versions of model and environment differ)
     ├── ScoringError
     │   ├── EndpointUnreachableError
@@ -145,6 +146,10 @@ class DeploymentNotHealthyError(DeploymentError):
 
 class IncompatibleModelError(DeploymentError):
     """The model was saved with library versions the serving environment does not have."""
+
+
+class UntrustedModelError(DeploymentError):
+    """The local runtime cannot sandbox a model on this machine, and the user did not say they trust it."""
 
 
 class DeploymentFailedError(DeploymentError):

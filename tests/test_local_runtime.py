@@ -294,7 +294,7 @@ def test_key_auth_on_the_local_runtime_keeps_keys_private_and_rotates_them(local
 
     deployment = local_deck.deployments.deploy_and_wait(sample_model, "keyed", DeployConfig(auth_enabled=True),
                                                         timeout=180)
-    keys_file = local_deck.settings.local_deployments_dir / "keyed" / "keys.json"
+    keys_file = local_deck.settings.local_deployments_dir / "keyed" / "keys" / "keys.json"
     assert keys_file.stat().st_mode & 0o777 == 0o600
     row = load_mnist_test().X[:1].tolist()
     assert requests.post(deployment.scoring_uri, json={"data": row}, timeout=10).status_code == 401

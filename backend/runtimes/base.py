@@ -59,6 +59,8 @@ class DeployConfig:
             limit can hold, see `body_limit_mb`).
         auth_enabled: key auth (the tutorial's ACI `auth_enabled`): /score and /info want one of the
             deployment's two keys as `Authorization: Bearer <key>`.
+        trust_model: run the model's code (its pickle, its scoring script) even where the local runtime
+            cannot sandbox it, with the deploying user's full rights, network and files.
 
     Raises:
         InvalidDeployConfigError: cpu_cores or memory_gb outside CPU_CORES_RANGE / MEMORY_GB_RANGE
@@ -71,6 +73,7 @@ class DeployConfig:
     description: str = ""
     max_body_mb: float | None = None
     auth_enabled: bool = False
+    trust_model: bool = False
 
     def __post_init__(self) -> None:
         _check_range("CPU cores", self.cpu_cores, CPU_CORES_RANGE)
@@ -89,7 +92,8 @@ class DeployConfig:
 
     def to_dict(self) -> dict[str, Any]:
         return {"cpu_cores": self.cpu_cores, "memory_gb": self.memory_gb, "tags": dict(self.tags),
-                "description": self.description, "max_body_mb": self.max_body_mb, "auth_enabled": self.auth_enabled}
+                "description": self.description, "max_body_mb": self.max_body_mb, "auth_enabled": self.auth_enabled,
+                "trust_model": self.trust_model}
 
     @classmethod
     def from_dict(cls, data: dict[str, Any]) -> "DeployConfig":
@@ -102,7 +106,8 @@ class DeployConfig:
                             ("description", str(data.get("description", ""))),
                             ("max_body_mb", None if data.get("max_body_mb") is None
                              else _number(data.get("max_body_mb"), MIN_DEFAULT_BODY_MB)),
-                            ("auth_enabled", data.get("auth_enabled") in (True, "true", "True"))):
+                            ("auth_enabled", data.get("auth_enabled") in (True, "true", "True")),
+                            ("trust_model", data.get("trust_model") in (True, "true", "True"))):
             object.__setattr__(config, name, value)
         return config
 
@@ -245,6 +250,7 @@ class Deployment:
 
     Attributes:
         owned: False for a deployment of another ModelDeck home on the same engine (read-only here).
+        isolation: what the model's code may do there, in a few words ("" where the runtime does not say).
     """
 
     record: DeploymentRecord
@@ -254,6 +260,7 @@ class Deployment:
     detail: str = ""
     exit_code: int | None = None
     owned: bool = True
+    isolation: str = ""
 
     @property
     def name(self) -> str:
@@ -280,7 +287,8 @@ class Deployment:
         return {"name": self.name, "state": str(self.state), "model": self.model_id, "runtime": self.runtime,
                 "scoring_uri": self.scoring_uri, "config": self.config.to_dict(), "created_at": self.created_at,
                 "detail": self.detail, "exit_code": self.exit_code, "entry_script": self.entry_script,
-                "home": self.record.home, "owned": self.owned}
+                "home": self.record.home, "owned": self.owned,
+                "isolation": self.isolation}
 
 
 def worker_plan(cpu_cores: float) -> tuple[int, int]:

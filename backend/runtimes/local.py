@@ -3,11 +3,12 @@
 The server listens on a unix socket in its folder (run/server.sock); the home's front (front.py)
 serves it on a port of 127.0.0.1. State lives on disk in `<home>/deployments/<name>/` (record.json:
 the deployment record, written first; creator: who is making it, until it started; process.json:
-port, socket and process group; keys.json (0600) with key auth; model/, app/<script>, run/,
-server.log, exit_code), so any later process finds
+port, socket, process group and sandbox; keys/keys.json (0600) with key auth; model/, app/<script>,
+run/, server.log, exit_code), so any later process finds
 running deployments again. The server runs in a process group of its own: it is alive while any
-process of that group is, and stopping it ends the whole group. Limits are recorded, not enforced:
-cpu_cores sets the BLAS thread count; memory is not limited (use Docker for that).
+process of that group is, and stopping it ends the whole group. Where bubblewrap works the server runs
+in its sandbox (sandbox.py: no network, read-only files, no rights, memory_gb as each process's address
+space); elsewhere a deployment needs `trust_model`. cpu_cores sets the worker and BLAS thread counts.
 """
 
 from __future__ import annotations
@@ -23,7 +24,7 @@ from pathlib import Path
 from typing import Any
 
 from ..creator import creator_gone, creator_token
-from ..errors import DeploymentError, DeploymentExistsError, DeploymentNotFoundError
+from ..errors import DeploymentError, DeploymentExistsError, DeploymentNotFoundError, UntrustedModelError
 from ..progress import Progress, step
 from ..registry import Model, current_library_versions
 from .base import (
@@ -34,15 +35,18 @@ from .base import (
     Keys,
     server_options,
     serving_environment,
+    worker_plan,
 )
 from .front import Front, Route
 from .probe import free_port, readiness
+from .sandbox import NOT_SANDBOXED, REFUSED, SANDBOXED, bwrap_command, deployment_view, sandbox_status
 
 SERVING_PARENT = Path(__file__).resolve().parent.parent  # the folder holding the `serving` package
 STARTUP_GRACE_SECONDS = 300
 LEGACY_META = "meta.json"  # one file per deployment, before records and process facts were apart
 CREATOR_FILE = "creator"
-KEYS_FILE = "keys.json"
+KEYS_FILE = "keys/keys.json"  # in a folder of its own: the sandbox shows the folder read-only (a new file replaces it)
+LEGACY_KEYS_FILE = "keys.json"
 SOCKET = "run/server.sock"
 PORT_ATTEMPTS = 3  # a free port can be taken by another process before the front binds it
 # A shell in front of the server records its exit code, so a later process can tell why it ended. It
@@ -62,7 +66,9 @@ class LocalRuntime:
         self._children: dict[int, subprocess.Popen[bytes]] = {}
 
     def describe(self) -> str:
-        return f"local processes (Python {sys.version.split()[0]}) on 127.0.0.1"
+        sandbox = sandbox_status()
+        return (f"local processes (Python {sys.version.split()[0]}) on 127.0.0.1, "
+                + ("sandboxed (bubblewrap)" if sandbox.available else f"not sandboxed: {sandbox.reason}"))
 
     def environment_versions(self, model: Model) -> dict[str, str]:
         return current_library_versions()
@@ -72,6 +78,11 @@ class LocalRuntime:
 
     def create(self, spec: DeploymentSpec, progress: Progress) -> Deployment:
         target = self._dir(spec.name)
+        sandbox = sandbox_status()
+        if not sandbox.available and not spec.config.trust_model:
+            own_script = [] if spec.script_path.parent == SERVING_PARENT / "serving" else [spec.script_path.name]
+            raise UntrustedModelError(REFUSED.format(model=spec.model.id, reason=sandbox.reason, code=", ".join(
+                sorted({*(f.name for f in spec.model.files), *own_script}))))
         self.root.mkdir(parents=True, exist_ok=True)
         if self._abandoned(target):
             shutil.rmtree(target, ignore_errors=True)
@@ -91,23 +102,29 @@ class LocalRuntime:
             script = target / "app" / spec.script_path.name
             shutil.copyfile(spec.script_path, script)
             if spec.keys is not None:
+                (target / KEYS_FILE).parent.mkdir(mode=0o700)
                 _write_private(target / KEYS_FILE, spec.keys.to_json())
             socket = target / SOCKET
             socket.parent.mkdir()
-            env = {**os.environ, **serving_environment(spec.config.cpu_cores, str(target / "model")),
-                   "PYTHONPATH": str(SERVING_PARENT), "MODELDECK_EXIT_FILE": str(target / "exit_code"),
-                   "PYTHONUNBUFFERED": "1"}
-            command = ["/bin/sh", "-c", _WRAPPER, "modeldeck-serve", sys.executable, "-m", "serving",
-                       "--script", str(script), "--model-dir", str(target / "model"), "--uds", str(socket),
-                       *server_options(spec, str(target / KEYS_FILE))]
+            # Nothing of this process's environment (its secrets) reaches the server: only what serving reads.
+            env = {**serving_environment(spec.config.cpu_cores, str(target / "model")),
+                   "PYTHONPATH": str(SERVING_PARENT), "PYTHONUNBUFFERED": "1"}
+            server = [sys.executable, "-m", "serving", "--script", str(script), "--model-dir", str(target / "model"),
+                      "--uds", str(socket), *server_options(spec, str(target / KEYS_FILE))]
+            if sandbox.bwrap and sandbox.available:
+                server = bwrap_command(sandbox.bwrap, deployment_view(target, env, spec.config.memory_gb,
+                                                                      worker_plan(spec.config.cpu_cores)[0]), server)
+            command = ["/bin/sh", "-c", _WRAPPER, "modeldeck-serve", *server]
+            env.update({"MODELDECK_EXIT_FILE": str(target / "exit_code"), "PATH": os.defpath})
             step(progress, "starting the scoring server")
             with open(target / "server.log", "ab") as log:
                 proc = subprocess.Popen(command, stdin=subprocess.DEVNULL, stdout=log, stderr=subprocess.STDOUT,
                                         env=env, cwd=target, start_new_session=True)
             self._children[proc.pid] = proc
             port = self._publish(spec, socket, progress)
-            _write_private(target / "process.json", json.dumps({"port": port, "pid": proc.pid,
-                                                                "socket": str(socket)}))
+            _write_private(target / "process.json", json.dumps({"port": port, "pid": proc.pid, "socket": str(socket),
+                                                                "sandbox": "bubblewrap" if sandbox.available
+                                                                else "none"}))
             (target / CREATOR_FILE).unlink()
         except BaseException as e:
             if proc is not None:
@@ -195,7 +212,7 @@ class LocalRuntime:
                 detail = "the server process is gone (killed, or the machine restarted)"
         return Deployment(record=record, runtime=self.name, state=state,
                           scoring_uri=f"http://127.0.0.1:{process['port']}/score", detail=detail,
-                          exit_code=exit_code)
+                          exit_code=exit_code, isolation=_isolation(process.get("sandbox"), record.config.memory_gb))
 
     def _read_unstarted(self, target: Path) -> Deployment:
         """A deployment whose server was never started: still being made, or its maker was killed."""
@@ -246,13 +263,13 @@ class LocalRuntime:
         if not deployment.config.auth_enabled:
             raise DeploymentError(f"deployment {name!r} has no keys: it was deployed without key auth")
         try:
-            return Keys.from_json((self._dir(name) / KEYS_FILE).read_text())
+            return Keys.from_json(_keys_path(self._dir(name)).read_text())
         except (OSError, ValueError, KeyError) as e:
             raise DeploymentError(f"deployment {name!r} has lost its keys file: deploy it again") from e
 
     def set_keys(self, name: str, keys: Keys) -> None:
         self.keys(name)  # raises for a deployment without key auth
-        _write_private(self._dir(name) / KEYS_FILE, keys.to_json())
+        _write_private(_keys_path(self._dir(name)), keys.to_json())
 
     def stop(self, name: str) -> None:
         target = self._dir(name)
@@ -290,6 +307,18 @@ class LocalRuntime:
                 if not self._alive(pgid, target):
                     return
                 time.sleep(0.05)
+
+
+def _isolation(sandbox: str | None, memory_gb: float) -> str:
+    if sandbox == "bubblewrap":
+        return SANDBOXED.format(memory=memory_gb)
+    return NOT_SANDBOXED if sandbox == "none" else "not sandboxed (started before ModelDeck had a sandbox)"
+
+
+def _keys_path(target: Path) -> Path:
+    """Where a deployment's keys are (at the top of its folder when made before the sandbox)."""
+    legacy = target / LEGACY_KEYS_FILE
+    return legacy if legacy.exists() else target / KEYS_FILE
 
 
 def _route_key(name: str) -> str:

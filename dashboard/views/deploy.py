@@ -158,6 +158,13 @@ with st.form("deploy"):
                               help="A scoring script with init() and run(raw_data), as the tutorial's score.py "
                                    "(`modeldeck deploy --entry-script`). Empty: the model's own score.py if it was "
                                    "registered with one, else the built-in scikit-learn script.")
+    trust = st.checkbox("Trust the model's code", value=False, key="deploy_trust_model",
+                        help="Only matters on the local runtime where it cannot sandbox the model (no bubblewrap): "
+                             "deploy it anyway. Loading a pickled model runs code it carries, and so does a scoring "
+                             "script: unsandboxed, that code runs with your user's full rights — it can read and "
+                             "change your files, other deployments' keys and the registry, and reach the network. "
+                             "Leave it off for a model you did not make. Where the sandbox works, this changes "
+                             "nothing (`modeldeck deploy --trust-model`).")
     submitted = st.form_submit_button("Deploy", type="primary", icon=":material/rocket_launch:", disabled=deploying,
                                       help="A deploy is running: wait for it" if deploying else None)
 
@@ -165,7 +172,7 @@ if submitted and not deploying:  # one deploy per click: a submit while one runs
     try:
         validate_name(name)
         config = DeployConfig(cpu_cores=cpu, memory_gb=memory, tags=parse_tags(tags), description=description,
-                              max_body_mb=max_body, auth_enabled=auth)
+                              max_body_mb=max_body, auth_enabled=auth, trust_model=trust)
         st.session_state[JOB_KEY] = start_deploy(
             deck, model, name, config, target=target,
             script=UploadedScript(script.name, script.getvalue()) if script is not None else None)
@@ -283,6 +290,9 @@ if managed is not None:
         limits += f", request bodies up to {config.body_limit_mb:g} MB"
     tags = ", ".join(f"{k}={v}" for k, v in config.tags.items())
     st.caption(verbatim(f"{chosen}: {limits}" + (f"; tags: {tags}" if tags else "")))
+    if managed.isolation and not presentation:  # what the model's code may do where it runs
+        st.caption(("" if managed.isolation.startswith("sandboxed") else ":material/warning: ")
+                   + verbatim(f"Model code: {managed.isolation}."))
 columns = st.columns(3)
 # while presenting Logs and Keys are not drawn: Delete takes the first place, not the last beside two gaps
 show_logs, show_keys, delete = (columns[1], columns[2], columns[0]) if presentation else columns
