@@ -2,8 +2,8 @@
 at score time: tests/fixtures/probe_score.py) deployed for real, reporting what model code can do.
 
 On the local runtime the sandbox's promises are asserted; without a sandbox the refusal and --trust-model
-are. The Docker runtime is only probed and recorded (it is being changed to `--network none`): every
-report is written to `<basetemp>/probe-<runtime>.json` for the README's table.
+are; on the Docker runtime its container's (no network, no rights, keys read-only). Every report is
+written to `<basetemp>/probe-<runtime>.json` for the README's table.
 """
 
 import json
@@ -22,9 +22,8 @@ from backend.config import Settings
 from backend.context import open_modeldeck
 from backend.errors import UntrustedModelError
 from backend.runtimes import DeployConfig, DeploymentState
-from backend.runtimes.docker import HOME_LABEL
 
-from .conftest import FIXTURES, copy_home
+from .conftest import FIXTURES, copy_home, remove_home_deployments
 
 SECRET = "MODELDECK_PROBE_SECRET"
 SECRET_VALUE = "s3cret-in-the-deployers-environment"
@@ -206,8 +205,8 @@ def test_the_cli_refuses_an_unsandboxable_model_and_deploys_it_with_trust_model(
 
 
 @pytest.mark.docker
-def test_the_probe_on_the_docker_runtime_is_recorded(engine, trained_home, tmp_path, tmp_path_factory, monkeypatch):
-    """Recorded only (the Docker runtime is being changed to --network none and a front): see the report."""
+def test_model_code_in_a_docker_deployment_has_no_network_no_rights_and_cannot_replace_its_keys(
+        engine, trained_home, tmp_path, tmp_path_factory, monkeypatch):
     deck = open_modeldeck(Settings(home=copy_home(trained_home, tmp_path / "home"), runtime="docker"))
     monkeypatch.setenv(SECRET, SECRET_VALUE)
     try:
@@ -215,15 +214,26 @@ def test_the_probe_on_the_docker_runtime_is_recorded(engine, trained_home, tmp_p
                                          timeout=300)
         deployment = deck.deployments.deploy_and_wait(register_probe(deck, tmp_path / "probe"), "probe",
                                                       DeployConfig(auth_enabled=True), timeout=300)
+        assert deployment.isolation.startswith("container: no network")
         request = probe_request(deck, deployment, None)
-        request["read"] += ["/var/modeldeck/keys/keys.json", "/var/modeldeck/model/probe.pkl", "/proc/1/environ"]
-        request["write"] += ["/var/modeldeck/keys/keys.json", "/var/modeldeck/model", "/var/modeldeck"]
+        own = ["/var/modeldeck/keys/keys.json", "/var/modeldeck/model/probe.pkl", "/var/modeldeck/app/score.py"]
+        request["read"] += [*own, "/proc/1/environ"]
+        request["write"] = [*own, "/var/modeldeck/model", "/var/modeldeck/app", "/var/modeldeck/keys",
+                            "/var/modeldeck/run", "/var/modeldeck", "/tmp", "/dev/shm", "/"]
         request["connect"] += [["172.17.0.1", 2375], ["8.8.8.8", 53]]
         reports = run_probe(deck, deployment, request)
         record(tmp_path_factory, "docker", {**reports, "isolation": deployment.isolation})
-        assert reports["at_score"]["uid"] is not None
+        for report in (reports["at_load"], reports["at_score"]):
+            assert (report["uid"], report["cap_eff"]) == (10001, "0000000000000000")
+            assert report["interfaces"] == ["lo"]  # --network none: no bridge, no route, no DNS
+            assert not report["secret_visible"]
+        seen = reports["at_score"]
+        for target, outcome in seen["connect"].items():  # no packet leaves: each refused at once
+            assert outcome["outcome"].startswith("failed") and outcome["seconds"] < 0.5, (target, outcome)
+        readable = {path for path, answer in seen["read"].items() if answer == "yes"}
+        assert set(own) <= readable and not readable & {"/etc/shadow", "/var/run/docker.sock", "/run/docker.sock"}
+        writable = {path for path, answer in seen["write"].items() if answer == "yes"}
+        assert writable == {"/var/modeldeck/run", "/tmp", "/dev/shm"}, seen["write"]
+        assert "Read-only file system" in seen["write"]["/var/modeldeck/keys"]  # its keys: not replaceable, even by chmod
     finally:
-        for container in engine.containers.list(all=True, filters={"label": f"{HOME_LABEL}={deck.home.id}"}):
-            container.remove(force=True, v=True)
-        for volume in engine.volumes.list(filters={"label": f"{HOME_LABEL}={deck.home.id}"}):
-            volume.remove(force=True)
+        remove_home_deployments(engine, deck.home.path)

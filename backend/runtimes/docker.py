@@ -61,6 +61,10 @@ SOCKET_FILE = f"{DATA_DIR}/run/server.sock"
 CREATOR_LABEL = LABEL_PREFIX + "creator"
 PORT_LABEL = LABEL_PREFIX + "port"  # the front's port on 127.0.0.1, chosen once at create
 SERVER_UID = 10001
+ISOLATED = ("container: no network, read-only files but its run/ folder, uid 10001 without capabilities, "
+            "{memory:g} GiB of memory in all")
+BRIDGED = ("container on Docker's default bridge (made before ModelDeck took the network away: it can reach "
+           "the internet; deploy it again), uid 10001 without capabilities, {memory:g} GiB of memory in all")
 LOG_CONFIG = {"Type": "json-file", "Config": {"max-size": "10m", "max-file": "3"}}  # at most ~30 MB of logs
 # The server replaces its own crashed workers; the engine restarts the whole server when it dies
 # (killed, out of memory), from the start. A failing init() is stopped by wait_for_deployment at
@@ -438,9 +442,12 @@ class DockerRuntime:
         if not record.home_id:
             detail = (f"made by ModelDeck before homes existed: remove it with `docker rm -f {container.name}`"
                       + (f"; {detail}" if detail else ""))
+        isolation = (ISOLATED if PORT_LABEL in attrs["Config"]["Labels"] else BRIDGED).format(
+            memory=record.config.memory_gb)
         return Deployment(record=record, runtime=self.name, state=state,
                           scoring_uri=f"http://127.0.0.1:{port}/score" if port else None,
-                          detail=detail, exit_code=exit_code, owned=record.home_id == self.home.id)
+                          detail=detail, exit_code=exit_code, owned=record.home_id == self.home.id,
+                          isolation=isolation)
 
     @_engine_errors
     def get(self, name: str) -> Deployment:
