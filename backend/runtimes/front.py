@@ -146,6 +146,14 @@ defaults
 """
 
 
+def _alive(pid: int) -> bool:
+    """Whether `pid` runs (a zombie does not)."""
+    try:
+        return Path(f"/proc/{pid}/stat").read_text().rsplit(")", 1)[1].split()[0] not in ("Z", "X")
+    except (OSError, IndexError):
+        return False
+
+
 def _handles(pid: int, signum: int) -> bool:
     """Whether process `pid` has a handler for `signum` (its SigCgt mask in /proc)."""
     try:
@@ -274,11 +282,13 @@ class Front:
         os.kill(pid, signum)
 
     def _apply(self) -> None:
-        """Makes the running front match the route files: started, reloaded, or stopped when none is left."""
+        """Makes the running front match the route files: started, reloaded, or stopped when none is
+        left; returns once its master is ready for the next change (a signal sent to a master still
+        loading is lost)."""
         pid = self._pid()
         if not self._route_files():
             if pid is not None:
-                self._signal(pid, signal.SIGUSR1)  # soft stop: answers in flight finish
+                self._stop(pid)
             return
         haproxy = find_haproxy()
         conf = self.folder / "haproxy.cfg"
@@ -287,13 +297,45 @@ class Front:
         checked = subprocess.run([*command, "-c", "-q"], capture_output=True, text=True, timeout=30)
         if checked.returncode != 0:
             raise DeploymentError(f"the front's configuration does not check: {checked.stderr.strip()[-600:]}")
+        logged = self._log_size()
         if pid is not None:
             self._signal(pid, signal.SIGUSR2)  # the master reloads: new ports bound, the old worker finishes
-            return
-        # Started from a shell that exits at once, so the front is nobody's child here (no zombie when
-        # it stops) and outlives this process, as a container does.
-        subprocess.run(["/bin/sh", "-c", 'exec "$@" >>"$0" 2>&1 </dev/null &', str(self.log), *command],
-                       check=True, timeout=30, start_new_session=True, cwd=self.folder)
+        else:
+            # Started from a shell that exits at once, so the front is nobody's child here (no zombie when
+            # it stops) and outlives this process, as a container does.
+            subprocess.run(["/bin/sh", "-c", 'exec "$@" >>"$0" 2>&1 </dev/null &', str(self.log), *command],
+                           check=True, timeout=30, start_new_session=True, cwd=self.folder)
+        self._wait_loaded(logged)
+
+    def _wait_loaded(self, logged: int) -> None:
+        """Waits until the log, past its first `logged` bytes, says the master loaded its configuration
+        (or failed to), and it handles signals again."""
+        deadline = time.monotonic() + READY_TIMEOUT_SECONDS
+        while time.monotonic() < deadline:
+            said = self._log_since(logged)
+            pid = self._pid()
+            if b"Loading success" in said and pid is not None and _handles(pid, signal.SIGUSR2):
+                return
+            if b"Loading failure" in said or (b"ALERT" in said and pid is None):
+                return  # the caller's wait reads why
+            time.sleep(0.01)
+
+    def _stop(self, pid: int) -> None:
+        """Soft-stops the front (answers in flight finish; none is left after 30 s) and waits until it ended."""
+        self._signal(pid, signal.SIGUSR1)
+        deadline = time.monotonic() + READY_TIMEOUT_SECONDS
+        while _alive(pid) and time.monotonic() < deadline:
+            time.sleep(0.01)
+        if _alive(pid):
+            os.kill(pid, signal.SIGTERM)
+
+    def _log_since(self, offset: int) -> bytes:
+        try:
+            with open(self.log, "rb") as log:
+                log.seek(offset)
+                return log.read()
+        except OSError:
+            return b""
 
     def _log_size(self) -> int:
         try:
@@ -319,15 +361,10 @@ class Front:
                 pass
             finally:
                 conn.close()
-            try:
-                with open(self.log, "rb") as log:
-                    log.seek(logged)
-                    said = log.read()
-                if refused in said and b"cannot bind socket" in said:
-                    raise DeploymentError(f"the front cannot listen on 127.0.0.1:{route.port}: another "
-                                          "process took that port")
-            except OSError:
-                pass
+            said = self._log_since(logged)
+            if refused in said and b"cannot bind socket" in said:
+                raise DeploymentError(f"the front cannot listen on 127.0.0.1:{route.port}: another process "
+                                      "took that port")
             if time.monotonic() > deadline:
                 raise DeploymentError(f"the front did not start serving 127.0.0.1:{route.port} within "
                                       f"{READY_TIMEOUT_SECONDS:.0f} s: {self._last_error()}")
