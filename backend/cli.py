@@ -24,7 +24,7 @@ from .packaging.kubernetes import SECRET_FILE, ExportOptions, ModelIdentity, par
 from .packaging.writer import apply_command, build_command, build_export, image_warnings, keys_command, write_export
 from .progress import ProgressEvent
 from .registry import Model, parse_image_shape, parse_signature, parse_tags, parse_value_range
-from .runtimes.base import DeployConfig
+from .runtimes.base import DEFAULT_RUN_TIMEOUT_SECONDS, DeployConfig
 from .traffic.loadtest import CONCURRENCY_RANGE, MAX_REQUESTS, SECONDS_RANGE, LoadTestResult, LoadTestTick
 from .traffic.metrics import ERROR_STATUS, TrafficSnapshot
 from .traffic.service import load_test, scoring_testset, scrape_deployment
@@ -105,7 +105,7 @@ def cmd_deploy(deck: ModelDeck, args: argparse.Namespace) -> int:
     model = deck.registry.get_ref(args.model)
     config = DeployConfig(cpu_cores=args.cpu_cores, memory_gb=args.memory_gb, tags=_parse_tags(args.tag),
                           description=args.description, max_body_mb=args.max_body_mb,
-                          auth_enabled=args.auth == "key")
+                          auth_enabled=args.auth == "key", run_timeout_s=args.run_timeout)
     _err(f"deploying {model.id} as {args.name!r}")
     deployment = deck.deployments.deploy_and_wait(model, args.name, config, target=args.runtime,
                                                   entry_script=args.entry_script, timeout=args.timeout,
@@ -553,6 +553,10 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--max-body-mb", type=float, default=None,
                    help="largest request body the endpoint reads, MiB (default: what the memory limit holds, "
                         "at least 64); larger ones get HTTP 413")
+    p.add_argument("--run-timeout", type=float, default=DEFAULT_RUN_TIMEOUT_SECONDS, metavar="SECONDS",
+                   help=f"seconds a request may wait for and run in the script's run() (default "
+                        f"{DEFAULT_RUN_TIMEOUT_SECONDS:g}); later ones get HTTP 504, and a worker whose run() "
+                        "overran is replaced")
     p.add_argument("--auth", choices=("none", "key"), default="none",
                    help="key: /score wants `Authorization: Bearer <key>` (see `deployments keys`)")
     p.add_argument("--tag", action="append", default=[], metavar="KEY=VALUE")
