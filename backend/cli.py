@@ -25,6 +25,7 @@ from .packaging.writer import apply_command, build_command, build_export, image_
 from .progress import ProgressEvent
 from .registry import Model, parse_image_shape, parse_signature, parse_tags, parse_value_range
 from .runtimes.base import DEFAULT_RUN_TIMEOUT_SECONDS, DeployConfig
+from .shown import shown
 from .traffic.loadtest import CONCURRENCY_RANGE, MAX_REQUESTS, SECONDS_RANGE, LoadTestResult, LoadTestTick
 from .traffic.metrics import ERROR_STATUS, TrafficSnapshot
 from .traffic.service import load_test, scoring_testset, scrape_deployment
@@ -219,9 +220,9 @@ def cmd_datasets_add(deck: ModelDeck, args: argparse.Namespace) -> int:
         _print_json({"name": info.name, "title": info.title, "image_shape": list(info.image_shape),
                      "class_names": list(info.class_names), "value_range": list(info.value_range)})
     else:
-        print(f"added test set {info.name}: {info.title}, {info.image_shape[0]}x{info.image_shape[1]} images, "
-              f"values in {format_range(info.value_range)}, "
-              f"{len(info.class_names)} classes ({', '.join(info.class_names[:10])})")
+        print(f"added test set {info.name}: {shown(info.title)}, {info.image_shape[0]}x{info.image_shape[1]} "
+              f"images, values in {format_range(info.value_range)}, "
+              f"{len(info.class_names)} classes ({shown(', '.join(info.class_names[:10]))})")
     return 0
 
 
@@ -236,7 +237,7 @@ def cmd_datasets_list(deck: ModelDeck, args: argparse.Namespace) -> int:
     for i in sets:
         mark = "" if i.installed else " (not installed)"
         print(f"{i.name:<20} {f'{i.image_shape[0]}x{i.image_shape[1]}':<8} {format_range(i.value_range):<12} "
-              f"{len(i.class_names):>7}  {i.title}{mark}")
+              f"{len(i.class_names):>7}  {shown(i.title)}{mark}")
     return 0
 
 
@@ -298,7 +299,7 @@ def cmd_score(deck: ModelDeck, args: argparse.Namespace) -> int:
         _print_json(rows)
     else:
         confident = result.confidence
-        width = max(10, *(len(name) for name in testset.class_names))
+        width = max(10, *(len(shown(name)) for name in testset.class_names))
         print(f"{'INDEX':>6} {'LABEL':>{width}} {'PREDICTION':>{width}}"
               + (f" {'CONFIDENCE':>10}" if confident is not None else ""))
         for k, row in enumerate(rows):
