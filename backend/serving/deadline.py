@@ -28,7 +28,7 @@ from .handlers import Answer
 
 log = logging.getLogger("modeldeck.serving")
 DEFAULT_RUN_TIMEOUT_SECONDS = 60.0
-WATCH_SECONDS = 0.25  # how often a worker's watchdog looks at the running run()
+WATCH_SECONDS = 0.1  # how often a worker's watchdog looks at deadlines and the running run()
 RETIRE_GRACE_SECONDS = 10.0  # a retiring worker that has not stopped by then ends at once
 RETRY_AFTER_SECONDS = 1
 WAITED_TOO_LONG = ("the request waited {waited:.1f} s for the scoring script, past this deployment's run() limit of "
@@ -116,12 +116,15 @@ def retire_this_worker(scoring_thread: int | None) -> None:
     os.kill(os.getpid(), signal.SIGTERM)
 
 
-def watch(running: Callable[[], Running | None], on_overrun: Callable[[Running], None]) -> None:
-    """Starts this worker's watchdog thread: once the run() that `running` returns has run longer than
-    its limit, `on_overrun(job)` is called (on the watchdog thread; once)."""
+def watch(running: Callable[[], Running | None], on_overrun: Callable[[Running], None],
+          on_tick: Callable[[], None]) -> None:
+    """Starts this worker's watchdog thread: every WATCH_SECONDS it calls `on_tick()` (deadlines), and once
+    the run() that `running` returns has run longer than its limit, `on_overrun(job)` (then it stops);
+    all on the watchdog thread."""
     def look() -> None:
         while True:
             time.sleep(WATCH_SECONDS)
+            on_tick()
             job = running()
             if job is not None and time.monotonic() - job.started > job.limit:
                 on_overrun(job)
