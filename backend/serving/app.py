@@ -157,10 +157,12 @@ class _Job:
     """One call of the script: queued for the scoring thread, answered once (by the thread, the deadline
     or the client leaving; `_claim` decides which of them runs it or drops it)."""
 
-    __slots__ = ("loop", "answer", "work", "limit", "arrived", "deadline", "started")
+    __slots__ = ("loop", "answer", "work", "limit", "arrived", "deadline", "started", "cycle")
 
-    def __init__(self, loop: asyncio.AbstractEventLoop, work: Callable[[], Answer], limit: float) -> None:
+    def __init__(self, loop: asyncio.AbstractEventLoop, work: Callable[[], Answer], limit: float,
+                 cycle: Any = None) -> None:
         self.loop, self.work, self.limit = loop, work, limit  # work runs the script: on the scoring thread only
+        self.cycle = cycle  # uvicorn's request cycle: its `disconnected` turns True when the client leaves
         self.answer: asyncio.Future[Answer] = loop.create_future()
         self.arrived = time.monotonic()
         self.deadline = self.arrived + limit
@@ -211,6 +213,10 @@ def _score_forever(jobs: queue.SimpleQueue[_Job]) -> None:
             now = time.monotonic()
             if now >= job.deadline:
                 job.started = -1.0  # the watchdog has it answered 504 on the loop (_expire_due)
+                continue
+            if job.cycle is not None and job.cycle.disconnected:
+                job.started = -1.0  # its client left while it waited: dropped before it runs
+                job.loop.call_soon_threadsafe(_deliver, job, _GONE)
                 continue
             job.started = now
         _running[0] = job
@@ -301,13 +307,16 @@ async def on_scoring_thread(work: Callable[[], Answer], limit: float = deadline.
     if deadline.Worker.retiring:
         return deadline.retired()
     loop = asyncio.get_running_loop()
-    job = _Job(loop, work, limit)
+    # uvicorn's receive is its request cycle's method, and the cycle notes a disconnect whether or not
+    # anyone waits on receive(): the scoring thread reads that flag (free); other servers' receive is watched.
+    cycle = getattr(receive, "__self__", None)
+    job = _Job(loop, work, limit, cycle if hasattr(cycle, "disconnected") else None)
     jobs = scoring_queue()
     waits = _running[0] is not None or not jobs.empty()  # an idle thread starts it at once: nothing to watch
     jobs.put(job)
     _pending.append(job)
     watching: asyncio.Task[Message] | None = None
-    if receive is not None and waits:
+    if receive is not None and waits and job.cycle is None:
         watching = loop.create_task(receive())  # type: ignore[arg-type]
         watching.add_done_callback(lambda task: _client_left(job, task))
     try:
