@@ -24,7 +24,8 @@ from .packaging.kubernetes import SECRET_FILE, ExportOptions, ModelIdentity, par
 from .packaging.writer import apply_command, build_command, build_export, image_warnings, keys_command, write_export
 from .progress import ProgressEvent
 from .registry import Model, parse_image_shape, parse_signature, parse_tags, parse_value_range
-from .runtimes.base import DeployConfig
+from .runtimes.base import DEFAULT_RUN_TIMEOUT_SECONDS, DeployConfig
+from .shown import shown
 from .traffic.loadtest import CONCURRENCY_RANGE, MAX_REQUESTS, SECONDS_RANGE, LoadTestResult, LoadTestTick
 from .traffic.metrics import ERROR_STATUS, TrafficSnapshot
 from .traffic.service import load_test, scoring_testset, scrape_deployment
@@ -105,7 +106,8 @@ def cmd_deploy(deck: ModelDeck, args: argparse.Namespace) -> int:
     model = deck.registry.get_ref(args.model)
     config = DeployConfig(cpu_cores=args.cpu_cores, memory_gb=args.memory_gb, tags=_parse_tags(args.tag),
                           description=args.description, max_body_mb=args.max_body_mb,
-                          auth_enabled=args.auth == "key", trust_model=args.trust_model)
+                          auth_enabled=args.auth == "key", trust_model=args.trust_model,
+                          run_timeout_s=args.run_timeout)
     _err(f"deploying {model.id} as {args.name!r}")
     deployment = deck.deployments.deploy_and_wait(model, args.name, config, target=args.runtime,
                                                   entry_script=args.entry_script, timeout=args.timeout,
@@ -221,9 +223,9 @@ def cmd_datasets_add(deck: ModelDeck, args: argparse.Namespace) -> int:
         _print_json({"name": info.name, "title": info.title, "image_shape": list(info.image_shape),
                      "class_names": list(info.class_names), "value_range": list(info.value_range)})
     else:
-        print(f"added test set {info.name}: {info.title}, {info.image_shape[0]}x{info.image_shape[1]} images, "
-              f"values in {format_range(info.value_range)}, "
-              f"{len(info.class_names)} classes ({', '.join(info.class_names[:10])})")
+        print(f"added test set {info.name}: {shown(info.title)}, {info.image_shape[0]}x{info.image_shape[1]} "
+              f"images, values in {format_range(info.value_range)}, "
+              f"{len(info.class_names)} classes ({shown(', '.join(info.class_names[:10]))})")
     return 0
 
 
@@ -238,7 +240,7 @@ def cmd_datasets_list(deck: ModelDeck, args: argparse.Namespace) -> int:
     for i in sets:
         mark = "" if i.installed else " (not installed)"
         print(f"{i.name:<20} {f'{i.image_shape[0]}x{i.image_shape[1]}':<8} {format_range(i.value_range):<12} "
-              f"{len(i.class_names):>7}  {i.title}{mark}")
+              f"{len(i.class_names):>7}  {shown(i.title)}{mark}")
     return 0
 
 
@@ -300,7 +302,7 @@ def cmd_score(deck: ModelDeck, args: argparse.Namespace) -> int:
         _print_json(rows)
     else:
         confident = result.confidence
-        width = max(10, *(len(name) for name in testset.class_names))
+        width = max(10, *(len(shown(name)) for name in testset.class_names))
         print(f"{'INDEX':>6} {'LABEL':>{width}} {'PREDICTION':>{width}}"
               + (f" {'CONFIDENCE':>10}" if confident is not None else ""))
         for k, row in enumerate(rows):
@@ -555,6 +557,10 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--max-body-mb", type=float, default=None,
                    help="largest request body the endpoint reads, MiB (default: what the memory limit holds, "
                         "at least 64); larger ones get HTTP 413")
+    p.add_argument("--run-timeout", type=float, default=DEFAULT_RUN_TIMEOUT_SECONDS, metavar="SECONDS",
+                   help=f"seconds a request may wait for and run in the script's run() (default "
+                        f"{DEFAULT_RUN_TIMEOUT_SECONDS:g}); later ones get HTTP 504, and a worker whose run() "
+                        "overran is replaced")
     p.add_argument("--auth", choices=("none", "key"), default="none",
                    help="key: /score wants `Authorization: Bearer <key>` (see `deployments keys`)")
     p.add_argument("--tag", action="append", default=[], metavar="KEY=VALUE")

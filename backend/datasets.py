@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import gzip
+import math
 from collections.abc import Callable
 from dataclasses import dataclass, replace
 from functools import cached_property, lru_cache
@@ -89,7 +90,7 @@ def read_idx(path: Path) -> np.ndarray:
         raise IdxFormatError(f"{path.name}: header truncated or with no dimensions (ndim={ndim})")
     dims = tuple(int(d) for d in np.frombuffer(raw, dtype=">u4", count=ndim, offset=4))
     dtype = np.dtype(_IDX_DTYPES[type_code])
-    expected = int(np.prod(dims, dtype=np.int64)) * dtype.itemsize
+    expected = math.prod(dims) * dtype.itemsize  # Python ints: 65536**4 must not wrap to 0 as int64 would
     available = len(raw) - 4 - 4 * ndim
     if available < expected:
         raise IdxFormatError(

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import builtins
+import fcntl
 import hashlib
 import json
 import os
@@ -11,6 +12,7 @@ import re
 import shutil
 import sqlite3
 import tempfile
+import time
 from collections.abc import Sequence
 from contextlib import closing
 from dataclasses import dataclass, field, replace
@@ -287,14 +289,41 @@ def parse_model_ref(ref: str) -> tuple[str, int | None]:
     return name, int(version)
 
 
+PARTIAL_SUFFIX = ".tmp"
+PARTIAL_QUIET_SECONDS = 60.0  # and unwritten this long (a writer of an older ModelDeck takes no lock)
+
+
+def sweep_partial_blobs(blobs_dir: Path) -> list[Path]:
+    """Removes the `.<sha256>.*.tmp` copies that a registration killed mid-copy left in `blobs_dir`: those
+    whose writer is gone (no process holds their lock) and unwritten for PARTIAL_QUIET_SECONDS. Returns them."""
+    removed = []
+    for partial in blobs_dir.glob(f".*{PARTIAL_SUFFIX}"):
+        try:
+            fd = os.open(partial, os.O_RDONLY)
+        except OSError:
+            continue  # renamed into place, or removed, meanwhile
+        try:
+            fcntl.flock(fd, fcntl.LOCK_EX | fcntl.LOCK_NB)
+            if time.time() - os.fstat(fd).st_mtime > PARTIAL_QUIET_SECONDS:
+                partial.unlink(missing_ok=True)
+                removed.append(partial)
+        except OSError:  # BlockingIOError: its writer holds the lock
+            pass
+        finally:
+            os.close(fd)
+    return removed
+
+
 class ModelRegistry:
-    """Models in SQLite at `db_path`; their files in `blobs_dir`, named by sha256."""
+    """Models in SQLite at `db_path`; their files in `blobs_dir`, named by sha256 (partial copies of a
+    registration that was killed are swept at start, see `sweep_partial_blobs`)."""
 
     def __init__(self, db_path: Path, blobs_dir: Path) -> None:
         self.db_path = Path(db_path)
         self.blobs_dir = Path(blobs_dir)
         self.db_path.parent.mkdir(parents=True, exist_ok=True)
         self.blobs_dir.mkdir(parents=True, exist_ok=True)
+        sweep_partial_blobs(self.blobs_dir)
         with closing(self._connect()) as conn, conn:
             conn.execute(_SCHEMA)
             if self.db_path.stat().st_mode & 0o077:  # only its owner reads the registry
@@ -379,10 +408,13 @@ class ModelRegistry:
             digest = file_sha256(path)
             blob = self.blobs_dir / digest
             if not blob.exists():
-                fd, tmp = tempfile.mkstemp(dir=self.blobs_dir, prefix=f".{digest}.", suffix=".tmp")
-                os.close(fd)
-                shutil.copyfile(path, tmp)
-                os.replace(tmp, blob)
+                fd, tmp = tempfile.mkstemp(dir=self.blobs_dir, prefix=f".{digest}.", suffix=PARTIAL_SUFFIX)
+                try:
+                    fcntl.flock(fd, fcntl.LOCK_EX)  # held while it is written: the sweep leaves it alone
+                    shutil.copyfile(path, tmp)
+                    os.replace(tmp, blob)
+                finally:
+                    os.close(fd)
             files.append(ModelFile(path.name, digest, path.stat().st_size))
         if len({f.name for f in files}) != len(files):
             raise RegistryError("two model files have the same name: " + ", ".join(f.name for f in files))

@@ -64,6 +64,10 @@ MAX_UNPACKED_BYTES = 512 * 2**20
 MAX_ZIP_FILES = 100_000
 MAX_IMAGE_PIXELS = 50_000_000
 """A larger image in a zip is refused before it is decoded (a small PNG can unpack to gigabytes)."""
+MAX_IMAGE_BYTES = 64 * 2**20
+"""Cap on one image in a zip, as a file and decoded (width x height x bytes per pixel, from its header):
+a 0.5 MB zip can hold a 496 MiB "PNG"."""
+_IMAGE_HEAD_BYTES = 256 * 1024  # enough for the header of a PNG or JPEG (EXIF included) to give its size
 MNIST_SIDE = 28
 MIN_RESIZED_SIDE = 20
 """An image that goes through `mnist_input` must have a longer side of at least MNIST's 20-pixel digit box."""
@@ -471,7 +475,8 @@ def _zip_images(archive: zipfile.ZipFile, zip_name: str, members: list[tuple[str
     inverted, as_they_are = 0, True
     sizes = []
     for i, (_, info) in enumerate(members):
-        raw, label = archive.read(info), f"{zip_name}: {info.filename}"
+        label = f"{zip_name}: {info.filename}"
+        raw = _image_member(archive, info, label)
         sizes.append(_image_size(raw, label))
         as_they_are = as_they_are and sizes[-1] == (MNIST_SIDE, MNIST_SIDE)
         if as_they_are:
@@ -501,20 +506,55 @@ def _zip_images(archive: zipfile.ZipFile, zip_name: str, members: list[tuple[str
     return _Raw(rows, y, tuple(classes), zip_name, source, unit=True)
 
 
-def _image_size(raw: bytes, label: str) -> tuple[int, int]:
-    """(height, width) from the image's header, without decoding its pixels."""
+def _image_member(archive: zipfile.ZipFile, info: zipfile.ZipInfo, label: str) -> bytes:
+    """The bytes of one image in a zip, once its unpacked size and the size its header says it decodes
+    to are under MAX_IMAGE_BYTES (the header is read first: nothing large is unpacked or decoded before)."""
+    if info.file_size > MAX_IMAGE_BYTES:
+        raise DatasetImportError(f"{label} unpacks to {_amount(info.file_size)}: the limit for one image is "
+                                 f"{_amount(MAX_IMAGE_BYTES)}")
+    with archive.open(info) as member:
+        head = member.read(_IMAGE_HEAD_BYTES)
+    if len(head) == info.file_size:
+        return head
+    try:
+        header = _image_header(head)
+    except Exception:  # the header goes on past the start read: the whole file is checked next
+        header = None
+    if header is not None:
+        _check_image_caps(*header, label)
+    return archive.read(info)
+
+
+def _image_header(raw: bytes) -> tuple[int, int, str, int]:
+    """(width, height, mode, bytes its decoded pixels take) from an image's header, without decoding it.
+    Raises what Pillow raises for a file it cannot read."""
     from PIL import Image
 
-    try:
-        with Image.open(io.BytesIO(raw)) as image:
-            width, height = image.size
-    except Exception as e:  # Pillow raises many kinds on malformed files: all mean "not a readable image"
-        raise DatasetImportError(
-            f"{label} is not an image that can be read ({len(raw):,} bytes starting {raw[:8]!r}): {e}") from e
+    with Image.open(io.BytesIO(raw)) as image:
+        per_band = 4 if image.mode in ("I", "F") else 2 if ";16" in image.mode else 1
+        width, height = image.size
+        return width, height, image.mode, width * height * len(image.getbands()) * per_band
+
+
+def _check_image_caps(width: int, height: int, mode: str, decoded: int, label: str) -> None:
     if width * height > MAX_IMAGE_PIXELS:
         raise DatasetImportError(
             f"{label} is {width}x{height} pixels: the limit is {MAX_IMAGE_PIXELS:,} pixels per image")
-    return height, width
+    if decoded > MAX_IMAGE_BYTES:
+        raise DatasetImportError(
+            f"{label} is {width}x{height} pixels of mode {mode}, {_amount(decoded)} once decoded: the limit for "
+            f"one image is {_amount(MAX_IMAGE_BYTES)}")
+
+
+def _image_size(raw: bytes, label: str) -> tuple[int, int]:
+    """(height, width) from the image's header, without decoding its pixels."""
+    try:
+        header = _image_header(raw)
+    except Exception as e:  # Pillow raises many kinds on malformed files: all mean "not a readable image"
+        raise DatasetImportError(
+            f"{label} is not an image that can be read ({len(raw):,} bytes starting {raw[:8]!r}): {e}") from e
+    _check_image_caps(*header, label)
+    return header[1], header[0]
 
 
 def _as_is(raw: bytes, label: str) -> tuple[np.ndarray, bool]:

@@ -14,6 +14,7 @@ from backend.context import ModelDeck, open_modeldeck
 from backend.datasets import TestSet, load_dataset
 from backend.deployments import DeploymentList
 from backend.errors import ModelDeckError, ScoringServerError
+from backend.shown import shown
 
 SNAPSHOT_KEY = "_deployments_snapshot"
 OTHER_HOMES_PARAM = "others"  # ?others=1: also list other homes' deployments (read-only)
@@ -79,8 +80,9 @@ def revision_of(name: str) -> int:
 
 
 def verbatim(text: str) -> str:
-    """`text` escaped so Markdown shows it as typed (underscores, asterisks and colons included)."""
-    return _MARKDOWN_SPECIALS.sub(r"\\\1", text).replace("\n", "  \n")
+    """`text` escaped so Markdown shows it as typed (underscores, asterisks and colons included; a
+    bidirectional-control character as its escape, see backend.shown)."""
+    return _MARKDOWN_SPECIALS.sub(r"\\\1", shown(text)).replace("\n", "  \n")
 
 
 def fail(error: Exception | str, what: str) -> None:

@@ -173,6 +173,7 @@ def test_an_engine_that_stops_answering_is_a_clear_error(tmp_path):
 
 def test_state_of_a_server_whose_init_failed_and_says_so_is_failed_with_the_reason():
     state, detail, _ = state_of(inspect("running"), False, STARTED + 10,
-                                init_failed="init() failed: RuntimeError: weights are corrupt")
+                                init_failed="init() failed: RuntimeError: weights are corrupt (the traceback is in "
+                                            "the logs)")
     assert state is DeploymentState.FAILED
     assert detail == "init() failed: RuntimeError: weights are corrupt (the traceback is in the logs)"

@@ -35,7 +35,10 @@ def asgi_call(app, path: str = "/score", body: bytes | list[bytes] = b"", method
     sent: list[dict] = []
 
     async def default_receive():
-        return messages.pop(0) if messages else {"type": "http.disconnect"}
+        if messages:
+            return messages.pop(0)
+        await asyncio.Event().wait()  # as uvicorn: once the body is in, receive() waits for a disconnect
+        return {"type": "http.disconnect"}
 
     async def send(message):
         sent.append(message)

@@ -13,6 +13,7 @@ from typing import Any
 import altair as alt
 import numpy as np
 
+from ..shown import shown
 from .calibration import Calibration
 from .compare import Comparison
 from .evaluation import Evaluation
@@ -54,7 +55,7 @@ def confusion_chart(evaluation: Evaluation, counts: bool = False) -> dict[str, A
     margin selects `TRUE_CLASS` (`true`), of the column margin `PREDICTED_CLASS` (`predicted`).
     With `counts`, each cell shows its count.
     """
-    labels = list(evaluation.labels)
+    labels = [shown(label) for label in evaluation.labels]
     n = len(labels)
     brightest = float(evaluation.normalized.max()) or 1.0
     ticks = percent_ticks(0.0, brightest)  # distinct labels: "0.0% 0.5% 1.0% 1.5%", never "0% 1% 1% 2%"
@@ -114,6 +115,7 @@ def confusion_chart(evaluation: Evaluation, counts: bool = False) -> dict[str, A
 def probability_bars(probabilities: np.ndarray, class_names: tuple[str, ...]) -> alt.Chart:
     """One bar per class: the model's probability for it, the most likely one highlighted."""
     best = int(np.argmax(probabilities))
+    class_names = tuple(map(shown, class_names))
     values = [{"class": class_names[i], "probability": float(p), "best": i == best}
               for i, p in enumerate(probabilities)]
     return alt.Chart(alt.Data(values=values)).mark_bar().encode(
@@ -138,7 +140,7 @@ def difference_chart(comparison: Comparison) -> alt.Chart:
     """B's normalised confusion matrix minus A's as a clickable heatmap on a diverging scale centred on
     zero: red where B makes that mistake more often, blue where less; the diagonal (zeroed) grey.
     A click on a cell selects `CELL` (fields `true`, `predicted`)."""
-    labels = list(comparison.labels)
+    labels = [shown(label) for label in comparison.labels]
     n = len(labels)
     delta = comparison.confusion_delta
     reach = float(np.abs(delta).max()) or 0.01

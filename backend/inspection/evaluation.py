@@ -12,6 +12,7 @@ import numpy as np
 from ..client import Scores, ScoringClient
 from ..datasets import TestSet
 from ..errors import UnexpectedAnswerError
+from ..shown import shown
 from .perturb import Perturbation, kinds_for, perturb
 
 
@@ -268,8 +269,9 @@ def supports_binary(client: ScoringClient, scoring_uri: str, key: str | None = N
 
 
 def class_name(class_names: tuple[str, ...], label: int) -> str:
-    """The display name of label index `label` (the number itself when the set has no such class)."""
-    return class_names[label] if 0 <= label < len(class_names) else str(label)
+    """The display name of label index `label` (the number itself when the set has no such class), its
+    bidirectional-control characters escaped (`shown`)."""
+    return shown(class_names[label]) if 0 <= label < len(class_names) else str(label)
 
 
 def predictions_csv(indices: np.ndarray, labels: np.ndarray, predictions: np.ndarray,

@@ -20,6 +20,8 @@ SCORING_PORT = 8000
 CPU_CORES_RANGE = (0.1, 64.0)
 MEMORY_GB_RANGE = (0.03125, 1024.0)  # 32 MiB to 1 TiB
 MAX_BODY_MB_RANGE = (1.0, 4096.0)
+RUN_TIMEOUT_RANGE = (1.0, 3600.0)  # seconds a request may wait for and run in the script's run()
+DEFAULT_RUN_TIMEOUT_SECONDS = 60.0
 # A JSON body of floats takes about 5 times its size in memory while it is parsed into rows, and each
 # worker may parse one at a time; 64 MiB still takes the tutorial's whole-test-set request (58 MiB).
 BODY_MEMORY_FACTOR = 5
@@ -61,10 +63,12 @@ class DeployConfig:
             deployment's two keys as `Authorization: Bearer <key>`.
         trust_model: run the model's code (its pickle, its scoring script) even where the local runtime
             cannot sandbox it, with the deploying user's full rights, network and files.
+        run_timeout_s: seconds a scoring request may wait for and run in the script's run(): 504 past
+            it, and a worker whose run() overran is replaced.
 
     Raises:
-        InvalidDeployConfigError: cpu_cores or memory_gb outside CPU_CORES_RANGE / MEMORY_GB_RANGE
-            (the one rule the CLI and the dashboard both apply).
+        InvalidDeployConfigError: cpu_cores, memory_gb, max_body_mb or run_timeout_s outside their
+            ranges (the one rule the CLI and the dashboard both apply).
     """
 
     cpu_cores: float = 1.0
@@ -74,12 +78,14 @@ class DeployConfig:
     max_body_mb: float | None = None
     auth_enabled: bool = False
     trust_model: bool = False
+    run_timeout_s: float = DEFAULT_RUN_TIMEOUT_SECONDS
 
     def __post_init__(self) -> None:
         _check_range("CPU cores", self.cpu_cores, CPU_CORES_RANGE)
         _check_range("memory", self.memory_gb, MEMORY_GB_RANGE, " GB")
         if self.max_body_mb is not None:
             _check_range("the request body limit", self.max_body_mb, MAX_BODY_MB_RANGE, " MB")
+        _check_range("the run() time limit", self.run_timeout_s, RUN_TIMEOUT_RANGE, " s")
 
     @property
     def body_limit_mb(self) -> float:
@@ -93,7 +99,7 @@ class DeployConfig:
     def to_dict(self) -> dict[str, Any]:
         return {"cpu_cores": self.cpu_cores, "memory_gb": self.memory_gb, "tags": dict(self.tags),
                 "description": self.description, "max_body_mb": self.max_body_mb, "auth_enabled": self.auth_enabled,
-                "trust_model": self.trust_model}
+                "trust_model": self.trust_model, "run_timeout_s": self.run_timeout_s}
 
     @classmethod
     def from_dict(cls, data: dict[str, Any]) -> "DeployConfig":
@@ -107,7 +113,8 @@ class DeployConfig:
                             ("max_body_mb", None if data.get("max_body_mb") is None
                              else _number(data.get("max_body_mb"), MIN_DEFAULT_BODY_MB)),
                             ("auth_enabled", data.get("auth_enabled") in (True, "true", "True")),
-                            ("trust_model", data.get("trust_model") in (True, "true", "True"))):
+                            ("trust_model", data.get("trust_model") in (True, "true", "True")),
+                            ("run_timeout_s", _number(data.get("run_timeout_s"), DEFAULT_RUN_TIMEOUT_SECONDS))):
             object.__setattr__(config, name, value)
         return config
 
@@ -302,7 +309,7 @@ def server_options(spec: "DeploymentSpec", keys_file: str) -> list[str]:
     `keys_file` is where that runtime puts the keys, used when auth is on."""
     workers, _ = worker_plan(spec.config.cpu_cores)
     return ["--name", spec.name, "--model", spec.model.id, "--workers", str(workers),
-            "--max-body-mb", f"{spec.config.body_limit_mb:g}",
+            "--max-body-mb", f"{spec.config.body_limit_mb:g}", "--run-timeout", f"{spec.config.run_timeout_s:g}",
             *(["--keys-file", keys_file] if spec.config.auth_enabled else [])]
 
 

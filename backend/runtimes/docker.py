@@ -188,7 +188,8 @@ def write_keys(keys_dir: Path, keys: Keys, user: tuple[int, int]) -> None:
 def state_of(attrs: dict[str, Any], ready: bool, now: float, creator_gone: bool = False,
              init_failed: str | None = None) -> tuple[DeploymentState, str, int | None]:
     """(state, detail, exit code) from a container's inspect data, whether /ready answered (and, when
-    the server said so, why its init() failed) and whether the process that created it is gone. Pure."""
+    the server said so, why it failed: its init(), or workers that keep dying; see probe.readiness) and
+    whether the process that created it is gone. Pure."""
     state = attrs.get("State", {})
     status = state.get("Status", "")
     restarts = int(attrs.get("RestartCount", 0))
@@ -204,7 +205,7 @@ def state_of(attrs: dict[str, Any], ready: bool, now: float, creator_gone: bool 
     if status == "running" and ready:
         return DeploymentState.HEALTHY, "", None
     if status == "running" and init_failed:
-        return DeploymentState.FAILED, f"{init_failed} (the traceback is in the logs)", None
+        return DeploymentState.FAILED, init_failed, None
     if exit_code == INIT_FAILED_EXIT_CODE and (status != "running" or restarts > 0):
         return DeploymentState.FAILED, "init() failed (exit code 3): its traceback is in the logs", exit_code
     if status == "exited" and exit_code in (0, 143) and not state.get("OOMKilled"):  # `docker stop`

@@ -198,7 +198,7 @@ class LocalRuntime:
             if ready:
                 state = DeploymentState.HEALTHY
             elif init_failed:
-                state, detail = DeploymentState.FAILED, f"{init_failed} (the traceback is in the logs)"
+                state, detail = DeploymentState.FAILED, init_failed
             else:
                 age = time.time() - self._state_file(target).stat().st_mtime
                 state = DeploymentState.TRANSITIONING if age < STARTUP_GRACE_SECONDS else DeploymentState.UNHEALTHY

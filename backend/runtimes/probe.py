@@ -15,8 +15,9 @@ def free_port(host: str = "127.0.0.1") -> int:
 
 
 def readiness(port: int, host: str = "127.0.0.1", timeout: float = 1.0) -> tuple[bool, str | None]:
-    """(ready, why init() failed) from GET /ready on host:port: (True, None) on 200; (False, reason)
-    when the server says its init() failed; (False, None) while nothing (or not yet) answers."""
+    """(ready, why it failed) from GET /ready on host:port: (True, None) on 200; (False, reason) when
+    the server says its init() failed or its workers keep dying (a crash loop); (False, None) while
+    nothing (or not yet) answers."""
     conn = http.client.HTTPConnection(host, port, timeout=timeout)
     try:
         conn.request("GET", "/ready")
@@ -24,8 +25,10 @@ def readiness(port: int, host: str = "127.0.0.1", timeout: float = 1.0) -> tuple
         if response.status == 200:
             return True, None
         try:
-            failed = json.loads(response.read(4096)).get("init_failed")
-        except (ValueError, AttributeError):
+            said = json.loads(response.read(8192))
+            failed = f"{said['init_failed']} (the traceback is in the logs)" if said.get("init_failed") \
+                else said.get("crash_loop")
+        except (ValueError, AttributeError, TypeError):
             failed = None
         return False, str(failed) if failed else None
     except (OSError, http.client.HTTPException):

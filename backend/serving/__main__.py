@@ -32,7 +32,7 @@ DEFAULT_KEYS_FILE = "/etc/modeldeck/keys/keys.json"  # where an image built with
 # option -> environment variable that gives its default
 ENV_OPTIONS = {"script": "MODELDECK_SCRIPT", "model_dir": "MODELDECK_MODEL_DIR", "name": "MODELDECK_DEPLOYMENT",
                "model": "MODELDECK_MODEL", "workers": "MODELDECK_WORKERS", "max_body_mb": "MODELDECK_MAX_BODY_MB",
-               "keys_file": "MODELDECK_KEYS_FILE", "uds": "MODELDECK_UDS"}
+               "keys_file": "MODELDECK_KEYS_FILE", "uds": "MODELDECK_UDS", "run_timeout": "MODELDECK_RUN_TIMEOUT"}
 KEYS_MISSING = ("this server was built with key auth (MODELDECK_AUTH=key) but its keys file {path} is missing or "
                 "not a file (`docker run -v` of a host file that does not exist mounts an empty folder there): "
                 "mount a JSON file {{\"primary\": ..., \"secondary\": ...}} there (docker run -v KEYS.json:{path}:ro; "
@@ -77,10 +77,23 @@ def parse_args(argv: list[str] | None, environ: Mapping[str, str]) -> argparse.N
                         help="worker processes, forked after init() [MODELDECK_WORKERS]")
     parser.add_argument("--max-body-mb", type=float, default=env("max_body_mb", "64"),
                         help="largest request body read, MiB (413 above) [MODELDECK_MAX_BODY_MB]")
+    parser.add_argument("--run-timeout", type=_positive_seconds, default=env("run_timeout", "60"),
+                        help="seconds a request may wait for and run in run(): 504 after that, and a worker whose "
+                             "run() overran is replaced [MODELDECK_RUN_TIMEOUT]")
     parser.add_argument("--keys-file", default=env("keys_file"), help='JSON {"primary": ..., "secondary": ...}: '
                         "/score, /info and /metrics then want `Authorization: Bearer <key>` (re-read when it "
                         "changes) [MODELDECK_KEYS_FILE]")
     return parser.parse_args(argv)
+
+
+def _positive_seconds(text: str) -> float:
+    try:
+        value = float(text)
+    except ValueError:
+        value = float("nan")
+    if not 0 < value < float("inf"):
+        raise argparse.ArgumentTypeError(f"a number of seconds above 0, not {text!r}")
+    return value
 
 
 def use_writable_tmp() -> None:
@@ -140,6 +153,7 @@ def _serve(args: argparse.Namespace) -> int:
     info = {"deployment": args.name, "model": args.model, "script": os.path.basename(args.script),
             "n_features": getattr(script, "n_features", None), "classes": getattr(script, "classes", None),
             "workers": max(1, args.workers), "max_body_bytes": int(args.max_body_mb * 2**20),
+            "run_timeout_seconds": args.run_timeout,
             "versions": _versions()}
     if os.environ.get("MODELDECK_MANIFEST"):  # a self-contained image says what was baked into it
         try:

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import asyncio
+import collections
 import ctypes
 import logging
 import os
@@ -12,7 +13,6 @@ import threading
 import time
 import traceback
 from collections.abc import Awaitable, Callable, MutableMapping
-from dataclasses import dataclass
 from types import ModuleType
 from typing import Any
 from urllib.parse import parse_qsl
@@ -21,7 +21,7 @@ import orjson
 from fastapi import FastAPI, Request
 from fastapi.responses import Response
 
-from . import v2
+from . import crashloop, deadline, v2
 from .access import AccessLog
 from .auth import KeyFile
 from .handlers import NPY_TYPE, Answer, handle_score
@@ -153,19 +153,37 @@ def script_fault(error: BaseException) -> tuple[int, bytes]:
                               "request_id": request_id})
 
 
-@dataclass(frozen=True)
 class _Job:
-    loop: asyncio.AbstractEventLoop
-    answer: asyncio.Future[Answer]
-    work: Callable[[], Answer]  # runs the script: on the scoring thread only
+    """One call of the script: queued for the scoring thread, answered once (by the thread, the deadline
+    or the client leaving; `_claim` decides which of them runs it or drops it)."""
+
+    __slots__ = ("loop", "answer", "work", "limit", "arrived", "deadline", "started", "cycle")
+
+    def __init__(self, loop: asyncio.AbstractEventLoop, work: Callable[[], Answer], limit: float,
+                 cycle: Any = None) -> None:
+        self.loop, self.work, self.limit = loop, work, limit  # work runs the script: on the scoring thread only
+        self.cycle = cycle  # uvicorn's request cycle: its `disconnected` turns True when the client leaves
+        self.answer: asyncio.Future[Answer] = loop.create_future()
+        self.arrived = time.monotonic()
+        self.deadline = self.arrived + limit
+        self.started = 0.0  # when run() began; -1.0: dropped (past its deadline, or its client left)
 
 
 _scoring: queue.SimpleQueue[_Job] | None = None
+_running: list[_Job | None] = [None]  # the job on the scoring thread now (read by the watchdog)
+# Jobs not yet known to be answered, oldest first (deadlines in the same order: one limit per server).
+# The watchdog expires them from the left: no timer per request (a uvloop timer cost ~3 us of ~35).
+_pending: collections.deque[_Job] = collections.deque()
+_scoring_ident: list[int | None] = [None]
+_claim = threading.Lock()
+_GONE = Answer(499, b"")  # the client left before its job ran
 
 
 def _forget_scoring_thread() -> None:
     global _scoring
     _scoring = None  # a forked child has the queue but not the thread: it starts its own on first use
+    _running[0] = None
+    _pending.clear()
 
 
 os.register_at_fork(after_in_child=_forget_scoring_thread)
@@ -173,12 +191,15 @@ os.register_at_fork(after_in_child=_forget_scoring_thread)
 
 def scoring_queue() -> queue.SimpleQueue[_Job]:
     """The queue of this process's one scoring thread, started on first use (after the fork, so each
-    worker has its own). A bare queue and thread: measured as cheap as scoring on the event loop,
-    where an executor cost ~10 % of single-row throughput."""
+    worker has its own), with its watchdog (deadline.watch). A bare queue and thread: measured as cheap
+    as scoring on the event loop, where an executor cost ~10 % of single-row throughput."""
     global _scoring
     if _scoring is None:
         jobs: queue.SimpleQueue[_Job] = queue.SimpleQueue()
-        threading.Thread(target=_score_forever, args=(jobs,), name="modeldeck-run", daemon=True).start()
+        thread = threading.Thread(target=_score_forever, args=(jobs,), name="modeldeck-run", daemon=True)
+        thread.start()
+        _scoring_ident[0] = thread.ident
+        deadline.watch(lambda: _running[0], lambda job: _overran(jobs, job), _expire_due)  # type: ignore[arg-type]
         _scoring = jobs
     return _scoring
 
@@ -186,25 +207,126 @@ def scoring_queue() -> queue.SimpleQueue[_Job]:
 def _score_forever(jobs: queue.SimpleQueue[_Job]) -> None:
     while True:
         job = jobs.get()
+        with _claim:
+            if job.started:
+                continue  # dropped: answered already
+            now = time.monotonic()
+            if now >= job.deadline:
+                job.started = -1.0  # the watchdog has it answered 504 on the loop (_expire_due)
+                continue
+            if job.cycle is not None and job.cycle.disconnected:
+                job.started = -1.0  # its client left while it waited: dropped before it runs
+                job.loop.call_soon_threadsafe(_deliver, job, _GONE)
+                continue
+            job.started = now
+        _running[0] = job
         try:
             answer = job.work()
         except BaseException as e:  # SystemExit too: answer, and keep the thread
             answer = Answer(*script_fault(e))
-        job.loop.call_soon_threadsafe(_deliver, job.answer, answer)
+        _running[0] = None
+        job.loop.call_soon_threadsafe(_deliver, job, answer)
 
 
-def _deliver(future: asyncio.Future[Answer], answer: Answer) -> None:
-    if not future.cancelled():  # the client may have gone
-        future.set_result(answer)
+def _deliver(job: _Job, answer: Answer) -> None:
+    if not job.answer.done():  # answered 504 already, or the client may have gone
+        job.answer.set_result(answer)
 
 
-async def on_scoring_thread(work: Callable[[], Answer]) -> Answer:
+def _expire(job: _Job) -> None:
+    """At a job's deadline: a queued job is dropped; either way its client gets 504."""
+    with _claim:
+        ran = job.started > 0
+        if not job.started:
+            job.started = -1.0
+    if not job.answer.done():
+        job.answer.set_result(deadline.timed_out(job.limit, time.monotonic() - job.arrived, ran))
+
+
+def _expire_due() -> None:
+    """On the watchdog thread: forgets the answered jobs at the left of `_pending` and has the loop
+    answer those past their deadline (504)."""
+    now = time.monotonic()
+    while _pending:
+        job = _pending[0]
+        if job.answer.done():
+            _pending.popleft()
+        elif job.deadline <= now:
+            _pending.popleft()
+            job.loop.call_soon_threadsafe(_expire, job)
+        else:
+            return
+
+
+def _client_left(job: _Job, watching: asyncio.Task[Message]) -> None:
+    """The client closed its connection while its job waited: dropped before it runs."""
+    if watching.cancelled() or watching.exception() is not None or watching.result().get("type") != "http.disconnect":
+        return
+    with _claim:
+        if job.started:
+            return  # running (its answer goes nowhere) or dropped already
+        job.started = -1.0
+    if not job.answer.done():
+        job.answer.set_result(_GONE)
+
+
+def _overran(jobs: queue.SimpleQueue[_Job], job: _Job) -> None:
+    """On the watchdog thread: `job`'s run() ran past its limit. Hands the worker's retirement to its loop."""
+    job.loop.call_soon_threadsafe(_retire, jobs, job)
+
+
+def _retire(jobs: queue.SimpleQueue[_Job], stuck: _Job) -> None:
+    """The scoring thread is stuck in run(): the jobs queued behind it get 503 (not run), the stuck one 504
+    (if its deadline has not answered it yet), and the worker is replaced."""
+    _expire(stuck)
+    while True:
+        try:
+            job = jobs.get_nowait()
+        except queue.Empty:
+            break
+        with _claim:
+            dropped = job.started == 0.0
+            if dropped:
+                job.started = -1.0
+        if dropped and not job.answer.done():
+            job.answer.set_result(deadline.retired())
+    deadline.retire_this_worker(_scoring_ident[0])
+
+
+async def on_scoring_thread(work: Callable[[], Answer], limit: float = deadline.DEFAULT_RUN_TIMEOUT_SECONDS,
+                            receive: Receive | None = None) -> Answer:
     """Runs `work` (which calls the script) on the worker's one scoring thread, never on the event loop:
-    however long run() takes, /health and /ready answer at once, and calls of run() never overlap."""
+    however long run() takes, /health and /ready answer at once, and calls of run() never overlap.
+    Past `limit` seconds from now (checked every deadline.WATCH_SECONDS) the answer is a 504; with
+    `receive` (the request's, its body read), a job queued behind another whose client disconnects
+    before it runs is dropped.
+
+    Raises:
+        ClientGone: the client disconnected before the job ran.
+    """
+    if deadline.Worker.retiring:
+        return deadline.retired()
     loop = asyncio.get_running_loop()
-    answer: asyncio.Future[Answer] = loop.create_future()
-    scoring_queue().put(_Job(loop, answer, work))
-    return await answer
+    # uvicorn's receive is its request cycle's method, and the cycle notes a disconnect whether or not
+    # anyone waits on receive(): the scoring thread reads that flag (free); other servers' receive is watched.
+    cycle = getattr(receive, "__self__", None)
+    job = _Job(loop, work, limit, cycle if hasattr(cycle, "disconnected") else None)
+    jobs = scoring_queue()
+    waits = _running[0] is not None or not jobs.empty()  # an idle thread starts it at once: nothing to watch
+    jobs.put(job)
+    _pending.append(job)
+    watching: asyncio.Task[Message] | None = None
+    if receive is not None and waits and job.cycle is None:
+        watching = loop.create_task(receive())  # type: ignore[arg-type]
+        watching.add_done_callback(lambda task: _client_left(job, task))
+    try:
+        answer = await job.answer
+    finally:
+        if watching is not None:
+            watching.cancel()
+    if answer is _GONE:
+        raise ClientGone()
+    return answer
 
 
 def _score(script: ModuleType, body: bytes, content_type: str, proba: bool) -> Answer:
@@ -226,8 +348,10 @@ class ScoreEndpoint:
     docs list) calls `answer` too, so both say the same."""
 
     def __init__(self, script: ModuleType, keys: KeyFile | None, metrics: ServerMetrics, limit: int,
-                 access_log: AccessLog | None = None) -> None:
+                 access_log: AccessLog | None = None,
+                 run_timeout: float = deadline.DEFAULT_RUN_TIMEOUT_SECONDS) -> None:
         self.script, self.keys, self.metrics, self.limit, self.access_log = script, keys, metrics, limit, access_log
+        self.run_timeout = run_timeout
 
     async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
         metrics = self.metrics
@@ -265,7 +389,7 @@ class ScoreEndpoint:
         """The answer to one POST /score (its rows already counted in `metrics`).
 
         Raises:
-            ClientGone: the client disconnected before its body arrived.
+            ClientGone: the client disconnected before its body arrived, or before its request ran.
         """
         declared = content_type = ""
         authorization: str | None = None
@@ -297,7 +421,7 @@ class ScoreEndpoint:
                 return Answer(400, orjson.dumps({"error": BAD_PROBA, "type": "InvalidInput"}))
             proba = bool(asked & {"true", "1"})
         script = self.script
-        answer = await on_scoring_thread(lambda: _score(script, body, content_type, proba))
+        answer = await on_scoring_thread(lambda: _score(script, body, content_type, proba), self.run_timeout, receive)
         if answer.rows:
             self.metrics.scored(answer.rows)
         return answer
@@ -341,6 +465,7 @@ def create_app(script: ModuleType, info: dict[str, Any] | None = None, keys: Key
     info = dict(info or {})
     info.setdefault("n_features", getattr(script, "n_features", None))
     limit = int(info.get("max_body_bytes") or DEFAULT_MAX_BODY_BYTES)
+    run_timeout = float(info.setdefault("run_timeout_seconds", deadline.DEFAULT_RUN_TIMEOUT_SECONDS))
     info["content_types"] = ["application/json"] + ([NPY_TYPE] if callable(getattr(script, "run_array", None)) else [])
     if NPY_TYPE in info["content_types"]:  # what an .npy body may hold: uint8 pixels where the script scales them
         info["npy_dtypes"] = ["float32"] + (["uint8"] if getattr(script, "accepts_uint8", False) else [])
@@ -350,13 +475,17 @@ def create_app(script: ModuleType, info: dict[str, Any] | None = None, keys: Key
     info["protocols"] = ["azureml", "v2"]
     info["v2_model"] = {"name": served.name, "version": served.version, "outputs": list(served.outputs)}
     app = ScoringApp(title="ModelDeck scoring server", version="1", description=info.get("description", ""))
-    endpoint = ScoreEndpoint(script, keys, metrics, limit, access_log)
+    endpoint = ScoreEndpoint(script, keys, metrics, limit, access_log, run_timeout)
     errors = {"400": {"description": "bad input, with a message"},
               "408": {"description": "the body did not arrive in time"},
               "413": {"description": "the body is larger than the deployment's limit (see /info)"},
               "415": {"description": "unsupported content type"},
               "500": {"description": "the scoring script raised: the message has a request id, the "
-                                     "deployment's logs the traceback"}}
+                                     "deployment's logs the traceback"},
+              "503": {"description": "not run: the worker is being replaced (Retry-After), or the server is "
+                                     "restarting a crashed worker (the message says why)"},
+              "504": {"description": "not answered within the deployment's run() time limit (see /info): the "
+                                     "message has a request id"}}
     secured: dict[str, Any] = {}
     if keys is not None:
         errors["401"] = {"description": "no key, or not one of the deployment's keys"}
@@ -383,10 +512,15 @@ def create_app(script: ModuleType, info: dict[str, Any] | None = None, keys: Key
     async def health() -> dict[str, str]:
         return {"status": "alive"}
 
-    @app.get("/ready", summary="Readiness: init() has returned and /score answers (even while run() is busy)")
-    async def ready() -> dict[str, bool]:
-        # The app is only created once init() succeeded (see __main__), so answering means ready.
-        return {"ready": True}
+    @app.get("/ready", summary="Readiness: init() has returned and /score answers (even while run() is busy); "
+             "503 with `crash_loop` while workers keep dying", response_model=None)
+    async def ready() -> Response:
+        # The app is only created once init() succeeded (see __main__), so answering means ready, unless
+        # this worker was forked in a crash loop and has not yet lived long enough to count as well.
+        failing = crashloop.ready_failure()
+        if failing is not None:
+            return _json(503, {"ready": False, "crash_loop": failing, "error": failing, "type": "CrashLoop"})
+        return _json(200, {"ready": True})
 
     @app.get("/info", summary="What this endpoint serves",
              openapi_extra={"responses": {k: v for k, v in errors.items() if k == "401"}, **secured})
@@ -402,7 +536,7 @@ def create_app(script: ModuleType, info: dict[str, Any] | None = None, keys: Key
         content, media_type = metrics.exposition()
         return Response(content=content, media_type=media_type)
 
-    _add_v2_routes(app, script, served, denied, metrics, limit, errors, secured)
+    _add_v2_routes(app, script, served, denied, metrics, limit, errors, secured, run_timeout)
 
     if keys is not None:
         schema = app.openapi()
@@ -465,7 +599,8 @@ def _v2_path(served: v2.ServedModel, version: bool) -> list[dict[str, Any]]:
 
 def _add_v2_routes(app: FastAPI, script: ModuleType, served: v2.ServedModel,
                    denied: Callable[[Request], Response | None], metrics: ServerMetrics, limit: int,
-                   errors: dict[str, Any], secured: dict[str, Any]) -> None:
+                   errors: dict[str, Any], secured: dict[str, Any],
+                   run_timeout: float = deadline.DEFAULT_RUN_TIMEOUT_SECONDS) -> None:
     """The Open Inference Protocol's REST routes beside /score: health, metadata, readiness, infer."""
     metadata = orjson.dumps(v2.model_metadata(served))
     ready = orjson.dumps(v2.model_ready(served))
@@ -524,7 +659,11 @@ def _add_v2_routes(app: FastAPI, script: ModuleType, served: v2.ServedModel,
             return _json(408, {"error": TOO_SLOW}, close=True)
         header_length = request.headers.get(v2.HEADER_LENGTH)
 
-        answer = await on_scoring_thread(lambda: v2.infer(script, served, body, header_length))
+        try:
+            answer = await on_scoring_thread(lambda: v2.infer(script, served, body, header_length), run_timeout,
+                                             request.receive)
+        except ClientGone:
+            return Response(status_code=499)  # nobody to answer: the request was dropped before it ran
         if answer.rows:
             metrics.scored(answer.rows)
         return Response(content=answer.body, status_code=answer.status, media_type=answer.media_type,

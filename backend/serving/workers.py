@@ -5,11 +5,14 @@ Forking after the model is loaded shares its memory between workers (copy-on-wri
 forwards SIGTERM/SIGINT to the workers and exits 0 once they stopped; a worker that ends on its own
 (a crash, `os._exit(0)` in run(), the kernel's OOM killer) is replaced at once by a new fork, on the
 same socket, so the scoring URI keeps answering. Workers that keep dying are re-forked with a growing
-pause (up to MAX_BACKOFF_SECONDS), never in a tight loop.
+pause (up to MAX_BACKOFF_SECONDS), never in a tight loop; during that pause the parent answers every
+connection itself with 503 and why (see crashloop). A worker whose run() overran its time limit asks
+for its replacement through a pipe (see deadline): it is re-forked at once, not counted as a crash.
 """
 
 from __future__ import annotations
 
+import faulthandler
 import logging
 import os
 import signal
@@ -19,6 +22,8 @@ import sys
 import time
 import traceback
 from collections.abc import Callable
+
+from . import crashloop, deadline
 
 log = logging.getLogger("modeldeck.serving")
 BIND_FAILED_EXIT_CODE = 4
@@ -116,10 +121,13 @@ def serve(app, host: str, port: int, workers: int = 1, log_level: str = "info",
 
     signal.signal(signal.SIGTERM, stop)
     signal.signal(signal.SIGINT, stop)
+    faulthandler.enable()  # inherited: a worker that crashes in native code prints its Python stack to the log
+    replacements = deadline.open_replacement_pipe()
     for _ in range(workers):
         started[_fork_worker(app, sock, host, port, log_level, access_log)] = time.monotonic()
     log.info("serving with %d worker process(es): %s", workers, sorted(started))
     backoff = 0.0
+    quick_deaths = 0
     while started:
         try:
             pid, status = os.wait()
@@ -132,13 +140,25 @@ def serve(app, host: str, port: int, workers: int = 1, log_level: str = "info",
             on_worker_exit(pid)
         if stopping:
             continue
-        backoff = min(MAX_BACKOFF_SECONDS, max(0.5, backoff * 2)) if lived < QUICK_DEATH_SECONDS else 0.0
-        code = os.waitstatus_to_exitcode(status)
-        how = f"signal {-code}" if code < 0 else f"exit code {code}"
+        how = crashloop.how_it_ended(os.waitstatus_to_exitcode(status))
+        if pid in deadline.replacements_asked(replacements):  # retired by its watchdog: not a crash
+            log.error("worker %d ended (%s) after %.1f s: replaced because a run() overran the time limit; "
+                      "starting a new one", pid, how, lived)
+            started[_fork_worker(app, sock, host, port, log_level, access_log)] = time.monotonic()
+            continue
+        quick_deaths = quick_deaths + 1 if lived < QUICK_DEATH_SECONDS else 0
+        backoff = min(MAX_BACKOFF_SECONDS, max(0.5, backoff * 2)) if quick_deaths else 0.0
         log.error("worker %d ended (%s) after %.1f s: starting a new one%s", pid, how, lived,
                   f" in {backoff:.1f} s" if backoff else "")
-        deadline = time.monotonic() + backoff
-        while not stopping and time.monotonic() < deadline:
+        reason = crashloop.describe(quick_deaths, how, lived, QUICK_DEATH_SECONDS)
+        looping = quick_deaths >= crashloop.CRASH_LOOP_DEATHS
+        crashloop.state = crashloop.CrashLoop(reason, QUICK_DEATH_SECONDS) if looping else None
+        until = time.monotonic() + backoff
+        if backoff and not started:  # nothing accepts meanwhile: answer 503 with the reason, not silence
+            crashloop.answer_while_down(sock, until, reason if looping else
+                                        f"a worker ended ({how}) after {lived:.1f} s: a new one starts in "
+                                        f"{backoff:.1f} s", looping, lambda: stopping)
+        while not stopping and time.monotonic() < until:
             time.sleep(0.05)
         if not stopping:
             started[_fork_worker(app, sock, host, port, log_level, access_log)] = time.monotonic()

@@ -26,6 +26,7 @@ from backend.inspection.runs import (
 from backend.progress import ProgressEvent
 from backend.registry import Model
 from backend.runtimes.base import Deployment
+from backend.shown import shown
 from backend.timefmt import friendly_time
 from dashboard.common import (
     choose,
@@ -113,7 +114,7 @@ if models[1] is not None:
 if not fitting:
     st.warning("No test set fits both models: they take different inputs or labels.", icon=":material/warning:")
     st.stop()
-titles = {info.name: info.title for info in fitting}
+titles = {info.name: shown(info.title) for info in fitting}
 dataset = url_select("Test set", list(titles), "dataset", key="compare_dataset", format_func=titles.__getitem__,
                      gone=lambda lost: verbatim(f"Test set {lost!r} does not fit both: choose another."))
 if dataset is None:

@@ -19,7 +19,15 @@ from backend.packaging.writer import (
 from backend.progress import ProgressKind
 from backend.registry import parse_tags
 from backend.runtimes import DeployConfig, validate_name
-from backend.runtimes.base import CPU_CORES_RANGE, MAX_BODY_MB_RANGE, MEMORY_GB_RANGE, Deployment, Keys
+from backend.runtimes.base import (
+    CPU_CORES_RANGE,
+    DEFAULT_RUN_TIMEOUT_SECONDS,
+    MAX_BODY_MB_RANGE,
+    MEMORY_GB_RANGE,
+    RUN_TIMEOUT_RANGE,
+    Deployment,
+    Keys,
+)
 from backend.timefmt import age
 from dashboard.common import (
     choose,
@@ -145,10 +153,17 @@ with st.form("deploy"):
                                f"{os.cpu_count()} cores. One worker process per core.")
     memory = c2.number_input("Memory (GB)", value=1.0, step=0.25, format="%g",
                              help=f"{MEMORY_GB_RANGE[0]:g} to {MEMORY_GB_RANGE[1]:g} GB")
-    max_body = st.number_input("Largest request body (MB)", value=None, step=16.0, format="%g",
-                               placeholder="automatic: what the memory limit holds (at least 64)",
+    c3, c4 = st.columns(2)
+    max_body = c3.number_input("Largest request body (MB)", value=None, step=16.0, format="%g",
+                               placeholder="automatic (at least 64)",
                                help=f"{MAX_BODY_MB_RANGE[0]:g} to {MAX_BODY_MB_RANGE[1]:g} MB; larger requests get "
-                                    "HTTP 413 and the container stays up")
+                                    "HTTP 413 and the container stays up. Empty: what the memory limit holds, at "
+                                    "least 64 MB")
+    run_timeout = c4.number_input("Time limit per request (s)", value=DEFAULT_RUN_TIMEOUT_SECONDS, step=10.0,
+                                  format="%g", key="deploy_run_timeout",
+                                  help=f"{RUN_TIMEOUT_RANGE[0]:g} to {RUN_TIMEOUT_RANGE[1]:g} s that a request may "
+                                       "wait for and run in the scoring script's run(); later ones get HTTP 504, "
+                                       "and a worker whose run() overran is replaced by a new one")
     auth = st.toggle("Key auth", value=False, key="deploy_auth",
                      help="Requests to /score must carry `Authorization: Bearer <key>` with one of the "
                           "deployment's two keys (shown under Keys below; the Test page sends it for you)")
@@ -172,7 +187,8 @@ if submitted and not deploying:  # one deploy per click: a submit while one runs
     try:
         validate_name(name)
         config = DeployConfig(cpu_cores=cpu, memory_gb=memory, tags=parse_tags(tags), description=description,
-                              max_body_mb=max_body, auth_enabled=auth, trust_model=trust)
+                              max_body_mb=max_body, auth_enabled=auth, trust_model=trust,
+                              run_timeout_s=run_timeout)
         st.session_state[JOB_KEY] = start_deploy(
             deck, model, name, config, target=target,
             script=UploadedScript(script.name, script.getvalue()) if script is not None else None)
@@ -287,7 +303,7 @@ if managed is not None:
     config = managed.config
     limits = f"{config.cpu_cores:g} CPU, {config.memory_gb:g} GB memory"
     if not presentation:
-        limits += f", request bodies up to {config.body_limit_mb:g} MB"
+        limits += f", request bodies up to {config.body_limit_mb:g} MB, {config.run_timeout_s:g} s per request"
     tags = ", ".join(f"{k}={v}" for k, v in config.tags.items())
     st.caption(verbatim(f"{chosen}: {limits}" + (f"; tags: {tags}" if tags else "")))
     if managed.isolation and not presentation:  # what the model's code may do where it runs

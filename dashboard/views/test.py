@@ -40,6 +40,7 @@ from backend.inspection.preprocess import InputForm, form_of, model_input
 from backend.inspection.report import render, to_pdf
 from backend.inspection.runs import report_inputs, score_and_keep
 from backend.registry import Signature, parse_image_shape, parse_value_range
+from backend.shown import shown
 from backend.staging import STAGING_DIR
 from backend.timefmt import friendly_time
 from backend.user_datasets import import_uploaded
@@ -170,7 +171,7 @@ if not fitting:  # the set-based sections need a set; the request console and sn
     except ModelDeckError as e:
         fail(e, "Cannot read the deployment's key")
     st.stop()
-titles = {info.name: info.title for info in fitting}
+titles = {info.name: shown(info.title) for info in fitting}
 # Opens on the test set of this deployment's latest kept evaluation, where the address names none.
 latest = next((r.dataset for r in deck.evaluations.list(deployment=deployment.name)
                if r.deployment_uid == deployment.record.uid and r.dataset in titles), fitting[0].name)
