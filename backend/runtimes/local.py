@@ -24,6 +24,7 @@ from ..creator import creator_gone, creator_token
 from ..errors import DeploymentError, DeploymentExistsError, DeploymentNotFoundError
 from ..progress import Progress, step
 from ..registry import Model, current_library_versions
+from ..serving.bodies import MEMORY_ENV
 from .base import (
     Deployment,
     DeploymentRecord,
@@ -89,7 +90,9 @@ class LocalRuntime:
             port = free_port()
             env = {**os.environ, **serving_environment(spec.config.cpu_cores, str(target / "model")),
                    "PYTHONPATH": str(SERVING_PARENT), "MODELDECK_EXIT_FILE": str(target / "exit_code"),
-                   "PYTHONUNBUFFERED": "1"}
+                   "PYTHONUNBUFFERED": "1",
+                   # not enforced here, but the server budgets request bodies by it as a container does by its limit
+                   MEMORY_ENV: f"{spec.config.memory_gb * 1024:g}"}
             command = ["/bin/sh", "-c", _WRAPPER, "modeldeck-serve", sys.executable, "-m", "serving",
                        "--script", str(script), "--model-dir", str(target / "model"), "--host", "127.0.0.1",
                        "--port", str(port), *server_options(spec, str(target / KEYS_FILE))]
