@@ -36,6 +36,7 @@ WAIT_SECONDS = 2.0  # a body that finds its worker's budget taken waits this lon
 RETRY_AFTER_SECONDS = 2
 MIN_BODY_RATE = 16 * 2**10  # bytes/s: a body arriving slower than this (after GRACE_SECONDS) is cut with 408
 GRACE_SECONDS = 10.0
+THREAD_JOIN_BYTES = 2**20
 BUDGET_ENV = "MODELDECK_BODY_MEMORY_MB"  # sets a worker's budget instead of the memory limit's share
 MEMORY_ENV = "MODELDECK_MEMORY_MB"  # a memory limit not enforced by a cgroup (the local runtime's deploy config)
 
@@ -373,7 +374,8 @@ async def _receive_rest(receive: Receive, first: bytes, limit: int, budget: Body
                 raise BodyTooLarge(f"more than {limit / 2**20:,.0f} MiB")
             chunks.append(chunk)
             if not message.get("more_body", False):
-                body = b"".join(chunks)
+                # a big join in a thread: bytes.join lets go of the GIL, so the loop answers meanwhile
+                body = b"".join(chunks) if size < THREAD_JOIN_BYTES else await asyncio.to_thread(b"".join, chunks)
                 chunks.clear()
                 keep = len(body) if size > SMALL_BODY_BYTES else 0
                 budget.give_back(held - keep)
