@@ -79,6 +79,12 @@ def test_json_whose_parse_cannot_fit_is_a_413_pointing_to_npy_and_npy_of_it_is_s
     np.save(buffer, np.full((2000, 784), 0.5, np.float32))  # the same rows as .npy: 6.3 MB, ~20 MB scored
     status, _, answer = asgi_call(app, body=buffer.getvalue(), headers={"Content-Type": "application/x-npy"})
     assert status == 200 and len(json.loads(answer)) == 2000
+    buffer = io.BytesIO()
+    np.save(buffer, np.zeros((8000, 784), np.uint8))  # 6.3 MB of pixels: ~56 MB once scaled to float32, checked
+    status, _, answer = asgi_call(app, body=buffer.getvalue(), headers={"Content-Type": "application/x-npy"})
+    refusal = json.loads(answer)
+    assert status == 413 and refusal["error"].startswith("this .npy body (6.0 MiB) would take about"), refusal
+    assert "send them as .npy" not in refusal["error"]
     v2_body = orjson.dumps({"inputs": [{"name": "x", "datatype": "FP32", "shape": [2000, 784],
                                         "data": [[0.5] * 784] * 2000}]})
     status, _, answer = asgi_call(app, path="/v2/models/sklearn_mnist/infer", body=v2_body,

@@ -277,7 +277,7 @@ class ScoreEndpoint:
             if held:  # a big body: its parse must fit the budget too
                 cost = await asyncio.to_thread(score_cost, script, body, content_type)  # the loop answers meanwhile
                 npy = content_type.split(";")[0].strip().lower() == NPY_TYPE
-                held += await reserve_parse(budget, cost, f"{'.npy' if npy else 'JSON'} body "
+                held += await reserve_parse(budget, cost, held, f"{'.npy' if npy else 'JSON'} body "
                                             f"({len(body) / 2**20:,.1f} MiB)", "" if npy else SEND_NPY)
             answer = await on_scoring_thread(lambda: _score(script, body, content_type, proba))
         except (BodyTooCostly, Busy) as e:
@@ -519,7 +519,7 @@ def _add_v2_routes(app: FastAPI, script: ModuleType, served: v2.ServedModel,
         try:
             if held:  # a big body: its parse must fit the budget too
                 cost = await asyncio.to_thread(v2_cost, body, header_length)  # the loop answers meanwhile
-                held += await reserve_parse(budget, cost, f"inference request ({len(body) / 2**20:,.1f} MiB)",
+                held += await reserve_parse(budget, cost, held, f"inference request ({len(body) / 2**20:,.1f} MiB)",
                                             SEND_BINARY if header_length is None else "")
             answer = await on_scoring_thread(lambda: v2.infer(script, served, body, header_length))
         except (BodyTooCostly, Busy) as e:

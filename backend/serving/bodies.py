@@ -208,8 +208,9 @@ def npy_cost(body: bytes) -> ParseCost:
     try:
         stream = io.BytesIO(body)
         version = np.lib.format.read_magic(stream)
-        shape, _, dtype = np.lib.format._read_array_header(stream, version)  # type: ignore[attr-defined]
-        values = int(np.prod(shape, dtype=np.float64))
+        read_header = np.lib.format.read_array_header_1_0 if version == (1, 0) else np.lib.format.read_array_header_2_0
+        shape, _, dtype = read_header(stream)
+        values = min(int(np.prod(shape, dtype=np.float64)), len(body) // max(1, dtype.itemsize))  # no more than sent
         return ParseCost(len(body) + values * max(dtype.itemsize, ARRAY_VALUE_BYTES), values)
     except Exception:
         return ParseCost(len(body), 0)
@@ -230,7 +231,7 @@ def v2_cost(body: bytes, header_length: str | None) -> ParseCost:
     head = min(head, len(body))
     cost = json_cost(memoryview(body)[:head] if head < len(body) else body, V2_VALUE_BYTES)
     binary = len(body) - head
-    return ParseCost(cost.bytes + binary * 2 + binary * ARRAY_VALUE_BYTES, cost.values)
+    return ParseCost(cost.bytes + binary * ARRAY_VALUE_BYTES, cost.values)  # UINT8: a value a byte
 
 
 class BodyBudget:
@@ -242,18 +243,18 @@ class BodyBudget:
         self.in_use = 0
         self._freed: asyncio.Event | None = None
 
-    async def reserve(self, amount: int, what: Callable[[], str]) -> float:
-        """Takes `amount` bytes, waiting up to WAIT_SECONDS for bodies in flight to give theirs back;
-        returns the seconds waited.
+    async def reserve(self, amount: int, what: Callable[[], str], own: int = 0) -> float:
+        """Takes `amount` bytes more for a request that holds `own` already, waiting up to WAIT_SECONDS
+        for bodies in flight to give theirs back; returns the seconds waited.
 
         Raises:
-            BodyTooCostly: `amount` is more than the whole budget (`what()` says why, for the 413).
+            BodyTooCostly: `amount` and `own` are more than the whole budget (`what()` says why, for the 413).
             Busy: the budget stayed taken.
         """
         if self.in_use + amount <= self.total:
             self.in_use += amount
             return 0.0
-        if amount > self.total:
+        if amount + own > self.total:
             raise BodyTooCostly(what())
         started = time.monotonic()
         deadline = started + WAIT_SECONDS
@@ -352,7 +353,8 @@ async def _receive_rest(receive: Receive, first: bytes, limit: int, budget: Body
                 step = max(2 * size - held, 2 * 2**20)  # in steps: the budget is not asked per chunk
                 held += step
                 try:
-                    waited += await budget.reserve(step, functools.partial(_too_large_for_memory, size, budget))
+                    waited += await budget.reserve(step, functools.partial(_too_large_for_memory, size, budget),
+                                                   held - step)
                 except BaseException:
                     held -= step
                     raise
@@ -386,8 +388,8 @@ async def _receive_rest(receive: Receive, first: bytes, limit: int, budget: Body
         raise
 
 
-async def reserve_parse(budget: BodyBudget, cost: ParseCost, what: str, hint: str = SEND_NPY) -> int:
-    """Reserves `cost` (beyond the body's own bytes, which it already holds); returns the bytes taken.
+async def reserve_parse(budget: BodyBudget, cost: ParseCost, held: int, what: str, hint: str = SEND_NPY) -> int:
+    """Reserves `cost` beyond the `held` bytes of the body itself; returns the bytes taken.
 
     Raises:
         BodyTooCostly: the parse can never fit (TOO_COSTLY, naming `what` and the budget, then `hint`:
@@ -398,5 +400,5 @@ async def reserve_parse(budget: BodyBudget, cost: ParseCost, what: str, hint: st
         return TOO_COSTLY.format(what=what, cost=cost.bytes / 2**20, values=cost.values, budget=budget.total / 2**20,
                                  npy=hint)
 
-    await budget.reserve(cost.bytes, message)
+    await budget.reserve(cost.bytes, message, held)
     return cost.bytes
