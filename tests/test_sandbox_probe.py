@@ -29,7 +29,7 @@ SECRET = "MODELDECK_PROBE_SECRET"
 SECRET_VALUE = "s3cret-in-the-deployers-environment"
 SANDBOX_ENVIRONMENT = {"AZUREML_MODEL_DIR", "MODEL_DIR", "OMP_NUM_THREADS", "OPENBLAS_NUM_THREADS", "MKL_NUM_THREADS",
                        "PYTHONPATH", "PYTHONUNBUFFERED", "PATH", "HOME", "TMPDIR", "LANG",
-                       "PWD", "PROMETHEUS_MULTIPROC_DIR"}  # set by bwrap's --chdir, and by the server itself
+                       "PWD", "PROMETHEUS_MULTIPROC_DIR", "MODELDECK_MEMORY_MB"}  # set by bwrap's --chdir, and by the server itself
 
 
 class ProbingPickle:

@@ -27,6 +27,7 @@ from ..creator import creator_gone, creator_token
 from ..errors import DeploymentError, DeploymentExistsError, DeploymentNotFoundError, UntrustedModelError
 from ..progress import Progress, step
 from ..registry import Model, current_library_versions
+from ..serving.bodies import MEMORY_ENV
 from .base import (
     Deployment,
     DeploymentRecord,
@@ -108,7 +109,10 @@ class LocalRuntime:
             socket.parent.mkdir()
             # Nothing of this process's environment (its secrets) reaches the server: only what serving reads.
             env = {**serving_environment(spec.config.cpu_cores, str(target / "model")),
-                   "PYTHONPATH": str(SERVING_PARENT), "PYTHONUNBUFFERED": "1"}
+                   "PYTHONPATH": str(SERVING_PARENT), "PYTHONUNBUFFERED": "1",
+                   # not enforced by rlimits as a sum, but the server budgets request bodies by it, as a
+                   # container does by its limit
+                   MEMORY_ENV: f"{spec.config.memory_gb * 1024:g}"}
             server = [sys.executable, "-m", "serving", "--script", str(script), "--model-dir", str(target / "model"),
                       "--uds", str(socket), *server_options(spec, str(target / KEYS_FILE))]
             if sandbox.bwrap and sandbox.available:

@@ -4,7 +4,6 @@ from __future__ import annotations
 
 import asyncio
 import collections
-import ctypes
 import logging
 import os
 import queue
@@ -24,6 +23,24 @@ from fastapi.responses import Response
 from . import crashloop, deadline, v2
 from .access import AccessLog
 from .auth import KeyFile
+from .bodies import (
+    RETRY_AFTER_SECONDS,
+    SEND_BINARY,
+    SEND_NPY,
+    TOO_SLOW_RATE,
+    BodyBudget,
+    BodyTooCostly,
+    BodyTooLarge,
+    Busy,
+    ClientGone,
+    TooSlow,
+    receive_counted,
+    release_memory,
+    reserve_parse,
+    score_cost,
+    v2_cost,
+    worker_budget,
+)
 from .handlers import NPY_TYPE, Answer, handle_score
 from .metrics import METRICS_PATH, MetricsMiddleware, ServerMetrics, rows_in
 
@@ -65,76 +82,6 @@ Bad input answers 400 (415 for an unsupported content type, 413 above the body l
 `{"error": ..., "type": ...}`; an error raised inside the scoring script answers 500 with a request id
 (the traceback is in the deployment's logs, under that id).
 """
-
-
-class BodyTooLarge(Exception):
-    def __init__(self, size: str) -> None:
-        self.size = size
-
-
-async def read_body(request: Request, limit: int) -> bytes:
-    """The request body, read in chunks and refused as soon as it passes `limit` bytes (a declared
-    Content-Length above the limit is refused before anything is read)."""
-    declared = request.headers.get("content-length", "")
-    if declared.isdigit() and int(declared) > limit:
-        raise BodyTooLarge(f"{int(declared) / 2**20:,.1f} MiB")
-    chunks: list[bytes] = []
-    size = 0
-    async for chunk in request.stream():
-        size += len(chunk)
-        if size > limit:
-            chunks.clear()  # the traceback keeps this frame alive: drop what was read now
-            raise BodyTooLarge(f"more than {limit / 2**20:,.0f} MiB")
-        chunks.append(chunk)
-    return b"".join(chunks)
-
-
-class ClientGone(Exception):
-    """The client closed the connection before its request body arrived."""
-
-
-async def receive_body(receive: Receive, declared: str, limit: int) -> bytes:
-    """The request body from ASGI `receive`, refused as soon as it passes `limit` bytes (a declared
-    Content-Length above the limit is refused before anything is read). A body that came in one
-    message (a single row's always does) is returned as it is, without a copy.
-
-    Raises:
-        BodyTooLarge: past the limit.
-        ClientGone: the client disconnected first.
-    """
-    if declared.isdigit() and int(declared) > limit:
-        raise BodyTooLarge(f"{int(declared) / 2**20:,.1f} MiB")
-    message = await receive()
-    chunk = message.get("body", b"")
-    if not message.get("more_body", False):
-        if message["type"] != "http.request":
-            raise ClientGone()
-        if len(chunk) > limit:
-            raise BodyTooLarge(f"more than {limit / 2**20:,.0f} MiB")
-        return chunk
-    chunks = [chunk]
-    size = len(chunk)
-    while True:
-        message = await receive()
-        if message["type"] != "http.request":
-            raise ClientGone()
-        chunk = message.get("body", b"")
-        size += len(chunk)
-        if size > limit:
-            chunks.clear()  # the traceback keeps this frame alive: drop what was read now
-            raise BodyTooLarge(f"more than {limit / 2**20:,.0f} MiB")
-        chunks.append(chunk)
-        if not message.get("more_body", False):
-            return b"".join(chunks)
-
-
-def release_memory() -> None:
-    """Hands the memory of a refused body back to the system: its many small chunks were freed, but
-    the C allocator keeps freed heap pages unless asked (so the container's memory would stay up)."""
-    try:
-        ctypes.CDLL("libc.so.6").malloc_trim(0)
-    except (OSError, AttributeError):  # not glibc: nothing to ask
-        pass
 
 
 def _json(status: int, payload: Any, close: bool = False, headers: dict[str, str] | None = None) -> Response:
@@ -335,6 +282,38 @@ def _score(script: ModuleType, body: bytes, content_type: str, proba: bool) -> A
                   rows_in(result.payload) if result.status == 200 else 0)
 
 
+_REFUSED = (BodyTooLarge, BodyTooCostly, Busy, TimeoutError)
+
+
+async def read_counted(receive: Receive, declared: str, limit: int, budget: BodyBudget) -> tuple[bytes, int]:
+    """The body and the bytes of `budget` it holds (see bodies.receive_counted), within
+    BODY_TIMEOUT_SECONDS; memory is handed back when it was refused or its client left.
+
+    Raises:
+        BodyTooLarge, BodyTooCostly, Busy, TimeoutError (TooSlow too), ClientGone.
+    """
+    try:
+        async with asyncio.timeout(BODY_TIMEOUT_SECONDS):
+            return await receive_counted(receive, declared, limit, budget)
+    except (*_REFUSED, ClientGone):
+        release_memory()
+        raise
+
+
+def body_refusal(error: Exception, limit: int, budget: BodyBudget) -> tuple[int, dict[str, str], dict[str, str]]:
+    """(status, {"error", "type"}, headers) answering a body refused by `read_counted` or `reserve_parse`."""
+    close = {"Connection": "close"}
+    if isinstance(error, BodyTooLarge):
+        return 413, {"error": TOO_LARGE.format(size=error.size, limit=limit / 2**20), "type": "BodyTooLarge"}, close
+    if isinstance(error, BodyTooCostly):
+        return 413, {"error": error.message, "type": "BodyTooCostly"}, close
+    if isinstance(error, Busy):
+        return 503, {"error": budget.busy_message(), "type": "Busy"}, {**close, "Retry-After": str(RETRY_AFTER_SECONDS)}
+    if isinstance(error, TooSlow):
+        return 408, {"error": TOO_SLOW_RATE, "type": "RequestTimeout"}, close
+    return 408, {"error": TOO_SLOW, "type": "RequestTimeout"}, close
+
+
 _JSON_TYPE = (b"content-type", b"application/json")
 _CLOSE = (b"connection", b"close")
 
@@ -348,9 +327,10 @@ class ScoreEndpoint:
     docs list) calls `answer` too, so both say the same."""
 
     def __init__(self, script: ModuleType, keys: KeyFile | None, metrics: ServerMetrics, limit: int,
-                 access_log: AccessLog | None = None,
+                 access_log: AccessLog | None = None, budget: BodyBudget | None = None,
                  run_timeout: float = deadline.DEFAULT_RUN_TIMEOUT_SECONDS) -> None:
         self.script, self.keys, self.metrics, self.limit, self.access_log = script, keys, metrics, limit, access_log
+        self.budget = budget or BodyBudget(worker_budget(1))
         self.run_timeout = run_timeout
 
     async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
@@ -403,16 +383,12 @@ class ScoreEndpoint:
         if self.keys is not None and not self.keys.allows(authorization):
             return Answer(401, orjson.dumps({"error": WRONG_KEY if authorization else NO_KEY, "type": "Unauthorized"}),
                           headers={"WWW-Authenticate": "Bearer", "Connection": "close"})
+        budget = self.budget
         try:
-            async with asyncio.timeout(BODY_TIMEOUT_SECONDS):
-                body = await receive_body(receive, declared, self.limit)
-        except BodyTooLarge as e:
-            release_memory()
-            return Answer(413, orjson.dumps({"error": TOO_LARGE.format(size=e.size, limit=self.limit / 2**20),
-                                             "type": "BodyTooLarge"}), headers={"Connection": "close"})
-        except TimeoutError:
-            return Answer(408, orjson.dumps({"error": TOO_SLOW, "type": "RequestTimeout"}),
-                          headers={"Connection": "close"})
+            body, held = await read_counted(receive, declared, self.limit, budget)
+        except _REFUSED as e:
+            status, payload, headers = body_refusal(e, self.limit, budget)
+            return Answer(status, orjson.dumps(payload), headers=headers)
         proba = False
         if scope.get("query_string"):
             asked = {value.lower() for name, value in parse_qsl(scope["query_string"].decode("latin-1"),
@@ -421,7 +397,22 @@ class ScoreEndpoint:
                 return Answer(400, orjson.dumps({"error": BAD_PROBA, "type": "InvalidInput"}))
             proba = bool(asked & {"true", "1"})
         script = self.script
-        answer = await on_scoring_thread(lambda: _score(script, body, content_type, proba), self.run_timeout, receive)
+        try:
+            if held:  # a big body: its parse must fit the budget too
+                cost = await asyncio.to_thread(score_cost, script, body, content_type)  # the loop answers meanwhile
+                npy = content_type.split(";")[0].strip().lower() == NPY_TYPE
+                held += await reserve_parse(budget, cost, held, f"{'.npy' if npy else 'JSON'} body "
+                                            f"({len(body) / 2**20:,.1f} MiB)", "" if npy else SEND_NPY)
+            answer = await on_scoring_thread(lambda: _score(script, body, content_type, proba),
+                                            self.run_timeout, receive)
+        except (BodyTooCostly, Busy) as e:
+            status, payload, headers = body_refusal(e, self.limit, budget)
+            return Answer(status, orjson.dumps(payload), headers=headers)
+        finally:
+            if held:
+                budget.give_back(held)
+                del body
+                release_memory()
         if answer.rows:
             self.metrics.scored(answer.rows)
         return answer
@@ -475,15 +466,19 @@ def create_app(script: ModuleType, info: dict[str, Any] | None = None, keys: Key
     info["protocols"] = ["azureml", "v2"]
     info["v2_model"] = {"name": served.name, "version": served.version, "outputs": list(served.outputs)}
     app = ScoringApp(title="ModelDeck scoring server", version="1", description=info.get("description", ""))
-    endpoint = ScoreEndpoint(script, keys, metrics, limit, access_log, run_timeout)
+    budget = BodyBudget(worker_budget(int(info.get("workers") or 1)))  # after init(): what the model left
+    info["body_memory_bytes"] = budget.total
+    endpoint = ScoreEndpoint(script, keys, metrics, limit, access_log, budget, run_timeout)
     errors = {"400": {"description": "bad input, with a message"},
               "408": {"description": "the body did not arrive in time"},
-              "413": {"description": "the body is larger than the deployment's limit (see /info)"},
+              "413": {"description": "the body is larger than the deployment's limit (see /info), or its parse would "
+                                     "take more memory than the deployment gives one request (send .npy)"},
               "415": {"description": "unsupported content type"},
               "500": {"description": "the scoring script raised: the message has a request id, the "
                                      "deployment's logs the traceback"},
-              "503": {"description": "not run: the worker is being replaced (Retry-After), or the server is "
-                                     "restarting a crashed worker (the message says why)"},
+              "503": {"description": "not run, retry after the Retry-After header's seconds: the worker's memory "
+                                     "for bodies is taken by others in flight, the worker is being replaced, or "
+                                     "the server is restarting a crashed worker (the message says why)"},
               "504": {"description": "not answered within the deployment's run() time limit (see /info): the "
                                      "message has a request id"}}
     secured: dict[str, Any] = {}
@@ -536,7 +531,7 @@ def create_app(script: ModuleType, info: dict[str, Any] | None = None, keys: Key
         content, media_type = metrics.exposition()
         return Response(content=content, media_type=media_type)
 
-    _add_v2_routes(app, script, served, denied, metrics, limit, errors, secured, run_timeout)
+    _add_v2_routes(app, script, served, denied, metrics, limit, budget, errors, secured, run_timeout)
 
     if keys is not None:
         schema = app.openapi()
@@ -599,7 +594,7 @@ def _v2_path(served: v2.ServedModel, version: bool) -> list[dict[str, Any]]:
 
 def _add_v2_routes(app: FastAPI, script: ModuleType, served: v2.ServedModel,
                    denied: Callable[[Request], Response | None], metrics: ServerMetrics, limit: int,
-                   errors: dict[str, Any], secured: dict[str, Any],
+                   budget: BodyBudget, errors: dict[str, Any], secured: dict[str, Any],
                    run_timeout: float = deadline.DEFAULT_RUN_TIMEOUT_SECONDS) -> None:
     """The Open Inference Protocol's REST routes beside /score: health, metadata, readiness, infer."""
     metadata = orjson.dumps(v2.model_metadata(served))
@@ -651,19 +646,28 @@ def _add_v2_routes(app: FastAPI, script: ModuleType, served: v2.ServedModel,
             return v2_json(415, v2.error_body(f"Content-Encoding {encoding[:20]!r} is not supported: send the body "
                                               "uncompressed"))
         try:
-            body = await asyncio.wait_for(read_body(request, limit), BODY_TIMEOUT_SECONDS)
-        except BodyTooLarge as e:
-            release_memory()
-            return _json(413, {"error": TOO_LARGE.format(size=e.size, limit=limit / 2**20)}, close=True)
-        except TimeoutError:
-            return _json(408, {"error": TOO_SLOW}, close=True)
+            body, held = await read_counted(request.receive, request.headers.get("content-length", ""), limit, budget)
+        except _REFUSED as e:
+            status, payload, headers = body_refusal(e, limit, budget)
+            return _json(status, {"error": payload["error"]}, headers=headers)
         header_length = request.headers.get(v2.HEADER_LENGTH)
-
         try:
-            answer = await on_scoring_thread(lambda: v2.infer(script, served, body, header_length), run_timeout,
-                                             request.receive)
+            if held:  # a big body: its parse must fit the budget too
+                cost = await asyncio.to_thread(v2_cost, body, header_length)  # the loop answers meanwhile
+                held += await reserve_parse(budget, cost, held, f"inference request ({len(body) / 2**20:,.1f} MiB)",
+                                            SEND_BINARY if header_length is None else "")
+            answer = await on_scoring_thread(lambda: v2.infer(script, served, body, header_length),
+                                            run_timeout, request.receive)
         except ClientGone:
             return Response(status_code=499)  # nobody to answer: the request was dropped before it ran
+        except (BodyTooCostly, Busy) as e:
+            status, payload, headers = body_refusal(e, limit, budget)
+            return _json(status, {"error": payload["error"]}, headers=headers)
+        finally:
+            if held:
+                budget.give_back(held)
+                del body
+                release_memory()
         if answer.rows:
             metrics.scored(answer.rows)
         return Response(content=answer.body, status_code=answer.status, media_type=answer.media_type,

@@ -24,6 +24,8 @@ NOT_UTF8 = "the request body is not UTF-8 text; send JSON like {\"data\": [[...]
 NO_ARRAY_SUPPORT = ("this scoring script has no run_array(); send JSON (application/json) instead "
                     "of " + NPY_TYPE)
 BAD_NPY = "the request body is not a valid .npy array: {}"
+NPY_NOT_NUMBERS = ("an .npy body must hold real numbers (float32, float64, integers, uint8 pixels), got dtype {}: "
+                   "convert it with numpy's astype before numpy.save")
 UNSUPPORTED_TYPE = "content type {!r} is not supported: use application/json or " + NPY_TYPE
 EMPTY_BODY = "the request body is empty; send JSON like {\"data\": [[...], ...]}"
 
@@ -83,6 +85,8 @@ def handle_score(script: ModuleType, body: bytes, content_type: str, proba: bool
             array = np.load(io.BytesIO(body), allow_pickle=False)
         except Exception as e:  # np.load raises several kinds for garbage
             return _error(400, BAD_NPY.format(e))
+        if array.dtype.kind not in "biuf":  # complex, text, dates, records: no model takes them
+            return _error(400, NPY_NOT_NUMBERS.format(array.dtype))
         if proba and getattr(script, "supports_proba", False):
             return _call(lambda X: run_array(X, proba=True), array)
         return _call(run_array, array)

@@ -37,6 +37,7 @@ FAST_DTYPES = (np.dtype(np.float32), np.dtype(np.float64))  # what fast_predict 
 accepts_bytes = True  # the server may hand run() the body as bytes (orjson and simdjson parse both)
 supports_proba = True  # run_array(X, proba=True) answers class probabilities (the server's ?proba=true)
 accepts_uint8 = True  # run_array takes uint8 pixels (0..255) and scales them by 1/255 itself
+json_value_bytes = 44  # run()'s peak memory per JSON value (measured 38-40 B): the server reserves it before a big body
 model: Any = None
 n_features = None
 classes = None  # the model's class labels in its own order (or the names given for them), reported by /info
@@ -112,7 +113,7 @@ def _fast_rows(raw_data):
         proba = False if _surely_absent("proba", raw_data) else document.get("proba", False)
     except Exception:  # anything unexpected (a string for "data", a number for a row, ...): explain below
         return None
-    if not width or not isinstance(proba, bool):
+    if not width or not isinstance(proba, bool) or flat.size != len(rows) * width:  # rows of rows: explained below
         return None
     return flat.reshape(len(rows), width).astype(np.float32), proba
 
@@ -163,8 +164,8 @@ def run_array(X, proba=False):
         raise InvalidInput(f"each row must have {n_features} values, got {X.shape[1]}")
     if X.dtype == np.uint8:
         X = X.astype(np.float32) / np.float32(255.0)
-    elif not np.issubdtype(X.dtype, np.number):
-        raise InvalidInput(f"values must be numbers, got dtype {X.dtype}")
+    elif X.dtype.kind not in "iuf":  # complex, bool, text, dates, records, objects
+        raise InvalidInput(f"values must be real numbers (float32, float64, integers or uint8 pixels), got dtype {X.dtype}")
     if not np.isfinite(X).all():
         raise InvalidInput("values must be finite numbers within ±3.4e38 (float32; no NaN or infinity)")
     if not proba:

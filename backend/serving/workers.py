@@ -27,7 +27,10 @@ from . import crashloop, deadline
 
 log = logging.getLogger("modeldeck.serving")
 BIND_FAILED_EXIT_CODE = 4
-MAX_CONCURRENCY = 256  # open connections + requests per worker
+# Open connections + requests per worker: bodies' memory is budgeted (bodies.py) and bodies that trickle are
+# cut after 10 s, so this bounds only the connections themselves (measured: ~6 KiB idle, ~18 KiB with a body
+# begun): 256 slow connections no longer turn /score and /health away.
+MAX_CONCURRENCY = 1024
 QUICK_DEATH_SECONDS = 10.0  # a worker that dies sooner than this after its start counts as crash-looping
 MAX_BACKOFF_SECONDS = 30.0
 WORKER_OOM_SCORE_ADJ = 500  # under memory pressure the kernel kills a worker (replaced), not the supervisor
@@ -61,11 +64,20 @@ def bind(host: str, port: int, uds: str | None = None) -> socket.socket:
 
 def _run_worker(app, sock: socket.socket, host: str, port: int, log_level: str = "info",
                 access_log: bool = True) -> None:
+    import resource
+
     import uvicorn
 
+    try:  # a connection is a file: let the worker hold MAX_CONCURRENCY of them (a shell's soft limit is often 1024)
+        soft, hard = resource.getrlimit(resource.RLIMIT_NOFILE)
+        wanted = MAX_CONCURRENCY + 256
+        if soft != resource.RLIM_INFINITY and soft < wanted:
+            resource.setrlimit(resource.RLIMIT_NOFILE, (wanted if hard == resource.RLIM_INFINITY else min(wanted, hard),
+                                                        hard))
+    except (ValueError, OSError):
+        pass
     # "auto" takes uvloop and httptools (C event loop and HTTP parser) when installed, as they are here.
-    # limit_concurrency: past that many open connections and requests a worker answers 503 at once,
-    # so a flood of slow or idle connections cannot pile up memory.
+    # limit_concurrency: past that many open connections and requests a worker answers 503 at once.
     config = uvicorn.Config(app, host=host, port=port, log_level=log_level, timeout_graceful_shutdown=5,
                             loop="auto", http="auto", limit_concurrency=MAX_CONCURRENCY, access_log=access_log)
     uvicorn.Server(config).run(sockets=[sock])
