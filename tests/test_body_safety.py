@@ -24,7 +24,7 @@ from backend.serving.app import create_app
 from backend.serving.script import load_script
 from benchmarks import attacks
 
-from .test_docker_runtime import docker_deck, remove_home_containers  # noqa: F401  (fixtures)
+from .test_docker_runtime import docker_deck  # noqa: F401  (a fixture)
 from .test_score_fast_path import asgi_call
 
 ROW = load_mnist_test().X[0].tolist()

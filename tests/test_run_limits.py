@@ -25,8 +25,7 @@ from backend.errors import InvalidDeployConfigError
 from backend.runtimes import DeployConfig, DeploymentState
 from backend.serving.__main__ import parse_args
 
-from .conftest import FIXTURES, copy_home
-from .test_docker_runtime import remove_home_containers
+from .conftest import FIXTURES, copy_home, remove_home_deployments
 
 SCRIPT = FIXTURES / "limits_score.py"
 
@@ -40,7 +39,7 @@ def deck(request, trained_home, tmp_path):
     for deployment in deck.deployments.list():
         deck.deployments.delete(deployment.name)
     if engine is not None:
-        remove_home_containers(engine, deck.home.id)
+        remove_home_deployments(engine, deck.home.path)
 
 
 def deploy(deck, sample_model, name: str, **config):
