@@ -80,9 +80,26 @@ class ScoringClient:
         """The labels for the rows of X and, with `proba`, the class probabilities where the scoring
         script gives them (`"proba": true` in JSON, `?proba=true` with .npy).
 
+        A batch the endpoint refuses as too large for it (413: its body limit, or the memory its parse
+        would take) is sent again in halves.
+
         Raises:
             EndpointUnreachableError, ScoringRequestError, ScoringServerError.
         """
+        try:
+            return self._scores(scoring_uri, X, use_binary=use_binary, key=key, proba=proba)
+        except ScoringRequestError as e:
+            if e.status != 413 or len(X) < 2:
+                raise
+        half = len(X) // 2
+        first, second = (self.scores(scoring_uri, part, use_binary=use_binary, key=key, proba=proba)
+                         for part in (X[:half], X[half:]))
+        probabilities = (np.concatenate([first.probabilities, second.probabilities])
+                         if first.probabilities is not None and second.probabilities is not None else None)
+        return Scores(first.labels + second.labels, probabilities, first.classes)
+
+    def _scores(self, scoring_uri: str, X: np.ndarray, *, use_binary: bool, key: str | None,
+                proba: bool) -> Scores:
         if use_binary:
             buffer = io.BytesIO()
             np.save(buffer, np.ascontiguousarray(X), allow_pickle=False)

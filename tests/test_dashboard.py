@@ -190,7 +190,7 @@ def test_deploy_page_deploys_lists_shows_logs_and_deletes_with_fresh_counts(home
     listed = at.dataframe[0].value
     assert list(listed["name"]) == [name] and list(listed["state"]) == ["Healthy"]
     assert list(listed["runtime"]) == ["local"] and "detail" not in listed.columns  # empty: its room goes to the rest
-    assert f"{name}: 1 CPU, 1 GB memory, request bodies up to 128 MB" in [c.value.replace("\\", "") for c in at.caption]
+    assert f"{name}: 1 CPU, 1 GB memory, request bodies up to 128 MB, 60 s per request" in [c.value.replace("\\", "") for c in at.caption]
     assert url_param(at, "deployment") == name
     button(at, "Logs").click().run()
     assert any("modeldeck serving: listening on" in c.value for c in at.code)

@@ -3,6 +3,7 @@
 import os
 import signal
 import time
+from pathlib import Path
 
 import numpy as np
 import pytest
@@ -197,6 +198,19 @@ def scrape_until(client, uri, done, key=None):
         time.sleep(0.02)
 
 
+def host_pid(inner: int, folder) -> int:
+    """The host's pid of the process that is `inner` in a sandbox's pid namespace, started in `folder`."""
+    for status in Path("/proc").glob("[0-9]*/status"):
+        try:
+            nspids = next(line.split()[1:] for line in status.read_text().splitlines() if line.startswith("NSpid:"))
+            cmdline = (status.parent / "cmdline").read_bytes()
+        except (OSError, StopIteration):
+            continue
+        if int(nspids[-1]) == inner and str(folder).encode() in cmdline:
+            return int(status.parent.name)
+    raise AssertionError(f"no process {inner} of {folder}")
+
+
 def test_requests_rows_and_errors_move_the_counters_across_workers_and_a_dead_workers_counts_stay(local_deck):
     deployment = deploy(local_deck, "counted", cpu_cores=2)  # two worker processes
     uri = deployment.scoring_uri
@@ -217,8 +231,8 @@ def test_requests_rows_and_errors_move_the_counters_across_workers_and_a_dead_wo
 
     # A worker that dies is re-forked; what it counted stays counted.
     pids = {requests.get(base_of(deployment) + "/info", timeout=10).json()["worker_pid"] for _ in range(20)}
-    victim = pids.pop()
-    os.kill(victim, signal.SIGKILL)
+    victim = pids.pop()  # as the server sees it: in the sandbox's own pid namespace
+    os.kill(host_pid(victim, local_deck.settings.local_deployments_dir / "counted"), signal.SIGKILL)
     deadline = time.monotonic() + 30
     while time.monotonic() < deadline:
         try:

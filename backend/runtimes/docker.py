@@ -49,7 +49,7 @@ from .base import (
     server_options,
     serving_environment,
 )
-from .front import Front, Route
+from .front import Front, PortTaken, Route
 from .probe import free_port, readiness
 
 LABEL = LABEL_PREFIX + "name"  # every ModelDeck deployment container has it
@@ -357,7 +357,7 @@ class DockerRuntime:
                     self.front.publish(Route(key=_route_key(spec.name), deployment=spec.name, port=port,
                                              socket=folder / "run" / "server.sock",
                                              max_body_mb=spec.config.body_limit_mb))
-                except DeploymentError:
+                except PortTaken:
                     container.remove(force=True)
                     container = None
                     if attempt == PORT_ATTEMPTS:

@@ -40,7 +40,7 @@ FRONT_HEADER = "X-ModelDeck-Deployment"  # every answer of a route carries its d
 READY_TIMEOUT_SECONDS = 10.0
 BODY_SECONDS = 60  # a request whose headers and body (or its first BUFFER bytes) take longer: 408
 HELD_BODY = "64k"  # what the front holds before the server sees a request (tune.bufsize)
-SOCKET_PATH_MAX = 100  # sun_path holds 108 bytes; longer paths are reached through a short link
+SOCKET_PATH_MAX = 90  # HAProxy takes at most 97 bytes (sun_path's 108 less its suffix); longer: a short link
 SHORT_LINKS = Path("/tmp/modeldeck-sockets")
 NO_HAPROXY = ("the front of every deployment is HAProxy, and it is not installed: `sudo apt-get install "
               "haproxy` (scripts/setup.sh installs it)")
@@ -51,6 +51,10 @@ TOO_LARGE = ("the request body ({size}) is larger than this deployment's limit o
              "sets the limit")
 TOO_SLOW = f"the request (headers and body) did not arrive within {BODY_SECONDS} s"
 _KEY = re.compile(r"^[a-z0-9][a-z0-9-]{0,80}$")
+
+
+class PortTaken(DeploymentError):
+    """The front could not listen on a route's port: another process took it after it was chosen."""
 
 
 @dataclass(frozen=True)
@@ -142,6 +146,7 @@ defaults
     timeout server 3600s
     timeout queue 60s
     option http-keep-alive
+    option abortonclose
     http-reuse always
 """
 
@@ -223,8 +228,8 @@ class Front:
 
         Raises:
             RuntimeUnavailableError: HAProxy is not installed.
-            DeploymentError: the front could not take the port (taken by another process meanwhile: the
-                caller picks another) or does not start; the message has HAProxy's own words.
+            PortTaken: another process took the port meanwhile (the caller picks another).
+            DeploymentError: the front does not start or serve it; the message has HAProxy's own words.
         """
         with self._locked():
             path = self.routes_dir / f"{route.key}.cfg"
@@ -294,9 +299,9 @@ class Front:
         conf = self.folder / "haproxy.cfg"
         conf.write_text(main_config(self.folder))
         command = [haproxy, "-W", "-f", str(conf), "-f", str(self.routes_dir)]
-        checked = subprocess.run([*command, "-c", "-q"], capture_output=True, text=True, timeout=30)
+        checked = subprocess.run([*command, "-c"], capture_output=True, text=True, timeout=30)
         if checked.returncode != 0:
-            raise DeploymentError(f"the front's configuration does not check: {checked.stderr.strip()[-600:]}")
+            raise DeploymentError(f"the front's configuration does not check: {(checked.stderr or checked.stdout).strip()[-600:]}")
         logged = self._log_size()
         if pid is not None:
             self._signal(pid, signal.SIGUSR2)  # the master reloads: new ports bound, the old worker finishes
@@ -363,8 +368,8 @@ class Front:
                 conn.close()
             said = self._log_since(logged)
             if refused in said and b"cannot bind socket" in said:
-                raise DeploymentError(f"the front cannot listen on 127.0.0.1:{route.port}: another process "
-                                      "took that port")
+                raise PortTaken(f"the front cannot listen on 127.0.0.1:{route.port}: another process took that "
+                                "port")
             if time.monotonic() > deadline:
                 raise DeploymentError(f"the front did not start serving 127.0.0.1:{route.port} within "
                                       f"{READY_TIMEOUT_SECONDS:.0f} s: {self._last_error()}")

@@ -38,7 +38,7 @@ from .base import (
     serving_environment,
     worker_plan,
 )
-from .front import Front, Route
+from .front import Front, PortTaken, Route
 from .probe import free_port, readiness
 from .sandbox import NOT_SANDBOXED, REFUSED, SANDBOXED, bwrap_command, deployment_view, sandbox_status
 
@@ -149,7 +149,7 @@ class LocalRuntime:
                 self.front.publish(Route(key=_route_key(spec.name), deployment=spec.name, port=port, socket=socket,
                                          max_body_mb=spec.config.body_limit_mb))
                 return port
-            except DeploymentError:
+            except PortTaken:
                 if attempt == PORT_ATTEMPTS:
                     raise
                 step(progress, "that port was taken meanwhile: choosing another")
