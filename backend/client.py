@@ -69,7 +69,8 @@ class ScoringClient:
                 raise ScoringRequestError(response.status_code, message)
             request_id = answer.get("request_id") if isinstance(answer, dict) else None
             raise ScoringServerError(response.status_code, message,
-                                     script_error=answer.get("type") if request_id else None, request_id=request_id)
+                                     script_error=answer.get("type") if request_id and response.status_code == 500 else None,
+                                     request_id=request_id)
         try:
             return orjson.loads(response.content)
         except orjson.JSONDecodeError as e:

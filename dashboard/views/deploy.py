@@ -307,7 +307,7 @@ if managed is not None:
     tags = ", ".join(f"{k}={v}" for k, v in config.tags.items())
     st.caption(verbatim(f"{chosen}: {limits}" + (f"; tags: {tags}" if tags else "")))
     if managed.isolation and not presentation:  # what the model's code may do where it runs
-        st.caption(("" if managed.isolation.startswith("sandboxed") else ":material/warning: ")
+        st.caption(("" if managed.isolation.startswith(("sandboxed", "container: no network")) else ":material/warning: ")
                    + verbatim(f"Model code: {managed.isolation}."))
 columns = st.columns(3)
 # while presenting Logs and Keys are not drawn: Delete takes the first place, not the last beside two gaps
