@@ -177,12 +177,18 @@ def test_a_script_that_kills_its_worker_on_every_request_shows_failed_with_why_a
     assert f"ended ({how})" in logs
     if crash == "segfault":
         assert "Fatal Python error: Segmentation fault" in logs and "limits_score.py" in logs
-    # Left alone, a new worker that lives long enough counts as well again.
+    # Left alone, a new worker that lives long still reads Failed (it would die on the next request)...
+    time.sleep(12)
+    assert deck.deployments.get(name).state is DeploymentState.FAILED
+    # ...until a request is answered: the script runs again.
     deadline = time.monotonic() + 60
-    while deck.deployments.get(name).state is not DeploymentState.HEALTHY and time.monotonic() < deadline:
-        time.sleep(0.5)
+    answered = None
+    while answered is None and time.monotonic() < deadline:
+        reply = post(deployment.scoring_uri, timeout=10)
+        answered = reply if reply.status_code == 200 else None
+        time.sleep(0.2)
+    assert answered is not None and answered.json() == ["done"]
     assert deck.deployments.get(name).state is DeploymentState.HEALTHY
-    assert post(deployment.scoring_uri).json() == ["done"]
 
 
 def test_the_limit_comes_from_the_cli_option_or_the_environment_and_is_checked(trained_home, tmp_path):

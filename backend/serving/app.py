@@ -362,6 +362,8 @@ class ScoreEndpoint:
                 await send({"type": "http.response.body", "body": body})
         finally:
             metrics.finished("/score", status, time.perf_counter() - started)
+            if status == 200 and crashloop.state is not None:
+                crashloop.note_served()
         if self.access_log is not None:
             self.access_log.write(scope, status)
 

@@ -3,13 +3,16 @@ every request, say), told to whoever asks instead of left to time out.
 
 While the supervisor waits to fork the next worker (its backoff) no worker holds the listening socket's
 connections, so the supervisor answers each one itself: 503, `Retry-After`, and why. A worker forked
-while the deaths repeat (CRASH_LOOP_DEATHS in a row) answers /ready with 503 and the same reason until it
-has lived long enough to count as well again; `runtimes.probe.readiness` reads `crash_loop` from either.
+while the deaths repeat (CRASH_LOOP_DEATHS in a row) answers /ready with 503 and the same reason until a
+worker has answered a scoring request (living long while nobody asks proves nothing: a script that dies
+on every request would read well again between requests); `runtimes.probe.readiness` reads
+`crash_loop` from either.
 """
 
 from __future__ import annotations
 
 import math
+import mmap
 import os
 import select
 import signal
@@ -27,19 +30,17 @@ _HEAD_BYTES = 16384
 
 @dataclass(frozen=True)
 class CrashLoop:
-    """Why the workers keep dying, and how long a new one must live before it counts as well."""
+    """Why the workers keep dying."""
 
     reason: str
-    well_after: float  # seconds of a worker's life
 
 
 state: CrashLoop | None = None  # set by the supervisor before it forks: a worker inherits it
-_forked_at = time.monotonic()
+_served = mmap.mmap(-1, 1)  # shared by the supervisor and its forked workers: 1 once a worker answered a score
 
 
 def _note_fork() -> None:
     global _forked_at
-    _forked_at = time.monotonic()
 
 
 os.register_at_fork(after_in_child=_note_fork)
@@ -62,10 +63,26 @@ def describe(deaths: int, how: str, lived: float, quick: float) -> str:
             "code, running out of memory); the deployment's logs show each end and the requests before it")
 
 
+def note_served() -> None:
+    """In a worker, after a scoring request was answered: the scripts runs again (ends a crash loop)."""
+    if not _served[0]:
+        _served[0] = 1
+
+
+def served() -> bool:
+    """Whether a worker answered a scoring request since the supervisor last forgot it."""
+    return bool(_served[0])
+
+
+def forget_served() -> None:
+    """In the supervisor, before it forks a worker while the deaths repeat."""
+    _served[0] = 0
+
+
 def ready_failure() -> str | None:
-    """In a worker: the crash loop it was forked in, until it has lived long enough to count as well."""
-    if state is not None and time.monotonic() - _forked_at < state.well_after:
-        return state.reason
+    """In a worker: the crash loop it was forked in, until a worker answered a scoring request."""
+    if state is not None and not _served[0]:
+        return state.reason + " (it reads as failed until a request is answered)"
     return None
 
 

@@ -158,13 +158,16 @@ def serve(app, host: str, port: int, workers: int = 1, log_level: str = "info",
                       "starting a new one", pid, how, lived)
             started[_fork_worker(app, sock, host, port, log_level, access_log)] = time.monotonic()
             continue
-        quick_deaths = quick_deaths + 1 if lived < QUICK_DEATH_SECONDS else 0
+        # While the deaths repeat, a worker that lived long but never answered a score continues them.
+        quick_deaths = quick_deaths + 1 if lived < QUICK_DEATH_SECONDS or (
+            crashloop.state is not None and not crashloop.served()) else 0
         backoff = min(MAX_BACKOFF_SECONDS, max(0.5, backoff * 2)) if quick_deaths else 0.0
         log.error("worker %d ended (%s) after %.1f s: starting a new one%s", pid, how, lived,
                   f" in {backoff:.1f} s" if backoff else "")
         reason = crashloop.describe(quick_deaths, how, lived, QUICK_DEATH_SECONDS)
         looping = quick_deaths >= crashloop.CRASH_LOOP_DEATHS
-        crashloop.state = crashloop.CrashLoop(reason, QUICK_DEATH_SECONDS) if looping else None
+        crashloop.state = crashloop.CrashLoop(reason) if looping else None
+        crashloop.forget_served()
         until = time.monotonic() + backoff
         if backoff and not started:  # nothing accepts meanwhile: answer 503 with the reason, not silence
             crashloop.answer_while_down(sock, until, reason if looping else
