@@ -47,7 +47,14 @@ def bind(host: str, port: int, uds: str | None = None) -> socket.socket:
         except FileNotFoundError:
             pass
         unix = socket.socket(socket.AF_UNIX, socket.SOCK_STREAM)
-        unix.bind(uds)
+        if len(os.fsencode(uds)) <= 100:
+            unix.bind(uds)
+        else:  # a socket address holds 108 bytes: name a long path through a short one to its folder
+            folder = os.open(os.path.dirname(uds) or ".", os.O_RDONLY | os.O_DIRECTORY)
+            try:
+                unix.bind(f"/proc/self/fd/{folder}/{os.path.basename(uds)}")
+            finally:
+                os.close(folder)
         os.chmod(uds, 0o666)
         unix.listen(2048)
         unix.set_inheritable(True)
