@@ -183,8 +183,8 @@ def run_the_three_attacks(uri: str, bare: bool = True) -> None:
     try:
         check_survives(uri, lambda: held.append(attacks.hold_unfinished(uri)))
         # each 100 MiB body takes 200 MiB while it arrives: one or two fit, the others are turned away in 2 s
-        if bare:
-            assert held[0].statuses.count(503) >= 7, held[0].statuses
+        if bare:  # 503 while others hold the budget; 413 where two of them cannot fit at all (budgets vary by machine)
+            assert sum(status in (413, 503) for status in held[0].statuses) >= 7, held[0].statuses
         assert not set(held[0].statuses) - {0, 408, 413, 503}, held[0].statuses
     finally:
         for h in held:
