@@ -26,7 +26,7 @@ from backend.runtimes.front import Front, Route
 
 from . import peers
 from .bench_requests import BareServer, wrk_run
-from .common import SERVER_CPU, bench_main, free_port, pin_group, require_wrk, scratch_deck
+from .common import SERVER_CPU, bench_main, free_port, group_pids, pin_group, require_wrk, scratch_deck
 
 NGINX_CONF = """{user}daemon on;
 worker_processes 1;
@@ -79,18 +79,6 @@ def cpu_seconds(pids: list[int]) -> float:
         fields = Path(f"/proc/{pid}/stat").read_text().rsplit(")", 1)[1].split()
         total += int(fields[11]) + int(fields[12])
     return total / tick
-
-
-def group_pids(pgid: int) -> list[int]:
-    found = []
-    for stat in Path("/proc").glob("[0-9]*/stat"):
-        try:
-            fields = stat.read_text().rsplit(")", 1)[1].split()
-        except OSError:
-            continue
-        if int(fields[2]) == pgid and fields[0] not in ("Z", "X"):
-            found.append(int(stat.parent.name))
-    return found
 
 
 def run(rounds: int = 5) -> dict:

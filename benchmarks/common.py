@@ -32,12 +32,8 @@ def pinned(command: list[str], cpu: str) -> list[str]:
     return ["taskset", "-c", cpu, *command]
 
 
-def pin_group(pgid: int, cpu: str) -> None:
-    """Pins every thread of every process in process group `pgid` to `cpu` (a server started elsewhere).
-
-    Raises:
-        RuntimeError: no process of that group was found.
-    """
+def group_pids(pgid: int) -> list[int]:
+    """The running processes (no zombies) of process group `pgid`, in pid order."""
     found = []
     for stat in Path("/proc").glob("[0-9]*/stat"):
         try:
@@ -45,11 +41,21 @@ def pin_group(pgid: int, cpu: str) -> None:
         except (OSError, IndexError):
             continue
         if int(fields[2]) == pgid and fields[0] not in ("Z", "X"):
-            found.append(stat.parent.name)
+            found.append(int(stat.parent.name))
+    return sorted(found)
+
+
+def pin_group(pgid: int, cpu: str) -> None:
+    """Pins every thread of every process in process group `pgid` to `cpu` (a server started elsewhere).
+
+    Raises:
+        RuntimeError: no process of that group was found.
+    """
+    found = group_pids(pgid)
     if not found:
         raise RuntimeError(f"no process in group {pgid} to pin")
     for pid in found:
-        subprocess.run(["taskset", "-a", "-p", "-c", cpu, pid], check=True, capture_output=True)
+        subprocess.run(["taskset", "-a", "-p", "-c", cpu, str(pid)], check=True, capture_output=True)
 
 
 def require_wrk() -> None:

@@ -22,6 +22,7 @@ from backend.config import Settings
 from backend.context import open_modeldeck
 from backend.errors import UntrustedModelError
 from backend.runtimes import DeployConfig, DeploymentState
+from benchmarks.common import group_pids
 
 from .conftest import FIXTURES, copy_home, remove_home_deployments
 
@@ -119,7 +120,7 @@ def test_every_process_of_a_sandboxed_server_ends_with_delete_even_once_its_star
     deck.deployments.deploy_and_wait(sample_model, "grouped", timeout=180)
     folder = deck.settings.local_deployments_dir / "grouped"
     group = json.loads((folder / "process.json").read_text())["pid"]
-    members = processes_of_group(group)
+    members = group_pids(group)
     commands = [Path(f"/proc/{pid}/cmdline").read_bytes().split(b"\0")[0] for pid in members]
     assert b"/bin/sh" in commands and commands.count(b"/usr/bin/bwrap") == 2  # bwrap, and its init inside
     assert sum(command.endswith(b"python") or b"python3" in command for command in commands) == 2  # supervisor, worker
@@ -130,9 +131,9 @@ def test_every_process_of_a_sandboxed_server_ends_with_delete_even_once_its_star
     assert deck.deployments.get("grouped").state is DeploymentState.HEALTHY
     deck.deployments.delete("grouped")
     deadline = time.monotonic() + 15
-    while processes_of_group(group) and time.monotonic() < deadline:
+    while group_pids(group) and time.monotonic() < deadline:
         time.sleep(0.05)
-    assert processes_of_group(group) == []
+    assert group_pids(group) == []
 
 
 def test_a_stopped_sandboxed_server_records_its_own_exit_code(local_deck, sample_model):
@@ -146,18 +147,6 @@ def test_a_stopped_sandboxed_server_records_its_own_exit_code(local_deck, sample
 
 def parent_of(pid: int) -> int:
     return int(Path(f"/proc/{pid}/stat").read_text().rsplit(")", 1)[1].split()[1])
-
-
-def processes_of_group(pgid: int) -> list[int]:
-    found = []
-    for stat in Path("/proc").glob("[0-9]*/stat"):
-        try:
-            fields = stat.read_text().rsplit(")", 1)[1].split()
-        except (OSError, IndexError):
-            continue
-        if int(fields[2]) == pgid and fields[0] not in ("Z", "X"):
-            found.append(int(stat.parent.name))
-    return sorted(found)
 
 
 def test_without_a_sandbox_a_model_is_refused_unless_trusted_and_then_runs_with_the_users_rights(
