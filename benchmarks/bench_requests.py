@@ -1,8 +1,8 @@
 """Single-row requests: sequential latency (p50/p99) and throughput under 8 concurrent clients (wrk),
-ModelDeck's local process and container (both through the home's front, HAProxy), the same server
-without the front (on TCP, as deployments were served before), `mlflow models serve`, Seldon's MLServer
-and a bare-ASGI floor on the same model file. Every server (and the front) runs on CPU core 0, the
-clients on core 1; the servers alternate within each round.
+ModelDeck's local process (sandboxed, on the port its runtime bound for it) and container (through the
+home's front, HAProxy), the same server started by hand on a TCP port (no sandbox, no runtime),
+`mlflow models serve`, Seldon's MLServer and a bare-ASGI floor on the same model file. Every server (and
+the front) runs on CPU core 0, the clients on core 1; the servers alternate within each round.
 
 Run: .venv/bin/python -m benchmarks.bench_requests [--rounds 5]
 """
@@ -144,7 +144,7 @@ def percentile(values: list[float], q: float) -> float:
 
 
 class BareServer(peers.PinnedServer):
-    """ModelDeck's scoring server on a TCP port of its own, no front: how deployments were served before."""
+    """ModelDeck's scoring server on a TCP port of its own, started by hand: no runtime, sandbox or front."""
 
     def __init__(self, model_dir: Path, port: int, log: Path) -> None:
         self.url = f"http://127.0.0.1:{port}/score"
@@ -190,11 +190,11 @@ def run(rounds: int = 5) -> dict:
                                                         free_port(), free_port(), work / "mlserver.log"))
         servers.append(floor := peers.FloorServer(free_port(), work / "floor.log"))
         contestants = [
-            Contestant("ModelDeck local process (1 worker, through the front)", "modeldeck", local.scoring_uri,
+            Contestant("ModelDeck local process (1 worker, sandboxed, on its own port)", "modeldeck", local.scoring_uri,
                        {"data": [row]}, modeldeck_labels),
             Contestant(f"ModelDeck container (Docker, 1 CPU, cpuset {SERVER_CPU}, no network, through the front)",
                        "modeldeck", container.scoring_uri, {"data": [row]}, modeldeck_labels),
-            Contestant("ModelDeck's server without the front (1 worker, TCP; how deployments were served before)",
+            Contestant("ModelDeck's server started by hand (1 worker, TCP, no sandbox)",
                        "bare", bare.url, {"data": [row]}, modeldeck_labels),
             Contestant(f"mlflow models serve {peers.MLFLOW_VERSION} (1 worker)", "mlflow", mlflow.url,
                        {"inputs": [row]}, modeldeck_labels),

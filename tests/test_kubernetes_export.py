@@ -283,6 +283,9 @@ def test_cpu_and_memory_set_requests_equal_to_limits_and_the_worker_count():
     assert env["OMP_NUM_THREADS"] == env["OPENBLAS_NUM_THREADS"] == env["MKL_NUM_THREADS"] == "1"
     assert env["MODELDECK_DEPLOYMENT"] == "mnist-demo"
     assert env["MODELDECK_MAX_BODY_MB"] == f"{DeployConfig(cpu_cores=0.25, memory_gb=0.5).body_limit_mb:g}"
+    assert env["MODELDECK_RUN_TIMEOUT"] == "60"
+    assert env_of(container(kubernetes_manifests(MODEL, options(config=DeployConfig(run_timeout_s=7.5)))))[
+        "MODELDECK_RUN_TIMEOUT"] == "7.5"
     assert env_of(container(kubernetes_manifests(MODEL, options(config=DeployConfig(cpu_cores=4)))))[
         "MODELDECK_WORKERS"] == "4"
     assert (cpu_quantity(1.0), cpu_quantity(0.1), cpu_quantity(64), cpu_quantity(1.5)) == ("1", "100m", "64", "1500m")

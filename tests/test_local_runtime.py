@@ -148,22 +148,33 @@ def test_a_model_saved_with_another_sklearn_is_refused(local_deck, tmp_path):
     assert local_deck.deployments.list() == []
 
 
-def test_a_port_taken_between_choosing_and_binding_is_replaced_by_another(local_deck, sample_model, monkeypatch):
+def test_the_server_listens_on_the_port_the_runtime_bound_and_a_dead_server_leaves_it_refusing(local_deck,
+                                                                                                sample_model):
+    """The runtime binds the port (no race with another process) and hands it to the server, which alone
+    holds it: once the server's processes are killed, a connection is refused at once (not left waiting in
+    a backlog nobody accepts from), and the deployment reads Failed with the exit code."""
     import socket
 
-    from backend.runtimes import local, probe
+    from benchmarks.common import group_pids
 
-    with socket.socket() as squatter:
-        squatter.bind(("127.0.0.1", 0))
-        squatter.listen()
-        taken = squatter.getsockname()[1]
-        offered = iter([taken])
-        monkeypatch.setattr(local, "free_port", lambda: next(offered, None) or probe.free_port())
-        messages: list = []
-        deployment = local_deck.deployments.deploy_and_wait(sample_model, "clash", timeout=180,
-                                                            progress=messages.append)
-    assert deployment.state.value == "Healthy" and f":{taken}/" not in deployment.scoring_uri
-    assert any("taken meanwhile" in m.message for m in messages)
+    deployment = local_deck.deployments.deploy_and_wait(sample_model, "held", timeout=180)
+    port = int(deployment.scoring_uri.split(":")[2].split("/")[0])
+    folder = local_deck.settings.local_deployments_dir / "held"
+    group = json.loads((folder / "process.json").read_text())["pid"]
+    servers = [pid for pid in group_pids(group) if b"serving" in Path(f"/proc/{pid}/cmdline").read_bytes()
+               and not Path(f"/proc/{pid}/cmdline").read_bytes().startswith((b"/bin/bash", b"/usr/bin/bwrap"))]
+    assert len(servers) == 2  # the supervisor and its worker
+    for pid in servers:
+        os.kill(pid, signal.SIGKILL)
+    deadline = time.monotonic() + 15
+    while local_deck.deployments.get("held").state is not DeploymentState.FAILED and time.monotonic() < deadline:
+        time.sleep(0.1)
+    failed = local_deck.deployments.get("held")
+    assert failed.state is DeploymentState.FAILED and failed.exit_code == 137, failed
+    started = time.monotonic()
+    with pytest.raises(ConnectionRefusedError):
+        socket.create_connection(("127.0.0.1", port), timeout=5).close()
+    assert time.monotonic() - started < 1.0
 
 
 def test_an_upload_without_a_signature_gets_the_one_its_server_reports(local_deck, sample_model):

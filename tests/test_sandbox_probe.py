@@ -59,7 +59,7 @@ def run_probe(deck, deployment, request: dict) -> dict:
 
 def probe_request(deck, deployment, other_keys: Path | None) -> dict:
     """Everything a malicious model would try: the machine's secrets, the home, another deployment's keys,
-    the Docker socket, its own files, the network (out, and back to the front)."""
+    the Docker socket, its own files, the network (out, and back to its own scoring port)."""
     home = deck.home.path
     folder = deck.settings.local_deployments_dir / deployment.name
     port = int(deployment.scoring_uri.split(":")[2].split("/")[0])
@@ -98,7 +98,7 @@ def test_model_code_in_the_local_sandbox_has_no_network_no_rights_no_secrets_and
         assert not report["secret_visible"] and set(report["environment"]) <= SANDBOX_ENVIRONMENT
     assert seen["cap_bnd"] == "0000000000000000" and seen["hostname"] == "modeldeck-sandbox"
     assert seen["processes_visible"] <= 4  # bwrap's init, the supervisor, its worker (and no one else's)
-    for target, outcome in seen["connect"].items():  # no packet leaves, and the front is not reachable back
+    for target, outcome in seen["connect"].items():  # no packet leaves, and its scoring port is not reachable back
         assert outcome["outcome"].startswith("failed") and outcome["seconds"] < 0.5, (target, outcome)
     readable = {path for path, answer in seen["read"].items() if answer == "yes"}
     # its own three files; the home only where the interpreter lives in it (here /root/.pyenv: nothing else shows)
@@ -122,7 +122,7 @@ def test_every_process_of_a_sandboxed_server_ends_with_delete_even_once_its_star
     group = json.loads((folder / "process.json").read_text())["pid"]
     members = group_pids(group)
     commands = [Path(f"/proc/{pid}/cmdline").read_bytes().split(b"\0")[0] for pid in members]
-    assert b"/bin/sh" in commands and commands.count(b"/usr/bin/bwrap") == 2  # bwrap, and its init inside
+    assert b"/bin/bash" in commands and commands.count(b"/usr/bin/bwrap") == 2  # bwrap, and its init inside
     assert sum(command.endswith(b"python") or b"python3" in command for command in commands) == 2  # supervisor, worker
     [outer] = [pid for pid in members if parent_of(pid) == group]  # bwrap, outside the sandbox
     os.kill(group, signal.SIGKILL)  # the wrapper shell dies; the sandbox does not

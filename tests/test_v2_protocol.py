@@ -404,3 +404,19 @@ def test_tritonclient_sends_the_key_of_a_keyed_deployment_and_is_refused_without
         client.close()
     finally:
         local_deck.deployments.delete("v2t-keyed")
+
+
+def test_an_inference_answered_ends_a_crash_loop_as_a_score_does(client, monkeypatch):
+    from backend.serving import crashloop
+
+    monkeypatch.setattr(crashloop, "state", crashloop.CrashLoop("workers kept dying"))
+    crashloop.forget_served()
+    try:
+        assert client.get("/ready").status_code == 503
+        refused = client.post("/v2/models/sklearn_mnist/infer", content=json_request(shape=[1, 3], data=[1, 2, 3]))
+        assert refused.status_code == 400 and not crashloop.served()  # a refusal proves nothing
+        body, headers = tensor_request(load_mnist_test().X[:2])
+        assert client.post("/v2/models/sklearn_mnist/infer", content=body, headers=headers).status_code == 200
+        assert crashloop.served() and client.get("/ready").status_code == 200
+    finally:
+        crashloop.forget_served()

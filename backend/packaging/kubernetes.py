@@ -183,10 +183,11 @@ def secret_name(options: ExportOptions) -> str:
 
 def environment(options: ExportOptions) -> list[dict[str, str]]:
     """The image's environment: deployment name (also the V2 model name alias), workers from the CPU limit,
-    the body limit the memory holds, one BLAS thread per worker, the keys file with auth."""
+    the body limit the memory holds, the run() time limit, one BLAS thread per worker, the keys file with auth."""
     workers, _ = worker_plan(options.config.cpu_cores)
     env = {"MODELDECK_DEPLOYMENT": options.name, "MODELDECK_WORKERS": str(workers),
-           "MODELDECK_MAX_BODY_MB": f"{options.config.body_limit_mb:g}"}
+           "MODELDECK_MAX_BODY_MB": f"{options.config.body_limit_mb:g}",
+           "MODELDECK_RUN_TIMEOUT": f"{options.config.run_timeout_s:g}"}
     env.update({key: value for key, value in serving_environment(options.config.cpu_cores, "").items()
                 if key.endswith("_NUM_THREADS")})  # the image knows its own model folder
     if options.config.auth_enabled:

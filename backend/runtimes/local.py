@@ -1,22 +1,25 @@
-"""The local runtime: each deployment is a scoring-server process, reached through the front.
+"""The local runtime: each deployment is a scoring-server process on a port of 127.0.0.1.
 
-The server listens on a unix socket in its folder (run/server.sock); the home's front (front.py)
-serves it on a port of 127.0.0.1. State lives on disk in `<home>/deployments/<name>/` (record.json:
+The runtime binds the port itself (127.0.0.1, a free one) and hands the bound socket to the server,
+which listens on it once its init() is done: a sandboxed server has a network of its own with only
+loopback, and reaches the machine's network through nothing but that one socket. No proxy stands in
+the request path (a Docker deployment's server, which cannot inherit a socket, is reached through the
+home's front instead; front.py). State lives on disk in `<home>/deployments/<name>/` (record.json:
 the deployment record, written first; creator: who is making it, until it started; process.json:
-port, socket, process group and sandbox; keys/keys.json (0600) with key auth; model/, app/<script>,
-run/, server.log, exit_code), so any later process finds
-running deployments again. The server runs in a process group of its own: it is alive while any
-process of that group is, and stopping it ends the whole group. Where bubblewrap works the server runs
-in its sandbox (sandbox.py: no network, read-only files, no rights, memory_gb as each process's address
-space); elsewhere a deployment needs `trust_model`. cpu_cores sets the worker and BLAS thread counts.
+port, process group and sandbox; keys/keys.json (0600) with key auth; model/, app/<script>, run/,
+server.log, exit_code), so any later process finds running deployments again. The server runs in a
+process group of its own: it is alive while any process of that group is, and stopping it ends the
+whole group. Where bubblewrap works the server runs in its sandbox (sandbox.py: no network, read-only
+files, no rights, memory_gb as each process's address space); elsewhere a deployment needs
+`trust_model`. cpu_cores sets the worker and BLAS thread counts.
 """
-
 from __future__ import annotations
 
 import json
 import os
 import shutil
 import signal
+import socket
 import subprocess
 import sys
 import time
@@ -38,8 +41,8 @@ from .base import (
     serving_environment,
     worker_plan,
 )
-from .front import Front, PortTaken, Route
-from .probe import free_port, readiness
+from .front import Front
+from .probe import readiness
 from .sandbox import NOT_SANDBOXED, REFUSED, SANDBOXED, bwrap_command, deployment_view, sandbox_status
 
 SERVING_PARENT = Path(__file__).resolve().parent.parent  # the folder holding the `serving` package
@@ -48,12 +51,13 @@ LEGACY_META = "meta.json"  # one file per deployment, before records and process
 CREATOR_FILE = "creator"
 KEYS_FILE = "keys/keys.json"  # in a folder of its own: the sandbox shows the folder read-only (a new file replaces it)
 LEGACY_KEYS_FILE = "keys.json"
-SOCKET = "run/server.sock"
-PORT_ATTEMPTS = 3  # a free port can be taken by another process before the front binds it
 # A shell in front of the server records its exit code, so a later process can tell why it ended. It
 # ignores SIGTERM (sent to the whole group on stop) so that it outlives the server and writes the code;
-# the server sets its own handler, so the ignored disposition it inherits does not stay.
-_WRAPPER = 'trap "" TERM; "$@"; code=$?; echo $code > "$MODELDECK_EXIT_FILE"; exit $code'
+# the server sets its own handler, so the ignored disposition it inherits does not stay. The shell closes
+# its copy of the server's socket ({fd}) at once: a server that ended leaves its port refusing connections,
+# not holding them unanswered. bash, not sh: dash redirects only file descriptors 0-9.
+_WRAPPER = ('trap "" TERM; "$@" & server=$!; exec {fd}<&-; wait $server; code=$?; '
+            'echo $code > "$MODELDECK_EXIT_FILE"; exit $code')
 
 
 class LocalRuntime:
@@ -63,7 +67,7 @@ class LocalRuntime:
 
     def __init__(self, root: Path, front: Front | None = None) -> None:
         self.root = Path(root)
-        self.front = front or Front(self.root.parent / "front")
+        self.front = front or Front(self.root.parent / "front")  # only deployments made before serve through it
         self._children: dict[int, subprocess.Popen[bytes]] = {}
 
     def describe(self) -> str:
@@ -94,6 +98,8 @@ class LocalRuntime:
                 f"a deployment named {spec.name!r} exists already (local runtime): delete it or pick another name"
             ) from None
         proc: subprocess.Popen[bytes] | None = None
+        listener = _reserve_port()
+        port = listener.getsockname()[1]
         try:
             # The record first: from here on the name is listed (as interrupted, should this process die).
             _write_private(target / CREATOR_FILE, creator_token())
@@ -105,8 +111,7 @@ class LocalRuntime:
             if spec.keys is not None:
                 (target / KEYS_FILE).parent.mkdir(mode=0o700)
                 _write_private(target / KEYS_FILE, spec.keys.to_json())
-            socket = target / SOCKET
-            socket.parent.mkdir()
+            (target / "run").mkdir()
             # Nothing of this process's environment (its secrets) reaches the server: only what serving reads.
             env = {**serving_environment(spec.config.cpu_cores, str(target / "model")),
                    "PYTHONPATH": str(SERVING_PARENT), "PYTHONUNBUFFERED": "1",
@@ -114,46 +119,31 @@ class LocalRuntime:
                    # container does by its limit
                    MEMORY_ENV: f"{spec.config.memory_gb * 1024:g}"}
             server = [sys.executable, "-m", "serving", "--script", str(script), "--model-dir", str(target / "model"),
-                      "--uds", str(socket), *server_options(spec, str(target / KEYS_FILE))]
+                      "--fd", str(listener.fileno()), *server_options(spec, str(target / KEYS_FILE))]
             if sandbox.bwrap and sandbox.available:
                 server = bwrap_command(sandbox.bwrap, deployment_view(target, env, spec.config.memory_gb,
                                                                       worker_plan(spec.config.cpu_cores)[0]), server)
-            command = ["/bin/sh", "-c", _WRAPPER, "modeldeck-serve", *server]
+            command = ["/bin/bash", "-c", _WRAPPER.format(fd=listener.fileno()), "modeldeck-serve", *server]
             env.update({"MODELDECK_EXIT_FILE": str(target / "exit_code"), "PATH": os.defpath})
-            step(progress, "starting the scoring server")
+            step(progress, f"starting the scoring server on 127.0.0.1:{port}")
             with open(target / "server.log", "ab") as log:
                 proc = subprocess.Popen(command, stdin=subprocess.DEVNULL, stdout=log, stderr=subprocess.STDOUT,
-                                        env=env, cwd=target, start_new_session=True)
+                                        env=env, cwd=target, start_new_session=True, pass_fds=(listener.fileno(),))
             self._children[proc.pid] = proc
-            port = self._publish(spec, socket, progress)
-            _write_private(target / "process.json", json.dumps({"port": port, "pid": proc.pid, "socket": str(socket),
+            _write_private(target / "process.json", json.dumps({"port": port, "pid": proc.pid,
                                                                 "sandbox": "bubblewrap" if sandbox.available
                                                                 else "none"}))
             (target / CREATOR_FILE).unlink()
         except BaseException as e:
             if proc is not None:
                 self._stop(proc.pid, target)
-            self.front.withdraw(_route_key(spec.name))
             shutil.rmtree(target, ignore_errors=True)
             if isinstance(e, OSError):
                 raise DeploymentError(f"cannot start local deployment {spec.name!r}: {e}") from e
             raise
+        finally:
+            listener.close()  # the server holds the port now (or nothing does)
         return self._read(target)
-
-    def _publish(self, spec: DeploymentSpec, socket: Path, progress: Progress) -> int:
-        """Has the front serve the deployment on a free port of 127.0.0.1; returns the port."""
-        for attempt in range(1, PORT_ATTEMPTS + 1):
-            port = free_port()
-            step(progress, f"the front serves it on 127.0.0.1:{port}")
-            try:
-                self.front.publish(Route(key=_route_key(spec.name), deployment=spec.name, port=port, socket=socket,
-                                         max_body_mb=spec.config.body_limit_mb))
-                return port
-            except PortTaken:
-                if attempt == PORT_ATTEMPTS:
-                    raise
-                step(progress, "that port was taken meanwhile: choosing another")
-        raise AssertionError("unreachable: the last attempt returns or raises")
 
     def _abandoned(self, target: Path) -> bool:
         """A folder a deploy killed before it wrote the record left: no record, and its maker gone."""
@@ -287,8 +277,10 @@ class LocalRuntime:
         target = self._dir(name)
         if not target.is_dir() or not (self._state_file(target).exists() or (target / "record.json").exists()):
             raise DeploymentNotFoundError(f"no deployment named {name!r} (local runtime)")
+        process: dict[str, Any] = {}
         if self._state_file(target).exists():
-            pid = self._files(target)[1]["pid"]
+            process = self._files(target)[1]
+            pid = process["pid"]
             self._stop(pid, target)
             child = self._children.pop(pid, None)
             if child is not None:
@@ -296,7 +288,8 @@ class LocalRuntime:
         else:  # a deploy killed between starting the server and writing process.json: find it by its folder
             for pgid in _groups_working_in(target):
                 self._stop(pgid, target)
-        self.front.withdraw(_route_key(name))
+        if process.get("socket"):  # served through the front
+            self.front.withdraw(_route_key(name))
         shutil.rmtree(target, ignore_errors=True)
 
     def _stop(self, pgid: int, target: Path) -> None:
@@ -325,7 +318,20 @@ def _keys_path(target: Path) -> Path:
     return legacy if legacy.exists() else target / KEYS_FILE
 
 
+def _reserve_port() -> socket.socket:
+    """A TCP socket bound to a free port of the machine's 127.0.0.1, not listening (its server listens
+    once its init() is done, from inside its sandbox)."""
+    sock = socket.socket(socket.AF_INET, socket.SOCK_STREAM, socket.IPPROTO_TCP)
+    try:
+        sock.bind(("127.0.0.1", 0))
+    except OSError as e:
+        sock.close()
+        raise DeploymentError(f"cannot reserve a port on 127.0.0.1 for the server: {e}") from e
+    return sock
+
+
 def _route_key(name: str) -> str:
+    """The front's route of a local deployment made while local deployments were served through it."""
     return f"local-{name}"
 
 

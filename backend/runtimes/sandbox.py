@@ -1,7 +1,8 @@
 """The local runtime's sandbox: a deployment's server runs in bubblewrap (`bwrap`, Debian's `bubblewrap`).
 
-What the model's code gets there: its own network namespace (only its own loopback; the unix socket in
-its run/ folder, which the front connects to from outside, is its only way out), its own pid, ipc, uts
+What the model's code gets there: its own network namespace (only its own loopback; the listening
+socket the runtime bound on the machine's 127.0.0.1 and handed to the server is its only way out: it
+can accept connections on it, not make any), its own pid, ipc, uts
 and user namespaces (uid and gid 65534 inside, no capabilities), an empty root filesystem holding
 read-only only the interpreter it runs on, the serving package, its model/ and app/ folders and its keys
 folder; its run/ folder writable; its own small tmpfs on /tmp; a new /proc and a minimal /dev; an

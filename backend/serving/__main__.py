@@ -32,7 +32,8 @@ DEFAULT_KEYS_FILE = "/etc/modeldeck/keys/keys.json"  # where an image built with
 # option -> environment variable that gives its default
 ENV_OPTIONS = {"script": "MODELDECK_SCRIPT", "model_dir": "MODELDECK_MODEL_DIR", "name": "MODELDECK_DEPLOYMENT",
                "model": "MODELDECK_MODEL", "workers": "MODELDECK_WORKERS", "max_body_mb": "MODELDECK_MAX_BODY_MB",
-               "keys_file": "MODELDECK_KEYS_FILE", "uds": "MODELDECK_UDS", "run_timeout": "MODELDECK_RUN_TIMEOUT"}
+               "keys_file": "MODELDECK_KEYS_FILE", "uds": "MODELDECK_UDS", "fd": "MODELDECK_LISTEN_FD",
+               "run_timeout": "MODELDECK_RUN_TIMEOUT"}
 KEYS_MISSING = ("this server was built with key auth (MODELDECK_AUTH=key) but its keys file {path} is missing or "
                 "not a file (`docker run -v` of a host file that does not exist mounts an empty folder there): "
                 "mount a JSON file {{\"primary\": ..., \"secondary\": ...}} there (docker run -v KEYS.json:{path}:ro; "
@@ -71,6 +72,9 @@ def parse_args(argv: list[str] | None, environ: Mapping[str, str]) -> argparse.N
     parser.add_argument("--uds", default=env("uds") or None,
                         help="listen on this unix socket instead of host:port (a front on 127.0.0.1 forwards to "
                              "it, and the model's process needs no network) [MODELDECK_UDS]")
+    parser.add_argument("--fd", type=int, default=env("fd") or None,
+                        help="listen on this inherited TCP socket, bound and not yet listening, instead of "
+                             "host:port (the local runtime binds the port outside the sandbox) [MODELDECK_LISTEN_FD]")
     parser.add_argument("--name", default=env("name"), help="deployment name, shown by /info [MODELDECK_DEPLOYMENT]")
     parser.add_argument("--model", default=env("model"), help="model name:version, shown by /info [MODELDECK_MODEL]")
     parser.add_argument("--workers", type=int, default=env("workers", "1"),
@@ -146,7 +150,8 @@ def _serve(args: argparse.Namespace) -> int:
     except BaseException as e:
         print("modeldeck serving: init() failed:\n" + traceback.format_exc(), file=sys.stderr, flush=True)
         reason = f"init() failed: {type(e).__name__}: {e}"[:2000]
-        serve(create_failed_app(reason), args.host, args.port, 1, log_level="warning", uds=args.uds)  # the traceback stays last
+        serve(create_failed_app(reason), args.host, args.port, 1, log_level="warning", uds=args.uds,
+              fd=args.fd)  # the traceback stays last
         return INIT_FAILED_EXIT_CODE
     print("modeldeck serving: init() done", file=sys.stderr, flush=True)
 
@@ -166,7 +171,7 @@ def _serve(args: argparse.Namespace) -> int:
     # scrapes left out; uvicorn's own is off.
     app = create_app(script, info, KeyFile(args.keys_file) if args.keys_file else None, metrics, AccessLog(sys.stdout))
     return serve(app, args.host, args.port, args.workers, on_worker_exit=metrics.worker_ended, access_log=False,
-                 uds=args.uds)
+                 uds=args.uds, fd=args.fd)
 
 
 if __name__ == "__main__":

@@ -672,6 +672,8 @@ def _add_v2_routes(app: FastAPI, script: ModuleType, served: v2.ServedModel,
                 release_memory()
         if answer.rows:
             metrics.scored(answer.rows)
+        if answer.status == 200 and crashloop.state is not None:
+            crashloop.note_served()  # an inference answered ends a crash loop, as a score does
         return Response(content=answer.body, status_code=answer.status, media_type=answer.media_type,
                         headers=answer.headers)
 

@@ -36,10 +36,17 @@ MAX_BACKOFF_SECONDS = 30.0
 WORKER_OOM_SCORE_ADJ = 500  # under memory pressure the kernel kills a worker (replaced), not the supervisor
 
 
-def bind(host: str, port: int, uds: str | None = None) -> socket.socket:
-    """The listening socket: TCP on host:port, or the unix socket `uds` (a stale one from an earlier
-    run is replaced). A unix socket is made connectable by any local user, as a port on 127.0.0.1 is:
-    the folder it lies in decides who reaches it."""
+def bind(host: str, port: int, uds: str | None = None, fd: int | None = None) -> socket.socket:
+    """The listening socket: TCP on host:port, the unix socket `uds` (a stale one from an earlier run is
+    replaced), or the socket `fd` inherited bound and not yet listening (the local runtime binds its port
+    on the machine's 127.0.0.1 before the server enters a sandbox whose own network has only loopback;
+    it listens from here on, after init(): until then a connection is refused). A unix socket is made
+    connectable by any local user, as a port on 127.0.0.1 is: the folder it lies in decides who reaches it."""
+    if fd is not None:
+        inherited = socket.socket(fileno=fd)  # family and protocol read from the socket: TCP_NODELAY still applies
+        inherited.listen(2048)
+        inherited.set_inheritable(True)
+        return inherited
     if uds:
         try:
             if stat.S_ISSOCK(os.lstat(uds).st_mode):
@@ -113,17 +120,19 @@ def _fork_worker(app, sock: socket.socket, host: str, port: int, log_level: str,
 
 def serve(app, host: str, port: int, workers: int = 1, log_level: str = "info",
           on_worker_exit: Callable[[int], None] | None = None, access_log: bool = True,
-          uds: str | None = None) -> int:
-    """Serves `app` on host:port (or on the unix socket `uds`) with `workers` processes under a
+          uds: str | None = None, fd: int | None = None) -> int:
+    """Serves `app` on host:port (or on the unix socket `uds`, or the inherited socket `fd`) with `workers` processes under a
     supervising parent; returns the exit code (0 once stopped by a signal). `on_worker_exit(pid)` is
     called for each worker that ended; `access_log=False` turns uvicorn's access log off (for an app
     that writes its own)."""
-    where = f"unix:{uds}" if uds else f"{host}:{port}"
+    where = f"unix:{uds}" if uds else f"inherited socket {fd}" if fd is not None else f"{host}:{port}"
     try:
-        sock = bind(host, port, uds)
+        sock = bind(host, port, uds, fd)
     except OSError as e:
         print(f"modeldeck serving: cannot listen on {where}: {e}", file=sys.stderr, flush=True)
         return BIND_FAILED_EXIT_CODE
+    if fd is not None:
+        where = "{}:{}".format(*sock.getsockname()[:2])
     workers = max(1, workers)
     print(f"modeldeck serving: listening on {where} with {workers} worker(s)", file=sys.stderr, flush=True)
     started: dict[int, float] = {}
