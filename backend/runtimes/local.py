@@ -13,6 +13,7 @@ whole group. Where bubblewrap works the server runs in its sandbox (sandbox.py: 
 files, no rights, memory_gb as each process's address space); elsewhere a deployment needs
 `trust_model`. cpu_cores sets the worker and BLAS thread counts.
 """
+
 from __future__ import annotations
 
 import json
