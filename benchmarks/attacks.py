@@ -67,6 +67,7 @@ class Held:
     conns: list[socket.socket] = field(default_factory=list)
     statuses: list[int] = field(default_factory=list)
     threads: list[threading.Thread] = field(default_factory=list)
+    refused: int = 0  # connections the port did not take in time (its listen queue full)
 
     def close(self) -> None:
         for conn in self.conns:
@@ -149,6 +150,7 @@ class Probe:
 
     uri: str
     row: list[float]
+    fresh: bool = False  # each row on a new connection, as a new client sends it (else one kept connection)
     latencies: list[float] = field(default_factory=list)
     statuses: list[int] = field(default_factory=list)
     health: list[int] = field(default_factory=list)
@@ -163,7 +165,8 @@ class Probe:
             while not self._stop.is_set():
                 started = time.perf_counter()
                 try:
-                    status = session.post(self.uri, json={"data": [self.row]}, timeout=10).status_code
+                    status = (requests if self.fresh else session).post(self.uri, json={"data": [self.row]},
+                                                                       timeout=10).status_code
                 except requests.RequestException:
                     status = 0
                     session = requests.Session()
@@ -193,3 +196,85 @@ def during(attack: Callable[[], object], probe: Probe) -> object:
         return attack()
     finally:
         probe.stop()
+
+
+# The front's attacks: connections that never finish their headers, or send nothing, held against one port.
+
+FRONT_CONNECTIONS = 1500  # beyond a frontend's share (front.ROUTE_MAXCONN), far below the front's global maxconn
+
+
+def open_held(uri: str, count: int, first: bytes = b"", connect_timeout: float = 2.0,
+              give_up_after: int = 0) -> Held:
+    """`count` connections to `uri`'s port, each having sent `first` (nothing: idle); those the port did not
+    take within `connect_timeout` (its listen queue full) are counted in `refused`, and after `give_up_after`
+    of them in a row (0: never) no more are tried."""
+    held = Held()
+    for _ in range(count):
+        if give_up_after and held.refused >= give_up_after:
+            break
+        try:
+            conn, _host = _connect(uri, timeout=connect_timeout)
+            if first:
+                conn.sendall(first)
+            held.conns.append(conn)
+            held.statuses.append(0)
+        except OSError:
+            held.refused += 1
+    return held
+
+
+def hold_idle(uri: str, count: int = FRONT_CONNECTIONS) -> Held:
+    """`count` connections that send nothing."""
+    return open_held(uri, count)
+
+
+def hold_slowloris(uri: str, count: int = FRONT_CONNECTIONS, seconds: float = 15.0) -> Held:
+    """`count` connections sending their request's headers a byte a second each (never finishing them within
+    `seconds`), in the background; `statuses` fill in as the front answers or closes them (-1: closed)."""
+    head = f"GET /health HTTP/1.1\r\nHost: {urlsplit(uri).hostname}\r\nX-Padding: {'a' * 200}\r\n".encode()
+    held = open_held(uri, count, first=head[:1])
+    stop = time.monotonic() + seconds
+    answered = held.statuses
+
+    def trickle() -> None:
+        sent = 1
+        while time.monotonic() < stop and sent < len(head):
+            for i, conn in enumerate(held.conns):
+                if answered[i]:
+                    continue
+                try:
+                    conn.setblocking(False)
+                    answer = conn.recv(65536)
+                    answered[i] = int(answer.split(b" ", 2)[1]) if answer.startswith(b"HTTP/1.1 ") else -1
+                    continue
+                except BlockingIOError:
+                    pass
+                except OSError:
+                    answered[i] = -1
+                    continue
+                try:
+                    conn.send(head[sent:sent + 1])
+                except OSError:
+                    answered[i] = -1
+            sent += 1
+            time.sleep(1.0)
+
+    thread = threading.Thread(target=trickle, daemon=True)
+    thread.start()
+    held.threads.append(thread)
+    return held
+
+
+def closed_by_peer(held: Held) -> int:
+    """How many of `held`'s connections the other side has closed (or answered) by now."""
+    closed = 0
+    for conn in held.conns:
+        try:
+            conn.setblocking(False)
+            if conn.recv(65536, socket.MSG_PEEK) is not None:
+                closed += 1
+        except BlockingIOError:
+            pass
+        except OSError:
+            closed += 1
+    return closed

@@ -45,15 +45,18 @@ def cgroup_usage_file(container_id: str) -> Path | None:
 
 class PeakMemory:
     """The highest value of a cgroup's memory use, polled every 20 ms in a thread (docker stats
-    otherwise, about once a second)."""
+    otherwise, about once a second); or of what `read` returns, when given instead of a container."""
 
-    def __init__(self, container: Any) -> None:
-        self.container, self.path = container, cgroup_usage_file(container.id)
+    def __init__(self, container: Any = None, read: Callable[[], int] | None = None) -> None:
+        self.container, self.read = container, read
+        self.path = cgroup_usage_file(container.id) if container is not None else None
         self.peak = 0
         self._stop = threading.Event()
         self._thread = threading.Thread(target=self._poll, daemon=True)
 
     def _read(self) -> int:
+        if self.read is not None:
+            return self.read()
         if self.path is not None:
             try:
                 return int(self.path.read_text())

@@ -6,11 +6,18 @@ network namespace but its own). The front listens on the deployment's port on 12
 each request to that socket: the scoring URI stays `http://127.0.0.1:PORT/score` and stays the same
 across restarts of the server. On the way it holds a request until its body has arrived (whole, or
 its first 64 KiB: a trickling client costs the server nothing), refuses a declared body above the
-deployment's limit, and answers in JSON when the server is down or a request is too slow.
+deployment's limit, and answers in JSON when the server is down or a request is too slow. It tells the
+server who the client is (CLIENT_HEADER, for its access log).
+
+Hostile local clients (issue 21): a connection gets HEADER_SECONDS for its request's headers (slowloris,
+or nothing sent: 408 and closed), a body BODY_SECONDS; one route holds at most ROUTE_MAXCONN connections
+of the front's FRONT_MAXCONN, so connections flooding one deployment's port leave the others answering
+(benchmarks/bench_front_attacks.py).
 
 HAProxy was measured against nginx here as the front of one scoring server on one core: about 1.25x
 nginx's single-row throughput (benchmarks/RESULTS.md). The front's state is its folder
-(`<home>/front/`): haproxy.cfg, one file a route in routes/, its pid and log. Any ModelDeck process of
+(`<home>/front/`): haproxy.cfg, one file a route in routes/, its pid and log (cut to its tail when
+over LOG_MAX_BYTES). Any ModelDeck process of
 the home may start it (it runs detached, as the containers do) or reload it (master-worker mode:
 SIGUSR2, connections in flight finish on the old worker); a lock keeps two from rewriting it at once.
 """
@@ -38,7 +45,11 @@ from ..errors import DeploymentError, RuntimeUnavailableError
 HAPROXY_CANDIDATES = ("haproxy", "/usr/sbin/haproxy")
 FRONT_HEADER = "X-ModelDeck-Deployment"  # every answer of a route carries its deployment's name
 READY_TIMEOUT_SECONDS = 10.0
-BODY_SECONDS = 60  # a request whose headers and body (or its first BUFFER bytes) take longer: 408
+HEADER_SECONDS = 10  # a connection whose request headers take longer (slowloris, or nothing sent): 408
+BODY_SECONDS = 60  # a request whose body (or its first HELD_BODY bytes) takes longer: 408
+FRONT_MAXCONN = 4096  # connections the whole front holds at once ...
+ROUTE_MAXCONN = 1024  # ... and one route (its server takes as many): beyond, its port's listen queue waits
+CLIENT_HEADER = "X-ModelDeck-Client"  # the client's address:port, set by the front (a client's own is replaced)
 HELD_BODY = "64k"  # what the front holds before the server sees a request (tune.bufsize)
 SOCKET_PATH_MAX = 90  # HAProxy takes at most 97 bytes (sun_path's 108 less its suffix); longer: a short link
 SHORT_LINKS = Path("/tmp/modeldeck-sockets")
@@ -49,7 +60,10 @@ SERVER_DOWN = ("the deployment's server does not answer (starting, restarting or
 TOO_LARGE = ("the request body ({size}) is larger than this deployment's limit of {limit:g} MiB: send fewer "
              "rows per request, or send them as .npy (Content-Type: application/x-npy); `deploy --max-body-mb` "
              "sets the limit")
-TOO_SLOW = f"the request (headers and body) did not arrive within {BODY_SECONDS} s"
+TOO_SLOW = (f"the request did not arrive in time (its headers within {HEADER_SECONDS} s, its body within "
+            f"{BODY_SECONDS} s)")
+LOG_MAX_BYTES = 1 << 20  # haproxy.log past this is cut to its last LOG_KEEP_BYTES at the next change
+LOG_KEEP_BYTES = 64 << 10
 _KEY = re.compile(r"^[a-z0-9][a-z0-9-]{0,80}$")
 
 
@@ -113,6 +127,8 @@ def route_config(route: Route, socket_address: str) -> str:
     return f"""# {route.to_json()}
 frontend md-{route.key}
     bind 127.0.0.1:{route.port}
+    maxconn {ROUTE_MAXCONN}
+    http-request set-header {CLIENT_HEADER} "%[src]:%[src_port]"
     http-request return status 413 {said} string {too_large} if {{ req.hdr_val(content-length) gt {limit} }}
     http-request wait-for-body time {BODY_SECONDS}s at-least {HELD_BODY}
     http-response set-header {FRONT_HEADER} {name}
@@ -132,7 +148,7 @@ def main_config(folder: Path) -> str:
     return f"""# ModelDeck's front: made by backend/runtimes/front.py, rewritten on each change
 global
     nbthread 1
-    maxconn 4096
+    maxconn {FRONT_MAXCONN}
     tune.bufsize {int(HELD_BODY.rstrip("k")) * 1024}
     hard-stop-after 30s
     pidfile {folder}/haproxy.pid
@@ -141,7 +157,7 @@ defaults
     mode http
     timeout connect 5s
     timeout client 75s
-    timeout http-request {BODY_SECONDS}s
+    timeout http-request {HEADER_SECONDS}s
     timeout http-keep-alive 75s
     timeout server 3600s
     timeout queue 60s
@@ -197,6 +213,7 @@ class Front:
         with open(self.folder / "lock", "a") as lock:
             fcntl.flock(lock, fcntl.LOCK_EX)
             try:
+                self._bound_log()  # before any change reads the log's size: offsets stay past the cut
                 yield
             finally:
                 fcntl.flock(lock, fcntl.LOCK_UN)
@@ -333,6 +350,25 @@ class Front:
             time.sleep(0.01)
         if _alive(pid):
             os.kill(pid, signal.SIGTERM)
+
+    def _bound_log(self) -> None:
+        """Cuts haproxy.log to its last LOG_KEEP_BYTES (from a line's start) when it grew past LOG_MAX_BYTES.
+
+        HAProxy appends to it (its stdout opened O_APPEND), so a running front's next line lands after the
+        kept tail, with no hole. Called under the lock, before a change measures the log's size."""
+        try:
+            size = self.log.stat().st_size
+            if size <= LOG_MAX_BYTES:
+                return
+            with open(self.log, "r+b") as log:
+                log.seek(size - LOG_KEEP_BYTES)
+                tail = log.read()
+                tail = tail[tail.find(b"\n") + 1:]
+                log.seek(0)
+                log.write(tail)
+                log.truncate(len(tail))
+        except OSError:
+            pass
 
     def _log_since(self, offset: int) -> bytes:
         try:

@@ -5,6 +5,10 @@ uvicorn's own went through the logging module (caller lookup, a LogRecord, two c
 formatter, a lock): ~20 µs a line measured here, 13 % of a single-row request's time in the profile
 (benchmarks/profile-score-before.svg). This writes the same line for ~2 µs. Probes and metrics scrapes
 stay out of it, so the log shows real traffic.
+
+Over a unix socket the peer has no address: the front (ModelDeck's HAProxy, the only one reaching a
+Docker deployment's socket) puts the client's in FORWARDED_HEADER, and the line shows that. Over TCP
+the header is ignored: there any client could have written it.
 """
 
 from __future__ import annotations
@@ -15,11 +19,21 @@ from typing import Any, TextIO
 from urllib.parse import quote
 
 QUIET_PATHS = frozenset({"/ready", "/health", "/metrics"})  # probes and scrapes: not logged
+FORWARDED_HEADER = b"x-modeldeck-client"  # the front's (backend/runtimes/front.py CLIENT_HEADER), lowercase
 
 Message = MutableMapping[str, Any]
 Scope = MutableMapping[str, Any]
 Send = Callable[[Message], Awaitable[None]]
 ASGIApp = Callable[[Scope, Callable[[], Awaitable[Message]], Send], Awaitable[None]]
+
+
+def _forwarded(scope: Scope) -> str:
+    """The client address the front wrote in FORWARDED_HEADER ("" without one), printable ASCII only."""
+    for name, value in scope.get("headers", ()):
+        if name == FORWARDED_HEADER:
+            text = value[:64].decode("ascii", "replace")
+            return text if text.isprintable() else text.encode("unicode_escape").decode("ascii")
+    return ""
 
 
 def _status_text(status: int) -> str:
@@ -54,7 +68,7 @@ class AccessLog:
         if query:
             quoted = f"{quoted}?{query.decode('ascii', 'replace')}"
         client = scope.get("client")
-        address = f"{client[0]}:{client[1]}" if client else ""
+        address = f"{client[0]}:{client[1]}" if client else _forwarded(scope)  # none: a unix socket
         self.stream.write(f'INFO:     {address} - "{scope["method"]} {quoted} HTTP/{scope["http_version"]}" '
                           f"{status_text}\n")
         self.stream.flush()
