@@ -6,7 +6,7 @@ of the server (the container's cgroup; the local server's processes) and of the 
 and the p50/p99 of ordinary single-row requests, each on a new connection as a new client sends it (with
 /health between them), during the attack. Numbers only, no assertions.
 
-Run: .venv/bin/python -m benchmarks.bench_front_attacks [--rounds 1]
+Run: .venv/bin/python -m benchmarks.bench_front_attacks [--rounds 1]   (BENCH_ONLY=slowloris: those scenarios only)
 """
 
 from __future__ import annotations
@@ -95,7 +95,8 @@ def scenarios(uri: str, neighbour: str | None) -> dict[str, Callable[[], object]
     if neighbour is not None:
         found["4200 idle on a neighbour"] = lambda: held_for(
             lambda: attacks.open_held(neighbour, 4200, connect_timeout=0.3, give_up_after=3))
-    return found
+    only = os.environ.get("BENCH_ONLY", "")  # a part of scenario names: run just those (and "no attack")
+    return {name: attack for name, attack in found.items() if not only or only in name or name == "no attack"}
 
 
 def measure(uri: str, row: list[float], attack: Callable[[], object], server: Any, front: Path | None) -> dict[str, Any]:

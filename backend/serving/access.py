@@ -28,8 +28,9 @@ ASGIApp = Callable[[Scope, Callable[[], Awaitable[Message]], Send], Awaitable[No
 
 
 def _forwarded(scope: Scope) -> str:
-    """The client address the front wrote in FORWARDED_HEADER ("" without one), printable ASCII only."""
-    for name, value in scope.get("headers", ()):
+    """The client address the front wrote in FORWARDED_HEADER ("" without one), printable ASCII only. The
+    front sets it last: looked for from the end."""
+    for name, value in reversed(scope.get("headers", ())):
         if name == FORWARDED_HEADER:
             text = value[:64].decode("ascii", "replace")
             return text if text.isprintable() else text.encode("unicode_escape").decode("ascii")
