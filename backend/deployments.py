@@ -16,16 +16,19 @@ from pathlib import Path
 from .client import ScoringClient
 from .config import Home
 from .errors import (
+    DeploymentDownError,
     DeploymentError,
     DeploymentExistsError,
     DeploymentFailedError,
     DeploymentNotFoundError,
     DeploymentNotHealthyError,
+    EndpointUnreachableError,
     IncompatibleModelError,
     ModelDeckError,
     ModelNotFoundError,
     ReadOnlyDeploymentError,
     RuntimeUnavailableError,
+    ScoringServerError,
 )
 from .progress import Progress, ProgressEvent, ProgressKind, quiet, step
 from .registry import Model, ModelRegistry
@@ -100,6 +103,14 @@ class DeploymentList:
 
     def find(self, name: str) -> Deployment | None:
         return next((d for d in self.owned if d.name == name), None)
+
+
+def no_answer(error: ModelDeckError) -> bool:
+    """Whether a failed request got no answer from the scoring server itself: nothing listened, the front
+    said the server does not answer (502, 503, 504), or the server said its workers are restarting (503)."""
+    if isinstance(error, ScoringServerError):
+        return error.status in (502, 503, 504) and error.script_error is None
+    return isinstance(error, EndpointUnreachableError)
 
 
 class DeploymentService:
@@ -197,6 +208,28 @@ class DeploymentService:
             raise DeploymentNotHealthyError(f"deployment {name!r} is {deployment.state}, not Healthy"
                                             + (f": {deployment.detail}" if deployment.detail else ""))
         return deployment
+
+    def explain(self, deployment: Deployment, error: ModelDeckError) -> ModelDeckError:
+        """`error`, a failed request to `deployment`, as its user should read it: where its server gave no
+        answer (nothing listens, the front's 502/503/504, the server's own 503 while its workers restart),
+        a DeploymentDownError with the deployment's state now and why, read from its runtime; any other
+        error as it is.
+        """
+        if not no_answer(error):
+            return error
+        try:
+            now = self.get(deployment.name, deployment.runtime)
+        except DeploymentNotFoundError:
+            return DeploymentDownError(deployment.name, "gone", "it was deleted meanwhile")
+        except ModelDeckError:  # the runtime does not answer either: the request's own error says enough
+            return error
+        if now.state is DeploymentState.HEALTHY:
+            return DeploymentDownError(now.name, str(now.state), "its server restarted after a fault while it "
+                                       "had this request, and answers again now; its logs say why")
+        if now.state is DeploymentState.TRANSITIONING and not now.detail:
+            return DeploymentDownError(now.name, str(now.state), "its server gave no answer to this request and is "
+                                       "starting again (its worker ended, say); its logs say why")
+        return DeploymentDownError(now.name, str(now.state), now.detail or f"its server does not answer ({error})")
 
     def serving(self, model: Model, snapshot: DeploymentList | None = None) -> Deployment | None:
         """A Healthy deployment of this home that serves exactly `model` (name, version and files), or None."""

@@ -29,6 +29,7 @@
     │   ├── EndpointUnreachableError
     │   ├── ScoringRequestError           (4xx: the request was wrong)
     │   ├── ScoringServerError            (5xx: the server failed; the script's error kind and request id)
+    │   ├── DeploymentDownError           (no answer: the deployment's name, its state now and why)
     │   └── UnexpectedAnswerError         (an answer that is not one label per row of the test set)
     ├── UserImageError                  (a drawn or uploaded digit)
     │   ├── NothingDrawnError
@@ -207,6 +208,23 @@ class ScoringServerError(ScoringError):
         self.script_error = script_error
         self.request_id = request_id
         super().__init__(f"the endpoint failed (HTTP {status}): {message}")
+
+
+class DeploymentDownError(ScoringError):
+    """The deployment's server gave no answer (nothing listens, the front's 502/503, a crash loop's 503),
+    told as the deployment list tells it.
+
+    Attributes:
+        name: the deployment's name.
+        state: its state now ("Failed", say; "Healthy" when it answers again, "gone" once deleted).
+        reason: why, in the runtime's words (the exit code, the crash loop, ...).
+    """
+
+    def __init__(self, name: str, state: str, reason: str) -> None:
+        self.name = name
+        self.state = state
+        self.reason = reason
+        super().__init__(f"deployment {name!r} is {state}" + (f": {reason}" if reason else ""))
 
 
 class UnexpectedAnswerError(ScoringError):

@@ -6,6 +6,7 @@ from __future__ import annotations
 import re
 import zlib
 from collections.abc import Callable, Sequence
+from dataclasses import dataclass
 from typing import Any
 
 import streamlit as st
@@ -13,10 +14,13 @@ import streamlit as st
 from backend.context import ModelDeck, open_modeldeck
 from backend.datasets import TestSet, load_dataset
 from backend.deployments import DeploymentList
-from backend.errors import ModelDeckError, ScoringServerError
+from backend.errors import DeploymentDownError, ModelDeckError, ScoringServerError
+from backend.runtimes.base import Deployment, DeploymentState
 from backend.shown import shown
 
 SNAPSHOT_KEY = "_deployments_snapshot"
+DELETED_KEY = "_deleted_here"  # names of deployments deleted in this session (and not made again since)
+NO_ANSWER_KEY = "_no_answer"  # the last request that got no answer: (deployment name, why), shown once
 OTHER_HOMES_PARAM = "others"  # ?others=1: also list other homes' deployments (read-only)
 PRESENT_PARAM = "present"  # ?present=1: presentation mode
 PRESENT_KEY = "_presenting"
@@ -90,16 +94,76 @@ def fail(error: Exception | str, what: str) -> None:
     st.error(f"{what}: {verbatim(str(error))}", icon=":material/error:")
 
 
-def scoring_failed(error: Exception, deployment: str | None = None) -> None:
-    """A failed scoring call: a fault of the deployment's own script points at its logs."""
-    if isinstance(error, ScoringServerError) and error.script_error:
+@dataclass(frozen=True)
+class Notice:
+    """A message about a choice, as Markdown already escaped; `kind` is st.warning, error, success or info,
+    and `logs_of` names a deployment whose logs it points at."""
+
+    text: str
+    kind: str = "warning"
+    logs_of: str | None = None
+
+
+def show_notice(notice: Notice, where: Any = None) -> None:
+    """Draws `notice` (in `where`, a column say), with the link to the logs it points at."""
+    place = where if where is not None else st
+    icon = {"error": ":material/cloud_off:", "success": ":material/check_circle:",
+            "info": ":material/hourglass_top:"}.get(notice.kind, ":material/warning:")
+    getattr(place, notice.kind)(notice.text, icon=icon)
+    if notice.logs_of is not None:
+        logs_link(notice.logs_of, place)
+
+
+def logs_link(deployment: str, where: Any = None) -> None:
+    """A link to the Deploy page with `deployment` chosen, where its Logs are."""
+    (where if where is not None else st).page_link("views/deploy.py", label=f"Logs of {deployment}",
+                                                   icon=":material/article:", query_params={"deployment": deployment})
+
+
+def scoring_failed(error: Exception, *deployments: Deployment) -> None:
+    """A failed scoring call to one of `deployments`: a fault of the deployment's own script points at
+    its logs; a request its server gave no answer to says the deployment's state now and why (read from
+    its runtime). Where that state stays down (Failed, Unhealthy, deleted; not Transitioning, which ends
+    by itself) the whole page is drawn again from it, so it offers nothing to send to a deployment that
+    cannot answer, and says it there, once (`no_answer_said`)."""
+    if isinstance(error, ModelDeckError):
+        for deployment in deployments:
+            explained = get_deck().deployments.explain(deployment, error)
+            if explained is not error:
+                error = explained
+                break
+    if isinstance(error, DeploymentDownError):
+        if error.state not in (DeploymentState.HEALTHY, DeploymentState.TRANSITIONING):  # it stays down
+            st.session_state[NO_ANSWER_KEY] = (error.name, str(error))
+            st.rerun(scope="app")
+        show_notice(Notice(verbatim(f"No answer: {error}."), "error", logs_of=error.name))
+    elif isinstance(error, ScoringServerError) and error.script_error:
         st.error(verbatim(f"The scoring script raised {error.script_error} — see Logs on the Deploy page "
                           f"(request id {error.request_id})."), icon=":material/bug_report:")
-        if deployment is not None:
-            st.page_link("views/deploy.py", label=f"Logs of {deployment}", icon=":material/article:",
-                         query_params={"deployment": deployment})
+        if deployments:
+            logs_link(deployments[0].name)
     else:
         fail(error, "Scoring failed")
+
+
+def no_answer_said() -> str | None:
+    """Shows, once, why the last request got no answer (see scoring_failed); returns that deployment's name."""
+    said = st.session_state.pop(NO_ANSWER_KEY, None)
+    if said is None:
+        return None
+    name, why = said
+    show_notice(Notice(verbatim(f"No answer: {why}. Nothing can be sent to it until it is Healthy again: "
+                                "choose another deployment, or read its logs."), "error", logs_of=name))
+    return str(name)
+
+
+def cannot_answer(deployment: Deployment) -> Notice:
+    """Why a chosen deployment of this home is not offered as a target: its state and why, as the list says."""
+    if deployment.state is DeploymentState.TRANSITIONING:  # it ends by itself: not an error
+        return Notice(verbatim(f"{deployment.status}. It answers once it is Healthy: open this page again in a "
+                               "moment, or read its logs."), "info", logs_of=deployment.name)
+    return Notice(verbatim(f"{deployment.status}. It cannot answer requests now: choose another deployment, or "
+                           "read its logs."), "error", logs_of=deployment.name)
 
 
 def refresh_snapshot() -> DeploymentList:
@@ -107,6 +171,8 @@ def refresh_snapshot() -> DeploymentList:
     deck = get_deck()
     snapshot = deck.deployments.snapshot(all_homes=showing_other_homes())
     st.session_state[SNAPSHOT_KEY] = snapshot
+    if deleted := st.session_state.get(DELETED_KEY):  # made again since: a later loss is not this session's delete
+        st.session_state[DELETED_KEY] = deleted - {d.name for d in snapshot.owned}
     return snapshot
 
 
@@ -162,15 +228,15 @@ def set_presenting(on: bool) -> None:
 
 
 def url_select(label: str, options: Sequence[Any], param: str, *, key: str, default: Any = None,
-               format_func: Callable[[Any], str] = str, gone: Callable[[Any], str] | None = None,
+               format_func: Callable[[Any], str] = str, gone: Callable[[Any], str | Notice | None] | None = None,
                container: Any = None, follows: Callable[[Any], dict[str, str]] | None = None,
                **kwargs: Any) -> Any:
     """A selectbox whose value is kept in the URL (`?param=value`) and in the session, so a reload or a
     shared link opens the same choice. A remembered value that is no longer an option is never
     replaced silently: the select stays empty with a warning (`gone(value)` says why, as Markdown
-    already escaped) until something else is chosen; its name stays in the address. Otherwise it always
-    holds a value (it cannot be cleared by accident). `key` names the choice on its page; pages may share
-    a `param`.
+    already escaped, or as a Notice; None when the page said it already) until something else is
+    chosen; its name stays in the address. Otherwise it always holds a value (it cannot be cleared by
+    accident). `key` names the choice on its page; pages may share a `param`.
 
     The browser's history gets one entry per choice: the address is written only when the reader picks
     here (with `follows(value)`, the params that go with it, in the same entry) or the page chose
@@ -217,8 +283,9 @@ def url_select(label: str, options: Sequence[Any], param: str, *, key: str, defa
         index = list(options).index(default) if default in options else 0 if options else None
     else:
         index = None
-        where.warning(gone(wanted) if gone else verbatim(f"{wanted!r} is not available any more: choose again."),
-                      icon=":material/warning:")
+        said = gone(wanted) if gone else verbatim(f"{wanted!r} is not available any more: choose again.")
+        if said is not None:
+            show_notice(said if isinstance(said, Notice) else Notice(said), where)
     if widget_key in st.session_state:
         target = None if index is None else list(options)[index]
         if st.session_state[widget_key] != target:  # set through the state, so the browser shows it too
@@ -246,6 +313,24 @@ def url_select(label: str, options: Sequence[Any], param: str, *, key: str, defa
 def deployment_gone(name: str) -> str:
     """Why a deployment named in the address (or chosen before) is not offered: it is not this home's (any more)."""
     return verbatim(f"Deployment {name!r} is not a deployment of this home (any more): choose another.")
+
+
+def gone_notice(name: str) -> Notice:
+    """`deployment_gone`, or, for a deployment this session deleted, a success that says so."""
+    if name in st.session_state.get(DELETED_KEY, set()):
+        return Notice(verbatim(f"Deleted {name}."), "success")
+    return Notice(deployment_gone(name))
+
+
+def note_deleted(name: str) -> None:
+    """This session deleted deployment `name`: pages that still name it say so as a success."""
+    st.session_state[DELETED_KEY] = st.session_state.get(DELETED_KEY, set()) | {name}
+
+
+def remembered(key: str, param: str) -> str | None:
+    """What `url_select(..., param, key=key)` would open on: the address's choice, else the session's."""
+    found = st.query_params.get(param, st.session_state.get(f"_remembered_{key}"))
+    return None if found is None else str(found)
 
 
 def note_page(path: str) -> None:

@@ -10,7 +10,7 @@ from backend.errors import ModelDeckError
 from backend.inspection.snippets import curl_snippet, python_snippet
 from backend.registry import Signature
 from backend.runtimes.base import Deployment
-from dashboard.common import fail, verbatim
+from dashboard.common import scoring_failed, verbatim
 
 
 def example_row(signature: Signature) -> np.ndarray:
@@ -49,7 +49,7 @@ def console_view(deck: ModelDeck, deployment: Deployment, key: str | None, row: 
             raw = deck.client.send_raw(uri, body.encode(), content_type, key=key if send_key else None)
             st.session_state[f"{console_key}/answer"] = raw
         except ModelDeckError as e:
-            fail(e, "No answer")
+            scoring_failed(e, deployment)
     raw = st.session_state.get(f"{console_key}/answer")
     if raw is not None:
         status_color = "green" if raw.status < 400 else "orange" if raw.status < 500 else "red"

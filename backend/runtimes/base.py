@@ -289,6 +289,12 @@ class Deployment:
     def entry_script(self) -> str:
         return self.record.entry_script
 
+    @property
+    def status(self) -> str:
+        """Its state and why, as the deployment list and its pages say it: "x is Failed: the server process
+        exited with code 1"."""
+        return f"{self.name} is {self.state}" + (f": {self.detail}" if self.detail else "")
+
     def to_dict(self) -> dict[str, Any]:
         """The JSON shape of `deployments list --json`."""
         return {"name": self.name, "state": str(self.state), "model": self.model_id, "runtime": self.runtime,

@@ -25,19 +25,24 @@ from backend.inspection.runs import (
 )
 from backend.progress import ProgressEvent
 from backend.registry import Model
-from backend.runtimes.base import Deployment
+from backend.runtimes.base import Deployment, DeploymentState
 from backend.shown import shown
 from backend.timefmt import friendly_time
 from dashboard.common import (
+    Notice,
+    cannot_answer,
     choose,
     get_deck,
+    no_answer_said,
     nothing_chosen,
     percent,
     points,
     presenting,
+    remembered,
     revision_of,
     scoring_failed,
     share_decimals,
+    show_notice,
     snapshot,
     testset,
     url_select,
@@ -50,11 +55,16 @@ st.title("Compare")
 st.caption("Score one test set at two deployments — or two model versions, deployed on the fly — and see which "
            "is better, where, and whether the difference could be chance.")
 
+said = no_answer_said()  # the deployment the last comparison got no answer from, said above (once)
 healthy: dict[str, Deployment] = {d.name: d for d in listing.healthy}
 served = {(d.record.model_name, d.record.model_version, d.record.model_sha256) for d in healthy.values()}
 versions: dict[str, Model] = {m.id: m for m in deck.registry.list() if (m.name, m.version, m.sha256) not in served}
 options = list(healthy) + list(versions)
 if len(options) < 2:
+    for side, param in (("compare_a", "a"), ("compare_b", "b")):  # a chosen deployment that cannot answer: why
+        if (wanted := remembered(side, param)) and wanted != said and (found := listing.find(wanted)) \
+                and found.state is not DeploymentState.HEALTHY:
+            show_notice(cannot_answer(found))
     st.info("Two things to compare are needed: register or deploy another model version (Models, Deploy).",
             icon=":material/compare_arrows:")
     st.stop()
@@ -83,7 +93,11 @@ def defaults() -> tuple[str, str]:
     return (older[-1] if older else next(o for o in options if o != newest)), newest
 
 
-def gone(lost: str) -> str:
+def gone(lost: str) -> str | Notice | None:
+    if lost == said:
+        return None  # said above
+    if (found := listing.find(lost)) is not None:
+        return cannot_answer(found)
     served_by = next((d.name for d in healthy.values() if d.model_id == lost), None)
     if served_by is not None:
         return verbatim(f"{lost} is deployed as {served_by}: choose {served_by}.")
@@ -129,7 +143,7 @@ if st.button(f"Compare on {titles[dataset]}" + (f" (deploys {' and '.join(to_dep
         def show(event: ProgressEvent) -> None:
             status.write(verbatim(str(event)))
 
-        failed = None
+        failed, sides = None, [healthy[option] for option in (a, b) if option in healthy]
         try:
             sides = [contender(deck, option, progress=show) for option in (a, b)]
             for option, side in zip((a, b), sides, strict=True):
@@ -146,7 +160,7 @@ if st.button(f"Compare on {titles[dataset]}" + (f" (deploys {' and '.join(to_dep
             status.update(label="Comparing failed", state="error", expanded=False)
             failed = e
     if failed is not None:
-        scoring_failed(failed)  # in the open, not inside the folded status box
+        scoring_failed(failed, *sides)  # in the open, not inside the folded status box
         st.stop()
     st.rerun()  # the selects now name the deployments made on the fly; the result is read back below
 

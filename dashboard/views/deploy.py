@@ -31,13 +31,15 @@ from backend.runtimes.base import (
 from backend.timefmt import age
 from dashboard.common import (
     choose,
-    deployment_gone,
     fail,
     get_deck,
+    gone_notice,
+    note_deleted,
     nothing_chosen,
     presenting,
     scroll_into_view,
     set_other_homes,
+    show_notice,
     showing_other_homes,
     snapshot,
     url_select,
@@ -261,7 +263,7 @@ for unavailable in (t for t in listing.targets if not t.available):
     st.caption(f":material/cancel: {unavailable.name} runtime unavailable: {verbatim(unavailable.description)}")
 if not listing.deployments:
     if (lost := st.query_params.get("deployment")) is not None:  # deleted, say: the address keeps its name
-        st.warning(deployment_gone(lost), icon=":material/warning:")
+        show_notice(gone_notice(lost))
     st.info("No deployment yet.")
     st.stop()
 
@@ -290,12 +292,12 @@ st.dataframe(without_empty_columns(rows, keep=["name", "state"]), hide_index=Tru
 owned = [d.name for d in listing.owned]
 if not owned:
     if (lost := st.query_params.get("deployment")) is not None:
-        st.warning(deployment_gone(lost), icon=":material/warning:")
+        show_notice(gone_notice(lost))
     st.info("This home has no deployment: the ones above belong to other homes.")
     st.stop()
 newest = max(listing.owned, key=lambda d: d.created_at).name
 chosen = url_select("Deployment", owned, "deployment", key="manage_deployment", default=newest,
-                    gone=deployment_gone)
+                    gone=gone_notice)
 if chosen is None:
     nothing_chosen("a deployment for Logs or Delete")
 managed = listing.find(chosen)
@@ -353,9 +355,10 @@ if st.session_state.get("confirm_delete") == chosen:
     if confirmed:
         try:
             deck.deployments.delete(chosen)
-            # Its name stays chosen and in the address: the page says it is gone, a reload never opens another
+            # Its name stays chosen and in the address: the page says "Deleted" (a reload of the address
+            # says it is gone), and never opens another by itself
+            note_deleted(chosen)
             st.session_state.pop("confirm_delete", None)
-            st.toast(f"Deleted {chosen}")
             st.rerun()
         except ModelDeckError as e:
             fail(e, "Cannot delete")

@@ -11,7 +11,7 @@ import numpy as np
 import streamlit as st
 
 from backend.datasets import TestSet, datasets_for, format_range
-from backend.errors import InvalidPerturbationError, ModelDeckError, ScoringServerError
+from backend.errors import InvalidPerturbationError, ModelDeckError, ScoringError
 from backend.inspection.calibration import BINS, calibration_of
 from backend.inspection.charts import (
     CELL,
@@ -48,15 +48,20 @@ from dashboard.cache import kept_evaluation, vega_spec
 from dashboard.canvas import drawing_pad
 from dashboard.common import (
     NO_SHRINK,
+    Notice,
+    cannot_answer,
     choose,
-    deployment_gone,
     fail,
     get_deck,
+    gone_notice,
+    no_answer_said,
     nothing_chosen,
     percent,
     presenting,
+    remembered,
     revision_of,
     scoring_failed,
+    show_notice,
     snapshot,
     testset,
     url_select,
@@ -132,21 +137,27 @@ def takes_binary(uri: str, deployment_uid: str, _key: str | None) -> bool:
 
 
 listing = snapshot()
+said = no_answer_said()  # the deployment the last request got no answer from, said above (once)
 for twice in sorted(listing.ambiguous):
     st.warning(f"Deployment {verbatim(repr(twice))} exists on two runtimes (one was made while the other did not "
                "answer): it is not offered here until one is deleted (Deploy page).", icon=":material/warning:")
+# Only deployments that can answer are offered; a chosen one that cannot is named with its state and why.
 healthy = {d.name: d for d in listing.healthy if d.name not in listing.ambiguous}
+
+
+def why_gone(name: str) -> Notice | None:
+    if name == said:
+        return None  # said above
+    found = listing.find(name)
+    return gone_notice(name) if found is None else cannot_answer(found)
+
+
 if not healthy:
-    st.info("No deployment is Healthy: deploy a model first.")
+    if (wanted := remembered("test_deployment", "deployment")) is not None and (lost := why_gone(wanted)):
+        show_notice(lost)
+    st.info("No deployment is Healthy: deploy a model first (the Deploy page lists each deployment's state).")
     st.page_link("views/deploy.py", label="Go to Deploy", icon=":material/rocket_launch:")
     st.stop()
-
-
-def why_gone(name: str) -> str:
-    found = listing.find(name)
-    if found is None:
-        return deployment_gone(name)
-    return verbatim(f"Deployment {name!r} is {found.state} now, not Healthy: choose another, or see Deploy → Logs.")
 
 
 newest = max(healthy.values(), key=lambda d: d.created_at).name
@@ -325,7 +336,7 @@ if st.button(f"Send {n} random test images", type="primary", icon=":material/cas
             deck.results.save_samples(deployment, results_key, sample(
                 deck.client, uri, data, n, seed=drawn_seed, use_binary=binary, key=key, perturbation=perturbation))
     except ModelDeckError as e:
-        scoring_failed(e, chosen)
+        scoring_failed(e, deployment)
 samples = deck.results.load_samples(deployment, dataset_name)
 if samples is not None:
     correct = int(samples.correct.sum())
@@ -387,7 +398,7 @@ def evaluation_view() -> None:
                            progress=lambda done, total: bar.progress(done / total,
                                                                      text=f"Scored {done:,} of {total:,}"))
         except ModelDeckError as e:
-            scoring_failed(e, chosen)
+            scoring_failed(e, deployment)
         bar.empty()
     evaluation = kept_evaluation(deck, deployment, results_key)
     evaluation_revision = deck.results.revision(deployment, results_key, "evaluation")
@@ -492,8 +503,8 @@ def own_digit_view() -> None:
                     predicted = int(label_indices(answer.labels, data.class_names, 1)[0])
                     probabilities = probabilities_by_class(answer, data.class_names)
                 except ModelDeckError as e:
-                    if isinstance(e, ScoringServerError):
-                        scoring_failed(e, chosen)
+                    if isinstance(e, ScoringError):
+                        scoring_failed(e, deployment)
                     else:
                         fail(e, "Cannot use that image")
                 else:
@@ -534,7 +545,7 @@ def robustness_view() -> None:
                                                         source="dashboard robustness", perturbation=p.key)))
             deck.results.save_curve(deployment, dataset_name, curve_kind, points)
         except ModelDeckError as e:
-            scoring_failed(e, chosen)
+            scoring_failed(e, deployment)
         bar.empty()
     curve = deck.results.load_curve(deployment, dataset_name, curve_kind)
     if curve is None:
