@@ -1,18 +1,13 @@
-"""The front: one HAProxy per ModelDeck home, on 127.0.0.1, in front of every deployment's server.
+"""The front: one HAProxy per ModelDeck home, on 127.0.0.1, in front of every Docker deployment's server.
 
-A deployment's server listens on a unix socket in its own folder, so the model's process needs no
-network at all (a Docker container runs with `--network none`, a local one in a sandbox with no
-network namespace but its own). The front listens on the deployment's port on 127.0.0.1 and forwards
+A container's server listens on a unix socket in its deployment's folder, so the container needs no
+network at all (`--network none`). The front listens on the deployment's port on 127.0.0.1 and forwards
 each request to that socket: the scoring URI stays `http://127.0.0.1:PORT/score` and stays the same
 across restarts of the server. On the way it holds a request until its body has arrived (whole, or
 its first 64 KiB: a trickling client costs the server nothing), refuses a declared body above the
-deployment's limit, and answers in JSON when the server is down or a request is too slow. It tells the
-server who the client is (CLIENT_HEADER, for its access log).
-
-Hostile local clients (issue 21): a connection gets HEADER_SECONDS for its request's headers (slowloris,
-or nothing sent: 408 and closed), a body BODY_SECONDS; one route holds at most ROUTE_MAXCONN connections
-of the front's FRONT_MAXCONN, so connections flooding one deployment's port leave the others answering
-(benchmarks/bench_front_attacks.py).
+deployment's limit, and answers in JSON when the server is down or a request is too slow. (A local
+deployment's server inherits a socket bound on the port instead, and needs no front: local.py. Local
+deployments made before that are still served here until deleted.)
 
 HAProxy was measured against nginx here as the front of one scoring server on one core: about 1.25x
 nginx's single-row throughput (benchmarks/RESULTS.md). The front's state is its folder

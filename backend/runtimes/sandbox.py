@@ -27,7 +27,7 @@ from pathlib import Path
 SANDBOX_UID = 65534  # nobody / nogroup, inside the sandbox's user namespace
 HOSTNAME = "modeldeck-sandbox"
 PRLIMIT = "/usr/bin/prlimit"
-OPEN_FILES = 4096  # a worker holds at most 256 connections (serving.workers.MAX_CONCURRENCY)
+OPEN_FILES = 4096  # a worker holds at most 3,584 connections (serving.workers.MAX_CONCURRENCY)
 THREADS_PER_WORKER = 64  # uvicorn's loop, anyio's thread pool for run() (40), BLAS: one RLIMIT_NPROC covers them
 MIN_TMP_BYTES = 64 * 2**20
 SHM_BYTES = 64 * 2**20

@@ -27,10 +27,11 @@ from . import crashloop, deadline
 
 log = logging.getLogger("modeldeck.serving")
 BIND_FAILED_EXIT_CODE = 4
-# Open connections + requests per worker: bodies' memory is budgeted (bodies.py) and bodies that trickle are
-# cut after 10 s, so this bounds only the connections themselves (measured: ~6 KiB idle, ~18 KiB with a body
-# begun): 256 slow connections no longer turn /score and /health away.
-MAX_CONCURRENCY = 1024
+# Open connections + requests per worker: bodies' memory is budgeted (bodies.py), a request's head must come
+# within 10 s (connections.py) and a body that trickles is cut (bodies.py), so this bounds only the connections
+# themselves (measured: ~6 KiB idle, ~18 KiB with a body begun). 1,500 silent connections filled the 1,024
+# before; this many fit a sandboxed worker's 4,096 open files with room for its own.
+MAX_CONCURRENCY = 3584
 QUICK_DEATH_SECONDS = 10.0  # a worker that dies sooner than this after its start counts as crash-looping
 MAX_BACKOFF_SECONDS = 30.0
 WORKER_OOM_SCORE_ADJ = 500  # under memory pressure the kernel kills a worker (replaced), not the supervisor
@@ -82,6 +83,8 @@ def _run_worker(app, sock: socket.socket, host: str, port: int, log_level: str =
 
     import uvicorn
 
+    from .connections import HeadDeadlineProtocol
+
     try:  # a connection is a file: let the worker hold MAX_CONCURRENCY of them (a shell's soft limit is often 1024)
         soft, hard = resource.getrlimit(resource.RLIMIT_NOFILE)
         wanted = MAX_CONCURRENCY + 256
@@ -90,10 +93,10 @@ def _run_worker(app, sock: socket.socket, host: str, port: int, log_level: str =
                                                         hard))
     except (ValueError, OSError):
         pass
-    # "auto" takes uvloop and httptools (C event loop and HTTP parser) when installed, as they are here.
+    # "auto" takes uvloop (a C event loop); httptools (a C HTTP parser) under HeadDeadlineProtocol.
     # limit_concurrency: past that many open connections and requests a worker answers 503 at once.
     config = uvicorn.Config(app, host=host, port=port, log_level=log_level, timeout_graceful_shutdown=5,
-                            loop="auto", http="auto", limit_concurrency=MAX_CONCURRENCY, access_log=access_log)
+                            loop="auto", http=HeadDeadlineProtocol, limit_concurrency=MAX_CONCURRENCY, access_log=access_log)
     uvicorn.Server(config).run(sockets=[sock])
 
 
