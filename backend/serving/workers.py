@@ -13,6 +13,7 @@ for its replacement through a pipe (see deadline): it is re-forked at once, not 
 from __future__ import annotations
 
 import faulthandler
+import gc
 import logging
 import os
 import signal
@@ -154,6 +155,11 @@ def serve(app, host: str, port: int, workers: int = 1, log_level: str = "info",
     signal.signal(signal.SIGINT, stop)
     faulthandler.enable()  # inherited: a worker that crashes in native code prints its Python stack to the log
     replacements = deadline.open_replacement_pipe()
+    # Everything init() and the imports made moves out of the collector's sight: a worker's full collections
+    # no longer walk it (they paused the scoring thread 100-220 ms at a time, the p99 of 8 concurrent clients
+    # went from 3 to 110 ms), and its pages stay shared with the supervisor's (copy-on-write).
+    gc.collect()
+    gc.freeze()
     for _ in range(workers):
         started[_fork_worker(app, sock, host, port, log_level, access_log)] = time.monotonic()
     log.info("serving with %d worker process(es): %s", workers, sorted(started))
