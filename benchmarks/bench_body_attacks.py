@@ -1,14 +1,16 @@
-"""The body attacks of issue 21 against a real Docker deployment (1 core, 512 MiB, body limit 128 MiB):
+"""The body attacks of issue 21 against a real Docker deployment (through the front) and a local one (straight to
+its port), each 1 core, 512 MiB, body limit 128 MiB:
 64 MiB of `0,` (to /score and to V2 infer), nine 100 MiB bodies held unfinished, 256 connections trickling
-their bodies. For each: the container's peak memory (its cgroup polled every 20 ms), the attack's answers,
-whether the worker survived, and the p50/p99 of ordinary single-row requests (with /health between them)
-during the attack against the same without one. Numbers only, no assertions.
+their bodies. For each: the peak memory (the container's cgroup, the local server's processes; polled every
+20 ms), the attack's answers, whether the worker survived, and the p50/p99 of ordinary single-row requests
+(with /health between them) during the attack against the same without one. Numbers only, no assertions.
 
 Run: .venv/bin/python -m benchmarks.bench_body_attacks [--rounds 1]
 """
 
 from __future__ import annotations
 
+import json
 import os
 import statistics
 import threading
@@ -25,7 +27,7 @@ from backend.runtimes import DeployConfig
 from backend.runtimes.docker import container_name
 
 from . import attacks
-from .common import bench_main, scratch_deck
+from .common import bench_main, family, rss, scratch_deck
 
 NAME = "bench-body-attacks"
 CONFIG = DeployConfig(cpu_cores=1, memory_gb=0.5, max_body_mb=128)
@@ -78,6 +80,11 @@ class PeakMemory:
         self._thread.join()
 
 
+def peak_rss(pids: Callable[[], list[int]]) -> PeakMemory:
+    """The highest summed RSS of the processes `pids()` names, polled every 20 ms."""
+    return PeakMemory(read=lambda: rss(pids()))
+
+
 def worker_pid(uri: str) -> int:
     return int(requests.get(uri.rsplit("/", 1)[0] + "/info", timeout=10).json()["worker_pid"])
 
@@ -89,80 +96,95 @@ def percentiles(latencies: list[float]) -> tuple[float, float]:
     return cuts[49] * 1000, cuts[98] * 1000
 
 
-def measure(uri: str, container: Any, row: list[float], attack: Callable[[], object]) -> dict[str, Any]:
+def measure(uri: str, row: list[float], attack: Callable[[], object], container: Any = None,
+            server_root: int = 0) -> dict[str, Any]:
+    """One attack against a container (its cgroup's memory) or a local server (its processes' summed RSS)."""
     pid = worker_pid(uri)
     probe = attacks.Probe(uri, row)
-    with PeakMemory(container) as memory:
+    with PeakMemory(container) if container is not None else peak_rss(lambda: family(server_root)) as memory:
         outcome = attacks.during(attack, probe)
-    container.reload()
+    if container is not None:
+        container.reload()
     p50, p99 = percentiles(probe.latencies)
     return {"peak_mib": memory.peak / 2**20, "p50_ms": p50, "p99_ms": p99, "requests": len(probe.statuses),
             "slowest_ms": [round(t * 1000) for t in sorted(probe.latencies)[-3:]],
             "statuses": dict(Counter(probe.statuses)), "health": dict(Counter(probe.health)), "outcome": outcome,
-            "worker_survived": worker_pid(uri) == pid, "restarts": container.attrs["RestartCount"],
-            "oom_killed": container.attrs["State"]["OOMKilled"]}
+            "worker_survived": worker_pid(uri) == pid,
+            "restarts": container.attrs["RestartCount"] if container is not None else 0,
+            "oom_killed": container.attrs["State"]["OOMKilled"] if container is not None else False}
+
+
+def scenarios(uri: str) -> dict[str, Callable[[], object]]:
+    """The attacks on the deployment at `uri` (and "no attack"), or those BENCH_ONLY names a part of."""
+    v2_uri = uri.rsplit("/", 1)[0] + "/v2/models/sklearn_mnist/infer"
+
+    def unfinished() -> dict[str, int]:
+        held = attacks.hold_unfinished(uri)
+        try:
+            return dict(Counter(held.statuses))
+        finally:
+            held.close()
+
+    def slow() -> dict[str, int]:
+        held = attacks.hold_slow(uri, seconds=20)
+        try:
+            held.threads[0].join()
+            return dict(Counter(held.statuses))
+        finally:
+            held.close()
+
+    found: dict[str, Callable[[], object]] = {
+        "no attack": lambda: time.sleep(QUIET_SECONDS),
+        "5 x 64 MiB of `0,` to /score": lambda: dict(Counter(attacks.send_zeros(uri) for _ in range(5))),
+        "5 x 64 MiB of `0,` to V2 infer": lambda: dict(Counter(attacks.send_zeros(uri, v2_uri) for _ in range(5))),
+        "9 x 100 MiB unfinished": unfinished,
+        "256 slow connections (20 s)": slow,
+    }
+    only = os.environ.get("BENCH_ONLY", "")  # a part of scenario names: run just those (and "no attack")
+    return {name: attack for name, attack in found.items() if not only or only in name or name == "no attack"}
 
 
 def run(rounds: int = 1) -> dict[str, Any]:
-    deck = scratch_deck("docker")
-    model = deck.registry.get("sklearn_mnist", 1)
     row = load_mnist_test().X[0].tolist()
-    results: dict[str, list[dict[str, Any]]] = {}
-    try:
-        deployment = deck.deployments.deploy_and_wait(model, NAME, CONFIG, target="docker")
-        uri = deployment.scoring_uri
-        v2_uri = uri.rsplit("/", 1)[0] + "/v2/models/sklearn_mnist/infer"
-        engine = deck.targets.docker().client  # type: ignore[attr-defined]
-        container = engine.containers.get(container_name(deck.home.id, NAME))
-        budget = deck.client.info(uri).get("body_memory_bytes", 0)  # 0: a server from before the budget
-
-        def unfinished() -> dict[str, int]:
-            held = attacks.hold_unfinished(uri)
-            try:
-                return dict(Counter(held.statuses))
-            finally:
-                held.close()
-
-        def slow() -> dict[str, int]:
-            held = attacks.hold_slow(uri, seconds=20)
-            try:
-                held.threads[0].join()
-                return dict(Counter(held.statuses))
-            finally:
-                held.close()
-
-        scenarios: dict[str, Callable[[], object]] = {
-            "no attack": lambda: time.sleep(QUIET_SECONDS),
-            "5 x 64 MiB of `0,` to /score": lambda: dict(Counter(attacks.send_zeros(uri) for _ in range(5))),
-            "5 x 64 MiB of `0,` to V2 infer": lambda: dict(Counter(attacks.send_zeros(uri, v2_uri) for _ in range(5))),
-            "9 x 100 MiB unfinished": unfinished,
-            "256 slow connections (20 s)": slow,
-        }
-        attacks.zeros_body(), attacks.zeros_body(v2=True)  # built before any probe runs
-        only = os.environ.get("BENCH_ONLY", "")  # a part of scenario names: run just those (and "no attack")
-        for _ in range(rounds):
-            for name, attack in scenarios.items():
-                if only and only not in name and name != "no attack":
-                    continue
-                results.setdefault(name, []).append(measure(uri, container, row, attack))
-                time.sleep(2)
-        return {"results": results, "budget_mib": budget / 2**20, "load": os.getloadavg()}
-    finally:
-        deck.deployments.delete(NAME)
+    attacks.zeros_body(), attacks.zeros_body(v2=True)  # built before any probe runs
+    results: dict[str, dict[str, list[dict[str, Any]]]] = {}
+    budgets: dict[str, float] = {}
+    for runtime in ("docker", "local"):
+        deck = scratch_deck(runtime)
+        target = "Docker, through the front" if runtime == "docker" else "local, straight to its port"
+        try:
+            uri = deck.deployments.deploy_and_wait(deck.registry.get("sklearn_mnist", 1), NAME, CONFIG,
+                                                   target=runtime).scoring_uri
+            container, root = None, 0
+            if runtime == "docker":
+                engine = deck.targets.docker().client  # type: ignore[attr-defined]
+                container = engine.containers.get(container_name(deck.home.id, NAME))
+            else:
+                root = int(json.loads((deck.settings.local_deployments_dir / NAME / "process.json").read_text())["pid"])
+            budgets[target] = deck.client.info(uri).get("body_memory_bytes", 0) / 2**20
+            for _ in range(rounds):
+                for name, attack in scenarios(uri).items():
+                    results.setdefault(target, {}).setdefault(name, []).append(
+                        measure(uri, row, attack, container, root))
+                    time.sleep(2)
+        finally:
+            deck.deployments.delete(NAME)
+    return {"results": results, "budgets_mib": budgets, "load": os.getloadavg()}
 
 
 def report(measured: dict[str, Any]) -> str:
     load = ", ".join(f"{value:.2f}" for value in measured["load"])
-    lines = [f"Docker deployment: 1 core, 512 MiB, body limit 128 MiB; the worker's body budget "
-             f"{measured['budget_mib']:.0f} MiB; load average at the end {load}",
-             f"{'scenario':32} {'peak MiB':>9} {'p50 ms':>8} {'p99 ms':>8} {'rows':>6}  survived  answers"]
-    for name, runs in measured["results"].items():
-        for one in runs:
-            survived = "yes" if one["worker_survived"] and not one["oom_killed"] else "NO"
-            lines.append(f"{name:32} {one['peak_mib']:9.0f} {one['p50_ms']:8.1f} {one['p99_ms']:8.1f} "
-                         f"{one['requests']:6d}  {survived:8}  rows {one['statuses']} health {one['health']} "
-                         f"slowest {one['slowest_ms']} ms "
-                         f"attack {one['outcome']}")
+    lines = [f"1 core, 512 MiB, body limit 128 MiB; load average at the end {load}"]
+    for target, found in measured["results"].items():
+        lines += ["", f"{target} (the worker's body budget {measured['budgets_mib'][target]:.0f} MiB; peak: "
+                  + ("the container's cgroup)" if target.startswith("Docker") else "the server's processes' RSS)"),
+                  f"{'scenario':32} {'peak MiB':>9} {'p50 ms':>8} {'p99 ms':>8} {'rows':>6}  survived  answers"]
+        for name, runs in found.items():
+            for one in runs:
+                survived = "yes" if one["worker_survived"] and not one["oom_killed"] else "NO"
+                lines.append(f"{name:32} {one['peak_mib']:9.0f} {one['p50_ms']:8.1f} {one['p99_ms']:8.1f} "
+                             f"{one['requests']:6d}  {survived:8}  rows {one['statuses']} health {one['health']} "
+                             f"slowest {one['slowest_ms']} ms attack {one['outcome']}")
     return "\n".join(lines)
 
 

@@ -25,47 +25,13 @@ from backend.runtimes import DeployConfig
 from backend.runtimes.docker import container_name
 
 from . import attacks
-from .bench_body_attacks import PeakMemory, percentiles
-from .common import bench_main, group_pids, scratch_deck
+from .bench_body_attacks import PeakMemory, peak_rss, percentiles
+from .common import bench_main, family, group_pids, scratch_deck
 
 NAME = "bench-front-attacks"
 NEIGHBOUR = "bench-front-neighbour"
 CONFIG = DeployConfig(cpu_cores=1, memory_gb=0.5)
 HELD_SECONDS = 15.0
-
-
-def rss(pids: list[int]) -> int:
-    """The summed resident memory of `pids`, in bytes."""
-    total = 0
-    for pid in pids:
-        try:
-            for line in Path(f"/proc/{pid}/status").read_text().splitlines():
-                if line.startswith("VmRSS:"):
-                    total += int(line.split()[1]) * 1024
-        except OSError:
-            pass
-    return total
-
-
-def peak_rss(pids: Callable[[], list[int]]) -> PeakMemory:
-    """The highest summed RSS of the processes `pids()` names, polled every 20 ms."""
-    return PeakMemory(read=lambda: rss(pids()))
-
-
-def family(root: int) -> list[int]:
-    """`root` and all its descendants (a sandboxed server's workers sit in namespaces of their own)."""
-    children: dict[int, list[int]] = {}
-    for stat in Path("/proc").glob("[0-9]*/stat"):
-        try:
-            children.setdefault(int(stat.read_text().rsplit(")", 1)[1].split()[1]), []).append(int(stat.parent.name))
-        except (OSError, IndexError, ValueError):
-            continue
-    found, todo = [], [root]
-    while todo:
-        pid = todo.pop()
-        found.append(pid)
-        todo += children.get(pid, [])
-    return found
 
 
 def front_pids(folder: Path) -> list[int]:

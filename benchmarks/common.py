@@ -45,6 +45,35 @@ def group_pids(pgid: int) -> list[int]:
     return sorted(found)
 
 
+def rss(pids: list[int]) -> int:
+    """The summed resident memory of `pids`, in bytes."""
+    total = 0
+    for pid in pids:
+        try:
+            for line in Path(f"/proc/{pid}/status").read_text().splitlines():
+                if line.startswith("VmRSS:"):
+                    total += int(line.split()[1]) * 1024
+        except OSError:
+            pass
+    return total
+
+
+def family(root: int) -> list[int]:
+    """`root` and all its descendants (a sandboxed server's workers sit in namespaces of their own)."""
+    children: dict[int, list[int]] = {}
+    for stat in Path("/proc").glob("[0-9]*/stat"):
+        try:
+            children.setdefault(int(stat.read_text().rsplit(")", 1)[1].split()[1]), []).append(int(stat.parent.name))
+        except (OSError, IndexError, ValueError):
+            continue
+    found, todo = [], [root]
+    while todo:
+        pid = todo.pop()
+        found.append(pid)
+        todo += children.get(pid, [])
+    return found
+
+
 def pin_group(pgid: int, cpu: str) -> None:
     """Pins every thread of every process in process group `pgid` to `cpu` (a server started elsewhere).
 
