@@ -13,8 +13,6 @@ from pathlib import Path
 import pytest
 import requests
 
-from backend.config import Settings
-from backend.context import open_modeldeck
 from backend.datasets import load_mnist_test
 from backend.errors import DeploymentError
 from backend.runtimes import DeployConfig
@@ -33,7 +31,7 @@ from backend.runtimes.front import (
 from backend.serving.access import AccessLog
 from benchmarks import attacks
 
-from .conftest import copy_home, remove_home_deployments
+from .test_docker_runtime import docker_deck  # noqa: F401  (a fixture)
 from .test_front import front, route, upstream  # noqa: F401 (fixtures)
 
 
@@ -158,15 +156,8 @@ def test_the_access_log_names_the_front_s_client_over_a_unix_socket_only():
     assert "\n" not in access_line(None, [(b"x-modeldeck-client", b"a\x1bb\nc")]).rstrip("\n")
 
 
-@pytest.fixture()
-def docker_deck(engine, trained_home, tmp_path):
-    deck = open_modeldeck(Settings(home=copy_home(trained_home, tmp_path / "home"), runtime="docker"))
-    yield deck
-    remove_home_deployments(engine, deck.home.path)
-
-
 @pytest.mark.docker
-def test_a_docker_deployment_scores_through_slowloris_and_logs_its_clients(docker_deck, sample_model):
+def test_a_docker_deployment_scores_through_slowloris_and_logs_its_clients(docker_deck, sample_model):  # noqa: F811
     deployment = docker_deck.deployments.deploy_and_wait(sample_model, "atk-front", DeployConfig(cpu_cores=1),
                                                           timeout=180)
     uri = deployment.scoring_uri

@@ -7,25 +7,15 @@ from __future__ import annotations
 import numpy as np
 import pytest
 
-from backend.config import Settings
-from backend.context import open_modeldeck
 from backend.errors import DeploymentDownError, EndpointUnreachableError, ScoringServerError
 from backend.runtimes import DeploymentState
 from backend.runtimes.docker import container_name
 
-from .conftest import copy_home, remove_home_deployments
-
-
-@pytest.fixture()
-def docker_deck(engine, trained_home, tmp_path):
-    """A home whose new deployments go to Docker; every container of this home is removed afterwards."""
-    deck = open_modeldeck(Settings(home=copy_home(trained_home, tmp_path / "home"), runtime="docker"))
-    yield deck
-    remove_home_deployments(engine, deck.home.path)
+from .test_docker_runtime import docker_deck  # noqa: F401  (a fixture)
 
 
 @pytest.mark.docker
-def test_the_fronts_502_for_a_stopped_container_becomes_the_deployments_state_and_reason(docker_deck, engine,
+def test_the_fronts_502_for_a_stopped_container_becomes_the_deployments_state_and_reason(docker_deck, engine,  # noqa: F811
                                                                                           sample_model):
     deployment = docker_deck.deployments.deploy_and_wait(sample_model, "tp-front", timeout=180)
     engine.containers.get(container_name(docker_deck.home.id, "tp-front")).stop(timeout=10)
