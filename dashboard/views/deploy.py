@@ -138,7 +138,10 @@ job = st.session_state.get(JOB_KEY)
 if not isinstance(job, DeployJob) and kept_jobs:  # started before a reload, or in another tab: followed here
     job = st.session_state[JOB_KEY] = kept_jobs[0]
     st.session_state[SCROLL_KEY] = not job.done
-deploying = any(not j.done for j in (*kept_jobs, *([job] if isinstance(job, DeployJob) else [])))
+# read once: a deploy that ends while this run draws the page would otherwise show its outcome above a
+# still-disabled Deploy button
+job_running = isinstance(job, DeployJob) and not job.done
+deploying = job_running or any(not j.done for j in kept_jobs if j is not job)
 status_area = st.container(key=STATUS_AREA)  # progress and outcome above the form, scrolled into view
 with st.form("deploy"):
     name = st.text_input("Deployment name", value=deck.deployments.suggest_name(model, {d.name for d in listing.owned}),
@@ -220,7 +223,7 @@ def deploy_progress(running: DeployJob) -> None:
 
 
 with status_area:
-    if isinstance(job, DeployJob) and not job.done:
+    if isinstance(job, DeployJob) and job_running:
         if st.session_state.pop(SCROLL_KEY, False):
             scroll_into_view(STATUS_AREA, f"{id(job)}-start")
         deploy_progress(job)
