@@ -7,7 +7,7 @@ import streamlit as st
 from backend.config import ASSETS_DIR
 from backend.errors import ModelDeckError
 from backend.progress import ProgressEvent
-from backend.training import ensure_sample_models
+from backend.services.models import first_run
 from dashboard.common import (
     LAYOUT_CSS,
     PRESENTATION_CSS,
@@ -61,7 +61,7 @@ with st.sidebar:
                    "a projector. The address keeps it (?present=1): share the link to open in it.")
     st.divider()
 
-if deck.settings.auto_train and "sample_checked" not in st.session_state:
+if deck.settings.auto_train and "sample_checked" not in st.session_state:  # (first_run asks it too)
     if not deck.registry.list():
         st.subheader("Welcome to ModelDeck")
         st.write("First run: two versions of the sample model `sklearn_mnist` are trained and registered, so "
@@ -76,7 +76,7 @@ if deck.settings.auto_train and "sample_checked" not in st.session_state:
                     bar.progress(event.fraction, text=f"{event.fraction:.0%} — {verbatim(event.message)}")
 
             try:
-                registered = ensure_sample_models(deck.registry, progress=show)
+                registered = first_run(deck, progress=show)
             except ModelDeckError as e:
                 bar.empty()
                 status.update(label="Training the sample models failed", state="error")
