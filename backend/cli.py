@@ -10,6 +10,7 @@ from dataclasses import asdict
 from pathlib import Path
 from typing import Any
 
+from . import __version__
 from .config import RUNTIME_CHOICES
 from .context import ModelDeck, open_modeldeck
 from .datasets import DATASET_NAMES, catalogue, format_range
@@ -492,6 +493,7 @@ def cmd_loadtest(deck: ModelDeck, args: argparse.Namespace) -> int:
 def build_parser() -> argparse.ArgumentParser:
     parser = argparse.ArgumentParser(prog="modeldeck", description="ModelDeck: deploy and inspect models. "
                                      "Deployments are found by name on every runtime (Docker and local).")
+    parser.add_argument("--version", action="version", version=f"%(prog)s {__version__}")
     sub = parser.add_subparsers(dest="command", required=True)
 
     def add(subparsers: Any, name: str, func: Any, help_text: str, json_flag: bool = True) -> argparse.ArgumentParser:

@@ -31,10 +31,12 @@ st.html("<style>.st-key-danger-zone button {background-color: #b3261e; border-co
 st.html(LAYOUT_CSS)
 deck = get_deck()
 
-models_page = st.Page(VIEWS / "models.py", title="Models", icon=":material/inventory_2:", url_path="models")
+# The pages, in the sidebar's order; the bare address opens the Deploy page.
 deploy_page = st.Page(VIEWS / "deploy.py", title="Deploy", icon=":material/rocket_launch:", url_path="deploy")
-test_page = st.Page(VIEWS / "test.py", title="Test", icon=":material/labs:", url_path="test")
-compare_page = st.Page(VIEWS / "compare.py", title="Compare", icon=":material/compare_arrows:", url_path="compare")
+PAGES = [st.Page(VIEWS / "models.py", title="Models", icon=":material/inventory_2:", url_path="models"),
+         deploy_page,
+         st.Page(VIEWS / "test.py", title="Test", icon=":material/labs:", url_path="test"),
+         st.Page(VIEWS / "compare.py", title="Compare", icon=":material/compare_arrows:", url_path="compare")]
 
 
 def _home() -> None:
@@ -44,8 +46,7 @@ def _home() -> None:
 
 # Streamlit serves its default page only at "/", so the default is this redirect and the pages
 # keep their own addresses; the sidebar lists them itself.
-page = st.navigation([st.Page(_home, title="ModelDeck", url_path="home", default=True),
-                      models_page, deploy_page, test_page, compare_page], position="hidden")
+page = st.navigation([st.Page(_home, title="ModelDeck", url_path="home", default=True), *PAGES], position="hidden")
 note_page(page.url_path)
 
 presentation = presenting()
@@ -53,7 +54,7 @@ if presentation:
     st.html(PRESENTATION_CSS)
 with st.sidebar:
     st.markdown("### :material/sailing: ModelDeck")
-    for link in (models_page, deploy_page, test_page, compare_page):
+    for link in PAGES:
         st.page_link(link)
     st.toggle("Presentation mode", value=presentation, key="presentation_toggle",
               on_change=lambda: set_presenting(st.session_state.presentation_toggle),

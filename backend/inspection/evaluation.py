@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+import csv
+import io
 import time
 from collections.abc import Callable
 from dataclasses import dataclass
@@ -259,11 +261,14 @@ def class_name(class_names: tuple[str, ...], label: int) -> str:
 
 def predictions_csv(indices: np.ndarray, labels: np.ndarray, predictions: np.ndarray,
                     class_names: tuple[str, ...]) -> str:
-    """index,label,prediction,correct rows for a download."""
-    lines = ["index,label,prediction,correct"]
-    for i, t, p in zip(indices, labels, predictions, strict=True):
-        lines.append(f"{int(i)},{class_name(class_names, int(t))},{class_name(class_names, int(p))},{int(t) == int(p)}")
-    return "\n".join(lines) + "\n"
+    """index,label,prediction,correct rows for a download (RFC 4180: a name with a comma, quote or line
+    break is quoted)."""
+    out = io.StringIO()
+    writer = csv.writer(out)
+    writer.writerow(("index", "label", "prediction", "correct"))
+    writer.writerows((int(i), class_name(class_names, int(t)), class_name(class_names, int(p)), int(t) == int(p))
+                     for i, t, p in zip(indices, labels, predictions, strict=True))
+    return out.getvalue()
 
 
 def evaluate_endpoint(client: ScoringClient, scoring_uri: str, testset: TestSet, **kwargs: Any) -> Evaluation:
