@@ -10,7 +10,6 @@ from dataclasses import asdict
 from pathlib import Path
 from typing import Any
 
-from .config import RUNTIME_CHOICES
 from .context import ModelDeck, open_modeldeck
 from .datasets import DATASET_NAMES, TestSet, catalogue, format_range
 from .errors import ModelDeckError, RuntimeUnavailableError, UserImageError
@@ -25,6 +24,7 @@ from .packaging.writer import apply_command, build_command, build_export, image_
 from .progress import ProgressEvent
 from .registry import Model, parse_image_shape, parse_signature, parse_tags, parse_value_range
 from .runtimes.base import DEFAULT_RUN_TIMEOUT_SECONDS, DeployConfig
+from .runtimes.kinds import runtime_choices, runtime_names
 from .shown import shown
 from .traffic.loadtest import CONCURRENCY_RANGE, MAX_REQUESTS, SECONDS_RANGE, LoadTestResult, LoadTestTick
 from .traffic.metrics import ERROR_STATUS, TrafficSnapshot
@@ -151,7 +151,7 @@ def cmd_export(deck: ModelDeck, args: argparse.Namespace) -> int:
                             namespace=args.namespace or None)
     bundle = build_export(args.target, model, options)
     try:  # the image check asks the local engine, when one answers
-        engine = getattr(deck.targets.docker(), "client", None)
+        engine = getattr(deck.targets.open("docker"), "client", None)
     except RuntimeUnavailableError:
         engine = None
     for warning in image_warnings(options.image, model, config.auth_enabled, engine):
@@ -549,7 +549,7 @@ def build_parser() -> argparse.ArgumentParser:
     p = add(sub, "deploy", cmd_deploy, "deploy MODEL[:VERSION], wait until Healthy, print the scoring URI")
     p.add_argument("model", metavar="MODEL[:VERSION]")
     p.add_argument("--name", required=True, help="deployment name, e.g. mnist-demo")
-    p.add_argument("--runtime", choices=RUNTIME_CHOICES, default=None,
+    p.add_argument("--runtime", choices=runtime_choices(), default=None,
                    help="where the new deployment runs (default: $MODELDECK_RUNTIME, else auto: Docker when an "
                         "engine answers, else local)")
     p.add_argument("--cpu-cores", type=float, default=1.0)
@@ -638,26 +638,26 @@ def build_parser() -> argparse.ArgumentParser:
     p = add(deployments, "logs", cmd_deployments_logs, "print a deployment's log", json_flag=False)
     p.add_argument("name")
     p.add_argument("--tail", type=int, default=None)
-    p.add_argument("--runtime", choices=("docker", "local"), default=None, help=ONLY_ON_RUNTIME)
+    p.add_argument("--runtime", choices=runtime_names(), default=None, help=ONLY_ON_RUNTIME)
     p = add(deployments, "keys", cmd_deployments_keys, "print the primary and secondary keys of a deployment "
             "made with --auth key")
     p.add_argument("name")
     p.add_argument("--key", choices=("primary", "secondary"), default=None, help="print only this key")
-    p.add_argument("--runtime", choices=("docker", "local"), default=None, help=ONLY_ON_RUNTIME)
+    p.add_argument("--runtime", choices=runtime_names(), default=None, help=ONLY_ON_RUNTIME)
     p = add(deployments, "regen-key", cmd_deployments_regen_key, "replace one key (no restart; the other key "
             "keeps working)")
     p.add_argument("name")
     p.add_argument("--key", choices=("primary", "secondary"), required=True)
-    p.add_argument("--runtime", choices=("docker", "local"), default=None, help=ONLY_ON_RUNTIME)
+    p.add_argument("--runtime", choices=runtime_names(), default=None, help=ONLY_ON_RUNTIME)
     p = add(deployments, "stats", cmd_deployments_stats, "a deployment's traffic: totals since its server "
             "started and the rates now (two reads of its /metrics)")
     p.description = f"A deployment's /score traffic (from its /metrics). --json keys: {STATS_KEYS}"
     p.add_argument("name")
     p.add_argument("--interval", type=float, default=1.0, metavar="S", help="seconds between the two reads (default 1)")
-    p.add_argument("--runtime", choices=("docker", "local"), default=None, help=ONLY_ON_RUNTIME)
+    p.add_argument("--runtime", choices=runtime_names(), default=None, help=ONLY_ON_RUNTIME)
     p = add(deployments, "delete", cmd_deployments_delete, "stop and remove a deployment", json_flag=False)
     p.add_argument("name")
-    p.add_argument("--runtime", choices=("docker", "local"), default=None, help=ONLY_ON_RUNTIME)
+    p.add_argument("--runtime", choices=runtime_names(), default=None, help=ONLY_ON_RUNTIME)
 
     p = add(sub, "predict", cmd_predict, "predict the digit in an image file (PNG/JPEG, drawn, scanned or "
             "photographed), made into the test set's form (its size, ink and value range; MNIST's by default)")
