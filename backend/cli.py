@@ -11,7 +11,6 @@ from pathlib import Path
 from typing import Any
 
 from . import __version__
-from .config import RUNTIME_CHOICES
 from .context import ModelDeck, open_modeldeck
 from .datasets import DATASET_NAMES, catalogue, format_range
 from .errors import ModelDeckError, UserImageError
@@ -24,6 +23,7 @@ from .packaging.writer import apply_command, build_command, keys_command, write_
 from .progress import ProgressEvent
 from .registry import Model, parse_image_shape, parse_signature, parse_tags, parse_value_range
 from .runtimes.base import DEFAULT_RUN_TIMEOUT_SECONDS, DeployConfig
+from .runtimes.kinds import runtime_choices, runtime_names
 from .services.comparing import compare_deployments, contender
 from .services.models import first_run, register_files, train
 from .services.packaging import build, export_model
@@ -529,7 +529,7 @@ def build_parser() -> argparse.ArgumentParser:
     p = add(sub, "deploy", cmd_deploy, "deploy MODEL[:VERSION], wait until Healthy, print the scoring URI")
     p.add_argument("model", metavar="MODEL[:VERSION]")
     p.add_argument("--name", required=True, help="deployment name, e.g. mnist-demo")
-    p.add_argument("--runtime", choices=RUNTIME_CHOICES, default=None,
+    p.add_argument("--runtime", choices=runtime_choices(), default=None,
                    help="where the new deployment runs (default: $MODELDECK_RUNTIME, else auto: Docker when an "
                         "engine answers, else local)")
     p.add_argument("--cpu-cores", type=float, default=1.0)
@@ -618,26 +618,26 @@ def build_parser() -> argparse.ArgumentParser:
     p = add(deployments, "logs", cmd_deployments_logs, "print a deployment's log", json_flag=False)
     p.add_argument("name")
     p.add_argument("--tail", type=int, default=None)
-    p.add_argument("--runtime", choices=("docker", "local"), default=None, help=ONLY_ON_RUNTIME)
+    p.add_argument("--runtime", choices=runtime_names(), default=None, help=ONLY_ON_RUNTIME)
     p = add(deployments, "keys", cmd_deployments_keys, "print the primary and secondary keys of a deployment "
             "made with --auth key")
     p.add_argument("name")
     p.add_argument("--key", choices=("primary", "secondary"), default=None, help="print only this key")
-    p.add_argument("--runtime", choices=("docker", "local"), default=None, help=ONLY_ON_RUNTIME)
+    p.add_argument("--runtime", choices=runtime_names(), default=None, help=ONLY_ON_RUNTIME)
     p = add(deployments, "regen-key", cmd_deployments_regen_key, "replace one key (no restart; the other key "
             "keeps working)")
     p.add_argument("name")
     p.add_argument("--key", choices=("primary", "secondary"), required=True)
-    p.add_argument("--runtime", choices=("docker", "local"), default=None, help=ONLY_ON_RUNTIME)
+    p.add_argument("--runtime", choices=runtime_names(), default=None, help=ONLY_ON_RUNTIME)
     p = add(deployments, "stats", cmd_deployments_stats, "a deployment's traffic: totals since its server "
             "started and the rates now (two reads of its /metrics)")
     p.description = f"A deployment's /score traffic (from its /metrics). --json keys: {STATS_KEYS}"
     p.add_argument("name")
     p.add_argument("--interval", type=float, default=1.0, metavar="S", help="seconds between the two reads (default 1)")
-    p.add_argument("--runtime", choices=("docker", "local"), default=None, help=ONLY_ON_RUNTIME)
+    p.add_argument("--runtime", choices=runtime_names(), default=None, help=ONLY_ON_RUNTIME)
     p = add(deployments, "delete", cmd_deployments_delete, "stop and remove a deployment", json_flag=False)
     p.add_argument("name")
-    p.add_argument("--runtime", choices=("docker", "local"), default=None, help=ONLY_ON_RUNTIME)
+    p.add_argument("--runtime", choices=runtime_names(), default=None, help=ONLY_ON_RUNTIME)
 
     p = add(sub, "predict", cmd_predict, "predict the digit in an image file (PNG/JPEG, drawn, scanned or "
             "photographed), made into the test set's form (its size, ink and value range; MNIST's by default)")

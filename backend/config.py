@@ -12,7 +12,6 @@ from pathlib import Path
 
 from .errors import ConfigError
 
-RUNTIME_CHOICES = ("auto", "docker", "local")
 DEFAULT_BASE_IMAGE = "python:3.11-slim"
 OFFLINE_BASE_IMAGE = "modeldeck/base:bookworm-py311"
 HOME_ID_FILE = "home-id"
@@ -32,8 +31,9 @@ class Settings:
     Attributes:
         home: MODELDECK_HOME, where the registry, model files and local deployments live
             (default: $XDG_DATA_HOME/modeldeck, i.e. ~/.local/share/modeldeck).
-        runtime: MODELDECK_RUNTIME, where new deployments go: auto|docker|local (auto: docker when an
-            engine answers, else local). Existing deployments are found on every runtime.
+        runtime: MODELDECK_RUNTIME, where new deployments go: a runtime kind (runtimes/kinds.py: docker,
+            local) or auto, the first kind that answers (docker when an engine answers, else local), checked
+            when the home's runtimes are opened. Existing deployments are found on every runtime.
         base_image: MODELDECK_BASE_IMAGE, the base of environment images (default python:3.11-slim,
             or the offline-built modeldeck/base image when that one is present).
         auto_train: MODELDECK_AUTO_TRAIN, train the sample model when the registry is empty (default 1).
@@ -67,16 +67,9 @@ class Settings:
 
     @classmethod
     def from_env(cls, environ: dict[str, str] | None = None) -> "Settings":
-        """Reads the settings from `environ` (default: os.environ).
-
-        Raises:
-            ConfigError: a variable has a value outside its choices.
-        """
+        """Reads the settings from `environ` (default: os.environ)."""
         env = os.environ if environ is None else environ
         runtime = env.get("MODELDECK_RUNTIME", "auto").strip().lower() or "auto"
-        if runtime not in RUNTIME_CHOICES:
-            raise ConfigError(
-                f"MODELDECK_RUNTIME={runtime!r} is not one of {', '.join(RUNTIME_CHOICES)}")
         home = Path(env["MODELDECK_HOME"]).expanduser() if env.get("MODELDECK_HOME") else _default_home()
         auto_train = env.get("MODELDECK_AUTO_TRAIN", "1").strip().lower() not in ("0", "false", "no")
         return cls(home=home, runtime=runtime, base_image=env.get("MODELDECK_BASE_IMAGE") or None,

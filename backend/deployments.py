@@ -139,7 +139,7 @@ class DeploymentService:
                     found.extend(self.targets.open(status.name).list(all_homes=all_homes))
                 except ModelDeckError as e:  # stopped answering, or refused: one runtime never hides the rest
                     if isinstance(e, RuntimeUnavailableError):
-                        self.targets.forget_docker()
+                        self.targets.forget(status.name)
                     status = TargetStatus(status.name, False, str(e))
             statuses.append(status)
         found.sort(key=lambda d: (not d.owned, d.record.home, d.name))
@@ -168,7 +168,7 @@ class DeploymentService:
             except DeploymentNotFoundError:
                 continue
             except RuntimeUnavailableError:  # the engine stopped answering: look on the others
-                self.targets.forget_docker()
+                self.targets.forget(candidate.name)
         if len(found) == 1:
             return found[0]
         if found:

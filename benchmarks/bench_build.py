@@ -52,7 +52,7 @@ def _save(client, tag: str) -> tuple[float, int]:
 def run(rounds: int = 5) -> dict:
     deck = scratch_deck("docker")
     model = deck.registry.get("sklearn_mnist", 1)
-    runtime = deck.targets.docker()
+    runtime = deck.targets.open("docker")
     assert isinstance(runtime, DockerRuntime)
     client = runtime.client
     environment = runtime.images.ensure(model, current_library_versions(), lambda _: None)

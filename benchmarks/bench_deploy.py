@@ -67,7 +67,7 @@ def run(cold: int = 3, warm: int = 5) -> dict:
 
     deck = scratch_deck("docker")
     model = deck.registry.get("sklearn_mnist", 1)
-    runtime = deck.targets.docker()
+    runtime = deck.targets.open("docker")
     assert isinstance(runtime, DockerRuntime)
     client, images = runtime.client, runtime.images
     # Build once first, so the wheels are cached and "cold" measures a build from cached wheels.

@@ -85,7 +85,7 @@ def run(rounds: int = 1) -> dict[str, Any]:
     try:
         uri = docker.deployments.deploy_and_wait(model, NAME, CONFIG, target="docker").scoring_uri
         neighbour = docker.deployments.deploy_and_wait(model, NEIGHBOUR, CONFIG, target="docker").scoring_uri
-        engine = docker.targets.docker().client  # type: ignore[attr-defined]
+        engine = docker.targets.open("docker").client  # type: ignore[attr-defined]
         container = engine.containers.get(container_name(docker.home.id, NAME))
         front = docker.home.path / "front"
         for _ in range(rounds):

@@ -181,7 +181,7 @@ def run(rounds: int = 5) -> dict:
                   SERVER_CPU)
         container = deck.deployments.deploy_and_wait(model, DOCKER, one_core, target="docker")
         deployed.append((DOCKER, "docker"))
-        engine = deck.targets.docker().client  # type: ignore[attr-defined]
+        engine = deck.targets.open("docker").client  # type: ignore[attr-defined]
         engine.containers.get(container_name(deck.home.id, DOCKER)).update(cpuset_cpus=SERVER_CPU)
         pin_group(os.getpgid(int((deck.home.path / "front" / "haproxy.pid").read_text())), SERVER_CPU)  # the front
         servers.append(bare := BareServer(pickle_path.parent, free_port(), work / "bare.log"))

@@ -28,9 +28,10 @@ from backend.errors import (
 )
 from backend.inspection.evaluation import evaluate_endpoint
 from backend.progress import ProgressKind
-from backend.runtimes import DeployConfig, DeploymentState, LocalRuntime, Targets
+from backend.runtimes import DeployConfig, DeploymentState, Targets
 from backend.runtimes.docker import HOME_LABEL, container_name
 from backend.runtimes.front import Front
+from backend.runtimes.local import LocalRuntime
 
 from .conftest import FIXTURES, copy_home, remove_home_deployments
 

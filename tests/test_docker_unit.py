@@ -9,7 +9,8 @@ from backend.errors import BaseImageMissingError
 from backend.images import BasePython, choose_base_image, environment_tag, requirements_for
 from backend.registry import Model, ModelFile
 from backend.runtimes.base import DeployConfig, DeploymentRecord, DeploymentSpec, DeploymentState, worker_plan
-from backend.runtimes.docker import container_create_args, state_of
+from backend.runtimes.docker import container_create_args, container_view
+from backend.runtimes.state import deployment_state
 
 MODEL = Model("sklearn_mnist", 2, "scikit-learn", (ModelFile("m.pkl", "ab" * 32, 10),),
               library_versions={"scikit-learn": "1.5.2", "numpy": "2.0.1"})
@@ -74,6 +75,11 @@ STARTED = datetime(2026, 11, 26, 6, 0, tzinfo=UTC).timestamp()
 def inspect(status, *, restarts=0, exit_code=0, oom=False, started="2026-11-26T06:00:00.0Z", memory=2**30):
     return {"State": {"Status": status, "ExitCode": exit_code, "OOMKilled": oom, "StartedAt": started},
             "RestartCount": restarts, "HostConfig": {"Memory": memory}}
+
+
+def state_of(attrs, ready, now, **facts):
+    """The state of a container with this inspect data at `now`."""
+    return deployment_state(container_view(attrs, ready, **facts), now)
 
 
 def test_state_of_maps_container_status_to_deployment_state():

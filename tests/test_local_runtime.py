@@ -21,7 +21,8 @@ from backend.errors import (
 )
 from backend.inspection.evaluation import evaluate_endpoint
 from backend.progress import ProgressKind
-from backend.runtimes import DeployConfig, DeploymentState, LocalRuntime
+from backend.runtimes import DeployConfig, DeploymentState
+from backend.runtimes.local import LocalRuntime
 from backend.services.endpoints import endpoint_of
 
 from .conftest import FIXTURES

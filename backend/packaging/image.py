@@ -203,7 +203,7 @@ def build_image(deck: ModelDeck, model: Model, tag: str, *, entry_script: Path |
     if entry_script is not None and (not entry_script.is_file() or entry_script.suffix != ".py"):
         raise ImageBuildError(f"entry script {entry_script} is not a Python file: give a .py file with init() "
                               "and run(raw_data)")
-    runtime = deck.targets.docker()
+    runtime = deck.targets.open("docker")
     if not isinstance(runtime, DockerRuntime):
         raise RuntimeUnavailableError("building an image needs a Docker engine")
     import docker.errors
@@ -282,7 +282,7 @@ def built_images(deck: ModelDeck, model: Model) -> list[BuiltImage]:
     import docker.errors
     import requests
 
-    runtime = deck.targets.docker()
+    runtime = deck.targets.open("docker")
     if not isinstance(runtime, DockerRuntime):
         raise RuntimeUnavailableError("listing images needs a Docker engine")
     wanted = [f"{MODEL_IMAGE_LABEL}=true", f"{MODEL_LABEL}={model.id}", f"{BUILT_BY_LABEL}={deck.home.path}"]

@@ -1,19 +1,20 @@
-"""Runtimes: where deployments run. `Targets` holds every runtime a home can use, opened on first use."""
+"""Runtimes: where deployments run. `Targets` holds a runtime of every registered kind (kinds.py) a home
+can use, each opened on first use."""
 
 from __future__ import annotations
 
 import time
 from dataclasses import dataclass
 
-from ..config import RUNTIME_CHOICES, Home, Settings
-from ..errors import RuntimeUnavailableError
+from ..config import Home, Settings
+from ..errors import ConfigError, RuntimeUnavailableError
 from .base import DeployConfig, Deployment, DeploymentRecord, DeploymentSpec, DeploymentState, Runtime, validate_name
-from .local import LocalRuntime
+from .kinds import AUTO, runtime_choices, runtime_kinds, runtime_names
 
 __all__ = ["DeployConfig", "Deployment", "DeploymentRecord", "DeploymentSpec", "DeploymentState", "Runtime",
-           "LocalRuntime", "TargetStatus", "Targets", "validate_name"]
+           "TargetStatus", "Targets", "validate_name"]
 
-RETRY_UNAVAILABLE_SECONDS = 15.0  # an engine that did not answer is asked again after this long
+RETRY_UNAVAILABLE_SECONDS = 15.0  # a runtime that did not answer is asked again after this long
 
 
 @dataclass(frozen=True)
@@ -26,73 +27,76 @@ class TargetStatus:
 
 
 class Targets:
-    """Every runtime of one home: local processes (always there) and the Docker engine (when one
-    answers). Nothing is opened before it is needed, so the registry works with no engine at all."""
+    """A runtime of every registered kind for one home (local processes are always there, the Docker
+    engine when one answers). Nothing is opened before it is needed, so the registry works with no
+    engine at all and a kind's libraries load only when it is used.
+
+    Raises:
+        ConfigError: the settings' runtime is not "auto" or a registered kind.
+    """
 
     def __init__(self, settings: Settings, home: Home) -> None:
+        if settings.runtime not in runtime_choices():
+            raise ConfigError(
+                f"MODELDECK_RUNTIME={settings.runtime!r} is not one of {', '.join(runtime_choices())}")
         self.settings = settings
         self.home = home
-        self._local = LocalRuntime(settings.local_deployments_dir)
-        self._docker: Runtime | None = None
-        self._docker_error: tuple[float, RuntimeUnavailableError] | None = None
-
-    def docker(self) -> Runtime:
-        """The Docker runtime.
-
-        Raises:
-            RuntimeUnavailableError: no engine answers (asked again after a few seconds).
-        """
-        if self._docker is not None:
-            return self._docker
-        if self._docker_error and time.monotonic() - self._docker_error[0] < RETRY_UNAVAILABLE_SECONDS:
-            raise self._docker_error[1]
-        from .docker import DockerRuntime
-
-        try:
-            self._docker = DockerRuntime.connect(self.settings, self.home)
-        except RuntimeUnavailableError as e:
-            self._docker_error = (time.monotonic(), e)
-            raise
-        self._docker_error = None
-        return self._docker
-
-    def forget_docker(self) -> None:
-        """Drops the engine connection (it stopped answering); the next use connects again."""
-        self._docker = None
+        self._opened: dict[str, Runtime] = {}
+        self._failed: dict[str, tuple[float, RuntimeUnavailableError]] = {}
 
     def open(self, name: str | None = None) -> Runtime:
-        """The runtime for a new deployment: `name` (docker, local or auto), default the setting
-        MODELDECK_RUNTIME; auto means docker when an engine answers, else local.
+        """The runtime of kind `name`, or for a new deployment with "auto" (the first kind, in preference
+        order, that answers); default: the setting MODELDECK_RUNTIME.
 
         Raises:
-            RuntimeUnavailableError: docker was asked for and no engine answers, or the name is unknown.
+            RuntimeUnavailableError: that kind does not answer (asked again after a few seconds), or the
+                name is unknown.
         """
         choice = (name or self.settings.runtime).lower()
-        if choice == "local":
-            return self._local
-        if choice == "docker":
-            return self.docker()
-        if choice == "auto":
-            try:
-                return self.docker()
-            except RuntimeUnavailableError:
-                return self._local
-        raise RuntimeUnavailableError(f"unknown runtime {choice!r}: use {', '.join(RUNTIME_CHOICES)}")
+        if choice == AUTO:
+            reasons = []
+            for name in runtime_names():
+                try:
+                    return self.open(name)
+                except RuntimeUnavailableError as e:
+                    reasons.append(str(e))
+            raise RuntimeUnavailableError("no runtime answers: " + "; ".join(reasons))
+        kind = next((k for k in runtime_kinds() if k.name == choice), None)
+        if kind is None:
+            raise RuntimeUnavailableError(f"unknown runtime {choice!r}: use {', '.join(runtime_choices())}")
+        if choice in self._opened:
+            return self._opened[choice]
+        failed = self._failed.get(choice)
+        if failed and time.monotonic() - failed[0] < RETRY_UNAVAILABLE_SECONDS:
+            raise failed[1]
+        try:
+            runtime = self._opened[choice] = kind.open(self.settings, self.home)
+        except RuntimeUnavailableError as e:
+            self._failed[choice] = (time.monotonic(), e)
+            raise
+        self._failed.pop(choice, None)
+        return runtime
+
+    def forget(self, name: str) -> None:
+        """Drops the runtime of kind `name` (it stopped answering); the next use opens it again."""
+        self._opened.pop(name, None)
 
     def available(self) -> list[Runtime]:
-        """Every runtime that answers now."""
+        """Every runtime that answers now, in preference order."""
         runtimes: list[Runtime] = []
-        try:
-            runtimes.append(self.docker())
-        except RuntimeUnavailableError:
-            pass
-        runtimes.append(self._local)
+        for kind in runtime_kinds():
+            try:
+                runtimes.append(self.open(kind.name))
+            except RuntimeUnavailableError:
+                pass
         return runtimes
 
     def statuses(self) -> list[TargetStatus]:
         """Each runtime with whether it answers and what it is, or why it cannot be used."""
-        try:
-            docker = TargetStatus("docker", True, self.docker().describe())
-        except RuntimeUnavailableError as e:
-            docker = TargetStatus("docker", False, str(e))
-        return [docker, TargetStatus("local", True, self._local.describe())]
+        statuses = []
+        for kind in runtime_kinds():
+            try:
+                statuses.append(TargetStatus(kind.name, True, self.open(kind.name).describe()))
+            except RuntimeUnavailableError as e:
+                statuses.append(TargetStatus(kind.name, False, str(e)))
+        return statuses

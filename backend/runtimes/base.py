@@ -340,7 +340,8 @@ def validate_name(name: str) -> str:
 
 
 class Runtime(Protocol):
-    """One engine that runs deployments. Implementations: runtimes.local, runtimes.docker.
+    """One engine that runs deployments; each kind is registered in runtimes/kinds.py (docker, local), and
+states its deployments with runtimes/state.py's one rule.
 
     Reads (`get`, `list`, `logs`) never change anything.
     """

@@ -45,13 +45,13 @@ from .base import (
     Deployment,
     DeploymentRecord,
     DeploymentSpec,
-    DeploymentState,
     Keys,
     server_options,
     serving_environment,
 )
 from .front import Front, PortTaken, Route
 from .probe import free_port, readiness
+from .state import Phase, ServerView, deployment_state
 
 LABEL = LABEL_PREFIX + "name"  # every ModelDeck deployment container has it
 HOME_LABEL = LABEL_PREFIX + "home_id"
@@ -71,8 +71,6 @@ LOG_CONFIG = {"Type": "json-file", "Config": {"max-size": "10m", "max-file": "3"
 # (killed, out of memory), from the start. A failing init() is stopped by wait_for_deployment at
 # its first exit; the retry limit ends a failing server whose waiter is gone.
 RESTART_POLICY = {"Name": "on-failure", "MaximumRetryCount": 5}
-INIT_FAILED_EXIT_CODE = 3  # serving/__main__.py
-STARTUP_GRACE_SECONDS = 300
 STOP_TIMEOUT_SECONDS = 5
 PING_TIMEOUT_SECONDS = 3
 API_TIMEOUT_SECONDS = 120
@@ -183,48 +181,27 @@ def write_keys(keys_dir: Path, keys: Keys, user: tuple[int, int]) -> None:
         os.fchown(handle.fileno(), *user)
 
 
-def state_of(attrs: dict[str, Any], ready: bool, now: float, creator_gone: bool = False,
-             init_failed: str | None = None) -> tuple[DeploymentState, str, int | None]:
-    """(state, detail, exit code) from a container's inspect data, whether /ready answered (and, when
-    the server said so, why it failed: its init(), or workers that keep dying; see probe.readiness) and
+def container_view(attrs: dict[str, Any], ready: bool, creator_gone: bool = False,
+                   init_failed: str | None = None) -> ServerView:
+    """What a container's inspect data says of its server, with whether /ready answered (and, when the
+    server said so, why it failed: its init(), or workers that keep dying; see probe.readiness) and
     whether the process that created it is gone. Pure."""
     state = attrs.get("State", {})
     status = state.get("Status", "")
-    restarts = int(attrs.get("RestartCount", 0))
     exit_code = state.get("ExitCode")
     limit = attrs.get("HostConfig", {}).get("Memory") or 0
-    if state.get("OOMKilled") and not exit_code:  # restarted after the kill: the engine shows 0 by then
-        exit_code = 137
+    cause = ""
     if state.get("OOMKilled"):
-        oom = (" — killed for going over its memory limit" + (f" of {limit // 2**20} MiB" if limit else "")
-               + ": deploy with more memory")
-    else:
-        oom = {137: " — killed (SIGKILL)", 143: " — stopped (SIGTERM)"}.get(exit_code or 0, "")
-    if status == "running" and ready:
-        return DeploymentState.HEALTHY, "", None
-    if status == "running" and init_failed:
-        return DeploymentState.FAILED, init_failed, None
-    if exit_code == INIT_FAILED_EXIT_CODE and (status != "running" or restarts > 0):
-        return DeploymentState.FAILED, "init() failed (exit code 3): its traceback is in the logs", exit_code
-    if status == "exited" and exit_code in (0, 143) and not state.get("OOMKilled"):  # `docker stop`
-        return (DeploymentState.FAILED, f"the container was stopped from outside ModelDeck (docker stop: exit code "
-                                        f"{exit_code}): delete it and deploy again", exit_code)
-    if status in ("exited", "dead"):
-        return DeploymentState.FAILED, f"the container exited with code {exit_code}{oom}", exit_code
-    if status == "restarting" or (status == "running" and restarts > 0):
-        return (DeploymentState.UNHEALTHY,
-                f"the server crashed and restarted {restarts} time(s), last exit code {exit_code}{oom}", exit_code)
-    if status == "running":
-        started = _parse_time(state.get("StartedAt", ""))
-        if started and now - started > STARTUP_GRACE_SECONDS:
-            return DeploymentState.UNHEALTHY, "the container runs but its server does not answer", None
-        return DeploymentState.TRANSITIONING, "", None
-    if status == "created" and creator_gone:
-        return (DeploymentState.FAILED, "interrupted: the deploy that created it stopped before starting it "
-                                        "(delete it, then deploy again)", None)
-    if status == "created":
-        return DeploymentState.TRANSITIONING, "created, not started yet", None
-    return DeploymentState.UNHEALTHY, f"container status {status!r}", exit_code
+        exit_code = exit_code or 137  # restarted after the kill: the engine shows 0 by then
+        cause = ("killed for going over its memory limit" + (f" of {limit // 2**20} MiB" if limit else "")
+                 + ": deploy with more memory")
+    phase = {"created": Phase.CREATED, "running": Phase.RUNNING, "restarting": Phase.RESTARTING,
+             "exited": Phase.ENDED, "dead": Phase.ENDED}.get(status, Phase.OTHER)
+    stopped = status == "exited" and exit_code in (0, 143) and not cause
+    return ServerView(server="the container", phase=phase, status=status, ready=ready,
+                      init_failed=init_failed, started_at=_parse_time(state.get("StartedAt", "")),
+                      restarts=int(attrs.get("RestartCount", 0)), exit_code=exit_code, cause=cause,
+                      stopped_by="docker stop" if stopped else "", creator_gone=creator_gone)
 
 
 def _parse_time(value: str) -> float | None:
@@ -436,8 +413,9 @@ class DockerRuntime:
         creator = attrs["Config"]["Labels"].get(CREATOR_LABEL, "")
         age = time.time() - (_parse_time(attrs.get("Created", "")) or time.time())
         ready, init_failed = readiness(port) if status == "running" and port else (False, None)
-        state, detail, exit_code = state_of(attrs, ready, time.time(), init_failed=init_failed,
-                                            creator_gone=status == "created" and creator_gone(creator, age))
+        view = container_view(attrs, ready, init_failed=init_failed,
+                              creator_gone=status == "created" and creator_gone(creator, age))
+        state, detail, exit_code = deployment_state(view, time.time())
         if not record.home_id:
             detail = (f"made by ModelDeck before homes existed: remove it with `docker rm -f {container.name}`"
                       + (f"; {detail}" if detail else ""))

@@ -27,6 +27,7 @@ import time
 from pathlib import Path
 from typing import Any
 
+from ..config import Home, Settings
 from ..creator import creator_gone, creator_token
 from ..errors import DeploymentError, DeploymentExistsError, DeploymentNotFoundError, UntrustedModelError
 from ..files import atomic_write
@@ -37,7 +38,6 @@ from .base import (
     Deployment,
     DeploymentRecord,
     DeploymentSpec,
-    DeploymentState,
     Keys,
     server_options,
     serving_environment,
@@ -46,9 +46,10 @@ from .base import (
 from .front import Front
 from .probe import readiness
 from .sandbox import NOT_SANDBOXED, REFUSED, SANDBOXED, bwrap_command, deployment_view, sandbox_status
+from .state import Phase, ServerView, deployment_state
 
 SERVING_PARENT = Path(__file__).resolve().parent.parent  # the folder holding the `serving` package
-STARTUP_GRACE_SECONDS = 300
+SERVER = "the server process"  # how a deployment's state names its server
 LEGACY_META = "meta.json"  # one file per deployment, before records and process facts were apart
 CREATOR_FILE = "creator"
 KEYS_FILE = "keys/keys.json"  # in a folder of its own: the sandbox shows the folder read-only (a new file replaces it)
@@ -71,6 +72,11 @@ class LocalRuntime:
         self.root = Path(root)
         self.front = front or Front(self.root.parent / "front")  # only deployments made before serve through it
         self._children: dict[int, subprocess.Popen[bytes]] = {}
+
+    @classmethod
+    def for_home(cls, settings: Settings, home: Home) -> "LocalRuntime":
+        """The local runtime of a home (always there: it needs no engine)."""
+        return cls(settings.local_deployments_dir)
 
     def describe(self) -> str:
         sandbox = sandbox_status()
@@ -185,30 +191,22 @@ class LocalRuntime:
         if not self._state_file(target).exists() and (target / "record.json").exists():
             return self._read_unstarted(target)
         record, process = self._files(target)
-        exit_code = None
-        detail = ""
         if process.get("socket"):
             self.front.ensure_running()
         if self._alive(process["pid"], target):
             ready, init_failed = readiness(process["port"])
-            if ready:
-                state = DeploymentState.HEALTHY
-            elif init_failed:
-                state, detail = DeploymentState.FAILED, init_failed
-            else:
-                age = time.time() - self._state_file(target).stat().st_mtime
-                state = DeploymentState.TRANSITIONING if age < STARTUP_GRACE_SECONDS else DeploymentState.UNHEALTHY
-                detail = "" if state is DeploymentState.TRANSITIONING else "the server process runs but does not answer"
+            view = ServerView(SERVER, Phase.RUNNING, ready=ready, init_failed=init_failed,
+                              started_at=self._state_file(target).stat().st_mtime)
         else:
-            state = DeploymentState.FAILED
             try:
-                exit_code = int((target / "exit_code").read_text().strip())
-                detail = f"the server process exited with code {exit_code}"
+                exit_code: int | None = int((target / "exit_code").read_text().strip())
             except (OSError, ValueError):
-                detail = "the server process is gone (killed, or the machine restarted)"
+                exit_code = None
+            view = ServerView(SERVER, Phase.ENDED, exit_code=exit_code)
+        state, detail, code = deployment_state(view, time.time())
         return Deployment(record=record, runtime=self.name, state=state,
                           scoring_uri=f"http://127.0.0.1:{process['port']}/score", detail=detail,
-                          exit_code=exit_code, isolation=_isolation(process.get("sandbox"), record.config.memory_gb))
+                          exit_code=code, isolation=_isolation(process.get("sandbox"), record.config.memory_gb))
 
     def _read_unstarted(self, target: Path) -> Deployment:
         """A deployment whose server was never started: still being made, or its maker was killed."""
@@ -220,12 +218,9 @@ class LocalRuntime:
         if record is None:  # half-written: only the maker, while it lives, could know more
             raise DeploymentNotFoundError(f"no deployment named {target.name!r} (local runtime)")
         age = time.time() - (target / "record.json").stat().st_mtime
-        if creator and not creator_gone(creator, age):
-            return Deployment(record=record, runtime=self.name, state=DeploymentState.TRANSITIONING,
-                              scoring_uri=None, detail="being created")
-        return Deployment(record=record, runtime=self.name, state=DeploymentState.FAILED, scoring_uri=None,
-                          detail="interrupted: the deploy that created it stopped before starting it "
-                                 "(delete it, then deploy again)")
+        view = ServerView(SERVER, Phase.CREATED, creator_gone=not creator or creator_gone(creator, age))
+        state, detail, _ = deployment_state(view, time.time())
+        return Deployment(record=record, runtime=self.name, state=state, scoring_uri=None, detail=detail)
 
     def get(self, name: str) -> Deployment:
         return self._read(self._dir(name))

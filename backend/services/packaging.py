@@ -58,7 +58,7 @@ def export_model(deck: ModelDeck, ref: str, target: str, options: ExportOptions)
     model = ModelIdentity.of(deck.registry.get_ref(ref))
     bundle = build_export(target, model, options)
     try:  # the image check asks the local engine, when one answers
-        engine = getattr(deck.targets.docker(), "client", None)
+        engine = getattr(deck.targets.open("docker"), "client", None)
     except RuntimeUnavailableError:
         engine = None
     return Export(bundle, tuple(image_warnings(options.image, model, options.config.auth_enabled, engine)))
