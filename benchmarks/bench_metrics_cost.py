@@ -43,13 +43,14 @@ def main() -> None:
     parser.add_argument("--requests", type=int, default=20000)
     args = parser.parse_args()
     os.environ["PROMETHEUS_MULTIPROC_DIR"] = tempfile.mkdtemp(prefix="modeldeck-bench-metrics-")  # as a server
-    from backend.serving.app import create_app
+    from backend.serving.routes import create_app
+    from backend.serving.script import ScoringScript
 
     script = types.ModuleType("score")
     script.run = lambda raw: [0]  # type: ignore[attr-defined]
 
     def build(counted: bool) -> Any:
-        app = create_app(script, {})
+        app = create_app(ScoringScript.of(script), {})
         if not counted:
             app.user_middleware = []  # the metrics middleware is the only one added
             app.middleware_stack = None

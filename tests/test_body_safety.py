@@ -21,8 +21,8 @@ from backend.deployments import DEFAULT_SCRIPT
 from backend.runtimes import DeployConfig
 from backend.runtimes.docker import container_name
 from backend.serving import bodies
-from backend.serving.app import create_app
-from backend.serving.script import load_script
+from backend.serving.routes import create_app
+from backend.serving.script import ScoringScript, load_script
 from benchmarks import attacks
 
 from .test_docker_runtime import docker_deck  # noqa: F401  (a fixture)
@@ -36,7 +36,7 @@ SMALL = DeployConfig(cpu_cores=1, memory_gb=0.5, max_body_mb=128)
 def script(model_env):
     module = load_script(DEFAULT_SCRIPT)
     module.init()
-    return module
+    return ScoringScript.of(module)
 
 
 def test_bodies_that_are_not_rows_of_real_numbers_are_400s_not_500s(script):
@@ -64,7 +64,7 @@ def test_a_users_own_script_still_gets_a_3d_body_unchanged(model_env, tmp_path):
     module = load_script(str(echo))
     module.init()
     body = '{"data": [[[0, 0], [0, 0]]]}'
-    status, _, answer = asgi_call(create_app(module, {}), body=body.encode(), headers={"Content-Type": "application/json"})
+    status, _, answer = asgi_call(create_app(ScoringScript.of(module), {}), body=body.encode(), headers={"Content-Type": "application/json"})
     assert (status, json.loads(answer)) == (200, {"got": body})
 
 

@@ -13,12 +13,13 @@ import pytest
 
 from backend.datasets import load_mnist_test
 from backend.deployments import DEFAULT_SCRIPT
-from backend.serving import app as app_module
+from backend.serving import bodies
 from backend.serving.access import AccessLog
-from backend.serving.app import ScoringApp, create_app
 from backend.serving.auth import KeyFile
+from backend.serving.fast_path import ScoringApp
 from backend.serving.metrics import MULTIPROC_ENV, ServerMetrics
-from backend.serving.script import load_script
+from backend.serving.routes import create_app
+from backend.serving.script import ScoringScript, load_script
 from backend.traffic.metrics import parse_metrics
 
 from .conftest import FIXTURES
@@ -63,7 +64,7 @@ def json_headers(**extra: str) -> dict[str, str]:
 def script(model_env):
     module = load_script(DEFAULT_SCRIPT)
     module.init()
-    return module
+    return ScoringScript.of(module)
 
 
 @pytest.fixture()
@@ -104,7 +105,7 @@ def test_the_fast_path_refuses_a_chunked_body_once_it_passes_the_limit(fast_app)
 
 
 def test_the_fast_path_answers_408_when_the_body_does_not_come(fast_app, monkeypatch):
-    monkeypatch.setattr(app_module, "BODY_TIMEOUT_SECONDS", 0.05)
+    monkeypatch.setattr(bodies, "BODY_TIMEOUT_SECONDS", 0.05)
 
     async def stalled():
         await asyncio.sleep(30)
@@ -143,7 +144,7 @@ def test_the_fast_path_refuses_an_unknown_content_type_and_a_bad_proba_query(fas
 def test_a_fault_in_the_script_through_the_fast_path_is_a_500_with_a_request_id_in_the_log(model_env, caplog):
     tutorial = load_script(FIXTURES / "tutorial_score.py")
     tutorial.init()
-    status, _, body = asgi_call(create_app(tutorial, {}), body=b'{"rows": []}', headers=json_headers())
+    status, _, body = asgi_call(create_app(ScoringScript.of(tutorial), {}), body=b'{"rows": []}', headers=json_headers())
     answer = json.loads(body)
     assert status == 500 and answer["type"] == "KeyError" and len(answer["request_id"]) == 16
     logged = [r.getMessage() for r in caplog.records if answer["request_id"] in r.getMessage()]

@@ -9,8 +9,8 @@ from fastapi.testclient import TestClient
 
 from backend.datasets import load_mnist_test
 from backend.deployments import DEFAULT_SCRIPT
-from backend.serving.app import create_app
-from backend.serving.script import ScriptError, load_script
+from backend.serving.routes import create_app
+from backend.serving.script import ScoringScript, ScriptError, load_script
 
 from .conftest import FIXTURES
 
@@ -18,7 +18,7 @@ from .conftest import FIXTURES
 def make_client(script_path) -> TestClient:
     script = load_script(script_path)
     script.init()
-    return TestClient(create_app(script, {"model": "sklearn_mnist:1"}))
+    return TestClient(create_app(ScoringScript.of(script), {"model": "sklearn_mnist:1"}))
 
 
 @pytest.fixture()
@@ -205,7 +205,7 @@ def test_big_malformed_bodies_fall_back_to_the_strict_parser_and_its_messages(cl
 def test_a_body_over_the_limit_is_a_413_naming_the_limit_and_the_npy_path(model_env):
     script = load_script(DEFAULT_SCRIPT)
     script.init()
-    small = TestClient(create_app(script, {"max_body_bytes": 2**20}))  # 1 MiB
+    small = TestClient(create_app(ScoringScript.of(script), {"max_body_bytes": 2**20}))  # 1 MiB
     rows = {"data": [[0.5] * 784] * 400}  # ~1.3 MB of JSON
     refused = small.post("/score", json=rows)
     assert refused.status_code == 413 and refused.json()["type"] == "BodyTooLarge"
@@ -225,7 +225,7 @@ def keyed_client(model_env, tmp_path, keys: dict[str, str]) -> tuple[TestClient,
     path.write_text(json.dumps(keys))
     script = load_script(DEFAULT_SCRIPT)
     script.init()
-    return TestClient(create_app(script, {"n_features": 784}, KeyFile(str(path)))), path
+    return TestClient(create_app(ScoringScript.of(script), {"n_features": 784}, KeyFile(str(path)))), path
 
 
 def test_with_keys_score_and_info_want_a_bearer_key_and_probes_stay_open(model_env, tmp_path):

@@ -250,12 +250,12 @@ def test_an_in_process_app_counts_a_request_before_the_next_scrape(model_env):
     from fastapi.testclient import TestClient
 
     from backend.deployments import DEFAULT_SCRIPT
-    from backend.serving.app import create_app
-    from backend.serving.script import load_script
+    from backend.serving.routes import create_app
+    from backend.serving.script import ScoringScript, load_script
 
     script = load_script(DEFAULT_SCRIPT)
     script.init()
-    client = TestClient(create_app(script, {}))
+    client = TestClient(create_app(ScoringScript.of(script), {}))
     assert client.post("/score", json={"data": load_mnist_test().X[:3].tolist()}).status_code == 200
     snapshot = parse_metrics(client.get("/metrics").text, 0.0)
     assert (snapshot.count(), snapshot.rows_scored, snapshot.in_flight) == (1, 3, 0)

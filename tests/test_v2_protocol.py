@@ -16,10 +16,10 @@ from backend.datasets import load_mnist_test
 from backend.deployments import DEFAULT_SCRIPT
 from backend.runtimes import DeployConfig
 from backend.serving import v2
-from backend.serving.app import create_app
 from backend.serving.auth import KeyFile
 from backend.serving.metrics import V2_ENDPOINTS, endpoint_label
-from backend.serving.script import load_script
+from backend.serving.routes import create_app
+from backend.serving.script import ScoringScript, load_script
 
 from .conftest import FIXTURES
 
@@ -54,7 +54,7 @@ def model(sample_model_dir):
 def script(model_env):
     loaded = load_script(DEFAULT_SCRIPT)
     loaded.init()
-    return loaded
+    return ScoringScript.of(loaded)
 
 
 @pytest.fixture()
@@ -211,7 +211,7 @@ def names_script():
     module.classes = ["T-shirt/top", "Ankle boot"]
     module.run = lambda raw: []
     module.run_array = lambda X, proba=False: ["Ankle boot" if row.mean() > 0.5 else "T-shirt/top" for row in X]
-    return module
+    return ScoringScript.of(module)
 
 
 @pytest.mark.parametrize("binary", [True, False], ids=["binary", "json"])
@@ -230,8 +230,9 @@ def test_class_names_answer_as_bytes_in_json_and_binary(binary):
 
 
 def test_a_tutorial_script_with_only_run_gets_the_rows_as_its_json_and_its_answer_as_labels(model_env, model):
-    tutorial = load_script(FIXTURES / "tutorial_score.py")
-    tutorial.init()
+    loaded = load_script(FIXTURES / "tutorial_score.py")
+    loaded.init()
+    tutorial = ScoringScript.of(loaded)
     served = v2.served_model({"model": "sklearn_mnist:1"}, tutorial)
     assert served.outputs == ("predict",)
     raw = (load_mnist_test().X[:30] * 255).round().astype(np.uint8)
@@ -243,8 +244,9 @@ def test_a_tutorial_script_with_only_run_gets_the_rows_as_its_json_and_its_answe
 def test_a_run_that_answers_no_labels_is_a_500_saying_what_it_returned():
     module = types.ModuleType("odd")
     module.run = lambda raw: "something went wrong"
-    served = v2.served_model({"model": "odd:3", "n_features": 2}, module)
-    answer = v2.infer(module, served, json_request(shape=[1, 2], data=[1, 2]), None)
+    odd = ScoringScript.of(module)
+    served = v2.served_model({"model": "odd:3", "n_features": 2}, odd)
+    answer = v2.infer(odd, served, json_request(shape=[1, 2], data=[1, 2]), None)
     assert answer.status == 500
     assert json.loads(answer.body)["error"] == ('the scoring script\'s run() returned a str ("something went wrong"), '
                                                 "not one label per row (1 rows)")
@@ -306,7 +308,7 @@ def test_a_v2_body_over_the_limit_is_a_413_and_a_compressed_one_a_415(script):
 def test_a_fault_in_the_script_during_v2_infer_is_a_500_with_a_request_id(model_env):
     module = types.ModuleType("faulty")
     module.run = lambda raw: 1 / 0
-    client = TestClient(create_app(module, {"model": "faulty:1", "n_features": 2}))
+    client = TestClient(create_app(ScoringScript.of(module), {"model": "faulty:1", "n_features": 2}))
     answer = client.post("/v2/models/faulty/infer", content=json_request(shape=[1, 2], data=[1, 2]))
     assert answer.status_code == 500 and "ZeroDivisionError (request id" in answer.json()["error"]
     assert client.get("/v2/health/ready").status_code == 200

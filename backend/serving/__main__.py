@@ -135,18 +135,19 @@ def _serve(args: argparse.Namespace) -> int:
     os.environ.setdefault("AZUREML_MODEL_DIR", args.model_dir)
     os.environ.setdefault("MODEL_DIR", args.model_dir)
 
-    from .script import load_script
+    from .script import ScoringScript, load_script
 
     print(f"modeldeck serving: loading {args.script} with model dir {args.model_dir}", file=sys.stderr, flush=True)
     from .access import AccessLog
-    from .app import create_app, create_failed_app
     from .auth import KeyFile
     from .metrics import ServerMetrics
+    from .routes import create_app, create_failed_app
     from .workers import serve
 
     try:
-        script = load_script(args.script)
-        script.init()
+        module = load_script(args.script)
+        module.init()
+        script = ScoringScript.of(module)
     except BaseException as e:
         print("modeldeck serving: init() failed:\n" + traceback.format_exc(), file=sys.stderr, flush=True)
         reason = f"init() failed: {type(e).__name__}: {e}"[:2000]
@@ -156,7 +157,7 @@ def _serve(args: argparse.Namespace) -> int:
     print("modeldeck serving: init() done", file=sys.stderr, flush=True)
 
     info = {"deployment": args.name, "model": args.model, "script": os.path.basename(args.script),
-            "n_features": getattr(script, "n_features", None), "classes": getattr(script, "classes", None),
+            "n_features": script.n_features, "classes": script.classes,
             "workers": max(1, args.workers), "max_body_bytes": int(args.max_body_mb * 2**20),
             "run_timeout_seconds": args.run_timeout,
             "versions": _versions()}

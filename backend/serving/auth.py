@@ -14,9 +14,17 @@ import logging
 import os
 import time
 
+from .answers import Unauthorized
+
 log = logging.getLogger("modeldeck.serving")
 KEY_NAMES = ("primary", "secondary")
 RECHECK_SECONDS = 1.0  # read again this often even when stat() shows no change (coarse file times)
+_WHERE_KEYS = ("`modeldeck deployments keys NAME` prints a deployment's; a built image's are in the keys file "
+               "mounted into it (a Kubernetes export's: its Secret)")
+NO_KEY = ("this deployment wants a key: send `Authorization: Bearer <key>` with its primary or secondary key ("
+          + _WHERE_KEYS + ")")
+WRONG_KEY = ("the Authorization header does not carry one of this deployment's keys (`Bearer <key>`; a regenerated "
+             "key replaces the old one at once): " + _WHERE_KEYS)
 
 
 class KeyFile:
@@ -58,3 +66,12 @@ class KeyFile:
         given = key.strip().encode()
         # compare_digest on every key, so the time taken does not tell which one nearly matched
         return any([hmac.compare_digest(given, known) for known in self._current()])
+
+    def admit(self, authorization: str | None) -> None:
+        """Lets a request with one of the keys through.
+
+        Raises:
+            Unauthorized: no Authorization header (NO_KEY), or not one of the keys (WRONG_KEY).
+        """
+        if not self.allows(authorization):
+            raise Unauthorized(WRONG_KEY if authorization else NO_KEY)

@@ -1,5 +1,6 @@
-"""What request bodies may cost a worker's memory: one budget per worker for the bodies in flight and
-the memory their parse takes, read from the deployment's memory limit; bodies that trickle are cut.
+"""Reading a request body (`read_body`, the one reader of every route), and what bodies may cost a
+worker's memory: one budget per worker for the bodies in flight and the memory their parse takes, read
+from the deployment's memory limit; bodies past the byte limit are refused, bodies that trickle are cut.
 
 A body's bytes are not what kills a worker: its parse is. JSON of `0,0,0,...` costs ~20 times its
 size once parsed (simdjson's tape, Python objects, the float arrays), so a 64 MiB body under the byte
@@ -21,10 +22,11 @@ import os
 import time
 from collections.abc import Awaitable, Callable, MutableMapping
 from dataclasses import dataclass
-from types import ModuleType
 from typing import Any
 
 import numpy as np
+
+from .answers import BUSY_RETRY_SECONDS, BodyTimeout, BodyTooCostly, BodyTooLarge, Busy, ClientGone
 
 Message = MutableMapping[str, Any]
 Receive = Callable[[], Awaitable[Message]]
@@ -33,7 +35,7 @@ SMALL_BODY_BYTES = 64 * 2**10  # a body up to this, arriving in one message, is 
 MEMORY_SHARE = 0.75  # of the memory left after init(): the rest is for the server, responses and fragmentation
 MIN_BUDGET_BYTES = 16 * 2**20
 WAIT_SECONDS = 2.0  # a body that finds its worker's budget taken waits this long, then 503
-RETRY_AFTER_SECONDS = 2
+BODY_TIMEOUT_SECONDS = 60.0  # a body that has not fully arrived by then is refused (408)
 MIN_BODY_RATE = 16 * 2**10  # bytes/s: a body arriving slower than this (after GRACE_SECONDS) is cut with 408
 GRACE_SECONDS = 10.0
 THREAD_JOIN_BYTES = 2**20
@@ -66,22 +68,10 @@ BUSY = ("this worker's memory for request bodies ({budget:,.0f} MiB) is taken by
         "after {retry} s")
 TOO_SLOW_RATE = (f"the request body arrived slower than {MIN_BODY_RATE // 2**10} KiB/s: send it at once (bodies "
                  "that trickle are cut so that they cannot hold the server)")
-
-
-class BodyTooCostly(Exception):
-    """The body (or its parse) can never fit this worker's budget: answered 413 with `message`."""
-
-    def __init__(self, message: str) -> None:
-        super().__init__(message)
-        self.message = message
-
-
-class Busy(Exception):
-    """The budget stayed taken for WAIT_SECONDS: answered 503 with Retry-After."""
-
-
-class TooSlow(TimeoutError):
-    """The body arrived slower than MIN_BODY_RATE: answered 408 with TOO_SLOW_RATE."""
+TOO_SLOW = f"the request body did not arrive within {BODY_TIMEOUT_SECONDS:.0f} s"
+TOO_LARGE = ("the request body ({size}) is larger than this deployment's limit of {limit:,.0f} MiB: send fewer "
+             "rows per request, or send them as .npy (Content-Type: application/x-npy), about 5 times smaller; "
+             "`deploy --max-body-mb` sets the limit")
 
 
 def _read_int(path: str) -> int | None:
@@ -216,13 +206,13 @@ def npy_cost(body: bytes) -> ParseCost:
         return ParseCost(len(body), 0)
 
 
-def score_cost(script: ModuleType, body: bytes, content_type: str) -> ParseCost:
-    """What POST /score's parse of `body` takes: .npy by its header, JSON by its values at the built-in
-    script's measured cost (its `json_value_bytes`) or, for any other script, the tutorial's json.loads."""
+def score_cost(json_value_bytes: int | None, body: bytes, content_type: str) -> ParseCost:
+    """What POST /score's parse of `body` takes: .npy by its header, JSON by its values at the script's
+    measured cost per value (the built-in script's `json_value_bytes`) or, for a script that does not
+    say, the tutorial's json.loads."""
     if content_type.split(";")[0].strip().lower() == "application/x-npy":
         return npy_cost(body)
-    per_value = getattr(script, "json_value_bytes", None)
-    return json_cost(body, per_value if isinstance(per_value, int) and per_value > 0 else TUTORIAL_VALUE_BYTES)
+    return json_cost(body, json_value_bytes or TUTORIAL_VALUE_BYTES)
 
 
 def v2_cost(body: bytes, header_length: str | None) -> ParseCost:
@@ -261,14 +251,14 @@ class BodyBudget:
         while self.in_use + amount > self.total:
             left = deadline - time.monotonic()
             if left <= 0:
-                raise Busy()
+                raise Busy(self.busy_message())
             if self._freed is None:
                 self._freed = asyncio.Event()
             freed = self._freed
             try:
                 await asyncio.wait_for(freed.wait(), left)
             except TimeoutError:
-                raise Busy() from None
+                raise Busy(self.busy_message()) from None
             finally:
                 if freed.is_set() and self._freed is freed:
                     self._freed = None  # the next waiter waits for the next release
@@ -282,41 +272,49 @@ class BodyBudget:
                 self._freed.set()
 
     def busy_message(self) -> str:
-        return BUSY.format(budget=self.total / 2**20, retry=RETRY_AFTER_SECONDS)
+        return BUSY.format(budget=self.total / 2**20, retry=BUSY_RETRY_SECONDS)
 
 
-class BodyTooLarge(Exception):
-    """The body passed the deployment's byte limit; `size` says by how much, for the 413."""
-
-    def __init__(self, size: str) -> None:
-        self.size = size
-
-
-class ClientGone(Exception):
-    """The client closed the connection before its request body arrived."""
+def _too_large(size: str, limit: int) -> BodyTooLarge:
+    return BodyTooLarge(TOO_LARGE.format(size=size, limit=limit / 2**20))
 
 
 def _too_large_for_memory(size: int, budget: BodyBudget) -> str:
     return TOO_BIG_FOR_MEMORY.format(size=size / 2**20, cost=2 * size / 2**20, budget=budget.total / 2**20)
 
 
-async def receive_counted(receive: Receive, declared: str, limit: int, budget: BodyBudget) -> tuple[bytes, int]:
-    """(the request body, the bytes of `budget` it holds): read from ASGI `receive`, refused as soon as it
-    passes `limit` bytes (a declared Content-Length above it before anything is read). A small body
-    that came in one message is returned as it is, holding nothing. A bigger one reserves twice its
-    bytes as it arrives (its Content-Length up front when declared); after the join it holds its size.
-    The caller gives back what it holds, and times the whole read out (408).
+async def read_body(receive: Receive, declared: str, limit: int, budget: BodyBudget) -> tuple[bytes, int]:
+    """(the request body, the bytes of `budget` it holds): read from ASGI `receive` within
+    BODY_TIMEOUT_SECONDS, refused as soon as it passes `limit` bytes (a declared Content-Length above
+    it before anything is read). A small body that came in one message is returned as it is, holding
+    nothing. A bigger one reserves twice its bytes as it arrives (its Content-Length up front when
+    declared); after the join it holds its size. The caller gives back what it holds; memory is handed
+    back to the system when the body was refused or its client left.
 
     Raises:
         BodyTooLarge: past the byte limit.
         BodyTooCostly: twice the body is more than the worker's whole budget.
         Busy: the budget stayed taken.
-        TooSlow: the body arrived slower than MIN_BODY_RATE after GRACE_SECONDS.
+        BodyTimeout: the body arrived slower than MIN_BODY_RATE after GRACE_SECONDS, or not within
+            BODY_TIMEOUT_SECONDS.
         ClientGone: the client disconnected first.
     """
+    try:
+        async with asyncio.timeout(BODY_TIMEOUT_SECONDS):
+            return await _receive(receive, declared, limit, budget)
+    except TimeoutError:
+        release_memory()
+        raise BodyTimeout(TOO_SLOW) from None
+    except (BodyTooLarge, BodyTooCostly, Busy, BodyTimeout, ClientGone):
+        release_memory()
+        raise
+
+
+async def _receive(receive: Receive, declared: str, limit: int, budget: BodyBudget) -> tuple[bytes, int]:
+    """The body and the bytes it holds (see read_body), without its time limit."""
     expected = int(declared) if declared.isdigit() else -1
     if expected > limit:
-        raise BodyTooLarge(f"{expected / 2**20:,.1f} MiB")
+        raise _too_large(f"{expected / 2**20:,.1f} MiB", limit)
     held = 0
     if expected > SMALL_BODY_BYTES:  # declared: take its memory before reading any of it
         await budget.reserve(2 * expected, lambda: _too_large_for_memory(expected, budget))
@@ -333,7 +331,7 @@ async def receive_counted(receive: Receive, declared: str, limit: int, budget: B
     if message["type"] != "http.request":
         raise ClientGone()
     if len(chunk) > limit:
-        raise BodyTooLarge(f"more than {limit / 2**20:,.0f} MiB")
+        raise _too_large(f"more than {limit / 2**20:,.0f} MiB", limit)
     keep = len(chunk) if len(chunk) > SMALL_BODY_BYTES else 0
     budget.in_use += keep  # never waits: the bytes are here already
     return chunk, keep
@@ -341,7 +339,7 @@ async def receive_counted(receive: Receive, declared: str, limit: int, budget: B
 
 async def _receive_rest(receive: Receive, first: bytes, limit: int, budget: BodyBudget,
                         held: int) -> tuple[bytes, int]:
-    """The rest of a body that came in more than one message (see receive_counted)."""
+    """The rest of a body that came in more than one message (see read_body)."""
     loop = asyncio.get_running_loop()
     started = loop.time()
     waited = 0.0
@@ -361,19 +359,19 @@ async def _receive_rest(receive: Receive, first: bytes, limit: int, budget: Body
             # the next chunk must come before the body's average rate falls under MIN_BODY_RATE
             due = started + waited + max(GRACE_SECONDS, size / MIN_BODY_RATE)
             if loop.time() >= due:
-                raise TooSlow()
+                raise BodyTimeout(TOO_SLOW_RATE)
             try:
                 async with asyncio.timeout_at(due):
                     message = await receive()
             except TimeoutError:
-                raise TooSlow() from None
+                raise BodyTimeout(TOO_SLOW_RATE) from None
             if message["type"] != "http.request":
                 raise ClientGone()
             chunk = message.get("body", b"")
             size += len(chunk)
             if size > limit:
                 chunks.clear()  # the traceback keeps this frame alive: drop what was read now
-                raise BodyTooLarge(f"more than {limit / 2**20:,.0f} MiB")
+                raise _too_large(f"more than {limit / 2**20:,.0f} MiB", limit)
             chunks.append(chunk)
             if not message.get("more_body", False):
                 # a big join in a thread: bytes.join lets go of the GIL, so the loop answers meanwhile

@@ -22,15 +22,12 @@ import traceback
 from collections.abc import Callable
 from typing import Protocol
 
-import orjson
-
-from .handlers import Answer
+from .answers import Answer, RunTimeout, WorkerReplaced, answer
 
 log = logging.getLogger("modeldeck.serving")
 DEFAULT_RUN_TIMEOUT_SECONDS = 60.0
 WATCH_SECONDS = 0.1  # how often a worker's watchdog looks at deadlines and the running run()
 RETIRE_GRACE_SECONDS = 10.0  # a retiring worker that has not stopped by then ends at once
-RETRY_AFTER_SECONDS = 1
 WAITED_TOO_LONG = ("the request waited {waited:.1f} s for the scoring script, past this deployment's run() limit of "
                    "{limit:g} s, and was not run (request id {request_id}): other requests kept the script busy; "
                    "send fewer at once, or deploy with more CPU cores (one worker each) or a longer --run-timeout")
@@ -60,13 +57,12 @@ def timed_out(limit: float, waited: float, ran: bool) -> Answer:
         log.warning("request %s: waited %.1f s without being run, past the run() limit of %g s: dropped, 504",
                     request_id, waited, limit)
         message = WAITED_TOO_LONG.format(waited=waited, limit=limit, request_id=request_id)
-    return Answer(504, orjson.dumps({"error": message, "type": "RunTimeout", "request_id": request_id}))
+    return answer(RunTimeout(message, request_id=request_id))
 
 
 def retired() -> Answer:
     """The 503 for a request this worker will not run because it is being replaced."""
-    return Answer(503, orjson.dumps({"error": RETIRED, "type": "WorkerReplaced"}),
-                  headers={"Retry-After": str(RETRY_AFTER_SECONDS), "Connection": "close"})
+    return answer(WorkerReplaced(RETIRED))
 
 
 class Worker:

@@ -1,18 +1,19 @@
-"""Request handling as plain functions: body in, (status, JSON-able payload) out; and the `Answer` every
-scoring request (/score and V2 infer) is sent back as.
-
-The web framework only decodes requests and wraps these results.
-"""
+"""POST /score's body given to the scoring script, as a plain function: body in, `Answer` out. Runs on
+the scoring thread; the web side only reads the request and sends the answer."""
 
 from __future__ import annotations
 
 import io
 import logging
-from dataclasses import dataclass
-from types import ModuleType
+from collections.abc import Callable
 from typing import Any
 
 import numpy as np
+import orjson
+
+from .answers import Answer, Refusal, UnsupportedMediaType, answer, script_refusal
+from .metrics import rows_in
+from .script import ScoringScript
 
 log = logging.getLogger("modeldeck.serving")
 
@@ -30,72 +31,62 @@ UNSUPPORTED_TYPE = "content type {!r} is not supported: use application/json or 
 EMPTY_BODY = "the request body is empty; send JSON like {\"data\": [[...], ...]}"
 
 
-@dataclass(frozen=True)
-class Answer:
-    """What the server sends back for a scoring request (/score or V2 infer): status, body, rows scored,
-    and the media type and other headers of the response."""
-
-    status: int
-    body: bytes
-    rows: int = 0
-    media_type: str = "application/json"
-    headers: dict[str, str] | None = None
-
-
-@dataclass(frozen=True)
-class Result:
-    status: int
-    payload: Any
-
-
-def _error(status: int, message: str, kind: str = "InvalidInput") -> Result:
-    return Result(status, {"error": message, "type": kind})
-
-
-def _call(fn, arg: Any) -> Result:
-    """Runs the script's function. An exception that carries an `http_status` in 400..499 (the
-    built-in script's InvalidInput does) is the client's mistake: that status and its message.
-    Anything else propagates: the server answers 500 and logs the traceback."""
+def score(script: ScoringScript, body: bytes, content_type: str, proba: bool) -> Answer:
+    """The answer to one POST /score body: what the script returns, as JSON (200), or the refusal of the
+    body or of the script (4xx). Any other exception of the script propagates (the server answers 500)."""
     try:
-        return Result(200, fn(arg))
+        payload = handle_score(script, body, content_type, proba)
+    except Refusal as refusal:
+        return answer(refusal)
+    return Answer(200, orjson.dumps(payload, option=orjson.OPT_SERIALIZE_NUMPY), rows_in(payload))
+
+
+def _call(fn: Callable[[Any], Any], arg: Any) -> Any:
+    """What the script's `fn` returns; an exception of the script that is the client's mistake (see
+    answers.script_refusal) is raised as that refusal."""
+    try:
+        return fn(arg)
     except Exception as e:
-        status = getattr(e, "http_status", None)
-        if not (isinstance(status, int) and 400 <= status < 500):
+        refusal = script_refusal(e)
+        if refusal is None:
             raise
         log.info("rejected input: %s", e)
-        return _error(status, str(e) or type(e).__name__, type(e).__name__)
+        raise refusal from None
 
 
-def handle_score(script: ModuleType, body: bytes, content_type: str, proba: bool = False) -> Result:
-    """Scores one request body with the scoring script.
+def handle_score(script: ScoringScript, body: bytes, content_type: str, proba: bool = False) -> Any:
+    """What the scoring script answers for one request body.
 
     JSON bodies go to `run(raw_data: str)` unchanged, as the tutorial's contract says (as bytes to a
-    script that sets `accepts_bytes = True`); an `application/x-npy` body goes to `run_array(ndarray)`
-    where the script has one (`run_array(ndarray, proba=True)` when `proba` is asked and the script
-    sets `supports_proba = True`; otherwise the question is ignored and labels come back).
+    script that `accepts_bytes`); an `application/x-npy` body goes to `run_array(ndarray)` where the
+    script has one (`run_array(ndarray, proba=True)` when `proba` is asked and the script
+    `supports_proba`; otherwise the question is ignored and labels come back).
+
+    Raises:
+        Refusal: a body the server or the script refuses (400, 415, or the script's 4xx).
     """
     media_type = content_type.split(";")[0].strip().lower()
     if not body:
-        return _error(400, EMPTY_BODY)
+        raise Refusal(EMPTY_BODY)
     if media_type == NPY_TYPE:
-        run_array = getattr(script, "run_array", None)
-        if not callable(run_array):
-            return _error(415, NO_ARRAY_SUPPORT, "UnsupportedMediaType")
+        run_array = script.run_array
+        if run_array is None:
+            raise UnsupportedMediaType(NO_ARRAY_SUPPORT)
         try:
             array = np.load(io.BytesIO(body), allow_pickle=False)
         except Exception as e:  # np.load raises several kinds for garbage
-            return _error(400, BAD_NPY.format(e))
+            raise Refusal(BAD_NPY.format(e)) from None
         if array.dtype.kind not in "biuf":  # complex, text, dates, records: no model takes them
-            return _error(400, NPY_NOT_NUMBERS.format(array.dtype))
-        if proba and getattr(script, "supports_proba", False):
+            raise Refusal(NPY_NOT_NUMBERS.format(array.dtype))
+        if proba and script.supports_proba:
             return _call(lambda X: run_array(X, proba=True), array)
         return _call(run_array, array)
     if media_type in JSON_TYPES or media_type.endswith("+json"):
-        if getattr(script, "accepts_bytes", False):  # the script parses bytes itself: skip a decode + copy
+        if script.accepts_bytes:  # the script parses bytes itself: skip a decode + copy
             return _call(script.run, body)
         try:
             text = body.decode("utf-8")
         except UnicodeDecodeError:
-            return _error(400, NOT_UTF8)
+            raise Refusal(NOT_UTF8) from None
         return _call(script.run, text)
-    return _error(415, UNSUPPORTED_TYPE.format(media_type), "UnsupportedMediaType")
+    raise UnsupportedMediaType(UNSUPPORTED_TYPE.format(media_type))

@@ -1,11 +1,15 @@
-"""Loading a scoring script: a Python file with `init()` and `run(raw_data)`."""
+"""Loading a scoring script (a Python file with `init()` and `run(raw_data)`), and `ScoringScript`: what
+a loaded script can do, read once when its init() has returned."""
 
 from __future__ import annotations
 
 import importlib.util
 import sys
+from collections.abc import Callable
+from dataclasses import dataclass
 from pathlib import Path
 from types import ModuleType
+from typing import Any
 
 
 class ScriptError(Exception):
@@ -32,3 +36,42 @@ def load_script(path: str | Path) -> ModuleType:
     if missing:
         raise ScriptError(f"scoring script {path.name} has no {' and no '.join(missing)}() function")
     return module
+
+
+@dataclass(frozen=True)
+class ScoringScript:
+    """A scoring script whose init() has returned, and its optional features (the tutorial's script has
+    none of them; ModelDeck's built-in score_sklearn.py has all):
+
+    * `run_array(ndarray)`: takes an .npy body's array (`run_array(ndarray, proba=True)` too where
+      `supports_proba`; uint8 pixels where `accepts_uint8`);
+    * `accepts_bytes`: run() takes the JSON body as bytes (no decode);
+    * `json_value_bytes`: run()'s peak memory per JSON value, reserved before a big body's parse;
+    * `n_features`, `classes`: what init() found in the model (None where the script does not say).
+    """
+
+    run: Callable[[Any], Any]
+    run_array: Callable[..., Any] | None = None
+    accepts_bytes: bool = False
+    supports_proba: bool = False
+    accepts_uint8: bool = False
+    json_value_bytes: int | None = None
+    n_features: Any = None
+    classes: Any = None
+
+    @property
+    def answers_proba(self) -> bool:
+        """Probabilities can be asked for: `supports_proba` and a run_array to ask them of."""
+        return self.supports_proba and self.run_array is not None
+
+    @classmethod
+    def of(cls, module: ModuleType) -> ScoringScript:
+        """What `module` (a loaded script whose init() has returned) offers."""
+        run_array = getattr(module, "run_array", None)
+        per_value = getattr(module, "json_value_bytes", None)
+        return cls(run=module.run, run_array=run_array if callable(run_array) else None,
+                   accepts_bytes=bool(getattr(module, "accepts_bytes", False)),
+                   supports_proba=bool(getattr(module, "supports_proba", False)),
+                   accepts_uint8=bool(getattr(module, "accepts_uint8", False)),
+                   json_value_bytes=per_value if isinstance(per_value, int) and per_value > 0 else None,
+                   n_features=getattr(module, "n_features", None), classes=getattr(module, "classes", None))

@@ -1,7 +1,7 @@
 """The Open Inference Protocol (KServe / Triton / MLServer "V2" REST) over the tutorial's scoring script.
 
 Plain functions: request bytes in, arrays out; predictions in, response bytes out. The FastAPI routes
-in app.py only decode the path and headers, and wrap what these return.
+in v2_routes.py only decode the path and headers, and wrap what these return.
 
 What a deployment serves, in the protocol's words:
 
@@ -34,13 +34,13 @@ import logging
 import math
 import struct
 from dataclasses import dataclass
-from types import ModuleType
 from typing import Any
 
 import numpy as np
 import orjson
 
-from .handlers import Answer
+from .answers import Answer, Refusal, answer, script_refusal
+from .script import ScoringScript
 
 log = logging.getLogger("modeldeck.serving")
 SERVER_NAME = "modeldeck"
@@ -96,7 +96,7 @@ BAD_FLAG = "{where} must be true or false, got {value}"
 BAD_ANSWER = "the scoring script's run() returned {what}, not one label per row ({rows} rows)"
 
 
-class V2Error(Exception):
+class V2Error(Refusal):
     """A request refused in the protocol's shape: answered with `status` (400 here) and {"error": message}."""
 
     status = 400
@@ -138,7 +138,7 @@ class ServedModel:
         return _label_datatype(np.asarray(self.classes))
 
 
-def served_model(info: dict[str, Any], script: ModuleType) -> ServedModel:
+def served_model(info: dict[str, Any], script: ScoringScript) -> ServedModel:
     """The model behind `script`, named by `info["model"]` ("name:version") with `info["deployment"]`
     as an alias (either may be empty: then the other names it, or "model")."""
     model = str(info.get("model") or "")
@@ -146,12 +146,12 @@ def served_model(info: dict[str, Any], script: ModuleType) -> ServedModel:
     name, _, version = model.partition(":")
     name = name or deployment or "model"
     aliases = (deployment,) if deployment and deployment != name else ()
-    n_features = info.get("n_features", getattr(script, "n_features", None))
-    classes = info.get("classes", getattr(script, "classes", None))
+    n_features = info.get("n_features", script.n_features)
+    classes = info.get("classes", script.classes)
     return ServedModel(name=name, version=version or DEFAULT_VERSION, aliases=aliases,
                        n_features=int(n_features) if isinstance(n_features, int) and n_features > 0 else None,
                        classes=tuple(classes) if isinstance(classes, list | tuple) and classes else None,
-                       proba=bool(getattr(script, "supports_proba", False)) and callable(getattr(script, "run_array", None)))
+                       proba=script.answers_proba)
 
 
 def resolve(model: ServedModel, name: str, version: str | None = None) -> None:
@@ -187,10 +187,6 @@ def model_metadata(model: ServedModel) -> dict[str, Any]:
 
 def model_ready(model: ServedModel) -> dict[str, Any]:
     return {"name": model.name, "ready": True}
-
-
-def error_body(message: str) -> bytes:
-    return orjson.dumps({"error": message})
 
 
 @dataclass(frozen=True)
@@ -364,23 +360,23 @@ class Prediction:
     probabilities: np.ndarray | None = None
 
 
-def predict(script: ModuleType, rows: np.ndarray, proba: bool) -> Prediction:
+def predict(script: ScoringScript, rows: np.ndarray, proba: bool) -> Prediction:
     """Runs the script on `rows`: `run_array(rows)` (with `proba=True` when asked) where the script has
     one, else `run('{"data": [...]}')` as the tutorial's contract has it (uint8 rows scaled to 0..1
     first, as run_array would). An exception of the script propagates (the caller answers it)."""
-    run_array = getattr(script, "run_array", None)
-    if callable(run_array):
+    run_array = script.run_array
+    if run_array is not None:
         if proba:
-            answer = run_array(rows, proba=True)
-            return Prediction(answer["predictions"], np.asarray(answer["probabilities"], dtype=np.float64))
+            returned = run_array(rows, proba=True)
+            return Prediction(returned["predictions"], np.asarray(returned["probabilities"], dtype=np.float64))
         return Prediction(run_array(rows))
     if rows.dtype == np.uint8:
         rows = rows.astype(np.float32) / np.float32(255.0)
     payload = orjson.dumps({"data": rows}, option=orjson.OPT_SERIALIZE_NUMPY)
-    answer = script.run(payload if getattr(script, "accepts_bytes", False) else payload.decode())
-    if isinstance(answer, dict) and "predictions" in answer:
-        answer = answer["predictions"]
-    return Prediction(answer)
+    returned = script.run(payload if script.accepts_bytes else payload.decode())
+    if isinstance(returned, dict) and "predictions" in returned:
+        returned = returned["predictions"]
+    return Prediction(returned)
 
 
 def _label_datatype(labels: np.ndarray) -> str:
@@ -452,11 +448,7 @@ def encode_response(model: ServedModel, request: InferRequest, prediction: Predi
     return Answer(200, head + b"".join(chunks), rows, BINARY_TYPE, {HEADER_LENGTH: str(len(head))})
 
 
-def refusal(error: V2Error) -> Answer:
-    return Answer(error.status, error_body(str(error)))
-
-
-def infer(script: ModuleType, model: ServedModel, body: bytes, header_length: str | None) -> Answer:
+def infer(script: ScoringScript, model: ServedModel, body: bytes, header_length: str | None) -> Answer:
     """Decodes, scores and encodes one inference request. A refused request, and an exception of the
     script that carries an `http_status` in 400..499 (the built-in script's InvalidInput), answer in
     the protocol's shape; any other exception of the script propagates (the server answers 500)."""
@@ -466,12 +458,12 @@ def infer(script: ModuleType, model: ServedModel, body: bytes, header_length: st
         try:
             prediction = predict(script, request.rows, wants_proba)
         except Exception as e:
-            status = getattr(e, "http_status", None)
-            if not (isinstance(status, int) and 400 <= status < 500):
+            refusal = script_refusal(e)
+            if refusal is None:
                 raise
-            return Answer(status, error_body(str(e) or type(e).__name__))
+            return answer(refusal, v2=True)
         return encode_response(model, request, prediction)
     except V2Error as e:
         if e.status >= 500:
             log.warning("V2 infer: %s", e)
-        return refusal(e)
+        return answer(e, v2=True)
