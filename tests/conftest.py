@@ -10,7 +10,8 @@ each); `training` when it trains a sample model itself (tens of CPU seconds). `s
 Parallel runs (pytest-xdist): each worker has its own temporary folder, so its homes, home ids, container
 names and ports are its own; the sample models are trained once for the whole run (`shared_folder`); the
 tests of a module that share a module-scoped fixture run on one worker (`--dist loadgroup`), which builds
-the fixture once."""
+the fixture once; the browser tests all run on one worker, one after another (each drives a Streamlit server
+and a Chromium, CPU-bound: several at once on 2 cores missed their Playwright timeouts)."""
 
 from __future__ import annotations
 
@@ -96,8 +97,10 @@ def pytest_collection_modifyitems(config: pytest.Config, items: list[pytest.Item
         if any(does(TRAINS, function, seen)
                for function in [item.function] + [f.func for f in fixtures if f.scope != "session"]):
             item.add_marker(pytest.mark.training)
-        if any(definitions.get(name) and definitions[name][-1].scope in ("module", "class")
-               for name in item.fixturenames):
+        if drives_browser[module]:  # Streamlit + Chromium use a core each: two at once time out on 2 cores
+            item.add_marker(pytest.mark.xdist_group("browser"))
+        elif any(definitions.get(name) and definitions[name][-1].scope in ("module", "class")
+                 for name in item.fixturenames):
             item.add_marker(pytest.mark.xdist_group(item.nodeid.split("::")[0]))
 
 
