@@ -1,9 +1,32 @@
 #!/usr/bin/env bash
-# Installs everything (scripts/setup.sh), then runs the whole test suite: unit, local runtime,
-# real Docker engine and headless Chromium tests. Extra arguments go to pytest.
+# scripts/test.sh: installs everything (scripts/setup.sh), then ruff, mypy and the whole test suite: unit, local
+# runtime, real Docker engine and headless Chromium tests, in parallel pytest-xdist workers. What .ci/run calls.
+# scripts/test.sh --quick: the tests that need neither Docker nor a browser, deploy nothing and train no model
+# (tests/conftest.py tiers them), for while you work. No system setup once .venv exists (only its Python packages are brought up to
+# requirements.txt); ruff and mypy still run; no Docker engine is reachable from its tests.
+# Extra arguments go to pytest (e.g. -n 0 for one process, -k to choose tests).
 set -euo pipefail
 cd "$(dirname "$0")/.."
-bash scripts/setup.sh
+quick=0
+if [ "${1:-}" = "--quick" ]; then quick=1; shift; fi
+
+if [ $quick = 1 ] && [ -x .venv/bin/python ]; then
+  if ! cmp -s requirements.txt .venv/.requirements.installed; then
+    echo "[test] installing Python packages (requirements.txt)"
+    .venv/bin/pip install -q -r requirements.txt
+    cp requirements.txt .venv/.requirements.installed
+  fi
+else
+  bash scripts/setup.sh
+fi
 echo "[test] ruff check"; .venv/bin/ruff check .
 echo "[test] mypy backend"; .venv/bin/mypy
-exec .venv/bin/python -m pytest "$@"
+# pytest keeps its assertion-rewritten test modules and plugins (hypothesis, schemathesis) as .pyc files only when
+# bytecode may be written: without them every process (each worker) rewrites them again, several seconds each.
+unset PYTHONDONTWRITEBYTECODE
+if [ $quick = 1 ]; then
+  # A test that reaches Docker without asking for the `engine` fixture fails here instead of running untiered.
+  export DOCKER_HOST=unix:///nonexistent/the-quick-tier-has-no-docker.sock
+  exec .venv/bin/python -m pytest -n "${MODELDECK_TEST_WORKERS:-3}" -m "not docker and not browser and not local and not training" "$@"
+fi
+exec .venv/bin/python -m pytest -n "${MODELDECK_TEST_WORKERS:-4}" "$@"

@@ -1,24 +1,42 @@
-"""Shared fixtures: one trained sample model per test session, real runtimes, cleanup of what tests start."""
+"""Shared fixtures: one trained sample model per test run, real runtimes, cleanup of what tests start; and the
+tiers every test lands in by what it uses (no marker to remember).
+
+Tiers: a test is `docker` when it uses the `engine` fixture (the one way to a Docker client that fails, never
+skips, when no engine answers) or is parametrized with the runtime "docker"; `browser` when its module drives
+Chromium through Playwright; `local` when it or one of its fixtures deploys (a real sandboxed server, seconds
+each); `training` when it trains a sample model itself (tens of CPU seconds). `scripts/test.sh --quick` runs
+`-m "not docker and not browser and not local and not training"`; the whole suite runs every test.
+
+Parallel runs (pytest-xdist): each worker has its own temporary folder, so its homes, home ids, container
+names and ports are its own; the sample models are trained once for the whole run (`shared_folder`); the
+tests of a module that share a module-scoped fixture run on one worker (`--dist loadgroup`), which builds
+the fixture once; the browser tests all run on one worker, one after another (each drives a Streamlit server
+and a Chromium, CPU-bound: several at once on 2 cores missed their Playwright timeouts)."""
 
 from __future__ import annotations
 
+import fcntl
+import inspect
 import json
 import os
+import re
 import shutil
 import subprocess
 import sys
+from collections.abc import Callable
 from pathlib import Path
 
 import pytest
 
 from backend.config import Settings
 from backend.context import ModelDeck, open_modeldeck
-from backend.images import BUILT_BY_LABEL
-from backend.registry import Model, ModelRegistry
+from backend.images import BUILT_BY_LABEL, ImageBuilder
+from backend.registry import Model, ModelRegistry, current_library_versions
 from backend.runtimes.front import Front
 from backend.training import train_sample
 
-FIXTURES = Path(__file__).parent / "fixtures"
+TESTS = Path(__file__).resolve().parent
+FIXTURES = TESTS / "fixtures"
 
 
 def copy_home(trained_home: Path, dest: Path) -> Path:
@@ -29,13 +47,14 @@ def copy_home(trained_home: Path, dest: Path) -> Path:
     return dest
 
 
-@pytest.fixture(scope="session", autouse=True)
-def remove_environment_images_built_by_tests(tmp_path_factory):
-    """Environment and self-contained images that this session's homes built (their `modeldeck.built_by` label names a
-    home under this session's temporary folder) are removed at its end; no other image is touched.
-    Without an engine this does nothing: the tests that need one fail on their own."""
-    session_root = str(tmp_path_factory.getbasetemp())
-    yield
+def pytest_sessionfinish(session: pytest.Session) -> None:
+    """Environment and self-contained images that this run's homes built (their `modeldeck.built_by` label names a
+    home under the run's temporary folder) are removed at its end; no other image is touched. In a parallel run
+    the controller does it once every worker is done (a worker that ended first would take the environment image
+    from under the others). Without an engine this does nothing: the tests that need one fail on their own."""
+    if hasattr(session.config, "workerinput"):
+        return
+    run_root = str(session.config._tmp_path_factory.getbasetemp())  # workers' folders are below it
     try:
         import docker
 
@@ -44,7 +63,7 @@ def remove_environment_images_built_by_tests(tmp_path_factory):
     except Exception:
         return
     for image in images:
-        if image.labels.get(BUILT_BY_LABEL, "").startswith(session_root + "/"):
+        if image.labels.get(BUILT_BY_LABEL, "").startswith(run_root + "/"):
             for ref in image.tags or [image.id]:  # an image that lost its name is removed by its id
                 try:
                     client.images.remove(ref)
@@ -52,9 +71,77 @@ def remove_environment_images_built_by_tests(tmp_path_factory):
                     pass  # a container of another session uses it: leave it
 
 
+@pytest.hookimpl(tryfirst=True)  # before `-m` deselects by these marks and xdist reads the groups
+def pytest_collection_modifyitems(config: pytest.Config, items: list[pytest.Item]) -> None:
+    """Marks each test with its tiers (`docker`, `browser`, `local`, `training`) from what it uses, and puts the tests of a
+    module that share a module- or class-scoped fixture in one xdist group."""
+    drives_browser: dict[Path, bool] = {}
+    seen: dict[tuple[re.Pattern[str], Callable[..., object]], bool] = {}
+    for item in items:
+        if not isinstance(item, pytest.Function):
+            continue
+        module = Path(str(item.path))
+        if module not in drives_browser:
+            drives_browser[module] = "playwright" in module.read_text(encoding="utf-8")
+        if drives_browser[module]:
+            item.add_marker(pytest.mark.browser)
+        params = getattr(item, "callspec", None)
+        runtimes = params.params.values() if params is not None else ()
+        if "engine" in item.fixturenames or any(isinstance(value, str) and value == "docker" for value in runtimes):
+            item.add_marker(pytest.mark.docker)
+        definitions = item._fixtureinfo.name2fixturedefs
+        fixtures = [definitions[name][-1] for name in item.fixturenames if definitions.get(name)]
+        if any(does(DEPLOYS, function, seen) for function in [item.function] + [f.func for f in fixtures]):
+            item.add_marker(pytest.mark.local)
+        # the session's sample models are trained once for the whole run: only a test's own training counts
+        if any(does(TRAINS, function, seen)
+               for function in [item.function] + [f.func for f in fixtures if f.scope != "session"]):
+            item.add_marker(pytest.mark.training)
+        if drives_browser[module]:  # Streamlit + Chromium use a core each: two at once time out on 2 cores
+            item.add_marker(pytest.mark.xdist_group("browser"))
+        elif any(definitions.get(name) and definitions[name][-1].scope in ("module", "class")
+                 for name in item.fixturenames):
+            item.add_marker(pytest.mark.xdist_group(item.nodeid.split("::")[0]))
+
+
+# A call of deploy(...), finish_deploy(...), .deploy(...) or deploy_and_wait(...), the CLI's "deploy", the Deploy button.
+DEPLOYS = re.compile(r"""(?:\b|_)deploy(?:_and_wait)?\(|["'](?:deploy|Deploy)["']""")
+# Training a sample model in the test: the function, a first run, the CLI's train-sample, the page's button.
+TRAINS = re.compile(r"""train_sample\(|ensure_sample_models\(|train-sample|Train sample model|\btrain\b""")
+
+
+def does(pattern: re.Pattern[str], function: Callable[..., object],
+         seen: dict[tuple[re.Pattern[str], Callable[..., object]], bool]) -> bool:
+    """Whether `function`, a test or a fixture of tests/, says `pattern` in its body (its signature left out: a
+    test's name may speak of deploying, and its arguments name fixtures)."""
+    if (pattern, function) not in seen:
+        source_file = inspect.getsourcefile(function)
+        ours = source_file is not None and Path(source_file).parent == TESTS
+        body = re.sub(r"def \w+\([^)]*\)", "", inspect.getsource(function)) if ours else ""
+        seen[pattern, function] = pattern.search(body) is not None
+    return seen[pattern, function]
+
+
+def shared_folder(tmp_path_factory: pytest.TempPathFactory, name: str, make: Callable[[Path], None]) -> Path:
+    """The folder `name` made by `make` once for the whole run: in a parallel run the first worker to ask makes it
+    (under a lock, in the run's temporary folder) and the others wait for it, then read it."""
+    base = tmp_path_factory.getbasetemp()
+    root = base.parent if os.environ.get("PYTEST_XDIST_WORKER") else base
+    folder = root / name
+    with open(root / f"{name}.lock", "w") as lock:
+        fcntl.flock(lock, fcntl.LOCK_EX)  # released when the file closes, also when `make` fails
+        if not (folder / ".made").exists():
+            shutil.rmtree(folder, ignore_errors=True)
+            folder.mkdir()
+            make(folder)
+            (folder / ".made").touch()
+    return folder
+
+
 @pytest.fixture(scope="session")
-def engine():
-    """The Docker engine's client; a test that needs one fails (never skips) when none answers."""
+def engine(trained_home, tmp_path_factory):
+    """The Docker engine's client, the sample model's environment image built on it once for the whole run (not by
+    several parallel workers at once). A test that needs an engine fails (never skips) when none answers."""
     try:
         import docker
 
@@ -62,6 +149,14 @@ def engine():
         client.ping()
     except Exception as e:
         pytest.fail(f"no Docker engine answers ({e}): run scripts/setup.sh, which installs and starts one")
+
+    def build(folder: Path) -> None:  # labelled as built by `folder`, under the run's folder: removed at its end
+        settings = Settings(home=trained_home)
+        model = ModelRegistry(settings.registry_path, settings.blobs_dir).get("sklearn_mnist", 1)
+        ImageBuilder(client, folder / "cache", built_by=str(folder)).ensure(model, current_library_versions(),
+                                                                            lambda event: None)
+
+    shared_folder(tmp_path_factory, "environment-image", build)
     return client
 
 
@@ -71,23 +166,27 @@ def trained_home(tmp_path_factory) -> Path:
     (trained once per session): what most tests deploy. A first run registers version 2 too; the tests
     of the first run train in a fresh home, and to this home (as to one made by an older ModelDeck)
     `train-sample --algorithm svc` adds version 2."""
-    home = tmp_path_factory.mktemp("modeldeck-home")
-    settings = Settings(home=home, runtime="local")
-    train_sample(ModelRegistry(settings.registry_path, settings.blobs_dir), "mnist", "logistic")
-    return home
+    def train(home: Path) -> None:
+        settings = Settings(home=home, runtime="local")
+        train_sample(ModelRegistry(settings.registry_path, settings.blobs_dir), "mnist", "logistic")
+
+    return shared_folder(tmp_path_factory, "modeldeck-home", train)
 
 
 @pytest.fixture(scope="session")
 def fashion_home(tmp_path_factory) -> tuple[Path, dict]:
     """A MODELDECK_HOME holding sklearn_fashion:1 only, trained by `modeldeck train-sample --dataset
     fashion-mnist` (once per session), and that command's JSON output."""
-    home = tmp_path_factory.mktemp("fashion-home")
-    env = {**os.environ, "MODELDECK_HOME": str(home), "MODELDECK_RUNTIME": "local",
-           "PYTHONPATH": str(Path(__file__).resolve().parent.parent)}
-    trained = subprocess.run([sys.executable, "-m", "backend", "train-sample", "--dataset", "fashion-mnist", "--json"],
-                             env=env, capture_output=True, text=True, timeout=300)
-    assert trained.returncode == 0, trained.stderr
-    return home, json.loads(trained.stdout)
+    def train(folder: Path) -> None:
+        env = {**os.environ, "MODELDECK_HOME": str(folder / "home"), "MODELDECK_RUNTIME": "local",
+               "PYTHONPATH": str(Path(__file__).resolve().parent.parent)}
+        trained = subprocess.run([sys.executable, "-m", "backend", "train-sample", "--dataset", "fashion-mnist",
+                                  "--json"], env=env, capture_output=True, text=True, timeout=300)
+        assert trained.returncode == 0, trained.stderr
+        (folder / "trained.json").write_text(trained.stdout)
+
+    folder = shared_folder(tmp_path_factory, "fashion", train)
+    return folder / "home", json.loads((folder / "trained.json").read_text())
 
 
 @pytest.fixture(scope="session")
