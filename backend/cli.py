@@ -12,13 +12,17 @@ from typing import Any
 
 from .config import RUNTIME_CHOICES
 from .context import ModelDeck, open_modeldeck
-from .datasets import DATASET_NAMES, TestSet, catalogue, format_range
+from .data.builtin import DATASET_NAMES
+from .data.catalogue import catalogue, fitting_testset
+from .data.store import import_dataset, remove_dataset
+from .data.testset import TestSet, format_range
+from .data.uploads import formats_help
 from .errors import ModelDeckError, RuntimeUnavailableError, UserImageError
 from .inspection.compare import DISAGREEMENT_KINDS
 from .inspection.evaluation import class_name, robustness, sample, supports_binary
 from .inspection.history import EvaluationRecord
 from .inspection.perturb import KINDS, Perturbation
-from .inspection.runs import compare_deployments, contender, default_testset, report_inputs, score_and_keep
+from .inspection.runs import compare_deployments, contender, report_inputs, score_and_keep
 from .packaging.image import KEYS_PATH, build_image, default_tag
 from .packaging.kubernetes import SECRET_FILE, ExportOptions, ModelIdentity, parse_autoscale, secret_name
 from .packaging.writer import apply_command, build_command, build_export, image_warnings, keys_command, write_export
@@ -28,10 +32,9 @@ from .runtimes.base import DEFAULT_RUN_TIMEOUT_SECONDS, DeployConfig
 from .shown import shown
 from .traffic.loadtest import CONCURRENCY_RANGE, MAX_REQUESTS, SECONDS_RANGE, LoadTestResult, LoadTestTick
 from .traffic.metrics import ERROR_STATUS, TrafficSnapshot
-from .traffic.service import load_test, scoring_testset, scrape_deployment
+from .traffic.service import load_test, scrape_deployment
 from .traffic.window import between
 from .training import ALGORITHMS, DATASETS, ensure_sample_models, missing_first_run_samples, train_sample
-from .user_datasets import import_dataset, remove_dataset
 
 ONLY_ON_RUNTIME = "look only on this runtime (default: every runtime that answers)"
 
@@ -203,7 +206,7 @@ def cmd_evaluations_list(deck: ModelDeck, args: argparse.Namespace) -> int:
     if args.json:
         _print_json([r.to_dict() for r in records])
         return 0
-    from .datasets import dataset_title
+    from .data.catalogue import dataset_title
     from .timefmt import friendly_time
     titles = {name: dataset_title(name, deck.settings.datasets_dir) for name in {r.dataset for r in records}}
     width = max([len("TEST SET"), *map(len, titles.values())])
@@ -280,7 +283,8 @@ def _scoring_target(deck: ModelDeck, args: argparse.Namespace) -> tuple[str, str
     first that fits its model); the deployment itself is `args.deployment` afterwards."""
     deployment = args.deployment = deck.deployments.healthy(args.name)
     return (deployment.scoring_uri or "", deck.deployments.key_for(deployment),
-            scoring_testset(deck, deployment, args.dataset))
+            fitting_testset(deck.deployments.model_of(deployment), user_root=deck.settings.datasets_dir,
+                            requested=args.dataset))
 
 
 def cmd_score(deck: ModelDeck, args: argparse.Namespace) -> int:
@@ -332,8 +336,8 @@ def cmd_robustness(deck: ModelDeck, args: argparse.Namespace) -> int:
 
 
 def cmd_predict(deck: ModelDeck, args: argparse.Namespace) -> int:
+    from .data.preprocess import form_of, model_input
     from .inspection.evaluation import label_indices, probabilities_by_class
-    from .inspection.preprocess import form_of, model_input
 
     uri, key, testset = _scoring_target(deck, args)
     try:
@@ -394,8 +398,9 @@ def cmd_evaluate(deck: ModelDeck, args: argparse.Namespace) -> int:
 def cmd_compare(deck: ModelDeck, args: argparse.Namespace) -> int:
     _ensure_models(deck)
     a, b = (contender(deck, ref, progress=_progress) for ref in (args.a, args.b))
-    testset = default_testset(deck, deck.deployments.model_of(a), deck.deployments.model_of(b), requested=args.dataset)
-    from .datasets import dataset_title
+    testset = fitting_testset(deck.deployments.model_of(a), deck.deployments.model_of(b),
+                              user_root=deck.settings.datasets_dir, requested=args.dataset)
+    from .data.catalogue import dataset_title
     title = dataset_title(testset.name, deck.settings.datasets_dir)
     _err(f"scoring {len(testset):,} images of {title} at {a.name} and {b.name}")
     comparison = compare_deployments(deck, a, b, testset, source="cli compare", use_json=args.json_path,
@@ -423,8 +428,9 @@ def cmd_report(deck: ModelDeck, args: argparse.Namespace) -> int:
 
     deployment = deck.deployments.healthy(args.name)
     other = deck.deployments.healthy(args.compare) if args.compare else None
-    testset = default_testset(deck, deck.deployments.model_of(deployment),
-                              deck.deployments.model_of(other) if other else None, requested=args.dataset)
+    testset = fitting_testset(deck.deployments.model_of(deployment),
+                              deck.deployments.model_of(other) if other else None,
+                              user_root=deck.settings.datasets_dir, requested=args.dataset)
     started = time.perf_counter()
     inputs = report_inputs(deck, deployment, testset, compare_with=other, source="cli report",
                            progress=lambda name, done, total: _err(f"{name}: {done:,} of {total:,} scored"))
@@ -609,8 +615,7 @@ def build_parser() -> argparse.ArgumentParser:
     datasets = sub.add_parser("datasets", help="test sets, bundled and your own").add_subparsers(
         dest="datasets_command", required=True)
     add(datasets, "list", cmd_datasets_list, "every test set: bundled, installed and your own")
-    p = add(datasets, "add", cmd_datasets_add, "add your own test set: an .npz (X, y, optional class_names), two "
-            "IDX files (images, labels) or a .zip of PNG/JPEG images in one folder per class")
+    p = add(datasets, "add", cmd_datasets_add, f"add your own test set: {formats_help()}")
     p.add_argument("name", help="3-63 of a-z, 0-9, '-' and '_'")
     p.add_argument("files", nargs="+", type=Path, metavar="FILE")
     p.add_argument("--title", default="")

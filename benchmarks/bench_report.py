@@ -11,7 +11,7 @@ import argparse
 import statistics
 import time
 
-from backend.datasets import load_mnist_test
+from backend.data.builtin import load_mnist_test
 from backend.inspection.report import render, to_pdf
 from backend.inspection.runs import compare_deployments, report_inputs, score_and_keep
 from backend.training import train_sample

@@ -10,7 +10,7 @@ import numpy as np
 import pytest
 from PIL import Image
 
-from backend.datasets import FASHION_CLASSES, load_fashion_mnist_test, load_mnist_test
+from backend.data.builtin import FASHION_CLASSES, load_fashion_mnist_test, load_mnist_test
 
 from .conftest import copy_home
 

@@ -9,8 +9,9 @@ from typing import TYPE_CHECKING
 
 import numpy as np
 
-from ..datasets import TestSet, dataset_title, datasets_for, load_dataset
-from ..errors import ComparisonError, DatasetMismatchError
+from ..data.catalogue import dataset_title
+from ..data.testset import TestSet
+from ..errors import ComparisonError
 from ..progress import Progress, quiet, step
 from ..registry import Model
 from ..runtimes.base import Deployment
@@ -35,28 +36,6 @@ def why_incomparable(a: Model | None, b: Model | None) -> str | None:
         return (f"{a.id} answers {', '.join(classes[0][:3])}, ... and {b.id} answers {', '.join(classes[1][:3])}, "
                 "...: they do not predict the same classes")
     return None
-
-
-def default_testset(deck: ModelDeck, *models: Model | None, requested: str | None = None) -> TestSet:
-    """`requested`, checked against each model's signature, or the first test set that fits them all.
-
-    Raises:
-        DatasetError, DatasetMismatchError: as `load_dataset`; no set fits every model.
-    """
-    signatures = [m.signature for m in models if m is not None]
-    user_root = deck.settings.datasets_dir
-    if requested is not None:
-        for signature in signatures[1:]:
-            load_dataset(requested, signature, user_root)  # raises when it does not fit
-        return load_dataset(requested, signatures[0] if signatures else None, user_root)
-    names = [info.name for info in datasets_for(signatures[0], user_root)[0]] if signatures else ["mnist"]
-    for signature in signatures[1:]:
-        fits = {info.name for info in datasets_for(signature, user_root)[0]}
-        names = [name for name in names if name in fits]
-    if not names:
-        raise DatasetMismatchError("no test set fits " + " and ".join(m.id for m in models if m is not None)
-                                   + ": see `datasets list`")
-    return load_dataset(names[0], signatures[0] if signatures else None, user_root)
 
 
 def score_and_keep(deck: ModelDeck, deployment: Deployment, testset: TestSet, *, source: str,

@@ -4,28 +4,13 @@ from __future__ import annotations
 
 from typing import TYPE_CHECKING
 
-from ..datasets import TestSet, datasets_for, load_dataset
+from ..data.catalogue import fitting_testset
 from ..runtimes.base import Deployment
 from .loadtest import LoadTestResult, Progress, request_bodies, run_load_test
 from .metrics import TrafficSnapshot, scrape
 
 if TYPE_CHECKING:
     from ..context import ModelDeck
-
-
-def scoring_testset(deck: ModelDeck, deployment: Deployment, dataset: str | None = None) -> TestSet:
-    """`dataset`, or else the first test set that fits the deployment's model (MNIST when the model is
-    not in this registry).
-
-    Raises:
-        DatasetError: unknown set, or one that does not fit the model's signature.
-    """
-    model = deck.deployments.model_of(deployment)
-    signature = model.signature if model is not None else None
-    if dataset is None:
-        fitting = datasets_for(signature, deck.settings.datasets_dir)[0] if signature is not None else []
-        dataset = fitting[0].name if fitting else "mnist"
-    return load_dataset(dataset, signature, deck.settings.datasets_dir)
 
 
 def scrape_deployment(deck: ModelDeck, deployment: Deployment) -> TrafficSnapshot:
@@ -47,7 +32,9 @@ def load_test(deck: ModelDeck, name: str, *, seconds: int, concurrency: int, dat
         DeploymentNotFoundError, DeploymentNotHealthyError, DatasetError, LoadTestRefusedError.
     """
     deployment = deck.deployments.healthy(name)
-    bodies = request_bodies(scoring_testset(deck, deployment, dataset), seed=seed)
+    testset = fitting_testset(deck.deployments.model_of(deployment), user_root=deck.settings.datasets_dir,
+                              requested=dataset)
+    bodies = request_bodies(testset, seed=seed)
     result = run_load_test(deployment.scoring_uri or "", bodies, seconds=seconds, concurrency=concurrency,
                            key=deck.deployments.key_for(deployment), deployment=deployment.name,
                            deployment_uid=deployment.record.uid, progress=progress,

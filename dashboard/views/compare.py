@@ -10,7 +10,8 @@ import json
 import numpy as np
 import streamlit as st
 
-from backend.datasets import TestSet, datasets_for, load_dataset
+from backend.data.catalogue import load_dataset, sets_fitting
+from backend.data.testset import TestSet
 from backend.errors import ModelDeckError
 from backend.inspection.charts import CELL, difference_chart, recall_change_chart
 from backend.inspection.compare import DISAGREEMENT_KINDS, Comparison
@@ -121,10 +122,7 @@ if why is not None:
     st.warning(verbatim(f"{a} and {b} cannot be compared: {why}. Choose two versions of one model, or models "
                         "that predict the same classes."), icon=":material/warning:")
     st.stop()
-fitting = [info for info in datasets_for(models[0].signature, deck.settings.datasets_dir)[0]] if models[0] else []
-if models[1] is not None:
-    also = {info.name for info in datasets_for(models[1].signature, deck.settings.datasets_dir)[0]}
-    fitting = [info for info in fitting if info.name in also]
+fitting = sets_fitting(*(m.signature if m else None for m in models), user_root=deck.settings.datasets_dir).fitting
 if not fitting:
     st.warning("No test set fits both models: they take different inputs or labels.", icon=":material/warning:")
     st.stop()

@@ -10,7 +10,11 @@ from dataclasses import replace
 import numpy as np
 import streamlit as st
 
-from backend.datasets import TestSet, datasets_for, format_range
+from backend.data.catalogue import sets_fitting
+from backend.data.preprocess import InputForm, form_of, model_input
+from backend.data.store import import_uploaded
+from backend.data.testset import TestSet, format_range
+from backend.data.uploads import formats_help
 from backend.errors import InvalidPerturbationError, ModelDeckError, ScoringError
 from backend.inspection.calibration import BINS, calibration_of
 from backend.inspection.charts import (
@@ -36,14 +40,12 @@ from backend.inspection.evaluation import (
 from backend.inspection.history import EvaluationRecord
 from backend.inspection.perturb import Perturbation, kinds_for
 from backend.inspection.plots import confusion_heatmap, image_grid, sample_strip, to_png
-from backend.inspection.preprocess import InputForm, form_of, model_input
 from backend.inspection.report import render, to_pdf
 from backend.inspection.runs import report_inputs, score_and_keep
 from backend.registry import Signature, parse_image_shape, parse_value_range
 from backend.shown import shown
 from backend.staging import STAGING_DIR
 from backend.timefmt import friendly_time
-from backend.user_datasets import import_uploaded
 from dashboard.cache import kept_evaluation, vega_spec
 from dashboard.canvas import drawing_pad
 from dashboard.common import (
@@ -77,9 +79,7 @@ st.title("Test")
 def own_set_form(model_range: tuple[float, float] | None) -> None:
     """Upload an .npz, two IDX files or a zip of class folders; the new set is chosen at once. Its values
     are kept, or rescaled onto `model_range` (the model's) when the user asks."""
-    st.caption("An `.npz` with arrays `X` and `y` (and optional `class_names`), two IDX files (images and "
-               "labels, gzip or not), or a `.zip` of PNG/JPEG images in one folder per class (images that are "
-               "not 28x28 are prepared as MNIST digits were). Same as `modeldeck datasets add NAME FILE...`.")
+    st.caption(verbatim(f"Give {formats_help()}.") + " Same as `modeldeck datasets add NAME FILE...`.")
     # The form's widgets are made anew after each set added (a new key), so the next one starts empty: a kept
     # upload would join the next one's files (two .npz read as an IDX pair)
     added = st.session_state.get("_own_sets_added", 0)
@@ -169,7 +169,8 @@ if chosen is None:
 deployment = healthy[chosen]
 model = deck.deployments.model_of(deployment)
 signature = model.signature if model is not None else Signature()
-fitting, hidden = datasets_for(signature, deck.settings.datasets_dir)
+fit = sets_fitting(signature, user_root=deck.settings.datasets_dir)
+fitting, hidden = fit.fitting, fit.hidden
 with st.expander("Add your own test set", icon=":material/upload_file:"):
     own_set_form(signature.value_range)
 if not fitting:  # the set-based sections need a set; the request console and snippets do not
