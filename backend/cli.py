@@ -10,31 +10,36 @@ from dataclasses import asdict
 from pathlib import Path
 from typing import Any
 
+from . import __version__
 from .config import RUNTIME_CHOICES
 from .context import ModelDeck, open_modeldeck
 from .data.builtin import DATASET_NAMES
-from .data.catalogue import catalogue, fitting_testset
+from .data.catalogue import catalogue
 from .data.store import import_dataset, remove_dataset
-from .data.testset import TestSet, format_range
+from .data.testset import format_range
 from .data.uploads import formats_help
-from .errors import ModelDeckError, RuntimeUnavailableError, UserImageError
+from .errors import ModelDeckError, UserImageError
 from .inspection.compare import DISAGREEMENT_KINDS
-from .inspection.evaluation import class_name, robustness, sample, supports_binary
-from .inspection.history import EvaluationRecord
+from .inspection.evaluation import class_name
 from .inspection.perturb import KINDS, Perturbation
-from .inspection.runs import compare_deployments, contender, report_inputs, score_and_keep
-from .packaging.image import KEYS_PATH, build_image, default_tag
-from .packaging.kubernetes import SECRET_FILE, ExportOptions, ModelIdentity, parse_autoscale, secret_name
-from .packaging.writer import apply_command, build_command, build_export, image_warnings, keys_command, write_export
+from .packaging.image import KEYS_PATH
+from .packaging.kubernetes import SECRET_FILE, ExportOptions, parse_autoscale, secret_name
+from .packaging.writer import apply_command, build_command, keys_command, write_export
 from .progress import ProgressEvent
 from .registry import Model, parse_image_shape, parse_signature, parse_tags, parse_value_range
 from .runtimes.base import DEFAULT_RUN_TIMEOUT_SECONDS, DeployConfig
+from .services.comparing import compare_deployments, contender
+from .services.models import first_run, register_files, train
+from .services.packaging import build, export_model
+from .services.reports import make_report, report_pdf
+from .services.scoring import predict_image, robustness_curve, score_and_keep, send_random
+from .services.testsets import choose_testset, scoring_target
+from .services.traffic import load_test, scrape_deployment
 from .shown import shown
 from .traffic.loadtest import CONCURRENCY_RANGE, MAX_REQUESTS, SECONDS_RANGE, LoadTestResult, LoadTestTick
 from .traffic.metrics import ERROR_STATUS, TrafficSnapshot
-from .traffic.service import load_test, scrape_deployment
 from .traffic.window import between
-from .training import ALGORITHMS, DATASETS, ensure_sample_models, missing_first_run_samples, train_sample
+from .training import ALGORITHMS, DATASETS, missing_first_run_samples
 
 ONLY_ON_RUNTIME = "look only on this runtime (default: every runtime that answers)"
 
@@ -62,12 +67,11 @@ def _model_dict(model: Model) -> dict[str, Any]:
 
 
 def _ensure_models(deck: ModelDeck) -> None:
-    if deck.settings.auto_train:
-        ensure_sample_models(deck.registry, progress=lambda event: _err(f"[first run] {event}"))
+    first_run(deck, progress=lambda event: _err(f"[first run] {event}"))
 
 
 def cmd_train_sample(deck: ModelDeck, args: argparse.Namespace) -> int:
-    model = train_sample(deck.registry, args.dataset, args.algorithm, progress=_progress)
+    model = train(deck, args.dataset, args.algorithm, progress=_progress)
     if args.json:
         _print_json(_model_dict(model))
     else:
@@ -95,8 +99,8 @@ def cmd_models_list(deck: ModelDeck, args: argparse.Namespace) -> int:
 
 def cmd_models_register(deck: ModelDeck, args: argparse.Namespace) -> int:
     signature = parse_signature(args.input_shape, args.value_range, args.classes)
-    model = deck.registry.register(args.name, [Path(f) for f in args.files], framework=args.framework,
-                                   tags=_parse_tags(args.tag), description=args.description, signature=signature)
+    model = register_files(deck, args.name, [Path(f) for f in args.files], framework=args.framework,
+                           tags=_parse_tags(args.tag), description=args.description, signature=signature)
     if args.json:
         _print_json(_model_dict(model))
     else:
@@ -126,10 +130,9 @@ def cmd_deploy(deck: ModelDeck, args: argparse.Namespace) -> int:
 
 def cmd_build(deck: ModelDeck, args: argparse.Namespace) -> int:
     _ensure_models(deck)
-    model = deck.registry.get_ref(args.model)
-    tag = args.tag or default_tag(model.name, model.version)
-    _err(f"building a self-contained image of {model.id} as {tag}")
-    built = build_image(deck, model, tag, entry_script=args.entry_script, auth=args.auth == "key", progress=_progress)
+    _err(f"building a self-contained image of {args.model}" + (f" as {args.tag}" if args.tag else ""))
+    built = build(deck, args.model, args.tag, entry_script=args.entry_script, auth=args.auth == "key",
+                  progress=_progress)
     if args.json:
         _print_json({**asdict(built), "keys_file": str(built.keys_file) if built.keys_file else None,
                      "run": built.run_command(), "save": built.save_command()})
@@ -147,17 +150,13 @@ def cmd_build(deck: ModelDeck, args: argparse.Namespace) -> int:
 
 def cmd_export(deck: ModelDeck, args: argparse.Namespace) -> int:
     _ensure_models(deck)
-    model = ModelIdentity.of(deck.registry.get_ref(args.model))
     config = DeployConfig(cpu_cores=args.cpu_cores, memory_gb=args.memory_gb, auth_enabled=args.auth == "key")
     options = ExportOptions(name=args.name, image=args.image, config=config, replicas=getattr(args, "replicas", 1),
                             autoscale=parse_autoscale(args.autoscale) if args.autoscale else None,
                             namespace=args.namespace or None)
-    bundle = build_export(args.target, model, options)
-    try:  # the image check asks the local engine, when one answers
-        engine = getattr(deck.targets.docker(), "client", None)
-    except RuntimeUnavailableError:
-        engine = None
-    for warning in image_warnings(options.image, model, config.auth_enabled, engine):
+    export = export_model(deck, args.model, args.target, options)
+    bundle, model = export.bundle, export.bundle.model
+    for warning in export.warnings:
         _err(f"warning: {warning}")
     written = write_export(bundle, args.out)
     if args.json:
@@ -278,34 +277,24 @@ def cmd_deployments_delete(deck: ModelDeck, args: argparse.Namespace) -> int:
     return 0
 
 
-def _scoring_target(deck: ModelDeck, args: argparse.Namespace) -> tuple[str, str | None, TestSet]:
-    """The Healthy deployment's scoring URI, its key (with key auth) and the test set (default: the
-    first that fits its model); the deployment itself is `args.deployment` afterwards."""
-    deployment = args.deployment = deck.deployments.healthy(args.name)
-    return (deployment.scoring_uri or "", deck.deployments.key_for(deployment),
-            fitting_testset(deck.deployments.model_of(deployment), user_root=deck.settings.datasets_dir,
-                            requested=args.dataset))
-
-
 def cmd_score(deck: ModelDeck, args: argparse.Namespace) -> int:
-    uri, key, testset = _scoring_target(deck, args)
-    binary = not args.json_path and supports_binary(deck.client, uri, key)
-    result = sample(deck.client, uri, testset, args.random, seed=args.seed, use_binary=binary, key=key,
-                    proba=args.proba)
-    if args.proba and result.probabilities is None:
+    deployment, testset = scoring_target(deck, args.name, args.dataset)
+    result = send_random(deck, deployment, testset, args.random, seed=args.seed, use_json=args.json_path).samples
+    probabilities = result.probabilities if args.proba else None
+    if args.proba and probabilities is None:
         _err("this scoring script returns labels only: no probabilities to show")
     rows: list[dict[str, Any]] = []
     for k, (i, t, p) in enumerate(zip(result.indices, result.labels, result.predictions, strict=True)):
         row: dict[str, Any] = {"index": int(i), "label": int(t), "prediction": int(p),
                                "label_name": class_name(testset.class_names, int(t)),
                                "prediction_name": class_name(testset.class_names, int(p))}
-        if result.probabilities is not None:
-            row["probabilities"] = [round(float(v), 6) for v in result.probabilities[k]]
+        if probabilities is not None:
+            row["probabilities"] = [round(float(v), 6) for v in probabilities[k]]
         rows.append(row)
     if args.json:
         _print_json(rows)
     else:
-        confident = result.confidence
+        confident = result.confidence if args.proba else None
         width = max(10, *(len(shown(name)) for name in testset.class_names))
         print(f"{'INDEX':>6} {'LABEL':>{width}} {'PREDICTION':>{width}}"
               + (f" {'CONFIDENCE':>10}" if confident is not None else ""))
@@ -318,14 +307,11 @@ def cmd_score(deck: ModelDeck, args: argparse.Namespace) -> int:
 
 
 def cmd_robustness(deck: ModelDeck, args: argparse.Namespace) -> int:
-    uri, key, testset = _scoring_target(deck, args)
+    deployment, testset = scoring_target(deck, args.name, args.dataset)
     strengths = tuple(float(v) for v in args.strengths.split(",")) if args.strengths else None
-    binary = not args.json_path and supports_binary(deck.client, uri, key)
-    points = robustness(deck.client, uri, testset, args.perturb, strengths, seed=args.seed, key=key,
-                        use_binary=binary, progress=lambda done, total: _err(f"strength {done} of {total} scored"),
-                        on_evaluation=lambda p, scored, evaluation, seconds: deck.evaluations.add(
-                            EvaluationRecord.of(args.deployment, scored, evaluation, duration_s=seconds,
-                                                source="cli robustness", perturbation=p.key)))
+    points = robustness_curve(deck, deployment, testset, args.perturb, strengths, source="cli robustness",
+                              seed=args.seed, use_json=args.json_path,
+                              progress=lambda done, total: _err(f"strength {done} of {total} scored"))
     if args.json:
         _print_json([{"strength": p.strength, "accuracy": p.accuracy} for p in points])
         return 0
@@ -336,24 +322,18 @@ def cmd_robustness(deck: ModelDeck, args: argparse.Namespace) -> int:
 
 
 def cmd_predict(deck: ModelDeck, args: argparse.Namespace) -> int:
-    from .data.preprocess import form_of, model_input
-    from .inspection.evaluation import label_indices, probabilities_by_class
-
-    uri, key, testset = _scoring_target(deck, args)
+    deployment, testset = scoring_target(deck, args.name, args.dataset)
     try:
         data = Path(args.image).read_bytes()
     except OSError as e:
         raise UserImageError(f"cannot read {args.image}: {e.strerror}") from None
-    prepared = model_input(data, form_of(testset.X, testset.image_shape, testset.value_range))  # as the page does
-    scores = deck.client.scores(uri, prepared.row[None, :], use_binary=supports_binary(deck.client, uri, key),
-                                key=key, proba=True)
-    predicted = int(label_indices(scores.labels, testset.class_names, 1)[0])
-    probabilities = probabilities_by_class(scores, testset.class_names)
-    result: dict[str, Any] = {"prediction": testset.class_names[predicted],
+    prediction = predict_image(deck, deployment, testset, data)  # as the Test page does
+    probabilities = prediction.probabilities
+    result: dict[str, Any] = {"prediction": testset.class_names[prediction.predicted],
                               "probabilities": None if probabilities is None else
-                              {name: round(float(p), 6) for name, p in zip(testset.class_names, probabilities[0],
+                              {name: round(float(p), 6) for name, p in zip(testset.class_names, probabilities,
                                                                            strict=True)},
-                              "inverted": prepared.inverted}
+                              "inverted": prediction.prepared.inverted}
     if args.json:
         _print_json(result)
         return 0
@@ -368,23 +348,22 @@ def cmd_predict(deck: ModelDeck, args: argparse.Namespace) -> int:
 
 
 def cmd_evaluate(deck: ModelDeck, args: argparse.Namespace) -> int:
-    _, _, testset = _scoring_target(deck, args)
+    deployment, testset = scoring_target(deck, args.name, args.dataset)
     perturbation = Perturbation.parse(args.perturb, args.seed) if args.perturb else None
-    evaluation = score_and_keep(deck, args.deployment, testset, source="cli evaluate", perturbation=perturbation,
+    evaluation = score_and_keep(deck, deployment, testset, source="cli evaluate", perturbation=perturbation,
                                 use_json=args.json_path, batch_size=10_000)
-    if perturbation is not None:
-        testset = perturbation.apply(testset)
+    name = perturbation.name_of(testset) if perturbation is not None else testset.name
     if args.plot:
         from .inspection.plots import confusion_heatmap, to_png
 
         Path(args.plot).write_bytes(to_png(confusion_heatmap(evaluation)))
         _err(f"wrote {args.plot}")
     if args.json:
-        _print_json({"dataset": testset.name, "n": evaluation.n, "accuracy": evaluation.accuracy,
+        _print_json({"dataset": name, "n": evaluation.n, "accuracy": evaluation.accuracy,
                      "labels": list(evaluation.labels), "confusion_matrix": evaluation.confusion.tolist(),
                      "most_confused": [asdict(p) for p in evaluation.most_confused]})
         return 0
-    print(f"accuracy {evaluation.accuracy:.4f} on {evaluation.n} images of {testset.name}")
+    print(f"accuracy {evaluation.accuracy:.4f} on {evaluation.n} images of {name}")
     print("confusion matrix (rows: true label, columns: predicted label)")
     width = max(5, len(str(int(evaluation.confusion.max()))) + 1, *(len(label) + 1 for label in evaluation.labels))
     first = max(6, *(len(label) for label in evaluation.labels))
@@ -398,8 +377,7 @@ def cmd_evaluate(deck: ModelDeck, args: argparse.Namespace) -> int:
 def cmd_compare(deck: ModelDeck, args: argparse.Namespace) -> int:
     _ensure_models(deck)
     a, b = (contender(deck, ref, progress=_progress) for ref in (args.a, args.b))
-    testset = fitting_testset(deck.deployments.model_of(a), deck.deployments.model_of(b),
-                              user_root=deck.settings.datasets_dir, requested=args.dataset)
+    testset = choose_testset(deck, deck.deployments.model_of(a), deck.deployments.model_of(b), requested=args.dataset)
     from .data.catalogue import dataset_title
     title = dataset_title(testset.name, deck.settings.datasets_dir)
     _err(f"scoring {len(testset):,} images of {title} at {a.name} and {b.name}")
@@ -424,27 +402,25 @@ def cmd_compare(deck: ModelDeck, args: argparse.Namespace) -> int:
 
 
 def cmd_report(deck: ModelDeck, args: argparse.Namespace) -> int:
-    from .inspection.report import render, to_pdf
-
     deployment = deck.deployments.healthy(args.name)
     other = deck.deployments.healthy(args.compare) if args.compare else None
-    testset = fitting_testset(deck.deployments.model_of(deployment),
-                              deck.deployments.model_of(other) if other else None,
-                              user_root=deck.settings.datasets_dir, requested=args.dataset)
+    testset = choose_testset(deck, deck.deployments.model_of(deployment),
+                          deck.deployments.model_of(other) if other else None, requested=args.dataset)
     started = time.perf_counter()
-    inputs = report_inputs(deck, deployment, testset, compare_with=other, source="cli report",
-                           progress=lambda name, done, total: _err(f"{name}: {done:,} of {total:,} scored"))
-    document = render(inputs)
-    args.out.write_text(document, encoding="utf-8")
-    _err(f"wrote {args.out} ({len(document) / 1e6:.1f} MB) in {time.perf_counter() - started:.1f} s")
+    report = make_report(deck, deployment, testset, compare_with=other, source="cli report",
+                         progress=lambda name, done, total: _err(f"{name}: {done:,} of {total:,} scored"))
+    args.out.write_text(report.html, encoding="utf-8")
+    _err(f"wrote {args.out} ({len(report.html) / 1e6:.1f} MB) in {time.perf_counter() - started:.1f} s")
     if args.pdf:
-        args.pdf.write_bytes(to_pdf(document))
+        args.pdf.write_bytes(report_pdf(report.html))
         _err(f"wrote {args.pdf}")
     if args.json:
         _print_json({"html": str(args.out), "pdf": str(args.pdf) if args.pdf else None, "dataset": testset.name,
-                     "accuracy": inputs.evaluation.accuracy,
-                     "comparison": inputs.comparison.to_json() if inputs.comparison else None})
+                     "accuracy": report.inputs.evaluation.accuracy,
+                     "comparison": report.inputs.comparison.to_json() if report.inputs.comparison else None})
     return 0
+
+
 STATS_KEYS = ("deployment (name), deployment_uid, requests (/score answers by HTTP status, e.g. {\"200\": 42}), "
               "requests_total, errors (/score answers with status >= 400), rows_scored, in_flight (every endpoint), "
               "p50_ms and p99_ms (/score latency since the server started: estimates to the histogram's bucket "
@@ -520,6 +496,7 @@ def cmd_loadtest(deck: ModelDeck, args: argparse.Namespace) -> int:
 def build_parser() -> argparse.ArgumentParser:
     parser = argparse.ArgumentParser(prog="modeldeck", description="ModelDeck: deploy and inspect models. "
                                      "Deployments are found by name on every runtime (Docker and local).")
+    parser.add_argument("--version", action="version", version=f"%(prog)s {__version__}")
     sub = parser.add_subparsers(dest="command", required=True)
 
     def add(subparsers: Any, name: str, func: Any, help_text: str, json_flag: bool = True) -> argparse.ArgumentParser:

@@ -49,6 +49,7 @@ class ScoringClient:
     def __init__(self, session: requests.Session | None = None, timeout: float = 120.0) -> None:
         self.session = session or requests.Session()
         self.timeout = timeout
+        self._npy_dtypes: dict[tuple[str, str], tuple[str, ...]] = {}
 
     def _post(self, uri: str, body: bytes, content_type: str, key: str | None) -> Any:
         headers = {"Content-Type": content_type, **_auth(key)}
@@ -154,6 +155,23 @@ class ScoringClient:
         except requests.RequestException as e:
             raise EndpointUnreachableError(f"nothing answers at {base}: {type(e).__name__}") from e
         return response.json() if response.status_code == 200 else {}
+
+    def npy_dtypes(self, scoring_uri: str, *, key: str | None = None, instance: str = "") -> tuple[str, ...]:
+        """What an .npy body to the endpoint may hold ("float32", and "uint8" where its script scales 8-bit
+        pixels itself), from its /info; () when it takes no .npy body (then send JSON). Asked once per
+        `instance` (a deployment's uid: a port can be reused) while the answers come; a failed look is
+        not kept."""
+        kept = self._npy_dtypes.get((scoring_uri, instance))
+        if kept is not None:
+            return kept
+        try:
+            info = self.info(scoring_uri, key=key)
+        except Exception:  # noqa: BLE001 - an endpoint that fails to answer /info: JSON this time
+            return ()
+        dtypes = tuple(info.get("npy_dtypes") or ["float32"]) if NPY_TYPE in info.get("content_types", []) else ()
+        if info:  # an answer; {} is none (no /info, a refusal, a server still starting)
+            self._npy_dtypes[(scoring_uri, instance)] = dtypes
+        return dtypes
 
     def metrics(self, scoring_uri: str, *, key: str | None = None, timeout: float = 5.0) -> str:
         """GET /metrics next to the scoring URI: the server's Prometheus text.

@@ -21,6 +21,7 @@ from typing import Any
 
 from .config import ASSETS_DIR, DEFAULT_BASE_IMAGE, OFFLINE_BASE_IMAGE
 from .errors import BaseImageMissingError, ImageBuildError, ImageError, WheelDownloadError
+from .files import atomic_write
 from .progress import Progress, ProgressEvent, ProgressKind, step
 from .registry import Model
 
@@ -153,7 +154,8 @@ class ImageBuilder:
         except Exception as e:  # any failure here means the base cannot serve Python
             raise ImageError(f"base image {base} cannot run python3: {e}") from e
         cache.parent.mkdir(parents=True, exist_ok=True)
-        cache.write_text(json.dumps(found.__dict__))
+        with atomic_write(cache) as handle:  # another process may read it meanwhile
+            handle.write(json.dumps(found.__dict__).encode())
         return found
 
     def ensure(self, model: Model, host_versions: dict[str, str], progress: Progress) -> str:

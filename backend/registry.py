@@ -11,7 +11,6 @@ import platform
 import re
 import shutil
 import sqlite3
-import tempfile
 import time
 from collections.abc import Sequence
 from contextlib import closing
@@ -22,6 +21,7 @@ from pathlib import Path
 from typing import Any
 
 from .errors import ChecksumMismatchError, DuplicateModelError, ModelNotFoundError, RegistryError
+from .files import TEMP_SUFFIX, atomic_write, file_sha256
 from .staging import STAGING_DIR, staging_dir
 
 TRACKED_LIBRARIES = ("scikit-learn", "numpy", "scipy", "joblib")
@@ -246,14 +246,6 @@ def current_library_versions() -> dict[str, str]:
     return versions
 
 
-def file_sha256(path: Path) -> str:
-    digest = hashlib.sha256()
-    with open(path, "rb") as handle:
-        for chunk in iter(lambda: handle.read(1 << 20), b""):
-            digest.update(chunk)
-    return digest.hexdigest()
-
-
 def bytes_sha256(content: bytes) -> str:
     return hashlib.sha256(content).hexdigest()
 
@@ -289,7 +281,6 @@ def parse_model_ref(ref: str) -> tuple[str, int | None]:
     return name, int(version)
 
 
-PARTIAL_SUFFIX = ".tmp"
 PARTIAL_QUIET_SECONDS = 60.0  # and unwritten this long (a writer of an older ModelDeck takes no lock)
 
 
@@ -297,7 +288,7 @@ def sweep_partial_blobs(blobs_dir: Path) -> list[Path]:
     """Removes the `.<sha256>.*.tmp` copies that a registration killed mid-copy left in `blobs_dir`: those
     whose writer is gone (no process holds their lock) and unwritten for PARTIAL_QUIET_SECONDS. Returns them."""
     removed = []
-    for partial in blobs_dir.glob(f".*{PARTIAL_SUFFIX}"):
+    for partial in blobs_dir.glob(f".*{TEMP_SUFFIX}"):
         try:
             fd = os.open(partial, os.O_RDONLY)
         except OSError:
@@ -408,13 +399,9 @@ class ModelRegistry:
             digest = file_sha256(path)
             blob = self.blobs_dir / digest
             if not blob.exists():
-                fd, tmp = tempfile.mkstemp(dir=self.blobs_dir, prefix=f".{digest}.", suffix=PARTIAL_SUFFIX)
-                try:
-                    fcntl.flock(fd, fcntl.LOCK_EX)  # held while it is written: the sweep leaves it alone
-                    shutil.copyfile(path, tmp)
-                    os.replace(tmp, blob)
-                finally:
-                    os.close(fd)
+                with atomic_write(blob) as partial, open(path, "rb") as source:
+                    fcntl.flock(partial.fileno(), fcntl.LOCK_EX)  # held while it is written: the sweep leaves it alone
+                    shutil.copyfileobj(source, partial, 1 << 20)
             files.append(ModelFile(path.name, digest, path.stat().st_size))
         if len({f.name for f in files}) != len(files):
             raise RegistryError("two model files have the same name: " + ", ".join(f.name for f in files))

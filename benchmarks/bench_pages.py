@@ -166,7 +166,7 @@ def measure(bases: dict[str, str], floor: str, deck: Any, rounds: int, label: st
 
 
 def backend_baselines(deck: Any, rounds: int, label: str) -> dict[str, list[float]]:
-    from backend.inspection.runs import score_and_keep
+    from backend.services.scoring import score_and_keep
 
     data = deck_testset(deck)
     found: dict[str, list[float]] = {"score (backend)": [], "deploy (backend)": []}

@@ -13,7 +13,9 @@ import time
 
 from backend.data.builtin import load_mnist_test
 from backend.inspection.report import render, to_pdf
-from backend.inspection.runs import compare_deployments, report_inputs, score_and_keep
+from backend.services.comparing import compare_deployments
+from backend.services.reports import report_inputs
+from backend.services.scoring import score_and_keep
 from backend.training import train_sample
 
 from .common import fmt, machine, scratch_deck, summary

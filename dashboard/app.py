@@ -7,7 +7,7 @@ import streamlit as st
 from backend.config import ASSETS_DIR
 from backend.errors import ModelDeckError
 from backend.progress import ProgressEvent
-from backend.training import ensure_sample_models
+from backend.services.models import first_run
 from dashboard.common import (
     LAYOUT_CSS,
     PRESENTATION_CSS,
@@ -31,10 +31,12 @@ st.html("<style>.st-key-danger-zone button {background-color: #b3261e; border-co
 st.html(LAYOUT_CSS)
 deck = get_deck()
 
-models_page = st.Page(VIEWS / "models.py", title="Models", icon=":material/inventory_2:", url_path="models")
+# The pages, in the sidebar's order; the bare address opens the Deploy page.
 deploy_page = st.Page(VIEWS / "deploy.py", title="Deploy", icon=":material/rocket_launch:", url_path="deploy")
-test_page = st.Page(VIEWS / "test.py", title="Test", icon=":material/labs:", url_path="test")
-compare_page = st.Page(VIEWS / "compare.py", title="Compare", icon=":material/compare_arrows:", url_path="compare")
+PAGES = [st.Page(VIEWS / "models.py", title="Models", icon=":material/inventory_2:", url_path="models"),
+         deploy_page,
+         st.Page(VIEWS / "test.py", title="Test", icon=":material/labs:", url_path="test"),
+         st.Page(VIEWS / "compare.py", title="Compare", icon=":material/compare_arrows:", url_path="compare")]
 
 
 def _home() -> None:
@@ -44,8 +46,7 @@ def _home() -> None:
 
 # Streamlit serves its default page only at "/", so the default is this redirect and the pages
 # keep their own addresses; the sidebar lists them itself.
-page = st.navigation([st.Page(_home, title="ModelDeck", url_path="home", default=True),
-                      models_page, deploy_page, test_page, compare_page], position="hidden")
+page = st.navigation([st.Page(_home, title="ModelDeck", url_path="home", default=True), *PAGES], position="hidden")
 note_page(page.url_path)
 
 presentation = presenting()
@@ -53,7 +54,7 @@ if presentation:
     st.html(PRESENTATION_CSS)
 with st.sidebar:
     st.markdown("### :material/sailing: ModelDeck")
-    for link in (models_page, deploy_page, test_page, compare_page):
+    for link in PAGES:
         st.page_link(link)
     st.toggle("Presentation mode", value=presentation, key="presentation_toggle",
               on_change=lambda: set_presenting(st.session_state.presentation_toggle),
@@ -61,7 +62,7 @@ with st.sidebar:
                    "a projector. The address keeps it (?present=1): share the link to open in it.")
     st.divider()
 
-if deck.settings.auto_train and "sample_checked" not in st.session_state:
+if deck.settings.auto_train and "sample_checked" not in st.session_state:  # (first_run asks it too)
     if not deck.registry.list():
         st.subheader("Welcome to ModelDeck")
         st.write("First run: two versions of the sample model `sklearn_mnist` are trained and registered, so "
@@ -76,7 +77,7 @@ if deck.settings.auto_train and "sample_checked" not in st.session_state:
                     bar.progress(event.fraction, text=f"{event.fraction:.0%} — {verbatim(event.message)}")
 
             try:
-                registered = ensure_sample_models(deck.registry, progress=show)
+                registered = first_run(deck, progress=show)
             except ModelDeckError as e:
                 bar.empty()
                 status.update(label="Training the sample models failed", state="error")

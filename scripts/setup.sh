@@ -48,9 +48,12 @@ if ! cmp -s requirements.txt .venv/.requirements.installed; then
   .venv/bin/pip install -q -r requirements.txt
   cp requirements.txt .venv/.requirements.installed
 fi
-# ModelDeck itself, editable: `import backend` from anywhere and the `modeldeck` command (pyproject.toml).
-where=$(cd / && "$OLDPWD/.venv/bin/python" -c 'import backend, os; print(os.path.dirname(os.path.dirname(backend.__file__)))' 2>/dev/null || true)
-if [ ! -x .venv/bin/modeldeck ] || [ "$where" != "$PWD" ]; then
+# ModelDeck itself, editable: `import backend` from anywhere, the `modeldeck` command (pyproject.toml) and
+# the package metadata backend.__version__ is read from (written at install: installed again when pyproject's
+# version changes).
+installed=$(cd / && "$OLDPWD/.venv/bin/python" -c 'import backend, os; print(os.path.dirname(os.path.dirname(backend.__file__)), backend.__version__)' 2>/dev/null || true)
+version=$(.venv/bin/python -c 'import tomllib; print(tomllib.load(open("pyproject.toml", "rb"))["project"]["version"])')
+if [ ! -x .venv/bin/modeldeck ] || [ "$installed" != "$PWD $version" ]; then
   log "installing ModelDeck (editable) with its console script"
   .venv/bin/pip install -q --no-deps -e .
 fi

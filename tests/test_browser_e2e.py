@@ -153,7 +153,7 @@ def test_empty_registry_to_heatmap_in_a_real_browser_then_reload_and_delete(dash
 def test_registering_an_uploaded_model_in_a_real_browser(trained_home, sample_model, tmp_path):
     from playwright.sync_api import expect, sync_playwright
 
-    from backend.registry import file_sha256
+    from backend.files import file_sha256
 
     pickle_path = tmp_path / "my_digits.pkl"
     pickle_path.write_bytes((trained_home / "blobs" / sample_model.files[0].sha256).read_bytes())

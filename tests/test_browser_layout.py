@@ -150,7 +150,7 @@ def deployed_home(trained_home, tmp_path_factory):
     from backend.context import open_modeldeck
     from backend.data.catalogue import load_dataset
     from backend.inspection.evaluation import sample
-    from backend.inspection.runs import compare_deployments
+    from backend.services.comparing import compare_deployments
 
     home = copy_home(trained_home, tmp_path_factory.mktemp("layout") / "home")
     deck = open_modeldeck(Settings(home=home, runtime="local"))

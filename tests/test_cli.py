@@ -10,6 +10,8 @@ import numpy as np
 import pytest
 from PIL import Image
 
+from backend.config import Settings
+from backend.context import open_modeldeck
 from backend.data.builtin import FASHION_CLASSES, load_fashion_mnist_test, load_mnist_test
 
 from .conftest import copy_home
@@ -51,6 +53,11 @@ def test_train_deploy_evaluate_score_delete_from_a_shell(cli_env):
         assert [point["strength"] for point in curve] == [0.0, 40.0]
         assert curve[0]["accuracy"] == pytest.approx(trained["metrics"]["accuracy"], abs=1e-4)
         assert curve[1]["accuracy"] < curve[0]["accuracy"] - 0.2  # a linear model does not like 40 degrees
+        deck = open_modeldeck(Settings.from_env(cli_env))  # kept as the Test page keeps its own: it shows them
+        demo = deck.deployments.get("demo")
+        assert [(p.strength, p.accuracy) for p in deck.results.load_curve(demo, "mnist", "rotate")] == [
+            (point["strength"], point["accuracy"]) for point in curve]
+        assert list(deck.results.load_samples(demo, "mnist").indices) == sorted(row["index"] for row in sure)
         noisy = json.loads(cli(cli_env, "evaluate", "demo", "--perturb", "rotate=40", "--json").stdout)
         assert noisy["dataset"] == "mnist+rotate=40" and noisy["accuracy"] == pytest.approx(curve[1]["accuracy"])
         kept = json.loads(cli(cli_env, "evaluations", "list", "--deployment", "demo", "--json").stdout)

@@ -144,8 +144,8 @@ def test_compare_two_deployments_from_a_shell(cli_env):
 
 
 def test_models_that_predict_different_classes_are_not_comparable():
-    from backend.inspection.runs import why_incomparable
     from backend.registry import Model, Signature
+    from backend.services.comparing import why_incomparable
 
     def model(name, classes, n_features=784):
         return Model(name=name, version=1, framework="scikit-learn", files=(),

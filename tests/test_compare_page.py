@@ -17,7 +17,7 @@ pytestmark = pytest.mark.filterwarnings("ignore:self.within_class_std_dev_")
 
 
 def kept_comparison_of(deck):
-    from backend.inspection.runs import kept_comparison
+    from backend.services.comparing import kept_comparison
 
     healthy = {d.name: d for d in deck.deployments.list()}
     return kept_comparison(deck, healthy["lr-v1"], healthy["centroids-v1"], "mnist")

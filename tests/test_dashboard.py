@@ -544,7 +544,7 @@ def test_a_redeploy_under_the_same_name_starts_with_empty_traffic_and_no_load_te
     at = app()
     name = deploy(at, "tr-again")
     backend_deck(home).deployments.healthy(name)
-    from backend.traffic.service import load_test
+    from backend.services.traffic import load_test
 
     load_test(backend_deck(home), name, seconds=1, concurrency=1)
     at = app(deployment=name)

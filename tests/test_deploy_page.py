@@ -6,10 +6,10 @@ from pathlib import Path
 import pytest
 from streamlit.testing.v1.errors import AppTestError
 
-from backend.deploy_job import start_deploy
 from backend.errors import DeploymentExistsError
 from backend.runtimes import DeployConfig
 from backend.runtimes.base import DeploymentState
+from backend.services.deploying import start_deploy
 from dashboard.common import deployment_gone, verbatim
 
 from .conftest import FIXTURES

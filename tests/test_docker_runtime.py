@@ -436,8 +436,8 @@ def test_a_deploy_killed_half_way_leaves_a_deletable_name_and_nothing_behind(doc
 
 def test_metrics_answer_in_the_hardened_container_with_the_key_and_move_after_a_score(docker_deck, engine,
                                                                                        sample_model):
+    from backend.services.traffic import scrape_deployment
     from backend.traffic.metrics import scrape
-    from backend.traffic.service import scrape_deployment
 
     deployment = docker_deck.deployments.deploy_and_wait(sample_model, "t-metrics", DeployConfig(auth_enabled=True),
                                                          timeout=300)

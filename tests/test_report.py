@@ -11,8 +11,8 @@ import pytest
 from backend.data.builtin import load_mnist_test
 from backend.inspection.calibration import calibration_of
 from backend.inspection.report import ReportInputs, render, to_pdf
-from backend.inspection.runs import report_inputs
-from backend.traffic.service import load_test
+from backend.services.reports import report_inputs
+from backend.services.traffic import load_test
 
 
 class Page(HTMLParser):

@@ -17,7 +17,7 @@ import pytest
 
 from backend.data.builtin import load_mnist_test
 from backend.inspection.report import render, to_pdf
-from backend.inspection.runs import report_inputs
+from backend.services.reports import report_inputs
 from backend.training import train_sample
 
 from .test_browser_e2e import ARTIFACTS

@@ -12,6 +12,7 @@ import requests
 from backend.data.builtin import load_mnist_test
 from backend.errors import EndpointUnreachableError, LoadTestRefusedError, MetricsUnavailableError
 from backend.runtimes import DeployConfig
+from backend.services.traffic import load_test, scrape_deployment
 from backend.traffic.loadtest import (
     LoadTestResult,
     LoadTestTick,
@@ -24,7 +25,6 @@ from backend.traffic.loadtest import (
     summarize,
 )
 from backend.traffic.metrics import TrafficSnapshot, histogram_quantile, parse_metrics, scrape
-from backend.traffic.service import load_test, scrape_deployment
 from backend.traffic.window import TrafficHistory, between, keep_recent, points
 
 INF = float("inf")

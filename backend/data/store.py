@@ -21,14 +21,11 @@ from __future__ import annotations
 import hashlib
 import io
 import json
-import os
 import re
-import tempfile
-from collections.abc import Callable, Sequence
+from collections.abc import Sequence
 from dataclasses import dataclass
 from datetime import UTC, datetime
 from pathlib import Path
-from typing import IO, Any
 
 import numpy as np
 
@@ -39,6 +36,7 @@ from ..errors import (
     DatasetNotFoundError,
     InvalidDatasetNameError,
 )
+from ..files import atomic_write
 from ..staging import staging_dir
 from .builtin import DATASET_NAMES
 from .normalise import checked_title, normalised
@@ -48,7 +46,6 @@ from .uploads import formats_named, read_upload
 NAME_PATTERN = re.compile(r"^[a-z0-9][a-z0-9_-]{1,61}[a-z0-9]$")
 """A user test set's name: the deployment-name rule, with '_' allowed too."""
 FORMAT_VERSION = 2
-_MIB = 2**20
 
 
 @dataclass(frozen=True)
@@ -262,42 +259,20 @@ def _store(root: Path, title: str, testset: TestSet, *, replace: bool) -> Datase
             root.chmod(0o700)  # mkdir's mode is masked by the umask
         if not replace and (root / f"{name}.json").exists():  # stored meanwhile
             raise DatasetExistsError(f"a test set named {name!r} exists already: choose another name, or replace it")
-        sha256 = _write_atomic(root / f"{name}.npz", lambda handle: np.savez_compressed(
-            handle, allow_pickle=False, X=stored, y=testset.y, class_names=names))
+        with atomic_write(root / f"{name}.npz") as handle:
+            np.savez_compressed(handle, allow_pickle=False, X=stored, y=testset.y, class_names=names)
+            handle.seek(0)
+            sha256 = hashlib.file_digest(handle, "sha256").hexdigest()
         meta = {"format": FORMAT_VERSION, "name": name, "title": title, "source": testset.source,
                 "image_shape": list(testset.image_shape), "class_names": list(testset.class_names),
                 "value_range": list(testset.value_range), "n": len(testset.y), "x_dtype": str(stored.dtype),
                 "x_scale": x_scale if stored.dtype == np.uint8 else 1, "sha256": sha256,
                 "created_at": datetime.now(UTC).isoformat(timespec="seconds")}
-        _write_atomic(root / f"{name}.json",
-                      lambda handle: handle.write(json.dumps(meta, indent=2, ensure_ascii=False).encode() + b"\n"))
+        with atomic_write(root / f"{name}.json") as handle:
+            handle.write(json.dumps(meta, indent=2, ensure_ascii=False).encode() + b"\n")
     except OSError as e:
         raise DatasetError(f"cannot store test set {name!r} in {root}: {e}") from e
     return DatasetInfo(name, title or name, testset.image_shape, testset.class_names, True, testset.value_range)
-
-
-def _write_atomic(path: Path, write: Callable[[IO[bytes]], Any]) -> str:
-    """Writes `path` whole (0600) through a temporary file in its folder; returns the SHA-256 of its bytes."""
-    fd, tmp = tempfile.mkstemp(dir=path.parent, prefix=f".{path.name}.", suffix=".tmp")  # created 0600
-    try:
-        with os.fdopen(fd, "wb") as handle:
-            write(handle)
-            handle.flush()
-            os.fsync(handle.fileno())
-        digest = _sha256_file(Path(tmp))
-        os.replace(tmp, path)
-    except BaseException:
-        Path(tmp).unlink(missing_ok=True)
-        raise
-    return digest
-
-
-def _sha256_file(path: Path) -> str:
-    digest = hashlib.sha256()
-    with path.open("rb") as handle:
-        while chunk := handle.read(_MIB):
-            digest.update(chunk)
-    return digest.hexdigest()
 
 
 def _meta_or_not_found(root: Path, name: str) -> _Meta:

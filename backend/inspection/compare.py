@@ -123,6 +123,12 @@ class Comparison:
             raise ValueError(f"unknown kind {kind!r}: one of {', '.join(DISAGREEMENT_KINDS)}")
         return np.flatnonzero(masks[kind])
 
+    def taken_for(self, true: int, predicted: int) -> np.ndarray:
+        """Indices of the images of true label `true` that A or B took for `predicted` (a cell of the
+        difference matrix)."""
+        return np.flatnonzero((self.y_true == true) & ((self.predictions_a == predicted)
+                                                       | (self.predictions_b == predicted)))
+
     @property
     def n_disagree(self) -> int:
         return int(np.count_nonzero(self.predictions_a != self.predictions_b))

@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+import csv
+import io
 import time
 from collections.abc import Callable
 from dataclasses import dataclass
@@ -227,7 +229,7 @@ def probabilities_by_class(scores: Scores, class_names: tuple[str, ...]) -> np.n
 
 
 def score_testset(client: ScoringClient, scoring_uri: str, testset: TestSet, *, batch_size: int = 10_000,
-                  use_binary: bool = True, uint8: bool = False, progress: Callable[[int, int], None] | None = None,
+                  use_binary: bool = True, uint8: bool = False, progress: Callable[[int, int], object] | None = None,
                   key: str | None = None, proba: bool = False) -> tuple[np.ndarray, np.ndarray | None]:
     """(label indices, probabilities in test-set class order or None) for the whole test set, in
     batches; progress(done, total) after each; `key` for an endpoint with key auth; with `proba`,
@@ -251,23 +253,6 @@ def score_testset(client: ScoringClient, scoring_uri: str, testset: TestSet, *, 
     return np.concatenate(labels), np.concatenate(given) if len(given) == len(probabilities) else None
 
 
-def npy_dtypes(client: ScoringClient, scoring_uri: str, key: str | None = None) -> list[str]:
-    """What an .npy body to the endpoint may hold ("float32", and "uint8" where its script scales 8-bit
-    pixels itself), from one look at its /info; [] when it takes no .npy body (then send JSON)."""
-    try:
-        info = client.info(scoring_uri, key=key)
-    except Exception:  # an endpoint without /info, or one that fails to answer it: use JSON
-        return []
-    if "application/x-npy" not in info.get("content_types", []):
-        return []
-    return list(info.get("npy_dtypes") or ["float32"])
-
-
-def supports_binary(client: ScoringClient, scoring_uri: str, key: str | None = None) -> bool:
-    """Whether the endpoint takes the fast application/x-npy body (its /info says so)."""
-    return bool(npy_dtypes(client, scoring_uri, key))
-
-
 def class_name(class_names: tuple[str, ...], label: int) -> str:
     """The display name of label index `label` (the number itself when the set has no such class), its
     bidirectional-control characters escaped (`shown`)."""
@@ -276,11 +261,14 @@ def class_name(class_names: tuple[str, ...], label: int) -> str:
 
 def predictions_csv(indices: np.ndarray, labels: np.ndarray, predictions: np.ndarray,
                     class_names: tuple[str, ...]) -> str:
-    """index,label,prediction,correct rows for a download."""
-    lines = ["index,label,prediction,correct"]
-    for i, t, p in zip(indices, labels, predictions, strict=True):
-        lines.append(f"{int(i)},{class_name(class_names, int(t))},{class_name(class_names, int(p))},{int(t) == int(p)}")
-    return "\n".join(lines) + "\n"
+    """index,label,prediction,correct rows for a download (RFC 4180: a name with a comma, quote or line
+    break is quoted)."""
+    out = io.StringIO()
+    writer = csv.writer(out)
+    writer.writerow(("index", "label", "prediction", "correct"))
+    writer.writerows((int(i), class_name(class_names, int(t)), class_name(class_names, int(p)), int(t) == int(p))
+                     for i, t, p in zip(indices, labels, predictions, strict=True))
+    return out.getvalue()
 
 
 def evaluate_endpoint(client: ScoringClient, scoring_uri: str, testset: TestSet, **kwargs: Any) -> Evaluation:
@@ -319,7 +307,7 @@ class RobustnessPoint:
 
 def robustness(client: ScoringClient, scoring_uri: str, testset: TestSet, kind: str,
                strengths: tuple[float, ...] | None = None, *, seed: int = 0,
-               progress: Callable[[int, int], None] | None = None,
+               progress: Callable[[int, int], object] | None = None,
                on_evaluation: Callable[[Perturbation, TestSet, Evaluation, float], object] | None = None,
                **kwargs: Any) -> tuple[RobustnessPoint, ...]:
     """Accuracy on the whole test set perturbed by `kind` at each strength (default: the kind's curve,

@@ -289,9 +289,13 @@ class Perturbation:
         """A file-name-safe name: `rotate=15`."""
         return f"{self.kind}={self.strength:g}" + (f"~{self.seed}" if KINDS[self.kind].random and self.seed else "")
 
+    def name_of(self, testset: TestSet) -> str:
+        """The perturbed set's name: `<set>+<kind>=<strength>`."""
+        return f"{testset.name}+{self.key}"
+
     def apply(self, testset: TestSet) -> TestSet:
-        """The test set with every image perturbed (labels unchanged); named `<set>+<kind>=<strength>`."""
+        """The test set with every image perturbed (labels unchanged), named `name_of` it."""
         images = perturb(testset.X, self.kind, self.strength, image_shape=testset.image_shape, seed=self.seed,
                          value_range=testset.value_range)
-        return replace(testset, name=f"{testset.name}+{self.key}", X=images,
+        return replace(testset, name=self.name_of(testset), X=images,
                        source=f"{testset.source}, {self.describe()}")

@@ -7,16 +7,13 @@ never shows the results of the one it replaced.
 from __future__ import annotations
 
 import json
-import os
 import shutil
-import tempfile
-from collections.abc import Callable
 from datetime import UTC, datetime
 from pathlib import Path
-from typing import BinaryIO
 
 import numpy as np
 
+from ..files import atomic_write
 from ..runtimes.base import Deployment
 from ..traffic.loadtest import LoadTestResult
 from .evaluation import Evaluation, RobustnessPoint, Samples, evaluate
@@ -38,26 +35,17 @@ class ResultStore:
     def _path(self, deployment: Deployment, dataset: str, kind: str) -> Path:
         return self._folder(deployment) / f"{dataset}.{kind}.npz"
 
-    @staticmethod
-    def _replace(path: Path, write: Callable[[BinaryIO], object]) -> None:
-        """Writes `path` atomically: a temporary file beside it, then a rename."""
-        path.parent.mkdir(parents=True, exist_ok=True)
-        fd, tmp = tempfile.mkstemp(dir=path.parent, prefix=".", suffix=path.suffix)
-        try:
-            with os.fdopen(fd, "wb") as handle:
-                write(handle)
-            os.replace(tmp, path)
-        except BaseException:
-            Path(tmp).unlink(missing_ok=True)
-            raise
-
     def _write(self, path: Path, **arrays: np.ndarray) -> None:
-        self._replace(path, lambda handle: np.savez(handle, allow_pickle=False, **arrays))
+        path.parent.mkdir(parents=True, exist_ok=True)
+        with atomic_write(path) as handle:
+            np.savez(handle, allow_pickle=False, **arrays)
 
     def save_loadtest(self, deployment: Deployment, result: LoadTestResult) -> None:
         """Keeps `result` as the deployment's last load test (replacing the one before)."""
-        self._replace(self._folder(deployment) / LOADTEST_FILE, lambda handle: handle.write(
-            json.dumps(result.to_json(), indent=1).encode()))
+        path = self._folder(deployment) / LOADTEST_FILE
+        path.parent.mkdir(parents=True, exist_ok=True)
+        with atomic_write(path) as handle:
+            handle.write(json.dumps(result.to_json(), indent=1).encode())
 
     def load_loadtest(self, deployment: Deployment) -> LoadTestResult | None:
         """The deployment's last load test, or None (never run, or unreadable). Reads only."""

@@ -34,6 +34,7 @@ from ..errors import (
     ModelDeckError,
     RuntimeUnavailableError,
 )
+from ..files import atomic_write
 from ..images import MODEL_LIBRARIES, ImageBuilder
 from ..progress import Progress, step
 from ..registry import Model, current_library_versions
@@ -177,12 +178,9 @@ def prepare_folder(folder: Path, spec: DeploymentSpec, user: tuple[int, int]) ->
 
 def write_keys(keys_dir: Path, keys: Keys, user: tuple[int, int]) -> None:
     """keys.json, replaced whole (the server re-reads it when it changes), readable by `user` only."""
-    tmp = keys_dir / f".keys.{os.getpid()}.tmp"
-    fd = os.open(tmp, os.O_WRONLY | os.O_CREAT | os.O_TRUNC, 0o400)
-    with os.fdopen(fd, "w") as handle:
-        handle.write(keys.to_json())
-    os.chown(tmp, *user)
-    os.replace(tmp, keys_dir / "keys.json")
+    with atomic_write(keys_dir / "keys.json", mode=0o400) as handle:
+        handle.write(keys.to_json().encode())
+        os.fchown(handle.fileno(), *user)
 
 
 def state_of(attrs: dict[str, Any], ready: bool, now: float, creator_gone: bool = False,

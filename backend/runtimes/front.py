@@ -36,6 +36,7 @@ from dataclasses import dataclass
 from pathlib import Path
 
 from ..errors import DeploymentError, RuntimeUnavailableError
+from ..files import atomic_write
 
 HAPROXY_CANDIDATES = ("haproxy", "/usr/sbin/haproxy")
 FRONT_HEADER = "X-ModelDeck-Deployment"  # every answer of a route carries its deployment's name
@@ -245,9 +246,9 @@ class Front:
         """
         with self._locked():
             path = self.routes_dir / f"{route.key}.cfg"
-            tmp = self.folder / f".{route.key}.cfg.tmp"  # outside routes/: HAProxy reads every file there
-            tmp.write_text(route_config(route, reachable_socket(route.socket)))
-            os.replace(tmp, path)
+            # The temporary file outside routes/: HAProxy reads every file there
+            with atomic_write(path, temp_dir=self.folder) as handle:
+                handle.write(route_config(route, reachable_socket(route.socket)).encode())
             logged = self._log_size()
             try:
                 self._apply()

@@ -29,6 +29,7 @@ from typing import Any
 
 from ..creator import creator_gone, creator_token
 from ..errors import DeploymentError, DeploymentExistsError, DeploymentNotFoundError, UntrustedModelError
+from ..files import atomic_write
 from ..progress import Progress, step
 from ..registry import Model, current_library_versions
 from ..serving.bodies import MEMORY_ENV
@@ -338,11 +339,8 @@ def _route_key(name: str) -> str:
 
 def _write_private(path: Path, text: str) -> None:
     """Writes `path` whole (a reader sees the old file or the new one), readable by its owner only."""
-    tmp = path.with_name(f".{path.name}.{os.getpid()}.tmp")
-    fd = os.open(tmp, os.O_WRONLY | os.O_CREAT | os.O_TRUNC, 0o600)
-    with os.fdopen(fd, "w") as handle:
-        handle.write(text)
-    os.replace(tmp, path)
+    with atomic_write(path) as handle:
+        handle.write(text.encode())
 
 
 def _group_alive(pgid: int, marker: bytes) -> bool:

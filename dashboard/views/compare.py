@@ -10,23 +10,22 @@ import json
 import numpy as np
 import streamlit as st
 
-from backend.data.catalogue import load_dataset, sets_fitting
 from backend.data.testset import TestSet
 from backend.errors import ModelDeckError
 from backend.inspection.charts import CELL, difference_chart, recall_change_chart
 from backend.inspection.compare import DISAGREEMENT_KINDS, Comparison
 from backend.inspection.plots import disagreement_grid, to_png
-from backend.inspection.report import render, to_pdf
-from backend.inspection.runs import (
+from backend.progress import ProgressEvent
+from backend.runtimes.base import DeploymentState
+from backend.services.comparing import (
+    compare_choices,
     compare_deployments,
     contender,
     kept_comparison,
-    report_inputs,
     why_incomparable,
 )
-from backend.progress import ProgressEvent
-from backend.registry import Model
-from backend.runtimes.base import Deployment, DeploymentState
+from backend.services.reports import make_report, report_pdf
+from backend.services.testsets import choose_testset, fitting_testsets
 from backend.shown import shown
 from backend.timefmt import friendly_time
 from dashboard.common import (
@@ -57,10 +56,8 @@ st.caption("Score one test set at two deployments — or two model versions, dep
            "is better, where, and whether the difference could be chance.")
 
 said = no_answer_said()  # the deployment the last comparison got no answer from, said above (once)
-healthy: dict[str, Deployment] = {d.name: d for d in listing.healthy}
-served = {(d.record.model_name, d.record.model_version, d.record.model_sha256) for d in healthy.values()}
-versions: dict[str, Model] = {m.id: m for m in deck.registry.list() if (m.name, m.version, m.sha256) not in served}
-options = list(healthy) + list(versions)
+choices = compare_choices(deck, listing.healthy)
+healthy, versions, options = choices.deployments, choices.versions, choices.options
 if len(options) < 2:
     for side, param in (("compare_a", "a"), ("compare_b", "b")):  # a chosen deployment that cannot answer: why
         if (wanted := remembered(side, param)) and wanted != said and (found := listing.find(wanted)) \
@@ -77,23 +74,6 @@ def describe(option: str) -> str:
     return f"{option} — not deployed: deploys it to compare"
 
 
-def model_of(option: str) -> Model | None:
-    return deck.deployments.model_of(healthy[option]) if option in healthy else versions[option]
-
-
-def defaults() -> tuple[str, str]:
-    """B: the newest version of the model with the most versions here; A: the version before it."""
-    known = [(o, m) for o in options if (m := model_of(o)) is not None]
-    if not known:
-        return options[0], options[1]
-    counts = {name: sum(1 for _, m in known if m.name == name) for name in {m.name for _, m in known}}
-    name = max(counts, key=lambda n: (counts[n], n == "sklearn_mnist", n))
-    family = sorted((o for o, m in known if m.name == name), key=lambda o: (model_of(o).version, o in healthy))
-    newest = family[-1]
-    older = [o for o in family[:-1] if model_of(o).version < model_of(newest).version] or family[:-1]
-    return (older[-1] if older else next(o for o in options if o != newest)), newest
-
-
 def gone(lost: str) -> str | Notice | None:
     if lost == said:
         return None  # said above
@@ -105,7 +85,7 @@ def gone(lost: str) -> str | Notice | None:
     return verbatim(f"{lost!r} is not a Healthy deployment or a registered version here (any more): choose again.")
 
 
-first, second = defaults()
+first, second = choices.default_a, choices.default_b
 left, right = st.columns(2)
 a = url_select("A — the one you have", options, "a", key="compare_a", container=left, default=first,
                format_func=describe, gone=gone)
@@ -116,13 +96,13 @@ if a is None or b is None:
 if a == b:
     st.warning("A and B are the same: choose two different ones.", icon=":material/warning:")
     st.stop()
-models = [model_of(a), model_of(b)]
+models = [choices.models[a], choices.models[b]]
 why = why_incomparable(models[0], models[1])
 if why is not None:
     st.warning(verbatim(f"{a} and {b} cannot be compared: {why}. Choose two versions of one model, or models "
                         "that predict the same classes."), icon=":material/warning:")
     st.stop()
-fitting = sets_fitting(*(m.signature if m else None for m in models), user_root=deck.settings.datasets_dir).fitting
+fitting = fitting_testsets(deck, *models).fitting
 if not fitting:
     st.warning("No test set fits both models: they take different inputs or labels.", icon=":material/warning:")
     st.stop()
@@ -147,7 +127,7 @@ if st.button(f"Compare on {titles[dataset]}" + (f" (deploys {' and '.join(to_dep
             for option, side in zip((a, b), sides, strict=True):
                 if option in versions:
                     choose("compare_a" if option == a else "compare_b", side.name)
-            chosen_set = load_dataset(dataset, models[0].signature if models[0] else None, deck.settings.datasets_dir)
+            chosen_set = choose_testset(deck, *models, requested=dataset)
             names = [side.name for side in sides]
             compare_deployments(deck, sides[0], sides[1], chosen_set, source="dashboard compare",
                                 progress=lambda name, done, total: bar.progress(
@@ -234,8 +214,7 @@ def changes_view() -> None:
         true, predicted = int(points[0]["true"]), int(points[0]["predicted"])
         if true != predicted:
             names = comparison.labels
-            shown = np.flatnonzero((comparison.y_true == true) & ((comparison.predictions_a == predicted)
-                                                                  | (comparison.predictions_b == predicted)))
+            shown = comparison.taken_for(true, predicted)
             st.markdown(verbatim(f"True {names[true]} taken for {names[predicted]} by A or B: {len(shown):,} images"))
             gallery(shown, f"cell/{true}/{predicted}")
     moves = comparison.biggest_changes()
@@ -265,12 +244,12 @@ with disagree:
 
 downloads = st.container(horizontal=True)  # one row that wraps, each button as wide as its label
 downloads.download_button("Download report (HTML)",
-                          lambda: render(report_inputs(deck, healthy[b], data, compare_with=healthy[a])),
+                          lambda: make_report(deck, healthy[b], data, compare_with=healthy[a]).html,
                           f"{b}-vs-{a}-{dataset}-report.html", "text/html", type="primary", icon=":material/summarize:",
                           help=f"A report of {b} with this comparison, in one self-contained file: model card, "
                                "configuration, accuracy, confusion, examples, the latest load test. Opens offline.")
-downloads.download_button("Download report (PDF)", lambda: to_pdf(render(report_inputs(
-    deck, healthy[b], data, compare_with=healthy[a]))), f"{b}-vs-{a}-{dataset}-report.pdf",
+downloads.download_button("Download report (PDF)", lambda: report_pdf(make_report(
+    deck, healthy[b], data, compare_with=healthy[a]).html), f"{b}-vs-{a}-{dataset}-report.pdf",
                           "application/pdf", icon=":material/picture_as_pdf:")
 downloads.download_button("Download the comparison (JSON)", json.dumps(comparison.to_json(), indent=2),
                           f"compare-{a}-{b}-{dataset}.json", "application/json", icon=":material/download:")

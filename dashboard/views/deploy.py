@@ -6,16 +6,9 @@ import secrets
 import streamlit as st
 
 from backend.context import ModelDeck
-from backend.deploy_job import DeployJob, UploadedScript, deploys_of, forget, start_deploy
 from backend.errors import DeploymentFailedError, ModelDeckError
 from backend.packaging.image import default_tag
-from backend.packaging.kubernetes import ModelIdentity
-from backend.packaging.writer import (
-    apply_command,
-    build_command,
-    export_deployment,
-    zip_export,
-)
+from backend.packaging.writer import apply_command, build_command, zip_export
 from backend.progress import ProgressKind
 from backend.registry import parse_tags
 from backend.runtimes import DeployConfig, validate_name
@@ -28,6 +21,8 @@ from backend.runtimes.base import (
     Deployment,
     Keys,
 )
+from backend.services.deploying import DeployJob, UploadedScript, deploys_of, forget, start_deploy
+from backend.services.packaging import export_of
 from backend.timefmt import age
 from dashboard.common import (
     choose,
@@ -60,7 +55,7 @@ EXPORT_TARGETS = {"Kubernetes": "kubernetes", "KServe": "kserve"}
 def export_section(deck: ModelDeck, deployment: Deployment) -> None:
     """Manifests for the chosen deployment (its name, cpu, memory and auth as deployed), as a zip."""
     try:
-        served = ModelIdentity.of(deck.registry.get(deployment.record.model_name, deployment.record.model_version))
+        served = deck.registry.get(deployment.record.model_name, deployment.record.model_version)
     except ModelDeckError as e:
         fail(e, "Cannot export")
         return
@@ -85,9 +80,9 @@ def export_section(deck: ModelDeck, deployment: Deployment) -> None:
     if deployment.config.auth_enabled and keys_key not in st.session_state:
         st.session_state[keys_key] = Keys.generate()  # fresh keys for the cluster, the same across reruns
     try:
-        bundle = export_deployment(EXPORT_TARGETS[export_target], deployment.record, served, image.strip(),
-                                   replicas=1 if autoscaled else int(replicas), autoscale=(int(low), int(high)) if autoscaled else None,
-                                   namespace=namespace.strip() or None, keys=st.session_state.get(keys_key))
+        bundle = export_of(deck, deployment, EXPORT_TARGETS[export_target], image.strip(),
+                           replicas=1 if autoscaled else int(replicas), autoscale=(int(low), int(high)) if autoscaled else None,
+                           namespace=namespace.strip() or None, keys=st.session_state.get(keys_key))
     except ModelDeckError as e:
         fail(e, "Check the export options")
     else:
@@ -97,7 +92,7 @@ def export_section(deck: ModelDeck, deployment: Deployment) -> None:
         st.caption(f"Files: {', '.join(bundle.files(bundle.default_folder))}. README.txt says how to reach it"
                    + (" and read its keys back." if deployment.config.auth_enabled else ".")
                    + " Make the image, unzip, apply:")
-        st.code(f"{build_command(served, bundle.options)}\nunzip {bundle.default_folder}.zip\n"
+        st.code(f"{build_command(bundle.model, bundle.options)}\nunzip {bundle.default_folder}.zip\n"
                 f"{apply_command(bundle.default_folder)}", language="bash", wrap_lines=True)
 
 

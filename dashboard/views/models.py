@@ -8,11 +8,13 @@ import streamlit as st
 
 from backend.data.catalogue import dataset_title
 from backend.errors import DuplicateModelError, ModelDeckError
-from backend.packaging.image import build_image, built_images, default_tag
+from backend.packaging.image import default_tag
 from backend.progress import ProgressEvent, ProgressKind
 from backend.registry import Model, current_library_versions, parse_signature, parse_tags
+from backend.services.models import register_files, train
+from backend.services.packaging import build, images_of
 from backend.timefmt import friendly_time
-from backend.training import missing_first_run_samples, train_sample
+from backend.training import missing_first_run_samples
 from dashboard.common import fail, get_deck, presenting, url_select, verbatim
 from dashboard.tables import without_empty_columns
 
@@ -62,7 +64,7 @@ def build_section(model: Model) -> None:
                     steps.write(verbatim(event.message))
 
             try:
-                built = build_image(deck, model, tag.strip(), auth=auth, progress=progress)
+                built = build(deck, model.id, tag.strip(), auth=auth, progress=progress)
                 st.session_state[BUILD_OUTCOME] = (model.id, built)
             except ModelDeckError as e:
                 st.session_state[BUILD_OUTCOME] = (model.id, str(e))
@@ -78,7 +80,7 @@ def build_section(model: Model) -> None:
                                 + (f"; the name served {result.replaced} before" if result.replaced else "")),
                        icon=":material/check_circle:")
     try:
-        images = built_images(deck, model)
+        images = images_of(deck, model)
     except ModelDeckError as e:
         st.caption(verbatim(f"Building needs a Docker engine: {e}"))
         return
@@ -193,7 +195,7 @@ if st.button("Train sample model", icon=":material/model_training:"):
             status.write(verbatim(event.message))
 
         try:
-            trained = train_sample(deck.registry, dataset, algorithm, progress=show)
+            trained = train(deck, dataset, algorithm, progress=show)
             st.session_state[TRAIN_NOTICE] = ("ok", f"Registered {trained.id} — accuracy "
                                                   f"{trained.metrics['accuracy']:.4f}")
         except DuplicateModelError as e:
@@ -238,10 +240,9 @@ if submitted:
             files["score.py"] = script.getvalue()
         try:
             signature = parse_signature(shape, value_range, classes)
-            versions = {**current_library_versions(), "scikit-learn": sklearn_version.strip()}
-            registered = deck.registry.register_bytes(name.strip(), files, tags=parse_tags(tags),
-                                                      description=description.strip(), library_versions=versions,
-                                                      signature=signature)
+            registered = register_files(deck, name.strip(), files, tags=parse_tags(tags),
+                                        description=description.strip(), signature=signature,
+                                        sklearn_version=sklearn_version.strip())
             st.session_state[REGISTER_NOTICE] = ("ok", f"Registered {registered.id} ({upload.name}: {len(content):,} "
                                                   f"bytes; model sha256 {registered.sha256[:12]}). Deploy it on the "
                                                   "Deploy page.")

@@ -10,8 +10,7 @@ from dataclasses import replace
 import numpy as np
 import streamlit as st
 
-from backend.data.catalogue import sets_fitting
-from backend.data.preprocess import InputForm, form_of, model_input
+from backend.data.preprocess import InputForm
 from backend.data.store import import_uploaded
 from backend.data.testset import TestSet, format_range
 from backend.data.uploads import formats_help
@@ -26,23 +25,14 @@ from backend.inspection.charts import (
     reliability_chart,
     robustness_chart,
 )
-from backend.inspection.evaluation import (
-    Evaluation,
-    Samples,
-    class_name,
-    label_indices,
-    predictions_csv,
-    probabilities_by_class,
-    robustness,
-    sample,
-    supports_binary,
-)
-from backend.inspection.history import EvaluationRecord
+from backend.inspection.evaluation import Evaluation, Samples, class_name, predictions_csv
 from backend.inspection.perturb import Perturbation, kinds_for
 from backend.inspection.plots import confusion_heatmap, image_grid, sample_strip, to_png
-from backend.inspection.report import render, to_pdf
-from backend.inspection.runs import report_inputs, score_and_keep
 from backend.registry import Signature, parse_image_shape, parse_value_range
+from backend.services.reports import make_report, report_pdf
+from backend.services.scoring import input_form as input_form_of
+from backend.services.scoring import predict_image, robustness_curve, score_and_keep, send_random
+from backend.services.testsets import fitting_testsets
 from backend.shown import shown
 from backend.staging import STAGING_DIR
 from backend.timefmt import friendly_time
@@ -126,14 +116,7 @@ def perturbed_set(name: str, revision: int, perturbation: Perturbation) -> TestS
 @st.cache_data(max_entries=16, show_spinner=False)
 def input_form(name: str, revision: int) -> InputForm:
     """The form of the set's images: what a drawn or uploaded digit is made into."""
-    data = testset(name, revision)
-    return form_of(data.X, data.image_shape, data.value_range)
-
-
-@st.cache_data(show_spinner=False)
-def takes_binary(uri: str, deployment_uid: str, _key: str | None) -> bool:
-    """Whether the endpoint takes .npy bodies; asked once per deployment (a port can be reused)."""
-    return supports_binary(deck.client, uri, _key)
+    return input_form_of(testset(name, revision))
 
 
 listing = snapshot()
@@ -169,8 +152,8 @@ if chosen is None:
 deployment = healthy[chosen]
 model = deck.deployments.model_of(deployment)
 signature = model.signature if model is not None else Signature()
-fit = sets_fitting(signature, user_root=deck.settings.datasets_dir)
-fitting, hidden = fit.fitting, fit.hidden
+choice = fitting_testsets(deck, model)
+fitting, hidden = choice.fitting, choice.hidden
 with st.expander("Add your own test set", icon=":material/upload_file:"):
     own_set_form(signature.value_range)
 if not fitting:  # the set-based sections need a set; the request console and snippets do not
@@ -259,7 +242,6 @@ try:
 except ModelDeckError as e:
     fail(e, "Cannot read the deployment's key")
     st.stop()
-binary = takes_binary(uri, deployment.record.uid, key)
 
 
 def clicked(event: object, memory: str) -> tuple[int | None, int | None]:
@@ -330,12 +312,7 @@ seed = c2.number_input("Seed (optional)", min_value=0, value=None, step=1, place
                        persist_state="page")
 if st.button(f"Send {n} random test images", type="primary", icon=":material/casino:", key="send_random"):
     try:
-        drawn_seed = seed if seed is not None else int(np.random.default_rng().integers(2**31))
-        fresh = sample(deck.client, uri, data, n, seed=drawn_seed, use_binary=binary, key=key)
-        deck.results.save_samples(deployment, dataset_name, fresh)
-        if perturbation is not None:  # the same images, perturbed
-            deck.results.save_samples(deployment, results_key, sample(
-                deck.client, uri, data, n, seed=drawn_seed, use_binary=binary, key=key, perturbation=perturbation))
+        send_random(deck, deployment, data, n, seed=seed, perturbation=perturbation)  # perturbed: the same images too
     except ModelDeckError as e:
         scoring_failed(e, deployment)
 samples = deck.results.load_samples(deployment, dataset_name)
@@ -470,12 +447,12 @@ def evaluation_view() -> None:
         downloads.download_button("Download all predictions (CSV)", lambda: predictions_csv(
             np.arange(len(data)), data.y, evaluation.predictions, data.class_names), f"{chosen}-predictions.csv", "text/csv")
         if perturbation is None:  # the report is of the test set as it is
-            downloads.download_button("Download report (HTML)", lambda: render(report_inputs(deck, deployment, data)),
+            downloads.download_button("Download report (HTML)", lambda: make_report(deck, deployment, data).html,
                                       f"{chosen}-{dataset_name}-report.html", "text/html", type="primary",
                                       icon=":material/summarize:", help="One self-contained file: model card, "
                                       "configuration, accuracy, confusion, examples, the latest load test. Opens offline.")
             downloads.download_button("Download report (PDF)",
-                                      lambda: to_pdf(render(report_inputs(deck, deployment, data))),
+                                      lambda: report_pdf(make_report(deck, deployment, data).html),
                                       f"{chosen}-{dataset_name}-report.pdf", "application/pdf",
                                       icon=":material/picture_as_pdf:")
 
@@ -499,10 +476,8 @@ def own_digit_view() -> None:
             else:
                 try:
                     # in the set's form: its size, how its digits fill it, its value range (8x8 in 0-16, say)
-                    prepared = model_input(source, input_form(dataset_name, revision_of(dataset_name)))
-                    answer = deck.client.scores(uri, prepared.row[None, :], use_binary=binary, key=key, proba=True)
-                    predicted = int(label_indices(answer.labels, data.class_names, 1)[0])
-                    probabilities = probabilities_by_class(answer, data.class_names)
+                    prediction = predict_image(deck, deployment, data, source,
+                                               form=input_form(dataset_name, revision_of(dataset_name)))
                 except ModelDeckError as e:
                     if isinstance(e, ScoringError):
                         scoring_failed(e, deployment)
@@ -510,16 +485,16 @@ def own_digit_view() -> None:
                         fail(e, "Cannot use that image")
                 else:
                     p1, p2 = st.columns([1, 1])
-                    p1.metric("Prediction", class_name(data.class_names, predicted),
-                              f"{probabilities[0, predicted]:.0%} sure" if probabilities is not None else None,
+                    p1.metric("Prediction", class_name(data.class_names, prediction.predicted),
+                              f"{prediction.confidence:.0%} sure" if prediction.confidence is not None else None,
                               delta_color="off", delta_arrow="off")
-                    height, width = prepared.pixels.shape
-                    p2.image(prepared.pixels, caption=f"What the model received ({height}x{width})", width=140,
+                    height, width = prediction.prepared.pixels.shape
+                    p2.image(prediction.prepared.pixels, caption=f"What the model received ({height}x{width})", width=140,
                              clamp=True)
-                    if probabilities is None:
+                    if prediction.probabilities is None:
                         st.caption("This scoring script returns labels only: no probabilities.")
                     else:
-                        st.altair_chart(probability_bars(probabilities[0], data.class_names))
+                        st.altair_chart(probability_bars(prediction.probabilities, data.class_names))
 
 
 evaluation_view()
@@ -538,13 +513,9 @@ def robustness_view() -> None:
                  icon=":material/show_chart:", key="curve_go", width="stretch"):
         bar = st.progress(0.0, text="Scoring…")
         try:
-            points = robustness(deck.client, uri, data, curve_kind, seed=0, key=key, use_binary=binary, batch_size=2000,
-                                progress=lambda done, total: bar.progress(done / total,
-                                                                          text=f"{done} of {total} strengths scored"),
-                                on_evaluation=lambda p, perturbed, evaluation, seconds: deck.evaluations.add(
-                                    EvaluationRecord.of(deployment, perturbed, evaluation, duration_s=seconds,
-                                                        source="dashboard robustness", perturbation=p.key)))
-            deck.results.save_curve(deployment, dataset_name, curve_kind, points)
+            robustness_curve(deck, deployment, data, curve_kind, source="dashboard robustness",
+                             progress=lambda done, total: bar.progress(done / total,
+                                                                       text=f"{done} of {total} strengths scored"))
         except ModelDeckError as e:
             scoring_failed(e, deployment)
         bar.empty()

@@ -15,14 +15,14 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import TYPE_CHECKING
 
-from .errors import DeploymentError, DeploymentExistsError, ModelDeckError
-from .progress import ProgressEvent
-from .registry import Model
-from .runtimes import DeployConfig
-from .runtimes.base import Deployment
+from ..errors import DeploymentError, DeploymentExistsError, ModelDeckError
+from ..progress import ProgressEvent
+from ..registry import Model
+from ..runtimes import DeployConfig
+from ..runtimes.base import Deployment
 
 if TYPE_CHECKING:
-    from .context import ModelDeck
+    from ..context import ModelDeck
 
 
 @dataclass(frozen=True)

@@ -4,10 +4,10 @@ from __future__ import annotations
 
 from typing import TYPE_CHECKING
 
-from ..data.catalogue import fitting_testset
 from ..runtimes.base import Deployment
-from .loadtest import LoadTestResult, Progress, request_bodies, run_load_test
-from .metrics import TrafficSnapshot, scrape
+from ..traffic.loadtest import LoadTestResult, Progress, request_bodies, run_load_test
+from ..traffic.metrics import TrafficSnapshot, scrape
+from .testsets import choose_testset
 
 if TYPE_CHECKING:
     from ..context import ModelDeck
@@ -32,9 +32,7 @@ def load_test(deck: ModelDeck, name: str, *, seconds: int, concurrency: int, dat
         DeploymentNotFoundError, DeploymentNotHealthyError, DatasetError, LoadTestRefusedError.
     """
     deployment = deck.deployments.healthy(name)
-    testset = fitting_testset(deck.deployments.model_of(deployment), user_root=deck.settings.datasets_dir,
-                              requested=dataset)
-    bodies = request_bodies(testset, seed=seed)
+    bodies = request_bodies(choose_testset(deck, deck.deployments.model_of(deployment), requested=dataset), seed=seed)
     result = run_load_test(deployment.scoring_uri or "", bodies, seconds=seconds, concurrency=concurrency,
                            key=deck.deployments.key_for(deployment), deployment=deployment.name,
                            deployment_uid=deployment.record.uid, progress=progress,

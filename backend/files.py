@@ -1,0 +1,51 @@
+"""Files on disk: written whole (a reader sees the old file or the new one, never part of either) and
+their SHA-256."""
+
+from __future__ import annotations
+
+import hashlib
+import io
+import os
+import tempfile
+from collections.abc import Iterator
+from contextlib import contextmanager
+from pathlib import Path
+
+TEMP_SUFFIX = ".tmp"
+
+
+@contextmanager
+def atomic_write(path: Path, *, mode: int = 0o600, temp_dir: Path | None = None) -> Iterator[io.BufferedRandom]:
+    """Yields a handle (read and write, binary) on a new temporary file `.<name>.*.tmp` beside `path`;
+    when the block ends, the file is flushed and fsynced, renamed over `path`, and the folder fsynced,
+    so `path` is the whole new file even after a crash. On any error the temporary file is removed and
+    `path` is left as it was.
+
+    Args:
+        mode: the new file's permission bits (the umask does not apply).
+        temp_dir: the temporary file's folder instead of `path`'s (same filesystem), for a folder whose
+            every file is read by someone else.
+    """
+    fd, tmp = tempfile.mkstemp(dir=temp_dir or path.parent, prefix=f".{path.name}.", suffix=TEMP_SUFFIX)
+    try:
+        with os.fdopen(fd, "w+b") as handle:
+            if mode != 0o600:  # mkstemp's
+                os.fchmod(fd, mode)
+            yield handle
+            handle.flush()
+            os.fsync(fd)
+            os.replace(tmp, path)
+    except BaseException:
+        Path(tmp).unlink(missing_ok=True)
+        raise
+    folder = os.open(path.parent, os.O_RDONLY | os.O_DIRECTORY)
+    try:
+        os.fsync(folder)  # the rename itself
+    finally:
+        os.close(folder)
+
+
+def file_sha256(path: Path) -> str:
+    """The SHA-256 of the file at `path`, as hex."""
+    with open(path, "rb") as handle:
+        return hashlib.file_digest(handle, "sha256").hexdigest()

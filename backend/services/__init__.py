@@ -1,0 +1,1 @@
+"""What a user does, one function each: the CLI and the dashboard's pages call these and only render."""

@@ -1,0 +1,53 @@
+"""The registry as a user fills it: the sample models trained (all of them on a first run), a model of
+their own registered from files or an upload."""
+
+from __future__ import annotations
+
+from pathlib import Path
+from typing import TYPE_CHECKING
+
+from ..progress import Progress, quiet
+from ..registry import Model, Signature, current_library_versions
+from ..training import ensure_sample_models, train_sample
+
+if TYPE_CHECKING:
+    from ..context import ModelDeck
+
+
+def first_run(deck: ModelDeck, progress: Progress = quiet) -> tuple[Model, ...]:
+    """On a first run (an empty registry, with MODELDECK_AUTO_TRAIN on) the sample models trained and
+    registered; () otherwise.
+
+    Raises:
+        TrainingError, DatasetError.
+    """
+    if not deck.settings.auto_train:
+        return ()
+    return ensure_sample_models(deck.registry, progress=progress)
+
+
+def train(deck: ModelDeck, dataset: str = "mnist", algorithm: str | None = None,
+          progress: Progress = quiet) -> Model:
+    """A sample model trained and registered as the next version of its name.
+
+    Raises:
+        TrainingError, DatasetError, DuplicateModelError: as `training.train_sample`.
+    """
+    return train_sample(deck.registry, dataset, algorithm, progress=progress)
+
+
+def register_files(deck: ModelDeck, name: str, files: list[Path] | dict[str, bytes], *, framework: str = "scikit-learn",
+                   tags: dict[str, str] | None = None, description: str = "", signature: Signature | None = None,
+                   sklearn_version: str | None = None) -> Model:
+    """The next version of `name` from files on disk or uploaded ({file name: content}); deployments
+    install this environment's library versions, scikit-learn at `sklearn_version` when given.
+
+    Raises:
+        RegistryError, DuplicateModelError, and what the registry raises for a bad name or file.
+    """
+    versions = {**current_library_versions(), "scikit-learn": sklearn_version} if sklearn_version else None
+    if isinstance(files, dict):
+        return deck.registry.register_bytes(name, files, framework=framework, tags=tags, description=description,
+                                            library_versions=versions, signature=signature)
+    return deck.registry.register(name, files, framework=framework, tags=tags, description=description,
+                                  library_versions=versions, signature=signature)

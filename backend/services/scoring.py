@@ -1,0 +1,140 @@
+"""Scoring at a Healthy deployment as a user asks for it: random images, the whole set, a robustness
+curve, one image of their own. Each result is kept for the dashboard (by the deployment's uid) and the
+whole-set scorings are added to the evaluation history, whichever of the CLI or a page asked."""
+
+from __future__ import annotations
+
+import time
+from collections.abc import Callable
+from dataclasses import dataclass
+from typing import TYPE_CHECKING
+
+import numpy as np
+
+from ..data.preprocess import InputForm, PreparedDigit, form_of, model_input
+from ..data.testset import TestSet
+from ..inspection.evaluation import (
+    Evaluation,
+    RobustnessPoint,
+    Samples,
+    evaluate_endpoint,
+    label_indices,
+    probabilities_by_class,
+    robustness,
+    sample,
+)
+from ..inspection.history import EvaluationRecord
+from ..inspection.perturb import Perturbation
+from ..runtimes.base import Deployment
+from .endpoints import endpoint_of
+
+if TYPE_CHECKING:
+    from ..context import ModelDeck
+
+
+@dataclass(frozen=True)
+class SentImages:
+    """Random test images as scored, and with a perturbation the same images perturbed (both kept)."""
+
+    samples: Samples
+    perturbed: Samples | None = None
+
+
+def send_random(deck: ModelDeck, deployment: Deployment, testset: TestSet, n: int, *, seed: int | None = None,
+                perturbation: Perturbation | None = None, use_json: bool = False) -> SentImages:
+    """`n` random images of `testset` (a fresh seed unless given), with probabilities where the script
+    gives them; kept under the set's name, the perturbed ones under the perturbed set's.
+
+    Raises:
+        ScoringError: the endpoint failed or answered something else than labels.
+    """
+    endpoint = endpoint_of(deck, deployment, use_json=use_json)
+    seed = seed if seed is not None else int(np.random.default_rng().integers(2**31))
+    samples = sample(deck.client, endpoint.uri, testset, n, seed=seed, use_binary=endpoint.binary, key=endpoint.key)
+    deck.results.save_samples(deployment, testset.name, samples)
+    if perturbation is None:
+        return SentImages(samples)
+    perturbed = sample(deck.client, endpoint.uri, testset, n, seed=seed, use_binary=endpoint.binary,
+                       key=endpoint.key, perturbation=perturbation)
+    deck.results.save_samples(deployment, perturbation.name_of(testset), perturbed)
+    return SentImages(samples, perturbed)
+
+
+def score_and_keep(deck: ModelDeck, deployment: Deployment, testset: TestSet, *, source: str,
+                   perturbation: Perturbation | None = None, use_json: bool = False, batch_size: int = 2000,
+                   progress: Callable[[int, int], object] | None = None) -> Evaluation:
+    """Scores the whole `testset` (perturbed when asked) at a Healthy `deployment`, keeps the result for
+    the dashboard (under the scored set's name) and adds it to the evaluation history.
+
+    Raises:
+        ScoringError: the endpoint failed or answered something else than labels.
+    """
+    endpoint = endpoint_of(deck, deployment, use_json=use_json)
+    scored_set = perturbation.apply(testset) if perturbation is not None else testset
+    started = time.perf_counter()
+    evaluation = evaluate_endpoint(deck.client, endpoint.uri, scored_set, batch_size=batch_size,
+                                   use_binary=endpoint.binary, key=endpoint.key, uint8=endpoint.uint8,
+                                   progress=progress)
+    deck.results.save_evaluation(deployment, scored_set.name, testset.y, evaluation)
+    deck.evaluations.add(EvaluationRecord.of(deployment, scored_set, evaluation, source=source,
+                                             duration_s=time.perf_counter() - started,
+                                             perturbation=perturbation.key if perturbation else ""))
+    return evaluation
+
+
+def robustness_curve(deck: ModelDeck, deployment: Deployment, testset: TestSet, kind: str,
+                     strengths: tuple[float, ...] | None = None, *, source: str, seed: int = 0,
+                     use_json: bool = False, batch_size: int = 2000,
+                     progress: Callable[[int, int], object] | None = None) -> tuple[RobustnessPoint, ...]:
+    """Accuracy on the whole set perturbed by `kind` at each strength (default: the kind's curve for
+    these images); each strength's scoring goes to the evaluation history and the curve is kept.
+    progress(strengths done, strengths).
+
+    Raises:
+        InvalidPerturbationError: unknown kind or strength. ScoringError: as `score_and_keep`.
+    """
+    endpoint = endpoint_of(deck, deployment, use_json=use_json)
+    points = robustness(deck.client, endpoint.uri, testset, kind, strengths, seed=seed, key=endpoint.key,
+                        use_binary=endpoint.binary, batch_size=batch_size, progress=progress,
+                        on_evaluation=lambda p, perturbed, evaluation, seconds: deck.evaluations.add(
+                            EvaluationRecord.of(deployment, perturbed, evaluation, duration_s=seconds, source=source,
+                                                perturbation=p.key)))
+    deck.results.save_curve(deployment, testset.name, kind, points)
+    return points
+
+
+@dataclass(frozen=True)
+class ImagePrediction:
+    """What the deployment said of one image of the user's: the image as sent, the predicted class's
+    index into the set's class names, and the probabilities per class (None: labels only)."""
+
+    prepared: PreparedDigit
+    predicted: int
+    probabilities: np.ndarray | None
+
+    @property
+    def confidence(self) -> float | None:
+        return None if self.probabilities is None else float(self.probabilities[self.predicted])
+
+
+def input_form(testset: TestSet) -> InputForm:
+    """What an image of the user's is made into for models scored on `testset`: its size, how its
+    images fill it, its value range."""
+    return form_of(testset.X, testset.image_shape, testset.value_range)
+
+
+def predict_image(deck: ModelDeck, deployment: Deployment, testset: TestSet, image: bytes, *,
+                  form: InputForm | None = None) -> ImagePrediction:
+    """A photo, scan or drawing (PNG/JPEG bytes) prepared as `testset`'s images are (`form`, its
+    `input_form`, when known already) and scored at the deployment.
+
+    Raises:
+        UserImageError: not an image that can be read. ScoringError: the endpoint failed.
+    """
+    prepared = model_input(image, form or input_form(testset))
+    endpoint = endpoint_of(deck, deployment)
+    scores = deck.client.scores(endpoint.uri, prepared.row[None, :], use_binary=endpoint.binary, key=endpoint.key,
+                                proba=True)
+    probabilities = probabilities_by_class(scores, testset.class_names)
+    return ImagePrediction(prepared, int(label_indices(scores.labels, testset.class_names, 1)[0]),
+                           None if probabilities is None else probabilities[0])
