@@ -12,7 +12,11 @@ from typing import Any
 
 from . import __version__
 from .context import ModelDeck, open_modeldeck
-from .datasets import DATASET_NAMES, catalogue, format_range
+from .data.builtin import DATASET_NAMES
+from .data.catalogue import catalogue
+from .data.store import import_dataset, remove_dataset
+from .data.testset import format_range
+from .data.uploads import formats_help
 from .errors import ModelDeckError, UserImageError
 from .inspection.compare import DISAGREEMENT_KINDS
 from .inspection.evaluation import class_name
@@ -36,7 +40,6 @@ from .traffic.loadtest import CONCURRENCY_RANGE, MAX_REQUESTS, SECONDS_RANGE, Lo
 from .traffic.metrics import ERROR_STATUS, TrafficSnapshot
 from .traffic.window import between
 from .training import ALGORITHMS, DATASETS, missing_first_run_samples
-from .user_datasets import import_dataset, remove_dataset
 
 ONLY_ON_RUNTIME = "look only on this runtime (default: every runtime that answers)"
 
@@ -202,7 +205,7 @@ def cmd_evaluations_list(deck: ModelDeck, args: argparse.Namespace) -> int:
     if args.json:
         _print_json([r.to_dict() for r in records])
         return 0
-    from .datasets import dataset_title
+    from .data.catalogue import dataset_title
     from .timefmt import friendly_time
     titles = {name: dataset_title(name, deck.settings.datasets_dir) for name in {r.dataset for r in records}}
     width = max([len("TEST SET"), *map(len, titles.values())])
@@ -375,7 +378,7 @@ def cmd_compare(deck: ModelDeck, args: argparse.Namespace) -> int:
     _ensure_models(deck)
     a, b = (contender(deck, ref, progress=_progress) for ref in (args.a, args.b))
     testset = choose_testset(deck, deck.deployments.model_of(a), deck.deployments.model_of(b), requested=args.dataset)
-    from .datasets import dataset_title
+    from .data.catalogue import dataset_title
     title = dataset_title(testset.name, deck.settings.datasets_dir)
     _err(f"scoring {len(testset):,} images of {title} at {a.name} and {b.name}")
     comparison = compare_deployments(deck, a, b, testset, source="cli compare", use_json=args.json_path,
@@ -589,8 +592,7 @@ def build_parser() -> argparse.ArgumentParser:
     datasets = sub.add_parser("datasets", help="test sets, bundled and your own").add_subparsers(
         dest="datasets_command", required=True)
     add(datasets, "list", cmd_datasets_list, "every test set: bundled, installed and your own")
-    p = add(datasets, "add", cmd_datasets_add, "add your own test set: an .npz (X, y, optional class_names), two "
-            "IDX files (images, labels) or a .zip of PNG/JPEG images in one folder per class")
+    p = add(datasets, "add", cmd_datasets_add, f"add your own test set: {formats_help()}")
     p.add_argument("name", help="3-63 of a-z, 0-9, '-' and '_'")
     p.add_argument("files", nargs="+", type=Path, metavar="FILE")
     p.add_argument("--title", default="")

@@ -258,7 +258,7 @@ class InvalidPerturbationError(ModelDeckError):
 class DatasetImportError(DatasetError):
     """A user's files cannot be imported as a test set; the message names the file and says what arrived.
 
-    Not yet drawn in the tree above; under DatasetError (raised by backend.user_datasets):
+    Not yet drawn in the tree above; under DatasetError (raised by backend.data):
         DatasetImportError
         ├── InvalidDatasetNameError
         └── DatasetExistsError

@@ -13,7 +13,8 @@ from typing import Any
 
 import numpy as np
 
-from .datasets import FASHION_CLASSES, TestSet, load_fashion_mnist_test, load_fashion_mnist_train, load_mnist_test
+from .data.builtin import FASHION_CLASSES, load_fashion_mnist_test, load_fashion_mnist_train, load_mnist_test
+from .data.testset import TestSet
 from .errors import TrainingError
 from .progress import Progress, quiet, step
 from .registry import Model, ModelRegistry, NewModel, Signature

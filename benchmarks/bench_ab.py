@@ -20,7 +20,7 @@ from pathlib import Path
 
 import requests
 
-from backend.datasets import load_mnist_test
+from backend.data.builtin import load_mnist_test
 from backend.runtimes.base import serving_environment
 from backend.runtimes.probe import free_port
 

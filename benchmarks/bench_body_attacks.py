@@ -22,7 +22,7 @@ from typing import Any
 
 import requests
 
-from backend.datasets import load_mnist_test
+from backend.data.builtin import load_mnist_test
 from backend.runtimes import DeployConfig
 from backend.runtimes.docker import container_name
 

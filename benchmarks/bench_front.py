@@ -20,7 +20,7 @@ import tempfile
 import time
 from pathlib import Path
 
-from backend.datasets import load_mnist_test
+from backend.data.builtin import load_mnist_test
 from backend.deployments import DEFAULT_SCRIPT
 from backend.runtimes.front import Front, Route
 

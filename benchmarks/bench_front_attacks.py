@@ -20,7 +20,7 @@ from collections.abc import Callable
 from pathlib import Path
 from typing import Any
 
-from backend.datasets import load_mnist_test
+from backend.data.builtin import load_mnist_test
 from backend.runtimes import DeployConfig
 from backend.runtimes.docker import container_name
 

@@ -24,7 +24,7 @@ import tempfile
 import time
 from pathlib import Path
 
-from backend.datasets import load_mnist_test
+from backend.data.builtin import load_mnist_test
 from backend.runtimes import DeployConfig
 from backend.runtimes.probe import free_port
 from backend.traffic.loadtest import request_bodies, run_load_test

@@ -185,7 +185,7 @@ def backend_baselines(deck: Any, rounds: int, label: str) -> dict[str, list[floa
 
 
 def deck_testset(deck: Any) -> Any:
-    from backend.datasets import load_dataset
+    from backend.data.catalogue import load_dataset
 
     return load_dataset("mnist", None, deck.settings.datasets_dir)
 

@@ -11,7 +11,7 @@ import argparse
 import statistics
 import time
 
-from backend.datasets import load_mnist_test
+from backend.data.builtin import load_mnist_test
 from backend.inspection.report import render, to_pdf
 from backend.services.comparing import compare_deployments
 from backend.services.reports import report_inputs

@@ -25,7 +25,7 @@ from typing import Any
 
 import requests
 
-from backend.datasets import load_mnist_test
+from backend.data.builtin import load_mnist_test
 from backend.deployments import DEFAULT_SCRIPT
 from backend.runtimes import DeployConfig
 from backend.runtimes.base import serving_environment

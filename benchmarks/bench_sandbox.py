@@ -14,7 +14,7 @@ import statistics
 import tempfile
 from pathlib import Path
 
-from backend.datasets import load_mnist_test
+from backend.data.builtin import load_mnist_test
 from backend.runtimes import DeployConfig
 
 from .bench_requests import SEQUENTIAL_PER_ROUND, percentile, sequential_latencies, wrk_run

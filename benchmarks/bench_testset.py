@@ -15,7 +15,7 @@ import time
 import numpy as np
 import requests
 
-from backend.datasets import load_mnist_test
+from backend.data.builtin import load_mnist_test
 from backend.runtimes import DeployConfig
 
 from .common import bench_main, scratch_deck, summary

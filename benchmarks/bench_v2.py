@@ -16,7 +16,7 @@ import numpy as np
 import orjson
 import requests
 
-from backend.datasets import load_mnist_test
+from backend.data.builtin import load_mnist_test
 
 from .common import bench_main, scratch_deck, summary
 

@@ -21,7 +21,7 @@ import threading
 from collections import Counter
 from pathlib import Path
 
-from backend.datasets import load_mnist_test
+from backend.data.builtin import load_mnist_test
 
 from .bench_ab import Side, export_serving
 from .bench_requests import wrk_throughput

@@ -12,7 +12,9 @@ from typing import Any
 import streamlit as st
 
 from backend.context import ModelDeck, open_modeldeck
-from backend.datasets import TestSet, load_dataset
+from backend.data.catalogue import load_dataset
+from backend.data.store import revision
+from backend.data.testset import TestSet
 from backend.deployments import DeploymentList
 from backend.errors import DeploymentDownError, ModelDeckError, ScoringServerError
 from backend.runtimes.base import Deployment, DeploymentState
@@ -77,10 +79,7 @@ def testset(name: str, revision: int = 0) -> TestSet:
 
 def revision_of(name: str) -> int:
     """Changes when the user's test set `name` is replaced (0 for a bundled set)."""
-    try:
-        return (get_deck().settings.datasets_dir / f"{name}.npz").stat().st_mtime_ns
-    except OSError:
-        return 0
+    return revision(get_deck().settings.datasets_dir, name)
 
 
 def verbatim(text: str) -> str:

@@ -16,7 +16,7 @@ import orjson
 import pytest
 import requests
 
-from backend.datasets import load_mnist_test
+from backend.data.builtin import load_mnist_test
 from backend.deployments import DEFAULT_SCRIPT
 from backend.runtimes import DeployConfig
 from backend.runtimes.docker import container_name

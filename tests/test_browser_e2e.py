@@ -252,7 +252,7 @@ def test_a_tester_clicks_a_confusion_cell_draws_a_digit_and_uploads_one(trained_
     from playwright.sync_api import expect, sync_playwright
 
     from backend.context import open_modeldeck
-    from backend.datasets import load_mnist_test
+    from backend.data.builtin import load_mnist_test
 
     home = copy_home(trained_home, tmp_path / "home")
     deck = open_modeldeck(Settings(home=home, runtime="local"))

@@ -148,7 +148,7 @@ def deployed_home(trained_home, tmp_path_factory):
     """A home with sklearn_mnist:1 and :2 deployed on the local runtime (layout-v1, layout-v2), both scored on
     MNIST (so the Test page has a whole-set score and Compare a comparison) and 30 random images sent to v2."""
     from backend.context import open_modeldeck
-    from backend.datasets import load_dataset
+    from backend.data.catalogue import load_dataset
     from backend.inspection.evaluation import sample
     from backend.services.comparing import compare_deployments
 

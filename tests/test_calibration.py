@@ -90,7 +90,7 @@ def _deployment():
 def test_a_kept_evaluation_keeps_its_reliability_bins_and_an_older_log_reads_and_grows(tmp_path):
     import sqlite3
 
-    from backend.datasets import TestSet
+    from backend.data.testset import TestSet
     from backend.inspection.history import _SCHEMA, EvaluationLog, EvaluationRecord
 
     db = tmp_path / "registry.sqlite3"

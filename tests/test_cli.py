@@ -12,7 +12,7 @@ from PIL import Image
 
 from backend.config import Settings
 from backend.context import open_modeldeck
-from backend.datasets import FASHION_CLASSES, load_fashion_mnist_test, load_mnist_test
+from backend.data.builtin import FASHION_CLASSES, load_fashion_mnist_test, load_mnist_test
 
 from .conftest import copy_home
 

@@ -10,7 +10,7 @@ import time
 
 import requests
 
-from backend.datasets import load_mnist_test
+from backend.data.builtin import load_mnist_test
 from backend.serving.connections import HEAD_SECONDS, SWEEP_SECONDS
 
 SILENT, SLOWLORIS = 1500, 200

@@ -12,7 +12,7 @@ from streamlit.testing.v1 import AppTest
 
 from backend.config import Settings
 from backend.context import open_modeldeck
-from backend.datasets import FASHION_CLASSES
+from backend.data.builtin import FASHION_CLASSES
 from backend.errors import InvalidDeployConfigError, InvalidDeploymentNameError
 from backend.runtimes import DeployConfig, validate_name
 from dashboard import common

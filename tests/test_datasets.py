@@ -4,16 +4,10 @@ import struct
 import numpy as np
 import pytest
 
-from backend import datasets
-from backend.datasets import (
-    FASHION_CLASSES,
-    datasets_for,
-    load_dataset,
-    load_fashion_mnist_train,
-    load_idx_pair,
-    load_mnist_test,
-    read_idx,
-)
+from backend.data import builtin
+from backend.data.builtin import FASHION_CLASSES, load_fashion_mnist_train, load_mnist_test
+from backend.data.catalogue import load_dataset, sets_fitting
+from backend.data.idx import load_idx_pair, read_idx
 from backend.errors import DatasetError, IdxFormatError, TrainingError
 from backend.registry import Signature
 from backend.training import SampleSpec, sample_spec, train_sample
@@ -101,8 +95,8 @@ def test_the_fashion_training_subset_is_the_first_images_of_the_real_training_se
 
 
 def test_fashion_mnist_missing_says_which_package_to_install(tmp_path, monkeypatch):
-    monkeypatch.setattr(datasets, "FASHION_MNIST_DIR", tmp_path / "nowhere")
-    for load in (datasets.load_fashion_mnist_test, lambda: datasets.load_fashion_mnist_train(10)):
+    monkeypatch.setattr(builtin, "FASHION_MNIST_DIR", tmp_path / "nowhere")
+    for load in (builtin.load_fashion_mnist_test, lambda: builtin.load_fashion_mnist_train(10)):
         with pytest.raises(DatasetError, match="apt-get install dataset-fashion-mnist"):
             load()
     with pytest.raises(TrainingError, match="no sample model for dataset 'cifar': choose one of mnist, fashion-mnist"):
@@ -112,14 +106,15 @@ def test_fashion_mnist_missing_says_which_package_to_install(tmp_path, monkeypat
 def test_a_model_with_named_labels_fits_the_set_with_those_names_in_any_order():
     fashion = Signature(n_features=784, image_shape=(28, 28), value_range=(0.0, 1.0),
                         class_labels=tuple(sorted(FASHION_CLASSES)))  # scikit-learn's order
-    fitting, hidden = datasets_for(fashion)
+    fit = sets_fitting(fashion)
+    fitting, hidden = fit.fitting, fit.hidden
     assert [d.name for d in fitting] == ["fashion-mnist"]
     assert "its classes are 0, 1, 2, ...; the model's are Ankle boot, Bag, Coat, ..." in dict(
         (d.name, why) for d, why in hidden)["mnist"]
     reordered = Signature(n_features=784, class_labels=("1", "0", "2", "3", "4", "5", "6", "7", "8", "9"))
-    assert "mnist" in [d.name for d in datasets_for(reordered)[0]]
+    assert "mnist" in [d.name for d in sets_fitting(reordered).fitting]
     nine_names = Signature(n_features=784, class_labels=tuple(sorted(FASHION_CLASSES))[:9] + ("Hat",))
-    assert "fashion-mnist" not in [d.name for d in datasets_for(nine_names)[0]]
+    assert "fashion-mnist" not in [d.name for d in sets_fitting(nine_names).fitting]
 
 
 def test_sample_specs_default_to_each_datasets_own_algorithm():
@@ -131,7 +126,8 @@ def test_sample_specs_default_to_each_datasets_own_algorithm():
 
 
 def test_a_set_made_of_8_bit_pixels_knows_them_and_any_other_set_does_not():
-    from backend.datasets import TestSet, load_digits_set
+    from backend.data.builtin import load_digits_set
+    from backend.data.testset import TestSet
     from backend.inspection.perturb import Perturbation
 
     mnist = load_mnist_test()

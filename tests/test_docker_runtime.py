@@ -14,7 +14,7 @@ import requests
 
 from backend.config import Settings
 from backend.context import open_modeldeck
-from backend.datasets import load_mnist_test
+from backend.data.builtin import load_mnist_test
 from backend.errors import (
     BaseImageMissingError,
     ChecksumMismatchError,

@@ -3,7 +3,7 @@ import io
 import numpy as np
 from PIL import Image
 
-from backend.datasets import TestSet
+from backend.data.testset import TestSet
 from backend.inspection.evaluation import Samples, evaluate, most_confused, normalized_confusion
 from backend.inspection.plots import DPI, caption_boxes, confusion_heatmap, image_grid, sample_strip, to_png
 

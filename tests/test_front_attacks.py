@@ -13,7 +13,7 @@ from pathlib import Path
 import pytest
 import requests
 
-from backend.datasets import load_mnist_test
+from backend.data.builtin import load_mnist_test
 from backend.errors import DeploymentError
 from backend.runtimes import DeployConfig
 from backend.runtimes.front import (

@@ -15,7 +15,7 @@ import numpy as np
 import pytest
 import requests
 
-from backend.datasets import load_mnist_test
+from backend.data.builtin import load_mnist_test
 from backend.errors import InvalidImageTagError
 from backend.packaging.image import (
     AUTH_LABEL,

@@ -19,12 +19,12 @@ import numpy as np
 import pytest
 from PIL import Image
 
-from backend.datasets import read_idx
+from backend.data.idx import read_idx
+from backend.data.store import import_dataset, user_catalogue
 from backend.errors import IdxFormatError
 from backend.inspection.evaluation import class_name
 from backend.registry import ModelRegistry
 from backend.shown import shown
-from backend.user_datasets import import_dataset, user_catalogue
 
 REPO = Path(__file__).resolve().parent.parent
 
@@ -54,7 +54,7 @@ def peak_rss_of_import(files: list[Path], root: Path) -> tuple[str, int]:
         import re, sys
         from pathlib import Path
         from backend.errors import DatasetImportError
-        from backend.user_datasets import import_dataset
+        from backend.data.store import import_dataset
         try:
             import_dataset(Path({str(root)!r}), "capped", [Path(p) for p in {[str(f) for f in files]!r}])
             message = "accepted"

@@ -134,7 +134,7 @@ def test_the_exported_kserve_predictor_runs_the_built_image_and_answers_the_trit
     import numpy as np
     import tritonclient.http as triton
 
-    from backend.datasets import load_mnist_test
+    from backend.data.builtin import load_mnist_test
     from backend.registry import ModelRegistry
 
     out = tmp_path / "kserve"

@@ -13,7 +13,7 @@ RENDERING = ("backend.inspection.charts", "backend.inspection.plots", "backend.i
 PURE_HELPERS = {"parse_tags", "parse_signature", "parse_image_shape", "parse_value_range", "parse_autoscale",
                 "validate_name", "format_range", "class_name", "predictions_csv", "kinds_for", "calibration_of",
                 "between", "points", "default_tag", "secret_name", "apply_command", "build_command", "keys_command",
-                "zip_export", "write_export", "missing_first_run_samples", "current_library_versions"}
+                "zip_export", "write_export", "missing_first_run_samples", "current_library_versions", "formats_help"}
 
 
 def imported_names(path: Path) -> list[tuple[str, str]]:

@@ -12,7 +12,7 @@ from sklearn.pipeline import make_pipeline
 from sklearn.svm import SVC, LinearSVC
 from sklearn.tree import DecisionTreeClassifier
 
-from backend.datasets import load_mnist_test
+from backend.data.builtin import load_mnist_test
 from backend.deployments import DEFAULT_SCRIPT
 from backend.serving.script import load_script
 

@@ -9,7 +9,7 @@ from pathlib import Path
 import numpy as np
 import pytest
 
-from backend.datasets import load_mnist_test
+from backend.data.builtin import load_mnist_test
 from backend.errors import (
     DeploymentError,
     DeploymentExistsError,

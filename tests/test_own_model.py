@@ -245,8 +245,8 @@ def test_sets_added_on_the_test_page_fit_by_range_say_why_not_and_take_an_image_
     # two .npz at once (what a kept first upload made): said in words, no staging path, no hex
     add([("a.npz", npz_bytes(X=X[:3], y=y[:3])), ("b.npz", npz_bytes(X=X[:3], y=y[:3]))], "fit8-two")
     [error] = [e.value.replace("\\", "") for e in at.error]
-    assert error == ("Cannot add that test set: a.npz is an .npz file, given with b.npz: give one .npz alone, or an "
-                     "IDX images file with its labels file")
+    assert error == ("Cannot add that test set: a.npz is given with b.npz: give one .npz alone, or two IDX files, "
+                     "images and labels (MNIST's format, gzip'd or not)")
 
     # rows of 30 values: the message names the page's field, which takes the shape
     rows = npz_bytes(X=np.arange(60, dtype=np.float32).reshape(2, 30), y=np.array([0, 1]))

@@ -6,7 +6,7 @@ import numpy as np
 import pytest
 from scipy import ndimage
 
-from backend.datasets import load_mnist_test
+from backend.data.builtin import load_mnist_test
 from backend.errors import InvalidPerturbationError
 from backend.inspection.perturb import KINDS, Perturbation, kinds_for, perturb
 

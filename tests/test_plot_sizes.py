@@ -4,7 +4,7 @@ beside the sidebar (about 690 px) titles its tiles in at least 13 px, short clas
 import numpy as np
 import pytest
 
-from backend.datasets import load_fashion_mnist_test, load_mnist_test
+from backend.data.builtin import load_fashion_mnist_test, load_mnist_test
 from backend.inspection.plots import DPI, caption_boxes, image_grid
 
 SHOWN_WIDTH_PX = 690  # the main column at 1024x768 with the sidebar open

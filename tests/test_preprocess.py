@@ -9,9 +9,9 @@ import pytest
 from PIL import Image, ImageDraw
 from scipy import ndimage
 
-from backend.datasets import load_mnist_test
+from backend.data.builtin import load_mnist_test
+from backend.data.preprocess import MNIST_FORM, InputForm, PreparedDigit, form_of, mnist_input, model_input
 from backend.errors import ImageDecodeError, NothingDrawnError
-from backend.inspection.preprocess import MNIST_FORM, InputForm, PreparedDigit, form_of, mnist_input, model_input
 from backend.training import SAMPLE_MODEL_FILE
 
 RING = (90, 40, 190, 240)  # a "0": 101 x 201 pixels on a 280 x 280 canvas

@@ -7,7 +7,8 @@ import numpy as np
 import pytest
 
 from backend.config import open_home
-from backend.datasets import datasets_for, load_dataset, mismatch
+from backend.data.catalogue import load_dataset, sets_fitting
+from backend.data.fit import mismatch
 from backend.errors import DatasetMismatchError, DuplicateModelError, InvalidDeployConfigError, RegistryError
 from backend.inspection.evaluation import Samples, evaluate
 from backend.inspection.plots import tile_title
@@ -95,28 +96,30 @@ def test_a_signature_reads_as_a_sentence():
 
 
 def test_only_test_sets_that_fit_the_signature_are_offered_and_the_others_say_why():
-    fitting, hidden = datasets_for(MNIST_SIGNATURE)
+    fit = sets_fitting(MNIST_SIGNATURE)
+    fitting, hidden = fit.fitting, fit.hidden
     assert [d.name for d in fitting][0] == "mnist" and "digits" not in [d.name for d in fitting]
     why = dict((d.name, reason) for d, reason in hidden)
     assert why["digits"] == "its images are 8x8; the model takes 28x28"
     rows_model = Signature(n_features=784)  # no image shape declared: the number of values decides
-    assert dict((d.name, r) for d, r in datasets_for(rows_model)[1])["digits"] == (
+    assert dict((d.name, r) for d, r in sets_fitting(rows_model).hidden)["digits"] == (
         "its images have 8x8 = 64 values; the model takes 784")
     digits_model = Signature(n_features=64, image_shape=(8, 8), class_labels=tuple("0123456789"))
-    assert [d.name for d in datasets_for(digits_model)[0]] == ["digits"]
+    assert [d.name for d in sets_fitting(digits_model).fitting] == ["digits"]
     three_classes = Signature(n_features=784, class_labels=("a", "b", "c"))
-    assert "it has 10 classes; the model has 3" in [r for d, r in datasets_for(three_classes)[1] if d.name == "mnist"]
-    unknown = [d.name for d in datasets_for(Signature())[0]]
+    assert "it has 10 classes; the model has 3" in [r for d, r in sets_fitting(three_classes).hidden if d.name == "mnist"]
+    unknown = [d.name for d in sets_fitting(Signature()).fitting]
     assert {"mnist", "digits"} <= set(unknown)  # an unknown signature hides nothing that is installed
     with pytest.raises(DatasetMismatchError, match="test set 'digits' does not fit this model"):
         load_dataset("digits", MNIST_SIGNATURE)
 
 
 def test_fashion_mnist_is_offered_only_when_installed(monkeypatch, tmp_path):
-    from backend import datasets
+    from backend.data import builtin
+    from backend.data.catalogue import catalogue
 
-    monkeypatch.setattr(datasets, "FASHION_MNIST_DIR", tmp_path / "missing")
-    fashion = next(d for d in datasets.catalogue() if d.name == "fashion-mnist")
+    monkeypatch.setattr(builtin, "FASHION_MNIST_DIR", tmp_path / "missing")
+    fashion = next(d for d in catalogue() if d.name == "fashion-mnist")
     assert not fashion.installed and mismatch(fashion, Signature()).startswith("not installed")
 
 
@@ -209,11 +212,11 @@ def test_answers_become_label_indices_of_the_test_set_or_a_clear_error():
 def test_value_range_and_named_labels_decide_which_test_sets_fit():
     raw_pixels = Signature(n_features=784, value_range=(0.0, 255.0))
     assert "its values are in [0, 1]; the model takes [0, 255]" in dict(
-        (d.name, why) for d, why in datasets_for(raw_pixels)[1])["mnist"]
+        (d.name, why) for d, why in sets_fitting(raw_pixels).hidden)["mnist"]
     named = Signature(n_features=784, class_labels=tuple(f"class {i}" for i in range(10)))
-    assert "mnist" not in [d.name for d in datasets_for(named)[0]]
+    assert "mnist" not in [d.name for d in sets_fitting(named).fitting]
     numbered = Signature(n_features=784, class_labels=tuple(str(i) for i in range(10)))
-    assert "mnist" in [d.name for d in datasets_for(numbered)[0]]
+    assert "mnist" in [d.name for d in sets_fitting(numbered).fitting]
 
 
 def test_the_request_body_limit_follows_the_memory_limit_unless_set():
@@ -241,7 +244,7 @@ def test_a_home_and_its_registry_are_private_even_when_made_before(tmp_path):
 
 
 def test_the_evaluation_log_keeps_every_scoring_newest_first_and_filters(tmp_path):
-    from backend.datasets import TestSet
+    from backend.data.testset import TestSet
     from backend.inspection.evaluation import evaluate
     from backend.inspection.history import EvaluationLog, EvaluationRecord, testset_sha256
     from backend.registry import ModelRegistry

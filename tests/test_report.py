@@ -8,7 +8,7 @@ from html.parser import HTMLParser
 import numpy as np
 import pytest
 
-from backend.datasets import load_mnist_test
+from backend.data.builtin import load_mnist_test
 from backend.inspection.calibration import calibration_of
 from backend.inspection.report import ReportInputs, render, to_pdf
 from backend.services.reports import report_inputs
@@ -153,7 +153,7 @@ def test_pictures_drawn_on_several_threads_at_once_come_out_whole(testset):
 
 
 def _made_by_hand(probabilities):
-    from backend.datasets import TestSet
+    from backend.data.testset import TestSet
     from backend.inspection.evaluation import evaluate
     from backend.runtimes import DeployConfig
     from backend.runtimes.base import Deployment, DeploymentRecord, DeploymentState

@@ -15,7 +15,7 @@ from pathlib import Path
 
 import pytest
 
-from backend.datasets import load_mnist_test
+from backend.data.builtin import load_mnist_test
 from backend.inspection.report import render, to_pdf
 from backend.services.reports import report_inputs
 from backend.training import train_sample

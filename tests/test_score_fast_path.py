@@ -11,7 +11,7 @@ import json
 import orjson
 import pytest
 
-from backend.datasets import load_mnist_test
+from backend.data.builtin import load_mnist_test
 from backend.deployments import DEFAULT_SCRIPT
 from backend.serving import bodies
 from backend.serving.access import AccessLog

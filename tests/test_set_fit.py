@@ -7,7 +7,10 @@ import pickle
 import numpy as np
 import pytest
 
-from backend.datasets import FASHION_CLASSES, DatasetInfo, datasets_for, load_dataset, mismatch, range_mismatch
+from backend.data.builtin import FASHION_CLASSES
+from backend.data.catalogue import load_dataset, sets_fitting
+from backend.data.fit import mismatch, range_mismatch
+from backend.data.testset import DatasetInfo
 from backend.deployments import DEFAULT_SCRIPT
 from backend.errors import DatasetMismatchError, UnexpectedAnswerError
 from backend.inspection.evaluation import label_indices
@@ -65,7 +68,8 @@ def test_images_of_any_height_and_width_fit_a_model_that_declares_them():
 
 
 def test_fashion_mnist_is_not_offered_for_the_digit_model_and_says_why(sample_model):
-    fitting, hidden = datasets_for(sample_model.signature)
+    fit = sets_fitting(sample_model.signature)
+    fitting, hidden = fit.fitting, fit.hidden
     assert "fashion-mnist" not in [info.name for info in fitting] and "mnist" in [info.name for info in fitting]
     why = dict((info.name, reason) for info, reason in hidden)
     assert why["fashion-mnist"] == "its classes are T-shirt/top, Trouser, Pullover, ...; the model's are 0, 1, 2, ..."
@@ -76,7 +80,7 @@ def test_fashion_mnist_is_not_offered_for_the_digit_model_and_says_why(sample_mo
 def test_a_fashion_model_is_offered_fashion_mnist_only():
     fashion = Signature(n_features=784, image_shape=(28, 28), value_range=(0.0, 1.0),
                         class_labels=tuple(sorted(FASHION_CLASSES)))
-    assert [info.name for info in datasets_for(fashion)[0]] == ["fashion-mnist"]
+    assert [info.name for info in sets_fitting(fashion).fitting] == ["fashion-mnist"]
 
 
 def test_classes_named_by_numbers_other_than_their_positions_are_matched_by_name():

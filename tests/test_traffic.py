@@ -9,7 +9,7 @@ import numpy as np
 import pytest
 import requests
 
-from backend.datasets import load_mnist_test
+from backend.data.builtin import load_mnist_test
 from backend.errors import EndpointUnreachableError, LoadTestRefusedError, MetricsUnavailableError
 from backend.runtimes import DeployConfig
 from backend.services.traffic import load_test, scrape_deployment

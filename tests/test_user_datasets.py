@@ -15,8 +15,10 @@ import numpy as np
 import pytest
 from PIL import Image
 
-from backend import user_datasets
-from backend.datasets import load_mnist_test
+from backend.data import limits
+from backend.data.builtin import load_mnist_test
+from backend.data.preprocess import mnist_input
+from backend.data.store import dataset_sha256, import_dataset, load_user_dataset, remove_dataset, user_catalogue
 from backend.errors import (
     DatasetError,
     DatasetExistsError,
@@ -24,14 +26,6 @@ from backend.errors import (
     DatasetNotFoundError,
     IdxFormatError,
     InvalidDatasetNameError,
-)
-from backend.inspection.preprocess import mnist_input
-from backend.user_datasets import (
-    dataset_sha256,
-    import_dataset,
-    load_user_dataset,
-    remove_dataset,
-    user_catalogue,
 )
 
 
@@ -132,7 +126,7 @@ def test_the_value_range_is_read_from_the_data_or_taken_as_declared(root, tmp_pa
     for name in ("read", "declared"):
         loaded = load_user_dataset(root, name)
         assert np.array_equal(loaded.X, digits.data[:100].astype(np.float32))  # as they are, bit for bit
-        assert user_datasets.user_catalogue(root)[0].value_range in ((0.0, 16.0), (0.0, 20.0))
+        assert user_catalogue(root)[0].value_range in ((0.0, 16.0), (0.0, 20.0))
     assert load_user_dataset(root, "declared").value_range == (0.0, 20.0)
     assert "values in [0, 16] (read from the data)" in load_user_dataset(root, "read").source
     odd = write_npz(tmp_path / "o.npz", X=np.array([[-0.5, 2.25, 0, 0]]), y=np.array([0]))
@@ -439,10 +433,10 @@ def test_two_npz_files_are_not_read_as_an_idx_pair(root, tmp_path):
     second = write_npz(tmp_path / "digits8-flat.npz", X=np.zeros((2, 64)), y=np.arange(2))
     with pytest.raises(DatasetImportError) as refusal:
         import_dataset(root, "two", [second, first])
-    assert str(refusal.value) == ("digits8-flat.npz is an .npz file, given with digits8.npz: give one .npz alone, or "
-                                  "an IDX images file with its labels file")
+    assert str(refusal.value) == ("digits8-flat.npz is given with digits8.npz: give one .npz alone, or two IDX files, "
+                                  "images and labels (MNIST's format, gzip'd or not)")
     labels = write_idx(tmp_path / "l-idx1", np.array([1, 0], dtype=np.uint8))
-    refused(root, [labels, tmp_path / "digits8.npz"], "^digits8.npz is an .npz file, given with l-idx1")
+    refused(root, [labels, tmp_path / "digits8.npz"], "^digits8.npz is given with l-idx1")
 
 
 def test_unknown_file_combinations_are_refused(root, tmp_path):
@@ -489,16 +483,16 @@ def test_zip_bombs_are_refused_by_unpacked_size_and_by_count(root, tmp_path, mon
         for i in range(3):
             archive.writestr(f"0/{i}.png", bytes(4_000))
     assert upload.stat().st_size < 1_000
-    monkeypatch.setattr(user_datasets, "MAX_UNPACKED_BYTES", 10_000)
+    monkeypatch.setattr(limits, "MAX_UNPACKED_BYTES", 10_000)
     refused(root, [upload], "bomb.zip unpacks to 12,000 bytes: the limit is 10,000 bytes")
-    monkeypatch.setattr(user_datasets, "MAX_ZIP_FILES", 2)
+    monkeypatch.setattr(limits, "MAX_ZIP_FILES", 2)
     refused(root, [upload], "bomb.zip holds 3 files: the limit is 2")
 
 
 def test_a_gzipped_idx_file_that_unpacks_past_the_cap_is_refused(root, tmp_path, monkeypatch):
     images_file = write_idx(tmp_path / "big-idx3.gz", np.zeros((20, 28, 28), dtype=np.uint8), compress=True)
     labels = write_idx(tmp_path / "l-idx1", np.zeros(20, dtype=np.uint8))
-    monkeypatch.setattr(user_datasets, "MAX_UNPACKED_BYTES", 10_000)
+    monkeypatch.setattr(limits, "MAX_UNPACKED_BYTES", 10_000)
     refused(root, [images_file, labels], "big-idx3.gz unpacks to more than 10,000 bytes: refused")
 
 
@@ -520,8 +514,8 @@ def test_the_first_500_mnist_digits_round_trip_exactly(root, tmp_path):
 def test_uploaded_bytes_are_staged_privately_imported_and_the_staging_left_empty(tmp_path):
     import io
 
+    from backend.data.store import import_uploaded
     from backend.errors import DatasetImportError
-    from backend.user_datasets import import_uploaded
 
     buffer = io.BytesIO()
     np.savez(buffer, X=np.zeros((3, 28, 28), np.uint8), y=np.array([0, 1, 1]))

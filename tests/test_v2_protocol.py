@@ -12,7 +12,7 @@ import tritonclient.http as triton
 from fastapi.testclient import TestClient
 from tritonclient.utils import InferenceServerException
 
-from backend.datasets import load_mnist_test
+from backend.data.builtin import load_mnist_test
 from backend.deployments import DEFAULT_SCRIPT
 from backend.runtimes import DeployConfig
 from backend.serving import v2

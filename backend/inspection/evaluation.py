@@ -12,7 +12,7 @@ from typing import Any
 import numpy as np
 
 from ..client import Scores, ScoringClient
-from ..datasets import TestSet
+from ..data.testset import TestSet
 from ..errors import UnexpectedAnswerError
 from ..shown import shown
 from .perturb import Perturbation, kinds_for, perturb

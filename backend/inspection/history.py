@@ -19,7 +19,7 @@ from typing import Any
 
 import numpy as np
 
-from ..datasets import TestSet
+from ..data.testset import TestSet
 from ..runtimes.base import Deployment
 from .calibration import Calibration, calibration_of
 from .evaluation import Evaluation

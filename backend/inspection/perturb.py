@@ -16,7 +16,7 @@ from dataclasses import dataclass, replace
 
 import numpy as np
 
-from ..datasets import TestSet
+from ..data.testset import TestSet
 from ..errors import InvalidPerturbationError
 
 MAX_SEED = 2**32 - 1

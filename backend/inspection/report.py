@@ -21,7 +21,7 @@ from typing import Any
 
 import numpy as np
 
-from ..datasets import TestSet
+from ..data.testset import TestSet
 from ..errors import ReportError
 from ..registry import Model
 from ..runtimes.base import Deployment

@@ -7,7 +7,7 @@ from collections.abc import Callable, Iterable
 from dataclasses import dataclass
 from typing import TYPE_CHECKING
 
-from ..datasets import TestSet
+from ..data.testset import TestSet
 from ..errors import ComparisonError
 from ..inspection.compare import Comparison, compare
 from ..inspection.evaluation import Evaluation

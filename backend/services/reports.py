@@ -9,7 +9,8 @@ from typing import TYPE_CHECKING
 
 import numpy as np
 
-from ..datasets import TestSet, dataset_title
+from ..data.catalogue import dataset_title
+from ..data.testset import TestSet
 from ..inspection.evaluation import Evaluation
 from ..runtimes.base import Deployment
 from .comparing import check_comparable, comparison_of

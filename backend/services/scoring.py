@@ -11,7 +11,8 @@ from typing import TYPE_CHECKING
 
 import numpy as np
 
-from ..datasets import TestSet
+from ..data.preprocess import InputForm, PreparedDigit, form_of, model_input
+from ..data.testset import TestSet
 from ..inspection.evaluation import (
     Evaluation,
     RobustnessPoint,
@@ -24,7 +25,6 @@ from ..inspection.evaluation import (
 )
 from ..inspection.history import EvaluationRecord
 from ..inspection.perturb import Perturbation
-from ..inspection.preprocess import InputForm, PreparedDigit, form_of, model_input
 from ..runtimes.base import Deployment
 from .endpoints import endpoint_of
 

@@ -20,7 +20,7 @@ from urllib.parse import urlsplit
 import numpy as np
 import orjson
 
-from ..datasets import TestSet
+from ..data.testset import TestSet
 from ..errors import LoadTestRefusedError
 from .generator import LoadRun, http_request, new_loop
 from .loadresult import Keep, LoadTestResult, LoadTestTick, Progress, Tallies, percentiles, summarize

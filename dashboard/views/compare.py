@@ -10,7 +10,7 @@ import json
 import numpy as np
 import streamlit as st
 
-from backend.datasets import TestSet
+from backend.data.testset import TestSet
 from backend.errors import ModelDeckError
 from backend.inspection.charts import CELL, difference_chart, recall_change_chart
 from backend.inspection.compare import DISAGREEMENT_KINDS, Comparison

@@ -6,7 +6,7 @@ asked on the form and confirmed by the scoring server, inside the deployment, at
 
 import streamlit as st
 
-from backend.datasets import dataset_title
+from backend.data.catalogue import dataset_title
 from backend.errors import DuplicateModelError, ModelDeckError
 from backend.packaging.image import default_tag
 from backend.progress import ProgressEvent, ProgressKind

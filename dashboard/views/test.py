@@ -10,7 +10,10 @@ from dataclasses import replace
 import numpy as np
 import streamlit as st
 
-from backend.datasets import TestSet, format_range
+from backend.data.preprocess import InputForm
+from backend.data.store import import_uploaded
+from backend.data.testset import TestSet, format_range
+from backend.data.uploads import formats_help
 from backend.errors import InvalidPerturbationError, ModelDeckError, ScoringError
 from backend.inspection.calibration import BINS, calibration_of
 from backend.inspection.charts import (
@@ -25,7 +28,6 @@ from backend.inspection.charts import (
 from backend.inspection.evaluation import Evaluation, Samples, class_name, predictions_csv
 from backend.inspection.perturb import Perturbation, kinds_for
 from backend.inspection.plots import confusion_heatmap, image_grid, sample_strip, to_png
-from backend.inspection.preprocess import InputForm
 from backend.registry import Signature, parse_image_shape, parse_value_range
 from backend.services.reports import make_report, report_pdf
 from backend.services.scoring import input_form as input_form_of
@@ -34,7 +36,6 @@ from backend.services.testsets import fitting_testsets
 from backend.shown import shown
 from backend.staging import STAGING_DIR
 from backend.timefmt import friendly_time
-from backend.user_datasets import import_uploaded
 from dashboard.cache import kept_evaluation, vega_spec
 from dashboard.canvas import drawing_pad
 from dashboard.common import (
@@ -68,9 +69,7 @@ st.title("Test")
 def own_set_form(model_range: tuple[float, float] | None) -> None:
     """Upload an .npz, two IDX files or a zip of class folders; the new set is chosen at once. Its values
     are kept, or rescaled onto `model_range` (the model's) when the user asks."""
-    st.caption("An `.npz` with arrays `X` and `y` (and optional `class_names`), two IDX files (images and "
-               "labels, gzip or not), or a `.zip` of PNG/JPEG images in one folder per class (images that are "
-               "not 28x28 are prepared as MNIST digits were). Same as `modeldeck datasets add NAME FILE...`.")
+    st.caption(verbatim(f"Give {formats_help()}.") + " Same as `modeldeck datasets add NAME FILE...`.")
     # The form's widgets are made anew after each set added (a new key), so the next one starts empty: a kept
     # upload would join the next one's files (two .npz read as an IDX pair)
     added = st.session_state.get("_own_sets_added", 0)

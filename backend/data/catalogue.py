@@ -1,0 +1,102 @@
+"""Every test set by name (built in and the user's own): listing, loading, titles, and which sets fit
+some models."""
+
+from __future__ import annotations
+
+from collections.abc import Callable
+from dataclasses import dataclass
+from pathlib import Path
+
+from ..errors import DatasetError, DatasetMismatchError
+from ..registry import Model, Signature
+from .builtin import BUILT_IN, BUILT_IN_BY_NAME, DATASET_NAMES
+from .fit import mismatch
+from .store import load_user_dataset, user_catalogue
+from .testset import DatasetInfo, TestSet
+
+
+def catalogue(user_root: Path | None = None) -> list[DatasetInfo]:
+    """Every test set ModelDeck knows, with whether it is installed here; with `user_root`, the
+    user's own sets stored there too (`modeldeck datasets add`)."""
+    built_in = [built.info() for built in BUILT_IN]
+    return built_in if user_root is None else built_in + user_catalogue(user_root)
+
+
+@dataclass(frozen=True)
+class SetFit:
+    """Which test sets fit some models' signatures.
+
+    Attributes:
+        fitting: the sets that fit every one, in catalogue order (built-in sets first).
+        hidden: each other set with why it does not fit (the first model's reason that does not).
+    """
+
+    fitting: tuple[DatasetInfo, ...]
+    hidden: tuple[tuple[DatasetInfo, str], ...]
+
+
+def sets_fitting(*signatures: Signature | None, user_root: Path | None = None) -> SetFit:
+    """The test sets that fit every one of `signatures` (None: a model not in the registry, which every
+    installed set fits), and the others with why not; the user's own with `user_root`."""
+    fitting, hidden = [], []
+    known = [signature or Signature() for signature in signatures] or [Signature()]
+    for info in catalogue(user_root):
+        why = next((why for signature in known if (why := mismatch(info, signature)) is not None), None)
+        if why is None:
+            fitting.append(info)
+        else:
+            hidden.append((info, why))
+    return SetFit(tuple(fitting), tuple(hidden))
+
+
+def fitting_testset(*models: Model | None, user_root: Path | None = None, requested: str | None = None) -> TestSet:
+    """The test set to score `models` on (None: a model not in the registry): `requested`, checked against
+    each model's signature, or else the first that fits them all.
+
+    Raises:
+        DatasetError: `requested` is unknown or not installed.
+        DatasetMismatchError: `requested` does not fit a model, or no set fits them all.
+    """
+    signatures = [model.signature for model in models if model is not None]
+    first = signatures[0] if signatures else None
+    if requested is not None:
+        for signature in signatures[1:]:
+            load_dataset(requested, signature, user_root)  # raises when it does not fit
+        return load_dataset(requested, first, user_root)
+    fit = sets_fitting(*signatures, user_root=user_root)
+    if not fit.fitting:
+        raise DatasetMismatchError("no test set fits " + " and ".join(m.id for m in models if m is not None)
+                                   + ": see `datasets list`")
+    return load_dataset(fit.fitting[0].name, first, user_root)
+
+
+def load_dataset(name: str, signature: Signature | None = None, user_root: Path | None = None) -> TestSet:
+    """The test set called `name` (one of DATASET_NAMES, or with `user_root` one of the user's own),
+    checked against a model's signature.
+
+    Raises:
+        DatasetError: unknown name or data not installed.
+        DatasetNotFoundError: with `user_root`, no built-in or stored set of that name.
+        DatasetMismatchError: it does not fit `signature`.
+    """
+    built_in = BUILT_IN_BY_NAME.get(name)
+    loader: Callable[[], TestSet] | None = built_in.load if built_in is not None else None
+    if loader is None and user_root is not None:
+        loader = lambda: load_user_dataset(user_root, name)  # noqa: E731 (raises DatasetNotFoundError)
+    if loader is None:
+        raise DatasetError(f"unknown dataset {name!r}: choose one of {', '.join(DATASET_NAMES)}")
+    if signature is not None:
+        info = next((i for i in catalogue(user_root) if i.name == name), None)
+        if info is None:
+            return loader()  # not in the catalogue: the loader says why
+        why = mismatch(info, signature)
+        if why is not None and info.installed:
+            raise DatasetMismatchError(f"test set {name!r} does not fit this model: {why}")
+    return loader()
+
+
+def dataset_title(name: str, user_root: Path | None = None) -> str:
+    """The title people read for the test set `name` ("MNIST 10k (bundled)" for "mnist"); a perturbed
+    set's name ("mnist+rotate=15") gives its base set's title; an unknown name is its own title."""
+    base = name.split("+", 1)[0]
+    return next((info.title for info in catalogue(user_root) if info.name == base), name)

@@ -1,0 +1,45 @@
+"""Whether a test set fits a model's signature, and why not: the rules, on what the catalogue knows."""
+
+from __future__ import annotations
+
+from ..registry import Signature
+from .testset import DatasetInfo, format_range
+
+
+def mismatch(info: DatasetInfo, signature: Signature) -> str | None:
+    """Why the test set does not fit a model with `signature`, or None when it fits: its image shape (or
+    value count), its value range and its classes must be the model's, where the signature states them.
+    An unknown signature fits every installed set (the endpoint then says what it refuses)."""
+    if not info.installed:
+        return "not installed" + (f" ({info.install_hint})" if info.install_hint else "")
+    height, width = info.image_shape
+    if signature.image_shape is not None and signature.image_shape != info.image_shape:
+        return f"its images are {height}x{width}; the model takes {signature.image_shape[0]}x{signature.image_shape[1]}"
+    if signature.n_features is not None and signature.n_features != info.n_features:
+        return f"its images have {height}x{width} = {info.n_features} values; the model takes {signature.n_features}"
+    if signature.value_range is not None and (why := range_mismatch(info.value_range, signature.value_range)):
+        return why
+    labels = signature.class_labels
+    if labels is not None and len(labels) != len(info.class_names):
+        return f"it has {len(info.class_names)} classes; the model has {len(labels)}"
+    # Matched by name, in any order (a model trained on names has them sorted: scikit-learn's classes_)
+    if labels is not None and set(labels) != set(info.class_names):
+        return (f"its classes are {_first(info.class_names)}; the model's are {_first(labels)}")
+    return None
+
+
+def range_mismatch(values: tuple[float, float], model: tuple[float, float]) -> str | None:
+    """Why a set with values in `values` does not fit a model taking `model`, or None: the set's range must
+    lie within the model's and span at least half of it. A narrower read range is the same scale (a
+    held-out subset with no 16 in a 0-16 set); a much narrower one is another scale ([0, 1] for [0, 16]:
+    every prediction the same class)."""
+    (low, high), (m_low, m_high) = values, model
+    within = m_low <= low and high <= m_high
+    if within and (high - low) >= (m_high - m_low) / 2:
+        return None
+    why = f"its values are in {format_range(values)}; the model takes {format_range(model)}"
+    return why if not within else f"{why}, on another scale (the set spans under half of the model's range)"
+
+
+def _first(names: tuple[str, ...], shown: int = 3) -> str:
+    return ", ".join(names[:shown]) + (", ..." if len(names) > shown else "")
