@@ -13,8 +13,6 @@ from typing import Any
 from . import __version__
 from .context import ModelDeck, open_modeldeck
 from .data.builtin import DATASET_NAMES
-from .data.catalogue import catalogue
-from .data.store import import_dataset, remove_dataset
 from .data.testset import format_range
 from .data.uploads import formats_help
 from .errors import ModelDeckError, UserImageError
@@ -33,7 +31,7 @@ from .services.models import first_run, register_files, train
 from .services.packaging import build, export_model
 from .services.reports import make_report, report_pdf
 from .services.scoring import predict_image, robustness_curve, score_and_keep, send_random
-from .services.testsets import choose_testset, scoring_target
+from .services.testsets import add_testset, all_testsets, choose_testset, remove_testset, scoring_target, testset_title
 from .services.traffic import load_test, scrape_deployment
 from .shown import shown
 from .traffic.loadtest import CONCURRENCY_RANGE, MAX_REQUESTS, SECONDS_RANGE, LoadTestResult, LoadTestTick
@@ -205,9 +203,8 @@ def cmd_evaluations_list(deck: ModelDeck, args: argparse.Namespace) -> int:
     if args.json:
         _print_json([r.to_dict() for r in records])
         return 0
-    from .data.catalogue import dataset_title
     from .timefmt import friendly_time
-    titles = {name: dataset_title(name, deck.settings.datasets_dir) for name in {r.dataset for r in records}}
+    titles = {name: testset_title(deck, name) for name in {r.dataset for r in records}}
     width = max([len("TEST SET"), *map(len, titles.values())])
     print(f"{'WHEN':<16} {'DEPLOYMENT':<20} {'MODEL':<20} {'TEST SET':<{width}} {'PERTURBATION':<14} {'ACCURACY':>8} "
           f"{'N':>6} {'SECONDS':>7}")
@@ -218,7 +215,7 @@ def cmd_evaluations_list(deck: ModelDeck, args: argparse.Namespace) -> int:
 
 
 def cmd_datasets_add(deck: ModelDeck, args: argparse.Namespace) -> int:
-    info = import_dataset(deck.settings.datasets_dir, args.name, args.files, args.title, replace=args.replace,
+    info = add_testset(deck, args.name, list(args.files), args.title, replace=args.replace,
                           value_range=parse_value_range(args.value_range), image_shape=parse_image_shape(args.image_shape),
                           rescale_to=parse_value_range(args.rescale_to))
     if args.json:
@@ -232,7 +229,7 @@ def cmd_datasets_add(deck: ModelDeck, args: argparse.Namespace) -> int:
 
 
 def cmd_datasets_list(deck: ModelDeck, args: argparse.Namespace) -> int:
-    sets = catalogue(deck.settings.datasets_dir)
+    sets = all_testsets(deck)
     if args.json:
         _print_json([{"name": i.name, "title": i.title, "image_shape": list(i.image_shape),
                       "value_range": list(i.value_range), "classes": len(i.class_names), "installed": i.installed,
@@ -247,7 +244,7 @@ def cmd_datasets_list(deck: ModelDeck, args: argparse.Namespace) -> int:
 
 
 def cmd_datasets_remove(deck: ModelDeck, args: argparse.Namespace) -> int:
-    remove_dataset(deck.settings.datasets_dir, args.name)
+    remove_testset(deck, args.name)
     _err(f"removed test set {args.name}")
     return 0
 
@@ -378,8 +375,7 @@ def cmd_compare(deck: ModelDeck, args: argparse.Namespace) -> int:
     _ensure_models(deck)
     a, b = (contender(deck, ref, progress=_progress) for ref in (args.a, args.b))
     testset = choose_testset(deck, deck.deployments.model_of(a), deck.deployments.model_of(b), requested=args.dataset)
-    from .data.catalogue import dataset_title
-    title = dataset_title(testset.name, deck.settings.datasets_dir)
+    title = testset_title(deck, testset.name)
     _err(f"scoring {len(testset):,} images of {title} at {a.name} and {b.name}")
     comparison = compare_deployments(deck, a, b, testset, source="cli compare", use_json=args.json_path,
                                      progress=lambda name, done, total: _err(f"{name}: {done:,} of {total:,} scored"))

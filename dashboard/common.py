@@ -12,12 +12,11 @@ from typing import Any
 import streamlit as st
 
 from backend.context import ModelDeck, open_modeldeck
-from backend.data.catalogue import load_dataset
-from backend.data.store import revision
 from backend.data.testset import TestSet
 from backend.deployments import DeploymentList
 from backend.errors import DeploymentDownError, ModelDeckError, ScoringServerError
 from backend.runtimes.base import Deployment, DeploymentState
+from backend.services.testsets import load_testset, testset_revision
 from backend.shown import shown
 
 SNAPSHOT_KEY = "_deployments_snapshot"
@@ -74,12 +73,12 @@ def get_deck() -> ModelDeck:
 @st.cache_data(show_spinner="Loading the test set…")
 def testset(name: str, revision: int = 0) -> TestSet:
     """A test set, loaded once per `revision` (a user's set replaced under the same name loads anew)."""
-    return load_dataset(name, None, get_deck().settings.datasets_dir)
+    return load_testset(get_deck(), name)
 
 
 def revision_of(name: str) -> int:
     """Changes when the user's test set `name` is replaced (0 for a bundled set)."""
-    return revision(get_deck().settings.datasets_dir, name)
+    return testset_revision(get_deck(), name)
 
 
 def verbatim(text: str) -> str:

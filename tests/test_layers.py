@@ -9,11 +9,13 @@ FRONTS = [ROOT / "backend" / "cli.py", *sorted((ROOT / "dashboard").rglob("*.py"
 USE_CASES = ("backend.services", "backend.context", "backend.errors")
 RENDERING = ("backend.inspection.charts", "backend.inspection.plots", "backend.inspection.snippets",
              "backend.traffic.charts", "backend.timefmt", "backend.shown")
-# Functions of values (parsing what a user typed, formatting, computing a view of a result): no I/O, no state.
+# Functions of values (parsing what a user typed, formatting, computing a view of a result, the names in a
+# registry's table): no I/O, no state.
 PURE_HELPERS = {"parse_tags", "parse_signature", "parse_image_shape", "parse_value_range", "parse_autoscale",
                 "validate_name", "format_range", "class_name", "predictions_csv", "kinds_for", "calibration_of",
                 "between", "points", "default_tag", "secret_name", "apply_command", "build_command", "keys_command",
-                "zip_export", "write_export", "missing_first_run_samples", "current_library_versions", "formats_help"}
+                "zip_export", "write_export", "missing_first_run_samples", "current_library_versions", "formats_help",
+                "runtime_choices", "runtime_names"}
 
 
 def imported_names(path: Path) -> list[tuple[str, str]]:
@@ -34,7 +36,7 @@ def imported_names(path: Path) -> list[tuple[str, str]]:
 def allowed(module: str, name: str) -> bool:
     if module.startswith(USE_CASES) or module.startswith(RENDERING):
         return True
-    return name[:1].isupper() or name in PURE_HELPERS  # a type, a CONSTANT, or a pure helper
+    return name[:1].isupper() or name.startswith("__") or name in PURE_HELPERS  # a type, a CONSTANT, __version__
 
 
 def test_the_cli_and_the_pages_call_only_the_use_cases_and_rendering_helpers():

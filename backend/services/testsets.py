@@ -1,13 +1,17 @@
-"""Which test sets a deployment (or two, to compare) can be scored on, and the one to use."""
+"""Test sets as a user sees them: every set of the home, their own added or removed, which sets a
+deployment (or two, to compare) can be scored on, and the one to use."""
 
 from __future__ import annotations
 
+from pathlib import Path
 from typing import TYPE_CHECKING
 
-from ..data.catalogue import SetFit, fitting_testset, sets_fitting
-from ..data.testset import TestSet
+from ..data.catalogue import SetFit, catalogue, dataset_title, fitting_testset, load_dataset, sets_fitting
+from ..data.store import import_dataset, import_uploaded, remove_dataset, revision
+from ..data.testset import DatasetInfo, TestSet
 from ..registry import Model
 from ..runtimes.base import Deployment
+from ..staging import STAGING_DIR
 
 if TYPE_CHECKING:
     from ..context import ModelDeck
@@ -36,3 +40,53 @@ def scoring_target(deck: ModelDeck, name: str, requested: str | None = None) -> 
     """
     deployment = deck.deployments.healthy(name)
     return deployment, choose_testset(deck, deck.deployments.model_of(deployment), requested=requested)
+
+
+def all_testsets(deck: ModelDeck) -> list[DatasetInfo]:
+    """The built-in sets (installed or not) and the home's own. Reads only."""
+    return catalogue(deck.settings.datasets_dir)
+
+
+def testset_title(deck: ModelDeck, name: str) -> str:
+    """The title people read for the set `name` (a perturbed set's name gives its base set's). Reads only."""
+    return dataset_title(name, deck.settings.datasets_dir)
+
+
+def load_testset(deck: ModelDeck, name: str) -> TestSet:
+    """The set called `name`.
+
+    Raises:
+        DatasetError: unknown name, or not installed.
+    """
+    return load_dataset(name, None, deck.settings.datasets_dir)
+
+
+def testset_revision(deck: ModelDeck, name: str) -> int:
+    """A number that changes whenever the home's own set `name` is replaced (0 for a built-in set): what a
+    page caches a loaded set on. Reads only."""
+    return revision(deck.settings.datasets_dir, name)
+
+
+def add_testset(deck: ModelDeck, name: str, files: list[Path] | dict[str, bytes], title: str = "", *,
+                replace: bool = False, value_range: tuple[float, float] | None = None,
+                image_shape: tuple[int, int] | None = None,
+                rescale_to: tuple[float, float] | None = None) -> DatasetInfo:
+    """The user's files on disk, or uploaded ({file name: content}), read as a test set of this home.
+
+    Raises:
+        DatasetImportError, DatasetExistsError (unless `replace`), and what the format's reader raises.
+    """
+    if isinstance(files, dict):
+        return import_uploaded(deck.settings.datasets_dir, name, files, title, deck.settings.home / STAGING_DIR,
+                               value_range=value_range, rescale_to=rescale_to, image_shape=image_shape)
+    return import_dataset(deck.settings.datasets_dir, name, files, title, replace=replace, value_range=value_range,
+                          image_shape=image_shape, rescale_to=rescale_to)
+
+
+def remove_testset(deck: ModelDeck, name: str) -> None:
+    """Removes the home's own set `name`.
+
+    Raises:
+        DatasetNotFoundError, DatasetError (a built-in set).
+    """
+    remove_dataset(deck.settings.datasets_dir, name)

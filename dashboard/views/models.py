@@ -6,13 +6,13 @@ asked on the form and confirmed by the scoring server, inside the deployment, at
 
 import streamlit as st
 
-from backend.data.catalogue import dataset_title
 from backend.errors import DuplicateModelError, ModelDeckError
 from backend.packaging.image import default_tag
 from backend.progress import ProgressEvent, ProgressKind
 from backend.registry import Model, current_library_versions, parse_signature, parse_tags
 from backend.services.models import register_files, train
 from backend.services.packaging import build, images_of
+from backend.services.testsets import testset_title
 from backend.timefmt import friendly_time
 from backend.training import missing_first_run_samples
 from dashboard.common import fail, get_deck, presenting, url_select, verbatim
@@ -118,7 +118,7 @@ else:
         """The latest whole-set evaluation's accuracy and test set, else the accuracy given at registration."""
         if (record := scored.get(model.id)) is not None:
             return {"accuracy": f"{record.accuracy:.2%}",
-                    "scored on": dataset_title(record.dataset, deck.settings.datasets_dir)}
+                    "scored on": testset_title(deck, record.dataset)}
         accuracy = model.metrics.get("accuracy")
         if accuracy is None:
             return {"accuracy": "not scored yet", "scored on": ""}
@@ -165,7 +165,7 @@ else:
                 st.caption("None yet: score a whole test set on the Test page, or `modeldeck evaluate NAME`.")
             else:
                 st.dataframe([{"when": friendly_time(r.created_at), "deployment": r.deployment,
-                               "test set": dataset_title(r.dataset, deck.settings.datasets_dir),
+                               "test set": testset_title(deck, r.dataset),
                                "perturbation": r.perturbation or "none", "accuracy": f"{r.accuracy:.2%}",
                                "calibration error (ECE)": "—" if r.calibration is None else
                                f"{r.calibration.ece:.1%}",

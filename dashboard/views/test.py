@@ -11,7 +11,6 @@ import numpy as np
 import streamlit as st
 
 from backend.data.preprocess import InputForm
-from backend.data.store import import_uploaded
 from backend.data.testset import TestSet, format_range
 from backend.data.uploads import formats_help
 from backend.errors import InvalidPerturbationError, ModelDeckError, ScoringError
@@ -32,9 +31,8 @@ from backend.registry import Signature, parse_image_shape, parse_value_range
 from backend.services.reports import make_report, report_pdf
 from backend.services.scoring import input_form as input_form_of
 from backend.services.scoring import predict_image, robustness_curve, score_and_keep, send_random
-from backend.services.testsets import fitting_testsets
+from backend.services.testsets import add_testset, fitting_testsets
 from backend.shown import shown
-from backend.staging import STAGING_DIR
 from backend.timefmt import friendly_time
 from dashboard.cache import kept_evaluation, vega_spec
 from dashboard.canvas import drawing_pad
@@ -94,11 +92,9 @@ def own_set_form(model_range: tuple[float, float] | None) -> None:
         submitted = st.form_submit_button("Add test set", icon=":material/add:")
     if submitted:
         try:
-            info = import_uploaded(deck.settings.datasets_dir, set_name.strip(),
-                                   {upload.name: upload.getvalue() for upload in files or []}, set_title.strip(),
-                                   deck.settings.home / STAGING_DIR, value_range=parse_value_range(set_range),
-                                   rescale_to=model_range if rescale else None,
-                                   image_shape=parse_image_shape(set_shape))
+            info = add_testset(deck, set_name.strip(), {upload.name: upload.getvalue() for upload in files or []},
+                               set_title.strip(), value_range=parse_value_range(set_range),
+                               rescale_to=model_range if rescale else None, image_shape=parse_image_shape(set_shape))
         except ModelDeckError as e:
             fail(e, "Cannot add that test set")
             return
