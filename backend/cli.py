@@ -19,8 +19,8 @@ from .errors import ModelDeckError, UserImageError
 from .inspection.compare import DISAGREEMENT_KINDS
 from .inspection.evaluation import class_name
 from .inspection.perturb import KINDS, Perturbation
-from .packaging.image import KEYS_PATH
 from .packaging.kubernetes import SECRET_FILE, ExportOptions, parse_autoscale, secret_name
+from .packaging.self_contained import KEYS_PATH
 from .packaging.writer import apply_command, build_command, keys_command, write_export
 from .progress import ProgressEvent
 from .registry import Model, parse_image_shape, parse_signature, parse_tags, parse_value_range
@@ -114,7 +114,7 @@ def cmd_deploy(deck: ModelDeck, args: argparse.Namespace) -> int:
                           auth_enabled=args.auth == "key", trust_model=args.trust_model,
                           run_timeout_s=args.run_timeout)
     _err(f"deploying {model.id} as {args.name!r}")
-    deployment = deck.deployments.deploy_and_wait(model, args.name, config, target=args.runtime,
+    deployment = deck.deployments.deploy_and_wait(model, args.name, config, runtime=args.runtime,
                                                   entry_script=args.entry_script, timeout=args.timeout,
                                                   progress=_progress)
     if deployment.isolation:
@@ -175,9 +175,9 @@ def cmd_export(deck: ModelDeck, args: argparse.Namespace) -> int:
 
 def cmd_deployments_list(deck: ModelDeck, args: argparse.Namespace) -> int:
     snapshot = deck.deployments.snapshot(all_homes=args.all)
-    for target in snapshot.targets:
-        if not target.available:
-            _err(f"{target.name} runtime unavailable: {target.description}")
+    for runtime in snapshot.runtimes:
+        if not runtime.available:
+            _err(f"{runtime.name} runtime unavailable: {runtime.description}")
     if args.json:
         _print_json([d.to_dict() for d in snapshot.deployments])
         return 0
@@ -351,7 +351,7 @@ def cmd_evaluate(deck: ModelDeck, args: argparse.Namespace) -> int:
                                 use_json=args.json_path, batch_size=10_000)
     name = perturbation.name_of(testset) if perturbation is not None else testset.name
     if args.plot:
-        from .inspection.plots import confusion_heatmap, to_png
+        from .inspection.figures import confusion_heatmap, to_png
 
         Path(args.plot).write_bytes(to_png(confusion_heatmap(evaluation)))
         _err(f"wrote {args.plot}")

@@ -8,10 +8,10 @@ from dataclasses import dataclass
 from .client import ScoringClient
 from .config import Home, Settings, open_home
 from .deployments import DeploymentService
-from .inspection.history import EvaluationLog
-from .inspection.results import ResultStore
+from .inspection.evaluation_log import EvaluationLog
+from .inspection.kept_results import ResultStore
 from .registry import ModelRegistry
-from .runtimes import Targets
+from .runtimes import Runtimes
 
 
 @dataclass(frozen=True)
@@ -19,7 +19,7 @@ class ModelDeck:
     settings: Settings
     home: Home
     registry: ModelRegistry
-    targets: Targets
+    runtimes: Runtimes
     deployments: DeploymentService
     client: ScoringClient
     results: ResultStore
@@ -35,9 +35,9 @@ def open_modeldeck(settings: Settings | None = None) -> ModelDeck:
     settings = settings or Settings.from_env()
     home = open_home(settings.home)
     registry = ModelRegistry(settings.registry_path, settings.blobs_dir)
-    targets = Targets(settings, home)
+    runtimes = Runtimes(settings, home)
     client = ScoringClient()
     results = ResultStore(settings.home / "results")
-    deployments = DeploymentService(registry, targets, client, on_delete=results.forget)
-    return ModelDeck(settings, home, registry, targets, deployments, client, results,
+    deployments = DeploymentService(registry, runtimes, client, on_delete=results.forget)
+    return ModelDeck(settings, home, registry, runtimes, deployments, client, results,
                      EvaluationLog(settings.registry_path))

@@ -32,7 +32,7 @@ from .errors import (
 )
 from .progress import Progress, ProgressEvent, ProgressKind, quiet, step
 from .registry import Model, ModelRegistry
-from .runtimes import Targets, TargetStatus
+from .runtimes import Runtimes, RuntimeStatus
 from .runtimes.base import (
     DeployConfig,
     Deployment,
@@ -78,11 +78,11 @@ class DeploymentList:
     Attributes:
         deployments: this home's deployments on every runtime that answered (then other homes',
             not owned, when asked for).
-        targets: each runtime, whether it answered, and what it is or why not.
+        runtimes: each runtime, whether it answered, and what it is or why not.
     """
 
     deployments: tuple[Deployment, ...]
-    targets: tuple[TargetStatus, ...]
+    runtimes: tuple[RuntimeStatus, ...]
 
     @property
     def owned(self) -> list[Deployment]:
@@ -116,16 +116,16 @@ def no_answer(error: ModelDeckError) -> bool:
 class DeploymentService:
     """Deploys registered models on a home's runtimes and manages their deployments."""
 
-    def __init__(self, registry: ModelRegistry, targets: Targets, client: ScoringClient,
+    def __init__(self, registry: ModelRegistry, runtimes: Runtimes, client: ScoringClient,
                  on_delete: Callable[[Deployment], None] | None = None) -> None:
         self.registry = registry
-        self.targets = targets
+        self.runtimes = runtimes
         self.client = client
         self.on_delete = on_delete
 
     @property
     def home(self) -> Home:
-        return self.targets.home
+        return self.runtimes.home
 
     # --- reads -------------------------------------------------------------------------------------
 
@@ -133,14 +133,14 @@ class DeploymentService:
         """Every deployment on every runtime that answers, with each runtime's status. Reads only."""
         found: list[Deployment] = []
         statuses = []
-        for status in self.targets.statuses():
+        for status in self.runtimes.statuses():
             if status.available:
                 try:
-                    found.extend(self.targets.open(status.name).list(all_homes=all_homes))
+                    found.extend(self.runtimes.open(status.name).list(all_homes=all_homes))
                 except ModelDeckError as e:  # stopped answering, or refused: one runtime never hides the rest
                     if isinstance(e, RuntimeUnavailableError):
-                        self.targets.forget(status.name)
-                    status = TargetStatus(status.name, False, str(e))
+                        self.runtimes.forget(status.name)
+                    status = RuntimeStatus(status.name, False, str(e))
             statuses.append(status)
         found.sort(key=lambda d: (not d.owned, d.record.home, d.name))
         return DeploymentList(tuple(found), tuple(statuses))
@@ -151,8 +151,8 @@ class DeploymentService:
 
     def _answering(self, runtime: str | None = None) -> builtins.list[Runtime]:
         if runtime is not None:
-            return [self.targets.open(runtime)]
-        return self.targets.available()
+            return [self.runtimes.open(runtime)]
+        return self.runtimes.available()
 
     def _locate(self, name: str, runtime: str | None = None) -> tuple[Runtime, Deployment]:
         """The runtime running this home's deployment `name` (on `runtime` when given), and the deployment.
@@ -168,7 +168,7 @@ class DeploymentService:
             except DeploymentNotFoundError:
                 continue
             except RuntimeUnavailableError:  # the engine stopped answering: look on the others
-                self.targets.forget(candidate.name)
+                self.runtimes.forget(candidate.name)
         if len(found) == 1:
             return found[0]
         if found:
@@ -265,12 +265,12 @@ class DeploymentService:
 
     # --- changes -----------------------------------------------------------------------------------
 
-    def deploy(self, model: Model, name: str, config: DeployConfig | None = None, *, target: str | None = None,
+    def deploy(self, model: Model, name: str, config: DeployConfig | None = None, *, runtime: str | None = None,
                entry_script: Path | None = None, progress: Progress = quiet) -> Deployment:
         """Starts a deployment of `model` called `name`; returns once it is starting (see wait_for_deployment).
 
         Args:
-            target: the runtime for it (docker, local or auto; default: the MODELDECK_RUNTIME setting).
+            runtime: the runtime for it (docker, local or auto; default: the MODELDECK_RUNTIME setting).
             entry_script: a scoring script with init()/run(raw_data); default: the model's own score.py
                 when it was registered with one, else the built-in scikit-learn script.
 
@@ -280,7 +280,7 @@ class DeploymentService:
         """
         validate_name(name)
         config = config or DeployConfig()
-        for candidate in self.targets.available():  # one look-up per runtime, not a whole list
+        for candidate in self.runtimes.available():  # one look-up per runtime, not a whole list
             try:
                 existing = candidate.get(name)
             except (DeploymentNotFoundError, RuntimeUnavailableError):
@@ -292,14 +292,14 @@ class DeploymentService:
         if entry_script is not None and Path(entry_script).suffix != ".py":
             raise DeploymentError(f"entry script {entry_script} is not a Python file: give a .py file with init() "
                                   "and run(raw_data)")
-        runtime = self.targets.open(target)
-        check_compatible(model, runtime.environment_versions(model))
+        chosen = self.runtimes.open(runtime)
+        check_compatible(model, chosen.environment_versions(model))
         with staging_dir(self.home.path / STAGING_DIR) as staging:
             step(progress, f"checking and staging {len(model.files)} file(s) of {model.id} (model sha256 "
                            f"{model.sha256[:12]})")
             model_dir = self.registry.materialize(model, staging / "model")
             script = Path(entry_script) if entry_script else default_entry_script(model_dir)
-            step(progress, f"scoring script: {script.name}; runtime: {runtime.describe()}"
+            step(progress, f"scoring script: {script.name}; runtime: {chosen.describe()}"
                            + ("; key auth on" if config.auth_enabled else ""))
             record = DeploymentRecord(
                 name=name, uid=secrets.token_hex(8), home_id=self.home.id, home=str(self.home.path),
@@ -307,7 +307,7 @@ class DeploymentService:
                 entry_script=script.name, created_at=datetime.now(UTC).isoformat(timespec="seconds"))
             spec = DeploymentSpec(record=record, model=model, model_dir=model_dir, script_path=script,
                                   keys=Keys.generate() if config.auth_enabled else None)
-            return runtime.create(spec, progress)
+            return chosen.create(spec, progress)
 
     def wait_for_deployment(self, name: str, *, timeout: float = 180.0, progress: Progress = quiet,
                             poll_seconds: float = 0.2, runtime: str | None = None) -> Deployment:
@@ -353,7 +353,7 @@ class DeploymentService:
             delay = min(poll_seconds, delay * 1.25)
 
     def deploy_and_wait(self, model: Model, name: str, config: DeployConfig | None = None, *,
-                        target: str | None = None, entry_script: Path | None = None, timeout: float = 180.0,
+                        runtime: str | None = None, entry_script: Path | None = None, timeout: float = 180.0,
                         progress: Progress = quiet, poll_seconds: float = 0.2) -> Deployment:
         """`deploy` then `wait_for_deployment`: the one deploy path of the CLI, the dashboard, the
         benchmarks and the tests. Once Healthy, what the scoring server found when it loaded the
@@ -362,7 +362,7 @@ class DeploymentService:
         Raises:
             Everything `deploy` and `wait_for_deployment` raise.
         """
-        started = self.deploy(model, name, config, target=target, entry_script=entry_script, progress=progress)
+        started = self.deploy(model, name, config, runtime=runtime, entry_script=entry_script, progress=progress)
         deployment = self.wait_for_deployment(name, timeout=timeout, progress=progress, poll_seconds=poll_seconds,
                                               runtime=started.runtime)
         self._confirm_signature(model, deployment, progress)
@@ -417,7 +417,7 @@ class DeploymentService:
         """The key to send to `deployment` (its primary key), None when it has no key auth."""
         if not deployment.config.auth_enabled:
             return None
-        return self.targets.open(deployment.runtime).keys(deployment.name).primary
+        return self.runtimes.open(deployment.runtime).keys(deployment.name).primary
 
     def regen_key(self, name: str, which: str, *, runtime: str | None = None) -> Keys:
         """Replaces the primary or secondary key with a new one, without a restart: the other key keeps

@@ -10,7 +10,7 @@ import time
 from collections.abc import Iterator
 from pathlib import Path
 
-from .creator import creator_gone, creator_token
+from .process_token import creator_gone, creator_token
 
 STAGING_DIR = "staging"
 CREATOR_FILE = "creator"

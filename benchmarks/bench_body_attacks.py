@@ -157,7 +157,7 @@ def run(rounds: int = 1) -> dict[str, Any]:
                                                    target=runtime).scoring_uri
             container, root = None, 0
             if runtime == "docker":
-                engine = deck.targets.open("docker").client  # type: ignore[attr-defined]
+                engine = deck.runtimes.open("docker").client  # type: ignore[attr-defined]
                 container = engine.containers.get(container_name(deck.home.id, NAME))
             else:
                 root = int(json.loads((deck.settings.local_deployments_dir / NAME / "process.json").read_text())["pid"])

@@ -13,7 +13,7 @@ import os
 import time
 import zlib
 
-from backend.packaging.image import IMAGE_PORT, build_image
+from backend.packaging.self_contained import IMAGE_PORT, build_image
 from backend.registry import current_library_versions
 from backend.runtimes.docker import DockerRuntime
 from backend.runtimes.probe import free_port, readiness
@@ -52,7 +52,7 @@ def _save(client, tag: str) -> tuple[float, int]:
 def run(rounds: int = 5) -> dict:
     deck = scratch_deck("docker")
     model = deck.registry.get("sklearn_mnist", 1)
-    runtime = deck.targets.open("docker")
+    runtime = deck.runtimes.open("docker")
     assert isinstance(runtime, DockerRuntime)
     client = runtime.client
     environment = runtime.images.ensure(model, current_library_versions(), lambda _: None)

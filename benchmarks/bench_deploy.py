@@ -17,10 +17,10 @@ import time
 from pathlib import Path
 
 from backend.deployments import DEFAULT_SCRIPT
-from backend.images import requirements_for
 from backend.registry import current_library_versions
 from backend.runtimes.base import SCORING_PORT
 from backend.runtimes.docker import DockerRuntime, deployment_tar
+from backend.runtimes.environment_images import requirements_for
 from backend.runtimes.probe import readiness
 
 from .common import fmt, machine, scratch_deck, summary
@@ -67,7 +67,7 @@ def run(cold: int = 3, warm: int = 5) -> dict:
 
     deck = scratch_deck("docker")
     model = deck.registry.get("sklearn_mnist", 1)
-    runtime = deck.targets.open("docker")
+    runtime = deck.runtimes.open("docker")
     assert isinstance(runtime, DockerRuntime)
     client, images = runtime.client, runtime.images
     # Build once first, so the wheels are cached and "cold" measures a build from cached wheels.

@@ -83,9 +83,9 @@ def run(rounds: int = 1) -> dict[str, Any]:
     docker = scratch_deck("docker")
     model = docker.registry.get("sklearn_mnist", 1)
     try:
-        uri = docker.deployments.deploy_and_wait(model, NAME, CONFIG, target="docker").scoring_uri
-        neighbour = docker.deployments.deploy_and_wait(model, NEIGHBOUR, CONFIG, target="docker").scoring_uri
-        engine = docker.targets.open("docker").client  # type: ignore[attr-defined]
+        uri = docker.deployments.deploy_and_wait(model, NAME, CONFIG, runtime="docker").scoring_uri
+        neighbour = docker.deployments.deploy_and_wait(model, NEIGHBOUR, CONFIG, runtime="docker").scoring_uri
+        engine = docker.runtimes.open("docker").client  # type: ignore[attr-defined]
         container = engine.containers.get(container_name(docker.home.id, NAME))
         front = docker.home.path / "front"
         for _ in range(rounds):
@@ -99,7 +99,7 @@ def run(rounds: int = 1) -> dict[str, Any]:
     local = scratch_deck("local")
     try:
         uri = local.deployments.deploy_and_wait(local.registry.get("sklearn_mnist", 1), NAME, CONFIG,
-                                                target="local").scoring_uri
+                                                runtime="local").scoring_uri
         process = next(local.home.path.rglob(f"{NAME}/process.json"))
         root = int(json.loads(process.read_text())["pid"])
         for _ in range(rounds):

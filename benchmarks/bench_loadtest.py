@@ -63,7 +63,7 @@ def main() -> None:
     results: dict[str, tuple[list[float], list[float]]] = {}
     try:
         model = deck.registry.get("sklearn_mnist")
-        deployment = deck.deployments.deploy_and_wait(model, NAME, DeployConfig(cpu_cores=1.0), target="local")
+        deployment = deck.deployments.deploy_and_wait(model, NAME, DeployConfig(cpu_cores=1.0), runtime="local")
         uri = deployment.scoring_uri or ""
         pin_group(json.loads((deck.settings.local_deployments_dir / NAME / "process.json").read_text())["pid"],
                   SERVER_CPU)

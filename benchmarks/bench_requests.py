@@ -175,13 +175,13 @@ def run(rounds: int = 5) -> dict:
     servers: list[peers.PinnedServer] = []
     deployed: list[tuple[str, str]] = []
     try:
-        local = deck.deployments.deploy_and_wait(model, LOCAL, one_core, target="local")
+        local = deck.deployments.deploy_and_wait(model, LOCAL, one_core, runtime="local")
         deployed.append((LOCAL, "local"))
         pin_group(json.loads((deck.settings.local_deployments_dir / LOCAL / "process.json").read_text())["pid"],
                   SERVER_CPU)
-        container = deck.deployments.deploy_and_wait(model, DOCKER, one_core, target="docker")
+        container = deck.deployments.deploy_and_wait(model, DOCKER, one_core, runtime="docker")
         deployed.append((DOCKER, "docker"))
-        engine = deck.targets.open("docker").client  # type: ignore[attr-defined]
+        engine = deck.runtimes.open("docker").client  # type: ignore[attr-defined]
         engine.containers.get(container_name(deck.home.id, DOCKER)).update(cpuset_cpus=SERVER_CPU)
         pin_group(os.getpgid(int((deck.home.path / "front" / "haproxy.pid").read_text())), SERVER_CPU)  # the front
         servers.append(bare := BareServer(pickle_path.parent, free_port(), work / "bare.log"))

@@ -94,11 +94,11 @@ with st.sidebar:
     st.metric("Deployments", len(owned), help=f"{len(snapshot.healthy)} healthy, in this home, on every runtime")
     if not presentation:  # technical detail
         st.caption("**Runtimes**")
-        for target in snapshot.targets:
-            if target.available:
-                st.caption(f":material/check_circle: **{target.name}** — {verbatim(target.description)}")
+        for runtime in snapshot.runtimes:
+            if runtime.available:
+                st.caption(f":material/check_circle: **{runtime.name}** — {verbatim(runtime.description)}")
             else:
-                st.caption(f":material/cancel: **{target.name}** unavailable — {verbatim(target.description)}")
+                st.caption(f":material/cancel: **{runtime.name}** unavailable — {verbatim(runtime.description)}")
         st.caption(f"**Home** {verbatim(str(deck.home.path))} (id {deck.home.id})")
 
 page.run()

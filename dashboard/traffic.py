@@ -18,7 +18,7 @@ from backend.errors import ModelDeckError
 from backend.runtimes.base import Deployment, DeploymentState
 from backend.services.traffic import load_test, scrape_deployment
 from backend.timefmt import friendly_time
-from backend.traffic.charts import loadtest_chart, traffic_chart
+from backend.traffic.interactive_charts import loadtest_chart, traffic_chart
 from backend.traffic.loadtest import CONCURRENCY_RANGE, SECONDS_RANGE, LoadTestResult, LoadTestTick
 from backend.traffic.metrics import ERROR_STATUS, TrafficSnapshot
 from backend.traffic.window import TrafficHistory, points

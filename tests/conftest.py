@@ -30,8 +30,8 @@ import pytest
 
 from backend.config import Settings
 from backend.context import ModelDeck, open_modeldeck
-from backend.images import BUILT_BY_LABEL, ImageBuilder
 from backend.registry import Model, ModelRegistry, current_library_versions
+from backend.runtimes.environment_images import BUILT_BY_LABEL, ImageBuilder
 from backend.runtimes.front import Front
 from backend.training import train_sample
 

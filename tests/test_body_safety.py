@@ -221,7 +221,7 @@ def test_the_attacks_leave_a_512_mib_container_alive_and_answering(docker_deck, 
 
 
 def test_the_attacks_leave_a_local_process_alive_and_answering(local_deck, sample_model):
-    deployment = local_deck.deployments.deploy_and_wait(sample_model, "bodies-local", SMALL, target="local",
+    deployment = local_deck.deployments.deploy_and_wait(sample_model, "bodies-local", SMALL, runtime="local",
                                                         timeout=180)
     info = local_deck.client.info(deployment.scoring_uri)  # budgeted by the deploy config's 512 MiB, as in Docker
     assert 128 * 2**20 < info["body_memory_bytes"] < 512 * 2**20, info

@@ -91,7 +91,7 @@ def test_a_kept_evaluation_keeps_its_reliability_bins_and_an_older_log_reads_and
     import sqlite3
 
     from backend.data.testset import TestSet
-    from backend.inspection.history import _SCHEMA, EvaluationLog, EvaluationRecord
+    from backend.inspection.evaluation_log import _SCHEMA, EvaluationLog, EvaluationRecord
 
     db = tmp_path / "registry.sqlite3"
     with sqlite3.connect(db) as conn:  # the table as releases before calibration made it, with one row

@@ -9,8 +9,8 @@ from altair.vegalite.v6.schema.core import load_schema
 from jsonschema import ValidationError
 
 from backend.inspection.calibration import calibration_of
-from backend.inspection.charts import CELL, PREDICTED_CLASS, TRUE_CLASS, confusion_chart, reliability_chart
 from backend.inspection.evaluation import evaluate
+from backend.inspection.interactive_charts import CELL, PREDICTED_CLASS, TRUE_CLASS, confusion_chart, reliability_chart
 
 
 def _evaluation(names: tuple[str, ...], with_probabilities: bool = True):

@@ -260,7 +260,7 @@ def test_evaluations_list_shows_test_set_titles_and_friendly_dates_and_its_json_
 
     from backend.config import Settings
     from backend.context import open_modeldeck
-    from backend.inspection.history import EvaluationRecord
+    from backend.inspection.evaluation_log import EvaluationRecord
     from backend.timefmt import friendly_time
 
     cli_env["MODELDECK_AUTO_TRAIN"] = "0"

@@ -163,7 +163,7 @@ def test_a_version_registered_elsewhere_shows_in_the_models_table_on_the_next_re
 
 
 def test_the_models_table_shows_the_latest_whole_set_evaluation_over_the_registration_accuracy(home):
-    from backend.inspection.history import EvaluationRecord
+    from backend.inspection.evaluation_log import EvaluationRecord
 
     def kept(dataset: str, accuracy: float, perturbation: str = "") -> None:
         backend_deck(home).evaluations.add(EvaluationRecord(
@@ -306,7 +306,7 @@ def test_the_chosen_deployment_stays_chosen_when_others_appear_and_is_never_swap
     deck.deployments.deploy_and_wait(deck.registry.get("sklearn_mnist", 1), "from-the-cli", timeout=180)
     at.run()  # a newer deployment appeared (made from the CLI): the choice stays
     assert select(at, "Deployment").value == first
-    deck.targets.open("local").stop(first)
+    deck.runtimes.open("local").stop(first)
     at.run()
     assert not at.exception
     assert select(at, "Deployment").value is None  # not swapped for "from-the-cli"
@@ -560,7 +560,7 @@ def test_a_stopped_deployment_says_why_instead_of_traffic(home):
     at = app()
     name = deploy(at, "tr-stopped")
     deck = backend_deck(home)
-    deck.targets.open("local").stop(name)
+    deck.runtimes.open("local").stop(name)
     at = app(deployment=name)
     assert any("Traffic and load tests need a Healthy deployment" in i.value for i in at.info)
     assert not [m for m in at.metric if m.label == "Requests"]

@@ -29,7 +29,7 @@ from backend.errors import (
 )
 from backend.inspection.evaluation import evaluate_endpoint
 from backend.progress import ProgressKind
-from backend.runtimes import DeployConfig, DeploymentState, Targets
+from backend.runtimes import DeployConfig, DeploymentState, Runtimes
 from backend.runtimes.docker import HOME_LABEL, container_name
 from backend.runtimes.front import Front
 from backend.runtimes.local import LocalRuntime
@@ -139,7 +139,7 @@ def test_two_homes_on_one_engine_do_not_see_or_touch_each_others_deployments(doc
 
 def test_a_local_and_a_docker_deployment_are_listed_and_found_together(docker_deck, sample_model):
     docker_deck.deployments.deploy_and_wait(sample_model, "t-in-docker", timeout=180)
-    docker_deck.deployments.deploy_and_wait(sample_model, "t-in-local", target="local", timeout=180)
+    docker_deck.deployments.deploy_and_wait(sample_model, "t-in-local", runtime="local", timeout=180)
     try:
         listed = {d.name: d.runtime for d in docker_deck.deployments.list()}
         assert listed == {"t-in-docker": "docker", "t-in-local": "local"}
@@ -160,7 +160,7 @@ def test_a_name_made_twice_while_the_engine_was_away_is_said_and_resolved_by_run
     docker_deck.deployments.deploy_and_wait(sample_model, "t-twice", timeout=180)
     monkeypatch.setenv("DOCKER_HOST", "unix:///nonexistent/docker.sock")  # the same home, the engine away
     away = open_modeldeck(docker_deck.settings)
-    away.deployments.deploy_and_wait(sample_model, "t-twice", target="auto", timeout=180)  # falls back to local
+    away.deployments.deploy_and_wait(sample_model, "t-twice", runtime="auto", timeout=180)  # falls back to local
     monkeypatch.undo()
     assert docker_deck.deployments.snapshot().ambiguous == {"t-twice"}
     with pytest.raises(DeploymentError, match="'t-twice' exists on docker and local") as caught:
@@ -340,9 +340,9 @@ def test_an_unreachable_engine_is_a_clear_error_and_auto_falls_back_to_local(mon
     monkeypatch.setenv("DOCKER_HOST", f"unix://{tmp_path}/no-engine.sock")
     deck = open_modeldeck(Settings(home=tmp_path / "home"))
     with pytest.raises(RuntimeUnavailableError, match="no Docker engine answers at unix://.*no-engine.sock"):
-        deck.targets.open("docker")
-    assert isinstance(deck.targets.open("auto"), LocalRuntime)
-    assert [(t.name, t.available) for t in Targets(deck.settings, deck.home).statuses()] == \
+        deck.runtimes.open("docker")
+    assert isinstance(deck.runtimes.open("auto"), LocalRuntime)
+    assert [(t.name, t.available) for t in Runtimes(deck.settings, deck.home).statuses()] == \
         [("docker", False), ("local", True)]
     env = {"DOCKER_HOST": f"unix://{tmp_path}/no-engine.sock", "MODELDECK_HOME": str(tmp_path / "home"),
            "MODELDECK_RUNTIME": "docker", "PATH": "/usr/bin:/bin", "PYTHONPATH": str(FIXTURES.parent.parent)}

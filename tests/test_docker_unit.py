@@ -6,10 +6,10 @@ from pathlib import Path
 import pytest
 
 from backend.errors import BaseImageMissingError
-from backend.images import BasePython, choose_base_image, environment_tag, requirements_for
 from backend.registry import Model, ModelFile
 from backend.runtimes.base import DeployConfig, DeploymentRecord, DeploymentSpec, DeploymentState, worker_plan
 from backend.runtimes.docker import container_create_args, container_view
+from backend.runtimes.environment_images import BasePython, choose_base_image, environment_tag, requirements_for
 from backend.runtimes.state import deployment_state
 
 MODEL = Model("sklearn_mnist", 2, "scikit-learn", (ModelFile("m.pkl", "ab" * 32, 10),),

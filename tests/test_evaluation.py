@@ -5,7 +5,7 @@ from PIL import Image
 
 from backend.data.testset import TestSet
 from backend.inspection.evaluation import Samples, evaluate, most_confused, normalized_confusion
-from backend.inspection.plots import DPI, caption_boxes, confusion_heatmap, image_grid, sample_strip, to_png
+from backend.inspection.figures import DPI, caption_boxes, confusion_heatmap, image_grid, sample_strip, to_png
 
 
 def test_normalized_confusion_divides_rows_and_zeroes_the_diagonal():
@@ -100,7 +100,7 @@ def test_a_cell_lists_its_items_most_confident_first_and_a_margin_only_the_error
 def test_every_class_name_is_shown_on_the_charts_axes_long_ones_slanted():
     import json
 
-    from backend.inspection.charts import class_axis, confusion_chart
+    from backend.inspection.interactive_charts import class_axis, confusion_chart
 
     assert class_axis(tuple("0123456789")).to_dict() == {"labelAngle": 0, "labelFontSize": 13, "labelOverlap": False}
     assert class_axis(("T-shirt/top", "Trouser")).to_dict()["labelAngle"] == -45

@@ -17,7 +17,7 @@ import requests
 
 from backend.data.builtin import load_mnist_test
 from backend.errors import InvalidImageTagError
-from backend.packaging.image import (
+from backend.packaging.self_contained import (
     AUTH_LABEL,
     IMAGE_USER,
     KEYS_PATH,

@@ -21,7 +21,6 @@ import yaml
 from backend import cli as cli_module
 from backend.errors import ExportError, InvalidDeployConfigError
 from backend.packaging import kserve
-from backend.packaging.image import default_tag
 from backend.packaging.kubernetes import (
     ExportOptions,
     ModelIdentity,
@@ -31,6 +30,7 @@ from backend.packaging.kubernetes import (
     memory_quantity,
     parse_autoscale,
 )
+from backend.packaging.self_contained import default_tag
 from backend.packaging.writer import (
     KUBERNETES_VERSION,
     build_export,

@@ -38,7 +38,7 @@ def test_a_killed_local_server_is_named_failed_and_a_scripts_fault_stays_as_it_w
     with pytest.raises(ScoringServerError) as fault:
         local_deck.client.scores(faulty.scoring_uri, np.zeros((1, 784)), use_binary=False)
     assert local_deck.deployments.explain(faulty, fault.value) is fault.value  # its logs tell, not its state
-    local_deck.targets.open("local").stop("tp-faulty")
+    local_deck.runtimes.open("local").stop("tp-faulty")
     with pytest.raises(EndpointUnreachableError) as nothing:  # the port refuses: no front for local
         local_deck.client.scores(faulty.scoring_uri, np.zeros((1, 784)), use_binary=False)
     said = local_deck.deployments.explain(faulty, nothing.value)

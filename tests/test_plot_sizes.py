@@ -5,7 +5,7 @@ import numpy as np
 import pytest
 
 from backend.data.builtin import load_fashion_mnist_test, load_mnist_test
-from backend.inspection.plots import DPI, caption_boxes, image_grid
+from backend.inspection.figures import DPI, caption_boxes, image_grid
 
 SHOWN_WIDTH_PX = 690  # the main column at 1024x768 with the sidebar open
 

@@ -11,8 +11,8 @@ from backend.data.catalogue import load_dataset, sets_fitting
 from backend.data.fit import mismatch
 from backend.errors import DatasetMismatchError, DuplicateModelError, InvalidDeployConfigError, RegistryError
 from backend.inspection.evaluation import Samples, evaluate
-from backend.inspection.plots import tile_title
-from backend.inspection.results import ResultStore
+from backend.inspection.figures import tile_title
+from backend.inspection.kept_results import ResultStore
 from backend.progress import ProgressEvent, ProgressKind
 from backend.registry import ModelRegistry, Signature, parse_signature
 from backend.runtimes.base import DeployConfig, Deployment, DeploymentRecord, DeploymentState
@@ -246,7 +246,7 @@ def test_a_home_and_its_registry_are_private_even_when_made_before(tmp_path):
 def test_the_evaluation_log_keeps_every_scoring_newest_first_and_filters(tmp_path):
     from backend.data.testset import TestSet
     from backend.inspection.evaluation import evaluate
-    from backend.inspection.history import EvaluationLog, EvaluationRecord, testset_sha256
+    from backend.inspection.evaluation_log import EvaluationLog, EvaluationRecord, testset_sha256
     from backend.registry import ModelRegistry
 
     registry = ModelRegistry(tmp_path / "registry.sqlite3", tmp_path / "blobs")

@@ -131,7 +131,7 @@ def test_pictures_drawn_on_several_threads_at_once_come_out_whole(testset):
 
     from PIL import Image
 
-    from backend.inspection.plots import image_grid, to_png
+    from backend.inspection.figures import image_grid, to_png
 
     def draw():
         return to_png(image_grid(testset.X[:20], (28, 28), testset.y[:20], testset.y[:20], testset.class_names,

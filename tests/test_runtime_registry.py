@@ -20,7 +20,7 @@ from backend.context import open_modeldeck
 from backend.errors import ConfigError, DeploymentError, DeploymentNotFoundError, RuntimeUnavailableError
 from backend.progress import Progress
 from backend.registry import Model, current_library_versions
-from backend.runtimes import Targets
+from backend.runtimes import Runtimes
 from backend.runtimes import kinds as registry
 from backend.runtimes.base import Deployment, DeploymentRecord, DeploymentSpec, Keys
 from backend.runtimes.kinds import RuntimeKind, register, runtime_choices, runtime_names
@@ -119,16 +119,16 @@ def test_a_kind_registered_with_one_line_is_a_runtime_everywhere(trained_home, t
     assert build_parser().parse_args(["deploy", "m", "--name", "x", "--runtime", "toy"]).runtime == "toy"
     assert build_parser().parse_args(["deployments", "delete", "x", "--runtime", "toy"]).runtime == "toy"
     deck = open_modeldeck(Settings(home=copy_home(trained_home, tmp_path / "home"), runtime="toy"))  # accepted
-    assert [(t.name, t.available) for t in deck.targets.statuses()] == \
+    assert [(t.name, t.available) for t in deck.runtimes.statuses()] == \
         [("docker", False), ("local", True), ("toy", True)]
-    assert isinstance(deck.targets.open(), ToyRuntime)  # MODELDECK_RUNTIME=toy: new deployments go there
+    assert isinstance(deck.runtimes.open(), ToyRuntime)  # MODELDECK_RUNTIME=toy: new deployments go there
 
     model = deck.registry.get("sklearn_mnist", 1)
     deck.deployments.deploy(model, "toy-one")
     snapshot = deck.deployments.snapshot()
     assert [(d.name, d.runtime, str(d.state)) for d in snapshot.deployments] == [("toy-one", "toy", "Healthy")]
-    assert snapshot.targets[-1].name == "toy" and snapshot.targets[-1].description.startswith("toy deployments in")
-    deck.targets.open("toy").stop("toy-one")
+    assert snapshot.runtimes[-1].name == "toy" and snapshot.runtimes[-1].description.startswith("toy deployments in")
+    deck.runtimes.open("toy").stop("toy-one")
     assert deck.deployments.get("toy-one").detail == "the toy server exited with code 0"
     deck.deployments.delete("toy-one")
     assert deck.deployments.list() == []
@@ -144,23 +144,23 @@ def test_a_name_taken_or_auto_is_refused():
 def test_auto_is_the_first_kind_that_answers_in_preference_order(tmp_path):
     settings = Settings(home=tmp_path)
     home = Home(tmp_path, "h0me1d00")
-    assert isinstance(Targets(settings, home).open("auto"), LocalRuntime)  # docker does not answer here
+    assert isinstance(Runtimes(settings, home).open("auto"), LocalRuntime)  # docker does not answer here
     registry._KINDS.clear()
     register(RuntimeKind("silent", f"{__name__}:Silent.connect"))
     with pytest.raises(RuntimeUnavailableError, match="no runtime answers: the silent engine does not answer"):
-        Targets(settings, home).open("auto")
+        Runtimes(settings, home).open("auto")
     register(RuntimeKind("toy", f"{__name__}:ToyRuntime.for_home"))
-    assert isinstance(Targets(settings, home).open("auto"), ToyRuntime)
+    assert isinstance(Runtimes(settings, home).open("auto"), ToyRuntime)
     with pytest.raises(RuntimeUnavailableError, match="unknown runtime 'docker': use auto, silent, toy"):
-        Targets(settings, home).open("docker")
+        Runtimes(settings, home).open("docker")
 
 
 def test_a_kind_that_did_not_answer_is_asked_again_only_after_a_while(monkeypatch, tmp_path):
     monkeypatch.setattr(runtimes, "RETRY_UNAVAILABLE_SECONDS", 0.5)
     register(RuntimeKind("silent", f"{__name__}:Silent.connect"))
-    targets = Targets(Settings(home=tmp_path), Home(tmp_path, "h0me1d00"))
+    targets = Runtimes(Settings(home=tmp_path), Home(tmp_path, "h0me1d00"))
     for _ in range(3):
-        assert targets.statuses()[-1] == runtimes.TargetStatus("silent", False, "the silent engine does not answer")
+        assert targets.statuses()[-1] == runtimes.RuntimeStatus("silent", False, "the silent engine does not answer")
     assert Silent.asked == 1
     time.sleep(0.6)
     with pytest.raises(RuntimeUnavailableError):
@@ -170,7 +170,7 @@ def test_a_kind_that_did_not_answer_is_asked_again_only_after_a_while(monkeypatc
 
 def test_a_runtime_is_opened_once_until_it_is_forgotten(tmp_path):
     register(RuntimeKind("toy", f"{__name__}:ToyRuntime.for_home"))
-    targets = Targets(Settings(home=tmp_path), Home(tmp_path, "h0me1d00"))
+    targets = Runtimes(Settings(home=tmp_path), Home(tmp_path, "h0me1d00"))
     first = targets.open("toy")
     assert targets.open("toy") is first and targets.open("local") is targets.open("local")
     targets.forget("toy")  # it stopped answering: the next use opens it again
@@ -188,7 +188,7 @@ def test_no_kind_is_imported_before_it_is_used(tmp_path):
     code = ("import sys\nfrom pathlib import Path\nfrom backend.config import Settings\n"
             "from backend.context import open_modeldeck\n"
             f"deck = open_modeldeck(Settings(home=Path({str(tmp_path / 'home')!r}), runtime='local'))\n"
-            "deck.targets.open()\n"
+            "deck.runtimes.open()\n"
             "print([m for m in sys.modules if m.split('.')[0] == 'docker' or m == 'backend.runtimes.docker'])\n")
     run = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, timeout=120,
                          env={**os.environ, "PYTHONPATH": str(REPO)})

@@ -158,7 +158,7 @@ def test_without_a_sandbox_a_model_is_refused_unless_trusted_and_then_runs_with_
     monkeypatch.setenv("PATH", "/nonexistent")  # no bwrap to be found, as where bubblewrap is not installed
     monkeypatch.setenv(SECRET, SECRET_VALUE)
     model = register_probe(deck, tmp_path / "probe")
-    assert "not sandboxed: bubblewrap is not installed" in deck.targets.open("local").describe()
+    assert "not sandboxed: bubblewrap is not installed" in deck.runtimes.open("local").describe()
     with pytest.raises(UntrustedModelError) as refused:
         deck.deployments.deploy(model, "trusted")
     assert "cannot sandbox probe:1 on this machine: bubblewrap is not installed" in str(refused.value)

@@ -51,7 +51,7 @@ def _evaluation_with_rare_errors():
 
 
 def test_the_interactive_heatmap_s_colour_bar_has_distinct_percent_ticks():
-    from backend.inspection.charts import confusion_chart
+    from backend.inspection.interactive_charts import confusion_chart
 
     spec = confusion_chart(_evaluation_with_rare_errors())
     legends = [enc["color"]["condition"] if "condition" in enc["color"] and "legend" not in enc["color"]
@@ -72,7 +72,7 @@ def _encodings(node):
 
 
 def test_the_report_heatmap_s_colour_bar_reads_in_percent_not_0_0175():
-    from backend.inspection.plots import confusion_heatmap
+    from backend.inspection.figures import confusion_heatmap
 
     figure = confusion_heatmap(_evaluation_with_rare_errors())
     bar_axes = figure.axes[-1]

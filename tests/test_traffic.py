@@ -89,7 +89,7 @@ def test_the_shared_history_keeps_each_keys_window_in_order_and_forgets_the_leas
 
 
 def test_the_chart_breaks_its_latency_line_over_an_idle_interval_instead_of_sloping_across():
-    from backend.traffic.charts import traffic_chart
+    from backend.traffic.interactive_charts import traffic_chart
 
     def answered(at, n):  # n requests so far, all within 2 ms
         return snapshot(at, n, buckets=((0.001, 0.0), (0.002, float(n)), (INF, float(n))))

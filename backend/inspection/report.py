@@ -29,7 +29,7 @@ from ..timefmt import friendly_time
 from .calibration import calibration_of
 from .compare import DISAGREEMENT_KINDS, Comparison
 from .evaluation import Evaluation
-from .plots import confusion_heatmap, difference_heatmap, disagreement_grid, image_grid, reliability_diagram, to_png
+from .figures import confusion_heatmap, difference_heatmap, disagreement_grid, image_grid, reliability_diagram, to_png
 
 STRIP_SIZE = 20
 EXAMPLES_PER_PAIR = 10

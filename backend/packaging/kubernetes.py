@@ -15,7 +15,7 @@ from typing import Any
 from ..errors import ExportError
 from ..registry import Model
 from ..runtimes.base import SCORING_PORT, DeployConfig, Keys, serving_environment, worker_plan
-from .image import IMAGE_UID, KEYS_MOUNT_DIR, KEYS_PATH, validate_tag
+from .self_contained import IMAGE_UID, KEYS_MOUNT_DIR, KEYS_PATH, validate_tag
 
 Manifest = dict[str, Any]
 

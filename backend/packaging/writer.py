@@ -14,8 +14,8 @@ from typing import Any
 from ..errors import ExportError
 from ..runtimes.base import SCORING_PORT, DeployConfig, DeploymentRecord, Keys
 from . import kserve, kubernetes
-from .image import AUTH_LABEL, MODEL_LABEL
 from .kubernetes import ExportOptions, Manifest, ModelIdentity
+from .self_contained import AUTH_LABEL, MODEL_LABEL
 
 TARGETS = ("kubernetes", "kserve")
 README = "README.txt"

@@ -1,4 +1,4 @@
-"""Runtimes: where deployments run. `Targets` holds a runtime of every registered kind (kinds.py) a home
+"""Runtimes: where deployments run. `Runtimes` holds a runtime of every registered kind (kinds.py) a home
 can use, each opened on first use."""
 
 from __future__ import annotations
@@ -12,13 +12,13 @@ from .base import DeployConfig, Deployment, DeploymentRecord, DeploymentSpec, De
 from .kinds import AUTO, runtime_choices, runtime_kinds, runtime_names
 
 __all__ = ["DeployConfig", "Deployment", "DeploymentRecord", "DeploymentSpec", "DeploymentState", "Runtime",
-           "TargetStatus", "Targets", "validate_name"]
+           "RuntimeStatus", "Runtimes", "validate_name"]
 
 RETRY_UNAVAILABLE_SECONDS = 15.0  # a runtime that did not answer is asked again after this long
 
 
 @dataclass(frozen=True)
-class TargetStatus:
+class RuntimeStatus:
     """One runtime as the sidebar shows it: whether it answers, and what it is (or why not)."""
 
     name: str
@@ -26,7 +26,7 @@ class TargetStatus:
     description: str
 
 
-class Targets:
+class Runtimes:
     """A runtime of every registered kind for one home (local processes are always there, the Docker
     engine when one answers). Nothing is opened before it is needed, so the registry works with no
     engine at all and a kind's libraries load only when it is used.
@@ -91,12 +91,12 @@ class Targets:
                 pass
         return runtimes
 
-    def statuses(self) -> list[TargetStatus]:
+    def statuses(self) -> list[RuntimeStatus]:
         """Each runtime with whether it answers and what it is, or why it cannot be used."""
         statuses = []
         for kind in runtime_kinds():
             try:
-                statuses.append(TargetStatus(kind.name, True, self.open(kind.name).describe()))
+                statuses.append(RuntimeStatus(kind.name, True, self.open(kind.name).describe()))
             except RuntimeUnavailableError as e:
-                statuses.append(TargetStatus(kind.name, False, str(e)))
+                statuses.append(RuntimeStatus(kind.name, False, str(e)))
         return statuses

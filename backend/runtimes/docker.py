@@ -26,7 +26,6 @@ from pathlib import Path
 from typing import Any, TypeVar, cast
 
 from ..config import Home, Settings
-from ..creator import creator_gone, creator_token
 from ..errors import (
     DeploymentError,
     DeploymentExistsError,
@@ -35,7 +34,7 @@ from ..errors import (
     RuntimeUnavailableError,
 )
 from ..files import atomic_write
-from ..images import MODEL_LIBRARIES, ImageBuilder
+from ..process_token import creator_gone, creator_token
 from ..progress import Progress, step
 from ..registry import Model, current_library_versions
 from .base import (
@@ -49,6 +48,7 @@ from .base import (
     server_options,
     serving_environment,
 )
+from .environment_images import MODEL_LIBRARIES, ImageBuilder
 from .front import Front, PortTaken, Route
 from .probe import free_port, readiness
 from .state import Phase, ServerView, deployment_state

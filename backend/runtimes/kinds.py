@@ -1,6 +1,6 @@
 """The kinds of runtime a deployment can go to. Adding one is its module (a `Runtime` and a function
 that opens it) and one `register` line at the end of this file; the CLI's --runtime choices,
-MODELDECK_RUNTIME, `Targets` and the dashboard's runtime lists all read this registry."""
+MODELDECK_RUNTIME, `Runtimes` and the dashboard's runtime lists all read this registry."""
 
 from __future__ import annotations
 

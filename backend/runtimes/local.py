@@ -28,9 +28,9 @@ from pathlib import Path
 from typing import Any
 
 from ..config import Home, Settings
-from ..creator import creator_gone, creator_token
 from ..errors import DeploymentError, DeploymentExistsError, DeploymentNotFoundError, UntrustedModelError
 from ..files import atomic_write
+from ..process_token import creator_gone, creator_token
 from ..progress import Progress, step
 from ..registry import Model, current_library_versions
 from ..serving.bodies import MEMORY_ENV

@@ -83,7 +83,7 @@ def forget(job: DeployJob) -> None:
             del _jobs[(job.home, job.name)]
 
 
-def start_deploy(deck: ModelDeck, model: Model, name: str, config: DeployConfig, *, target: str | None = None,
+def start_deploy(deck: ModelDeck, model: Model, name: str, config: DeployConfig, *, runtime: str | None = None,
                  script: UploadedScript | None = None, timeout: float = 180.0) -> DeployJob:
     """Starts `deck.deployments.deploy_and_wait(...)` on a thread and returns its job at once.
 
@@ -112,7 +112,7 @@ def start_deploy(deck: ModelDeck, model: Model, name: str, config: DeployConfig,
                 if script is not None:
                     entry_script = Path(folder) / script.name
                     entry_script.write_bytes(script.content)
-                job.deployment = deck.deployments.deploy_and_wait(model, name, config, target=target,
+                job.deployment = deck.deployments.deploy_and_wait(model, name, config, runtime=runtime,
                                                                   entry_script=entry_script, timeout=timeout,
                                                                   progress=job.events.append)
         except ModelDeckError as e:

@@ -8,8 +8,8 @@ from pathlib import Path
 from typing import TYPE_CHECKING
 
 from ..errors import RuntimeUnavailableError
-from ..packaging.image import BuiltImage, build_image, built_images, default_tag
 from ..packaging.kubernetes import ExportOptions, ModelIdentity
+from ..packaging.self_contained import BuiltImage, build_image, built_images, default_tag
 from ..packaging.writer import ExportBundle, build_export, export_deployment, image_warnings
 from ..progress import Progress, quiet
 from ..registry import Model
@@ -58,7 +58,7 @@ def export_model(deck: ModelDeck, ref: str, target: str, options: ExportOptions)
     model = ModelIdentity.of(deck.registry.get_ref(ref))
     bundle = build_export(target, model, options)
     try:  # the image check asks the local engine, when one answers
-        engine = getattr(deck.targets.open("docker"), "client", None)
+        engine = getattr(deck.runtimes.open("docker"), "client", None)
     except RuntimeUnavailableError:
         engine = None
     return Export(bundle, tuple(image_warnings(options.image, model, options.config.auth_enabled, engine)))

@@ -23,7 +23,7 @@ from ..inspection.evaluation import (
     robustness,
     sample,
 )
-from ..inspection.history import EvaluationRecord
+from ..inspection.evaluation_log import EvaluationRecord
 from ..inspection.perturb import Perturbation
 from ..runtimes.base import Deployment
 from .endpoints import endpoint_of

@@ -12,9 +12,9 @@ import streamlit as st
 
 from backend.data.testset import TestSet
 from backend.errors import ModelDeckError
-from backend.inspection.charts import CELL, difference_chart, recall_change_chart
 from backend.inspection.compare import DISAGREEMENT_KINDS, Comparison
-from backend.inspection.plots import disagreement_grid, to_png
+from backend.inspection.figures import disagreement_grid, to_png
+from backend.inspection.interactive_charts import CELL, difference_chart, recall_change_chart
 from backend.progress import ProgressEvent
 from backend.runtimes.base import DeploymentState
 from backend.services.comparing import (

@@ -7,7 +7,7 @@ import streamlit as st
 
 from backend.context import ModelDeck
 from backend.errors import DeploymentFailedError, ModelDeckError
-from backend.packaging.image import default_tag
+from backend.packaging.self_contained import default_tag
 from backend.packaging.writer import apply_command, build_command, zip_export
 from backend.progress import ProgressKind
 from backend.registry import parse_tags
@@ -126,7 +126,7 @@ st.caption(verbatim(f"{model.description or 'no description'}"
                     + ("" if presentation else f" — scikit-learn {model.sklearn_version or '?'} — model sha256 "
                                                f"{model.sha256[:12]} — input: {model.signature.describe()}")))
 
-available = [t.name for t in listing.targets if t.available]
+available = [t.name for t in listing.runtimes if t.available]
 preferred = deck.settings.runtime if deck.settings.runtime in available else available[0]
 kept_jobs = deploys_of(deck.home.path)  # this home's deploys in this server, whichever session started them
 job = st.session_state.get(JOB_KEY)
@@ -141,11 +141,11 @@ status_area = st.container(key=STATUS_AREA)  # progress and outcome above the fo
 with st.form("deploy"):
     name = st.text_input("Deployment name", value=deck.deployments.suggest_name(model, {d.name for d in listing.owned}),
                          help="3-63 lowercase letters, digits and '-'")
-    target = st.radio("Runtime", [t.name for t in listing.targets], horizontal=True, key="deploy_runtime",
-                      index=[t.name for t in listing.targets].index(preferred)
-                      if preferred in [t.name for t in listing.targets] else 0,
+    runtime = st.radio("Runtime", [t.name for t in listing.runtimes], horizontal=True, key="deploy_runtime",
+                      index=[t.name for t in listing.runtimes].index(preferred)
+                      if preferred in [t.name for t in listing.runtimes] else 0,
                       captions=[("" if presentation else verbatim(t.description)) if t.available else "unavailable"
-                                for t in listing.targets],
+                                for t in listing.runtimes],
                       help="Where the new deployment runs. Deployments on every runtime are listed below.")
     c1, c2 = st.columns(2)
     cpu = c1.number_input("CPU cores", value=1.0, step=0.25, format="%g",
@@ -190,7 +190,7 @@ if submitted and not deploying:  # one deploy per click: a submit while one runs
                               max_body_mb=max_body, auth_enabled=auth, trust_model=trust,
                               run_timeout_s=run_timeout)
         st.session_state[JOB_KEY] = start_deploy(
-            deck, model, name, config, target=target,
+            deck, model, name, config, runtime=runtime,
             script=UploadedScript(script.name, script.getvalue()) if script is not None else None)
     except ModelDeckError as e:
         with status_area:
@@ -257,7 +257,7 @@ toggle.toggle("Other homes (read-only)", value=showing_other_homes(), key="deplo
               help="Deployments made from other ModelDeck homes on the same Docker engine (kept in the URL)")
 if refresh.button("Refresh", icon=":material/refresh:", width="stretch"):
     st.rerun()
-for unavailable in (t for t in listing.targets if not t.available):
+for unavailable in (t for t in listing.runtimes if not t.available):
     st.caption(f":material/cancel: {unavailable.name} runtime unavailable: {verbatim(unavailable.description)}")
 if not listing.deployments:
     if (lost := st.query_params.get("deployment")) is not None:  # deleted, say: the address keeps its name

@@ -7,7 +7,7 @@ asked on the form and confirmed by the scoring server, inside the deployment, at
 import streamlit as st
 
 from backend.errors import DuplicateModelError, ModelDeckError
-from backend.packaging.image import default_tag
+from backend.packaging.self_contained import default_tag
 from backend.progress import ProgressEvent, ProgressKind
 from backend.registry import Model, current_library_versions, parse_signature, parse_tags
 from backend.services.models import register_files, train

@@ -15,7 +15,9 @@ from backend.data.testset import TestSet, format_range
 from backend.data.uploads import formats_help
 from backend.errors import InvalidPerturbationError, ModelDeckError, ScoringError
 from backend.inspection.calibration import BINS, calibration_of
-from backend.inspection.charts import (
+from backend.inspection.evaluation import Evaluation, Samples, class_name, predictions_csv
+from backend.inspection.figures import confusion_heatmap, image_grid, sample_strip, to_png
+from backend.inspection.interactive_charts import (
     CELL,
     PREDICTED_CLASS,
     TRUE_CLASS,
@@ -24,9 +26,7 @@ from backend.inspection.charts import (
     reliability_chart,
     robustness_chart,
 )
-from backend.inspection.evaluation import Evaluation, Samples, class_name, predictions_csv
 from backend.inspection.perturb import Perturbation, kinds_for
-from backend.inspection.plots import confusion_heatmap, image_grid, sample_strip, to_png
 from backend.registry import Signature, parse_image_shape, parse_value_range
 from backend.services.reports import make_report, report_pdf
 from backend.services.scoring import input_form as input_form_of

@@ -22,11 +22,11 @@ from typing import TYPE_CHECKING, Any
 from ..config import ASSETS_DIR
 from ..deployments import check_compatible, default_entry_script
 from ..errors import ImageBuildError, InvalidImageTagError, ModelDeckError, RuntimeUnavailableError
-from ..images import BUILT_BY_LABEL, ImageBuilder
 from ..progress import Progress, quiet, step
 from ..registry import Model, current_library_versions
 from ..runtimes.base import Keys
 from ..runtimes.docker import DockerRuntime
+from ..runtimes.environment_images import BUILT_BY_LABEL, ImageBuilder
 
 if TYPE_CHECKING:
     from ..context import ModelDeck
@@ -203,7 +203,7 @@ def build_image(deck: ModelDeck, model: Model, tag: str, *, entry_script: Path |
     if entry_script is not None and (not entry_script.is_file() or entry_script.suffix != ".py"):
         raise ImageBuildError(f"entry script {entry_script} is not a Python file: give a .py file with init() "
                               "and run(raw_data)")
-    runtime = deck.targets.open("docker")
+    runtime = deck.runtimes.open("docker")
     if not isinstance(runtime, DockerRuntime):
         raise RuntimeUnavailableError("building an image needs a Docker engine")
     import docker.errors
@@ -282,7 +282,7 @@ def built_images(deck: ModelDeck, model: Model) -> list[BuiltImage]:
     import docker.errors
     import requests
 
-    runtime = deck.targets.open("docker")
+    runtime = deck.runtimes.open("docker")
     if not isinstance(runtime, DockerRuntime):
         raise RuntimeUnavailableError("listing images needs a Docker engine")
     wanted = [f"{MODEL_IMAGE_LABEL}=true", f"{MODEL_LABEL}={model.id}", f"{BUILT_BY_LABEL}={deck.home.path}"]

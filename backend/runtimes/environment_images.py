@@ -19,13 +19,13 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
-from .config import ASSETS_DIR, DEFAULT_BASE_IMAGE, OFFLINE_BASE_IMAGE
-from .errors import BaseImageMissingError, ImageBuildError, ImageError, WheelDownloadError
-from .files import atomic_write
-from .progress import Progress, ProgressEvent, ProgressKind, step
-from .registry import Model
+from ..config import ASSETS_DIR, DEFAULT_BASE_IMAGE, OFFLINE_BASE_IMAGE
+from ..errors import BaseImageMissingError, ImageBuildError, ImageError, WheelDownloadError
+from ..files import atomic_write
+from ..progress import Progress, ProgressEvent, ProgressKind, step
+from ..registry import Model
 
-SERVING_DIR = Path(__file__).resolve().parent / "serving"
+SERVING_DIR = Path(__file__).resolve().parent.parent / "serving"
 DOCKERFILE = ASSETS_DIR / "Dockerfile"
 SERVING_REQUIREMENTS = ASSETS_DIR / "requirements-serving.txt"
 MODEL_LIBRARIES = ("scikit-learn", "numpy", "scipy", "joblib")

@@ -1,4 +1,4 @@
-"""Who is making a deployment: a token naming this process, and whether the process it names still
+"""A token naming this process (the maker of a deployment), and whether the process a token names still
 runs. A deploy interrupted half-way (the CLI or dashboard killed) leaves a container or folder whose
 maker is gone: runtimes then show it as Failed ("interrupted") instead of Transitioning forever."""
 
