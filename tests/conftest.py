@@ -73,8 +73,9 @@ def pytest_sessionfinish(session: pytest.Session) -> None:
 
 @pytest.hookimpl(tryfirst=True)  # before `-m` deselects by these marks and xdist reads the groups
 def pytest_collection_modifyitems(config: pytest.Config, items: list[pytest.Item]) -> None:
-    """Marks each test with its tiers (`docker`, `browser`, `local`, `training`) from what it uses, and puts the tests of a
-    module that share a module- or class-scoped fixture in one xdist group."""
+    """Marks each test with its tiers (`docker`, `browser`, `local`, `training`) from what it uses, and puts the tests
+    that drive a browser or the Docker engine in one xdist group, and those of a module that share a module- or
+    class-scoped fixture in one."""
     drives_browser: dict[Path, bool] = {}
     seen: dict[tuple[re.Pattern[str], Callable[..., object]], bool] = {}
     for item in items:
@@ -97,8 +98,11 @@ def pytest_collection_modifyitems(config: pytest.Config, items: list[pytest.Item
         if any(does(TRAINS, function, seen)
                for function in [item.function] + [f.func for f in fixtures if f.scope != "session"]):
             item.add_marker(pytest.mark.training)
-        if drives_browser[module]:  # Streamlit + Chromium use a core each: two at once time out on 2 cores
-            item.add_marker(pytest.mark.xdist_group("browser"))
+        # One worker runs every test that drives a browser or the Docker engine, one after another: Streamlit +
+        # Chromium use a core each (two at once time out on 2 cores), and image builds and removals on one
+        # engine at once broke each other's builds ("unknown parent image ID" in a clean clone's CI).
+        if drives_browser[module] or item.get_closest_marker("docker") is not None:
+            item.add_marker(pytest.mark.xdist_group("engine"))
         elif any(definitions.get(name) and definitions[name][-1].scope in ("module", "class")
                  for name in item.fixturenames):
             item.add_marker(pytest.mark.xdist_group(item.nodeid.split("::")[0]))
