@@ -15,7 +15,7 @@ import pytest
 import requests
 
 from backend.errors import DeploymentError
-from backend.runtimes.front import FRONT_HEADER, SOCKET_PATH_MAX, Front, Route, reachable_socket, route_config
+from backend.runtimes.front import FRONT_HEADER, SOCKET_PATH_MAX, Front, Route, _alive, reachable_socket, route_config
 from backend.runtimes.probe import free_port
 
 
@@ -142,14 +142,22 @@ def test_a_port_taken_meanwhile_fails_at_once_and_leaves_no_route(front, upstrea
 def test_a_killed_front_is_started_again_from_its_routes(front, upstream):
     served = route("local-again", upstream)
     front.publish(served)
-    os.killpg(os.getpgid(master_pid(front)), signal.SIGKILL)  # master and worker, as a reboot leaves it: routes on disk, no front
-    deadline = time.monotonic() + 10
+    killed = master_pid(front)
+    os.killpg(os.getpgid(killed), signal.SIGKILL)  # master and worker, as a reboot leaves it: routes on disk, no front
+    # Gone means the master ended and the port refuses; a connect that only timed out (a loaded machine)
+    # says nothing, and a front still dying would be taken for a running one.
+    deadline = time.monotonic() + 30
     while time.monotonic() < deadline:
         try:
             socket.create_connection(("127.0.0.1", served.port), timeout=0.5).close()
-            time.sleep(0.05)
+        except ConnectionRefusedError:
+            if not _alive(killed):
+                break
         except OSError:
-            break
+            pass
+        time.sleep(0.05)
+    else:
+        pytest.fail("the killed front did not end within 30 s")
     front.ensure_running()
     front._wait_serving(served, 0)
     assert requests.get(f"http://127.0.0.1:{served.port}/", timeout=5).headers[FRONT_HEADER] == "again"
