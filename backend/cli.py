@@ -26,8 +26,10 @@ from .progress import ProgressEvent
 from .registry import Model, parse_image_shape, parse_signature, parse_tags, parse_value_range
 from .runtimes.base import DEFAULT_RUN_TIMEOUT_SECONDS, DeployConfig
 from .runtimes.kinds import runtime_choices, runtime_names
+from .services import kept, managing
 from .services.comparing import compare_deployments, contender
-from .services.models import first_run, register_files, train
+from .services.deploying import deploy_and_wait
+from .services.models import first_run, model_by_ref, register_files, registered_models, train
 from .services.packaging import build, export_model
 from .services.reports import make_report, report_pdf
 from .services.scoring import predict_image, robustness_curve, score_and_keep, send_random
@@ -79,7 +81,7 @@ def cmd_train_sample(deck: ModelDeck, args: argparse.Namespace) -> int:
 
 def cmd_models_list(deck: ModelDeck, args: argparse.Namespace) -> int:
     _ensure_models(deck)
-    models = deck.registry.list()
+    models = registered_models(deck)
     for spec in missing_first_run_samples(models):  # a home made before two versions were registered
         _err(f"note: `modeldeck train-sample --dataset {spec.dataset} --algorithm {spec.algorithm}` adds the "
              f"{spec.algorithm_tag} sample to {spec.model_name}")
@@ -108,13 +110,13 @@ def cmd_models_register(deck: ModelDeck, args: argparse.Namespace) -> int:
 
 def cmd_deploy(deck: ModelDeck, args: argparse.Namespace) -> int:
     _ensure_models(deck)
-    model = deck.registry.get_ref(args.model)
+    model = model_by_ref(deck, args.model)
     config = DeployConfig(cpu_cores=args.cpu_cores, memory_gb=args.memory_gb, tags=_parse_tags(args.tag),
                           description=args.description, max_body_mb=args.max_body_mb,
                           auth_enabled=args.auth == "key", trust_model=args.trust_model,
                           run_timeout_s=args.run_timeout)
     _err(f"deploying {model.id} as {args.name!r}")
-    deployment = deck.deployments.deploy_and_wait(model, args.name, config, runtime=args.runtime,
+    deployment = deploy_and_wait(deck, model, args.name, config, runtime=args.runtime,
                                                   entry_script=args.entry_script, timeout=args.timeout,
                                                   progress=_progress)
     if deployment.isolation:
@@ -174,7 +176,7 @@ def cmd_export(deck: ModelDeck, args: argparse.Namespace) -> int:
 
 
 def cmd_deployments_list(deck: ModelDeck, args: argparse.Namespace) -> int:
-    snapshot = deck.deployments.snapshot(all_homes=args.all)
+    snapshot = managing.listing(deck, all_homes=args.all)
     for runtime in snapshot.runtimes:
         if not runtime.available:
             _err(f"{runtime.name} runtime unavailable: {runtime.description}")
@@ -190,7 +192,7 @@ def cmd_deployments_list(deck: ModelDeck, args: argparse.Namespace) -> int:
 
 
 def cmd_deployments_logs(deck: ModelDeck, args: argparse.Namespace) -> int:
-    print(deck.deployments.get_logs(args.name, tail=args.tail, runtime=args.runtime), end="")
+    print(managing.logs(deck, args.name, tail=args.tail, runtime=args.runtime), end="")
     return 0
 
 
@@ -199,7 +201,7 @@ def cmd_evaluations_list(deck: ModelDeck, args: argparse.Namespace) -> int:
     if args.model:
         name, _, number = args.model.partition(":")
         version = int(number) if number.isdigit() else None
-    records = deck.evaluations.list(deployment=args.deployment, model_name=name, model_version=version)
+    records = kept.evaluations(deck, deployment=args.deployment, model_name=name, model_version=version)
     if args.json:
         _print_json([r.to_dict() for r in records])
         return 0
@@ -250,7 +252,7 @@ def cmd_datasets_remove(deck: ModelDeck, args: argparse.Namespace) -> int:
 
 
 def cmd_deployments_keys(deck: ModelDeck, args: argparse.Namespace) -> int:
-    keys = deck.deployments.keys(args.name, runtime=args.runtime)
+    keys = managing.keys(deck, args.name, runtime=args.runtime)
     if args.key:
         print(getattr(keys, args.key))
     elif args.json:
@@ -261,7 +263,7 @@ def cmd_deployments_keys(deck: ModelDeck, args: argparse.Namespace) -> int:
 
 
 def cmd_deployments_regen_key(deck: ModelDeck, args: argparse.Namespace) -> int:
-    keys = deck.deployments.regen_key(args.name, args.key, runtime=args.runtime)
+    keys = managing.regenerate_key(deck, args.name, args.key, runtime=args.runtime)
     _err(f"the {args.key} key of {args.name} is new; the old one no longer works, the other key still does")
     if args.json:
         _print_json({"primary": keys.primary, "secondary": keys.secondary})
@@ -269,7 +271,7 @@ def cmd_deployments_regen_key(deck: ModelDeck, args: argparse.Namespace) -> int:
 
 
 def cmd_deployments_delete(deck: ModelDeck, args: argparse.Namespace) -> int:
-    deck.deployments.delete(args.name, runtime=args.runtime)
+    managing.delete(deck, args.name, runtime=args.runtime)
     _err(f"deleted {args.name}")
     return 0
 
@@ -374,7 +376,7 @@ def cmd_evaluate(deck: ModelDeck, args: argparse.Namespace) -> int:
 def cmd_compare(deck: ModelDeck, args: argparse.Namespace) -> int:
     _ensure_models(deck)
     a, b = (contender(deck, ref, progress=_progress) for ref in (args.a, args.b))
-    testset = choose_testset(deck, deck.deployments.model_of(a), deck.deployments.model_of(b), requested=args.dataset)
+    testset = choose_testset(deck, managing.model_of(deck, a), managing.model_of(deck, b), requested=args.dataset)
     title = testset_title(deck, testset.name)
     _err(f"scoring {len(testset):,} images of {title} at {a.name} and {b.name}")
     comparison = compare_deployments(deck, a, b, testset, source="cli compare", use_json=args.json_path,
@@ -398,10 +400,10 @@ def cmd_compare(deck: ModelDeck, args: argparse.Namespace) -> int:
 
 
 def cmd_report(deck: ModelDeck, args: argparse.Namespace) -> int:
-    deployment = deck.deployments.healthy(args.name)
-    other = deck.deployments.healthy(args.compare) if args.compare else None
-    testset = choose_testset(deck, deck.deployments.model_of(deployment),
-                          deck.deployments.model_of(other) if other else None, requested=args.dataset)
+    deployment = managing.healthy_deployment(deck, args.name)
+    other = managing.healthy_deployment(deck, args.compare) if args.compare else None
+    testset = choose_testset(deck, managing.model_of(deck, deployment),
+                          managing.model_of(deck, other) if other else None, requested=args.dataset)
     started = time.perf_counter()
     report = make_report(deck, deployment, testset, compare_with=other, source="cli report",
                          progress=lambda name, done, total: _err(f"{name}: {done:,} of {total:,} scored"))
@@ -442,7 +444,7 @@ def _ms(value: float | None) -> str:
 
 
 def cmd_deployments_stats(deck: ModelDeck, args: argparse.Namespace) -> int:
-    deployment = deck.deployments.healthy(args.name, runtime=args.runtime)
+    deployment = managing.healthy_deployment(deck, args.name, runtime=args.runtime)
     first = scrape_deployment(deck, deployment)
     time.sleep(max(0.0, args.interval))
     last = scrape_deployment(deck, deployment)

@@ -7,7 +7,7 @@ import streamlit as st
 from backend.config import ASSETS_DIR
 from backend.errors import ModelDeckError
 from backend.progress import ProgressEvent
-from backend.services.models import first_run
+from backend.services.models import first_run, registered_models
 from dashboard.common import (
     LAYOUT_CSS,
     PRESENTATION_CSS,
@@ -63,7 +63,7 @@ with st.sidebar:
     st.divider()
 
 if deck.settings.auto_train and "sample_checked" not in st.session_state:  # (first_run asks it too)
-    if not deck.registry.list():
+    if not registered_models(deck):
         st.subheader("Welcome to ModelDeck")
         st.write("First run: two versions of the sample model `sklearn_mnist` are trained and registered, so "
                  "there is something to deploy — version 1, the tutorial's logistic regression, and version 2, "

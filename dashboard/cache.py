@@ -17,6 +17,8 @@ from typing import TYPE_CHECKING, Any
 
 import streamlit as st
 
+from backend.services import kept
+
 if TYPE_CHECKING:
     from backend.context import ModelDeck
     from backend.inspection.evaluation import Evaluation
@@ -29,7 +31,7 @@ EVALUATIONS_KEPT = 8  # 10k predictions (and probabilities) each
 def kept_evaluation(deck: ModelDeck, deployment: Deployment, dataset: str) -> Evaluation | None:
     """The deployment's kept evaluation on `dataset` (None while there is none), read from the home once
     per save: the fragments and reruns of the Test page share it."""
-    revision = deck.results.revision(deployment, dataset, "evaluation")
+    revision = kept.revision(deck, deployment, dataset, "evaluation")
     if revision == 0:
         return None
     return _evaluation(deployment.record.uid, dataset, revision, deck, deployment)
@@ -37,7 +39,7 @@ def kept_evaluation(deck: ModelDeck, deployment: Deployment, dataset: str) -> Ev
 
 @st.cache_resource(max_entries=EVALUATIONS_KEPT, show_spinner=False)
 def _evaluation(uid: str, dataset: str, revision: int, _deck: ModelDeck, _deployment: Deployment) -> Evaluation | None:
-    return _deck.results.load_evaluation(_deployment, dataset)
+    return kept.evaluation(_deck, _deployment, dataset)
 
 
 @st.cache_data(max_entries=SPECS_KEPT, show_spinner=False)

@@ -16,6 +16,7 @@ from backend.data.testset import TestSet
 from backend.deployments import DeploymentList
 from backend.errors import DeploymentDownError, ModelDeckError, ScoringServerError
 from backend.runtimes.base import Deployment, DeploymentState
+from backend.services import managing
 from backend.services.testsets import load_testset, testset_revision
 from backend.shown import shown
 
@@ -167,7 +168,7 @@ def cannot_answer(deployment: Deployment) -> Notice:
 def refresh_snapshot() -> DeploymentList:
     """Lists every deployment now (once per rerun: pages read `snapshot()`)."""
     deck = get_deck()
-    snapshot = deck.deployments.snapshot(all_homes=showing_other_homes())
+    snapshot = managing.listing(deck, all_homes=showing_other_homes())
     st.session_state[SNAPSHOT_KEY] = snapshot
     if deleted := st.session_state.get(DELETED_KEY):  # made again since: a later loss is not this session's delete
         st.session_state[DELETED_KEY] = deleted - {d.name for d in snapshot.owned}

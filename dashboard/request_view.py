@@ -5,11 +5,13 @@ import json
 import numpy as np
 import streamlit as st
 
+from backend.client import RawAnswer
 from backend.context import ModelDeck
 from backend.errors import ModelDeckError
 from backend.inspection.snippets import curl_snippet, python_snippet
 from backend.registry import Signature
 from backend.runtimes.base import Deployment
+from backend.services.endpoints import send_as_is
 from dashboard.common import scoring_failed, verbatim
 
 
@@ -36,7 +38,6 @@ def console_view(deck: ModelDeck, deployment: Deployment, key: str | None, row: 
     """Any body sent as it is to the deployment, starting from `row`; the answer as it comes. `source`
     (the test set's name) keeps one body per test set."""
     st.caption("Any body, sent as it is; the answer as it comes — refusals included.")
-    uri = deployment.scoring_uri or ""
     console_key = f"console/{deployment.record.uid}/{source}"
     body = st.text_area("Request body", value=sample_body(row), height=120, key=console_key)
     b1, b2, b3 = st.columns([2, 2, 3])
@@ -46,18 +47,18 @@ def console_view(deck: ModelDeck, deployment: Deployment, key: str | None, row: 
                          help="Key auth is on for this deployment" if key else "This deployment has no key auth")
     if b3.button("Send", icon=":material/send:", key="console_send", width="stretch"):
         try:
-            raw = deck.client.send_raw(uri, body.encode(), content_type, key=key if send_key else None)
+            raw = send_as_is(deck, deployment, body.encode(), content_type, key=key if send_key else None)
             st.session_state[f"{console_key}/answer"] = raw
         except ModelDeckError as e:
             scoring_failed(e, deployment)
-    raw = st.session_state.get(f"{console_key}/answer")
-    if raw is not None:
-        status_color = "green" if raw.status < 400 else "orange" if raw.status < 500 else "red"
-        st.markdown(f":{status_color}-badge[HTTP {raw.status} {verbatim(raw.reason)}] "
-                    f":gray-badge[{raw.latency_ms:.1f} ms] :gray-badge[{len(raw.body):,} bytes]")
+    answer: RawAnswer | None = st.session_state.get(f"{console_key}/answer")
+    if answer is not None:
+        status_color = "green" if answer.status < 400 else "orange" if answer.status < 500 else "red"
+        st.markdown(f":{status_color}-badge[HTTP {answer.status} {verbatim(answer.reason)}] "
+                    f":gray-badge[{answer.latency_ms:.1f} ms] :gray-badge[{len(answer.body):,} bytes]")
         h1, h2 = st.columns([2, 3])
-        h1.dataframe({"header": list(raw.headers), "value": list(raw.headers.values())}, hide_index=True)
-        h2.code(pretty_body(raw.body), language="json", wrap_lines=True)
+        h1.dataframe({"header": list(answer.headers), "value": list(answer.headers.values())}, hide_index=True)
+        h2.code(pretty_body(answer.body), language="json", wrap_lines=True)
 
 
 def snippets_view(deck: ModelDeck, deployment: Deployment, row: np.ndarray) -> None:

@@ -16,6 +16,7 @@ import streamlit as st
 from backend.context import ModelDeck
 from backend.errors import ModelDeckError
 from backend.runtimes.base import Deployment, DeploymentState
+from backend.services import kept
 from backend.services.traffic import load_test, scrape_deployment
 from backend.timefmt import friendly_time
 from backend.traffic.interactive_charts import loadtest_chart, traffic_chart
@@ -115,6 +116,7 @@ def loadtest_section(deck: ModelDeck, deployment: Deployment, area: dict[str, An
         run = st.form_submit_button("Run load test", icon=":material/speed:",
                                     help="Single-row requests of random test-set rows, each client on one kept-alive "
                                          "connection, to this machine only; the result is kept")
+    result: LoadTestResult | None
     live = st.empty()
     if run:
         ticks: list[LoadTestTick] = []
@@ -136,7 +138,7 @@ def loadtest_section(deck: ModelDeck, deployment: Deployment, area: dict[str, An
             return
         live.empty()
     else:
-        result = deck.results.load_loadtest(deployment)
+        result = kept.loadtest(deck, deployment)
         if result is None:  # in the live area, so a test's first second replaces it at once
             live.caption("No load test of this deployment yet.")
             return

@@ -21,7 +21,7 @@ else
   bash scripts/setup.sh
 fi
 echo "[test] ruff check"; .venv/bin/ruff check .
-echo "[test] mypy backend"; .venv/bin/mypy
+echo "[test] mypy (backend, dashboard)"; .venv/bin/mypy
 echo "[test] lint-imports (the layers of backend/)"; .venv/bin/lint-imports --no-cache
 # pytest keeps its assertion-rewritten test modules and plugins (hypothesis, schemathesis) as .pyc files only when
 # bytecode may be written: without them every process (each worker) rewrites them again, several seconds each.

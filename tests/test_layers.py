@@ -51,3 +51,27 @@ def test_the_check_sees_a_call_past_the_use_cases(tmp_path):
                     "import send_random\nfrom backend.timefmt import age\n")
     assert [(m, n) for m, n in imported_names(page) if not allowed(m, n)] == [
         ("backend.inspection.evaluation", "sample")]
+
+
+def context_service_calls(path: Path) -> list[tuple[int, str]]:
+    """Every `deck.<service>.<method>(...)` in the file: a call past the use cases to the context's own services
+    (its registry, deployments, kept results, client); reading a setting (`deck.settings.runtime`) is no call."""
+    found = []
+    for node in ast.walk(ast.parse(path.read_text())):
+        if isinstance(node, ast.Call) and isinstance(node.func, ast.Attribute) \
+                and isinstance(node.func.value, ast.Attribute) and isinstance(node.func.value.value, ast.Name) \
+                and node.func.value.value.id.lstrip("_") == "deck":
+            found.append((node.lineno, f"deck.{node.func.value.attr}.{node.func.attr}()"))
+    return found
+
+
+def test_the_cli_and_the_pages_reach_the_context_s_services_only_through_the_use_cases():
+    wrong = [f"{path.relative_to(ROOT)}:{line}: {call}" for path in FRONTS for line, call in context_service_calls(path)]
+    assert wrong == [], "call these through backend/services/ instead:\n" + "\n".join(wrong)
+
+
+def test_the_check_sees_a_call_on_the_context_s_services(tmp_path):
+    page = tmp_path / "page.py"
+    page.write_text("deck = get_deck()\nmodels = deck.registry.list()\nruntime = deck.settings.runtime\n"
+                    "kept.samples(deck, d, 'mnist')\n")
+    assert context_service_calls(page) == [(2, "deck.registry.list()")]

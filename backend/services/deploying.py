@@ -1,5 +1,6 @@
-"""A deploy on a thread of its own (`deploy_and_wait`, the one deploy path), so a page shows its progress
-while it runs and stays usable: a rerun of the page neither cuts the deploy short nor starts another.
+"""A deploy, the one deploy path (`Deployments.deploy_and_wait`): waited for where it was started (the CLI),
+or on a thread of its own (`start_deploy`), so a page shows its progress while it runs and stays usable: a
+rerun of the page neither cuts the deploy short nor starts another.
 
 The jobs of this process are kept by home and deployment name until their outcome was shown
 (`deploys_of`, `forget`): a new session of a page (a reload) finds a deploy started by another one,
@@ -16,7 +17,7 @@ from pathlib import Path
 from typing import TYPE_CHECKING
 
 from ..errors import DeploymentError, DeploymentExistsError, ModelDeckError
-from ..progress import ProgressEvent
+from ..progress import Progress, ProgressEvent, quiet
 from ..registry import Model
 from ..runtimes import DeployConfig
 from ..runtimes.base import Deployment
@@ -81,6 +82,19 @@ def forget(job: DeployJob) -> None:
     with _jobs_lock:
         if _jobs.get((job.home, job.name)) is job:
             del _jobs[(job.home, job.name)]
+
+
+def deploy_and_wait(deck: ModelDeck, model: Model, name: str, config: DeployConfig, *, runtime: str | None = None,
+                    entry_script: Path | None = None, timeout: float = 180.0,
+                    progress: Progress = quiet) -> Deployment:
+    """Deploys `model` as `name` and returns it Healthy within `timeout` seconds, `progress` told each step
+    (the CLI's deploy: it waits where it was started).
+
+    Raises:
+        ModelDeckError: why it did not become Healthy (nothing of it is left then).
+    """
+    return deck.deployments.deploy_and_wait(model, name, config, runtime=runtime, entry_script=entry_script,
+                                            timeout=timeout, progress=progress)
 
 
 def start_deploy(deck: ModelDeck, model: Model, name: str, config: DeployConfig, *, runtime: str | None = None,

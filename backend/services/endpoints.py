@@ -5,6 +5,7 @@ from __future__ import annotations
 from dataclasses import dataclass
 from typing import TYPE_CHECKING
 
+from ..client import RawAnswer
 from ..runtimes.base import Deployment
 
 if TYPE_CHECKING:
@@ -45,3 +46,10 @@ def endpoint_of(deck: ModelDeck, deployment: Deployment, *, use_json: bool = Fal
     dtypes = () if use_json else deck.client.npy_dtypes(deployment.scoring_uri or "", key=key,
                                                        instance=deployment.record.uid)
     return Endpoint(deployment, key, dtypes)
+
+
+def send_as_is(deck: ModelDeck, deployment: Deployment, body: bytes, content_type: str, *,
+               key: str | None) -> RawAnswer:
+    """POSTs `body` to the deployment as it is (with `key`, or none) and returns its answer as it came,
+    refusals included; raises EndpointUnreachableError when nothing answers."""
+    return deck.client.send_raw(deployment.scoring_uri or "", body, content_type, key=key)

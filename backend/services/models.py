@@ -51,3 +51,18 @@ def register_files(deck: ModelDeck, name: str, files: list[Path] | dict[str, byt
                                             library_versions=versions, signature=signature)
     return deck.registry.register(name, files, framework=framework, tags=tags, description=description,
                                   library_versions=versions, signature=signature)
+
+
+def registered_models(deck: ModelDeck) -> list[Model]:
+    """Every registered model version, by name then version."""
+    return deck.registry.list()
+
+
+def registered_model(deck: ModelDeck, name: str, version: int | None = None) -> Model:
+    """The model `name` at `version` (default: its latest); raises ModelNotFoundError."""
+    return deck.registry.get(name, version)
+
+
+def model_by_ref(deck: ModelDeck, ref: str) -> Model:
+    """The model for "name" or "name:version"; raises ModelNotFoundError."""
+    return deck.registry.get_ref(ref)

@@ -17,6 +17,7 @@ from backend.inspection.figures import disagreement_grid, to_png
 from backend.inspection.interactive_charts import CELL, difference_chart, recall_change_chart
 from backend.progress import ProgressEvent
 from backend.runtimes.base import DeploymentState
+from backend.services import kept
 from backend.services.comparing import (
     compare_choices,
     compare_deployments,
@@ -59,8 +60,8 @@ said = no_answer_said()  # the deployment the last comparison got no answer from
 choices = compare_choices(deck, listing.healthy)
 healthy, versions, options = choices.deployments, choices.versions, choices.options
 if len(options) < 2:
-    for side, param in (("compare_a", "a"), ("compare_b", "b")):  # a chosen deployment that cannot answer: why
-        if (wanted := remembered(side, param)) and wanted != said and (found := listing.find(wanted)) \
+    for choice, param in (("compare_a", "a"), ("compare_b", "b")):  # a chosen deployment that cannot answer: why
+        if (wanted := remembered(choice, param)) and wanted != said and (found := listing.find(wanted)) \
                 and found.state is not DeploymentState.HEALTHY:
             show_notice(cannot_answer(found))
     st.info("Two things to compare are needed: register or deploy another model version (Models, Deploy).",
@@ -129,10 +130,12 @@ if st.button(f"Compare on {titles[dataset]}" + (f" (deploys {' and '.join(to_dep
                     choose("compare_a" if option == a else "compare_b", side.name)
             chosen_set = choose_testset(deck, *models, requested=dataset)
             names = [side.name for side in sides]
-            compare_deployments(deck, sides[0], sides[1], chosen_set, source="dashboard compare",
-                                progress=lambda name, done, total: bar.progress(
-                                    (names.index(name) * total + done) / (2 * total),
-                                    text=verbatim(f"{name}: scored {done:,} of {total:,}")))
+
+            def scored(name: str, done: int, total: int) -> None:
+                bar.progress((names.index(name) * total + done) / (2 * total),
+                             text=verbatim(f"{name}: scored {done:,} of {total:,}"))
+
+            compare_deployments(deck, sides[0], sides[1], chosen_set, source="dashboard compare", progress=scored)
             status.update(label="Compared", state="complete", expanded=False)
         except ModelDeckError as e:
             status.update(label="Comparing failed", state="error", expanded=False)
@@ -146,10 +149,11 @@ if a not in healthy or b not in healthy:
     st.info(f"Press **Compare**: {' and '.join(to_deploy)} will be deployed (default configuration) and then both "
             "scored.", icon=":material/info:")
     st.stop()
-comparison = kept_comparison(deck, healthy[a], healthy[b], dataset)
-if comparison is None:
+kept_pair = kept_comparison(deck, healthy[a], healthy[b], dataset)
+if kept_pair is None:
     st.info(verbatim(f"Press Compare to score {titles[dataset]} at {a} and {b}."), icon=":material/info:")
     st.stop()
+comparison: Comparison = kept_pair  # declared: the fragments below do not see the narrowing
 data = testset(dataset, revision_of(dataset))
 
 
@@ -174,8 +178,8 @@ def gallery(indices: np.ndarray, key: str) -> None:
         page = int(st.columns([1, 4])[0].number_input(f"Page (of {pages})", 1, pages, 1, key=f"page/{key}"))
     shown = tuple(int(i) for i in indices[(page - 1) * per_page:page * per_page])
     uids = (healthy[a].record.uid, healthy[b].record.uid)
-    revisions = (deck.results.revision(healthy[a], dataset, "evaluation"),
-                 deck.results.revision(healthy[b], dataset, "evaluation"))
+    revisions = (kept.revision(deck, healthy[a], dataset, "evaluation"),
+                 kept.revision(deck, healthy[b], dataset, "evaluation"))
     st.image(grid_png(uids, dataset, revisions, shown, data, comparison), width="stretch")
     st.caption("Test images " + ", ".join(f"#{i}" for i in shown[:12]) + (" …" if len(shown) > 12 else ""))
 
@@ -189,7 +193,7 @@ m4.metric("p-value (McNemar)", "< 0.001" if comparison.p_value < 0.001 else f"{c
           help=comparison.test)
 (st.success if comparison.significant else st.info)(verbatim(comparison.verdict(share_decimals())),
                                                     icon=":material/balance:")  # as precise as the metrics above
-saved = [deck.results.saved_at(healthy[side], dataset, "evaluation") for side in (a, b)]
+saved = [kept.saved_at(deck, healthy[side], dataset, "evaluation") for side in (a, b)]
 if not presenting():  # when each was scored: technical detail
     st.caption(verbatim(f"{titles[dataset]}: {a} scored {friendly_time(saved[0])}, {b} scored "
                         f"{friendly_time(saved[1])}."))

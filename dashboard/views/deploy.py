@@ -21,7 +21,9 @@ from backend.runtimes.base import (
     Deployment,
     Keys,
 )
+from backend.services import managing
 from backend.services.deploying import DeployJob, UploadedScript, deploys_of, forget, start_deploy
+from backend.services.models import registered_model, registered_models
 from backend.services.packaging import export_of
 from backend.timefmt import age
 from dashboard.common import (
@@ -55,7 +57,7 @@ EXPORT_TARGETS = {"Kubernetes": "kubernetes", "KServe": "kserve"}
 def export_section(deck: ModelDeck, deployment: Deployment) -> None:
     """Manifests for the chosen deployment (its name, cpu, memory and auth as deployed), as a zip."""
     try:
-        served = deck.registry.get(deployment.record.model_name, deployment.record.model_version)
+        served = registered_model(deck, deployment.record.model_name, deployment.record.model_version)
     except ModelDeckError as e:
         fail(e, "Cannot export")
         return
@@ -101,7 +103,7 @@ presentation = presenting()  # technical detail (hashes, URIs, logs, keys) hidde
 st.title("Deploy")
 listing = snapshot()
 
-models = deck.registry.list()
+models = registered_models(deck)
 if not models:
     st.info("No model is registered: train the sample model or register one on the Models page.")
     st.page_link("views/models.py", label="Go to Models", icon=":material/inventory_2:")
@@ -119,7 +121,7 @@ version = url_select("Version", versions, "version", key=f"deploy_version/{model
                      default=versions[0], format_func=lambda v: f"{v} (latest)" if v == versions[0] else str(v))
 if version is None:
     nothing_chosen("a version")
-model = deck.registry.get(model_name, version)
+model = registered_model(deck, model_name, version)
 accuracy = model.metrics.get("accuracy")
 st.caption(verbatim(f"{model.description or 'no description'}"
                     + (f" — accuracy {accuracy:.2%}" if accuracy is not None else "")
@@ -139,7 +141,7 @@ job_running = isinstance(job, DeployJob) and not job.done
 deploying = job_running or any(not j.done for j in kept_jobs if j is not job)
 status_area = st.container(key=STATUS_AREA)  # progress and outcome above the form, scrolled into view
 with st.form("deploy"):
-    name = st.text_input("Deployment name", value=deck.deployments.suggest_name(model, {d.name for d in listing.owned}),
+    name = st.text_input("Deployment name", value=managing.suggest_name(deck, model, {d.name for d in listing.owned}),
                          help="3-63 lowercase letters, digits and '-'")
     runtime = st.radio("Runtime", [t.name for t in listing.runtimes], horizontal=True, key="deploy_runtime",
                       index=[t.name for t in listing.runtimes].index(preferred)
@@ -314,7 +316,7 @@ columns = st.columns(3)
 show_logs, show_keys, delete = (columns[1], columns[2], columns[0]) if presentation else columns
 if not presentation and show_logs.button("Logs", icon=":material/article:", width="stretch"):
     try:
-        st.code(deck.deployments.get_logs(chosen, tail=200) or "(no output yet)", language=None)
+        st.code(managing.logs(deck, chosen, tail=200) or "(no output yet)", language=None)
     except ModelDeckError as e:
         fail(e, "Cannot read the logs")
 keyed = managed is not None and managed.config.auth_enabled
@@ -325,7 +327,7 @@ if st.session_state.get("show_keys") not in (None, chosen):
     st.session_state.pop("show_keys")  # another deployment was chosen: its keys stay hidden until asked
 if keyed and st.session_state.get("show_keys") == chosen and not presentation:
     try:
-        keys = deck.deployments.keys(chosen)
+        keys = managing.keys(deck, chosen)
         st.caption("Send one as `Authorization: Bearer <key>`. Regenerating one key leaves the other working, so "
                    "clients can move over first; the server takes a new key at once, without a restart.")
         for which, value in (("primary", keys.primary), ("secondary", keys.secondary)):
@@ -334,7 +336,7 @@ if keyed and st.session_state.get("show_keys") == chosen and not presentation:
             shown.code(value, language=None)
             if again.button(f"Regenerate {which}", key=f"regen_{which}", icon=":material/autorenew:",
                             width="stretch"):
-                deck.deployments.regen_key(chosen, which)
+                managing.regenerate_key(deck, chosen, which)
                 st.toast(f"New {which} key for {chosen}; the old one no longer works")
                 st.rerun()
         if st.button("Hide keys", icon=":material/visibility_off:", key="hide_keys"):
@@ -352,7 +354,7 @@ if st.session_state.get("confirm_delete") == chosen:
                               width="stretch")
     if confirmed:
         try:
-            deck.deployments.delete(chosen)
+            managing.delete(deck, chosen)
             # Its name stays chosen and in the address: the page says "Deleted" (a reload of the address
             # says it is gone), and never opens another by itself
             note_deleted(chosen)

@@ -10,7 +10,8 @@ from backend.errors import DuplicateModelError, ModelDeckError
 from backend.packaging.self_contained import default_tag
 from backend.progress import ProgressEvent, ProgressKind
 from backend.registry import Model, current_library_versions, parse_signature, parse_tags
-from backend.services.models import register_files, train
+from backend.services import kept
+from backend.services.models import model_by_ref, register_files, registered_models, train
 from backend.services.packaging import build, images_of
 from backend.services.testsets import testset_title
 from backend.timefmt import friendly_time
@@ -101,7 +102,7 @@ def build_section(model: Model) -> None:
     st.code(image.save_command(), language="bash", wrap_lines=True)
 
 
-models = deck.registry.list()
+models = registered_models(deck)
 if not models:
     st.info("No model is registered yet: train the sample model below, or register your own.")
 else:
@@ -112,7 +113,7 @@ else:
         size = f"{sig.image_shape[0]}x{sig.image_shape[1]}" if sig.image_shape else f"{sig.n_features} values"
         return size + (f" → {len(sig.class_labels)} classes" if sig.class_labels else "")
 
-    scored = deck.evaluations.latest_whole_set()
+    scored = kept.latest_whole_set(deck)
 
     def accuracy_cells(model: Model) -> dict[str, str]:
         """The latest whole-set evaluation's accuracy and test set, else the accuracy given at registration."""
@@ -144,7 +145,7 @@ else:
         ids = [m.id for m in reversed(models)]
         chosen = url_select("Model", ids, "id", key="models_detail", default=ids[0])
         if chosen is not None:
-            model = deck.registry.get_ref(chosen)
+            model = model_by_ref(deck, chosen)
             left, right = st.columns(2)
             left.markdown(f"**{verbatim(model.id)}** — {verbatim(model.description or 'no description')}")
             facts = {"framework": model.framework, "registered at": friendly_time(model.created_at, absolute=True),
@@ -159,7 +160,7 @@ else:
             right.markdown("**Library versions at registration**")
             right.dataframe([{"library": k, "version": v} for k, v in model.library_versions.items()],
                             hide_index=True)
-            history = deck.evaluations.list(model_name=model.name, model_version=model.version)
+            history = kept.evaluations(deck, model_name=model.name, model_version=model.version)
             st.markdown(f"**Evaluations of {verbatim(model.id)}** (every whole-test-set scoring, newest first)")
             if not history:
                 st.caption("None yet: score a whole test set on the Test page, or `modeldeck evaluate NAME`.")
@@ -174,7 +175,7 @@ else:
                              hide_index=True, width="stretch")
 
     if chosen is not None and not presentation:
-        build_section(deck.registry.get_ref(chosen))
+        build_section(model_by_ref(deck, chosen))
 
 st.subheader("Train a sample model")
 SAMPLES = {"MNIST — logistic regression (the tutorial's; sklearn_mnist version 1 on first run)": ("mnist", "logistic"),
@@ -249,7 +250,7 @@ if submitted:
             st.rerun()
         except DuplicateModelError as e:
             st.info(verbatim(f"{upload.name} is registered already as {e.existing} (model sha256 "
-                             f"{deck.registry.get_ref(e.existing).sha256[:12]}): nothing new registered."),
+                             f"{model_by_ref(deck, e.existing).sha256[:12]}): nothing new registered."),
                     icon=":material/info:")
         except ModelDeckError as e:
             fail(e, "Cannot register the model")

@@ -28,6 +28,7 @@ from backend.inspection.interactive_charts import (
 )
 from backend.inspection.perturb import Perturbation, kinds_for
 from backend.registry import Signature, parse_image_shape, parse_value_range
+from backend.services import kept, managing
 from backend.services.reports import make_report, report_pdf
 from backend.services.scoring import input_form as input_form_of
 from backend.services.scoring import predict_image, robustness_curve, score_and_keep, send_random
@@ -146,7 +147,7 @@ chosen = url_select("Deployment", list(healthy), "deployment", key="test_deploym
 if chosen is None:
     nothing_chosen("a deployment")
 deployment = healthy[chosen]
-model = deck.deployments.model_of(deployment)
+model = managing.model_of(deck, deployment)
 signature = model.signature if model is not None else Signature()
 choice = fitting_testsets(deck, model)
 fitting, hidden = choice.fitting, choice.hidden
@@ -158,13 +159,13 @@ if not fitting:  # the set-based sections need a set; the request console and sn
                icon=":material/warning:")
     try:
         if not presenting():  # technical detail, as below
-            request_sections(deck, deployment, deck.deployments.key_for(deployment), example_row(signature), "none")
+            request_sections(deck, deployment, managing.key_for(deck, deployment), example_row(signature), "none")
     except ModelDeckError as e:
         fail(e, "Cannot read the deployment's key")
     st.stop()
 titles = {info.name: shown(info.title) for info in fitting}
 # Opens on the test set of this deployment's latest kept evaluation, where the address names none.
-latest = next((r.dataset for r in deck.evaluations.list(deployment=deployment.name)
+latest = next((r.dataset for r in kept.evaluations(deck, deployment=deployment.name)
                if r.deployment_uid == deployment.record.uid and r.dataset in titles), fitting[0].name)
 not_fitting = {info.name: why for info, why in hidden}
 
@@ -234,7 +235,7 @@ scored_set = data if perturbation is None else perturbed_set(dataset_name, revis
 results_key = scored_set.name if perturbation is not None else dataset_name
 set_title = titles[dataset_name] + ("" if perturbation is None else f", {perturbation.describe()}")
 try:
-    key = deck.deployments.key_for(deployment)  # None without key auth
+    key = managing.key_for(deck, deployment)  # None without key auth
 except ModelDeckError as e:
     fail(e, "Cannot read the deployment's key")
     st.stop()
@@ -271,7 +272,7 @@ def gallery(title: str, indices: np.ndarray, data: TestSet, evaluation: Evaluati
         pages = (len(indices) + per_page - 1) // per_page
         page = int(st.columns([1, 4])[0].number_input(f"Page (of {pages})", 1, pages, 1, key=f"page/{key}"))
     shown = indices[(page - 1) * per_page:page * per_page]
-    st.image(grid_png(deployment.record.uid, results_key, deck.results.revision(deployment, results_key, "evaluation"),
+    st.image(grid_png(deployment.record.uid, results_key, kept.revision(deck, deployment, results_key, "evaluation"),
                       tuple(int(i) for i in shown), data, evaluation), width="stretch")
     st.caption("Test images " + ", ".join(f"#{int(i)}" for i in shown[:12]) + (" …" if len(shown) > 12 else ""))
 
@@ -294,7 +295,7 @@ def strip_png_of(uid: str, dataset: str, revision: int, _samples: Samples) -> by
 
 
 def scored_caption(kind: str, results: str, title: str) -> None:
-    when = deck.results.saved_at(deployment, results, kind)
+    when = kept.saved_at(deck, deployment, results, kind)
     if when:
         st.caption(verbatim(f"{chosen} ({deployment.model_id}) on {title}, scored {friendly_time(when)}"))
 
@@ -311,7 +312,7 @@ if st.button(f"Send {n} random test images", type="primary", icon=":material/cas
         send_random(deck, deployment, data, n, seed=seed, perturbation=perturbation)  # perturbed: the same images too
     except ModelDeckError as e:
         scoring_failed(e, deployment)
-samples = deck.results.load_samples(deployment, dataset_name)
+samples = kept.samples(deck, deployment, dataset_name)
 if samples is not None:
     correct = int(samples.correct.sum())
     st.markdown(f"**{correct} of {len(samples.labels)} correct** — each image is titled *prediction (true "
@@ -320,14 +321,14 @@ if samples is not None:
                    ". This scoring script returns labels only: no confidence."))
     scored_caption("samples", dataset_name, titles[dataset_name])
     strip_png = strip_png_of(deployment.record.uid, dataset_name,
-                             deck.results.revision(deployment, dataset_name, "samples"), samples)
+                             kept.revision(deck, deployment, dataset_name, "samples"), samples)
     st.image(strip_png, width="stretch")
-    changed = deck.results.load_samples(deployment, results_key) if perturbation is not None else None
+    changed = kept.samples(deck, deployment, results_key) if perturbation is not None else None
     if perturbation is not None and changed is not None and np.array_equal(changed.indices, samples.indices):
         st.markdown(verbatim(f"The same images with {perturbation.describe()}: ")
                     + f"**{int(changed.correct.sum())} of {len(changed.labels)} correct**")
         st.image(strip_png_of(deployment.record.uid, results_key,
-                              deck.results.revision(deployment, results_key, "samples"), changed), width="stretch")
+                              kept.revision(deck, deployment, results_key, "samples"), changed), width="stretch")
     elif perturbation is not None:
         st.caption(verbatim(f"Send again to see these images with {perturbation.describe()} under them."))
     downloads = st.container(horizontal=True)
@@ -375,7 +376,7 @@ def evaluation_view() -> None:
             scoring_failed(e, deployment)
         bar.empty()
     evaluation = kept_evaluation(deck, deployment, results_key)
-    evaluation_revision = deck.results.revision(deployment, results_key, "evaluation")
+    evaluation_revision = kept.revision(deck, deployment, results_key, "evaluation")
     if evaluation is not None:
         scored_caption("evaluation", results_key, set_title)
         m1, m2, m3 = st.columns(3)
@@ -414,7 +415,8 @@ def evaluation_view() -> None:
         else:  # a margin bar: that class's errors, as the bar counts them
             shown = evaluation.cell(true_class, predicted_class, errors_only=True)
             what = (f"true label {evaluation.labels[true_class]}, taken for another" if true_class is not None
-                    else f"predicted {evaluation.labels[predicted_class]}, but another")
+                    else f"predicted {evaluation.labels[predicted_class]}, but another" if predicted_class is not None
+                    else "")
             gallery(f"{len(shown):,} errors: {what}", shown, scored_set, evaluation,
                     f"errors/{true_class}/{predicted_class}")
         sure = evaluation.probabilities is not None
@@ -515,7 +517,7 @@ def robustness_view() -> None:
         except ModelDeckError as e:
             scoring_failed(e, deployment)
         bar.empty()
-    curve = deck.results.load_curve(deployment, dataset_name, curve_kind)
+    curve = kept.curve(deck, deployment, dataset_name, curve_kind)
     if curve is None:
         st.caption(verbatim(f"Accuracy against the strength of one perturbation: strengths {', '.join(f'{v:g}' for v in strengths)} "
                             f"({perturb_kinds[curve_kind].unit})."))
