@@ -20,8 +20,8 @@ from .inspection.compare import DISAGREEMENT_KINDS
 from .inspection.evaluation import class_name
 from .inspection.perturb import KINDS, Perturbation
 from .packaging.kubernetes import SECRET_FILE, ExportOptions, parse_autoscale, secret_name
-from .packaging.self_contained import KEYS_PATH
-from .packaging.writer import apply_command, build_command, keys_command, write_export
+from .packaging.self_contained import KEYS_PATH, default_tag
+from .packaging.writer import apply_command, build_command, keys_command
 from .progress import ProgressEvent
 from .registry import Model, parse_image_shape, parse_signature, parse_tags, parse_value_range
 from .runtimes.base import DEFAULT_RUN_TIMEOUT_SECONDS, DeployConfig
@@ -130,9 +130,10 @@ def cmd_deploy(deck: ModelDeck, args: argparse.Namespace) -> int:
 
 def cmd_build(deck: ModelDeck, args: argparse.Namespace) -> int:
     _ensure_models(deck)
-    _err(f"building a self-contained image of {args.model}" + (f" as {args.tag}" if args.tag else ""))
-    built = build(deck, args.model, args.tag, entry_script=args.entry_script, auth=args.auth == "key",
-                  progress=_progress)
+    model = model_by_ref(deck, args.model)
+    tag = args.tag or default_tag(model.name, model.version)
+    _err(f"building a self-contained image of {model.id} as {tag}")
+    built = build(deck, model.id, tag, entry_script=args.entry_script, auth=args.auth == "key", progress=_progress)
     if args.json:
         _print_json({**asdict(built), "keys_file": str(built.keys_file) if built.keys_file else None,
                      "run": built.run_command(), "save": built.save_command()})
@@ -154,11 +155,10 @@ def cmd_export(deck: ModelDeck, args: argparse.Namespace) -> int:
     options = ExportOptions(name=args.name, image=args.image, config=config, replicas=getattr(args, "replicas", 1),
                             autoscale=parse_autoscale(args.autoscale) if args.autoscale else None,
                             namespace=args.namespace or None)
-    export = export_model(deck, args.model, args.target, options)
-    bundle, model = export.bundle, export.bundle.model
+    export = export_model(deck, args.model, args.target, options, args.out)
+    model, written = export.bundle.model, export.written
     for warning in export.warnings:
         _err(f"warning: {warning}")
-    written = write_export(bundle, args.out)
     if args.json:
         _print_json({"target": args.target, "model": model.id, "files": [str(p) for p in written],
                      "apply": apply_command(str(args.out)),
@@ -493,7 +493,7 @@ def cmd_loadtest(deck: ModelDeck, args: argparse.Namespace) -> int:
 
 def build_parser() -> argparse.ArgumentParser:
     parser = argparse.ArgumentParser(prog="modeldeck", description="ModelDeck: deploy and inspect models. "
-                                     "Deployments are found by name on every runtime (Docker and local).")
+                                     f"Deployments are found by name on every runtime ({', '.join(runtime_names())}).")
     parser.add_argument("--version", action="version", version=f"%(prog)s {__version__}")
     sub = parser.add_subparsers(dest="command", required=True)
 
@@ -531,8 +531,8 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("model", metavar="MODEL[:VERSION]")
     p.add_argument("--name", required=True, help="deployment name, e.g. mnist-demo")
     p.add_argument("--runtime", choices=runtime_choices(), default=None,
-                   help="where the new deployment runs (default: $MODELDECK_RUNTIME, else auto: Docker when an "
-                        "engine answers, else local)")
+                   help="where the new deployment runs (default: $MODELDECK_RUNTIME, else auto: the first of "
+                        f"{', '.join(runtime_names())} that answers)")
     p.add_argument("--cpu-cores", type=float, default=1.0)
     p.add_argument("--memory-gb", type=float, default=1.0)
     p.add_argument("--max-body-mb", type=float, default=None,

@@ -11,9 +11,16 @@ import numpy as np
 import orjson
 import requests
 
-from .errors import EndpointUnreachableError, MetricsUnavailableError, ScoringRequestError, ScoringServerError
+from .errors import (
+    EndpointUnreachableError,
+    MetricsUnavailableError,
+    ModelDeckError,
+    ScoringRequestError,
+    ScoringServerError,
+)
 
 NPY_TYPE = "application/x-npy"
+NPY_LOOKS_KEPT = 256  # endpoints whose .npy capability is remembered (the oldest look is dropped first)
 
 
 @dataclass(frozen=True)
@@ -156,7 +163,7 @@ class ScoringClient:
             raise EndpointUnreachableError(f"nothing answers at {base}: {type(e).__name__}") from e
         return response.json() if response.status_code == 200 else {}
 
-    def npy_dtypes(self, scoring_uri: str, *, key: str | None = None, instance: str = "") -> tuple[str, ...]:
+    def npy_dtypes(self, scoring_uri: str, *, key: str | None = None, instance: str) -> tuple[str, ...]:
         """What an .npy body to the endpoint may hold ("float32", and "uint8" where its script scales 8-bit
         pixels itself), from its /info; () when it takes no .npy body (then send JSON). Asked once per
         `instance` (a deployment's uid: a port can be reused) while the answers come; a failed look is
@@ -166,10 +173,12 @@ class ScoringClient:
             return kept
         try:
             info = self.info(scoring_uri, key=key)
-        except Exception:  # noqa: BLE001 - an endpoint that fails to answer /info: JSON this time
+        except (ModelDeckError, ValueError):  # nothing answers /info, or not JSON: JSON bodies this time
             return ()
         dtypes = tuple(info.get("npy_dtypes") or ["float32"]) if NPY_TYPE in info.get("content_types", []) else ()
         if info:  # an answer; {} is none (no /info, a refusal, a server still starting)
+            if len(self._npy_dtypes) >= NPY_LOOKS_KEPT:  # a long-lived dashboard sees many deployments come and go
+                del self._npy_dtypes[next(iter(self._npy_dtypes))]
             self._npy_dtypes[(scoring_uri, instance)] = dtypes
         return dtypes
 

@@ -12,6 +12,7 @@ from .inspection.evaluation_log import EvaluationLog
 from .inspection.kept_results import ResultStore
 from .registry import ModelRegistry
 from .runtimes import Runtimes
+from .runtimes.kinds import check_choice
 
 
 @dataclass(frozen=True)
@@ -33,6 +34,7 @@ def open_modeldeck(settings: Settings | None = None) -> ModelDeck:
         ConfigError: bad settings, or a home that cannot be created.
     """
     settings = settings or Settings.from_env()
+    check_choice(settings.runtime)  # before the home is made: a refused start writes nothing
     home = open_home(settings.home)
     registry = ModelRegistry(settings.registry_path, settings.blobs_dir)
     runtimes = Runtimes(settings, home)

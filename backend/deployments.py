@@ -270,7 +270,7 @@ class DeploymentService:
         """Starts a deployment of `model` called `name`; returns once it is starting (see wait_for_deployment).
 
         Args:
-            runtime: the runtime for it (docker, local or auto; default: the MODELDECK_RUNTIME setting).
+            runtime: the runtime for it (a kind's name or "auto"; default: the MODELDECK_RUNTIME setting).
             entry_script: a scoring script with init()/run(raw_data); default: the model's own score.py
                 when it was registered with one, else the built-in scikit-learn script.
 

@@ -246,10 +246,6 @@ def current_library_versions() -> dict[str, str]:
     return versions
 
 
-def bytes_sha256(content: bytes) -> str:
-    return hashlib.sha256(content).hexdigest()
-
-
 def parse_tags(text: str) -> dict[str, str]:
     """ "team=vision, stage=demo" -> {"team": "vision", "stage": "demo"} (commas or new lines between pairs).
 

@@ -7,7 +7,7 @@ import streamlit as st
 from backend.config import ASSETS_DIR
 from backend.errors import ModelDeckError
 from backend.progress import ProgressEvent
-from backend.services.models import first_run, registered_models
+from backend.services.models import first_run, needs_first_run
 from dashboard.common import (
     LAYOUT_CSS,
     PRESENTATION_CSS,
@@ -62,8 +62,8 @@ with st.sidebar:
                    "a projector. The address keeps it (?present=1): share the link to open in it.")
     st.divider()
 
-if deck.settings.auto_train and "sample_checked" not in st.session_state:  # (first_run asks it too)
-    if not registered_models(deck):
+if "sample_checked" not in st.session_state:
+    if needs_first_run(deck):
         st.subheader("Welcome to ModelDeck")
         st.write("First run: two versions of the sample model `sklearn_mnist` are trained and registered, so "
                  "there is something to deploy — version 1, the tutorial's logistic regression, and version 2, "

@@ -127,7 +127,7 @@ def scoring_failed(error: Exception, *deployments: Deployment) -> None:
     cannot answer, and says it there, once (`no_answer_said`)."""
     if isinstance(error, ModelDeckError):
         for deployment in deployments:
-            explained = get_deck().deployments.explain(deployment, error)
+            explained = managing.explain(get_deck(), deployment, error)
             if explained is not error:
                 error = explained
                 break

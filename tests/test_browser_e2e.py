@@ -21,6 +21,7 @@ from .conftest import copy_home, remove_home_deployments
 ROOT = Path(__file__).resolve().parent.parent
 ARTIFACTS = ROOT / "artifacts"
 IDLE_JS = "() => !document.querySelector('[data-testid=\"stStatusWidgetRunningIcon\"]')"  # no script running
+EXPECT_SECONDS = 15
 CHROMIUM = os.environ.get("MODELDECK_CHROMIUM", "/usr/bin/chromium")
 CHROMIUM_ARGS = ["--no-sandbox", "--disable-gpu", "--disable-background-networking", "--disable-component-update",
                  "--disable-sync", "--no-first-run", "--disable-quic", "--disable-default-apps"]
@@ -62,7 +63,12 @@ def stop_dashboard(proc: subprocess.Popen) -> None:
 
 
 def launch(pw):
+    """Debian's chromium, headless; and an expectation waits up to EXPECT_SECONDS (Playwright's 5 s default: a
+    page rerun on a busy 2-core machine took longer, and a wait is no measurement)."""
+    from playwright.sync_api import expect
+
     assert Path(CHROMIUM).exists(), f"{CHROMIUM} is missing: run scripts/setup.sh (installs Debian's chromium)"
+    expect.set_options(timeout=EXPECT_SECONDS * 1000)
     return pw.chromium.launch(executable_path=CHROMIUM, args=CHROMIUM_ARGS)
 
 

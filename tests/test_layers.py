@@ -14,7 +14,7 @@ RENDERING = ("backend.inspection.interactive_charts", "backend.inspection.figure
 PURE_HELPERS = {"parse_tags", "parse_signature", "parse_image_shape", "parse_value_range", "parse_autoscale",
                 "validate_name", "format_range", "class_name", "predictions_csv", "kinds_for", "calibration_of",
                 "between", "points", "default_tag", "secret_name", "apply_command", "build_command", "keys_command",
-                "zip_export", "write_export", "missing_first_run_samples", "current_library_versions", "formats_help",
+                "zip_export", "missing_first_run_samples", "current_library_versions", "formats_help",
                 "runtime_choices", "runtime_names"}
 
 
@@ -53,14 +53,20 @@ def test_the_check_sees_a_call_past_the_use_cases(tmp_path):
         ("backend.inspection.evaluation", "sample")]
 
 
+def is_the_context(node: ast.expr) -> bool:
+    """`deck`, `_deck` or `get_deck()`: how the fronts name the home's context."""
+    if isinstance(node, ast.Call):
+        node = node.func
+    return isinstance(node, ast.Name) and node.id in ("deck", "_deck", "get_deck")
+
+
 def context_service_calls(path: Path) -> list[tuple[int, str]]:
     """Every `deck.<service>.<method>(...)` in the file: a call past the use cases to the context's own services
     (its registry, deployments, kept results, client); reading a setting (`deck.settings.runtime`) is no call."""
     found = []
     for node in ast.walk(ast.parse(path.read_text())):
         if isinstance(node, ast.Call) and isinstance(node.func, ast.Attribute) \
-                and isinstance(node.func.value, ast.Attribute) and isinstance(node.func.value.value, ast.Name) \
-                and node.func.value.value.id.lstrip("_") == "deck":
+                and isinstance(node.func.value, ast.Attribute) and is_the_context(node.func.value.value):
             found.append((node.lineno, f"deck.{node.func.value.attr}.{node.func.attr}()"))
     return found
 
@@ -73,5 +79,5 @@ def test_the_cli_and_the_pages_reach_the_context_s_services_only_through_the_use
 def test_the_check_sees_a_call_on_the_context_s_services(tmp_path):
     page = tmp_path / "page.py"
     page.write_text("deck = get_deck()\nmodels = deck.registry.list()\nruntime = deck.settings.runtime\n"
-                    "kept.samples(deck, d, 'mnist')\n")
-    assert context_service_calls(page) == [(2, "deck.registry.list()")]
+                    "kept.samples(deck, d, 'mnist')\nget_deck().deployments.explain(d, e)\n")
+    assert context_service_calls(page) == [(2, "deck.registry.list()"), (5, "deck.deployments.explain()")]

@@ -83,7 +83,7 @@ def test_tutorial_script_deploys_unchanged(local_deck, sample_model_dir):
     assert local_deck.client.run(deployment.scoring_uri, X.tolist()) == expected
     assert deployment.entry_script == "tutorial_score.py"
     assert not endpoint_of(local_deck, deployment).binary  # so clients send it JSON
-    assert local_deck.client.npy_dtypes(deployment.scoring_uri) == ()
+    assert local_deck.client.npy_dtypes(deployment.scoring_uri, instance=deployment.record.uid) == ()
     evaluation = evaluate_endpoint(local_deck.client, deployment.scoring_uri, load_mnist_test(), use_binary=False)
     assert evaluation.accuracy == pytest.approx(local_deck.registry.get("sklearn_mnist", 1).metrics["accuracy"],
                                                 abs=1e-4)

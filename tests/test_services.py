@@ -1,6 +1,7 @@
 """The use-case layer's own logic (backend/services/): which test sets fit, what an endpoint takes (asked
 once, a failed look not kept), the images behind a cell of the difference matrix."""
 
+import io
 import json
 import threading
 from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
@@ -11,11 +12,11 @@ import pytest
 from backend.client import ScoringClient
 from backend.config import Settings
 from backend.context import open_modeldeck
-from backend.errors import DatasetMismatchError
+from backend.errors import DatasetExistsError, DatasetMismatchError
 from backend.inspection.compare import compare
 from backend.inspection.evaluation import evaluate
 from backend.registry import Model, Signature
-from backend.services.testsets import choose_testset, fitting_testsets
+from backend.services.testsets import add_testset, choose_testset, fitting_testsets, load_testset
 
 DIGITS = tuple(str(i) for i in range(10))
 
@@ -101,3 +102,17 @@ def test_a_cell_of_the_difference_matrix_holds_the_images_either_took_for_that_l
     assert list(comparison.taken_for(0, 1)) == [0, 1]  # image 0 by B, image 1 by A
     assert list(comparison.taken_for(2, 1)) == [4, 5]
     assert list(comparison.taken_for(1, 2)) == []
+
+
+def test_a_set_added_from_an_upload_is_refused_again_unless_replaced_then_replaced(deck):
+    def upload(n):
+        buffer = io.BytesIO()
+        np.savez(buffer, X=np.zeros((n, 28, 28), np.uint8), y=np.arange(n) % 10)
+        return {"sets.npz": buffer.getvalue()}
+
+    assert add_testset(deck, "mine", upload(3)).name == "mine"
+    with pytest.raises(DatasetExistsError):
+        add_testset(deck, "mine", upload(5))
+    assert load_testset(deck, "mine").X.shape[0] == 3
+    add_testset(deck, "mine", upload(5), replace=True)
+    assert load_testset(deck, "mine").X.shape[0] == 5

@@ -118,8 +118,8 @@ def import_dataset(root: Path, name: str, files: Sequence[Path], title: str = ""
     return _store(root, title, testset, replace=replace)
 
 
-def import_uploaded(root: Path, name: str, files: dict[str, bytes], title: str, staging: Path,
-                    value_range: tuple[float, float] | None = None,
+def import_uploaded(root: Path, name: str, files: dict[str, bytes], title: str, staging: Path, *,
+                    replace: bool = False, value_range: tuple[float, float] | None = None,
                     rescale_to: tuple[float, float] | None = None,
                     image_shape: tuple[int, int] | None = None) -> DatasetInfo:
     """`import_dataset` for uploaded files ({file name: content}), staged privately under `staging`
@@ -133,8 +133,8 @@ def import_uploaded(root: Path, name: str, files: dict[str, bytes], title: str, 
             path = folder / (Path(filename).name or "upload")
             path.write_bytes(content)
             paths.append(path)
-        return import_dataset(root, name, paths, title, value_range=value_range, rescale_to=rescale_to,
-                              image_shape=image_shape)
+        return import_dataset(root, name, paths, title, replace=replace, value_range=value_range,
+                              rescale_to=rescale_to, image_shape=image_shape)
 
 
 def user_catalogue(root: Path) -> list[DatasetInfo]:

@@ -7,9 +7,9 @@ import time
 from dataclasses import dataclass
 
 from ..config import Home, Settings
-from ..errors import ConfigError, RuntimeUnavailableError
+from ..errors import RuntimeUnavailableError
 from .base import DeployConfig, Deployment, DeploymentRecord, DeploymentSpec, DeploymentState, Runtime, validate_name
-from .kinds import AUTO, runtime_choices, runtime_kinds, runtime_names
+from .kinds import AUTO, check_choice, runtime_choices, runtime_kinds, runtime_names
 
 __all__ = ["DeployConfig", "Deployment", "DeploymentRecord", "DeploymentSpec", "DeploymentState", "Runtime",
            "RuntimeStatus", "Runtimes", "validate_name"]
@@ -36,9 +36,7 @@ class Runtimes:
     """
 
     def __init__(self, settings: Settings, home: Home) -> None:
-        if settings.runtime not in runtime_choices():
-            raise ConfigError(
-                f"MODELDECK_RUNTIME={settings.runtime!r} is not one of {', '.join(runtime_choices())}")
+        check_choice(settings.runtime)
         self.settings = settings
         self.home = home
         self._opened: dict[str, Runtime] = {}
@@ -55,9 +53,9 @@ class Runtimes:
         choice = (name or self.settings.runtime).lower()
         if choice == AUTO:
             reasons = []
-            for name in runtime_names():
+            for kind_name in runtime_names():
                 try:
-                    return self.open(name)
+                    return self.open(kind_name)
                 except RuntimeUnavailableError as e:
                     reasons.append(str(e))
             raise RuntimeUnavailableError("no runtime answers: " + "; ".join(reasons))

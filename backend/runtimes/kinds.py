@@ -10,6 +10,7 @@ from dataclasses import dataclass
 from typing import cast
 
 from ..config import Home, Settings
+from ..errors import ConfigError
 from .base import Runtime
 
 AUTO = "auto"  # the first kind, in preference order, that answers
@@ -44,7 +45,9 @@ def register(kind: RuntimeKind) -> None:
     Raises:
         ValueError: the name is taken, or is "auto".
     """
-    if kind.name in _KINDS or kind.name == AUTO:
+    if kind.name == AUTO:
+        raise ValueError(f"{AUTO!r} is reserved: it means the first kind that answers")
+    if kind.name in _KINDS:
         raise ValueError(f"a runtime kind named {kind.name!r} exists already")
     _KINDS[kind.name] = kind
 
@@ -62,6 +65,12 @@ def runtime_names() -> tuple[str, ...]:
 def runtime_choices() -> tuple[str, ...]:
     """Where a new deployment may go: "auto", then every kind's name."""
     return (AUTO, *_KINDS)
+
+
+def check_choice(runtime: str) -> None:
+    """Raises ConfigError unless `runtime` is one of `runtime_choices()`."""
+    if runtime not in runtime_choices():
+        raise ConfigError(f"MODELDECK_RUNTIME={runtime!r} is not one of {', '.join(runtime_choices())}")
 
 
 register(RuntimeKind("docker", "backend.runtimes.docker:DockerRuntime.connect"))

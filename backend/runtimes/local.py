@@ -63,6 +63,11 @@ _WRAPPER = ('trap "" TERM; "$@" & server=$!; exec {fd}<&-; wait $server; code=$?
             'echo $code > "$MODELDECK_EXIT_FILE"; exit $code')
 
 
+# The servers' wrappers this process started, by pid: kept per process, not per runtime object, so a runtime
+# opened again (or a second one for the same home) still reaps them and a zombie never reads as running.
+_CHILDREN: dict[int, subprocess.Popen[bytes]] = {}
+
+
 class LocalRuntime:
     """Deployments as local processes (the embedded default where no Docker engine answers)."""
 
@@ -71,7 +76,6 @@ class LocalRuntime:
     def __init__(self, root: Path, front: Front | None = None) -> None:
         self.root = Path(root)
         self.front = front or Front(self.root.parent / "front")  # only deployments made before serve through it
-        self._children: dict[int, subprocess.Popen[bytes]] = {}
 
     @classmethod
     def for_home(cls, settings: Settings, home: Home) -> "LocalRuntime":
@@ -137,7 +141,7 @@ class LocalRuntime:
             with open(target / "server.log", "ab") as log:
                 proc = subprocess.Popen(command, stdin=subprocess.DEVNULL, stdout=log, stderr=subprocess.STDOUT,
                                         env=env, cwd=target, start_new_session=True, pass_fds=(listener.fileno(),))
-            self._children[proc.pid] = proc
+            _CHILDREN[proc.pid] = proc
             _write_private(target / "process.json", json.dumps({"port": port, "pid": proc.pid,
                                                                 "sandbox": "bubblewrap" if sandbox.available
                                                                 else "none"}))
@@ -166,7 +170,7 @@ class LocalRuntime:
 
     def _alive(self, pgid: int, target: Path) -> bool:
         """True while a process of the server's group runs (the wrapper may be gone, the server not)."""
-        child = self._children.get(pgid)
+        child = _CHILDREN.get(pgid)
         if child is not None:
             child.poll()  # reap the wrapper if it ended, so it does not count as running
         return _group_alive(pgid, marker=str(target).encode())
@@ -279,7 +283,7 @@ class LocalRuntime:
             process = self._files(target)[1]
             pid = process["pid"]
             self._stop(pid, target)
-            child = self._children.pop(pid, None)
+            child = _CHILDREN.pop(pid, None)
             if child is not None:
                 child.wait(timeout=10)
         else:  # a deploy killed between starting the server and writing process.json: find it by its folder

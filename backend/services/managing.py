@@ -6,6 +6,7 @@ from __future__ import annotations
 from typing import TYPE_CHECKING
 
 from ..deployments import DeploymentList
+from ..errors import ModelDeckError
 from ..registry import Model
 from ..runtimes.base import Deployment, Keys
 
@@ -26,6 +27,12 @@ def healthy_deployment(deck: ModelDeck, name: str, runtime: str | None = None) -
 def model_of(deck: ModelDeck, deployment: Deployment) -> Model | None:
     """The registered model `deployment` serves, or None when it is no longer registered as it was."""
     return deck.deployments.model_of(deployment)
+
+
+def explain(deck: ModelDeck, deployment: Deployment, error: ModelDeckError) -> ModelDeckError:
+    """`error`, a failed request to `deployment`, as its user should read it: where its server gave no answer,
+    a DeploymentDownError with the deployment's state now and why; any other error as it is."""
+    return deck.deployments.explain(deployment, error)
 
 
 def logs(deck: ModelDeck, name: str, tail: int | None = None, *, runtime: str | None = None) -> str:

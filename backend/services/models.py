@@ -14,6 +14,11 @@ if TYPE_CHECKING:
     from ..context import ModelDeck
 
 
+def needs_first_run(deck: ModelDeck) -> bool:
+    """Whether `first_run` would train: the registry is empty and MODELDECK_AUTO_TRAIN is on."""
+    return deck.settings.auto_train and not deck.registry.list()
+
+
 def first_run(deck: ModelDeck, progress: Progress = quiet) -> tuple[Model, ...]:
     """On a first run (an empty registry, with MODELDECK_AUTO_TRAIN on) the sample models trained and
     registered; () otherwise.
@@ -23,7 +28,7 @@ def first_run(deck: ModelDeck, progress: Progress = quiet) -> tuple[Model, ...]:
     """
     if not deck.settings.auto_train:
         return ()
-    return ensure_sample_models(deck.registry, progress=progress)
+    return ensure_sample_models(deck.registry, progress=progress)  # which trains only into an empty registry
 
 
 def train(deck: ModelDeck, dataset: str = "mnist", algorithm: str | None = None,

@@ -10,7 +10,7 @@ from typing import TYPE_CHECKING
 from ..errors import RuntimeUnavailableError
 from ..packaging.kubernetes import ExportOptions, ModelIdentity
 from ..packaging.self_contained import BuiltImage, build_image, built_images, default_tag
-from ..packaging.writer import ExportBundle, build_export, export_deployment, image_warnings
+from ..packaging.writer import ExportBundle, build_export, export_deployment, image_warnings, write_export
 from ..progress import Progress, quiet
 from ..registry import Model
 from ..runtimes.base import Deployment, Keys
@@ -42,15 +42,17 @@ def images_of(deck: ModelDeck, model: Model) -> list[BuiltImage]:
 
 @dataclass(frozen=True)
 class Export:
-    """An export's files to write, and what to warn of (an image of that name built for another model...)."""
+    """An export: its manifests, the files they were written to, and what to warn of (an image of that name
+    built for another model...)."""
 
     bundle: ExportBundle
+    written: tuple[Path, ...]
     warnings: tuple[str, ...]
 
 
-def export_model(deck: ModelDeck, ref: str, target: str, options: ExportOptions) -> Export:
-    """Manifests serving model `ref` as `options` say, checked against the local image of that name when
-    an engine answers.
+def export_model(deck: ModelDeck, ref: str, target: str, options: ExportOptions, out_dir: Path) -> Export:
+    """Manifests serving model `ref` as `options` say, written into `out_dir` (an earlier export there is
+    replaced), checked against the local image of that name when an engine answers.
 
     Raises:
         ModelNotFoundError, ExportError.
@@ -61,7 +63,8 @@ def export_model(deck: ModelDeck, ref: str, target: str, options: ExportOptions)
         engine = getattr(deck.runtimes.open("docker"), "client", None)
     except RuntimeUnavailableError:
         engine = None
-    return Export(bundle, tuple(image_warnings(options.image, model, options.config.auth_enabled, engine)))
+    warnings = tuple(image_warnings(options.image, model, options.config.auth_enabled, engine))
+    return Export(bundle, tuple(write_export(bundle, out_dir)), warnings)
 
 
 def export_of(deck: ModelDeck, deployment: Deployment, target: str, image: str | None = None, *, replicas: int = 1,

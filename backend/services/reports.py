@@ -9,12 +9,12 @@ from typing import TYPE_CHECKING
 
 import numpy as np
 
-from ..data.catalogue import dataset_title
 from ..data.testset import TestSet
 from ..inspection.evaluation import Evaluation
 from ..runtimes.base import Deployment
 from .comparing import check_comparable, comparison_of
 from .scoring import score_and_keep
+from .testsets import testset_title
 
 if TYPE_CHECKING:
     from ..context import ModelDeck
@@ -50,7 +50,7 @@ def report_inputs(deck: ModelDeck, deployment: Deployment, testset: TestSet, *, 
     return ReportInputs(deployment=deployment, model=deck.deployments.model_of(deployment), testset=testset,
                         evaluation=evaluation, evaluated_at=deck.results.saved_at(deployment, testset.name, "evaluation"),
                         load_test=None if load is None else load.to_json(), comparison=comparison,
-                        testset_title=dataset_title(testset.name, deck.settings.datasets_dir))
+                        testset_title=testset_title(deck, testset.name))
 
 
 @dataclass(frozen=True)

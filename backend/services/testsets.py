@@ -78,7 +78,8 @@ def add_testset(deck: ModelDeck, name: str, files: list[Path] | dict[str, bytes]
     """
     if isinstance(files, dict):
         return import_uploaded(deck.settings.datasets_dir, name, files, title, deck.settings.home / STAGING_DIR,
-                               value_range=value_range, rescale_to=rescale_to, image_shape=image_shape)
+                               replace=replace, value_range=value_range, rescale_to=rescale_to,
+                               image_shape=image_shape)
     return import_dataset(deck.settings.datasets_dir, name, files, title, replace=replace, value_range=value_range,
                           image_shape=image_shape, rescale_to=rescale_to)
 
