@@ -43,7 +43,8 @@ def console_view(deck: ModelDeck, deployment: Deployment, key: str | None, row: 
     b1, b2, b3 = st.columns([2, 2, 3])
     content_type = b1.selectbox("Content-Type", ["application/json", "text/plain", "application/xml"],
                                 key="console_type", persist_state="page")
-    send_key = b2.toggle("Send the key", value=key is not None, disabled=key is None, key="console_key",
+    # keyed by the deployment: a toggle left off for one without key auth must not carry over to a keyed one
+    send_key = b2.toggle("Send the key", value=key is not None, disabled=key is None, key=f"{console_key}/send-key",
                          help="Key auth is on for this deployment" if key else "This deployment has no key auth")
     if b3.button("Send", icon=":material/send:", key="console_send", width="stretch"):
         try:

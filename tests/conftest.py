@@ -23,7 +23,7 @@ import re
 import shutil
 import subprocess
 import sys
-from collections.abc import Callable
+from collections.abc import Callable, Iterator
 from pathlib import Path
 
 import pytest
@@ -40,8 +40,8 @@ FIXTURES = TESTS / "fixtures"
 
 
 def copy_home(trained_home: Path, dest: Path) -> Path:
-    """A new MODELDECK_HOME at `dest` with the session's registry (not its deployments)."""
-    dest.mkdir()
+    """A new MODELDECK_HOME at `dest` (made, or empty) with the session's registry (not its deployments)."""
+    dest.mkdir(exist_ok=True)
     shutil.copyfile(trained_home / "registry.sqlite3", dest / "registry.sqlite3")
     shutil.copytree(trained_home / "blobs", dest / "blobs")
     return dest
@@ -178,6 +178,18 @@ def trained_home(tmp_path_factory) -> Path:
 
 
 @pytest.fixture(scope="session")
+def first_run_home(trained_home, tmp_path_factory) -> Path:
+    """A MODELDECK_HOME whose registry holds what a first run registers: sklearn_mnist:1 (the session's) and :2,
+    the calibrated SVC (trained once per run, for the tests that compare the two versions)."""
+    def train(home: Path) -> None:
+        copy_home(trained_home, home)
+        settings = Settings(home=home, runtime="local")
+        train_sample(ModelRegistry(settings.registry_path, settings.blobs_dir), "mnist", "svc")
+
+    return shared_folder(tmp_path_factory, "modeldeck-home-first-run", train)
+
+
+@pytest.fixture(scope="session")
 def fashion_home(tmp_path_factory) -> tuple[Path, dict]:
     """A MODELDECK_HOME holding sklearn_fashion:1 only, trained by `modeldeck train-sample --dataset
     fashion-mnist` (once per session), and that command's JSON output."""
@@ -215,14 +227,26 @@ def model_env(sample_model_dir, monkeypatch) -> Path:
     return sample_model_dir
 
 
-@pytest.fixture()
-def local_deck(trained_home, tmp_path) -> ModelDeck:
-    """A ModelDeck on the local runtime over the session's registry, its deployments in this test's folder.
-    Every deployment the test leaves is deleted afterwards."""
-    deck = open_modeldeck(Settings(home=copy_home(trained_home, tmp_path / "home"), runtime="local"))
+def deck_over(registry_home: Path, home: Path) -> Iterator[ModelDeck]:
+    """A ModelDeck on the local runtime at `home`, with the registry of `registry_home`; every deployment the
+    test leaves is deleted afterwards."""
+    deck = open_modeldeck(Settings(home=copy_home(registry_home, home), runtime="local"))
     yield deck
     for deployment in deck.deployments.list():
         deck.deployments.delete(deployment.name)
+
+
+@pytest.fixture()
+def local_deck(trained_home, tmp_path) -> Iterator[ModelDeck]:
+    """A ModelDeck on the local runtime over the session's registry (sklearn_mnist:1), its deployments in this
+    test's folder."""
+    yield from deck_over(trained_home, tmp_path / "home")
+
+
+@pytest.fixture()
+def first_run_deck(first_run_home, tmp_path) -> Iterator[ModelDeck]:
+    """`local_deck` with sklearn_mnist:1 and :2, as a first run registers them."""
+    yield from deck_over(first_run_home, tmp_path / "home")
 
 
 @pytest.fixture()
@@ -231,6 +255,20 @@ def cli_env(tmp_path) -> dict[str, str]:
     env = {**os.environ, "MODELDECK_HOME": str(tmp_path / "cli-home"), "MODELDECK_RUNTIME": "local"}
     env["PYTHONPATH"] = str(Path(__file__).resolve().parent.parent)
     return env
+
+
+@pytest.fixture()
+def trained_cli_env(cli_env, trained_home) -> dict[str, str]:
+    """`cli_env` whose home holds the session's sklearn_mnist:1."""
+    copy_home(trained_home, Path(cli_env["MODELDECK_HOME"]))
+    return cli_env
+
+
+@pytest.fixture()
+def first_run_cli_env(cli_env, first_run_home) -> dict[str, str]:
+    """`cli_env` whose home holds sklearn_mnist:1 and :2, as a first run leaves it (trained once per run)."""
+    copy_home(first_run_home, Path(cli_env["MODELDECK_HOME"]))
+    return cli_env
 
 
 def remove_home_deployments(engine, home: Path) -> None:

@@ -9,7 +9,6 @@ import re
 import pytest
 
 from backend.config import Settings
-from backend.training import train_sample
 
 from .conftest import copy_home
 from .test_browser_e2e import ARTIFACTS, launch, start_dashboard, stop_dashboard
@@ -17,14 +16,13 @@ from .test_browser_e2e import ARTIFACTS, launch, start_dashboard, stop_dashboard
 pytestmark = pytest.mark.browser
 
 
-def test_compare_v1_with_v2_download_the_report_and_present_it(trained_home, tmp_path):
+def test_compare_v1_with_v2_download_the_report_and_present_it(first_run_home, tmp_path):
     from playwright.sync_api import expect, sync_playwright
 
     from backend.context import open_modeldeck
 
-    home = copy_home(trained_home, tmp_path / "home")
+    home = copy_home(first_run_home, tmp_path / "home")  # sklearn_mnist:1 and :2, as a first run registers them
     deck = open_modeldeck(Settings(home=home, runtime="local"))
-    train_sample(deck.registry, algorithm="svc")  # sklearn_mnist:2, as a first run registers it
     deck.deployments.deploy_and_wait(deck.registry.get("sklearn_mnist", 1), "mnist-v1", timeout=180)
     proc, url = start_dashboard(home, "local", tmp_path / "streamlit.log")
     ARTIFACTS.mkdir(exist_ok=True)

@@ -13,7 +13,6 @@ import time
 import pytest
 
 from backend.config import Settings
-from backend.training import train_sample
 
 from .conftest import copy_home
 from .test_browser_e2e import ARTIFACTS, launch, start_dashboard, stop_dashboard
@@ -144,7 +143,7 @@ LAYOUT_PROBLEMS_JS = r"""
 """
 
 @pytest.fixture(scope="module")
-def deployed_home(trained_home, tmp_path_factory):
+def deployed_home(first_run_home, tmp_path_factory):
     """A home with sklearn_mnist:1 and :2 deployed on the local runtime (layout-v1, layout-v2), both scored on
     MNIST (so the Test page has a whole-set score and Compare a comparison) and 30 random images sent to v2."""
     from backend.context import open_modeldeck
@@ -152,9 +151,8 @@ def deployed_home(trained_home, tmp_path_factory):
     from backend.inspection.evaluation import sample
     from backend.services.comparing import compare_deployments
 
-    home = copy_home(trained_home, tmp_path_factory.mktemp("layout") / "home")
+    home = copy_home(first_run_home, tmp_path_factory.mktemp("layout") / "home")  # sklearn_mnist:1 and :2
     deck = open_modeldeck(Settings(home=home, runtime="local"))
-    train_sample(deck.registry, algorithm="svc")  # sklearn_mnist:2, as a first run registers it
     v1 = deck.deployments.deploy_and_wait(deck.registry.get("sklearn_mnist", 1), "layout-v1", timeout=180)
     v2 = deck.deployments.deploy_and_wait(deck.registry.get("sklearn_mnist", 2), "layout-v2", timeout=180)
     try:

@@ -25,8 +25,9 @@ def cli(env, *args, check=True):
     return result
 
 
-def test_train_deploy_evaluate_score_delete_from_a_shell(cli_env):
-    trained = json.loads(cli(cli_env, "train-sample", "--json").stdout)
+def test_deploy_evaluate_score_delete_from_a_shell(trained_cli_env):
+    cli_env = trained_cli_env  # sklearn_mnist:1 trained by the session (`train-sample` itself: the tests below)
+    trained = json.loads(cli(cli_env, "models", "list", "--json").stdout)[0]
     assert trained["id"] == "sklearn_mnist:1" and trained["metrics"]["accuracy"] > 0.85
     deployed = cli(cli_env, "deploy", "sklearn_mnist", "--name", "demo", "--runtime", "local")
     uri = deployed.stdout.strip()
@@ -218,9 +219,10 @@ def test_errors_exit_non_zero_with_a_message_and_no_traceback(cli_env):
     assert missing.returncode == 1 and "no deployment named 'ghost'" in missing.stderr
 
 
-def test_a_tutorial_script_deployment_is_evaluated_over_json(cli_env):
+def test_a_tutorial_script_deployment_is_evaluated_over_json(first_run_cli_env):
     from pathlib import Path
 
+    cli_env = first_run_cli_env
     script = Path(__file__).parent / "fixtures" / "tutorial_score.py"
     cli(cli_env, "deploy", "sklearn_mnist", "--name", "tutorial", "--entry-script", str(script))
     try:
@@ -232,7 +234,8 @@ def test_a_tutorial_script_deployment_is_evaluated_over_json(cli_env):
         cli(cli_env, "deployments", "delete", "tutorial")
 
 
-def test_deployments_stats_and_loadtest_print_json_with_sane_numbers(cli_env):
+def test_deployments_stats_and_loadtest_print_json_with_sane_numbers(first_run_cli_env):
+    cli_env = first_run_cli_env
     cli(cli_env, "deploy", "sklearn_mnist", "--name", "tr-busy", "--runtime", "local")
     try:
         idle = json.loads(cli(cli_env, "deployments", "stats", "tr-busy", "--json", "--interval", "0.2").stdout)

@@ -110,10 +110,10 @@ def test_evaluations_of_different_test_sets_are_refused():
         compare(first, other, dataset="toy", a_name="a", a_model="m:1", b_name="b", b_model="m:2")
 
 
-def test_compare_two_deployments_from_a_shell(cli_env):
+def test_compare_two_deployments_from_a_shell(first_run_cli_env):
     from tests.test_cli import cli
 
-    cli(cli_env, "train-sample")
+    cli_env = first_run_cli_env  # sklearn_mnist:1 and :2, as a first run leaves them
     cli(cli_env, "deploy", "sklearn_mnist:1", "--name", "lr-a", "--runtime", "local")
     try:
         same = cli(cli_env, "compare", "lr-a", "sklearn_mnist:1", check=False)  # v1 is served by lr-a itself
@@ -131,7 +131,7 @@ def test_compare_two_deployments_from_a_shell(cli_env):
         kept = json.loads(cli(cli_env, "evaluations", "list", "--json").stdout)
         assert [(r["deployment"], r["source"], r["dataset"]) for r in kept[:2]] == [
             ("lr-b", "cli compare", "mnist"), ("lr-a", "cli compare", "mnist")]
-        cli(cli_env, "train-sample", "--algorithm", "svc")  # sklearn_mnist:2, not deployed: deployed on the fly
+        # sklearn_mnist:2, not deployed: deployed on the fly
         better = json.loads(cli(cli_env, "compare", "lr-a", "sklearn_mnist:2", "--json").stdout)
         assert better["b"]["deployment"] == "sklearn-mnist-v2" and better["b"]["model"] == "sklearn_mnist:2"
         assert better["b"]["accuracy"] >= 0.94 and better["delta"] == pytest.approx(

@@ -453,6 +453,14 @@ def test_the_request_console_shows_the_answer_as_it_comes_refusals_included(home
     button(at, "Send").click().run()
     assert not at.exception and any("HTTP 400" in m.value for m in at.markdown)
     assert any("must be a JSON number, got true" in c.value for c in at.code)
+    # Another deployment, with key auth: its console sends its key (the toggle is its own, on)
+    deck.deployments.deploy_and_wait(deck.registry.get("sklearn_mnist", 1), "console-keyed",
+                                     DeployConfig(auth_enabled=True), timeout=180)
+    at.run()
+    select(at, "Deployment").set_value("console-keyed").run()
+    assert [t for t in at.toggle if t.label == "Send the key"][0].value is True
+    button(at, "Send").click().run()
+    assert not at.exception and any("HTTP 200" in m.value for m in at.markdown)
 
 
 def test_a_labels_only_script_says_so_instead_of_showing_confidence(home):

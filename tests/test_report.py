@@ -108,10 +108,10 @@ def test_the_report_is_self_contained_html_with_the_evaluation_s_figures(local_d
     assert pdf[:5] == b"%PDF-" and len(pdf) > 50_000
 
 
-def test_report_from_a_shell(cli_env, tmp_path):
+def test_report_from_a_shell(trained_cli_env, tmp_path):
     from tests.test_cli import cli
 
-    cli(cli_env, "train-sample")
+    cli_env = trained_cli_env
     cli(cli_env, "deploy", "sklearn_mnist:1", "--name", "rep-cli", "--runtime", "local")
     try:
         out = tmp_path / "report.html"

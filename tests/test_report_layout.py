@@ -18,7 +18,6 @@ import pytest
 from backend.data.builtin import load_mnist_test
 from backend.inspection.report import render, to_pdf
 from backend.services.reports import report_inputs
-from backend.training import train_sample
 
 from .test_browser_e2e import ARTIFACTS
 
@@ -80,11 +79,11 @@ def testset():
 
 
 def test_the_pdf_report_is_laid_out_for_a4_with_tables_whole_and_headings_with_their_content(
-        local_deck, testset, tmp_path):
-    train_sample(local_deck.registry, algorithm="svc")  # sklearn_mnist:2: a comparison with real differences
-    a = local_deck.deployments.deploy_and_wait(local_deck.registry.get("sklearn_mnist", 1), "report-a", timeout=180)
-    b = local_deck.deployments.deploy_and_wait(local_deck.registry.get("sklearn_mnist", 2), "report-b", timeout=180)
-    document = render(report_inputs(local_deck, b, testset, compare_with=a))
+        first_run_deck, testset, tmp_path):
+    deck = first_run_deck  # sklearn_mnist:2, the SVC: a comparison with real differences
+    a = deck.deployments.deploy_and_wait(deck.registry.get("sklearn_mnist", 1), "report-a", timeout=180)
+    b = deck.deployments.deploy_and_wait(deck.registry.get("sklearn_mnist", 2), "report-b", timeout=180)
+    document = render(report_inputs(deck, b, testset, compare_with=a))
     pdf = tmp_path / "report.pdf"
     pdf.write_bytes(to_pdf(document))
 
