@@ -34,6 +34,6 @@ fi
 # Two runs: everything but the browser tests in parallel workers, then the browser tests alone, one after another:
 # beside the parallel run's load, Chromium pages on 2 cores rendered too late for their timeouts (a clean clone's CI).
 status=0
-.venv/bin/python -m pytest -n "${MODELDECK_TEST_WORKERS:-6}" -m "not browser" "$@" || status=$?
+.venv/bin/python -m pytest -n "${MODELDECK_TEST_WORKERS:-4}" -m "not browser" "$@" || status=$?
 .venv/bin/python -m pytest -n 0 -m browser "$@" || status=$?
 exit $status

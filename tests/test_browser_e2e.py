@@ -173,7 +173,12 @@ def test_registering_an_uploaded_model_in_a_real_browser(trained_home, sample_mo
             main = page.get_by_test_id("stMain")
             expect(main.get_by_role("heading", name="Models", exact=True)).to_be_visible(timeout=60_000)
             expect(main.get_by_text("A pickle or joblib file runs code when it is loaded")).to_be_visible()
-            page.get_by_test_id("stFileUploaderDropzoneInput").first.set_input_files(str(pickle_path))
+            page.wait_for_function(IDLE_JS, timeout=120_000, polling=50)
+            # the model file's own uploader, found by its label (the first one of a page still being drawn was
+            # once another page's, which refused the .pkl)
+            model_file = main.get_by_test_id("stFileUploader").filter(
+                has_text="Model file (joblib / pickle)").get_by_test_id("stFileUploaderDropzoneInput")
+            model_file.set_input_files(str(pickle_path))
             main.get_by_role("textbox", name="Name", exact=True).fill("my_digits")
             main.get_by_label("Tags").fill("source=browser")
             main.get_by_role("textbox", name="Input shape").fill("28x28")
@@ -185,7 +190,7 @@ def test_registering_an_uploaded_model_in_a_real_browser(trained_home, sample_mo
             expect(main.get_by_text(f"model sha256 {registered.sha256[:12]}")).to_be_visible()  # in the notice
             expect(main.get_by_test_id("stDataFrame").first).to_contain_text("my_digits")  # in the table at once
             # the same bytes again: no new version, and the page says which one holds them
-            page.get_by_test_id("stFileUploaderDropzoneInput").first.set_input_files(str(pickle_path))
+            model_file.set_input_files(str(pickle_path))
             main.get_by_role("button", name="Register").click()
             expect(main.get_by_text("is registered already as my_digits:1")).to_be_visible(timeout=60_000)
             page.screenshot(path=str(ARTIFACTS / "models-page.png"), full_page=True)

@@ -313,7 +313,7 @@ def test_the_models_page_builds_an_image_and_shows_how_to_run_and_carry_it(engin
         next(c for c in at.checkbox if c.label == "Key auth").check()
         try:
             button(at, build).click().run()
-            assert not at.exception and not at.error
+            assert not at.exception and not at.error, [e.value for e in at.error]
             assert f"Built {tag} from sklearn_mnist:1" in at.success[0].value.replace("\\", "")
             assert engine.images.get(tag).labels[AUTH_LABEL] == "key"
 
