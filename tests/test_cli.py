@@ -56,8 +56,9 @@ def test_deploy_evaluate_score_delete_from_a_shell(trained_cli_env):
         assert curve[1]["accuracy"] < curve[0]["accuracy"] - 0.2  # a linear model does not like 40 degrees
         deck = open_modeldeck(Settings.from_env(cli_env))  # kept as the Test page keeps its own: it shows them
         demo = deck.deployments.get("demo")
-        assert [(p.strength, p.accuracy) for p in deck.results.load_curve(demo, "mnist", "rotate")] == [
-            (point["strength"], point["accuracy"]) for point in curve]
+        kept_curve = deck.results.load_curve(demo, "mnist", "rotate")
+        assert [(p.strength, p.accuracy) for p in kept_curve.points] == [
+            (point["strength"], point["accuracy"]) for point in curve] and not kept_curve.partial
         assert list(deck.results.load_samples(demo, "mnist").indices) == sorted(row["index"] for row in sure)
         noisy = json.loads(cli(cli_env, "evaluate", "demo", "--perturb", "rotate=40", "--json").stdout)
         assert noisy["dataset"] == "mnist+rotate=40" and noisy["accuracy"] == pytest.approx(curve[1]["accuracy"])

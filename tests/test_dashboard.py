@@ -12,9 +12,10 @@ from streamlit.testing.v1 import AppTest
 
 from backend.config import Settings
 from backend.context import open_modeldeck
-from backend.data.builtin import FASHION_CLASSES
+from backend.data.builtin import FASHION_CLASSES, load_mnist_test
 from backend.errors import InvalidDeployConfigError, InvalidDeploymentNameError
 from backend.runtimes import DeployConfig, validate_name
+from backend.services.scoring import robustness_curve
 from dashboard import common
 from dashboard.common import verbatim
 from dashboard.traffic import compact_count
@@ -513,6 +514,18 @@ def test_perturbations_show_beside_the_originals_and_a_robustness_curve_is_drawn
     assert len(at.get("vega_lite_chart")) == charts + 1
     kept = deck.evaluations.list(deployment="robust")
     assert [r.source for r in kept] == ["dashboard robustness"] * 8 + ["dashboard"]
+    assert not any("Cut short" in w.value for w in at.warning)
+    # A curve cut short (a rerun stops the page's script mid-run, by an exception) keeps what ran, marked partial
+    def rerun_after_two(done: int, total: int) -> None:
+        if done == 2:
+            raise RuntimeError("a rerun")
+
+    with pytest.raises(RuntimeError, match="a rerun"):
+        robustness_curve(deck, deck.deployments.get("robust"), load_mnist_test(), "rotate", (0.0, 15.0, 30.0, 45.0),
+                         source="test", progress=rerun_after_two)
+    at.selectbox(key="curve_kind").set_value("rotate").run()
+    assert any("Cut short: 2 of 4 strengths scored" in w.value for w in at.warning), [w.value for w in at.warning]
+    kept = deck.evaluations.list(deployment="robust")
     assert kept[-1].perturbation == "rotate=15" and kept[-1].accuracy == pytest.approx(rotated, abs=1e-4)
     models = app(id="sklearn_mnist:1")
     models.switch_page("views/models.py").run()

@@ -237,7 +237,10 @@ def test_a_200_mb_body_is_a_413_and_the_container_stays_up_on_its_uri(docker_dec
             reader.join(timeout=60)
             answer = b"".join(received).decode(errors="replace")
         assert answer.startswith("HTTP/1.1 413"), answer[:200]
-        assert "limit of 128 MiB" in answer  # said by the front, which never passed the body on
+        if declared:  # said by the front, which never passed the body on
+            assert "limit of 128 MiB" in answer
+        # (a chunked body's 413 is the server's, which closes while the body still arrives: the reset that follows
+        # can drop the rest of an answer after its head, as a CI run on a busy machine saw)
     container.reload()
     assert container.status == "running" and container.attrs["RestartCount"] == 0
     assert docker_deck.deployments.get("t-big").scoring_uri == uri

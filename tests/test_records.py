@@ -10,7 +10,7 @@ from backend.config import open_home
 from backend.data.catalogue import load_dataset, sets_fitting
 from backend.data.fit import mismatch
 from backend.errors import DatasetMismatchError, DuplicateModelError, InvalidDeployConfigError, RegistryError
-from backend.inspection.evaluation import Samples, evaluate
+from backend.inspection.evaluation import Curve, RobustnessPoint, Samples, evaluate
 from backend.inspection.figures import tile_title
 from backend.inspection.kept_results import ResultStore
 from backend.progress import ProgressEvent, ProgressKind
@@ -268,3 +268,17 @@ def test_the_evaluation_log_keeps_every_scoring_newest_first_and_filters(tmp_pat
     assert first.dataset == "toy" and first.dataset_sha256 == testset_sha256(testset)
     assert EvaluationLog(tmp_path / "none.sqlite3").list() == []  # reads never write
     assert not (tmp_path / "none.sqlite3").exists()
+
+
+def test_a_kept_curve_says_how_many_of_its_strengths_were_scored(tmp_path):
+    store = ResultStore(tmp_path / "results")
+    demo = deployment("uid-1")
+    points = (RobustnessPoint(0.0, 0.9), RobustnessPoint(15.0, 0.7))
+    store.save_curve(demo, "mnist", "rotate", Curve(points, 4))
+    kept = store.load_curve(demo, "mnist", "rotate")
+    assert kept == Curve(points, 4) and kept.partial
+    store.save_curve(demo, "mnist", "rotate", Curve(points, 2))
+    assert not store.load_curve(demo, "mnist", "rotate").partial
+    path = next((tmp_path / "results").rglob("*robustness-rotate*"))
+    np.savez(path, strengths=np.array([0.0, 15.0]), accuracies=np.array([0.9, 0.7]))  # kept before `planned`
+    assert store.load_curve(demo, "mnist", "rotate") == Curve(points, 2)

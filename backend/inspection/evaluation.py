@@ -305,6 +305,18 @@ class RobustnessPoint:
     accuracy: float
 
 
+@dataclass(frozen=True)
+class Curve:
+    """A robustness curve as kept: its points so far, of `planned` strengths (fewer when it was cut short)."""
+
+    points: tuple[RobustnessPoint, ...]
+    planned: int
+
+    @property
+    def partial(self) -> bool:
+        return len(self.points) < self.planned
+
+
 def robustness(client: ScoringClient, scoring_uri: str, testset: TestSet, kind: str,
                strengths: tuple[float, ...] | None = None, *, seed: int = 0,
                progress: Callable[[int, int], object] | None = None,

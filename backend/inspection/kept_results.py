@@ -16,7 +16,7 @@ import numpy as np
 from ..files import atomic_write
 from ..runtimes.base import Deployment
 from ..traffic.loadtest import LoadTestResult
-from .evaluation import Evaluation, RobustnessPoint, Samples, evaluate
+from .evaluation import Curve, Evaluation, RobustnessPoint, Samples, evaluate
 
 LOADTEST_FILE = "loadtest.json"
 
@@ -91,16 +91,18 @@ class ResultStore:
         return evaluate(data["y_true"], data["predictions"], tuple(str(c) for c in data["labels"]),
                         data.get("probabilities"))
 
-    def save_curve(self, deployment: Deployment, dataset: str, kind: str, points: tuple[RobustnessPoint, ...]) -> None:
-        self._write(self._path(deployment, dataset, f"robustness-{kind}"),
-                    strengths=np.array([p.strength for p in points]), accuracies=np.array([p.accuracy for p in points]))
+    def save_curve(self, deployment: Deployment, dataset: str, kind: str, curve: Curve) -> None:
+        self._write(self._path(deployment, dataset, f"robustness-{kind}"), planned=np.array(curve.planned),
+                    strengths=np.array([p.strength for p in curve.points]),
+                    accuracies=np.array([p.accuracy for p in curve.points]))
 
-    def load_curve(self, deployment: Deployment, dataset: str, kind: str) -> tuple[RobustnessPoint, ...] | None:
+    def load_curve(self, deployment: Deployment, dataset: str, kind: str) -> Curve | None:
         data = self._read(self._path(deployment, dataset, f"robustness-{kind}"))
         if data is None:
             return None
-        return tuple(RobustnessPoint(float(s), float(a)) for s, a in zip(data["strengths"], data["accuracies"],
-                                                                        strict=True))
+        points = tuple(RobustnessPoint(float(s), float(a))
+                       for s, a in zip(data["strengths"], data["accuracies"], strict=True))
+        return Curve(points, int(data["planned"]) if "planned" in data else len(points))  # kept before: whole
 
     def revision(self, deployment: Deployment, dataset: str, kind: str) -> int:
         """A number that changes whenever the `kind` result is saved again (0 while there is none):

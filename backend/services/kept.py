@@ -6,7 +6,7 @@ from __future__ import annotations
 
 from typing import TYPE_CHECKING
 
-from ..inspection.evaluation import Evaluation, RobustnessPoint, Samples
+from ..inspection.evaluation import Curve, Evaluation, Samples
 from ..inspection.evaluation_log import EvaluationRecord
 from ..runtimes.base import Deployment
 from ..traffic.loadresult import LoadTestResult
@@ -25,8 +25,9 @@ def evaluation(deck: ModelDeck, deployment: Deployment, dataset: str) -> Evaluat
     return deck.results.load_evaluation(deployment, dataset)
 
 
-def curve(deck: ModelDeck, deployment: Deployment, dataset: str, kind: str) -> tuple[RobustnessPoint, ...] | None:
-    """`deployment`'s last robustness curve on `dataset` for the perturbation `kind`, or None."""
+def curve(deck: ModelDeck, deployment: Deployment, dataset: str, kind: str) -> Curve | None:
+    """`deployment`'s last robustness curve on `dataset` for the perturbation `kind` (partial when that run was
+    cut short), or None."""
     return deck.results.load_curve(deployment, dataset, kind)
 
 

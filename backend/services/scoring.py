@@ -14,6 +14,7 @@ import numpy as np
 from ..data.preprocess import InputForm, PreparedDigit, form_of, model_input
 from ..data.testset import TestSet
 from ..inspection.evaluation import (
+    Curve,
     Evaluation,
     RobustnessPoint,
     Samples,
@@ -87,20 +88,28 @@ def robustness_curve(deck: ModelDeck, deployment: Deployment, testset: TestSet, 
                      use_json: bool = False, batch_size: int = 2000,
                      progress: Callable[[int, int], object] | None = None) -> tuple[RobustnessPoint, ...]:
     """Accuracy on the whole set perturbed by `kind` at each strength (default: the kind's curve for
-    these images); each strength's scoring goes to the evaluation history and the curve is kept.
+    these images); each strength's scoring goes to the evaluation history and the curve is kept as it grows
+    (a run cut short, say by a page's rerun, keeps its points so far, marked partial).
     progress(strengths done, strengths).
 
     Raises:
         InvalidPerturbationError: unknown kind or strength. ScoringError: as `score_and_keep`.
     """
     endpoint = endpoint_of(deck, deployment, use_json=use_json)
-    points = robustness(deck.client, endpoint.uri, testset, kind, strengths, seed=seed, key=endpoint.key,
-                        use_binary=endpoint.binary, batch_size=batch_size, progress=progress,
-                        on_evaluation=lambda p, perturbed, evaluation, seconds: deck.evaluations.add(
-                            EvaluationRecord.of(deployment, perturbed, evaluation, duration_s=seconds, source=source,
-                                                perturbation=p.key)))
-    deck.results.save_curve(deployment, testset.name, kind, points)
-    return points
+    so_far: list[RobustnessPoint] = []
+
+    def keep(perturbation: Perturbation, perturbed: TestSet, evaluation: Evaluation, seconds: float) -> None:
+        deck.evaluations.add(EvaluationRecord.of(deployment, perturbed, evaluation, duration_s=seconds, source=source,
+                                                 perturbation=perturbation.key))
+        so_far.append(RobustnessPoint(float(perturbation.strength), evaluation.accuracy))
+
+    def step(done: int, total: int) -> None:
+        deck.results.save_curve(deployment, testset.name, kind, Curve(tuple(so_far), total))
+        if progress:
+            progress(done, total)
+
+    return robustness(deck.client, endpoint.uri, testset, kind, strengths, seed=seed, key=endpoint.key,
+                      use_binary=endpoint.binary, batch_size=batch_size, progress=step, on_evaluation=keep)
 
 
 @dataclass(frozen=True)

@@ -523,8 +523,11 @@ def robustness_view() -> None:
                             f"({perturb_kinds[curve_kind].unit})."))
     else:
         scored_caption(f"robustness-{curve_kind}", dataset_name, titles[dataset_name])
-        st.altair_chart(robustness_chart(tuple((p.strength, p.accuracy) for p in curve), perturb_kinds[curve_kind].label,
-                                         perturb_kinds[curve_kind].unit))
+        if curve.partial:
+            st.warning(f"Cut short: {len(curve.points)} of {curve.planned} strengths scored (the page was used "
+                       "while it ran). Draw the curve again for all of them.", icon=":material/timelapse:")
+        st.altair_chart(robustness_chart(tuple((p.strength, p.accuracy) for p in curve.points),
+                                         perturb_kinds[curve_kind].label, perturb_kinds[curve_kind].unit))
 
 
 robustness_view()
