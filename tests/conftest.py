@@ -11,7 +11,8 @@ Parallel runs (pytest-xdist): each worker has its own temporary folder, so its h
 names and ports are its own; the sample models are trained once for the whole run (`shared_folder`); the
 tests of a module that share a module-scoped fixture run on one worker (`--dist loadgroup`), which builds
 the fixture once; the browser tests all run on one worker, one after another (each drives a Streamlit server
-and a Chromium, CPU-bound: several at once on 2 cores missed their Playwright timeouts)."""
+and a Chromium, CPU-bound: several at once on 2 cores missed their Playwright timeouts), and so do the tests that
+build images (see pytest_collection_modifyitems)."""
 
 from __future__ import annotations
 
@@ -98,18 +99,39 @@ def pytest_collection_modifyitems(config: pytest.Config, items: list[pytest.Item
         if any(does(TRAINS, function, seen)
                for function in [item.function] + [f.func for f in fixtures if f.scope != "session"]):
             item.add_marker(pytest.mark.training)
-        # One worker runs every test that drives a browser or the Docker engine, one after another: Streamlit +
-        # Chromium use a core each (two at once time out on 2 cores), and image builds and removals on one
-        # engine at once broke each other's builds ("unknown parent image ID" in a clean clone's CI).
-        if drives_browser[module] or item.get_closest_marker("docker") is not None:
-            item.add_marker(pytest.mark.xdist_group("engine"))
+        # One worker runs every test that drives a browser, one after another (Streamlit + Chromium use a core
+        # each: two at once time out on 2 cores), and one every test that builds images: a build's cached layers
+        # can be another's parents, and removing one image removes its untagged parents ("unknown parent image
+        # ID" in a clean clone's CI). Other Docker tests run anywhere: each home has its own containers and front.
+        if drives_browser[module]:
+            item.add_marker(pytest.mark.xdist_group("browser"))
+        elif item.get_closest_marker("docker") is not None and any(
+                does(BUILDS_IMAGES, function, seen)
+                for function in [item.function] + [f.func for f in fixtures if f.scope != "session"]):
+            item.add_marker(pytest.mark.xdist_group("image-builds"))
         elif any(definitions.get(name) and definitions[name][-1].scope in ("module", "class")
                  for name in item.fixturenames):
             item.add_marker(pytest.mark.xdist_group(item.nodeid.split("::")[0]))
 
 
+def pytest_configure(config: pytest.Config) -> None:
+    """Refuses a parallel run whose `--dist loadgroup` would not group: pytest-xdist 3.8 carries a test's group in
+    its node id, which pytest 9.2 no longer lets a plugin change (pytest-xdist#1386), and nothing else says so: the
+    tests that must share a worker would run at once and race."""
+    from importlib.metadata import version
+
+    from packaging.version import Version
+
+    if config.getoption("dist", "no") == "loadgroup" and Version(version("pytest")) >= Version("9.2") \
+            and Version(version("pytest-xdist")) < Version("3.9"):
+        raise pytest.UsageError(f"--dist loadgroup does not group under pytest {version('pytest')} with pytest-xdist "
+                                f"{version('pytest-xdist')}: install requirements.txt's pytest")
+
+
 # A call of deploy(...), finish_deploy(...), .deploy(...) or deploy_and_wait(...), the CLI's "deploy", the Deploy button.
 DEPLOYS = re.compile(r"""(?:\b|_)deploy(?:_and_wait)?\(|["'](?:deploy|Deploy)["']""")
+# Building an image in the test: `modeldeck build`, the Models page's button, an environment image, any image.
+BUILDS_IMAGES = re.compile(r"""cli_build\(|images\.build\(|\.ensure\(|["']build["']|Build image""")
 # Training a sample model in the test: the function, a first run, the CLI's train-sample, the page's button.
 TRAINS = re.compile(r"""train_sample\(|ensure_sample_models\(|train-sample|Train sample model|\btrain\b""")
 

@@ -29,12 +29,14 @@ from backend.errors import (
 )
 from backend.inspection.evaluation import evaluate_endpoint
 from backend.progress import ProgressKind
-from backend.runtimes import DeployConfig, DeploymentState, Runtimes
+from backend.registry import current_library_versions
+from backend.runtimes import DeployConfig, DeploymentState, Runtimes, environment_images
 from backend.runtimes.docker import HOME_LABEL, container_name
+from backend.runtimes.environment_images import BUILD_STAGE_LABEL, ImageBuilder
 from backend.runtimes.front import Front
 from backend.runtimes.local import LocalRuntime
 
-from .conftest import FIXTURES, copy_home, remove_home_deployments
+from .conftest import FIXTURES, copy_home, remove_home_deployments, shared_folder
 
 pytestmark = pytest.mark.docker
 
@@ -347,6 +349,36 @@ def test_a_missing_base_image_says_how_to_get_one(engine, trained_home, tmp_path
     assert engine.containers.list(all=True, filters={"label": f"{HOME_LABEL}={deck.home.id}"}) == []
 
 
+def test_an_environment_build_prunes_its_own_build_stage_and_not_that_of_a_build_beside_it(
+        engine, sample_model, tmp_path_factory, tmp_path, monkeypatch):
+    """Two homes building environment images on one engine at once: each removes only its own untagged build stage
+    (pruning every ModelDeck build stage took one from under a build running beside it: "unknown parent image ID")."""
+    cache = shared_folder(tmp_path_factory, "environment-image", lambda folder: None) / "cache"  # its wheels
+    builder = ImageBuilder(engine, cache, built_by=str(tmp_path))  # under the run's folder: removed at its end
+    context = tmp_path / "beside"
+    context.mkdir()
+    # labelled as every build's stage was before builds had ids (an older ModelDeck's build beside this one)
+    (context / "Dockerfile").write_text(f"FROM {builder.base_image()}\nLABEL {BUILD_STAGE_LABEL}=true\n")
+    beside, _ = engine.images.build(path=str(context), rm=True, pull=False, network_mode="none")  # untagged
+    files = environment_images.serving_files()  # one more file: a new environment tag, so a real build
+    monkeypatch.setattr(environment_images, "serving_files", lambda: [*files, ("serving/zz_beside.py", b"# test\n")])
+    stages: list[str] = []
+    build = builder.build
+
+    def build_recording_its_stage(ctx, tag, buildargs, labels, progress):
+        stages.append(buildargs["BUILD_STAGE"])
+        build(ctx, tag, buildargs, labels, progress)
+
+    monkeypatch.setattr(builder, "build", build_recording_its_stage)
+    try:
+        tag = builder.ensure(sample_model, current_library_versions(), lambda event: None)
+        assert engine.images.get(tag).labels["modeldeck.environment"] == "true"
+        assert engine.images.get(beside.id).labels[BUILD_STAGE_LABEL] == "true"  # still there
+        assert len(stages) == 1 and engine.images.list(filters={"label": f"{BUILD_STAGE_LABEL}={stages[0]}"}) == []
+    finally:
+        engine.images.remove(beside.id, force=True)
+
+
 def test_an_unreachable_engine_is_a_clear_error_and_auto_falls_back_to_local(monkeypatch, tmp_path):
     monkeypatch.setenv("DOCKER_HOST", f"unix://{tmp_path}/no-engine.sock")
     deck = open_modeldeck(Settings(home=tmp_path / "home"))
@@ -411,8 +443,12 @@ def test_a_fault_in_run_is_a_500_with_a_request_id_whose_traceback_is_in_the_log
                                                          entry_script=FIXTURES / "tutorial_score.py")
     answer = requests.post(deployment.scoring_uri, json={"rows": [[0.0]]}, timeout=10)  # the tutorial's run: KeyError
     assert answer.status_code == 500 and answer.json()["type"] == "KeyError" and "Traceback" not in answer.text
-    logs = docker_deck.deployments.get_logs("t-fault")
-    request_line = next(line for line in logs.splitlines() if answer.json()["request_id"] in line)
+    request_id = answer.json()["request_id"]
+    deadline = time.monotonic() + 15  # the server logs before it answers, but the engine's log reader may lag
+    while request_id not in (logs := docker_deck.deployments.get_logs("t-fault")) and time.monotonic() < deadline:
+        time.sleep(0.2)
+    request_line = next((line for line in logs.splitlines() if request_id in line), None)
+    assert request_line is not None, logs[-2000:]
     assert "the scoring script raised KeyError" in request_line
     assert "KeyError: 'data'" in logs.split(request_line, 1)[1]
 

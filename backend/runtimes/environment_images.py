@@ -10,6 +10,7 @@ from __future__ import annotations
 
 import hashlib
 import json
+import secrets
 import shutil
 import subprocess
 import sys
@@ -31,6 +32,7 @@ SERVING_REQUIREMENTS = ASSETS_DIR / "requirements-serving.txt"
 MODEL_LIBRARIES = ("scikit-learn", "numpy", "scipy", "joblib")
 IMAGE_REPOSITORY = "modeldeck/env"
 BUILT_BY_LABEL = "modeldeck.built_by"
+BUILD_STAGE_LABEL = "modeldeck.build-stage"
 BUILD_LOG_TAIL = 25
 
 
@@ -188,10 +190,12 @@ class ImageBuilder:
                 (ctx / name).write_bytes(content)
             (ctx / "requirements.txt").write_text(requirements)
             shutil.copytree(wheelhouse, ctx / "wheels")
+            stage = secrets.token_hex(8)
             try:
-                self.build(ctx, tag, {"BASE_IMAGE": base}, {"modeldeck.environment": "true"}, progress)
+                self.build(ctx, tag, {"BASE_IMAGE": base, "BUILD_STAGE": stage}, {"modeldeck.environment": "true"},
+                           progress)
             finally:
-                self._prune_build_stage()
+                self._prune_build_stage(stage)
         return tag
 
     def build(self, ctx: Path, tag: str, buildargs: dict[str, str], labels: dict[str, str],
@@ -223,11 +227,13 @@ class ImageBuilder:
         except docker.errors.APIError as e:
             raise ImageBuildError(f"building {tag} failed: {e.explanation or e}") from e
 
-    def _prune_build_stage(self) -> None:
-        """Removes the untagged first stage the multi-stage environment build leaves behind."""
+    def _prune_build_stage(self, stage: str) -> None:
+        """Removes the untagged first stage that the multi-stage environment build `stage` left behind (only its
+        own: pruning every build's stage took one from under a build running beside it, which then failed with
+        "unknown parent image ID")."""
         import docker.errors
 
         try:
-            self.client.images.prune(filters={"dangling": True, "label": "modeldeck.build-stage=true"})
+            self.client.images.prune(filters={"dangling": True, "label": f"{BUILD_STAGE_LABEL}={stage}"})
         except docker.errors.APIError:
             pass
