@@ -33,6 +33,16 @@ if [ $quick = 1 ]; then
 fi
 # Two runs: everything but the browser tests in parallel workers, then the browser tests alone, one after another:
 # beside the parallel run's load, Chromium pages on 2 cores rendered too late for their timeouts (a clean clone's CI).
+# They share the sample models and the environment image (tests/conftest.py's shared_folder), made once, whose
+# image is removed here at the end (each run removes the images its own tests built).
+shared=$(mktemp -d -t modeldeck-tests.XXXXXX)
+export MODELDECK_TEST_SHARED_DIR=$shared
+cleanup() {
+  docker image ls -q --filter "label=modeldeck.built_by=$shared/environment-image" | xargs -r docker image rm -f \
+    > /dev/null 2>&1 || true
+  rm -rf "$shared"
+}
+trap cleanup EXIT
 status=0
 .venv/bin/python -m pytest -n "${MODELDECK_TEST_WORKERS:-4}" -m "not browser" "$@" || status=$?
 .venv/bin/python -m pytest -n 0 -m browser "$@" || status=$?

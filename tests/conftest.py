@@ -148,11 +148,15 @@ def does(pattern: re.Pattern[str], function: Callable[..., object],
     return seen[pattern, function]
 
 
+SHARED_DIR_ENV = "MODELDECK_TEST_SHARED_DIR"
+
+
 def shared_folder(tmp_path_factory: pytest.TempPathFactory, name: str, make: Callable[[Path], None]) -> Path:
     """The folder `name` made by `make` once for the whole run: in a parallel run the first worker to ask makes it
-    (under a lock, in the run's temporary folder) and the others wait for it, then read it."""
+    (under a lock, in the run's temporary folder) and the others wait for it, then read it. With
+    MODELDECK_TEST_SHARED_DIR set (scripts/test.sh's two runs), in that folder: once for both runs."""
     base = tmp_path_factory.getbasetemp()
-    root = base.parent if os.environ.get("PYTEST_XDIST_WORKER") else base
+    root = Path(os.environ.get(SHARED_DIR_ENV) or (base.parent if os.environ.get("PYTEST_XDIST_WORKER") else base))
     folder = root / name
     with open(root / f"{name}.lock", "w") as lock:
         fcntl.flock(lock, fcntl.LOCK_EX)  # released when the file closes, also when `make` fails
@@ -167,7 +171,8 @@ def shared_folder(tmp_path_factory: pytest.TempPathFactory, name: str, make: Cal
 @pytest.fixture(scope="session")
 def engine(trained_home, tmp_path_factory):
     """The Docker engine's client, the sample model's environment image built on it once for the whole run (not by
-    several parallel workers at once). A test that needs an engine fails (never skips) when none answers."""
+    several parallel workers at once; with MODELDECK_TEST_SHARED_DIR, once for both of scripts/test.sh's runs,
+    which removes it at the end). A test that needs an engine fails (never skips) when none answers."""
     try:
         import docker
 

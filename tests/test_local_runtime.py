@@ -120,6 +120,27 @@ def test_a_killed_server_shows_as_failed(local_deck):
     assert local_deck.deployments.get("killed").state is DeploymentState.FAILED
 
 
+def test_deleting_a_dead_server_leaves_the_process_group_that_reused_its_number_alone(local_deck):
+    """Group ids are reused (pid_max 32768 wraps in minutes on a busy machine): a delete must not signal a group that
+    took a dead server's number. The reuse is made by pointing the dead server's process.json at another group."""
+    import subprocess
+
+    deploy_and_wait(local_deck, "long-dead")
+    os.killpg(pid_of(local_deck, "long-dead"), signal.SIGKILL)
+    deadline = time.monotonic() + 30
+    while local_deck.deployments.get("long-dead").state is not DeploymentState.FAILED and time.monotonic() < deadline:
+        time.sleep(0.05)
+    bystander = subprocess.Popen(["sleep", "60"], start_new_session=True)  # a group of its own: pgid == its pid
+    try:
+        process = local_deck.settings.local_deployments_dir / "long-dead" / "process.json"
+        process.write_text(json.dumps({**json.loads(process.read_text()), "pid": bystander.pid}))
+        local_deck.deployments.delete("long-dead")
+        assert bystander.poll() is None, "the delete signalled a process group that was not the server's"
+    finally:
+        bystander.kill()
+        bystander.wait()
+
+
 def test_a_taken_name_is_refused(local_deck, sample_model):
     deploy_and_wait(local_deck, "taken")
     with pytest.raises(DeploymentExistsError, match="'taken' exists already"):
