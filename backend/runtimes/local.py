@@ -296,8 +296,7 @@ class LocalRuntime:
     def _stop(self, pgid: int, target: Path) -> None:
         """SIGTERM to the process group, SIGKILL after 10 s; none to a group that is no longer the server's. Group
         ids are reused (pid_max is 32768 on many machines): a server that died long ago may have left its number
-        to another process group, which a delete without that check killed (a scoring server started seconds
-        after another home's crashed one was deleted)."""
+        to another process group, which a delete without that check signalled."""
         for sig, wait in ((signal.SIGTERM, 10.0), (signal.SIGKILL, 5.0)):
             if not self._alive(pgid, target):
                 return
