@@ -34,7 +34,9 @@ def test_compare_v1_with_v2_download_the_report_and_present_it(first_run_home, t
             main = page.get_by_test_id("stMain")
             main.get_by_role("button", name="Compare on MNIST 10k (bundled) (deploys sklearn_mnist:2 first)").click()
             verdict = main.get_by_text("is better by")
-            expect(verdict).to_be_visible(timeout=240_000)
+            failed = main.get_by_text("Comparing failed", exact=True)  # the status box's label: fail at once, with why
+            expect(verdict.or_(failed).first).to_be_visible(timeout=240_000)
+            assert not failed.count(), main.get_by_role("alert").all_inner_texts()
             assert verdict.inner_text().startswith("sklearn-mnist-v2 (sklearn_mnist:2) is better by")
             assert "very unlikely to be chance" in verdict.inner_text()
             expect(main.get_by_role("combobox", name="B — the challenger")).to_have_value(
