@@ -95,9 +95,9 @@ def pytest_collection_modifyitems(config: pytest.Config, items: list[pytest.Item
         fixtures = [definitions[name][-1] for name in item.fixturenames if definitions.get(name)]
         if any(does(DEPLOYS, function, seen) for function in [item.function] + [f.func for f in fixtures]):
             item.add_marker(pytest.mark.local)
-        # the session's sample models are trained once for the whole run: only a test's own training counts
-        if any(does(TRAINS, function, seen)
-               for function in [item.function] + [f.func for f in fixtures if f.scope != "session"]):
+        # the session's sample models and environment image are made once for the whole run: only a test's own count
+        own = [item.function] + [f.func for f in fixtures if f.scope != "session"]
+        if any(does(TRAINS, function, seen) for function in own):
             item.add_marker(pytest.mark.training)
         # One worker runs every test that drives a browser, one after another (Streamlit + Chromium use a core
         # each: two at once time out on 2 cores), and one every test that builds images: a build's cached layers
@@ -105,9 +105,7 @@ def pytest_collection_modifyitems(config: pytest.Config, items: list[pytest.Item
         # ID" in a clean clone's CI). Other Docker tests run anywhere: each home has its own containers and front.
         if drives_browser[module]:
             item.add_marker(pytest.mark.xdist_group("browser"))
-        elif item.get_closest_marker("docker") is not None and any(
-                does(BUILDS_IMAGES, function, seen)
-                for function in [item.function] + [f.func for f in fixtures if f.scope != "session"]):
+        elif item.get_closest_marker("docker") is not None and any(does(BUILDS_IMAGES, f, seen) for f in own):
             item.add_marker(pytest.mark.xdist_group("image-builds"))
         elif any(definitions.get(name) and definitions[name][-1].scope in ("module", "class")
                  for name in item.fixturenames):
