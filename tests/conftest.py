@@ -232,7 +232,7 @@ def fashion_home(tmp_path_factory) -> tuple[Path, dict]:
 
 @pytest.fixture(scope="session")
 def sample_model(trained_home) -> Model:
-    """sklearn_mnist:1 (89.57 % on the MNIST 10k test set; predicts 7, 2, 1 for its first three images)."""
+    """sklearn_mnist:1 (89.53 % on the MNIST 10k test set; predicts 7, 2, 1 for its first three images)."""
     settings = Settings(home=trained_home)
     return ModelRegistry(settings.registry_path, settings.blobs_dir).get("sklearn_mnist", 1)
 

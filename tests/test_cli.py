@@ -121,7 +121,7 @@ def test_two_first_runs_at_once_end_with_exactly_the_two_sample_versions(cli_env
     for out, _ in outputs:  # each run lists what the registry holds, the loser too
         assert [m["id"] for m in json.loads(out)] == ["sklearn_mnist:1", "sklearn_mnist:2"]
     first, second = models
-    assert first["tags"]["algorithm"] == "LogisticRegression" and first["metrics"]["accuracy"] == 0.8957
+    assert first["tags"]["algorithm"] == "LogisticRegression" and first["metrics"]["accuracy"] == 0.8953
     assert second["tags"]["algorithm"] == "SVC" and second["metrics"]["accuracy"] >= 0.94
     assert first["signature"] == second["signature"] and second["signature"]["class_labels"] == list("0123456789")
     assert "calibrated" in second["description"] and second["files"][0]["name"] == "sklearn_mnist_model.pkl"
