@@ -103,9 +103,7 @@ def pytest_collection_modifyitems(config: pytest.Config, items: list[pytest.Item
         # each: two at once time out on 2 cores), and one every test that builds images: a build's cached layers
         # can be another's parents, and removing one image removes its untagged parents ("unknown parent image
         # ID" in a clean clone's CI). Other Docker tests run anywhere: each home has its own containers and front.
-        if drives_browser[module]:
-            item.add_marker(pytest.mark.xdist_group("browser"))
-        elif item.get_closest_marker("docker") is not None and any(does(BUILDS_IMAGES, f, seen) for f in own):
+        if item.get_closest_marker("docker") is not None and any(does(BUILDS_IMAGES, f, seen) for f in own):
             item.add_marker(pytest.mark.xdist_group("image-builds"))
         elif any(definitions.get(name) and definitions[name][-1].scope in ("module", "class")
                  for name in item.fixturenames):

@@ -20,7 +20,7 @@ from backend.data.builtin import load_mnist_test
 from backend.deployments import DEFAULT_SCRIPT
 from backend.runtimes import DeployConfig
 from backend.runtimes.docker import container_name
-from backend.serving import bodies
+from backend.serving import bodies, environment
 from backend.serving.routes import create_app
 from backend.serving.script import ScoringScript, load_script
 from benchmarks import attacks
@@ -69,7 +69,7 @@ def test_a_users_own_script_still_gets_a_3d_body_unchanged(model_env, tmp_path):
 
 
 def test_json_whose_parse_cannot_fit_is_a_413_pointing_to_npy_and_npy_of_it_is_scored(script, monkeypatch):
-    monkeypatch.setenv(bodies.BUDGET_ENV, "64")
+    monkeypatch.setenv(environment.BUDGET_ENV, "64")
     app = create_app(script, {"model": "sklearn_mnist:1", "max_body_bytes": 64 * 2**20})
     rows = orjson.dumps({"data": [[0.5] * 784] * 2000})  # 6.3 MB of JSON: ~70 MB parsed at 44 B a value
     status, headers, answer = asgi_call(app, body=rows, headers={"Content-Type": "application/json"})
@@ -94,7 +94,7 @@ def test_json_whose_parse_cannot_fit_is_a_413_pointing_to_npy_and_npy_of_it_is_s
 
 
 def test_a_body_beyond_the_budget_waits_then_gets_503_with_retry_after_and_the_budget_comes_back(script, monkeypatch):
-    monkeypatch.setenv(bodies.BUDGET_ENV, "16")
+    monkeypatch.setenv(environment.BUDGET_ENV, "16")
     monkeypatch.setattr(bodies, "WAIT_SECONDS", 0.3)
     app = create_app(script, {"model": "sklearn_mnist:1"})
     budget = app.score_endpoint.budget
@@ -240,7 +240,7 @@ def test_the_attacks_on_a_bare_server_are_answered_by_its_own_budget(local_deck,
     model_dir = local_deck.registry.materialize(sample_model, tmp_path / "model")
     port = free_port()
     env = {**os.environ, "PYTHONPATH": str(Path(__file__).resolve().parent.parent / "backend"),
-           bodies.MEMORY_ENV: "512"}
+           environment.MEMORY_ENV: "512"}
     server = subprocess.Popen([sys.executable, "-m", "serving", "--script", str(DEFAULT_SCRIPT), "--model-dir",
                                str(model_dir), "--port", str(port), "--max-body-mb", "128", "--model",
                                sample_model.id, "--name", "bare"], env=env,

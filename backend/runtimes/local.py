@@ -33,7 +33,7 @@ from ..files import atomic_write
 from ..process_token import creator_gone, creator_token
 from ..progress import Progress, step
 from ..registry import Model, current_library_versions
-from ..serving.bodies import MEMORY_ENV
+from ..serving.environment import MEMORY_ENV
 from .base import (
     Deployment,
     DeploymentRecord,

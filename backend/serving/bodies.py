@@ -27,6 +27,7 @@ from typing import Any
 import numpy as np
 
 from .answers import BUSY_RETRY_SECONDS, BodyTimeout, BodyTooCostly, BodyTooLarge, Busy, ClientGone
+from .environment import BUDGET_ENV, MEMORY_ENV
 
 Message = MutableMapping[str, Any]
 Receive = Callable[[], Awaitable[Message]]
@@ -39,8 +40,6 @@ BODY_TIMEOUT_SECONDS = 60.0  # a body that has not fully arrived by then is refu
 MIN_BODY_RATE = 16 * 2**10  # bytes/s: a body arriving slower than this (after GRACE_SECONDS) is cut with 408
 GRACE_SECONDS = 10.0
 THREAD_JOIN_BYTES = 2**20
-BUDGET_ENV = "MODELDECK_BODY_MEMORY_MB"  # sets a worker's budget instead of the memory limit's share
-MEMORY_ENV = "MODELDECK_MEMORY_MB"  # a memory limit not enforced by a cgroup (the local runtime's deploy config)
 
 # Peak memory per JSON value (each comma), measured with VmHWM around the parse of 4 M values of each
 # kind (numbers `0`, `0.5`, `1e1`, `true`, `null`, `""`, `"a"`, `[]`, `{}`; 1-D and 2-D):
