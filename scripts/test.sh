@@ -31,7 +31,7 @@ if [ $quick = 1 ]; then
   export DOCKER_HOST=unix:///nonexistent/the-quick-tier-has-no-docker.sock
   exec .venv/bin/python -m pytest -n "${MODELDECK_TEST_WORKERS:-3}" -m "not docker and not browser and not local and not training" "$@"
 fi
-# Two runs: everything but the browser tests in parallel workers, then the browser tests alone, one after another:
+# Two runs: everything but the browser tests in parallel workers, then the browser tests alone in two workers:
 # beside the parallel run's load, Chromium pages on 2 cores rendered too late for their timeouts (a clean clone's CI).
 # They share the sample models and the environment image (tests/conftest.py's shared_folder), made once, whose
 # image is removed here at the end (each run removes the images its own tests built).
@@ -45,5 +45,5 @@ cleanup() {
 trap cleanup EXIT
 status=0
 .venv/bin/python -m pytest -n "${MODELDECK_TEST_WORKERS:-4}" -m "not browser" "$@" || status=$?
-.venv/bin/python -m pytest -n 0 -m browser "$@" || status=$?
+.venv/bin/python -m pytest -n "${MODELDECK_BROWSER_WORKERS:-2}" -m browser "$@" || status=$?
 exit $status

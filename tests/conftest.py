@@ -10,9 +10,8 @@ each); `training` when it trains a sample model itself (tens of CPU seconds). `s
 Parallel runs (pytest-xdist): each worker has its own temporary folder, so its homes, home ids, container
 names and ports are its own; the sample models are trained once for the whole run (`shared_folder`); the
 tests of a module that share a module-scoped fixture run on one worker (`--dist loadgroup`), which builds
-the fixture once; the browser tests all run on one worker, one after another (each drives a Streamlit server
-and a Chromium, CPU-bound: several at once on 2 cores missed their Playwright timeouts), and so do the tests that
-build images (see pytest_collection_modifyitems)."""
+the fixture once; the tests that build images all run on one worker (see pytest_collection_modifyitems).
+scripts/test.sh runs the browser tests after the rest, in two workers of their own."""
 
 from __future__ import annotations
 
@@ -75,8 +74,8 @@ def pytest_sessionfinish(session: pytest.Session) -> None:
 @pytest.hookimpl(tryfirst=True)  # before `-m` deselects by these marks and xdist reads the groups
 def pytest_collection_modifyitems(config: pytest.Config, items: list[pytest.Item]) -> None:
     """Marks each test with its tiers (`docker`, `browser`, `local`, `training`) from what it uses, and puts the tests
-    that drive a browser or the Docker engine in one xdist group, and those of a module that share a module- or
-    class-scoped fixture in one."""
+    that build images in one xdist group, and those of a module that share a module- or class-scoped fixture in
+    one."""
     drives_browser: dict[Path, bool] = {}
     seen: dict[tuple[re.Pattern[str], Callable[..., object]], bool] = {}
     for item in items:
@@ -99,10 +98,9 @@ def pytest_collection_modifyitems(config: pytest.Config, items: list[pytest.Item
         own = [item.function] + [f.func for f in fixtures if f.scope != "session"]
         if any(does(TRAINS, function, seen) for function in own):
             item.add_marker(pytest.mark.training)
-        # One worker runs every test that drives a browser, one after another (Streamlit + Chromium use a core
-        # each: two at once time out on 2 cores), and one every test that builds images: a build's cached layers
-        # can be another's parents, and removing one image removes its untagged parents ("unknown parent image
-        # ID" in a clean clone's CI). Other Docker tests run anywhere: each home has its own containers and front.
+        # One worker runs every test that builds images: a build's cached layers can be another's parents, and
+        # removing one image removes its untagged parents ("unknown parent image ID" in a clean clone's CI). Other
+        # Docker tests run anywhere: each home has its own containers and front.
         if item.get_closest_marker("docker") is not None and any(does(BUILDS_IMAGES, f, seen) for f in own):
             item.add_marker(pytest.mark.xdist_group("image-builds"))
         elif any(definitions.get(name) and definitions[name][-1].scope in ("module", "class")
@@ -111,12 +109,22 @@ def pytest_collection_modifyitems(config: pytest.Config, items: list[pytest.Item
 
 
 def pytest_configure(config: pytest.Config) -> None:
-    """Refuses a parallel run whose `--dist loadgroup` would not group: pytest-xdist 3.8 carries a test's group in
-    its node id, which pytest 9.2 no longer lets a plugin change (pytest-xdist#1386), and nothing else says so: the
-    tests that must share a worker would run at once and race."""
+    """Gives the run's processes one BLAS thread each, and refuses a parallel run whose `--dist loadgroup` would not
+    group.
+
+    Several workers share the cores: each one's BLAS threads would only spin while waiting for each other (the
+    linear-model tests took 2.6x the CPU with two threads on a quiet 2-core machine). The environment reaches the
+    workers and the CLI and dashboard processes tests start; deployments set their own (runtimes/base.py).
+    pytest-xdist 3.8 carries a test's group in its node id, which pytest 9.2 no longer lets a plugin change
+    (pytest-xdist#1386), and nothing else says so: the tests that must share a worker would run at once and race."""
     from importlib.metadata import version
 
     from packaging.version import Version
+    from threadpoolctl import threadpool_limits
+
+    for variable in ("OPENBLAS_NUM_THREADS", "OMP_NUM_THREADS", "MKL_NUM_THREADS"):
+        os.environ.setdefault(variable, "1")
+    threadpool_limits(1)  # this process loaded numpy before the variables were set
 
     if config.getoption("dist", "no") == "loadgroup" and Version(version("pytest")) >= Version("9.2") \
             and Version(version("pytest-xdist")) < Version("3.9"):
