@@ -209,7 +209,7 @@ def share_decimals() -> int:
 
 
 def percent(share: float) -> str:
-    """A share as a metric shows it: 89.57% — and 89.6% in presentation mode."""
+    """A share as a metric shows it: 89.53% — and 89.5% in presentation mode."""
     return f"{share:.{share_decimals()}%}"
 
 
