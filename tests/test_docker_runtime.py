@@ -375,7 +375,6 @@ def test_an_environment_build_prunes_its_own_build_stage_and_not_that_of_a_build
         build(ctx, tag, buildargs, labels, progress)
 
     monkeypatch.setattr(builder, "build", build_recording_its_stage)
-    tag = None
     try:
         tag = builder.ensure(sample_model, current_library_versions(), lambda event: None)
         assert engine.images.get(tag).labels["modeldeck.environment"] == "true"
@@ -383,8 +382,6 @@ def test_an_environment_build_prunes_its_own_build_stage_and_not_that_of_a_build
         assert len(stages) == 1 and engine.images.list(filters={"label": f"{BUILD_STAGE_LABEL}={stages[0]}"}) == []
     finally:
         engine.images.remove(beside.id, force=True)
-        if tag is not None:
-            engine.images.remove(tag, force=True)
 
 
 def test_an_unreachable_engine_is_a_clear_error_and_auto_falls_back_to_local(monkeypatch, tmp_path):
