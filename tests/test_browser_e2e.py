@@ -330,10 +330,17 @@ def test_a_tester_clicks_a_confusion_cell_draws_a_digit_and_uploads_one(trained_
             main.get_by_text("Add your own test set").click()  # and a test set of one's own, from the page
             form = main.get_by_test_id("stForm")
             form.get_by_test_id("stFileUploaderDropzoneInput").set_input_files(str(own))
+            # as a user does, wait for the file to be listed: a form sent while it still uploads has no file
+            expect(form.get_by_test_id("stFileChip").filter(has_text="own.npz")).to_be_visible(timeout=30_000)
+            expect(form.get_by_test_id("stFileChipIconSpinner")).to_have_count(0, timeout=30_000)
             form.get_by_role("textbox", name="Name", exact=True).fill("first-200")
             form.get_by_text("Rescale the values onto the model's range [0, 1]").click()  # its bytes are 0-255
             form.get_by_role("button", name="Add test set").click()
-            expect(main.get_by_role("combobox", name="Test set")).to_have_value("first-200", timeout=30_000)
+            try:
+                expect(main.get_by_role("combobox", name="Test set")).to_have_value("first-200", timeout=30_000)
+            except AssertionError:
+                print("the page said instead:\n" + main.inner_text())
+                raise
             browser.close()
     finally:
         stop_dashboard(proc)
