@@ -1,12 +1,16 @@
 """Deployments on a real Docker engine. These tests fail (never skip) when no engine answers:
 scripts/setup.sh installs and starts one."""
 
+import base64
+import hashlib
 import json
 import os
 import subprocess
 import sys
 import threading
 import time
+import zipfile
+from pathlib import Path
 
 import numpy as np
 import pytest
@@ -32,7 +36,7 @@ from backend.progress import ProgressKind
 from backend.registry import current_library_versions
 from backend.runtimes import DeployConfig, DeploymentState, Runtimes, environment_images
 from backend.runtimes.docker import HOME_LABEL, container_name
-from backend.runtimes.environment_images import BUILD_STAGE_LABEL, ImageBuilder
+from backend.runtimes.environment_images import ImageBuilder
 from backend.runtimes.front import Front
 from backend.runtimes.local import LocalRuntime
 
@@ -349,39 +353,46 @@ def test_a_missing_base_image_says_how_to_get_one(engine, trained_home, tmp_path
     assert engine.containers.list(all=True, filters={"label": f"{HOME_LABEL}={deck.home.id}"}) == []
 
 
-def test_an_environment_build_prunes_its_own_build_stage_and_not_that_of_a_build_beside_it(
+def tiny_wheel(folder: Path) -> None:
+    """tinypkg 1.0, a pure-Python wheel made here: `tinypkg.VALUE` is 42."""
+    files = {"tinypkg/__init__.py": b"VALUE = 42\n",
+             "tinypkg-1.0.dist-info/METADATA": b"Metadata-Version: 2.1\nName: tinypkg\nVersion: 1.0\n",
+             "tinypkg-1.0.dist-info/WHEEL": b"Wheel-Version: 1.0\nGenerator: tests\nRoot-Is-Purelib: true\n"
+                                             b"Tag: py3-none-any\n"}
+    record = "".join(f"{name},sha256={base64.urlsafe_b64encode(hashlib.sha256(content).digest()).rstrip(b'=').decode()},"
+                     f"{len(content)}\n" for name, content in files.items()) + "tinypkg-1.0.dist-info/RECORD,,\n"
+    with zipfile.ZipFile(folder / "tinypkg-1.0-py3-none-any.whl", "w") as wheel:
+        for name, content in files.items():
+            wheel.writestr(name, content)
+        wheel.writestr("tinypkg-1.0.dist-info/RECORD", record)
+
+
+def test_an_environment_built_under_a_private_umask_is_readable_by_the_servers_user(
         engine, sample_model, tmp_path, monkeypatch):
-    """Two homes building environment images on one engine at once: each removes only its own untagged build stage
-    (pruning every ModelDeck build stage took one from under a build running beside it: "unknown parent image ID").
-    A real build of the real Dockerfile through ensure(), of an environment with no packages: the scoring server's
-    26 wheels make no difference to the stages or the prune (10 s here; 37 s with them)."""
-    monkeypatch.setattr(environment_images, "requirements_for", lambda *args: "")
-    monkeypatch.setattr(environment_images, "download_wheels",
-                        lambda requirements, python, dest, progress: dest.mkdir(parents=True))
+    """The image's packages are unpacked on the host (`pip install --target`) and its code written there, under the
+    user's umask, which may be 077: the server runs as uid 10001 in the image and must read both. A real build of
+    the real Dockerfile through ensure(), of an environment with one small package."""
+    monkeypatch.setattr(environment_images, "requirements_for", lambda *args: "tinypkg==1.0\n")
+
+    def download(requirements, python, dest, progress):
+        dest.mkdir(parents=True)
+        (dest.parent / "requirements.txt").write_text(requirements)
+        tiny_wheel(dest)
+
+    monkeypatch.setattr(environment_images, "download_wheels", download)
     files = environment_images.serving_files()  # and a file of this test's own: a new environment tag on every run
     monkeypatch.setattr(environment_images, "serving_files",
-                        lambda: [*files, ("serving/zz_beside.py", f"# {tmp_path}\n".encode())])
+                        lambda: [*files, ("serving/zz_private.py", f"# {tmp_path}\n".encode())])
     builder = ImageBuilder(engine, tmp_path / "cache", built_by=str(tmp_path))  # removed at the run's end
-    context = tmp_path / "beside"
-    context.mkdir()
-    # labelled as every build's stage was before builds had ids (an older ModelDeck's build beside this one)
-    (context / "Dockerfile").write_text(f"FROM {builder.base_image()}\nLABEL {BUILD_STAGE_LABEL}=true\n")
-    beside, _ = engine.images.build(path=str(context), rm=True, pull=False, network_mode="none")  # untagged
-    stages: list[str] = []
-    build = builder.build
-
-    def build_recording_its_stage(ctx, tag, buildargs, labels, progress):
-        stages.append(buildargs["BUILD_STAGE"])
-        build(ctx, tag, buildargs, labels, progress)
-
-    monkeypatch.setattr(builder, "build", build_recording_its_stage)
+    umask = os.umask(0o077)
     try:
         tag = builder.ensure(sample_model, current_library_versions(), lambda event: None)
-        assert engine.images.get(tag).labels["modeldeck.environment"] == "true"
-        assert engine.images.get(beside.id).labels[BUILD_STAGE_LABEL] == "true"  # still there
-        assert len(stages) == 1 and engine.images.list(filters={"label": f"{BUILD_STAGE_LABEL}={stages[0]}"}) == []
     finally:
-        engine.images.remove(beside.id, force=True)
+        os.umask(umask)
+    out = engine.containers.run(tag, ["python", "-c", "import os, serving.zz_private, tinypkg; "
+                                      "print(os.getuid(), tinypkg.VALUE, tinypkg.__file__)"],
+                                remove=True, network_disabled=True)
+    assert out.decode().split() == ["10001", "42", "/opt/venv/lib/python3.11/site-packages/tinypkg/__init__.py"]
 
 
 def test_an_unreachable_engine_is_a_clear_error_and_auto_falls_back_to_local(monkeypatch, tmp_path):

@@ -10,7 +10,6 @@ from __future__ import annotations
 
 import hashlib
 import json
-import secrets
 import shutil
 import subprocess
 import sys
@@ -32,7 +31,6 @@ SERVING_REQUIREMENTS = ASSETS_DIR / "requirements-serving.txt"
 MODEL_LIBRARIES = ("scikit-learn", "numpy", "scipy", "joblib")
 IMAGE_REPOSITORY = "modeldeck/env"
 BUILT_BY_LABEL = "modeldeck.built_by"
-BUILD_STAGE_LABEL = "modeldeck.build-stage"
 BUILD_LOG_TAIL = 25
 
 
@@ -96,6 +94,26 @@ def choose_base_image(configured: str | None, present: Callable[[str], bool]) ->
         f"or `docker pull {DEFAULT_BASE_IMAGE}` where a registry is reachable, or set MODELDECK_BASE_IMAGE")
 
 
+def _pip_target_options(python: BasePython) -> list[str]:
+    """pip's options that choose wheels for the image's Python and platform, not the host's."""
+    nodot = python.version.replace(".", "")
+    options = ["--only-binary=:all:", "--python-version", python.version, "--implementation", "cp",
+               "--abi", f"cp{nodot}"]
+    for platform in python.pip_platforms():
+        options += ["--platform", platform]
+    return options
+
+
+def _pip(command: list[str]) -> str | None:
+    """Runs pip; None when it succeeded, else its last lines (its warnings left out)."""
+    result = subprocess.run([sys.executable, "-m", "pip", *command, "--disable-pip-version-check"],
+                            capture_output=True, text=True)
+    if result.returncode == 0:
+        return None
+    lines = [line for line in (result.stdout + result.stderr).splitlines() if not line.startswith("WARNING")]
+    return "\n".join(lines[-12:])
+
+
 def download_wheels(requirements: str, python: BasePython, dest: Path, progress: Progress) -> None:
     """`pip download` of every wheel the requirements need, for the image's Python and platform.
 
@@ -105,20 +123,41 @@ def download_wheels(requirements: str, python: BasePython, dest: Path, progress:
     dest.mkdir(parents=True, exist_ok=True)
     req = dest.parent / "requirements.txt"
     req.write_text(requirements)
-    nodot = python.version.replace(".", "")
-    command = [sys.executable, "-m", "pip", "download", "--disable-pip-version-check", "--only-binary=:all:",
-               "--python-version", python.version, "--implementation", "cp", "--abi", f"cp{nodot}",
-               "-d", str(dest), "-r", str(req)]
-    for platform in python.pip_platforms():
-        command += ["--platform", platform]
     step(progress, f"fetching wheels for Python {python.version} / {python.machine} (pip download)")
-    result = subprocess.run(command, capture_output=True, text=True)
-    if result.returncode != 0:
-        lines = [line for line in (result.stdout + result.stderr).splitlines() if not line.startswith("WARNING")]
-        tail = "\n".join(lines[-12:])
+    failed = _pip(["download", *_pip_target_options(python), "-d", str(dest), "-r", str(req)])
+    if failed is not None:
         raise WheelDownloadError(
-            f"pip download could not fetch the wheels for Python {python.version} on {python.machine}:\n{tail}")
+            f"pip download could not fetch the wheels for Python {python.version} on {python.machine}:\n{failed}")
     step(progress, f"{len(list(dest.glob('*.whl')))} wheels ready")
+
+
+def unpack_wheels(wheelhouse: Path, python: BasePython, dest: Path, progress: Progress) -> None:
+    """Installs the wheels `download_wheels` fetched (and their requirements.txt beside them) into `dest`
+    with `pip install --target`: the image's site-packages, made on the host (no pip runs in the image).
+    Not compiled here: the image's Python compiles them. Everything is made readable by all, whatever
+    this process's umask: the server runs as another user.
+
+    Raises:
+        ImageBuildError: with pip's last lines.
+    """
+    step(progress, f"unpacking {len(list(wheelhouse.glob('*.whl')))} wheels for the image (pip install --target)")
+    dest.mkdir(parents=True, exist_ok=True)  # pip makes none for no requirements
+    failed = _pip(["install", "--no-index", "--find-links", str(wheelhouse), "--no-compile", "--target", str(dest),
+                   *_pip_target_options(python), "-r", str(wheelhouse.parent / "requirements.txt")])
+    if failed is not None:
+        raise ImageBuildError(f"pip could not unpack the wheels for Python {python.version}:\n{failed}")
+    shutil.rmtree(dest / "bin", ignore_errors=True)  # console scripts, written for the host's Python
+    readable_by_all(dest)
+
+
+def readable_by_all(root: Path) -> None:
+    """Gives every folder under `root` (itself too) mode 755 and every file 644, or 755 where its owner may run it."""
+    root.chmod(0o755)
+    for path in root.rglob("*"):
+        if path.is_symlink():
+            continue
+        executable = path.is_dir() or path.stat().st_mode & 0o100
+        path.chmod(0o755 if executable else 0o644)
 
 
 class ImageBuilder:
@@ -188,14 +227,10 @@ class ImageBuilder:
             for name, content in files:
                 (ctx / name).parent.mkdir(parents=True, exist_ok=True)
                 (ctx / name).write_bytes(content)
-            (ctx / "requirements.txt").write_text(requirements)
-            shutil.copytree(wheelhouse, ctx / "wheels")
-            stage = secrets.token_hex(8)
-            try:
-                self.build(ctx, tag, {"BASE_IMAGE": base, "BUILD_STAGE": stage}, {"modeldeck.environment": "true"},
-                           progress)
-            finally:
-                self._prune_build_stage(stage)
+            readable_by_all(ctx / "serving")
+            unpack_wheels(wheelhouse, python, ctx / "site-packages", progress)
+            self.build(ctx, tag, {"BASE_IMAGE": base, "PYTHON_VERSION": python.version},
+                       {"modeldeck.environment": "true"}, progress)
         return tag
 
     def build(self, ctx: Path, tag: str, buildargs: dict[str, str], labels: dict[str, str],
@@ -226,14 +261,3 @@ class ImageBuilder:
                         + "\n".join(log[-BUILD_LOG_TAIL:]))
         except docker.errors.APIError as e:
             raise ImageBuildError(f"building {tag} failed: {e.explanation or e}") from e
-
-    def _prune_build_stage(self, stage: str) -> None:
-        """Removes the untagged first stage that the multi-stage environment build `stage` left behind (only its
-        own: pruning every build's stage took one from under a build running beside it, which then failed with
-        "unknown parent image ID")."""
-        import docker.errors
-
-        try:
-            self.client.images.prune(filters={"dangling": True, "label": f"{BUILD_STAGE_LABEL}={stage}"})
-        except docker.errors.APIError:
-            pass
