@@ -1,5 +1,5 @@
-"""Files on disk: written whole (a reader sees the old file or the new one, never part of either) and
-their SHA-256."""
+"""Files on disk: written whole (a reader sees the old file or the new one, never part of either), their
+SHA-256, and trees made readable by all (for an image whose server runs as another user)."""
 
 from __future__ import annotations
 
@@ -49,3 +49,12 @@ def file_sha256(path: Path) -> str:
     """The SHA-256 of the file at `path`, as hex."""
     with open(path, "rb") as handle:
         return hashlib.file_digest(handle, "sha256").hexdigest()
+
+
+def readable_by_all(root: Path) -> None:
+    """Gives `root` and every folder under it mode 755, and every file 644 (755 where its owner may run it),
+    whatever the umask they were written under. Symbolic links are left as they are."""
+    root.chmod(0o755)
+    for path in root.rglob("*"):
+        if not path.is_symlink():
+            path.chmod(0o755 if path.is_dir() or path.stat().st_mode & 0o100 else 0o644)

@@ -9,7 +9,7 @@ from pathlib import Path
 
 import pytest
 
-from backend.files import TEMP_SUFFIX, atomic_write, file_sha256
+from backend.files import TEMP_SUFFIX, atomic_write, file_sha256, readable_by_all
 
 ROOT = Path(__file__).resolve().parents[1]
 
@@ -95,3 +95,22 @@ def test_file_sha256_is_the_sha256_of_the_file_bytes(tmp_path):
     (tmp_path / "model.pkl").write_bytes(b"x" * ((1 << 20) + 7))  # past one read's chunk
     assert file_sha256(tmp_path / "empty") == hashlib.sha256(b"").hexdigest()
     assert file_sha256(tmp_path / "model.pkl") == hashlib.sha256(b"x" * ((1 << 20) + 7)).hexdigest()
+
+
+def test_readable_by_all_opens_a_tree_written_under_a_private_umask_and_keeps_what_runs_runnable(tmp_path):
+    umask = os.umask(0o077)
+    try:
+        (tmp_path / "tree" / "pkg").mkdir(parents=True)
+        (tmp_path / "tree" / "pkg" / "module.py").write_text("x = 1\n")
+        (tmp_path / "tree" / "run.sh").write_text("#!/bin/sh\n")
+        (tmp_path / "tree" / "run.sh").chmod(0o700)
+        (tmp_path / "elsewhere").write_text("private\n")
+        (tmp_path / "tree" / "link").symlink_to(tmp_path / "elsewhere")
+    finally:
+        os.umask(umask)
+    readable_by_all(tmp_path / "tree")
+    modes = {str(p.relative_to(tmp_path)): p.lstat().st_mode & 0o777 for p in (tmp_path / "tree").rglob("*")
+             if not p.is_symlink()}
+    assert modes == {"tree/pkg": 0o755, "tree/pkg/module.py": 0o644, "tree/run.sh": 0o755}
+    assert (tmp_path / "tree").stat().st_mode & 0o777 == 0o755
+    assert (tmp_path / "elsewhere").stat().st_mode & 0o777 == 0o600  # not followed through the link

@@ -10,7 +10,6 @@ from __future__ import annotations
 
 import hashlib
 import json
-import os
 import re
 import shutil
 import tempfile
@@ -22,6 +21,7 @@ from typing import TYPE_CHECKING, Any
 from ..config import ASSETS_DIR
 from ..deployments import check_compatible, default_entry_script
 from ..errors import ImageBuildError, InvalidImageTagError, ModelDeckError, RuntimeUnavailableError
+from ..files import readable_by_all
 from ..progress import Progress, quiet, step
 from ..registry import Model, current_library_versions
 from ..runtimes.base import Keys
@@ -153,9 +153,8 @@ def image_labels(model: Model, auth: bool, environment: str) -> dict[str, str]:
 
 
 def write_context(ctx: Path, model_dir: Path, script: Path, manifest: dict[str, Any]) -> None:
-    """The build context: Dockerfile and bundle/{model/, app/<script>, manifest.json}. Files are made
-    0644 and folders 0755 (the registry keeps its files private; in the image the server's user reads
-    them, and nobody writes them)."""
+    """The build context: Dockerfile and bundle/{model/, app/<script>, manifest.json}, readable by all (the
+    registry keeps its files private; in the image the server's user reads them, and nobody writes them)."""
     bundle = ctx / "bundle"
     for folder in (bundle / "model", bundle / "app"):
         folder.mkdir(parents=True)
@@ -165,11 +164,7 @@ def write_context(ctx: Path, model_dir: Path, script: Path, manifest: dict[str, 
     shutil.copyfile(script, bundle / "app" / script.name)
     (bundle / "manifest.json").write_text(json.dumps(manifest, indent=2, sort_keys=True) + "\n")
     shutil.copyfile(DOCKERFILE, ctx / "Dockerfile")
-    for root, folders, files in os.walk(ctx):
-        for name in folders:
-            os.chmod(os.path.join(root, name), 0o755)
-        for name in files:
-            os.chmod(os.path.join(root, name), 0o644)
+    readable_by_all(ctx)
 
 
 def write_keys(folder: Path) -> Path:

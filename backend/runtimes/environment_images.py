@@ -21,7 +21,7 @@ from typing import Any
 
 from ..config import ASSETS_DIR, DEFAULT_BASE_IMAGE, OFFLINE_BASE_IMAGE
 from ..errors import BaseImageMissingError, ImageBuildError, ImageError, WheelDownloadError
-from ..files import atomic_write
+from ..files import atomic_write, readable_by_all
 from ..progress import Progress, ProgressEvent, ProgressKind, step
 from ..registry import Model
 
@@ -148,16 +148,6 @@ def unpack_wheels(wheelhouse: Path, python: BasePython, dest: Path, progress: Pr
         raise ImageBuildError(f"pip could not unpack the wheels for Python {python.version}:\n{failed}")
     shutil.rmtree(dest / "bin", ignore_errors=True)  # console scripts, written for the host's Python
     readable_by_all(dest)
-
-
-def readable_by_all(root: Path) -> None:
-    """Gives every folder under `root` (itself too) mode 755 and every file 644, or 755 where its owner may run it."""
-    root.chmod(0o755)
-    for path in root.rglob("*"):
-        if path.is_symlink():
-            continue
-        executable = path.is_dir() or path.stat().st_mode & 0o100
-        path.chmod(0o755 if executable else 0o644)
 
 
 class ImageBuilder:
