@@ -45,5 +45,8 @@ cleanup() {
 trap cleanup EXIT
 status=0
 .venv/bin/python -m pytest -n "${MODELDECK_TEST_WORKERS:-4}" -m "not browser" "$@" || status=$?
-.venv/bin/python -m pytest -n "${MODELDECK_BROWSER_WORKERS:-2}" -m browser "$@" || status=$?
+# Without arguments, only the modules that drive Chromium are collected (each worker imports what it collects).
+browser_modules=()
+if [ $# = 0 ]; then mapfile -t browser_modules < <(grep -l playwright tests/test_*.py); fi
+.venv/bin/python -m pytest -n "${MODELDECK_BROWSER_WORKERS:-2}" -m browser "${browser_modules[@]}" "$@" || status=$?
 exit $status

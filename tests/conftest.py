@@ -77,7 +77,7 @@ def pytest_collection_modifyitems(config: pytest.Config, items: list[pytest.Item
     that build images in one xdist group, and those of a module that share a module- or class-scoped fixture in
     one."""
     drives_browser: dict[Path, bool] = {}
-    seen: dict[tuple[re.Pattern[str], Callable[..., object]], bool] = {}
+    seen: dict[Callable[..., object], str] = {}
     for item in items:
         if not isinstance(item, pytest.Function):
             continue
@@ -140,16 +140,15 @@ BUILDS_IMAGES = re.compile(r"""cli_build\(|images\.build\(|\.ensure\(|["']build[
 TRAINS = re.compile(r"""train_sample\(|ensure_sample_models\(|train-sample|Train sample model|\btrain\b""")
 
 
-def does(pattern: re.Pattern[str], function: Callable[..., object],
-         seen: dict[tuple[re.Pattern[str], Callable[..., object]], bool]) -> bool:
+def does(pattern: re.Pattern[str], function: Callable[..., object], bodies: dict[Callable[..., object], str]) -> bool:
     """Whether `function`, a test or a fixture of tests/, says `pattern` in its body (its signature left out: a
-    test's name may speak of deploying, and its arguments name fixtures)."""
-    if (pattern, function) not in seen:
+    test's name may speak of deploying, and its arguments name fixtures). `bodies` keeps each function's body
+    read (inspect.getsource is most of the collection's own time)."""
+    if function not in bodies:
         source_file = inspect.getsourcefile(function)
         ours = source_file is not None and Path(source_file).parent == TESTS
-        body = re.sub(r"def \w+\([^)]*\)", "", inspect.getsource(function)) if ours else ""
-        seen[pattern, function] = pattern.search(body) is not None
-    return seen[pattern, function]
+        bodies[function] = re.sub(r"def \w+\([^)]*\)", "", inspect.getsource(function)) if ours else ""
+    return pattern.search(bodies[function]) is not None
 
 
 SHARED_DIR_ENV = "MODELDECK_TEST_SHARED_DIR"
