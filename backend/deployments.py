@@ -373,10 +373,11 @@ class DeploymentService:
             info = self.client.info(deployment.scoring_uri or "", key=self.key_for(deployment))
         except ModelDeckError:
             return
-        classes = info.get("classes")
+        classes, names = info.get("classes"), info.get("feature_names")
         confirmed = self.registry.confirm_signature(
             model, info.get("n_features"), [str(c) for c in classes] if isinstance(classes, list) else None,
-            source=f"deployment {deployment.name}")
+            source=f"deployment {deployment.name}",
+            feature_names=[str(n) for n in names] if isinstance(names, list) else None)
         if confirmed.signature != model.signature:
             step(progress, f"recorded {model.id}'s signature as the server loaded it: {confirmed.signature.describe()}")
 

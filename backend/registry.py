@@ -65,6 +65,8 @@ class Signature:
         image_shape: (height, width) when a row is an image.
         value_range: (low, high) of input values.
         class_labels: the model's classes, in its own order.
+        feature_names: the names of a row's values, in order, where the model was fitted on named columns
+            (scikit-learn's `feature_names_in_`, reported by the scoring server).
         source: where the facts come from ("training", "declared at registration",
             "confirmed by deployment NAME").
     """
@@ -73,6 +75,7 @@ class Signature:
     image_shape: tuple[int, int] | None = None
     value_range: tuple[float, float] | None = None
     class_labels: tuple[str, ...] | None = None
+    feature_names: tuple[str, ...] | None = None
     source: str = ""
 
     @property
@@ -83,8 +86,13 @@ class Signature:
         """ "28x28 image (784 values) in [0, 1] → 10 classes: 0, 1, ..." for people."""
         if not self.known:
             return "input signature unknown (recorded at the first deployment)"
-        shape = (f"{self.image_shape[0]}x{self.image_shape[1]} image ({self.n_features} values)"
-                 if self.image_shape else f"{self.n_features} values")
+        if self.image_shape:
+            shape = f"{self.image_shape[0]}x{self.image_shape[1]} image ({self.n_features} values)"
+        elif self.feature_names:
+            named = ", ".join(self.feature_names[:3]) + (", ..." if len(self.feature_names) > 3 else "")
+            shape = f"{self.n_features} named features ({named})"
+        else:
+            shape = f"{self.n_features} values"
         values = f" in [{self.value_range[0]:g}, {self.value_range[1]:g}]" if self.value_range else ""
         classes = ""
         if self.class_labels:
@@ -96,15 +104,18 @@ class Signature:
         return {"n_features": self.n_features, "image_shape": list(self.image_shape) if self.image_shape else None,
                 "value_range": list(self.value_range) if self.value_range else None,
                 "class_labels": list(self.class_labels) if self.class_labels is not None else None,
+                "feature_names": list(self.feature_names) if self.feature_names is not None else None,
                 "source": self.source}
 
     @classmethod
     def from_dict(cls, data: dict[str, Any]) -> "Signature":
         shape, values, labels = data.get("image_shape"), data.get("value_range"), data.get("class_labels")
+        names = data.get("feature_names")
         return cls(n_features=data.get("n_features"),
                    image_shape=(int(shape[0]), int(shape[1])) if shape else None,
                    value_range=(float(values[0]), float(values[1])) if values else None,
                    class_labels=tuple(map(str, labels)) if labels is not None else None,
+                   feature_names=tuple(map(str, names)) if names is not None else None,
                    source=str(data.get("source", "")))
 
 
@@ -186,7 +197,7 @@ def parse_signature(shape: str, value_range: str = "", classes: str = "", *,
             labels = tuple(label.strip() for label in text.split(",") if label.strip())
         if len(labels) < 2:
             raise RegistryError(f"classes {classes!r}: give at least two labels (like 0-9 or cat, dog)")
-    return Signature(n_features, image_shape, bounds, labels, source)
+    return Signature(n_features, image_shape, bounds, labels, source=source)
 
 
 @dataclass(frozen=True)
@@ -447,9 +458,10 @@ class ModelRegistry:
         return [_row_to_model(row) for row in rows]
 
     def confirm_signature(self, model: Model, n_features: int | None, class_labels: builtins.list[str] | None,
-                          source: str) -> Model:
-        """Fills in what the scoring server found when it loaded the model (feature count, classes);
-        declared facts it contradicts are replaced, and the source says so. Class names given at
+                          source: str, feature_names: builtins.list[str] | None = None) -> Model:
+        """Fills in what the scoring server found when it loaded the model (feature count, classes, the
+        names of the features where it was fitted on named columns); declared facts it contradicts are
+        replaced, and the source says so. Class names given at
         registration for a model whose classes are 0..n-1 are kept (a server that did not map its
         answers onto them reports the numbers).
 
@@ -457,7 +469,7 @@ class ModelRegistry:
             The model as now recorded.
         """
         old = model.signature
-        if n_features is None and not class_labels:
+        if n_features is None and not class_labels and not feature_names:
             return model  # the scoring script reports nothing (the tutorial's does not)
         image_shape = old.image_shape
         if n_features is not None and image_shape and image_shape[0] * image_shape[1] != n_features:
@@ -466,8 +478,12 @@ class ModelRegistry:
         if (old.class_labels and labels and len(labels) == len(old.class_labels)
                 and labels == tuple(str(i) for i in range(len(labels)))):
             labels = old.class_labels  # names given for the numbers 0..n-1 stand
-        facts = Signature(n_features=n_features if n_features is not None else old.n_features,
-                          image_shape=image_shape, value_range=old.value_range, class_labels=labels)
+        count = n_features if n_features is not None else old.n_features
+        names = tuple(feature_names) if feature_names and len(feature_names) == count else None
+        if names is None and old.feature_names and len(old.feature_names) == count:
+            names = old.feature_names
+        facts = Signature(n_features=count, image_shape=image_shape, value_range=old.value_range, class_labels=labels,
+                          feature_names=names)
         if facts == replace(old, source="") and "confirmed" in old.source:
             return model
         new = replace(facts, source=f"{old.source}; confirmed by {source}" if old.source else f"confirmed by {source}")

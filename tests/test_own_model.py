@@ -126,12 +126,13 @@ def test_class_names_given_at_registration_survive_a_deploy_and_are_what_the_end
     from sklearn.pipeline import make_pipeline
     from sklearn.preprocessing import StandardScaler
 
-    cancer = load_breast_cancer()  # 30 features; classes 0 (malignant) and 1 (benign)
-    X_train, X_test, y_train, y_test = train_test_split(cancer.data, cancer.target, test_size=0.3, random_state=0)
-    model = make_pipeline(StandardScaler(), LogisticRegression()).fit(X_train, y_train)
-    assert model.classes_.tolist() == [0, 1]
+    cancer = load_breast_cancer(as_frame=True)  # 30 named features; classes 0 (malignant) and 1 (benign)
+    X_train, X_frame, y_train, y_test = train_test_split(cancer.data, cancer.target, test_size=0.3, random_state=0)
+    model = make_pipeline(StandardScaler(), LogisticRegression()).fit(X_train, y_train)  # on named columns
+    assert model.classes_.tolist() == [0, 1] and len(model.feature_names_in_) == 30
     (tmp_path / "cancer.pkl").write_bytes(pickle.dumps(model))
-    X_test = X_test.astype(np.float32)  # what a test set holds and the endpoint is sent
+    X_frame = X_frame.astype(np.float32)  # what a test set holds and the endpoint is sent, as rows
+    X_test, y_test = X_frame.to_numpy(), y_test.to_numpy()
     np.savez(tmp_path / "cancer-test.npz", X=X_test, y=y_test, class_names=np.array(["malignant", "benign"]))
 
     ok(modeldeck(cli_env, "models", "register", "cancer", str(tmp_path / "cancer.pkl"), "--input-shape", "30",
@@ -143,20 +144,27 @@ def test_class_names_given_at_registration_survive_a_deploy_and_are_what_the_end
     deck = open_modeldeck(Settings(home=own_home, runtime="local"))
     signature = deck.registry.get("cancer", 1).signature
     assert signature.class_labels == ("malignant", "benign") and "confirmed by deployment cancer" in signature.source
+    # the columns it was fitted on, as the server found them, are recorded and shown
+    assert signature.feature_names == tuple(cancer.feature_names) and signature.n_features == 30
+    assert "30 named features (mean radius, mean texture, mean perimeter, ...)" in signature.describe()
+    assert "30 named features (mean radius" in ok(modeldeck(cli_env, "models", "list"))
     uri = deck.deployments.get("cancer").scoring_uri
     answer = deck.client.scores(uri, X_test[:4], proba=True)
-    expected = [("malignant", "benign")[k] for k in model.predict(X_test[:4])]
+    expected = [("malignant", "benign")[k] for k in model.predict(X_frame.iloc[:4])]
     assert list(answer.labels) == expected and list(answer.classes or ()) == ["malignant", "benign"]
-    assert deck.client.info(uri)["classes"] == ["malignant", "benign"]
+    info = deck.client.info(uri)
+    assert info["classes"] == ["malignant", "benign"] and info["feature_names"] == list(cancer.feature_names)
 
     scored = json.loads(ok(modeldeck(cli_env, "score", "cancer", "--dataset", "cancer-test", "--random", "5",
                                      "--seed", "1", "--json")))
     assert {row["prediction_name"] for row in scored} <= {"malignant", "benign"}
-    assert all(row["prediction_name"] == ("malignant", "benign")[int(model.predict(X_test[row["index"]:row["index"] + 1])[0])]
+    assert all(row["prediction_name"] == ("malignant", "benign")[int(model.predict(X_frame.iloc[[row["index"]]])[0])]
                for row in scored)
     evaluated = json.loads(ok(modeldeck(cli_env, "evaluate", "cancer", "--dataset", "cancer-test", "--json")))
     assert evaluated["labels"] == ["malignant", "benign"]
-    assert evaluated["accuracy"] == pytest.approx(model.score(X_test, y_test), abs=1e-12)
+    assert evaluated["accuracy"] == pytest.approx(model.score(X_frame, y_test), abs=1e-12)
+    # rows without names are what the endpoint takes, by design: the server does not warn of it on every request
+    assert "does not have valid feature names" not in deck.deployments.get_logs("cancer")
 
     # deployed again: the names stay (the registry is not "confirmed" back to 0, 1)
     ok(modeldeck(cli_env, "deploy", "cancer", "--name", "cancer-again"))

@@ -146,3 +146,18 @@ def test_names_that_do_not_fit_the_models_classes_are_ignored(tmp_path, monkeypa
     assert "are not for classes 0..n-1" in capsys.readouterr().err
     quiet, _ = fitted_script(tmp_path, monkeypatch, ["cat", "dog"], ["dog", "cat"])  # its own names: nothing to say
     assert quiet.classes == ["cat", "dog"] and capsys.readouterr().err == ""
+
+
+def test_the_feature_names_the_server_found_are_kept_only_when_they_name_every_value(tmp_path):
+    registry = ModelRegistry(tmp_path / "r.sqlite3", tmp_path / "blobs")
+    (tmp_path / "m.pkl").write_bytes(b"weights")
+    model = registry.register("cancer", [tmp_path / "m.pkl"], signature=parse_signature("3", "", ""))
+    named = registry.confirm_signature(model, 3, None, source="deployment a", feature_names=["age", "bmi", "bp"])
+    assert named.signature.feature_names == ("age", "bmi", "bp")
+    assert named.signature.describe() == "3 named features (age, bmi, bp)"
+    assert registry.get("cancer", 1).signature == named.signature  # stored, and read back
+    # a server that reports no names (say, another script) keeps them; names for another count are not taken
+    assert registry.confirm_signature(named, 3, None, source="deployment b").signature.feature_names == named.signature.feature_names
+    recounted = registry.confirm_signature(named, 4, None, source="deployment c", feature_names=["a", "b", "c"])
+    assert recounted.signature.n_features == 4 and recounted.signature.feature_names is None
+    assert recounted.signature.describe() == "4 values"

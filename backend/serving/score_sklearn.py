@@ -17,6 +17,7 @@ answered instead of those numbers (labels, "classes" and /info alike), so every 
 import json
 import os
 import sys
+import warnings
 from typing import Any
 
 import joblib
@@ -40,6 +41,7 @@ accepts_uint8 = True  # run_array takes uint8 pixels (0..255) and scales them by
 json_value_bytes = 44  # run()'s peak memory per JSON value (measured 38-40 B): the server reserves it before a big body
 model: Any = None
 n_features = None
+feature_names = None  # the names of the columns the model was fitted on, in order (reported by /info)
 classes = None  # the model's class labels in its own order (or the names given for them), reported by /info
 class_names: Any = None  # numpy array of the names answered for classes 0..n-1, or None: see init()
 fast_predict: Any = None  # set by init() for scikit-learn's linear classifiers: see _linear_predict
@@ -53,7 +55,7 @@ class InvalidInput(ValueError):
 
 
 def init():
-    global model, n_features, classes, class_names, fast_predict, argmax_is_predict
+    global model, n_features, feature_names, classes, class_names, fast_predict, argmax_is_predict
     model_dir = os.environ.get("AZUREML_MODEL_DIR") or os.environ["MODEL_DIR"]
     found = sorted(os.listdir(model_dir))
     candidates = [name for name in found if name.endswith(MODEL_SUFFIXES)]
@@ -63,6 +65,10 @@ def init():
             f"found {len(candidates)}: {found}")
     model = joblib.load(os.path.join(model_dir, candidates[0]))
     n_features = getattr(model, "n_features_in_", None)
+    named = getattr(model, "feature_names_in_", None)  # fitted on a DataFrame's columns
+    feature_names = [str(name) for name in named] if named is not None else None
+    if feature_names is not None:  # rows arrive as arrays in the columns' order, by design: nothing to warn of
+        warnings.filterwarnings("ignore", message="X does not have valid feature names", category=UserWarning)
     found_classes = getattr(model, "classes_", None)
     classes = [c.item() if hasattr(c, "item") else c for c in found_classes] if found_classes is not None else None
     class_names = _given_names(model_dir, classes)

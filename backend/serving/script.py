@@ -47,7 +47,8 @@ class ScoringScript:
       `supports_proba`; uint8 pixels where `accepts_uint8`);
     * `accepts_bytes`: run() takes the JSON body as bytes (no decode);
     * `json_value_bytes`: run()'s peak memory per JSON value, reserved before a big body's parse;
-    * `n_features`, `classes`: what init() found in the model (None where the script does not say).
+    * `n_features`, `classes`, `feature_names`: what init() found in the model (None where the script does
+      not say; `feature_names` where the model was fitted on named columns).
     """
 
     run: Callable[[Any], Any]
@@ -58,6 +59,7 @@ class ScoringScript:
     json_value_bytes: int | None = None
     n_features: Any = None
     classes: Any = None
+    feature_names: Any = None
 
     @property
     def answers_proba(self) -> bool:
@@ -74,4 +76,5 @@ class ScoringScript:
                    supports_proba=bool(getattr(module, "supports_proba", False)),
                    accepts_uint8=bool(getattr(module, "accepts_uint8", False)),
                    json_value_bytes=per_value if isinstance(per_value, int) and per_value > 0 else None,
-                   n_features=getattr(module, "n_features", None), classes=getattr(module, "classes", None))
+                   n_features=getattr(module, "n_features", None), classes=getattr(module, "classes", None),
+                   feature_names=getattr(module, "feature_names", None))
