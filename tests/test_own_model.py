@@ -10,6 +10,7 @@ from pathlib import Path
 
 import numpy as np
 import pytest
+import requests
 from streamlit.testing.v1 import AppTest
 
 from backend.config import Settings
@@ -154,6 +155,15 @@ def test_class_names_given_at_registration_survive_a_deploy_and_are_what_the_end
     assert list(answer.labels) == expected and list(answer.classes or ()) == ["malignant", "benign"]
     info = deck.client.info(uri)
     assert info["classes"] == ["malignant", "benign"] and info["feature_names"] == list(cancer.feature_names)
+    # rows as objects of its columns, in any key order, answer as the lists do; a row short of one says which
+    records = [dict(reversed(list(row.items()))) for row in X_frame.iloc[:4].astype(float).to_dict(orient="records")]
+    assert info["records"] and requests.post(uri, json={"data": records}, timeout=30).json() == expected
+    del records[2]["worst area"]
+    refused = requests.post(uri, json={"data": records}, timeout=30)
+    assert refused.status_code == 400 and refused.json()["error"] == 'row 2 of "data" lacks "worst area"'
+    row_schema = requests.get(uri.rsplit("/score", 1)[0] + "/openapi.json", timeout=30).json()[
+        "paths"]["/score"]["post"]["requestBody"]["content"]["application/json"]["schema"]["properties"]["data"]["items"]
+    assert row_schema["oneOf"][1]["required"] == list(cancer.feature_names)
 
     scored = json.loads(ok(modeldeck(cli_env, "score", "cancer", "--dataset", "cancer-test", "--random", "5",
                                      "--seed", "1", "--json")))

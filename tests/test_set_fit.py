@@ -161,3 +161,34 @@ def test_the_feature_names_the_server_found_are_kept_only_when_they_name_every_v
     recounted = registry.confirm_signature(named, 4, None, source="deployment c", feature_names=["a", "b", "c"])
     assert recounted.signature.n_features == 4 and recounted.signature.feature_names is None
     assert recounted.signature.describe() == "4 values"
+
+
+def test_a_model_fitted_on_named_columns_takes_rows_as_objects_of_them_and_says_what_a_row_lacks(tmp_path, monkeypatch):
+    import pandas as pd
+    from sklearn.linear_model import LogisticRegression
+
+    X = pd.DataFrame(np.random.default_rng(0).random((40, 4)), columns=["age", "bmi", "bp", "s1"])
+    (tmp_path / "model.pkl").write_bytes(pickle.dumps(LogisticRegression().fit(X, [0, 1] * 20)))
+    monkeypatch.setenv("AZUREML_MODEL_DIR", str(tmp_path))
+    script = load_script(DEFAULT_SCRIPT)
+    script.init()
+    assert script.feature_names == ["age", "bmi", "bp", "s1"]
+    records = X[:5][["s1", "bp", "bmi", "age"]].to_dict(orient="records")  # any key order
+    expected = script.model.predict(X[:5]).tolist()
+    assert list(script.run(json.dumps({"data": records}))) == list(script.run(json.dumps({"data": X[:5].values.tolist()}))) \
+        == expected
+    with pytest.raises(ValueError, match='row 1 of "data" lacks "bp"$'):
+        script.run(json.dumps({"data": [records[0], {"age": 1, "bmi": 2, "s1": 3}]}))
+    with pytest.raises(ValueError, match='row 0 of "data" has "sex", not a column of the model'):
+        script.run(json.dumps({"data": [{**records[0], "sex": 1}]}))
+    with pytest.raises(ValueError, match='every value in "data" must be a JSON number, got "x"'):
+        script.run(json.dumps({"data": [{**records[0], "age": "x"}]}))
+    with pytest.raises(ValueError, match="a list of numbers or an object of the model's 4 columns"):
+        script.run(json.dumps({"data": [records[0], [1, 2, 3, 4]]}))
+
+
+def test_rows_as_objects_for_a_model_fitted_without_names_say_to_send_lists(tmp_path, monkeypatch):
+    script, X = fitted_script(tmp_path, monkeypatch, [0, 1], None)
+    assert script.feature_names is None
+    with pytest.raises(ValueError, match="fitted without them: send each row as a list of numbers"):
+        script.run(json.dumps({"data": [{"a": 1.0}]}))

@@ -28,7 +28,9 @@ FLOAT32_MAX = 3.4e38
 _SCORE_DOC = """Scores a batch with the deployment's scoring script.
 
 * `application/json` (the tutorial's contract): `{"data": [[...784 floats...], ...]}`, passed unchanged
-  as a string to the script's `run(raw_data)`; answers with what `run` returns, as JSON.
+  as a string to the script's `run(raw_data)`; answers with what `run` returns, as JSON. For a model
+  fitted on named columns (/info: `feature_names`, `records`), rows may also be objects of those columns:
+  `{"data": [{"mean radius": 14.1, ...}]}`.
 * `application/x-npy`: a 2-D array saved with `numpy.save` (float32 or uint8), passed to the
   script's `run_array(array)` (the built-in scikit-learn script has one). Much faster for big batches.
 
@@ -47,11 +49,15 @@ def _json(status: int, payload: Any) -> Response:
     return Response(content=orjson.dumps(payload), status_code=status, media_type="application/json")
 
 
-def _openapi_body(n_features: int | None) -> dict[str, Any]:
+def _openapi_body(n_features: int | None, columns: list[str] | None) -> dict[str, Any]:
     # float32 holds what the model sees: a larger number would become infinity and be refused
-    row: dict[str, Any] = {"type": "array", "items": {"type": "number", "minimum": -FLOAT32_MAX, "maximum": FLOAT32_MAX}}
+    number = {"type": "number", "minimum": -FLOAT32_MAX, "maximum": FLOAT32_MAX}
+    row: dict[str, Any] = {"type": "array", "items": number}
     if n_features:
         row.update(minItems=n_features, maxItems=n_features)
+    if columns:  # or an object of the model's columns (every row of a body one form or the other)
+        row = {"oneOf": [row, {"type": "object", "required": columns, "additionalProperties": False,
+                               "properties": {name: number for name in columns}}]}
     return {"required": True, "content": {
         "application/json": {
             "schema": {"type": "object", "required": ["data"], "properties": {
@@ -77,6 +83,7 @@ def create_app(script: ScoringScript, info: dict[str, Any] | None = None, keys: 
         info["npy_dtypes"] = ["float32"] + (["uint8"] if script.accepts_uint8 else [])
     info["auth"] = "key" if keys is not None else "none"
     info["probabilities"] = script.supports_proba
+    info["records"] = script.records_of is not None  # rows as objects of `feature_names` too
     served = served_model(info, script)
     info["protocols"] = ["azureml", "v2"]
     info["v2_model"] = {"name": served.name, "version": served.version, "outputs": list(served.outputs)}
@@ -111,7 +118,7 @@ def create_app(script: ScoringScript, info: dict[str, Any] | None = None, keys: 
         return None
 
     @app.post("/score", summary="Score a batch", description=_SCORE_DOC, openapi_extra={
-        "requestBody": _openapi_body(info.get("n_features")), "responses": errors, **secured,
+        "requestBody": _openapi_body(info.get("n_features"), script.records_of), "responses": errors, **secured,
         "parameters": [{"name": "proba", "in": "query", "required": False, "schema": {"type": "boolean"},
                         "description": "with an .npy body: answer class probabilities too"}]})
     async def score(request: Request) -> Response:

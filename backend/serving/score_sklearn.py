@@ -38,6 +38,7 @@ FAST_DTYPES = (np.dtype(np.float32), np.dtype(np.float64))  # what fast_predict 
 accepts_bytes = True  # the server may hand run() the body as bytes (orjson and simdjson parse both)
 supports_proba = True  # run_array(X, proba=True) answers class probabilities (the server's ?proba=true)
 accepts_uint8 = True  # run_array takes uint8 pixels (0..255) and scales them by 1/255 itself
+accepts_records = True  # with feature_names: run() takes rows as objects of the model's columns too
 json_value_bytes = 44  # run()'s peak memory per JSON value (measured 38-40 B): the server reserves it before a big body
 model: Any = None
 n_features = None
@@ -145,8 +146,11 @@ def run(raw_data):
     rows = payload["data"]
     if not isinstance(rows, list) or not rows:
         raise InvalidInput('"data" must be a non-empty list of rows')
-    if not all(isinstance(row, list) for row in rows):
-        raise InvalidInput('"data" must be a list of rows, each a list of numbers')
+    if all(isinstance(row, dict) for row in rows):
+        rows = _record_rows(rows)
+    elif not all(isinstance(row, list) for row in rows):
+        raise InvalidInput('"data" must be a list of rows, each a list of numbers'
+                           + (f" or an object of the model's {len(feature_names)} columns" if feature_names else ""))
     proba = payload.get("proba", False)
     if not isinstance(proba, bool):
         raise InvalidInput(f'"proba" must be true or false, got {orjson.dumps(proba).decode()[:40]}')
@@ -158,6 +162,30 @@ def run(raw_data):
             if type(value) not in NUMBER_TYPES:  # bool is a subclass of int: compare the exact type
                 raise InvalidInput(f'every value in "data" must be a JSON number, got {orjson.dumps(value).decode()[:40]}')
     return run_array(np.array(rows, dtype=np.float32), proba)
+
+
+def _record_rows(records):
+    """Rows as lists in the model's column order, from records ({"column": value, ...}, one per row)."""
+    if feature_names is None:
+        raise InvalidInput("rows given as objects need the names of the model's columns, and this model was fitted "
+                           "without them: send each row as a list of numbers")
+    wanted = set(feature_names)
+    rows = []
+    for index, record in enumerate(records):
+        if record.keys() != wanted:
+            missing = [name for name in feature_names if name not in record]
+            extra = [name for name in record if name not in wanted]
+            said = ([f"lacks {_some(missing)}"] if missing else []) \
+                + ([f"has {_some(extra)}, not a column of the model"] if extra else [])
+            raise InvalidInput(f'row {index} of "data" ' + " and ".join(said))
+        rows.append([record[name] for name in feature_names])
+    return rows
+
+
+def _some(names):
+    """'"a", "b", "c" and 4 more' for a message."""
+    shown = ", ".join(orjson.dumps(name).decode() for name in names[:3])
+    return shown + (f" and {len(names) - 3} more" if len(names) > 3 else "")
 
 
 def run_array(X, proba=False):

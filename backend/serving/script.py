@@ -48,7 +48,8 @@ class ScoringScript:
     * `accepts_bytes`: run() takes the JSON body as bytes (no decode);
     * `json_value_bytes`: run()'s peak memory per JSON value, reserved before a big body's parse;
     * `n_features`, `classes`, `feature_names`: what init() found in the model (None where the script does
-      not say; `feature_names` where the model was fitted on named columns).
+      not say; `feature_names` where the model was fitted on named columns);
+    * `accepts_records`: with `feature_names`, run() takes rows as objects of those columns too.
     """
 
     run: Callable[[Any], Any]
@@ -60,6 +61,13 @@ class ScoringScript:
     n_features: Any = None
     classes: Any = None
     feature_names: Any = None
+    accepts_records: bool = False
+
+    @property
+    def records_of(self) -> list[str] | None:
+        """The columns run() takes a row's object of, or None where it takes lists only."""
+        names = self.feature_names
+        return [str(name) for name in names] if self.accepts_records and isinstance(names, list) and names else None
 
     @property
     def answers_proba(self) -> bool:
@@ -77,4 +85,5 @@ class ScoringScript:
                    accepts_uint8=bool(getattr(module, "accepts_uint8", False)),
                    json_value_bytes=per_value if isinstance(per_value, int) and per_value > 0 else None,
                    n_features=getattr(module, "n_features", None), classes=getattr(module, "classes", None),
-                   feature_names=getattr(module, "feature_names", None))
+                   feature_names=getattr(module, "feature_names", None),
+                   accepts_records=bool(getattr(module, "accepts_records", False)))
