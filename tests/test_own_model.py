@@ -149,6 +149,10 @@ def test_class_names_given_at_registration_survive_a_deploy_and_are_what_the_end
     assert signature.feature_names == tuple(cancer.feature_names) and signature.n_features == 30
     assert "30 named features (mean radius, mean texture, mean perimeter, ...)" in signature.describe()
     assert "30 named features (mean radius" in ok(modeldeck(cli_env, "models", "list"))
+    at = AppTest.from_file(APP, default_timeout=120)
+    at.run()
+    at.switch_page("views/models.py").run()
+    assert not at.exception and list(at.dataframe[0].value["input"]) == ["30 named features → 2 classes"]
     uri = deck.deployments.get("cancer").scoring_uri
     answer = deck.client.scores(uri, X_test[:4], proba=True)
     expected = [("malignant", "benign")[k] for k in model.predict(X_frame.iloc[:4])]

@@ -110,7 +110,8 @@ else:
         sig = model.signature
         if not sig.known:
             return "unknown yet"
-        size = f"{sig.image_shape[0]}x{sig.image_shape[1]}" if sig.image_shape else f"{sig.n_features} values"
+        size = (f"{sig.image_shape[0]}x{sig.image_shape[1]}" if sig.image_shape
+                else f"{sig.n_features} named features" if sig.feature_names else f"{sig.n_features} values")
         return size + (f" → {len(sig.class_labels)} classes" if sig.class_labels else "")
 
     scored = kept.latest_whole_set(deck)
