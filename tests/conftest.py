@@ -77,7 +77,7 @@ def pytest_collection_modifyitems(config: pytest.Config, items: list[pytest.Item
     that build images in one xdist group, and those of a module that share a module- or class-scoped fixture in
     one."""
     drives_browser: dict[Path, bool] = {}
-    seen: dict[Callable[..., object], str] = {}
+    bodies: dict[Callable[..., object], str] = {}
     for item in items:
         if not isinstance(item, pytest.Function):
             continue
@@ -92,16 +92,16 @@ def pytest_collection_modifyitems(config: pytest.Config, items: list[pytest.Item
             item.add_marker(pytest.mark.docker)
         definitions = item._fixtureinfo.name2fixturedefs
         fixtures = [definitions[name][-1] for name in item.fixturenames if definitions.get(name)]
-        if any(does(DEPLOYS, function, seen) for function in [item.function] + [f.func for f in fixtures]):
+        if any(does(DEPLOYS, function, bodies) for function in [item.function] + [f.func for f in fixtures]):
             item.add_marker(pytest.mark.local)
         # the session's sample models and environment image are made once for the whole run: only a test's own count
         own = [item.function] + [f.func for f in fixtures if f.scope != "session"]
-        if any(does(TRAINS, function, seen) for function in own):
+        if any(does(TRAINS, function, bodies) for function in own):
             item.add_marker(pytest.mark.training)
         # One worker runs every test that builds images: a build's cached layers can be another's parents, and
         # removing one image removes its untagged parents ("unknown parent image ID" in a clean clone's CI). Other
         # Docker tests run anywhere: each home has its own containers and front.
-        if item.get_closest_marker("docker") is not None and any(does(BUILDS_IMAGES, f, seen) for f in own):
+        if item.get_closest_marker("docker") is not None and any(does(BUILDS_IMAGES, f, bodies) for f in own):
             item.add_marker(pytest.mark.xdist_group("image-builds"))
         elif any(definitions.get(name) and definitions[name][-1].scope in ("module", "class")
                  for name in item.fixturenames):
