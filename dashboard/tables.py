@@ -1,9 +1,14 @@
-"""Tables as the pages show them: rows of dicts, without the columns nobody filled."""
+"""Tables as the pages show them: rows of dicts without the columns nobody filled, and a table test set's
+rows as scored."""
 
 from __future__ import annotations
 
 from collections.abc import Iterable, Sequence
 from typing import Any
+
+import streamlit as st
+
+from backend.inspection.rows import WRONG_BACKGROUND, WRONG_TEXT, RowTable
 
 EMPTY = (None, "", "-", "—")
 
@@ -13,3 +18,18 @@ def without_empty_columns(rows: Sequence[dict[str, Any]], keep: Iterable[str] = 
     room; the columns in `keep` stay even when empty. Column order is kept."""
     filled = {key for row in rows for key, value in row.items() if value not in EMPTY} | set(keep)
     return [{key: value for key, value in row.items() if key in filled} for row in rows]
+
+
+def show_rows(table: RowTable) -> None:
+    """A table's test rows as scored, the wrong ones red (as a misclassified image's tile is)."""
+    import pandas as pd
+
+    frame = pd.DataFrame(list(table.cells), columns=list(table.columns))
+    wrong = list(table.wrong)
+    styled = frame.style.apply(
+        lambda row: [f"background-color: {WRONG_BACKGROUND}; color: {WRONG_TEXT}" if wrong[row.name] else ""] * len(row),
+        axis=1).format(precision=4, subset=[c for c in frame.columns if frame[c].dtype.kind == "f"])
+    column_config: dict[str, Any] = {"row": st.column_config.NumberColumn("row", format="%d", pinned=True)}
+    if "confidence" in frame.columns:
+        column_config["confidence"] = st.column_config.NumberColumn("confidence", format="percent")
+    st.dataframe(styled, hide_index=True, column_config=column_config)

@@ -65,7 +65,8 @@ def test_each_installed_built_in_set_loads_as_its_row_says():
         loaded = row.load()
         assert (loaded.name, loaded.image_shape, loaded.class_names) == (row.name, row.image_shape, row.class_names)
         info = row.info()
-        assert info.installed and info.value_range == loaded.value_range == (0.0, 1.0)
+        assert info.installed and loaded.feature_names == info.feature_names
+        assert row.feature_names is not None or info.value_range == loaded.value_range == (0.0, 1.0)
 
 
 def test_a_built_in_set_missing_from_this_machine_says_how_to_install_it(monkeypatch, tmp_path):
@@ -125,23 +126,23 @@ def test_revision_is_zero_for_a_built_in_set_and_changes_when_a_users_set_is_rep
 
 
 def test_a_format_registered_in_the_table_is_read_offered_and_named_in_every_refusal(monkeypatch, tmp_path):
-    def read_csv(paths):
+    def read_txt(paths, label):
         rows = np.loadtxt(paths[0], delimiter=",", ndmin=2)
         return RawSet(rows[:, 1:], rows[:, 0].astype(np.int64), None, paths[0].name)
 
-    csv = uploads.Format(".csv", 1, frozenset({".csv"}), read_csv, "one .csv of rows: the label, then the values")
-    monkeypatch.setattr(uploads, "FORMATS", (*uploads.FORMATS, csv))
-    path = tmp_path / "rows.csv"
+    txt = uploads.Format(".txt", 1, frozenset({".txt"}), read_txt, "one .txt of rows: the label, then the values")
+    monkeypatch.setattr(uploads, "FORMATS", (*uploads.FORMATS, txt))
+    path = tmp_path / "rows.txt"
     path.write_text("0,0,0,0,1\n1,1,1,1,0\n")
     info = import_dataset(tmp_path / "sets", "rows", [path])
     assert (info.image_shape, info.class_names) == ((2, 2), ("0", "1"))
-    assert uploads.formats_help().endswith("; or one .csv of rows: the label, then the values")
-    assert uploads.formats_named() == "one .npz, two IDX files, one .zip or one .csv"
-    (tmp_path / "a.txt").write_text("x")
-    with pytest.raises(DatasetImportError, match=r"cannot import a.txt: give .*; or one .csv of rows"):
-        import_dataset(tmp_path / "sets", "text", [tmp_path / "a.txt"])
-    with pytest.raises(DatasetImportError, match=r"^rows.csv is given with a.txt: give one .csv alone, or two IDX"):
-        import_dataset(tmp_path / "sets", "pair", [path, tmp_path / "a.txt"])
+    assert uploads.formats_help().endswith("; or one .txt of rows: the label, then the values")
+    assert uploads.formats_named() == "one .npz, two IDX files, one .zip, one .csv, one .parquet or one .txt"
+    (tmp_path / "a.dat").write_text("x")
+    with pytest.raises(DatasetImportError, match=r"cannot import a.dat: give .*; or one .txt of rows"):
+        import_dataset(tmp_path / "sets", "text", [tmp_path / "a.dat"])
+    with pytest.raises(DatasetImportError, match=r"^rows.txt is given with a.dat: give one .txt alone, or two IDX"):
+        import_dataset(tmp_path / "sets", "pair", [path, tmp_path / "a.dat"])
 
 
 def test_the_cli_help_lists_the_formats_from_the_table():

@@ -12,7 +12,8 @@ RENDERING = ("backend.inspection.interactive_charts", "backend.inspection.figure
 # Functions of values (parsing what a user typed, formatting, computing a view of a result, the names in a
 # registry's table): no I/O, no state.
 PURE_HELPERS = {"parse_tags", "parse_signature", "parse_image_shape", "parse_value_range", "parse_autoscale",
-                "validate_name", "format_range", "class_name", "predictions_csv", "kinds_for", "calibration_of",
+                "validate_name", "format_range", "class_name", "predictions_csv", "kinds_for", "kinds_of", "row_table",
+                "calibration_of",
                 "between", "points", "default_tag", "secret_name", "apply_command", "build_command", "keys_command",
                 "zip_export", "missing_first_run_samples", "current_library_versions", "formats_help",
                 "runtime_choices", "runtime_names"}

@@ -134,11 +134,15 @@ def test_class_names_given_at_registration_survive_a_deploy_and_are_what_the_end
     (tmp_path / "cancer.pkl").write_bytes(pickle.dumps(model))
     X_frame = X_frame.astype(np.float32)  # what a test set holds and the endpoint is sent, as rows
     X_test, y_test = X_frame.to_numpy(), y_test.to_numpy()
-    np.savez(tmp_path / "cancer-test.npz", X=X_test, y=y_test, class_names=np.array(["malignant", "benign"]))
+    # the test set as a spreadsheet would export it: a BOM, ';' and decimal commas, its columns in another order
+    exported = X_frame[X_frame.columns[::-1]].assign(diagnosis=np.array(["malignant", "benign"])[y_test])
+    (tmp_path / "cancer-test.csv").write_bytes(b"\xef\xbb\xbf" + exported.to_csv(sep=";", decimal=",", index=False).encode())
 
     ok(modeldeck(cli_env, "models", "register", "cancer", str(tmp_path / "cancer.pkl"), "--input-shape", "30",
                  "--classes", "malignant, benign"))
-    ok(modeldeck(cli_env, "datasets", "add", "cancer-test", str(tmp_path / "cancer-test.npz"), "--image-shape", "5x6"))
+    added = ok(modeldeck(cli_env, "datasets", "add", "cancer-test", str(tmp_path / "cancer-test.csv"), "--label",
+                         "diagnosis"))
+    assert "a table of 30 columns, 2 classes (benign, malignant)" in added
     deployed = modeldeck(cli_env, "deploy", "cancer", "--name", "cancer")
     ok(deployed)
 
@@ -175,10 +179,25 @@ def test_class_names_given_at_registration_survive_a_deploy_and_are_what_the_end
     assert all(row["prediction_name"] == ("malignant", "benign")[int(model.predict(X_frame.iloc[[row["index"]]])[0])]
                for row in scored)
     evaluated = json.loads(ok(modeldeck(cli_env, "evaluate", "cancer", "--dataset", "cancer-test", "--json")))
-    assert evaluated["labels"] == ["malignant", "benign"]
+    assert evaluated["labels"] == ["benign", "malignant"]  # the test set's classes, as its CSV names them (sorted)
     assert evaluated["accuracy"] == pytest.approx(model.score(X_frame, y_test), abs=1e-12)
     # rows without names are what the endpoint takes, by design: the server does not warn of it on every request
     assert "does not have valid feature names" not in deck.deployments.get_logs("cancer")
+    # the Test page shows random rows as a table, the wrong ones marked, and scores the whole set
+    at = AppTest.from_file(APP, default_timeout=120)
+    at.run()
+    at.switch_page("views/test.py").run()
+    at.query_params["dataset"] = "cancer-test"
+    at.run()
+    assert not at.exception and not at.error, [e.value for e in at.error]
+    at.button(key="send_random").click().run()
+    shown = at.dataframe[0].value
+    assert not at.exception and list(shown.columns[:4]) == ["row", "prediction", "true label", "confidence"]
+    assert list(shown.columns[4:]) == list(cancer.feature_names)  # in the model's order
+    assert all(row["prediction"] == ("malignant", "benign")[int(model.predict(X_frame.iloc[[row["row"]]])[0])]
+               for _, row in shown.iterrows())
+    at.button(key="score_all").click().run()
+    assert not at.exception and at.metric[0].value == f"{model.score(X_frame, y_test):.2%}"
 
     # deployed again: the names stay (the registry is not "confirmed" back to 0, 1)
     ok(modeldeck(cli_env, "deploy", "cancer", "--name", "cancer-again"))

@@ -8,7 +8,8 @@ from scipy import ndimage
 
 from backend.data.builtin import load_mnist_test
 from backend.errors import InvalidPerturbationError
-from backend.inspection.perturb import KINDS, Perturbation, kinds_for, perturb
+from backend.inspection.perturb import IMAGE_KINDS as KINDS  # the table kinds: tests/test_tables.py
+from backend.inspection.perturb import Perturbation, kinds_for, perturb
 
 SHAPE = (28, 28)
 
@@ -152,7 +153,7 @@ def test_images_of_28x28_or_larger_keep_the_kinds_as_they_are(shape):
 
 
 @pytest.mark.parametrize(("kind", "strength", "said"), [
-    ("zoom", 1.0, "unknown perturbation 'zoom': choose one of noise, rotate, shift, blur, thickness"),
+    ("zoom", 1.0, "unknown perturbation of images 'zoom': choose one of noise, rotate, shift, blur, thickness"),
     ("noise", -0.1, r"noise strength \(standard deviation .*\) cannot be negative, got -0.1"),
     ("shift", -2, r"shift strength \(pixels, .*\) cannot be negative, got -2"),
     ("blur", -1, "blur strength .* cannot be negative"),

@@ -293,7 +293,7 @@ def test_catalogue_lists_stored_sets_and_removal_forgets_them(root, tmp_path):
     remove_dataset(root, "set-a")
     assert [i.name for i in user_catalogue(root)] == ["set_b"]
     with pytest.raises(DatasetNotFoundError, match=r"no user test set named 'set-a': the stored ones are set_b "
-                                                   r"\(built in: mnist, digits, fashion-mnist\)"):
+                                                   r"\(built in: mnist, digits, fashion-mnist, breast-cancer\)"):
         load_user_dataset(root, "set-a")
     with pytest.raises(DatasetNotFoundError):
         remove_dataset(root, "set-a")

@@ -4,8 +4,10 @@ some models."""
 from __future__ import annotations
 
 from collections.abc import Callable
-from dataclasses import dataclass
+from dataclasses import dataclass, replace
 from pathlib import Path
+
+import numpy as np
 
 from ..errors import DatasetError, DatasetMismatchError
 from ..registry import Model, Signature
@@ -72,7 +74,7 @@ def fitting_testset(*models: Model | None, user_root: Path | None = None, reques
 
 def load_dataset(name: str, signature: Signature | None = None, user_root: Path | None = None) -> TestSet:
     """The test set called `name` (one of DATASET_NAMES, or with `user_root` one of the user's own),
-    checked against a model's signature.
+    checked against a model's signature; a table's columns in the order of the model's named features.
 
     Raises:
         DatasetError: unknown name or data not installed.
@@ -92,7 +94,19 @@ def load_dataset(name: str, signature: Signature | None = None, user_root: Path 
         why = mismatch(info, signature)
         if why is not None and info.installed:
             raise DatasetMismatchError(f"test set {name!r} does not fit this model: {why}")
+        return in_model_order(loader(), signature)
     return loader()
+
+
+def in_model_order(testset: TestSet, signature: Signature) -> TestSet:
+    """A table with its columns in the order of the model's named features (the order its endpoint takes
+    lists in); anything else as it is."""
+    wanted, have = signature.feature_names, testset.feature_names
+    if wanted is None or have is None or wanted == have or set(wanted) != set(have):
+        return testset
+    position = {name: j for j, name in enumerate(have)}
+    order = [position[name] for name in wanted]
+    return replace(testset, X=np.ascontiguousarray(testset.X[:, order]), feature_names=tuple(wanted))
 
 
 def dataset_title(name: str, user_root: Path | None = None) -> str:

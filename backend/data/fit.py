@@ -8,17 +8,48 @@ from .testset import DatasetInfo, format_range
 
 def mismatch(info: DatasetInfo, signature: Signature) -> str | None:
     """Why the test set does not fit a model with `signature`, or None when it fits: its image shape (or
-    value count), its value range and its classes must be the model's, where the signature states them.
+    value count), its value range and its classes must be the model's, where the signature states them; a
+    table's columns must be the model's named features (in any order: a load puts them in the model's).
     An unknown signature fits every installed set (the endpoint then says what it refuses)."""
     if not info.installed:
         return "not installed" + (f" ({info.install_hint})" if info.install_hint else "")
+    why = _table_mismatch(info, signature) if info.is_table else _image_mismatch(info, signature)
+    return why or _class_mismatch(info, signature)
+
+
+def _table_mismatch(info: DatasetInfo, signature: Signature) -> str | None:
+    columns = info.feature_names or ()
+    if signature.image_shape is not None:
+        shape = signature.image_shape
+        return f"it is a table of {len(columns):,} columns; the model takes {shape[0]}x{shape[1]} images"
+    if signature.feature_names is not None and set(signature.feature_names) != set(columns):
+        missing = [name for name in signature.feature_names if name not in set(columns)]
+        extra = [name for name in columns if name not in set(signature.feature_names)]
+        return "; ".join(part for part in (
+            f"it lacks the model's column{'s' if len(missing) > 1 else ''} {_first(tuple(missing))}" if missing else "",
+            f"it has column{'s' if len(extra) > 1 else ''} the model does not take: {_first(tuple(extra))}"
+            if extra else "") if part)
+    if signature.n_features is not None and signature.n_features != len(columns):
+        return f"it has {len(columns):,} feature columns; the model takes {signature.n_features:,} values"
+    return None
+
+
+def _image_mismatch(info: DatasetInfo, signature: Signature) -> str | None:
+    assert info.image_shape is not None  # a set is images or a table
     height, width = info.image_shape
+    if signature.feature_names is not None:
+        return (f"its rows are {height}x{width} images; the model takes {len(signature.feature_names):,} named "
+                f"features ({_first(signature.feature_names)})")
     if signature.image_shape is not None and signature.image_shape != info.image_shape:
         return f"its images are {height}x{width}; the model takes {signature.image_shape[0]}x{signature.image_shape[1]}"
     if signature.n_features is not None and signature.n_features != info.n_features:
         return f"its images have {height}x{width} = {info.n_features} values; the model takes {signature.n_features}"
     if signature.value_range is not None and (why := range_mismatch(info.value_range, signature.value_range)):
         return why
+    return None
+
+
+def _class_mismatch(info: DatasetInfo, signature: Signature) -> str | None:
     labels = signature.class_labels
     if labels is not None and len(labels) != len(info.class_names):
         return f"it has {len(info.class_names)} classes; the model has {len(labels)}"

@@ -26,6 +26,8 @@ def normalised(raw: RawSet, name: str, declared: tuple[float, float] | None = No
     Raises:
         DatasetImportError: what is wrong with it (shapes, sizes, values, labels, class names).
     """
+    if raw.feature_names is not None:
+        return _table(raw, name, declared, image_shape, rescale_to)
     origin, X, y = raw.origin, np.asarray(raw.X), np.asarray(raw.y)
     if X.ndim == 3:
         n, height, width = X.shape
@@ -73,6 +75,21 @@ def normalised(raw: RawSet, name: str, declared: tuple[float, float] | None = No
     if not raw.unit or rescale_to is not None:  # a zip's source says how its pictures were read
         source = f"{source}; values {how}"
     return TestSet(name, values, labels, (height, width), class_names, source, value_range)
+
+
+def _table(raw: RawSet, name: str, declared: tuple[float, float] | None, image_shape: tuple[int, int] | None,
+           rescale_to: tuple[float, float] | None) -> TestSet:
+    """A table as the test set `name`: its reader checked every value; each column keeps its own scale."""
+    asked = [what for what, given in (("a value range", declared), ("an image shape", image_shape),
+                                      ("a rescale", rescale_to)) if given is not None]
+    if asked:
+        raise DatasetImportError(f"{raw.origin} is a table: its columns keep their own values, so "
+                                 f"{' and '.join(asked)} cannot apply; leave {'them' if len(asked) > 1 else 'it'} out")
+    X = np.asarray(raw.X, dtype=np.float32)
+    labels, class_names = _labels(np.asarray(raw.y), raw.class_names, raw.origin)
+    value_range = (float(X.min()), float(X.max()))
+    return TestSet(name, X, labels, None, class_names, raw.source or raw.origin, value_range,
+                   feature_names=raw.feature_names)
 
 
 def _values(X: np.ndarray, raw: RawSet, declared: tuple[float, float] | None

@@ -9,9 +9,10 @@ Each file is 0600 and written whole to a temporary file in `root`, then renamed 
   when dividing by `x_scale` (255 for a set in [0, 1], 1 for whole numbers 0-255) gives back the imported
   float32 rows exactly (every 8-bit image set does), else as float32 (not float16: a stored set loads back
   bit for bit); `y` int64; `class_names` str.
-- `<name>.json`: format, name, title, source, image_shape, class_names, value_range, n, x_dtype, x_scale,
-  sha256 (of the .npz), created_at (ISO 8601, UTC). A format-1 set (no value_range) is in [0, 1]. It is
-  written after the .npz, so a set is listed once its data is in place.
+  A table (CSV or Parquet) is kept as float32 `X` (its columns) with `feature_names` str.
+- `<name>.json`: format, name, title, source, image_shape (null for a table), feature_names (a table's),
+  class_names, value_range, n, x_dtype, x_scale, sha256 (of the .npz), created_at (ISO 8601, UTC). A format-1
+  set (no value_range) is in [0, 1]. It is written after the .npz, so a set is listed once its data is in place.
   While a set is being replaced, a reader can briefly see the new .npz with the old .json: the checksum
   then fails and the load says so. Two imports of one name at once are not serialised: the last one wins.
 """
@@ -45,7 +46,7 @@ from .uploads import formats_named, read_upload
 
 NAME_PATTERN = re.compile(r"^[a-z0-9][a-z0-9_-]{1,61}[a-z0-9]$")
 """A user test set's name: the deployment-name rule, with '_' allowed too."""
-FORMAT_VERSION = 2
+FORMAT_VERSION = 3  # 3: tables
 
 
 @dataclass(frozen=True)
@@ -83,7 +84,7 @@ def validate_dataset_name(name: str) -> str:
 def import_dataset(root: Path, name: str, files: Sequence[Path], title: str = "", *,
                    replace: bool = False, value_range: tuple[float, float] | None = None,
                    image_shape: tuple[int, int] | None = None,
-                   rescale_to: tuple[float, float] | None = None) -> DatasetInfo:
+                   rescale_to: tuple[float, float] | None = None, label: str | None = None) -> DatasetInfo:
     """Reads a user's files as a test set (in one of `uploads.FORMATS`) and stores it as `<root>/<name>.npz`
     + `.json`, its values kept in their range unless `rescale_to` is asked (see `normalise.normalised`).
 
@@ -96,6 +97,7 @@ def import_dataset(root: Path, name: str, files: Sequence[Path], title: str = ""
         value_range: (low, high) of the values, declared; None reads it from the data.
         image_shape: (height, width) of rows of height*width values (needed when they are not square).
         rescale_to: (low, high) to map the set's range onto, when asked; None keeps the values.
+        label: a table's label column (CSV or Parquet); images carry their labels.
 
     Returns:
         The stored set as the catalogue lists it.
@@ -114,17 +116,17 @@ def import_dataset(root: Path, name: str, files: Sequence[Path], title: str = ""
     if not replace and (root / f"{name}.json").exists():
         raise DatasetExistsError(
             f"a test set named {name!r} exists already: choose another name, or replace it")
-    testset = normalised(read_upload([Path(f) for f in files]), name, value_range, image_shape, rescale_to)
+    testset = normalised(read_upload([Path(f) for f in files], label), name, value_range, image_shape, rescale_to)
     return _store(root, title, testset, replace=replace)
 
 
 def import_uploaded(root: Path, name: str, files: dict[str, bytes], title: str, staging: Path, *,
                     replace: bool = False, value_range: tuple[float, float] | None = None,
                     rescale_to: tuple[float, float] | None = None,
-                    image_shape: tuple[int, int] | None = None) -> DatasetInfo:
+                    image_shape: tuple[int, int] | None = None, label: str | None = None) -> DatasetInfo:
     """`import_dataset` for uploaded files ({file name: content}), staged privately under `staging`
-    (swept if this process dies), with an optional declared `value_range`, `image_shape` and asked-for
-    `rescale_to`. Same errors, and DatasetImportError when nothing was uploaded."""
+    (swept if this process dies), with an optional declared `value_range`, `image_shape`, asked-for
+    `rescale_to` and a table's `label` column. Same errors, and DatasetImportError when nothing was uploaded."""
     if not files:
         raise DatasetImportError(f"nothing to add: choose {formats_named()}")
     with staging_dir(staging) as folder:
@@ -134,7 +136,7 @@ def import_uploaded(root: Path, name: str, files: dict[str, bytes], title: str, 
             path.write_bytes(content)
             paths.append(path)
         return import_dataset(root, name, paths, title, replace=replace, value_range=value_range,
-                              rescale_to=rescale_to, image_shape=image_shape)
+                              rescale_to=rescale_to, image_shape=image_shape, label=label)
 
 
 def user_catalogue(root: Path) -> list[DatasetInfo]:
@@ -168,7 +170,7 @@ def load_user_dataset(root: Path, name: str) -> TestSet:
         name: the set's name.
 
     Returns:
-        X float32 (n, height*width) in the set's value range, y int64, as imported.
+        X float32 (n, height*width) in the set's value range, or a table's columns; y int64; as imported.
 
     Raises:
         DatasetNotFoundError: no such set; the message names the stored and built-in ones.
@@ -180,16 +182,18 @@ def load_user_dataset(root: Path, name: str) -> TestSet:
     try:
         with np.load(io.BytesIO(raw), allow_pickle=False) as npz:
             stored, y, names = npz["X"], npz["y"], npz["class_names"]
+            features = tuple(str(f) for f in npz["feature_names"].tolist()) if "feature_names" in npz.files else None
     except Exception as e:  # numpy and zipfile raise many kinds on a damaged file
         raise DatasetError(f"stored test set {name!r} cannot be read ({e}): import it again") from e
-    height, width = meta.info.image_shape
-    if (stored.shape != (meta.n, height * width) or y.shape != (meta.n,) or y.dtype != np.int64
-            or tuple(str(c) for c in names.tolist()) != meta.info.class_names):
+    if (stored.shape != (meta.n, meta.info.n_features) or y.shape != (meta.n,) or y.dtype != np.int64
+            or tuple(str(c) for c in names.tolist()) != meta.info.class_names
+            or features != meta.info.feature_names):
         raise DatasetError(f"stored test set {name!r} does not match its metadata: import it again")
     X = stored.astype(np.float32)
     if stored.dtype == np.uint8 and meta.x_scale != 1:
         X /= np.float32(meta.x_scale)
-    return TestSet(name, X, y, meta.info.image_shape, meta.info.class_names, meta.source, meta.info.value_range)
+    return TestSet(name, X, y, meta.info.image_shape, meta.info.class_names, meta.source, meta.info.value_range,
+                   feature_names=features)
 
 
 def remove_dataset(root: Path, name: str) -> None:
@@ -251,8 +255,10 @@ def _store(root: Path, title: str, testset: TestSet, *, replace: bool) -> Datase
     x_scale = 255 if testset.value_range == UNIT_RANGE else 1
     with np.errstate(invalid="ignore"):  # out-of-byte values cast to some byte: the comparison fails them
         as_bytes = np.rint(X * np.float32(x_scale)).astype(np.uint8)
-    stored = as_bytes if np.array_equal(as_bytes.astype(np.float32) / np.float32(x_scale), X) else X
+    fits_bytes = not testset.is_table and np.array_equal(as_bytes.astype(np.float32) / np.float32(x_scale), X)
+    stored = as_bytes if fits_bytes else X
     names = np.array(testset.class_names, dtype=str)
+    table = {} if testset.feature_names is None else {"feature_names": np.array(testset.feature_names, dtype=str)}
     try:
         if not root.is_dir():
             root.mkdir(parents=True, exist_ok=True, mode=0o700)
@@ -260,11 +266,13 @@ def _store(root: Path, title: str, testset: TestSet, *, replace: bool) -> Datase
         if not replace and (root / f"{name}.json").exists():  # stored meanwhile
             raise DatasetExistsError(f"a test set named {name!r} exists already: choose another name, or replace it")
         with atomic_write(root / f"{name}.npz") as handle:
-            np.savez_compressed(handle, allow_pickle=False, X=stored, y=testset.y, class_names=names)
+            np.savez_compressed(handle, allow_pickle=False, X=stored, y=testset.y, class_names=names, **table)
             handle.seek(0)
             sha256 = hashlib.file_digest(handle, "sha256").hexdigest()
         meta = {"format": FORMAT_VERSION, "name": name, "title": title, "source": testset.source,
-                "image_shape": list(testset.image_shape), "class_names": list(testset.class_names),
+                "image_shape": list(testset.image_shape) if testset.image_shape is not None else None,
+                "feature_names": list(testset.feature_names) if testset.feature_names is not None else None,
+                "class_names": list(testset.class_names),
                 "value_range": list(testset.value_range), "n": len(testset.y), "x_dtype": str(stored.dtype),
                 "x_scale": x_scale if stored.dtype == np.uint8 else 1, "sha256": sha256,
                 "created_at": datetime.now(UTC).isoformat(timespec="seconds")}
@@ -272,7 +280,8 @@ def _store(root: Path, title: str, testset: TestSet, *, replace: bool) -> Datase
             handle.write(json.dumps(meta, indent=2, ensure_ascii=False).encode() + b"\n")
     except OSError as e:
         raise DatasetError(f"cannot store test set {name!r} in {root}: {e}") from e
-    return DatasetInfo(name, title or name, testset.image_shape, testset.class_names, True, testset.value_range)
+    return DatasetInfo(name, title or name, testset.image_shape, testset.class_names, True, testset.value_range,
+                       feature_names=testset.feature_names)
 
 
 def _meta_or_not_found(root: Path, name: str) -> _Meta:
@@ -285,14 +294,22 @@ def _read_meta(root: Path, name: str) -> _Meta:
     path = root / f"{name}.json"
     try:
         meta = json.loads(path.read_text(encoding="utf-8"))
-        height, width = (int(side) for side in meta["image_shape"])
+        features = meta.get("feature_names")
+        feature_names = tuple(str(f) for f in features) if features is not None else None
+        image_shape = None if feature_names is not None else _pair(meta["image_shape"])
         class_names = tuple(str(c) for c in meta["class_names"])
         low, high = (float(v) for v in meta.get("value_range", UNIT_RANGE))  # format 1: every set in [0, 1]
-        info = DatasetInfo(name, str(meta.get("title") or name), (height, width), class_names, True, (low, high))
+        info = DatasetInfo(name, str(meta.get("title") or name), image_shape, class_names, True, (low, high),
+                           feature_names=feature_names)
         sha256 = str(meta["sha256"])
         return _Meta(info, str(meta.get("source", "")), int(meta["n"]), sha256, int(meta.get("x_scale", 255)))
     except (OSError, ValueError, KeyError, TypeError, AttributeError) as e:  # not JSON, or not the fields
         raise DatasetError(f"the metadata of test set {name!r} ({path}) cannot be read ({e}): import it again") from e
+
+
+def _pair(sides: list[int]) -> tuple[int, int]:
+    height, width = (int(side) for side in sides)
+    return height, width
 
 
 def _verified_bytes(root: Path, name: str, meta: _Meta) -> bytes:

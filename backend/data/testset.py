@@ -13,16 +13,19 @@ EIGHT_BIT = np.arange(256, dtype=np.float32) / np.float32(255.0)  # each byte as
 
 @dataclass(frozen=True)
 class TestSet:
-    """Images as rows of floats with their labels, in the set's own value range.
+    """Rows of floats with their labels: images (a row is an image's pixels, in the set's own value range)
+    or a table (a row is one record's named columns).
 
     Attributes:
         name: short name (the one `load_dataset` takes).
-        X: float32 array (n, height*width), values within `value_range`.
+        X: float32 array (n, features): height*width pixels within `value_range`, or the table's columns.
         y: int64 array (n,).
-        image_shape: (height, width) to draw a row as an image.
+        image_shape: (height, width) to draw a row as an image; None for a table.
         class_names: display name of each label.
         source: where the data came from.
-        value_range: (low, high) the values are on: black is low, white is high ([0, 1] for MNIST's form).
+        value_range: (low, high) the values are on: black is low, white is high ([0, 1] for MNIST's form); a
+            table's lowest and highest value over all its columns.
+        feature_names: a table's column names, in X's order; None for images.
     """
 
     __test__ = False  # not a pytest test class
@@ -30,20 +33,30 @@ class TestSet:
     name: str
     X: np.ndarray
     y: np.ndarray
-    image_shape: tuple[int, int]
+    image_shape: tuple[int, int] | None
     class_names: tuple[str, ...]
     source: str
     value_range: tuple[float, float] = UNIT_RANGE
+    feature_names: tuple[str, ...] | None = None
 
     def __len__(self) -> int:
         return len(self.y)
+
+    @property
+    def is_table(self) -> bool:
+        return self.feature_names is not None
+
+    @property
+    def rows_noun(self) -> str:
+        """What one of its rows is to people: "image" or "row"."""
+        return "row" if self.is_table else "image"
 
     @cached_property
     def pixels(self) -> np.ndarray | None:
         """X as the 8-bit pixels it was made from (uint8, with `pixels / 255` in float32 equal to X, bit for
         bit), or None when X is not exactly that (sklearn's digits, a perturbed set, a user's floats).
         Sent instead of X, a whole-set scoring moves a quarter of the bytes. Checked once per set."""
-        if self.X.dtype != np.float32 or not len(self.X):
+        if self.is_table or self.X.dtype != np.float32 or not len(self.X):
             return None
         with np.errstate(invalid="ignore"):  # NaN or out of range casts to some byte: the check below fails it
             pixels = (self.X * np.float32(255.0) + np.float32(0.5)).astype(np.uint8)
@@ -57,24 +70,40 @@ class DatasetInfo:
     Attributes:
         name: what `load_dataset` and `--dataset` take.
         title: for people.
-        image_shape: (height, width) of its images; rows have height*width values.
+        image_shape: (height, width) of its images (rows have height*width values); None for a table.
         class_names: its labels.
         installed: whether its files are on this machine.
         value_range: (low, high) of its values (declared at import or read from the data).
         install_hint: how to install it when it is not (a built-in set from a system package).
+        feature_names: a table's column names; None for images.
     """
 
     name: str
     title: str
-    image_shape: tuple[int, int]
+    image_shape: tuple[int, int] | None
     class_names: tuple[str, ...]
     installed: bool
     value_range: tuple[float, float] = UNIT_RANGE
     install_hint: str = ""
+    feature_names: tuple[str, ...] | None = None
 
     @property
     def n_features(self) -> int:
+        if self.feature_names is not None:
+            return len(self.feature_names)
+        assert self.image_shape is not None  # a set is images or a table
         return self.image_shape[0] * self.image_shape[1]
+
+    @property
+    def is_table(self) -> bool:
+        return self.feature_names is not None
+
+    @property
+    def shape_text(self) -> str:
+        """ "28x28" for images, "30 columns" for a table."""
+        if self.image_shape is None:
+            return f"{self.n_features:,} columns"
+        return f"{self.image_shape[0]}x{self.image_shape[1]}"
 
 
 def format_range(value_range: tuple[float, float]) -> str:

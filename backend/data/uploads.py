@@ -13,6 +13,7 @@ from .formats.base import RawSet, check_file
 from .formats.idx_pair import read_idx_pair
 from .formats.image_folders import read_image_folders
 from .formats.npz import read_npz
+from .formats.table import read_csv_table, read_parquet_table
 
 _NUMBERS = {1: "one", 2: "two", 3: "three"}
 
@@ -25,15 +26,18 @@ class Format:
         noun: what one of its files is called (".npz", "IDX file").
         files: how many files it takes.
         suffixes: the suffixes its files have (lower case); empty: any suffix.
-        read: reads the files (as many as `files`) into a RawSet, or raises DatasetImportError.
+        read: reads the files (as many as `files`) and the label column's name (a table's) into a RawSet,
+            or raises DatasetImportError.
         help: one line for people: what to give.
+        table: its files are tables, whose labels are a column the user names (`--label`).
     """
 
     noun: str
     files: int
     suffixes: frozenset[str]
-    read: Callable[[Sequence[Path]], RawSet]
+    read: Callable[[Sequence[Path], str | None], RawSet]
     help: str
+    table: bool = False
 
     @property
     def named(self) -> str:
@@ -41,14 +45,27 @@ class Format:
         return f"{_NUMBERS.get(self.files, str(self.files))} {self.noun}{'s' if self.files > 1 else ''}"
 
 
+def _images(read: Callable[[Sequence[Path]], RawSet]) -> Callable[[Sequence[Path], str | None], RawSet]:
+    """An image format's reader: its files carry their labels (`read_upload` refuses a label column)."""
+    return lambda paths, _label: read(paths)
+
+
+def _one(read: Callable[[Path, str | None], RawSet]) -> Callable[[Sequence[Path], str | None], RawSet]:
+    return lambda paths, label: read(paths[0], label)
+
+
 FORMATS = (
-    Format(".npz", 1, frozenset({".npz"}), read_npz,
+    Format(".npz", 1, frozenset({".npz"}), _images(read_npz),
            "one .npz with arrays X (images) and y (labels), optionally class_names"),
-    Format("IDX file", 2, frozenset(), read_idx_pair,
+    Format("IDX file", 2, frozenset(), _images(read_idx_pair),
            "two IDX files, images and labels (MNIST's format, gzip'd or not)"),
-    Format(".zip", 1, frozenset({".zip"}), read_image_folders,
+    Format(".zip", 1, frozenset({".zip"}), _images(read_image_folders),
            "one .zip of PNG/JPEG images in one folder per class (images not 28x28 are prepared as MNIST's "
            "digits were)"),
+    Format(".csv", 1, frozenset({".csv", ".tsv"}), _one(read_csv_table),
+           "one .csv table with a header line and a label column (named with --label)", table=True),
+    Format(".parquet", 1, frozenset({".parquet", ".pq"}), _one(read_parquet_table),
+           "one .parquet table with a label column (named with --label)", table=True),
 )
 
 
@@ -62,9 +79,10 @@ def formats_named() -> str:
     return _either([fmt.named for fmt in FORMATS], ", ", " or ")
 
 
-def read_upload(paths: Sequence[Path]) -> RawSet:
+def read_upload(paths: Sequence[Path], label: str | None = None) -> RawSet:
     """The files read by the format they are given in: one whose suffixes they all have, else one that
-    takes any suffix (an IDX pair) when none of them has another format's suffix.
+    takes any suffix (an IDX pair) when none of them has another format's suffix. `label` names a table's
+    label column; images carry their labels, and a label column given with them is refused.
 
     Raises:
         DatasetImportError: a file is missing or too large, the files are in no format (the message says
@@ -76,7 +94,7 @@ def read_upload(paths: Sequence[Path]) -> RawSet:
     suffixes = [path.suffix.lower() for path in paths]
     for fmt in FORMATS:
         if fmt.suffixes and len(paths) == fmt.files and all(suffix in fmt.suffixes for suffix in suffixes):
-            return fmt.read(paths)
+            return _read(fmt, paths, label)
     claimed = {suffix: fmt for fmt in FORMATS for suffix in fmt.suffixes}
     for fmt in FORMATS:
         if not fmt.suffixes and len(paths) == fmt.files:
@@ -87,9 +105,16 @@ def read_upload(paths: Sequence[Path]) -> RawSet:
                 raise DatasetImportError(
                     f"{other.name} is given with {rest}: give {claimed[other.suffix.lower()].named} alone, "
                     f"or {fmt.help}")
-            return fmt.read(paths)
+            return _read(fmt, paths, label)
     arrived = ", ".join(path.name for path in paths) or "no file"
     raise DatasetImportError(f"cannot import {arrived}: give {formats_help()}")
+
+
+def _read(fmt: Format, paths: Sequence[Path], label: str | None) -> RawSet:
+    if label and not fmt.table:
+        raise DatasetImportError(f"a label column ({label!r}) is for a CSV or Parquet table: {fmt.named} carries "
+                                 "its labels; leave the label column out")
+    return fmt.read(paths, label)
 
 
 def _either(items: list[str], between: str, last: str) -> str:

@@ -13,9 +13,9 @@ import numpy as np
 
 from ..client import Scores, ScoringClient
 from ..data.testset import TestSet
-from ..errors import UnexpectedAnswerError
+from ..errors import InvalidPerturbationError, UnexpectedAnswerError
 from ..shown import shown
-from .perturb import Perturbation, kinds_for, perturb
+from .perturb import Perturbation, kinds_of
 
 
 @dataclass(frozen=True)
@@ -101,16 +101,17 @@ def confidence_of(probabilities: np.ndarray, predictions: np.ndarray) -> np.ndar
 
 @dataclass(frozen=True)
 class Samples:
-    """Random test images with their labels and predictions."""
+    """Random test images (or a table's rows) with their labels and predictions."""
 
     indices: np.ndarray
-    images: np.ndarray
+    images: np.ndarray  # the rows as sent: an image's pixels, or a table row's values
     labels: np.ndarray
     predictions: np.ndarray
-    image_shape: tuple[int, int]
+    image_shape: tuple[int, int] | None  # None for a table's rows
     class_names: tuple[str, ...]
     probabilities: np.ndarray | None = None  # rows x class_names, None when the endpoint gave labels only
     value_range: tuple[float, float] = (0.0, 1.0)  # the test set's: what the images are drawn on
+    feature_names: tuple[str, ...] | None = None  # a table's columns
 
     @property
     def correct(self) -> np.ndarray:
@@ -290,13 +291,13 @@ def sample(client: ScoringClient, scoring_uri: str, testset: TestSet, n: int = 3
     indices = np.sort(rng.choice(len(testset), size=n, replace=False))
     images = testset.X[indices]
     if perturbation is not None:
-        images = perturb(images, perturbation.kind, perturbation.strength, image_shape=testset.image_shape,
-                         seed=perturbation.seed, value_range=testset.value_range)
+        images = perturbation.applied(images, testset)
     scores = client.scores(scoring_uri, images, use_binary=use_binary, key=key, proba=proba)
     return Samples(indices=indices, images=images, labels=testset.y[indices],
                    predictions=label_indices(scores.labels, testset.class_names, len(indices)),
                    image_shape=testset.image_shape, class_names=testset.class_names,
-                   probabilities=probabilities_by_class(scores, testset.class_names), value_range=testset.value_range)
+                   probabilities=probabilities_by_class(scores, testset.class_names), value_range=testset.value_range,
+                   feature_names=testset.feature_names)
 
 
 @dataclass(frozen=True)
@@ -323,14 +324,18 @@ def robustness(client: ScoringClient, scoring_uri: str, testset: TestSet, kind: 
                on_evaluation: Callable[[Perturbation, TestSet, Evaluation, float], object] | None = None,
                **kwargs: Any) -> tuple[RobustnessPoint, ...]:
     """Accuracy on the whole test set perturbed by `kind` at each strength (default: the kind's curve,
-    sized for the set's images: `kinds_for`);
+    sized for the set: `kinds_of`);
     progress(done, total) after each strength, and on_evaluation(perturbation, perturbed set,
     evaluation, seconds) to keep each. Other keyword arguments: those of `score_testset`.
 
     Raises:
         InvalidPerturbationError, and what `score_testset` raises.
     """
-    chosen = strengths if strengths is not None else kinds_for(testset.image_shape)[Perturbation(kind, 0.0).kind].curve
+    sized = kinds_of(testset)
+    if Perturbation(kind, 0.0).kind not in sized:
+        raise InvalidPerturbationError(f"{kind} does not apply to test set {testset.name!r} ({testset.rows_noun}s): "
+                                       f"choose one of {', '.join(sized)}")
+    chosen = strengths if strengths is not None else sized[kind].curve
     points = []
     for done, strength in enumerate(chosen, start=1):
         perturbation = Perturbation(kind, strength, seed)

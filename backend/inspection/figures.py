@@ -63,7 +63,9 @@ def tile_title(prediction: int, label: int, class_names: tuple[str, ...]) -> str
 
 
 def sample_strip(samples: Samples, per_row: int = 10) -> TileGrid:
-    """The random strip: see `image_grid`."""
+    """The random strip of images: see `image_grid` (a table's rows are shown as a table: `rows.row_table`)."""
+    if samples.image_shape is None:
+        raise ValueError("a table's rows are not images: show them with rows.row_table")
     return image_grid(samples.images, samples.image_shape, samples.labels, samples.predictions, samples.class_names,
                       samples.confidence, per_row, value_range=samples.value_range)
 

@@ -65,18 +65,22 @@ class ResultStore:
     def save_samples(self, deployment: Deployment, dataset: str, samples: Samples) -> None:
         self._write(self._path(deployment, dataset, "samples"), indices=samples.indices, images=samples.images,
                     labels=samples.labels, predictions=samples.predictions,
-                    image_shape=np.asarray(samples.image_shape), class_names=np.asarray(samples.class_names),
-                    value_range=np.asarray(samples.value_range, dtype=np.float64), **_probabilities(samples.probabilities))
+                    class_names=np.asarray(samples.class_names),
+                    value_range=np.asarray(samples.value_range, dtype=np.float64), **_probabilities(samples.probabilities),
+                    **({"image_shape": np.asarray(samples.image_shape)} if samples.image_shape is not None else
+                       {"feature_names": np.asarray(samples.feature_names or (), dtype=str)}))
 
     def load_samples(self, deployment: Deployment, dataset: str) -> Samples | None:
         data = self._read(self._path(deployment, dataset, "samples"))
         if data is None:
             return None
-        shape = data["image_shape"].tolist()
+        shape = data["image_shape"].tolist() if "image_shape" in data else None
+        features = data.get("feature_names")
         return Samples(indices=data["indices"], images=data["images"], labels=data["labels"],
-                       predictions=data["predictions"], image_shape=(int(shape[0]), int(shape[1])),
+                       predictions=data["predictions"], image_shape=(int(shape[0]), int(shape[1])) if shape else None,
                        class_names=tuple(str(c) for c in data["class_names"]), probabilities=data.get("probabilities"),
-                       value_range=_value_range(data.get("value_range")))
+                       value_range=_value_range(data.get("value_range")),
+                       feature_names=tuple(str(f) for f in features) if features is not None else None)
 
     def save_evaluation(self, deployment: Deployment, dataset: str, y_true: np.ndarray,
                         evaluation: Evaluation) -> None:

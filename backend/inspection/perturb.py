@@ -1,5 +1,6 @@
 """Seeded perturbations of a batch of images, to see how a model holds up: noise, rotation, shift, blur and
-stroke thickness.
+stroke thickness; and of a table's rows (`perturb_rows`): noise in units of each column's spread, and columns
+set to their median.
 
 `perturb` is pure: the same images, kind, strength and seed give the same result, and the input is never
 changed. Images are ink bright on black with values in [0, 1] (MNIST's form), or in their set's own value
@@ -34,6 +35,7 @@ class PerturbationKind:
         minimum, maximum, step: a sensible slider range.
         curve: default strengths for a robustness curve, 0 (the unperturbed baseline) included.
         random: whether the seed changes the result.
+        rows: it perturbs a table's rows (`perturb_rows`), not images (`perturb`).
     """
 
     name: str
@@ -44,6 +46,7 @@ class PerturbationKind:
     step: float
     curve: tuple[float, ...]
     random: bool
+    rows: bool = False
 
     def snapped(self, strength: float) -> float:
         """`strength` on the slider's steps (halves up): what a slider of this kind can show."""
@@ -66,7 +69,13 @@ KINDS: dict[str, PerturbationKind] = {kind.name: kind for kind in (
                      0.0, 3.0, 0.05, (0.0, 0.25, 0.5, 0.75, 1.0, 1.5, 2.0), random=False),
     PerturbationKind("thickness", "Stroke thickness", "pixels: > 0 thickens (dilation), < 0 thins (erosion)",
                      -2.0, 3.0, 1.0, (-2.0, -1.0, 0.0, 1.0, 2.0, 3.0), random=False),
+    PerturbationKind("spread-noise", "Noise on every column", "standard deviations of each column in the test set",
+                     0.0, 2.0, 0.05, (0.0, 0.1, 0.25, 0.5, 0.75, 1.0, 1.5, 2.0), random=True, rows=True),
+    PerturbationKind("to-median", "Columns set to their median", "columns per row, chosen at random",
+                     0.0, 4096.0, 1.0, (0.0, 1.0, 2.0, 3.0, 5.0, 10.0, 20.0), random=True, rows=True),
 )}
+IMAGE_KINDS = {name: kind for name, kind in KINDS.items() if not kind.rows}
+ROW_KINDS = {name: kind for name, kind in KINDS.items() if kind.rows}
 
 
 def perturb(images: np.ndarray, kind: str, strength: float, *, image_shape: tuple[int, int] | None = None,
@@ -96,9 +105,9 @@ def perturb(images: np.ndarray, kind: str, strength: float, *, image_shape: tupl
         InvalidPerturbationError: an unknown kind, a strength the kind does not take, or images that are not a
             batch of floats (or rows without a matching `image_shape`).
     """
-    spec = KINDS.get(kind)
+    spec = IMAGE_KINDS.get(kind)
     if spec is None:
-        raise InvalidPerturbationError(f"unknown perturbation {kind!r}: choose one of {', '.join(KINDS)}")
+        raise InvalidPerturbationError(f"unknown perturbation of images {kind!r}: choose one of {', '.join(IMAGE_KINDS)}")
     batch = _as_batch(images, image_shape)
     amount = _checked_strength(spec, strength, batch.shape[1:])
     if amount == 0 or batch.shape[0] == 0:
@@ -112,6 +121,52 @@ def perturb(images: np.ndarray, kind: str, strength: float, *, image_shape: tupl
     if not unit:
         perturbed = perturbed * np.float32(high - low) + np.float32(low)
     return perturbed.reshape(images.shape).astype(images.dtype, copy=False)
+
+
+def perturb_rows(rows: np.ndarray, kind: str, strength: float, *, reference: np.ndarray, seed: int = 0) -> np.ndarray:
+    """A perturbed copy of a table's rows (n, columns), each column on its own scale, measured on `reference`
+    (the whole test set, so a few rows are perturbed as they would be within it).
+
+    Args:
+        rows: float rows.
+        kind: one of `ROW_KINDS`:
+            "spread-noise": Gaussian noise of `strength` standard deviations of each column (its spread in
+                `reference`), drawn from `seed`.
+            "to-median": in each row, `strength` columns (a whole number, chosen at random from `seed`) set to
+                their median in `reference`: as if they were not measured.
+        strength: how much; 0 gives an unchanged copy.
+        reference: the rows whose spread and medians are used (n', columns).
+        seed: the random draw's seed.
+
+    Raises:
+        InvalidPerturbationError: an unknown kind, a strength it does not take, or rows that do not match.
+    """
+    spec = ROW_KINDS.get(kind)
+    if spec is None:
+        raise InvalidPerturbationError(f"unknown perturbation of rows {kind!r}: choose one of {', '.join(ROW_KINDS)}")
+    if rows.ndim != 2 or reference.ndim != 2 or rows.shape[1] != reference.shape[1] or rows.dtype.kind != "f":
+        raise InvalidPerturbationError(f"rows {list(rows.shape)} of {rows.dtype} do not match the reference rows "
+                                       f"{list(reference.shape)}")
+    columns = rows.shape[1]
+    try:
+        amount = float(strength)
+    except (TypeError, ValueError):
+        raise InvalidPerturbationError(f"{kind} strength must be a number, got {strength!r}") from None
+    if not 0 <= amount <= (columns if kind == "to-median" else spec.maximum) or (kind == "to-median" and amount != round(amount)):
+        upper = f"{columns} (the table's columns)" if kind == "to-median" else f"{spec.maximum:g}"
+        raise InvalidPerturbationError(f"{spec.label.lower()} takes {'whole numbers ' if kind == 'to-median' else ''}"
+                                       f"from 0 to {upper}, got {amount:g}")
+    if amount == 0 or len(rows) == 0:
+        return rows.copy()
+    rng = np.random.default_rng(seed)
+    if kind == "spread-noise":
+        spread = reference.astype(np.float64).std(axis=0)
+        return (rows + rng.standard_normal(rows.shape) * spread * amount).astype(rows.dtype)
+    medians = np.median(reference, axis=0).astype(rows.dtype)
+    chosen = np.argsort(rng.random(rows.shape), axis=1)[:, :int(amount)]
+    perturbed = rows.copy()
+    np.put_along_axis(perturbed, chosen, medians[chosen], axis=1)
+    return perturbed
 
 
 def _as_batch(images: np.ndarray, image_shape: tuple[int, int] | None) -> np.ndarray:
@@ -211,15 +266,26 @@ PIXEL_KINDS = ("shift", "blur", "thickness")  # strengths in pixels: scaled with
 
 
 def kinds_for(image_shape: tuple[int, int] | None) -> dict[str, PerturbationKind]:
-    """`KINDS` sized for images of `image_shape` (height, width): on images smaller than 28x28 the kinds
-    measured in pixels shrink with the shorter side (shift up to 8 px on 28x28 is up to 2.25 px on 8x8,
+    """The image kinds sized for images of `image_shape` (height, width): on images smaller than 28x28 the
+    kinds measured in pixels shrink with the shorter side (shift up to 8 px on 28x28 is up to 2.25 px on 8x8,
     thickness takes whole pixels, at least one either way); noise and rotation, and images of 28x28 or
     larger (or of no known shape), keep `KINDS` as they are."""
     side = min(image_shape) if image_shape else REFERENCE_SIDE
     if side >= REFERENCE_SIDE:
-        return KINDS
+        return IMAGE_KINDS
     scale = side / REFERENCE_SIDE
-    return {name: _scaled(kind, scale) if name in PIXEL_KINDS else kind for name, kind in KINDS.items()}
+    return {name: _scaled(kind, scale) if name in PIXEL_KINDS else kind for name, kind in IMAGE_KINDS.items()}
+
+
+def kinds_of(testset: TestSet) -> dict[str, PerturbationKind]:
+    """The kinds that apply to `testset`, sized for it: `kinds_for` its images, or the row kinds for a table
+    (at most as many columns set to their median as it has)."""
+    if not testset.is_table:
+        return kinds_for(testset.image_shape)
+    columns = testset.X.shape[1]
+    median = ROW_KINDS["to-median"]
+    sized = replace(median, maximum=float(columns), curve=tuple(v for v in median.curve if v <= columns))
+    return {**ROW_KINDS, "to-median": sized}
 
 
 def _scaled(kind: PerturbationKind, scale: float) -> PerturbationKind:
@@ -294,8 +360,26 @@ class Perturbation:
         return f"{testset.name}+{self.key}"
 
     def apply(self, testset: TestSet) -> TestSet:
-        """The test set with every image perturbed (labels unchanged), named `name_of` it."""
-        images = perturb(testset.X, self.kind, self.strength, image_shape=testset.image_shape, seed=self.seed,
-                         value_range=testset.value_range)
-        return replace(testset, name=self.name_of(testset), X=images,
+        """The test set with every image (or row) perturbed (labels unchanged), named `name_of` it.
+
+        Raises:
+            InvalidPerturbationError: a kind for images on a table, or for rows on images.
+        """
+        return replace(testset, name=self.name_of(testset), X=self.applied(testset.X, testset),
                        source=f"{testset.source}, {self.describe()}")
+
+    def applied(self, rows: np.ndarray, testset: TestSet) -> np.ndarray:
+        """Some rows of `testset` (images or a table's) perturbed as the whole set would be.
+
+        Raises:
+            InvalidPerturbationError: as `apply`.
+        """
+        if KINDS[self.kind].rows != testset.is_table:
+            raise InvalidPerturbationError(
+                f"{self.describe()} perturbs {'rows of a table' if KINDS[self.kind].rows else 'images'}; test set "
+                f"{testset.name!r} holds {'rows of a table' if testset.is_table else 'images'}: choose one of "
+                + ", ".join(kinds_of(testset)))
+        if testset.is_table:
+            return perturb_rows(rows, self.kind, self.strength, reference=testset.X, seed=self.seed)
+        return perturb(rows, self.kind, self.strength, image_shape=testset.image_shape, seed=self.seed,
+                       value_range=testset.value_range)

@@ -30,6 +30,7 @@ from .calibration import calibration_of
 from .compare import DISAGREEMENT_KINDS, Comparison
 from .evaluation import Evaluation
 from .figures import confusion_heatmap, difference_heatmap, disagreement_grid, image_grid, reliability_diagram, to_png
+from .rows import row_table, rows_html
 
 STRIP_SIZE = 20
 EXAMPLES_PER_PAIR = 10
@@ -111,7 +112,8 @@ def _appendix(inputs: ReportInputs) -> str:
     if model is not None:
         rows.append(("Libraries", _e(", ".join(f"{k} {v}" for k, v in sorted(model.library_versions.items()))
                                      or "not recorded")))
-    rows.append(("Test set", _e(f"{inputs.testset.name} ({len(inputs.testset):,} images; {inputs.testset.source})")))
+    rows.append(("Test set", _e(f"{inputs.testset.name} ({_items(inputs.testset, len(inputs.testset))}; "
+                                f"{inputs.testset.source})")))
     if inputs.comparison is not None:
         rows.append(("Significance test", _e(inputs.comparison.test)))
     calibration = calibration_of(inputs.evaluation)
@@ -145,9 +147,9 @@ def _accuracy(inputs: ReportInputs) -> str:
             for i, label in enumerate(evaluation.labels)]
     heatmap = to_png(confusion_heatmap(evaluation, f"{inputs.deployment.name} on {inputs.set_title}"))
     return (f"<p class='big'><span id='accuracy'>{evaluation.accuracy:.2%}</span> accuracy on "
-            f"{evaluation.n:,} images of {_e(inputs.set_title)}"
+            f"{_items(inputs.testset, evaluation.n)} of {_e(inputs.set_title)}"
             + (f" <span class='muted'>(scored {_e(_when(inputs.evaluated_at))})</span>" if inputs.evaluated_at else "")
-            + "</p><div class='two'><div>" + _grid(["class", "images", "precision", "recall"], rows)
+            + "</p><div class='two'><div>" + _grid(["class", inputs.testset.rows_noun + "s", "precision", "recall"], rows)
             + "</div><div>" + _png(heatmap, "normalised confusion heatmap")
             + "<p class='muted'>Rows normalised, diagonal zeroed: the brighter a cell, the more often that true "
               "label was taken for that predicted one.</p></div></div>")
@@ -156,29 +158,39 @@ def _accuracy(inputs: ReportInputs) -> str:
 def _confused(inputs: ReportInputs) -> str:
     evaluation, testset = inputs.evaluation, inputs.testset
     if not evaluation.most_confused:
-        return "<p>No image was misclassified.</p>"
+        return f"<p>No {testset.rows_noun} was misclassified.</p>"
     parts = []
     position = {label: i for i, label in enumerate(evaluation.labels)}
     for pair in evaluation.most_confused:
         shown = evaluation.cell(position[pair.true_label], position[pair.predicted_label])[:EXAMPLES_PER_PAIR]
-        confidence = evaluation.confidence
-        picture = to_png(image_grid(testset.X[shown], testset.image_shape, testset.y[shown],
-                                    evaluation.predictions[shown], testset.class_names,
-                                    None if confidence is None else confidence[shown], value_range=testset.value_range))
-        parts.append(f"<h3>{_e(pair)}</h3>" + _png(picture, f"examples of {pair}"))
+        parts.append(f"<h3>{_e(pair)}</h3>" + _examples(testset, evaluation, shown, f"examples of {pair}"))
     return "".join(parts)
+
+
+def _examples(testset: TestSet, evaluation: Evaluation, shown: np.ndarray, words: str) -> str:
+    """Test items `shown` with what the model said: a grid of images, or a table's rows."""
+    confidence = evaluation.confidence
+    sure = None if confidence is None else confidence[shown]
+    if testset.feature_names is not None:
+        return rows_html(row_table(testset.X[shown], testset.feature_names, shown, testset.y[shown],
+                                   evaluation.predictions[shown], testset.class_names, sure))
+    assert testset.image_shape is not None  # a set is images or a table
+    return _png(to_png(image_grid(testset.X[shown], testset.image_shape, testset.y[shown], evaluation.predictions[shown],
+                                  testset.class_names, sure, value_range=testset.value_range)), words)
+
+
+def _items(testset: TestSet, n: int) -> str:
+    """ "10,000 images", "143 rows"."""
+    return f"{n:,} {testset.rows_noun}{'' if n == 1 else 's'}"
 
 
 def _strip(inputs: ReportInputs) -> str:
     evaluation, testset = inputs.evaluation, inputs.testset
     shown = np.sort(np.random.default_rng(0).choice(len(testset), size=min(STRIP_SIZE, len(testset)), replace=False))
-    confidence = evaluation.confidence
-    picture = to_png(image_grid(testset.X[shown], testset.image_shape, testset.y[shown], evaluation.predictions[shown],
-                                testset.class_names, None if confidence is None else confidence[shown],
-                                value_range=testset.value_range))
     right = int(np.count_nonzero(evaluation.predictions[shown] == testset.y[shown]))
-    return (f"<p>{right} of {len(shown)} right — each image titled <i>prediction (true label)</i>, misclassified "
-            "ones in red on an inverted colormap.</p>" + _png(picture, "random predictions"))
+    how = ("each row with its prediction and true label, misclassified ones in red" if testset.is_table else
+           "each image titled <i>prediction (true label)</i>, misclassified ones in red on an inverted colormap")
+    return f"<p>{right} of {len(shown)} right — {how}.</p>" + _examples(testset, evaluation, shown, "random predictions")
 
 
 def _load_test(load: Mapping[str, Any] | None) -> str:
@@ -203,13 +215,20 @@ def _comparison(inputs: ReportInputs, comparison: Comparison) -> str:
                    for side, s in (("A", comparison.a), ("B", comparison.b))])
     heatmap = to_png(difference_heatmap(comparison))
     parts = [sides, f"<p class='verdict'>{_e(comparison.verdict())}</p>",
-             "<div class='two'><div>" + _grid(["class", "images", "recall A", "recall B", "change (points)"], rows)
+             "<div class='two'><div>" + _grid(["class", testset.rows_noun + "s", "recall A", "recall B", "change (points)"], rows)
              + "</div><div>" + _png(heatmap, "difference of the normalised confusion matrices") + "</div></div>"]
     for kind, words in DISAGREEMENT_KINDS.items():
         found = comparison.disagreements(kind)
-        parts.append(f"<h3>{_e(words)}: {len(found):,} images</h3>")
-        if len(found):
-            shown = found[:EXAMPLES_PER_PAIR * 2]
+        parts.append(f"<h3>{_e(words)}: {_items(testset, len(found))}</h3>")
+        if not len(found):
+            continue
+        shown = found[:EXAMPLES_PER_PAIR * 2]
+        if testset.feature_names is not None:
+            parts.append(rows_html(row_table(testset.X[shown], testset.feature_names, shown, testset.y[shown],
+                                             comparison.predictions_a[shown], testset.class_names,
+                                             answers=(("B said", comparison.predictions_b[shown]),))))
+        else:
+            assert testset.image_shape is not None
             parts.append(_png(to_png(disagreement_grid(testset.X[shown], testset.image_shape, testset.y[shown],
                                                        comparison.predictions_a[shown], comparison.predictions_b[shown],
                                                        testset.class_names, value_range=testset.value_range)), words))
@@ -276,7 +295,7 @@ def render(inputs: ReportInputs) -> str:
             f"<title>ModelDeck report — {_e(d.name)}</title><style>{_STYLE}</style></head><body>"
             f"<h1>{_e(d.name)} — {_e(d.model_id)}</h1>"
             f"<p class='muted'>Report by ModelDeck, {_e(generated)}. Test set: {_e(inputs.set_title)} "
-            f"({len(inputs.testset):,} images).</p>{body}</body></html>")
+            f"({_items(inputs.testset, len(inputs.testset))}).</p>{body}</body></html>")
 
 
 def to_pdf(document: str, chromium: str | None = None) -> bytes:

@@ -13,6 +13,7 @@ import numpy as np
 
 from ..data.preprocess import InputForm, PreparedDigit, form_of, model_input
 from ..data.testset import TestSet
+from ..errors import UserImageError
 from ..inspection.evaluation import (
     Curve,
     Evaluation,
@@ -128,7 +129,13 @@ class ImagePrediction:
 
 def input_form(testset: TestSet) -> InputForm:
     """What an image of the user's is made into for models scored on `testset`: its size, how its
-    images fill it, its value range."""
+    images fill it, its value range.
+
+    Raises:
+        UserImageError: `testset` is a table, not images.
+    """
+    if testset.image_shape is None:
+        raise UserImageError(f"test set {testset.name!r} is a table: an image of yours cannot be scored with it")
     return form_of(testset.X, testset.image_shape, testset.value_range)
 
 

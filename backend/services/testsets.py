@@ -6,7 +6,15 @@ from __future__ import annotations
 from pathlib import Path
 from typing import TYPE_CHECKING
 
-from ..data.catalogue import SetFit, catalogue, dataset_title, fitting_testset, load_dataset, sets_fitting
+from ..data.catalogue import (
+    SetFit,
+    catalogue,
+    dataset_title,
+    fitting_testset,
+    in_model_order,
+    load_dataset,
+    sets_fitting,
+)
 from ..data.store import import_dataset, import_uploaded, remove_dataset, revision
 from ..data.testset import DatasetInfo, TestSet
 from ..registry import Model
@@ -61,6 +69,12 @@ def load_testset(deck: ModelDeck, name: str) -> TestSet:
     return load_dataset(name, None, deck.settings.datasets_dir)
 
 
+def for_model(testset: TestSet, model: Model | None) -> TestSet:
+    """`testset` as `model` takes it: a table's columns in the order of the model's named features (the set
+    itself when that is its order already, or the model names none). Reads only."""
+    return testset if model is None else in_model_order(testset, model.signature)
+
+
 def testset_revision(deck: ModelDeck, name: str) -> int:
     """A number that changes whenever the home's own set `name` is replaced (0 for a built-in set): what a
     page caches a loaded set on. Reads only."""
@@ -70,8 +84,9 @@ def testset_revision(deck: ModelDeck, name: str) -> int:
 def add_testset(deck: ModelDeck, name: str, files: list[Path] | dict[str, bytes], title: str = "", *,
                 replace: bool = False, value_range: tuple[float, float] | None = None,
                 image_shape: tuple[int, int] | None = None,
-                rescale_to: tuple[float, float] | None = None) -> DatasetInfo:
-    """The user's files on disk, or uploaded ({file name: content}), read as a test set of this home.
+                rescale_to: tuple[float, float] | None = None, label: str | None = None) -> DatasetInfo:
+    """The user's files on disk, or uploaded ({file name: content}), read as a test set of this home; `label`
+    names a table's label column (CSV or Parquet).
 
     Raises:
         DatasetImportError, DatasetExistsError (unless `replace`), and what the format's reader raises.
@@ -79,9 +94,9 @@ def add_testset(deck: ModelDeck, name: str, files: list[Path] | dict[str, bytes]
     if isinstance(files, dict):
         return import_uploaded(deck.settings.datasets_dir, name, files, title, deck.settings.home / STAGING_DIR,
                                replace=replace, value_range=value_range, rescale_to=rescale_to,
-                               image_shape=image_shape)
+                               image_shape=image_shape, label=label)
     return import_dataset(deck.settings.datasets_dir, name, files, title, replace=replace, value_range=value_range,
-                          image_shape=image_shape, rescale_to=rescale_to)
+                          image_shape=image_shape, rescale_to=rescale_to, label=label)
 
 
 def remove_testset(deck: ModelDeck, name: str) -> None:

@@ -15,6 +15,7 @@ from backend.errors import ModelDeckError
 from backend.inspection.compare import DISAGREEMENT_KINDS, Comparison
 from backend.inspection.figures import disagreement_grid, to_png
 from backend.inspection.interactive_charts import CELL, difference_chart, recall_change_chart
+from backend.inspection.rows import row_table
 from backend.progress import ProgressEvent
 from backend.runtimes.base import DeploymentState
 from backend.services import kept
@@ -49,6 +50,7 @@ from dashboard.common import (
     url_select,
     verbatim,
 )
+from dashboard.tables import show_rows
 
 deck = get_deck()
 listing = snapshot()
@@ -162,6 +164,7 @@ def grid_png(uids: tuple[str, str], dataset: str, revisions: tuple[int, int], sh
              _data: TestSet, _comparison: Comparison) -> bytes:
     """The picture of test images `shown` with what A and B said (drawn once per kept result pair)."""
     indices = np.asarray(shown, dtype=np.int64)
+    assert _data.image_shape is not None  # a table's rows are shown as a table
     return to_png(disagreement_grid(_data.X[indices], _data.image_shape, _data.y[indices],
                                     _comparison.predictions_a[indices], _comparison.predictions_b[indices],
                                     _data.class_names, value_range=_data.value_range))
@@ -177,6 +180,11 @@ def gallery(indices: np.ndarray, key: str) -> None:
         pages = (len(indices) + per_page - 1) // per_page
         page = int(st.columns([1, 4])[0].number_input(f"Page (of {pages})", 1, pages, 1, key=f"page/{key}"))
     shown = tuple(int(i) for i in indices[(page - 1) * per_page:page * per_page])
+    if data.feature_names is not None:  # a table's rows, with what each said
+        rows = np.asarray(shown, dtype=np.int64)
+        show_rows(row_table(data.X[rows], data.feature_names, rows, data.y[rows], comparison.predictions_a[rows],
+                            data.class_names, answers=(("B said", comparison.predictions_b[rows]),)))
+        return
     uids = (healthy[a].record.uid, healthy[b].record.uid)
     revisions = (kept.revision(deck, healthy[a], dataset, "evaluation"),
                  kept.revision(deck, healthy[b], dataset, "evaluation"))

@@ -26,13 +26,14 @@ from backend.inspection.interactive_charts import (
     reliability_chart,
     robustness_chart,
 )
-from backend.inspection.perturb import Perturbation, kinds_for
+from backend.inspection.perturb import Perturbation, kinds_of
+from backend.inspection.rows import row_table
 from backend.registry import Signature, parse_image_shape, parse_value_range
 from backend.services import kept, managing
 from backend.services.reports import make_report, report_pdf
 from backend.services.scoring import input_form as input_form_of
 from backend.services.scoring import predict_image, robustness_curve, score_and_keep, send_random
-from backend.services.testsets import add_testset, fitting_testsets
+from backend.services.testsets import add_testset, fitting_testsets, for_model
 from backend.shown import shown
 from backend.timefmt import friendly_time
 from dashboard.cache import kept_evaluation, vega_spec
@@ -59,6 +60,7 @@ from dashboard.common import (
     verbatim,
 )
 from dashboard.request_view import example_row, request_sections
+from dashboard.tables import show_rows
 
 deck = get_deck()
 st.title("Test")
@@ -68,7 +70,8 @@ st.title("Test")
 def own_set_form(model_range: tuple[float, float] | None) -> None:
     """Upload an .npz, two IDX files or a zip of class folders; the new set is chosen at once. Its values
     are kept, or rescaled onto `model_range` (the model's) when the user asks."""
-    st.caption(verbatim(f"Give {formats_help()}.") + " Same as `modeldeck datasets add NAME FILE...`.")
+    st.caption(verbatim(f"Give {formats_help()}.") + " Same as `modeldeck datasets add NAME FILE...`"
+               " (`--label COLUMN` for a table).")
     # The form's widgets are made anew after each set added (a new key), so the next one starts empty: a kept
     # upload would join the next one's files (two .npz read as an IDX pair)
     added = st.session_state.get("_own_sets_added", 0)
@@ -86,6 +89,9 @@ def own_set_form(model_range: tuple[float, float] | None) -> None:
         set_shape = r2.text_input("Image shape (h×w, optional)", placeholder="e.g. 5x6", key=f"own_set_shape/{added}",
                                   help="For rows of values that are not square images: HEIGHTxWIDTH, e.g. 5x6 for "
                                        "rows of 30 values. Same as --image-shape.")
+        set_label = st.text_input("Label column (a CSV or Parquet table)", placeholder="e.g. target",
+                                  key=f"own_set_label/{added}",
+                                  help="The column of true labels; the other columns are the features. Same as --label.")
         rescale = model_range is not None and st.checkbox(
             verbatim(f"Rescale the values onto the model's range {format_range(model_range)}"),
             key=f"own_set_rescale/{added}",
@@ -95,13 +101,15 @@ def own_set_form(model_range: tuple[float, float] | None) -> None:
         try:
             info = add_testset(deck, set_name.strip(), {upload.name: upload.getvalue() for upload in files or []},
                                set_title.strip(), value_range=parse_value_range(set_range),
-                               rescale_to=model_range if rescale else None, image_shape=parse_image_shape(set_shape))
+                               rescale_to=model_range if rescale else None, image_shape=parse_image_shape(set_shape),
+                               label=set_label.strip() or None)
         except ModelDeckError as e:
             fail(e, "Cannot add that test set")
             return
         st.session_state["_own_sets_added"] = added + 1
         choose("test_dataset", info.name)
-        st.toast(verbatim(f"Added test set {info.name}, values in {format_range(info.value_range)}"))
+        st.toast(verbatim(f"Added test set {info.name}, " + (f"a table of {info.shape_text}" if info.is_table else
+                                                              f"values in {format_range(info.value_range)}")))
         st.rerun()
 
 
@@ -189,26 +197,33 @@ if hidden and not presentation:  # drawn while no set is chosen too: why the oth
 if dataset_name is None:
     nothing_chosen("a test set")
 try:
-    data = testset(dataset_name, revision_of(dataset_name))
+    data = for_model(testset(dataset_name, revision_of(dataset_name)), model)  # a table's columns in the model's order
 except ModelDeckError as e:
     fail(e, "Cannot load the test set")
     st.stop()
-perturb_kinds = kinds_for(data.image_shape)  # the pixel kinds sized for these images (8x8: shift up to 2.25)
+perturb_kinds = kinds_of(data)  # the kinds for these images (8x8: shift up to 2.25) or for a table's rows
+noun = data.rows_noun  # "image" or "row"
 PERTURB_PARAM = "perturb"
 linked: Perturbation | None = None  # the address's (a link or a reload): where the widgets start when new
 try:
     if (linked_text := st.query_params.get(PERTURB_PARAM)) is not None:
         linked = Perturbation.from_key(linked_text)
+        if linked.kind not in perturb_kinds:
+            raise InvalidPerturbationError(f"{linked.describe()} does not apply to {noun}s")
         # onto the slider's steps, so what the slider shows is what is applied
         sized = perturb_kinds[linked.kind]
         linked = replace(linked, strength=min(sized.maximum, max(sized.minimum, sized.snapped(linked.strength))))
 except InvalidPerturbationError as e:
-    st.warning(verbatim(f"The address asks for a perturbation that cannot be applied: {e}. The images are shown as "
+    linked = None
+    st.warning(verbatim(f"The address asks for a perturbation that cannot be applied: {e}. The {noun}s are shown as "
                         "they are."), icon=":material/warning:")
 kinds = ["none", *perturb_kinds]
+if st.session_state.get("perturb_kind", "none") not in kinds:  # chosen for another set (images, not rows)
+    del st.session_state["perturb_kind"]
 if st.session_state.get("perturb_kind", linked.kind if linked else "none") != "none":
     st.session_state["_perturb_opened"] = True  # stays open once used, "none" chosen again included
-with st.expander("Perturb the images: noise, rotation, shift, blur, stroke thickness",
+with st.expander("Perturb the rows: noise, columns set to their median" if data.is_table else
+                 "Perturb the images: noise, rotation, shift, blur, stroke thickness",
                  expanded=st.session_state.get("_perturb_opened", False), icon=":material/blur_on:"):
     pc1, pc2, pc3 = st.columns([2, 3, 1])
     kind_name = pc1.selectbox("Perturbation", kinds, index=kinds.index(linked.kind) if linked else 0,
@@ -226,7 +241,7 @@ with st.expander("Perturb the images: noise, rotation, shift, blur, stroke thick
                                         help="for the random kinds (noise, shift)")
         if strength != 0:
             perturbation = Perturbation(kind_name, float(strength), int(perturb_seed))
-        st.caption("Applies to the random images (shown under the originals) and to the whole test set.")
+        st.caption(f"Applies to the random {noun}s (shown under the originals) and to the whole test set.")
 if perturbation is None:
     st.query_params.pop(PERTURB_PARAM, None)
 else:  # a reload or a shared link opens the same perturbation
@@ -261,7 +276,8 @@ def clicked(event: object, memory: str) -> tuple[int | None, int | None]:
 
 def gallery(title: str, indices: np.ndarray, data: TestSet, evaluation: Evaluation, key: str,
             paged: bool = True) -> None:
-    """Test images by index, titled "prediction (true)", most confident first where known."""
+    """Test images by index, titled "prediction (true)", most confident first where known (a table's rows as
+    a table)."""
     per_page = 30
     st.markdown(f"**{verbatim(title)}**")
     if len(indices) == 0:
@@ -272,6 +288,11 @@ def gallery(title: str, indices: np.ndarray, data: TestSet, evaluation: Evaluati
         pages = (len(indices) + per_page - 1) // per_page
         page = int(st.columns([1, 4])[0].number_input(f"Page (of {pages})", 1, pages, 1, key=f"page/{key}"))
     shown = indices[(page - 1) * per_page:page * per_page]
+    if data.feature_names is not None:
+        confidence = evaluation.confidence
+        show_rows(row_table(data.X[shown], data.feature_names, shown, data.y[shown], evaluation.predictions[shown],
+                            data.class_names, None if confidence is None else confidence[shown]))
+        return
     st.image(grid_png(deployment.record.uid, results_key, kept.revision(deck, deployment, results_key, "evaluation"),
                       tuple(int(i) for i in shown), data, evaluation), width="stretch")
     st.caption("Test images " + ", ".join(f"#{int(i)}" for i in shown[:12]) + (" …" if len(shown) > 12 else ""))
@@ -284,6 +305,7 @@ def grid_png(uid: str, dataset: str, revision: int, shown: tuple[int, ...], _dat
     and when it was saved): drawn once, not on every click."""
     indices = np.asarray(shown, dtype=np.int64)
     confidence = _evaluation.confidence
+    assert _data.image_shape is not None  # a table's rows are shown as a table
     return to_png(image_grid(_data.X[indices], _data.image_shape, _data.y[indices], _evaluation.predictions[indices],
                              _data.class_names, None if confidence is None else confidence[indices],
                              value_range=_data.value_range))
@@ -301,19 +323,40 @@ def scored_caption(kind: str, results: str, title: str) -> None:
 
 
 
-st.subheader("Send random test images")
+st.subheader(f"Send random test {noun}s")
 c1, c2 = st.columns([3, 1])  # the button below: in a third column its label broke over three lines at 1024 px
 # Keyed, and kept while hidden: a click is never lost to a widget that changed its identity.
 n = c1.slider("How many", 1, 100, 30, key="how_many", persist_state="page")
 seed = c2.number_input("Seed (optional)", min_value=0, value=None, step=1, placeholder="any", key="seed",
                        persist_state="page")
-if st.button(f"Send {n} random test images", type="primary", icon=":material/casino:", key="send_random"):
+if st.button(f"Send {n} random test {noun}s", type="primary", icon=":material/casino:", key="send_random"):
     try:
         send_random(deck, deployment, data, n, seed=seed, perturbation=perturbation)  # perturbed: the same images too
     except ModelDeckError as e:
         scoring_failed(e, deployment)
+def rows_of(samples: Samples) -> None:
+    """Random rows of a table as scored: a table, the wrong ones red."""
+    show_rows(row_table(samples.images, samples.feature_names or (), samples.indices, samples.labels,
+                        samples.predictions, samples.class_names, samples.confidence))
+
+
 samples = kept.samples(deck, deployment, dataset_name)
-if samples is not None:
+if samples is not None and samples.feature_names is not None:  # a table's rows
+    st.markdown(f"**{int(samples.correct.sum())} of {len(samples.labels)} correct** — each row with the model's "
+                "prediction, the true label" + (" and the confidence" if samples.probabilities is not None else "")
+                + ", then its values; misclassified rows are red.")
+    scored_caption("samples", dataset_name, titles[dataset_name])
+    rows_of(samples)
+    changed = kept.samples(deck, deployment, results_key) if perturbation is not None else None
+    if perturbation is not None and changed is not None and np.array_equal(changed.indices, samples.indices):
+        st.markdown(verbatim(f"The same rows with {perturbation.describe()}: ")
+                    + f"**{int(changed.correct.sum())} of {len(changed.labels)} correct**")
+        rows_of(changed)
+    elif perturbation is not None:
+        st.caption(verbatim(f"Send again to see these rows with {perturbation.describe()} under them."))
+    st.download_button("Download predictions (CSV)", predictions_csv(samples.indices, samples.labels,
+                       samples.predictions, samples.class_names), f"{chosen}-samples.csv", "text/csv")
+elif samples is not None:
     correct = int(samples.correct.sum())
     st.markdown(f"**{correct} of {len(samples.labels)} correct** — each image is titled *prediction (true "
                 "label)*; misclassified ones are red, on an inverted colormap"
@@ -364,7 +407,7 @@ def evaluation_view() -> None:
     """The whole-set score and what it found. Its button is in here, so a score reruns this section alone:
     the random images above and the sections below are neither made nor drawn again."""
     st.subheader("Score the whole test set")
-    if st.button(f"Score the whole test set ({len(data):,} images"
+    if st.button(f"Score the whole test set ({len(data):,} {noun}s"
                  + ("" if perturbation is None else f", {perturbation.describe()}") + ")",
                  type="primary", icon=":material/grid_on:", key="score_all"):
         bar = st.progress(0.0, text="Scoring…")
@@ -381,7 +424,7 @@ def evaluation_view() -> None:
         scored_caption("evaluation", results_key, set_title)
         m1, m2, m3 = st.columns(3)
         m1.metric("Accuracy", percent(evaluation.accuracy))
-        m2.metric("Images", f"{evaluation.n:,}")
+        m2.metric(f"{noun.capitalize()}s", f"{evaluation.n:,}")
         m3.metric("Errors", f"{evaluation.n - int(np.trace(evaluation.confusion)):,}")
         subject = f"{chosen} ({deployment.model_id}) on {set_title}"
         if evaluation.probabilities is None:
@@ -390,7 +433,7 @@ def evaluation_view() -> None:
         heat, side = st.columns([3, 2])
         with heat, st.container(key=f"{NO_SHRINK}-confusion"):  # the table moves below it when narrow
             counts = st.toggle("Counts in the cells", key="cm_counts", persist_state="page")
-            st.caption("Normalised confusion matrix: rows normalised, diagonal zeroed. Click a cell for its images, a "
+            st.caption(f"Normalised confusion matrix: rows normalised, diagonal zeroed. Click a cell for its {noun}s, a "
                        "bar for a class's errors; double-click to clear.")
             # Keyed by deployment id and test set: a click on one deployment's matrix never shows another's images.
             event = st.vega_lite_chart(spec=vega_spec(
@@ -406,10 +449,10 @@ def evaluation_view() -> None:
                                       for rate in ("precision", "recall")})
         true_class, predicted_class = clicked(event, f"cm-clicked/{deployment.record.uid}/{results_key}")
         if true_class is None and predicted_class is None:
-            st.info("Click a cell of the matrix to see exactly those images.", icon=":material/touch_app:")
+            st.info(f"Click a cell of the matrix to see exactly those {noun}s.", icon=":material/touch_app:")
         elif true_class is not None and predicted_class is not None:
             shown = evaluation.cell(true_class, predicted_class)
-            gallery(f"{len(shown):,} images with true label {evaluation.labels[true_class]} and predicted "
+            gallery(f"{len(shown):,} {noun}s with true label {evaluation.labels[true_class]} and predicted "
                     f"{evaluation.labels[predicted_class]}", shown, scored_set, evaluation,
                     f"cell/{true_class}/{predicted_class}")
         else:  # a margin bar: that class's errors, as the bar counts them
@@ -532,8 +575,9 @@ def robustness_view() -> None:
 
 robustness_view()
 
-st.subheader("Try your own digit")
-own_digit_view()
+if not data.is_table:  # drawing and uploads make images
+    st.subheader("Try your own digit")
+    own_digit_view()
 if presentation:  # the console and the snippets are technical detail
     st.stop()
 request_sections(deck, deployment, key, data.X[0], dataset_name)

@@ -20,13 +20,14 @@ class RawSet:
     """Arrays as read from the user's files, before any check (normalisation checks them).
 
     Attributes:
-        X: images (n, height, width) or rows (n, height*width), any numeric dtype.
+        X: images (n, height, width) or rows (n, height*width), any numeric dtype; a table's rows (n, columns).
         y: labels: class indices or class names.
         class_names: the names the files give, if any.
         origin: the files, named for messages ("a.npz", "images + labels").
         source: how the reader read them, when it says more than the files' names.
         unit: the reader made the values, in [0, 1] (pictures decoded from a zip).
         bytes_over_255: 8-bit values are pixels over 255 (MNIST's loader) unless a range is declared.
+        feature_names: a table's column names (X's columns); None for images.
     """
 
     X: np.ndarray
@@ -36,6 +37,7 @@ class RawSet:
     source: str | None = None
     unit: bool = False
     bytes_over_255: bool = False
+    feature_names: tuple[str, ...] | None = None
 
 
 def check_file(path: Path) -> None:

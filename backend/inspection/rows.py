@@ -1,0 +1,67 @@
+"""A table's test rows for people: what the model said of each (and the true label, the confidence) beside
+its values, the wrong ones marked. What the image grids are to images."""
+
+from __future__ import annotations
+
+import html
+from collections.abc import Sequence
+from dataclasses import dataclass
+
+import numpy as np
+
+from .evaluation import class_name
+
+WRONG_BACKGROUND = "#fde0dc"  # the red of a misclassified row (a misclassified image's tile is red too)
+WRONG_TEXT = "#b3261e"
+
+
+@dataclass(frozen=True)
+class RowTable:
+    """Rows of a table test set as scored.
+
+    Attributes:
+        columns: "row", "prediction", "true label", ("confidence",) then the feature names.
+        cells: one tuple per row, in `columns` order: the row's index, the names, the confidence, the values.
+        wrong: per row, whether the prediction is wrong.
+    """
+
+    columns: tuple[str, ...]
+    cells: tuple[tuple[int | str | float, ...], ...]
+    wrong: tuple[bool, ...]
+
+    @property
+    def right(self) -> int:
+        return len(self.wrong) - sum(self.wrong)
+
+
+def row_table(X: np.ndarray, feature_names: Sequence[str], indices: np.ndarray, labels: np.ndarray,
+              predictions: np.ndarray, class_names: tuple[str, ...], confidence: np.ndarray | None = None,
+              *, answers: Sequence[tuple[str, np.ndarray]] = ()) -> RowTable:
+    """Rows `indices` of a set (X holds those rows, in that order) with the prediction, the true label and
+    the confidence when known; `answers` puts other predictions (by heading) beside the first, as Compare does."""
+    columns = ("row", "prediction", *(heading for heading, _ in answers), "true label",
+               *(("confidence",) if confidence is not None else ()), *feature_names)
+    cells = []
+    for k, index in enumerate(indices):
+        other = tuple(class_name(class_names, int(said[k])) for _, said in answers)
+        sure = (float(confidence[k]),) if confidence is not None else ()
+        cells.append((int(index), class_name(class_names, int(predictions[k])), *other,
+                      class_name(class_names, int(labels[k])), *sure, *(float(v) for v in X[k])))
+    wrong = tuple(bool(p != t) for p, t in zip(predictions, labels, strict=True))
+    return RowTable(columns, tuple(cells), wrong)
+
+
+def rows_html(table: RowTable) -> str:
+    """The table as HTML (self-contained: inline styles), wrong rows red; wide tables scroll sideways."""
+    head = "".join(f"<th>{html.escape(column)}</th>" for column in table.columns)
+    body = []
+    for cells, wrong in zip(table.cells, table.wrong, strict=True):
+        style = f" style='background:{WRONG_BACKGROUND};color:{WRONG_TEXT}'" if wrong else ""
+        body.append(f"<tr{style}>" + "".join(f"<td>{html.escape(_text(cell))}</td>" for cell in cells) + "</tr>")
+    return (f"<div style='overflow-x:auto'><table class='grid rows'><tr>{head}</tr>{''.join(body)}</table></div>")
+
+
+def _text(cell: int | str | float) -> str:
+    if isinstance(cell, float):
+        return f"{cell:.4g}"
+    return str(cell)
