@@ -8,7 +8,7 @@ from scipy import ndimage
 
 from backend.data.builtin import load_mnist_test
 from backend.errors import InvalidPerturbationError
-from backend.inspection.perturb import IMAGE_KINDS as KINDS  # the table kinds: tests/test_tables.py
+from backend.inspection.perturb import IMAGE_KINDS as KINDS  # the table kinds: tests/test_table_sets.py
 from backend.inspection.perturb import Perturbation, kinds_for, perturb
 
 SHAPE = (28, 28)
