@@ -28,7 +28,8 @@ def show_rows(table: RowTable) -> None:
     wrong = list(table.wrong)
     styled = frame.style.apply(
         lambda row: [f"background-color: {WRONG_BACKGROUND}; color: {WRONG_TEXT}" if wrong[row.name] else ""] * len(row),
-        axis=1).format(precision=4, subset=[c for c in frame.columns if frame[c].dtype.kind == "f"])
+        axis=1).format("{:.6g}", subset=[c for c in table.columns[table.columns.index("true label") + 1:]
+                                         if c != "confidence"])  # 563, 0.08163: as the CSV wrote them
     column_config: dict[str, Any] = {"row": st.column_config.NumberColumn("row", format="%d", pinned=True)}
     if "confidence" in frame.columns:
         column_config["confidence"] = st.column_config.NumberColumn("confidence", format="percent")

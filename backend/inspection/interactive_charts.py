@@ -46,14 +46,14 @@ def _when(param: str, chosen: float, other: float) -> dict[str, Any]:
     return {"condition": {"param": param, "value": chosen}, "value": other}
 
 
-def confusion_chart(evaluation: Evaluation, counts: bool = False) -> dict[str, Any]:
+def confusion_chart(evaluation: Evaluation, counts: bool = False, noun: str = "image") -> dict[str, Any]:
     """The normalised confusion matrix (rows normalised, diagonal zeroed) as a clickable heatmap, with
     the errors per true label beside it and per predicted label below, each clickable too: a Vega-Lite
     spec (for `st.vega_lite_chart`).
 
     A click on a cell selects `CELL` (fields `true`, `predicted`: label indices); a bar of the row
     margin selects `TRUE_CLASS` (`true`), of the column margin `PREDICTED_CLASS` (`predicted`).
-    With `counts`, each cell shows its count.
+    With `counts`, each cell shows its count; `noun` is what the test set holds ("image", "row").
     """
     labels = [shown(label) for label in evaluation.labels]
     n = len(labels)
@@ -73,12 +73,12 @@ def confusion_chart(evaluation: Evaluation, counts: bool = False) -> dict[str, A
          "axis": class_axis_spec(labels)}
     y = {"field": "true label", "type": "nominal", "sort": labels, "title": "true label", "axis": {"labelFontSize": 13}}
     tooltip = [{"field": "true label", "type": "nominal"}, {"field": "predicted label", "type": "nominal"},
-               {"field": "count", "type": "quantitative", "title": "images"},
+               {"field": "count", "type": "quantitative", "title": f"{noun}s"},
                {"field": "what", "type": "nominal", "title": "share"}]
     # The diagonal (right answers) is zeroed in the matrix: grey, so it never reads as "fewest errors"
     color = {"condition": {"test": "datum.true == datum.predicted", "value": "#e6e6e6"}, "field": "share",
              "type": "quantitative", "scale": {"scheme": "viridis", "domain": [0, brightest]},
-             "title": "share of the true label's images",
+             "title": f"share of the true label's {noun}s",
              "legend": {"format": ticks.d3_format, "values": list(ticks.values), "orient": "top", "gradientLength": 200,
                         "titleLimit": 400}}
     layers: list[dict[str, Any]] = [

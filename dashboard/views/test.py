@@ -334,6 +334,8 @@ if st.button(f"Send {n} random test {noun}s", type="primary", icon=":material/ca
         send_random(deck, deployment, data, n, seed=seed, perturbation=perturbation)  # perturbed: the same images too
     except ModelDeckError as e:
         scoring_failed(e, deployment)
+
+
 def rows_of(samples: Samples) -> None:
     """Random rows of a table as scored: a table, the wrong ones red."""
     show_rows(row_table(samples.images, samples.feature_names or (), samples.indices, samples.labels,
@@ -438,7 +440,7 @@ def evaluation_view() -> None:
             # Keyed by deployment id and test set: a click on one deployment's matrix never shows another's images.
             event = st.vega_lite_chart(spec=vega_spec(
                 ("confusion", deployment.record.uid, results_key, evaluation_revision, counts),
-                lambda: confusion_chart(evaluation, counts)), on_select="rerun",
+                lambda: confusion_chart(evaluation, counts, noun)), on_select="rerun",
                 key=f"cm/{deployment.record.uid}/{results_key}", selection_mode=[CELL, TRUE_CLASS, PREDICTED_CLASS])
         side.markdown("**Most confused**")
         side.markdown("\n".join(f"- {verbatim(str(pair))}" for pair in evaluation.most_confused) or "none")
