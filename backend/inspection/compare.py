@@ -27,7 +27,7 @@ def mcnemar(a_only: int, b_only: int) -> tuple[float, str]:
         raise ValueError("counts of discordant pairs are never negative")
     discordant = a_only + b_only
     if discordant == 0:
-        return 1.0, "no image told them apart"
+        return 1.0, "nothing in the test set told them apart"
     if discordant < EXACT_BELOW:
         return float(binomtest(min(a_only, b_only), discordant, 0.5).pvalue), "McNemar, exact binomial"
     statistic = (abs(a_only - b_only) - 1) ** 2 / discordant
@@ -84,6 +84,7 @@ class Comparison:
         confusion_delta: B's normalised confusion matrix minus A's (rows normalised, diagonal zeroed):
             above zero, B takes that true label for that predicted one more often than A does.
         predictions_a, predictions_b, y_true: label indices, in test-set order.
+        noun: what one of the test set's items is to people: "image", or a table's "row".
     """
 
     dataset: str
@@ -99,6 +100,7 @@ class Comparison:
     predictions_a: np.ndarray
     predictions_b: np.ndarray
     y_true: np.ndarray
+    noun: str = "image"
 
     @property
     def n(self) -> int:
@@ -147,20 +149,20 @@ class Comparison:
         """How the images they answer differently on add up, in plain words (the three kinds of
         DISAGREEMENT_KINDS: only B right + only A right + both wrong, differently = all disagreements)."""
         if self.n_disagree == 0:
-            return "They give the same answer on every image."
+            return f"They give the same answer on every {self.noun}."
         both = self.n_disagree - self.a_only_right - self.b_only_right
         parts = [f"{self.b.deployment} alone is right on {self.b_only_right:,}",
                  f"{self.a.deployment} alone on {self.a_only_right:,}"]
         if both:
             parts.append(f"both are wrong on the other {both:,}, each with a different wrong answer")
-        return (f"They answer differently on {self.n_disagree:,} image{'s' if self.n_disagree != 1 else ''}: "
+        return (f"They answer differently on {self.n_disagree:,} {self.noun}{'s' if self.n_disagree != 1 else ''}: "
                 + ", ".join(parts[:-1]) + " and " + parts[-1] + ".")
 
     def verdict(self, decimals: int = 2) -> str:
         """The answer in plain words: who is better, by how much (points and accuracies with `decimals`
         decimals), how the disagreements add up, and whether the difference could be chance."""
         if self.a_only_right == self.b_only_right:
-            better = "Both get the same number of images right"
+            better = f"Both get the same number of {self.noun}s right"
         else:
             winner, loser = (self.b, self.a) if self.delta > 0 else (self.a, self.b)
             better = (f"{winner.deployment} ({winner.model}) is better by {abs(self.delta) * 100:.{decimals}f} points "
@@ -183,7 +185,7 @@ class Comparison:
 
 
 def compare(a: Evaluation, b: Evaluation, *, dataset: str, a_name: str, a_model: str, b_name: str,
-            b_model: str) -> Comparison:
+            b_model: str, noun: str = "image") -> Comparison:
     """Compares two evaluations of the same test set.
 
     Raises:
@@ -202,4 +204,4 @@ def compare(a: Evaluation, b: Evaluation, *, dataset: str, a_name: str, a_model:
                       b=Side(b_name, b_model, b.accuracy, int(b_right.sum())),
                       a_only_right=a_only, b_only_right=b_only, p_value=p_value, test=test, per_class=per_class,
                       confusion_delta=b.normalized - a.normalized, predictions_a=a.predictions,
-                      predictions_b=b.predictions, y_true=a.y_true)
+                      predictions_b=b.predictions, y_true=a.y_true, noun=noun)

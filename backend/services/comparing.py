@@ -15,6 +15,7 @@ from ..progress import Progress, quiet, step
 from ..registry import Model
 from ..runtimes.base import Deployment
 from .scoring import score_and_keep
+from .testsets import all_testsets
 
 if TYPE_CHECKING:
     from ..context import ModelDeck
@@ -71,7 +72,7 @@ def compare_deployments(deck: ModelDeck, a: Deployment, b: Deployment, testset: 
 
         evaluations.append(score_and_keep(deck, deployment, testset, source=source, use_json=use_json,
                                           progress=scored))
-    return comparison_of(evaluations[0], evaluations[1], testset.name, a, b)
+    return comparison_of(evaluations[0], evaluations[1], testset.name, a, b, testset.rows_noun)
 
 
 def kept_comparison(deck: ModelDeck, a: Deployment, b: Deployment, dataset: str) -> Comparison | None:
@@ -81,7 +82,8 @@ def kept_comparison(deck: ModelDeck, a: Deployment, b: Deployment, dataset: str)
     if kept[0] is None or kept[1] is None or a.record.uid == b.record.uid:
         return None
     try:
-        return comparison_of(kept[0], kept[1], dataset, a, b)
+        noun = "row" if any(i.is_table for i in all_testsets(deck) if i.name == dataset.split("+", 1)[0]) else "image"
+        return comparison_of(kept[0], kept[1], dataset, a, b, noun)
     except ComparisonError:
         return None
 
@@ -94,10 +96,11 @@ def check_comparable(deck: ModelDeck, a: Deployment, b: Deployment) -> None:
         raise ComparisonError(f"{a.name} and {b.name} cannot be compared: {why}")
 
 
-def comparison_of(first: Evaluation, second: Evaluation, dataset: str, a: Deployment, b: Deployment) -> Comparison:
+def comparison_of(first: Evaluation, second: Evaluation, dataset: str, a: Deployment, b: Deployment,
+                  noun: str = "image") -> Comparison:
     return compare(first, second, dataset=dataset, a_name=a.name,
                    a_model=f"{a.record.model_name}:{a.record.model_version}", b_name=b.name,
-                   b_model=f"{b.record.model_name}:{b.record.model_version}")
+                   b_model=f"{b.record.model_name}:{b.record.model_version}", noun=noun)
 
 
 @dataclass(frozen=True)
