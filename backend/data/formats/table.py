@@ -47,8 +47,7 @@ def read_csv_table(path: Path, label: str | None) -> RawSet:
         text = head[:e.start].decode("utf-8-sig")
     if not text.strip():
         raise DatasetImportError(f"{path.name} is empty: a test set's CSV has a header line and rows")
-    first_line = text.splitlines()[0] if "\n" in text or len(head) < HEADER_BYTES else None
-    if first_line is None:
+    if "\n" not in text and len(head) == HEADER_BYTES:  # the header line does not end within what was read
         raise DatasetImportError(f"{path.name}: its first line is longer than {HEADER_BYTES // 2**20} MiB; the "
                                  f"limit is {limits.MAX_ROW_VALUES:,} columns")
     separator = _separator(text)
