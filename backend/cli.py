@@ -10,12 +10,14 @@ from dataclasses import asdict
 from pathlib import Path
 from typing import Any
 
+import numpy as np
+
 from . import __version__
 from .context import ModelDeck, open_modeldeck
 from .data.builtin import DATASET_NAMES
 from .data.testset import DatasetInfo, format_range
 from .data.uploads import formats_help
-from .errors import ModelDeckError, UserImageError
+from .errors import InvalidWhatIfError, ModelDeckError, UserImageError
 from .inspection.compare import DISAGREEMENT_KINDS
 from .inspection.evaluation import class_name
 from .inspection.perturb import KINDS, Perturbation
@@ -35,6 +37,7 @@ from .services.reports import make_report, report_pdf
 from .services.scoring import predict_image, robustness_curve, score_and_keep, send_random
 from .services.testsets import add_testset, all_testsets, choose_testset, remove_testset, scoring_target, testset_title
 from .services.traffic import load_test, scrape_deployment
+from .services.whatif import counterfactual, dependence, edited, predict_row, set_predictions, start_row
 from .shown import shown
 from .traffic.loadtest import CONCURRENCY_RANGE, MAX_REQUESTS, SECONDS_RANGE, LoadTestResult, LoadTestTick
 from .traffic.metrics import ERROR_STATUS, TrafficSnapshot
@@ -54,6 +57,11 @@ def _progress(event: ProgressEvent) -> None:
 
 def _print_json(data: Any) -> None:
     print(json.dumps(data, indent=2, default=str))
+
+
+def _value(value: float) -> float:
+    """A table's float32 value as its shortest decimal (0.01894, not 0.018939999863505363)."""
+    return float(str(np.float32(value)))
 
 
 def _parse_tags(pairs: list[str]) -> dict[str, str]:
@@ -295,7 +303,7 @@ def cmd_score(deck: ModelDeck, args: argparse.Namespace) -> int:
                                "label_name": class_name(testset.class_names, int(t)),
                                "prediction_name": class_name(testset.class_names, int(p))}
         if testset.feature_names is not None:  # a table's row: its values by column
-            row["features"] = {name: float(v) for name, v in zip(testset.feature_names, result.images[k], strict=True)}
+            row["features"] = {name: _value(v) for name, v in zip(testset.feature_names, result.images[k], strict=True)}
         if probabilities is not None:
             row["probabilities"] = [round(float(v), 6) for v in probabilities[k]]
         rows.append(row)
@@ -352,6 +360,74 @@ def cmd_predict(deck: ModelDeck, args: argparse.Namespace) -> int:
         width = max(8, *(len(name) for name in testset.class_names))
         for name, p in sorted(result["probabilities"].items(), key=lambda item: -item[1])[:3]:
             print(f"  {name:>{width}} {p:7.1%} " + "#" * int(round(p * 40)))
+    return 0
+
+
+def _changes(pairs: list[str]) -> dict[str, float]:
+    """--set COLUMN=VALUE pairs (a column's name may hold '=' and spaces: the last '=' splits)."""
+    changes: dict[str, float] = {}
+    for pair in pairs:
+        name, equals, value = pair.rpartition("=")
+        try:
+            if not equals or not name:
+                raise ValueError
+            changes[name] = float(value)
+        except ValueError:
+            raise InvalidWhatIfError(f"--set wants COLUMN=NUMBER, not {pair!r}") from None
+    return changes
+
+
+def cmd_whatif(deck: ModelDeck, args: argparse.Namespace) -> int:
+    deployment, testset = scoring_target(deck, args.name, args.dataset)
+    original = start_row(testset, args.row)
+    row = edited(testset, original, _changes(args.set))
+    prediction = predict_row(deck, deployment, testset, row)
+    names = testset.feature_names or ()
+    result: dict[str, Any] = {
+        "start": "median row" if args.row is None else f"row {args.row}",
+        "changed": {name: {"from": _value(original[j]), "to": _value(row[j])}
+                    for j, name in enumerate(names) if row[j] != original[j]},
+        "prediction": class_name(testset.class_names, prediction.predicted),
+        "probabilities": None if prediction.probabilities is None else
+        {class_name(testset.class_names, k): round(float(p), 6) for k, p in enumerate(prediction.probabilities)}}
+    if args.curve:
+        curve = dependence(deck, deployment, testset, row, args.curve)
+        result["curve"] = {"column": curve.feature, "value": curve.value, "averaged_rows": curve.averaged,
+                           "from_labels": curve.from_labels,
+                           "points": [{"value": float(v), "this_row": dict(zip(map(shown, testset.class_names),
+                                                                                (round(float(p), 6) for p in mine), strict=True)),
+                                       "average": dict(zip(map(shown, testset.class_names),
+                                                           (round(float(p), 6) for p in mean), strict=True))}
+                                      for v, mine, mean in zip(curve.grid, curve.row, curve.average, strict=True)]}
+    if args.nearest:
+        nearest = counterfactual(testset, set_predictions(deck, deployment, testset), row, prediction.predicted)
+        result["nearest"] = None if nearest is None else {
+            "row": nearest.index, "prediction": class_name(testset.class_names, nearest.predicted),
+            "label": class_name(testset.class_names, nearest.label), "distance": round(nearest.distance, 6),
+            "columns_differing": nearest.differing,
+            "differs_most": [{"column": c.name, "this_row": _value(c.this), "that_row": _value(c.other), "standard_deviations": round(c.spreads, 6)}
+                             for c in nearest.changes]}
+    if args.json:
+        _print_json(result)
+        return 0
+    print(f"{result['start']}" + "".join(f", {name} {change['from']:.6g} -> {change['to']:.6g}"
+                                         for name, change in result["changed"].items()))
+    sure = f" ({prediction.confidence:.1%})" if prediction.confidence is not None else ""
+    print(f"prediction: {result['prediction']}{sure}")
+    if args.curve:
+        shown_class = class_name(testset.class_names, prediction.predicted)
+        print(f"P({shown_class}) as {args.curve} goes across its range (this row | average of "
+              f"{result['curve']['averaged_rows']} test rows):")
+        for point in result["curve"]["points"]:
+            mine, mean = point["this_row"][shown_class], point["average"][shown_class]
+            print(f"  {point['value']:>10.4g}  {mine:7.1%} {mean:7.1%}  " + "#" * int(round(mine * 30)))
+    if args.nearest:
+        if nearest is None:
+            print(f"nearest row of another class: none (every test row is predicted {result['prediction']})")
+        else:
+            print(f"nearest row of another class: {nearest.describe(testset.class_names)}; differs most in:")
+            for c in nearest.changes:
+                print(f"  {c.name}: {c.this:.6g} -> {c.other:.6g} ({c.spreads:+.2f} sd)")
     return 0
 
 
@@ -655,6 +731,16 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("name", help="deployment name")
     p.add_argument("--image", required=True, metavar="FILE")
     p.add_argument("--dataset", default=None, metavar="NAME", help="whose form and class names to use")
+
+    p = add(sub, "whatif", cmd_whatif, "a table's row with some columns changed: what the deployment says, how "
+            "that moves with one column, the nearest test row it puts in another class")
+    p.add_argument("name", help="deployment name")
+    p.add_argument("--dataset", default=None, metavar="NAME", help="the table test set (default: the first that fits)")
+    p.add_argument("--row", type=int, default=None, metavar="I", help="start from test row I (default: the median row)")
+    p.add_argument("--set", action="append", default=[], metavar="COLUMN=VALUE", help="change a column (repeatable)")
+    p.add_argument("--curve", default=None, metavar="COLUMN",
+                   help="the probability across COLUMN's range, for this row and on average over 50 test rows")
+    p.add_argument("--nearest", action="store_true", help="the nearest test row predicted as another class")
 
     for name, func, help_text in (("score", cmd_score, "score N random test images (or a table's rows)"),
                                   ("evaluate", cmd_evaluate, "score the whole test set: accuracy + confusion")):

@@ -35,6 +35,7 @@
     │   ├── NothingDrawnError
     │   └── ImageDecodeError
     ├── InvalidPerturbationError
+    ├── InvalidWhatIfError              (a table's what-if: unknown column, a value not a number, images)
     ├── TrainingError                   (no such sample model: unknown dataset or algorithm)
     ├── ComparisonError                 (two results not made on the same test set, or A is B)
     ├── ReportError                     (a report that cannot be made or printed to PDF)
@@ -253,6 +254,11 @@ class ImageDecodeError(UserImageError):
 
 class InvalidPerturbationError(ModelDeckError):
     """An unknown perturbation, a strength it does not take, or images it cannot work on."""
+
+
+class InvalidWhatIfError(ModelDeckError):
+    """A what-if that cannot be made: images rather than a table's rows, an unknown column, a value that is
+    not a number, a row the set does not have."""
 
 
 class DatasetImportError(DatasetError):

@@ -18,6 +18,7 @@ from .calibration import Calibration
 from .compare import Comparison
 from .evaluation import Evaluation
 from .ticks import percent_ticks
+from .whatif import Dependence
 
 CELL, TRUE_CLASS, PREDICTED_CLASS = "cell", "true_class", "predicted_class"  # the selections' names
 CALIBRATION_WIDTH = 480  # px: the reliability diagram fits beside nothing, at 1024 px wide too
@@ -112,18 +113,20 @@ def confusion_chart(evaluation: Evaluation, counts: bool = False, noun: str = "i
             "resolve": {"scale": {"color": "independent"}}}
 
 
-def probability_bars(probabilities: np.ndarray, class_names: tuple[str, ...]) -> alt.Chart:
-    """One bar per class: the model's probability for it, the most likely one highlighted."""
+def probability_bars(probabilities: np.ndarray, class_names: tuple[str, ...], height: int = 220) -> dict[str, Any]:
+    """One bar per class: the model's probability for it, the most likely one highlighted: a Vega-Lite spec
+    (drawn on every edit of the what-if: no Altair validation on the way)."""
     best = int(np.argmax(probabilities))
-    class_names = tuple(map(shown, class_names))
-    values = [{"class": class_names[i], "probability": float(p), "best": i == best}
-              for i, p in enumerate(probabilities)]
-    return alt.Chart(alt.Data(values=values)).mark_bar().encode(
-        x=alt.X("class:N", sort=list(class_names), axis=class_axis(class_names), title=None),
-        y=alt.Y("probability:Q", scale=alt.Scale(domain=[0, 1]), axis=alt.Axis(format=".0%")),
-        color=alt.condition("datum.best", alt.value("#2f4b7c"), alt.value("#a5b4cf")),
-        tooltip=["class:N", alt.Tooltip("probability:Q", format=".1%")],
-    ).properties(height=220)
+    names = [shown(name) for name in class_names]
+    values = [{"class": names[i], "probability": float(p), "best": i == best} for i, p in enumerate(probabilities)]
+    return {"$schema": alt.SCHEMA_URL, "data": {"values": values}, "mark": {"type": "bar"}, "height": height,
+            "encoding": {"x": {"field": "class", "type": "nominal", "sort": names, "axis": class_axis_spec(names),
+                               "title": None},
+                         "y": {"field": "probability", "type": "quantitative", "scale": {"domain": [0, 1]},
+                               "axis": {"format": ".0%"}},
+                         "color": {"condition": {"test": "datum.best", "value": "#2f4b7c"}, "value": "#a5b4cf"},
+                         "tooltip": [{"field": "class", "type": "nominal"},
+                                     {"field": "probability", "type": "quantitative", "format": ".1%"}]}}
 
 
 def robustness_chart(points: tuple[tuple[float, float], ...], label: str, unit: str) -> alt.Chart:
@@ -229,3 +232,38 @@ def reliability_chart(calibration: Calibration) -> dict[str, Any]:
     return {"$schema": alt.SCHEMA_URL, "spacing": 6, "vconcat": [
         {"layer": [bars, sure, diagonal], "height": 260, "width": CALIBRATION_WIDTH},
         {"data": data, "layer": [counts, labels], "height": 90, "width": CALIBRATION_WIDTH}]}
+
+
+def dependence_chart(dependence: Dependence, class_index: int, seen: tuple[float, float]) -> dict[str, Any]:
+    """The probability of one class against one column: the edited row's curve (ICE), the mean over rows of the
+    set (partial dependence, dashed), a rule at the row's value, and grey beyond the values the set has (`seen`):
+    a Vega-Lite spec (drawn on every edit: no Altair validation on the way)."""
+    name = shown(dependence.class_names[class_index])
+    what = f"share predicted {name}" if dependence.from_labels else f"P({name})"
+    feature = shown(dependence.feature)
+    curves = ["this row", f"average of {dependence.averaged} test rows"]
+    values = [{"value": float(v), "curve": curve, "probability": float(p[class_index])}
+              for curve, answers in zip(curves, (dependence.row, dependence.average), strict=True)
+              for v, p in zip(dependence.grid, answers, strict=True)]
+    low, high = float(dependence.grid[0]), float(dependence.grid[-1])
+    x = {"field": "value", "type": "quantitative", "title": feature, "scale": {"domain": [low, high], "nice": False}}
+    outside = [band for band in ({"from": low, "to": seen[0]}, {"from": seen[1], "to": high}) if band["to"] > band["from"]]
+    bands = {"data": {"values": outside}, "mark": {"type": "rect", "color": "#f0f0f0"},
+             "encoding": {"x": {"field": "from", "type": "quantitative"}, "x2": {"field": "to"},
+                          "tooltip": {"value": "values the test set does not have"}}}
+    lines = {"data": {"values": values}, "mark": {"type": "line", "point": True},
+             "encoding": {"x": x,
+                          "y": {"field": "probability", "type": "quantitative", "scale": {"domain": [0, 1]},
+                                "axis": {"format": ".0%"}, "title": what},
+                          "color": {"field": "curve", "type": "nominal", "title": None, "legend": {"orient": "top"},
+                                    "scale": {"domain": curves, "range": ["#2f4b7c", "#9a9a9a"]}},
+                          "strokeDash": {"field": "curve", "type": "nominal", "legend": None,
+                                         "scale": {"domain": curves, "range": [[1, 0], [5, 4]]}},
+                          "tooltip": [{"field": "curve", "type": "nominal"},
+                                      {"field": "value", "type": "quantitative", "format": ".4g", "title": feature},
+                                      {"field": "probability", "type": "quantitative", "format": ".1%", "title": what}]}}
+    now = {"data": {"values": [{"value": dependence.value}]}, "mark": {"type": "rule", "color": "#b3261e"},
+           "encoding": {"x": {"field": "value", "type": "quantitative"},
+                        "tooltip": {"field": "value", "type": "quantitative", "format": ".4g",
+                                    "title": "this row's value"}}}
+    return {"$schema": alt.SCHEMA_URL, "layer": [bands, lines, now], "height": 260}

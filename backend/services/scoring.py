@@ -148,9 +148,18 @@ def predict_image(deck: ModelDeck, deployment: Deployment, testset: TestSet, ima
         UserImageError: not an image that can be read. ScoringError: the endpoint failed.
     """
     prepared = model_input(image, form or input_form(testset))
+    predicted, probabilities = score_rows(deck, deployment, prepared.row[None, :], testset.class_names)
+    return ImagePrediction(prepared, int(predicted[0]), None if probabilities is None else probabilities[0])
+
+
+def score_rows(deck: ModelDeck, deployment: Deployment, rows: np.ndarray,
+               class_names: tuple[str, ...]) -> tuple[np.ndarray, np.ndarray | None]:
+    """(label indices into `class_names`, probabilities in that order or None for labels only) of a few
+    rows, in one request: what the deployment says of a user's image or an edited row.
+
+    Raises:
+        ScoringError: the endpoint failed or answered something else than labels of those classes.
+    """
     endpoint = endpoint_of(deck, deployment)
-    scores = deck.client.scores(endpoint.uri, prepared.row[None, :], use_binary=endpoint.binary, key=endpoint.key,
-                                proba=True)
-    probabilities = probabilities_by_class(scores, testset.class_names)
-    return ImagePrediction(prepared, int(label_indices(scores.labels, testset.class_names, 1)[0]),
-                           None if probabilities is None else probabilities[0])
+    scores = deck.client.scores(endpoint.uri, rows, use_binary=endpoint.binary, key=endpoint.key, proba=True)
+    return label_indices(scores.labels, class_names, len(rows)), probabilities_by_class(scores, class_names)

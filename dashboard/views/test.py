@@ -61,6 +61,7 @@ from dashboard.common import (
 )
 from dashboard.request_view import example_row, request_sections
 from dashboard.tables import show_rows
+from dashboard.whatif import whatif_view
 
 deck = get_deck()
 st.title("Test")
@@ -537,7 +538,7 @@ def own_digit_view() -> None:
                     if prediction.probabilities is None:
                         st.caption("This scoring script returns labels only: no probabilities.")
                     else:
-                        st.altair_chart(probability_bars(prediction.probabilities, data.class_names))
+                        st.vega_lite_chart(spec=probability_bars(prediction.probabilities, data.class_names))
 
 
 evaluation_view()
@@ -577,7 +578,10 @@ def robustness_view() -> None:
 
 robustness_view()
 
-if not data.is_table:  # drawing and uploads make images
+if data.is_table:
+    st.subheader("What if")
+    whatif_view(deployment, data, dataset_name, revision_of(dataset_name))
+else:  # drawing and uploads make images
     st.subheader("Try your own digit")
     own_digit_view()
 if presentation:  # the console and the snippets are technical detail

@@ -1,0 +1,189 @@
+"""The Test page's what-if editor for a table's rows: start from a test row or the median row, move any column
+and watch the prediction follow; the probability of a class along one column; the nearest test row the
+deployment puts in another class. A fragment: an edit reruns this section alone.
+
+The start is in the address (`?whatif=17`; none for the median row), so a reload or a shared link opens the
+same row; the edits are the session's."""
+
+from __future__ import annotations
+
+import numpy as np
+import streamlit as st
+
+from backend.data.testset import TestSet
+from backend.errors import ModelDeckError
+from backend.inspection.evaluation import class_name
+from backend.inspection.interactive_charts import dependence_chart, probability_bars
+from backend.inspection.whatif import Control
+from backend.runtimes.base import Deployment
+from backend.services.whatif import (
+    RowPrediction,
+    controls_of,
+    counterfactual,
+    dependence,
+    predict_row,
+    set_predictions,
+    start_row,
+)
+from dashboard.common import get_deck, scoring_failed, verbatim
+
+PARAM = "whatif"
+MEDIAN, TEST_ROW = "the median row", "a test row"
+EDITOR_HEIGHT = 430  # px: the editor scrolls beside the prediction, both in view at 1024x768
+
+
+@st.cache_data(max_entries=16, show_spinner=False)
+def controls_for(name: str, revision: int, columns: tuple[str, ...], _data: TestSet) -> tuple[Control, ...]:
+    """The set's controls, once per set (its revision) and column order (the model's)."""
+    return controls_of(_data)
+
+
+@st.cache_resource(max_entries=8, show_spinner="Scoring the test set once, for its predictions…")
+def predictions_for(uid: str, name: str, revision: int, _deployment: Deployment, _data: TestSet) -> np.ndarray:
+    """What the deployment (by uid: a replaced one is another) predicts for each row of the set."""
+    return set_predictions(get_deck(), _deployment, _data)
+
+
+@st.cache_resource(max_entries=32, show_spinner=False)
+def start_prediction(uid: str, name: str, revision: int, start: int | None, _deployment: Deployment,
+                     _data: TestSet) -> RowPrediction:
+    """What the deployment says of the editor's start (a row, or the median row when None), once per start."""
+    return predict_row(get_deck(), _deployment, _data, start_row(_data, start))
+
+
+def _linked_row(rows: int) -> int | None:
+    """The address's start row, None for the median row; a bad one is said and dropped."""
+    text = st.query_params.get(PARAM)
+    if text is None:
+        return None
+    if text.isdigit() and int(text) < rows:
+        return int(text)
+    st.warning(verbatim(f"The address asks for row {text!r}; this test set has rows 0 to {rows - 1}. Starting "
+                        "from the median row."), icon=":material/warning:")
+    st.query_params.pop(PARAM, None)
+    return None
+
+
+def _edit_row(index: int) -> None:
+    """Starts the editor from test row `index` (the counterfactual's button)."""
+    st.session_state["whatif_from"] = TEST_ROW
+    st.session_state["whatif_row"] = index
+
+
+def _undo() -> None:
+    st.session_state["whatif_generation"] = st.session_state.get("whatif_generation", 0) + 1
+
+
+def _follow(name: str) -> None:
+    """The dependence curve turns to the column just edited."""
+    st.session_state["whatif_feature"] = name
+
+
+def _widget(control: Control, value: float, key: str) -> float:
+    """The control's widget, starting at `value`: a toggle for 0/1, a whole-number or stepped slider."""
+    helped = (f"Test set: {control.seen_low:.6g} to {control.seen_high:.6g}, median {control.median:.6g}, "
+              f"standard deviation {control.spread:.4g}.")
+    label = verbatim(control.name)
+    name = (control.name,)
+    if control.kind == "binary":
+        return 1.0 if st.toggle(label, bool(value), key=key, help=helped, on_change=_follow, args=name) else 0.0
+    if control.kind == "whole":
+        return float(st.slider(label, int(control.low), int(control.high), int(control.clipped(value)), 1, key=key,
+                               help=helped, on_change=_follow, args=name))
+    return float(st.slider(label, control.low, control.high, control.clipped(value), control.step, key=key,
+                           help=helped, on_change=_follow, args=name,
+                           format="%.4g"))  # 87.32, 0.0961, 1761: as the set writes them
+
+
+@st.fragment
+def whatif_view(deployment: Deployment, data: TestSet, name: str, revision: int) -> None:
+    """The editor, the prediction it follows, the dependence curve and the counterfactual (see the module)."""
+    deck = get_deck()
+    assert data.feature_names is not None  # the Test page shows it for tables only
+    the_controls = controls_for(name, revision, data.feature_names, data)
+    if "whatif_from" not in st.session_state:  # a new session (a reload, a link): the address's start
+        linked = _linked_row(len(data))
+        st.session_state["whatif_from"] = MEDIAN if linked is None else TEST_ROW
+        st.session_state["whatif_row"] = linked or 0
+    s1, s2, s3 = st.columns([2, 1, 1], vertical_alignment="bottom")
+    start_kind = s1.segmented_control("Start from", [MEDIAN, TEST_ROW], key="whatif_from", required=True)
+    index = int(s2.number_input("Row", 0, len(data) - 1, key="whatif_row", disabled=start_kind != TEST_ROW))
+    s3.button("Undo the edits", on_click=_undo, icon=":material/undo:", key="whatif_undo", width="stretch")
+    start = index if start_kind == TEST_ROW else None
+    if st.query_params.get(PARAM) != (None if start is None else str(start)):  # written only when it changes
+        if start is None:
+            del st.query_params[PARAM]
+        else:
+            st.query_params[PARAM] = str(start)
+    original = start_row(data, start)
+    prefix = f"whatif/{name}/{revision}/{start}/{st.session_state.get('whatif_generation', 0)}"
+    editor, answer = st.columns([3, 2])
+    with editor.container(height=EDITOR_HEIGHT, border=True):
+        halves = st.columns(2)
+        values = []
+        for j, control in enumerate(the_controls):
+            with halves[j % 2]:
+                values.append(_widget(control, float(original[j]), f"{prefix}/{j}"))
+    row = np.array(values, dtype=data.X.dtype)
+    changed = [j for j in range(len(row)) if row[j] != original[j]]
+    try:
+        prediction = predict_row(deck, deployment, data, row)
+        before = start_prediction(deployment.record.uid, name, revision, start, deployment, data)
+    except ModelDeckError as e:
+        scoring_failed(e, deployment)
+        return
+    with answer:
+        said = class_name(data.class_names, prediction.predicted)
+        sure = prediction.confidence
+        st.metric("Prediction", said, f"{sure:.1%} sure" if sure is not None else None, delta_color="off",
+                  delta_arrow="off")
+        where = f"row {start} (true label {class_name(data.class_names, int(data.y[start]))})" if start is not None \
+            else "the median row"
+        if changed:
+            was = class_name(data.class_names, before.predicted)
+            st.caption(verbatim(f"{len(changed)} of {len(row)} columns changed from {where}, which was predicted "
+                                f"{was}" + (f" ({before.confidence:.1%})" if before.confidence is not None else "")
+                                + ": " + "; ".join(f"{the_controls[j].name} {original[j]:.6g} → {row[j]:.6g}"
+                                                   for j in changed)))
+        else:
+            st.caption(verbatim(f"As {where}: move a column and the prediction follows."))
+        if prediction.probabilities is None:
+            st.caption("This scoring script returns labels only: no probabilities.")
+        else:
+            st.vega_lite_chart(spec=probability_bars(prediction.probabilities, data.class_names, height=180))
+    names = [c.name for c in the_controls]
+    d1, d2 = st.columns(2)
+    if st.session_state.get("whatif_feature") not in names:  # a new set (its columns are others)
+        st.session_state.pop("whatif_feature", None)
+    feature = d1.selectbox("How the answer moves with", names, key="whatif_feature", format_func=verbatim)
+    of = d2.selectbox("Probability of", range(len(data.class_names)), index=prediction.predicted,
+                      format_func=lambda k: class_name(data.class_names, k), key="whatif_class")
+    try:
+        curve = dependence(deck, deployment, data, row, feature)
+    except ModelDeckError as e:
+        scoring_failed(e, deployment)
+        return
+    column = names.index(feature)
+    st.vega_lite_chart(spec=dependence_chart(curve, of, (the_controls[column].seen_low, the_controls[column].seen_high)))
+    st.caption(verbatim(f"The solid line is this row with {feature} set to each value; the dashed one the mean over "
+                        f"{curve.averaged} random test rows set likewise (partial dependence). Grey: values the test "
+                        "set does not have.") + (" The endpoint gives labels only: 100 % where that class is "
+                                                 "predicted." if curve.from_labels else ""))
+    if st.toggle("Show the nearest test row the deployment puts in another class", key="whatif_counterfactual"):
+        try:
+            predictions = predictions_for(deployment.record.uid, name, revision, deployment, data)
+        except ModelDeckError as e:
+            scoring_failed(e, deployment)
+            return
+        nearest = counterfactual(data, predictions, row, prediction.predicted)
+        if nearest is None:
+            st.info(verbatim(f"The deployment predicts every test row as {said}: no row of another class."))
+            return
+        st.markdown(verbatim(f"Nearest: {nearest.describe(data.class_names)}; {nearest.differing} of {len(row)} "
+                             "columns differ. Those that differ most:"))
+        st.dataframe([{"column": c.name, "this row": c.this, f"row {nearest.index}": c.other,
+                       "difference (standard deviations)": c.spreads} for c in nearest.changes],
+                     hide_index=True, column_config={"difference (standard deviations)": st.column_config.NumberColumn(
+                         format="%+.2f")})
+        st.button(f"Edit row {nearest.index}", on_click=_edit_row, args=(nearest.index,), icon=":material/edit:",
+                  key="whatif_edit_nearest")
