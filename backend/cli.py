@@ -20,6 +20,7 @@ from .data.uploads import formats_help
 from .errors import InvalidWhatIfError, ModelDeckError, UserImageError
 from .inspection.compare import DISAGREEMENT_KINDS
 from .inspection.evaluation import class_name
+from .inspection.explain import BACKGROUND, ORDERINGS, SCALES
 from .inspection.perturb import KINDS, Perturbation
 from .packaging.kubernetes import SECRET_FILE, ExportOptions, parse_autoscale, secret_name
 from .packaging.self_contained import KEYS_PATH, default_tag
@@ -31,6 +32,7 @@ from .runtimes.kinds import runtime_choices, runtime_names
 from .services import kept, managing
 from .services.comparing import compare_deployments, contender
 from .services.deploying import deploy_and_wait
+from .services.explaining import REPEATS, class_index_of, explain_row, permutation_importance
 from .services.models import first_run, model_by_ref, register_files, registered_models, train
 from .services.packaging import build, export_model
 from .services.reports import make_report, report_pdf
@@ -379,12 +381,12 @@ def _changes(pairs: list[str]) -> dict[str, float]:
 
 def cmd_whatif(deck: ModelDeck, args: argparse.Namespace) -> int:
     deployment, testset = scoring_target(deck, args.name, args.dataset)
-    original = start_row(testset, args.row)
+    original = start_row(testset, args.index)
     row = edited(testset, original, _changes(args.set))
     prediction = predict_row(deck, deployment, testset, row)
     names = testset.feature_names or ()
     result: dict[str, Any] = {
-        "start": "median row" if args.row is None else f"row {args.row}",
+        "start": "median row" if args.index is None else f"row {args.index}",
         "changed": {name: {"from": _value(original[j]), "to": _value(row[j])}
                     for j, name in enumerate(names) if row[j] != original[j]},
         "prediction": class_name(testset.class_names, prediction.predicted),
@@ -428,6 +430,69 @@ def cmd_whatif(deck: ModelDeck, args: argparse.Namespace) -> int:
             print(f"nearest row of another class: {nearest.describe(testset.class_names)}; differs most in:")
             for c in nearest.changes:
                 print(f"  {c.name}: {c.this:.6g} -> {c.other:.6g} ({c.spreads:+.2f} sd)")
+    return 0
+
+
+def cmd_explain(deck: ModelDeck, args: argparse.Namespace) -> int:
+    deployment, testset = scoring_target(deck, args.name, args.dataset)
+    row = edited(testset, start_row(testset, args.index), _changes(args.set))
+    class_index = class_index_of(testset, args.of) if args.of else None
+    explanation = explain_row(deck, deployment, testset, row, class_index=class_index, scale=args.scale,
+                              background=args.background, count=args.orderings, seed=args.seed)
+    explained = class_name(testset.class_names, explanation.class_index)
+    if args.json:
+        _print_json({"row": args.index, "class": explained, "scale": explanation.scale, "output": explanation.output,
+                     "base": explanation.base, "background_rows": explanation.background,
+                     "orderings": explanation.orderings, "exact": explanation.exact,
+                     "from_labels": explanation.from_labels, "saturated_rows": explanation.saturated,
+                     "contributions": [{"column": explanation.feature_names[j], "value": _value(explanation.values[j]),
+                                        "contribution": float(explanation.contributions[j]),
+                                        "standard_error": float(explanation.errors[j])}
+                                       for j in explanation.ranked()]})
+        return 0
+    percent = explanation.scale == "probability"
+    what = f"P({explained})" if percent else f"log-odds of {explained}"
+
+    def shown_value(value: float) -> str:
+        return f"{value:.1%}" if percent else f"{value:+.3f}"
+
+    start = "the median row" if args.index is None else f"row {args.index}"
+    print(f"{what} for {start}: {shown_value(explanation.output)}; on average over {explanation.background} test rows "
+          f"{shown_value(explanation.base)}. Each column's contribution ("
+          + ("exact: every ordering agreed" if explanation.exact else
+             f"estimated from {explanation.orderings} orderings, +- one standard error") + "):")
+    if explanation.saturated:
+        print(f"({explanation.saturated:,} of the rows scored got a probability of exactly 0 or 1, past the endpoint's "
+              "precision: their log-odds, and so these contributions, are bounds)")
+    width = max(len(name) for name in explanation.feature_names)
+    for j in explanation.ranked(args.top):
+        contribution = explanation.contributions[j]
+        text = f"{contribution * 100:+7.2f} pts" if percent else f"{contribution:+8.3f}"
+        print(f"  {explanation.feature_names[j]:<{width}} = {explanation.values[j]:<10.6g} {text} "
+              f"+- {explanation.errors[j] * (100 if percent else 1):.2g}  "
+              + ("+" if contribution >= 0 else "-") * min(40, int(round(abs(contribution) / (0.01 if percent else 0.1)))))
+    rest = explanation.ranked()[args.top:]
+    if len(rest):
+        total = float(explanation.contributions[rest].sum())
+        print(f"  the other {len(rest)} columns together: " + (f"{total * 100:+.2f} pts" if percent else f"{total:+.3f}"))
+    return 0
+
+
+def cmd_importance(deck: ModelDeck, args: argparse.Namespace) -> int:
+    deployment, testset = scoring_target(deck, args.name, args.dataset)
+    importance = permutation_importance(deck, deployment, testset, repeats=args.repeats, seed=args.seed,
+                                        progress=lambda done, total: _err(f"{done} of {total} columns shuffled"))
+    if args.json:
+        _print_json({"accuracy": importance.accuracy, "rows": importance.rows, "repeats": importance.repeats,
+                     "columns": [{"column": importance.feature_names[j], "accuracy_lost": float(importance.drops[j]),
+                                  "standard_deviation": float(importance.spreads[j])} for j in importance.ranked()]})
+        return 0
+    print(f"accuracy {importance.accuracy:.2%} on {importance.rows:,} rows of {testset.name}; lost with each column "
+          f"shuffled (mean of {importance.repeats}, +- standard deviation):")
+    width = max(len(name) for name in importance.feature_names)
+    for j in importance.ranked(args.top):
+        print(f"  {importance.feature_names[j]:<{width}} {importance.drops[j]:+7.2%} +- {importance.spreads[j]:.2%}  "
+              + "#" * min(40, max(0, int(round(importance.drops[j] * 400)))))
     return 0
 
 
@@ -732,11 +797,35 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--image", required=True, metavar="FILE")
     p.add_argument("--dataset", default=None, metavar="NAME", help="whose form and class names to use")
 
+    p = add(sub, "explain", cmd_explain, "each column's contribution to a table row's answer (Shapley values "
+            "through the endpoint, against random test rows)")
+    p.add_argument("name", help="deployment name")
+    p.add_argument("--dataset", default=None, metavar="NAME", help="the table test set (default: the first that fits)")
+    p.add_argument("--index", type=int, default=None, metavar="I", help="the test row (default: the median row)")
+    p.add_argument("--set", action="append", default=[], metavar="COLUMN=VALUE", help="change a column first "
+                   "(repeatable)")
+    p.add_argument("--of", default=None, metavar="CLASS", help="the class whose output is explained (default: the "
+                   "predicted one)")
+    p.add_argument("--scale", choices=SCALES, default="probability",
+                   help="log-odds: where a linear model's contributions add up exactly")
+    p.add_argument("--background", type=int, default=BACKGROUND, metavar="N", help="test rows compared with")
+    p.add_argument("--orderings", type=int, default=ORDERINGS, metavar="N", help="orderings of the columns (even)")
+    p.add_argument("--seed", type=int, default=0)
+    p.add_argument("--top", type=int, default=12, metavar="N", help="columns listed (the rest summed)")
+    p = add(sub, "importance", cmd_importance, "each column's importance on a table test set: the accuracy lost "
+            "with it shuffled")
+    p.add_argument("name", help="deployment name")
+    p.add_argument("--dataset", default=None, metavar="NAME")
+    p.add_argument("--repeats", type=int, default=REPEATS, metavar="N", help="shuffles per column")
+    p.add_argument("--seed", type=int, default=0)
+    p.add_argument("--top", type=int, default=15, metavar="N", help="columns listed")
+
     p = add(sub, "whatif", cmd_whatif, "a table's row with some columns changed: what the deployment says, how "
             "that moves with one column, the nearest test row it puts in another class")
     p.add_argument("name", help="deployment name")
     p.add_argument("--dataset", default=None, metavar="NAME", help="the table test set (default: the first that fits)")
-    p.add_argument("--row", type=int, default=None, metavar="I", help="start from test row I (default: the median row)")
+    p.add_argument("--index", "--row", dest="index", type=int, default=None, metavar="I",
+                   help="start from test row I (default: the median row)")
     p.add_argument("--set", action="append", default=[], metavar="COLUMN=VALUE", help="change a column (repeatable)")
     p.add_argument("--curve", default=None, metavar="COLUMN",
                    help="the probability across COLUMN's range, for this row and on average over 50 test rows")

@@ -36,6 +36,7 @@
     │   └── ImageDecodeError
     ├── InvalidPerturbationError
     ├── InvalidWhatIfError              (a table's what-if: unknown column, a value not a number, images)
+    ├── InvalidExplanationError         (a table's explanation: images, an unknown class or scale, too many rows)
     ├── TrainingError                   (no such sample model: unknown dataset or algorithm)
     ├── ComparisonError                 (two results not made on the same test set, or A is B)
     ├── ReportError                     (a report that cannot be made or printed to PDF)
@@ -259,6 +260,11 @@ class InvalidPerturbationError(ModelDeckError):
 class InvalidWhatIfError(ModelDeckError):
     """A what-if that cannot be made: images rather than a table's rows, an unknown column, a value that is
     not a number, a row the set does not have."""
+
+
+class InvalidExplanationError(ModelDeckError):
+    """An explanation that cannot be made: images rather than a table's rows, an unknown class or scale, more rows
+    to score than the bound, log-odds of an endpoint that gives labels only."""
 
 
 class DatasetImportError(DatasetError):

@@ -1,8 +1,9 @@
 """What-if latency per edit (issue 23's goal: 150 ms warm) for the breast-cancer sample on a deployment.
 
 Backend, in this process: `predict_row` after one column changed (what an edit asks of the endpoint), the
-dependence curve (1 + 50 rows x 25 values, one request) and the set's predictions with the nearest row of another
-class. Baseline in the same run: a bare JSON /score of one row with requests, the floor of any answer.
+dependence curve (1 + 50 rows x 25 values, one request), the set's predictions with the nearest row of another
+class, a row's explanation (Shapley values: 10 orderings x 30 background rows x 31 steps = 9,300 rows) and the
+permutation importance on the whole set (30 columns x 3 shuffles x 143 rows). Baseline in the same run: a bare JSON /score of one row with requests, the floor of any answer.
 
 Browser, headless Chromium (Debian's, via Playwright) against `streamlit run`: one edit is a slider's thumb moved
 one step with the keyboard, timed to when the page shows the edited value in its "changed" line and Streamlit is
@@ -37,7 +38,10 @@ def backend_times(deck: Any, rounds: int) -> dict[str, list[float]]:
 
     deployment, data = scoring_target(deck, DEPLOYMENT, "breast-cancer")
     start = whatif.start_row(data, None)
-    times: dict[str, list[float]] = {"bare /score": [], "edit": [], "curve": [], "nearest": []}
+    from backend.services import explaining
+
+    times: dict[str, list[float]] = {"bare /score": [], "edit": [], "curve": [], "nearest": [], "explain": [],
+                                     "importance": []}
     body = {"data": [start.tolist()]}
     uri = deployment.scoring_uri or ""
     for r in range(rounds + 1):  # the first round warms up
@@ -46,7 +50,9 @@ def backend_times(deck: Any, rounds: int) -> dict[str, list[float]]:
                  ("edit", lambda row=row: whatif.predict_row(deck, deployment, data, row)),
                  ("curve", lambda row=row: whatif.dependence(deck, deployment, data, row, COLUMN)),
                  ("nearest", lambda row=row: whatif.counterfactual(
-                     data, whatif.set_predictions(deck, deployment, data), row, 0)))
+                     data, whatif.set_predictions(deck, deployment, data), row, 0)),
+                 ("explain", lambda row=row: explaining.explain_row(deck, deployment, data, row)),
+                 ("importance", lambda: explaining.permutation_importance(deck, deployment, data)))
         for key, step in steps:
             started = time.perf_counter()
             step()

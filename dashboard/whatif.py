@@ -1,6 +1,7 @@
 """The Test page's what-if editor for a table's rows: start from a test row or the median row, move any column
-and watch the prediction follow; the probability of a class along one column; the nearest test row the
-deployment puts in another class. A fragment: an edit reruns this section alone.
+and watch the prediction follow; the probability of a class along one column; each column's contribution to the
+answer; the nearest test row the deployment puts in another class. A fragment: an edit reruns this section alone.
+Beneath it, which columns matter on the whole set (permutation importance).
 
 The start is in the address (`?whatif=17`; none for the median row), so a reload or a shared link opens the
 same row; the edits are the session's."""
@@ -13,9 +14,16 @@ import streamlit as st
 from backend.data.testset import TestSet
 from backend.errors import ModelDeckError
 from backend.inspection.evaluation import class_name
-from backend.inspection.interactive_charts import dependence_chart, probability_bars
+from backend.inspection.explain import SCALES
+from backend.inspection.interactive_charts import (
+    contribution_chart,
+    dependence_chart,
+    importance_chart,
+    probability_bars,
+)
 from backend.inspection.whatif import Control
 from backend.runtimes.base import Deployment
+from backend.services.explaining import REPEATS, explain_row, permutation_importance
 from backend.services.whatif import (
     RowPrediction,
     controls_of,
@@ -108,7 +116,7 @@ def whatif_view(deployment: Deployment, data: TestSet, name: str, revision: int)
     s1, s2, s3 = st.columns([2, 1, 1], vertical_alignment="bottom")
     start_kind = s1.segmented_control("Start from", [MEDIAN, TEST_ROW], key="whatif_from", required=True)
     index = int(s2.number_input("Row", 0, len(data) - 1, key="whatif_row", disabled=start_kind != TEST_ROW))
-    s3.button("Undo the edits", on_click=_undo, icon=":material/undo:", key="whatif_undo", width="stretch")
+    s3.button("Undo edits", on_click=_undo, icon=":material/undo:", key="whatif_undo", width="stretch")
     start = index if start_kind == TEST_ROW else None
     if st.query_params.get(PARAM) != (None if start is None else str(start)):  # written only when it changes
         if start is None:
@@ -169,6 +177,8 @@ def whatif_view(deployment: Deployment, data: TestSet, name: str, revision: int)
                         f"{curve.averaged} random test rows set likewise (partial dependence). Grey: values the test "
                         "set does not have.") + (" The endpoint gives labels only: 100 % where that class is "
                                                  "predicted." if curve.from_labels else ""))
+    if st.toggle("Explain this prediction: each column's contribution", key="whatif_explain"):
+        explain_view(deployment, data, row, of, from_labels=prediction.probabilities is None)
     if st.toggle("Show the nearest test row the deployment puts in another class", key="whatif_counterfactual"):
         try:
             predictions = predictions_for(deployment.record.uid, name, revision, deployment, data)
@@ -187,3 +197,66 @@ def whatif_view(deployment: Deployment, data: TestSet, name: str, revision: int)
                          format="%+.2f")})
         st.button(f"Edit row {nearest.index}", on_click=_edit_row, args=(nearest.index,), icon=":material/edit:",
                   key="whatif_edit_nearest")
+
+
+def explain_view(deployment: Deployment, data: TestSet, row: np.ndarray, class_index: int, *, from_labels: bool) -> None:
+    """The edited row's Shapley values for the class the curve shows, on the scale chosen."""
+    scale = st.segmented_control("Scale", SCALES, key="whatif_scale", default="probability", required=True,
+                                 disabled=from_labels, help="log-odds: where a linear model's contributions add up "
+                                 "exactly (a logistic regression's are its weights times the distance to the "
+                                 "average row)")
+    try:
+        explanation = explain_row(get_deck(), deployment, data, row, class_index=class_index,
+                                  scale="probability" if from_labels else scale)
+    except ModelDeckError as e:
+        scoring_failed(e, deployment)
+        return
+    name = class_name(data.class_names, class_index)
+    if explanation.scale == "probability":
+        what = f"share predicted {name}" if explanation.from_labels else f"P({name})"
+        said = (f"{what} is {explanation.output:.1%} for this row and {explanation.base:.1%} on average over "
+                f"{explanation.background} random test rows: the bars add up to the difference, "
+                f"{(explanation.output - explanation.base) * 100:+.1f} points.")
+    else:
+        said = (f"The log-odds of {name} are {explanation.output:+.2f} for this row and {explanation.base:+.2f} on "
+                f"average over {explanation.background} random test rows: the bars add up to the difference, "
+                f"{explanation.output - explanation.base:+.2f}.")
+    how = ("Every ordering of the columns gave the same contributions: on this scale the model adds up one term per "
+           "column, and these are its exact Shapley values." if explanation.exact else
+           f"Shapley values estimated from {explanation.orderings} orderings of the columns (each column switched "
+           "from a test row's value to this row's in turn); whiskers: two standard errors.")
+    if explanation.saturated:
+        how += (f" {explanation.saturated:,} of the rows scored got a probability of exactly 0 or 1, past the "
+                "endpoint's precision: their log-odds are bounds, and so are these contributions.")
+    st.vega_lite_chart(spec=contribution_chart(explanation, data.class_names))
+    st.caption(verbatim(f"{said} {how}"))
+
+
+@st.fragment
+def importance_view(deployment: Deployment, data: TestSet, name: str, revision: int) -> None:
+    """Which columns matter on the whole set: accuracy lost with each one shuffled (on a click; kept for the
+    session, by the deployment's uid)."""
+    assert data.feature_names is not None
+    kept = f"importance/{deployment.record.uid}/{name}/{revision}"
+    columns = len(data.feature_names)
+    if st.button(f"Shuffle each of the {columns} columns {REPEATS} times over the {len(data):,} rows and score",
+                 icon=":material/bar_chart:", key="importance_go"):
+        bar = st.progress(0.0, text="Scoring…")
+        try:
+            st.session_state[kept] = permutation_importance(
+                get_deck(), deployment, data,
+                progress=lambda done, total: bar.progress(done / total, text=f"{done} of {total} columns shuffled"))
+        except ModelDeckError as e:
+            scoring_failed(e, deployment)
+        bar.empty()
+    importance = st.session_state.get(kept)
+    if importance is None:
+        st.caption("How much each column matters to the deployment on the whole test set: the accuracy it loses when "
+                   "that column's values are shuffled across the rows (the other columns as they are).")
+        return
+    st.vega_lite_chart(spec=importance_chart(importance))
+    sampled = "" if importance.rows == len(data) else f" (a random {importance.rows:,} of them)"
+    st.caption(verbatim(f"Accuracy {importance.accuracy:.2%} on the {importance.rows:,} rows{sampled} as they are; "
+                        f"each bar is the mean loss over {importance.repeats} shuffles of that column, the whisker one "
+                        "standard deviation. Columns that say the same thing share their importance: shuffling one "
+                        "leaves the other to answer."))

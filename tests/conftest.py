@@ -313,3 +313,22 @@ def remove_home_deployments(engine, home: Path) -> None:
     front = Front(home / "front")
     for route in front.routes():
         front.withdraw(route.key)
+
+
+@pytest.fixture(scope="module")
+def cancer_deployment(tmp_path_factory):
+    """(deck, deployment, test set, the registered model as scikit-learn loads it): the breast-cancer sample (a table
+    model) trained and deployed on the local runtime in a home of the module's; deleted after its last test."""
+    import joblib
+
+    from backend.data.builtin import load_breast_cancer_test
+    from backend.runtimes.base import DeployConfig
+
+    home = tmp_path_factory.mktemp("cancer-home")
+    settings = Settings(home=home, runtime="local")
+    model = train_sample(ModelRegistry(settings.registry_path, settings.blobs_dir), "breast-cancer", "logistic")
+    deck = open_modeldeck(settings)
+    deployment = deck.deployments.deploy_and_wait(model, "cancer", DeployConfig(), runtime="local", timeout=180)
+    yield deck, deployment, load_breast_cancer_test(), joblib.load(home / "blobs" / model.files[0].sha256)
+    for left in deck.deployments.list():
+        deck.deployments.delete(left.name)

@@ -7,15 +7,12 @@ import os
 import subprocess
 import sys
 
-import joblib
 import numpy as np
 import pandas as pd
 import pytest
 from altair.utils.schemapi import validate_jsonschema
 from altair.vegalite.v6.schema.core import load_schema
 
-from backend.config import Settings
-from backend.context import open_modeldeck
 from backend.data.builtin import BREAST_CANCER_FEATURES, load_breast_cancer_test
 from backend.data.testset import TestSet
 from backend.errors import InvalidWhatIfError
@@ -29,10 +26,7 @@ from backend.inspection.whatif import (
     nearest_other,
     one_hot,
 )
-from backend.registry import ModelRegistry
-from backend.runtimes.base import DeployConfig
 from backend.services import whatif
-from backend.training import train_sample
 from dashboard import common
 
 from .test_dashboard import on_page
@@ -123,20 +117,6 @@ def test_a_start_and_edits_are_checked_against_the_set():
         whatif.start_row(images, 0)
 
 
-@pytest.fixture(scope="module")
-def cancer(tmp_path_factory):
-    """(deck, deployment, test set, the registered model as scikit-learn loads it): the breast-cancer sample trained
-    and deployed on the local runtime in a home of this module's."""
-    home = tmp_path_factory.mktemp("whatif-home")
-    settings = Settings(home=home, runtime="local")
-    model = train_sample(ModelRegistry(settings.registry_path, settings.blobs_dir), "breast-cancer", "logistic")
-    deck = open_modeldeck(settings)
-    deployment = deck.deployments.deploy_and_wait(model, "whatif-cancer", DeployConfig(), runtime="local", timeout=180)
-    yield deck, deployment, load_breast_cancer_test(), joblib.load(home / "blobs" / model.files[0].sha256)
-    for left in deck.deployments.list():
-        deck.deployments.delete(left.name)
-
-
 def frame(rows: np.ndarray) -> pd.DataFrame:
     return pd.DataFrame(rows, columns=list(BREAST_CANCER_FEATURES))  # the model was fitted on a DataFrame
 
@@ -153,8 +133,8 @@ def predicted(model, rows: np.ndarray) -> list[int]:
     return [load_breast_cancer_test().class_names.index(name) for name in model.predict(frame(rows))]
 
 
-def test_the_service_answers_as_scikit_learn_does_for_the_edited_rows(cancer):
-    deck, deployment, data, model = cancer
+def test_the_service_answers_as_scikit_learn_does_for_the_edited_rows(cancer_deployment):
+    deck, deployment, data, model = cancer_deployment
     start = whatif.start_row(data, 3)
     row = whatif.edited(data, start, {"mean radius": 20.0, "worst texture": 15.0})
     said = whatif.predict_row(deck, deployment, data, row)
@@ -188,15 +168,15 @@ def test_the_service_answers_as_scikit_learn_does_for_the_edited_rows(cancer):
         whatif.counterfactual(data, predictions[:-1], row, said.predicted)
 
 
-def test_the_cli_edits_a_row_draws_its_curve_and_finds_the_nearest_row_of_another_class(cancer):
-    deck, deployment, data, model = cancer
+def test_the_cli_edits_a_row_draws_its_curve_and_finds_the_nearest_row_of_another_class(cancer_deployment):
+    deck, deployment, data, model = cancer_deployment
     env = {**os.environ, "MODELDECK_HOME": str(deck.settings.home), "MODELDECK_RUNTIME": "local"}
 
     def modeldeck(*args: str) -> subprocess.CompletedProcess:
         return subprocess.run([sys.executable, "-m", "backend", "whatif", deployment.name, *args], env=env,
                               capture_output=True, text=True, timeout=120)
 
-    done = modeldeck("--row", "3", "--set", "mean radius=20", "--curve", "mean area", "--nearest", "--json")
+    done = modeldeck("--index", "3", "--set", "mean radius=20", "--curve", "mean area", "--nearest", "--json")
     assert done.returncode == 0, done.stderr
     answer = json.loads(done.stdout)
     row = whatif.edited(data, data.X[3], {"mean radius": 20.0})
@@ -216,12 +196,12 @@ def test_the_cli_edits_a_row_draws_its_curve_and_finds_the_nearest_row_of_anothe
 
 
 @pytest.fixture()
-def pages_on(cancer, monkeypatch):
+def pages_on(cancer_deployment, monkeypatch):
     """The pages open the module's home (its deployment stays for the other tests)."""
-    monkeypatch.setenv("MODELDECK_HOME", str(cancer[0].settings.home))
+    monkeypatch.setenv("MODELDECK_HOME", str(cancer_deployment[0].settings.home))
     monkeypatch.setenv("MODELDECK_RUNTIME", "local")
     common._open.clear()
-    yield cancer
+    yield cancer_deployment
     common._open.clear()
 
 
@@ -248,6 +228,12 @@ def test_the_test_page_edits_a_row_and_the_prediction_curve_and_nearest_row_foll
     assert any("1 of 30 columns changed from row 7" in c.value and "worst concave points" in c.value
                for c in at.caption)
     assert at.selectbox(key="whatif_feature").value == "worst concave points"
+    # each column's contribution, for the class the curve shows; on the log-odds scale, exact for this linear model
+    at.toggle(key="whatif_explain").set_value(True).run()
+    assert not at.exception and any("the bars add up to the difference" in c.value for c in at.caption)
+    at.segmented_control(key="whatif_scale").set_value("log-odds").run()
+    assert not at.exception and any("these are its exact Shapley values" in c.value for c in at.caption)
+    at.toggle(key="whatif_explain").set_value(False).run()
     # the nearest row of another class, and its button starts the editor from it
     at.toggle(key="whatif_counterfactual").set_value(True).run()
     assert not at.exception
@@ -256,6 +242,11 @@ def test_the_test_page_edits_a_row_and_the_prediction_curve_and_nearest_row_foll
     at.button(key="whatif_edit_nearest").click().run()
     assert at.number_input(key="whatif_row").value == nearest.index and at.query_params["whatif"] == str(nearest.index)
     assert not any("columns changed" in c.value for c in at.caption)  # a new start: no edits
+    # which columns matter on the whole set
+    at.button(key="importance_go").click().run()
+    assert not at.exception and any(c.value.startswith("Accuracy 95\\.80% on the 143 rows as they are")
+                                    for c in at.caption)  # (as Markdown escapes it)
+    assert len(at.get("vega_lite_chart")) == 3  # the probabilities, the curve, the importance
     # the median row, and a link to a row the set does not have
     at.segmented_control(key="whatif_from").set_value("the median row").run()
     assert "whatif" not in at.query_params

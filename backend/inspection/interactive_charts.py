@@ -17,6 +17,7 @@ from ..shown import shown
 from .calibration import Calibration
 from .compare import Comparison
 from .evaluation import Evaluation
+from .explain import Explanation, Importance
 from .ticks import percent_ticks
 from .whatif import Dependence
 
@@ -267,3 +268,60 @@ def dependence_chart(dependence: Dependence, class_index: int, seen: tuple[float
                         "tooltip": {"field": "value", "type": "quantitative", "format": ".4g",
                                     "title": "this row's value"}}}
     return {"$schema": alt.SCHEMA_URL, "layer": [bands, lines, now], "height": 260}
+
+
+def contribution_chart(explanation: Explanation, class_names: tuple[str, ...], top: int = 12) -> dict[str, Any]:
+    """Each column's contribution to one row's output, the largest `top` as bars (blue toward the class, red away,
+    with two standard errors as a whisker) and the rest as one bar: a Vega-Lite spec."""
+    points = explanation.scale == "probability"
+    shown_format = "+.1%" if points else "+.3f"
+    ranked = explanation.ranked()
+    bars = [{"column": f"{shown(explanation.feature_names[j])} = {explanation.values[j]:.4g}",
+             "contribution": float(explanation.contributions[j]),
+             "low": float(explanation.contributions[j] - 2 * explanation.errors[j]),
+             "high": float(explanation.contributions[j] + 2 * explanation.errors[j]),
+             "error": float(explanation.errors[j])} for j in ranked[:top]]
+    rest = ranked[top:]
+    if len(rest):
+        total = float(explanation.contributions[rest].sum())
+        bars.append({"column": f"the other {len(rest)} columns" if len(rest) > 1 else "the other column",
+                     "contribution": total, "low": total, "high": total,
+                     "error": 0.0})
+    name = shown(class_names[explanation.class_index])
+    what = (f"share predicted {name}" if explanation.from_labels else f"P({name})") if points else f"log-odds of {name}"
+    order = [bar["column"] for bar in bars]
+    y = {"field": "column", "type": "nominal", "sort": order, "title": None, "axis": {"labelLimit": 260}}
+    x = {"field": "contribution", "type": "quantitative", "axis": {"format": shown_format},
+         "title": f"contribution to {what}"}
+    return {"$schema": alt.SCHEMA_URL, "data": {"values": bars}, "height": {"step": 22}, "layer": [
+        {"mark": {"type": "bar"},
+         "encoding": {"y": y, "x": x,
+                      "color": {"condition": {"test": "datum.contribution >= 0", "value": "#2166ac"}, "value": "#b2182b"},
+                      "tooltip": [{"field": "column", "type": "nominal"},
+                                  {"field": "contribution", "type": "quantitative", "format": shown_format},
+                                  {"field": "error", "type": "quantitative", "format": ".2g",
+                                   "title": "standard error"}]}},
+        {"mark": {"type": "rule", "color": "#444"},
+         "encoding": {"y": y, "x": {"field": "low", "type": "quantitative"}, "x2": {"field": "high"}}}]}
+
+
+def importance_chart(importance: Importance, top: int = 15) -> dict[str, Any]:
+    """The columns that matter most: each one's fall in accuracy when shuffled (the largest `top`), with its
+    spread over the repeats as a whisker: a Vega-Lite spec."""
+    bars = [{"column": shown(importance.feature_names[j]), "drop": float(importance.drops[j]),
+             "low": float(importance.drops[j] - importance.spreads[j]),
+             "high": float(importance.drops[j] + importance.spreads[j]), "spread": float(importance.spreads[j])}
+            for j in importance.ranked(top)]
+    y = {"field": "column", "type": "nominal", "sort": [bar["column"] for bar in bars], "title": None,
+         "axis": {"labelLimit": 260}}
+    x = {"field": "drop", "type": "quantitative", "axis": {"format": ".1%"},
+         "title": "accuracy lost with the column shuffled"}
+    return {"$schema": alt.SCHEMA_URL, "data": {"values": bars}, "height": {"step": 22}, "layer": [
+        {"mark": {"type": "bar", "color": "#2f4b7c"},
+         "encoding": {"y": y, "x": x,
+                      "tooltip": [{"field": "column", "type": "nominal"},
+                                  {"field": "drop", "type": "quantitative", "format": ".2%", "title": "accuracy lost"},
+                                  {"field": "spread", "type": "quantitative", "format": ".2%",
+                                   "title": "standard deviation over the shuffles"}]}},
+        {"mark": {"type": "rule", "color": "#444"},
+         "encoding": {"y": y, "x": {"field": "low", "type": "quantitative"}, "x2": {"field": "high"}}}]}

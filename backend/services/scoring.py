@@ -152,14 +152,23 @@ def predict_image(deck: ModelDeck, deployment: Deployment, testset: TestSet, ima
     return ImagePrediction(prepared, int(predicted[0]), None if probabilities is None else probabilities[0])
 
 
-def score_rows(deck: ModelDeck, deployment: Deployment, rows: np.ndarray,
-               class_names: tuple[str, ...]) -> tuple[np.ndarray, np.ndarray | None]:
-    """(label indices into `class_names`, probabilities in that order or None for labels only) of a few
-    rows, in one request: what the deployment says of a user's image or an edited row.
+def score_rows(deck: ModelDeck, deployment: Deployment, rows: np.ndarray, class_names: tuple[str, ...], *,
+               batch_size: int = 10_000) -> tuple[np.ndarray, np.ndarray | None]:
+    """(label indices into `class_names`, probabilities in that order or None for labels only) of `rows`, in
+    requests of `batch_size` rows: what the deployment says of a user's image, an edited row, or the rows an
+    explanation compares.
 
     Raises:
         ScoringError: the endpoint failed or answered something else than labels of those classes.
     """
     endpoint = endpoint_of(deck, deployment)
-    scores = deck.client.scores(endpoint.uri, rows, use_binary=endpoint.binary, key=endpoint.key, proba=True)
-    return label_indices(scores.labels, class_names, len(rows)), probabilities_by_class(scores, class_names)
+    labels: list[np.ndarray] = []
+    probabilities: list[np.ndarray | None] = []
+    for start in range(0, len(rows), batch_size):
+        batch = rows[start:start + batch_size]
+        scores = deck.client.scores(endpoint.uri, batch, use_binary=endpoint.binary, key=endpoint.key, proba=True)
+        labels.append(label_indices(scores.labels, class_names, len(batch)))
+        probabilities.append(probabilities_by_class(scores, class_names))
+    given = [p for p in probabilities if p is not None]
+    return (np.concatenate(labels) if labels else np.empty(0, dtype=np.int64),
+            np.concatenate(given) if given and len(given) == len(probabilities) else None)

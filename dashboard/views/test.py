@@ -61,7 +61,7 @@ from dashboard.common import (
 )
 from dashboard.request_view import example_row, request_sections
 from dashboard.tables import show_rows
-from dashboard.whatif import whatif_view
+from dashboard.whatif import importance_view, whatif_view
 
 deck = get_deck()
 st.title("Test")
@@ -581,6 +581,8 @@ robustness_view()
 if data.is_table:
     st.subheader("What if")
     whatif_view(deployment, data, dataset_name, revision_of(dataset_name))
+    st.subheader("Which columns matter")
+    importance_view(deployment, data, dataset_name, revision_of(dataset_name))
 else:  # drawing and uploads make images
     st.subheader("Try your own digit")
     own_digit_view()

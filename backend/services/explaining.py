@@ -1,0 +1,119 @@
+"""Why a Healthy deployment answers as it does on a table's rows, from its answers alone: each column's contribution
+to one row's answer (Shapley values against a background sample of the test set) and each column's importance on
+the whole set (accuracy with that column shuffled). Nothing is kept: the page caches what it shows."""
+
+from __future__ import annotations
+
+from collections.abc import Callable
+from typing import TYPE_CHECKING
+
+import numpy as np
+
+from ..data.testset import TestSet
+from ..errors import InvalidExplanationError
+from ..inspection.evaluation import class_name
+from ..inspection.explain import (
+    BACKGROUND,
+    ORDERINGS,
+    SCALES,
+    Explanation,
+    Importance,
+    Scale,
+    importance_of,
+    orderings,
+    output_of,
+    saturated,
+    shapley_rows,
+    shapley_values,
+    shuffled,
+)
+from ..inspection.whatif import one_hot
+from ..runtimes.base import Deployment
+from .scoring import score_rows
+
+if TYPE_CHECKING:
+    from ..context import ModelDeck
+
+REPEATS = 3  # shuffles per column for the importance
+IMPORTANCE_ROWS = 2_000_000  # scored for one importance, at most: a larger set is sampled down to fit
+
+
+def _columns(testset: TestSet) -> tuple[str, ...]:
+    if testset.feature_names is None:
+        raise InvalidExplanationError(f"test set {testset.name!r} is images: explanations by column are for a "
+                                      "table's rows")
+    return testset.feature_names
+
+
+def explain_row(deck: ModelDeck, deployment: Deployment, testset: TestSet, row: np.ndarray, *,
+                class_index: int | None = None, scale: Scale = "probability", background: int = BACKGROUND,
+                count: int = ORDERINGS, seed: int = 0) -> Explanation:
+    """Each column's contribution to the deployment's output for `row` (one of `testset`'s rows, or an edited one):
+    the probability (or log-odds) of `class_index` (default: the class it predicts for the row), against
+    `background` random rows of the set in `count` orderings of the columns, all scored at the deployment.
+
+    Raises:
+        InvalidExplanationError: images, an unknown class or scale, log-odds of labels only, too many rows.
+        ScoringError: the endpoint failed.
+    """
+    names = _columns(testset)
+    if scale not in SCALES:
+        raise InvalidExplanationError(f"the scale is one of {', '.join(SCALES)}, not {scale!r}")
+    classes = len(testset.class_names)
+    if class_index is not None and not 0 <= class_index < classes:
+        raise InvalidExplanationError(f"test set {testset.name!r} has classes 0 to {classes - 1}, not {class_index}")
+    rng = np.random.default_rng(seed)
+    chosen = np.sort(rng.choice(len(testset), size=min(background, len(testset)), replace=False))
+    order = orderings(len(names), count, rng)
+    # in float64: the model then computes in it, and a probability near 0 or 1 keeps the digits its log-odds need
+    rows = shapley_rows(row.astype(np.float64), testset.X[chosen].astype(np.float64), order)
+    predicted, probabilities = score_rows(deck, deployment, rows, testset.class_names)
+    from_labels = probabilities is None
+    if probabilities is None:
+        if scale == "log-odds":
+            raise InvalidExplanationError("this scoring script returns labels only: there are no log-odds to explain; "
+                                          "explain the probability (1 where the class is predicted)")
+        probabilities = one_hot(predicted, classes)
+    explained = int(predicted[-1]) if class_index is None else class_index  # the last row scored is `row` itself
+    contributions, errors, base, output = shapley_values(output_of(probabilities, explained, scale), order,
+                                                         len(chosen))
+    return Explanation(names, row.copy(), contributions, errors, base, output, explained, scale, len(chosen), count,
+                       from_labels, saturated(probabilities, explained) if scale == "log-odds" else 0)
+
+
+def class_index_of(testset: TestSet, name: str) -> int:
+    """The index of the class called `name` in the set.
+
+    Raises:
+        InvalidExplanationError: no such class.
+    """
+    shown = [class_name(testset.class_names, k) for k in range(len(testset.class_names))]
+    if name not in shown:
+        raise InvalidExplanationError(f"{name!r} is not a class of test set {testset.name!r}: {', '.join(shown)}")
+    return shown.index(name)
+
+
+def permutation_importance(deck: ModelDeck, deployment: Deployment, testset: TestSet, *, repeats: int = REPEATS,
+                           seed: int = 0, progress: Callable[[int, int], object] | None = None) -> Importance:
+    """Each column's importance to the deployment on the whole set (a random sample of it when columns x repeats x
+    rows would pass IMPORTANCE_ROWS): its fall in accuracy with that column shuffled, `repeats` times.
+    progress(columns done, columns).
+
+    Raises:
+        InvalidExplanationError: images, or fewer than 2 repeats. ScoringError: the endpoint failed.
+    """
+    names = _columns(testset)
+    if repeats < 2:
+        raise InvalidExplanationError(f"the importance takes 2 or more shuffles per column (for its spread), not {repeats}")
+    rng = np.random.default_rng(seed)
+    fits = max(2, IMPORTANCE_ROWS // (len(names) * repeats + 1))
+    used = np.sort(rng.choice(len(testset), size=fits, replace=False)) if len(testset) > fits else np.arange(len(testset))
+    X, labels = testset.X[used], testset.y[used]
+    predicted, _ = score_rows(deck, deployment, X, testset.class_names)
+    shuffled_predictions = np.empty((len(names), repeats, len(X)), dtype=np.int64)
+    for column in range(len(names)):
+        rows = np.concatenate([shuffled(X, column, rng) for _ in range(repeats)])
+        shuffled_predictions[column] = score_rows(deck, deployment, rows, testset.class_names)[0].reshape(repeats, -1)
+        if progress:
+            progress(column + 1, len(names))
+    return importance_of(names, labels, predicted, shuffled_predictions)
