@@ -17,7 +17,7 @@ from .context import ModelDeck, open_modeldeck
 from .data.builtin import DATASET_NAMES
 from .data.testset import DatasetInfo, format_range
 from .data.uploads import formats_help
-from .errors import InvalidWhatIfError, ModelDeckError, UserImageError
+from .errors import InvalidWhatIfError, ModelDeckError, RegistryError, UserImageError
 from .inspection.compare import DISAGREEMENT_KINDS
 from .inspection.evaluation import class_name
 from .inspection.explain import BACKGROUND, ORDERINGS, SCALES
@@ -33,7 +33,7 @@ from .services import kept, managing
 from .services.comparing import compare_deployments, contender
 from .services.deploying import deploy_and_wait
 from .services.explaining import REPEATS, class_index_of, explain_row, permutation_importance
-from .services.models import first_run, model_by_ref, register_files, registered_models, train
+from .services.models import declared_features, first_run, model_by_ref, register_files, registered_models, train
 from .services.packaging import build, export_model
 from .services.reports import make_report, report_pdf
 from .services.scoring import predict_image, robustness_curve, score_and_keep, send_random
@@ -108,7 +108,11 @@ def cmd_models_list(deck: ModelDeck, args: argparse.Namespace) -> int:
 
 
 def cmd_models_register(deck: ModelDeck, args: argparse.Namespace) -> int:
-    signature = parse_signature(args.input_shape, args.value_range, args.classes)
+    if args.features and args.from_csv:
+        raise RegistryError("give the columns once: --features FILE.json or --from-csv FILE")
+    named = args.features or args.from_csv
+    names = declared_features(Path(named), args.label or None) if named else None
+    signature = parse_signature(args.input_shape, args.value_range, args.classes, feature_names=names)
     model = register_files(deck, args.name, [Path(f) for f in args.files], framework=args.framework,
                            tags=_parse_tags(args.tag), description=args.description, signature=signature)
     if args.json:
@@ -677,6 +681,11 @@ def build_parser() -> argparse.ArgumentParser:
                    help="what one input row is: an image HEIGHTxWIDTH (28x28) or a feature count (784)")
     p.add_argument("--value-range", default="", metavar="LOW-HIGH", help="range of input values, e.g. 0-1")
     p.add_argument("--classes", default="", metavar="LABELS", help="class labels: 0-9, or a comma-separated list")
+    p.add_argument("--features", default="", metavar="FILE.json", help="a table model's column names, in order: a "
+                   'JSON list ["mean radius", ...] (the first deployment confirms them where the model knows them)')
+    p.add_argument("--from-csv", default="", metavar="FILE", help="a table model's column names from the header of "
+                   "the CSV (or Parquet) it was fitted on, but --label")
+    p.add_argument("--label", default="", metavar="COLUMN", help="with --from-csv: the column of labels, left out")
 
     p = add(sub, "deploy", cmd_deploy, "deploy MODEL[:VERSION], wait until Healthy, print the scoring URI")
     p.add_argument("model", metavar="MODEL[:VERSION]")

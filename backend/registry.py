@@ -165,14 +165,21 @@ def parse_image_shape(text: str) -> tuple[int, int] | None:
 
 
 def parse_signature(shape: str, value_range: str = "", classes: str = "", *,
-                    source: str = "declared at registration") -> Signature:
+                    source: str = "declared at registration", feature_names: tuple[str, ...] | None = None) -> Signature:
     """A Signature from what a person types: shape "28x28" or "784", range "0-1" or "0,255",
-    classes "0-9" or "cat, dog". Empty shape: unknown signature.
+    classes "0-9" or "cat, dog", and the names of a table model's columns. Empty shape and no names: unknown
+    signature.
 
     Raises:
         RegistryError: a part that cannot be read, saying what was expected.
     """
     shape = shape.strip().lower()
+    if feature_names is not None:
+        if re.fullmatch(r"\d+\s*x\s*\d+", shape):
+            raise RegistryError(f"named columns are a table's input, not a {shape} image's: give one or the other")
+        if shape and shape != str(len(feature_names)):
+            raise RegistryError(f"the input shape says {shape} values, and {len(feature_names)} columns are named")
+        shape = str(len(feature_names))
     if not shape:
         return Signature()
     image_shape = None
@@ -197,7 +204,7 @@ def parse_signature(shape: str, value_range: str = "", classes: str = "", *,
             labels = tuple(label.strip() for label in text.split(",") if label.strip())
         if len(labels) < 2:
             raise RegistryError(f"classes {classes!r}: give at least two labels (like 0-9 or cat, dog)")
-    return Signature(n_features, image_shape, bounds, labels, source=source)
+    return Signature(n_features, image_shape, bounds, labels, feature_names, source=source)
 
 
 @dataclass(frozen=True)

@@ -169,8 +169,8 @@ def test_class_names_given_at_registration_survive_a_deploy_and_are_what_the_end
     del records[2]["worst area"]
     refused = requests.post(uri, json={"data": records}, timeout=30)
     assert refused.status_code == 400 and refused.json()["error"] == 'row 2 of "data" lacks "worst area"'
-    row_schema = requests.get(uri.rsplit("/score", 1)[0] + "/openapi.json", timeout=30).json()[
-        "paths"]["/score"]["post"]["requestBody"]["content"]["application/json"]["schema"]["properties"]["data"]["items"]
+    row_schema = requests.get(uri.rsplit("/score", 1)[0] + "/openapi.json", timeout=30).json()["paths"]["/score"][
+        "post"]["requestBody"]["content"]["application/json"]["schema"]["properties"]["data"]["oneOf"][0]["items"]
     assert row_schema["oneOf"][1]["required"] == list(cancer.feature_names)
 
     scored = json.loads(ok(modeldeck(cli_env, "score", "cancer", "--dataset", "cancer-test", "--random", "5",

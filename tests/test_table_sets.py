@@ -151,3 +151,51 @@ def test_a_row_table_marks_the_wrong_rows_and_escapes_its_html():
     assert table.cells[1][:4] == (9, "x", "y", 0.6) and table.wrong == (False, True) and table.right == 1
     page = rows_html(table)
     assert "&lt;b&gt;" in page and page.count("background:#fde0dc") == 1
+
+
+def test_a_models_columns_are_declared_from_json_or_read_from_its_tables_header(tmp_path, cli_env):
+    import json
+    import pickle
+    import subprocess
+    import sys
+
+    from sklearn.linear_model import LogisticRegression
+
+    from backend.registry import parse_signature
+    from backend.services.models import declared_features
+
+    (tmp_path / "columns.json").write_text('["a", "b"]')
+    (tmp_path / "fitted-on.csv").write_text("\ufeffb;kind;a\n1;x;2\n")  # a spreadsheet's export
+    frame = pd.DataFrame({"a": [1.0], "kind": ["x"], "b": [2.0]})
+    frame.to_parquet(tmp_path / "fitted-on.parquet", index=False)
+    assert declared_features(tmp_path / "columns.json") == ("a", "b")
+    assert declared_features(tmp_path / "fitted-on.csv", "kind") == ("b", "a")
+    assert declared_features(tmp_path / "fitted-on.parquet", "kind") == ("a", "b")
+    (tmp_path / "twice.json").write_text('{"features": ["a", "a"]}')
+    with pytest.raises(Exception, match="names the column 'a' twice"):
+        declared_features(tmp_path / "twice.json")
+    with pytest.raises(Exception, match="has no column 'label' for the labels"):
+        declared_features(tmp_path / "fitted-on.csv", "label")
+    assert parse_signature("", feature_names=("a", "b")) == Signature(n_features=2, feature_names=("a", "b"),
+                                                                      source="declared at registration")
+    with pytest.raises(Exception, match="the input shape says 3 values, and 2 columns are named"):
+        parse_signature("3", feature_names=("a", "b"))
+
+    # a model fitted on an array knows no names: declared, a table with its columns in any order fits it
+    model = LogisticRegression().fit(np.array([[0.0, 0.0], [1.0, 1.0]]), ["x", "y"])
+    (tmp_path / "model.pkl").write_bytes(pickle.dumps(model))
+
+    def modeldeck(*args: str) -> subprocess.CompletedProcess:
+        return subprocess.run([sys.executable, "-m", "backend", *args], env=cli_env, capture_output=True, text=True,
+                              timeout=120)
+
+    done = modeldeck("models", "register", "named", str(tmp_path / "model.pkl"), "--from-csv",
+                     str(tmp_path / "fitted-on.csv"), "--label", "kind", "--json")
+    assert done.returncode == 0, done.stderr
+    assert json.loads(done.stdout)["signature"]["feature_names"] == ["b", "a"]
+    both = modeldeck("models", "register", "named", str(tmp_path / "model.pkl"), "--features",
+                     str(tmp_path / "columns.json"), "--from-csv", str(tmp_path / "fitted-on.csv"))
+    assert both.returncode == 1 and "give the columns once" in both.stderr
+    image = modeldeck("models", "register", "named", str(tmp_path / "model.pkl"), "--features",
+                      str(tmp_path / "columns.json"), "--input-shape", "28x28")
+    assert image.returncode == 1 and "named columns are a table's input, not a 28x28 image's" in image.stderr

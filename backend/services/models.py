@@ -1,11 +1,15 @@
 """The registry as a user fills it: the sample models trained (all of them on a first run), a model of
-their own registered from files or an upload."""
+their own registered from files or an upload (with the names of its columns, declared or read from its table)."""
 
 from __future__ import annotations
 
+import json
 from pathlib import Path
 from typing import TYPE_CHECKING
 
+from ..data.formats.table import feature_columns
+from ..data.limits import MAX_ROW_VALUES
+from ..errors import RegistryError
 from ..progress import Progress, quiet
 from ..registry import Model, Signature, current_library_versions
 from ..training import ensure_sample_models, train_sample
@@ -71,3 +75,28 @@ def registered_model(deck: ModelDeck, name: str, version: int | None = None) -> 
 def model_by_ref(deck: ModelDeck, ref: str) -> Model:
     """The model for "name" or "name:version"; raises ModelNotFoundError."""
     return deck.registry.get_ref(ref)
+
+
+def declared_features(path: Path, label: str | None = None) -> tuple[str, ...]:
+    """The names of a model's input columns, in order, from a JSON file (a list of names, or {"features": [...]})
+    or from a CSV or Parquet table it was fitted on (its columns but `label`; the header alone is read).
+
+    Raises:
+        RegistryError: a JSON file that is not such a list. DatasetImportError: a table that cannot be read.
+    """
+    if path.suffix.lower() != ".json":
+        return feature_columns(path, label)
+    try:
+        given = json.loads(path.read_text(encoding="utf-8"))
+    except (OSError, UnicodeDecodeError, ValueError) as e:
+        raise RegistryError(f"cannot read {path.name} as JSON: {e}") from None
+    names = given.get("features") if isinstance(given, dict) else given
+    if not isinstance(names, list) or not names or not all(isinstance(n, str) and n.strip() for n in names):
+        raise RegistryError(f'{path.name} must hold a list of column names, ["mean radius", ...], or '
+                            '{"features": [...]}')
+    if len(set(names)) != len(names):
+        twice = next(name for name in names if names.count(name) > 1)
+        raise RegistryError(f"{path.name} names the column {twice!r} twice")
+    if len(names) > MAX_ROW_VALUES:
+        raise RegistryError(f"{path.name} names {len(names):,} columns: the limit is {MAX_ROW_VALUES:,}")
+    return tuple(names)

@@ -23,6 +23,7 @@ from ..inspection.evaluation import (
     label_indices,
     probabilities_by_class,
     robustness,
+    rows_per_request,
     sample,
 )
 from ..inspection.evaluation_log import EvaluationRecord
@@ -63,7 +64,7 @@ def send_random(deck: ModelDeck, deployment: Deployment, testset: TestSet, n: in
 
 
 def score_and_keep(deck: ModelDeck, deployment: Deployment, testset: TestSet, *, source: str,
-                   perturbation: Perturbation | None = None, use_json: bool = False, batch_size: int = 2000,
+                   perturbation: Perturbation | None = None, use_json: bool = False, batch_size: int | None = None,
                    progress: Callable[[int, int], object] | None = None) -> Evaluation:
     """Scores the whole `testset` (perturbed when asked) at a Healthy `deployment`, keeps the result for
     the dashboard (under the scored set's name) and adds it to the evaluation history.
@@ -74,7 +75,7 @@ def score_and_keep(deck: ModelDeck, deployment: Deployment, testset: TestSet, *,
     endpoint = endpoint_of(deck, deployment, use_json=use_json)
     scored_set = perturbation.apply(testset) if perturbation is not None else testset
     started = time.perf_counter()
-    evaluation = evaluate_endpoint(deck.client, endpoint.uri, scored_set, batch_size=batch_size,
+    evaluation = evaluate_endpoint(deck.client, endpoint.uri, scored_set, batch_size=batch_size or rows_per_request(testset),
                                    use_binary=endpoint.binary, key=endpoint.key, uint8=endpoint.uint8,
                                    progress=progress)
     deck.results.save_evaluation(deployment, scored_set.name, testset.y, evaluation)
@@ -86,7 +87,7 @@ def score_and_keep(deck: ModelDeck, deployment: Deployment, testset: TestSet, *,
 
 def robustness_curve(deck: ModelDeck, deployment: Deployment, testset: TestSet, kind: str,
                      strengths: tuple[float, ...] | None = None, *, source: str, seed: int = 0,
-                     use_json: bool = False, batch_size: int = 2000,
+                     use_json: bool = False, batch_size: int | None = None,
                      progress: Callable[[int, int], object] | None = None) -> tuple[RobustnessPoint, ...]:
     """Accuracy on the whole set perturbed by `kind` at each strength (default: the kind's curve for
     these images); each strength's scoring goes to the evaluation history and the curve is kept as it grows
@@ -110,7 +111,8 @@ def robustness_curve(deck: ModelDeck, deployment: Deployment, testset: TestSet, 
             progress(done, total)
 
     return robustness(deck.client, endpoint.uri, testset, kind, strengths, seed=seed, key=endpoint.key,
-                      use_binary=endpoint.binary, batch_size=batch_size, progress=step, on_evaluation=keep)
+                      use_binary=endpoint.binary, batch_size=batch_size or rows_per_request(testset), progress=step,
+                      on_evaluation=keep)
 
 
 @dataclass(frozen=True)

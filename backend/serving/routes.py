@@ -30,7 +30,8 @@ _SCORE_DOC = """Scores a batch with the deployment's scoring script.
 * `application/json` (the tutorial's contract): `{"data": [[...784 floats...], ...]}`, passed unchanged
   as a string to the script's `run(raw_data)`; answers with what `run` returns, as JSON. For a model
   fitted on named columns (/info: `feature_names`, `records`), rows may also be objects of those columns:
-  `{"data": [{"mean radius": 14.1, ...}]}`.
+  `{"data": [{"mean radius": 14.1, ...}]}`, or a table in pandas' split form (`DataFrame.to_dict(orient="split")`):
+  `{"data": {"columns": ["mean radius", ...], "data": [[14.1, ...], ...]}}` (columns in any order).
 * `application/x-npy`: a 2-D array saved with `numpy.save` (float32 or uint8), passed to the
   script's `run_array(array)` (the built-in scikit-learn script has one). Much faster for big batches.
 
@@ -58,10 +59,19 @@ def _openapi_body(n_features: int | None, columns: list[str] | None) -> dict[str
     if columns:  # or an object of the model's columns (every row of a body one form or the other)
         row = {"oneOf": [row, {"type": "object", "required": columns, "additionalProperties": False,
                                "properties": {name: number for name in columns}}]}
+    data: dict[str, Any] = {"type": "array", "minItems": 1, "items": row}
+    if columns:  # or pandas' split form of a table of those columns
+        split = {"type": "object", "required": ["columns", "data"], "properties": {
+            "columns": {"type": "array", "items": {"type": "string", "enum": columns}, "minItems": len(columns),
+                        "maxItems": len(columns), "uniqueItems": True},
+            "data": {"type": "array", "minItems": 1, "items": {"type": "array", "items": number,
+                                                                "minItems": len(columns), "maxItems": len(columns)}},
+            "index": {"type": "array"}}}
+        data = {"oneOf": [data, split]}
     return {"required": True, "content": {
         "application/json": {
             "schema": {"type": "object", "required": ["data"], "properties": {
-                "data": {"type": "array", "minItems": 1, "items": row},
+                "data": data,
                 "proba": {"type": "boolean", "description": "answer class probabilities too (scripts that "
                           "support it; /info says `probabilities`): {predictions, probabilities, classes}"}}},
             "example": {"data": [[0.0] * (n_features or 4)]}}}}

@@ -144,8 +144,12 @@ def run(raw_data):
     if not isinstance(payload, dict) or "data" not in payload:
         raise InvalidInput('the request must be a JSON object with a "data" key: {"data": [[...], ...]}')
     rows = payload["data"]
+    if isinstance(rows, dict):  # a pandas DataFrame as to_dict(orient="split") or to_json(orient="split") gives it
+        rows = _split_rows(rows)
     if not isinstance(rows, list) or not rows:
-        raise InvalidInput('"data" must be a non-empty list of rows')
+        raise InvalidInput('"data" must be a non-empty list of rows'
+                           + (', or {"columns": [...], "data": [[...], ...]} (pandas\' split form)'
+                              if feature_names else ""))
     if all(isinstance(row, dict) for row in rows):
         rows = _record_rows(rows)
     elif not all(isinstance(row, list) for row in rows):
@@ -180,6 +184,38 @@ def _record_rows(records):
             raise InvalidInput(f'row {index} of "data" ' + " and ".join(said))
         rows.append([record[name] for name in feature_names])
     return rows
+
+
+SPLIT_KEYS = {"columns", "data", "index", "index_names", "column_names"}  # pandas' "split" and "tight" forms
+
+
+def _split_rows(split):
+    """Rows as lists in the model's column order, from pandas' split form: {"columns": [...], "data": [[...], ...]}
+    (its "index" is ignored)."""
+    if feature_names is None:
+        raise InvalidInput("a split table needs the names of the model's columns, and this model was fitted without "
+                           "them: send each row as a list of numbers")
+    columns, rows = split.get("columns"), split.get("data")
+    if not isinstance(columns, list) or not all(isinstance(name, str) for name in columns) or not isinstance(rows, list):
+        raise InvalidInput('a table in "data" must be pandas\' split form: {"columns": ["name", ...], '
+                           '"data": [[...], ...]}')
+    if set(split) - SPLIT_KEYS:
+        raise InvalidInput(f'a split table has only {", ".join(sorted(SPLIT_KEYS))}; not '
+                           + _some(sorted(set(split) - SPLIT_KEYS)))
+    if len(set(columns)) != len(columns):
+        raise InvalidInput(f'"columns" names {_some([n for n in columns if columns.count(n) > 1][:1])} twice')
+    wanted = set(feature_names)
+    if set(columns) != wanted:
+        missing = [name for name in feature_names if name not in columns]
+        extra = [name for name in columns if name not in wanted]
+        raise InvalidInput('"columns" ' + " and ".join(([f"lacks {_some(missing)}"] if missing else [])
+                                                        + ([f"has {_some(extra)}, not a column of the model"]
+                                                           if extra else [])))
+    order = [columns.index(name) for name in feature_names]
+    for index, row in enumerate(rows):
+        if not isinstance(row, list) or len(row) != len(columns):
+            raise InvalidInput(f'row {index} of the split table must be a list of {len(columns)} values, one per column')
+    return [[row[k] for k in order] for row in rows]
 
 
 def _some(names):

@@ -33,6 +33,30 @@ def read_csv_table(path: Path, label: str | None) -> RawSet:
         DatasetImportError: not text, no header, a column without a name or named twice, too many columns
             or rows, the label column missing, or a value that is not a number (with its column and row).
     """
+    names, separator = _csv_header(path)
+    _check_names(names, path.name, label)
+    import pandas as pd
+
+    try:
+        with warnings.catch_warnings():
+            # a row with more fields than the header: pandas warns and drops some, or takes the first as an index
+            warnings.simplefilter("error", pd.errors.ParserWarning)
+            frame = pd.read_csv(path, sep=separator, encoding="utf-8-sig", nrows=limits.MAX_ROWS + 1, index_col=False,
+                                low_memory=False, skipinitialspace=True, dtype_backend="numpy_nullable")
+    except (ValueError, pd.errors.ParserError, pd.errors.ParserWarning) as e:
+        raise DatasetImportError(f"cannot read {path.name} as CSV ({e}): every row needs as many fields as the "
+                                 "header has names") from e
+    separated = {",": "commas", ";": "semicolons", "\t": "tabs", "|": "bars"}[separator]
+    return _table(frame, names, label, path.name, f"{path.name} (CSV, {separated}",
+                  decimal_comma=separator == ";")
+
+
+def _csv_header(path: Path) -> tuple[list[str], str]:
+    """(the column names, the separator) of a CSV file's header line.
+
+    Raises:
+        DatasetImportError: not UTF-8 text, empty, or a header line past HEADER_BYTES.
+    """
     with path.open("rb") as handle:
         head = handle.read(HEADER_BYTES)
     if head.startswith((PARQUET_MAGIC, b"PK\x03\x04", b"\x93NUMPY")) or b"\x00" in head:
@@ -51,22 +75,7 @@ def read_csv_table(path: Path, label: str | None) -> RawSet:
         raise DatasetImportError(f"{path.name}: its first line is longer than {HEADER_BYTES // 2**20} MiB; the "
                                  f"limit is {limits.MAX_ROW_VALUES:,} columns")
     separator = _separator(text)
-    names = next(csv.reader(io.StringIO(text), delimiter=separator))
-    _check_names(names, path.name, label)
-    import pandas as pd
-
-    try:
-        with warnings.catch_warnings():
-            # a row with more fields than the header: pandas warns and drops some, or takes the first as an index
-            warnings.simplefilter("error", pd.errors.ParserWarning)
-            frame = pd.read_csv(path, sep=separator, encoding="utf-8-sig", nrows=limits.MAX_ROWS + 1, index_col=False,
-                                low_memory=False, skipinitialspace=True, dtype_backend="numpy_nullable")
-    except (ValueError, pd.errors.ParserError, pd.errors.ParserWarning) as e:
-        raise DatasetImportError(f"cannot read {path.name} as CSV ({e}): every row needs as many fields as the "
-                                 "header has names") from e
-    separated = {",": "commas", ";": "semicolons", "\t": "tabs", "|": "bars"}[separator]
-    return _table(frame, names, label, path.name, f"{path.name} (CSV, {separated}",
-                  decimal_comma=separator == ";")
+    return next(csv.reader(io.StringIO(text), delimiter=separator)), separator
 
 
 def read_parquet_table(path: Path, label: str | None) -> RawSet:
@@ -120,7 +129,38 @@ def _separator(text: str) -> str:
     return best if counts[best] > 1 else ","
 
 
+def feature_columns(path: Path, label: str | None = None) -> tuple[str, ...]:
+    """The names of a CSV or Parquet table's columns but `label` (when given), read from its header or schema
+    alone: what a model fitted on that table takes.
+
+    Raises:
+        DatasetImportError: not a table that can be read, a column without a name or named twice, too many
+            columns, `label` not one of them, or no column but the label.
+    """
+    if path.suffix.lower() in (".parquet", ".pq"):
+        import pyarrow.parquet as pq
+
+        try:
+            names = list(pq.read_schema(path).names)
+        except Exception as e:  # pyarrow raises several kinds on a damaged file: all mean "unreadable"
+            raise DatasetImportError(f"cannot read {path.name} as Parquet: {e}") from e
+    else:
+        names = _csv_header(path)[0]
+    _check_columns(names, path.name)
+    if label:
+        _check_label(names, path.name, label)
+    features = tuple(name for name in names if name != label)
+    if not features:
+        raise DatasetImportError(f"{path.name} has no column" + (f" but {label!r}" if label else ""))
+    return features
+
+
 def _check_names(names: list[str], origin: str, label: str | None) -> None:
+    _check_columns(names, origin)
+    _check_label(names, origin, label)
+
+
+def _check_columns(names: list[str], origin: str) -> None:
     if len(names) > limits.MAX_ROW_VALUES + 1:
         raise DatasetImportError(f"{origin} has {len(names):,} columns: the limit is {limits.MAX_ROW_VALUES:,} "
                                  "feature columns and the label")
@@ -133,6 +173,9 @@ def _check_names(names: list[str], origin: str, label: str | None) -> None:
         if name in seen:
             raise DatasetImportError(f"{origin}: two columns are named {name!r}; each name must appear once")
         seen.add(name)
+
+
+def _check_label(names: list[str], origin: str, label: str | None) -> None:
     if label is None or not label.strip():
         likely = [name for name in names if name.strip().lower() in ("label", "target", "class", "y")]
         raise DatasetImportError(f"{origin} is a table: say which column holds the true labels (--label COLUMN"
