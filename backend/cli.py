@@ -15,12 +15,13 @@ import numpy as np
 from . import __version__
 from .context import ModelDeck, open_modeldeck
 from .data.builtin import DATASET_NAMES
-from .data.testset import DatasetInfo, format_range
+from .data.testset import DatasetInfo, TestSet, format_range
 from .data.uploads import formats_help
-from .errors import InvalidWhatIfError, ModelDeckError, RegistryError, UserImageError
+from .errors import InvalidExplanationError, InvalidWhatIfError, ModelDeckError, RegistryError, UserImageError
 from .inspection.compare import DISAGREEMENT_KINDS
 from .inspection.evaluation import class_name
-from .inspection.explain import BACKGROUND, ORDERINGS, SCALES
+from .inspection.explain import BACKGROUND, ORDERINGS, SCALES, Explanation
+from .inspection.figures import patch_explanation, to_png
 from .inspection.perturb import KINDS, Perturbation
 from .packaging.kubernetes import SECRET_FILE, ExportOptions, parse_autoscale, secret_name
 from .packaging.self_contained import KEYS_PATH, default_tag
@@ -439,11 +440,22 @@ def cmd_whatif(deck: ModelDeck, args: argparse.Namespace) -> int:
 
 def cmd_explain(deck: ModelDeck, args: argparse.Namespace) -> int:
     deployment, testset = scoring_target(deck, args.name, args.dataset)
-    row = edited(testset, start_row(testset, args.index), _changes(args.set))
+    if testset.image_shape is not None:
+        if args.index is None or args.set:
+            raise InvalidExplanationError(f"test set {testset.name!r} is images: give --index I (and no --set)")
+        if not 0 <= args.index < len(testset):
+            raise InvalidExplanationError(f"test set {testset.name!r} has images 0 to {len(testset) - 1}, not {args.index}")
+        row = testset.X[args.index]
+    else:
+        row = edited(testset, start_row(testset, args.index), _changes(args.set))
+        if args.png:
+            raise InvalidExplanationError("--png draws an image's explanation; a table row's is the list printed")
     class_index = class_index_of(testset, args.of) if args.of else None
     explanation = explain_row(deck, deployment, testset, row, class_index=class_index, scale=args.scale,
                               background=args.background, count=args.orderings, seed=args.seed)
     explained = class_name(testset.class_names, explanation.class_index)
+    if testset.image_shape is not None:
+        return _explained_image(testset, explanation, explained, args)
     if args.json:
         _print_json({"row": args.index, "class": explained, "scale": explanation.scale, "output": explanation.output,
                      "base": explanation.base, "background_rows": explanation.background,
@@ -479,6 +491,34 @@ def cmd_explain(deck: ModelDeck, args: argparse.Namespace) -> int:
     if len(rest):
         total = float(explanation.contributions[rest].sum())
         print(f"  the other {len(rest)} columns together: " + (f"{total * 100:+.2f} pts" if percent else f"{total:+.3f}"))
+    return 0
+
+
+def _explained_image(testset: TestSet, explanation: Explanation, explained: str, args: argparse.Namespace) -> int:
+    """An image's explanation: each patch's contribution as a grid (and a picture with --png)."""
+    assert testset.image_shape is not None and explanation.patch_grid is not None
+    if args.png:
+        Path(args.png).write_bytes(to_png(patch_explanation(explanation, testset.image_shape, testset.value_range,
+                                                            testset.class_names)))
+    grid = explanation.contributions.reshape(explanation.patch_grid)
+    if args.json:
+        _print_json({"index": args.index, "class": explained, "scale": explanation.scale, "output": explanation.output,
+                     "base": explanation.base, "orderings": explanation.orderings, "exact": explanation.exact,
+                     "from_labels": explanation.from_labels, "patch_side": explanation.patch_side,
+                     "patches": grid.tolist(), "standard_errors": explanation.errors.reshape(grid.shape).tolist(),
+                     "png": args.png or None})
+        return 0
+    percent = explanation.scale == "probability"
+    what = f"P({explained})" if percent else f"log-odds of {explained}"
+    print(f"{what} for image {args.index}: " + (f"{explanation.output:.1%}; blank image {explanation.base:.1%}"
+                                                 if percent else f"{explanation.output:+.2f}; blank image "
+                                                 f"{explanation.base:+.2f}")
+          + f". Each {explanation.patch_side}x{explanation.patch_side} patch's part"
+          + (" (points):" if percent else ":"))
+    for line in grid:
+        print("  " + " ".join(f"{v * 100:+6.1f}" if percent else f"{v:+6.2f}" for v in line))
+    if args.png:
+        print(f"picture: {args.png}")
     return 0
 
 
@@ -807,10 +847,11 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--dataset", default=None, metavar="NAME", help="whose form and class names to use")
 
     p = add(sub, "explain", cmd_explain, "each column's contribution to a table row's answer (Shapley values "
-            "through the endpoint, against random test rows)")
+            "through the endpoint, against random test rows), or each patch's to an image's (against a blank image)")
     p.add_argument("name", help="deployment name")
     p.add_argument("--dataset", default=None, metavar="NAME", help="the table test set (default: the first that fits)")
-    p.add_argument("--index", type=int, default=None, metavar="I", help="the test row (default: the median row)")
+    p.add_argument("--index", type=int, default=None, metavar="I",
+                   help="the test row (default: the median row) or image (required)")
     p.add_argument("--set", action="append", default=[], metavar="COLUMN=VALUE", help="change a column first "
                    "(repeatable)")
     p.add_argument("--of", default=None, metavar="CLASS", help="the class whose output is explained (default: the "
@@ -821,6 +862,7 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--orderings", type=int, default=ORDERINGS, metavar="N", help="orderings of the columns (even)")
     p.add_argument("--seed", type=int, default=0)
     p.add_argument("--top", type=int, default=12, metavar="N", help="columns listed (the rest summed)")
+    p.add_argument("--png", default="", metavar="FILE", help="an image's explanation as a picture")
     p = add(sub, "importance", cmd_importance, "each column's importance on a table test set: the accuracy lost "
             "with it shuffled")
     p.add_argument("name", help="deployment name")

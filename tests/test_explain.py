@@ -24,6 +24,7 @@ from backend.inspection.explain import (
     importance_of,
     orderings,
     output_of,
+    patches,
     saturated,
     shapley_rows,
     shapley_values,
@@ -34,8 +35,11 @@ from backend.services import explaining
 
 
 def explained(f, row: np.ndarray, background: np.ndarray, count: int = 6, seed: int = 0):
-    order = orderings(len(row), count, np.random.default_rng(seed))
-    return shapley_values(f(shapley_rows(row, background, order)), order, len(background))
+    """Shapley values of `f` for `row`; of its patches when it is 15 values (a 5x3 image in 2x2 patches)."""
+    group_of = patches((5, 3), 2)[0] if len(row) == 15 else None
+    players = len(row) if group_of is None else int(group_of.max()) + 1
+    order = orderings(players, count, np.random.default_rng(seed))
+    return shapley_values(f(shapley_rows(row, background, order, group_of)), order, len(background))
 
 
 def test_orderings_come_with_their_reverses_and_rows_switch_one_column_at_a_time():
@@ -178,3 +182,52 @@ def test_the_cli_explains_a_row_and_ranks_the_columns(cancer_deployment):
     refused = modeldeck("explain", "--of", "maybe")
     assert refused.returncode == 1 and "'maybe' is not a class of test set 'breast-cancer': malignant, benign" \
         in refused.stderr
+
+
+def test_an_image_is_explained_by_patches_switched_from_a_blank_image():
+    group_of, names, grid = patches((28, 28), 4)
+    assert grid == (7, 7) and len(names) == 49 and names[8] == "rows 4-7, columns 4-7"
+    assert group_of.reshape(28, 28)[5, 6] == 8 and np.bincount(group_of).tolist() == [16] * 49
+    group_of, names, grid = patches((5, 3), 2)  # edges smaller
+    assert grid == (3, 2) and names[-1] == "rows 4-4, columns 2-2" and group_of.tolist() == [
+        0, 0, 1, 0, 0, 1, 2, 2, 3, 2, 2, 3, 4, 4, 5]
+    image = np.arange(1, 16, dtype=np.float64)
+    order = np.array([[1, 0, 2, 3, 4, 5], [5, 4, 3, 2, 0, 1]])
+    rows = shapley_rows(image, np.zeros((1, 15)), order, group_of)
+    assert rows.shape == (14, 15) and (rows[0] == 0).all() and (rows[6] == image).all()
+    assert rows[1].tolist() == [0, 0, 3, 0, 0, 6] + [0] * 9  # patch 1 (column 2 of rows 0-1) switched first
+    weights = np.linspace(-1, 1, 15)  # a linear model: each patch's value is its pixels' weighted sum
+    contributions, errors, base, output = explained(lambda X: X @ weights, image, np.zeros((1, 15)))
+    expected = np.bincount(patches((5, 3), 2)[0], weights=weights * image)
+    assert contributions == pytest.approx(expected) and errors == pytest.approx(np.zeros(6), abs=1e-12)
+
+
+def test_an_image_explanation_through_a_real_deployment_adds_up_to_scikit_learns_probabilities(local_deck, tmp_path):
+    import joblib
+
+    from backend.data.builtin import load_mnist_test
+    from backend.inspection.figures import patch_explanation, to_png
+
+    model = local_deck.registry.get("sklearn_mnist", 1)
+    deployment = local_deck.deployments.deploy_and_wait(model, "explain-digits", timeout=180)
+    data = load_mnist_test()
+    fitted = joblib.load(local_deck.settings.blobs_dir / model.files[0].sha256)
+    explanation = explaining.explain_row(local_deck, deployment, data, data.X[0])
+    probabilities = fitted.predict_proba(data.X[:1].astype(np.float64))[0]
+    blank = fitted.predict_proba(np.zeros((1, 784)))[0]
+    assert explanation.class_index == int(np.argmax(probabilities)) == int(data.y[0])
+    assert explanation.output == pytest.approx(probabilities[explanation.class_index], abs=1e-9)
+    assert explanation.base == pytest.approx(blank[explanation.class_index], abs=1e-9)
+    assert explanation.base + explanation.contributions.sum() == pytest.approx(explanation.output, abs=1e-9)
+    assert explanation.patch_grid == (7, 7) and explanation.patch_side == 4
+    corner = explanation.contributions.reshape(7, 7)[0, 0]
+    assert corner == 0  # a patch the digit leaves blank changes nothing when switched
+    assert to_png(patch_explanation(explanation, (28, 28), (0.0, 1.0), data.class_names)).startswith(b"\x89PNG")
+    env = {**os.environ, "MODELDECK_HOME": str(local_deck.settings.home), "MODELDECK_RUNTIME": "local"}
+    done = subprocess.run([sys.executable, "-m", "backend", "explain", "explain-digits", "--dataset", "mnist", "--index",
+                           "0", "--png", str(tmp_path / "why.png"), "--json"], env=env, capture_output=True, text=True,
+                          timeout=120)
+    assert done.returncode == 0, done.stderr
+    answer = json.loads(done.stdout)
+    assert np.array(answer["patches"]) == pytest.approx(explanation.contributions.reshape(7, 7))  # the same seed
+    assert (tmp_path / "why.png").read_bytes().startswith(b"\x89PNG")

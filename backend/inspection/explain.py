@@ -1,6 +1,7 @@
-"""Per-column explanations of a table model's answers, made only of the answers an endpoint gives (the model is
-never loaded here): Shapley values of one row by permutation sampling against a background sample of the test set,
-and the importance of each column by permutation on a whole set. Pure logic: the service scores the rows.
+"""Explanations of a model's answers, made only of the answers an endpoint gives (the model is never loaded here):
+Shapley values of one table row's columns by permutation sampling against a background sample of the test set (of
+an image's patches against a blank image), and the importance of each column by permutation on a whole set. Pure
+logic: the service scores the rows.
 
 Shapley values by permutation (Strumbelj and Kononenko, 2014): for each ordering of the columns, start from a
 background row and switch the columns to the explained row's values one at a time in that order; each column's
@@ -39,24 +40,40 @@ def orderings(columns: int, count: int, rng: np.random.Generator) -> np.ndarray:
     return np.stack([drawn, drawn[:, ::-1]], axis=1).reshape(count, columns)
 
 
-def shapley_rows(row: np.ndarray, background: np.ndarray, order: np.ndarray) -> np.ndarray:
-    """The rows to score: for each ordering, each background row with its first k columns in that order switched to
-    `row`'s values, k = 0 .. columns. Shape (orderings x background x (columns + 1), columns).
+def shapley_rows(row: np.ndarray, background: np.ndarray, order: np.ndarray,
+                 group_of: np.ndarray | None = None) -> np.ndarray:
+    """The rows to score: for each ordering, each background row with its first k players in that order switched
+    to `row`'s values, k = 0 .. players. A player is a column, or with `group_of` (the player of each column) a
+    group of columns switched together (an image's patch). Shape (orderings x background x (players + 1), columns).
 
     Raises:
         InvalidExplanationError: more than MAX_CELLS values.
     """
-    count, columns = order.shape
-    total = count * len(background) * (columns + 1)
+    count, players = order.shape
+    columns = len(row)
+    total = count * len(background) * (players + 1)
     if total * columns > MAX_CELLS:
-        raise InvalidExplanationError(f"explaining a row of {columns:,} columns against {len(background)} background "
+        raise InvalidExplanationError(f"explaining a row of {columns:,} values against {len(background)} background "
                                       f"rows in {count} orderings scores {total:,} rows of {columns:,} values; the "
                                       f"most is {MAX_CELLS:,} values: take fewer background rows or orderings")
-    # switched[p, k, j]: whether column j has been switched by step k of ordering p
-    rank = np.argsort(order, axis=1)  # rank[p, j]: the step at which ordering p switches column j
-    switched = rank[:, None, :] < np.arange(columns + 1)[None, :, None]
+    rank = np.argsort(order, axis=1)  # rank[p, g]: the step at which ordering p switches player g
+    if group_of is not None:
+        rank = rank[:, group_of]  # each column switches with its player
+    switched = rank[:, None, :] < np.arange(players + 1)[None, :, None]  # [p, k, j]: column j switched by step k
     rows = np.where(switched[:, None, :, :], row[None, None, None, :], background[None, :, None, :])
     return rows.reshape(-1, columns)
+
+
+def patches(image_shape: tuple[int, int], side: int) -> tuple[np.ndarray, tuple[str, ...], tuple[int, int]]:
+    """An image cut into squares of `side` pixels (those at the right and bottom edges smaller): (the patch of each
+    pixel, in row-major order; each patch's name, "rows 0-3, columns 4-7"; the grid of patches, rows x columns)."""
+    height, width = image_shape
+    rows, cols = -(-height // side), -(-width // side)
+    y, x = np.divmod(np.arange(height * width), width)
+    group_of = (y // side) * cols + x // side
+    names = tuple(f"rows {r * side}-{min(height, (r + 1) * side) - 1}, columns {c * side}-{min(width, (c + 1) * side) - 1}"
+                  for r in range(rows) for c in range(cols))
+    return group_of, names, (rows, cols)
 
 
 def output_of(probabilities: np.ndarray, class_index: int, scale: Scale) -> np.ndarray:
@@ -81,7 +98,8 @@ class Explanation:
     """Each column's contribution to one class's output for one row.
 
     Attributes:
-        feature_names, values: the columns and the row's values of them.
+        feature_names, values: the columns and the row's values of them; for an image, its patches (the players)
+            and its pixels.
         contributions: per column, its Shapley value on `scale` (probability: a share, 0.12 is 12 points).
         errors: per column, the standard error of that estimate (about 0 when `exact`).
         base: the mean output over the background rows; output: the row's. base + sum(contributions) = output.
@@ -90,6 +108,8 @@ class Explanation:
         background, orderings: how many background rows and column orderings the estimate took.
         from_labels: the endpoint gave labels only: the output is 1 where the class is predicted, else 0.
         saturated: on the log-odds scale, how many scored rows had a probability of exactly 0 or 1.
+        patch_grid: for an image, its patches as rows x columns (contributions in row-major order); None for a row.
+        patch_side: for an image, the side of a patch in pixels.
     """
 
     feature_names: tuple[str, ...]
@@ -104,6 +124,8 @@ class Explanation:
     orderings: int
     from_labels: bool = False
     saturated: int = 0
+    patch_grid: tuple[int, int] | None = None
+    patch_side: int = 0
 
     @property
     def exact(self) -> bool:
@@ -119,7 +141,8 @@ class Explanation:
 
 def shapley_values(outputs: np.ndarray, order: np.ndarray, background: int) -> tuple[np.ndarray, np.ndarray, float,
                                                                                       float]:
-    """(contributions, standard errors, base, output) from the outputs of `shapley_rows`' rows, in its order."""
+    """(contributions, standard errors, base, output) per player from the outputs of `shapley_rows`' rows, in its
+    order."""
     count, columns = order.shape
     steps = outputs.reshape(count, background, columns + 1).mean(axis=1)  # per ordering and step, over background
     changes = np.diff(steps, axis=1)  # changes[p, k]: what step k + 1 of ordering p (column order[p, k]) did

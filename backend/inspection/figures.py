@@ -21,9 +21,11 @@ from matplotlib.colorbar import Colorbar
 from matplotlib.figure import Figure
 from PIL import Image, ImageDraw, ImageFont
 
+from ..errors import InvalidExplanationError
 from .calibration import Calibration
 from .compare import Comparison
 from .evaluation import Evaluation, Samples, class_name
+from .explain import Explanation
 from .ticks import PercentTicks, percent_ticks
 
 DPI = 110  # every picture's PNG
@@ -299,4 +301,38 @@ def reliability_diagram(calibration: Calibration, subject: str = "") -> Figure:
     ticks = percent_ticks(0.0, 1.0, target=5)
     bottom.set_xticks(list(ticks.values), labels=list(ticks.labels))
     top.set_yticks(list(ticks.values), labels=list(ticks.labels))
+    return fig
+
+
+def patch_explanation(explanation: Explanation, image_shape: tuple[int, int], value_range: tuple[float, float],
+                      class_names: tuple[str, ...]) -> Figure:
+    """An image's explanation: the image as the model got it, and each patch's contribution to the class's output
+    over it (blue toward the class, red away, on a scale centred on zero)."""
+    if explanation.patch_grid is None:
+        raise InvalidExplanationError("this explanation is of a table's row: its columns are a bar chart, not a picture")
+    height, width = image_shape
+    side = explanation.patch_side
+    rows, cols = explanation.patch_grid
+    per_pixel = np.kron(explanation.contributions.reshape(rows, cols), np.ones((side, side)))[:height, :width]
+    points = explanation.scale == "probability"
+    reach = float(np.abs(per_pixel).max()) or 0.01
+    name = class_name(class_names, explanation.class_index)
+    fig = Figure(figsize=(6.4, 3.4), layout="constrained")
+    picture, explained = fig.subplots(1, 2)
+    image = explanation.values.reshape(image_shape)
+    for ax in (picture, explained):
+        ax.imshow(image, cmap="gray", vmin=value_range[0], vmax=value_range[1], interpolation="nearest")
+        ax.set_xticks([])
+        ax.set_yticks([])
+    what = f"P({name})" if points else f"log-odds of {name}"
+    picture.set_title("as the model got it", fontsize=11)
+    overlay = explained.imshow(per_pixel, cmap="RdBu", vmin=-reach, vmax=reach, alpha=0.65, interpolation="nearest")
+    explained.set_title(f"each {side}x{side} patch's part in {what}", fontsize=11)
+    bar = fig.colorbar(overlay, ax=explained, shrink=0.9)
+    if points:
+        _percent_bar(bar, percent_ticks(-reach, reach, signed=True))
+    bar.ax.tick_params(labelsize=9)
+    shown_output = f"{explanation.output:.1%}" if points else f"{explanation.output:+.2f}"
+    shown_base = f"{explanation.base:.1%}" if points else f"{explanation.base:+.2f}"
+    fig.suptitle(f"{what}: {shown_output} for this image, {shown_base} for a blank one", fontsize=11)
     return fig

@@ -1,6 +1,7 @@
-"""Why a Healthy deployment answers as it does on a table's rows, from its answers alone: each column's contribution
-to one row's answer (Shapley values against a background sample of the test set) and each column's importance on
-the whole set (accuracy with that column shuffled). Nothing is kept: the page caches what it shows."""
+"""Why a Healthy deployment answers as it does, from its answers alone: each column's contribution to one table row's
+answer (Shapley values against a background sample of the test set) or each patch's to an image's (against a blank
+image), and each column's importance on a whole table set (accuracy with that column shuffled). Nothing is kept:
+the page caches what it shows."""
 
 from __future__ import annotations
 
@@ -22,6 +23,7 @@ from ..inspection.explain import (
     importance_of,
     orderings,
     output_of,
+    patches,
     saturated,
     shapley_rows,
     shapley_values,
@@ -38,9 +40,12 @@ REPEATS = 3  # shuffles per column for the importance
 IMPORTANCE_ROWS = 2_000_000  # scored for one importance, at most: a larger set is sampled down to fit
 
 
+PATCHES_ACROSS = 7  # an image is explained in about 7 x 7 patches (4 x 4 pixels of a 28 x 28 digit)
+
+
 def _columns(testset: TestSet) -> tuple[str, ...]:
     if testset.feature_names is None:
-        raise InvalidExplanationError(f"test set {testset.name!r} is images: explanations by column are for a "
+        raise InvalidExplanationError(f"test set {testset.name!r} is images: the importance of columns is for a "
                                       "table's rows")
     return testset.feature_names
 
@@ -50,23 +55,34 @@ def explain_row(deck: ModelDeck, deployment: Deployment, testset: TestSet, row: 
                 count: int = ORDERINGS, seed: int = 0) -> Explanation:
     """Each column's contribution to the deployment's output for `row` (one of `testset`'s rows, or an edited one):
     the probability (or log-odds) of `class_index` (default: the class it predicts for the row), against
-    `background` random rows of the set in `count` orderings of the columns, all scored at the deployment.
+    `background` random rows of the set in `count` orderings of the columns, all scored at the deployment. For an
+    image, each patch's contribution (about PATCHES_ACROSS across) against a blank image of the set's background
+    value (every pixel at the low end of its range: the ink taken away).
 
     Raises:
-        InvalidExplanationError: images, an unknown class or scale, log-odds of labels only, too many rows.
+        InvalidExplanationError: an unknown class or scale, log-odds of labels only, too many rows.
         ScoringError: the endpoint failed.
     """
-    names = _columns(testset)
     if scale not in SCALES:
         raise InvalidExplanationError(f"the scale is one of {', '.join(SCALES)}, not {scale!r}")
     classes = len(testset.class_names)
     if class_index is not None and not 0 <= class_index < classes:
         raise InvalidExplanationError(f"test set {testset.name!r} has classes 0 to {classes - 1}, not {class_index}")
     rng = np.random.default_rng(seed)
-    chosen = np.sort(rng.choice(len(testset), size=min(background, len(testset)), replace=False))
+    group_of: np.ndarray | None = None
+    grid: tuple[int, int] | None = None
+    side = 0
+    if testset.image_shape is None:
+        names = _columns(testset)
+        chosen = np.sort(rng.choice(len(testset), size=min(background, len(testset)), replace=False))
+        compared = testset.X[chosen].astype(np.float64)
+    else:
+        side = max(1, min(testset.image_shape) // PATCHES_ACROSS)
+        group_of, names, grid = patches(testset.image_shape, side)
+        compared = np.full((1, len(row)), testset.value_range[0], dtype=np.float64)
     order = orderings(len(names), count, rng)
     # in float64: the model then computes in it, and a probability near 0 or 1 keeps the digits its log-odds need
-    rows = shapley_rows(row.astype(np.float64), testset.X[chosen].astype(np.float64), order)
+    rows = shapley_rows(row.astype(np.float64), compared, order, group_of)
     predicted, probabilities = score_rows(deck, deployment, rows, testset.class_names)
     from_labels = probabilities is None
     if probabilities is None:
@@ -76,9 +92,9 @@ def explain_row(deck: ModelDeck, deployment: Deployment, testset: TestSet, row: 
         probabilities = one_hot(predicted, classes)
     explained = int(predicted[-1]) if class_index is None else class_index  # the last row scored is `row` itself
     contributions, errors, base, output = shapley_values(output_of(probabilities, explained, scale), order,
-                                                         len(chosen))
-    return Explanation(names, row.copy(), contributions, errors, base, output, explained, scale, len(chosen), count,
-                       from_labels, saturated(probabilities, explained) if scale == "log-odds" else 0)
+                                                         len(compared))
+    return Explanation(names, row.copy(), contributions, errors, base, output, explained, scale, len(compared), count,
+                       from_labels, saturated(probabilities, explained) if scale == "log-odds" else 0, grid, side)
 
 
 def class_index_of(testset: TestSet, name: str) -> int:

@@ -16,7 +16,7 @@ from backend.data.uploads import formats_help
 from backend.errors import InvalidPerturbationError, ModelDeckError, ScoringError
 from backend.inspection.calibration import BINS, calibration_of
 from backend.inspection.evaluation import Evaluation, Samples, class_name, predictions_csv
-from backend.inspection.figures import confusion_heatmap, image_grid, sample_strip, to_png
+from backend.inspection.figures import confusion_heatmap, image_grid, patch_explanation, sample_strip, to_png
 from backend.inspection.interactive_charts import (
     CELL,
     PREDICTED_CLASS,
@@ -30,6 +30,7 @@ from backend.inspection.perturb import Perturbation, kinds_of
 from backend.inspection.rows import row_table
 from backend.registry import Signature, parse_image_shape, parse_value_range
 from backend.services import kept, managing
+from backend.services.explaining import explain_row
 from backend.services.reports import make_report, report_pdf
 from backend.services.scoring import input_form as input_form_of
 from backend.services.scoring import predict_image, robustness_curve, score_and_keep, send_random
@@ -539,6 +540,23 @@ def own_digit_view() -> None:
                         st.caption("This scoring script returns labels only: no probabilities.")
                     else:
                         st.vega_lite_chart(spec=probability_bars(prediction.probabilities, data.class_names))
+                    if st.toggle("Which parts of the image made it", key="own_explain"):
+                        explain_image(prediction.prepared.row, prediction.predicted)
+
+
+def explain_image(row: np.ndarray, predicted: int) -> None:
+    """Each patch's part in the class the deployment predicts for the image (Shapley values through the endpoint)."""
+    assert data.image_shape is not None
+    try:
+        explanation = explain_row(deck, deployment, data, row, class_index=predicted)
+    except ModelDeckError as e:
+        scoring_failed(e, deployment)
+        return
+    st.image(to_png(patch_explanation(explanation, data.image_shape, data.value_range, data.class_names)),
+             width="stretch")
+    st.caption(f"Each patch switched from a blank image to this one's pixels, in {explanation.orderings} orders: blue "
+               "patches pushed the answer toward the class, red ones away; together they add up to the difference "
+               "from the blank image.")
 
 
 evaluation_view()
