@@ -242,7 +242,8 @@ def cmd_datasets_add(deck: ModelDeck, args: argparse.Namespace) -> int:
         what = (f"a table of {info.shape_text}" if info.is_table else f"{info.shape_text} images, values in "
                 f"{format_range(info.value_range)}")
         print(f"added test set {info.name}: {shown(info.title)}, {shown(what)}, "
-              f"{len(info.class_names)} classes ({shown(', '.join(info.class_names[:10]))})")
+              f"{len(info.class_names)} class{'es' if len(info.class_names) != 1 else ''} "
+              f"({shown(', '.join(info.class_names[:10]))})")
     return 0
 
 

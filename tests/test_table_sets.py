@@ -199,3 +199,19 @@ def test_a_models_columns_are_declared_from_json_or_read_from_its_tables_header(
     image = modeldeck("models", "register", "named", str(tmp_path / "model.pkl"), "--features",
                       str(tmp_path / "columns.json"), "--input-shape", "28x28")
     assert image.returncode == 1 and "named columns are a table's input, not a 28x28 image's" in image.stderr
+
+
+def test_a_table_of_some_of_the_models_classes_fits_and_is_scored_against_all_of_them(tmp_path):
+    add(tmp_path, "benign-only", "a,b,kind\n1,2,benign\n3,4,benign\n")
+    info = user_catalogue(tmp_path / "sets")[0]
+    model = Signature(n_features=2, feature_names=("a", "b"), class_labels=("benign", "malignant"))
+    assert info.class_names == ("benign",) and mismatch(info, model) is None
+    loaded = load_dataset("benign-only", model, tmp_path / "sets")
+    assert loaded.class_names == ("benign", "malignant") and loaded.y.tolist() == [0, 0]
+    reversed_classes = load_dataset("benign-only", Signature(class_labels=("malignant", "benign")), tmp_path / "sets")
+    assert reversed_classes.class_names == ("malignant", "benign") and reversed_classes.y.tolist() == [1, 1]
+    assert mismatch(info, Signature(class_labels=("cat", "dog"))) == "its classes are benign; the model's are cat, dog"
+    add(tmp_path, "mixed", "a,b,kind\n1,2,benign\n3,4,unknown\n")
+    mixed = next(i for i in user_catalogue(tmp_path / "sets") if i.name == "mixed")
+    assert mismatch(mixed, model) == ("its classes are benign, unknown; the model's are benign, malignant (unknown not "
+                                      "among them)")

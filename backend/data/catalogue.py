@@ -100,7 +100,14 @@ def load_dataset(name: str, signature: Signature | None = None, user_root: Path 
 
 def in_model_order(testset: TestSet, signature: Signature) -> TestSet:
     """A table with its columns in the order of the model's named features (the order its endpoint takes
-    lists in); anything else as it is."""
+    lists in); a set holding some of the model's classes only with all of them (its labels renumbered in the
+    model's order), so an answer of a class the set lacks is a wrong answer, not one the set cannot read; anything
+    else as it is."""
+    labels = signature.class_labels
+    if labels and set(testset.class_names) < set(labels):
+        position = {name: k for k, name in enumerate(labels)}
+        renumbered = np.array([position[name] for name in testset.class_names], dtype=testset.y.dtype)
+        testset = replace(testset, y=renumbered[testset.y], class_names=tuple(labels))
     wanted, have = signature.feature_names, testset.feature_names
     if wanted is None or have is None or wanted == have or set(wanted) != set(have):
         return testset

@@ -51,12 +51,17 @@ def _image_mismatch(info: DatasetInfo, signature: Signature) -> str | None:
 
 def _class_mismatch(info: DatasetInfo, signature: Signature) -> str | None:
     labels = signature.class_labels
-    if labels is not None and len(labels) != len(info.class_names):
+    if labels is None:
+        return None
+    # Matched by name, in any order (a model trained on names has them sorted: scikit-learn's classes_); a set may
+    # hold some of the model's classes only (a month of benign cases): it is scored against all of them
+    foreign = [name for name in info.class_names if name not in set(labels)]
+    if not foreign:
+        return None
+    if len(info.class_names) > len(labels) and not set(labels) & set(info.class_names):
         return f"it has {len(info.class_names)} classes; the model has {len(labels)}"
-    # Matched by name, in any order (a model trained on names has them sorted: scikit-learn's classes_)
-    if labels is not None and set(labels) != set(info.class_names):
-        return (f"its classes are {_first(info.class_names)}; the model's are {_first(labels)}")
-    return None
+    return (f"its classes are {_first(info.class_names)}; the model's are {_first(labels)}"
+            + (f" ({_first(tuple(foreign))} not among them)" if len(foreign) < len(info.class_names) else ""))
 
 
 def range_mismatch(values: tuple[float, float], model: tuple[float, float]) -> str | None:

@@ -27,7 +27,7 @@ from backend.services.comparing import (
     why_incomparable,
 )
 from backend.services.reports import make_report, report_pdf
-from backend.services.testsets import choose_testset, fitting_testsets
+from backend.services.testsets import choose_testset, fitting_testsets, for_model
 from backend.shown import shown
 from backend.timefmt import friendly_time
 from dashboard.common import (
@@ -156,7 +156,7 @@ if kept_pair is None:
     st.info(verbatim(f"Press Compare to score {titles[dataset]} at {a} and {b}."), icon=":material/info:")
     st.stop()
 comparison: Comparison = kept_pair  # declared: the fragments below do not see the narrowing
-data = testset(dataset, revision_of(dataset))
+data = for_model(testset(dataset, revision_of(dataset)), models[0])  # as it was scored: A's columns and classes
 
 
 @st.cache_data(show_spinner=False, max_entries=32)
