@@ -27,6 +27,7 @@ from backend.inspection.whatif import (
     one_hot,
 )
 from backend.services import whatif
+from backend.services.testsets import add_testset
 from dashboard import common
 
 from .test_dashboard import on_page
@@ -205,7 +206,7 @@ def pages_on(cancer_deployment, monkeypatch):
     common._open.clear()
 
 
-def test_the_test_page_edits_a_row_and_the_prediction_curve_and_nearest_row_follow(pages_on):
+def test_the_test_page_edits_a_row_and_the_prediction_curve_and_nearest_row_follow(pages_on, tmp_path):
     deck, deployment, data, model = pages_on
     at = on_page("views/test.py", deployment=deployment.name, dataset="breast-cancer", whatif="7")
     assert not at.exception and not at.error, [e.value for e in at.error]
@@ -247,6 +248,18 @@ def test_the_test_page_edits_a_row_and_the_prediction_curve_and_nearest_row_foll
     assert not at.exception and any(c.value.startswith("Accuracy 95\\.80% on the 143 rows as they are")
                                     for c in at.caption)  # (as Markdown escapes it)
     assert len(at.get("vega_lite_chart")) == 3  # the probabilities, the curve, the importance
+    # another table set, shorter: the row chosen in the first is not carried over
+    at.number_input(key="whatif_row").set_value(140).run()
+    few = pd.DataFrame(data.X[:10], columns=list(BREAST_CANCER_FEATURES)).assign(
+        diagnosis=np.array(data.class_names)[data.y[:10]])
+    few.to_csv(tmp_path / "few.csv", index=False)
+    add_testset(deck, "few", [tmp_path / "few.csv"], label="diagnosis")
+    at.query_params["dataset"] = "few"
+    at.run()
+    assert not at.exception and at.number_input(key="whatif_row").value == 0
+    assert at.number_input(key="whatif_row").max == 9
+    at.query_params["dataset"] = "breast-cancer"
+    at.run()
     # the median row, and a link to a row the set does not have
     at.segmented_control(key="whatif_from").set_value("the median row").run()
     assert "whatif" not in at.query_params
