@@ -86,19 +86,28 @@ class Signature:
         """ "28x28 image (784 values) in [0, 1] → 10 classes: 0, 1, ..." for people."""
         if not self.known:
             return "input signature unknown (recorded at the first deployment)"
+        shape = self._shape()
         if self.image_shape:
-            shape = f"{self.image_shape[0]}x{self.image_shape[1]} image ({self.n_features} values)"
+            shape += f" image ({self.n_features} values)"
         elif self.feature_names:
-            named = ", ".join(self.feature_names[:3]) + (", ..." if len(self.feature_names) > 3 else "")
-            shape = f"{self.n_features} named features ({named})"
-        else:
-            shape = f"{self.n_features} values"
+            shape += " (" + ", ".join(self.feature_names[:3]) + (", ..." if len(self.feature_names) > 3 else "") + ")"
         values = f" in [{self.value_range[0]:g}, {self.value_range[1]:g}]" if self.value_range else ""
         classes = ""
         if self.class_labels:
             shown = ", ".join(self.class_labels[:10]) + (", ..." if len(self.class_labels) > 10 else "")
             classes = f" → {len(self.class_labels)} classes: {shown}"
         return shape + values + classes
+
+    def summary(self) -> str:
+        """ "28x28 → 10 classes", "30 named features → 2 classes": `describe` in a table's cell."""
+        if not self.known:
+            return "unknown yet"
+        return self._shape() + (f" → {len(self.class_labels)} classes" if self.class_labels else "")
+
+    def _shape(self) -> str:
+        if self.image_shape:
+            return f"{self.image_shape[0]}x{self.image_shape[1]}"
+        return f"{self.n_features} named features" if self.feature_names else f"{self.n_features} values"
 
     def to_dict(self) -> dict[str, Any]:
         return {"n_features": self.n_features, "image_shape": list(self.image_shape) if self.image_shape else None,

@@ -106,14 +106,6 @@ models = registered_models(deck)
 if not models:
     st.info("No model is registered yet: train the sample model below, or register your own.")
 else:
-    def input_summary(model: Model) -> str:
-        sig = model.signature
-        if not sig.known:
-            return "unknown yet"
-        size = (f"{sig.image_shape[0]}x{sig.image_shape[1]}" if sig.image_shape
-                else f"{sig.n_features} named features" if sig.feature_names else f"{sig.n_features} values")
-        return size + (f" → {len(sig.class_labels)} classes" if sig.class_labels else "")
-
     scored = kept.latest_whole_set(deck)
 
     def accuracy_cells(model: Model) -> dict[str, str]:
@@ -132,7 +124,7 @@ else:
     st.dataframe(
         without_empty_columns(  # no empty "scored on" column squeezing the others
             [{"model": m.id, **accuracy_cells(m),
-              "input": input_summary(m), "registered": friendly_time(m.created_at),
+              "input": m.signature.summary(), "registered": friendly_time(m.created_at),
               **({} if presentation else {"model sha256": m.sha256[:12]})}
              for m in reversed(models)], keep=["model", "accuracy"]),
         hide_index=True, width="stretch",
