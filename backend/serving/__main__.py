@@ -158,6 +158,7 @@ def _serve(args: argparse.Namespace) -> int:
 
     info = {"deployment": args.name, "model": args.model, "script": os.path.basename(args.script),
             "n_features": script.n_features, "classes": script.classes, "feature_names": script.feature_names,
+            "categories": script.categories,
             "workers": max(1, args.workers), "max_body_bytes": int(args.max_body_mb * 2**20),
             "run_timeout_seconds": args.run_timeout,
             "versions": _versions()}

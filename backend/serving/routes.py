@@ -88,8 +88,9 @@ def create_app(script: ScoringScript, info: dict[str, Any] | None = None, keys: 
     info.setdefault("n_features", script.n_features)
     limit = int(info.get("max_body_bytes") or DEFAULT_MAX_BODY_BYTES)
     run_timeout = float(info.setdefault("run_timeout_seconds", deadline.DEFAULT_RUN_TIMEOUT_SECONDS))
-    info["content_types"] = ["application/json"] + ([NPY_TYPE] if script.run_array is not None else [])
-    if script.run_array is not None:  # what an .npy body may hold: uint8 pixels where the script scales them
+    takes_arrays = script.run_array is not None and not script.categories  # text columns: JSON rows only
+    info["content_types"] = ["application/json"] + ([NPY_TYPE] if takes_arrays else [])
+    if takes_arrays:  # what an .npy body may hold: uint8 pixels where the script scales them
         info["npy_dtypes"] = ["float32"] + (["uint8"] if script.accepts_uint8 else [])
     info["auth"] = "key" if keys is not None else "none"
     info["probabilities"] = script.supports_proba

@@ -7,7 +7,10 @@ confidence (`"proba": true` in the JSON body; `?proba=true` on the .npy path), b
 {"predictions": [...], "probabilities": [[one per class], ...], "classes": [...]} instead, with the
 probabilities in the model's class order. Bad input raises
 InvalidInput, which the server answers with 400 and the message; anything else it answers with 500.
-Strict JSON: every value must be a JSON number (no strings, booleans or null). The labels are always the
+Strict JSON: every value must be a JSON number (no strings, booleans or null), but for a model fitted on named
+columns whose pipeline encodes some of them as categories (a OneHotEncoder or OrdinalEncoder in a ColumnTransformer):
+rows as objects or a split table, those columns' values the category names (checked against the categories the
+encoders learnt; /info lists them as `categories`). The labels are always the
 model's predict's, with or without probabilities; those of scikit-learn's linear classifiers are computed
 directly from the model's coefficients (see _linear_predict). Class names given when the model was
 registered come with it as CLASS_NAMES_FILE (a JSON list); where the model's classes are 0..n-1 they are
@@ -34,6 +37,7 @@ except ImportError:  # the strict path below handles everything on its own
 MODEL_SUFFIXES = (".pkl", ".joblib", ".pickle")
 CLASS_NAMES_FILE = "modeldeck-class-names.json"  # written by ModelDeck's registry (registry.CLASS_NAMES_FILE)
 NUMBER_TYPES = (int, float)
+FLOAT32_MAX = 3.4028234663852886e38
 FAST_DTYPES = (np.dtype(np.float32), np.dtype(np.float64))  # what fast_predict takes as scikit-learn would
 accepts_bytes = True  # the server may hand run() the body as bytes (orjson and simdjson parse both)
 supports_proba = True  # run_array(X, proba=True) answers class probabilities (the server's ?proba=true)
@@ -43,6 +47,7 @@ json_value_bytes = 44  # run()'s peak memory per JSON value (measured 38-40 B): 
 model: Any = None
 n_features = None
 feature_names = None  # the names of the columns the model was fitted on, in order (reported by /info)
+categories = None  # {column: [category, ...]} for the columns the model's pipeline encodes from text (/info)
 classes = None  # the model's class labels in its own order (or the names given for them), reported by /info
 class_names: Any = None  # numpy array of the names answered for classes 0..n-1, or None: see init()
 fast_predict: Any = None  # set by init() for scikit-learn's linear classifiers: see _linear_predict
@@ -56,7 +61,7 @@ class InvalidInput(ValueError):
 
 
 def init():
-    global model, n_features, feature_names, classes, class_names, fast_predict, argmax_is_predict
+    global model, n_features, feature_names, categories, classes, class_names, fast_predict, argmax_is_predict
     model_dir = os.environ.get("AZUREML_MODEL_DIR") or os.environ["MODEL_DIR"]
     found = sorted(os.listdir(model_dir))
     candidates = [name for name in found if name.endswith(MODEL_SUFFIXES)]
@@ -70,6 +75,7 @@ def init():
     feature_names = [str(name) for name in named] if named is not None else None
     if feature_names is not None:  # rows arrive as arrays in the columns' order, by design: nothing to warn of
         warnings.filterwarnings("ignore", message="X does not have valid feature names", category=UserWarning)
+    categories = _text_categories(model, feature_names) or None
     found_classes = getattr(model, "classes_", None)
     classes = [c.item() if hasattr(c, "item") else c for c in found_classes] if found_classes is not None else None
     class_names = _given_names(model_dir, classes)
@@ -77,6 +83,40 @@ def init():
         classes = [str(name) for name in class_names]
     fast_predict = _linear_predict(model)
     argmax_is_predict = _predicts_argmax_of_proba(model)
+
+
+def _text_categories(fitted, columns):
+    """{column: [category, ...]} for the input columns a fitted pipeline encodes from text: the categories_ of each
+    OneHotEncoder or OrdinalEncoder a ColumnTransformer gives columns by name ({} when there is none)."""
+    found = {}
+    for encoder, names in _encoders(fitted, columns):
+        for name, known in zip(names, encoder.categories_, strict=True):  # _encoders checked the lengths
+            if np.asarray(known).dtype.kind in "OUS":  # numbers stay numbers
+                found[name] = [str(value) for value in known]
+    return found
+
+
+def _encoders(estimator, columns):
+    """(encoder, the input columns it sees) for each encoder of categories reached from the input columns."""
+    if columns is None:
+        return
+    if hasattr(estimator, "transformers_"):  # a ColumnTransformer: each part sees its own columns
+        for _, part, selected in estimator.transformers_:
+            if not isinstance(part, str):  # "drop", "passthrough"
+                yield from _encoders(part, _columns_of(selected, columns))
+    elif hasattr(estimator, "steps"):  # a Pipeline: its first step sees the input
+        yield from _encoders(estimator.steps[0][1], columns)
+    elif hasattr(estimator, "categories_") and len(estimator.categories_) == len(columns):
+        yield estimator, columns
+
+
+def _columns_of(selected, columns):
+    """The names of the columns a ColumnTransformer's part `selected` (names, indices, a slice or a mask) takes."""
+    try:
+        chosen = np.asarray(columns, dtype=object)[selected] if not isinstance(selected, str) else [selected]
+    except (IndexError, TypeError, ValueError):
+        chosen = [name for name in np.atleast_1d(selected) if name in columns]
+    return [str(name) for name in np.atleast_1d(chosen)] if len(np.atleast_1d(chosen)) else None
 
 
 def _given_names(model_dir, found):
@@ -158,6 +198,8 @@ def run(raw_data):
     proba = payload.get("proba", False)
     if not isinstance(proba, bool):
         raise InvalidInput(f'"proba" must be true or false, got {orjson.dumps(proba).decode()[:40]}')
+    if categories:  # text in the columns the pipeline encodes
+        return run_frame(rows, proba)
     lengths = {len(row) for row in rows}
     if len(lengths) != 1:
         raise InvalidInput(f'rows of "data" have different lengths: {sorted(lengths)}')
@@ -224,7 +266,55 @@ def _some(names):
     return shown + (f" and {len(names) - 3} more" if len(names) > 3 else "")
 
 
+def run_frame(rows, proba=False):
+    """Rows of the model's columns in its order (lists), with category names in the columns its pipeline encodes,
+    scored as a DataFrame (what a ColumnTransformer that picks columns by name takes)."""
+    import pandas as pd
+
+    names, encoded = feature_names, categories
+    if names is None or encoded is None:
+        raise InvalidInput("this model takes no text: send rows of numbers")
+    for index, row in enumerate(rows):
+        if len(row) != len(names):
+            raise InvalidInput(f'row {index} of "data" has {len(row)} values; the model takes {len(names)}: '
+                               + _some(names))
+    columns = {}
+    for j, name in enumerate(names):
+        values = [row[j] for row in rows]
+        known = encoded.get(name)
+        if known is None:
+            for index, value in enumerate(values):
+                if type(value) not in NUMBER_TYPES:
+                    raise InvalidInput(f'column "{name}" takes numbers; row {index} has '
+                                       f'{orjson.dumps(value).decode()[:40]}')
+            columns[name] = np.asarray(values, dtype=np.float64)
+            if not np.isfinite(columns[name]).all() or np.abs(columns[name]).max() > FLOAT32_MAX:
+                raise InvalidInput(f'column "{name}" takes finite numbers within ±3.4e38')
+        else:
+            allowed = set(known)
+            for index, value in enumerate(values):
+                if not isinstance(value, str) or value not in allowed:
+                    raise InvalidInput(f'column "{name}", row {index}: {orjson.dumps(value).decode()[:40]} is not one of '
+                                       f"the model's categories ({_some(known)})")
+            columns[name] = np.asarray(values, dtype=object)
+    frame = pd.DataFrame(columns)
+    try:
+        if not proba:
+            return _serializable(_named(model.predict(frame)))
+        if not callable(getattr(model, "predict_proba", None)):
+            raise InvalidInput(f"this model ({type(model).__name__}) has no predict_proba: ask without proba")
+        probabilities = model.predict_proba(frame)
+    except (TypeError, ValueError) as e:  # what the model's own checks say of these rows
+        raise InvalidInput(f"the model cannot score these rows: {e}") from None
+    labels = np.asarray(model.classes_)[probabilities.argmax(axis=1)] if argmax_is_predict else model.predict(frame)
+    return {"predictions": _serializable(_named(labels)), "probabilities": probabilities, "classes": classes}
+
+
 def run_array(X, proba=False):
+    if categories:
+        raise InvalidInput(f"this model takes text in {_some(list(categories))}: send rows as objects of its columns, "
+                           '{"data": [{"' + next(iter(categories)) + '": "' + categories[next(iter(categories))][0]
+                           + '", ...}]}, or as a split table')
     X = np.asarray(X)
     if X.ndim == 1 and n_features is not None and X.shape[0] == n_features:
         X = X[None, :]

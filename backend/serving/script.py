@@ -49,7 +49,9 @@ class ScoringScript:
     * `json_value_bytes`: run()'s peak memory per JSON value, reserved before a big body's parse;
     * `n_features`, `classes`, `feature_names`: what init() found in the model (None where the script does
       not say; `feature_names` where the model was fitted on named columns);
-    * `accepts_records`: with `feature_names`, run() takes rows as objects of those columns too.
+    * `accepts_records`: with `feature_names`, run() takes rows as objects of those columns too;
+    * `categories`: {column: [category, ...]} for the columns the model takes as text (their names), where run()
+      takes rows of objects, a split table or lists with those values, and run_array no rows at all.
     """
 
     run: Callable[[Any], Any]
@@ -62,6 +64,7 @@ class ScoringScript:
     classes: Any = None
     feature_names: Any = None
     accepts_records: bool = False
+    categories: dict[str, list[str]] | None = None
 
     @property
     def records_of(self) -> list[str] | None:
@@ -86,4 +89,15 @@ class ScoringScript:
                    json_value_bytes=per_value if isinstance(per_value, int) and per_value > 0 else None,
                    n_features=getattr(module, "n_features", None), classes=getattr(module, "classes", None),
                    feature_names=getattr(module, "feature_names", None),
-                   accepts_records=bool(getattr(module, "accepts_records", False)))
+                   accepts_records=bool(getattr(module, "accepts_records", False)),
+                   categories=_categories(getattr(module, "categories", None)))
+
+
+def _categories(found: Any) -> dict[str, list[str]] | None:
+    """A script's `categories` when it is {column: [category, ...]} of strings; None otherwise."""
+    if not isinstance(found, dict) or not found:
+        return None
+    if not all(isinstance(name, str) and isinstance(known, list) and all(isinstance(v, str) for v in known)
+               for name, known in found.items()):
+        return None
+    return {name: list(known) for name, known in found.items()}
