@@ -603,3 +603,28 @@ def test_class_names_given_at_registration_are_what_the_container_answers(docker
     assert signature.class_labels == tuple(names) and "confirmed by deployment t-cancer" in signature.source
     docker_deck.deployments.delete("t-cancer")
     assert engine.containers.list(all=True, filters={"name": container_name(docker_deck.home.id, "t-cancer")}) == []
+
+
+def test_a_model_that_encodes_text_columns_is_scored_with_category_names_in_a_container(docker_deck, engine, tmp_path):
+    """A ColumnTransformer + OneHotEncoder pipeline, fitted on a DataFrame, deployed in a container (pandas is in
+    the environment image): records with category names answer as scikit-learn does; an unknown category is a 400
+    that names it, and the container keeps answering."""
+    import pickle
+
+    from .test_categories import fitted, table
+
+    model = fitted()
+    (tmp_path / "shapes.pkl").write_bytes(pickle.dumps(model))
+    registered = docker_deck.registry.register("shapes", [tmp_path / "shapes.pkl"])
+    deployment = docker_deck.deployments.deploy_and_wait(registered, "t-shapes", timeout=300)
+    frame, _ = table(10)
+    records = frame.to_dict(orient="records")
+    uri = deployment.scoring_uri
+    assert requests.post(uri, json={"data": records}, timeout=30).json() == list(model.predict(frame))
+    assert docker_deck.client.info(uri)["categories"] == {"colour": ["blue", "green", "red"],
+                                                          "shape": ["round", "square"]}
+    records[0]["shape"] = "oval"
+    refused = requests.post(uri, json={"data": records}, timeout=30)
+    assert refused.status_code == 400 and refused.json()["error"].startswith(
+        'column "shape", row 0: "oval" is not one of the model\'s categories ("round", "square")')
+    assert requests.get(uri.rsplit("/score", 1)[0] + "/health", timeout=10).status_code == 200
