@@ -377,7 +377,8 @@ class DeploymentService:
         confirmed = self.registry.confirm_signature(
             model, info.get("n_features"), [str(c) for c in classes] if isinstance(classes, list) else None,
             source=f"deployment {deployment.name}",
-            feature_names=[str(n) for n in names] if isinstance(names, list) else None)
+            feature_names=[str(n) for n in names] if isinstance(names, list) else None,
+            categories=info.get("categories") if isinstance(info.get("categories"), dict) else None)
         if confirmed.signature != model.signature:
             step(progress, f"recorded {model.id}'s signature as the server loaded it: {confirmed.signature.describe()}")
 

@@ -69,6 +69,8 @@ class Signature:
             (scikit-learn's `feature_names_in_`, reported by the scoring server).
         source: where the facts come from ("training", "declared at registration",
             "confirmed by deployment NAME").
+        categories: (column, its categories) for the named columns the model takes as text (its pipeline encodes
+            them), as the scoring server found them; None when it takes numbers only.
     """
 
     n_features: int | None = None
@@ -77,6 +79,11 @@ class Signature:
     class_labels: tuple[str, ...] | None = None
     feature_names: tuple[str, ...] | None = None
     source: str = ""
+    categories: tuple[tuple[str, tuple[str, ...]], ...] | None = None
+
+    def categories_of(self) -> dict[str, tuple[str, ...]]:
+        """{column: its categories} for the columns the model takes as text ({} for numbers only)."""
+        return dict(self.categories or ())
 
     @property
     def known(self) -> bool:
@@ -114,7 +121,8 @@ class Signature:
                 "value_range": list(self.value_range) if self.value_range else None,
                 "class_labels": list(self.class_labels) if self.class_labels is not None else None,
                 "feature_names": list(self.feature_names) if self.feature_names is not None else None,
-                "source": self.source}
+                "source": self.source,
+                "categories": {name: list(known) for name, known in self.categories} if self.categories else None}
 
     @classmethod
     def from_dict(cls, data: dict[str, Any]) -> "Signature":
@@ -125,7 +133,16 @@ class Signature:
                    value_range=(float(values[0]), float(values[1])) if values else None,
                    class_labels=tuple(map(str, labels)) if labels is not None else None,
                    feature_names=tuple(map(str, names)) if names is not None else None,
-                   source=str(data.get("source", "")))
+                   source=str(data.get("source", "")), categories=_categories(data.get("categories")))
+
+
+def _categories(found: Any) -> tuple[tuple[str, tuple[str, ...]], ...] | None:
+    """{column: [category, ...]} (from JSON or a server's /info) as a Signature holds it; None for anything else."""
+    if not isinstance(found, dict) or not found:
+        return None
+    if not all(isinstance(known, list) and all(isinstance(v, str) for v in known) for known in found.values()):
+        return None
+    return tuple((str(name), tuple(known)) for name, known in found.items())
 
 
 CLASS_NAMES_FILE = "modeldeck-class-names.json"
@@ -474,7 +491,8 @@ class ModelRegistry:
         return [_row_to_model(row) for row in rows]
 
     def confirm_signature(self, model: Model, n_features: int | None, class_labels: builtins.list[str] | None,
-                          source: str, feature_names: builtins.list[str] | None = None) -> Model:
+                          source: str, feature_names: builtins.list[str] | None = None,
+                          categories: dict[str, builtins.list[str]] | None = None) -> Model:
         """Fills in what the scoring server found when it loaded the model (feature count, classes, the
         names of the features where it was fitted on named columns); declared facts it contradicts are
         replaced, and the source says so. Class names given at
@@ -499,7 +517,7 @@ class ModelRegistry:
         if names is None and old.feature_names and len(old.feature_names) == count:
             names = old.feature_names
         facts = Signature(n_features=count, image_shape=image_shape, value_range=old.value_range, class_labels=labels,
-                          feature_names=names)
+                          feature_names=names, categories=_categories(categories) if names else None)
         if facts == replace(old, source="") and "confirmed" in old.source:
             return model
         new = replace(facts, source=f"{old.source}; confirmed by {source}" if old.source else f"confirmed by {source}")

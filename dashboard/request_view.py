@@ -8,22 +8,22 @@ import streamlit as st
 from backend.client import RawAnswer
 from backend.context import ModelDeck
 from backend.errors import ModelDeckError
-from backend.inspection.snippets import curl_snippet, python_snippet
+from backend.inspection.snippets import Example, curl_snippet, payload, python_snippet
 from backend.registry import Signature
 from backend.runtimes.base import Deployment
 from backend.services.endpoints import send_as_is
 from dashboard.common import scoring_failed, verbatim
 
 
-def example_row(signature: Signature) -> np.ndarray:
+def example_row(signature: Signature) -> Example:
     """A row to start the console and the snippets from when no test set fits: the model's number of
-    values, each the low end of its value range (0 when unknown)."""
+    values, each the low end of its value range (0 when unknown); for a model that takes some columns as text,
+    an object of its columns, those at their first category."""
     low = signature.value_range[0] if signature.value_range else 0.0
+    categories = signature.categories_of()
+    if categories and signature.feature_names:
+        return {name: categories[name][0] if name in categories else low for name in signature.feature_names}
     return np.full(signature.n_features or 1, low, dtype=np.float32)
-
-
-def sample_body(row: np.ndarray) -> str:
-    return json.dumps({"data": [[round(float(v), 4) for v in row]]})
 
 
 def pretty_body(body: bytes) -> str:
@@ -34,12 +34,12 @@ def pretty_body(body: bytes) -> str:
 
 
 @st.fragment
-def console_view(deck: ModelDeck, deployment: Deployment, key: str | None, row: np.ndarray, source: str) -> None:
+def console_view(deck: ModelDeck, deployment: Deployment, key: str | None, row: Example, source: str) -> None:
     """Any body sent as it is to the deployment, starting from `row`; the answer as it comes. `source`
     (the test set's name) keeps one body per test set."""
     st.caption("Any body, sent as it is; the answer as it comes — refusals included.")
     console_key = f"console/{deployment.record.uid}/{source}"
-    body = st.text_area("Request body", value=sample_body(row), height=120, key=console_key)
+    body = st.text_area("Request body", value=payload(row), height=120, key=console_key)
     b1, b2, b3 = st.columns([2, 2, 3])
     content_type = b1.selectbox("Content-Type", ["application/json", "text/plain", "application/xml"],
                                 key="console_type", persist_state="page")
@@ -62,7 +62,7 @@ def console_view(deck: ModelDeck, deployment: Deployment, key: str | None, row: 
         h2.code(pretty_body(answer.body), language="json", wrap_lines=True)
 
 
-def snippets_view(deck: ModelDeck, deployment: Deployment, row: np.ndarray) -> None:
+def snippets_view(deck: ModelDeck, deployment: Deployment, row: Example) -> None:
     """curl and Python snippets that send `row` to the deployment (reading its key where auth is on)."""
     uri = deployment.scoring_uri or ""
     t1, t2 = st.tabs(["curl", "Python (requests)"])
@@ -74,7 +74,7 @@ def snippets_view(deck: ModelDeck, deployment: Deployment, row: np.ndarray) -> N
                    "(Deploy page → Keys shows and rotates the keys).")
 
 
-def request_sections(deck: ModelDeck, deployment: Deployment, key: str | None, row: np.ndarray, source: str) -> None:
+def request_sections(deck: ModelDeck, deployment: Deployment, key: str | None, row: Example, source: str) -> None:
     """The "Request console" and "The raw request" sections of the Test page."""
     st.subheader("Request console")
     console_view(deck, deployment, key, row, source)

@@ -101,3 +101,24 @@ def test_a_row_that_does_not_fit_the_categories_is_a_400_naming_its_column(clien
     npy = client.post("/score", content=buffer.getvalue(), headers={"Content-Type": "application/x-npy"})
     assert npy.status_code in (400, 415) and "colour" in npy.text
     assert client.post("/score", json={"data": frame.to_dict(orient="records")}).status_code == 200  # still up
+
+
+def test_a_deployment_records_the_categories_and_the_console_starts_from_a_row_that_fits(client, tmp_path):
+    from backend.inspection.snippets import payload
+    from backend.registry import ModelRegistry, Signature
+    from dashboard.request_view import example_row
+
+    registry = ModelRegistry(tmp_path / "registry.sqlite3", tmp_path / "blobs")
+    (tmp_path / "shapes.pkl").write_bytes(pickle.dumps(fitted()))
+    model = registry.register("shapes", [tmp_path / "shapes.pkl"])
+    info = client.get("/info").json()
+    confirmed = registry.confirm_signature(model, 4, ["no", "yes"], "deployment shapes",
+                                           feature_names=info["feature_names"], categories=info["categories"])
+    signature = registry.get("shapes", 1).signature
+    assert signature == confirmed.signature and Signature.from_dict(signature.to_dict()) == signature
+    assert signature.categories_of() == {"colour": ("blue", "green", "red"), "shape": ("round", "square")}
+    row = example_row(signature)
+    assert row == {"size": 0.0, "weight": 0.0, "colour": "blue", "shape": "round"}
+    answer = client.post("/score", content=payload(row), headers={"Content-Type": "application/json"})
+    assert answer.status_code == 200 and answer.json()[0] in ("yes", "no")
+    assert example_row(Signature(n_features=3)).tolist() == [0.0, 0.0, 0.0]  # numbers only: a list, as before

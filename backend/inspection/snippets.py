@@ -9,17 +9,25 @@ import shlex
 
 import numpy as np
 
+Example = np.ndarray | dict[str, float | str]
+"""A row to send: its values in the model's order, or an object of its named columns (a category's as its name)."""
 
-def _values(row: np.ndarray) -> str:
-    """The row as a JSON list, 4 decimals (short enough to paste, the same prediction)."""
+
+def _values(row: Example) -> str:
+    """The row as JSON, numbers to 4 decimals (short enough to paste, the same prediction): a list, or an object
+    of the model's columns."""
+    if isinstance(row, dict):
+        return json.dumps({name: value if isinstance(value, str) else round(float(value), 4)
+                           for name, value in row.items()})
     return json.dumps([round(float(v), 4) for v in np.asarray(row).ravel()])
 
 
-def _payload(row: np.ndarray) -> str:
+def payload(row: Example) -> str:
+    """The tutorial's body for one row: {"data": [row]}."""
     return '{"data": [' + _values(row) + "]}"
 
 
-def curl_snippet(scoring_uri: str, row: np.ndarray, keyed: tuple[str, str] | None = None) -> str:
+def curl_snippet(scoring_uri: str, row: Example, keyed: tuple[str, str] | None = None) -> str:
     """A curl command that POSTs one row as the tutorial's JSON and prints the prediction; with `keyed`
     (deployment name, home) for a deployment with key auth, it first reads that deployment's primary
     key, and sends nothing when that fails."""
@@ -30,10 +38,10 @@ def curl_snippet(scoring_uri: str, row: np.ndarray, keyed: tuple[str, str] | Non
                  "--key primary) && \\\n")
         auth = "  -H \"Authorization: Bearer $KEY\" \\\n"
     return (f"{fetch}curl -sS -X POST {shlex.quote(scoring_uri)} \\\n  -H 'Content-Type: application/json' \\\n"
-            f"{auth}  -d {shlex.quote(_payload(row))}")
+            f"{auth}  -d {shlex.quote(payload(row))}")
 
 
-def python_snippet(scoring_uri: str, row: np.ndarray, keyed: tuple[str, str] | None = None) -> str:
+def python_snippet(scoring_uri: str, row: Example, keyed: tuple[str, str] | None = None) -> str:
     """Python with `requests` that POSTs one row and prints the prediction (with the key, see curl_snippet)."""
     imports, headers = "import requests\n\n", ""
     if keyed:
