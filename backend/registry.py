@@ -98,6 +98,8 @@ class Signature:
             shape += f" image ({self.n_features} values)"
         elif self.feature_names:
             shape += " (" + ", ".join(self.feature_names[:3]) + (", ..." if len(self.feature_names) > 3 else "") + ")"
+            if self.categories:
+                shape += f"; {', '.join(name for name, _ in self.categories[:3])} as text"
         values = f" in [{self.value_range[0]:g}, {self.value_range[1]:g}]" if self.value_range else ""
         classes = ""
         if self.class_labels:

@@ -122,3 +122,4 @@ def test_a_deployment_records_the_categories_and_the_console_starts_from_a_row_t
     answer = client.post("/score", content=payload(row), headers={"Content-Type": "application/json"})
     assert answer.status_code == 200 and answer.json()[0] in ("yes", "no")
     assert example_row(Signature(n_features=3)).tolist() == [0.0, 0.0, 0.0]  # numbers only: a list, as before
+    assert signature.describe().startswith("4 named features (size, weight, colour, ...); colour, shape as text")
