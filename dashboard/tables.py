@@ -8,7 +8,7 @@ from typing import Any
 
 import streamlit as st
 
-from backend.inspection.rows import WRONG_BACKGROUND, WRONG_TEXT, RowTable
+from backend.inspection.rows import WRONG_BACKGROUND, WRONG_TEXT, RowTable, cell_style
 
 EMPTY = (None, "", "-", "—")
 
@@ -30,6 +30,8 @@ def show_rows(table: RowTable) -> None:
         lambda row: [f"background-color: {WRONG_BACKGROUND}; color: {WRONG_TEXT}" if wrong[row.name] else ""] * len(row),
         axis=1).format("{:.6g}", subset=[c for c in table.columns[table.columns.index("true label") + 1:]
                                          if c != "confidence"])  # 563, 0.08163: as the CSV wrote them
+    for name, rights in table.verdicts:  # compared answers: each cell green or red
+        styled = styled.apply(lambda column, rights=rights: [cell_style(right) for right in rights], subset=[name])
     column_config: dict[str, Any] = {"row": st.column_config.NumberColumn("row", format="%d", pinned=True)}
     if "confidence" in frame.columns:
         column_config["confidence"] = st.column_config.NumberColumn("confidence", format="percent")

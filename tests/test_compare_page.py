@@ -57,7 +57,7 @@ def test_compare_deploys_a_version_on_the_fly_and_shows_who_is_better_where(two_
     assert verdict.startswith(verbatim("lr-v1 (sklearn_mnist:1) is better by"))
     assert verbatim("very unlikely to be chance") in verdict
     comparison = kept_comparison_of(two_models)
-    disagree = [m for m in at.metric if m.label == "Images they disagree on"][0]
+    disagree = [m for m in at.metric if m.label == "Disagreements"][0]
     assert disagree.value == f"{comparison.n_disagree:,}" and disagree.proto.help == comparison.disagreement_words()
     b_only, a_only = comparison.b_only_right, comparison.a_only_right
     both = len(comparison.disagreements("both_wrong"))

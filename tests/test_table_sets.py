@@ -151,6 +151,13 @@ def test_a_row_table_marks_the_wrong_rows_and_escapes_its_html():
     assert table.cells[1][:4] == (9, "x", "y", 0.6) and table.wrong == (False, True) and table.right == 1
     page = rows_html(table)
     assert "&lt;b&gt;" in page and page.count("background:#fde0dc") == 1
+    # two answers compared (Compare's disagreements): each answer's cell green or red, no row red
+    compared = row_table(X, ("a", "b"), np.array([7, 9]), np.array([0, 1]), np.array([0, 0]), ("x", "y"),
+                         answers=(("B said", np.array([1, 1])),), heading="A said")
+    assert compared.columns[:4] == ("row", "A said", "B said", "true label") and compared.wrong == (False, False)
+    assert compared.verdicts == (("A said", (True, False)), ("B said", (False, True)))
+    page = rows_html(compared)
+    assert page.count("background-color: #dcf1e0") == 2 and page.count("background-color: #fde0dc") == 2
 
 
 def test_a_models_columns_are_declared_from_json_or_read_from_its_tables_header(tmp_path, cli_env):

@@ -226,7 +226,8 @@ def _comparison(inputs: ReportInputs, comparison: Comparison) -> str:
         if testset.feature_names is not None:
             parts.append(rows_html(row_table(testset.X[shown], testset.feature_names, shown, testset.y[shown],
                                              comparison.predictions_a[shown], testset.class_names,
-                                             answers=(("B said", comparison.predictions_b[shown]),))))
+                                             answers=(("B said", comparison.predictions_b[shown]),),
+                                             heading="A said")))
         else:
             assert testset.image_shape is not None
             parts.append(_png(to_png(disagreement_grid(testset.X[shown], testset.image_shape, testset.y[shown],

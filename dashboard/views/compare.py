@@ -183,7 +183,7 @@ def gallery(indices: np.ndarray, key: str) -> None:
     if data.feature_names is not None:  # a table's rows, with what each said
         rows = np.asarray(shown, dtype=np.int64)
         show_rows(row_table(data.X[rows], data.feature_names, rows, data.y[rows], comparison.predictions_a[rows],
-                            data.class_names, answers=(("B said", comparison.predictions_b[rows]),)))
+                            data.class_names, answers=(("B said", comparison.predictions_b[rows]),), heading="A said"))
         return
     uids = (healthy[a].record.uid, healthy[b].record.uid)
     revisions = (kept.revision(deck, healthy[a], dataset, "evaluation"),
@@ -192,11 +192,13 @@ def gallery(indices: np.ndarray, key: str) -> None:
     st.caption("Test images " + ", ".join(f"#{i}" for i in shown[:12]) + (" …" if len(shown) > 12 else ""))
 
 
+items = f"{comparison.noun}s"  # "images", or a table's "rows"
 m1, m2, m3, m4 = st.columns(4)
-m1.metric(f"A · {a}", percent(comparison.a.accuracy), help=f"{comparison.a.model}: accuracy on {comparison.n:,} images")
-m2.metric(f"B · {b}", percent(comparison.b.accuracy), points(comparison.delta),
-          help=f"{comparison.b.model}: accuracy on {comparison.n:,} images; the change is B − A")
-m3.metric("Images they disagree on", f"{comparison.n_disagree:,}", help=comparison.disagreement_words())
+m1.metric(f"A · {a}", percent(comparison.a.accuracy), help=f"{comparison.a.model}: accuracy on {comparison.n:,} {items}")
+m2.metric(f"B · {b}", percent(comparison.b.accuracy), points(comparison.delta) if comparison.delta else "no change",
+          delta_color="normal" if comparison.delta else "off", delta_arrow="auto" if comparison.delta else "off",
+          help=f"{comparison.b.model}: accuracy on {comparison.n:,} {items}; the change is B − A")
+m3.metric("Disagreements", f"{comparison.n_disagree:,}", help=comparison.disagreement_words())  # fits at 1024
 m4.metric("p-value (McNemar)", "< 0.001" if comparison.p_value < 0.001 else f"{comparison.p_value:.3f}",
           help=comparison.test)
 (st.success if comparison.significant else st.info)(verbatim(comparison.verdict(share_decimals())),
@@ -209,7 +211,7 @@ if not presenting():  # when each was scored: technical detail
 by_class, changed, disagree = st.tabs(["Per class", "What changed", "Where they disagree"])
 with by_class:
     st.altair_chart(recall_change_chart(comparison), width="stretch")
-    st.dataframe([{"class": c.label, "images": c.n, f"recall A ({a})": f"{c.recall_a:.2%}",
+    st.dataframe([{"class": c.label, items: c.n, f"recall A ({a})": f"{c.recall_a:.2%}",
                    f"recall B ({b})": f"{c.recall_b:.2%}", "change": f"{c.change * 100:+.2f} points"}
                   for c in comparison.per_class], hide_index=True, width="stretch")
 
@@ -218,7 +220,7 @@ with by_class:
 def changes_view() -> None:
     st.caption("B's normalised confusion matrix minus A's (rows normalised, diagonal zeroed): **red** — B takes "
                "that true label for that predicted one more often than A; **blue** — less often. Click a cell for "
-               "its images; double-click clears.")
+               f"its {items}; double-click clears.")
     event = st.altair_chart(difference_chart(comparison), on_select="rerun", key=f"difference/{a}/{b}/{dataset}",
                             width="content", selection_mode=[CELL])
     points = event.get("selection", {}).get(CELL, []) if isinstance(event, dict) else []
@@ -227,7 +229,7 @@ def changes_view() -> None:
         if true != predicted:
             names = comparison.labels
             shown = comparison.taken_for(true, predicted)
-            st.markdown(verbatim(f"True {names[true]} taken for {names[predicted]} by A or B: {len(shown):,} images"))
+            st.markdown(verbatim(f"True {names[true]} taken for {names[predicted]} by A or B: {len(shown):,} {items}"))
             gallery(shown, f"cell/{true}/{predicted}")
     moves = comparison.biggest_changes()
     if moves:
@@ -243,11 +245,14 @@ with changed:
 def disagreement_view() -> None:
     counts = {kind: len(comparison.disagreements(kind)) for kind in DISAGREEMENT_KINDS}
     kind = st.segmented_control("Show", list(DISAGREEMENT_KINDS), default="b_right", key="disagreement_kind",
+                                required=True,
                                 format_func=lambda k: f"{DISAGREEMENT_KINDS[k]} ({counts[k]:,})")
     if kind is None:
         st.caption("Choose which disagreements to show.")
         return
-    st.caption("Each image: its true label above, what A and B said beneath (green right, red wrong).")
+    st.caption("Each row: what A and B said, green where right, red where wrong, beside its true label."
+               if data.feature_names is not None else
+               "Each image: its true label above, what A and B said beneath (green right, red wrong).")
     gallery(comparison.disagreements(kind), f"disagree/{kind}")
 
 
