@@ -220,7 +220,7 @@ class DeploymentService:
         try:
             now = self.get(deployment.name, deployment.runtime)
         except DeploymentNotFoundError:
-            return DeploymentDownError(deployment.name, "gone", "it was deleted meanwhile")
+            return DeploymentDownError(deployment.name, DeploymentDownError.GONE, "it was deleted meanwhile")
         except ModelDeckError:  # the runtime does not answer either: the request's own error says enough
             return error
         if now.state is DeploymentState.HEALTHY:

@@ -222,11 +222,18 @@ class DeploymentDownError(ScoringError):
         reason: why, in the runtime's words (the exit code, the crash loop, ...).
     """
 
+    GONE = "gone"
+
     def __init__(self, name: str, state: str, reason: str) -> None:
         self.name = name
         self.state = state
         self.reason = reason
         super().__init__(f"deployment {name!r} is {state}" + (f": {reason}" if reason else ""))
+
+    @property
+    def gone(self) -> bool:
+        """It was deleted: it has no state, no logs, nothing to wait for."""
+        return self.state == self.GONE
 
 
 class UnexpectedAnswerError(ScoringError):

@@ -133,9 +133,9 @@ def scoring_failed(error: Exception, *deployments: Deployment) -> None:
                 break
     if isinstance(error, DeploymentDownError):
         if error.state not in (DeploymentState.HEALTHY, DeploymentState.TRANSITIONING):  # it stays down
-            st.session_state[NO_ANSWER_KEY] = (error.name, str(error))
+            st.session_state[NO_ANSWER_KEY] = (error.name, str(error), error.gone)
             st.rerun(scope="app")
-        show_notice(Notice(verbatim(f"No answer: {error}."), "error", logs_of=error.name))
+        show_notice(Notice(verbatim(f"No answer: {error}."), "error", logs_of=None if error.gone else error.name))
     elif isinstance(error, ScoringServerError) and error.script_error:
         st.error(verbatim(f"The scoring script raised {error.script_error} — see Logs on the Deploy page "
                           f"(request id {error.request_id})."), icon=":material/bug_report:")
@@ -150,9 +150,12 @@ def no_answer_said() -> str | None:
     said = st.session_state.pop(NO_ANSWER_KEY, None)
     if said is None:
         return None
-    name, why = said
-    show_notice(Notice(verbatim(f"No answer: {why}. Nothing can be sent to it until it is Healthy again: "
-                                "choose another deployment, or read its logs."), "error", logs_of=name))
+    name, why, gone = said
+    if gone:  # deleted: no logs to read, nothing to wait for
+        show_notice(Notice(verbatim(f"No answer: {why}. Choose another deployment."), "error"))
+    else:
+        show_notice(Notice(verbatim(f"No answer: {why}. Nothing can be sent to it until it is Healthy again: "
+                                    "choose another deployment, or read its logs."), "error", logs_of=name))
     return str(name)
 
 

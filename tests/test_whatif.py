@@ -267,3 +267,44 @@ def test_the_test_page_edits_a_row_and_the_prediction_curve_and_nearest_row_foll
     assert not fresh.exception and any("asks for row '1000'; this test set has rows 0 to 142" in w.value
                                        for w in fresh.warning)
     assert fresh.segmented_control(key="whatif_from").value == "the median row"
+
+
+def test_a_deployment_deleted_while_its_what_if_is_open_is_said_gone_without_a_logs_link(pages_on):
+    """(AppTest reruns the whole page on an edit, which then finds the deployment gone; in a browser the what-if's
+    fragment alone reruns and its request gets no answer: scoring_failed says it gone, with no logs to read.)"""
+    deck = pages_on[0]
+    deck.deployments.deploy_and_wait(deck.registry.get("sklearn_breast_cancer", 1), "cancer-gone", runtime="local",
+                                     timeout=180)
+    at = on_page("views/test.py", deployment="cancer-gone", dataset="breast-cancer")
+    assert not at.exception and next(m for m in at.metric if m.label == "Prediction")
+    deck.deployments.delete("cancer-gone")
+    slider = next(s for s in at.slider if s.label == "worst area")
+    slider.set_value(slider.max).run()
+    said = [e.value for e in at.error] + [w.value for w in at.warning]
+    assert not at.exception and any("cancer\\-gone' is not a deployment of this home" in text for text in said), said
+    assert not [link for link in at.get("page_link") if link.label == "Logs of cancer-gone"]
+    assert not at.slider  # nothing left to edit against it
+
+
+def test_no_answer_from_a_deleted_deployment_offers_no_logs():
+    from streamlit.testing.v1 import AppTest
+
+    from dashboard.common import verbatim
+
+    def page() -> None:
+        import streamlit as st
+
+        from backend.errors import DeploymentDownError
+        from dashboard.common import no_answer_said, scoring_failed
+
+        no_answer_said()  # what a page says first, after scoring_failed's rerun
+        if st.button("send"):
+            scoring_failed(DeploymentDownError("gone-one", DeploymentDownError.GONE, "it was deleted meanwhile"))
+
+    at = AppTest.from_function(page, default_timeout=60)
+    at.run()
+    at.button[0].click().run()
+    said = [e.value for e in at.error]
+    assert said == [verbatim("No answer: deployment 'gone-one' is gone: it was deleted meanwhile. Choose another "
+                             "deployment.")], said
+    assert not at.get("page_link")

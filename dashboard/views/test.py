@@ -514,7 +514,10 @@ def own_digit_view() -> None:
                        "upload is chosen, it is the one scored).")
             drawn = drawing_pad(key=f"pad/{deployment.record.uid}")
             uploaded = st.file_uploader("Upload an image", type=["png", "jpg", "jpeg"], key="own_upload")
+            # here, not beside the answer: a widget that keeps its place keeps its state in the browser too
+            explain = st.toggle("Show which parts of the image made the answer", key="own_explain")
         source = uploaded.getvalue() if uploaded is not None else drawn
+        prediction = None
         with result:
             if source is None:
                 st.info("Draw on the pad or upload an image: the prediction follows.", icon=":material/draw:")
@@ -540,8 +543,8 @@ def own_digit_view() -> None:
                         st.caption("This scoring script returns labels only: no probabilities.")
                     else:
                         st.vega_lite_chart(spec=probability_bars(prediction.probabilities, data.class_names))
-                    if st.toggle("Which parts of the image made it", key="own_explain"):
-                        explain_image(prediction.prepared.row, prediction.predicted)
+        if explain and prediction is not None:  # the width of the page: its labels readable at 1024 too
+            explain_image(prediction.prepared.row, prediction.predicted)
 
 
 def explain_image(row: np.ndarray, predicted: int) -> None:
@@ -552,8 +555,7 @@ def explain_image(row: np.ndarray, predicted: int) -> None:
     except ModelDeckError as e:
         scoring_failed(e, deployment)
         return
-    st.image(to_png(patch_explanation(explanation, data.image_shape, data.value_range, data.class_names)),
-             width="stretch")
+    st.image(to_png(patch_explanation(explanation, data.image_shape, data.value_range, data.class_names)), width=720)
     st.caption(f"Each patch switched from a blank image to this one's pixels, in {explanation.orderings} orders: blue "
                "patches pushed the answer toward the class, red ones away; together they add up to the difference "
                "from the blank image.")
