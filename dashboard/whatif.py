@@ -38,6 +38,7 @@ from dashboard.common import get_deck, scoring_failed, verbatim
 PARAM = "whatif"
 MEDIAN, TEST_ROW = "the median row", "a test row"
 EDITOR_HEIGHT = 430  # px: the editor scrolls beside the prediction, both in view at 1024x768
+IMPORTANCE_SHOWN = 15  # columns in the importance chart
 
 
 @st.cache_data(max_entries=16, show_spinner=False)
@@ -189,8 +190,10 @@ def whatif_view(deployment: Deployment, data: TestSet, name: str, revision: int)
         if nearest is None:
             st.info(verbatim(f"The deployment predicts every test row as {said}: no row of another class."))
             return
-        st.markdown(verbatim(f"Nearest: {nearest.describe(data.class_names)}; {nearest.differing} of {len(row)} "
-                             "columns differ. Those that differ most:"))
+        started_there = " (the row you started from: your edits changed its answer)" if nearest.index == start else ""
+        st.markdown(verbatim(f"Nearest: {nearest.describe(data.class_names)}{started_there}; {nearest.differing} of "
+                             f"{len(row)} columns differ (the distance is the root mean square of their differences, "
+                             "each in its column's standard deviations). Those that differ most:"))
         st.dataframe([{"column": c.name, "this row": c.this, f"row {nearest.index}": c.other,
                        "difference (standard deviations)": c.spreads} for c in nearest.changes],
                      hide_index=True, column_config={"difference (standard deviations)": st.column_config.NumberColumn(
@@ -229,7 +232,9 @@ def explain_view(deployment: Deployment, data: TestSet, row: np.ndarray, class_i
         how += (f" {explanation.saturated:,} of the rows scored got a probability of exactly 0 or 1, past the "
                 "endpoint's precision: their log-odds are bounds, and so are these contributions.")
     st.vega_lite_chart(spec=contribution_chart(explanation, data.class_names))
-    st.caption(verbatim(f"{said} {how}"))
+    scale_note = ("" if explanation.scale == "probability" else " The average is of the log-odds, not of the "
+                  "probabilities: the difference can have another sign than on the probability scale.")
+    st.caption(verbatim(f"Blue bars push toward {name}, red ones away. {said} {how}{scale_note}"))
 
 
 @st.fragment
@@ -254,9 +259,13 @@ def importance_view(deployment: Deployment, data: TestSet, name: str, revision: 
         st.caption("How much each column matters to the deployment on the whole test set: the accuracy it loses when "
                    "that column's values are shuffled across the rows (the other columns as they are).")
         return
-    st.vega_lite_chart(spec=importance_chart(importance))
+    st.vega_lite_chart(spec=importance_chart(importance, IMPORTANCE_SHOWN))
+    charted = min(IMPORTANCE_SHOWN, len(importance.feature_names))
     sampled = "" if importance.rows == len(data) else f" (a random {importance.rows:,} of them)"
     st.caption(verbatim(f"Accuracy {importance.accuracy:.2%} on the {importance.rows:,} rows{sampled} as they are; "
                         f"each bar is the mean loss over {importance.repeats} shuffles of that column, the whisker one "
-                        "standard deviation. Columns that say the same thing share their importance: shuffling one "
-                        "leaves the other to answer."))
+                        "standard deviation"
+                        + (f"; the {charted} columns that matter most of {len(importance.feature_names)}" if
+                           charted < len(importance.feature_names) else "")
+                        + ". Columns that say the same thing share their importance: shuffling one leaves the other "
+                        "to answer."))

@@ -258,6 +258,17 @@ def test_the_test_page_edits_a_row_and_the_prediction_curve_and_nearest_row_foll
     at.run()
     assert not at.exception and at.number_input(key="whatif_row").value == 0
     assert at.number_input(key="whatif_row").max == 9
+    # a set of one class of the model's two: scored against both; the absent class has no recall, not 0 %
+    benign = data.y == data.class_names.index("benign")
+    few[benign[:10]].to_csv(tmp_path / "benign.csv", index=False)
+    add_testset(deck, "benign-only", [tmp_path / "benign.csv"], label="diagnosis")
+    at.query_params["dataset"] = "benign-only"
+    at.run()
+    at.button(key="score_all").click().run()
+    per_class = next(frame for frame in (d.value for d in at.dataframe) if "recall" in frame.columns)
+    assert sorted(per_class["class"]) == ["benign", "malignant"]  # the model's classes, in its order
+    malignant = per_class[per_class["class"] == "malignant"].iloc[0]
+    assert pd.isna(malignant["recall"]) and not pd.isna(per_class[per_class["class"] == "benign"].iloc[0]["recall"])
     at.query_params["dataset"] = "breast-cancer"
     at.run()
     # the median row, and a link to a row the set does not have

@@ -247,7 +247,8 @@ def dependence_chart(dependence: Dependence, class_index: int, seen: tuple[float
               for curve, answers in zip(curves, (dependence.row, dependence.average), strict=True)
               for v, p in zip(dependence.grid, answers, strict=True)]
     low, high = float(dependence.grid[0]), float(dependence.grid[-1])
-    x = {"field": "value", "type": "quantitative", "title": feature, "scale": {"domain": [low, high], "nice": False}}
+    x = {"field": "value", "type": "quantitative", "title": feature,
+         "scale": {"domain": [low, high], "nice": False, "zero": False}}
     outside = [band for band in ({"from": low, "to": seen[0]}, {"from": seen[1], "to": high}) if band["to"] > band["from"]]
     bands = {"data": {"values": outside}, "mark": {"type": "rect", "color": "#f0f0f0"},
              "encoding": {"x": {"field": "from", "type": "quantitative"}, "x2": {"field": "to"},

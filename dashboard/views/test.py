@@ -447,8 +447,11 @@ def evaluation_view() -> None:
         side.markdown("**Most confused**")
         side.markdown("\n".join(f"- {verbatim(str(pair))}" for pair in evaluation.most_confused) or "none")
         side.markdown("**Per class**")
-        side.dataframe({"class": list(evaluation.labels), "precision": evaluation.precision * 100,
-                        "recall": evaluation.recall * 100}, hide_index=True,
+        held, said_as = evaluation.confusion.sum(axis=1), evaluation.confusion.sum(axis=0)
+        side.dataframe({"class": list(evaluation.labels),  # a class no row holds (or none is said to be): no rate
+                        "precision": [p * 100 if n else None for p, n in zip(evaluation.precision, said_as, strict=True)],
+                        "recall": [r * 100 if n else None for r, n in zip(evaluation.recall, held, strict=True)]},
+                       hide_index=True,
                        column_config={rate: st.column_config.NumberColumn(format="%.1f%%")
                                       for rate in ("precision", "recall")})
         true_class, predicted_class = clicked(event, f"cm-clicked/{deployment.record.uid}/{results_key}")
@@ -462,7 +465,7 @@ def evaluation_view() -> None:
         else:  # a margin bar: that class's errors, as the bar counts them
             shown = evaluation.cell(true_class, predicted_class, errors_only=True)
             what = (f"true label {evaluation.labels[true_class]}, taken for another" if true_class is not None
-                    else f"predicted {evaluation.labels[predicted_class]}, but another" if predicted_class is not None
+                    else f"predicted {evaluation.labels[predicted_class]}, true label another" if predicted_class is not None
                     else "")
             gallery(f"{len(shown):,} errors: {what}", shown, scored_set, evaluation,
                     f"errors/{true_class}/{predicted_class}")
