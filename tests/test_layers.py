@@ -13,6 +13,7 @@ RENDERING = ("backend.inspection.interactive_charts", "backend.inspection.figure
 # registry's table): no I/O, no state.
 PURE_HELPERS = {"parse_tags", "parse_signature", "parse_image_shape", "parse_value_range", "parse_autoscale",
                 "validate_name", "format_range", "class_name", "predictions_csv", "kinds_for", "kinds_of", "row_table",
+                "cell_style",
                 "calibration_of",
                 "between", "points", "default_tag", "secret_name", "apply_command", "build_command", "keys_command",
                 "zip_export", "missing_first_run_samples", "current_library_versions", "formats_help",
