@@ -123,3 +123,16 @@ def test_a_deployment_records_the_categories_and_the_console_starts_from_a_row_t
     assert answer.status_code == 200 and answer.json()[0] in ("yes", "no")
     assert example_row(Signature(n_features=3)).tolist() == [0.0, 0.0, 0.0]  # numbers only: a list, as before
     assert signature.describe().startswith("4 named features (size, weight, colour, ...); colour, shape as text")
+
+
+def test_too_many_values_with_text_in_one_request_are_a_413(tmp_path, monkeypatch):
+    (tmp_path / "model.pkl").write_bytes(pickle.dumps(fitted()))
+    monkeypatch.setenv("AZUREML_MODEL_DIR", str(tmp_path))
+    script = load_script(DEFAULT_SCRIPT)
+    script.init()
+    monkeypatch.setattr(script, "MAX_FRAME_VALUES", 20)  # the bound, small
+    client = TestClient(create_app(ScoringScript.of(script), {"feature_names": COLUMNS}))
+    frame, _ = table(6)  # 24 values
+    refused = client.post("/score", json={"data": frame.to_dict(orient="records")})
+    assert refused.status_code == 413 and "send at most 5 rows a request" in refused.json()["error"]
+    assert client.post("/score", json={"data": frame.iloc[:5].to_dict(orient="records")}).status_code == 200

@@ -38,6 +38,7 @@ MODEL_SUFFIXES = (".pkl", ".joblib", ".pickle")
 CLASS_NAMES_FILE = "modeldeck-class-names.json"  # written by ModelDeck's registry (registry.CLASS_NAMES_FILE)
 NUMBER_TYPES = (int, float)
 FLOAT32_MAX = 3.4028234663852886e38
+MAX_FRAME_VALUES = 1_000_000  # values a request with text may hold (each a Python object: ~150 MB at most)
 FAST_DTYPES = (np.dtype(np.float32), np.dtype(np.float64))  # what fast_predict takes as scikit-learn would
 accepts_bytes = True  # the server may hand run() the body as bytes (orjson and simdjson parse both)
 supports_proba = True  # run_array(X, proba=True) answers class probabilities (the server's ?proba=true)
@@ -58,6 +59,13 @@ class InvalidInput(ValueError):
     """The request is not something this script can score: the server answers 400 with the message."""
 
     http_status = 400
+
+
+class TooManyValues(InvalidInput):
+    """More values with text among them than one request may hold (their Python objects outweigh the body
+    budget's estimate per value): the server answers 413."""
+
+    http_status = 413
 
 
 def init():
@@ -274,6 +282,11 @@ def run_frame(rows, proba=False):
     names, encoded = feature_names, categories
     if names is None or encoded is None:
         raise InvalidInput("this model takes no text: send rows of numbers")
+    if len(rows) * len(names) > MAX_FRAME_VALUES:
+        raise TooManyValues(f"{len(rows):,} rows of {len(names)} values with text among them: send at most "
+                            f"{MAX_FRAME_VALUES // len(names):,} rows a request to this model")
+    if proba and not callable(getattr(model, "predict_proba", None)):
+        raise InvalidInput(f"this model ({type(model).__name__}) has no predict_proba: ask without proba")
     for index, row in enumerate(rows):
         if len(row) != len(names):
             raise InvalidInput(f'row {index} of "data" has {len(row)} values; the model takes {len(names)}: '
@@ -301,8 +314,6 @@ def run_frame(rows, proba=False):
     try:
         if not proba:
             return _serializable(_named(model.predict(frame)))
-        if not callable(getattr(model, "predict_proba", None)):
-            raise InvalidInput(f"this model ({type(model).__name__}) has no predict_proba: ask without proba")
         probabilities = model.predict_proba(frame)
     except (TypeError, ValueError) as e:  # what the model's own checks say of these rows
         raise InvalidInput(f"the model cannot score these rows: {e}") from None
