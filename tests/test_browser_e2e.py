@@ -326,7 +326,7 @@ def test_a_tester_clicks_a_confusion_cell_draws_a_digit_and_uploads_one(trained_
 
             main.locator("input[type=file][accept*='.png']").set_input_files(str(scan))  # the digit's uploader
             expect(prediction.get_by_test_id("stMetricValue")).to_have_text("2", timeout=30_000)
-            main.get_by_text("Show which parts of the image made the answer").click()  # each patch's part
+            main.get_by_text("Explain the answer").click()  # each patch's part in it
             expect(main.get_by_text("blue patches pushed the answer toward the class")).to_be_visible(timeout=30_000)
 
             main.get_by_text("Add your own test set").click()  # and a test set of one's own, from the page

@@ -315,8 +315,9 @@ def test_a_load_test_cut_short_keeps_what_ran_each_second_and_at_the_cut_marked_
     assert time.monotonic() - started < 10  # the load stopped with the run
     assert len(kept) == 2 and all(r.partial and r.asked_seconds == 30 for r in kept)
     first, cut = kept
-    # the cut keeps whole seconds only (a second with no answer yet has no entry on a busy machine)
-    assert len(first.timeline) == 1 and 2 <= cut.seconds < 4 and 1 <= len(cut.timeline) <= int(cut.seconds)
+    # the cut keeps whole seconds only (a second with no answer yet has no entry on a busy machine); it came at the
+    # second tick, about 2 s in (1.999 s by the run's own clock once, on a busy machine)
+    assert len(first.timeline) == 1 and 1.5 <= cut.seconds < 4 and 1 <= len(cut.timeline) <= max(1, round(cut.seconds))
     assert cut.requests >= first.requests > 0 and cut.requests == cut.errors  # nothing answers: refused
 
 

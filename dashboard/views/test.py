@@ -518,7 +518,8 @@ def own_digit_view() -> None:
             drawn = drawing_pad(key=f"pad/{deployment.record.uid}")
             uploaded = st.file_uploader("Upload an image", type=["png", "jpg", "jpeg"], key="own_upload")
             # here, not beside the answer: a widget that keeps its place keeps its state in the browser too
-            explain = st.toggle("Show which parts of the image made the answer", key="own_explain")
+            explain = st.toggle("Explain the answer", key="own_explain",
+                                help="Which parts of the image made it: each patch's share, drawn over the image")
         source = uploaded.getvalue() if uploaded is not None else drawn
         prediction = None
         with result:
