@@ -12,7 +12,7 @@ from backend.context import open_modeldeck
 from backend.traffic.loadresult import LoadTestResult
 
 from .conftest import FIXTURES, copy_home
-from .test_browser_e2e import ARTIFACTS, launch, start_dashboard, stop_dashboard
+from .test_browser_e2e import ARTIFACTS, IDLE_JS, launch, start_dashboard, stop_dashboard
 
 pytestmark = pytest.mark.browser
 A_LABEL = "A — the one you have"
@@ -39,11 +39,24 @@ def dashboard(trained_home, tmp_path_factory):
 
 
 def choices(page) -> tuple[str, str, str]:
-    """(address path and query, A as shown, B as shown) once the page has settled."""
+    """(address path and query, A as shown, B as shown) once the page has settled: Streamlit idle and the same
+    reading twice, 0.6 s apart (a Back or Forward reruns the page; on a busy machine 1.2 s was not always enough)."""
     main = page.get_by_test_id("stMain")
+
+    def read() -> tuple[str, str, str]:
+        page.wait_for_function(IDLE_JS, timeout=60_000, polling=50)
+        shown = [main.get_by_role("combobox", name=label).input_value() for label in (A_LABEL, B_LABEL)]
+        return page.url.split("/", 3)[3], shown[0].split(" — ")[0], shown[1].split(" — ")[0]
+
     page.wait_for_timeout(1200)
-    shown = [main.get_by_role("combobox", name=label).input_value() for label in (A_LABEL, B_LABEL)]
-    return page.url.split("/", 3)[3], shown[0].split(" — ")[0], shown[1].split(" — ")[0]
+    before = read()
+    for _ in range(30):  # at most about 20 s more
+        page.wait_for_timeout(600)
+        now = read()
+        if now == before:
+            return now
+        before = now
+    return before
 
 
 def test_back_and_forward_move_through_the_compare_choices_and_pages(dashboard):

@@ -289,6 +289,7 @@ class LocalRuntime:
         else:  # a deploy killed between starting the server and writing process.json: find it by its folder
             for pgid in _groups_working_in(target):
                 self._stop(pgid, target)
+            _end_mentioning(target)  # the sandbox's own session outlives its bwrap for a moment
         if process.get("socket"):  # served through the front
             self.front.withdraw(_route_key(name))
         shutil.rmtree(target, ignore_errors=True)
@@ -358,6 +359,32 @@ def _group_alive(pgid: int, marker: bytes) -> bool:
         except (OSError, IndexError, ValueError):
             continue
     return False
+
+
+def _end_mentioning(folder: Path, seconds: float = 5.0) -> None:
+    """SIGKILL to this user's live processes whose command line names `folder` (a half-started server's, which
+    no process group of ours holds: bubblewrap starts its sandbox in a session of its own), until none is left or
+    `seconds` have passed."""
+    wanted = str(folder.resolve()).encode()
+    deadline = time.monotonic() + seconds
+    while time.monotonic() < deadline:
+        found = []
+        for proc in Path("/proc").glob("[0-9]*"):
+            try:
+                state = (proc / "stat").read_text().rsplit(")", 1)[1].split()[0]
+                if state not in ("Z", "X") and wanted in (proc / "cmdline").read_bytes():
+                    found.append(int(proc.name))
+            except (OSError, IndexError):  # gone meanwhile, or not ours to read
+                continue
+        found = [pid for pid in found if pid != os.getpid()]
+        if not found:
+            return
+        for pid in found:
+            try:
+                os.kill(pid, signal.SIGKILL)
+            except OSError:  # gone, or not ours
+                continue
+        time.sleep(0.05)
 
 
 def _groups_working_in(folder: Path) -> set[int]:
