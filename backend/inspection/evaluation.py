@@ -248,16 +248,24 @@ def score_testset(client: ScoringClient, scoring_uri: str, testset: TestSet, *, 
     batches; progress(done, total) after each; `key` for an endpoint with key auth; with `proba`,
     probabilities where the scoring script gives them. With `uint8` (and `use_binary`), a set made of
     8-bit pixels goes as those (a quarter of the bytes; the endpoint scales them back to the same floats)."""
+    pixels = testset.pixels if use_binary and uint8 else None
+    return score_batches(client, scoring_uri, pixels if pixels is not None else testset.X, testset.class_names,
+                         batch_size=batch_size, use_binary=use_binary, key=key, proba=proba, progress=progress)
+
+
+def score_batches(client: ScoringClient, scoring_uri: str, rows: np.ndarray, class_names: tuple[str, ...], *,
+                  batch_size: int, use_binary: bool = True, key: str | None = None, proba: bool = False,
+                  progress: Callable[[int, int], object] | None = None) -> tuple[np.ndarray, np.ndarray | None]:
+    """(label indices into `class_names`, probabilities in that order or None) for `rows`, in requests of
+    `batch_size` rows; progress(done, total) after each."""
     labels: list[np.ndarray] = []
     probabilities: list[np.ndarray | None] = []
-    total = len(testset)
-    pixels = testset.pixels if use_binary and uint8 else None
-    rows = pixels if pixels is not None else testset.X
+    total = len(rows)
     for start in range(0, total, batch_size):
         batch = rows[start:start + batch_size]
         scores = client.scores(scoring_uri, batch, use_binary=use_binary, key=key, proba=proba)
-        labels.append(label_indices(scores.labels, testset.class_names, len(batch)))
-        probabilities.append(probabilities_by_class(scores, testset.class_names))
+        labels.append(label_indices(scores.labels, class_names, len(batch)))
+        probabilities.append(probabilities_by_class(scores, class_names))
         if progress:
             progress(min(start + batch_size, total), total)
     if not labels:

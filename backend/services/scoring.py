@@ -20,11 +20,10 @@ from ..inspection.evaluation import (
     RobustnessPoint,
     Samples,
     evaluate_endpoint,
-    label_indices,
-    probabilities_by_class,
     robustness,
     rows_per_request,
     sample,
+    score_batches,
 )
 from ..inspection.evaluation_log import EvaluationRecord
 from ..inspection.perturb import Perturbation
@@ -164,13 +163,5 @@ def score_rows(deck: ModelDeck, deployment: Deployment, rows: np.ndarray, class_
         ScoringError: the endpoint failed or answered something else than labels of those classes.
     """
     endpoint = endpoint_of(deck, deployment)
-    labels: list[np.ndarray] = []
-    probabilities: list[np.ndarray | None] = []
-    for start in range(0, len(rows), batch_size):
-        batch = rows[start:start + batch_size]
-        scores = deck.client.scores(endpoint.uri, batch, use_binary=endpoint.binary, key=endpoint.key, proba=True)
-        labels.append(label_indices(scores.labels, class_names, len(batch)))
-        probabilities.append(probabilities_by_class(scores, class_names))
-    given = [p for p in probabilities if p is not None]
-    return (np.concatenate(labels) if labels else np.empty(0, dtype=np.int64),
-            np.concatenate(given) if given and len(given) == len(probabilities) else None)
+    return score_batches(deck.client, endpoint.uri, rows, class_names, batch_size=batch_size, use_binary=endpoint.binary,
+                         key=endpoint.key, proba=True)
