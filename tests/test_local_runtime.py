@@ -367,3 +367,22 @@ def test_the_request_snippets_of_a_keyed_deployment_fetch_the_key_and_get_an_ans
     failed = subprocess.run(["bash", "-c", curl_snippet(deployment.scoring_uri, row, keyed)], env=env,
                             capture_output=True, text=True, timeout=120)
     assert failed.returncode != 0 and failed.stdout == ""  # no key, no request sent
+
+
+def test_ending_a_half_made_deployments_processes_spares_a_deployment_whose_name_it_begins(tmp_path):
+    import subprocess
+    import sys
+
+    from backend.runtimes.local import _end_mentioning
+
+    (tmp_path / "demo").mkdir()
+    (tmp_path / "demo-2").mkdir()
+    mine = subprocess.Popen([sys.executable, "-c", "import time; time.sleep(60)", str(tmp_path / "demo" / "app")])
+    other = subprocess.Popen([sys.executable, "-c", "import time; time.sleep(60)", str(tmp_path / "demo-2" / "app")])
+    try:
+        _end_mentioning(tmp_path / "demo")
+        assert mine.wait(timeout=10) == -signal.SIGKILL and other.poll() is None
+    finally:
+        for proc in (mine, other):
+            proc.kill()
+            proc.wait(timeout=10)

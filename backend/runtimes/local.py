@@ -366,13 +366,17 @@ def _end_mentioning(folder: Path, seconds: float = 5.0) -> None:
     no process group of ours holds: bubblewrap starts its sandbox in a session of its own), until none is left or
     `seconds` have passed."""
     wanted = str(folder.resolve()).encode()
+
+    def names_it(argument: bytes) -> bool:  # the folder or a path in it: never "demo" for "demo-2"
+        return argument == wanted or argument.startswith(wanted + b"/") or argument.endswith(b"=" + wanted)
+
     deadline = time.monotonic() + seconds
     while time.monotonic() < deadline:
         found = []
         for proc in Path("/proc").glob("[0-9]*"):
             try:
                 state = (proc / "stat").read_text().rsplit(")", 1)[1].split()[0]
-                if state not in ("Z", "X") and wanted in (proc / "cmdline").read_bytes():
+                if state not in ("Z", "X") and any(map(names_it, (proc / "cmdline").read_bytes().split(b"\0"))):
                     found.append(int(proc.name))
             except (OSError, IndexError):  # gone meanwhile, or not ours to read
                 continue
