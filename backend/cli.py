@@ -67,6 +67,16 @@ def _value(value: float) -> float:
     return float(str(np.float32(value)))
 
 
+def _cell(testset: TestSet, column: int, value: float) -> float | str:
+    """Column `column`'s value as shown: a text column's category, a number as its shortest decimal."""
+    text = testset.value_text(column, value)
+    return text if isinstance(text, str) else _value(text)
+
+
+def _printed(value: float | str) -> str:
+    return value if isinstance(value, str) else f"{value:.6g}"
+
+
 def _parse_tags(pairs: list[str]) -> dict[str, str]:
     return parse_tags(",".join(pairs))
 
@@ -311,7 +321,8 @@ def cmd_score(deck: ModelDeck, args: argparse.Namespace) -> int:
                                "label_name": class_name(testset.class_names, int(t)),
                                "prediction_name": class_name(testset.class_names, int(p))}
         if testset.feature_names is not None:  # a table's row: its values by column
-            row["features"] = {name: _value(v) for name, v in zip(testset.feature_names, result.images[k], strict=True)}
+            row["features"] = {name: _cell(testset, j, v)
+                               for j, (name, v) in enumerate(zip(testset.feature_names, result.images[k], strict=True))}
         if probabilities is not None:
             row["probabilities"] = [round(float(v), 6) for v in probabilities[k]]
         rows.append(row)
@@ -371,17 +382,15 @@ def cmd_predict(deck: ModelDeck, args: argparse.Namespace) -> int:
     return 0
 
 
-def _changes(pairs: list[str]) -> dict[str, float]:
-    """--set COLUMN=VALUE pairs (a column's name may hold '=' and spaces: the last '=' splits)."""
-    changes: dict[str, float] = {}
+def _changes(pairs: list[str]) -> dict[str, float | str]:
+    """--set COLUMN=VALUE pairs (a column's name may hold '=' and spaces: the last '=' splits); a value as written
+    (`edited` reads a number, or a text column's category)."""
+    changes: dict[str, float | str] = {}
     for pair in pairs:
         name, equals, value = pair.rpartition("=")
-        try:
-            if not equals or not name:
-                raise ValueError
-            changes[name] = float(value)
-        except ValueError:
-            raise InvalidWhatIfError(f"--set wants COLUMN=NUMBER, not {pair!r}") from None
+        if not equals or not name:
+            raise InvalidWhatIfError(f"--set wants COLUMN=VALUE, not {pair!r}")
+        changes[name] = value
     return changes
 
 
@@ -393,7 +402,7 @@ def cmd_whatif(deck: ModelDeck, args: argparse.Namespace) -> int:
     names = testset.feature_names or ()
     result: dict[str, Any] = {
         "start": "median row" if args.index is None else f"row {args.index}",
-        "changed": {name: {"from": _value(original[j]), "to": _value(row[j])}
+        "changed": {name: {"from": _cell(testset, j, original[j]), "to": _cell(testset, j, row[j])}
                     for j, name in enumerate(names) if row[j] != original[j]},
         "prediction": class_name(testset.class_names, prediction.predicted),
         "probabilities": None if prediction.probabilities is None else
@@ -402,7 +411,7 @@ def cmd_whatif(deck: ModelDeck, args: argparse.Namespace) -> int:
         curve = dependence(deck, deployment, testset, row, args.curve)
         result["curve"] = {"column": curve.feature, "value": curve.value, "averaged_rows": curve.averaged,
                            "from_labels": curve.from_labels,
-                           "points": [{"value": float(v), "this_row": dict(zip(map(shown, testset.class_names),
+                           "points": [{"value": testset.value_text(names.index(curve.feature), float(v)), "this_row": dict(zip(map(shown, testset.class_names),
                                                                                 (round(float(p), 6) for p in mine), strict=True)),
                                        "average": dict(zip(map(shown, testset.class_names),
                                                            (round(float(p), 6) for p in mean), strict=True))}
@@ -413,12 +422,14 @@ def cmd_whatif(deck: ModelDeck, args: argparse.Namespace) -> int:
             "row": nearest.index, "prediction": class_name(testset.class_names, nearest.predicted),
             "label": class_name(testset.class_names, nearest.label), "distance": round(nearest.distance, 6),
             "columns_differing": nearest.differing,
-            "differs_most": [{"column": c.name, "this_row": _value(c.this), "that_row": _value(c.other), "standard_deviations": round(c.spreads, 6)}
+            "differs_most": [{"column": c.name, "this_row": _cell(testset, names.index(c.name), c.this),
+                              "that_row": _cell(testset, names.index(c.name), c.other),
+                              "standard_deviations": round(c.spreads, 6)}
                              for c in nearest.changes]}
     if args.json:
         _print_json(result)
         return 0
-    print(f"{result['start']}" + "".join(f", {name} {change['from']:.6g} -> {change['to']:.6g}"
+    print(f"{result['start']}" + "".join(f", {name} {_printed(change['from'])} -> {_printed(change['to'])}"
                                          for name, change in result["changed"].items()))
     sure = f" ({prediction.confidence:.1%})" if prediction.confidence is not None else ""
     print(f"prediction: {result['prediction']}{sure}")
@@ -428,14 +439,17 @@ def cmd_whatif(deck: ModelDeck, args: argparse.Namespace) -> int:
               f"{result['curve']['averaged_rows']} test rows):")
         for point in result["curve"]["points"]:
             mine, mean = point["this_row"][shown_class], point["average"][shown_class]
-            print(f"  {point['value']:>10.4g}  {mine:7.1%} {mean:7.1%}  " + "#" * int(round(mine * 30)))
+            value = point["value"] if isinstance(point["value"], str) else f"{point['value']:.4g}"
+            print(f"  {value:>10}  {mine:7.1%} {mean:7.1%}  " + "#" * int(round(mine * 30)))
     if args.nearest:
         if nearest is None:
             print(f"nearest row of another class: none (every test row is predicted {result['prediction']})")
         else:
             print(f"nearest row of another class: {nearest.describe(testset.class_names)}; differs most in:")
             for c in nearest.changes:
-                print(f"  {c.name}: {c.this:.6g} -> {c.other:.6g} ({c.spreads:+.2f} sd)")
+                j = names.index(c.name)
+                print(f"  {c.name}: {_printed(_cell(testset, j, c.this))} -> {_printed(_cell(testset, j, c.other))} "
+                      f"({c.spreads:+.2f} sd)")
     return 0
 
 
@@ -462,7 +476,7 @@ def cmd_explain(deck: ModelDeck, args: argparse.Namespace) -> int:
                      "base": explanation.base, "background_rows": explanation.background,
                      "orderings": explanation.orderings, "exact": explanation.exact,
                      "from_labels": explanation.from_labels, "saturated_rows": explanation.saturated,
-                     "contributions": [{"column": explanation.feature_names[j], "value": _value(explanation.values[j]),
+                     "contributions": [{"column": explanation.feature_names[j], "value": _cell(testset, j, explanation.values[j]),
                                         "contribution": float(explanation.contributions[j]),
                                         "standard_error": float(explanation.errors[j])}
                                        for j in explanation.ranked()]})
@@ -485,7 +499,7 @@ def cmd_explain(deck: ModelDeck, args: argparse.Namespace) -> int:
     for j in explanation.ranked(args.top):
         contribution = explanation.contributions[j]
         text = f"{contribution * 100:+7.2f} pts" if percent else f"{contribution:+8.3f}"
-        print(f"  {explanation.feature_names[j]:<{width}} = {explanation.values[j]:<10.6g} {text} "
+        print(f"  {explanation.feature_names[j]:<{width}} = {explanation.value_text(j):<10} {text} "
               f"+- {explanation.errors[j] * (100 if percent else 1):.2g}  "
               + ("+" if contribution >= 0 else "-") * min(40, int(round(abs(contribution) / (0.01 if percent else 0.1)))))
     rest = explanation.ranked()[args.top:]

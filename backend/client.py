@@ -5,7 +5,7 @@ from __future__ import annotations
 import io
 import time
 from dataclasses import dataclass
-from typing import Any
+from typing import Any, Protocol, runtime_checkable
 
 import numpy as np
 import orjson
@@ -50,6 +50,29 @@ class RawAnswer:
     body: bytes
 
 
+@runtime_checkable
+class TableRows(Protocol):
+    """Rows sent as a pandas split table, not as an array: a table with text columns (backend.data's NamedRows)."""
+
+    def __len__(self) -> int: ...
+
+    def __getitem__(self, rows: slice) -> TableRows: ...
+
+    def split(self) -> dict[str, Any]:
+        """`{"columns": [...], "data": [[...], ...]}`."""
+        ...
+
+
+Batch = np.ndarray | TableRows
+"""Rows as the client sends them: an array (JSON lists or .npy), or a table with text columns."""
+
+
+def json_body(rows: Batch, *, proba: bool = False) -> bytes:
+    """`{"data": rows}` (with `"proba": true` when asked) as JSON: the tutorial's contract."""
+    data = rows.split() if isinstance(rows, TableRows) else rows
+    return orjson.dumps({"data": data, **({"proba": True} if proba else {})}, option=orjson.OPT_SERIALIZE_NUMPY)
+
+
 class ScoringClient:
     """Talks to scoring endpoints; the HTTP session is passed in or made once."""
 
@@ -84,10 +107,10 @@ class ScoringClient:
         except orjson.JSONDecodeError as e:
             raise ScoringServerError(response.status_code, f"the answer is not JSON: {response.text[:200]!r}") from e
 
-    def scores(self, scoring_uri: str, X: np.ndarray, *, use_binary: bool = True, key: str | None = None,
+    def scores(self, scoring_uri: str, X: Batch, *, use_binary: bool = True, key: str | None = None,
                proba: bool = False) -> Scores:
         """The labels for the rows of X and, with `proba`, the class probabilities where the scoring
-        script gives them (`"proba": true` in JSON, `?proba=true` with .npy).
+        script gives them (`"proba": true` in JSON, `?proba=true` with .npy). Named rows always go as JSON.
 
         A batch the endpoint refuses as too large for it (413: its body limit, or the memory its parse
         would take) is sent again in halves.
@@ -107,16 +130,14 @@ class ScoringClient:
                          if first.probabilities is not None and second.probabilities is not None else None)
         return Scores(first.labels + second.labels, probabilities, first.classes)
 
-    def _scores(self, scoring_uri: str, X: np.ndarray, *, use_binary: bool, key: str | None,
+    def _scores(self, scoring_uri: str, X: Batch, *, use_binary: bool, key: str | None,
                 proba: bool) -> Scores:
-        if use_binary:
+        if use_binary and not isinstance(X, TableRows):
             buffer = io.BytesIO()
             np.save(buffer, np.ascontiguousarray(X), allow_pickle=False)
             answer = self._post(scoring_uri + ("?proba=true" if proba else ""), buffer.getvalue(), NPY_TYPE, key)
         else:
-            payload: dict[str, Any] = {"data": X, **({"proba": True} if proba else {})}
-            answer = self._post(scoring_uri, orjson.dumps(payload, option=orjson.OPT_SERIALIZE_NUMPY),
-                                "application/json", key)
+            answer = self._post(scoring_uri, json_body(X, proba=proba), "application/json", key)
         if isinstance(answer, dict) and "predictions" in answer and "probabilities" in answer:
             return Scores(list(answer["predictions"]), np.asarray(answer["probabilities"], dtype=np.float64),
                           list(answer.get("classes") or []) or None)

@@ -33,6 +33,7 @@ from backend.services.whatif import (
     set_predictions,
     start_row,
 )
+from backend.shown import shown
 from dashboard.common import get_deck, scoring_failed, verbatim
 
 PARAM = "whatif"
@@ -89,11 +90,18 @@ def _follow(name: str) -> None:
 
 
 def _widget(control: Control, value: float, key: str) -> float:
-    """The control's widget, starting at `value`: a toggle for 0/1, a whole-number or stepped slider."""
-    helped = (f"Test set: {control.seen_low:.6g} to {control.seen_high:.6g}, median {control.median:.6g}, "
-              f"standard deviation {control.spread:.4g}.")
+    """The control's widget, starting at `value`: a toggle for 0/1, a whole-number or stepped slider, a choice of
+    a text column's categories."""
     label = verbatim(control.name)
     name = (control.name,)
+    if control.kind == "category":
+        known = control.categories
+        start = int(value) if 0 <= value < len(known) and value == int(value) else int(control.median)
+        return float(st.selectbox(label, range(len(known)), start, format_func=lambda k: shown(known[k]), key=key,
+                                  help=f"Text: {len(known):,} categories; the test set's most common is "
+                                       f"{verbatim(known[int(control.median)])}.", on_change=_follow, args=name))
+    helped = (f"Test set: {control.seen_low:.6g} to {control.seen_high:.6g}, median {control.median:.6g}, "
+              f"standard deviation {control.spread:.4g}.")
     if control.kind == "binary":
         return 1.0 if st.toggle(label, bool(value), key=key, help=helped, on_change=_follow, args=name) else 0.0
     if control.kind == "whole":
@@ -102,6 +110,11 @@ def _widget(control: Control, value: float, key: str) -> float:
     return float(st.slider(label, control.low, control.high, control.clipped(value), control.step, key=key,
                            help=helped, on_change=_follow, args=name,
                            format="%.4g"))  # 87.32, 0.0961, 1761: as the set writes them
+
+
+def _shown(data: TestSet, column: int, value: float) -> str:
+    text = data.value_text(column, value)
+    return text if isinstance(text, str) else f"{text:.6g}"
 
 
 @st.fragment
@@ -152,8 +165,8 @@ def whatif_view(deployment: Deployment, data: TestSet, name: str, revision: int)
             was = class_name(data.class_names, before.predicted)
             st.caption(verbatim(f"{len(changed)} of {len(row)} columns changed from {where}, which was predicted "
                                 f"{was}" + (f" ({before.confidence:.1%})" if before.confidence is not None else "")
-                                + ": " + "; ".join(f"{the_controls[j].name} {original[j]:.6g} → {row[j]:.6g}"
-                                                   for j in changed)))
+                                + ": " + "; ".join(f"{the_controls[j].name} {_shown(data, j, original[j])} → "
+                                                   f"{_shown(data, j, row[j])}" for j in changed)))
         else:
             st.caption(verbatim(f"As {where}: move a column and the prediction follows."))
         if prediction.probabilities is None:
@@ -174,7 +187,9 @@ def whatif_view(deployment: Deployment, data: TestSet, name: str, revision: int)
         return
     column = names.index(feature)
     st.vega_lite_chart(spec=dependence_chart(curve, of, (the_controls[column].seen_low, the_controls[column].seen_high)))
-    st.caption(verbatim(f"The solid line is this row with {feature} set to each value; the dashed one the mean over "
+    st.caption(verbatim(f"Blue: this row with {feature} set to each category; grey: the mean over {curve.averaged} "
+                        "random test rows set likewise (partial dependence)." if curve.categories else
+                        f"The solid line is this row with {feature} set to each value; the dashed one the mean over "
                         f"{curve.averaged} random test rows set likewise (partial dependence). Grey: values the test "
                         "set does not have.") + (" The endpoint gives labels only: 100 % where that class is "
                                                  "predicted." if curve.from_labels else ""))
@@ -194,7 +209,8 @@ def whatif_view(deployment: Deployment, data: TestSet, name: str, revision: int)
         st.markdown(verbatim(f"Nearest: {nearest.describe(data.class_names)}{started_there}; {nearest.differing} of "
                              f"{len(row)} columns differ (the distance is the root mean square of their differences, "
                              "each in its column's standard deviations). Those that differ most:"))
-        st.dataframe([{"column": c.name, "this row": c.this, f"row {nearest.index}": c.other,
+        st.dataframe([{"column": c.name, "this row": _shown(data, names.index(c.name), c.this),
+                       f"row {nearest.index}": _shown(data, names.index(c.name), c.other),
                        "difference (standard deviations)": c.spreads} for c in nearest.changes],
                      hide_index=True, column_config={"difference (standard deviations)": st.column_config.NumberColumn(
                          format="%+.2f")})

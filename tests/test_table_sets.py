@@ -45,7 +45,7 @@ def test_whole_number_labels_are_class_names_as_a_model_fitted_on_them_answers(t
     ("a,b,c\n1,2,x\n", "kind", r"has no column 'kind' for the labels; its columns are 'a', 'b', 'c'"),
     (",a,kind\n0,1,x\n", "kind", r"column 1 has no name \(a pandas index\? save with to_csv\(..., index=False\)\)"),
     ("a,a,kind\n1,2,x\n", "kind", r"two columns are named 'a'"),
-    ("a,b,kind\n1,two,x\n", "kind", r"column 'b' holds text \('two' in row 1\): a test set's features are numbers"),
+    ("a,b,kind\n1,two,x\n2,3,y\n", "kind", r"column 'b' mixes numbers and text \('3' in row 2, 'two' in row 1\)"),
     ("a,b,kind\n1,2,x\n3,,y\n", "kind", r"column 'b' has 1 missing value \(the first in row 2\)"),
     ("a,b,kind\n1,2,x\n3,4,\n", "kind", r"row 2 has no label"),
     ("a,b,kind\n", "kind", r"has a header but no rows"),

@@ -191,7 +191,7 @@ def test_the_cli_edits_a_row_draws_its_curve_and_finds_the_nearest_row_of_anothe
     median = float(np.median(data.X[:, BREAST_CANCER_FEATURES.index("worst area")]))
     assert text.returncode == 0 and text.stdout.startswith(f"median row, worst area {median:.6g} -> 2000\nprediction: ")
     refused = modeldeck("--set", "mean radius")
-    assert refused.returncode == 1 and "--set wants COLUMN=NUMBER, not 'mean radius'" in refused.stderr
+    assert refused.returncode == 1 and "--set wants COLUMN=VALUE, not 'mean radius'" in refused.stderr
     refused = modeldeck("--row", "143")
     assert refused.returncode == 1 and "has rows 0 to 142, not 143" in refused.stderr
 

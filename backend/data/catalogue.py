@@ -100,7 +100,7 @@ def load_dataset(name: str, signature: Signature | None = None, user_root: Path 
 
 def in_model_order(testset: TestSet, signature: Signature) -> TestSet:
     """A table with its columns in the order of the model's named features (the order its endpoint takes
-    lists in); a set holding some of the model's classes only with all of them (its labels renumbered in the
+    lists in), its text columns' categories the model's; a set holding some of the model's classes only with all of them (its labels renumbered in the
     model's order), so an answer of a class the set lacks is a wrong answer, not one the set cannot read; anything
     else as it is."""
     labels = signature.class_labels
@@ -108,12 +108,35 @@ def in_model_order(testset: TestSet, signature: Signature) -> TestSet:
         position = {name: k for k, name in enumerate(labels)}
         renumbered = np.array([position[name] for name in testset.class_names], dtype=testset.y.dtype)
         testset = replace(testset, y=renumbered[testset.y], class_names=tuple(labels))
+    testset = _in_model_categories(testset, signature)
     wanted, have = signature.feature_names, testset.feature_names
     if wanted is None or have is None or wanted == have or set(wanted) != set(have):
         return testset
     position = {name: j for j, name in enumerate(have)}
     order = [position[name] for name in wanted]
     return replace(testset, X=np.ascontiguousarray(testset.X[:, order]), feature_names=tuple(wanted))
+
+
+def _in_model_categories(testset: TestSet, signature: Signature) -> TestSet:
+    """A table whose text columns hold categories the model knows, indexed into the model's categories (so an edit
+    can pick any of them, and a column lists them as the model does)."""
+    model = signature.categories_of()
+    if not testset.categories or not model or testset.feature_names is None:
+        return testset
+    X, categories = testset.X, []
+    for column, known in testset.categories:
+        theirs = model.get(column)
+        if theirs is None or known == theirs or not set(known) <= set(theirs):
+            categories.append((column, known))
+            continue
+        if X is testset.X:
+            X = X.copy()
+        j = testset.feature_names.index(column)
+        position = {category: k for k, category in enumerate(theirs)}
+        recode = np.array([position[category] for category in known], dtype=np.float32)
+        X[:, j] = recode[X[:, j].astype(np.int64)]
+        categories.append((column, theirs))
+    return replace(testset, X=X, categories=tuple(categories))
 
 
 def dataset_title(name: str, user_root: Path | None = None) -> str:

@@ -9,7 +9,8 @@ from .testset import DatasetInfo, format_range
 def mismatch(info: DatasetInfo, signature: Signature) -> str | None:
     """Why the test set does not fit a model with `signature`, or None when it fits: its image shape (or
     value count), its value range and its classes must be the model's, where the signature states them; a
-    table's columns must be the model's named features (in any order: a load puts them in the model's).
+    table's columns must be the model's named features (in any order: a load puts them in the model's), its text
+    columns the model's text columns, holding categories it knows.
     An unknown signature fits every installed set (the endpoint then says what it refuses)."""
     if not info.installed:
         return "not installed" + (f" ({info.install_hint})" if info.install_hint else "")
@@ -31,6 +32,26 @@ def _table_mismatch(info: DatasetInfo, signature: Signature) -> str | None:
             if extra else "") if part)
     if signature.n_features is not None and signature.n_features != len(columns):
         return f"it has {len(columns):,} feature columns; the model takes {signature.n_features:,} values"
+    return _category_mismatch(info, signature)
+
+
+def _category_mismatch(info: DatasetInfo, signature: Signature) -> str | None:
+    """Why the set's text columns do not fit the model's: text where it takes numbers, numbers where it takes text,
+    a category it does not know (the endpoint would refuse each). Unknown where the model's categories are."""
+    if signature.categories is None and not info.categories:
+        return None
+    model, texts = signature.categories_of(), info.categories_of()
+    for column in info.feature_names or ():
+        theirs, known = model.get(column), texts.get(column)
+        if known is not None and theirs is not None:
+            unknown = [category for category in known if category not in set(theirs)]
+            if unknown:
+                return (f"its column {column!r} holds {_first(tuple(unknown))}, not among the model's categories "
+                        f"({_first(theirs, 6)})")
+        elif known is not None and signature.categories is not None:
+            return f"its column {column!r} holds text ({_first(known)}); the model takes numbers there"
+        elif theirs is not None:
+            return f"its column {column!r} holds numbers; the model takes it as text ({_first(theirs)})"
     return None
 
 

@@ -87,9 +87,11 @@ def _table(raw: RawSet, name: str, declared: tuple[float, float] | None, image_s
                                  f"{' and '.join(asked)} cannot apply; leave {'them' if len(asked) > 1 else 'it'} out")
     X = np.asarray(raw.X, dtype=np.float32)
     labels, class_names = _labels(np.asarray(raw.y), raw.class_names, raw.origin)
-    value_range = (float(X.min()), float(X.max()))
+    texts = {name for name, _ in raw.categories}
+    numbers = X[:, [j for j, name in enumerate(raw.feature_names or ()) if name not in texts]]
+    value_range = (float(numbers.min()), float(numbers.max())) if numbers.size else (0.0, 0.0)
     return TestSet(name, X, labels, None, class_names, raw.source or raw.origin, value_range,
-                   feature_names=raw.feature_names)
+                   feature_names=raw.feature_names, categories=raw.categories)
 
 
 def _values(X: np.ndarray, raw: RawSet, declared: tuple[float, float] | None

@@ -9,8 +9,9 @@ Each file is 0600 and written whole to a temporary file in `root`, then renamed 
   when dividing by `x_scale` (255 for a set in [0, 1], 1 for whole numbers 0-255) gives back the imported
   float32 rows exactly (every 8-bit image set does), else as float32 (not float16: a stored set loads back
   bit for bit); `y` int64; `class_names` str.
-  A table (CSV or Parquet) is kept as float32 `X` (its columns) with `feature_names` str.
-- `<name>.json`: format, name, title, source, image_shape (null for a table), feature_names (a table's),
+  A table (CSV or Parquet) is kept as float32 `X` (its columns) with `feature_names` str, and its text
+  columns' categories as `categories`, a JSON text ({column: [category, ...]}; X holds indices into them).
+- `<name>.json`: format, name, title, source, image_shape (null for a table), feature_names and categories (a table's),
   class_names, value_range, n, x_dtype, x_scale, sha256 (of the .npz), created_at (ISO 8601, UTC). A format-1
   set (no value_range) is in [0, 1]. It is written after the .npz, so a set is listed once its data is in place.
   While a set is being replaced, a reader can briefly see the new .npz with the old .json: the checksum
@@ -41,7 +42,7 @@ from ..files import atomic_write
 from ..staging import staging_dir
 from .builtin import DATASET_NAMES
 from .normalise import checked_title, normalised
-from .testset import UNIT_RANGE, DatasetInfo, TestSet
+from .testset import UNIT_RANGE, Categories, DatasetInfo, TestSet
 from .uploads import formats_named, read_upload
 
 NAME_PATTERN = re.compile(r"^[a-z0-9][a-z0-9_-]{1,61}[a-z0-9]$")
@@ -183,17 +184,18 @@ def load_user_dataset(root: Path, name: str) -> TestSet:
         with np.load(io.BytesIO(raw), allow_pickle=False) as npz:
             stored, y, names = npz["X"], npz["y"], npz["class_names"]
             features = tuple(str(f) for f in npz["feature_names"].tolist()) if "feature_names" in npz.files else None
+            categories = _categories(json.loads(str(npz["categories"]))) if "categories" in npz.files else ()
     except Exception as e:  # numpy and zipfile raise many kinds on a damaged file
         raise DatasetError(f"stored test set {name!r} cannot be read ({e}): import it again") from e
     if (stored.shape != (meta.n, meta.info.n_features) or y.shape != (meta.n,) or y.dtype != np.int64
             or tuple(str(c) for c in names.tolist()) != meta.info.class_names
-            or features != meta.info.feature_names):
+            or features != meta.info.feature_names or categories != meta.info.categories):
         raise DatasetError(f"stored test set {name!r} does not match its metadata: import it again")
     X = stored.astype(np.float32)
     if stored.dtype == np.uint8 and meta.x_scale != 1:
         X /= np.float32(meta.x_scale)
     return TestSet(name, X, y, meta.info.image_shape, meta.info.class_names, meta.source, meta.info.value_range,
-                   feature_names=features)
+                   feature_names=features, categories=categories)
 
 
 def remove_dataset(root: Path, name: str) -> None:
@@ -259,6 +261,8 @@ def _store(root: Path, title: str, testset: TestSet, *, replace: bool) -> Datase
     stored = as_bytes if fits_bytes else X
     names = np.array(testset.class_names, dtype=str)
     table = {} if testset.feature_names is None else {"feature_names": np.array(testset.feature_names, dtype=str)}
+    if testset.categories:
+        table["categories"] = np.array(json.dumps(testset.categories_of(), ensure_ascii=False))
     try:
         if not root.is_dir():
             root.mkdir(parents=True, exist_ok=True, mode=0o700)
@@ -272,6 +276,7 @@ def _store(root: Path, title: str, testset: TestSet, *, replace: bool) -> Datase
         meta = {"format": FORMAT_VERSION, "name": name, "title": title, "source": testset.source,
                 "image_shape": list(testset.image_shape) if testset.image_shape is not None else None,
                 "feature_names": list(testset.feature_names) if testset.feature_names is not None else None,
+                **({"categories": testset.categories_of()} if testset.categories else {}),
                 "class_names": list(testset.class_names),
                 "value_range": list(testset.value_range), "n": len(testset.y), "x_dtype": str(stored.dtype),
                 "x_scale": x_scale if stored.dtype == np.uint8 else 1, "sha256": sha256,
@@ -281,7 +286,7 @@ def _store(root: Path, title: str, testset: TestSet, *, replace: bool) -> Datase
     except OSError as e:
         raise DatasetError(f"cannot store test set {name!r} in {root}: {e}") from e
     return DatasetInfo(name, title or name, testset.image_shape, testset.class_names, True, testset.value_range,
-                       feature_names=testset.feature_names)
+                       feature_names=testset.feature_names, categories=testset.categories)
 
 
 def _meta_or_not_found(root: Path, name: str) -> _Meta:
@@ -300,11 +305,15 @@ def _read_meta(root: Path, name: str) -> _Meta:
         class_names = tuple(str(c) for c in meta["class_names"])
         low, high = (float(v) for v in meta.get("value_range", UNIT_RANGE))  # format 1: every set in [0, 1]
         info = DatasetInfo(name, str(meta.get("title") or name), image_shape, class_names, True, (low, high),
-                           feature_names=feature_names)
+                           feature_names=feature_names, categories=_categories(meta.get("categories") or {}))
         sha256 = str(meta["sha256"])
         return _Meta(info, str(meta.get("source", "")), int(meta["n"]), sha256, int(meta.get("x_scale", 255)))
     except (OSError, ValueError, KeyError, TypeError, AttributeError) as e:  # not JSON, or not the fields
         raise DatasetError(f"the metadata of test set {name!r} ({path}) cannot be read ({e}): import it again") from e
+
+
+def _categories(stored: dict[str, list[str]]) -> Categories:
+    return tuple((str(column), tuple(str(c) for c in known)) for column, known in stored.items())
 
 
 def _pair(sides: list[int]) -> tuple[int, int]:

@@ -7,8 +7,14 @@ from functools import cached_property
 
 import numpy as np
 
+from .named_rows import NamedRows
+
 UNIT_RANGE = (0.0, 1.0)
 EIGHT_BIT = np.arange(256, dtype=np.float32) / np.float32(255.0)  # each byte as the float32 a loader makes of it
+
+Categories = tuple[tuple[str, tuple[str, ...]], ...]
+"""(column, its categories) for a table's text columns: such a column's values in X are indices into its categories
+(the form a model's Signature gives them in too)."""
 
 
 @dataclass(frozen=True)
@@ -26,6 +32,7 @@ class TestSet:
         value_range: (low, high) the values are on: black is low, white is high ([0, 1] for MNIST's form); a
             table's lowest and highest value over all its columns.
         feature_names: a table's column names, in X's order; None for images.
+        categories: a table's text columns: X holds each value's index into its column's categories.
     """
 
     __test__ = False  # not a pytest test class
@@ -38,9 +45,28 @@ class TestSet:
     source: str
     value_range: tuple[float, float] = UNIT_RANGE
     feature_names: tuple[str, ...] | None = None
+    categories: Categories = ()
 
     def __len__(self) -> int:
         return len(self.y)
+
+    def categories_of(self) -> dict[str, tuple[str, ...]]:
+        """{column: its categories} for the text columns ({} when every column holds numbers)."""
+        return dict(self.categories)
+
+    def as_sent(self, rows: np.ndarray) -> np.ndarray | NamedRows:
+        """Some of its rows (or edits of them) as the client sends them: the array itself, or named rows where the
+        set has text columns (their values as category names)."""
+        if not self.categories:
+            return rows
+        assert self.feature_names is not None  # only a table has text columns
+        return NamedRows(self.feature_names, rows, self.categories)
+
+    def value_text(self, column: int, value: float) -> str | float:
+        """Column `column`'s `value` for people: a text column's category, a number as it is."""
+        assert self.feature_names is not None  # a table's
+        known = self.categories_of().get(self.feature_names[column])
+        return value if known is None else category_name(known, value)
 
     @property
     def is_table(self) -> bool:
@@ -76,6 +102,7 @@ class DatasetInfo:
         value_range: (low, high) of its values (declared at import or read from the data).
         install_hint: how to install it when it is not (a built-in set from a system package).
         feature_names: a table's column names; None for images.
+        categories: a table's text columns and their categories.
     """
 
     name: str
@@ -86,6 +113,11 @@ class DatasetInfo:
     value_range: tuple[float, float] = UNIT_RANGE
     install_hint: str = ""
     feature_names: tuple[str, ...] | None = None
+    categories: Categories = ()
+
+    def categories_of(self) -> dict[str, tuple[str, ...]]:
+        """{column: its categories} for the text columns ({} when every column holds numbers)."""
+        return dict(self.categories)
 
     @property
     def n_features(self) -> int:
@@ -109,3 +141,9 @@ class DatasetInfo:
 def format_range(value_range: tuple[float, float]) -> str:
     """ "[0, 16]" for people."""
     return f"[{value_range[0]:g}, {value_range[1]:g}]"
+
+
+def category_name(known: tuple[str, ...], code: float) -> str:
+    """The category a text column's `code` stands for ("?" for a code outside them: an edit, never a loaded row)."""
+    index = int(code) if np.isfinite(code) else -1
+    return known[index] if 0 <= index < len(known) and index == code else "?"

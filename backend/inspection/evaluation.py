@@ -12,7 +12,7 @@ from typing import Any
 import numpy as np
 
 from ..client import Scores, ScoringClient
-from ..data.testset import TestSet
+from ..data.testset import Categories, TestSet
 from ..errors import InvalidPerturbationError, UnexpectedAnswerError
 from ..shown import shown
 from .perturb import Perturbation, kinds_of
@@ -112,6 +112,7 @@ class Samples:
     probabilities: np.ndarray | None = None  # rows x class_names, None when the endpoint gave labels only
     value_range: tuple[float, float] = (0.0, 1.0)  # the test set's: what the images are drawn on
     feature_names: tuple[str, ...] | None = None  # a table's columns
+    categories: Categories = ()  # a table's text columns (their values are indices into these)
 
     @property
     def correct(self) -> np.ndarray:
@@ -249,21 +250,21 @@ def score_testset(client: ScoringClient, scoring_uri: str, testset: TestSet, *, 
     probabilities where the scoring script gives them. With `uint8` (and `use_binary`), a set made of
     8-bit pixels goes as those (a quarter of the bytes; the endpoint scales them back to the same floats)."""
     pixels = testset.pixels if use_binary and uint8 else None
-    return score_batches(client, scoring_uri, pixels if pixels is not None else testset.X, testset.class_names,
+    return score_batches(client, scoring_uri, pixels if pixels is not None else testset.X, testset,
                          batch_size=batch_size, use_binary=use_binary, key=key, proba=proba, progress=progress)
 
 
-def score_batches(client: ScoringClient, scoring_uri: str, rows: np.ndarray, class_names: tuple[str, ...], *,
+def score_batches(client: ScoringClient, scoring_uri: str, rows: np.ndarray, testset: TestSet, *,
                   batch_size: int, use_binary: bool = True, key: str | None = None, proba: bool = False,
                   progress: Callable[[int, int], object] | None = None) -> tuple[np.ndarray, np.ndarray | None]:
-    """(label indices into `class_names`, probabilities in that order or None) for `rows`, in requests of
-    `batch_size` rows; progress(done, total) after each."""
+    """(label indices into the set's class names, probabilities in that order or None) for `rows` (the set's
+    rows, or edits of them), in requests of `batch_size` rows; progress(done, total) after each."""
     labels: list[np.ndarray] = []
     probabilities: list[np.ndarray | None] = []
-    total = len(rows)
+    total, class_names = len(rows), testset.class_names
     for start in range(0, total, batch_size):
         batch = rows[start:start + batch_size]
-        scores = client.scores(scoring_uri, batch, use_binary=use_binary, key=key, proba=proba)
+        scores = client.scores(scoring_uri, testset.as_sent(batch), use_binary=use_binary, key=key, proba=proba)
         labels.append(label_indices(scores.labels, class_names, len(batch)))
         probabilities.append(probabilities_by_class(scores, class_names))
         if progress:
@@ -312,12 +313,12 @@ def sample(client: ScoringClient, scoring_uri: str, testset: TestSet, n: int = 3
     images = testset.X[indices]
     if perturbation is not None:
         images = perturbation.applied(images, testset)
-    scores = client.scores(scoring_uri, images, use_binary=use_binary, key=key, proba=proba)
+    scores = client.scores(scoring_uri, testset.as_sent(images), use_binary=use_binary, key=key, proba=proba)
     return Samples(indices=indices, images=images, labels=testset.y[indices],
                    predictions=label_indices(scores.labels, testset.class_names, len(indices)),
                    image_shape=testset.image_shape, class_names=testset.class_names,
                    probabilities=probabilities_by_class(scores, testset.class_names), value_range=testset.value_range,
-                   feature_names=testset.feature_names)
+                   feature_names=testset.feature_names, categories=testset.categories)
 
 
 @dataclass(frozen=True)

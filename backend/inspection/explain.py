@@ -19,6 +19,7 @@ from typing import Literal
 
 import numpy as np
 
+from ..data.testset import Categories, category_name
 from ..errors import InvalidExplanationError
 
 Scale = Literal["probability", "log-odds"]
@@ -110,6 +111,7 @@ class Explanation:
         saturated: on the log-odds scale, how many scored rows had a probability of exactly 0 or 1.
         patch_grid: for an image, its patches as rows x columns (contributions in row-major order); None for a row.
         patch_side: for an image, the side of a patch in pixels.
+        categories: a table's text columns (their `values` are indices into these).
     """
 
     feature_names: tuple[str, ...]
@@ -126,6 +128,13 @@ class Explanation:
     saturated: int = 0
     patch_grid: tuple[int, int] | None = None
     patch_side: int = 0
+    categories: Categories = ()
+
+    def value_text(self, column: int) -> str:
+        """The row's value of `column` for people: "14.1", or a text column's category."""
+        known = dict(self.categories).get(self.feature_names[column])
+        value = float(self.values[column])
+        return f"{value:.4g}" if known is None else category_name(known, value)
 
     @property
     def exact(self) -> bool:

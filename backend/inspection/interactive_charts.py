@@ -246,6 +246,8 @@ def dependence_chart(dependence: Dependence, class_index: int, seen: tuple[float
     values = [{"value": float(v), "curve": curve, "probability": float(p[class_index])}
               for curve, answers in zip(curves, (dependence.row, dependence.average), strict=True)
               for v, p in zip(dependence.grid, answers, strict=True)]
+    if dependence.categories:
+        return _category_dependence(dependence, values, curves, what, feature)
     low, high = float(dependence.grid[0]), float(dependence.grid[-1])
     x = {"field": "value", "type": "quantitative", "title": feature,
          "scale": {"domain": [low, high], "nice": False, "zero": False}}
@@ -271,13 +273,43 @@ def dependence_chart(dependence: Dependence, class_index: int, seen: tuple[float
     return {"$schema": alt.SCHEMA_URL, "layer": [bands, lines, now], "height": 260}
 
 
+def _category_dependence(dependence: Dependence, values: list[dict[str, Any]], curves: list[str], what: str,
+                         feature: str) -> dict[str, Any]:
+    """`dependence_chart` for a text column: a point per category (no line between them: they have no order), the
+    row's own category marked."""
+    names = [shown(name) for name in dependence.categories]
+    for point in values:
+        point["category"] = names[int(point["value"])]
+    domain = [names[int(v)] for v in dependence.grid]
+    x = {"field": "category", "type": "nominal", "title": feature, "sort": domain, "scale": {"domain": domain},
+         "axis": {"labelAngle": -30 if len(domain) > 6 else 0}}
+    marks = {"data": {"values": values}, "mark": {"type": "point", "filled": True, "size": 90},
+             "encoding": {"x": x,
+                          "y": {"field": "probability", "type": "quantitative", "scale": {"domain": [0, 1]},
+                                "axis": {"format": ".0%"}, "title": what},
+                          "color": {"field": "curve", "type": "nominal", "title": None, "legend": {"orient": "top"},
+                                    "scale": {"domain": curves, "range": ["#2f4b7c", "#9a9a9a"]}},
+                          "shape": {"field": "curve", "type": "nominal", "legend": None,
+                                    "scale": {"domain": curves, "range": ["circle", "diamond"]}},
+                          "tooltip": [{"field": "curve", "type": "nominal"}, {"field": "category", "title": feature},
+                                      {"field": "probability", "type": "quantitative", "format": ".1%", "title": what}]}}
+    own = int(dependence.value)
+    layers: list[dict[str, Any]] = [marks]
+    if 0 <= own < len(names) and names[own] in domain:
+        layers.insert(0, {"data": {"values": [{"category": names[own]}]}, "mark": {"type": "rule", "color": "#b3261e"},
+                          "encoding": {"x": {"field": "category", "type": "nominal", "sort": domain,
+                                             "scale": {"domain": domain}},
+                                       "tooltip": {"field": "category", "title": "this row's value"}}})
+    return {"$schema": alt.SCHEMA_URL, "layer": layers, "height": 260}
+
+
 def contribution_chart(explanation: Explanation, class_names: tuple[str, ...], top: int = 12) -> dict[str, Any]:
     """Each column's contribution to one row's output, the largest `top` as bars (blue toward the class, red away,
     with two standard errors as a whisker) and the rest as one bar: a Vega-Lite spec."""
     points = explanation.scale == "probability"
     shown_format = "+.1%" if points else "+.3f"
     ranked = explanation.ranked()
-    bars = [{"column": f"{shown(explanation.feature_names[j])} = {explanation.values[j]:.4g}",
+    bars = [{"column": f"{shown(explanation.feature_names[j])} = {shown(explanation.value_text(j))}",
              "contribution": float(explanation.contributions[j]),
              "low": float(explanation.contributions[j] - 2 * explanation.errors[j]),
              "high": float(explanation.contributions[j] + 2 * explanation.errors[j]),

@@ -13,6 +13,7 @@ from pathlib import Path
 
 import numpy as np
 
+from ..data.testset import Categories
 from ..files import atomic_write
 from ..runtimes.base import Deployment
 from ..traffic.loadtest import LoadTestResult
@@ -68,7 +69,8 @@ class ResultStore:
                     class_names=np.asarray(samples.class_names),
                     value_range=np.asarray(samples.value_range, dtype=np.float64), **_probabilities(samples.probabilities),
                     **({"image_shape": np.asarray(samples.image_shape)} if samples.image_shape is not None else
-                       {"feature_names": np.asarray(samples.feature_names or (), dtype=str)}))
+                       {"feature_names": np.asarray(samples.feature_names or (), dtype=str),
+                        "categories": np.asarray(json.dumps(dict(samples.categories), ensure_ascii=False))}))
 
     def load_samples(self, deployment: Deployment, dataset: str) -> Samples | None:
         data = self._read(self._path(deployment, dataset, "samples"))
@@ -80,7 +82,8 @@ class ResultStore:
                        predictions=data["predictions"], image_shape=(int(shape[0]), int(shape[1])) if shape else None,
                        class_names=tuple(str(c) for c in data["class_names"]), probabilities=data.get("probabilities"),
                        value_range=_value_range(data.get("value_range")),
-                       feature_names=tuple(str(f) for f in features) if features is not None else None)
+                       feature_names=tuple(str(f) for f in features) if features is not None else None,
+                       categories=_categories(data.get("categories")))
 
     def save_evaluation(self, deployment: Deployment, dataset: str, y_true: np.ndarray,
                         evaluation: Evaluation) -> None:
@@ -137,3 +140,14 @@ def _probabilities(probabilities: np.ndarray | None) -> dict[str, np.ndarray]:
 def _value_range(saved: np.ndarray | None) -> tuple[float, float]:
     """The samples' value range as saved ([0, 1] for samples saved before ranges were kept)."""
     return (0.0, 1.0) if saved is None or saved.shape != (2,) else (float(saved[0]), float(saved[1]))
+
+
+def _categories(stored: np.ndarray | None) -> Categories:
+    """Kept samples' text columns ({} in samples kept before they were, or of images)."""
+    if stored is None:
+        return ()
+    try:
+        found = json.loads(str(stored))
+        return tuple((str(column), tuple(str(c) for c in known)) for column, known in found.items())
+    except (ValueError, AttributeError, TypeError):
+        return ()

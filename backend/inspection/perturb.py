@@ -12,7 +12,7 @@ sized for 28x28 images; `kinds_for` sizes the ones in pixels (shift, blur, thick
 from __future__ import annotations
 
 import math
-from collections.abc import Callable
+from collections.abc import Callable, Sequence
 from dataclasses import dataclass, replace
 
 import numpy as np
@@ -123,7 +123,8 @@ def perturb(images: np.ndarray, kind: str, strength: float, *, image_shape: tupl
     return perturbed.reshape(images.shape).astype(images.dtype, copy=False)
 
 
-def perturb_rows(rows: np.ndarray, kind: str, strength: float, *, reference: np.ndarray, seed: int = 0) -> np.ndarray:
+def perturb_rows(rows: np.ndarray, kind: str, strength: float, *, reference: np.ndarray, seed: int = 0,
+                 texts: Sequence[int] = ()) -> np.ndarray:
     """A perturbed copy of a table's rows (n, columns), each column on its own scale, measured on `reference`
     (the whole test set, so a few rows are perturbed as they would be within it).
 
@@ -131,12 +132,14 @@ def perturb_rows(rows: np.ndarray, kind: str, strength: float, *, reference: np.
         rows: float rows.
         kind: one of `ROW_KINDS`:
             "spread-noise": Gaussian noise of `strength` standard deviations of each column (its spread in
-                `reference`), drawn from `seed`.
+                `reference`), drawn from `seed`; text columns unchanged.
             "to-median": in each row, `strength` columns (a whole number, chosen at random from `seed`) set to
-                their median in `reference`: as if they were not measured.
+                their median in `reference` (a text column to its most common category): as if they were not
+                measured.
         strength: how much; 0 gives an unchanged copy.
         reference: the rows whose spread and medians are used (n', columns).
         seed: the random draw's seed.
+        texts: the text columns (their values are indices into their categories).
 
     Raises:
         InvalidPerturbationError: an unknown kind, a strength it does not take, or rows that do not match.
@@ -161,8 +164,12 @@ def perturb_rows(rows: np.ndarray, kind: str, strength: float, *, reference: np.
     rng = np.random.default_rng(seed)
     if kind == "spread-noise":
         spread = reference.astype(np.float64).std(axis=0)
+        spread[list(texts)] = 0.0
         return (rows + rng.standard_normal(rows.shape) * spread * amount).astype(rows.dtype)
     medians = np.median(reference, axis=0).astype(rows.dtype)
+    for j in texts:
+        values, counts = np.unique(reference[:, j], return_counts=True)
+        medians[j] = values[int(np.argmax(counts))]
     chosen = np.argsort(rng.random(rows.shape), axis=1)[:, :int(amount)]
     perturbed = rows.copy()
     np.put_along_axis(perturbed, chosen, medians[chosen], axis=1)
@@ -380,6 +387,8 @@ class Perturbation:
                 f"{testset.name!r} holds {'rows of a table' if testset.is_table else 'images'}: choose one of "
                 + ", ".join(kinds_of(testset)))
         if testset.is_table:
-            return perturb_rows(rows, self.kind, self.strength, reference=testset.X, seed=self.seed)
+            texts = {name for name, _ in testset.categories}
+            return perturb_rows(rows, self.kind, self.strength, reference=testset.X, seed=self.seed,
+                                texts=[j for j, name in enumerate(testset.feature_names or ()) if name in texts])
         return perturb(rows, self.kind, self.strength, image_shape=testset.image_shape, seed=self.seed,
                        value_range=testset.value_range)

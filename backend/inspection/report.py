@@ -173,7 +173,8 @@ def _examples(testset: TestSet, evaluation: Evaluation, shown: np.ndarray, words
     sure = None if confidence is None else confidence[shown]
     if testset.feature_names is not None:
         return rows_html(row_table(testset.X[shown], testset.feature_names, shown, testset.y[shown],
-                                   evaluation.predictions[shown], testset.class_names, sure))
+                                   evaluation.predictions[shown], testset.class_names, sure,
+                                   categories=testset.categories))
     assert testset.image_shape is not None  # a set is images or a table
     return _png(to_png(image_grid(testset.X[shown], testset.image_shape, testset.y[shown], evaluation.predictions[shown],
                                   testset.class_names, sure, value_range=testset.value_range)), words)
@@ -227,7 +228,7 @@ def _comparison(inputs: ReportInputs, comparison: Comparison) -> str:
             parts.append(rows_html(row_table(testset.X[shown], testset.feature_names, shown, testset.y[shown],
                                              comparison.predictions_a[shown], testset.class_names,
                                              answers=(("B said", comparison.predictions_b[shown]),),
-                                             heading="A said")))
+                                             heading="A said", categories=testset.categories)))
         else:
             assert testset.image_shape is not None
             parts.append(_png(to_png(disagreement_grid(testset.X[shown], testset.image_shape, testset.y[shown],

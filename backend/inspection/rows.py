@@ -9,6 +9,7 @@ from dataclasses import dataclass
 
 import numpy as np
 
+from ..data.testset import Categories, category_name
 from .evaluation import class_name
 
 WRONG_BACKGROUND = "#fde0dc"  # the red of a misclassified row (a misclassified image's tile is red too)
@@ -42,18 +43,23 @@ class RowTable:
 
 def row_table(X: np.ndarray, feature_names: Sequence[str], indices: np.ndarray, labels: np.ndarray,
               predictions: np.ndarray, class_names: tuple[str, ...], confidence: np.ndarray | None = None,
-              *, answers: Sequence[tuple[str, np.ndarray]] = (), heading: str = "prediction") -> RowTable:
+              *, answers: Sequence[tuple[str, np.ndarray]] = (), heading: str = "prediction",
+              categories: Categories = ()) -> RowTable:
     """Rows `indices` of a set (X holds those rows, in that order) with the prediction (under `heading`), the true
     label and the confidence when known; `answers` puts other predictions (by heading) beside the first, as
-    Compare does: then each answer's cell is marked right or wrong, not the row."""
+    Compare does: then each answer's cell is marked right or wrong, not the row. A text column (in `categories`)
+    shows its category."""
     columns = ("row", heading, *(heading for heading, _ in answers), "true label",
                *(("confidence",) if confidence is not None else ()), *feature_names)
+    texts = dict(categories)
+    known = [texts.get(name) for name in feature_names]
     cells = []
     for k, index in enumerate(indices):
         other = tuple(class_name(class_names, int(said[k])) for _, said in answers)
         sure = (float(confidence[k]),) if confidence is not None else ()
         cells.append((int(index), class_name(class_names, int(predictions[k])), *other,
-                      class_name(class_names, int(labels[k])), *sure, *(float(v) for v in X[k])))
+                      class_name(class_names, int(labels[k])), *sure,
+                      *(float(v) if names is None else category_name(names, v) for v, names in zip(X[k], known, strict=True))))
     if answers:
         verdicts = tuple((name, tuple(bool(p == t) for p, t in zip(said, labels, strict=True)))
                          for name, said in ((heading, predictions), *answers))

@@ -5,6 +5,7 @@ of the set), and the nearest row the model puts in another class. Pure logic: th
 from __future__ import annotations
 
 import math
+from collections.abc import Mapping
 from dataclasses import dataclass
 from typing import Literal
 
@@ -18,7 +19,9 @@ AVERAGED_ROWS = 50  # rows of the set the partial dependence averages over
 WIDENED = 0.25  # of the set's span, on each side: values a little past the set's are worth trying too
 CHANGES_SHOWN = 8  # columns a counterfactual lists, those that differ most first
 
-Kind = Literal["number", "whole", "binary"]
+MAX_GRID_CATEGORIES = 50  # a text column's categories a dependence curve is drawn at (the first, in order)
+
+Kind = Literal["number", "whole", "binary", "category"]
 
 
 @dataclass(frozen=True)
@@ -27,13 +30,16 @@ class Control:
 
     Attributes:
         name: the column's name.
-        kind: "binary" (only 0 and 1 in the set), "whole" (whole numbers only) or "number".
+        kind: "binary" (only 0 and 1 in the set), "whole" (whole numbers only), "number", or "category" (a text
+            column: its values are indices into `categories`).
         low, high: the editor's range: the set's widened by a quarter of its span each side, not below zero
-            for a column that never is (0-1 for binary).
+            for a column that never is (0-1 for binary; every category's index for a category).
         seen_low, seen_high: the set's lowest and highest value.
-        median: the set's median.
-        spread: the set's standard deviation (1 for a constant column: distances stay finite).
+        median: the set's median (a category's: its most common one).
+        spread: the set's standard deviation (1 for a constant column: distances stay finite; 1 for a category,
+            so another category is one standard deviation away).
         step: the editor's step (1 for whole numbers; about a hundredth of the set's span otherwise).
+        categories: a text column's categories.
     """
 
     name: str
@@ -45,6 +51,7 @@ class Control:
     median: float
     spread: float
     step: float
+    categories: tuple[str, ...] = ()
 
     @property
     def decimals(self) -> int:
@@ -56,8 +63,10 @@ class Control:
         return min(self.high, max(self.low, value))
 
 
-def controls(X: np.ndarray, feature_names: tuple[str, ...]) -> tuple[Control, ...]:
-    """A control per column of a table's rows `X`, in order.
+def controls(X: np.ndarray, feature_names: tuple[str, ...],
+             categories: Mapping[str, tuple[str, ...]] | None = None) -> tuple[Control, ...]:
+    """A control per column of a table's rows `X`, in order; `categories` names the text columns (X holds indices
+    into their categories).
 
     Raises:
         InvalidWhatIfError: no rows, or not one name per column.
@@ -69,9 +78,15 @@ def controls(X: np.ndarray, feature_names: tuple[str, ...]) -> tuple[Control, ..
     lows, highs = columns.min(axis=0), columns.max(axis=0)
     medians, spreads = np.median(columns, axis=0), columns.std(axis=0)
     whole = np.all(columns == np.round(columns), axis=0)
+    texts = categories or {}
     made = []
     for j, name in enumerate(feature_names):
         low, high = float(lows[j]), float(highs[j])
+        if name in texts:
+            known = texts[name]
+            made.append(Control(name, "category", 0.0, float(len(known) - 1), low, high, _mode(columns[:, j]), 1.0,
+                                1.0, known))
+            continue
         spread = float(spreads[j]) or 1.0
         if whole[j] and low >= 0 and high <= 1:
             made.append(Control(name, "binary", 0.0, 1.0, low, high, float(medians[j]), spread, 1.0))
@@ -96,14 +111,26 @@ def _nice(rough: float) -> float:
     return next(m * power for m in (5, 2, 1) if m * power <= rough)
 
 
-def median_row(X: np.ndarray) -> np.ndarray:
-    """Each column's median: a typical row that may not be in the set."""
-    return np.median(X.astype(np.float64), axis=0).astype(X.dtype)
+def _mode(column: np.ndarray) -> float:
+    """The most common value (the lowest of equals)."""
+    values, counts = np.unique(column, return_counts=True)
+    return float(values[int(np.argmax(counts))])
+
+
+def median_row(X: np.ndarray, the_controls: tuple[Control, ...] = ()) -> np.ndarray:
+    """Each column's median (a text column's most common category): a typical row that may not be in the set."""
+    row = np.median(X.astype(np.float64), axis=0)
+    for j, control in enumerate(the_controls):
+        if control.kind == "category":
+            row[j] = control.median
+    return row.astype(X.dtype)
 
 
 def grid_of(control: Control, points: int = POINTS) -> np.ndarray:
     """The values a dependence curve is drawn at: `points` across the editor's range (every whole number
-    when there are no more than that; 0 and 1 for a binary column)."""
+    when there are no more than that; 0 and 1 for a binary column; each category, up to MAX_GRID_CATEGORIES)."""
+    if control.kind == "category":
+        return np.arange(min(len(control.categories), MAX_GRID_CATEGORIES), dtype=np.float64)
     if control.kind == "binary":
         return np.array([0.0, 1.0])
     if control.kind == "whole" and control.high - control.low + 1 <= points:
@@ -135,6 +162,7 @@ class Dependence:
         class_names: the classes, the columns of `row` and `average`.
         from_labels: the endpoint gave labels only: `row` is 1 for the predicted class and `average` the
             share of rows predicted as each class.
+        categories: a text column's categories (`grid` and `value` are indices into them).
     """
 
     feature: str
@@ -145,14 +173,15 @@ class Dependence:
     averaged: int
     class_names: tuple[str, ...]
     from_labels: bool = False
+    categories: tuple[str, ...] = ()
 
 
 def dependence_of(feature: str, value: float, grid: np.ndarray, answers: np.ndarray, class_names: tuple[str, ...],
-                  *, from_labels: bool = False) -> Dependence:
+                  *, from_labels: bool = False, categories: tuple[str, ...] = ()) -> Dependence:
     """The curves from the answers (rows x classes, in `dependence_rows`' order) to those rows."""
     per_row = answers.reshape(-1, len(grid), answers.shape[1])
     return Dependence(feature, float(value), grid, per_row[0], per_row[1:].mean(axis=0) if len(per_row) > 1 else
-                      per_row[0], len(per_row) - 1, class_names, from_labels)
+                      per_row[0], len(per_row) - 1, class_names, from_labels, categories)
 
 
 def one_hot(indices: np.ndarray, classes: int) -> np.ndarray:
@@ -200,13 +229,16 @@ class Counterfactual:
 
 def nearest_other(X: np.ndarray, predictions: np.ndarray, labels: np.ndarray, row: np.ndarray, predicted: int,
                   the_controls: tuple[Control, ...]) -> Counterfactual | None:
-    """The row of `X` nearest to `row` (in each column's standard deviations) that the model predicts as
+    """The row of `X` nearest to `row` (in each column's standard deviations; 1 for another category) that the
+    model predicts as
     another class than `predicted`; None when it predicts every row as that class."""
     others = np.flatnonzero(predictions != predicted)
     if not len(others):
         return None
     spreads = np.array([c.spread for c in the_controls])
     scaled = (X[others].astype(np.float64) - row.astype(np.float64)) / spreads
+    texts = [j for j, c in enumerate(the_controls) if c.kind == "category"]
+    scaled[:, texts] = (scaled[:, texts] != 0).astype(np.float64)  # another category: one standard deviation
     distances = np.sqrt(np.mean(scaled**2, axis=1))
     best = int(np.argmin(distances))  # the first of equals: the lowest row
     index = int(others[best])

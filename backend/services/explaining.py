@@ -83,7 +83,7 @@ def explain_row(deck: ModelDeck, deployment: Deployment, testset: TestSet, row: 
     order = orderings(len(names), count, rng)
     # in float64: the model then computes in it, and a probability near 0 or 1 keeps the digits its log-odds need
     rows = shapley_rows(row.astype(np.float64), compared, order, group_of)
-    predicted, probabilities = score_rows(deck, deployment, rows, testset.class_names)
+    predicted, probabilities = score_rows(deck, deployment, rows, testset)
     from_labels = probabilities is None
     if probabilities is None:
         if scale == "log-odds":
@@ -94,7 +94,8 @@ def explain_row(deck: ModelDeck, deployment: Deployment, testset: TestSet, row: 
     contributions, errors, base, output = shapley_values(output_of(probabilities, explained, scale), order,
                                                          len(compared))
     return Explanation(names, row.copy(), contributions, errors, base, output, explained, scale, len(compared), count,
-                       from_labels, saturated(probabilities, explained) if scale == "log-odds" else 0, grid, side)
+                       from_labels, saturated(probabilities, explained) if scale == "log-odds" else 0, grid, side,
+                       testset.categories)
 
 
 def class_index_of(testset: TestSet, name: str) -> int:
@@ -125,11 +126,11 @@ def permutation_importance(deck: ModelDeck, deployment: Deployment, testset: Tes
     fits = max(2, IMPORTANCE_ROWS // (len(names) * repeats + 1))
     used = np.sort(rng.choice(len(testset), size=fits, replace=False)) if len(testset) > fits else np.arange(len(testset))
     X, labels = testset.X[used], testset.y[used]
-    predicted, _ = score_rows(deck, deployment, X, testset.class_names)
+    predicted, _ = score_rows(deck, deployment, X, testset)
     shuffled_predictions = np.empty((len(names), repeats, len(X)), dtype=np.int64)
     for column in range(len(names)):
         rows = np.concatenate([shuffled(X, column, rng) for _ in range(repeats)])
-        shuffled_predictions[column] = score_rows(deck, deployment, rows, testset.class_names)[0].reshape(repeats, -1)
+        shuffled_predictions[column] = score_rows(deck, deployment, rows, testset)[0].reshape(repeats, -1)
         if progress:
             progress(column + 1, len(names))
     return importance_of(names, labels, predicted, shuffled_predictions)

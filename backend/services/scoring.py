@@ -149,19 +149,19 @@ def predict_image(deck: ModelDeck, deployment: Deployment, testset: TestSet, ima
         UserImageError: not an image that can be read. ScoringError: the endpoint failed.
     """
     prepared = model_input(image, form or input_form(testset))
-    predicted, probabilities = score_rows(deck, deployment, prepared.row[None, :], testset.class_names)
+    predicted, probabilities = score_rows(deck, deployment, prepared.row[None, :], testset)
     return ImagePrediction(prepared, int(predicted[0]), None if probabilities is None else probabilities[0])
 
 
-def score_rows(deck: ModelDeck, deployment: Deployment, rows: np.ndarray, class_names: tuple[str, ...], *,
+def score_rows(deck: ModelDeck, deployment: Deployment, rows: np.ndarray, testset: TestSet, *,
                batch_size: int = 10_000) -> tuple[np.ndarray, np.ndarray | None]:
-    """(label indices into `class_names`, probabilities in that order or None for labels only) of `rows`, in
-    requests of `batch_size` rows: what the deployment says of a user's image, an edited row, or the rows an
-    explanation compares.
+    """(label indices into the set's class names, probabilities in that order or None for labels only) of `rows`
+    (in the form of `testset`'s), in requests of `batch_size` rows: what the deployment says of a user's image, an
+    edited row, or the rows an explanation compares.
 
     Raises:
         ScoringError: the endpoint failed or answered something else than labels of those classes.
     """
     endpoint = endpoint_of(deck, deployment)
-    return score_batches(deck.client, endpoint.uri, rows, class_names, batch_size=batch_size, use_binary=endpoint.binary,
+    return score_batches(deck.client, endpoint.uri, rows, testset, batch_size=batch_size, use_binary=endpoint.binary,
                          key=endpoint.key, proba=True)

@@ -58,7 +58,7 @@ def controls_of(testset: TestSet) -> tuple[Control, ...]:
     """
     if testset.feature_names is None:
         raise InvalidWhatIfError(f"test set {testset.name!r} is images: a what-if edits a table's rows")
-    return controls(testset.X, testset.feature_names)
+    return controls(testset.X, testset.feature_names, testset.categories_of())
 
 
 def start_row(testset: TestSet, index: int | None) -> np.ndarray:
@@ -67,30 +67,48 @@ def start_row(testset: TestSet, index: int | None) -> np.ndarray:
     Raises:
         InvalidWhatIfError: images, or no such row.
     """
-    controls_of(testset)  # refuses images
+    the_controls = controls_of(testset)  # refuses images
     if index is None:
-        return median_row(testset.X)
+        return median_row(testset.X, the_controls)
     if not 0 <= index < len(testset):
         raise InvalidWhatIfError(f"test set {testset.name!r} has rows 0 to {len(testset) - 1}, not {index}")
     return testset.X[index].copy()
 
 
-def edited(testset: TestSet, row: np.ndarray, changes: Mapping[str, float]) -> np.ndarray:
-    """`row` with the named columns set to the values given (any value: the editor's range is a guide).
+def edited(testset: TestSet, row: np.ndarray, changes: Mapping[str, float | str]) -> np.ndarray:
+    """`row` with the named columns set to the values given (any number: the editor's range is a guide; a text
+    column's category by its name or its index).
 
     Raises:
-        InvalidWhatIfError: a name that is not one of the set's columns, or a value that is not a finite number.
+        InvalidWhatIfError: a name that is not one of the set's columns, a value that is not a finite number, or
+            not one of a text column's categories.
     """
     names = testset.feature_names or ()
+    texts = testset.categories_of()
     changed = row.copy()
-    for name, value in changes.items():
+    for name, given in changes.items():
         if name not in names:
             raise InvalidWhatIfError(f"{name!r} is not a column of test set {testset.name!r}; its columns are "
                                      + ", ".join(names[:6]) + (", ..." if len(names) > 6 else ""))
+        value = _category_index(name, given, texts[name]) if name in texts else given
+        if isinstance(value, str):
+            try:
+                value = float(value)
+            except ValueError:
+                raise InvalidWhatIfError(f"{name!r} takes numbers, not {value!r}") from None
         if not np.isfinite(value) or abs(value) > np.finfo(np.float32).max:
             raise InvalidWhatIfError(f"{name!r} must be a finite number, not {value!r}")
         changed[names.index(name)] = value
     return changed
+
+
+def _category_index(name: str, given: float | str, known: tuple[str, ...]) -> float:
+    if isinstance(given, str) and given in known:
+        return float(known.index(given))
+    if not isinstance(given, str) and float(given).is_integer() and 0 <= given < len(known):
+        return float(given)
+    shown = ", ".join(map(repr, known[:8])) + (", ..." if len(known) > 8 else "")
+    raise InvalidWhatIfError(f"{name!r} takes one of its categories ({shown}), not {given!r}")
 
 
 def predict_row(deck: ModelDeck, deployment: Deployment, testset: TestSet, row: np.ndarray) -> RowPrediction:
@@ -99,7 +117,7 @@ def predict_row(deck: ModelDeck, deployment: Deployment, testset: TestSet, row: 
     Raises:
         ScoringError: the endpoint failed or answered something else than a class of the set.
     """
-    predicted, probabilities = score_rows(deck, deployment, row[None, :], testset.class_names)
+    predicted, probabilities = score_rows(deck, deployment, row[None, :], testset)
     return RowPrediction(row, int(predicted[0]), None if probabilities is None else probabilities[0])
 
 
@@ -120,11 +138,12 @@ def dependence(deck: ModelDeck, deployment: Deployment, testset: TestSet, row: n
     grid = grid_of(the_controls[column], points)
     chosen = np.random.default_rng(seed).choice(len(testset), size=min(averaged, len(testset)), replace=False)
     rows = dependence_rows(row, testset.X[np.sort(chosen)], column, grid)
-    predicted, probabilities = score_rows(deck, deployment, rows, testset.class_names)
+    predicted, probabilities = score_rows(deck, deployment, rows, testset)
+    known = the_controls[column].categories
     if probabilities is None:  # labels only: the share of rows predicted as each class
         return dependence_of(feature, float(row[column]), grid, one_hot(predicted, len(testset.class_names)),
-                             testset.class_names, from_labels=True)
-    return dependence_of(feature, float(row[column]), grid, probabilities, testset.class_names)
+                             testset.class_names, from_labels=True, categories=known)
+    return dependence_of(feature, float(row[column]), grid, probabilities, testset.class_names, categories=known)
 
 
 def set_predictions(deck: ModelDeck, deployment: Deployment, testset: TestSet) -> np.ndarray:

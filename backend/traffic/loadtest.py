@@ -18,8 +18,8 @@ from datetime import UTC, datetime
 from urllib.parse import urlsplit
 
 import numpy as np
-import orjson
 
+from ..client import json_body
 from ..data.testset import TestSet
 from ..errors import LoadTestRefusedError
 from .generator import LoadRun, http_request, new_loop
@@ -61,7 +61,7 @@ def request_bodies(testset: TestSet, n: int = BODIES, seed: int | None = None) -
     """`n` single-row JSON bodies of random test-set rows (the tutorial's contract)."""
     rng = np.random.default_rng(seed)
     rows = rng.integers(0, len(testset), size=n)
-    return tuple(orjson.dumps({"data": testset.X[i:i + 1]}, option=orjson.OPT_SERIALIZE_NUMPY) for i in rows)
+    return tuple(json_body(testset.as_sent(testset.X[i:i + 1])) for i in rows)
 
 
 def run_load_test(scoring_uri: str, bodies: Sequence[bytes], *, seconds: int, concurrency: int,

@@ -183,7 +183,8 @@ def gallery(indices: np.ndarray, key: str) -> None:
     if data.feature_names is not None:  # a table's rows, with what each said
         rows = np.asarray(shown, dtype=np.int64)
         show_rows(row_table(data.X[rows], data.feature_names, rows, data.y[rows], comparison.predictions_a[rows],
-                            data.class_names, answers=(("B said", comparison.predictions_b[rows]),), heading="A said"))
+                            data.class_names, answers=(("B said", comparison.predictions_b[rows]),), heading="A said",
+                            categories=data.categories))
         return
     uids = (healthy[a].record.uid, healthy[b].record.uid)
     revisions = (kept.revision(deck, healthy[a], dataset, "evaluation"),

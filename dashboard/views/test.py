@@ -293,7 +293,8 @@ def gallery(title: str, indices: np.ndarray, data: TestSet, evaluation: Evaluati
     if data.feature_names is not None:
         confidence = evaluation.confidence
         show_rows(row_table(data.X[shown], data.feature_names, shown, data.y[shown], evaluation.predictions[shown],
-                            data.class_names, None if confidence is None else confidence[shown]))
+                            data.class_names, None if confidence is None else confidence[shown],
+                            categories=data.categories))
         return
     st.image(grid_png(deployment.record.uid, results_key, kept.revision(deck, deployment, results_key, "evaluation"),
                       tuple(int(i) for i in shown), data, evaluation), width="stretch")
@@ -341,7 +342,7 @@ if st.button(f"Send {n} random test {noun}s", type="primary", icon=":material/ca
 def rows_of(samples: Samples) -> None:
     """Random rows of a table as scored: a table, the wrong ones red."""
     show_rows(row_table(samples.images, samples.feature_names or (), samples.indices, samples.labels,
-                        samples.predictions, samples.class_names, samples.confidence))
+                        samples.predictions, samples.class_names, samples.confidence, categories=samples.categories))
 
 
 samples = kept.samples(deck, deployment, dataset_name)

@@ -28,6 +28,7 @@ class RawSet:
         unit: the reader made the values, in [0, 1] (pictures decoded from a zip).
         bytes_over_255: 8-bit values are pixels over 255 (MNIST's loader) unless a range is declared.
         feature_names: a table's column names (X's columns); None for images.
+        categories: a table's text columns with their categories (X holds indices into them).
     """
 
     X: np.ndarray
@@ -38,6 +39,7 @@ class RawSet:
     unit: bool = False
     bytes_over_255: bool = False
     feature_names: tuple[str, ...] | None = None
+    categories: tuple[tuple[str, tuple[str, ...]], ...] = ()
 
 
 def check_file(path: Path) -> None:

@@ -1,5 +1,5 @@
-"""A table of rows (one CSV or Parquet file): named numeric columns and a label column. Every value is
-checked before anything is kept, with the column and row of the first bad one in the message."""
+"""A table of rows (one CSV or Parquet file): named columns of numbers or of text categories, and a label column.
+Every value is checked before anything is kept, with the column and row of the first bad one in the message."""
 
 from __future__ import annotations
 
@@ -22,6 +22,8 @@ HEADER_BYTES = 2**20
 """The header line must end within this much of the file's start (4,096 names of 200 characters fit)."""
 SEPARATORS = ",;\t|"
 PARQUET_MAGIC = b"PAR1"
+MAX_CATEGORIES = 10_000
+"""Different texts a column may hold (each one category of the model's)."""
 
 
 def read_csv_table(path: Path, label: str | None) -> RawSet:
@@ -31,7 +33,8 @@ def read_csv_table(path: Path, label: str | None) -> RawSet:
 
     Raises:
         DatasetImportError: not text, no header, a column without a name or named twice, too many columns
-            or rows, the label column missing, or a value that is not a number (with its column and row).
+            or rows, the label column missing, a missing value, or a column mixing numbers and text (with its column
+            and row).
     """
     names, separator = _csv_header(path)
     _check_names(names, path.name, label)
@@ -79,11 +82,11 @@ def _csv_header(path: Path) -> tuple[list[str], str]:
 
 
 def read_parquet_table(path: Path, label: str | None) -> RawSet:
-    """The rows of a Parquet file: its numeric and boolean columns, and the label column (any type).
+    """The rows of a Parquet file: its numeric, boolean and text columns, and the label column (any type).
 
     Raises:
         DatasetImportError: not Parquet, unreadable, too many columns or rows, the label column missing,
-            a column that is not numbers, or a missing value (with its column and row).
+            a column mixing numbers and text, or a missing value (with its column and row).
     """
     with path.open("rb") as handle:
         head = handle.read(4)
@@ -189,7 +192,8 @@ def _check_label(names: list[str], origin: str, label: str | None) -> None:
 
 def _table(frame: pd.DataFrame, names: list[str], label: str | None, origin: str, source: str, *,
            decimal_comma: bool = False) -> RawSet:
-    """The frame's feature columns as float32 rows and its label column, once every value is checked."""
+    """The frame's feature columns as float32 rows (a text column's values as indices into its categories) and its
+    label column, once every value is checked."""
 
     assert label is not None  # _check_names refused it
     if len(frame) == 0:
@@ -204,15 +208,14 @@ def _table(frame: pd.DataFrame, names: list[str], label: str | None, origin: str
     frame.columns = names  # as written (pandas would rename a repeated or odd name)
     X = np.empty((len(frame), len(features)), dtype=np.float32)
     decimal_commas = False
+    categories: list[tuple[str, tuple[str, ...]]] = []
     for j, name in enumerate(features):
         column = frame[name]
         values, commas = _numbers(column, decimal_comma)
         decimal_commas |= commas
         if values is None:
-            row = _first_not_number(column)
-            raise DatasetImportError(
-                f"{origin}: column {name!r} holds text ({str(column.iloc[row])[:40]!r} in row {row + 1:,}): "
-                "a test set's features are numbers; encode categories as numbers first")
+            values, known = _codes(column, name, origin)
+            categories.append((str(name), known))
         missing = np.isnan(values)
         if missing.any():
             raise DatasetImportError(
@@ -230,8 +233,9 @@ def _table(frame: pd.DataFrame, names: list[str], label: str | None, origin: str
         raise DatasetImportError(f"{origin}: row {row + 1:,} has no label (column {label!r} is empty there)")
     labels = _labels(y)
     read = source + (", decimal commas" if decimal_commas else "") + ")"
-    return RawSet(X, labels, None, origin, f"{read}: {count(len(frame), 'row')} of {len(features):,} columns",
-                  feature_names=tuple(str(name) for name in features))
+    texts = f", {len(categories):,} of them text" if categories else ""
+    return RawSet(X, labels, None, origin, f"{read}: {count(len(frame), 'row')} of {len(features):,} columns{texts}",
+                  feature_names=tuple(str(name) for name in features), categories=tuple(categories))
 
 
 def _numbers(column: pd.Series, decimal_comma: bool) -> tuple[np.ndarray | None, bool]:
@@ -253,12 +257,33 @@ def _numbers(column: pd.Series, decimal_comma: bool) -> tuple[np.ndarray | None,
     return parsed.astype("Float64").to_numpy(dtype=np.float64, na_value=np.nan), False
 
 
-def _first_not_number(column: pd.Series) -> int:
+def _codes(column: pd.Series, name: str, origin: str) -> tuple[np.ndarray, tuple[str, ...]]:
+    """A text column as (each value's index into its categories as float64, NaN where missing; the categories,
+    sorted as scikit-learn's encoders sort them).
+
+    Raises:
+        DatasetImportError: the column mixes numbers and text, or holds more than MAX_CATEGORIES different texts.
+    """
     import pandas as pd
 
     text = column.astype("string").str.strip()
-    bad = pd.to_numeric(text, errors="coerce").isna() & text.notna() & (text != "")
-    return int(np.argmax(bad.to_numpy(dtype=bool)))
+    present = (text.notna() & (text != "")).fillna(False)
+    numbers = (pd.to_numeric(text, errors="coerce").notna() & present).fillna(False)
+    if numbers.any():
+        number, word = int(np.argmax(numbers.to_numpy(dtype=bool))), int(np.argmax((present & ~numbers).to_numpy(dtype=bool)))
+        raise DatasetImportError(
+            f"{origin}: column {name!r} mixes numbers and text ({str(text.iloc[number])[:40]!r} in row {number + 1:,}, "
+            f"{str(text.iloc[word])[:40]!r} in row {word + 1:,}): a column holds numbers, or text categories; "
+            "write every value of it one way")
+    known = tuple(sorted(set(text[present].tolist())))
+    if len(known) > MAX_CATEGORIES:
+        raise DatasetImportError(
+            f"{origin}: column {name!r} holds {len(known):,} different texts: the limit is {MAX_CATEGORIES:,} "
+            "categories in a column (is it an identifier? leave it out of the test set)")
+    position = {category: float(k) for k, category in enumerate(known)}
+    codes = np.array([position[value] if isinstance(value, str) and value else np.nan
+                      for value in text.tolist()], dtype=np.float64)
+    return codes, known
 
 
 def _labels(y: pd.Series) -> np.ndarray:
