@@ -449,7 +449,7 @@ def cmd_whatif(deck: ModelDeck, args: argparse.Namespace) -> int:
             for c in nearest.changes:
                 j = names.index(c.name)
                 print(f"  {c.name}: {_printed(_cell(testset, j, c.this))} -> {_printed(_cell(testset, j, c.other))} "
-                      f"({c.spreads:+.2f} sd)")
+                      + ("(another category)" if c.category else f"({c.spreads:+.2f} sd)"))
     return 0
 
 

@@ -28,8 +28,8 @@ def show_rows(table: RowTable) -> None:
     wrong = list(table.wrong)
     styled = frame.style.apply(
         lambda row: [f"background-color: {WRONG_BACKGROUND}; color: {WRONG_TEXT}" if wrong[row.name] else ""] * len(row),
-        axis=1).format("{:.6g}", subset=[c for c in table.columns[table.columns.index("true label") + 1:]
-                                         if c != "confidence"])  # 563, 0.08163: as the CSV wrote them
+        axis=1).format(lambda value: value if isinstance(value, str) else f"{value:.6g}",  # 563, 0.08163: as written
+                       subset=[c for c in table.columns[table.columns.index("true label") + 1:] if c != "confidence"])
     for name, rights in table.verdicts:  # compared answers: each cell green or red
         styled = styled.apply(lambda column, rights=rights: [cell_style(right) for right in rights], subset=[name])
     column_config: dict[str, Any] = {"row": st.column_config.NumberColumn("row", format="%d", pinned=True)}

@@ -21,7 +21,7 @@ from backend.inspection.interactive_charts import (
     importance_chart,
     probability_bars,
 )
-from backend.inspection.whatif import Control
+from backend.inspection.whatif import Change, Control
 from backend.runtimes.base import Deployment
 from backend.services.explaining import REPEATS, explain_row, permutation_importance
 from backend.services.whatif import (
@@ -112,9 +112,22 @@ def _widget(control: Control, value: float, key: str) -> float:
                            format="%.4g"))  # 87.32, 0.0961, 1761: as the set writes them
 
 
+def _choose_class() -> None:
+    """The curve and the explanation keep the class chosen, whatever the edits make the prediction."""
+    st.session_state["whatif_class_chosen"] = True
+
+
 def _shown(data: TestSet, column: int, value: float) -> str:
+    """A value as the editor shows it: a category's name, a number as the sliders write it."""
     text = data.value_text(column, value)
-    return text if isinstance(text, str) else f"{text:.6g}"
+    return text if isinstance(text, str) else f"{text:.4g}"
+
+
+def _difference(change: Change) -> str:
+    """A counterfactual's difference in a column, for people."""
+    if change.category:
+        return "another category"
+    return f"{change.spreads:+.2f}" if abs(change.spreads) >= 0.005 else ("+" if change.spreads > 0 else "-") + "<0.01"
 
 
 @st.fragment
@@ -178,8 +191,10 @@ def whatif_view(deployment: Deployment, data: TestSet, name: str, revision: int)
     if st.session_state.get("whatif_feature") not in names:  # a new set (its columns are others)
         st.session_state.pop("whatif_feature", None)
     feature = d1.selectbox("How the answer moves with", names, key="whatif_feature", format_func=verbatim)
-    of = d2.selectbox("Probability of", range(len(data.class_names)), index=prediction.predicted,
-                      format_func=lambda k: class_name(data.class_names, k), key="whatif_class")
+    if not st.session_state.get("whatif_class_chosen"):  # the predicted class, until one is chosen
+        st.session_state["whatif_class"] = prediction.predicted
+    of = d2.selectbox("Probability of", range(len(data.class_names)), format_func=lambda k: class_name(data.class_names, k),
+                      key="whatif_class", on_change=_choose_class)
     try:
         curve = dependence(deck, deployment, data, row, feature)
     except ModelDeckError as e:
@@ -211,9 +226,7 @@ def whatif_view(deployment: Deployment, data: TestSet, name: str, revision: int)
                              "each in its column's standard deviations). Those that differ most:"))
         st.dataframe([{"column": c.name, "this row": _shown(data, names.index(c.name), c.this),
                        f"row {nearest.index}": _shown(data, names.index(c.name), c.other),
-                       "difference (standard deviations)": c.spreads} for c in nearest.changes],
-                     hide_index=True, column_config={"difference (standard deviations)": st.column_config.NumberColumn(
-                         format="%+.2f")})
+                       "difference (standard deviations)": _difference(c)} for c in nearest.changes], hide_index=True)
         st.button(f"Edit row {nearest.index}", on_click=_edit_row, args=(nearest.index,), icon=":material/edit:",
                   key="whatif_edit_nearest")
 

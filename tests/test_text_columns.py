@@ -234,3 +234,41 @@ def test_the_cli_sets_a_category_and_prints_names(shapes_deployment):
                              "--random", "3", "--json"], capture_output=True, text=True, env=env, timeout=120)
     assert scored.returncode == 0, scored.stderr
     assert all(row["features"]["colour"] in COLOURS for row in json.loads(scored.stdout))
+
+
+def test_the_test_page_shows_rows_edits_and_requests_with_category_names(shapes_deployment, monkeypatch):
+    from dashboard import common
+
+    from .test_dashboard import button, on_page
+
+    deck, deployment, testset, model, rows = shapes_deployment
+    monkeypatch.setenv("MODELDECK_HOME", str(deck.settings.home))
+    monkeypatch.setenv("MODELDECK_RUNTIME", "local")
+    common._open.clear()
+    try:
+        at = on_page("views/test.py", deployment=deployment.name, dataset="shapes-test", whatif="0")
+        assert not at.exception and not at.error, [e.value for e in at.error]
+        # the request console starts from row 0 as an object, the category by its name: the endpoint takes it
+        body = json.loads(at.text_area[0].value)["data"][0]
+        assert body["colour"] == rows["colour"][0] and body["size"] == pytest.approx(rows["size"][0], abs=1e-4)
+        button(at, "Send 30 random test rows").click().run()
+        assert not at.exception
+        shown = next(d.value for d in at.dataframe if "colour" in d.value.columns)
+        assert set(shown["colour"]) <= set(COLOURS) and len(shown) == 30
+        at.button(key="score_all").click().run()
+        assert not at.exception and not at.error, [e.value for e in at.error]
+        # the editor: a choice of the categories; the answer, the caption and the curve follow it
+        colour = at.selectbox(key=next(k for k in (s.key for s in at.selectbox) if k and k.endswith("/1")))
+        assert colour.options == list(COLOURS) and colour.value == COLOURS.index(rows["colour"][0])
+        other = next(k for k, name in enumerate(COLOURS) if name != rows["colour"][0])
+        colour.set_value(other).run()
+        assert not at.exception
+        assert any(f"colour {rows['colour'][0]} → {COLOURS[other]}" in c.value for c in at.caption)
+        edited = rows.iloc[[0]].assign(colour=COLOURS[other])[["size", "colour", "weight"]]
+        said = model.predict(edited)[0]
+        assert next(m for m in at.metric if m.label == "Prediction").value == said
+        assert at.selectbox(key="whatif_class").value == testset.class_names.index(said)  # follows the prediction
+        at.toggle(key="whatif_counterfactual").set_value(True).run()
+        assert not at.exception
+    finally:
+        common._open.clear()

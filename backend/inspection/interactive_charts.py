@@ -94,14 +94,16 @@ def confusion_chart(evaluation: Evaluation, counts: bool = False, noun: str = "i
     matrix = {"data": {"values": cells}, "layer": layers, "width": side, "height": side}
     by_true = {"name": "by_true", "data": {"values": rows}, "mark": {"type": "bar", "color": "#c0392b"},
                "encoding": {"y": {"field": "true label", "type": "nominal", "sort": labels, "axis": None},
-                            "x": {"field": "errors", "type": "quantitative", "title": "errors by true label"},
+                            "x": {"field": "errors", "type": "quantitative", "title": "errors by true label",
+                                  "axis": {"tickMinStep": 1, "format": "d"}},
                             "tooltip": [{"field": "true label", "type": "nominal"},
                                         {"field": "errors", "type": "quantitative"}],
                             "opacity": _when(TRUE_CLASS, 1.0, 0.5), "color": {"value": "#c0392b"}},
                "width": 110, "height": side}
     by_predicted = {"name": "by_predicted", "data": {"values": columns}, "mark": {"type": "bar"},
                     "encoding": {"x": {"field": "predicted label", "type": "nominal", "sort": labels, "axis": None},
-                                 "y": {"field": "errors", "type": "quantitative", "title": "errors as this label"},
+                                 "y": {"field": "errors", "type": "quantitative", "title": "errors as this label",
+                                       "axis": {"tickMinStep": 1, "format": "d"}},
                                  "tooltip": [{"field": "predicted label", "type": "nominal"},
                                              {"field": "errors", "type": "quantitative"}],
                                  "opacity": _when(PREDICTED_CLASS, 1.0, 0.5), "color": {"value": "#c0392b"}},
@@ -324,7 +326,7 @@ def contribution_chart(explanation: Explanation, class_names: tuple[str, ...], t
     what = (f"share predicted {name}" if explanation.from_labels else f"P({name})") if points else f"log-odds of {name}"
     order = [bar["column"] for bar in bars]
     y = {"field": "column", "type": "nominal", "sort": order, "title": None, "axis": {"labelLimit": 260}}
-    x = {"field": "contribution", "type": "quantitative", "axis": {"format": shown_format},
+    x = {"field": "contribution", "type": "quantitative", "axis": {"format": shown_format, "tickCount": 6},
          "title": f"contribution to {what}"}
     return {"$schema": alt.SCHEMA_URL, "data": {"values": bars}, "height": {"step": 22}, "layer": [
         {"mark": {"type": "bar"},

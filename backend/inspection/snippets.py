@@ -9,8 +9,20 @@ import shlex
 
 import numpy as np
 
+from ..data.testset import TestSet
+
 Example = np.ndarray | dict[str, float | str]
 """A row to send: its values in the model's order, or an object of its named columns (a category's as its name)."""
+
+
+def example_of(testset: TestSet, index: int = 0) -> Example:
+    """Row `index` of the set as the snippets send it: its values, or an object of its columns where it has text
+    columns (a category by its name: the endpoint takes no index for one)."""
+    row = testset.X[index]
+    if not testset.categories or testset.feature_names is None:
+        return row
+    return {name: testset.value_text(j, float(v)) for j, (name, v) in enumerate(zip(testset.feature_names, row,
+                                                                                     strict=True))}
 
 
 def _values(row: Example) -> str:

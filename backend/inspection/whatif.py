@@ -194,12 +194,13 @@ def one_hot(indices: np.ndarray, classes: int) -> np.ndarray:
 @dataclass(frozen=True)
 class Change:
     """A column a counterfactual changes: its value in the edited row and in the other, and the difference
-    in the column's standard deviations."""
+    in the column's standard deviations (1 for another category of a text column: `category`)."""
 
     name: str
     this: float
     other: float
     spreads: float
+    category: bool = False
 
 
 @dataclass(frozen=True)
@@ -244,7 +245,8 @@ def nearest_other(X: np.ndarray, predictions: np.ndarray, labels: np.ndarray, ro
     index = int(others[best])
     differences = scaled[best]
     order = np.argsort(-np.abs(differences), kind="stable")
-    changes = tuple(Change(the_controls[j].name, float(row[j]), float(X[index, j]), float(differences[j]))
+    changes = tuple(Change(the_controls[j].name, float(row[j]), float(X[index, j]), float(differences[j]),
+                           the_controls[j].kind == "category")
                     for j in order[:CHANGES_SHOWN] if differences[j] != 0)
     return Counterfactual(index, int(predictions[index]), int(labels[index]), float(distances[best]), changes,
                           int(np.count_nonzero(differences)))

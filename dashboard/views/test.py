@@ -28,6 +28,7 @@ from backend.inspection.interactive_charts import (
 )
 from backend.inspection.perturb import Perturbation, kinds_of
 from backend.inspection.rows import row_table
+from backend.inspection.snippets import example_of
 from backend.registry import Signature, parse_image_shape, parse_value_range
 from backend.services import kept, managing
 from backend.services.explaining import explain_row
@@ -613,4 +614,4 @@ else:  # drawing and uploads make images
     own_digit_view()
 if presentation:  # the console and the snippets are technical detail
     st.stop()
-request_sections(deck, deployment, key, data.X[0], dataset_name)
+request_sections(deck, deployment, key, example_of(data), dataset_name)
