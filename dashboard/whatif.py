@@ -39,6 +39,7 @@ from dashboard.common import get_deck, scoring_failed, verbatim
 PARAM = "whatif"
 MEDIAN, TEST_ROW = "the median row", "a test row"
 EDITOR_HEIGHT = 430  # px: the editor scrolls beside the prediction, both in view at 1024x768
+CONTROL_HEIGHT = 95  # px a row of two controls takes (a slider with its label and ends)
 IMPORTANCE_SHOWN = 15  # columns in the importance chart
 
 
@@ -153,7 +154,7 @@ def whatif_view(deployment: Deployment, data: TestSet, name: str, revision: int)
     original = start_row(data, start)
     prefix = f"whatif/{name}/{revision}/{start}/{st.session_state.get('whatif_generation', 0)}"
     editor, answer = st.columns([3, 2])
-    with editor.container(height=EDITOR_HEIGHT, border=True):
+    with editor.container(height=min(EDITOR_HEIGHT, CONTROL_HEIGHT * -(-len(the_controls) // 2) + 40), border=True):
         halves = st.columns(2)
         values = []
         for j, control in enumerate(the_controls):
