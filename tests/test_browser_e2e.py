@@ -3,6 +3,7 @@ on the Docker runtime: from an empty registry to the confusion heatmap, then del
 skips, when the browser or the engine is missing: scripts/setup.sh installs both."""
 
 import os
+import re
 import socket
 import subprocess
 import sys
@@ -285,7 +286,7 @@ def test_a_tester_clicks_a_confusion_cell_draws_a_digit_and_uploads_one(trained_
             main.get_by_role("button", name="Score the whole test set").click()
             chart = main.get_by_test_id("stVegaLiteChart").first
             expect(chart).to_be_visible(timeout=120_000)
-            gallery = main.get_by_text("images with true label")
+            gallery = main.get_by_text(re.compile(r"images? with true label"))
             started = time.monotonic()
             for _ in range(3):  # on a busy machine a click can land while vega still draws: clicked again then
                 page.wait_for_function(IDLE_JS, timeout=120_000, polling=50)

@@ -63,9 +63,9 @@ def test_an_additive_model_gets_exact_values_and_any_model_adds_up_to_its_output
     background = rng.normal(size=(20, 5))
     row = rng.normal(size=5)
     weights = np.array([2.0, -1.0, 0.5, 0.0, 3.0])
-    contributions, errors, base, output = explained(lambda X: np.tanh(X) @ weights, row, background)
+    contributions, errors, base, output, spread = explained(lambda X: np.tanh(X) @ weights, row, background)
     assert contributions == pytest.approx(weights * (np.tanh(row) - np.tanh(background).mean(axis=0)))
-    assert errors == pytest.approx(np.zeros(5), abs=1e-12) and contributions[3] == 0
+    assert errors == pytest.approx(np.zeros(5), abs=1e-12) and contributions[3] == 0 and spread < 1e-12
     # an interaction: the orderings disagree (a standard error), but every estimate adds up exactly, and the two
     # columns that play the same part get the same value
     def interacting(X: np.ndarray) -> np.ndarray:
@@ -73,8 +73,9 @@ def test_an_additive_model_gets_exact_values_and_any_model_adds_up_to_its_output
 
     row = np.array([1.0, 1.0, 2.0])
     background = np.array([[0.0, 0.0, 0.0], [0.0, 0.0, 1.0]])
-    contributions, errors, base, output = explained(interacting, row, background, count=8)
+    contributions, errors, base, output, spread = explained(interacting, row, background, count=8)
     assert base == pytest.approx(0.5) and output == pytest.approx(3.0)
+    assert spread > 0.1  # single orderings disagree (x0 and x1 each get 0 or 1), though each pair agrees: not exact
     assert contributions.sum() == pytest.approx(output - base)
     assert contributions == pytest.approx([0.5, 0.5, 1.5])  # x0 x1 shared equally: exact here, as both are 0 at once
 
@@ -90,6 +91,7 @@ def test_the_scales_and_the_explanation_for_people():
     assert explanation.exact and explanation.ranked().tolist() == [1, 0, 2]
     assert not replace(explanation, saturated=1).exact  # an output cut off at the endpoint's precision
     assert not replace(explanation, errors=np.array([0.01, 0.0, 0.0])).exact  # 0.01 > 1 % of the largest, 0.3
+    assert not replace(explanation, spread=0.01).exact  # single orderings disagree: not one term per column
     spec = contribution_chart(explanation, ("no", "yes"), top=2)
     validate_jsonschema(spec, load_schema())
     assert [bar["column"] for bar in spec["data"]["values"]] == ["b = 2", "a = 1", "the other column"]
@@ -197,7 +199,7 @@ def test_an_image_is_explained_by_patches_switched_from_a_blank_image():
     assert rows.shape == (14, 15) and (rows[0] == 0).all() and (rows[6] == image).all()
     assert rows[1].tolist() == [0, 0, 3, 0, 0, 6] + [0] * 9  # patch 1 (column 2 of rows 0-1) switched first
     weights = np.linspace(-1, 1, 15)  # a linear model: each patch's value is its pixels' weighted sum
-    contributions, errors, base, output = explained(lambda X: X @ weights, image, np.zeros((1, 15)))
+    contributions, errors, base, output, _ = explained(lambda X: X @ weights, image, np.zeros((1, 15)))
     expected = np.bincount(patches((5, 3), 2)[0], weights=weights * image)
     assert contributions == pytest.approx(expected) and errors == pytest.approx(np.zeros(6), abs=1e-12)
 

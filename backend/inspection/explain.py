@@ -112,6 +112,8 @@ class Explanation:
         patch_grid: for an image, its patches as rows x columns (contributions in row-major order); None for a row.
         patch_side: for an image, the side of a patch in pixels.
         categories: a table's text columns (their `values` are indices into these).
+        spread: the largest standard deviation of a column's contribution over single orderings (an ordering and its
+            reverse can agree where single orderings do not: two columns that matter, say).
     """
 
     feature_names: tuple[str, ...]
@@ -129,6 +131,7 @@ class Explanation:
     patch_grid: tuple[int, int] | None = None
     patch_side: int = 0
     categories: Categories = ()
+    spread: float = 0.0
 
     def value_text(self, column: int) -> str:
         """The row's value of `column` for people: "14.1", or a text column's category."""
@@ -141,7 +144,8 @@ class Explanation:
         """Every ordering gave the same contributions (within AGREEING) and no output was cut off at the endpoint's
         precision: the output is a sum of one function per column, and these are its exact Shapley values."""
         largest = float(np.abs(self.contributions).max(initial=0.0))
-        return not self.saturated and bool(np.all(self.errors <= AGREEING * largest))
+        return (not self.saturated and self.spread <= AGREEING * largest
+                and bool(np.all(self.errors <= AGREEING * largest)))
 
     def ranked(self, top: int | None = None) -> np.ndarray:
         """Column indices by the size of their contribution, largest first (the first `top`)."""
@@ -149,9 +153,10 @@ class Explanation:
 
 
 def shapley_values(outputs: np.ndarray, order: np.ndarray, background: int) -> tuple[np.ndarray, np.ndarray, float,
-                                                                                      float]:
-    """(contributions, standard errors, base, output) per player from the outputs of `shapley_rows`' rows, in its
-    order."""
+                                                                                      float, float]:
+    """(contributions, standard errors, base, output, spread) per player from the outputs of `shapley_rows`' rows, in
+    its order; `spread` is the largest standard deviation of a player's contribution over single orderings (0 when
+    every ordering gave the same: the model adds up one term per player)."""
     count, columns = order.shape
     steps = outputs.reshape(count, background, columns + 1).mean(axis=1)  # per ordering and step, over background
     changes = np.diff(steps, axis=1)  # changes[p, k]: what step k + 1 of ordering p (column order[p, k]) did
@@ -159,7 +164,8 @@ def shapley_values(outputs: np.ndarray, order: np.ndarray, background: int) -> t
     per_ordering[np.arange(count)[:, None], order] = changes
     pairs = per_ordering.reshape(count // 2, 2, columns).mean(axis=1)  # an ordering and its reverse: one draw
     errors = pairs.std(axis=0, ddof=1) / np.sqrt(len(pairs)) if len(pairs) > 1 else np.zeros(columns)
-    return per_ordering.mean(axis=0), errors, float(steps[:, 0].mean()), float(steps[:, -1].mean())
+    return (per_ordering.mean(axis=0), errors, float(steps[:, 0].mean()), float(steps[:, -1].mean()),
+            float(per_ordering.std(axis=0).max(initial=0.0)))
 
 
 @dataclass(frozen=True)

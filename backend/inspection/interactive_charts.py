@@ -135,8 +135,10 @@ def probability_bars(probabilities: np.ndarray, class_names: tuple[str, ...], he
 def robustness_chart(points: tuple[tuple[float, float], ...], label: str, unit: str) -> alt.Chart:
     """Accuracy against the strength of one perturbation: (strength, accuracy) pairs."""
     values = [{"strength": s, "accuracy": a} for s, a in points]
+    whole = all(float(s).is_integer() for s, _ in points)  # a count (columns set to their median): no 0.5 ticks
     return alt.Chart(alt.Data(values=values)).mark_line(point=True, color="#2f4b7c").encode(
-        x=alt.X("strength:Q", title=f"{label} ({unit})"),
+        x=alt.X("strength:Q", title=f"{label} ({unit})",
+                axis=alt.Axis(tickMinStep=1, format="d") if whole else alt.Axis()),
         y=alt.Y("accuracy:Q", scale=alt.Scale(domain=[0, 1]), axis=alt.Axis(format=".0%")),
         tooltip=[alt.Tooltip("strength:Q"), alt.Tooltip("accuracy:Q", format=".2%")],
     ).properties(height=260)

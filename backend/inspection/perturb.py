@@ -69,9 +69,9 @@ KINDS: dict[str, PerturbationKind] = {kind.name: kind for kind in (
                      0.0, 3.0, 0.05, (0.0, 0.25, 0.5, 0.75, 1.0, 1.5, 2.0), random=False),
     PerturbationKind("thickness", "Stroke thickness", "pixels: > 0 thickens (dilation), < 0 thins (erosion)",
                      -2.0, 3.0, 1.0, (-2.0, -1.0, 0.0, 1.0, 2.0, 3.0), random=False),
-    PerturbationKind("spread-noise", "Noise on every column", "standard deviations of each column in the test set",
+    PerturbationKind("spread-noise", "Noise on the number columns", "standard deviations of each column in the test set",
                      0.0, 2.0, 0.05, (0.0, 0.1, 0.25, 0.5, 0.75, 1.0, 1.5, 2.0), random=True, rows=True),
-    PerturbationKind("to-median", "Columns set to their median", "columns per row, chosen at random",
+    PerturbationKind("to-median", "Columns set to their median", "columns per row, chosen at random; text to its most common",
                      0.0, 4096.0, 1.0, (0.0, 1.0, 2.0, 3.0, 5.0, 10.0, 20.0), random=True, rows=True),
 )}
 IMAGE_KINDS = {name: kind for name, kind in KINDS.items() if not kind.rows}

@@ -91,11 +91,11 @@ def explain_row(deck: ModelDeck, deployment: Deployment, testset: TestSet, row: 
                                           "explain the probability (1 where the class is predicted)")
         probabilities = one_hot(predicted, classes)
     explained = int(predicted[-1]) if class_index is None else class_index  # the last row scored is `row` itself
-    contributions, errors, base, output = shapley_values(output_of(probabilities, explained, scale), order,
-                                                         len(compared))
+    contributions, errors, base, output, spread = shapley_values(output_of(probabilities, explained, scale), order,
+                                                                 len(compared))
     return Explanation(names, row.copy(), contributions, errors, base, output, explained, scale, len(compared), count,
                        from_labels, saturated(probabilities, explained) if scale == "log-odds" else 0, grid, side,
-                       testset.categories)
+                       testset.categories, spread)
 
 
 def class_index_of(testset: TestSet, name: str) -> int:

@@ -461,7 +461,7 @@ def evaluation_view() -> None:
             st.info(f"Click a cell of the matrix to see exactly those {noun}s.", icon=":material/touch_app:")
         elif true_class is not None and predicted_class is not None:
             shown = evaluation.cell(true_class, predicted_class)
-            gallery(f"{len(shown):,} {noun}s with true label {evaluation.labels[true_class]} and predicted "
+            gallery(f"{len(shown):,} {noun}{'' if len(shown) == 1 else 's'} with true label {evaluation.labels[true_class]} and predicted "
                     f"{evaluation.labels[predicted_class]}", shown, scored_set, evaluation,
                     f"cell/{true_class}/{predicted_class}")
         else:  # a margin bar: that class's errors, as the bar counts them
@@ -469,7 +469,7 @@ def evaluation_view() -> None:
             what = (f"true label {evaluation.labels[true_class]}, taken for another" if true_class is not None
                     else f"predicted {evaluation.labels[predicted_class]}, true label another" if predicted_class is not None
                     else "")
-            gallery(f"{len(shown):,} errors: {what}", shown, scored_set, evaluation,
+            gallery(f"{len(shown):,} error{'' if len(shown) == 1 else 's'}: {what}", shown, scored_set, evaluation,
                     f"errors/{true_class}/{predicted_class}")
         sure = evaluation.probabilities is not None
         # Only the open tab's gallery is drawn (each picture takes ~0.5-1.5 s the first time)
