@@ -15,9 +15,17 @@ import numpy as np
 from . import __version__
 from .context import ModelDeck, open_modeldeck
 from .data.builtin import DATASET_NAMES
+from .data.cases import Case
 from .data.testset import DatasetInfo, TestSet, format_range
 from .data.uploads import formats_help
-from .errors import InvalidExplanationError, InvalidWhatIfError, ModelDeckError, RegistryError, UserImageError
+from .errors import (
+    CaseError,
+    InvalidExplanationError,
+    InvalidWhatIfError,
+    ModelDeckError,
+    RegistryError,
+    UserImageError,
+)
 from .inspection.compare import DISAGREEMENT_KINDS
 from .inspection.evaluation import class_name
 from .inspection.explain import BACKGROUND, ORDERINGS, SCALES, Explanation
@@ -31,6 +39,7 @@ from .registry import Model, parse_image_shape, parse_signature, parse_tags, par
 from .runtimes.base import DEFAULT_RUN_TIMEOUT_SECONDS, DeployConfig
 from .runtimes.kinds import runtime_choices, runtime_names
 from .services import kept, managing
+from .services.cases import all_cases, export_cases, flag_image, flag_row, remove_case, replay
 from .services.comparing import compare_deployments, contender
 from .services.deploying import deploy_and_wait
 from .services.explaining import REPEATS, class_index_of, explain_row, permutation_importance
@@ -281,6 +290,91 @@ def cmd_datasets_list(deck: ModelDeck, args: argparse.Namespace) -> int:
 def cmd_datasets_remove(deck: ModelDeck, args: argparse.Namespace) -> int:
     remove_testset(deck, args.name)
     _err(f"removed test set {args.name}")
+    return 0
+
+
+def cmd_cases_add(deck: ModelDeck, args: argparse.Namespace) -> int:
+    deployment = deck.deployments.get(args.deployment) if args.deployment else None
+    model = deck.deployments.model_of(deployment) if deployment is not None else None
+    testset = choose_testset(deck, model, requested=args.dataset)
+    if args.image is not None:
+        if args.index is not None or args.perturb:
+            raise CaseError("--image flags your own image: --index and --perturb are for a test set's row")
+        try:
+            image = args.image.read_bytes()
+        except OSError as e:
+            raise CaseError(f"cannot read {args.image}: {e.strerror or e}") from e
+        case = flag_image(deck, testset, image, args.label, args.note, deployment=deployment, origin="file")
+    elif args.index is not None:
+        perturbation = Perturbation.parse(args.perturb) if args.perturb else None
+        case = flag_row(deck, testset, args.index, args.label, args.note, deployment=deployment,
+                        perturbation=perturbation)
+    else:
+        raise CaseError("say what to flag: --image FILE, or --dataset D --index I")
+    if args.json:
+        _print_json(_case_json(case))
+    else:
+        print(f"flagged {case.id} in {case.set_name}: {shown(case.label)}, {shown(case.source.describe())}")
+    return 0
+
+
+def _case_json(case: Case) -> dict[str, Any]:
+    source = case.source
+    return {"id": case.id, "set": case.set_name, "label": case.label, "note": case.note, "origin": source.origin,
+            "deployment": source.deployment or None, "model": source.model or None,
+            "model_sha256": source.model_sha256 or None, "dataset": source.dataset or None,
+            "index": source.dataset_index, "perturbation": source.perturbation or None,
+            "flagged_by": case.flagged_by, "created_at": case.created_at}
+
+
+def cmd_cases_list(deck: ModelDeck, args: argparse.Namespace) -> int:
+    cases = all_cases(deck)
+    if args.json:
+        _print_json([_case_json(case) for case in cases])
+        return 0
+    if not cases:
+        _err("no flagged case yet: `cases add`, or Flag on the Test page")
+        return 0
+    print(f"{'ID':<11} {'SET':<9} {'LABEL':<10} {'FLAGGED':<20} SOURCE / NOTE")
+    for case in cases:
+        note = f" — {case.note}" if case.note else ""
+        print(f"{case.id:<11} {case.set_name:<9} {shown(case.label)[:10]:<10} {case.created_at[:19]:<20} "
+              f"{shown(case.source.describe())}{shown(note)}")
+    return 0
+
+
+def cmd_cases_remove(deck: ModelDeck, args: argparse.Namespace) -> int:
+    case = remove_case(deck, args.id)
+    _err(f"removed {case.id} ({shown(case.label)}, {shown(case.source.describe())})")
+    return 0
+
+
+def cmd_cases_export(deck: ModelDeck, args: argparse.Namespace) -> int:
+    n = export_cases(deck, args.out, args.set)
+    _err(f"wrote {n:,} case{'s' if n != 1 else ''} of {args.set} to {args.out} (`datasets add NAME {args.out}` takes "
+         "it back as a test set)")
+    return 0
+
+
+def cmd_cases_replay(deck: ModelDeck, args: argparse.Namespace) -> int:
+    result = replay(deck, args.name, against=args.against, set_name=args.set, progress=_progress)
+    if args.json:
+        _print_json({"set": result.set_name, "deployment": result.deployment, "against": result.against,
+                     "right": result.right, "cases": len(result.cases),
+                     "fixed": [result.cases[k].id for k in result.fixed] if result.against else None,
+                     "broken": [result.cases[k].id for k in result.broken] if result.against else None,
+                     "answers": [{"id": case.id, "label": case.label, "said": answer.said, "right": answer.right,
+                                  **({"against_said": other.said, "against_right": other.right}
+                                     if result.against else {})}
+                                 for case, answer, other in zip(result.cases, result.answers,
+                                                                result.against_answers or result.answers, strict=True)]})
+        return 0
+    print(result.summary())
+    for k, (case, answer) in enumerate(zip(result.cases, result.answers, strict=True)):
+        mark = "right" if answer.right else "WRONG"
+        change = (" (fixed)" if k in result.fixed else " (broken)" if k in result.broken else "") if result.against else ""
+        print(f"  {case.id}  {mark:<5} said {shown(answer.said)!s:<8} label {shown(case.label)}{change}  "
+              f"{shown(case.note)[:60]}")
     return 0
 
 
@@ -818,6 +912,30 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--label", default="", metavar="COLUMN", help="a CSV or Parquet table's column of true labels")
     p = add(datasets, "remove", cmd_datasets_remove, "remove one of your own test sets", json_flag=False)
     p.add_argument("name")
+
+    cases = sub.add_parser("cases", help="inputs flagged with their right label: a test set that replays at every "
+                           "version").add_subparsers(dest="cases_command", required=True)
+    p = add(cases, "add", cmd_cases_add, "flag a test set's row (as scored, perturbed or not) or an image of yours")
+    p.add_argument("--image", type=Path, default=None, metavar="FILE", help="a PNG/JPEG, prepared as the test set's "
+                   "images are")
+    p.add_argument("--dataset", default=None, metavar="NAME", help="the test set whose row (or form) it is (default: "
+                   "the first that fits --deployment's model)")
+    p.add_argument("--index", type=int, default=None, metavar="I", help="the row of --dataset")
+    p.add_argument("--perturb", default=None, metavar="KIND=STRENGTH", help="the row as that perturbation makes it")
+    p.add_argument("--label", required=True, help="the right label (one of the set's classes)")
+    p.add_argument("--note", default="", help="what you saw")
+    p.add_argument("--deployment", default=None, metavar="NAME", help="where you saw it (kept with the case)")
+    add(cases, "list", cmd_cases_list, "every flagged case, oldest first")
+    p = add(cases, "remove", cmd_cases_remove, "delete one case", json_flag=False)
+    p.add_argument("id")
+    p = add(cases, "export", cmd_cases_export, "write a case set to an .npz (`datasets add` takes it)", json_flag=False)
+    p.add_argument("--out", type=Path, required=True, metavar="FILE.npz")
+    p.add_argument("--set", default="cases", metavar="NAME", help="the case set (default: cases)")
+    p = add(cases, "replay", cmd_cases_replay, "score every case at a deployment (or MODEL:VERSION, deployed now): "
+            "which it gets right and, --against another, which it fixes and breaks; kept in the evaluation history")
+    p.add_argument("name", metavar="NAME", help="a deployment, or MODEL:VERSION")
+    p.add_argument("--against", default=None, metavar="OTHER", help="a deployment or MODEL:VERSION to compare with")
+    p.add_argument("--set", default=None, metavar="NAME", help="the case set (default: the first that fits)")
 
     evaluations = sub.add_parser("evaluations", help="kept whole-test-set scorings").add_subparsers(
         dest="evaluations_command", required=True)

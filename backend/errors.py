@@ -297,6 +297,14 @@ class DatasetNotFoundError(DatasetError):
     """No user test set with that name is stored; the message names the known sets."""
 
 
+class CaseError(DatasetError):
+    """A flagged case that cannot be kept or read: a label not among the classes, a note too long, a damaged book."""
+
+
+class CaseNotFoundError(CaseError):
+    """No flagged case with that id, or no case in a case set of that name."""
+
+
 class TrainingError(ModelDeckError):
     """A sample model cannot be trained as asked (unknown dataset or algorithm)."""
 

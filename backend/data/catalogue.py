@@ -5,6 +5,7 @@ from __future__ import annotations
 
 from collections.abc import Callable
 from dataclasses import dataclass, replace
+from functools import partial
 from pathlib import Path
 
 import numpy as np
@@ -12,6 +13,7 @@ import numpy as np
 from ..errors import DatasetError, DatasetMismatchError
 from ..registry import Model, Signature
 from .builtin import BUILT_IN, BUILT_IN_BY_NAME, DATASET_NAMES
+from .cases import SET_NAMES, CaseBook
 from .fit import mismatch
 from .store import load_user_dataset, user_catalogue
 from .testset import DatasetInfo, TestSet
@@ -19,9 +21,9 @@ from .testset import DatasetInfo, TestSet
 
 def catalogue(user_root: Path | None = None) -> list[DatasetInfo]:
     """Every test set ModelDeck knows, with whether it is installed here; with `user_root`, the
-    user's own sets stored there too (`modeldeck datasets add`)."""
+    user's own sets stored there too (`modeldeck datasets add`), and the flagged cases (`cases`, ...)."""
     built_in = [built.info() for built in BUILT_IN]
-    return built_in if user_root is None else built_in + user_catalogue(user_root)
+    return built_in if user_root is None else built_in + user_catalogue(user_root) + CaseBook(user_root).infos()
 
 
 @dataclass(frozen=True)
@@ -83,8 +85,9 @@ def load_dataset(name: str, signature: Signature | None = None, user_root: Path 
     """
     built_in = BUILT_IN_BY_NAME.get(name)
     loader: Callable[[], TestSet] | None = built_in.load if built_in is not None else None
-    if loader is None and user_root is not None:
-        loader = lambda: load_user_dataset(user_root, name)  # noqa: E731 (raises DatasetNotFoundError)
+    if loader is None and user_root is not None:  # a flagged case set, or a stored one (raises DatasetNotFoundError)
+        loader = partial(CaseBook(user_root).testset, name) if SET_NAMES.match(name) else partial(
+            load_user_dataset, user_root, name)
     if loader is None:
         raise DatasetError(f"unknown dataset {name!r}: choose one of {', '.join(DATASET_NAMES)}")
     if signature is not None:

@@ -41,6 +41,7 @@ from ..errors import (
 from ..files import atomic_write
 from ..staging import staging_dir
 from .builtin import DATASET_NAMES
+from .cases import SET_NAMES
 from .normalise import checked_title, normalised
 from .testset import UNIT_RANGE, Categories, DatasetInfo, TestSet
 from .uploads import formats_named, read_upload
@@ -76,6 +77,9 @@ def validate_dataset_name(name: str) -> str:
         raise InvalidDatasetNameError(
             f"test set name {name!r} is not valid: use 3 to 63 lowercase letters, digits, '-' and '_', "
             "starting and ending with a letter or digit (for example 'my-digits')")
+    if SET_NAMES.match(name):
+        raise InvalidDatasetNameError(f"test set name {name!r} is kept for flagged cases (`modeldeck cases`): choose "
+                                      "another name")
     if name in DATASET_NAMES:
         raise InvalidDatasetNameError(
             f"test set name {name!r} is a built-in set's ({', '.join(DATASET_NAMES)}): choose another name")

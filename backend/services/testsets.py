@@ -6,6 +6,7 @@ from __future__ import annotations
 from pathlib import Path
 from typing import TYPE_CHECKING
 
+from ..data.cases import SET_NAMES, CaseBook
 from ..data.catalogue import (
     SetFit,
     catalogue,
@@ -78,6 +79,8 @@ def for_model(testset: TestSet, model: Model | None) -> TestSet:
 def testset_revision(deck: ModelDeck, name: str) -> int:
     """A number that changes whenever the home's own set `name` is replaced (0 for a built-in set): what a
     page caches a loaded set on. Reads only."""
+    if SET_NAMES.match(name):
+        return CaseBook(deck.settings.datasets_dir).revision()
     return revision(deck.settings.datasets_dir, name)
 
 
