@@ -39,7 +39,7 @@ from .registry import Model, parse_image_shape, parse_signature, parse_tags, par
 from .runtimes.base import DEFAULT_RUN_TIMEOUT_SECONDS, DeployConfig
 from .runtimes.kinds import runtime_choices, runtime_names
 from .services import kept, managing
-from .services.cases import all_cases, export_cases, flag_image, flag_row, remove_case, replay
+from .services.cases import all_cases, export_cases, flag_image, flag_row, flag_target, remove_case, replay
 from .services.comparing import compare_deployments, contender
 from .services.deploying import deploy_and_wait
 from .services.explaining import REPEATS, class_index_of, explain_row, permutation_importance
@@ -294,9 +294,7 @@ def cmd_datasets_remove(deck: ModelDeck, args: argparse.Namespace) -> int:
 
 
 def cmd_cases_add(deck: ModelDeck, args: argparse.Namespace) -> int:
-    deployment = deck.deployments.get(args.deployment) if args.deployment else None
-    model = deck.deployments.model_of(deployment) if deployment is not None else None
-    testset = choose_testset(deck, model, requested=args.dataset)
+    deployment, testset = flag_target(deck, args.deployment, args.dataset)
     if args.image is not None:
         if args.index is not None or args.perturb:
             raise CaseError("--image flags your own image: --index and --perturb are for a test set's row")

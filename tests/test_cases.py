@@ -9,6 +9,7 @@ import subprocess
 import sys
 import threading
 import time
+from dataclasses import replace
 from pathlib import Path
 
 import numpy as np
@@ -20,7 +21,7 @@ from backend.data.cases import CaseBook, CaseForm, CaseSource
 from backend.data.catalogue import catalogue, load_dataset
 from backend.data.store import import_dataset, load_user_dataset
 from backend.errors import CaseError, CaseNotFoundError, InvalidDatasetNameError
-from backend.services.cases import flag_row, replay
+from backend.services.cases import book, flag_row, replay
 from backend.services.scoring import score_rows
 
 MNIST_FORM = CaseForm(tuple("0123456789"), (28, 28), (0.0, 1.0))
@@ -192,3 +193,61 @@ def _png() -> bytes:
     buffer = io.BytesIO()
     image.save(buffer, format="PNG")
     return buffer.getvalue()
+
+
+def test_the_test_page_flags_a_strip_image_and_replays_the_cases_against_another_version(first_run_deck, monkeypatch):
+    from dashboard import common
+
+    from .test_dashboard import button, on_page
+
+    deck = first_run_deck
+    deck.deployments.deploy_and_wait(deck.registry.get("sklearn_mnist", 1), "page-one", runtime="local", timeout=180)
+    deck.deployments.deploy_and_wait(deck.registry.get("sklearn_mnist", 2), "page-two", runtime="local", timeout=180)
+    monkeypatch.setenv("MODELDECK_HOME", str(deck.settings.home))
+    monkeypatch.setenv("MODELDECK_RUNTIME", "local")
+    common._open.clear()
+    try:
+        at = on_page("views/test.py", deployment="page-two", dataset="mnist")
+        assert any("No flagged case fits this deployment yet" in c.value for c in at.caption)
+        at.number_input(key="seed").set_value(3).run()
+        button(at, "Send 30 random test images").click().run()
+        assert not at.exception
+        picked = at.selectbox(key="flag/strip/pick")
+        sent = deck.results.load_samples(deck.deployments.get("page-two"), "mnist")
+        index = int(sent.indices[picked.value])
+        at.selectbox(key=f"flag/strip/label/{index}").set_value(7).run()
+        at.text_input(key="flag/strip/note").input("the tester says 7").run()
+        at.button(key="flag/strip/flag").click().run()
+        assert not at.exception and not at.error, [e.value for e in at.error]
+        cases = book(deck).cases()
+        assert len(cases) == 1 and cases[0].label == "7" and cases[0].note == "the tester says 7"
+        assert cases[0].source.dataset_index == index and cases[0].source.deployment == "page-two"
+        assert np.array_equal(cases[0].row, load_mnist_test().X[index])  # exactly as scored
+        # the section shows it; a replay against the other version says what each said
+        assert any(frame["id"].tolist() == [cases[0].id] for frame in (d.value for d in at.dataframe)
+                   if "id" in frame.columns)
+        at.selectbox(key="cases_against").set_value("page-one").run()
+        at.button(key="cases_replay").click().run()
+        assert not at.exception and not at.error
+        said = [m.value for m in (*at.success, *at.warning) if "flagged cases right" in m.value]
+        assert said and said[0].replace("\\", "").startswith("page-two gets ")
+        table = next(d.value for d in at.dataframe if "page-one said" in d.value.columns)
+        assert table["page-two said"].tolist()[0] in "0123456789"
+        at.button(key="cases_remove").click().run()
+        assert book(deck).cases() == []
+    finally:
+        common._open.clear()
+
+
+def test_the_report_shows_the_flagged_cases_with_what_the_deployment_says_now(local_deck):
+    from backend.services.reports import make_report
+
+    deck = local_deck
+    deployment = deck.deployments.deploy_and_wait(deck.registry.get("sklearn_mnist", 1), "reported", runtime="local",
+                                                  timeout=180)
+    mnist = load_mnist_test()
+    flag_row(deck, mnist, 5, "3", "a <b>bold</b> claim", deployment=deployment)
+    report = make_report(deck, deployment, replace(mnist, X=mnist.X[:50], y=mnist.y[:50]))
+    assert report.inputs.flagged is not None and len(report.inputs.flagged.cases) == 1
+    assert "<h2>Flagged cases</h2>" in report.html and "a &lt;b&gt;bold&lt;/b&gt; claim" in report.html
+    assert "mnist #5, at reported (sklearn_mnist:1)" in report.html

@@ -167,6 +167,22 @@ def image_grid(images: np.ndarray, image_shape: tuple[int, int], labels: np.ndar
                       value_range=value_range)
 
 
+def case_grid(images: np.ndarray, image_shape: tuple[int, int], labels: np.ndarray, class_names: tuple[str, ...],
+              answers: np.ndarray | None = None, per_row: int = 10, *,
+              value_range: tuple[float, float] = (0.0, 1.0)) -> TileGrid:
+    """Flagged cases, numbered from 1 beneath: each titled with its right label, or once replayed "answer (label)",
+    the wrong ones red on an inverted colormap (as the strip draws them)."""
+    n = len(labels)
+    right = [True] * n if answers is None else [bool(answers[k] == labels[k]) for k in range(n)]
+    titles = [class_name(class_names, int(t)) if answers is None else tile_title(int(answers[k]), int(t), class_names)
+              for k, t in enumerate(labels)]
+    above = [Caption(titles[k], "black" if right[k] else "red", 16 if len(titles[k]) <= 7 else 11, not right[k])
+             for k in range(n)]
+    below = [[Caption(f"#{k + 1}", "grey", 10)] for k in range(n)]
+    return _tile_grid(images, image_shape, per_row, [not ok for ok in right], above, below, (1.1, 1.0),
+                      above_inches=0.36, line_inches=0.22, value_range=value_range)
+
+
 def to_png(picture: Figure | TileGrid, dpi: int = DPI) -> bytes:
     """The figure or image grid as PNG bytes."""
     buffer = io.BytesIO()

@@ -21,6 +21,7 @@ from typing import Any
 
 import numpy as np
 
+from ..data.cases import Case
 from ..data.testset import TestSet
 from ..errors import ReportError
 from ..registry import Model
@@ -28,13 +29,30 @@ from ..runtimes.base import Deployment
 from ..timefmt import friendly_time
 from .calibration import calibration_of
 from .compare import DISAGREEMENT_KINDS, Comparison
-from .evaluation import Evaluation
-from .figures import confusion_heatmap, difference_heatmap, disagreement_grid, image_grid, reliability_diagram, to_png
+from .evaluation import Evaluation, class_name
+from .figures import (
+    case_grid,
+    confusion_heatmap,
+    difference_heatmap,
+    disagreement_grid,
+    image_grid,
+    reliability_diagram,
+    to_png,
+)
 from .rows import row_table, rows_html
 
 STRIP_SIZE = 20
 EXAMPLES_PER_PAIR = 10
 PDF_TIMEOUT_S = 60
+
+
+@dataclass(frozen=True)
+class FlaggedCases:
+    """The case set that fits a deployment (`cases`, ...), its cases, and the deployment's scoring of it."""
+
+    testset: TestSet
+    cases: tuple[Case, ...]
+    evaluation: Evaluation
 
 
 @dataclass(frozen=True)
@@ -50,6 +68,7 @@ class ReportInputs:
     comparison: Comparison | None = None
     generated_at: str = ""
     testset_title: str = ""  # what people call the test set ("" : its name)
+    flagged: FlaggedCases | None = None  # the flagged cases that fit the deployment, as it answers them
 
     @property
     def set_title(self) -> str:
@@ -194,6 +213,25 @@ def _strip(inputs: ReportInputs) -> str:
     return f"<p>{right} of {len(shown)} right — {how}.</p>" + _examples(testset, evaluation, shown, "random predictions")
 
 
+def _flagged(flagged: FlaggedCases) -> str:
+    """Each flagged case with its right label, what the deployment says of it now, the tester's note and where it
+    came from."""
+    data, said = flagged.testset, flagged.evaluation.predictions
+    right = int((said == data.y).sum())
+    head = (f"<p>{right} of {len(data)} cases flagged by testers are answered right now. Each is kept exactly as it "
+            "was scored when flagged; wrong answers are red.</p>")
+    if data.image_shape is not None:
+        picture = _png(to_png(case_grid(data.X, data.image_shape, data.y, data.class_names, said,
+                                        value_range=data.value_range)), "the flagged cases")
+    else:
+        picture = rows_html(row_table(data.X, data.feature_names or (), np.arange(len(data)), data.y, said,
+                                      data.class_names, categories=data.categories))
+    rows = [[str(k + 1), _e(class_name(data.class_names, int(data.y[k]))),
+             _e(class_name(data.class_names, int(said[k]))), _e(case.note), _e(case.source.describe())]
+            for k, case in enumerate(flagged.cases)]
+    return head + picture + _grid(["#", "right label", "said now", "note", "from"], rows)
+
+
 def _load_test(load: Mapping[str, Any] | None) -> str:
     if load is None:
         return "<p>No load test has been run on this deployment yet (Deploy page, or <code>modeldeck loadtest</code>).</p>"
@@ -285,6 +323,8 @@ def render(inputs: ReportInputs) -> str:
                 (CALIBRATION_TITLE, _calibration(inputs)),
                 ("Most confused pairs", _confused(inputs)), (STRIP_TITLE, _strip(inputs)),
                 ("Load test", _load_test(inputs.load_test))]
+    if inputs.flagged is not None:
+        sections.append(("Flagged cases", _flagged(inputs.flagged)))
     if inputs.comparison is not None:
         c = inputs.comparison
         sections.append((f"Compared: {c.a.deployment} (A) and {c.b.deployment} (B)", _comparison(inputs, c)))

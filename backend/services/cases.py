@@ -52,6 +52,17 @@ def _source(deck: ModelDeck, deployment: Deployment | None, origin: str, testset
                       perturbation.key if perturbation else "")
 
 
+def flag_target(deck: ModelDeck, deployment: str | None, dataset: str | None) -> tuple[Deployment | None, TestSet]:
+    """(the deployment a flag names, or None; the test set whose row or form the case has: `dataset`, or the first
+    that fits the deployment's model).
+
+    Raises:
+        DeploymentNotFoundError, and what `choose_testset` raises.
+    """
+    found = deck.deployments.get(deployment) if deployment else None
+    return found, choose_testset(deck, deck.deployments.model_of(found) if found else None, requested=dataset)
+
+
 def flag_row(deck: ModelDeck, testset: TestSet, index: int, label: str, note: str = "", *,
              deployment: Deployment | None = None, perturbation: Perturbation | None = None) -> Case:
     """Keeps row `index` of `testset` (perturbed as `perturbation` perturbs it, exactly as it was scored) as a case

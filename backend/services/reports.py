@@ -10,11 +10,13 @@ from typing import TYPE_CHECKING
 import numpy as np
 
 from ..data.testset import TestSet
+from ..errors import CaseNotFoundError
 from ..inspection.evaluation import Evaluation
 from ..runtimes.base import Deployment
+from .cases import book, case_set_for
 from .comparing import check_comparable, comparison_of
 from .scoring import score_and_keep
-from .testsets import testset_title
+from .testsets import choose_testset, testset_title
 
 if TYPE_CHECKING:
     from ..context import ModelDeck
@@ -32,7 +34,7 @@ def report_inputs(deck: ModelDeck, deployment: Deployment, testset: TestSet, *, 
             or predicts other classes.
     """
     # matplotlib behind it: imported when a report is made, not by every command
-    from ..inspection.report import ReportInputs
+    from ..inspection.report import FlaggedCases, ReportInputs
 
     def kept_or_scored(d: Deployment) -> Evaluation:
         kept = deck.results.load_evaluation(d, testset.name)
@@ -47,10 +49,20 @@ def report_inputs(deck: ModelDeck, deployment: Deployment, testset: TestSet, *, 
     comparison = None if compare_with is None else comparison_of(kept_or_scored(compare_with), evaluation, testset.name,
                                                             compare_with, deployment)
     load = deck.results.load_loadtest(deployment)
+    flagged = None
+    try:
+        case_set = choose_testset(deck, deck.deployments.model_of(deployment), requested=case_set_for(deck, deployment))
+    except CaseNotFoundError:
+        pass  # no flagged case fits: no section
+    else:
+        kept = deck.results.load_evaluation(deployment, case_set.name)
+        scored = kept if kept is not None and np.array_equal(kept.y_true, case_set.y) else score_and_keep(
+            deck, deployment, case_set, source=source)
+        flagged = FlaggedCases(case_set, tuple(book(deck).cases(case_set.name)), scored)
     return ReportInputs(deployment=deployment, model=deck.deployments.model_of(deployment), testset=testset,
                         evaluation=evaluation, evaluated_at=deck.results.saved_at(deployment, testset.name, "evaluation"),
                         load_test=None if load is None else load.to_json(), comparison=comparison,
-                        testset_title=testset_title(deck, testset.name))
+                        testset_title=testset_title(deck, testset.name), flagged=flagged)
 
 
 @dataclass(frozen=True)

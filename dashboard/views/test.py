@@ -40,6 +40,7 @@ from backend.shown import shown
 from backend.timefmt import friendly_time
 from dashboard.cache import kept_evaluation, vega_spec
 from dashboard.canvas import drawing_pad
+from dashboard.cases_view import cases_view, flag_own, flag_rows
 from dashboard.common import (
     NO_SHRINK,
     Notice,
@@ -277,11 +278,23 @@ def clicked(event: object, memory: str) -> tuple[int | None, int | None]:
             int(point["predicted"]) if latest in (CELL, PREDICTED_CLASS) else None)
 
 
-def gallery(title: str, indices: np.ndarray, data: TestSet, evaluation: Evaluation, key: str,
+def gallery(title: str, indices: np.ndarray, scored: TestSet, evaluation: Evaluation, key: str,
             paged: bool = True) -> None:
-    """Test images by index, titled "prediction (true)", most confident first where known (a table's rows as
-    a table)."""
-    per_page = 30
+    """Test images of the set as scored by index, titled "prediction (true)", most confident first where known (a
+    table's rows as a table), with a Flag button for them."""
+    shown_gallery(title, indices, scored, evaluation, key, paged)
+    page = st.session_state.get(f"page/{key}", 1)
+    on_page = indices[(page - 1) * GALLERY_PAGE:page * GALLERY_PAGE]
+    flag_rows(deployment, data, [int(i) for i in on_page], [int(p) for p in evaluation.predictions[on_page]],
+              f"flag/{key}", perturbation)
+
+
+GALLERY_PAGE = 30
+
+
+def shown_gallery(title: str, indices: np.ndarray, data: TestSet, evaluation: Evaluation, key: str,
+                  paged: bool = True) -> None:
+    per_page = GALLERY_PAGE
     st.markdown(f"**{verbatim(title)}**")
     if len(indices) == 0:
         st.caption("none")
@@ -353,11 +366,14 @@ if samples is not None and samples.feature_names is not None:  # a table's rows
                 + ", then its values; misclassified rows are red.")
     scored_caption("samples", dataset_name, titles[dataset_name])
     rows_of(samples)
+    flag_rows(deployment, data, samples.indices.tolist(), samples.predictions.tolist(), "flag/strip")
     changed = kept.samples(deck, deployment, results_key) if perturbation is not None else None
     if perturbation is not None and changed is not None and np.array_equal(changed.indices, samples.indices):
         st.markdown(verbatim(f"The same rows with {perturbation.describe()}: ")
                     + f"**{int(changed.correct.sum())} of {len(changed.labels)} correct**")
         rows_of(changed)
+        flag_rows(deployment, data, changed.indices.tolist(), changed.predictions.tolist(), "flag/strip-perturbed",
+                  perturbation)
     elif perturbation is not None:
         st.caption(verbatim(f"Send again to see these rows with {perturbation.describe()} under them."))
     st.download_button("Download predictions (CSV)", predictions_csv(samples.indices, samples.labels,
@@ -372,12 +388,15 @@ elif samples is not None:
     strip_png = strip_png_of(deployment.record.uid, dataset_name,
                              kept.revision(deck, deployment, dataset_name, "samples"), samples)
     st.image(strip_png, width="stretch")
+    flag_rows(deployment, data, samples.indices.tolist(), samples.predictions.tolist(), "flag/strip")
     changed = kept.samples(deck, deployment, results_key) if perturbation is not None else None
     if perturbation is not None and changed is not None and np.array_equal(changed.indices, samples.indices):
         st.markdown(verbatim(f"The same images with {perturbation.describe()}: ")
                     + f"**{int(changed.correct.sum())} of {len(changed.labels)} correct**")
         st.image(strip_png_of(deployment.record.uid, results_key,
                               kept.revision(deck, deployment, results_key, "samples"), changed), width="stretch")
+        flag_rows(deployment, data, changed.indices.tolist(), changed.predictions.tolist(), "flag/strip-perturbed",
+                  perturbation)
     elif perturbation is not None:
         st.caption(verbatim(f"Send again to see these images with {perturbation.describe()} under them."))
     downloads = st.container(horizontal=True)
@@ -549,6 +568,8 @@ def own_digit_view() -> None:
                         st.caption("This scoring script returns labels only: no probabilities.")
                     else:
                         st.vega_lite_chart(spec=probability_bars(prediction.probabilities, data.class_names))
+                    flag_own(deployment, data, prediction.prepared.row, prediction.predicted,
+                             "uploaded" if uploaded is not None else "drawn", "flag/own")
         if explain and prediction is not None:  # the width of the page: its labels readable at 1024 too
             explain_image(prediction.prepared.row, prediction.predicted)
 
@@ -612,6 +633,8 @@ if data.is_table:
 else:  # drawing and uploads make images
     st.subheader("Try your own digit")
     own_digit_view()
+st.subheader("Flagged cases")
+cases_view(deployment, [name for name in healthy if name != deployment.name])
 if presentation:  # the console and the snippets are technical detail
     st.stop()
 request_sections(deck, deployment, key, example_of(data), dataset_name)
