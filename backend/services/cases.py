@@ -194,8 +194,12 @@ class Replay:
         if self.against is None:
             return said
         wrong_before = sum(not answer.right for answer in self.against_answers)
-        return (f"{said}; it fixes {len(self.fixed)} of the {wrong_before} that {self.against} gets wrong and "
-                f"breaks {len(self.broken)} of the {len(self.cases) - wrong_before} it gets right")
+        right_before = len(self.cases) - wrong_before
+        fixes = (f"it fixes {len(self.fixed)} of the {wrong_before} that {self.against} gets wrong" if wrong_before
+                 else f"it fixes none ({self.against} gets none wrong)")
+        breaks = (f"breaks {len(self.broken)} of the {right_before} that {self.against} gets right" if right_before
+                  else f"breaks none ({self.against} gets none right)")
+        return f"{said}; {fixes} and {breaks}"
 
 
 def case_set_for(deck: ModelDeck, *deployments: Deployment) -> str:

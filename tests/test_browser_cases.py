@@ -1,0 +1,66 @@
+"""Flag → case → replay in a real headless Chromium (Debian's, driven by Playwright) against `streamlit run`:
+sklearn_mnist:1 and :2 on the local runtime; an image of the random strip flagged with a note, shown in the
+"Flagged cases" section, replayed at v2 against v1."""
+
+import re
+
+import pytest
+
+from backend.config import Settings
+from backend.context import open_modeldeck
+from backend.services.cases import book
+
+from .conftest import copy_home
+from .test_browser_e2e import ARTIFACTS, IDLE_JS, launch, start_dashboard, stop_dashboard
+
+pytestmark = pytest.mark.browser
+
+
+def test_a_tester_flags_a_strip_image_and_replays_it_at_two_versions(first_run_home, tmp_path):
+    from playwright.sync_api import expect, sync_playwright
+
+    settings = Settings(home=copy_home(first_run_home, tmp_path / "home"), runtime="local")
+    deck = open_modeldeck(settings)
+    for version, name in ((1, "one"), (2, "two")):
+        deck.deployments.deploy_and_wait(deck.registry.get("sklearn_mnist", version), name, timeout=180)
+    proc, url = start_dashboard(settings.home, "local", tmp_path / "streamlit.log")
+    ARTIFACTS.mkdir(exist_ok=True)
+    try:
+        with sync_playwright() as pw:
+            browser = launch(pw)
+            page = browser.new_page(viewport={"width": 1400, "height": 1000})
+            page.goto(url + "/test?deployment=two&dataset=mnist")
+            main = page.get_by_test_id("stMain")
+            expect(main.get_by_text("No flagged case fits this deployment yet")).to_be_visible(timeout=60_000)
+            main.get_by_role("button", name="Send 30 random test images").click()
+            expect(main.get_by_text("of 30 correct")).to_be_visible(timeout=60_000)
+            page.wait_for_function(IDLE_JS, timeout=60_000, polling=50)
+            main.get_by_role("button", name="Flag one as a case").first.click()
+            popover = page.get_by_test_id("stPopoverBody")
+            expect(popover).to_be_visible()
+            popover.get_by_label("Note").fill("a tester's note")
+            popover.get_by_label("Note").press("Enter")
+            page.wait_for_function(IDLE_JS, timeout=60_000, polling=50)
+            popover.get_by_role("button", name="Flag", exact=True).click()
+            expect(page.get_by_text(re.compile(r"Flagged c-[0-9a-f]{8} in cases"))).to_be_visible(timeout=30_000)
+            page.keyboard.press("Escape")
+            cases = book(deck).cases()
+            assert len(cases) == 1 and cases[0].note == "a tester's note" and cases[0].source.deployment == "two"
+            expect(main.get_by_role("button", name=re.compile("Replay the 1 flagged case at two"))).to_be_visible(
+                timeout=30_000)
+            against = main.get_by_role("combobox", name="Against")
+            against.scroll_into_view_if_needed()
+            against.click()
+            page.get_by_role("option", name="one", exact=True).click()
+            page.wait_for_function(IDLE_JS, timeout=60_000, polling=50)
+            main.get_by_role("button", name=re.compile("Replay the 1 flagged case at two and one")).click()
+            summary = main.get_by_text(re.compile(r"two gets [01] of 1 flagged cases right; it fixes"))
+            expect(summary).to_be_visible(timeout=60_000)
+            summary.scroll_into_view_if_needed()
+            page.wait_for_timeout(1000)
+            page.screenshot(path=str(ARTIFACTS / "test-page-flagged-cases.png"))
+            browser.close()
+    finally:
+        stop_dashboard(proc)
+        for name in ("one", "two"):
+            deck.deployments.delete(name)
