@@ -212,6 +212,9 @@ def test_the_test_page_flags_a_strip_image_and_replays_the_cases_against_another
         at.number_input(key="seed").set_value(3).run()
         button(at, "Send 30 random test images").click().run()
         assert not at.exception
+        # explain a strip image: which patches made its answer (and its label, when wrong)
+        at.selectbox(key="strip/explain").set_value(0).run()
+        assert not at.exception and any("Each patch switched from a blank image" in c.value for c in at.caption)
         picked = at.selectbox(key="flag/strip/pick")
         sent = deck.results.load_samples(deck.deployments.get("page-two"), "mnist")
         index = int(sent.indices[picked.value])

@@ -5,7 +5,9 @@ the last results of each deployment and test set are kept under the home, so a r
 them again.
 """
 
+from collections.abc import Sequence
 from dataclasses import replace
+from typing import Literal
 
 import numpy as np
 import streamlit as st
@@ -287,6 +289,7 @@ def gallery(title: str, indices: np.ndarray, scored: TestSet, evaluation: Evalua
     on_page = indices[(page - 1) * GALLERY_PAGE:page * GALLERY_PAGE]
     flag_rows(deployment, data, [int(i) for i in on_page], [int(p) for p in evaluation.predictions[on_page]],
               f"flag/{key}", perturbation)
+    explain_one(scored.X[on_page], [int(i) for i in on_page], [int(p) for p in evaluation.predictions[on_page]], key)
 
 
 GALLERY_PAGE = 30
@@ -340,6 +343,46 @@ def scored_caption(kind: str, results: str, title: str) -> None:
 
 
 
+def explain_image(row: np.ndarray, predicted: int, width: int | Literal["stretch"] = 720) -> None:
+    """Each patch's part in the class the deployment predicts for the image (Shapley values through the endpoint)."""
+    assert data.image_shape is not None
+    try:
+        explanation = explain_row(deck, deployment, data, row, class_index=predicted)
+    except ModelDeckError as e:
+        scoring_failed(e, deployment)
+        return
+    st.image(to_png(patch_explanation(explanation, data.image_shape, data.value_range, data.class_names)), width=width)
+    st.caption(f"Each patch switched from a blank image to this one's pixels, in {explanation.orderings} orders: blue "
+               "patches pushed the answer toward the class, red ones away; together they add up to the difference "
+               "from the blank image.")
+
+
+def explain_one(images: np.ndarray, indices: Sequence[int], predictions: Sequence[int], key: str) -> None:
+    """Under a strip or a gallery: pick one of its images (as scored: `images`), and see which parts made the answer
+    and, where it is wrong, which made the true class."""
+    if data.image_shape is None or not len(indices):
+        return
+    labels = data.y
+    order = sorted(range(len(indices)), key=lambda k: labels[indices[k]] == predictions[k])  # wrong ones first
+    with st.expander("Explain one: which parts of an image made its answer", icon=":material/lightbulb:"):
+        pick = st.selectbox("Image", order, index=None, key=f"{key}/explain", placeholder="choose an image",
+                            format_func=lambda k: f"#{indices[k]}: said {class_name(data.class_names, int(predictions[k]))}"
+                                                  f", labelled {class_name(data.class_names, int(labels[indices[k]]))}")
+        if pick is None:
+            return
+        said, true = int(predictions[pick]), int(labels[indices[pick]])
+        if said == true:
+            explain_image(images[pick], said)
+            return
+        toward_said, toward_true = st.columns(2)
+        with toward_said:
+            st.markdown(f"**Why {verbatim(class_name(data.class_names, said))}** (its answer)")
+            explain_image(images[pick], said, width="stretch")
+        with toward_true:
+            st.markdown(f"**What speaks for {verbatim(class_name(data.class_names, true))}** (its label)")
+            explain_image(images[pick], true, width="stretch")
+
+
 st.subheader(f"Send random test {noun}s")
 c1, c2 = st.columns([3, 1])  # the button below: in a third column its label broke over three lines at 1024 px
 # Keyed, and kept while hidden: a click is never lost to a widget that changed its identity.
@@ -389,6 +432,7 @@ elif samples is not None:
                              kept.revision(deck, deployment, dataset_name, "samples"), samples)
     st.image(strip_png, width="stretch")
     flag_rows(deployment, data, samples.indices.tolist(), samples.predictions.tolist(), "flag/strip")
+    explain_one(samples.images, samples.indices.tolist(), samples.predictions.tolist(), "strip")
     changed = kept.samples(deck, deployment, results_key) if perturbation is not None else None
     if perturbation is not None and changed is not None and np.array_equal(changed.indices, samples.indices):
         st.markdown(verbatim(f"The same images with {perturbation.describe()}: ")
@@ -397,6 +441,7 @@ elif samples is not None:
                               kept.revision(deck, deployment, results_key, "samples"), changed), width="stretch")
         flag_rows(deployment, data, changed.indices.tolist(), changed.predictions.tolist(), "flag/strip-perturbed",
                   perturbation)
+        explain_one(changed.images, changed.indices.tolist(), changed.predictions.tolist(), "strip-perturbed")
     elif perturbation is not None:
         st.caption(verbatim(f"Send again to see these images with {perturbation.describe()} under them."))
     downloads = st.container(horizontal=True)
@@ -572,20 +617,6 @@ def own_digit_view() -> None:
                              "uploaded" if uploaded is not None else "drawn", "flag/own")
         if explain and prediction is not None:  # the width of the page: its labels readable at 1024 too
             explain_image(prediction.prepared.row, prediction.predicted)
-
-
-def explain_image(row: np.ndarray, predicted: int) -> None:
-    """Each patch's part in the class the deployment predicts for the image (Shapley values through the endpoint)."""
-    assert data.image_shape is not None
-    try:
-        explanation = explain_row(deck, deployment, data, row, class_index=predicted)
-    except ModelDeckError as e:
-        scoring_failed(e, deployment)
-        return
-    st.image(to_png(patch_explanation(explanation, data.image_shape, data.value_range, data.class_names)), width=720)
-    st.caption(f"Each patch switched from a blank image to this one's pixels, in {explanation.orderings} orders: blue "
-               "patches pushed the answer toward the class, red ones away; together they add up to the difference "
-               "from the blank image.")
 
 
 evaluation_view()
