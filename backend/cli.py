@@ -39,7 +39,7 @@ from .registry import Model, parse_image_shape, parse_signature, parse_tags, par
 from .runtimes.base import DEFAULT_RUN_TIMEOUT_SECONDS, DeployConfig
 from .runtimes.kinds import runtime_choices, runtime_names
 from .services import kept, managing
-from .services.cases import all_cases, export_cases, flag_image, flag_row, flag_target, remove_case, replay
+from .services.cases import CaseAnswer, all_cases, export_cases, flag_image, flag_row, flag_target, remove_case, replay
 from .services.comparing import compare_deployments, contender
 from .services.deploying import deploy_and_wait
 from .services.explaining import REPEATS, class_index_of, explain_row, permutation_importance
@@ -304,7 +304,7 @@ def cmd_cases_add(deck: ModelDeck, args: argparse.Namespace) -> int:
             raise CaseError(f"cannot read {args.image}: {e.strerror or e}") from e
         case = flag_image(deck, testset, image, args.label, args.note, deployment=deployment, origin="file")
     elif args.index is not None:
-        perturbation = Perturbation.parse(args.perturb) if args.perturb else None
+        perturbation = Perturbation.from_key(args.perturb) if args.perturb else None
         case = flag_row(deck, testset, args.index, args.label, args.note, deployment=deployment,
                         perturbation=perturbation)
     else:
@@ -349,9 +349,13 @@ def cmd_cases_remove(deck: ModelDeck, args: argparse.Namespace) -> int:
 
 def cmd_cases_export(deck: ModelDeck, args: argparse.Namespace) -> int:
     n = export_cases(deck, args.out, args.set)
-    _err(f"wrote {n:,} case{'s' if n != 1 else ''} of {args.set} to {args.out} (`datasets add NAME {args.out}` takes "
-         "it back as a test set)")
+    _err(f"wrote {n:,} flagged case{'s' if n != 1 else ''} (set {args.set}) to {args.out} (`datasets add NAME "
+         f"{args.out}` takes it back as a test set)")
     return 0
+
+
+def _said(answer: CaseAnswer) -> str:
+    return f"{shown(answer.said)[:8]} {'ok' if answer.right else 'WRONG'}"
 
 
 def cmd_cases_replay(deck: ModelDeck, args: argparse.Namespace) -> int:
@@ -368,11 +372,14 @@ def cmd_cases_replay(deck: ModelDeck, args: argparse.Namespace) -> int:
                                                                 result.against_answers or result.answers, strict=True)]})
         return 0
     print(result.summary())
+    other = f"  {shown(result.against)[:10] + ' said':<15} {'CHANGE':<7}" if result.against else ""
+    print(f"  {'ID':<11} {'LABEL':<8} {shown(result.deployment)[:10] + ' said':<15}{other} NOTE")
     for k, (case, answer) in enumerate(zip(result.cases, result.answers, strict=True)):
-        mark = "right" if answer.right else "WRONG"
-        change = (" (fixed)" if k in result.fixed else " (broken)" if k in result.broken else "") if result.against else ""
-        print(f"  {case.id}  {mark:<5} said {shown(answer.said)!s:<8} label {shown(case.label)}{change}  "
-              f"{shown(case.note)[:60]}")
+        then = ""
+        if result.against:
+            change = "fixed" if k in result.fixed else "broken" if k in result.broken else ""
+            then = f"  {_said(result.against_answers[k]):<15} {change:<7}"
+        print(f"  {case.id:<11} {shown(case.label)[:8]:<8} {_said(answer):<15}{then} {shown(case.note)[:50]}")
     return 0
 
 

@@ -4,6 +4,7 @@ replayed here and against another deployment (which it fixes and breaks), and re
 
 from __future__ import annotations
 
+import zlib
 from collections.abc import Callable, Sequence
 
 import numpy as np
@@ -22,22 +23,31 @@ from dashboard.common import fail, get_deck, scoring_failed, verbatim
 from dashboard.tables import show_rows
 
 REPLAYED = "cases/replayed"  # session state: the last replay, by deployment uid and case set
+FLAGGED = "cases/flagged"  # session state: what the last flag kept, said once the page has rerun
 
 
-def _flagged(case: Case) -> None:
-    st.toast(verbatim(f"Flagged {case.id} in {case.set_name}: {case.label}"), icon=":material/flag:")
-
-
-def _label_note_flag(data: TestSet, label_key: str, key: str, start: int, flag: Callable[[str, str], Case]) -> None:
-    """The right label (from `start`), a note, and the Flag button that keeps the case with `flag(label, note)`."""
+def _label_note_flag(data: TestSet, key: str, start: int, flag: Callable[[str, str], Case]) -> None:
+    """The right label (from `start`), a note, and the Flag button that keeps the case with `flag(label, note)`;
+    `key` names this input (another input, other fields). A flag reruns the whole page: the Flagged cases section
+    shows it, and the popover closes."""
     label = st.selectbox("Right label", range(len(data.class_names)), index=start,
-                         format_func=lambda k: shown(data.class_names[k]), key=label_key)
+                         format_func=lambda k: shown(data.class_names[k]), key=f"{key}/label")
     note = st.text_input("Note", key=f"{key}/note", max_chars=2000, placeholder="what you saw")
     if st.button("Flag", key=f"{key}/flag", type="primary", icon=":material/flag:"):
         try:
-            _flagged(flag(data.class_names[label], note))
+            case = flag(data.class_names[label], note)
         except ModelDeckError as e:
             fail(e, "Cannot flag it")
+        else:
+            st.session_state[FLAGGED] = f"Flagged {case.id} in {case.set_name}: {case.label}"
+            st.rerun()
+
+
+def said_flagged() -> None:
+    """The toast of the flag that reran the page (once)."""
+    flagged = st.session_state.pop(FLAGGED, None)
+    if flagged:
+        st.toast(verbatim(flagged), icon=":material/flag:")
 
 
 def flag_rows(deployment: Deployment, data: TestSet, indices: Sequence[int], predictions: Sequence[int],
@@ -53,14 +63,15 @@ def flag_rows(deployment: Deployment, data: TestSet, indices: Sequence[int], pre
             f"#{indices[k]}: said {shown(class_name(data.class_names, int(predictions[k])))}, labelled "
             f"{shown(class_name(data.class_names, int(labels[indices[k]])))}"))
         index = int(indices[pick])
-        _label_note_flag(data, f"{key}/label/{index}", key, int(labels[index]), lambda label, note: flag_row(
+        _label_note_flag(data, f"{key}/{index}", int(labels[index]), lambda label, note: flag_row(
             get_deck(), data, index, label, note, deployment=deployment, perturbation=perturbation))
 
 
 def flag_own(deployment: Deployment, data: TestSet, row: np.ndarray, predicted: int, origin: str, key: str) -> None:
     """A Flag button for a drawn or uploaded digit as the deployment received it."""
+    this = zlib.crc32(np.ascontiguousarray(row).tobytes())  # another digit: fresh fields
     with st.popover("Flag as a case", icon=":material/flag:"):
-        _label_note_flag(data, f"{key}/label", key, predicted, lambda label, note: flag_prepared(
+        _label_note_flag(data, f"{key}/{this}", predicted, lambda label, note: flag_prepared(
             get_deck(), data, row, label, note, deployment=deployment, origin=origin))
 
 
@@ -72,7 +83,7 @@ def cases_view(deployment: Deployment, others: Sequence[str]) -> None:
         set_name = case_set_for(deck, deployment)
     except CaseNotFoundError:
         st.caption("No flagged case fits this deployment yet: flag one with *Flag one as a case* under a strip or a "
-                   "gallery, or under your own digit. Cases are kept for every version (`modeldeck cases`).")
+                   "gallery, or under your own digit. Cases are kept for every version; `modeldeck cases` lists them.")
         return
     cases = book(deck).cases(set_name)
     memory = f"{REPLAYED}/{deployment.record.uid}/{set_name}"
@@ -82,9 +93,10 @@ def cases_view(deployment: Deployment, others: Sequence[str]) -> None:
     r1, r2 = st.columns([2, 3], vertical_alignment="bottom")
     against = r1.selectbox("Against", ["none", *others], key="cases_against",
                            help="Replay at a second deployment too: which cases this one fixes, and which it breaks")
-    if r2.button(f"Replay the {len(cases)} flagged case{'s' if len(cases) != 1 else ''} at {deployment.name}"
-                 + ("" if against == "none" else f" and {against}"), icon=":material/replay:", key="cases_replay",
-                 width="stretch"):
+    st.caption(f"{len(cases)} flagged case{'s' if len(cases) != 1 else ''} of this form ({set_name}).")
+    if r2.button(f"Replay {'them' if len(cases) != 1 else 'it'} here" + ("" if against == "none" else " and there"),
+                 icon=":material/replay:", key="cases_replay", width="stretch",
+                 help=f"Score every case at {deployment.name}" + ("" if against == "none" else f" and at {against}")):
         try:
             done = replay(deck, deployment.name, against=None if against == "none" else against, set_name=set_name)
         except ScoringError as e:
@@ -109,15 +121,16 @@ def cases_view(deployment: Deployment, others: Sequence[str]) -> None:
         show_rows(row_table(data.X, data.feature_names or (), np.arange(len(data)), data.y,
                             answers if answers is not None else data.y, data.class_names, categories=data.categories,
                             heading=f"{done.deployment} said" if done is not None else "flagged as"))
-    table = [{"#": k + 1, "id": case.id, "label": case.label, "note": case.note, "from": case.source.describe(),
-              "flagged by": case.flagged_by, "when": case.created_at.replace("T", " ")[:16]}
-             for k, case in enumerate(cases)]
-    if done is not None:
-        for k, row in enumerate(table):
+    table: list[dict[str, object]] = []
+    for k, case in enumerate(cases):  # what a replay said first: the columns a narrow screen shows
+        row: dict[str, object] = {"#": k + 1, "label": case.label}
+        if done is not None:
             row[f"{done.deployment} said"] = done.answers[k].said
             if done.against is not None:
                 row[f"{done.against} said"] = done.against_answers[k].said
                 row["change"] = "fixed" if k in done.fixed else "broken" if k in done.broken else ""
+        table.append({**row, "note": case.note, "from": case.source.describe(), "flagged by": case.flagged_by,
+                      "when": case.created_at.replace("T", " ")[:16], "id": case.id})
     st.dataframe(table, hide_index=True)
     with st.expander("Remove a case", icon=":material/delete:"):
         gone = st.selectbox("Case", [c.id for c in cases], key="cases_remove_pick",

@@ -67,6 +67,11 @@ def test_a_bad_flag_is_refused_and_nothing_is_kept(tmp_path):
     with pytest.raises(CaseError, match="finite values"):
         book.add(np.full(784, np.nan, dtype=np.float32), MNIST_FORM, "4", "", SOURCE, "ann")
     assert book.cases() == []
+    kept = book.add(digit(), MNIST_FORM, "4", "", SOURCE, "ann")
+    with pytest.raises(CaseError, match=f"this input is flagged as '4' already \\({kept.id}\\)"):
+        book.add(digit(), MNIST_FORM, "4", "a second click", SOURCE, "ann")  # a double click on Flag
+    assert book.add(digit(), MNIST_FORM, "9", "", SOURCE, "bob").label == "9"  # another label is another case
+    assert len(book.cases()) == 2
 
 
 def test_flags_from_two_tabs_at_once_all_land(tmp_path):
@@ -218,9 +223,9 @@ def test_the_test_page_flags_a_strip_image_and_replays_the_cases_against_another
         picked = at.selectbox(key="flag/strip/pick")
         sent = deck.results.load_samples(deck.deployments.get("page-two"), "mnist")
         index = int(sent.indices[picked.value])
-        at.selectbox(key=f"flag/strip/label/{index}").set_value(7).run()
-        at.text_input(key="flag/strip/note").input("the tester says 7").run()
-        at.button(key="flag/strip/flag").click().run()
+        at.selectbox(key=f"flag/strip/{index}/label").set_value(7).run()
+        at.text_input(key=f"flag/strip/{index}/note").input("the tester says 7").run()
+        at.button(key=f"flag/strip/{index}/flag").click().run()
         assert not at.exception and not at.error, [e.value for e in at.error]
         cases = book(deck).cases()
         assert len(cases) == 1 and cases[0].label == "7" and cases[0].note == "the tester says 7"

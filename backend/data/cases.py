@@ -220,6 +220,11 @@ class CaseBook:
                 conn.execute("INSERT INTO forms VALUES (?, ?, ?)", (set_name, key, created))
             else:
                 set_name = found["set_name"]
+                twin = conn.execute("SELECT id FROM cases WHERE set_name = ? AND label = ? AND row = ?",
+                                    (set_name, label, row.tobytes())).fetchone()
+                if twin is not None:  # a second click on Flag, or the same input flagged again
+                    raise CaseError(f"this input is flagged as {label!r} already ({twin['id']}); remove that case "
+                                    "first to flag it again")
             conn.execute("INSERT INTO cases VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?)",
                          (case_id, set_name, row.tobytes(), label, note, source.origin, source.deployment,
                           source.model, source.model_sha256, source.dataset, source.dataset_index,

@@ -229,7 +229,8 @@ def _flagged(flagged: FlaggedCases) -> str:
     rows = [[str(k + 1), _e(class_name(data.class_names, int(data.y[k]))),
              _e(class_name(data.class_names, int(said[k]))), _e(case.note), _e(case.source.describe())]
             for k, case in enumerate(flagged.cases)]
-    return head + picture + _grid(["#", "right label", "said now", "note", "from"], rows)
+    return head + picture + _grid(["#", "right label", "said now", "note", "from"], rows).replace(
+        "class='grid'", "class='grid words'")
 
 
 def _load_test(load: Mapping[str, Any] | None) -> str:
@@ -281,7 +282,7 @@ color:#1d2330}
 h1{margin-bottom:.2em}h2{border-bottom:2px solid #2f4b7c;padding-bottom:.2em;margin-top:2em}
 .muted{color:#5f6b7a;font-size:.9em}.big{font-size:1.6em}.verdict{font-size:1.15em;background:#eef3fb;padding:.8em}
 table{border-collapse:collapse;margin:.5em 0}th,td{padding:.3em .8em;text-align:left;border-bottom:1px solid #dde3ea}
-table.kv th{width:16em;color:#3b4656}table.grid td{text-align:right}table.grid td:first-child{text-align:left}
+table.kv th{width:16em;color:#3b4656}table.grid td{text-align:right}table.grid td:first-child{text-align:left}table.words td{text-align:left}
 img{max-width:100%}.two{display:flex;gap:2em;flex-wrap:wrap;align-items:flex-start}
 .two>div:first-child{flex:none;max-width:100%}.two>div{flex:1;min-width:260px}
 code{font-size:.85em;word-break:break-all}

@@ -42,7 +42,7 @@ from backend.shown import shown
 from backend.timefmt import friendly_time
 from dashboard.cache import kept_evaluation, vega_spec
 from dashboard.canvas import drawing_pad
-from dashboard.cases_view import cases_view, flag_own, flag_rows
+from dashboard.cases_view import cases_view, flag_own, flag_rows, said_flagged
 from dashboard.common import (
     NO_SHRINK,
     Notice,
@@ -665,6 +665,7 @@ else:  # drawing and uploads make images
     st.subheader("Try your own digit")
     own_digit_view()
 st.subheader("Flagged cases")
+said_flagged()
 cases_view(deployment, [name for name in healthy if name != deployment.name])
 if presentation:  # the console and the snippets are technical detail
     st.stop()
