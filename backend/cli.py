@@ -46,7 +46,7 @@ from .services.explaining import REPEATS, class_index_of, explain_row, permutati
 from .services.models import declared_features, first_run, model_by_ref, register_files, registered_models, train
 from .services.packaging import build, export_model
 from .services.reports import make_report, report_pdf
-from .services.scoring import predict_image, robustness_curve, score_and_keep, send_random
+from .services.scoring import predict_image, prepared_image, robustness_curve, score_and_keep, send_random
 from .services.testsets import add_testset, all_testsets, choose_testset, remove_testset, scoring_target, testset_title
 from .services.traffic import load_test, scrape_deployment
 from .services.whatif import counterfactual, dependence, edited, predict_row, set_predictions, start_row
@@ -298,11 +298,7 @@ def cmd_cases_add(deck: ModelDeck, args: argparse.Namespace) -> int:
     if args.image is not None:
         if args.index is not None or args.perturb:
             raise CaseError("--image flags your own image: --index and --perturb are for a test set's row")
-        try:
-            image = args.image.read_bytes()
-        except OSError as e:
-            raise CaseError(f"cannot read {args.image}: {e.strerror or e}") from e
-        case = flag_image(deck, testset, image, args.label, args.note, deployment=deployment, origin="file")
+        case = flag_image(deck, testset, _read(args.image), args.label, args.note, deployment=deployment, origin="file")
     elif args.index is not None:
         perturbation = Perturbation.from_key(args.perturb) if args.perturb else None
         case = flag_row(deck, testset, args.index, args.label, args.note, deployment=deployment,
@@ -314,6 +310,18 @@ def cmd_cases_add(deck: ModelDeck, args: argparse.Namespace) -> int:
     else:
         print(f"flagged {case.id} in {case.set_name}: {shown(case.label)}, {shown(case.source.describe())}")
     return 0
+
+
+def _read(path: Path) -> bytes:
+    """A file of the user's.
+
+    Raises:
+        UserImageError: it cannot be read.
+    """
+    try:
+        return path.read_bytes()
+    except OSError as e:
+        raise UserImageError(f"cannot read {path}: {e.strerror or e}") from e
 
 
 def _case_json(case: Case) -> dict[str, Any]:
@@ -555,11 +563,17 @@ def cmd_whatif(deck: ModelDeck, args: argparse.Namespace) -> int:
 def cmd_explain(deck: ModelDeck, args: argparse.Namespace) -> int:
     deployment, testset = scoring_target(deck, args.name, args.dataset)
     if testset.image_shape is not None:
-        if args.index is None or args.set:
-            raise InvalidExplanationError(f"test set {testset.name!r} is images: give --index I (and no --set)")
-        if not 0 <= args.index < len(testset):
+        if (args.index is None) == (args.image is None) or args.set:
+            raise InvalidExplanationError(f"test set {testset.name!r} is images: give --index I or --image FILE (and "
+                                          "no --set)")
+        if args.image is not None:
+            row = prepared_image(testset, _read(args.image))
+        elif not 0 <= args.index < len(testset):
             raise InvalidExplanationError(f"test set {testset.name!r} has images 0 to {len(testset) - 1}, not {args.index}")
-        row = testset.X[args.index]
+        else:
+            row = testset.X[args.index]
+    elif args.image is not None:
+        raise InvalidExplanationError(f"--image is for image models; test set {testset.name!r} is a table")
     else:
         row = edited(testset, start_row(testset, args.index), _changes(args.set))
         if args.png:
@@ -616,15 +630,22 @@ def _explained_image(testset: TestSet, explanation: Explanation, explained: str,
                                                             testset.class_names)))
     grid = explanation.contributions.reshape(explanation.patch_grid)
     if args.json:
-        _print_json({"index": args.index, "class": explained, "scale": explanation.scale, "output": explanation.output,
-                     "base": explanation.base, "orderings": explanation.orderings, "exact": explanation.exact,
-                     "from_labels": explanation.from_labels, "patch_side": explanation.patch_side,
+        side = explanation.patch_side
+        _print_json({"index": args.index, "image_file": str(args.image) if args.image else None,
+                     "prediction": class_name(testset.class_names, explanation.predicted), "target": explained,
+                     "class": explained, "method": f"Shapley values of {side}x{side} patches switched from a blank "
+                     f"image, permutation sampling in {explanation.orderings} orderings, through the endpoint",
+                     "scale": explanation.scale, "output": explanation.output, "base": explanation.base,
+                     "orderings": explanation.orderings, "exact": explanation.exact,
+                     "from_labels": explanation.from_labels, "patch_side": side,
+                     "image": explanation.values.reshape(testset.image_shape).tolist(),
+                     "saliency": explanation.pixel_saliency(testset.image_shape).tolist(),
                      "patches": grid.tolist(), "standard_errors": explanation.errors.reshape(grid.shape).tolist(),
-                     "png": args.png or None})
+                     "requests": explanation.requests, "png": args.png or None})
         return 0
     percent = explanation.scale == "probability"
     what = f"P({explained})" if percent else f"log-odds of {explained}"
-    print(f"{what} for image {args.index}: " + (f"{explanation.output:.1%}; blank image {explanation.base:.1%}"
+    print(f"{what} for " + (f"image {args.index}" if args.image is None else str(args.image)) + ": " + (f"{explanation.output:.1%}; blank image {explanation.base:.1%}"
                                                  if percent else f"{explanation.output:+.2f}; blank image "
                                                  f"{explanation.base:+.2f}")
           + f". Each {explanation.patch_side}x{explanation.patch_side} patch's part"
@@ -992,8 +1013,10 @@ def build_parser() -> argparse.ArgumentParser:
                    help="the test row (default: the median row) or image (required)")
     p.add_argument("--set", action="append", default=[], metavar="COLUMN=VALUE", help="change a column first "
                    "(repeatable)")
-    p.add_argument("--of", default=None, metavar="CLASS", help="the class whose output is explained (default: the "
-                   "predicted one)")
+    p.add_argument("--of", "--target", dest="of", default=None, metavar="CLASS", help="the class whose output is "
+                   "explained (default: the predicted one)")
+    p.add_argument("--image", type=Path, default=None, metavar="FILE", help="a PNG/JPEG of yours (image models), "
+                   "prepared as the test set's images are")
     p.add_argument("--scale", choices=SCALES, default="probability",
                    help="log-odds: where a linear model's contributions add up exactly")
     p.add_argument("--background", type=int, default=BACKGROUND, metavar="N", help="test rows compared with")

@@ -236,7 +236,7 @@ class CaseBook:
         try:
             with self._connection() as conn:
                 forms = {r["set_name"]: CaseForm.from_key(r["form"]) for r in conn.execute("SELECT * FROM forms")}
-                query = "SELECT * FROM cases" + (" WHERE set_name = ?" if set_name else "") + " ORDER BY created_at, rowid"
+                query = "SELECT * FROM cases" + (" WHERE set_name = ?" if set_name else "") + " ORDER BY rowid"
                 rows = conn.execute(query, (set_name,) if set_name else ()).fetchall()
         except FileNotFoundError:
             return []
@@ -268,7 +268,7 @@ class CaseBook:
             with self._connection() as conn:
                 rows = conn.execute("SELECT forms.set_name, forms.form, COUNT(cases.id) AS n FROM forms "
                                     "JOIN cases ON cases.set_name = forms.set_name GROUP BY forms.set_name "
-                                    "ORDER BY forms.created_at, forms.set_name").fetchall()
+                                    "ORDER BY forms.rowid").fetchall()
         except FileNotFoundError:
             return []
         infos = []

@@ -114,6 +114,8 @@ class Explanation:
         categories: a table's text columns (their `values` are indices into these).
         spread: the largest standard deviation of a column's contribution over single orderings (an ordering and its
             reverse can agree where single orderings do not: two columns that matter, say).
+        predicted: the class the deployment predicts for the row (an index into the set's classes; -1 unknown).
+        requests: the scoring requests it took.
     """
 
     feature_names: tuple[str, ...]
@@ -132,6 +134,15 @@ class Explanation:
     patch_side: int = 0
     categories: Categories = ()
     spread: float = 0.0
+    predicted: int = -1
+    requests: int = 0
+
+    def pixel_saliency(self, image_shape: tuple[int, int]) -> np.ndarray:
+        """An image's explanation per pixel (image shape): its patch's contribution shared evenly among the patch's
+        pixels, so the pixels add up to what the patches do."""
+        group_of = patches(image_shape, self.patch_side)[0]
+        sizes = np.bincount(group_of, minlength=len(self.contributions))
+        return (self.contributions[group_of] / sizes[group_of]).reshape(image_shape)
 
     def value_text(self, column: int) -> str:
         """The row's value of `column` for people: "14.1", or a text column's category."""

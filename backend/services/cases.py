@@ -23,7 +23,7 @@ from ..inspection.perturb import Perturbation
 from ..progress import Progress, quiet, step
 from ..runtimes.base import Deployment
 from .comparing import contender
-from .scoring import input_form, score_and_keep
+from .scoring import prepared_image, score_and_keep
 from .testsets import choose_testset, fitting_testsets
 
 if TYPE_CHECKING:
@@ -88,10 +88,7 @@ def flag_image(deck: ModelDeck, testset: TestSet, image: bytes, label: str, note
     Raises:
         UserImageError: not an image, or the set is a table. CaseError: as `CaseBook.add`.
     """
-    from ..data.preprocess import model_input
-
-    prepared = model_input(image, input_form(testset))
-    return book(deck).add(prepared.row, CaseForm.of(testset), label, note,
+    return book(deck).add(prepared_image(testset, image), CaseForm.of(testset), label, note,
                           _source(deck, deployment, origin, testset, None, None), flagged_by())
 
 

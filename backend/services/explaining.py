@@ -40,6 +40,7 @@ REPEATS = 3  # shuffles per column for the importance
 IMPORTANCE_ROWS = 2_000_000  # scored for one importance, at most: a larger set is sampled down to fit
 
 
+SCORED_PER_REQUEST = 10_000  # rows an explanation sends a request
 PATCHES_ACROSS = 7  # an image is explained in about 7 x 7 patches (4 x 4 pixels of a 28 x 28 digit)
 
 
@@ -83,7 +84,7 @@ def explain_row(deck: ModelDeck, deployment: Deployment, testset: TestSet, row: 
     order = orderings(len(names), count, rng)
     # in float64: the model then computes in it, and a probability near 0 or 1 keeps the digits its log-odds need
     rows = shapley_rows(row.astype(np.float64), compared, order, group_of)
-    predicted, probabilities = score_rows(deck, deployment, rows, testset)
+    predicted, probabilities = score_rows(deck, deployment, rows, testset, batch_size=SCORED_PER_REQUEST)
     from_labels = probabilities is None
     if probabilities is None:
         if scale == "log-odds":
@@ -95,7 +96,7 @@ def explain_row(deck: ModelDeck, deployment: Deployment, testset: TestSet, row: 
                                                                  len(compared))
     return Explanation(names, row.copy(), contributions, errors, base, output, explained, scale, len(compared), count,
                        from_labels, saturated(probabilities, explained) if scale == "log-odds" else 0, grid, side,
-                       testset.categories, spread)
+                       testset.categories, spread, int(predicted[-1]), -(-len(rows) // SCORED_PER_REQUEST))
 
 
 def class_index_of(testset: TestSet, name: str) -> int:

@@ -140,6 +140,15 @@ def input_form(testset: TestSet) -> InputForm:
     return form_of(testset.X, testset.image_shape, testset.value_range)
 
 
+def prepared_image(testset: TestSet, image: bytes) -> np.ndarray:
+    """A photo, scan or drawing (PNG/JPEG bytes) as a row of `testset`'s images (its size, fill and value range).
+
+    Raises:
+        UserImageError: not an image that can be read, or the set is a table.
+    """
+    return model_input(image, input_form(testset)).row
+
+
 def predict_image(deck: ModelDeck, deployment: Deployment, testset: TestSet, image: bytes, *,
                   form: InputForm | None = None) -> ImagePrediction:
     """A photo, scan or drawing (PNG/JPEG bytes) prepared as `testset`'s images are (`form`, its
