@@ -21,6 +21,7 @@ from backend.errors import InvalidExplanationError
 from backend.inspection.explain import (
     MAX_CELLS,
     Explanation,
+    deleted,
     importance_of,
     orderings,
     output_of,
@@ -264,3 +265,24 @@ def test_the_cli_explains_an_image_file_for_a_target_class_pixel_by_pixel(traine
         assert "patches switched from a blank image" in answer["method"]
     finally:
         cli("deployments", "delete", "explained")
+
+
+def test_the_deletion_test_finds_what_the_model_uses(local_deck):
+    """Removing the 10 % most salient pixels lowers the predicted class's probability much more than removing as
+    many random ink pixels (a loose bound: 20 images; the benchmark measures 100 for both versions)."""
+    from backend.data.builtin import load_mnist_test
+
+    deployment = local_deck.deployments.deploy_and_wait(local_deck.registry.get("sklearn_mnist", 1), "deletion",
+                                                        runtime="local", timeout=180)
+    result = explaining.deletion_test(local_deck, deployment, load_mnist_test(), range(20))
+    assert result.images == 20 and len(result.seconds) == 20
+    assert result.top_drop > 2 * result.random_drop and result.top_drop > 0.2
+
+
+def test_the_deletion_images_remove_the_top_pixels_or_random_ink():
+    row = np.array([0.0, 0.9, 0.0, 0.5, 0.2, 0.0, 0.7, 0.1, 0.0, 0.3], dtype=np.float32)
+    saliency = np.array([0.0, 5.0, 9.0, 1.0, 0.0, 0.0, 0.0, 0.0, 0.0, 0.0])
+    top, randomly = deleted(row, saliency, 0.2, 0.0, np.random.default_rng(0))
+    assert top.tolist() == pytest.approx([0, 0, 0, 0.5, 0.2, 0, 0.7, 0.1, 0, 0.3])  # pixels 2 and 1, the most salient
+    gone = np.flatnonzero(randomly != row)
+    assert len(gone) == 2 and all(row[k] != 0 for k in gone)  # two ink pixels

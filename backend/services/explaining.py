@@ -5,7 +5,9 @@ the page caches what it shows."""
 
 from __future__ import annotations
 
-from collections.abc import Callable
+import time
+from collections.abc import Callable, Sequence
+from dataclasses import dataclass
 from typing import TYPE_CHECKING
 
 import numpy as np
@@ -20,6 +22,7 @@ from ..inspection.explain import (
     Explanation,
     Importance,
     Scale,
+    deleted,
     importance_of,
     orderings,
     output_of,
@@ -135,3 +138,45 @@ def permutation_importance(deck: ModelDeck, deployment: Deployment, testset: Tes
         if progress:
             progress(column + 1, len(names))
     return importance_of(names, labels, predicted, shuffled_predictions)
+
+
+@dataclass(frozen=True)
+class Deletion:
+    """The deletion test of image explanations on some test images: the mean fall in the predicted class's probability
+    with the most salient `fraction` of pixels removed, and with as many random ink pixels removed."""
+
+    images: int
+    fraction: float
+    top_drop: float
+    random_drop: float
+    seconds: tuple[float, ...]  # per explanation
+
+
+def deletion_test(deck: ModelDeck, deployment: Deployment, testset: TestSet, indices: Sequence[int], *,
+                  fraction: float = 0.1, seed: int = 0) -> Deletion:
+    """Explains each image of `indices` for the class the deployment predicts, removes (sets to the set's background
+    value) its most salient `fraction` of pixels and, apart, as many random ink pixels, and scores both.
+
+    Raises:
+        InvalidExplanationError: a table, or an endpoint that gives labels only. ScoringError.
+    """
+    if testset.image_shape is None:
+        raise InvalidExplanationError(f"test set {testset.name!r} is a table: the deletion test is for images")
+    rng = np.random.default_rng(seed)
+    background = testset.value_range[0]
+    drops: list[tuple[float, float]] = []
+    seconds = []
+    for index in indices:
+        row = testset.X[index]
+        started = time.perf_counter()
+        explanation = explain_row(deck, deployment, testset, row)
+        seconds.append(time.perf_counter() - started)
+        top, randomly = deleted(row, explanation.pixel_saliency(testset.image_shape), fraction, background, rng)
+        _, probabilities = score_rows(deck, deployment, np.stack([row, top, randomly]), testset)
+        if probabilities is None:
+            raise InvalidExplanationError("this scoring script returns labels only: the deletion test measures a fall "
+                                          "in probability")
+        p = probabilities[:, explanation.class_index]
+        drops.append((float(p[0] - p[1]), float(p[0] - p[2])))
+    top_drop, random_drop = (float(np.mean(column)) for column in zip(*drops, strict=True))
+    return Deletion(len(drops), fraction, top_drop, random_drop, tuple(seconds))
