@@ -29,7 +29,8 @@ from .errors import (
 from .inspection.compare import DISAGREEMENT_KINDS
 from .inspection.evaluation import class_name
 from .inspection.explain import BACKGROUND, ORDERINGS, SCALES, Explanation
-from .inspection.figures import patch_explanation, to_png
+from .inspection.figures import flip_figure, patch_explanation, to_png
+from .inspection.flip import MAX_STEPS
 from .inspection.perturb import KINDS, Perturbation
 from .packaging.kubernetes import SECRET_FILE, ExportOptions, parse_autoscale, secret_name
 from .packaging.self_contained import KEYS_PATH, default_tag
@@ -43,6 +44,7 @@ from .services.cases import CaseAnswer, all_cases, export_cases, flag_image, fla
 from .services.comparing import compare_deployments, contender
 from .services.deploying import deploy_and_wait
 from .services.explaining import REPEATS, class_index_of, explain_row, permutation_importance
+from .services.flipping import counterfactual_image
 from .services.models import declared_features, first_run, model_by_ref, register_files, registered_models, train
 from .services.packaging import build, export_model
 from .services.reports import make_report, report_pdf
@@ -563,15 +565,9 @@ def cmd_whatif(deck: ModelDeck, args: argparse.Namespace) -> int:
 def cmd_explain(deck: ModelDeck, args: argparse.Namespace) -> int:
     deployment, testset = scoring_target(deck, args.name, args.dataset)
     if testset.image_shape is not None:
-        if (args.index is None) == (args.image is None) or args.set:
-            raise InvalidExplanationError(f"test set {testset.name!r} is images: give --index I or --image FILE (and "
-                                          "no --set)")
-        if args.image is not None:
-            row = prepared_image(testset, _read(args.image))
-        elif not 0 <= args.index < len(testset):
-            raise InvalidExplanationError(f"test set {testset.name!r} has images 0 to {len(testset) - 1}, not {args.index}")
-        else:
-            row = testset.X[args.index]
+        if args.set:
+            raise InvalidExplanationError(f"test set {testset.name!r} is images: --set edits a table's row")
+        row = _image_asked(testset, args)
     elif args.image is not None:
         raise InvalidExplanationError(f"--image is for image models; test set {testset.name!r} is a table")
     else:
@@ -654,6 +650,52 @@ def _explained_image(testset: TestSet, explanation: Explanation, explained: str,
         print("  " + " ".join(f"{v * 100:+6.1f}" if percent else f"{v:+6.2f}" for v in line))
     if args.png:
         print(f"picture: {args.png}")
+    return 0
+
+
+def _image_asked(testset: TestSet, args: argparse.Namespace) -> np.ndarray:
+    """The image --index I of the set, or --image FILE prepared as its images are (one of them).
+
+    Raises:
+        InvalidExplanationError: neither or both, or no such index. UserImageError: not an image.
+    """
+    if (args.index is None) == (args.image is None):
+        raise InvalidExplanationError(f"test set {testset.name!r} is images: give --index I or --image FILE")
+    if args.image is not None:
+        return prepared_image(testset, _read(args.image))
+    if not 0 <= args.index < len(testset):
+        raise InvalidExplanationError(f"test set {testset.name!r} has images 0 to {len(testset) - 1}, not {args.index}")
+    return np.asarray(testset.X[args.index])
+
+
+def cmd_counterfactual(deck: ModelDeck, args: argparse.Namespace) -> int:
+    deployment, testset = scoring_target(deck, args.name, args.dataset)
+    if testset.image_shape is None:
+        raise InvalidExplanationError(f"test set {testset.name!r} is a table: `whatif NAME --nearest` finds the "
+                                      "nearest row of another class")
+    row = _image_asked(testset, args)
+    found = counterfactual_image(deck, deployment, testset, row, args.to, max_steps=args.max_steps)
+    said = class_name(testset.class_names, int(np.argmax(found.start)))
+    answer = class_name(testset.class_names, found.answer)
+    if args.out:
+        Path(args.out).write_bytes(to_png(flip_figure(found, testset.image_shape, testset.value_range,
+                                                      testset.class_names)))
+    if args.json:
+        _print_json({"from": said, "to": args.to, "found": found.found, "answer": answer,
+                     "changed_pixels": found.changed_pixels, "marks": found.marks, "steps": found.steps,
+                     "requests": found.requests,
+                     "probabilities": {class_name(testset.class_names, k): round(float(p), 6)
+                                       for k, p in enumerate(found.probabilities)},
+                     "image": found.edited.reshape(testset.image_shape).tolist(), "png": args.out or None})
+    elif found.found:
+        print(f"{said} -> {answer}: {found.changed_pixels} pixels changed in {found.marks} marks "
+              f"(P({answer}) {found.probabilities[found.answer]:.1%}; {found.requests} requests)"
+              + (f"; picture: {args.out}" if args.out else ""))
+    if not found.found:
+        _err(f"error: no edit of up to {args.max_steps} marks made {deployment.name} answer {args.to} (it says "
+             f"{answer} at the end, P({args.to}) {found.probabilities[class_index_of(testset, args.to)]:.1%}; "
+             f"{found.requests} requests)")
+        return 1
     return 0
 
 
@@ -1005,6 +1047,16 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--image", required=True, metavar="FILE")
     p.add_argument("--dataset", default=None, metavar="NAME", help="whose form and class names to use")
 
+    p = add(sub, "counterfactual", cmd_counterfactual, "the smallest edit found (brush marks: ink added beside the "
+            "strokes or taken away) that makes the deployment answer another class, through the endpoint")
+    p.add_argument("name", help="deployment name")
+    p.add_argument("--dataset", default=None, metavar="NAME", help="the image test set (default: the first that fits)")
+    p.add_argument("--index", type=int, default=None, metavar="I", help="a test image")
+    p.add_argument("--image", type=Path, default=None, metavar="FILE", help="a PNG/JPEG of yours")
+    p.add_argument("--to", required=True, metavar="CLASS", help="the class it should answer")
+    p.add_argument("--max-steps", type=int, default=MAX_STEPS, metavar="N", help=f"marks tried at most (default "
+                   f"{MAX_STEPS}; a request each)")
+    p.add_argument("--out", default="", metavar="FILE.png", help="the image, the edited image and the difference")
     p = add(sub, "explain", cmd_explain, "each column's contribution to a table row's answer (Shapley values "
             "through the endpoint, against random test rows), or each patch's to an image's (against a blank image)")
     p.add_argument("name", help="deployment name")

@@ -26,6 +26,7 @@ from .calibration import Calibration
 from .compare import Comparison
 from .evaluation import Evaluation, Samples, class_name
 from .explain import Explanation
+from .flip import Flip
 from .ticks import PercentTicks, percent_ticks
 
 DPI = 110  # every picture's PNG
@@ -351,4 +352,28 @@ def patch_explanation(explanation: Explanation, image_shape: tuple[int, int], va
     shown_output = f"{explanation.output:.1%}" if points else f"{explanation.output:+.2f}"
     shown_base = f"{explanation.base:.1%}" if points else f"{explanation.base:+.2f}"
     fig.suptitle(f"{what}: {shown_output} for this image, {shown_base} for a blank one", fontsize=11)
+    return fig
+
+
+def flip_figure(found: Flip, image_shape: tuple[int, int], value_range: tuple[float, float],
+                class_names: tuple[str, ...]) -> Figure:
+    """What would make it another class: the image, the edited image (each with what the model says of it), and the
+    difference (blue: ink added, red: ink taken away)."""
+    low, high = value_range
+    fig = Figure(figsize=(7.2, 2.9), layout="constrained")
+    before, after, change = fig.subplots(1, 3)
+    for ax, row, probabilities in ((before, found.original, found.start), (after, found.edited, found.probabilities)):
+        said = int(np.argmax(probabilities))
+        ax.imshow(row.reshape(image_shape), cmap="gray", vmin=low, vmax=high, interpolation="nearest")
+        ax.set_title(f"says {class_name(class_names, said)} ({probabilities[said]:.0%})", fontsize=12,
+                     color="black" if ax is before or found.found else "#b3261e")
+    difference = (found.edited - found.original).reshape(image_shape) / ((high - low) or 1.0)
+    change.imshow(difference, cmap="RdBu", vmin=-1, vmax=1, interpolation="nearest")
+    change.set_title(f"{found.changed_pixels} pixels changed", fontsize=12)
+    for ax in (before, after, change):
+        ax.set_xticks([])
+        ax.set_yticks([])
+    before.set_xlabel("the image", fontsize=10)
+    after.set_xlabel(f"edited toward {class_name(class_names, found.target)}", fontsize=10)
+    change.set_xlabel("blue: ink added, red: taken away", fontsize=10)
     return fig

@@ -5,6 +5,7 @@ the last results of each deployment and test set are kept under the home, so a r
 them again.
 """
 
+import zlib
 from collections.abc import Sequence
 from dataclasses import replace
 from typing import Literal
@@ -18,7 +19,14 @@ from backend.data.uploads import formats_help
 from backend.errors import InvalidPerturbationError, ModelDeckError, ScoringError
 from backend.inspection.calibration import BINS, calibration_of
 from backend.inspection.evaluation import Evaluation, Samples, class_name, predictions_csv
-from backend.inspection.figures import confusion_heatmap, image_grid, patch_explanation, sample_strip, to_png
+from backend.inspection.figures import (
+    confusion_heatmap,
+    flip_figure,
+    image_grid,
+    patch_explanation,
+    sample_strip,
+    to_png,
+)
 from backend.inspection.interactive_charts import (
     CELL,
     PREDICTED_CLASS,
@@ -34,6 +42,7 @@ from backend.inspection.snippets import example_of
 from backend.registry import Signature, parse_image_shape, parse_value_range
 from backend.services import kept, managing
 from backend.services.explaining import explain_row
+from backend.services.flipping import counterfactual_image
 from backend.services.reports import make_report, report_pdf
 from backend.services.scoring import input_form as input_form_of
 from backend.services.scoring import predict_image, robustness_curve, score_and_keep, send_random
@@ -357,6 +366,36 @@ def explain_image(row: np.ndarray, predicted: int, width: int | Literal["stretch
                "from the blank image.")
 
 
+def flip_view(row: np.ndarray, said: int, key: str) -> None:
+    """ "What would make it a ...?": the smallest edit the search finds that makes the deployment answer the class
+    chosen, as the image, the edited image and their difference."""
+    assert data.image_shape is not None
+    to = st.selectbox("What would make it a …", [k for k in range(len(data.class_names)) if k != said], index=None,
+                      format_func=lambda k: class_name(data.class_names, k), key=f"{key}/flip",
+                      placeholder="choose a class", help="Brush marks (ink added beside the strokes, or taken away) "
+                      "tried through the endpoint, the best kept each step, those not needed taken back")
+    if to is None:
+        return
+    with st.spinner("Searching through the endpoint…"):
+        try:
+            found = counterfactual_image(deck, deployment, data, row, data.class_names[to])
+        except ScoringError as e:
+            scoring_failed(e, deployment)
+            return
+        except ModelDeckError as e:
+            fail(e, "Cannot search")
+            return
+    st.image(to_png(flip_figure(found, data.image_shape, data.value_range, data.class_names)), width=720)
+    target = class_name(data.class_names, to)
+    if found.found:
+        st.caption(f"{found.changed_pixels} pixels changed in {found.marks} marks make it answer {target} "
+                   f"({found.probabilities[to]:.0%}); {found.requests} requests.")
+    else:
+        st.warning(f"No edit of up to {found.steps} marks made it answer {target} (it says "
+                   f"{class_name(data.class_names, found.answer)}, {target} at {found.probabilities[to]:.0%}); "
+                   f"{found.requests} requests.", icon=":material/search_off:")
+
+
 def explain_one(images: np.ndarray, indices: Sequence[int], predictions: Sequence[int], key: str) -> None:
     """Under a strip or a gallery: pick one of its images (as scored: `images`), and see which parts made the answer
     and, where it is wrong, which made the true class."""
@@ -371,6 +410,7 @@ def explain_one(images: np.ndarray, indices: Sequence[int], predictions: Sequenc
         if pick is None:
             return
         said, true = int(predictions[pick]), int(labels[indices[pick]])
+        flip_view(images[pick], said, f"{key}/{pick}")
         if said == true:
             explain_image(images[pick], said)
             return
@@ -615,6 +655,9 @@ def own_digit_view() -> None:
                         st.vega_lite_chart(spec=probability_bars(prediction.probabilities, data.class_names))
                     flag_own(deployment, data, prediction.prepared.row, prediction.predicted,
                              "uploaded" if uploaded is not None else "drawn", "flag/own")
+        if prediction is not None:  # keyed by the digit: another drawing starts without a class chosen
+            flip_view(prediction.prepared.row, prediction.predicted,
+                      f"own/{zlib.crc32(prediction.prepared.row.tobytes())}")
         if explain and prediction is not None:  # the width of the page: its labels readable at 1024 too
             explain_image(prediction.prepared.row, prediction.predicted)
 
