@@ -34,9 +34,10 @@ def pretty_body(body: bytes) -> str:
 
 
 @st.fragment
-def console_view(deck: ModelDeck, deployment: Deployment, key: str | None, row: Example, source: str) -> None:
-    """Any body sent as it is to the deployment, starting from `row`; the answer as it comes. `source`
-    (the test set's name) keeps one body per test set."""
+def console_view(deck: ModelDeck, deployment: Deployment, key: str | None, row: Example, source: str,
+                 rival: tuple[Deployment, str | None] | None = None) -> None:
+    """Any body sent as it is to the deployment (and to the `rival` in a duel), starting from `row`; the answer as it
+    comes. `source` (the test set's name) keeps one body per test set."""
     st.caption("Any body, sent as it is; the answer as it comes — refusals included.")
     console_key = f"console/{deployment.record.uid}/{source}"
     body = st.text_area("Request body", value=payload(row), height=120, key=console_key)
@@ -46,20 +47,37 @@ def console_view(deck: ModelDeck, deployment: Deployment, key: str | None, row: 
     # keyed by the deployment: a toggle left off for one without key auth must not carry over to a keyed one
     send_key = b2.toggle("Send the key", value=key is not None, disabled=key is None, key=f"{console_key}/send-key",
                          help="Key auth is on for this deployment" if key else "This deployment has no key auth")
-    if b3.button("Send", icon=":material/send:", key="console_send", width="stretch"):
-        try:
-            raw = send_as_is(deck, deployment, body.encode(), content_type, key=key if send_key else None)
-            st.session_state[f"{console_key}/answer"] = raw
-        except ModelDeckError as e:
-            scoring_failed(e, deployment)
-    answer: RawAnswer | None = st.session_state.get(f"{console_key}/answer")
-    if answer is not None:
-        status_color = "green" if answer.status < 400 else "orange" if answer.status < 500 else "red"
-        st.markdown(f":{status_color}-badge[HTTP {answer.status} {verbatim(answer.reason)}] "
-                    f":gray-badge[{answer.latency_ms:.1f} ms] :gray-badge[{len(answer.body):,} bytes]")
-        h1, h2 = st.columns([2, 3])
-        h1.dataframe({"header": list(answer.headers), "value": list(answer.headers.values())}, hide_index=True)
-        h2.code(pretty_body(answer.body), language="json", wrap_lines=True)
+    targets = [(deployment, key if send_key else None)] + ([(rival[0], rival[1] if send_key else None)] if rival else [])
+    if b3.button("Send" + (" to both" if rival else ""), icon=":material/send:", key="console_send", width="stretch"):
+        for target, target_key in targets:
+            try:
+                raw = send_as_is(deck, target, body.encode(), content_type, key=target_key)
+                st.session_state[f"{console_key}/answer/{target.record.uid}"] = raw
+            except ModelDeckError as e:
+                scoring_failed(e, target)
+    answers = [(target, st.session_state.get(f"{console_key}/answer/{target.record.uid}")) for target, _ in targets]
+    shown_answers = [(target, answer) for target, answer in answers if answer is not None]
+    if len(shown_answers) == 2:
+        same = shown_answers[0][1].body == shown_answers[1][1].body
+        st.markdown(":green-badge[Both answer the same]" if same else ":red-badge[The answers differ]")
+        for column, (target, answer) in zip(st.columns(2), shown_answers, strict=True):
+            with column:
+                st.markdown(f"**{verbatim(target.name)}**")
+                _answer_view(answer, headers=False)
+    elif shown_answers:
+        _answer_view(shown_answers[0][1])
+
+
+def _answer_view(answer: RawAnswer, *, headers: bool = True) -> None:
+    status_color = "green" if answer.status < 400 else "orange" if answer.status < 500 else "red"
+    st.markdown(f":{status_color}-badge[HTTP {answer.status} {verbatim(answer.reason)}] "
+                f":gray-badge[{answer.latency_ms:.1f} ms] :gray-badge[{len(answer.body):,} bytes]")
+    if not headers:
+        st.code(pretty_body(answer.body), language="json", wrap_lines=True)
+        return
+    h1, h2 = st.columns([2, 3])
+    h1.dataframe({"header": list(answer.headers), "value": list(answer.headers.values())}, hide_index=True)
+    h2.code(pretty_body(answer.body), language="json", wrap_lines=True)
 
 
 def snippets_view(deck: ModelDeck, deployment: Deployment, row: Example) -> None:
@@ -74,9 +92,11 @@ def snippets_view(deck: ModelDeck, deployment: Deployment, row: Example) -> None
                    "(Deploy page → Keys shows and rotates the keys).")
 
 
-def request_sections(deck: ModelDeck, deployment: Deployment, key: str | None, row: Example, source: str) -> None:
-    """The "Request console" and "The raw request" sections of the Test page."""
+def request_sections(deck: ModelDeck, deployment: Deployment, key: str | None, row: Example, source: str, *,
+                     rival: tuple[Deployment, str | None] | None = None) -> None:
+    """The "Request console" and "The raw request" sections of the Test page; with a `rival` (a deployment and its
+    key), every body the console sends goes there too, the answers side by side."""
     st.subheader("Request console")
-    console_view(deck, deployment, key, row, source)
+    console_view(deck, deployment, key, row, source, rival)
     st.subheader("The raw request")
     snippets_view(deck, deployment, row)

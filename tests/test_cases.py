@@ -243,6 +243,13 @@ def test_the_test_page_flags_a_strip_image_and_replays_the_cases_against_another
         assert table["page-two said"].tolist()[0] in "0123456789"
         at.button(key="cases_remove").click().run()
         assert book(deck).cases() == []
+        # a duel: the console's body goes to both, the answers side by side
+        assert at.selectbox(key="duel").options == ["none", "page-one"]
+        at.selectbox(key="duel").set_value("page-one").run()
+        at.button(key="console_send").click().run()
+        assert not at.exception and at.button(key="console_send").label == "Send to both"
+        assert any(badge in m.value for m in at.markdown for badge in ("Both answer the same", "The answers differ"))
+        assert sum("HTTP 200" in m.value for m in at.markdown) == 2
     finally:
         common._open.clear()
 

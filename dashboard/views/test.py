@@ -44,8 +44,8 @@ from backend.services import kept, managing
 from backend.services.explaining import explain_row
 from backend.services.flipping import counterfactual_image
 from backend.services.reports import make_report, report_pdf
+from backend.services.scoring import ImagePrediction, predict_image, robustness_curve, score_and_keep, send_random
 from backend.services.scoring import input_form as input_form_of
-from backend.services.scoring import predict_image, robustness_curve, score_and_keep, send_random
 from backend.services.testsets import add_testset, fitting_testsets, for_model
 from backend.shown import shown
 from backend.timefmt import friendly_time
@@ -611,6 +611,35 @@ def evaluation_view() -> None:
                                       icon=":material/picture_as_pdf:")
 
 
+def rivals() -> list[str]:
+    """The other Healthy deployments whose model takes this test set: what a duel can be fought with."""
+    return [name for name, other in healthy.items() if name != deployment.name and dataset_name in
+            {info.name for info in fitting_testsets(deck, managing.model_of(deck, other)).fitting}]
+
+
+duel_choices = ["none", *rivals()] if not data.is_table else ["none"]
+if st.session_state.get("duel", "none") not in duel_choices:  # gone, or it does not take this set
+    st.session_state.pop("duel", None)
+duel_name = st.session_state.get("duel", "none")
+rival = healthy.get(duel_name) if duel_name != "none" else None  # scores every drawn, uploaded and console input too
+
+
+def said_by_both(first: ImagePrediction, second: ImagePrediction) -> None:
+    """A duel's answers side by side, whether they agree said first."""
+    a, b = (class_name(data.class_names, p.predicted) for p in (first, second))
+    assert rival is not None
+    st.markdown(f":green-badge[Both say {verbatim(a)}]" if a == b else
+                f":red-badge[They disagree: {verbatim(deployment.name)} says {verbatim(a)}, "
+                f"{verbatim(rival.name)} says {verbatim(b)}]")
+    for column, name, prediction in zip(st.columns(2), (deployment.name, rival.name), (first, second), strict=True):
+        with column:
+            column.metric(verbatim(name), class_name(data.class_names, prediction.predicted),
+                          f"{prediction.confidence:.0%} sure" if prediction.confidence is not None else None,
+                          delta_color="off", delta_arrow="off")
+            if prediction.probabilities is not None:
+                st.vega_lite_chart(spec=probability_bars(prediction.probabilities, data.class_names, height=160))
+
+
 @st.fragment
 def own_digit_view() -> None:
     if signature.image_shape is None:
@@ -642,17 +671,29 @@ def own_digit_view() -> None:
                     else:
                         fail(e, "Cannot use that image")
                 else:
-                    p1, p2 = st.columns([1, 1])
-                    p1.metric("Prediction", class_name(data.class_names, prediction.predicted),
-                              f"{prediction.confidence:.0%} sure" if prediction.confidence is not None else None,
-                              delta_color="off", delta_arrow="off")
+                    second = None
+                    if rival is not None:
+                        try:
+                            second = predict_image(deck, rival, data, source,
+                                                   form=input_form(dataset_name, revision_of(dataset_name)))
+                        except ScoringError as e:
+                            scoring_failed(e, rival)
                     height, width = prediction.prepared.pixels.shape
-                    p2.image(prediction.prepared.pixels, caption=f"What the model received ({height}x{width})", width=140,
-                             clamp=True)
-                    if prediction.probabilities is None:
-                        st.caption("This scoring script returns labels only: no probabilities.")
+                    if second is not None:
+                        said_by_both(prediction, second)
+                        st.image(prediction.prepared.pixels, caption=f"What both received ({height}x{width})",
+                                 width=140, clamp=True)
                     else:
-                        st.vega_lite_chart(spec=probability_bars(prediction.probabilities, data.class_names))
+                        p1, p2 = st.columns([1, 1])
+                        p1.metric("Prediction", class_name(data.class_names, prediction.predicted),
+                                  f"{prediction.confidence:.0%} sure" if prediction.confidence is not None else None,
+                                  delta_color="off", delta_arrow="off")
+                        p2.image(prediction.prepared.pixels, caption=f"What the model received ({height}x{width})",
+                                 width=140, clamp=True)
+                        if prediction.probabilities is None:
+                            st.caption("This scoring script returns labels only: no probabilities.")
+                        else:
+                            st.vega_lite_chart(spec=probability_bars(prediction.probabilities, data.class_names))
                     flag_own(deployment, data, prediction.prepared.row, prediction.predicted,
                              "uploaded" if uploaded is not None else "drawn", "flag/own")
         if prediction is not None:  # keyed by the digit: another drawing starts without a class chosen
@@ -706,10 +747,14 @@ if data.is_table:
     importance_view(deployment, data, dataset_name, revision_of(dataset_name))
 else:  # drawing and uploads make images
     st.subheader("Try your own digit")
+    st.selectbox("Duel with", duel_choices, key="duel", width=360,
+                 help="Score every drawn, uploaded and console input at a second deployment too, side by side: the "
+                      "live way to show where two versions differ")
     own_digit_view()
 st.subheader("Flagged cases")
 said_flagged()
 cases_view(deployment, [name for name in healthy if name != deployment.name])
 if presentation:  # the console and the snippets are technical detail
     st.stop()
-request_sections(deck, deployment, key, example_of(data), dataset_name)
+request_sections(deck, deployment, key, example_of(data), dataset_name,
+                 rival=(rival, managing.key_for(deck, rival)) if rival is not None else None)
