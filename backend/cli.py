@@ -29,7 +29,7 @@ from .errors import (
 from .inspection.compare import DISAGREEMENT_KINDS
 from .inspection.evaluation import class_name
 from .inspection.explain import BACKGROUND, ORDERINGS, SCALES, Explanation
-from .inspection.figures import flip_figure, patch_explanation, to_png
+from .inspection.figures import flip_figure, patch_explanation, to_png, weight_figure
 from .inspection.flip import MAX_STEPS
 from .inspection.perturb import KINDS, Perturbation
 from .packaging.kubernetes import SECRET_FILE, ExportOptions, parse_autoscale, secret_name
@@ -37,13 +37,13 @@ from .packaging.self_contained import KEYS_PATH, default_tag
 from .packaging.writer import apply_command, build_command, keys_command
 from .progress import ProgressEvent
 from .registry import Model, parse_image_shape, parse_signature, parse_tags, parse_value_range
-from .runtimes.base import DEFAULT_RUN_TIMEOUT_SECONDS, DeployConfig
+from .runtimes.base import DEFAULT_RUN_TIMEOUT_SECONDS, DeployConfig, Deployment
 from .runtimes.kinds import runtime_choices, runtime_names
 from .services import kept, managing
 from .services.cases import CaseAnswer, all_cases, export_cases, flag_image, flag_row, flag_target, remove_case, replay
 from .services.comparing import compare_deployments, contender
 from .services.deploying import deploy_and_wait
-from .services.explaining import REPEATS, class_index_of, explain_row, permutation_importance
+from .services.explaining import REPEATS, class_index_of, class_weight_maps, explain_row, permutation_importance
 from .services.flipping import counterfactual_image
 from .services.models import declared_features, first_run, model_by_ref, register_files, registered_models, train
 from .services.packaging import build, export_model
@@ -564,6 +564,8 @@ def cmd_whatif(deck: ModelDeck, args: argparse.Namespace) -> int:
 
 def cmd_explain(deck: ModelDeck, args: argparse.Namespace) -> int:
     deployment, testset = scoring_target(deck, args.name, args.dataset)
+    if args.weights:
+        return _weights(deck, deployment, testset, args)
     if testset.image_shape is not None:
         if args.set:
             raise InvalidExplanationError(f"test set {testset.name!r} is images: --set edits a table's row")
@@ -650,6 +652,24 @@ def _explained_image(testset: TestSet, explanation: Explanation, explained: str,
         print("  " + " ".join(f"{v * 100:+6.1f}" if percent else f"{v:+6.2f}" for v in line))
     if args.png:
         print(f"picture: {args.png}")
+    return 0
+
+
+def _weights(deck: ModelDeck, deployment: Deployment, testset: TestSet, args: argparse.Namespace) -> int:
+    """explain --weights: what the model looks for in each class, read through its answers."""
+    maps = class_weight_maps(deck, deployment, testset)
+    assert testset.image_shape is not None  # class_weight_maps refused a table
+    if args.png:
+        Path(args.png).write_bytes(to_png(weight_figure(maps, testset.image_shape, testset.class_names)))
+    if args.json:
+        _print_json({"linear": maps.linear, "error": maps.error, "png": args.png or None,
+                     "classes": {class_name(testset.class_names, k): maps.maps[k].reshape(testset.image_shape).tolist()
+                                 for k in range(len(testset.class_names))}})
+        return 0
+    print(("linear: these are its weights (each class's minus their mean), exact" if maps.linear else
+           f"not linear: its answers to test images differ from the maps by up to {maps.error:.1%} of their spread; "
+           "read them as its answer to single inked pixels")
+          + (f"; picture: {args.png}" if args.png else ""))
     return 0
 
 
@@ -1076,6 +1096,8 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--seed", type=int, default=0)
     p.add_argument("--top", type=int, default=12, metavar="N", help="columns listed (the rest summed)")
     p.add_argument("--png", default="", metavar="FILE", help="an image's explanation as a picture")
+    p.add_argument("--weights", action="store_true", help="image models: what the model looks for in each class (a "
+                   "map per class, read through the endpoint; exact weights for a linear model)")
     p = add(sub, "importance", cmd_importance, "each column's importance on a table test set: the accuracy lost "
             "with it shuffled")
     p.add_argument("name", help="deployment name")

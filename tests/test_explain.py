@@ -286,3 +286,26 @@ def test_the_deletion_images_remove_the_top_pixels_or_random_ink():
     assert top.tolist() == pytest.approx([0, 0, 0, 0.5, 0.2, 0, 0.7, 0.1, 0, 0.3])  # pixels 2 and 1, the most salient
     gone = np.flatnonzero(randomly != row)
     assert len(gone) == 2 and all(row[k] != 0 for k in gone)  # two ink pixels
+
+
+def test_a_logistic_regressions_weight_maps_are_read_exactly_through_the_endpoint(first_run_deck):
+    """What sklearn_mnist:1 looks for in each class, read from its answers to single inked pixels: each class's
+    coefficients minus their mean, and said linear; the SVC of :2 is said not to be."""
+    import joblib
+
+    from backend.data.builtin import load_mnist_test
+    from backend.inspection.figures import to_png, weight_figure
+
+    deck = first_run_deck
+    mnist = load_mnist_test()
+    model = deck.registry.get("sklearn_mnist", 1)
+    deployment = deck.deployments.deploy_and_wait(model, "weights", runtime="local", timeout=180)
+    maps = explaining.class_weight_maps(deck, deployment, mnist)
+    fitted = joblib.load(deck.settings.blobs_dir / model.files[0].sha256)
+    centred = fitted.coef_ - fitted.coef_.mean(axis=0)
+    assert maps.linear and maps.error < 1e-4
+    assert np.allclose(maps.maps, centred, atol=1e-4 * np.abs(centred).max())
+    assert to_png(weight_figure(maps, (28, 28), mnist.class_names))[:4] == b"\x89PNG"
+    svc = deck.deployments.deploy_and_wait(deck.registry.get("sklearn_mnist", 2), "weights-2", runtime="local",
+                                           timeout=180)
+    assert not explaining.class_weight_maps(deck, svc, mnist).linear

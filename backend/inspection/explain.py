@@ -237,3 +237,50 @@ def deleted(row: np.ndarray, saliency: np.ndarray, fraction: float, background: 
     randomly = row.copy()
     randomly[chosen] = background
     return top, randomly
+
+
+LINEAR_TOLERANCE = 1e-3  # of the centred log-odds' spread: a model this close to linear on the test images is linear
+
+
+def centred_log_odds(probabilities: np.ndarray) -> np.ndarray:
+    """log p_c minus the mean over classes of log p_k, per row: for a linear softmax model (a logistic regression),
+    an affine function of the pixels, whose slope per class is that class's weights minus the mean weights."""
+    logs = np.log(np.maximum(probabilities.astype(np.float64), TINY))
+    return logs - logs.mean(axis=1, keepdims=True)
+
+
+def pixel_rows(pixels: int, low: float, high: float) -> np.ndarray:
+    """A blank image (all `low`), then each image with one pixel at `high`: the rows that read a linear model's
+    weights through its answers."""
+    rows = np.full((pixels + 1, pixels), low, dtype=np.float64)
+    rows[np.arange(1, pixels + 1), np.arange(pixels)] = high
+    return rows
+
+
+@dataclass(frozen=True)
+class WeightMaps:
+    """What a model looks for in each class, read through its answers: per class and pixel, how much ink there
+    raises that class's centred log-odds (its weight minus the mean weight, for a linear model).
+
+    Attributes:
+        maps: classes x pixels.
+        linear: the answers to real test images match the maps (within LINEAR_TOLERANCE): these are its weights.
+        error: the largest mismatch on those images, relative to the spread of their centred log-odds.
+    """
+
+    maps: np.ndarray
+    linear: bool
+    error: float
+
+
+def weight_maps(blank_and_pixels: np.ndarray, checked: np.ndarray, checked_answers: np.ndarray, low: float,
+                high: float) -> WeightMaps:
+    """The maps from the answers to `pixel_rows` (probabilities), checked on images `checked` (rows) and the answers
+    to them: an affine model gives them back exactly."""
+    centred = centred_log_odds(blank_and_pixels)
+    base, per_pixel = centred[0], (centred[1:] - centred[0]) / (high - low)  # pixels x classes
+    predicted = base + (checked.astype(np.float64) - low) @ per_pixel
+    actual = centred_log_odds(checked_answers)
+    spread = float(np.ptp(actual)) or 1.0
+    error = float(np.abs(predicted - actual).max()) / spread
+    return WeightMaps(per_pixel.T.copy(), error <= LINEAR_TOLERANCE, error)

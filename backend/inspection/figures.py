@@ -25,7 +25,7 @@ from ..errors import InvalidExplanationError
 from .calibration import Calibration
 from .compare import Comparison
 from .evaluation import Evaluation, Samples, class_name
-from .explain import Explanation
+from .explain import Explanation, WeightMaps
 from .flip import Flip
 from .ticks import PercentTicks, percent_ticks
 
@@ -376,4 +376,28 @@ def flip_figure(found: Flip, image_shape: tuple[int, int], value_range: tuple[fl
     before.set_xlabel("the image", fontsize=10)
     after.set_xlabel(f"edited toward {class_name(class_names, found.target)}", fontsize=10)
     change.set_xlabel("blue: ink added, red: taken away", fontsize=10)
+    return fig
+
+
+def weight_figure(maps: WeightMaps, image_shape: tuple[int, int], class_names: tuple[str, ...]) -> Figure:
+    """What the model looks for in each class: per class, where ink raises it (blue) or lowers it (red), one scale
+    for all."""
+    n = len(class_names)
+    cols = min(n, 5)
+    rows = -(-n // cols)
+    reach = float(np.abs(maps.maps).max()) or 1.0
+    fig = Figure(figsize=(1.6 * cols + 0.6, 1.75 * rows + 0.3), layout="constrained")
+    axes = np.atleast_1d(fig.subplots(rows, cols)).ravel()
+    shown_image = None
+    for k, ax in enumerate(axes):
+        ax.set_xticks([])
+        ax.set_yticks([])
+        if k >= n:
+            ax.set_visible(False)
+            continue
+        shown_image = ax.imshow(maps.maps[k].reshape(image_shape), cmap="RdBu", vmin=-reach, vmax=reach,
+                                interpolation="nearest")
+        ax.set_title(class_name(class_names, k), fontsize=13)
+    if shown_image is not None:
+        fig.colorbar(shown_image, ax=list(axes), shrink=0.8, label="ink here: + toward the class, - away")
     return fig

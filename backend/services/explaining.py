@@ -22,15 +22,18 @@ from ..inspection.explain import (
     Explanation,
     Importance,
     Scale,
+    WeightMaps,
     deleted,
     importance_of,
     orderings,
     output_of,
     patches,
+    pixel_rows,
     saturated,
     shapley_rows,
     shapley_values,
     shuffled,
+    weight_maps,
 )
 from ..inspection.whatif import one_hot
 from ..runtimes.base import Deployment
@@ -180,3 +183,26 @@ def deletion_test(deck: ModelDeck, deployment: Deployment, testset: TestSet, ind
         drops.append((float(p[0] - p[1]), float(p[0] - p[2])))
     top_drop, random_drop = (float(np.mean(column)) for column in zip(*drops, strict=True))
     return Deletion(len(drops), fraction, top_drop, random_drop, tuple(seconds))
+
+
+CHECKED_IMAGES = 20  # test images the weight maps are checked on
+
+
+def class_weight_maps(deck: ModelDeck, deployment: Deployment, testset: TestSet) -> WeightMaps:
+    """What the deployment looks for in each class, read through its answers to a blank image and to each single
+    pixel inked (one request), and checked on CHECKED_IMAGES test images: exact weights for a linear model (a
+    logistic regression); for any other, says it is not linear.
+
+    Raises:
+        InvalidExplanationError: a table, or an endpoint that gives labels only. ScoringError.
+    """
+    if testset.image_shape is None:
+        raise InvalidExplanationError(f"test set {testset.name!r} is a table: a linear model's columns are explained "
+                                      "exactly on the log-odds scale (explain --scale log-odds)")
+    low, high = testset.value_range
+    rows = pixel_rows(testset.image_shape[0] * testset.image_shape[1], low, high)
+    checked = testset.X[:CHECKED_IMAGES].astype(np.float64)
+    _, probabilities = score_rows(deck, deployment, np.vstack([rows, checked]), testset)
+    if probabilities is None:
+        raise InvalidExplanationError("this scoring script returns labels only: weight maps are read from probabilities")
+    return weight_maps(probabilities[:len(rows)], checked, probabilities[len(rows):], low, high)

@@ -26,6 +26,7 @@ from backend.inspection.figures import (
     patch_explanation,
     sample_strip,
     to_png,
+    weight_figure,
 )
 from backend.inspection.interactive_charts import (
     CELL,
@@ -41,7 +42,7 @@ from backend.inspection.rows import row_table
 from backend.inspection.snippets import example_of
 from backend.registry import Signature, parse_image_shape, parse_value_range
 from backend.services import kept, managing
-from backend.services.explaining import explain_row
+from backend.services.explaining import class_weight_maps, explain_row
 from backend.services.flipping import counterfactual_image
 from backend.services.reports import make_report, report_pdf
 from backend.services.scoring import ImagePrediction, predict_image, robustness_curve, score_and_keep, send_random
@@ -366,6 +367,25 @@ def explain_image(row: np.ndarray, predicted: int, width: int | Literal["stretch
                "from the blank image.")
 
 
+def weights_view() -> None:
+    """What the deployment looks for in each class (one request), and whether those are its exact weights."""
+    assert data.image_shape is not None
+    try:
+        maps = class_weight_maps(deck, deployment, data)
+    except ScoringError as e:
+        scoring_failed(e, deployment)
+        return
+    except ModelDeckError as e:
+        fail(e, "Cannot read what it looks for")
+        return
+    st.image(to_png(weight_figure(maps, data.image_shape, data.class_names)), width=720)
+    st.caption("Each class's map: ink on blue pixels raises that class, on red ones lowers it. " + (
+        "The model is linear (its answers to test images match the maps): these are its exact weights, each class's "
+        "minus their mean." if maps.linear else
+        f"The model is not linear (its answers to test images differ from the maps by up to {maps.error:.0%}): these "
+        "are its answers to single inked pixels, a first look only."))
+
+
 def flip_view(row: np.ndarray, said: int, key: str) -> None:
     """ "What would make it a ...?": the smallest edit the search finds that makes the deployment answer the class
     chosen, as the image, the edited image and their difference."""
@@ -655,6 +675,9 @@ def own_digit_view() -> None:
             # here, not beside the answer: a widget that keeps its place keeps its state in the browser too
             explain = st.toggle("Explain the answer", key="own_explain",
                                 help="Which parts of the image made it: each patch's share, drawn over the image")
+            looks_for = st.toggle("What it looks for in each class", key="own_weights",
+                                  help="Where ink raises each class (blue) or lowers it (red), read through the "
+                                       "endpoint: a linear model's exact weights")
         source = uploaded.getvalue() if uploaded is not None else drawn
         prediction = None
         with result:
@@ -701,6 +724,8 @@ def own_digit_view() -> None:
                       f"own/{zlib.crc32(prediction.prepared.row.tobytes())}")
         if explain and prediction is not None:  # the width of the page: its labels readable at 1024 too
             explain_image(prediction.prepared.row, prediction.predicted)
+        if looks_for:
+            weights_view()
 
 
 evaluation_view()
