@@ -7,14 +7,14 @@ import re
 import zlib
 from collections.abc import Callable, Sequence
 from dataclasses import dataclass
-from typing import Any
+from typing import Any, TypeVar
 
 import streamlit as st
 
 from backend.context import ModelDeck, open_modeldeck
 from backend.data.testset import TestSet
 from backend.deployments import DeploymentList
-from backend.errors import DeploymentDownError, ModelDeckError, ScoringServerError
+from backend.errors import DeploymentDownError, ModelDeckError, ScoringError, ScoringServerError
 from backend.runtimes.base import Deployment, DeploymentState
 from backend.services import managing
 from backend.services.testsets import load_testset, testset_revision
@@ -117,6 +117,21 @@ def logs_link(deployment: str, where: Any = None) -> None:
     """A link to the Deploy page with `deployment` chosen, where its Logs are."""
     (where if where is not None else st).page_link("views/deploy.py", label=f"Logs of {deployment}",
                                                    icon=":material/article:", query_params={"deployment": deployment})
+
+
+T = TypeVar("T")
+
+
+def answered(call: Callable[[], T], what: str, deployment: Deployment) -> T | None:
+    """`call()`, or None once its failure is said: a scoring error as `scoring_failed` says it (the deployment gone,
+    its logs), any other as `fail(e, what)`."""
+    try:
+        return call()
+    except ScoringError as e:
+        scoring_failed(e, deployment)
+    except ModelDeckError as e:
+        fail(e, what)
+    return None
 
 
 def scoring_failed(error: Exception, *deployments: Deployment) -> None:

@@ -56,6 +56,7 @@ from dashboard.cases_view import cases_view, flag_own, flag_rows, said_flagged
 from dashboard.common import (
     NO_SHRINK,
     Notice,
+    answered,
     cannot_answer,
     choose,
     fail,
@@ -370,13 +371,8 @@ def explain_image(row: np.ndarray, predicted: int, width: int | Literal["stretch
 def weights_view() -> None:
     """What the deployment looks for in each class (one request), and whether those are its exact weights."""
     assert data.image_shape is not None
-    try:
-        maps = class_weight_maps(deck, deployment, data)
-    except ScoringError as e:
-        scoring_failed(e, deployment)
-        return
-    except ModelDeckError as e:
-        fail(e, "Cannot read what it looks for")
+    maps = answered(lambda: class_weight_maps(deck, deployment, data), "Cannot read what it looks for", deployment)
+    if maps is None:
         return
     st.image(to_png(weight_figure(maps, data.image_shape, data.class_names)), width=720)
     st.caption("Each class's map: ink on blue pixels raises that class, on red ones lowers it. " + (
@@ -397,14 +393,10 @@ def flip_view(row: np.ndarray, said: int, key: str) -> None:
     if to is None:
         return
     with st.spinner("Searching through the endpoint…"):
-        try:
-            found = counterfactual_image(deck, deployment, data, row, data.class_names[to])
-        except ScoringError as e:
-            scoring_failed(e, deployment)
-            return
-        except ModelDeckError as e:
-            fail(e, "Cannot search")
-            return
+        found = answered(lambda: counterfactual_image(deck, deployment, data, row, data.class_names[to]),
+                         "Cannot search", deployment)
+    if found is None:
+        return
     st.image(to_png(flip_figure(found, data.image_shape, data.value_range, data.class_names)), width=720)
     target = class_name(data.class_names, to)
     if found.found:
