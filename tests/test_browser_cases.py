@@ -1,6 +1,6 @@
-"""Flag → case → replay in a real headless Chromium (Debian's, driven by Playwright) against `streamlit run`:
-sklearn_mnist:1 and :2 on the local runtime; an image of the random strip flagged with a note, shown in the
-"Flagged cases" section, replayed at v2 against v1."""
+"""Explain → flag → case → replay in a real headless Chromium (Debian's, driven by Playwright) against `streamlit
+run`: sklearn_mnist:1 and :2 on the local runtime; a tile of the random strip explained, an image of the strip
+flagged with a note, shown in the "Flagged cases" section, replayed at v2 against v1."""
 
 import re
 
@@ -35,6 +35,25 @@ def test_a_tester_flags_a_strip_image_and_replays_it_at_two_versions(first_run_h
             main.get_by_role("button", name="Send 30 random test images").click()
             expect(main.get_by_text("of 30 correct")).to_be_visible(timeout=60_000)
             page.wait_for_function(IDLE_JS, timeout=60_000, polling=50)
+            # an explanation of a strip tile: which patches made its answer
+            main.get_by_text("Explain one: which parts of an image made its answer").first.click()
+            page.wait_for_function(IDLE_JS, timeout=60_000, polling=50)
+            image = main.get_by_role("combobox", name="Image").first
+            image.scroll_into_view_if_needed()
+            for _ in range(3):  # a click during a rerun's redraw can be lost: clicked again then
+                page.wait_for_function(IDLE_JS, timeout=60_000, polling=50)
+                image.click()
+                try:
+                    expect(page.get_by_role("option").first).to_be_visible(timeout=5_000)
+                    break
+                except AssertionError:
+                    continue
+            page.get_by_role("option").first.click()
+            explained = main.get_by_text("Each patch switched from a blank image").first
+            expect(explained).to_be_visible(timeout=60_000)
+            explained.scroll_into_view_if_needed()
+            page.wait_for_timeout(1000)
+            page.screenshot(path=str(ARTIFACTS / "test-page-strip-explained.png"))
             main.get_by_role("button", name="Flag one as a case").first.click()
             popover = page.get_by_test_id("stPopoverBody")
             expect(popover).to_be_visible()
