@@ -57,6 +57,7 @@ from .traffic.loadtest import CONCURRENCY_RANGE, MAX_REQUESTS, SECONDS_RANGE, Lo
 from .traffic.metrics import ERROR_STATUS, TrafficSnapshot
 from .traffic.window import between
 from .training import ALGORITHMS, DATASETS, missing_first_run_samples
+from .words import count
 
 ONLY_ON_RUNTIME = "look only on this runtime (default: every runtime that answers)"
 
@@ -673,6 +674,17 @@ def _weights(deck: ModelDeck, deployment: Deployment, testset: TestSet, args: ar
     return 0
 
 
+def _at_least_one(text: str) -> int:
+    """An argument that is a whole number, 1 or more."""
+    try:
+        value = int(text)
+    except ValueError:
+        raise argparse.ArgumentTypeError(f"a whole number, 1 or more, not {text!r}") from None
+    if value < 1:
+        raise argparse.ArgumentTypeError(f"1 or more, not {value}")
+    return value
+
+
 def _image_asked(testset: TestSet, args: argparse.Namespace) -> np.ndarray:
     """The image --index I of the set, or --image FILE prepared as its images are (one of them).
 
@@ -707,14 +719,17 @@ def cmd_counterfactual(deck: ModelDeck, args: argparse.Namespace) -> int:
                      "probabilities": {class_name(testset.class_names, k): round(float(p), 6)
                                        for k, p in enumerate(found.probabilities)},
                      "image": found.edited.reshape(testset.image_shape).tolist(), "png": args.out or None})
+    elif found.said_already:
+        print(f"{deployment.name} answers {answer} for it already ({found.probabilities[found.answer]:.1%}): nothing "
+              "to change")
     elif found.found:
-        print(f"{said} -> {answer}: {found.changed_pixels} pixels changed in {found.marks} marks "
-              f"(P({answer}) {found.probabilities[found.answer]:.1%}; {found.requests} requests)"
+        print(f"{said} -> {answer}: {count(found.changed_pixels, 'pixel')} changed in {count(found.marks, 'mark')} "
+              f"(P({answer}) {found.probabilities[found.answer]:.1%}; {count(found.requests, 'request')})"
               + (f"; picture: {args.out}" if args.out else ""))
     if not found.found:
-        _err(f"error: no edit of up to {args.max_steps} marks made {deployment.name} answer {args.to} (it says "
-             f"{answer} at the end, P({args.to}) {found.probabilities[class_index_of(testset, args.to)]:.1%}; "
-             f"{found.requests} requests)")
+        _err(f"error: no edit of up to {count(args.max_steps, 'mark')} made {deployment.name} answer {args.to} (it "
+             f"says {answer} at the end, P({args.to}) {found.probabilities[class_index_of(testset, args.to)]:.1%}; "
+             f"{count(found.requests, 'request')})")
         return 1
     return 0
 
@@ -1074,7 +1089,7 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--index", type=int, default=None, metavar="I", help="a test image")
     p.add_argument("--image", type=Path, default=None, metavar="FILE", help="a PNG/JPEG of yours")
     p.add_argument("--to", required=True, metavar="CLASS", help="the class it should answer")
-    p.add_argument("--max-steps", type=int, default=MAX_STEPS, metavar="N", help=f"marks tried at most (default "
+    p.add_argument("--max-steps", type=_at_least_one, default=MAX_STEPS, metavar="N", help=f"marks tried at most (default "
                    f"{MAX_STEPS}; a request each)")
     p.add_argument("--out", default="", metavar="FILE.png", help="the image, the edited image and the difference")
     p = add(sub, "explain", cmd_explain, "each column's contribution to a table row's answer (Shapley values "

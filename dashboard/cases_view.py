@@ -142,4 +142,4 @@ def cases_view(deployment: Deployment, others: Sequence[str]) -> None:
             except ModelDeckError as e:
                 fail(e, "Cannot remove it")
             else:
-                st.rerun(scope="fragment")
+                st.rerun()

@@ -58,8 +58,12 @@ def console_view(deck: ModelDeck, deployment: Deployment, key: str | None, row: 
     answers = [(target, st.session_state.get(f"{console_key}/answer/{target.record.uid}")) for target, _ in targets]
     shown_answers = [(target, answer) for target, answer in answers if answer is not None]
     if len(shown_answers) == 2:
-        same = shown_answers[0][1].body == shown_answers[1][1].body
-        st.markdown(":green-badge[Both answer the same]" if same else ":red-badge[The answers differ]")
+        first, second = shown_answers[0][1], shown_answers[1][1]
+        if first.body != second.body or first.status != second.status:
+            st.markdown(":red-badge[The answers differ]")
+        else:
+            st.markdown(":green-badge[Both answer the same]" if first.status < 400 else
+                        ":orange-badge[Both refuse it alike]")
         for column, (target, answer) in zip(st.columns(2), shown_answers, strict=True):
             with column:
                 st.markdown(f"**{verbatim(target.name)}**")

@@ -244,7 +244,7 @@ def test_the_test_page_flags_a_strip_image_and_replays_the_cases_against_another
         at.button(key="cases_remove").click().run()
         assert book(deck).cases() == []
         # a duel: the console's body goes to both, the answers side by side
-        assert at.selectbox(key="duel").options == ["none", "page-one"]
+        assert at.selectbox(key="duel").options == ["none", "page-one — sklearn_mnist:1"]
         at.selectbox(key="duel").set_value("page-one").run()
         at.button(key="console_send").click().run()
         assert not at.exception and at.button(key="console_send").label == "Send to both"

@@ -22,7 +22,7 @@ from backend.registry import Model, Signature
 
 ROOT = Path(__file__).resolve().parent.parent
 DATA = ROOT / "backend" / "data"
-BELOW = {"backend.errors", "backend.config", "backend.files", "backend.registry", "backend.staging"}
+BELOW = {"backend.errors", "backend.config", "backend.files", "backend.registry", "backend.staging", "backend.words"}
 """What the wing may import from the rest of the backend."""
 MNIST_LIKE = Signature(n_features=784, image_shape=(28, 28), value_range=(0.0, 1.0), class_labels=tuple("0123456789"))
 FASHION = Signature(n_features=784, class_labels=tuple(sorted(FASHION_CLASSES)))

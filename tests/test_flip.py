@@ -87,7 +87,7 @@ def test_the_cli_finds_an_edit_the_deployment_itself_answers_as_asked(trained_cl
         assert "'nine' is not a class of test set 'mnist'" in refused.stderr
         gave_up = cli("counterfactual", "flipped", "--dataset", "mnist", "--index", "0", "--to", "9", "--max-steps",
                       "1", code=1)
-        assert "no edit of up to 1 marks made flipped answer 9" in gave_up.stderr
+        assert "no edit of up to 1 mark made flipped answer 9" in gave_up.stderr
     finally:
         cli("deployments", "delete", "flipped")
 

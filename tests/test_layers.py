@@ -8,7 +8,7 @@ ROOT = Path(__file__).resolve().parent.parent
 FRONTS = [ROOT / "backend" / "cli.py", *sorted((ROOT / "dashboard").rglob("*.py"))]
 USE_CASES = ("backend.services", "backend.context", "backend.errors")
 RENDERING = ("backend.inspection.interactive_charts", "backend.inspection.figures", "backend.inspection.snippets",
-             "backend.traffic.interactive_charts", "backend.timefmt", "backend.shown")
+             "backend.traffic.interactive_charts", "backend.timefmt", "backend.shown", "backend.words")
 # Functions of values (parsing what a user typed, formatting, computing a view of a result, the names in a
 # registry's table): no I/O, no state.
 PURE_HELPERS = {"parse_tags", "parse_signature", "parse_image_shape", "parse_value_range", "parse_autoscale",

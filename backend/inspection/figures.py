@@ -321,10 +321,16 @@ def reliability_diagram(calibration: Calibration, subject: str = "") -> Figure:
     return fig
 
 
+def patch_reach(explanation: Explanation) -> float:
+    """The largest patch's contribution, either way: where a patch picture's colour scale ends."""
+    return float(np.abs(explanation.contributions).max(initial=0.0)) or 0.01
+
+
 def patch_explanation(explanation: Explanation, image_shape: tuple[int, int], value_range: tuple[float, float],
-                      class_names: tuple[str, ...]) -> Figure:
+                      class_names: tuple[str, ...], reach: float | None = None) -> Figure:
     """An image's explanation: the image as the model got it, and each patch's contribution to the class's output
-    over it (blue toward the class, red away, on a scale centred on zero)."""
+    over it (blue toward the class, red away, on a scale centred on zero that ends at `reach`: the largest patch's
+    by default; pictures shown side by side share one)."""
     if explanation.patch_grid is None:
         raise InvalidExplanationError("this explanation is of a table's row: its columns are a bar chart, not a picture")
     height, width = image_shape
@@ -332,7 +338,7 @@ def patch_explanation(explanation: Explanation, image_shape: tuple[int, int], va
     rows, cols = explanation.patch_grid
     per_pixel = np.kron(explanation.contributions.reshape(rows, cols), np.ones((side, side)))[:height, :width]
     points = explanation.scale == "probability"
-    reach = float(np.abs(per_pixel).max()) or 0.01
+    reach = reach or patch_reach(explanation)
     name = class_name(class_names, explanation.class_index)
     fig = Figure(figsize=(6.4, 3.4), layout="constrained")
     picture, explained = fig.subplots(1, 2)
@@ -374,7 +380,8 @@ def flip_figure(found: Flip, image_shape: tuple[int, int], value_range: tuple[fl
         ax.set_xticks([])
         ax.set_yticks([])
     before.set_xlabel("the image", fontsize=10)
-    after.set_xlabel(f"edited toward {class_name(class_names, found.target)}", fontsize=10)
+    after.set_xlabel(f"edited toward {class_name(class_names, found.target)}" if found.found else
+                     f"the closest found to {class_name(class_names, found.target)}: not it", fontsize=10)
     change.set_xlabel("blue: ink added, red: taken away", fontsize=10)
     return fig
 

@@ -56,6 +56,11 @@ class Flip:
     found: bool
 
     @property
+    def said_already(self) -> bool:
+        """The model answered `target` for the image as it was: nothing to search."""
+        return int(np.argmax(self.start)) == self.target
+
+    @property
     def changed_pixels(self) -> int:
         return int(np.count_nonzero(self.edited != self.original))
 

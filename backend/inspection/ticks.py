@@ -48,9 +48,20 @@ def percent_ticks(low: float, high: float, *, signed: bool = False, target: int 
     raw = (high - low) / max(1, target)
     power = 10.0 ** math.floor(math.log10(raw))
     step = next(m * power for m in (1, 2, 5, 10) if m * power >= raw * (1 - 1e-9))
-    first, last = math.ceil(low / step - 1e-9), math.floor(high / step + 1e-9)
+    while True:  # a round step can leave one tick (-42 % to +42 % in steps of 50 %): take the next smaller step
+        first, last = math.ceil(low / step - 1e-9), math.floor(high / step + 1e-9)
+        if last - first + 1 >= min(3, target + 1):
+            break
+        step = _smaller(step)
     values = tuple(round(k * step, 12) + 0.0 for k in range(first, last + 1))
     return PercentTicks(values, _decimals(step * 100), signed)
+
+
+def _smaller(step: float) -> float:
+    """The round step below `step` (0.5 -> 0.2 -> 0.1 -> 0.05)."""
+    power = 10.0 ** math.floor(math.log10(step) + 1e-9)
+    mantissa = round(step / power)
+    return {1: 0.5, 2: 1.0, 5: 2.0}.get(mantissa, 1.0) * power
 
 
 def _decimals(step_percent: float) -> int:

@@ -8,7 +8,6 @@ them again.
 import zlib
 from collections.abc import Sequence
 from dataclasses import replace
-from typing import Literal
 
 import numpy as np
 import streamlit as st
@@ -24,6 +23,7 @@ from backend.inspection.figures import (
     flip_figure,
     image_grid,
     patch_explanation,
+    patch_reach,
     sample_strip,
     to_png,
     weight_figure,
@@ -50,6 +50,7 @@ from backend.services.scoring import input_form as input_form_of
 from backend.services.testsets import add_testset, fitting_testsets, for_model
 from backend.shown import shown
 from backend.timefmt import friendly_time
+from backend.words import count
 from dashboard.cache import kept_evaluation, vega_spec
 from dashboard.canvas import drawing_pad
 from dashboard.cases_view import cases_view, flag_own, flag_rows, said_flagged
@@ -354,18 +355,33 @@ def scored_caption(kind: str, results: str, title: str) -> None:
 
 
 
-def explain_image(row: np.ndarray, predicted: int, width: int | Literal["stretch"] = 720) -> None:
+def rivals() -> list[str]:
+    """The other Healthy deployments whose model takes this test set: what a duel can be fought with."""
+    return [name for name, other in healthy.items() if name != deployment.name and dataset_name in
+            {info.name for info in fitting_testsets(deck, managing.model_of(deck, other)).fitting}]
+
+
+duel_choices = ["none", *rivals()] if not data.is_table else ["none"]
+if st.session_state.get("duel", "none") not in duel_choices:  # gone, or it does not take this set
+    st.session_state.pop("duel", None)
+duel_name = st.session_state.get("duel", "none")
+rival = healthy.get(duel_name) if duel_name != "none" else None  # scores every drawn, uploaded and console input too
+
+
+EXPLAINED = ("Each patch switched from a blank image to this one's pixels, in {} random orders of the patches: blue "
+             "patches pushed the answer toward the class, red ones away; together they add up to the difference from "
+             "the blank image.")
+
+
+def explain_image(row: np.ndarray, predicted: int) -> None:
     """Each patch's part in the class the deployment predicts for the image (Shapley values through the endpoint)."""
     assert data.image_shape is not None
-    try:
-        explanation = explain_row(deck, deployment, data, row, class_index=predicted)
-    except ModelDeckError as e:
-        scoring_failed(e, deployment)
+    explanation = answered(lambda: explain_row(deck, deployment, data, row, class_index=predicted),
+                           "Cannot explain it", deployment)
+    if explanation is None:
         return
-    st.image(to_png(patch_explanation(explanation, data.image_shape, data.value_range, data.class_names)), width=width)
-    st.caption(f"Each patch switched from a blank image to this one's pixels, in {explanation.orderings} orders: blue "
-               "patches pushed the answer toward the class, red ones away; together they add up to the difference "
-               "from the blank image.")
+    st.image(to_png(patch_explanation(explanation, data.image_shape, data.value_range, data.class_names)), width=720)
+    st.caption(EXPLAINED.format(explanation.orderings))
 
 
 def weights_view() -> None:
@@ -399,13 +415,16 @@ def flip_view(row: np.ndarray, said: int, key: str) -> None:
         return
     st.image(to_png(flip_figure(found, data.image_shape, data.value_range, data.class_names)), width=720)
     target = class_name(data.class_names, to)
-    if found.found:
-        st.caption(f"{found.changed_pixels} pixels changed in {found.marks} marks make it answer {target} "
-                   f"({found.probabilities[to]:.0%}); {found.requests} requests.")
+    at = f"at {deployment.name}" + (f" (not {rival.name})" if rival is not None else "")
+    if found.said_already:
+        st.info(f"It answers {target} already.")
+    elif found.found:
+        st.caption(f"{count(found.changed_pixels, 'pixel')} changed in {count(found.marks, 'mark')} make it answer "
+                   f"{target} ({found.probabilities[to]:.0%}) {at}; {count(found.requests, 'request')}.")
     else:
-        st.warning(f"No edit of up to {found.steps} marks made it answer {target} (it says "
-                   f"{class_name(data.class_names, found.answer)}, {target} at {found.probabilities[to]:.0%}); "
-                   f"{found.requests} requests.", icon=":material/search_off:")
+        st.warning(f"No edit of up to {count(found.steps, 'mark')} made it answer {target} {at}: it still says "
+                   f"{class_name(data.class_names, found.answer)}, and P({target}) is "
+                   f"{found.probabilities[to]:.0%}; {count(found.requests, 'request')}.", icon=":material/search_off:")
 
 
 def explain_one(images: np.ndarray, indices: Sequence[int], predictions: Sequence[int], key: str) -> None:
@@ -426,13 +445,18 @@ def explain_one(images: np.ndarray, indices: Sequence[int], predictions: Sequenc
         if said == true:
             explain_image(images[pick], said)
             return
-        toward_said, toward_true = st.columns(2)
-        with toward_said:
-            st.markdown(f"**Why {verbatim(class_name(data.class_names, said))}** (its answer)")
-            explain_image(images[pick], said, width="stretch")
-        with toward_true:
-            st.markdown(f"**What speaks for {verbatim(class_name(data.class_names, true))}** (its label)")
-            explain_image(images[pick], true, width="stretch")
+        both = answered(lambda: [explain_row(deck, deployment, data, images[pick], class_index=k) for k in (said, true)],
+                        "Cannot explain it", deployment)
+        if both is None:
+            return
+        reach = max(patch_reach(e) for e in both)  # one colour scale for both: the same blue is the same amount
+        for column, explanation, title in zip(st.columns(2), both, (
+                f"**Why {verbatim(class_name(data.class_names, said))}** (its answer)",
+                f"**What speaks for {verbatim(class_name(data.class_names, true))}** (its label)"), strict=True):
+            column.markdown(title)
+            column.image(to_png(patch_explanation(explanation, data.image_shape, data.value_range, data.class_names,
+                                                  reach)), width="stretch")
+        st.caption(EXPLAINED.format(both[0].orderings) + " Both pictures share one colour scale.")
 
 
 st.subheader(f"Send random test {noun}s")
@@ -623,19 +647,6 @@ def evaluation_view() -> None:
                                       icon=":material/picture_as_pdf:")
 
 
-def rivals() -> list[str]:
-    """The other Healthy deployments whose model takes this test set: what a duel can be fought with."""
-    return [name for name, other in healthy.items() if name != deployment.name and dataset_name in
-            {info.name for info in fitting_testsets(deck, managing.model_of(deck, other)).fitting}]
-
-
-duel_choices = ["none", *rivals()] if not data.is_table else ["none"]
-if st.session_state.get("duel", "none") not in duel_choices:  # gone, or it does not take this set
-    st.session_state.pop("duel", None)
-duel_name = st.session_state.get("duel", "none")
-rival = healthy.get(duel_name) if duel_name != "none" else None  # scores every drawn, uploaded and console input too
-
-
 def said_by_both(first: ImagePrediction, second: ImagePrediction) -> None:
     """A duel's answers side by side, whether they agree said first."""
     a, b = (class_name(data.class_names, p.predicted) for p in (first, second))
@@ -765,6 +776,7 @@ if data.is_table:
 else:  # drawing and uploads make images
     st.subheader("Try your own digit")
     st.selectbox("Duel with", duel_choices, key="duel", width=360,
+                 format_func=lambda name: name if name == "none" else f"{name} — {healthy[name].model_id}",
                  help="Score every drawn, uploaded and console input at a second deployment too, side by side: the "
                       "live way to show where two versions differ")
     own_digit_view()

@@ -79,11 +79,6 @@ def shape(array: np.ndarray) -> str:
     return "(" + ", ".join(f"{d}" for d in array.shape) + ")"
 
 
-def count(n: int, noun: str) -> str:
-    """ "1 image", "2 images"."""
-    return f"{n:,} {noun}{'' if n == 1 else 's'}"
-
-
 def amount(size: int) -> str:
     """A size in bytes for people: "3,000 bytes", "1.5 MiB"."""
     return f"{size / _MIB:,.1f} MiB" if size >= _MIB else f"{size:,} bytes"

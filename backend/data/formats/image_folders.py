@@ -11,9 +11,10 @@ from pathlib import Path, PurePosixPath
 import numpy as np
 
 from ...errors import DatasetImportError, UserImageError
+from ...words import count
 from .. import limits
 from ..preprocess import decode_image, grayscale, mnist_input
-from .base import RawSet, amount, checked_members, count, natural_key
+from .base import RawSet, amount, checked_members, natural_key
 
 MNIST_SIDE = 28
 MIN_RESIZED_SIDE = 20

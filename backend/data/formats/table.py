@@ -12,8 +12,9 @@ from typing import TYPE_CHECKING, Any
 import numpy as np
 
 from ...errors import DatasetImportError
+from ...words import count
 from .. import limits
-from .base import RawSet, count
+from .base import RawSet
 
 if TYPE_CHECKING:
     import pandas as pd
