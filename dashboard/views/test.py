@@ -18,6 +18,7 @@ from backend.data.uploads import formats_help
 from backend.errors import InvalidPerturbationError, ModelDeckError, ScoringError
 from backend.inspection.calibration import BINS, calibration_of
 from backend.inspection.evaluation import Evaluation, Samples, class_name, predictions_csv
+from backend.inspection.explain import Explanation
 from backend.inspection.figures import (
     confusion_heatmap,
     flip_figure,
@@ -28,6 +29,7 @@ from backend.inspection.figures import (
     to_png,
     weight_figure,
 )
+from backend.inspection.flip import Flip
 from backend.inspection.interactive_charts import (
     CELL,
     PREDICTED_CLASS,
@@ -368,6 +370,23 @@ duel_name = st.session_state.get("duel", "none")
 rival = healthy.get(duel_name) if duel_name != "none" else None  # scores every drawn, uploaded and console input too
 
 
+@st.cache_resource(max_entries=32, show_spinner=False)
+def explained_at(uid: str, dataset: str, digest: int, class_index: int, _row: np.ndarray) -> Explanation:
+    """An image's explanation for one class at the deployment (by uid), for the set's form, by the image's digest:
+    once, not on every rerun of the page while it is shown."""
+    return explain_row(deck, deployment, data, _row, class_index=class_index)
+
+
+@st.cache_resource(max_entries=16, show_spinner=False)
+def flipped_at(uid: str, dataset: str, digest: int, to: int, _row: np.ndarray) -> Flip:
+    """The search's edit toward class `to` (index) for an image at the deployment, once per image and class."""
+    return counterfactual_image(deck, deployment, data, _row, data.class_names[to])
+
+
+def digest(row: np.ndarray) -> int:
+    return zlib.crc32(np.ascontiguousarray(row).tobytes())
+
+
 EXPLAINED = ("Each patch switched from a blank image to this one's pixels, in {} random orders of the patches: blue "
              "patches pushed the answer toward the class, red ones away; together they add up to the difference from "
              "the blank image.")
@@ -376,7 +395,7 @@ EXPLAINED = ("Each patch switched from a blank image to this one's pixels, in {}
 def explain_image(row: np.ndarray, predicted: int) -> None:
     """Each patch's part in the class the deployment predicts for the image (Shapley values through the endpoint)."""
     assert data.image_shape is not None
-    explanation = answered(lambda: explain_row(deck, deployment, data, row, class_index=predicted),
+    explanation = answered(lambda: explained_at(deployment.record.uid, dataset_name, digest(row), predicted, row),
                            "Cannot explain it", deployment)
     if explanation is None:
         return
@@ -409,8 +428,7 @@ def flip_view(row: np.ndarray, said: int, key: str) -> None:
     if to is None:
         return
     with st.spinner("Searching through the endpoint…"):
-        found = answered(lambda: counterfactual_image(deck, deployment, data, row, data.class_names[to]),
-                         "Cannot search", deployment)
+        found = answered(lambda: flipped_at(deployment.record.uid, dataset_name, digest(row), to, row), "Cannot search", deployment)
     if found is None:
         return
     st.image(to_png(flip_figure(found, data.image_shape, data.value_range, data.class_names)), width=720)
@@ -445,7 +463,8 @@ def explain_one(images: np.ndarray, indices: Sequence[int], predictions: Sequenc
         if said == true:
             explain_image(images[pick], said)
             return
-        both = answered(lambda: [explain_row(deck, deployment, data, images[pick], class_index=k) for k in (said, true)],
+        row = images[pick]
+        both = answered(lambda: [explained_at(deployment.record.uid, dataset_name, digest(row), k, row) for k in (said, true)],
                         "Cannot explain it", deployment)
         if both is None:
             return
@@ -723,8 +742,7 @@ def own_digit_view() -> None:
                     flag_own(deployment, data, prediction.prepared.row, prediction.predicted,
                              "uploaded" if uploaded is not None else "drawn", "flag/own")
         if prediction is not None:  # keyed by the digit: another drawing starts without a class chosen
-            flip_view(prediction.prepared.row, prediction.predicted,
-                      f"own/{zlib.crc32(prediction.prepared.row.tobytes())}")
+            flip_view(prediction.prepared.row, prediction.predicted, f"own/{digest(prediction.prepared.row)}")
         if explain and prediction is not None:  # the width of the page: its labels readable at 1024 too
             explain_image(prediction.prepared.row, prediction.predicted)
         if looks_for:
