@@ -12,14 +12,15 @@ import streamlit as st
 
 from backend.data.cases import Case
 from backend.data.testset import TestSet
-from backend.errors import CaseNotFoundError, ModelDeckError, ScoringError
+from backend.errors import CaseNotFoundError, ModelDeckError
 from backend.inspection.evaluation import class_name
 from backend.inspection.figures import case_grid, to_png
 from backend.inspection.perturb import Perturbation
+from backend.inspection.rows import row_table
 from backend.runtimes.base import Deployment
 from backend.services.cases import Replay, book, case_set_for, flag_prepared, flag_row, remove_case, replay
 from backend.shown import shown
-from dashboard.common import fail, get_deck, scoring_failed, verbatim
+from dashboard.common import answered, fail, get_deck, verbatim
 from dashboard.tables import show_rows
 
 REPLAYED = "cases/replayed"  # session state: the last replay, by deployment uid and case set
@@ -97,14 +98,10 @@ def cases_view(deployment: Deployment, others: Sequence[str]) -> None:
     if r2.button(f"Replay {'them' if len(cases) != 1 else 'it'} here" + ("" if against == "none" else " and there"),
                  icon=":material/replay:", key="cases_replay", width="stretch",
                  help=f"Score every case at {deployment.name}" + ("" if against == "none" else f" and at {against}")):
-        try:
-            done = replay(deck, deployment.name, against=None if against == "none" else against, set_name=set_name)
-        except ScoringError as e:
-            scoring_failed(e, deployment)
-        except ModelDeckError as e:
-            fail(e, "Cannot replay the cases")
-        else:
-            st.session_state[memory] = done
+        replayed = answered(lambda: replay(deck, deployment.name, against=None if against == "none" else against,
+                                           set_name=set_name), "Cannot replay the cases", deployment)
+        if replayed is not None:
+            done = st.session_state[memory] = replayed
     data = book(deck).testset(set_name)
     answers = None
     if done is not None:
@@ -116,8 +113,6 @@ def cases_view(deployment: Deployment, others: Sequence[str]) -> None:
         st.image(to_png(case_grid(data.X, data.image_shape, data.y, data.class_names, answers,
                                   value_range=data.value_range)), width="stretch")
     else:
-        from backend.inspection.rows import row_table
-
         show_rows(row_table(data.X, data.feature_names or (), np.arange(len(data)), data.y,
                             answers if answers is not None else data.y, data.class_names, categories=data.categories,
                             heading=f"{done.deployment} said" if done is not None else "flagged as"))
