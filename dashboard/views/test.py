@@ -697,9 +697,9 @@ def own_digit_view() -> None:
             # here, not beside the answer: a widget that keeps its place keeps its state in the browser too
             explain = st.toggle("Explain the answer", key="own_explain",
                                 help="Which parts of the image made it: each patch's share, drawn over the image")
-            looks_for = st.toggle("What it looks for in each class", key="own_weights",
-                                  help="Where ink raises each class (blue) or lowers it (red), read through the "
-                                       "endpoint: a linear model's exact weights")
+            looks_for = st.toggle("What it looks for", key="own_weights",
+                                  help="In each class: where ink raises it (blue) or lowers it (red), read through "
+                                       "the endpoint (a linear model's exact weights)")
         source = uploaded.getvalue() if uploaded is not None else drawn
         prediction = None
         with result:
