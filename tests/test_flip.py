@@ -114,3 +114,29 @@ def test_the_test_page_shows_what_would_make_a_strip_image_another_class(local_d
         assert any(f"make it answer {(said + 1) % 10}" in c.value for c in at.caption)
     finally:
         common._open.clear()
+
+
+def test_a_wrong_images_two_explanations_stack_on_a_projector(local_deck, monkeypatch):
+    from dashboard import common
+
+    from .test_dashboard import button, on_page
+
+    deck = local_deck
+    deck.deployments.deploy_and_wait(deck.registry.get("sklearn_mnist", 1), "stacked", runtime="local", timeout=180)
+    monkeypatch.setenv("MODELDECK_HOME", str(deck.settings.home))
+    monkeypatch.setenv("MODELDECK_RUNTIME", "local")
+    common._open.clear()
+    try:
+        at = on_page("views/test.py", deployment="stacked", dataset="mnist", present="1")
+        at.number_input(key="seed").set_value(2).run()
+        button(at, "Send 30 random test images").click().run()
+        sent = deck.results.load_samples(deck.deployments.get("stacked"), "mnist")
+        wrong = [k for k in range(len(sent.labels)) if sent.labels[k] != sent.predictions[k]]
+        assert wrong, "the seed gives a wrong image among 30 (v1 is right 89.5 % of the time)"
+        at.selectbox(key="strip/explain").set_value(wrong[0]).run()
+        assert not at.exception and not at.error, [e.value for e in at.error]
+        assert any("Both pictures share one colour scale" in c.value for c in at.caption)
+        assert any(m.value.startswith("**Why ") for m in at.markdown)
+        assert any(m.value.startswith("**What speaks for ") for m in at.markdown)
+    finally:
+        common._open.clear()

@@ -469,12 +469,14 @@ def explain_one(images: np.ndarray, indices: Sequence[int], predictions: Sequenc
         if both is None:
             return
         reach = max(patch_reach(e) for e in both)  # one colour scale for both: the same blue is the same amount
-        for column, explanation, title in zip(st.columns(2), both, (
+        # side by side, or one under the other on a projector (two columns at 1024 make their words 8 px high)
+        places = [st.container(), st.container()] if presentation else st.columns(2)
+        for column, explanation, title in zip(places, both, (
                 f"**Why {verbatim(class_name(data.class_names, said))}** (its answer)",
                 f"**What speaks for {verbatim(class_name(data.class_names, true))}** (its label)"), strict=True):
             column.markdown(title)
             column.image(to_png(patch_explanation(explanation, data.image_shape, data.value_range, data.class_names,
-                                                  reach)), width="stretch")
+                                                  reach)), width=720 if presentation else "stretch")
         st.caption(EXPLAINED.format(both[0].orderings) + " Both pictures share one colour scale.")
 
 
