@@ -92,51 +92,46 @@ def test_the_cli_finds_an_edit_the_deployment_itself_answers_as_asked(trained_cl
         cli("deployments", "delete", "flipped")
 
 
-def test_the_test_page_shows_what_would_make_a_strip_image_another_class(local_deck, monkeypatch):
+@pytest.fixture()
+def strip_page(local_deck, monkeypatch):
+    """(deck, a function opening the Test page on a local deployment of sklearn_mnist:1 with 30 random images sent,
+    in presentation mode when asked, and what was sent)."""
     from dashboard import common
 
     from .test_dashboard import button, on_page
 
     deck = local_deck
-    deck.deployments.deploy_and_wait(deck.registry.get("sklearn_mnist", 1), "flip-page", runtime="local", timeout=180)
+    deployment = deck.deployments.deploy_and_wait(deck.registry.get("sklearn_mnist", 1), "strip", runtime="local",
+                                                  timeout=180)
     monkeypatch.setenv("MODELDECK_HOME", str(deck.settings.home))
     monkeypatch.setenv("MODELDECK_RUNTIME", "local")
     common._open.clear()
-    try:
-        at = on_page("views/test.py", deployment="flip-page", dataset="mnist")
-        at.number_input(key="seed").set_value(1).run()
+
+    def opened(seed: int, **query: str):
+        at = on_page("views/test.py", deployment="strip", dataset="mnist", **query)
+        at.number_input(key="seed").set_value(seed).run()
         button(at, "Send 30 random test images").click().run()
-        at.selectbox(key="strip/explain").set_value(0).run()
-        sent = deck.results.load_samples(deck.deployments.get("flip-page"), "mnist")
-        said = int(sent.predictions[0])
-        at.selectbox(key="strip/0/flip").set_value((said + 1) % 10).run()
-        assert not at.exception and not at.error, [e.value for e in at.error]
-        assert any(f"make it answer {(said + 1) % 10}" in c.value for c in at.caption)
-    finally:
-        common._open.clear()
+        return at, deck.results.load_samples(deployment, "mnist")
 
-
-def test_a_wrong_images_two_explanations_stack_on_a_projector(local_deck, monkeypatch):
-    from dashboard import common
-
-    from .test_dashboard import button, on_page
-
-    deck = local_deck
-    deck.deployments.deploy_and_wait(deck.registry.get("sklearn_mnist", 1), "stacked", runtime="local", timeout=180)
-    monkeypatch.setenv("MODELDECK_HOME", str(deck.settings.home))
-    monkeypatch.setenv("MODELDECK_RUNTIME", "local")
+    yield opened
     common._open.clear()
-    try:
-        at = on_page("views/test.py", deployment="stacked", dataset="mnist", present="1")
-        at.number_input(key="seed").set_value(2).run()
-        button(at, "Send 30 random test images").click().run()
-        sent = deck.results.load_samples(deck.deployments.get("stacked"), "mnist")
-        wrong = [k for k in range(len(sent.labels)) if sent.labels[k] != sent.predictions[k]]
-        assert wrong, "the seed gives a wrong image among 30 (v1 is right 89.5 % of the time)"
-        at.selectbox(key="strip/explain").set_value(wrong[0]).run()
-        assert not at.exception and not at.error, [e.value for e in at.error]
-        assert any("Both pictures share one colour scale" in c.value for c in at.caption)
-        assert any(m.value.startswith("**Why ") for m in at.markdown)
-        assert any(m.value.startswith("**What speaks for ") for m in at.markdown)
-    finally:
-        common._open.clear()
+
+
+def test_the_test_page_shows_what_would_make_a_strip_image_another_class(strip_page):
+    at, sent = strip_page(1)
+    at.selectbox(key="strip/explain").set_value(0).run()
+    said = int(sent.predictions[0])
+    at.selectbox(key="strip/0/flip").set_value((said + 1) % 10).run()
+    assert not at.exception and not at.error, [e.value for e in at.error]
+    assert any(f"make it answer {(said + 1) % 10}" in c.value for c in at.caption)
+
+
+def test_a_wrong_images_two_explanations_stack_on_a_projector(strip_page):
+    at, sent = strip_page(2, present="1")
+    wrong = [k for k in range(len(sent.labels)) if sent.labels[k] != sent.predictions[k]]
+    assert wrong, "the seed gives a wrong image among 30 (v1 is right 89.5 % of the time)"
+    at.selectbox(key="strip/explain").set_value(wrong[0]).run()
+    assert not at.exception and not at.error, [e.value for e in at.error]
+    assert any("Both pictures share one colour scale" in c.value for c in at.caption)
+    assert any(m.value.startswith("**Why ") for m in at.markdown)
+    assert any(m.value.startswith("**What speaks for ") for m in at.markdown)
