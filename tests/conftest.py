@@ -332,3 +332,16 @@ def cancer_deployment(tmp_path_factory):
     yield deck, deployment, load_breast_cancer_test(), joblib.load(home / "blobs" / model.files[0].sha256)
     for left in deck.deployments.list():
         deck.deployments.delete(left.name)
+
+
+def stroke_png() -> bytes:
+    """A 28x28 PNG of one white stroke on black (a "1"): a digit-like image the Test page and the CLI prepare."""
+    import io
+
+    from PIL import Image, ImageDraw
+
+    image = Image.new("L", (28, 28), 0)
+    ImageDraw.Draw(image).line([(14, 4), (14, 24)], fill=255, width=3)
+    buffer = io.BytesIO()
+    image.save(buffer, format="PNG")
+    return buffer.getvalue()

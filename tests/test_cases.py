@@ -9,7 +9,6 @@ import subprocess
 import sys
 import threading
 import time
-from dataclasses import replace
 from pathlib import Path
 
 import numpy as np
@@ -21,8 +20,11 @@ from backend.data.cases import CaseBook, CaseForm, CaseSource
 from backend.data.catalogue import catalogue, load_dataset
 from backend.data.store import import_dataset, load_user_dataset
 from backend.errors import CaseError, CaseNotFoundError, InvalidDatasetNameError
-from backend.services.cases import book, flag_row, replay
+from backend.services.cases import flag_row, replay
 from backend.services.scoring import score_rows
+
+from .conftest import stroke_png
+from .test_cli import cli
 
 MNIST_FORM = CaseForm(tuple("0123456789"), (28, 28), (0.0, 1.0))
 SOURCE = CaseSource("test set", dataset="mnist", dataset_index=3)
@@ -156,113 +158,26 @@ def test_replay_says_what_each_version_gets_right_fixes_and_breaks(first_run_dec
 def test_the_cli_flags_lists_replays_exports_and_removes(first_run_cli_env, tmp_path):
     env = first_run_cli_env
 
-    def cli(*args: str, code: int = 0) -> subprocess.CompletedProcess[str]:
-        done = subprocess.run([sys.executable, "-m", "backend", *args], capture_output=True, text=True, env=env,
-                              timeout=300)
-        assert done.returncode == code, done.stderr
-        return done
-
-    cli("deploy", "sklearn_mnist:1", "--name", "cli-one")
-    added = json.loads(cli("cases", "add", "--dataset", "mnist", "--index", "7", "--perturb", "rotate=30",
+    cli(env, "deploy", "sklearn_mnist:1", "--name", "cli-one")
+    added = json.loads(cli(env, "cases", "add", "--dataset", "mnist", "--index", "7", "--perturb", "rotate=30",
                            "--label", "9", "--note", "tilted", "--deployment", "cli-one", "--json").stdout)
     assert added["set"] == "cases" and added["perturbation"] == "rotate=30" and added["model"] == "sklearn_mnist:1"
-    (tmp_path / "blank.png").write_bytes(_png())
-    cli("cases", "add", "--image", str(tmp_path / "blank.png"), "--dataset", "mnist", "--label", "0")
-    assert "is not one of the classes" in cli("cases", "add", "--dataset", "mnist", "--index", "1", "--label", "ten",
-                                              code=1).stderr
-    listed = json.loads(cli("cases", "list", "--json").stdout)
+    (tmp_path / "blank.png").write_bytes(stroke_png())
+    cli(env, "cases", "add", "--image", str(tmp_path / "blank.png"), "--dataset", "mnist", "--label", "0")
+    refused = cli(env, "cases", "add", "--dataset", "mnist", "--index", "1", "--label", "ten", check=False)
+    assert refused.returncode == 1 and "is not one of the classes" in refused.stderr
+    listed = json.loads(cli(env, "cases", "list", "--json").stdout)
     assert [c["origin"] for c in listed] == ["test set", "file"] and listed[0]["note"] == "tilted"
-    replayed = json.loads(cli("cases", "replay", "cli-one", "--json").stdout)
+    replayed = json.loads(cli(env, "cases", "replay", "cli-one", "--json").stdout)
     assert replayed["cases"] == 2 and [a["id"] for a in replayed["answers"]] == [c["id"] for c in listed]
-    assert "flagged cases right" in cli("cases", "replay", "cli-one").stdout
-    cli("cases", "export", "--out", str(tmp_path / "cases.npz"))
-    cli("datasets", "add", "flagged", str(tmp_path / "cases.npz"))
+    assert "flagged cases right" in cli(env, "cases", "replay", "cli-one").stdout
+    cli(env, "cases", "export", "--out", str(tmp_path / "cases.npz"))
+    cli(env, "datasets", "add", "flagged", str(tmp_path / "cases.npz"))
     home = Path(env["MODELDECK_HOME"])
     sets = Settings(home=home).datasets_dir
     back = load_user_dataset(sets, "flagged")
     kept = CaseBook(sets).testset("cases")
     assert np.array_equal(back.X, kept.X) and back.y.tolist() == kept.y.tolist()
-    cli("cases", "remove", listed[0]["id"])
-    assert [c["id"] for c in json.loads(cli("cases", "list", "--json").stdout)] == [listed[1]["id"]]
-    cli("deployments", "delete", "cli-one")
-
-
-def _png() -> bytes:
-    """A white stroke on black: a digit-like image the Test page would score."""
-    import io
-
-    from PIL import Image, ImageDraw
-
-    image = Image.new("L", (28, 28), 0)
-    ImageDraw.Draw(image).line([(14, 4), (14, 24)], fill=255, width=3)
-    buffer = io.BytesIO()
-    image.save(buffer, format="PNG")
-    return buffer.getvalue()
-
-
-def test_the_test_page_flags_a_strip_image_and_replays_the_cases_against_another_version(first_run_deck, monkeypatch):
-    from dashboard import common
-
-    from .test_dashboard import button, on_page
-
-    deck = first_run_deck
-    deck.deployments.deploy_and_wait(deck.registry.get("sklearn_mnist", 1), "page-one", runtime="local", timeout=180)
-    deck.deployments.deploy_and_wait(deck.registry.get("sklearn_mnist", 2), "page-two", runtime="local", timeout=180)
-    monkeypatch.setenv("MODELDECK_HOME", str(deck.settings.home))
-    monkeypatch.setenv("MODELDECK_RUNTIME", "local")
-    common._open.clear()
-    try:
-        at = on_page("views/test.py", deployment="page-two", dataset="mnist")
-        assert any("No flagged case fits this deployment yet" in c.value for c in at.caption)
-        at.number_input(key="seed").set_value(3).run()
-        button(at, "Send 30 random test images").click().run()
-        assert not at.exception
-        # explain a strip image: which patches made its answer (and its label, when wrong)
-        at.selectbox(key="strip/explain").set_value(0).run()
-        assert not at.exception and any("Each patch switched from a blank image" in c.value for c in at.caption)
-        picked = at.selectbox(key="flag/strip/pick")
-        sent = deck.results.load_samples(deck.deployments.get("page-two"), "mnist")
-        index = int(sent.indices[picked.value])
-        at.selectbox(key=f"flag/strip/{index}/label").set_value(7).run()
-        at.text_input(key=f"flag/strip/{index}/note").input("the tester says 7").run()
-        at.button(key=f"flag/strip/{index}/flag").click().run()
-        assert not at.exception and not at.error, [e.value for e in at.error]
-        cases = book(deck).cases()
-        assert len(cases) == 1 and cases[0].label == "7" and cases[0].note == "the tester says 7"
-        assert cases[0].source.dataset_index == index and cases[0].source.deployment == "page-two"
-        assert np.array_equal(cases[0].row, load_mnist_test().X[index])  # exactly as scored
-        # the section shows it; a replay against the other version says what each said
-        assert any(frame["id"].tolist() == [cases[0].id] for frame in (d.value for d in at.dataframe)
-                   if "id" in frame.columns)
-        at.selectbox(key="cases_against").set_value("page-one").run()
-        at.button(key="cases_replay").click().run()
-        assert not at.exception and not at.error
-        said = [m.value for m in (*at.success, *at.warning) if "flagged cases right" in m.value]
-        assert said and said[0].replace("\\", "").startswith("page-two gets ")
-        table = next(d.value for d in at.dataframe if "page-one said" in d.value.columns)
-        assert table["page-two said"].tolist()[0] in "0123456789"
-        at.button(key="cases_remove").click().run()
-        assert book(deck).cases() == []
-        # a duel: the console's body goes to both, the answers side by side
-        assert at.selectbox(key="duel").options == ["none", "page-one — sklearn_mnist:1"]
-        at.selectbox(key="duel").set_value("page-one").run()
-        at.button(key="console_send").click().run()
-        assert not at.exception and at.button(key="console_send").label == "Send to both"
-        assert any(badge in m.value for m in at.markdown for badge in ("Both answer the same", "The answers differ"))
-        assert sum("HTTP 200" in m.value for m in at.markdown) == 2
-    finally:
-        common._open.clear()
-
-
-def test_the_report_shows_the_flagged_cases_with_what_the_deployment_says_now(local_deck):
-    from backend.services.reports import make_report
-
-    deck = local_deck
-    deployment = deck.deployments.deploy_and_wait(deck.registry.get("sklearn_mnist", 1), "reported", runtime="local",
-                                                  timeout=180)
-    mnist = load_mnist_test()
-    flag_row(deck, mnist, 5, "3", "a <b>bold</b> claim", deployment=deployment)
-    report = make_report(deck, deployment, replace(mnist, X=mnist.X[:50], y=mnist.y[:50]))
-    assert report.inputs.flagged is not None and len(report.inputs.flagged.cases) == 1
-    assert "<h2>Flagged cases</h2>" in report.html and "a &lt;b&gt;bold&lt;/b&gt; claim" in report.html
-    assert "mnist #5, at reported (sklearn_mnist:1)" in report.html
+    cli(env, "cases", "remove", listed[0]["id"])
+    assert [c["id"] for c in json.loads(cli(env, "cases", "list", "--json").stdout)] == [listed[1]["id"]]
+    cli(env, "deployments", "delete", "cli-one")

@@ -34,6 +34,9 @@ from backend.inspection.explain import (
 from backend.inspection.interactive_charts import contribution_chart, importance_chart
 from backend.services import explaining
 
+from .conftest import stroke_png
+from .test_cli import cli
+
 
 def explained(f, row: np.ndarray, background: np.ndarray, count: int = 6, seed: int = 0):
     """Shapley values of `f` for `row`; of its patches when it is 15 values (a 5x3 image in 2x2 patches)."""
@@ -237,26 +240,11 @@ def test_an_image_explanation_through_a_real_deployment_adds_up_to_scikit_learns
 
 
 def test_the_cli_explains_an_image_file_for_a_target_class_pixel_by_pixel(trained_cli_env, tmp_path):
-    import io
-
-    from PIL import Image, ImageDraw
-
     env = trained_cli_env
-
-    def cli(*args: str) -> subprocess.CompletedProcess[str]:
-        done = subprocess.run([sys.executable, "-m", "backend", *args], capture_output=True, text=True, env=env,
-                              timeout=300)
-        assert done.returncode == 0, done.stderr
-        return done
-
-    image = Image.new("L", (28, 28), 0)
-    ImageDraw.Draw(image).line([(14, 4), (14, 24)], fill=255, width=3)  # a "1"
-    buffer = io.BytesIO()
-    image.save(buffer, format="PNG")
-    (tmp_path / "one.png").write_bytes(buffer.getvalue())
-    cli("deploy", "sklearn_mnist:1", "--name", "explained")
+    (tmp_path / "one.png").write_bytes(stroke_png())  # a "1"
+    cli(env, "deploy", "sklearn_mnist:1", "--name", "explained")
     try:
-        answer = json.loads(cli("explain", "explained", "--dataset", "mnist", "--image", str(tmp_path / "one.png"),
+        answer = json.loads(cli(env, "explain", "explained", "--dataset", "mnist", "--image", str(tmp_path / "one.png"),
                                 "--target", "7", "--json").stdout)
         assert answer["target"] == "7" and answer["prediction"] in "0123456789" and answer["requests"] >= 1
         saliency, pixels = np.array(answer["saliency"]), np.array(answer["image"])
@@ -264,7 +252,7 @@ def test_the_cli_explains_an_image_file_for_a_target_class_pixel_by_pixel(traine
         assert saliency.sum() == pytest.approx(answer["output"] - answer["base"], abs=1e-9)  # the pixels add up
         assert "patches switched from a blank image" in answer["method"]
     finally:
-        cli("deployments", "delete", "explained")
+        cli(env, "deployments", "delete", "explained")
 
 
 def test_the_deletion_test_finds_what_the_model_uses(local_deck):

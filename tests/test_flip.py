@@ -3,8 +3,6 @@ needed and stay near the strokes), and through a real deployment from the CLI, w
 is the class asked for."""
 
 import json
-import subprocess
-import sys
 from pathlib import Path
 
 import numpy as np
@@ -16,6 +14,8 @@ from backend.data.builtin import load_mnist_test
 from backend.errors import InvalidExplanationError
 from backend.inspection.flip import applied, candidate_marks, flip, margin
 from backend.services.scoring import score_rows
+
+from .test_cli import cli
 
 SHAPE = (8, 8)
 
@@ -65,16 +65,10 @@ def test_the_search_gives_up_within_its_steps_and_refuses_a_class_the_model_lack
 def test_the_cli_finds_an_edit_the_deployment_itself_answers_as_asked(trained_cli_env, tmp_path):
     env = trained_cli_env
 
-    def cli(*args: str, code: int = 0) -> subprocess.CompletedProcess[str]:
-        done = subprocess.run([sys.executable, "-m", "backend", *args], capture_output=True, text=True, env=env,
-                              timeout=300)
-        assert done.returncode == code, done.stderr
-        return done
-
-    cli("deploy", "sklearn_mnist:1", "--name", "flipped")
+    cli(env, "deploy", "sklearn_mnist:1", "--name", "flipped")
     try:
         mnist = load_mnist_test()
-        said = json.loads(cli("counterfactual", "flipped", "--dataset", "mnist", "--index", "0", "--to", "9", "--json",
+        said = json.loads(cli(env, "counterfactual", "flipped", "--dataset", "mnist", "--index", "0", "--to", "9", "--json",
                               "--out", str(tmp_path / "flip.png")).stdout)
         assert said["from"] == "7" and said["found"] and said["answer"] == "9" and said["requests"] <= 43
         edited = np.array(said["image"], dtype=np.float32).reshape(1, -1)
@@ -83,13 +77,14 @@ def test_the_cli_finds_an_edit_the_deployment_itself_answers_as_asked(trained_cl
         # the deployment's own answer for the edited image, asked again
         deck = open_modeldeck(Settings(home=Path(env["MODELDECK_HOME"]), runtime="local"))
         assert mnist.class_names[int(score_rows(deck, deck.deployments.get("flipped"), edited, mnist)[0][0])] == "9"
-        refused = cli("counterfactual", "flipped", "--dataset", "mnist", "--index", "0", "--to", "nine", code=1)
-        assert "'nine' is not a class of test set 'mnist'" in refused.stderr
-        gave_up = cli("counterfactual", "flipped", "--dataset", "mnist", "--index", "0", "--to", "9", "--max-steps",
-                      "1", code=1)
-        assert "no edit of up to 1 mark made flipped answer 9" in gave_up.stderr
+        refused = cli(env, "counterfactual", "flipped", "--dataset", "mnist", "--index", "0", "--to", "nine",
+                      check=False)
+        assert refused.returncode == 1 and "'nine' is not a class of test set 'mnist'" in refused.stderr
+        gave_up = cli(env, "counterfactual", "flipped", "--dataset", "mnist", "--index", "0", "--to", "9",
+                      "--max-steps", "1", check=False)
+        assert gave_up.returncode == 1 and "no edit of up to 1 mark made flipped answer 9" in gave_up.stderr
     finally:
-        cli("deployments", "delete", "flipped")
+        cli(env, "deployments", "delete", "flipped")
 
 
 @pytest.fixture()
@@ -126,8 +121,9 @@ def test_the_test_page_shows_what_would_make_a_strip_image_another_class(strip_p
     assert any(f"make it answer {(said + 1) % 10}" in c.value for c in at.caption)
 
 
-def test_a_wrong_images_two_explanations_stack_on_a_projector(strip_page):
-    at, sent = strip_page(2, present="1")
+@pytest.mark.parametrize("present", [False, True], ids=["side-by-side", "stacked-on-a-projector"])
+def test_a_wrong_images_two_explanations_sit_side_by_side_or_stack_on_a_projector(strip_page, present):
+    at, sent = strip_page(2, **({"present": "1"} if present else {}))
     wrong = [k for k in range(len(sent.labels)) if sent.labels[k] != sent.predictions[k]]
     assert wrong, "the seed gives a wrong image among 30 (v1 is right 89.5 % of the time)"
     at.selectbox(key="strip/explain").set_value(wrong[0]).run()
@@ -135,3 +131,5 @@ def test_a_wrong_images_two_explanations_stack_on_a_projector(strip_page):
     assert any("Both pictures share one colour scale" in c.value for c in at.caption)
     assert any(m.value.startswith("**Why ") for m in at.markdown)
     assert any(m.value.startswith("**What speaks for ") for m in at.markdown)
+    in_columns = any(m.value.startswith("**Why ") for column in at.columns for m in column.markdown)
+    assert in_columns is not present  # two columns make their words 8 px high at 1024 on a projector

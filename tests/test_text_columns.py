@@ -5,8 +5,6 @@ load test), answered as scikit-learn answers the same rows."""
 
 import json
 import pickle
-import subprocess
-import sys
 from pathlib import Path
 
 import numpy as np
@@ -39,6 +37,8 @@ from backend.services.scoring import robustness_curve, send_random
 from backend.services.testsets import add_testset, scoring_target
 from backend.services.whatif import controls_of, dependence, edited, predict_row, start_row
 from backend.traffic.loadtest import request_bodies
+
+from .test_cli import cli
 
 COLOURS = ("blue", "green", "red")
 
@@ -223,16 +223,12 @@ def test_the_cli_sets_a_category_and_prints_names(shapes_deployment):
     other = next(colour for colour in COLOURS if colour != rows["colour"][0])
     env = {"MODELDECK_HOME": str(deck.settings.home), "MODELDECK_RUNTIME": "local", "PATH": "/usr/bin:/bin",
            "PYTHONPATH": str(Path(__file__).resolve().parent.parent)}
-    ran = subprocess.run([sys.executable, "-m", "backend", "whatif", "shapes", "--dataset", "shapes-test", "--index",
-                          "0", "--set", f"colour={other}", "--curve", "colour", "--nearest", "--json"],
-                         capture_output=True, text=True, env=env, timeout=120)
-    assert ran.returncode == 0, ran.stderr
+    ran = cli(env, "whatif", "shapes", "--dataset", "shapes-test", "--index", "0", "--set", f"colour={other}",
+              "--curve", "colour", "--nearest", "--json")
     result = json.loads(ran.stdout)
     assert result["changed"]["colour"] == {"from": rows["colour"][0], "to": other}
     assert [point["value"] for point in result["curve"]["points"]] == list(COLOURS)
-    scored = subprocess.run([sys.executable, "-m", "backend", "score", "shapes", "--dataset", "shapes-test",
-                             "--random", "3", "--json"], capture_output=True, text=True, env=env, timeout=120)
-    assert scored.returncode == 0, scored.stderr
+    scored = cli(env, "score", "shapes", "--dataset", "shapes-test", "--random", "3", "--json")
     assert all(row["features"]["colour"] in COLOURS for row in json.loads(scored.stdout))
 
 
