@@ -40,7 +40,17 @@ from .registry import Model, parse_image_shape, parse_signature, parse_tags, par
 from .runtimes.base import DEFAULT_RUN_TIMEOUT_SECONDS, DeployConfig, Deployment
 from .runtimes.kinds import runtime_choices, runtime_names
 from .services import kept, managing
-from .services.cases import CaseAnswer, all_cases, export_cases, flag_image, flag_row, flag_target, remove_case, replay
+from .services.cases import (
+    CaseAnswer,
+    all_cases,
+    export_cases,
+    flag_image,
+    flag_log,
+    flag_row,
+    flag_target,
+    remove_case,
+    replay,
+)
 from .services.comparing import compare_deployments, contender
 from .services.deploying import deploy_and_wait
 from .services.explaining import REPEATS, class_index_of, class_weight_maps, explain_row, permutation_importance
@@ -298,16 +308,28 @@ def cmd_datasets_remove(deck: ModelDeck, args: argparse.Namespace) -> int:
 
 def cmd_cases_add(deck: ModelDeck, args: argparse.Namespace) -> int:
     deployment, testset = flag_target(deck, args.deployment, args.dataset)
+    if sum(x is not None for x in (args.image, args.index, args.from_flag)) != 1:
+        raise CaseError("say what to flag, one of: --image FILE, --dataset D --index I, or --from-flag LOG.csv")
+    if args.perturb and args.index is None:
+        raise CaseError("--perturb is for a test set's row (--index I)")
+    if args.from_flag is not None:
+        imported = flag_log(deck, testset, args.from_flag, args.label or "", args.note, deployment=deployment)
+        if args.json:
+            _print_json({"cases": [_case_json(case) for case in imported.cases], "known": imported.known})
+            return 0
+        kept = "; ".join(f"{case.id} {shown(case.label)}" for case in imported.cases[:10])
+        print(f"flagged {count(len(imported.cases), 'image')} from {args.from_flag}" + (f": {kept}" if kept else "") +
+              ("; ..." if len(imported.cases) > 10 else "") +
+              (f" ({count(imported.known, 'flag')} kept already, left out)" if imported.known else ""))
+        return 0
+    if not args.label:
+        raise CaseError("say the right label: --label L (one of the set's classes)")
     if args.image is not None:
-        if args.index is not None or args.perturb:
-            raise CaseError("--image flags your own image: --index and --perturb are for a test set's row")
         case = flag_image(deck, testset, _read(args.image), args.label, args.note, deployment=deployment, origin="file")
-    elif args.index is not None:
+    else:
         perturbation = Perturbation.from_key(args.perturb) if args.perturb else None
         case = flag_row(deck, testset, args.index, args.label, args.note, deployment=deployment,
                         perturbation=perturbation)
-    else:
-        raise CaseError("say what to flag: --image FILE, or --dataset D --index I")
     if args.json:
         _print_json(_case_json(case))
     else:
@@ -1025,7 +1047,9 @@ def build_parser() -> argparse.ArgumentParser:
                    "the first that fits --deployment's model)")
     p.add_argument("--index", type=int, default=None, metavar="I", help="the row of --dataset")
     p.add_argument("--perturb", default=None, metavar="KIND=STRENGTH", help="the row as that perturbation makes it")
-    p.add_argument("--label", required=True, help="the right label (one of the set's classes)")
+    p.add_argument("--from-flag", type=Path, default=None, metavar="LOG.csv", help="every image of a Gradio flagging "
+                   "log (.gradio/flagged/dataset1.csv), labelled by its flagging option unless --label is given")
+    p.add_argument("--label", default=None, help="the right label (one of the set's classes)")
     p.add_argument("--note", default="", help="what you saw")
     p.add_argument("--deployment", default=None, metavar="NAME", help="where you saw it (kept with the case)")
     add(cases, "list", cmd_cases_list, "every flagged case, oldest first")

@@ -152,3 +152,12 @@ class FloorServer(PinnedServer):
         self.url = f"http://127.0.0.1:{port}/score"
         super().__init__("the bare-ASGI floor", [sys.executable, "-m", "benchmarks.floor_app", "--port", str(port)],
                          self.url.replace("/score", "/health"), log, cwd=REPO)
+
+
+SHAP_VERSION = "0.51.0"  # the newest for Python 3.11 (0.52 needs 3.12)
+SHAP_VENV = CACHE / f"shap-{SHAP_VERSION}-venv"
+
+
+def ensure_shap(model: Model) -> Path:
+    """The python of the shap virtualenv (benchmarks/shap_peer.py runs there)."""
+    return _ensure_venv(SHAP_VENV, [f"shap=={SHAP_VERSION}"], model)

@@ -181,3 +181,59 @@ def test_the_cli_flags_lists_replays_exports_and_removes(first_run_cli_env, tmp_
     cli(env, "cases", "remove", listed[0]["id"])
     assert [c["id"] for c in json.loads(cli(env, "cases", "list", "--json").stdout)] == [listed[1]["id"]]
     cli(env, "deployments", "delete", "cli-one")
+
+
+GRADIO_LOG = Path(__file__).parent / "fixtures" / "gradio_flags"
+"""What Gradio 6.31's own CSVLogger wrote (an Image and a Label component, flagging options, a username): the first
+four MNIST test images flagged 7, 2, 1 and "Incorrect", saved as Gradio saves them (WebP, RGB)."""
+
+
+def gradio_log(tmp_path, lines: slice = slice(None)) -> Path:
+    """A copy of the log (its lines `lines` after the header) with the images beside it."""
+    import shutil
+    folder = tmp_path / "app"
+    shutil.copytree(GRADIO_LOG, folder)
+    log = folder / ".gradio" / "flagged" / "dataset1.csv"
+    header, *rows = log.read_text().splitlines(keepends=True)
+    log.write_text(header + "".join(rows[lines]))
+    return log
+
+
+def test_a_gradio_flagging_log_is_read_with_its_images_and_answers(tmp_path):
+    from backend.data.flag_logs import read_flag_log
+
+    flags = read_flag_log(gradio_log(tmp_path))
+    assert [(f.row, f.flag, f.said, f.username) for f in flags] == [
+        (2, "7", "7 (90%)", "tester"), (3, "2", "3 (60%)", "tester"), (4, "1", "1 (95%)", "tester"),
+        (5, "Incorrect", "6 (70%)", "tester")]
+    assert flags[1].note().startswith("flagged in Gradio: Gradio said 3 (60%); flag '2'; by tester; 2026-12-04")
+    log = gradio_log(tmp_path / "b", slice(0, 1))
+    (tmp_path / "b" / "outside.png").write_bytes(stroke_png())
+    log.write_text(log.read_text().replace(".gradio/flagged/digit/f3996b861955253722dc/image.webp",
+                                           "../../../outside.png"))
+    with pytest.raises(CaseError, match=r"line 2: the image \.\./\.\./\.\./outside\.png is not in "):
+        read_flag_log(log)  # there is such an image, outside the log's folder: never read
+    (tmp_path / "c.csv").write_text("text,flag,timestamp\nhello,x,2026\n")
+    with pytest.raises(CaseError, match="has no column of image files"):
+        read_flag_log(tmp_path / "c.csv")
+
+
+def test_the_cli_keeps_a_gradio_flagging_log_as_cases_all_or_none(cli_env, tmp_path):
+    whole = gradio_log(tmp_path / "whole")
+    refused = cli(cli_env, "cases", "add", "--from-flag", str(whole), "--dataset", "mnist", check=False)
+    assert refused.returncode == 1 and "line 5 of dataset1.csv: its flag 'Incorrect' is not one of the classes" \
+        in refused.stderr
+    assert json.loads(cli(cli_env, "cases", "list", "--json").stdout) == []  # none kept: not half an import
+    three = gradio_log(tmp_path / "three", slice(0, 3))
+    added = json.loads(cli(cli_env, "cases", "add", "--from-flag", str(three), "--dataset", "mnist",
+                           "--json").stdout)
+    assert [c["label"] for c in added["cases"]] == ["7", "2", "1"] and added["known"] == 0
+    assert {c["origin"] for c in added["cases"]} == {"gradio flag"}
+    assert added["cases"][1]["note"].startswith("flagged in Gradio: Gradio said 3 (60%)")
+    kept = CaseBook(Settings(home=Path(cli_env["MODELDECK_HOME"])).datasets_dir).testset("cases")
+    mnist = load_mnist_test()
+    assert np.abs(kept.X - mnist.X[:3]).mean(axis=1).max() < 0.02  # the digits, through Gradio's lossy WebP
+    again = cli(cli_env, "cases", "add", "--from-flag", str(three), "--dataset", "mnist")
+    assert "flagged 0 images" in again.stdout and "(3 flags kept already, left out)" in again.stdout
+    labelled = cli(cli_env, "cases", "add", "--from-flag", str(whole), "--dataset", "mnist", "--label", "0")
+    assert "flagged 4 images" in labelled.stdout  # --label holds for every image of the log

@@ -13,7 +13,7 @@ import json
 import re
 import secrets
 import sqlite3
-from collections.abc import Iterator
+from collections.abc import Iterator, Sequence
 from contextlib import closing, contextmanager
 from dataclasses import dataclass
 from datetime import UTC, datetime
@@ -103,7 +103,7 @@ class CaseSource:
     """Where a case came from.
 
     Attributes:
-        origin: "test set", "drawn", "uploaded" or "file" (a CLI --image).
+        origin: "test set", "drawn", "uploaded", "file" (a CLI --image) or "gradio flag" (a Gradio flagging log).
         deployment: the deployment it was flagged at ("" when none).
         model: that deployment's model ("NAME:VERSION"), model_sha256 its file's checksum ("" when unknown).
         dataset: the test set whose form it has (and, for "test set", whose row it is).
@@ -197,21 +197,36 @@ class CaseBook:
 
         Raises:
             CaseError: a label that is not one of the form's classes, a note or label past its length, a row that is
-                not of the form, or the book full.
+                not of the form, the same input flagged with that label already, or the book full.
         """
-        row = np.asarray(row, dtype=np.float32).ravel()
-        if label not in form.class_names:
-            shown = ", ".join(form.class_names[:12]) + (", ..." if len(form.class_names) > 12 else "")
-            raise CaseError(f"the label {label!r} is not one of the classes ({shown})")
-        if len(note) > MAX_NOTE:
-            raise CaseError(f"a note takes at most {MAX_NOTE:,} characters (this one {len(note):,})")
-        if row.size != form.n_values or not np.isfinite(row).all():
-            raise CaseError(f"a case of this form holds {form.n_values:,} finite values, not {row.size:,}")
+        return self.add_all([(row, label, note, source)], form, flagged_by)[0]
+
+    def add_all(self, entries: Sequence[tuple[np.ndarray, str, str, CaseSource]], form: CaseForm,
+                flagged_by: str, *, skip_twins: bool = False) -> list[Case]:
+        """Keeps flagged inputs of one form (row, label, note, source each) all together or, when one cannot be
+        kept, none; with `skip_twins`, an input flagged with its label already is left out instead (an import read
+        twice adds nothing the second time).
+
+        Raises:
+            CaseError: as `add`, naming the entry (from 1) when there are several.
+        """
+        rows = []
+        for number, (row, label, note, _) in enumerate(entries, 1):
+            where = f"entry {number}: " if len(entries) > 1 else ""
+            row = np.asarray(row, dtype=np.float32).ravel()
+            if label not in form.class_names:
+                shown = ", ".join(form.class_names[:12]) + (", ..." if len(form.class_names) > 12 else "")
+                raise CaseError(f"{where}the label {label!r} is not one of the classes ({shown})")
+            if len(note) > MAX_NOTE:
+                raise CaseError(f"{where}a note takes at most {MAX_NOTE:,} characters (this one {len(note):,})")
+            if row.size != form.n_values or not np.isfinite(row).all():
+                raise CaseError(f"{where}a case of this form holds {form.n_values:,} finite values, not {row.size:,}")
+            rows.append(row)
         created = datetime.now(UTC).isoformat(timespec="seconds")
-        case_id = "c-" + secrets.token_hex(4)
+        kept = []
         with self._connection(write=True) as conn:
-            if conn.execute("SELECT COUNT(*) FROM cases").fetchone()[0] >= MAX_CASES:
-                raise CaseError(f"{MAX_CASES:,} cases are kept already: remove some first")
+            if conn.execute("SELECT COUNT(*) FROM cases").fetchone()[0] + len(entries) > MAX_CASES:
+                raise CaseError(f"{MAX_CASES:,} cases are kept at most: remove some first")
             key = form.key()
             found = conn.execute("SELECT set_name FROM forms WHERE form = ?", (key,)).fetchone()
             if found is None:
@@ -220,16 +235,22 @@ class CaseBook:
                 conn.execute("INSERT INTO forms VALUES (?, ?, ?)", (set_name, key, created))
             else:
                 set_name = found["set_name"]
+            for number, (row, (_, label, note, source)) in enumerate(zip(rows, entries, strict=True), 1):
                 twin = conn.execute("SELECT id FROM cases WHERE set_name = ? AND label = ? AND row = ?",
                                     (set_name, label, row.tobytes())).fetchone()
+                if twin is not None and skip_twins:
+                    continue
                 if twin is not None:  # a second click on Flag, or the same input flagged again
-                    raise CaseError(f"this input is flagged as {label!r} already ({twin['id']}); remove that case "
-                                    "first to flag it again")
-            conn.execute("INSERT INTO cases VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?)",
-                         (case_id, set_name, row.tobytes(), label, note, source.origin, source.deployment,
-                          source.model, source.model_sha256, source.dataset, source.dataset_index,
-                          source.perturbation, flagged_by, created))
-        return Case(case_id, set_name, row, label, note, form, source, flagged_by, created)
+                    where = f"entry {number}: " if len(entries) > 1 else ""
+                    raise CaseError(f"{where}this input is flagged as {label!r} already ({twin['id']}); remove that "
+                                    "case first to flag it again")
+                case_id = "c-" + secrets.token_hex(4)
+                conn.execute("INSERT INTO cases VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?)",
+                             (case_id, set_name, row.tobytes(), label, note, source.origin, source.deployment,
+                              source.model, source.model_sha256, source.dataset, source.dataset_index,
+                              source.perturbation, flagged_by, created))
+                kept.append(Case(case_id, set_name, row, label, note, form, source, flagged_by, created))
+        return kept
 
     def cases(self, set_name: str | None = None) -> list[Case]:
         """Every case (of one set), oldest first. Reads only."""

@@ -15,6 +15,7 @@ from typing import TYPE_CHECKING
 import numpy as np
 
 from ..data.cases import SET_NAMES, Case, CaseBook, CaseForm, CaseSource
+from ..data.flag_logs import read_flag_log
 from ..data.testset import TestSet
 from ..errors import CaseError, CaseNotFoundError
 from ..files import atomic_write
@@ -101,6 +102,38 @@ def flag_prepared(deck: ModelDeck, testset: TestSet, row: np.ndarray, label: str
     """
     return book(deck).add(row, CaseForm.of(testset), label, note, _source(deck, deployment, origin, testset, None, None),
                           flagged_by())
+
+
+@dataclass(frozen=True)
+class Imported:
+    """What a flagging log gave: the cases kept, and how many of its flags were kept already (left out)."""
+
+    cases: tuple[Case, ...]
+    known: int
+
+
+def flag_log(deck: ModelDeck, testset: TestSet, log: Path, label: str = "", note: str = "", *,
+             deployment: Deployment | None = None) -> Imported:
+    """Keeps every image of a Gradio flagging log, prepared as `testset`'s images are, as a case: labelled `label`
+    when given, else by its flagging option when that names a class; noted `note`, else with what Gradio logged (its
+    answer, the option, who and when). All of them or, when one cannot be kept, none.
+
+    Raises:
+        CaseError: what `read_flag_log` refuses, or a flag with no class for its label (naming its line).
+        UserImageError: an image that cannot be read.
+    """
+    entries = []
+    for flag in read_flag_log(log):
+        right = label or flag.flag
+        if right not in testset.class_names:
+            raise CaseError(f"line {flag.row} of {log.name}: its flag {flag.flag!r} is not one of the classes: say the "
+                            "right label with --label (it then holds for every image of the log)" if flag.flag else
+                            f"line {flag.row} of {log.name} has no flag naming its class: say the right label with "
+                            "--label")
+        entries.append((prepared_image(testset, flag.image), right, note or flag.note(),
+                        _source(deck, deployment, "gradio flag", testset, None, None)))
+    kept = book(deck).add_all(entries, CaseForm.of(testset), flagged_by(), skip_twins=True)
+    return Imported(tuple(kept), len(entries) - len(kept))
 
 
 def all_cases(deck: ModelDeck) -> list[Case]:

@@ -165,21 +165,36 @@ def deletion_test(deck: ModelDeck, deployment: Deployment, testset: TestSet, ind
     """
     if testset.image_shape is None:
         raise InvalidExplanationError(f"test set {testset.name!r} is a table: the deletion test is for images")
+    saliencies, seconds = [], []
+    for index in indices:
+        started = time.perf_counter()
+        explanation = explain_row(deck, deployment, testset, testset.X[index])
+        seconds.append(time.perf_counter() - started)
+        saliencies.append(explanation.pixel_saliency(testset.image_shape))
+    return deletion_of(deck, deployment, testset, indices, saliencies, seconds, fraction=fraction, seed=seed)
+
+
+def deletion_of(deck: ModelDeck, deployment: Deployment, testset: TestSet, indices: Sequence[int],
+                saliencies: Sequence[np.ndarray], seconds: Sequence[float], *, fraction: float = 0.1,
+                seed: int = 0) -> Deletion:
+    """The deletion test of saliency maps made by any method (one per image of `indices`, for the class the deployment
+    predicts): each image scored whole, with its most salient `fraction` of pixels removed (set to the set's
+    background value) and with as many random ink pixels removed.
+
+    Raises:
+        InvalidExplanationError: an endpoint that gives labels only. ScoringError.
+    """
     rng = np.random.default_rng(seed)
     background = testset.value_range[0]
     drops: list[tuple[float, float]] = []
-    seconds = []
-    for index in indices:
+    for index, saliency in zip(indices, saliencies, strict=True):
         row = testset.X[index]
-        started = time.perf_counter()
-        explanation = explain_row(deck, deployment, testset, row)
-        seconds.append(time.perf_counter() - started)
-        top, randomly = deleted(row, explanation.pixel_saliency(testset.image_shape), fraction, background, rng)
+        top, randomly = deleted(row, saliency, fraction, background, rng)
         _, probabilities = score_rows(deck, deployment, np.stack([row, top, randomly]), testset)
         if probabilities is None:
             raise InvalidExplanationError("this scoring script returns labels only: the deletion test measures a fall "
                                           "in probability")
-        p = probabilities[:, explanation.class_index]
+        p = probabilities[:, int(np.argmax(probabilities[0]))]
         drops.append((float(p[0] - p[1]), float(p[0] - p[2])))
     top_drop, random_drop = (float(np.mean(column)) for column in zip(*drops, strict=True))
     return Deletion(len(drops), fraction, top_drop, random_drop, tuple(seconds))
