@@ -1,6 +1,7 @@
 """Explain → flag → case → replay in a real headless Chromium (Debian's, driven by Playwright) against `streamlit
 run`: sklearn_mnist:1 and :2 on the local runtime; a tile of the random strip explained, an image of the strip
-flagged with a note, shown in the "Flagged cases" section, replayed at v2 against v1."""
+flagged with a note, shown in the "Flagged cases" section, replayed at v2 against v1; then a duel on the pad opened
+from its address (`?duel=one`): an uploaded digit the two disagree on, each one's answer named."""
 
 import re
 
@@ -16,6 +17,28 @@ from .test_browser_e2e import ARTIFACTS, IDLE_JS, launch, start_dashboard, stop_
 pytestmark = pytest.mark.browser
 
 
+def disagreed_digit(deck, tmp_path):
+    """(a PNG of an MNIST test image that v1 and v2 answer differently, what each says of it as the page prepares it)."""
+    import numpy as np
+    from PIL import Image
+
+    from backend.data.builtin import load_mnist_test
+    from backend.services.scoring import predict_image, score_rows
+
+    mnist = load_mnist_test()
+    one, two = deck.deployments.get("one"), deck.deployments.get("two")
+    apart = np.flatnonzero(score_rows(deck, one, mnist.X[:300], mnist)[0] != score_rows(deck, two, mnist.X[:300],
+                                                                                         mnist)[0])
+    for index in apart:
+        png = tmp_path / f"digit-{index}.png"
+        Image.fromarray(np.round(mnist.X[index].reshape(28, 28) * 255).astype(np.uint8)).save(png)
+        said = {name: mnist.class_names[predict_image(deck, d, mnist, png.read_bytes()).predicted]
+                for name, d in (("one", one), ("two", two))}
+        if said["one"] != said["two"]:  # still, once prepared as an upload is
+            return png, said
+    raise AssertionError("v1 and v2 answer the first 300 test images differently on some (about 8 %)")
+
+
 def test_a_tester_flags_a_strip_image_and_replays_it_at_two_versions(first_run_home, tmp_path):
     from playwright.sync_api import expect, sync_playwright
 
@@ -23,6 +46,7 @@ def test_a_tester_flags_a_strip_image_and_replays_it_at_two_versions(first_run_h
     deck = open_modeldeck(settings)
     for version, name in ((1, "one"), (2, "two")):
         deck.deployments.deploy_and_wait(deck.registry.get("sklearn_mnist", version), name, timeout=180)
+    png, said = disagreed_digit(deck, tmp_path)
     proc, url = start_dashboard(settings.home, "local", tmp_path / "streamlit.log")
     ARTIFACTS.mkdir(exist_ok=True)
     try:
@@ -76,6 +100,17 @@ def test_a_tester_flags_a_strip_image_and_replays_it_at_two_versions(first_run_h
             summary.scroll_into_view_if_needed()
             page.wait_for_timeout(1000)
             page.screenshot(path=str(ARTIFACTS / "test-page-flagged-cases.png"))
+
+            # a duel on the pad, opened from its address: an image the two versions disagree on, scored by both
+            page.goto(url + "/test?deployment=two&dataset=mnist&duel=one")
+            expect(main.get_by_role("combobox", name="Duel with")).to_have_value(re.compile("one"), timeout=60_000)
+            main.locator("input[type=file][accept*='.png']").set_input_files(str(png))
+            expect(main.get_by_text(f"They disagree: two says {said['two']}, one says {said['one']}")).to_be_visible(
+                timeout=30_000)
+            page.wait_for_function(IDLE_JS, timeout=60_000, polling=50)
+            page.wait_for_timeout(500)
+            main.get_by_text("They disagree").scroll_into_view_if_needed()
+            page.screenshot(path=str(ARTIFACTS / "test-page-duel.png"))
             browser.close()
     finally:
         stop_dashboard(proc)

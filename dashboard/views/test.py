@@ -43,6 +43,7 @@ from backend.inspection.perturb import Perturbation, kinds_of
 from backend.inspection.rows import row_table
 from backend.inspection.snippets import example_of
 from backend.registry import Signature, parse_image_shape, parse_value_range
+from backend.runtimes.base import Deployment
 from backend.services import kept, managing
 from backend.services.explaining import class_weight_maps, explain_row
 from backend.services.flipping import counterfactual_image
@@ -364,10 +365,14 @@ def rivals() -> list[str]:
 
 
 duel_choices = ["none", *rivals()] if not data.is_table else ["none"]
-if st.session_state.get("duel", "none") not in duel_choices:  # gone, or it does not take this set
-    st.session_state.pop("duel", None)
-duel_name = st.session_state.get("duel", "none")
-rival = healthy.get(duel_name) if duel_name != "none" else None  # scores every drawn, uploaded and console input too
+
+
+def rival_of(name: str | None) -> Deployment | None:
+    """The deployment a duel is fought with (`?duel=NAME`): it scores every drawn, uploaded and console input too."""
+    return healthy.get(name) if name is not None and name != "none" and name in duel_choices else None
+
+
+rival = rival_of(remembered("test_duel", "duel"))
 
 
 @st.cache_resource(max_entries=32, show_spinner=False)
@@ -795,10 +800,13 @@ if data.is_table:
     importance_view(deployment, data, dataset_name, revision_of(dataset_name))
 else:  # drawing and uploads make images
     st.subheader("Try your own digit")
-    st.selectbox("Duel with", duel_choices, key="duel", width=360,
-                 format_func=lambda name: name if name == "none" else f"{name} — {healthy[name].model_id}",
-                 help="Score every drawn, uploaded and console input at a second deployment too, side by side: the "
-                      "live way to show where two versions differ")
+    rival = rival_of(url_select(
+        "Duel with", duel_choices, "duel", key="test_duel", default="none", width=360,
+        format_func=lambda name: name if name == "none" else f"{name} — {healthy[name].model_id}",
+        gone=lambda name: verbatim(f"{name!r} cannot duel here (it is not a Healthy deployment whose model takes "
+                                   "this test set): choose another, or none."),
+        help="Score every drawn, uploaded and console input at a second deployment too, side by side: the live way "
+             "to show where two versions differ"))
     own_digit_view()
 st.subheader("Flagged cases")
 said_flagged()
