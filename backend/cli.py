@@ -673,6 +673,7 @@ def _explained_image(testset: TestSet, explanation: Explanation, explained: str,
           + (" (points):" if percent else ":"))
     for line in grid:
         print("  " + " ".join(f"{v * 100:+6.1f}" if percent else f"{v:+6.2f}" for v in line))
+    print(explanation.precision_words())
     if args.png:
         print(f"picture: {args.png}")
     return 0

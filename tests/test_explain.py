@@ -96,6 +96,9 @@ def test_the_scales_and_the_explanation_for_people():
     assert not replace(explanation, saturated=1).exact  # an output cut off at the endpoint's precision
     assert not replace(explanation, errors=np.array([0.01, 0.0, 0.0])).exact  # 0.01 > 1 % of the largest, 0.3
     assert not replace(explanation, spread=0.01).exact  # single orderings disagree: not one term per column
+    assert explanation.precision_words() == "Every order agrees: these are exact."
+    assert replace(explanation, errors=np.array([0.015, 0.0, 0.0])).precision_words() == \
+        "Each value is within ±0.03 (two standard errors at most, 10% of the largest part)."
     spec = contribution_chart(explanation, ("no", "yes"), top=2)
     validate_jsonschema(spec, load_schema())
     assert [bar["column"] for bar in spec["data"]["values"]] == ["b = 2", "a = 1", "the other column"]

@@ -158,6 +158,16 @@ class Explanation:
         return (not self.saturated and self.spread <= AGREEING * largest
                 and bool(np.all(self.errors <= AGREEING * largest)))
 
+    def precision_words(self) -> str:
+        """How sure the estimate is, for people: "Every order agrees: these are exact." or "Each value is within
+        ±0.012 (two standard errors at most, 9% of the largest part)." """
+        if self.exact:
+            return "Every order agrees: these are exact."
+        largest = float(np.abs(self.contributions).max(initial=0.0))
+        margin = 2 * float(self.errors.max(initial=0.0))
+        share = f", {margin / largest:.0%} of the largest part" if largest > 0 else ""
+        return f"Each value is within ±{margin:.3g} (two standard errors at most{share})."
+
     def ranked(self, top: int | None = None) -> np.ndarray:
         """Column indices by the size of their contribution, largest first (the first `top`)."""
         return np.argsort(-np.abs(self.contributions), kind="stable")[:top]
@@ -199,6 +209,16 @@ class Importance:
     spreads: np.ndarray
     rows: int
     repeats: int
+
+    def precision_words(self) -> str:
+        """How sure the estimate is, for people: "Every order agrees: these are exact." or "Each value is within
+        ±0.012 (two standard errors at most, 9% of the largest part)." """
+        if self.exact:
+            return "Every order agrees: these are exact."
+        largest = float(np.abs(self.contributions).max(initial=0.0))
+        margin = 2 * float(self.errors.max(initial=0.0))
+        share = f", {margin / largest:.0%} of the largest part" if largest > 0 else ""
+        return f"Each value is within ±{margin:.3g} (two standard errors at most{share})."
 
     def ranked(self, top: int | None = None) -> np.ndarray:
         """Column indices by their drop, largest first (the first `top`)."""

@@ -405,7 +405,7 @@ def explain_image(row: np.ndarray, predicted: int) -> None:
     if explanation is None:
         return
     st.image(to_png(patch_explanation(explanation, data.image_shape, data.value_range, data.class_names)), width=720)
-    st.caption(EXPLAINED.format(explanation.orderings))
+    st.caption(EXPLAINED.format(explanation.orderings) + " " + explanation.precision_words())
 
 
 def weights_view() -> None:
@@ -482,7 +482,8 @@ def explain_one(images: np.ndarray, indices: Sequence[int], predictions: Sequenc
             column.markdown(title)
             column.image(to_png(patch_explanation(explanation, data.image_shape, data.value_range, data.class_names,
                                                   reach)), width=720 if presentation else "stretch")
-        st.caption(EXPLAINED.format(both[0].orderings) + " Both pictures share one colour scale.")
+        st.caption(EXPLAINED.format(both[0].orderings) + " Both pictures share one colour scale. " +
+                   max(both, key=lambda e: float(e.errors.max(initial=0.0))).precision_words())
 
 
 st.subheader(f"Send random test {noun}s")
