@@ -210,16 +210,6 @@ class Importance:
     rows: int
     repeats: int
 
-    def precision_words(self) -> str:
-        """How sure the estimate is, for people: "Every order agrees: these are exact." or "Each value is within
-        ±0.012 (two standard errors at most, 9% of the largest part)." """
-        if self.exact:
-            return "Every order agrees: these are exact."
-        largest = float(np.abs(self.contributions).max(initial=0.0))
-        margin = 2 * float(self.errors.max(initial=0.0))
-        share = f", {margin / largest:.0%} of the largest part" if largest > 0 else ""
-        return f"Each value is within ±{margin:.3g} (two standard errors at most{share})."
-
     def ranked(self, top: int | None = None) -> np.ndarray:
         """Column indices by their drop, largest first (the first `top`)."""
         return np.argsort(-self.drops, kind="stable")[:top]
