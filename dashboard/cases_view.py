@@ -5,7 +5,8 @@ replayed here and against another deployment (which it fixes and breaks), and re
 from __future__ import annotations
 
 import zlib
-from collections.abc import Callable, Sequence
+from collections.abc import Callable, Iterator, Sequence
+from contextlib import contextmanager
 
 import numpy as np
 import streamlit as st
@@ -27,11 +28,16 @@ REPLAYED = "cases/replayed"  # session state: the last replay, by deployment uid
 FLAGGED = "cases/flagged"  # session state: what the last flag kept, said once the page has rerun
 
 
-def _label_note_flag(data: TestSet, key: str, start: int, flag: Callable[[str, str], Case]) -> None:
-    """The right label (from `start`), a note, and the Flag button that keeps the case with `flag(label, note)`;
-    `key` names this input (another input, other fields). A flag reruns the whole page: the Flagged cases section
-    shows it, and the popover closes."""
-    label = st.selectbox("Right label", range(len(data.class_names)), index=start,
+def _label_note_flag(data: TestSet, key: str, this: object, start: int, flag: Callable[[str, str], Case]) -> None:
+    """The right label (from `start`), a note, and the Flag button that keeps the case with `flag(label, note)`.
+    `key` names the popover's fields, `this` the input they are about: another input (another pick, a new strip)
+    sets them afresh, before they are drawn, so the browser never shows one input's label for another's. A flag
+    closes the popover and reruns the whole page: the Flagged cases section shows it."""
+    if st.session_state.get(f"{key}/for") != this:
+        st.session_state[f"{key}/label"] = start
+        st.session_state[f"{key}/note"] = ""
+        st.session_state[f"{key}/for"] = this
+    label = st.selectbox("Right label", range(len(data.class_names)),
                          format_func=lambda k: shown(data.class_names[k]), key=f"{key}/label")
     note = st.text_input("Note", key=f"{key}/note", max_chars=2000, placeholder="what you saw")
     if st.button("Flag", key=f"{key}/flag", type="primary", icon=":material/flag:"):
@@ -41,7 +47,18 @@ def _label_note_flag(data: TestSet, key: str, start: int, flag: Callable[[str, s
             fail(e, "Cannot flag it")
         else:
             st.session_state[FLAGGED] = f"Flagged {case.id} in {case.set_name}: {case.label}"
+            st.session_state[f"{key}/close"] = True
             st.rerun()
+
+
+@contextmanager
+def _flag_popover(label: str, key: str) -> Iterator[bool]:
+    """A popover that tracks whether it is open (its fields run only then), closed by a flag made in it."""
+    if st.session_state.pop(f"{key}/close", False):
+        st.session_state[f"{key}/popover"] = False
+    popover = st.popover(label, icon=":material/flag:", key=f"{key}/popover", on_change="rerun")
+    with popover:
+        yield bool(popover.open)
 
 
 def said_flagged() -> None:
@@ -59,21 +76,24 @@ def flag_rows(deployment: Deployment, data: TestSet, indices: Sequence[int], pre
         return
     labels = data.y
     order = sorted(range(len(indices)), key=lambda k: labels[indices[k]] == predictions[k])  # wrong ones first
-    with st.popover("Flag one as a case", icon=":material/flag:"):
+    with _flag_popover("Flag one as a case", key) as opened:
+        if not opened:
+            return
         pick = st.selectbox(f"{data.rows_noun.capitalize()}", order, key=f"{key}/pick", format_func=lambda k: (
             f"#{indices[k]}: said {shown(class_name(data.class_names, int(predictions[k])))}, labelled "
             f"{shown(class_name(data.class_names, int(labels[indices[k]])))}"))
         index = int(indices[pick])
-        _label_note_flag(data, f"{key}/{index}", int(labels[index]), lambda label, note: flag_row(
+        _label_note_flag(data, key, (index, perturbation), int(labels[index]), lambda label, note: flag_row(
             get_deck(), data, index, label, note, deployment=deployment, perturbation=perturbation))
 
 
 def flag_own(deployment: Deployment, data: TestSet, row: np.ndarray, predicted: int, origin: str, key: str) -> None:
     """A Flag button for a drawn or uploaded digit as the deployment received it."""
     this = zlib.crc32(np.ascontiguousarray(row).tobytes())  # another digit: fresh fields
-    with st.popover("Flag as a case", icon=":material/flag:"):
-        _label_note_flag(data, f"{key}/{this}", predicted, lambda label, note: flag_prepared(
-            get_deck(), data, row, label, note, deployment=deployment, origin=origin))
+    with _flag_popover("Flag as a case", key) as opened:
+        if opened:
+            _label_note_flag(data, key, this, predicted, lambda label, note: flag_prepared(
+                get_deck(), data, row, label, note, deployment=deployment, origin=origin))
 
 
 @st.fragment

@@ -89,13 +89,34 @@ def test_a_tester_flags_a_strip_image_and_replays_it_at_two_versions(first_run_h
             cases = book(deck).cases()
             assert len(cases) == 1 and cases[0].note == "a tester's note" and cases[0].source.deployment == "two"
             expect(main.get_by_text("1 flagged case of this form (cases).")).to_be_visible(timeout=30_000)
+            expect(popover).to_be_hidden()  # the flag closed it
+            # a new strip, the popover again: its fields are about the image picked there, and keep what is typed
+            main.get_by_role("button", name="Send 30 random test images").click()
+            page.wait_for_function(IDLE_JS, timeout=60_000, polling=50)
+            main.get_by_role("button", name="Flag one as a case").first.click()
+            expect(popover).to_be_visible()
+            page.wait_for_function(IDLE_JS, timeout=60_000, polling=50)
+            image = popover.get_by_role("combobox", name="Image").input_value()
+            picked = re.fullmatch(r"#(\d+): said \S+, labelled (\S+)", image)
+            assert picked, image
+            expect(popover.get_by_role("combobox", name="Right label")).to_have_value(picked.group(2))  # not another's
+            popover.get_by_label("Note").fill("second note")
+            popover.get_by_label("Note").press("Enter")
+            page.wait_for_function(IDLE_JS, timeout=60_000, polling=50)
+            expect(popover.get_by_label("Note")).to_have_value("second note")  # a rerun keeps it
+            popover.get_by_role("button", name="Flag", exact=True).click()
+            expect(main.get_by_text("2 flagged cases of this form (cases).")).to_be_visible(timeout=30_000)
+            second = book(deck).cases()[-1]
+            assert (second.source.dataset_index, second.label, second.note) == (int(picked.group(1)), picked.group(2),
+                                                                                 "second note")
             against = main.get_by_role("combobox", name="Against")
             against.scroll_into_view_if_needed()
             against.click()
             page.get_by_role("option", name="one", exact=True).click()
             page.wait_for_function(IDLE_JS, timeout=60_000, polling=50)
-            main.get_by_role("button", name="Replay it here and there").click()
-            summary = main.get_by_text(re.compile(r"two gets [01] of 1 flagged cases right; it fixes"))
+            replay_both = main.get_by_role("button", name="Replay them here and there")
+            replay_both.click()
+            summary = main.get_by_text(re.compile(r"two gets [012] of 2 flagged cases right; it fixes"))
             expect(summary).to_be_visible(timeout=60_000)
             summary.scroll_into_view_if_needed()
             page.wait_for_timeout(1000)
