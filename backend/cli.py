@@ -691,7 +691,7 @@ def _weights(deck: ModelDeck, deployment: Deployment, testset: TestSet, args: ar
                                  for k in range(len(testset.class_names))}})
         return 0
     print(("linear: these are its weights (each class's minus their mean), exact" if maps.linear else
-           f"not linear: its answers to test images differ from the maps by up to {maps.error:.1%} of their spread; "
+           f"not linear: its answers to test images differ from what the maps predict {maps.mismatch_words()}; "
            "read them as its answer to single inked pixels")
           + (f"; picture: {args.png}" if args.png else ""))
     return 0

@@ -62,3 +62,16 @@ def test_an_invalid_spec_is_caught_by_the_schema_check():
     spec["hconcat"][1]["mark"]["type"] = "bars"  # not a Vega-Lite mark
     with pytest.raises(ValidationError, match="bars"):
         validate_jsonschema(spec, load_schema())
+
+
+def test_a_duels_bars_sit_side_by_side_per_class_one_colour_per_deployment():
+    from backend.inspection.interactive_charts import duel_bars
+
+    first, second = np.eye(3)[0] * 0.9 + 0.1 / 3, np.eye(3)[2]
+    spec = duel_bars(first, second, ("cat", "dog", "owl"), ("v1", "v2"))
+    validate_jsonschema(spec, load_schema())
+    values = spec["data"]["values"]
+    assert [(v["deployment"], v["class"]) for v in values[:4]] == [("v1", "cat"), ("v1", "dog"), ("v1", "owl"),
+                                                                   ("v2", "cat")]
+    assert [v["probability"] for v in values if v["deployment"] == "v2"] == [0.0, 0.0, 1.0]
+    assert spec["encoding"]["xOffset"]["field"] == "deployment" and spec["encoding"]["color"]["sort"] == ["v1", "v2"]

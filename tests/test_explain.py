@@ -5,6 +5,7 @@ the background's mean, and the importance is what scikit-learn's predictions giv
 
 import json
 import os
+import re
 import subprocess
 import sys
 from dataclasses import replace
@@ -98,7 +99,10 @@ def test_the_scales_and_the_explanation_for_people():
     assert not replace(explanation, spread=0.01).exact  # single orderings disagree: not one term per column
     assert explanation.precision_words() == "Every order agrees: these are exact."
     assert replace(explanation, errors=np.array([0.015, 0.0, 0.0])).precision_words() == \
-        "Each value is within ±0.03 (two standard errors at most, 10% of the largest part)."
+        "Each value is within ±3 points (two standard errors at most, 10% of the largest part)."
+    assert replace(explanation, errors=np.array([0.1, 0.0, 0.0]), scale="log-odds").precision_words() == \
+        "Rough: each value is within ±0.2 (two standard errors at most, 67% of the largest part): trust the " \
+        "strongest parts only."
     spec = contribution_chart(explanation, ("no", "yes"), top=2)
     validate_jsonschema(spec, load_schema())
     assert [bar["column"] for bar in spec["data"]["values"]] == ["b = 2", "a = 1", "the other column"]
@@ -299,4 +303,7 @@ def test_a_logistic_regressions_weight_maps_are_read_exactly_through_the_endpoin
     assert to_png(weight_figure(maps, (28, 28), mnist.class_names))[:4] == b"\x89PNG"
     svc = deck.deployments.deploy_and_wait(deck.registry.get("sklearn_mnist", 2), "weights-2", runtime="local",
                                            timeout=180)
-    assert not explaining.class_weight_maps(deck, svc, mnist).linear
+    svc_maps = explaining.class_weight_maps(deck, svc, mnist)
+    assert not svc_maps.linear
+    assert re.fullmatch(r"by up to (\d+% of|\d+\.\d times) the spread of its answers", svc_maps.mismatch_words())
+    assert replace(svc_maps, error=6.85).mismatch_words() == "by up to 6.8 times the spread of its answers"  # not 685%

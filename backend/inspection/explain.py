@@ -159,14 +159,17 @@ class Explanation:
                 and bool(np.all(self.errors <= AGREEING * largest)))
 
     def precision_words(self) -> str:
-        """How sure the estimate is, for people: "Every order agrees: these are exact." or "Each value is within
-        ±0.012 (two standard errors at most, 9% of the largest part)." """
+        """How sure the estimate is, for people: "Every order agrees: these are exact.", "Each value is within
+        ±1.2 points (two standard errors at most, 9% of the largest part)." (log-odds: no unit), and "Rough: ..."
+        when that margin reaches half the largest part."""
         if self.exact:
             return "Every order agrees: these are exact."
         largest = float(np.abs(self.contributions).max(initial=0.0))
         margin = 2 * float(self.errors.max(initial=0.0))
+        shown = f"±{margin * 100:.3g} points" if self.scale == "probability" else f"±{margin:.3g}"
         share = f", {margin / largest:.0%} of the largest part" if largest > 0 else ""
-        return f"Each value is within ±{margin:.3g} (two standard errors at most{share})."
+        said = f"Each value is within {shown} (two standard errors at most{share})."
+        return said if margin < largest / 2 else f"Rough: {said[0].lower()}{said[1:-1]}: trust the strongest parts only."
 
     def ranked(self, top: int | None = None) -> np.ndarray:
         """Column indices by the size of their contribution, largest first (the first `top`)."""
@@ -281,6 +284,12 @@ class WeightMaps:
     maps: np.ndarray
     linear: bool
     error: float
+
+    def mismatch_words(self) -> str:
+        """How far the maps are from the model's answers to real images, for people: "by up to 12% of the spread of
+        its answers", or "by up to 6.9 times the spread of its answers" (far from linear)."""
+        size = f"{self.error:.0%}" if self.error < 1 else f"{self.error:.1f} times"
+        return f"by up to {size} {'of ' if self.error < 1 else ''}the spread of its answers"
 
 
 def weight_maps(blank_and_pixels: np.ndarray, checked: np.ndarray, checked_answers: np.ndarray, low: float,

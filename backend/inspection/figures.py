@@ -348,41 +348,43 @@ def patch_explanation(explanation: Explanation, image_shape: tuple[int, int], va
         ax.set_xticks([])
         ax.set_yticks([])
     what = f"P({name})" if points else f"log-odds of {name}"
-    picture.set_title("as the model got it", fontsize=11)
+    picture.set_title("as the model got it", fontsize=14)
     overlay = explained.imshow(per_pixel, cmap="RdBu", vmin=-reach, vmax=reach, alpha=0.65, interpolation="nearest")
-    explained.set_title(f"each {side}x{side} patch's part in {what}", fontsize=11)
+    explained.set_title(f"each {side}x{side} patch's part", fontsize=14)
     bar = fig.colorbar(overlay, ax=explained, shrink=0.9)
+    bar.set_label(f"blue: toward {name}, red: away", fontsize=13)
     if points:
         _percent_bar(bar, percent_ticks(-reach, reach, signed=True))
-    bar.ax.tick_params(labelsize=9)
+    bar.ax.tick_params(labelsize=12)
     shown_output = f"{explanation.output:.1%}" if points else f"{explanation.output:+.2f}"
     shown_base = f"{explanation.base:.1%}" if points else f"{explanation.base:+.2f}"
-    fig.suptitle(f"{what}: {shown_output} for this image, {shown_base} for a blank one", fontsize=11)
+    fig.suptitle(f"{what}: {shown_output} here, {shown_base} for a blank image", fontsize=14)
     return fig
 
 
 def flip_figure(found: Flip, image_shape: tuple[int, int], value_range: tuple[float, float],
                 class_names: tuple[str, ...]) -> Figure:
     """What would make it another class: the image, the edited image (each with what the model says of it), and the
-    difference (blue: ink added, red: ink taken away)."""
+    difference (green: ink added, pink: ink taken away; not the explanations' blue and red, which mean toward and
+    away)."""
     low, high = value_range
-    fig = Figure(figsize=(7.2, 2.9), layout="constrained")
+    fig = Figure(figsize=(7.2, 3.6), layout="constrained")
     before, after, change = fig.subplots(1, 3)
     for ax, row, probabilities in ((before, found.original, found.start), (after, found.edited, found.probabilities)):
         said = int(np.argmax(probabilities))
         ax.imshow(row.reshape(image_shape), cmap="gray", vmin=low, vmax=high, interpolation="nearest")
-        ax.set_title(f"says {class_name(class_names, said)} ({probabilities[said]:.0%})", fontsize=12,
+        ax.set_title(f"says {class_name(class_names, said)} ({probabilities[said]:.0%})", fontsize=15,
                      color="black" if ax is before or found.found else "#b3261e")
     difference = (found.edited - found.original).reshape(image_shape) / ((high - low) or 1.0)
-    change.imshow(difference, cmap="RdBu", vmin=-1, vmax=1, interpolation="nearest")
-    change.set_title(f"{found.changed_pixels} pixels changed", fontsize=12)
+    change.imshow(difference, cmap="PiYG", vmin=-1, vmax=1, interpolation="nearest")
+    change.set_title(f"{found.changed_pixels} pixels changed", fontsize=15)
     for ax in (before, after, change):
         ax.set_xticks([])
         ax.set_yticks([])
-    before.set_xlabel("the image", fontsize=10)
-    after.set_xlabel(f"edited toward {class_name(class_names, found.target)}" if found.found else
-                     f"the closest found to {class_name(class_names, found.target)}: not it", fontsize=10)
-    change.set_xlabel("blue: ink added, red: taken away", fontsize=10)
+    before.set_xlabel("the image", fontsize=13)
+    after.set_xlabel("edited" if found.found else f"closest to {class_name(class_names, found.target)}: not it",
+                     fontsize=13)
+    change.set_xlabel("green: ink added\npink: taken away", fontsize=13)
     return fig
 
 
@@ -404,7 +406,9 @@ def weight_figure(maps: WeightMaps, image_shape: tuple[int, int], class_names: t
             continue
         shown_image = ax.imshow(maps.maps[k].reshape(image_shape), cmap="RdBu", vmin=-reach, vmax=reach,
                                 interpolation="nearest")
-        ax.set_title(class_name(class_names, k), fontsize=13)
+        ax.set_title(class_name(class_names, k), fontsize=15)
     if shown_image is not None:
-        fig.colorbar(shown_image, ax=list(axes), shrink=0.8, label="ink here: + toward the class, - away")
+        bar = fig.colorbar(shown_image, ax=list(axes), shrink=0.8)
+        bar.set_label("ink here: blue raises the class,\nred lowers it (log-odds)", fontsize=13)
+        bar.ax.tick_params(labelsize=12)
     return fig

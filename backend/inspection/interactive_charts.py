@@ -132,6 +132,26 @@ def probability_bars(probabilities: np.ndarray, class_names: tuple[str, ...], he
                                      {"field": "probability", "type": "quantitative", "format": ".1%"}]}}
 
 
+def duel_bars(first: np.ndarray, second: np.ndarray, class_names: tuple[str, ...], names: tuple[str, str],
+              height: int = 220) -> dict[str, Any]:
+    """Two deployments' probabilities for one input, side by side per class (one colour each, the legend naming
+    them): a Vega-Lite spec the full width of the page, so the classes stay readable on a projector."""
+    labels = [shown(name) for name in class_names]
+    values = [{"class": labels[i], "deployment": name, "probability": float(p)}
+              for name, probabilities in zip(names, (first, second), strict=True) for i, p in enumerate(probabilities)]
+    return {"$schema": alt.SCHEMA_URL, "data": {"values": values}, "mark": {"type": "bar"}, "height": height,
+            "encoding": {"x": {"field": "class", "type": "nominal", "sort": labels, "axis": class_axis_spec(labels),
+                               "title": None},
+                         "xOffset": {"field": "deployment", "type": "nominal", "sort": list(names)},
+                         "y": {"field": "probability", "type": "quantitative", "scale": {"domain": [0, 1]},
+                               "axis": {"format": ".0%"}},
+                         "color": {"field": "deployment", "type": "nominal", "sort": list(names),
+                                   "scale": {"range": ["#2f4b7c", "#f58518"]},
+                                   "legend": {"orient": "top", "title": None}},
+                         "tooltip": [{"field": "deployment", "type": "nominal"}, {"field": "class", "type": "nominal"},
+                                     {"field": "probability", "type": "quantitative", "format": ".1%"}]}}
+
+
 def robustness_chart(points: tuple[tuple[float, float], ...], label: str, unit: str) -> alt.Chart:
     """Accuracy against the strength of one perturbation: (strength, accuracy) pairs."""
     values = [{"strength": s, "accuracy": a} for s, a in points]

@@ -35,6 +35,7 @@ from backend.inspection.interactive_charts import (
     PREDICTED_CLASS,
     TRUE_CLASS,
     confusion_chart,
+    duel_bars,
     probability_bars,
     reliability_chart,
     robustness_chart,
@@ -418,7 +419,8 @@ def weights_view() -> None:
     st.caption("Each class's map: ink on blue pixels raises that class, on red ones lowers it. " + (
         "The model is linear (its answers to test images match the maps): these are its exact weights, each class's "
         "minus their mean." if maps.linear else
-        f"The model is not linear (its answers to test images differ from the maps by up to {maps.error:.0%}): these "
+        f"The model is not linear (its answers to test images differ from what the maps predict "
+        f"{maps.mismatch_words()}): these "
         "are its answers to single inked pixels, a first look only."))
 
 
@@ -678,16 +680,16 @@ def said_by_both(first: ImagePrediction, second: ImagePrediction) -> None:
     """A duel's answers side by side, whether they agree said first."""
     a, b = (class_name(data.class_names, p.predicted) for p in (first, second))
     assert rival is not None
-    st.markdown(f":green-badge[Both say {verbatim(a)}]" if a == b else
-                f":red-badge[They disagree: {verbatim(deployment.name)} says {verbatim(a)}, "
+    st.markdown(f"#### :green[Both say {verbatim(a)}]" if a == b else  # a heading: the point of a duel, seen from afar
+                f"#### :red[They disagree: {verbatim(deployment.name)} says {verbatim(a)}, "
                 f"{verbatim(rival.name)} says {verbatim(b)}]")
     for column, name, prediction in zip(st.columns(2), (deployment.name, rival.name), (first, second), strict=True):
-        with column:
-            column.metric(verbatim(name), class_name(data.class_names, prediction.predicted),
-                          f"{prediction.confidence:.0%} sure" if prediction.confidence is not None else None,
-                          delta_color="off", delta_arrow="off")
-            if prediction.probabilities is not None:
-                st.vega_lite_chart(spec=probability_bars(prediction.probabilities, data.class_names, height=160))
+        column.metric(verbatim(name), class_name(data.class_names, prediction.predicted),
+                      f"{prediction.confidence:.0%} sure" if prediction.confidence is not None else None,
+                      delta_color="off", delta_arrow="off")
+    if first.probabilities is not None and second.probabilities is not None:  # one chart across: readable at 1024
+        st.vega_lite_chart(spec=duel_bars(first.probabilities, second.probabilities, data.class_names,
+                                          (deployment.name, rival.name), height=180))
 
 
 @st.fragment
