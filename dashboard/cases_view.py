@@ -21,7 +21,7 @@ from backend.inspection.rows import row_table
 from backend.runtimes.base import Deployment
 from backend.services.cases import Replay, book, case_set_for, flag_prepared, flag_row, remove_case, replay
 from backend.shown import shown
-from dashboard.common import answered, fail, get_deck, verbatim
+from dashboard.common import answered, fail, get_deck, presenting, verbatim
 from dashboard.tables import show_rows
 
 REPLAYED = "cases/replayed"  # session state: the last replay, by deployment uid and case set
@@ -53,12 +53,16 @@ def _label_note_flag(data: TestSet, key: str, this: object, start: int, flag: Ca
 
 @contextmanager
 def _flag_popover(label: str, key: str) -> Iterator[bool]:
-    """A popover that tracks whether it is open (its fields run only then), closed by a flag made in it."""
+    """A popover that tracks whether it is open (its fields run only then), closed by a flag made in it. In
+    presentation mode an expander instead: its fields in the page, where a 768 px high window scrolls to them (a
+    popover opens below its button and was cut off there)."""
+    kind = "expander" if presenting() else "popover"
     if st.session_state.pop(f"{key}/close", False):
-        st.session_state[f"{key}/popover"] = False
-    popover = st.popover(label, icon=":material/flag:", key=f"{key}/popover", on_change="rerun")
-    with popover:
-        yield bool(popover.open)
+        st.session_state[f"{key}/{kind}"] = False
+    opener = st.expander if kind == "expander" else st.popover
+    container = opener(label, icon=":material/flag:", key=f"{key}/{kind}", on_change="rerun")
+    with container:
+        yield bool(container.open)
 
 
 def said_flagged() -> None:

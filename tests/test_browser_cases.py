@@ -104,8 +104,16 @@ def test_a_tester_flags_a_strip_image_and_replays_it_at_two_versions(first_run_h
             popover.get_by_label("Note").press("Enter")
             page.wait_for_function(IDLE_JS, timeout=60_000, polling=50)
             expect(popover.get_by_label("Note")).to_have_value("second note")  # a rerun keeps it
-            popover.get_by_role("button", name="Flag", exact=True).click()
-            expect(main.get_by_text("2 flagged cases of this form (cases).")).to_be_visible(timeout=30_000)
+            two_cases = main.get_by_text("2 flagged cases of this form (cases).")
+            for _ in range(2):  # a click on a button redrawn by the note's rerun can miss it (seen on a loaded host)
+                if popover.is_visible():
+                    popover.get_by_role("button", name="Flag", exact=True).click()
+                try:
+                    expect(two_cases).to_be_visible(timeout=15_000)
+                    break
+                except AssertionError:
+                    page.screenshot(path=str(ARTIFACTS / "test-page-second-flag-missed.png"))
+            expect(two_cases).to_be_visible()
             second = book(deck).cases()[-1]
             assert (second.source.dataset_index, second.label, second.note) == (int(picked.group(1)), picked.group(2),
                                                                                  "second note")

@@ -144,7 +144,7 @@ def duel_bars(first: np.ndarray, second: np.ndarray, class_names: tuple[str, ...
                                "title": None},
                          "xOffset": {"field": "deployment", "type": "nominal", "sort": list(names)},
                          "y": {"field": "probability", "type": "quantitative", "scale": {"domain": [0, 1]},
-                               "axis": {"format": ".0%"}},
+                               "axis": {"format": ".0%", "title": None}},  # its width to the bars: a half column
                          "color": {"field": "deployment", "type": "nominal", "sort": list(names),
                                    "scale": {"range": ["#2f4b7c", "#f58518"]},
                                    "legend": {"orient": "top", "title": None}},
