@@ -92,7 +92,8 @@ def flag_rows(deployment: Deployment, data: TestSet, indices: Sequence[int], pre
 
 
 def flag_own(deployment: Deployment, data: TestSet, row: np.ndarray, predicted: int, origin: str, key: str) -> None:
-    """A Flag button for a drawn or uploaded digit as the deployment received it."""
+    """A Flag button for an input of the user's as the deployment received it: a drawn or uploaded digit, a what-if
+    row as edited (`origin` says which)."""
     this = zlib.crc32(np.ascontiguousarray(row).tobytes())  # another digit: fresh fields
     with _flag_popover("Flag as a case", key) as opened:
         if opened:

@@ -34,6 +34,7 @@ from backend.services.whatif import (
     start_row,
 )
 from backend.shown import shown
+from dashboard.cases_view import flag_own
 from dashboard.common import get_deck, scoring_failed, verbatim
 
 PARAM = "whatif"
@@ -187,6 +188,7 @@ def whatif_view(deployment: Deployment, data: TestSet, name: str, revision: int)
             st.caption("This scoring script returns labels only: no probabilities.")
         else:
             st.vega_lite_chart(spec=probability_bars(prediction.probabilities, data.class_names, height=180))
+        flag_own(deployment, data, row, prediction.predicted, "what-if", "whatif/flag")  # the row as edited
     names = [c.name for c in the_controls]
     d1, d2 = st.columns(2)
     if st.session_state.get("whatif_feature") not in names:  # a new set (its columns are others)

@@ -4,11 +4,15 @@ what-if edit with the prediction, the curve and the explanation following, the n
 
 import re
 
+import numpy as np
 import pytest
 
 from backend.config import Settings
 from backend.context import open_modeldeck
+from backend.data.builtin import load_breast_cancer_test
 from backend.registry import ModelRegistry
+from backend.services.cases import book
+from backend.services.whatif import start_row
 from backend.training import train_sample
 
 from .test_browser_e2e import ARTIFACTS, IDLE_JS, launch, start_dashboard, stop_dashboard
@@ -71,6 +75,22 @@ def test_a_tester_explores_a_table_model_rows_a_confusion_cell_and_a_what_if(tmp
             expect(main.get_by_text("How the answer moves with")).to_be_visible()
             expect(main.get_by_role("combobox", name="How the answer moves with")).to_have_value(
                 "worst texture")  # the curve follows the column just edited
+            # the edited row flagged as a case, exactly as scored
+            main.get_by_role("button", name="Flag as a case", exact=True).click()
+            popover = page.get_by_test_id("stPopoverBody")
+            expect(popover).to_be_visible()
+            popover.get_by_label("Note").fill("texture lowered")
+            popover.get_by_label("Note").press("Enter")
+            page.wait_for_function(IDLE_JS, timeout=60_000, polling=50)
+            popover.get_by_role("button", name="Flag", exact=True).click()
+            expect(main.get_by_text("1 flagged case of this form")).to_be_visible(timeout=30_000)
+            (case,) = book(deck).cases()
+            data = load_breast_cancer_test()
+            texture = data.feature_names.index("worst texture")
+            median = start_row(data, None)
+            assert case.source.origin == "what-if" and case.note == "texture lowered"
+            assert case.row[texture] < median[texture] and np.delete(case.row, texture) == pytest.approx(
+                np.delete(median, texture), rel=1e-3)  # the one column edited, the others as the median row's
             main.get_by_text("Explain this prediction").click()
             expect(main.get_by_text("the bars add up to the difference")).to_be_visible(timeout=30_000)
             main.get_by_text("Show the nearest test row").click()

@@ -103,7 +103,8 @@ class CaseSource:
     """Where a case came from.
 
     Attributes:
-        origin: "test set", "drawn", "uploaded", "file" (a CLI --image) or "gradio flag" (a Gradio flagging log).
+        origin: "test set", "drawn", "uploaded", "what-if" (a table's row as edited), "file" (a CLI --image) or
+            "gradio flag" (a Gradio flagging log).
         deployment: the deployment it was flagged at ("" when none).
         model: that deployment's model ("NAME:VERSION"), model_sha256 its file's checksum ("" when unknown).
         dataset: the test set whose form it has (and, for "test set", whose row it is).
