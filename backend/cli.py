@@ -39,7 +39,7 @@ from .progress import ProgressEvent
 from .registry import Model, parse_image_shape, parse_signature, parse_tags, parse_value_range
 from .runtimes.base import DEFAULT_RUN_TIMEOUT_SECONDS, DeployConfig, Deployment
 from .runtimes.kinds import runtime_choices, runtime_names
-from .services import kept, managing
+from .services import endpoints, kept, managing
 from .services.cases import (
     CaseAnswer,
     all_cases,
@@ -53,6 +53,7 @@ from .services.cases import (
 )
 from .services.comparing import compare_deployments, contender
 from .services.deploying import deploy_and_wait
+from .services.endpoints import EndpointView
 from .services.explaining import REPEATS, class_index_of, class_weight_maps, explain_row, permutation_importance
 from .services.flipping import counterfactual_image
 from .services.models import declared_features, first_run, model_by_ref, register_files, registered_models, train
@@ -436,8 +437,68 @@ def cmd_deployments_regen_key(deck: ModelDeck, args: argparse.Namespace) -> int:
 
 
 def cmd_deployments_delete(deck: ModelDeck, args: argparse.Namespace) -> int:
-    managing.delete(deck, args.name, runtime=args.runtime)
+    managing.delete(deck, args.name, runtime=args.runtime, force=args.force)
     _err(f"deleted {args.name}")
+    return 0
+
+
+def _endpoint_json(view: EndpointView) -> dict[str, Any]:
+    record = view.record
+    return {"name": record.name, "scoring_uri": view.scoring_uri, "port": record.port, "serving": view.serving,
+            "problem": view.problem or None, "traffic": dict(record.split.weights), "created_at": record.created_at,
+            "history": [{"traffic": dict(s.weights), "by": s.by, "at": s.at} for s in record.history]}
+
+
+def _endpoint_said(view: EndpointView, *, history: bool = False) -> None:
+    record = view.record
+    print(f"{record.name}: {record.split.describe()} (set by {record.split.by}, {record.split.at})"
+          + ("" if view.serving else f"; NOT SERVING: {view.problem}"))
+    if history:
+        for number, split in enumerate(reversed(record.history[:-1]), 1):
+            print(f"  {number} before: {split.describe()} (set by {split.by}, {split.at})")
+    print(view.scoring_uri)
+
+
+def _endpoint_out(view: EndpointView, args: argparse.Namespace, *, history: bool = False) -> int:
+    if args.json:
+        _print_json(_endpoint_json(view))
+    else:
+        _endpoint_said(view, history=history)  # the scoring URI last, as deploy prints it
+    return 0
+
+
+def cmd_endpoints_create(deck: ModelDeck, args: argparse.Namespace) -> int:
+    return _endpoint_out(endpoints.create_endpoint(deck, args.name, args.deployment, port=args.port), args)
+
+
+def cmd_endpoints_list(deck: ModelDeck, args: argparse.Namespace) -> int:
+    views = endpoints.list_endpoints(deck)
+    if args.json:
+        _print_json([_endpoint_json(v) for v in views])
+        return 0
+    if not views:
+        _err("no endpoint yet: `endpoints create NAME --deployment DEPLOYMENT`")
+    for view in views:
+        print(f"{view.record.name:<16} {view.scoring_uri:<34} {view.record.split.describe()}"
+              + ("" if view.serving else f"  NOT SERVING: {view.problem}"))
+    return 0
+
+
+def cmd_endpoints_show(deck: ModelDeck, args: argparse.Namespace) -> int:
+    return _endpoint_out(endpoints.show_endpoint(deck, args.name), args, history=True)
+
+
+def cmd_endpoints_traffic(deck: ModelDeck, args: argparse.Namespace) -> int:
+    return _endpoint_out(endpoints.set_traffic(deck, args.name, endpoints.parse_split(args.weights)), args)
+
+
+def cmd_endpoints_rollback(deck: ModelDeck, args: argparse.Namespace) -> int:
+    return _endpoint_out(endpoints.rollback(deck, args.name), args)
+
+
+def cmd_endpoints_delete(deck: ModelDeck, args: argparse.Namespace) -> int:
+    endpoints.delete_endpoint(deck, args.name)
+    _err(f"deleted endpoint {args.name} (its deployments stay)")
     return 0
 
 
@@ -1100,6 +1161,28 @@ def build_parser() -> argparse.ArgumentParser:
     p = add(deployments, "delete", cmd_deployments_delete, "stop and remove a deployment", json_flag=False)
     p.add_argument("name")
     p.add_argument("--runtime", choices=runtime_names(), default=None, help=ONLY_ON_RUNTIME)
+    p.add_argument("--force", action="store_true", help="also when it carries an endpoint's traffic: its share moves "
+                   "to the others behind that endpoint first")
+
+    routes = sub.add_parser("endpoints", help="one stable address in front of several deployments: traffic split, "
+                            "switch and roll back with no failed request").add_subparsers(dest="endpoints_command",
+                                                                                          required=True)
+    p = add(routes, "create", cmd_endpoints_create, "a new endpoint sending every request to a deployment; prints its "
+            "scoring URI last")
+    p.add_argument("name", help="1-40 lowercase letters, digits and dashes")
+    p.add_argument("--deployment", required=True, metavar="NAME", help="a Healthy deployment of this home")
+    p.add_argument("--port", type=int, default=None, help="its port on 127.0.0.1 (default: a free one)")
+    add(routes, "list", cmd_endpoints_list, "every endpoint, its scoring URI and split")
+    p = add(routes, "show", cmd_endpoints_show, "one endpoint: its split and the splits before")
+    p.add_argument("name")
+    p = add(routes, "traffic", cmd_endpoints_traffic, "split its requests: DEPLOYMENT=PERCENT ... (whole numbers "
+            "summing to 100; 0 keeps one behind it carrying none)")
+    p.add_argument("name")
+    p.add_argument("weights", nargs="+", metavar="DEPLOYMENT=PERCENT")
+    p = add(routes, "rollback", cmd_endpoints_rollback, "go back to the split before")
+    p.add_argument("name")
+    p = add(routes, "delete", cmd_endpoints_delete, "stop serving an endpoint (its deployments stay)", json_flag=False)
+    p.add_argument("name")
 
     p = add(sub, "predict", cmd_predict, "predict the digit in an image file (PNG/JPEG, drawn, scanned or "
             "photographed), made into the test set's form (its size, ink and value range; MNIST's by default)")

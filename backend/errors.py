@@ -325,3 +325,12 @@ class LoadTestRefusedError(TrafficError):
 class ExportError(ModelDeckError):
     """Kubernetes or KServe manifests cannot be written as asked: an option out of its rule (names,
     replicas, autoscale bounds, image reference) or an output folder that holds other files."""
+
+
+class EndpointError(ModelDeckError):
+    """An endpoint cannot be made or changed as asked: a bad split, a deployment that cannot sit behind it, a proxy
+    that does not start or refuses its configuration (the running one then keeps serving)."""
+
+
+class EndpointNotFoundError(EndpointError):
+    """No endpoint of that name in this home."""

@@ -1,8 +1,9 @@
-"""Files on disk: written whole (a reader sees the old file or the new one, never part of either), their
+"""Files on disk: written whole (a reader sees the old file or the new one, never part of either), locked, their
 SHA-256, and trees made readable by all (for an image whose server runs as another user)."""
 
 from __future__ import annotations
 
+import fcntl
 import hashlib
 import io
 import os
@@ -58,3 +59,14 @@ def readable_by_all(root: Path) -> None:
     for path in root.rglob("*"):
         if not path.is_symlink():
             path.chmod(0o755 if path.is_dir() or path.stat().st_mode & 0o100 else 0o644)
+
+
+@contextmanager
+def exclusive(lock_path: Path) -> Iterator[None]:
+    """Holds an exclusive lock on the file `lock_path` (made when missing) for the block: one process at a time."""
+    with open(lock_path, "a") as lock:
+        fcntl.flock(lock, fcntl.LOCK_EX)
+        try:
+            yield
+        finally:
+            fcntl.flock(lock, fcntl.LOCK_UN)

@@ -79,18 +79,18 @@ def _shap_deletion(python: Path, deck: ModelDeck, deployment: Deployment, testse
     """shap's saliency maps for the images (benchmarks/shap_peer.py in its own virtualenv, through the endpoint),
     put through the same deletion test; and the median requests per explanation."""
     from backend.services.explaining import deletion_of
-    from backend.services.scoring import endpoint_of
+    from backend.services.reaching import reach_of
 
-    endpoint = endpoint_of(deck, deployment)
+    reach = reach_of(deck, deployment)
     shape = testset.image_shape
     assert shape is not None, "images only"
     with tempfile.TemporaryDirectory() as scratch:
         images, out = Path(scratch) / "images.npy", Path(scratch) / "out.npz"
         np.save(images, testset.X[indices].reshape(len(indices), *shape).astype(np.float64))
         subprocess.run([str(python), str(Path(__file__).with_name("shap_peer.py")), str(images), str(out),
-                        "--uri", endpoint.uri, "--max-evals", str(evals), "--background",
+                        "--uri", reach.uri, "--max-evals", str(evals), "--background",
                         str(testset.value_range[0])],
-                       check=True, env={**os.environ, "MODELDECK_PEER_KEY": endpoint.key or ""}, timeout=3600)
+                       check=True, env={**os.environ, "MODELDECK_PEER_KEY": reach.key or ""}, timeout=3600)
         found = np.load(out)
         result = deletion_of(deck, deployment, testset, indices, list(found["saliency"]), list(found["seconds"]),
                              fraction=fraction)

@@ -11,7 +11,7 @@ from backend.errors import ModelDeckError
 from backend.inspection.snippets import Example, curl_snippet, payload, python_snippet
 from backend.registry import Signature
 from backend.runtimes.base import Deployment
-from backend.services.endpoints import send_as_is
+from backend.services.reaching import send_as_is
 from dashboard.common import scoring_failed, verbatim
 
 

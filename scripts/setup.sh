@@ -1,6 +1,6 @@
 #!/usr/bin/env bash
 # Installs everything ModelDeck needs on Debian/Ubuntu (idempotent; root or sudo):
-# Debian packages (python3-venv, docker.io, debootstrap, haproxy, bubblewrap, chromium, wrk, poppler-utils,
+# Debian packages (python3-venv, docker.io, debootstrap, haproxy, nginx-light, bubblewrap, chromium, wrk, poppler-utils,
 # dataset-fashion-mnist), a Docker engine that answers,
 # the offline base image, and the Python virtualenv .venv with requirements.txt.
 set -euo pipefail
@@ -13,6 +13,7 @@ python3 -c 'import venv, ensurepip' 2>/dev/null || need+=(python3-venv)
 command -v dockerd >/dev/null || need+=(docker.io)
 command -v debootstrap >/dev/null || need+=(debootstrap)
 command -v haproxy >/dev/null || [ -x /usr/sbin/haproxy ] || need+=(haproxy)  # the front on 127.0.0.1 of every deployment
+command -v nginx >/dev/null || [ -x /usr/sbin/nginx ] || need+=(nginx-light)  # the endpoints' proxy (issue 25)
 command -v bwrap >/dev/null || need+=(bubblewrap)  # the local runtime's sandbox
 command -v chromium >/dev/null || need+=(chromium)
 command -v curl >/dev/null || need+=(curl)
@@ -22,7 +23,18 @@ command -v pdftoppm >/dev/null || need+=(poppler-utils)  # tests/test_report_lay
 if [ ${#need[@]} -gt 0 ]; then
   log "installing Debian packages: ${need[*]}"
   $SUDO apt-get update -q >/dev/null
-  DEBIAN_FRONTEND=noninteractive $SUDO apt-get install -y -q --no-install-recommends "${need[@]}" >/dev/null
+  # no service starts while installing: nginx's package would start a server on port 80 (ModelDeck runs its own,
+  # on 127.0.0.1 only); a policy-rc.d of the machine's own is left as it is
+  policy=""
+  if [ ! -e /usr/sbin/policy-rc.d ]; then
+    policy=/usr/sbin/policy-rc.d
+    printf '#!/bin/sh\nexit 101\n' | $SUDO tee "$policy" >/dev/null
+    $SUDO chmod +x "$policy"
+  fi
+  apt_ok=0
+  DEBIAN_FRONTEND=noninteractive $SUDO apt-get install -y -q --no-install-recommends "${need[@]}" >/dev/null && apt_ok=1
+  [ -z "$policy" ] || $SUDO rm -f "$policy"
+  [ "$apt_ok" = 1 ] || { echo "[setup] apt-get install failed" >&2; exit 1; }
 fi
 
 if ! $SUDO docker info >/dev/null 2>&1; then

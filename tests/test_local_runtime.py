@@ -23,7 +23,7 @@ from backend.inspection.evaluation import evaluate_endpoint
 from backend.progress import ProgressKind
 from backend.runtimes import DeployConfig, DeploymentState
 from backend.runtimes.local import LocalRuntime
-from backend.services.endpoints import endpoint_of
+from backend.services.reaching import reach_of
 
 from .conftest import FIXTURES
 
@@ -62,7 +62,7 @@ def test_deploy_score_and_delete_leaves_no_process(local_deck, sample_model):
     evaluation = evaluate_endpoint(deck.client, deployment.scoring_uri, load_mnist_test())
     assert evaluation.accuracy == pytest.approx(sample_model.metrics["accuracy"], abs=1e-4)
     # the built-in script takes the 8-bit pixels themselves: a quarter of the bytes, the same answers
-    assert endpoint_of(deck, deployment).npy_dtypes == ("float32", "uint8")
+    assert reach_of(deck, deployment).npy_dtypes == ("float32", "uint8")
     as_bytes = evaluate_endpoint(deck.client, deployment.scoring_uri, load_mnist_test(), uint8=True)
     assert np.array_equal(as_bytes.predictions, evaluation.predictions)
     target = str(deck.settings.local_deployments_dir / "mnist-local")
@@ -82,7 +82,7 @@ def test_tutorial_script_deploys_unchanged(local_deck, sample_model_dir):
     expected = joblib.load(sample_model_dir / "sklearn_mnist_model.pkl").predict(X).tolist()
     assert local_deck.client.run(deployment.scoring_uri, X.tolist()) == expected
     assert deployment.entry_script == "tutorial_score.py"
-    assert not endpoint_of(local_deck, deployment).binary  # so clients send it JSON
+    assert not reach_of(local_deck, deployment).binary  # so clients send it JSON
     assert local_deck.client.npy_dtypes(deployment.scoring_uri, instance=deployment.record.uid) == ()
     evaluation = evaluate_endpoint(local_deck.client, deployment.scoring_uri, load_mnist_test(), use_binary=False)
     assert evaluation.accuracy == pytest.approx(local_deck.registry.get("sklearn_mnist", 1).metrics["accuracy"],

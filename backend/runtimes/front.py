@@ -19,7 +19,6 @@ SIGUSR2, connections in flight finish on the old worker); a lock keeps two from 
 
 from __future__ import annotations
 
-import fcntl
 import hashlib
 import http.client
 import json
@@ -36,7 +35,7 @@ from dataclasses import dataclass
 from pathlib import Path
 
 from ..errors import DeploymentError, RuntimeUnavailableError
-from ..files import atomic_write
+from ..files import atomic_write, exclusive
 
 HAPROXY_CANDIDATES = ("haproxy", "/usr/sbin/haproxy")
 FRONT_HEADER = "X-ModelDeck-Deployment"  # every answer of a route carries its deployment's name
@@ -206,13 +205,9 @@ class Front:
     @contextmanager
     def _locked(self) -> Iterator[None]:
         self.routes_dir.mkdir(parents=True, exist_ok=True, mode=0o700)
-        with open(self.folder / "lock", "a") as lock:
-            fcntl.flock(lock, fcntl.LOCK_EX)
-            try:
-                self._bound_log()  # before any change reads the log's size: offsets stay past the cut
-                yield
-            finally:
-                fcntl.flock(lock, fcntl.LOCK_UN)
+        with exclusive(self.folder / "lock"):
+            self._bound_log()  # before any change reads the log's size: offsets stay past the cut
+            yield
 
     def _route_files(self) -> list[Path]:
         return sorted(self.routes_dir.glob("*.cfg")) if self.routes_dir.is_dir() else []

@@ -9,6 +9,7 @@ from ..deployments import DeploymentList
 from ..errors import ModelDeckError
 from ..registry import Model
 from ..runtimes.base import Deployment, Keys
+from .endpoints import release
 
 if TYPE_CHECKING:
     from ..context import ModelDeck
@@ -55,8 +56,10 @@ def regenerate_key(deck: ModelDeck, name: str, which: str, *, runtime: str | Non
     return deck.deployments.regen_key(name, which, runtime=runtime)
 
 
-def delete(deck: ModelDeck, name: str, *, runtime: str | None = None) -> None:
-    """Deletes the deployment and everything kept for it."""
+def delete(deck: ModelDeck, name: str, *, runtime: str | None = None, force: bool = False) -> None:
+    """Deletes the deployment and everything kept for it; first takes it from behind every endpoint (refused while
+    it carries traffic there, unless `force` moves its share to the others first)."""
+    release(deck, name, force=force)
     deck.deployments.delete(name, runtime=runtime)
 
 

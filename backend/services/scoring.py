@@ -28,7 +28,7 @@ from ..inspection.evaluation import (
 from ..inspection.evaluation_log import EvaluationRecord
 from ..inspection.perturb import Perturbation
 from ..runtimes.base import Deployment
-from .endpoints import endpoint_of
+from .reaching import reach_of
 
 if TYPE_CHECKING:
     from ..context import ModelDeck
@@ -50,14 +50,14 @@ def send_random(deck: ModelDeck, deployment: Deployment, testset: TestSet, n: in
     Raises:
         ScoringError: the endpoint failed or answered something else than labels.
     """
-    endpoint = endpoint_of(deck, deployment, use_json=use_json)
+    reach = reach_of(deck, deployment, use_json=use_json)
     seed = seed if seed is not None else int(np.random.default_rng().integers(2**31))
-    samples = sample(deck.client, endpoint.uri, testset, n, seed=seed, use_binary=endpoint.binary, key=endpoint.key)
+    samples = sample(deck.client, reach.uri, testset, n, seed=seed, use_binary=reach.binary, key=reach.key)
     deck.results.save_samples(deployment, testset.name, samples)
     if perturbation is None:
         return SentImages(samples)
-    perturbed = sample(deck.client, endpoint.uri, testset, n, seed=seed, use_binary=endpoint.binary,
-                       key=endpoint.key, perturbation=perturbation)
+    perturbed = sample(deck.client, reach.uri, testset, n, seed=seed, use_binary=reach.binary,
+                       key=reach.key, perturbation=perturbation)
     deck.results.save_samples(deployment, perturbation.name_of(testset), perturbed)
     return SentImages(samples, perturbed)
 
@@ -71,11 +71,11 @@ def score_and_keep(deck: ModelDeck, deployment: Deployment, testset: TestSet, *,
     Raises:
         ScoringError: the endpoint failed or answered something else than labels.
     """
-    endpoint = endpoint_of(deck, deployment, use_json=use_json)
+    reach = reach_of(deck, deployment, use_json=use_json)
     scored_set = perturbation.apply(testset) if perturbation is not None else testset
     started = time.perf_counter()
-    evaluation = evaluate_endpoint(deck.client, endpoint.uri, scored_set, batch_size=batch_size or rows_per_request(testset),
-                                   use_binary=endpoint.binary, key=endpoint.key, uint8=endpoint.uint8,
+    evaluation = evaluate_endpoint(deck.client, reach.uri, scored_set, batch_size=batch_size or rows_per_request(testset),
+                                   use_binary=reach.binary, key=reach.key, uint8=reach.uint8,
                                    progress=progress)
     deck.results.save_evaluation(deployment, scored_set.name, testset.y, evaluation)
     deck.evaluations.add(EvaluationRecord.of(deployment, scored_set, evaluation, source=source,
@@ -96,7 +96,7 @@ def robustness_curve(deck: ModelDeck, deployment: Deployment, testset: TestSet, 
     Raises:
         InvalidPerturbationError: unknown kind or strength. ScoringError: as `score_and_keep`.
     """
-    endpoint = endpoint_of(deck, deployment, use_json=use_json)
+    reach = reach_of(deck, deployment, use_json=use_json)
     so_far: list[RobustnessPoint] = []
 
     def keep(perturbation: Perturbation, perturbed: TestSet, evaluation: Evaluation, seconds: float) -> None:
@@ -109,8 +109,8 @@ def robustness_curve(deck: ModelDeck, deployment: Deployment, testset: TestSet, 
         if progress:
             progress(done, total)
 
-    return robustness(deck.client, endpoint.uri, testset, kind, strengths, seed=seed, key=endpoint.key,
-                      use_binary=endpoint.binary, batch_size=batch_size or rows_per_request(testset), progress=step,
+    return robustness(deck.client, reach.uri, testset, kind, strengths, seed=seed, key=reach.key,
+                      use_binary=reach.binary, batch_size=batch_size or rows_per_request(testset), progress=step,
                       on_evaluation=keep)
 
 
@@ -171,6 +171,6 @@ def score_rows(deck: ModelDeck, deployment: Deployment, rows: np.ndarray, testse
     Raises:
         ScoringError: the endpoint failed or answered something else than labels of those classes.
     """
-    endpoint = endpoint_of(deck, deployment)
-    return score_batches(deck.client, endpoint.uri, rows, testset, batch_size=batch_size, use_binary=endpoint.binary,
-                         key=endpoint.key, proba=True)
+    reach = reach_of(deck, deployment)
+    return score_batches(deck.client, reach.uri, rows, testset, batch_size=batch_size, use_binary=reach.binary,
+                         key=reach.key, proba=True)

@@ -29,7 +29,7 @@ from ..inspection.whatif import (
     one_hot,
 )
 from ..runtimes.base import Deployment
-from .endpoints import endpoint_of
+from .reaching import reach_of
 from .scoring import score_rows
 
 if TYPE_CHECKING:
@@ -153,8 +153,8 @@ def set_predictions(deck: ModelDeck, deployment: Deployment, testset: TestSet) -
     Raises:
         ScoringError: as `predict_row`.
     """
-    endpoint = endpoint_of(deck, deployment)
-    predicted, _ = score_testset(deck.client, endpoint.uri, testset, use_binary=endpoint.binary, key=endpoint.key)
+    reach = reach_of(deck, deployment)
+    predicted, _ = score_testset(deck.client, reach.uri, testset, use_binary=reach.binary, key=reach.key)
     return predicted
 
 

@@ -1,0 +1,213 @@
+"""Endpoints (issue 25): one stable address in front of several deployments, routed by a real nginx: the split
+checked as a split; answers naming their deployment and request; the proportions over 2,000 requests within a
+binomial bound; no failed request under load while the split changes 10 times and a deployment is replaced; rollback
+and its history; refusals that change nothing; a killed proxy started again on the same port; the CLI."""
+
+import json
+import os
+import re
+import signal
+import threading
+import time
+from collections import Counter
+from pathlib import Path
+
+import pytest
+import requests
+
+from backend.errors import DeploymentNotFoundError, EndpointError
+from backend.routing.nginx import Proxy, Target, endpoint_config
+from backend.routing.records import EndpointRecord, Split, checked_split, parse_weights
+from backend.services import endpoints, managing
+from backend.services.endpoints import _moved
+
+from .test_cli import cli
+
+BLANK = {"data": [[0.0] * 784]}
+
+
+# --- the split, as pure logic --------------------------------------------------------------------------------------
+
+def test_a_split_is_whole_percentages_summing_to_100_for_at_most_8_deployments():
+    assert parse_weights(["a=90", "b=10"]) == {"a": 90, "b": 10}
+    assert parse_weights(["a=100", "b=0"]) == {"a": 100, "b": 0}  # 0: behind it, carrying none
+    for pairs, said in ((["a=90", "b=20"], "sum to 110, not 100"), (["a=90"], "sum to 90"),
+                        (["a=50", "a=50"], "'a' is given twice"), (["a=50.5", "b=49.5"], "is not DEPLOYMENT=PERCENT"),
+                        (["a"], "is not DEPLOYMENT=PERCENT"), (["a=-10", "b=110"], "is not DEPLOYMENT=PERCENT"),
+                        ([], "names at least one deployment")):
+        with pytest.raises(EndpointError, match=said):
+            parse_weights(pairs)
+    with pytest.raises(EndpointError, match="at most 8 deployments"):
+        checked_split({f"d{k}": 100 if k == 0 else 0 for k in range(9)})
+    assert _moved({"b": 30, "c": 10}, 60) == {"b": 75, "c": 25}  # in proportion, still summing to 100
+    assert _moved({"b": 1, "c": 1, "d": 1}, 97) == {"b": 34, "c": 33, "d": 33}
+    assert _moved({"b": 0, "c": 0}, 100) == {"b": 100, "c": 0}
+
+
+def test_the_proxys_configuration_routes_by_request_id_and_sends_each_deployment_its_own_key():
+    record = EndpointRecord("shop", 41000, (Split((("v1", 70), ("v2", 30), ("old", 0)), "ann", "t"),), "t")
+    targets = {"v1": Target("v1", "127.0.0.1:5001", None), "v2": Target("v2", "127.0.0.1:5002", "k2"),
+               "old": Target("old", "127.0.0.1:5003", None)}
+    text = endpoint_config(record, targets, 7)
+    assert "listen 127.0.0.1:41000;" in text and 'split_clients "$request_id" $md_shop_pick' in text
+    assert '70% "v1";' in text and '* "v2";' in text and "5003" not in text  # a 0 share: no upstream at all
+    assert '"v2" "Bearer k2";' in text and '"v1" "Bearer' not in text
+    assert 'return 200 "7"' in text  # the generation a reload is waited for
+    with pytest.raises(EndpointError, match="cannot go into the proxy's configuration"):
+        endpoint_config(record, {**targets, "v2": Target("v2", "127.0.0.1:5002", 'k";evil')}, 8)
+
+
+# --- through a real nginx, in front of local deployments -----------------------------------------------------------
+
+@pytest.fixture()
+def deck(first_run_deck):
+    """first_run_deck with v1 as `one` and v2 as `two` (local); every endpoint deleted afterwards (the proxy stops
+    with its last)."""
+    deck = first_run_deck
+    for version, name in ((1, "one"), (2, "two")):
+        deck.deployments.deploy_and_wait(deck.registry.get("sklearn_mnist", version), name, runtime="local",
+                                         timeout=180)
+    yield deck
+    for view in endpoints.list_endpoints(deck):
+        endpoints.delete_endpoint(deck, view.record.name)
+    assert Proxy(deck.home.path / "endpoints").pid() is None
+
+
+def test_an_endpoint_answers_as_its_deployment_and_names_it(deck):
+    view = endpoints.create_endpoint(deck, "shop", "one")
+    assert view.serving and re.fullmatch(r"http://127\.0\.0\.1:\d+/score", view.scoring_uri)
+    direct = requests.post(deck.deployments.get("one").scoring_uri, json=BLANK, timeout=30)
+    answer = requests.post(view.scoring_uri, json=BLANK, timeout=30)
+    assert answer.status_code == 200 and answer.json() == direct.json()
+    assert answer.headers["X-ModelDeck-Deployment"] == "one"
+    assert re.fullmatch(r"[0-9a-f]{32}", answer.headers["X-Request-Id"])
+    refused = requests.post(view.scoring_uri, data=b"{not json", headers={"Content-Type": "application/json"},
+                            timeout=30)
+    assert refused.status_code == 400 and "error" in refused.json()  # the deployment's own refusal, passed on
+    assert requests.get(view.scoring_uri.replace("/score", "/health"), timeout=30).status_code == 200
+    with pytest.raises(EndpointError, match="exists already"):
+        endpoints.create_endpoint(deck, "shop", "two")
+    with pytest.raises(EndpointError, match="cannot name an endpoint"):
+        endpoints.create_endpoint(deck, "Shop!", "two")
+
+
+def test_the_split_holds_over_2000_requests_and_rollback_returns_to_the_one_before(deck):
+    view = endpoints.create_endpoint(deck, "shop", "one")
+    endpoints.set_traffic(deck, "shop", {"one": 80, "two": 20})
+    with requests.Session() as session:
+        said = Counter(session.post(view.scoring_uri, json=BLANK, timeout=30).headers["X-ModelDeck-Deployment"]
+                       for _ in range(2000))
+    share = said["two"] / 2000
+    assert said.keys() == {"one", "two"}
+    assert abs(share - 0.2) < 4.5 * (0.2 * 0.8 / 2000) ** 0.5  # 4.5 standard errors: 0.040; fails 1 run in 150,000
+    back = endpoints.rollback(deck, "shop")
+    assert back.record.split.weights == (("one", 100),) and len(back.record.history) == 3
+    assert [s.describe() for s in back.record.history] == ["one=100", "one=80 two=20", "one=100"]
+    assert all(s.by and s.at for s in back.record.history)
+
+
+def test_bad_changes_are_refused_and_change_nothing(deck):
+    view = endpoints.create_endpoint(deck, "shop", "one")
+    for weights, said in (({"one": 60, "two": 30}, "sum to 90"), ({"one": 50, "nobody": 50}, None),
+                          ({"one": 0, "two": 0}, "sum to 0")):
+        with pytest.raises((EndpointError, DeploymentNotFoundError), match=said):
+            endpoints.set_traffic(deck, "shop", weights)
+    assert endpoints.show_endpoint(deck, "shop").record.split.weights == (("one", 100),)
+    with pytest.raises(EndpointError, match="nothing to go back to"):
+        endpoints.rollback(deck, "shop")
+    endpoints.set_traffic(deck, "shop", {"one": 70, "two": 30})
+    with pytest.raises(EndpointError, match="'one' carries 70% of the traffic of endpoint 'shop'"):
+        managing.delete(deck, "one")
+    assert deck.deployments.get("one")  # still there
+    managing.delete(deck, "one", force=True)  # its share moves to two first
+    assert endpoints.show_endpoint(deck, "shop").record.split.weights == (("two", 100),)
+    assert requests.post(view.scoring_uri, json=BLANK, timeout=30).headers["X-ModelDeck-Deployment"] == "two"
+    with pytest.raises(EndpointError, match="the only deployment behind endpoint 'shop'"):
+        managing.delete(deck, "two")
+
+
+def test_no_request_fails_while_the_split_changes_ten_times_and_a_deployment_is_replaced(deck):
+    view = endpoints.create_endpoint(deck, "shop", "one")
+    failures: list[str] = []
+    answered: Counter[str] = Counter()
+    stop = threading.Event()
+
+    def client() -> None:
+        with requests.Session() as session:  # keep-alive connections, as a real client holds them
+            deadline = time.monotonic() + 300  # bounded, whatever happens
+            while not stop.is_set() and time.monotonic() < deadline:
+                try:
+                    answer = session.post(view.scoring_uri, json=BLANK, timeout=30)
+                except requests.RequestException as e:
+                    failures.append(f"{type(e).__name__}: {e}")
+                    continue
+                if answer.status_code != 200:
+                    failures.append(f"{answer.status_code}: {answer.text[:200]}")
+                answered[answer.headers.get("X-ModelDeck-Deployment", "?")] += 1
+
+    clients = [threading.Thread(target=client) for _ in range(4)]
+    for thread in clients:
+        thread.start()
+    try:
+        for k in range(10):
+            endpoints.set_traffic(deck, "shop", {"one": 100 - 10 * k, "two": 10 * k})
+            time.sleep(0.3)
+        # one replaced: a third deployment takes its traffic, then the old one goes
+        deck.deployments.deploy_and_wait(deck.registry.get("sklearn_mnist", 1), "three", runtime="local",
+                                         timeout=180)
+        endpoints.set_traffic(deck, "shop", {"one": 0, "two": 50, "three": 50})
+        managing.delete(deck, "one")
+        time.sleep(1.0)
+    finally:
+        stop.set()
+        for thread in clients:
+            thread.join(timeout=60)
+    assert failures == []
+    assert sum(answered.values()) > 200 and answered.keys() == {"one", "two", "three"}
+    assert endpoints.show_endpoint(deck, "shop").record.split.weights == (("two", 50), ("three", 50))
+
+
+@pytest.mark.parametrize("killed", ["master", "all"])
+def test_a_killed_proxy_is_started_again_on_the_same_port(deck, killed):
+    view = endpoints.create_endpoint(deck, "shop", "one")
+    proxy = Proxy(deck.home.path / "endpoints")
+    master = proxy.pid()
+    if killed == "all":  # the master and its workers (an OOM kill, a reboot)
+        os.killpg(master, signal.SIGKILL)
+    else:  # the master alone: its worker goes on serving the old configuration, and holds the port
+        os.kill(master, signal.SIGKILL)
+    deadline = time.monotonic() + 10
+    while proxy.pid() is not None and time.monotonic() < deadline:
+        time.sleep(0.05)
+    if killed == "all":
+        with pytest.raises(requests.ConnectionError):
+            requests.post(view.scoring_uri, json=BLANK, timeout=5)
+    again = endpoints.list_endpoints(deck)[0]  # a listing starts it again
+    assert again.serving and again.scoring_uri == view.scoring_uri and proxy.pid() not in (None, master)
+    assert requests.post(view.scoring_uri, json=BLANK, timeout=30).status_code == 200
+
+
+def test_the_cli_creates_splits_shows_rolls_back_and_deletes(first_run_cli_env):
+    env = first_run_cli_env
+    cli(env, "deploy", "sklearn_mnist:1", "--name", "cli-one")
+    cli(env, "deploy", "sklearn_mnist:2", "--name", "cli-two")
+    try:
+        made = cli(env, "endpoints", "create", "web", "--deployment", "cli-one")
+        uri = made.stdout.strip().splitlines()[-1]
+        assert re.fullmatch(r"http://127\.0\.0\.1:\d+/score", uri)
+        assert requests.post(uri, json=BLANK, timeout=30).headers["X-ModelDeck-Deployment"] == "cli-one"
+        cli(env, "endpoints", "traffic", "web", "cli-one=90", "cli-two=10")
+        bad = cli(env, "endpoints", "traffic", "web", "cli-one=90", "cli-two=20", check=False)
+        assert bad.returncode == 1 and "sum to 110, not 100" in bad.stderr
+        shown = json.loads(cli(env, "endpoints", "show", "web", "--json").stdout)
+        assert shown["traffic"] == {"cli-one": 90, "cli-two": 10} and shown["scoring_uri"] == uri
+        assert [h["traffic"] for h in shown["history"]] == [{"cli-one": 100}, {"cli-one": 90, "cli-two": 10}]
+        assert "cli-one=100" in cli(env, "endpoints", "rollback", "web").stdout
+        assert "web" in cli(env, "endpoints", "list").stdout
+        cli(env, "endpoints", "delete", "web")
+        assert json.loads(cli(env, "endpoints", "list", "--json").stdout) == []
+        assert not Proxy(Path(env["MODELDECK_HOME"]) / "endpoints").pid()
+    finally:
+        cli(env, "endpoints", "delete", "web", check=False)
+        cli(env, "deployments", "delete", "cli-one", "--force", check=False)
+        cli(env, "deployments", "delete", "cli-two", check=False)
