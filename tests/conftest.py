@@ -262,6 +262,10 @@ def deck_over(registry_home: Path, home: Path) -> Iterator[ModelDeck]:
     test leaves is deleted afterwards."""
     deck = open_modeldeck(Settings(home=copy_home(registry_home, home), runtime="local"))
     yield deck
+    from backend.services import endpoints
+
+    for view in endpoints.list_endpoints(deck):  # the proxy stops with the last
+        endpoints.delete_endpoint(deck, view.record.name)
     for deployment in deck.deployments.list():
         deck.deployments.delete(deployment.name)
 

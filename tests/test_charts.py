@@ -75,3 +75,12 @@ def test_a_duels_bars_sit_side_by_side_per_class_one_colour_per_deployment():
                                                                    ("v2", "cat")]
     assert [v["probability"] for v in values if v["deployment"] == "v2"] == [0.0, 0.0, 1.0]
     assert spec["encoding"]["xOffset"]["field"] == "deployment" and spec["encoding"]["color"]["sort"] == ["v1", "v2"]
+
+
+def test_an_endpoints_split_is_one_bar_a_segment_per_deployment_carrying_traffic():
+    from backend.inspection.interactive_charts import split_bar
+
+    spec = split_bar((("v1", 90), ("v2", 10), ("old", 0)))
+    validate_jsonschema(spec, load_schema())
+    assert [(v["deployment"], v["share"], v["label"]) for v in spec["data"]["values"]] == [
+        ("v1", 90, "v1 90%"), ("v2", 10, "v2 10%")]  # a 0 share draws nothing

@@ -15,6 +15,7 @@ from backend.context import open_modeldeck
 from backend.data.builtin import FASHION_CLASSES, load_mnist_test
 from backend.errors import InvalidDeployConfigError, InvalidDeploymentNameError
 from backend.runtimes import DeployConfig, validate_name
+from backend.services import endpoints
 from backend.services.scoring import robustness_curve
 from dashboard import common
 from dashboard.common import verbatim
@@ -48,6 +49,8 @@ def dashboard_on(home: Path, monkeypatch):
     common._open.clear()
     yield home
     deck = open_modeldeck(Settings(home=home, runtime="local"))
+    for view in endpoints.list_endpoints(deck):  # the proxy stops with the last
+        endpoints.delete_endpoint(deck, view.record.name)
     for deployment in deck.deployments.list():
         deck.deployments.delete(deployment.name)
     common._open.clear()

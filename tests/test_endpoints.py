@@ -211,3 +211,39 @@ def test_the_cli_creates_splits_shows_rolls_back_and_deletes(first_run_cli_env):
         cli(env, "endpoints", "delete", "web", check=False)
         cli(env, "deployments", "delete", "cli-one", "--force", check=False)
         cli(env, "deployments", "delete", "cli-two", check=False)
+
+
+def test_the_deploy_page_makes_an_endpoint_splits_rolls_back_and_deletes_it(first_run_home, tmp_path, monkeypatch):
+    from .test_dashboard import backend_deck, button, dashboard_home, on_page
+
+    setup = dashboard_home(first_run_home, tmp_path, monkeypatch)
+    home = next(setup)
+    deck = backend_deck(home)
+    for version, name in ((1, "one"), (2, "two")):
+        deck.deployments.deploy_and_wait(deck.registry.get("sklearn_mnist", version), name, runtime="local",
+                                         timeout=180)
+    try:
+        at = on_page("views/deploy.py")
+        at.text_input(key="new_endpoint_name").set_value("Shop!")
+        button(at, "Create endpoint").click().run()
+        assert any("cannot name an endpoint" in e.value for e in at.error) and not at.exception
+        at.text_input(key="new_endpoint_name").set_value("shop")
+        at.selectbox(key="new_endpoint_first").set_value("one")
+        button(at, "Create endpoint").click().run()
+        assert not at.exception and not at.error, [e.value for e in at.error]
+        assert [v.record.split.weights for v in endpoints.list_endpoints(deck)] == [(("one", 100),)]
+        at.multiselect(key="endpoint/shop/behind").set_value(["one", "two"]).run()
+        at.number_input(key="endpoint/shop/one").set_value(70).run()
+        assert button(at, "Apply split").disabled  # 70 + 0: not a split
+        assert any("sum to 70 %" in c.value for c in at.caption)
+        at.number_input(key="endpoint/shop/two").set_value(30).run()
+        button(at, "Apply split").click().run()
+        assert not at.exception and not at.error, [e.value for e in at.error]
+        assert endpoints.show_endpoint(deck, "shop").record.split.weights == (("one", 70), ("two", 30))
+        button(at, "Roll back").click().run()
+        assert endpoints.show_endpoint(deck, "shop").record.split.weights == (("one", 100),)
+        button(at, "Delete endpoint…").click().run()
+        button(at, "Yes, delete shop").click().run()
+        assert endpoints.list_endpoints(deck) == [] and not at.exception
+    finally:
+        next(setup, None)

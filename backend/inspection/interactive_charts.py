@@ -152,6 +152,28 @@ def duel_bars(first: np.ndarray, second: np.ndarray, class_names: tuple[str, ...
                                      {"field": "probability", "type": "quantitative", "format": ".1%"}]}}
 
 
+def split_bar(weights: tuple[tuple[str, int], ...]) -> dict[str, Any]:
+    """An endpoint's traffic split as one bar across the page, a segment per deployment carrying traffic, labelled
+    with its name and share: a Vega-Lite spec."""
+    values = [{"deployment": shown(name), "share": weight, "index": k, "label": f"{shown(name)} {weight}%"}
+              for k, (name, weight) in enumerate((n, w) for n, w in weights if w > 0)]
+    order = [v["deployment"] for v in values]
+    scale = {"domain": [0, 100]}
+    return {"$schema": alt.SCHEMA_URL, "data": {"values": values}, "height": 44,
+            "transform": [{"stack": "share", "groupby": [], "sort": [{"field": "index"}], "as": ["start", "end"]},
+                          {"calculate": "(datum.start + datum.end) / 2", "as": "middle"}],
+            "layer": [{"mark": {"type": "bar", "height": 40},
+                       "encoding": {"x": {"field": "start", "type": "quantitative", "scale": scale, "axis": None},
+                                    "x2": {"field": "end"},
+                                    "color": {"field": "deployment", "type": "nominal", "sort": order, "legend": None,
+                                              "scale": {"scheme": "tableau10"}},
+                                    "tooltip": [{"field": "deployment", "type": "nominal"},
+                                                {"field": "share", "type": "quantitative", "title": "share, %"}]}},
+                      {"mark": {"type": "text", "color": "white", "fontSize": 16, "fontWeight": "bold"},
+                       "encoding": {"x": {"field": "middle", "type": "quantitative", "scale": scale, "axis": None},
+                                    "text": {"field": "label", "type": "nominal"}}}]}
+
+
 def robustness_chart(points: tuple[tuple[float, float], ...], label: str, unit: str) -> alt.Chart:
     """Accuracy against the strength of one perturbation: (strength, accuracy) pairs."""
     values = [{"strength": s, "accuracy": a} for s, a in points]

@@ -42,6 +42,7 @@ from dashboard.common import (
     url_select,
     verbatim,
 )
+from dashboard.endpoints_view import endpoints_section
 from dashboard.tables import without_empty_columns
 from dashboard.traffic import deployment_traffic
 
@@ -370,5 +371,7 @@ if managed is not None and not presentation:
     with st.expander("Export for Kubernetes", icon=":material/deployed_code:"):
         export_section(deck, managed)
 
+st.divider()
+endpoints_section(deck, [d.name for d in listing.healthy])
 st.divider()
 deployment_traffic(deck, managed)
