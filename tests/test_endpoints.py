@@ -115,6 +115,13 @@ def test_bad_changes_are_refused_and_change_nothing(deck):
     assert endpoints.show_endpoint(deck, "shop").record.split.weights == (("one", 100),)
     with pytest.raises(EndpointError, match="nothing to go back to"):
         endpoints.rollback(deck, "shop")
+    from backend.training import train_sample
+
+    cancer = train_sample(deck.registry, "breast-cancer")  # 30 named columns, two classes: another kind
+    deck.deployments.deploy_and_wait(cancer, "rows", runtime="local", timeout=180)
+    with pytest.raises(EndpointError, match=r"'rows' \(sklearn_breast_cancer:1\) does not take the same inputs and "
+                                            r"answer the same classes as 'one' \(sklearn_mnist:1\)"):
+        endpoints.set_traffic(deck, "shop", {"one": 50, "rows": 50})
     endpoints.set_traffic(deck, "shop", {"one": 70, "two": 30})
     with pytest.raises(EndpointError, match="'one' carries 70% of the traffic of endpoint 'shop'"):
         managing.delete(deck, "one")
@@ -247,3 +254,28 @@ def test_the_deploy_page_makes_an_endpoint_splits_rolls_back_and_deletes_it(firs
         assert endpoints.list_endpoints(deck) == [] and not at.exception
     finally:
         next(setup, None)
+
+
+def test_a_container_and_a_local_process_sit_behind_one_endpoint(engine, trained_home, tmp_path):
+    from backend.config import Settings
+    from backend.context import open_modeldeck
+
+    from .conftest import copy_home, remove_home_deployments
+
+    deck = open_modeldeck(Settings(home=copy_home(trained_home, tmp_path / "home"), runtime="docker"))
+    model = deck.registry.get("sklearn_mnist", 1)
+    try:
+        deck.deployments.deploy_and_wait(model, "boxed", runtime="docker", timeout=300)
+        deck.deployments.deploy_and_wait(model, "process", runtime="local", timeout=180)
+        view = endpoints.create_endpoint(deck, "mixed", "boxed")
+        endpoints.set_traffic(deck, "mixed", {"boxed": 50, "process": 50})
+        with requests.Session() as session:
+            answers = [session.post(view.scoring_uri, json=BLANK, timeout=30) for _ in range(200)]
+        assert {a.status_code for a in answers} == {200} and len({a.text for a in answers}) == 1  # one model's answer
+        assert Counter(a.headers["X-ModelDeck-Deployment"] for a in answers).keys() == {"boxed", "process"}
+    finally:
+        for found in endpoints.list_endpoints(deck):
+            endpoints.delete_endpoint(deck, found.record.name)
+        if "process" in {d.name for d in deck.deployments.list()}:
+            deck.deployments.delete("process")
+        remove_home_deployments(engine, deck.home.path)
