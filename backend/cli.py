@@ -20,6 +20,7 @@ from .data.testset import DatasetInfo, TestSet, format_range
 from .data.uploads import formats_help
 from .errors import (
     CaseError,
+    EndpointError,
     InvalidExplanationError,
     InvalidWhatIfError,
     ModelDeckError,
@@ -53,7 +54,7 @@ from .services.cases import (
 )
 from .services.comparing import compare_deployments, contender
 from .services.deploying import deploy_and_wait
-from .services.endpoints import EndpointView
+from .services.endpoints import EndpointView, ShadowView
 from .services.explaining import REPEATS, class_index_of, class_weight_maps, explain_row, permutation_importance
 from .services.flipping import counterfactual_image
 from .services.models import declared_features, first_run, model_by_ref, register_files, registered_models, train
@@ -442,11 +443,20 @@ def cmd_deployments_delete(deck: ModelDeck, args: argparse.Namespace) -> int:
     return 0
 
 
-def _endpoint_json(view: EndpointView) -> dict[str, Any]:
+def _endpoint_json(view: EndpointView, shadow: ShadowView | None = None) -> dict[str, Any]:
     record = view.record
-    return {"name": record.name, "scoring_uri": view.scoring_uri, "port": record.port, "serving": view.serving,
-            "problem": view.problem or None, "traffic": dict(record.split.weights), "created_at": record.created_at,
-            "history": [{"traffic": dict(s.weights), "by": s.by, "at": s.at} for s in record.history]}
+    found: dict[str, Any] = {
+        "name": record.name, "scoring_uri": view.scoring_uri, "port": record.port, "serving": view.serving,
+        "problem": view.problem or None, "traffic": dict(record.split.weights), "created_at": record.created_at,
+        "history": [{"traffic": dict(s.weights), "mirror": dict([s.mirror]) if s.mirror else {}, "by": s.by,
+                     "at": s.at} for s in record.history]}
+    if shadow is not None:
+        kept = shadow.record
+        found["shadow"] = {"deployment": shadow.deployment, "share": shadow.share, "compared": kept.compared,
+                           "agreement": kept.agreement, "failed": kept.failed, "pending": kept.pending,
+                           "latest_disagreements": [{"request_id": d.request_id, "live_deployment": d.live_deployment,
+                                                     "live": d.live, "shadow": d.shadow} for d in kept.latest]}
+    return found
 
 
 def _endpoint_said(view: EndpointView, *, history: bool = False) -> None:
@@ -459,11 +469,19 @@ def _endpoint_said(view: EndpointView, *, history: bool = False) -> None:
     print(view.scoring_uri)
 
 
-def _endpoint_out(view: EndpointView, args: argparse.Namespace, *, history: bool = False) -> int:
+def _endpoint_out(view: EndpointView, args: argparse.Namespace, *, history: bool = False,
+                  shadow: ShadowView | None = None) -> int:
     if args.json:
-        _print_json(_endpoint_json(view))
-    else:
-        _endpoint_said(view, history=history)  # the scoring URI last, as deploy prints it
+        _print_json(_endpoint_json(view, shadow))
+        return 0
+    if shadow is not None and shadow.deployment is not None:
+        kept = shadow.record
+        agreement = f"{kept.agreement:.1%} agree" if kept.agreement is not None else "nothing compared yet"
+        print(f"shadow {shadow.deployment} ({shadow.share}% copied): {kept.compared:,} requests compared, {agreement}"
+              + (f", {kept.failed:,} failed on a side" if kept.failed else ""))
+        for d in kept.latest[-5:]:
+            print(f"  {d.request_id}: {d.live_deployment} said {d.live}, {shadow.deployment} said {d.shadow}")
+    _endpoint_said(view, history=history)  # the scoring URI last, as deploy prints it
     return 0
 
 
@@ -485,7 +503,17 @@ def cmd_endpoints_list(deck: ModelDeck, args: argparse.Namespace) -> int:
 
 
 def cmd_endpoints_show(deck: ModelDeck, args: argparse.Namespace) -> int:
-    return _endpoint_out(endpoints.show_endpoint(deck, args.name), args, history=True)
+    return _endpoint_out(endpoints.show_endpoint(deck, args.name), args, history=True,
+                         shadow=endpoints.shadow_of(deck, args.name))
+
+
+def cmd_endpoints_mirror(deck: ModelDeck, args: argparse.Namespace) -> int:
+    if args.off == bool(args.copy):
+        raise EndpointError("say DEPLOYMENT=PERCENT (the shadow and the share of requests copied to it), or --off")
+    if args.off:
+        return _endpoint_out(endpoints.set_mirror(deck, args.name, None), args)
+    name, share = endpoints.parse_mirror(args.copy)
+    return _endpoint_out(endpoints.set_mirror(deck, args.name, name, share), args)
 
 
 def cmd_endpoints_traffic(deck: ModelDeck, args: argparse.Namespace) -> int:
@@ -1179,6 +1207,11 @@ def build_parser() -> argparse.ArgumentParser:
             "summing to 100; 0 keeps one behind it carrying none)")
     p.add_argument("name")
     p.add_argument("weights", nargs="+", metavar="DEPLOYMENT=PERCENT")
+    p = add(routes, "mirror", cmd_endpoints_mirror, "copy a share of the requests to a shadow deployment: its answers "
+            "are compared with the live ones (endpoints show), no client gets them")
+    p.add_argument("name")
+    p.add_argument("copy", nargs="?", default=None, metavar="DEPLOYMENT=PERCENT")
+    p.add_argument("--off", action="store_true", help="stop copying")
     p = add(routes, "rollback", cmd_endpoints_rollback, "go back to the split before")
     p.add_argument("name")
     p = add(routes, "delete", cmd_endpoints_delete, "stop serving an endpoint (its deployments stay)", json_flag=False)

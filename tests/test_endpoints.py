@@ -48,13 +48,19 @@ def test_the_proxys_configuration_routes_by_request_id_and_sends_each_deployment
     record = EndpointRecord("shop", 41000, (Split((("v1", 70), ("v2", 30), ("old", 0)), "ann", "t"),), "t")
     targets = {"v1": Target("v1", "127.0.0.1:5001", None), "v2": Target("v2", "127.0.0.1:5002", "k2"),
                "old": Target("old", "127.0.0.1:5003", None)}
-    text = endpoint_config(record, targets, 7)
+    text = endpoint_config(record, targets, 7, Path("/h/endpoints"))
     assert "listen 127.0.0.1:41000;" in text and 'split_clients "$request_id" $md_shop_pick' in text
     assert '70% "v1";' in text and '* "v2";' in text and "5003" not in text  # a 0 share: no upstream at all
     assert '"v2" "Bearer k2";' in text and '"v1" "Bearer' not in text
     assert 'return 200 "7"' in text  # the generation a reload is waited for
+    assert "mirror" not in text and "access_log" not in text  # no shadow: nothing copied, nothing logged
+    shadowed = endpoint_config(EndpointRecord("shop", 41000, (Split((("v1", 100),), "ann", "t", ("old", 30)),), "t"),
+                               targets, 8, Path("/h/endpoints"))
+    assert "mirror /_modeldeck/shadow;" in shadowed and "upstream md_shop__old" in shadowed
+    assert 'split_clients "shadow$request_id" $md_shop_copy' in shadowed and '30% "old";' in shadowed
+    assert "access_log /h/endpoints/shop.shadow.log md_shop_shadow if=$md_shop_copy;" in shadowed
     with pytest.raises(EndpointError, match="cannot go into the proxy's configuration"):
-        endpoint_config(record, {**targets, "v2": Target("v2", "127.0.0.1:5002", 'k";evil')}, 8)
+        endpoint_config(record, {**targets, "v2": Target("v2", "127.0.0.1:5002", 'k";evil')}, 8, Path("/h"))
 
 
 # --- through a real nginx, in front of local deployments -----------------------------------------------------------
@@ -279,3 +285,41 @@ def test_a_container_and_a_local_process_sit_behind_one_endpoint(engine, trained
         if "process" in {d.name for d in deck.deployments.list()}:
             deck.deployments.delete("process")
         remove_home_deployments(engine, deck.home.path)
+
+
+def test_a_shadow_gets_a_copy_of_each_request_and_agrees_as_scoring_both_does(deck):
+    from backend.data.builtin import load_mnist_test
+
+    view = endpoints.create_endpoint(deck, "shop", "one")
+    endpoints.set_mirror(deck, "shop", "two", 100)
+    rows = load_mnist_test().X[:300].tolist()
+    with requests.Session() as session:
+        got = [session.post(view.scoring_uri, json={"data": [row]}, timeout=30) for row in rows]
+    assert {a.headers["X-ModelDeck-Deployment"] for a in got} == {"one"}  # the client gets the live answers only
+    assert "X-ModelDeck-Answer" not in got[0].headers
+    said = {name: requests.post(deck.deployments.get(name).scoring_uri, json={"data": rows}, timeout=60).json()
+            for name in ("one", "two")}
+    assert [a.json() for a in got] == [[label] for label in said["one"]]
+    deadline = time.monotonic() + 30  # the copies are answered beside the live requests: wait for the last
+    while (shadow := endpoints.shadow_of(deck, "shop")).record.compared < 300 and time.monotonic() < deadline:
+        time.sleep(0.2)
+    agree = sum(a == b for a, b in zip(said["one"], said["two"], strict=True))
+    assert 0 < agree < 300  # v1 and v2 differ on some of these digits
+    assert (shadow.deployment, shadow.share, shadow.record.compared, shadow.record.agreeing) == ("two", 100, 300, agree)
+    latest = shadow.record.latest[-1]
+    assert latest.live_deployment == "one" and latest.live != latest.shadow
+    assert len(json.loads(latest.body)["data"][0]) == 784  # the input, to be shown
+    shown = json.loads(cli_show(deck))
+    assert shown["shadow"]["compared"] == 300 and shown["shadow"]["agreement"] == pytest.approx(agree / 300)
+    endpoints.set_mirror(deck, "shop", None)
+    requests.post(view.scoring_uri, json={"data": rows[:1]}, timeout=30)
+    time.sleep(0.5)
+    assert endpoints.shadow_of(deck, "shop").deployment is None
+    with pytest.raises(EndpointError, match="not DEPLOYMENT=PERCENT"):
+        endpoints.parse_mirror("two=0")
+
+
+def cli_show(deck) -> str:
+    env = {**os.environ, "MODELDECK_HOME": str(deck.home.path), "MODELDECK_RUNTIME": "local",
+           "PYTHONPATH": str(Path(__file__).resolve().parent.parent)}
+    return cli(env, "endpoints", "show", "shop", "--json").stdout

@@ -31,7 +31,9 @@ NO_NGINX = ("endpoints are served by nginx, and it is not installed: `sudo apt-g
             "(scripts/setup.sh installs it)")
 DEPLOYMENT_HEADER = "X-ModelDeck-Deployment"
 REQUEST_ID_HEADER = "X-Request-Id"
-GENERATION_PATH = "/_modeldeck/generation"  # answers the configuration's generation: a reload has taken effect
+GENERATION_PATH = "/_modeldeck/generation"
+MIRROR_PATH = "/_modeldeck/shadow"  # internal: where the copy of a request for the shadow goes
+LIVE_LOG, SHADOW_LOG = ".live.log", ".shadow.log"  # the answers of copied requests, as each side gave them  # answers the configuration's generation: a reload has taken effect
 READY_SECONDS = 15.0
 MAX_BODY_MB = 256  # the proxy's own cap; each deployment refuses past its own limit (and says why)
 
@@ -52,13 +54,15 @@ def _quoted(text: str) -> str:
     return f'"{text}"'
 
 
-def endpoint_config(record: EndpointRecord, targets: Mapping[str, Target], generation: int) -> str:
-    """The nginx configuration of one endpoint (inside `http {}`): an upstream per deployment carrying traffic, the
-    split over request ids, and the server. Pure."""
+def endpoint_config(record: EndpointRecord, targets: Mapping[str, Target], generation: int, folder: Path) -> str:
+    """The nginx configuration of one endpoint (inside `http {}`): an upstream per deployment carrying traffic (and
+    the shadow's), the split over request ids, the server; with a shadow, the copies sent to it and both answers of
+    each copied request logged in `folder` (`NAME.live.log`, `NAME.shadow.log`). Pure."""
     e = record.name.replace("-", "_")
     live = [(name, weight) for name, weight in record.split.weights if weight > 0]
+    mirror = record.split.mirror
     lines = []
-    for name, _ in live:
+    for name in dict.fromkeys([name for name, _ in live] + ([mirror[0]] if mirror else [])):
         lines += [f"upstream md_{record.name}__{name} {{",  # named as the pick: proxy_pass finds it by name
                   f"    server {targets[name].address} max_fails=0;", "    keepalive 16;", "}"]
     lines.append(f'split_clients "$request_id" $md_{e}_pick {{')
@@ -69,10 +73,40 @@ def endpoint_config(record: EndpointRecord, targets: Mapping[str, Target], gener
     keys = {name: targets[name].key for name, _ in live}
     lines += [f"    {_quoted(name)} {_quoted(f'Bearer {key}')};" for name, key in keys.items() if key]
     lines += ['    default "";', "}"]
+    copying: list[str] = []
+    shadow_location: list[str] = []
+    if mirror:
+        shadow, share = mirror
+        # another string than the split's: which requests are copied does not depend on where they went
+        lines += [f'split_clients "shadow$request_id" $md_{e}_copy {{',
+                  f"    {share}% {_quoted(shadow)};" if share < 100 else f"    * {_quoted(shadow)};",
+                  *(['    * "";'] if share < 100 else []), "}",
+                  f"log_format md_{e}_live escape=json '{{\"id\":\"$request_id\",\"who\":\"$md_{e}_pick\","
+                  f"\"status\":\"$status\",\"answer\":\"$upstream_http_x_modeldeck_answer\"}}';",
+                  f"log_format md_{e}_shadow escape=json '{{\"id\":\"$request_id\",\"status\":\"$status\","
+                  "\"answer\":\"$upstream_http_x_modeldeck_answer\",\"body\":\"$request_body\"}';"]
+        copying = [f"        mirror {MIRROR_PATH};", "        mirror_request_body on;",
+                   f"        access_log {folder / (record.name + LIVE_LOG)} md_{e}_live if=$md_{e}_copy;"]
+        key = targets[shadow].key
+        shadow_location = [f"    location = {MIRROR_PATH} {{",
+                           "        internal;",
+                           "        log_subrequest on;",
+                           f"        access_log {folder / (record.name + SHADOW_LOG)} md_{e}_shadow if=$md_{e}_copy;",
+                           f'        if ($md_{e}_copy = "") {{ return 204; }}',
+                           f"        proxy_pass http://md_{record.name}__{shadow}$request_uri;",
+                           "        proxy_http_version 1.1;",
+                           '        proxy_set_header Connection "";',
+                           f"        proxy_set_header Authorization {_quoted(f'Bearer {key}') if key else chr(34) * 2};",
+                           f"        proxy_set_header {REQUEST_ID_HEADER} $request_id;",
+                           f"        proxy_set_header X-ModelDeck-Endpoint {_quoted(record.name)};",
+                           "        proxy_set_header X-ModelDeck-Shadow 1;",
+                           "    }"]
     lines += ["server {",
               f"    listen 127.0.0.1:{record.port};",
               f"    location = {GENERATION_PATH} {{ default_type text/plain; return 200 \"{generation}\"; }}",
+              *shadow_location,
               "    location / {",
+              *copying,
               f"        proxy_pass http://md_{record.name}__$md_{e}_pick;",
               "        proxy_http_version 1.1;",
               '        proxy_set_header Connection "";',
@@ -80,6 +114,7 @@ def endpoint_config(record: EndpointRecord, targets: Mapping[str, Target], gener
               f"        proxy_set_header {REQUEST_ID_HEADER} $request_id;",
               f"        proxy_set_header X-ModelDeck-Endpoint {_quoted(record.name)};",
               f"        proxy_hide_header {DEPLOYMENT_HEADER};",
+              "        proxy_hide_header X-ModelDeck-Answer;",
               f"        add_header {DEPLOYMENT_HEADER} $md_{e}_pick always;",
               f"        add_header {REQUEST_ID_HEADER} $request_id always;",
               "    }",
@@ -115,6 +150,18 @@ http {{
     scgi_temp_path {temp}/scgi;
 {endpoints}}}
 """
+
+
+def _children(pid: int) -> list[int]:
+    """The processes whose parent is `pid` (a master's workers)."""
+    found = []
+    for stat in Path("/proc").glob("[0-9]*/stat"):
+        try:
+            if int(stat.read_text().rsplit(")", 1)[1].split()[1]) == pid:
+                found.append(int(stat.parent.name))
+        except (OSError, IndexError, ValueError):
+            continue
+    return found
 
 
 def find_nginx() -> str:
@@ -173,7 +220,7 @@ class Proxy:
             return
         nginx = find_nginx()
         generation = self.generation() + 1
-        text = main_config(self.folder, "".join(endpoint_config(r, targets, generation) for r in records),
+        text = main_config(self.folder, "".join(endpoint_config(r, targets, generation, self.folder) for r in records),
                            generation)
         candidate = self.folder / "nginx.conf.new"
         with atomic_write(candidate) as handle:
@@ -186,6 +233,7 @@ class Proxy:
             raise EndpointError("the proxy refused the new configuration, so nothing changed (the old one keeps "
                                 f"serving): {(checked.stderr or checked.stdout).strip()[-600:]}")
         candidate.replace(self.conf)
+        old_workers = _children(pid) if pid is not None else []
         if pid is not None:
             os.kill(pid, signal.SIGHUP)  # a graceful reload: new workers, the old finish what they hold
         else:
@@ -196,6 +244,11 @@ class Proxy:
                 raise EndpointError(f"the proxy does not start: {(started.stderr or started.stdout).strip()[-600:]}")
         for record in records:
             self._wait_serving(record.port, generation)
+        # an old worker still takes a few new connections until it has read its signal: the change counts as made
+        # once they are gone (they first finish what they hold; a request longer than this keeps one a while)
+        deadline = time.monotonic() + READY_SECONDS
+        while any(Path(f"/proc/{worker}").exists() for worker in old_workers) and time.monotonic() < deadline:
+            time.sleep(0.01)
 
     def _end_orphans(self) -> None:
         """Ends the workers a killed master left (its process group): they hold the endpoints' ports, serving the

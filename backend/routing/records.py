@@ -64,18 +64,27 @@ def checked_split(weights: Mapping[str, int]) -> dict[str, int]:
 @dataclass(frozen=True)
 class Split:
     """One traffic split: each deployment's share of requests in percent (0 allowed: behind, carrying none), who set
-    it and when (ISO 8601, UTC)."""
+    it and when (ISO 8601, UTC); and the shadow: a deployment sent a copy of `mirror` percent of the requests, whose
+    answers no client gets (None: no shadow)."""
 
     weights: tuple[tuple[str, int], ...]
     by: str
     at: str
+    mirror: tuple[str, int] | None = None
 
     def share(self, deployment: str) -> int:
         return dict(self.weights).get(deployment, 0)
 
+    @property
+    def deployments(self) -> tuple[str, ...]:
+        """Every deployment behind it: carrying traffic or not, and its shadow."""
+        names = tuple(name for name, _ in self.weights)
+        return names + ((self.mirror[0],) if self.mirror and self.mirror[0] not in names else ())
+
     def describe(self) -> str:
-        """ "a=90 b=10" """
-        return " ".join(f"{name}={weight}" for name, weight in self.weights)
+        """ "a=90 b=10", and " (shadow c 100%)" """
+        said = " ".join(f"{name}={weight}" for name, weight in self.weights)
+        return said + (f" (shadow {self.mirror[0]} {self.mirror[1]}%)" if self.mirror else "")
 
 
 @dataclass(frozen=True)
@@ -93,22 +102,24 @@ class EndpointRecord:
 
     @property
     def deployments(self) -> tuple[str, ...]:
-        """Every deployment behind it, carrying traffic or not."""
-        return tuple(name for name, _ in self.split.weights)
+        """Every deployment behind it, carrying traffic or not, and its shadow."""
+        return self.split.deployments
 
     def with_split(self, split: Split) -> EndpointRecord:
         return EndpointRecord(self.name, self.port, (*self.history, split)[-MAX_HISTORY:], self.created_at)
 
     def to_json(self) -> dict[str, object]:
         return {"name": self.name, "port": self.port, "created_at": self.created_at,
-                "history": [{"weights": dict(s.weights), "by": s.by, "at": s.at} for s in self.history]}
+                "history": [{"weights": dict(s.weights), "by": s.by, "at": s.at,
+                             **({"mirror": list(s.mirror)} if s.mirror else {})} for s in self.history]}
 
     @classmethod
     def from_json(cls, data: Mapping[str, object]) -> EndpointRecord:
         history = data["history"]
         assert isinstance(history, list)
         return cls(str(data["name"]), int(str(data["port"])), tuple(
-            Split(tuple((str(n), int(w)) for n, w in s["weights"].items()), str(s["by"]), str(s["at"]))
+            Split(tuple((str(n), int(w)) for n, w in s["weights"].items()), str(s["by"]), str(s["at"]),
+                  (str(s["mirror"][0]), int(s["mirror"][1])) if s.get("mirror") else None)
             for s in history), str(data["created_at"]))
 
 

@@ -5,14 +5,16 @@ show and delete them. The proxy (routing/nginx.py) is started again, on the same
 from __future__ import annotations
 
 import getpass
+import os
 from dataclasses import dataclass
 from datetime import UTC, datetime
 from typing import TYPE_CHECKING
 
 from ..errors import EndpointError, ModelDeckError
 from ..registry import Model
-from ..routing.nginx import Proxy, Target
+from ..routing.nginx import LIVE_LOG, SHADOW_LOG, Proxy, Target
 from ..routing.records import EndpointRecord, EndpointStore, Split, check_name, checked_split, parse_weights
+from ..routing.shadow import ShadowRecord, bound_logs, read_record
 from ..runtimes.base import Deployment
 from ..runtimes.probe import free_port
 
@@ -102,7 +104,10 @@ def _apply(deck: ModelDeck, changed: EndpointRecord | None = None, removed: str 
         records.pop(removed, None)
     targets: dict[str, Target] = {}
     for record in records.values():
-        targets.update(_targets(deck, {n: w for n, w in record.split.weights if w > 0}, checked=False))
+        serving = {n: w for n, w in record.split.weights if w > 0}
+        if record.split.mirror:
+            serving[record.split.mirror[0]] = 0
+        targets.update(_targets(deck, serving, checked=False))
     _proxy(deck).apply(list(records.values()), targets)
     if changed is not None:
         store.save(changed)
@@ -146,6 +151,14 @@ def parse_split(pairs: list[str]) -> dict[str, int]:
     return parse_weights(pairs)
 
 
+def parse_mirror(pair: str) -> tuple[str, int]:
+    """`"b=100"` as ("b", 100); raises EndpointError when it is not DEPLOYMENT=PERCENT (1 to 100)."""
+    name, equals, value = pair.partition("=")
+    if not equals or not name or not value.isdigit() or not 1 <= int(value) <= 100:
+        raise EndpointError(f"{pair!r} is not DEPLOYMENT=PERCENT (the share of requests copied, 1 to 100)")
+    return name, int(value)
+
+
 def set_traffic(deck: ModelDeck, name: str, weights: dict[str, int]) -> EndpointView:
     """Splits the endpoint's requests among deployments in whole percentages summing to 100 (0: behind it, carrying
     none); the proxy reloads gracefully (no request fails). The split before is kept for `rollback`.
@@ -160,9 +173,68 @@ def set_traffic(deck: ModelDeck, name: str, weights: dict[str, int]) -> Endpoint
     store, proxy = _store(deck), _proxy(deck)
     with proxy.locked():
         record = store.get(name)
-        _targets(deck, checked)  # every deployment named, even at 0, is one that could carry traffic
-        _apply(deck, changed=record.with_split(Split(tuple(checked.items()), _who(), _now())))
+        mirror = record.split.mirror
+        _targets(deck, {**checked, **({mirror[0]: 0} if mirror else {})})  # each could carry traffic, of one kind
+        _apply(deck, changed=record.with_split(Split(tuple(checked.items()), _who(), _now(), mirror)))
     return show_endpoint(deck, name)
+
+
+def set_mirror(deck: ModelDeck, name: str, deployment: str | None, share: int = 100) -> EndpointView:
+    """Sends a copy of `share` percent of the endpoint's requests to `deployment` (the shadow: its answers are logged
+    beside the live ones of the same requests, and no client gets them); None stops it. A graceful reload.
+
+    Raises:
+        EndpointError: a share not from 1 to 100, a deployment that cannot sit behind it. EndpointNotFoundError,
+        DeploymentNotFoundError, DeploymentNotHealthyError.
+    """
+    if deployment is not None and not 1 <= share <= 100:
+        raise EndpointError(f"a shadow takes a copy of 1 to 100 % of the requests, not {share}")
+    store, proxy = _store(deck), _proxy(deck)
+    with proxy.locked():
+        record = store.get(name)
+        weights = dict(record.split.weights)
+        if deployment is not None:
+            _targets(deck, {**weights, deployment: 0})  # Healthy, of the same kind as those it shadows
+        mirror = (deployment, share) if deployment is not None else None
+        _apply(deck, changed=record.with_split(Split(record.split.weights, _who(), _now(), mirror)))
+        if (record.split.mirror or (None,))[0] != deployment:
+            _forget_shadow(deck, name)  # another shadow's answers are not this one's
+    return show_endpoint(deck, name)
+
+
+def _forget_shadow(deck: ModelDeck, name: str, *, gone: bool = False) -> None:
+    """Empties the endpoint's shadow record (removes it once the endpoint is `gone`)."""
+    folder = _proxy(deck).folder
+    for log in (LIVE_LOG, SHADOW_LOG):
+        path = folder / (name + log)
+        path.with_name(path.name + ".1").unlink(missing_ok=True)
+        if gone:
+            path.unlink(missing_ok=True)
+        elif path.exists():
+            os.truncate(path, 0)  # nginx appends: it goes on writing from the start
+
+
+@dataclass(frozen=True)
+class ShadowView:
+    """An endpoint's shadow now: the deployment and the share of requests copied to it (None: no shadow), and what
+    it said against the live answers of the same requests."""
+
+    deployment: str | None
+    share: int
+    record: ShadowRecord
+
+
+def shadow_of(deck: ModelDeck, name: str) -> ShadowView:
+    """The shadow's agreement with the live answers (the last requests copied; the record kept bounded first).
+
+    Raises:
+        EndpointNotFoundError.
+    """
+    record = _store(deck).get(name)
+    proxy = _proxy(deck)
+    bound_logs(proxy.folder, name, proxy.pid())
+    mirror = record.split.mirror
+    return ShadowView(mirror[0] if mirror else None, mirror[1] if mirror else 0, read_record(proxy.folder, name))
 
 
 def rollback(deck: ModelDeck, name: str) -> EndpointView:
@@ -179,7 +251,7 @@ def rollback(deck: ModelDeck, name: str) -> EndpointView:
             raise EndpointError(f"endpoint {name!r} has had one split only ({record.split.describe()}): nothing "
                                 "to go back to")
         before = record.history[-2]
-        _apply(deck, changed=record.with_split(Split(before.weights, _who(), _now())))
+        _apply(deck, changed=record.with_split(Split(before.weights, _who(), _now(), before.mirror)))
     return show_endpoint(deck, name)
 
 
@@ -193,6 +265,7 @@ def delete_endpoint(deck: ModelDeck, name: str) -> None:
     with proxy.locked():
         store.get(name)
         _apply(deck, removed=name)
+        _forget_shadow(deck, name, gone=True)
 
 
 def carrying(deck: ModelDeck, deployment: str) -> list[tuple[str, int]]:
@@ -210,6 +283,10 @@ def release(deck: ModelDeck, deployment: str, *, force: bool = False) -> None:
     """
     for endpoint, share in carrying(deck, deployment):
         record = _store(deck).get(endpoint)
+        if record.split.mirror and record.split.mirror[0] == deployment:
+            set_mirror(deck, endpoint, None)  # a shadow serves no client: it goes without asking
+            if deployment not in dict(record.split.weights):
+                continue
         others = {n: w for n, w in record.split.weights if n != deployment}
         if not others:
             raise EndpointError(f"{deployment!r} is the only deployment behind endpoint {endpoint!r}: put another "

@@ -5,6 +5,7 @@ before): `ScoreEndpoint`, and the `ScoringApp` that hands it every POST /score f
 from __future__ import annotations
 
 import asyncio
+import hashlib
 import logging
 import time
 from collections.abc import Awaitable, Callable, MutableMapping
@@ -46,6 +47,19 @@ def _proba(query_string: bytes) -> bool:
     return bool(asked & {"true", "1"})
 
 
+ENDPOINT_HEADER = b"x-modeldeck-endpoint"  # set by an endpoint's proxy on every request it sends a deployment
+ANSWER_HEADER = b"x-modeldeck-answer"  # the answer again, short, where the proxy can log it: a shadow's is compared
+ANSWER_HEADER_MAX = 512
+
+
+def answer_digest(body: bytes) -> bytes:
+    """The answer as the proxy logs it: the body itself when short and plain ASCII (`[7]`), else `sha256:` and
+    its first 16 hex digits (two answers still compare as equal or not)."""
+    if len(body) <= ANSWER_HEADER_MAX and body.isascii() and b"\n" not in body and b"\r" not in body:
+        return body
+    return b"sha256:" + hashlib.sha256(body).hexdigest()[:16].encode()
+
+
 class ScoreEndpoint:
     """POST /score: the key, the body limit and timeout, the content type and `?proba` are checked here,
     the script runs on the scoring thread, and the request is counted in `metrics` as MetricsMiddleware
@@ -69,6 +83,8 @@ class ScoreEndpoint:
             answered = await self.answer(scope, receive)
             status = answered.status
             headers = [_JSON_TYPE, (b"content-length", b"%d" % len(answered.body))]
+            if any(name == ENDPOINT_HEADER for name, _ in scope["headers"]):
+                headers.append((ANSWER_HEADER, answer_digest(answered.body)))
             if answered.headers:
                 headers += [(name.lower().encode("latin-1"), value.encode("latin-1"))
                             for name, value in answered.headers.items()]
