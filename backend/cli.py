@@ -453,7 +453,8 @@ def _endpoint_json(view: EndpointView, shadow: ShadowView | None = None) -> dict
     if shadow is not None:
         kept = shadow.record
         found["shadow"] = {"deployment": shadow.deployment, "share": shadow.share, "compared": kept.compared,
-                           "agreement": kept.agreement, "failed": kept.failed, "pending": kept.pending,
+                           "agreement": kept.agreement, "failed": kept.failed, "unlogged": kept.unlogged,
+                           "pending": kept.pending,
                            "latest_disagreements": [{"request_id": d.request_id, "live_deployment": d.live_deployment,
                                                      "live": d.live, "shadow": d.shadow} for d in kept.latest]}
     return found

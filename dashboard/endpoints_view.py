@@ -10,6 +10,7 @@ import streamlit as st
 
 from backend.context import ModelDeck
 from backend.errors import ModelDeckError
+from backend.inspection.figures import shadow_grid, to_png
 from backend.inspection.interactive_charts import split_bar
 from backend.services import endpoints
 from backend.services.endpoints import EndpointView
@@ -67,8 +68,9 @@ def _endpoint(deck: ModelDeck, view: EndpointView, healthy: Sequence[str]) -> No
     if not presenting():
         st.code(view.scoring_uri, language=None)
     st.vega_lite_chart(spec=split_bar(record.split.weights), width="stretch")
-    behind = st.multiselect("Deployments behind it", sorted(set(healthy) | set(record.deployments)),
-                            default=list(record.deployments), key=f"endpoint/{record.name}/behind", max_selections=8,
+    serving = [name for name, _ in record.split.weights]
+    behind = st.multiselect("Deployments behind it", sorted(set(healthy) | set(serving)), default=serving,
+                            key=f"endpoint/{record.name}/behind", max_selections=8,
                             help="Healthy deployments of this home whose model takes the same inputs and answers the "
                                  "same classes (at most 8)")
     weights = {}
@@ -100,6 +102,64 @@ def _endpoint(deck: ModelDeck, view: EndpointView, healthy: Sequence[str]) -> No
             st.rerun()
     st.dataframe([{"split": s.describe(), "set by": s.by, "when": friendly_time(s.at)}
                   for s in reversed(record.history)], hide_index=True, width="stretch", height=180)
+    _shadow(deck, view, healthy)
+
+
+def _shadow(deck: ModelDeck, view: EndpointView, healthy: Sequence[str]) -> None:
+    """The shadow: a deployment sent a copy of a share of the requests, and where it answers otherwise than the live
+    ones, as it happens (a fragment that reruns every few seconds while a shadow is set)."""
+    record = view.record
+    st.markdown("**Shadow**: a copy of the requests to another deployment, whose answers no client gets; where it "
+                "answers otherwise, below.")
+    current = record.split.mirror
+    pick, share, set_it = st.columns([3, 2, 2], vertical_alignment="bottom")
+    options = ["none", *healthy]
+    shadow = pick.selectbox("Shadow deployment", options, index=options.index(current[0]) if current and current[0]
+                            in options else 0, key=f"endpoint/{record.name}/shadow")
+    copied = share.number_input("Requests copied, %", 1, 100, current[1] if current else 100, step=10,
+                                key=f"endpoint/{record.name}/copied")
+    wanted = None if shadow == "none" else (str(shadow), int(copied))
+    if set_it.button("Apply shadow", icon=":material/content_copy:", width="stretch", disabled=wanted == current):
+        _changed(lambda: endpoints.set_mirror(deck, record.name, wanted[0] if wanted else None,
+                                              wanted[1] if wanted else 100), "Cannot set the shadow")
+    if current:
+        _shadow_live(deck, record.name)
+
+
+@st.fragment(run_every=3)
+def _shadow_live(deck: ModelDeck, name: str) -> None:
+    try:
+        found = endpoints.shadow_of(deck, name)
+    except ModelDeckError as e:
+        fail(e, "Cannot read the shadow's answers")
+        return
+    kept = found.record
+    compared, agreement, failed = st.columns(3)
+    compared.metric("Compared", f"{kept.compared:,}", help="Requests copied to the shadow that both answered "
+                    "(the last 10,000)")
+    agreement.metric("Agreement", f"{kept.agreement:.1%}" if kept.agreement is not None else "—",
+                     help="The share of them the shadow answered as the live deployment did")
+    failed.metric("Not compared", f"{kept.failed + kept.unlogged:,}",
+                  help="Refused or failed on a side, or an answer the proxy could not log")
+    if kept.unlogged:
+        st.caption(f":orange[{kept.unlogged:,} answers were not logged for the comparison: requests other than POST "
+                   "/score, or deployments made by an older ModelDeck (they do not repeat their answer for the "
+                   "proxy): deploy them again to compare.]")
+    if not kept.latest:
+        st.caption("No disagreement yet." if kept.compared else "Nothing compared yet: send requests to the "
+                   "endpoint (a load test, your client).")
+        return
+    inputs = endpoints.shadow_inputs(deck, name, found)
+    if inputs is not None:
+        live_names = {d.live_deployment for d in kept.latest}
+        st.image(to_png(shadow_grid(inputs.images, inputs.image_shape, inputs.live, inputs.shadow,
+                                    ("/".join(sorted(live_names)) or "live", found.deployment or "shadow"),
+                                    value_range=inputs.value_range)), width="stretch")
+        st.caption(f"The latest {len(inputs.images)} inputs the shadow answered otherwise: above, what the client "
+                   "got; below, in red, what the shadow said.")
+    else:
+        st.dataframe([{"request": d.request_id, "answered": d.live_deployment, "said": d.live,
+                       "shadow said": d.shadow} for d in reversed(kept.latest)], hide_index=True, width="stretch")
 
 
 def _changed(change, failed: str) -> None:  # type: ignore[no-untyped-def]

@@ -255,6 +255,20 @@ def test_the_deploy_page_makes_an_endpoint_splits_rolls_back_and_deletes_it(firs
         assert endpoints.show_endpoint(deck, "shop").record.split.weights == (("one", 70), ("two", 30))
         button(at, "Roll back").click().run()
         assert endpoints.show_endpoint(deck, "shop").record.split.weights == (("one", 100),)
+        at.selectbox(key="endpoint/shop/shadow").set_value("two").run()
+        button(at, "Apply shadow").click().run()
+        assert endpoints.show_endpoint(deck, "shop").record.split.mirror == ("two", 100)
+        from backend.data.builtin import load_mnist_test
+
+        uri = endpoints.show_endpoint(deck, "shop").scoring_uri
+        for row in load_mnist_test().X[:100].tolist():
+            requests.post(uri, json={"data": [row]}, timeout=30)
+        deadline = time.monotonic() + 30
+        while endpoints.shadow_of(deck, "shop").record.compared < 100 and time.monotonic() < deadline:
+            time.sleep(0.2)
+        at.run()
+        assert [m.value for m in at.metric if m.label == "Compared"] == ["100"]
+        assert any("the shadow answered otherwise" in c.value for c in at.caption)  # v1 and v2 differ on some
         button(at, "Delete endpoint…").click().run()
         button(at, "Yes, delete shop").click().run()
         assert endpoints.list_endpoints(deck) == [] and not at.exception

@@ -268,6 +268,17 @@ def disagreement_grid(images: np.ndarray, image_shape: tuple[int, int], labels: 
                       above_inches=0.3 if size > 9 else 0.22, line_inches=0.2, value_range=value_range)
 
 
+def shadow_grid(images: np.ndarray, image_shape: tuple[int, int], live: Sequence[str], shadow: Sequence[str],
+                names: tuple[str, str], per_row: int = 6, *, value_range: tuple[float, float] = (0.0, 1.0)) -> TileGrid:
+    """Inputs a live deployment and its shadow answered differently: each titled with what the client got, and
+    beneath (red) what the shadow said."""
+    n = len(images)
+    above = [Caption(f"{names[0]}: {live[k]}", size=11) for k in range(n)]
+    below = [[Caption(f"{names[1]}: {shadow[k]}", "red", 11, True)] for k in range(n)]
+    return _tile_grid(images, image_shape, per_row, [False] * n, above, below, (1.6, 1.0), above_inches=0.26,
+                      line_inches=0.22, value_range=value_range)
+
+
 def difference_heatmap(comparison: Comparison) -> Figure:
     """B's normalised confusion matrix minus A's on a diverging colormap centred on zero: red where B
     makes that mistake more often than A, blue where less."""

@@ -36,8 +36,9 @@ class ShadowRecord:
     """What the shadow said against the live deployments, on the last `compared` requests both answered with 200.
 
     Attributes:
-        failed: copied requests not compared: a side answered with another status than 200, or gave no answer
-            the proxy logs (only POST /score's are).
+        failed: copied requests not compared because a side answered with another status than 200.
+        unlogged: copied requests both answered with 200 but not compared: a side gave no answer the proxy logs
+            (a request other than POST /score, or a server made before its answers were repeated for the proxy).
         pending: requests copied whose other side is not logged yet (in flight, or just before a log moved aside).
     """
 
@@ -46,6 +47,7 @@ class ShadowRecord:
     failed: int
     pending: int
     latest: tuple[Disagreement, ...]
+    unlogged: int = 0
 
     @property
     def agreement(self) -> float | None:
@@ -74,12 +76,15 @@ def read_record(folder: Path, endpoint: str) -> ShadowRecord:
     live = OrderedDict((e["id"], e) for e in _lines(folder / (endpoint + LIVE_LOG)))
     shadow = OrderedDict((e["id"], e) for e in _lines(folder / (endpoint + SHADOW_LOG)))
     both = [request_id for request_id in shadow if request_id in live][-MAX_COMPARED:]
-    compared = agreeing = failed = 0
+    compared = agreeing = failed = unlogged = 0
     disagreements: list[Disagreement] = []
     for request_id in both:
         a, b = live[request_id], shadow[request_id]
-        if a.get("status") != "200" or b.get("status") != "200" or not a.get("answer") or not b.get("answer"):
-            failed += 1  # refused or failed on a side, or an answer not logged (only /score's are)
+        if a.get("status") != "200" or b.get("status") != "200":
+            failed += 1
+            continue
+        if not a.get("answer") or not b.get("answer"):
+            unlogged += 1
             continue
         compared += 1
         if a.get("answer") == b.get("answer"):
@@ -88,7 +93,7 @@ def read_record(folder: Path, endpoint: str) -> ShadowRecord:
             disagreements.append(Disagreement(request_id, str(a.get("who", "")), str(a.get("answer", "")),
                                               str(b.get("answer", "")), str(b.get("body", "")).encode()))
     pending = len(set(live).symmetric_difference(shadow))
-    return ShadowRecord(compared, agreeing, failed, pending, tuple(disagreements[-LATEST:]))
+    return ShadowRecord(compared, agreeing, failed, pending, tuple(disagreements[-LATEST:]), unlogged)
 
 
 def bound_logs(folder: Path, endpoint: str, master: int | None) -> None:

@@ -5,10 +5,13 @@ show and delete them. The proxy (routing/nginx.py) is started again, on the same
 from __future__ import annotations
 
 import getpass
+import json
 import os
 from dataclasses import dataclass
 from datetime import UTC, datetime
 from typing import TYPE_CHECKING
+
+import numpy as np
 
 from ..errors import EndpointError, ModelDeckError
 from ..registry import Model
@@ -222,6 +225,54 @@ class ShadowView:
     deployment: str | None
     share: int
     record: ShadowRecord
+
+
+@dataclass(frozen=True)
+class ShadowInputs:
+    """The latest disagreements' inputs as images of the model's shape (those whose body held one row of it)."""
+
+    images: np.ndarray
+    image_shape: tuple[int, int]
+    value_range: tuple[float, float]
+    live: tuple[str, ...]
+    shadow: tuple[str, ...]
+
+
+def shadow_inputs(deck: ModelDeck, name: str, view: ShadowView) -> ShadowInputs | None:
+    """The inputs of `view`'s latest disagreements as images, when the endpoint's model takes images (None else, or
+    when none was logged whole). Reads only."""
+    record = _store(deck).get(name)
+    first = next((n for n, w in record.split.weights if w > 0), None)
+    model = deck.deployments.model_of(deck.deployments.get(first)) if first else None
+    if model is None or model.signature.image_shape is None:
+        return None
+    shape = model.signature.image_shape
+    low, high = model.signature.value_range or (0.0, 1.0)
+    rows, live, shadow = [], [], []
+    for d in view.record.latest:
+        try:
+            data = json.loads(d.body)["data"]
+            row = np.asarray(data[0], dtype=np.float32)
+        except (ValueError, KeyError, TypeError, IndexError):
+            continue
+        if row.size == shape[0] * shape[1]:
+            rows.append(row)
+            live.append(_answer_text(d.live))
+            shadow.append(_answer_text(d.shadow))
+    if not rows:
+        return None
+    return ShadowInputs(np.stack(rows), shape, (low, high), tuple(live), tuple(shadow))
+
+
+def _answer_text(answer: str) -> str:
+    """`[7]` as "7"; any other answer as it is, cut."""
+    try:
+        value = json.loads(answer)
+    except ValueError:
+        return answer[:12]
+    if isinstance(value, list) and len(value) == 1:
+        return str(value[0])[:12]
+    return answer[:12]
 
 
 def shadow_of(deck: ModelDeck, name: str) -> ShadowView:
