@@ -114,6 +114,16 @@ def test_the_split_holds_over_2000_requests_and_rollback_returns_to_the_one_befo
 
 def test_bad_changes_are_refused_and_change_nothing(deck):
     view = endpoints.create_endpoint(deck, "shop", "one")
+    import socket
+
+    with socket.socket() as taken:  # another program's port
+        taken.bind(("127.0.0.1", 0))
+        taken.listen()
+        port = taken.getsockname()[1]
+        with pytest.raises(EndpointError, match=f"port {port} of 127.0.0.1 is taken by another program"):
+            endpoints.create_endpoint(deck, "other", "two", port=port)
+    assert [v.record.name for v in endpoints.list_endpoints(deck)] == ["shop"]
+    assert requests.post(view.scoring_uri, json=BLANK, timeout=30).status_code == 200  # the running one serves on
     for weights, said in (({"one": 60, "two": 30}, "sum to 90"), ({"one": 50, "nobody": 50}, None),
                           ({"one": 0, "two": 0}, "sum to 0")):
         with pytest.raises((EndpointError, DeploymentNotFoundError), match=said):

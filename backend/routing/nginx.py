@@ -299,8 +299,13 @@ class Proxy:
             except OSError as e:
                 said = str(e)
             time.sleep(0.02)
-        raise EndpointError(f"the proxy does not serve 127.0.0.1:{port} with its new configuration within "
-                            f"{READY_SECONDS:g} s (it says {said!r}; see {self.folder / 'error.log'})")
+        try:
+            last = (self.folder / "error.log").read_text(errors="replace").strip().splitlines()[-1]
+        except (OSError, IndexError):
+            last = ""
+        raise EndpointError(f"the proxy did not take its new configuration within {READY_SECONDS:g} s, so the one "
+                            f"before keeps serving (127.0.0.1:{port} says generation {said!r}); nginx said: "
+                            f"{last.split('[emerg]', 1)[-1].strip()[-300:] or 'nothing'}")
 
     def _stop(self, pid: int) -> None:
         os.kill(pid, signal.SIGQUIT)  # graceful: what the workers hold is finished first

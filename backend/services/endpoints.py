@@ -7,6 +7,7 @@ from __future__ import annotations
 import getpass
 import json
 import os
+import socket
 from dataclasses import dataclass
 from datetime import UTC, datetime
 from typing import TYPE_CHECKING
@@ -129,24 +130,33 @@ def create_endpoint(deck: ModelDeck, name: str, deployment: str, *, port: int | 
     check_name(name)
     store, proxy = _store(deck), _proxy(deck)
     with proxy.locked():
+        _targets(deck, {deployment: 100})  # this home's, Healthy
         if store.exists(name):
             raise EndpointError(f"endpoint {name!r} exists already (`endpoints show {name}`)")
         taken = {r.port for r in store.list()}
         if port is not None and port in taken:
             raise EndpointError(f"port {port} is another endpoint's")
+        if port is not None and not _bindable(port):
+            raise EndpointError(f"port {port} of 127.0.0.1 is taken by another program: choose another (--port), "
+                                "or let ModelDeck choose one")
         chosen = port or free_port()
         while chosen in taken:
             chosen = free_port()
         now = _now()
         record = EndpointRecord(name, chosen, (Split(((deployment, 100),), _who(), now),), now)
-        try:
-            _apply(deck, changed=record)
-        except EndpointError as e:
-            if "Address already in use" in str(e) or "bind()" in str(e):
-                raise EndpointError(f"port {chosen} of 127.0.0.1 is taken by another program: choose another "
-                                    "(--port)") from e
-            raise
+        _apply(deck, changed=record)
     return show_endpoint(deck, name)
+
+
+def _bindable(port: int) -> bool:
+    """Whether nothing listens on `port` of 127.0.0.1 (the proxy could take it)."""
+    with socket.socket() as probe:
+        probe.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEADDR, 1)
+        try:
+            probe.bind(("127.0.0.1", port))
+        except OSError:
+            return False
+    return True
 
 
 def parse_split(pairs: list[str]) -> dict[str, int]:
