@@ -39,7 +39,7 @@ def endpoints_section(deck: ModelDeck, healthy: Sequence[str]) -> None:
         view = next((v for v in views if v.record.name == chosen), None)
         if view is not None:
             _endpoint(deck, view, healthy)
-    with st.expander("New endpoint", icon=":material/add_link:", expanded=not views):
+    with st.expander("New endpoint", icon=":material/add_link:"):
         _create(deck, healthy)
 
 
@@ -52,7 +52,7 @@ def _create(deck: ModelDeck, healthy: Sequence[str]) -> None:
         name = name_column.text_input("Name", placeholder="shop", max_chars=40, key="new_endpoint_name",
                                       help="1-40 lowercase letters, digits and dashes")
         first = deployment_column.selectbox("In front of", list(healthy), key="new_endpoint_first")
-        if st.form_submit_button("Create endpoint", icon=":material/add_link:", type="primary"):
+        if st.form_submit_button("Create endpoint", icon=":material/add_link:"):  # Deploy stays the page's one primary
             try:
                 made = endpoints.create_endpoint(deck, name.strip(), str(first))
             except ModelDeckError as e:

@@ -257,9 +257,11 @@ class CaseBook:
         """Every case (of one set), oldest first. Reads only."""
         try:
             with self._connection() as conn:
-                forms = {r["set_name"]: CaseForm.from_key(r["form"]) for r in conn.execute("SELECT * FROM forms")}
                 query = "SELECT * FROM cases" + (" WHERE set_name = ?" if set_name else "") + " ORDER BY rowid"
                 rows = conn.execute(query, (set_name,) if set_name else ()).fetchall()
+                # the forms after the cases: a flag landing between the two reads brings its form with it, and a
+                # form is never removed, so every case read has its form
+                forms = {r["set_name"]: CaseForm.from_key(r["form"]) for r in conn.execute("SELECT * FROM forms")}
         except FileNotFoundError:
             return []
         return [_case(r, forms[r["set_name"]]) for r in rows]
