@@ -333,6 +333,8 @@ def test_a_shadow_gets_a_copy_of_each_request_and_agrees_as_scoring_both_does(de
     latest = shadow.record.latest[-1]
     assert latest.live_deployment == "one" and latest.live != latest.shadow
     assert len(json.loads(latest.body)["data"][0]) == 784  # the input, to be shown
+    logs = deck.home.path / "endpoints"
+    assert {oct((logs / f"shop{x}").stat().st_mode & 0o777) for x in (".live.log", ".shadow.log")} == {"0o600"}
     shown = json.loads(cli_show(deck))
     assert shown["shadow"]["compared"] == 300 and shown["shadow"]["agreement"] == pytest.approx(agree / 300)
     endpoints.set_mirror(deck, "shop", None)

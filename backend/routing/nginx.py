@@ -152,6 +152,14 @@ http {{
 """
 
 
+def private_file(path: Path) -> None:
+    """`path`, made empty with mode 0600 when missing (a log nginx then appends to, keeping that mode)."""
+    try:
+        os.close(os.open(path, os.O_CREAT | os.O_EXCL | os.O_WRONLY, 0o600))
+    except FileExistsError:
+        pass
+
+
 def _children(pid: int) -> list[int]:
     """The processes whose parent is `pid` (a master's workers)."""
     found = []
@@ -226,6 +234,11 @@ class Proxy:
         with atomic_write(candidate) as handle:
             handle.write(text.encode())
         self._temp_dirs()
+        # the logs made before nginx opens them: it keeps their mode, and the shadow's hold requests' bodies
+        private_file(self.folder / "error.log")
+        for record in records:
+            for log in (LIVE_LOG, SHADOW_LOG) if record.split.mirror else ():
+                private_file(self.folder / (record.name + log))
         checked = subprocess.run([nginx, "-t", "-q", "-c", str(candidate)], capture_output=True, text=True,
                                  timeout=30)
         if checked.returncode != 0:

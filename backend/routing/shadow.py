@@ -12,7 +12,7 @@ from collections import OrderedDict
 from dataclasses import dataclass
 from pathlib import Path
 
-from .nginx import LIVE_LOG, SHADOW_LOG
+from .nginx import LIVE_LOG, SHADOW_LOG, private_file
 
 MAX_COMPARED = 10_000  # requests per endpoint
 MAX_LOG_BYTES = 64 * 2**20  # a log moved aside past this (bodies are logged on the shadow's side)
@@ -105,6 +105,7 @@ def bound_logs(folder: Path, endpoint: str, master: int | None) -> None:
         try:
             if path.stat().st_size > MAX_LOG_BYTES:
                 os.replace(path, path.with_name(path.name + ".1"))
+                private_file(path)  # the new one as private as the old
                 moved = True
         except OSError:
             continue
