@@ -3,7 +3,8 @@
 1. Cost: single-row requests to sklearn_mnist:1 on the local runtime, straight to the deployment and through an
    endpoint in front of it (nginx), alternating within each round: sequential latency (one client, p50) and
    throughput under 8 connections (wrk). The server and the proxy share core 0 (the proxy's work comes out of the
-   server's core: the honest case on a 2-core machine), the client runs on core 1.
+   server's core: the honest case on a 2-core machine), the client runs on core 1; MODELDECK_BENCH_PROXY_CPU=1
+   puts the proxy on the client's core instead.
 2. Switch: wrk through the endpoint (8 connections) while the split changes 10 times between two deployments and a
    third replaces the first; every answer counted: non-2xx and socket errors must be 0.
 
@@ -13,6 +14,7 @@ Run: .venv/bin/python -m benchmarks.bench_endpoint [--rounds 5]
 from __future__ import annotations
 
 import json
+import os
 import re
 import statistics
 import subprocess
@@ -33,12 +35,15 @@ SEQUENTIAL = 300
 SWITCH_SECONDS = 20
 
 
+PROXY_CPU = os.environ.get("MODELDECK_BENCH_PROXY_CPU", SERVER_CPU)  # the client's core: "1"
+
+
 def _pin_proxy(deck) -> None:  # type: ignore[no-untyped-def]
     from backend.routing.nginx import Proxy
 
     pid = Proxy(deck.home.path / "endpoints").pid()
     assert pid is not None
-    pin_group(pid, SERVER_CPU)
+    pin_group(pid, PROXY_CPU)
 
 
 def run(rounds: int) -> dict[str, object]:
@@ -115,7 +120,8 @@ def report(found: dict[str, object]) -> str:
     switch = found["switch"]
     assert isinstance(results, dict) and isinstance(switch, dict)
     med = {k: statistics.median(v) for k, v in results.items()}
-    lines = [f"| path | sequential p50, ms (median of {len(results['direct_p50'])} rounds) | wrk 8 connections, req/s |",
+    lines = [f"(proxy on core {PROXY_CPU}, server on core {SERVER_CPU}, client on core {CLIENT_CPU})", "",
+             f"| path | sequential p50, ms (median of {len(results['direct_p50'])} rounds) | wrk 8 connections, req/s |",
              "|---|---|---|",
              f"| straight to the deployment | {med['direct_p50'] * 1000:.2f} | {med['direct_rps']:.0f} |",
              f"| through the endpoint (nginx) | {med['endpoint_p50'] * 1000:.2f} | {med['endpoint_rps']:.0f} |",
