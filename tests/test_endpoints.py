@@ -343,6 +343,9 @@ def test_a_shadow_gets_a_copy_of_each_request_and_agrees_as_scoring_both_does(de
     assert endpoints.shadow_of(deck, "shop").deployment is None
     with pytest.raises(EndpointError, match="not DEPLOYMENT=PERCENT"):
         endpoints.parse_mirror("two=0")
+    endpoints.set_mirror(deck, "shop", "two", 50)
+    managing.delete(deck, "two")  # a shadow serves no client: deleting it takes it off first
+    assert endpoints.show_endpoint(deck, "shop").record.split.mirror is None
 
 
 def cli_show(deck) -> str:

@@ -342,20 +342,24 @@ def release(deck: ModelDeck, deployment: str, *, force: bool = False) -> None:
     Raises:
         EndpointError: it carries traffic (without `force`), or it is the only deployment behind an endpoint.
     """
-    for endpoint, share in carrying(deck, deployment):
+    plans = []
+    for endpoint, share in carrying(deck, deployment):  # every refusal first: nothing half-changed
         record = _store(deck).get(endpoint)
-        if record.split.mirror and record.split.mirror[0] == deployment:
-            set_mirror(deck, endpoint, None)  # a shadow serves no client: it goes without asking
-            if deployment not in dict(record.split.weights):
-                continue
+        live = deployment in dict(record.split.weights)
         others = {n: w for n, w in record.split.weights if n != deployment}
-        if not others:
+        if live and not others:
             raise EndpointError(f"{deployment!r} is the only deployment behind endpoint {endpoint!r}: put another "
                                 f"there first (`endpoints traffic {endpoint} OTHER=100`) or delete the endpoint")
         if share and not force:
-            raise EndpointError(f"{deployment!r} carries {share}% of the traffic of endpoint {endpoint!r}: move it first "
-                                f"(`endpoints traffic {endpoint} ...` with {deployment}=0), or delete with --force")
-        set_traffic(deck, endpoint, _moved(others, share))
+            raise EndpointError(f"{deployment!r} carries {share}% of the traffic of endpoint {endpoint!r}: move it "
+                                f"first (`endpoints traffic {endpoint} ...` with {deployment}=0), or delete with "
+                                "--force")
+        plans.append((endpoint, record.split.mirror, live, others, share))
+    for endpoint, mirror, live, others, share in plans:
+        if mirror and mirror[0] == deployment:
+            set_mirror(deck, endpoint, None)  # a shadow serves no client: it goes without asking
+        if live:
+            set_traffic(deck, endpoint, _moved(others, share))
 
 
 def _moved(others: dict[str, int], share: int) -> dict[str, int]:
