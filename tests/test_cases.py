@@ -95,6 +95,12 @@ def test_flags_from_two_tabs_at_once_all_land(tmp_path):
     assert errors == [] and len(book.cases()) == 80 and len({c.id for c in book.cases()}) == 80
 
 
+def test_a_book_read_the_instant_it_is_made_reads_as_empty(tmp_path):
+    book = CaseBook(tmp_path)
+    book.path.touch()  # the first flag's file, before its tables (seen: a reader between the two)
+    assert book.cases() == [] and book.infos() == []
+
+
 def test_a_flagger_killed_mid_write_leaves_every_kept_case_whole(tmp_path):
     script = ("import sys, numpy as np\nfrom backend.data.cases import CaseBook, CaseForm, CaseSource\n"
               "book = CaseBook(sys.argv[1]); form = CaseForm(tuple('0123456789'), (28, 28))\n"

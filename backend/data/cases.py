@@ -190,6 +190,8 @@ class CaseBook:
                 else:
                     yield conn
         except sqlite3.DatabaseError as e:
+            if not write and str(e).startswith("no such table"):  # made this instant, its tables not yet: empty
+                raise FileNotFoundError(self.path) from e
             raise CaseError(f"the cases in {self.path} cannot be read or written ({e})") from e
 
     def add(self, row: np.ndarray, form: CaseForm, label: str, note: str, source: CaseSource,
