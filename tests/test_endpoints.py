@@ -59,6 +59,7 @@ def test_the_proxys_configuration_routes_by_request_id_and_sends_each_deployment
     assert "mirror /_modeldeck/shadow;" in shadowed and "upstream md_shop__old" in shadowed
     assert 'split_clients "shadow$request_id" $md_shop_copy' in shadowed and '30% "old";' in shadowed
     assert "access_log /h/endpoints/shop.shadow.log md_shop_shadow if=$md_shop_copy;" in shadowed
+    assert "access_log /h/endpoints/shop.bodies.log md_shop_body if=$md_shop_copy;" in shadowed
     with pytest.raises(EndpointError, match="cannot go into the proxy's configuration"):
         endpoint_config(record, {**targets, "v2": Target("v2", "127.0.0.1:5002", 'k";evil')}, 8, Path("/h"))
 
@@ -334,7 +335,8 @@ def test_a_shadow_gets_a_copy_of_each_request_and_agrees_as_scoring_both_does(de
     assert latest.live_deployment == "one" and latest.live != latest.shadow
     assert len(json.loads(latest.body)["data"][0]) == 784  # the input, to be shown
     logs = deck.home.path / "endpoints"
-    assert {oct((logs / f"shop{x}").stat().st_mode & 0o777) for x in (".live.log", ".shadow.log")} == {"0o600"}
+    assert {oct((logs / f"shop{x}").stat().st_mode & 0o777) for x in (".live.log", ".shadow.log", ".bodies.log")} \
+        == {"0o600"}
     shown = json.loads(cli_show(deck))
     assert shown["shadow"]["compared"] == 300 and shown["shadow"]["agreement"] == pytest.approx(agree / 300)
     endpoints.set_mirror(deck, "shop", None)

@@ -31,9 +31,11 @@ NO_NGINX = ("endpoints are served by nginx, and it is not installed: `sudo apt-g
             "(scripts/setup.sh installs it)")
 DEPLOYMENT_HEADER = "X-ModelDeck-Deployment"
 REQUEST_ID_HEADER = "X-Request-Id"
-GENERATION_PATH = "/_modeldeck/generation"
+GENERATION_PATH = "/_modeldeck/generation"  # answers the configuration's generation: a reload has taken effect
 MIRROR_PATH = "/_modeldeck/shadow"  # internal: where the copy of a request for the shadow goes
-LIVE_LOG, SHADOW_LOG = ".live.log", ".shadow.log"  # the answers of copied requests, as each side gave them  # answers the configuration's generation: a reload has taken effect
+LIVE_LOG, SHADOW_LOG = ".live.log", ".shadow.log"  # the answers of copied requests, as each side gave them
+BODY_LOG = ".bodies.log"  # the copied requests' bodies, apart: the answers stay small to read every few seconds
+SHADOW_LOGS = (LIVE_LOG, SHADOW_LOG, BODY_LOG)
 READY_SECONDS = 15.0
 MAX_BODY_MB = 256  # the proxy's own cap; each deployment refuses past its own limit (and says why)
 
@@ -84,7 +86,8 @@ def endpoint_config(record: EndpointRecord, targets: Mapping[str, Target], gener
                   f"log_format md_{e}_live escape=json '{{\"id\":\"$request_id\",\"who\":\"$md_{e}_pick\","
                   f"\"status\":\"$status\",\"answer\":\"$upstream_http_x_modeldeck_answer\"}}';",
                   f"log_format md_{e}_shadow escape=json '{{\"id\":\"$request_id\",\"status\":\"$status\","
-                  "\"answer\":\"$upstream_http_x_modeldeck_answer\",\"body\":\"$request_body\"}';"]
+                  "\"answer\":\"$upstream_http_x_modeldeck_answer\"}';",
+                  f"log_format md_{e}_body escape=json '{{\"id\":\"$request_id\",\"body\":\"$request_body\"}}';"]
         copying = [f"        mirror {MIRROR_PATH};", "        mirror_request_body on;",
                    f"        access_log {folder / (record.name + LIVE_LOG)} md_{e}_live if=$md_{e}_copy;"]
         key = targets[shadow].key
@@ -92,6 +95,7 @@ def endpoint_config(record: EndpointRecord, targets: Mapping[str, Target], gener
                            "        internal;",
                            "        log_subrequest on;",
                            f"        access_log {folder / (record.name + SHADOW_LOG)} md_{e}_shadow if=$md_{e}_copy;",
+                           f"        access_log {folder / (record.name + BODY_LOG)} md_{e}_body if=$md_{e}_copy;",
                            f'        if ($md_{e}_copy = "") {{ return 204; }}',
                            f"        proxy_pass http://md_{record.name}__{shadow}$request_uri;",
                            "        proxy_http_version 1.1;",
@@ -237,7 +241,7 @@ class Proxy:
         # the logs made before nginx opens them: it keeps their mode, and the shadow's hold requests' bodies
         private_file(self.folder / "error.log")
         for record in records:
-            for log in (LIVE_LOG, SHADOW_LOG) if record.split.mirror else ():
+            for log in SHADOW_LOGS if record.split.mirror else ():
                 private_file(self.folder / (record.name + log))
         checked = subprocess.run([nginx, "-t", "-q", "-c", str(candidate)], capture_output=True, text=True,
                                  timeout=30)

@@ -1,7 +1,8 @@
 """The shadow's record: for each request the proxy copied to an endpoint's shadow, the live answer (what the client
 got, and from which deployment) and the shadow's, matched by the request id nginx gave both (its logs NAME.live.log
-and NAME.shadow.log, one JSON object a line). Kept bounded: a log past MAX_LOG_BYTES is moved aside (the one moved
-before is dropped) and nginx reopens its logs; the last MAX_COMPARED matched requests are compared."""
+and NAME.shadow.log, one JSON object a line; the copies' bodies apart in NAME.bodies.log, of which only the tail is
+read, for the latest disagreements). Kept bounded: a log past MAX_LOG_BYTES is moved aside (the one moved before is
+dropped) and nginx reopens its logs; the last MAX_COMPARED matched requests are compared."""
 
 from __future__ import annotations
 
@@ -9,20 +10,21 @@ import json
 import os
 import signal
 from collections import OrderedDict
-from dataclasses import dataclass
+from dataclasses import dataclass, replace
 from pathlib import Path
 
-from .nginx import LIVE_LOG, SHADOW_LOG, private_file
+from .nginx import BODY_LOG, LIVE_LOG, SHADOW_LOG, SHADOW_LOGS, private_file
 
 MAX_COMPARED = 10_000  # requests per endpoint
-MAX_LOG_BYTES = 64 * 2**20  # a log moved aside past this (bodies are logged on the shadow's side)
+MAX_LOG_BYTES = 16 * 2**20  # a log moved aside past this (an answer's line is about 100 bytes; a body's, kilobytes)
+BODY_TAIL_BYTES = 4 * 2**20  # the end of the bodies' log read for the latest disagreements
 LATEST = 12  # disagreements kept to show
 
 
 @dataclass(frozen=True)
 class Disagreement:
     """One copied request the two answered differently: its id, who answered the client and what, what the shadow
-    said, and the request's body as the shadow got it (b"" when it was too large to log)."""
+    said, and the request's body as the shadow got it (b"" when it was too large to log, or no longer kept)."""
 
     request_id: str
     live_deployment: str
@@ -91,17 +93,39 @@ def read_record(folder: Path, endpoint: str) -> ShadowRecord:
             agreeing += 1
         else:
             disagreements.append(Disagreement(request_id, str(a.get("who", "")), str(a.get("answer", "")),
-                                              str(b.get("answer", "")), str(b.get("body", "")).encode()))
+                                              str(b.get("answer", "")), b""))
+    latest = disagreements[-LATEST:]
+    bodies = _bodies(folder / (endpoint + BODY_LOG), {d.request_id for d in latest}) if latest else {}
+    latest = [replace(d, body=bodies.get(d.request_id, b"")) for d in latest]
     pending = len(set(live).symmetric_difference(shadow))
-    return ShadowRecord(compared, agreeing, failed, pending, tuple(disagreements[-LATEST:]), unlogged)
+    return ShadowRecord(compared, agreeing, failed, pending, tuple(latest), unlogged)
+
+
+def _bodies(path: Path, wanted: set[str]) -> dict[str, bytes]:
+    """The logged bodies of the requests `wanted`, from the end of the bodies' log (older ones are not shown)."""
+    try:
+        with path.open("rb") as log:
+            log.seek(max(0, log.seek(0, os.SEEK_END) - BODY_TAIL_BYTES))
+            tail = log.read()
+    except OSError:
+        return {}
+    found = {}
+    for line in tail.splitlines()[1:] if len(tail) == BODY_TAIL_BYTES else tail.splitlines():  # the first may be cut
+        try:
+            entry = json.loads(line)
+        except ValueError:
+            continue
+        if isinstance(entry, dict) and entry.get("id") in wanted:
+            found[str(entry["id"])] = str(entry.get("body", "")).encode()
+    return found
 
 
 def bound_logs(folder: Path, endpoint: str, master: int | None) -> None:
     """Moves a log of the endpoint past MAX_LOG_BYTES aside (dropping the one moved before) and has nginx reopen its
     logs (`master`: its pid), so the record stays bounded."""
     moved = False
-    for name in (endpoint + LIVE_LOG, endpoint + SHADOW_LOG):
-        path = folder / name
+    for log in SHADOW_LOGS:
+        path = folder / (endpoint + log)
         try:
             if path.stat().st_size > MAX_LOG_BYTES:
                 os.replace(path, path.with_name(path.name + ".1"))

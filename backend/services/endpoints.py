@@ -16,7 +16,7 @@ import numpy as np
 
 from ..errors import EndpointError, ModelDeckError
 from ..registry import Model
-from ..routing.nginx import LIVE_LOG, SHADOW_LOG, Proxy, Target
+from ..routing.nginx import SHADOW_LOGS, Proxy, Target
 from ..routing.records import EndpointRecord, EndpointStore, Split, check_name, checked_split, parse_weights
 from ..routing.shadow import ShadowRecord, bound_logs, read_record
 from ..runtimes.base import Deployment
@@ -218,7 +218,7 @@ def set_mirror(deck: ModelDeck, name: str, deployment: str | None, share: int = 
 def _forget_shadow(deck: ModelDeck, name: str, *, gone: bool = False) -> None:
     """Empties the endpoint's shadow record (removes it once the endpoint is `gone`)."""
     folder = _proxy(deck).folder
-    for log in (LIVE_LOG, SHADOW_LOG):
+    for log in SHADOW_LOGS:
         path = folder / (name + log)
         path.with_name(path.name + ".1").unlink(missing_ok=True)
         if gone:
