@@ -4,7 +4,7 @@ front of a deployment."""
 
 from __future__ import annotations
 
-from collections.abc import Sequence
+from collections.abc import Callable, Sequence
 
 import streamlit as st
 
@@ -162,7 +162,7 @@ def _shadow_live(deck: ModelDeck, name: str) -> None:
                        "shadow said": d.shadow} for d in reversed(kept.latest)], hide_index=True, width="stretch")
 
 
-def _changed(change, failed: str) -> None:  # type: ignore[no-untyped-def]
+def _changed(change: Callable[[], object], failed: str) -> None:
     try:
         change()
     except ModelDeckError as e:

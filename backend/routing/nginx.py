@@ -164,16 +164,20 @@ def private_file(path: Path) -> None:
         pass
 
 
-def _children(pid: int) -> list[int]:
-    """The processes whose parent is `pid` (a master's workers)."""
-    found = []
+def _processes() -> Iterator[tuple[int, int, int, str]]:
+    """(pid, parent pid, process group, command name) of every process, from /proc."""
     for stat in Path("/proc").glob("[0-9]*/stat"):
         try:
-            if int(stat.read_text().rsplit(")", 1)[1].split()[1]) == pid:
-                found.append(int(stat.parent.name))
+            text = stat.read_text()
+            fields = text.rsplit(")", 1)[1].split()
+            yield int(stat.parent.name), int(fields[1]), int(fields[2]), text.split("(", 1)[1].rsplit(")", 1)[0]
         except (OSError, IndexError, ValueError):
             continue
-    return found
+
+
+def _children(pid: int) -> list[int]:
+    """The processes whose parent is `pid` (a master's workers)."""
+    return [child for child, parent, _, _ in _processes() if parent == pid]
 
 
 def find_nginx() -> str:
@@ -275,16 +279,7 @@ class Proxy:
         except (OSError, ValueError):
             return
         def left() -> list[int]:
-            found = []
-            for entry in Path("/proc").iterdir():
-                if not entry.name.isdigit():
-                    continue
-                try:
-                    if os.getpgid(int(entry.name)) == group and b"nginx" in (entry / "cmdline").read_bytes():
-                        found.append(int(entry.name))
-                except (OSError, ProcessLookupError):
-                    continue
-            return found
+            return [pid for pid, _, pgrp, name in _processes() if pgrp == group and name == "nginx"]
         for pid in left():
             os.kill(pid, signal.SIGQUIT)  # it stops listening at once, and finishes what it holds
         deadline = time.monotonic() + READY_SECONDS
