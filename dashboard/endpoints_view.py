@@ -101,7 +101,8 @@ def _endpoint(deck: ModelDeck, view: EndpointView, healthy: Sequence[str]) -> No
             st.session_state.pop("endpoint_confirm_delete", None)
             st.rerun()
     st.dataframe([{"split": s.describe(), "set by": s.by, "when": friendly_time(s.at)}
-                  for s in reversed(record.history)], hide_index=True, width="stretch", height=180)
+                  for s in reversed(record.history)], hide_index=True, width="stretch",
+                 height=180 if len(record.history) > 4 else "auto")  # no empty rows under a short history
     _shadow(deck, view, healthy)
 
 
